@@ -1,0 +1,1 @@
+"""Sentinel API service: the public gRPC surface over the queue."""

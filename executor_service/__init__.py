@@ -1,0 +1,1 @@
+"""Sentinel executor: claims jobs from Redis Streams and runs them in Chromium."""

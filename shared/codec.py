@@ -1,0 +1,314 @@
+"""Encoding of domain values for Redis: job hashes, progress entries and stream fields.
+
+The only module that knows how a `Job` looks in Redis. Definitions, options, results and errors
+are stored as compact JSON inside the job hash; scalars as plain strings. Any malformed value
+raises `DecodeError(...) from exc` naming what was bad.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from typing import Any
+
+from shared.errors import DecodeError
+from shared.model import (
+    ACTIONS,
+    Action,
+    ArtifactPolicy,
+    ErrorCategory,
+    Job,
+    JobError,
+    JobMetadata,
+    JobOptions,
+    JobResult,
+    JobSource,
+    JobState,
+    Priority,
+    Progress,
+    ProgressEvent,
+    Step,
+    StepResult,
+    TestDefinition,
+    Viewport,
+)
+
+RawHash = Mapping[str, str]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(raw: str, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"{what} is not valid JSON: {raw[:80]!r}") from exc
+
+
+# --- definition ------------------------------------------------------------------------------
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    return asdict(action)
+
+
+def action_from_dict(data: Mapping[str, Any]) -> Action:
+    kind = data.get("kind")
+    cls = ACTIONS.get(str(kind))
+    if cls is None:
+        raise DecodeError(f"unknown step action {kind!r}")
+    names = {f.name for f in fields(cls) if f.init}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:
+        raise DecodeError(f"malformed {kind} action: {exc}") from exc
+
+
+def definition_to_json(definition: TestDefinition) -> str:
+    return dumps(
+        {
+            "name": definition.name,
+            "base_url": definition.base_url,
+            "viewport": asdict(definition.viewport) if definition.viewport else None,
+            "steps": [
+                {
+                    "name": s.name,
+                    "timeout_ms": s.timeout_ms,
+                    "action": action_to_dict(s.action) if s.action else None,
+                }
+                for s in definition.steps
+            ],
+        }
+    )
+
+
+def definition_from_json(raw: str) -> TestDefinition:
+    data = _loads(raw, "definition")
+    try:
+        viewport = data.get("viewport")
+        return TestDefinition(
+            name=str(data["name"]),
+            base_url=str(data.get("base_url", "")),
+            viewport=Viewport(int(viewport["width"]), int(viewport["height"])) if viewport else None,
+            steps=tuple(
+                Step(
+                    name=str(s.get("name", "")),
+                    timeout_ms=int(s.get("timeout_ms", 0)),
+                    action=action_from_dict(s["action"]) if s.get("action") else None,
+                )
+                for s in data["steps"]
+            ),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DecodeError(f"malformed definition: {exc!r}") from exc
+
+
+# --- options, errors, results ----------------------------------------------------------------
+
+
+def options_to_json(options: JobOptions) -> str:
+    data = asdict(options)
+    data["priority"] = options.priority.value
+    data["artifact_policy"] = options.artifact_policy.value
+    return dumps(data)
+
+
+def options_from_json(raw: str) -> JobOptions:
+    data = _loads(raw, "options")
+    try:
+        return JobOptions(
+            priority=Priority(data["priority"]),
+            timeout_ms=int(data["timeout_ms"]),
+            tags=tuple(data["tags"]),
+            max_attempts=int(data["max_attempts"]),
+            delay_ms=int(data["delay_ms"]),
+            idempotency_key=str(data["idempotency_key"]),
+            backoff_ms=int(data["backoff_ms"]),
+            artifact_policy=ArtifactPolicy(data["artifact_policy"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError(f"malformed options: {exc!r}") from exc
+
+
+def error_to_dict(error: JobError) -> dict[str, Any]:
+    return {
+        "category": error.category.value,
+        "message": error.message,
+        "step_index": error.step_index,
+        "retryable": error.retryable,
+    }
+
+
+def error_from_dict(data: Mapping[str, Any]) -> JobError:
+    try:
+        return JobError(
+            category=ErrorCategory(data["category"]),
+            message=str(data["message"]),
+            step_index=int(data.get("step_index", -1)),
+            retryable=bool(data.get("retryable", False)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError(f"malformed error: {exc!r}") from exc
+
+
+def result_to_json(result: JobResult) -> str:
+    data = asdict(result)
+    data["error"] = error_to_dict(result.error) if result.error else None
+    return dumps(data)
+
+
+def result_from_json(raw: str) -> JobResult:
+    data = _loads(raw, "result")
+    try:
+        return JobResult(
+            success=bool(data["success"]),
+            steps=tuple(
+                StepResult(
+                    index=int(s["index"]),
+                    name=str(s["name"]),
+                    success=bool(s["success"]),
+                    duration_ms=int(s["duration_ms"]),
+                    error=str(s["error"]),
+                    artifacts=tuple(s["artifacts"]),
+                    skipped=bool(s.get("skipped", False)),
+                )
+                for s in data["steps"]
+            ),
+            execution_time_ms=int(data["execution_time_ms"]),
+            worker_id=str(data["worker_id"]),
+            attempt=int(data["attempt"]),
+            total_attempts=int(data["total_attempts"]),
+            started_at_ms=int(data["started_at_ms"]),
+            completed_at_ms=int(data["completed_at_ms"]),
+            artifacts=tuple(data["artifacts"]),
+            error=error_from_dict(data["error"]) if data.get("error") else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError(f"malformed result: {exc!r}") from exc
+
+
+# --- progress --------------------------------------------------------------------------------
+
+
+def progress_fields(progress: Progress) -> dict[str, str]:
+    """Progress as flat string fields (used in the job hash and in progress stream entries)."""
+    return {
+        "pct": str(progress.percentage),
+        "cur": str(progress.current_step),
+        "total": str(progress.total_steps),
+        "step": progress.step_name,
+        "msg": progress.message,
+        "ts": str(progress.updated_at_ms),
+    }
+
+
+def progress_from_fields(raw: RawHash) -> Progress:
+    try:
+        return Progress(
+            percentage=int(raw.get("pct", 0)),
+            current_step=int(raw.get("cur", 0)),
+            total_steps=int(raw.get("total", 0)),
+            step_name=raw.get("step", ""),
+            message=raw.get("msg", ""),
+            updated_at_ms=int(raw.get("ts", 0)),
+        )
+    except ValueError as exc:
+        raise DecodeError(f"malformed progress fields: {dict(raw)!r}") from exc
+
+
+def progress_event_from_entry(job_id: str, entry_id: str, raw: RawHash) -> ProgressEvent:
+    try:
+        return ProgressEvent(
+            job_id=job_id,
+            cursor=entry_id,
+            state=JobState(raw["state"]),
+            progress=progress_from_fields(raw),
+            attempt=int(raw.get("attempt", 0)),
+            terminal=raw.get("terminal") == "1",
+        )
+    except (KeyError, ValueError) as exc:
+        raise DecodeError(f"malformed progress entry {entry_id} of job {job_id}") from exc
+
+
+# --- the job hash ----------------------------------------------------------------------------
+
+
+def new_job_fields(
+    *,
+    job_id: str,
+    state: JobState,
+    definition: TestDefinition,
+    options: JobOptions,
+    metadata: JobMetadata,
+    max_attempts: int,
+    timeout_ms: int,
+    scheduled_for_ms: int,
+    progress: Progress,
+) -> dict[str, str]:
+    """The fields of a new job's hash."""
+    return {
+        "id": job_id,
+        "state": state.value,
+        "priority": options.priority.value,
+        "name": definition.name,
+        "definition": definition_to_json(definition),
+        "options": options_to_json(options),
+        "tags": dumps(list(options.tags)),
+        "tenant": metadata.tenant_id,
+        "user": metadata.user_id,
+        "request": metadata.request_id,
+        "source": metadata.source.value,
+        "created": str(metadata.created_at_ms),
+        "attempt": "0",
+        "max_attempts": str(max_attempts),
+        "timeout_ms": str(timeout_ms),
+        "due": str(scheduled_for_ms),
+        "fence": "0",
+        **progress_fields(progress),
+    }
+
+
+def _int_field(raw: RawHash, name: str) -> int:
+    value = raw.get(name, "0") or "0"
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise DecodeError(f"job field {name!r} is not an integer: {value!r}") from exc
+
+
+def job_from_hash(raw: RawHash) -> Job:
+    """Decode a job hash (HGETALL, decoded to str) into a `Job`."""
+    try:
+        job_id = raw["id"]
+        state = JobState(raw["state"])
+        source = JobSource(raw.get("source") or "api")
+    except (KeyError, ValueError) as exc:
+        raise DecodeError(f"malformed job hash: {exc!r}") from exc
+    result_raw = raw.get("result", "")
+    error_raw = raw.get("error", "")
+    return Job(
+        job_id=job_id,
+        state=state,
+        definition=definition_from_json(raw.get("definition", "")),
+        options=options_from_json(raw.get("options", "")),
+        metadata=JobMetadata(
+            tenant_id=raw.get("tenant", ""),
+            user_id=raw.get("user", ""),
+            request_id=raw.get("request", ""),
+            source=source,
+            created_at_ms=_int_field(raw, "created"),
+        ),
+        attempt=_int_field(raw, "attempt"),
+        max_attempts=_int_field(raw, "max_attempts"),
+        timeout_ms=_int_field(raw, "timeout_ms"),
+        progress=progress_from_fields(raw),
+        result=result_from_json(result_raw) if result_raw else None,
+        error=error_from_dict(_loads(error_raw, "error")) if error_raw else None,
+        started_at_ms=_int_field(raw, "started"),
+        finished_at_ms=_int_field(raw, "finished"),
+        scheduled_for_ms=_int_field(raw, "due"),
+        worker_id=raw.get("worker", ""),
+    )

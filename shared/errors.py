@@ -1,0 +1,60 @@
+"""Sentinel's one exception tree.
+
+    SentinelError
+    ├── ConfigError          a setting in the environment is missing or malformed
+    ├── DecodeError          a value read from Redis cannot be decoded
+    ├── ValidationError      a request is malformed (carries field violations)
+    ├── NotFoundError        no such job (or not this tenant's)
+    ├── ConflictError        the job is in a state that does not allow the operation
+    ├── LimitError           a quota or size limit is exceeded
+    └── UnavailableError     Redis (or another dependency) cannot be reached
+
+Business logic raises these; the gRPC edge maps them to status codes in exactly one place
+(`api_service.status`). Nothing here imports grpc.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SentinelError(Exception):
+    """Base of every error Sentinel raises on purpose."""
+
+
+class ConfigError(SentinelError):
+    pass
+
+
+class DecodeError(SentinelError):
+    pass
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class ValidationError(SentinelError):
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        self.violations = violations
+        first = violations[0] if violations else FieldViolation("request", "invalid")
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        super().__init__(f"{first.field}: {first.description}{more}")
+
+
+class NotFoundError(SentinelError):
+    pass
+
+
+class ConflictError(SentinelError):
+    pass
+
+
+class LimitError(SentinelError):
+    pass
+
+
+class UnavailableError(SentinelError):
+    pass

@@ -1,0 +1,80 @@
+"""Every Redis key Sentinel uses, and the only place that spells one.
+
+All keys of a queue share the hash tag `{<queue>}`, so a queue lives in one cluster slot and a
+Lua script may touch any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.model import Priority
+
+#: The consumer group executors read the priority lanes with.
+GROUP = "executors"
+
+
+@dataclass(frozen=True)
+class Keys:
+    queue: str = "default"
+
+    @property
+    def prefix(self) -> str:
+        return f"sentinel:{{{self.queue}}}:"
+
+    def stream(self, priority: Priority) -> str:
+        return f"{self.prefix}stream:{priority.value}"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def progress(self, job_id: str) -> str:
+        return f"{self.prefix}progress:{job_id}"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}delayed"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}dlq"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def completed(self) -> str:
+        return f"{self.prefix}completed"
+
+    @property
+    def failed(self) -> str:
+        return f"{self.prefix}failed"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        return f"{self.prefix}idem:{tenant}:{key}"
+
+    def tenant_jobs(self, tenant: str) -> str:
+        """zset of a tenant's job ids, score = created ms (ListJobs reads it newest first)."""
+        return f"{self.prefix}tenant:{tenant}:jobs"
+
+    def tenant_tag(self, tenant: str, tag: str) -> str:
+        return f"{self.prefix}tenant:{tenant}:tag:{tag}"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.prefix}paused"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}metrics"
+
+    @property
+    def control(self) -> str:
+        """Pub/sub channel for commands to executors (cancel a running job, ...)."""
+        return f"{self.prefix}control"
+
+    @property
+    def lanes(self) -> tuple[str, str, str]:
+        """The three lane streams, high first."""
+        return (self.stream(Priority.HIGH), self.stream(Priority.MEDIUM), self.stream(Priority.LOW))

@@ -1,0 +1,180 @@
+"""Configuration from the environment: one frozen dataclass per concern.
+
+Each class has one `from_env(environ)` constructor and nothing else in Sentinel reads
+`os.environ`. A bad value raises `ConfigError` naming the variable and what it expected.
+Variable names and defaults follow Sentinel's original queue design (`QUEUE_CONCURRENCY=5`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from shared.errors import ConfigError
+from shared.model import Priority
+
+Environ = Mapping[str, str]
+
+
+def _int(env: Environ, name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {raw!r}")
+    return value
+
+
+def _bool(env: Environ, name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _port(env: Environ, name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value > 65535:
+        raise ConfigError(f"{name} must be a port number 0..65535, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = "redis://localhost:6379/0"
+    configured: bool = False  # whether the environment named a Redis at all
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> RedisSettings:
+        url = environ.get("REDIS_URL", "").strip()
+        if url:
+            if not url.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+            return cls(url=url, configured=True)
+        host = environ.get("REDIS_HOST", "").strip()
+        configured = bool(host or environ.get("REDIS_PORT", "").strip())
+        port = _port(environ, "REDIS_PORT", 6379)
+        db = _int(environ, "REDIS_DB", 0)
+        password = environ.get("REDIS_PASSWORD", "")
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return cls(url=f"redis://{auth}{host or 'localhost'}:{port}/{db}", configured=configured)
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    name: str = "default"
+    concurrency: int = 5
+    default_attempts: int = 3
+    backoff_delay_ms: int = 2000
+    backoff_max_ms: int = 300_000
+    remove_on_complete: int = 50
+    remove_on_fail: int = 20
+    retention_days: int = 7
+    max_waiting: int = 100
+    max_active: int = 50
+    max_failed: int = 20
+    use_queue_system: bool = True
+    progress_maxlen: int = 1000
+    events_maxlen: int = 10_000
+    lease_ms: int = 30_000
+    stalled_interval_ms: int = 30_000
+    max_stalled_count: int = 1
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> QueueSettings:
+        name = environ.get("SENTINEL_QUEUE", "default").strip() or "default"
+        if any(c in name for c in "{}: "):
+            raise ConfigError(f"SENTINEL_QUEUE must not contain '{{', '}}', ':' or spaces, got {name!r}")
+        return cls(
+            name=name,
+            concurrency=_int(environ, "QUEUE_CONCURRENCY", 5, minimum=1),
+            default_attempts=_int(environ, "QUEUE_DEFAULT_ATTEMPTS", 3, minimum=1),
+            backoff_delay_ms=_int(environ, "QUEUE_BACKOFF_DELAY", 2000),
+            backoff_max_ms=_int(environ, "QUEUE_BACKOFF_MAX", 300_000),
+            remove_on_complete=_int(environ, "QUEUE_REMOVE_ON_COMPLETE", 50),
+            remove_on_fail=_int(environ, "QUEUE_REMOVE_ON_FAIL", 20),
+            retention_days=_int(environ, "QUEUE_RETENTION_DAYS", 7),
+            max_waiting=_int(environ, "QUEUE_MAX_WAITING", 100),
+            max_active=_int(environ, "QUEUE_MAX_ACTIVE", 50),
+            max_failed=_int(environ, "QUEUE_MAX_FAILED", 20),
+            use_queue_system=_bool(environ, "USE_QUEUE_SYSTEM", True),
+            lease_ms=_int(environ, "QUEUE_LEASE_MS", 30_000, minimum=300),
+            stalled_interval_ms=_int(environ, "QUEUE_STALLED_INTERVAL_MS", 30_000, minimum=100),
+            max_stalled_count=_int(environ, "QUEUE_MAX_STALLED_COUNT", 1),
+        )
+
+    def default_timeout_ms(self, priority: Priority) -> int:
+        """The job timeout when the submit names none: high 5 min, medium 10, low 20."""
+        return {Priority.HIGH: 300_000, Priority.MEDIUM: 600_000, Priority.LOW: 1_200_000}[priority]
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = "0.0.0.0"
+    port: int = 50051
+    shutdown_grace_ms: int = 10_000
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
+        return cls(
+            host=environ.get("API_GRPC_HOST", "0.0.0.0").strip() or "0.0.0.0",
+            port=_port(environ, "API_GRPC_PORT", 50051),
+            shutdown_grace_ms=_int(environ, "API_SHUTDOWN_GRACE_MS", 10_000),
+        )
+
+
+def _default_chromium() -> str:
+    """Playwright's own Chromium when it is installed, else the system's."""
+    cache = Path.home() / ".cache" / "ms-playwright"
+    found = sorted(cache.glob("chromium-*/chrome-linux*/chrome")) if cache.is_dir() else []
+    if found:
+        return str(found[-1])
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    host: str = "0.0.0.0"
+    port: int = 50052
+    worker_id: str = ""
+    chromium: str = "/usr/bin/chromium"
+    artifacts_dir: str = "artifacts"
+    step_timeout_ms: int = 30_000
+    shutdown_grace_ms: int = 30_000
+    headless: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> ExecutorSettings:
+        return cls(
+            host=environ.get("EXECUTOR_GRPC_HOST", "0.0.0.0").strip() or "0.0.0.0",
+            port=_port(environ, "EXECUTOR_GRPC_PORT", 50052),
+            worker_id=environ.get("SENTINEL_WORKER_ID", "").strip(),
+            chromium=environ.get("SENTINEL_CHROMIUM", "").strip() or _default_chromium(),
+            artifacts_dir=environ.get("SENTINEL_ARTIFACTS_DIR", "").strip() or "artifacts",
+            step_timeout_ms=_int(environ, "SENTINEL_STEP_TIMEOUT_MS", 30_000, minimum=1),
+            shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
+            headless=_bool(environ, "SENTINEL_HEADLESS", True),
+        )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where the CLI finds the API."""
+
+    api: str = "localhost:50051"
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> ClientSettings:
+        return cls(api=environ.get("SENTINEL_API", "").strip() or "localhost:50051")
