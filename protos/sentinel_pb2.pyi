@@ -38,6 +38,7 @@ class ErrorCategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CATEGORY_VALIDATION: _ClassVar[ErrorCategory]
     ERROR_CATEGORY_ASSERTION: _ClassVar[ErrorCategory]
     ERROR_CATEGORY_UNKNOWN: _ClassVar[ErrorCategory]
+    ERROR_CATEGORY_POLICY: _ClassVar[ErrorCategory]
 
 class ArtifactPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -79,6 +80,7 @@ ERROR_CATEGORY_SYSTEM: ErrorCategory
 ERROR_CATEGORY_VALIDATION: ErrorCategory
 ERROR_CATEGORY_ASSERTION: ErrorCategory
 ERROR_CATEGORY_UNKNOWN: ErrorCategory
+ERROR_CATEGORY_POLICY: ErrorCategory
 ARTIFACT_POLICY_UNSPECIFIED: ArtifactPolicy
 ARTIFACT_POLICY_ON_FAILURE: ArtifactPolicy
 ARTIFACT_POLICY_ALWAYS: ArtifactPolicy

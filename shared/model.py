@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypeAlias
 
 
-class Priority(str, enum.Enum):
+class Priority(enum.StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
@@ -22,7 +22,7 @@ class Priority(str, enum.Enum):
 PRIORITY_ORDER: tuple[Priority, ...] = (Priority.HIGH, Priority.MEDIUM, Priority.LOW)
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     PENDING = "pending"
     SCHEDULED = "scheduled"
     RUNNING = "running"
@@ -39,7 +39,7 @@ class JobState(str, enum.Enum):
 TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED})
 
 
-class ErrorCategory(str, enum.Enum):
+class ErrorCategory(enum.StrEnum):
     NETWORK = "network"
     TIMEOUT = "timeout"
     BROWSER = "browser"
@@ -50,13 +50,13 @@ class ErrorCategory(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class ArtifactPolicy(str, enum.Enum):
+class ArtifactPolicy(enum.StrEnum):
     ON_FAILURE = "on_failure"
     ALWAYS = "always"
     NEVER = "never"
 
 
-class JobSource(str, enum.Enum):
+class JobSource(enum.StrEnum):
     API = "api"
     SCHEDULER = "scheduler"
     WEBHOOK = "webhook"
@@ -159,22 +159,22 @@ class Wait:
     kind: str = field(default="wait", init=False)
 
 
-Action = Union[
-    Navigate,
-    Click,
-    Fill,
-    Press,
-    SelectOption,
-    Check,
-    Hover,
-    WaitFor,
-    ExpectText,
-    ExpectVisible,
-    ExpectTitle,
-    ExpectUrl,
-    Screenshot,
-    Wait,
-]
+Action: TypeAlias = (
+    Navigate
+    | Click
+    | Fill
+    | Press
+    | SelectOption
+    | Check
+    | Hover
+    | WaitFor
+    | ExpectText
+    | ExpectVisible
+    | ExpectTitle
+    | ExpectUrl
+    | Screenshot
+    | Wait
+)
 
 #: Every action class by its kind (the protobuf oneof field name).
 ACTIONS: dict[str, type[Action]] = {

@@ -162,7 +162,7 @@ class ExecutorSettings:
             port=_port(environ, "EXECUTOR_GRPC_PORT", 50052),
             worker_id=environ.get("SENTINEL_WORKER_ID", "").strip(),
             chromium=environ.get("SENTINEL_CHROMIUM", "").strip() or _default_chromium(),
-            artifacts_dir=environ.get("SENTINEL_ARTIFACTS_DIR", "").strip() or "artifacts",
+            artifacts_dir=os.path.abspath(environ.get("SENTINEL_ARTIFACTS_DIR", "").strip() or "artifacts"),
             step_timeout_ms=_int(environ, "SENTINEL_STEP_TIMEOUT_MS", 30_000, minimum=1),
             shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
             headless=_bool(environ, "SENTINEL_HEADLESS", True),

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from tests.support import RedisServer, start_redis
+from tests.support import RedisProcess, start_redis
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
     server = start_redis(tmp_path)
     try:
         yield server
@@ -19,7 +19,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+async def redis_client(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         yield client

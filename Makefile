@@ -1,0 +1,82 @@
+# One command per habit, used alike by people, the README and CI (.ci/run):
+#
+#   make install   system packages (redis-server, chromium) + .venv with the project and dev tools
+#   make protos    regenerate protos/*_pb2*.py and .pyi from protos/*.proto
+#   make lint      ruff check, ruff format --check, mypy --strict
+#   make test      install, lint, then pytest (extra arguments: make test PYTEST_ARGS='-k redis -x')
+#   make dev       everything on this machine: private redis-server, API, one executor, demo site
+#   make clean     caches and build output (make distclean also removes .venv)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+# Marks a finished `pip install -e '.[dev]'`; older than pyproject.toml means install again.
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+# apt-get needs root; use sudo only when we are not root and sudo exists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
+
+.PHONY: help install system-deps protos lint test dev clean distclean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+install: system-deps $(STAMP)
+
+# Cheap to run every time: apt is only touched (one update, one install) when something is missing.
+system-deps:
+	@pkgs=(); \
+	if ! command -v redis-server >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
+	  pkgs+=(redis-server chromium); \
+	fi; \
+	if ! command -v python3 >/dev/null 2>&1; then \
+	  pkgs+=(python3 python3-venv); \
+	elif [ ! -f $(VENV)/pyvenv.cfg ] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then \
+	  pkgs+=(python3-venv); \
+	fi; \
+	if [ $${#pkgs[@]} -eq 0 ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make install: install these first (no apt-get here): $${pkgs[*]}" >&2; exit 1; \
+	fi; \
+	if [ "$$(id -u)" != 0 ] && [ -z "$(SUDO)" ]; then \
+	  echo "make install: need root or sudo to apt-get install $${pkgs[*]}" >&2; exit 1; \
+	fi; \
+	echo "make install: apt-get install $${pkgs[*]}"; \
+	$(SUDO) apt-get update; \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y "$${pkgs[@]}"
+
+$(VENV)/pyvenv.cfg: | system-deps
+	python3 -m venv $(VENV)
+
+# Reinstalls only when pyproject.toml changes (or the venv was recreated).
+$(STAMP): pyproject.toml $(VENV)/pyvenv.cfg
+	$(BIN)/pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+protos: $(STAMP)
+	PYTHON=$(PYTHON) scripts/gen_protos.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+# pytest exits 5 when it collects nothing; make treats that, like any non-zero code, as failure.
+test: install lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+dev: install
+	$(BIN)/sentinel dev --demo
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts ./*.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

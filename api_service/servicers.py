@@ -1,0 +1,113 @@
+"""Thin gRPC servicers: convert the request, call a plain async function, convert back.
+
+No business logic lives here: validation is `shared.validation`, queue operations are
+`shared.jobs` / `shared.progress`, conversions are `api_service.convert`, and errors become
+status codes in `api_service.status`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from api_service import convert
+from api_service.auth import tenant_of
+from api_service.status import streaming, to_status, unary
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from shared import jobs
+from shared.errors import FieldViolation, SentinelError, ValidationError
+from shared.model import SubmitCommand
+from shared.progress import follow_progress
+from shared.queue import Queue
+from shared.streams import StreamHub
+from shared.validation import validate_submit
+
+#: Most jobs one SubmitBatch may carry.
+MAX_BATCH = 1000
+MAX_PAGE_SIZE = 500
+
+
+class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc]
+    __test__ = False
+
+    def __init__(self, queue: Queue, hub: StreamHub) -> None:
+        self._queue = queue
+        self._hub = hub
+
+    @unary
+    async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
+        command = convert.submit_from_proto(request)
+        validate_submit(command)
+        submitted = await jobs.submit(self._queue, command, tenant=tenant_of(context))
+        return pb.SubmitResponse(job_id=submitted.job_id, duplicate=submitted.duplicate)
+
+    @unary
+    async def SubmitBatch(
+        self, request: pb.SubmitBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitBatchResponse:
+        if len(request.requests) > MAX_BATCH:
+            raise ValidationError(
+                [
+                    FieldViolation(
+                        "requests", f"at most {MAX_BATCH} jobs per batch, got {len(request.requests)}"
+                    )
+                ]
+            )
+        items: list[pb.SubmitBatchItem] = []
+        valid: list[tuple[int, SubmitCommand]] = []
+        for index, item in enumerate(request.requests):
+            try:
+                command = convert.submit_from_proto(item)
+                validate_submit(command, prefix=f"requests[{index}].")
+                valid.append((index, command))
+            except SentinelError as exc:
+                status = to_status(exc)
+                error = pb.ItemError(code=status.code, message=status.message)
+                if isinstance(exc, ValidationError):
+                    error.field_violations.extend(convert.violations_to_proto(exc.violations))
+                items.append(pb.SubmitBatchItem(index=index, error=error))
+        submitted = await jobs.submit_many(self._queue, [c for _, c in valid], tenant=tenant_of(context))
+        for (index, _), done in zip(valid, submitted, strict=True):
+            items.append(pb.SubmitBatchItem(index=index, job_id=done.job_id, duplicate=done.duplicate))
+        items.sort(key=lambda i: i.index)
+        return pb.SubmitBatchResponse(items=items)
+
+    @unary
+    async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        job = await jobs.get_job(self._queue, request.job_id, tenant=tenant_of(context))
+        return convert.job_to_proto(job)
+
+    @streaming
+    async def StreamProgress(
+        self, request: pb.StreamProgressRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ProgressEvent]:
+        events = follow_progress(
+            self._queue, self._hub, request.job_id, tenant=tenant_of(context), cursor=request.cursor
+        )
+        async for event in events:
+            yield convert.progress_event_to_proto(event)
+
+    @unary
+    async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        job = await jobs.cancel(self._queue, request.job_id, tenant=tenant_of(context))
+        return convert.job_to_proto(job)
+
+    @unary
+    async def ListJobs(
+        self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobsResponse:
+        if request.page_size > MAX_PAGE_SIZE:
+            raise ValidationError([FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}")])
+        page = await jobs.list_jobs(
+            self._queue,
+            tenant=tenant_of(context),
+            state=convert.state_from_proto(request.state),
+            tag=request.tag,
+            page_size=request.page_size or 50,
+            page_token=request.page_token,
+        )
+        return pb.ListJobsResponse(
+            jobs=[convert.job_to_proto(j) for j in page.jobs], next_page_token=page.next_token
+        )

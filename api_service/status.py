@@ -1,0 +1,118 @@
+"""The one place Sentinel errors become gRPC status codes.
+
+Servicers wrap their methods with `unary` / `streaming`; anything from the exception tree in
+`shared.errors` (and Redis being unreachable) is turned into a status with a clear message.
+Field violations travel as a `google.rpc.BadRequest` detail so clients can point at the field.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.errors import (
+    ConflictError,
+    LimitError,
+    NotFoundError,
+    SentinelError,
+    UnavailableError,
+    ValidationError,
+)
+from shared.streams import HubClosed
+
+log = logging.getLogger(__name__)
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
+    (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (ConflictError, grpc.StatusCode.FAILED_PRECONDITION),
+    (LimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (HubClosed, grpc.StatusCode.UNAVAILABLE),
+    (RedisConnectionError, grpc.StatusCode.UNAVAILABLE),
+    (RedisTimeoutError, grpc.StatusCode.UNAVAILABLE),
+]
+
+
+def code_for(exc: BaseException) -> grpc.StatusCode:
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def message_for(exc: BaseException) -> str:
+    if isinstance(exc, HubClosed):
+        return "the server is shutting down; reconnect with your last cursor"
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return "the queue store (Redis) is unreachable; try again shortly"
+    if isinstance(exc, SentinelError):
+        return str(exc)
+    return "internal error"
+
+
+def to_status(exc: BaseException) -> status_pb2.Status:
+    """A google.rpc.Status for `exc`, with a BadRequest detail for field violations."""
+    code = code_for(exc)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message_for(exc))
+    if isinstance(exc, ValidationError):
+        detail = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in exc.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        status.details.append(packed)
+    return status
+
+
+async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
+    if code_for(exc) is grpc.StatusCode.INTERNAL:
+        log.exception("unexpected error", exc_info=exc)
+    await context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    raise AssertionError("unreachable")  # abort_with_status always raises
+
+
+def unary(
+    method: Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
+) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await abort(context, exc)
+
+    return wrapper
+
+
+def streaming(
+    method: Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]],
+) -> Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> AsyncIterator[Resp]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await abort(context, exc)
+
+    return wrapper

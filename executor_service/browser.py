@@ -1,0 +1,198 @@
+"""One Chromium per executor process, handed out as a fresh isolated context per job.
+
+Launching Chromium costs about a second, a context a few milliseconds, so the process keeps one
+browser and gives every job its own `BrowserContext` (own cookies, storage and cache). If the
+browser dies (crash, OOM kill) the next `new_context` relaunches it, once, however many jobs ask
+at the same moment.
+
+This module never runs steps and never closes a job's context: the runner uses the context and
+the job's owner closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+
+from playwright._impl._errors import TargetClosedError
+from playwright.async_api import Browser, BrowserContext, Playwright, ViewportSize, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from shared.errors import UnavailableError
+from shared.model import Viewport
+
+__all__ = ["DEFAULT_ARGS", "BrowserManager", "BrowserUnavailable"]
+
+log = logging.getLogger(__name__)
+
+#: Flags for a headless Chromium in a container: no sandbox (containers rarely allow one), no GPU,
+#: and nothing that phones home, so a job's network traffic is only its own.
+DEFAULT_ARGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+_INSTALL_HINT = "set SENTINEL_CHROMIUM to a Chromium binary, or install one (apt-get install chromium)"
+
+
+class BrowserUnavailable(UnavailableError):
+    """Chromium cannot be launched (missing binary, bad flags) or the manager is stopped."""
+
+
+class BrowserManager:
+    """Owns Playwright and one Chromium; relaunches the browser if it has died.
+
+    Attributes:
+        restarts: How many times a dead browser has been relaunched since `start`.
+    """
+
+    def __init__(
+        self,
+        *,
+        executable_path: str,
+        headless: bool = True,
+        args: Sequence[str] = DEFAULT_ARGS,
+    ) -> None:
+        self._executable_path = executable_path
+        self._headless = headless
+        self._args = list(args)
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._stopped = False
+        # One lock for launch, relaunch and stop, so concurrent jobs that all find the browser
+        # dead relaunch it once, and stop never races a launch into a leaked process.
+        self._lock = asyncio.Lock()
+        self.restarts = 0
+
+    @property
+    def version(self) -> str:
+        """Chromium's version (e.g. "120.0.6099.71"), or "" before the first launch."""
+        return self._browser.version if self._browser is not None else ""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the browser is running and Playwright still talks to it."""
+        return self._browser is not None and self._browser.is_connected()
+
+    async def start(self) -> None:
+        """Start Playwright and launch Chromium; does nothing if already running.
+
+        Raises:
+            BrowserUnavailable: Chromium is missing or would not start.
+        """
+        async with self._lock:
+            self._stopped = False
+            if self.connected:
+                return
+            try:
+                await self._launch()
+            except BrowserUnavailable:
+                # Leave nothing running behind a failed start: the caller may never call stop().
+                await self._stop_playwright()
+                raise
+
+    async def stop(self) -> None:
+        """Close the browser and stop Playwright. Safe to call more than once."""
+        async with self._lock:
+            self._stopped = True
+            await self._close_browser()
+            await self._stop_playwright()
+
+    async def new_context(self, *, viewport: Viewport | None = None) -> BrowserContext:
+        """A fresh isolated context, relaunching Chromium first if it has died.
+
+        Args:
+            viewport: The page size; None keeps Playwright's default (1280x720).
+
+        Returns:
+            A new context; the caller must close it.
+
+        Raises:
+            BrowserUnavailable: The manager is stopped, or Chromium cannot be (re)launched.
+        """
+        size: ViewportSize | None = (
+            {"width": viewport.width, "height": viewport.height} if viewport is not None else None
+        )
+        browser = await self._ensure_browser()
+        try:
+            return await self._open_context(browser, size)
+        except TargetClosedError:
+            # The process died but Playwright had not noticed yet when we checked: relaunch once.
+            log.warning("browser closed while opening a context; relaunching")
+            browser = await self._ensure_browser(dead=browser)
+            return await self._open_context(browser, size)
+
+    @staticmethod
+    async def _open_context(browser: Browser, viewport: ViewportSize | None) -> BrowserContext:
+        if viewport is None:
+            return await browser.new_context()
+        return await browser.new_context(viewport=viewport)
+
+    async def _ensure_browser(self, *, dead: Browser | None = None) -> Browser:
+        """The live browser, launching or relaunching it under the lock if needed."""
+        async with self._lock:
+            if self._stopped:
+                raise BrowserUnavailable("the browser manager is stopped")
+            browser = self._browser
+            # Another caller may have relaunched while we waited for the lock; only replace the
+            # browser we actually saw die.
+            if browser is not None and browser.is_connected() and browser is not dead:
+                return browser
+            if browser is not None:
+                self.restarts += 1
+                log.warning("chromium is gone; relaunching it (restart %d)", self.restarts)
+                await self._close_browser()
+            return await self._launch()
+
+    async def _launch(self) -> Browser:
+        executable = self._resolve_executable()
+        if self._playwright is None:
+            self._playwright = await async_playwright().start()
+        try:
+            browser = await self._playwright.chromium.launch(
+                executable_path=executable, headless=self._headless, args=self._args
+            )
+        except PlaywrightError as exc:
+            first_line = exc.message.strip().splitlines()[0] if exc.message.strip() else repr(exc)
+            raise BrowserUnavailable(
+                f"cannot launch Chromium at {executable}: {first_line}; {_INSTALL_HINT}"
+            ) from exc
+        self._browser = browser
+        log.info("chromium %s launched from %s", browser.version, executable)
+        return browser
+
+    def _resolve_executable(self) -> str:
+        path = self._executable_path
+        # A bare name ("chromium") is looked up on PATH like a shell would.
+        if path and os.sep not in path:
+            path = shutil.which(path) or path
+        if not path or not os.path.isfile(path):
+            raise BrowserUnavailable(f"no Chromium executable at {self._executable_path!r}; {_INSTALL_HINT}")
+        if not os.access(path, os.X_OK):
+            raise BrowserUnavailable(f"Chromium at {path!r} is not executable; {_INSTALL_HINT}")
+        return path
+
+    async def _close_browser(self) -> None:
+        if self._browser is None:
+            return
+        browser, self._browser = self._browser, None
+        try:
+            await browser.close()
+        except Exception:  # a crashed browser cannot be closed politely; its process is gone anyway
+            log.debug("closing chromium failed", exc_info=True)
+
+    async def _stop_playwright(self) -> None:
+        if self._playwright is None:
+            return
+        playwright, self._playwright = self._playwright, None
+        try:
+            await playwright.stop()
+        except Exception:  # the driver may already be gone; nothing left to release
+            log.debug("stopping playwright failed", exc_info=True)

@@ -1,0 +1,111 @@
+"""Sort an exception raised while running a job into an `ErrorCategory`.
+
+Each category has its own retry policy elsewhere, so the decision here must rest on what the
+exception *is* (its type, and for Playwright's catch-all `Error` the Chromium net error code it
+carries), never on loose substring matching over arbitrary text: a page that prints
+"timeout" or "net::ERR_FAILED" must not turn an assertion into an infrastructure failure.
+
+This module also defines the two errors the runner raises on purpose:
+
+    SentinelError
+    ├── AssertionFailure     an expect_* step did not hold           → ASSERTION
+    └── NavigationRefused    a navigation guard refused a URL        → POLICY
+
+(`shared.errors.ValidationError` → VALIDATION and `browser.BrowserUnavailable` → BROWSER.)
+
+It must never import Redis or grpc, and never raise.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright._impl._errors import TargetClosedError
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from executor_service.browser import BrowserUnavailable
+from shared.errors import SentinelError, ValidationError
+from shared.model import ErrorCategory
+
+__all__ = ["AssertionFailure", "NavigationRefused", "classify", "net_error_code"]
+
+# Chromium writes its net errors as `net::ERR_CONNECTION_REFUSED` (see net/base/net_error_list.h).
+_NET_ERROR = re.compile(r"\bnet::(ERR_[A-Z_]+)\b")
+
+# How far down a `raise ... from ...` chain to look before giving up; chains are short in practice
+# and a cycle must not loop forever.
+_MAX_CAUSE_DEPTH = 5
+
+
+class AssertionFailure(SentinelError):
+    """An expect_* step did not hold within its timeout: a test *result*, not an infrastructure fault."""
+
+
+class NavigationRefused(SentinelError):
+    """A navigation guard refused to let the page load a URL (e.g. a private address)."""
+
+
+def net_error_code(exc: BaseException) -> str | None:
+    """The Chromium net error code a Playwright error carries, if any.
+
+    Args:
+        exc: Any exception; only Playwright errors are looked at.
+
+    Returns:
+        The code without its `net::` prefix (e.g. `"ERR_CONNECTION_REFUSED"`), or None.
+    """
+    if not isinstance(exc, PlaywrightError) or isinstance(exc, PlaywrightTimeoutError):
+        return None
+    match = _NET_ERROR.search(exc.message)
+    return match.group(1) if match else None
+
+
+def classify(exc: BaseException) -> ErrorCategory:
+    """Decide which category an exception belongs to.
+
+    An exception that is not recognised falls back to its explicit cause (`raise X from Y`), so a
+    wrapper does not hide a known failure.
+
+    Args:
+        exc: The exception a step (or the run around it) raised.
+
+    Returns:
+        The category; `ErrorCategory.UNKNOWN` when nothing matches.
+    """
+    current: BaseException | None = exc
+    for _ in range(_MAX_CAUSE_DEPTH):
+        if current is None:
+            break
+        category = _classify_one(current)
+        if category is not ErrorCategory.UNKNOWN:
+            return category
+        current = current.__cause__
+    return ErrorCategory.UNKNOWN
+
+
+def _classify_one(exc: BaseException) -> ErrorCategory:
+    # Our own errors first: they are explicit decisions made by the runner or a guard.
+    if isinstance(exc, NavigationRefused):
+        return ErrorCategory.POLICY
+    if isinstance(exc, AssertionFailure):
+        return ErrorCategory.ASSERTION
+    if isinstance(exc, ValidationError):
+        return ErrorCategory.VALIDATION
+    if isinstance(exc, BrowserUnavailable):
+        return ErrorCategory.BROWSER
+    # Playwright's TimeoutError subclasses its Error, and the builtin TimeoutError (which
+    # asyncio.TimeoutError is, since 3.11) subclasses OSError: both must be decided before those.
+    if isinstance(exc, PlaywrightTimeoutError | TimeoutError):
+        return ErrorCategory.TIMEOUT
+    if isinstance(exc, TargetClosedError):
+        return ErrorCategory.BROWSER
+    if isinstance(exc, PlaywrightError):
+        if net_error_code(exc) is not None:
+            return ErrorCategory.NETWORK
+        # Everything else Playwright raises (a crashed page, a detached frame, a protocol error)
+        # is the browser's fault, not the test's.
+        return ErrorCategory.BROWSER
+    if isinstance(exc, OSError | MemoryError):
+        return ErrorCategory.SYSTEM
+    return ErrorCategory.UNKNOWN

@@ -1,0 +1,239 @@
+"""Running one claimed job: progress, the job timeout, the browser context, the final state.
+
+The progress scale is Sentinel's original one: 0 start, 5 validated, 10 browser ready,
+10 + 80·i/n before step i, 95 cleanup, 100 done. The job's timeout covers everything from the
+claim on and really stops the work: the run is cancelled and its browser context closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from executor_service.browser import BrowserManager
+from executor_service.classify import classify
+from executor_service.runner import RunOutcome, run_steps
+from executor_service.store import CancelRequested, Claim, LeaseLost, finish, write_progress
+from shared import codec, retry
+from shared.clock import now_ms
+from shared.errors import ValidationError
+from shared.model import ErrorCategory, JobError, JobResult, JobState, Progress, StepResult
+from shared.queue import Queue
+from shared.settings import ExecutorSettings
+from shared.validation import validate_definition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunState:
+    """What a running job has reported so far (read by GetWorkerStatus and on timeout)."""
+
+    claim: Claim
+    started_ms: int = field(default_factory=now_ms)
+    progress: Progress = field(default_factory=Progress)
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class JobEnv:
+    queue: Queue
+    browser: BrowserManager
+    settings: ExecutorSettings
+    worker_id: str
+
+
+class _Reporter:
+    def __init__(self, env: JobEnv, state: RunState) -> None:
+        self._env = env
+        self._state = state
+
+    async def __call__(
+        self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str
+    ) -> None:
+        progress = Progress(
+            percentage=percentage,
+            current_step=current_step,
+            total_steps=total_steps,
+            step_name=step_name,
+            message=message,
+            updated_at_ms=now_ms(),
+        )
+        self._state.progress = progress
+        await write_progress(self._env.queue, self._state.claim, progress)
+
+
+def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ...]:
+    """Per-step outcomes when the run was stopped mid-way (timeout, cancel)."""
+    definition = state.claim.job.definition
+    current = state.progress.current_step  # 1-based; 0 = no step started
+    results = []
+    for i, step in enumerate(definition.steps):
+        if i + 1 < current:
+            results.append(StepResult(index=i, name=step.display_name, success=True))
+        elif i + 1 == current:
+            results.append(StepResult(index=i, name=step.display_name, success=False, error=reason))
+        else:
+            results.append(StepResult(index=i, name=step.display_name, success=False, skipped=True))
+    return tuple(results)
+
+
+async def _run(env: JobEnv, state: RunState) -> RunOutcome:
+    job = state.claim.job
+    report = _Reporter(env, state)
+    total = len(job.definition.steps)
+    await report(percentage=0, current_step=0, total_steps=total, step_name="", message="Initializing")
+    try:
+        violations = validate_definition(job.definition)
+        if violations:
+            raise ValidationError(violations)
+    except ValidationError as exc:
+        return RunOutcome(steps=(), error=JobError(ErrorCategory.VALIDATION, str(exc)), artifacts=())
+    await report(percentage=5, current_step=0, total_steps=total, step_name="", message="Validation complete")
+    context = await env.browser.new_context(viewport=job.definition.viewport)
+    try:
+        await report(percentage=10, current_step=0, total_steps=total, step_name="", message="Browser ready")
+        outcome = await run_steps(
+            context,
+            job.definition,
+            report=report,
+            artifacts_root=Path(env.settings.artifacts_dir),
+            artifact_prefix=f"{job.job_id}/{job.attempt}",
+            step_timeout_ms=env.settings.step_timeout_ms,
+            artifact_policy=job.options.artifact_policy,
+        )
+    finally:
+        # Closing the context is what really stops the work; never skip it, even when cancelled.
+        await asyncio.shield(context.close())
+    last = outcome.steps[-1].index + 1 if outcome.steps else 0
+    await report(percentage=95, current_step=last, total_steps=total, step_name="", message="Cleaning up")
+    return outcome
+
+
+async def run_job(env: JobEnv, state: RunState) -> JobState | None:
+    """Run a claimed job to its end and record it; returns the state it ended in.
+
+    Returns None when the run lost its lease (another executor owns the job now) and so
+    recorded nothing. Cancellation of the calling task (shutdown) propagates.
+    """
+    claim = state.claim
+    job = claim.job
+    started = time.monotonic()
+    remaining_s = max(job.timeout_ms - (now_ms() - state.started_ms), 1) / 1000
+    ended: JobState
+    try:
+        outcome = await asyncio.wait_for(_run(env, state), timeout=remaining_s)
+        ended = JobState.COMPLETED if outcome.error is None else JobState.FAILED
+    except TimeoutError:
+        reason = f"job timed out after {job.timeout_ms} ms"
+        outcome = RunOutcome(
+            steps=_steps_after_interrupt(state, reason),
+            error=JobError(ErrorCategory.TIMEOUT, reason, step_index=state.progress.current_step - 1),
+            artifacts=(),
+        )
+        ended = JobState.TIMEOUT
+    except CancelRequested:
+        state.cancel_requested = True
+        outcome = RunOutcome(
+            steps=_steps_after_interrupt(state, "cancelled"),
+            error=JobError(ErrorCategory.UNKNOWN, "cancelled by request"),
+            artifacts=(),
+        )
+        ended = JobState.CANCELLED
+    except asyncio.CancelledError:
+        if not state.cancel_requested:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        outcome = RunOutcome(
+            steps=_steps_after_interrupt(state, "cancelled"),
+            error=JobError(ErrorCategory.UNKNOWN, "cancelled by request"),
+            artifacts=(),
+        )
+        ended = JobState.CANCELLED
+    except LeaseLost:
+        log.warning("job %s: lease lost, another executor owns it now", job.job_id)
+        return None
+    except Exception as exc:  # an infrastructure failure outside any step: browser gone, ...
+        log.exception("job %s: run failed outside a step", job.job_id)
+        outcome = RunOutcome(
+            steps=(), error=JobError(classify(exc), f"{type(exc).__name__}: {exc}"), artifacts=()
+        )
+        ended = JobState.FAILED
+    return await _record(env, state, outcome, ended, execution_ms=int((time.monotonic() - started) * 1000))
+
+
+async def _record(
+    env: JobEnv, state: RunState, outcome: RunOutcome, ended: JobState, *, execution_ms: int
+) -> JobState | None:
+    claim = state.claim
+    job = claim.job
+    error = outcome.error
+    decision = retry.Decision(retry=False)
+    if error is not None and ended is not JobState.CANCELLED:
+        decision = retry.decide(job.attempt, error, job.options, env.queue.settings)
+        error = replace(error, retryable=decision.retry)
+    now = now_ms()
+    result = JobResult(
+        success=error is None,
+        steps=outcome.steps,
+        execution_time_ms=execution_ms,
+        worker_id=env.worker_id,
+        attempt=job.attempt,
+        total_attempts=job.max_attempts,
+        started_at_ms=state.started_ms,
+        completed_at_ms=now,
+        artifacts=outcome.artifacts,
+        error=error,
+    )
+    total = len(job.definition.steps)
+    if decision.retry:
+        final_state = JobState.SCHEDULED
+        category = error.category.value if error else "unknown"
+        message = f"Attempt {job.attempt} failed ({category}); retrying in {decision.delay_ms} ms"
+        percentage = state.progress.percentage
+    else:
+        final_state = ended
+        message = {
+            JobState.COMPLETED: "Complete",
+            JobState.FAILED: f"Failed: {error.message if error else ''}",
+            JobState.TIMEOUT: f"Timed out after {job.timeout_ms} ms",
+            JobState.CANCELLED: "Cancelled",
+        }[ended]
+        percentage = 100 if ended is JobState.COMPLETED else state.progress.percentage
+    progress = Progress(
+        percentage=percentage,
+        current_step=state.progress.current_step if ended is not JobState.COMPLETED else total,
+        total_steps=total,
+        step_name=state.progress.step_name,
+        message=message[:1000],
+        updated_at_ms=now,
+    )
+    dead = ""
+    if (
+        final_state in (JobState.FAILED, JobState.TIMEOUT)
+        and error is not None
+        and error.category is not ErrorCategory.ASSERTION
+    ):
+        allowed = retry.attempts_allowed(error, job.options, env.queue.settings)
+        dead = f"{error.category.value}: out of attempts ({job.attempt} of {allowed})"
+    done = await finish(
+        env.queue,
+        claim,
+        state=final_state,
+        progress=progress,
+        result_json=codec.result_to_json(result),
+        error_json=codec.dumps(codec.error_to_dict(error)) if error else "",
+        due_ms=now + decision.delay_ms if decision.retry else 0,
+        dead_letter_reason=dead,
+        execution_ms=execution_ms,
+    )
+    if not done:
+        log.warning("job %s: finish refused (stale fence); another executor owns it", job.job_id)
+        return None
+    log.info("job %s attempt %d ended %s", job.job_id, job.attempt, final_state.value)
+    return final_state

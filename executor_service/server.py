@@ -1,0 +1,156 @@
+"""The executor service: the worker plus its internal gRPC server (health, status, drain).
+
+Shutdown: health flips to NOT_SERVING, the worker claims nothing more, in-flight jobs get
+EXECUTOR_SHUTDOWN_GRACE_MS to finish, then the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+import grpc
+import redis.asyncio as aioredis
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from executor_service.browser import BrowserManager
+from executor_service.worker import Worker
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from shared.queue import Queue, connect
+from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
+from shared.settings import ExecutorSettings, QueueSettings, RedisSettings
+
+log = logging.getLogger(__name__)
+
+SERVICES = [pb.DESCRIPTOR.services_by_name["Executor"].full_name]
+
+
+def make_worker_id(configured: str) -> str:
+    return configured or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _timestamp(ms: int) -> Timestamp | None:
+    if not ms:
+        return None
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+class ExecutorServicer(pb_grpc.ExecutorServicer):  # type: ignore[misc]
+    def __init__(self, worker: Worker, health: HealthReporter, grace_s: float) -> None:
+        self._worker = worker
+        self._health = health
+        self._grace_s = grace_s
+
+    def status(self) -> pb.WorkerStatus:
+        w = self._worker
+        in_flight = []
+        for _, state in list(w.in_flight.values()):
+            p = state.progress
+            in_flight.append(
+                pb.InFlightJob(
+                    job_id=state.claim.job_id,
+                    attempt=state.claim.job.attempt,
+                    progress=pb.Progress(
+                        percentage=p.percentage,
+                        current_step=p.current_step,
+                        total_steps=p.total_steps,
+                        step_name=p.step_name,
+                        message=p.message,
+                        updated_at=_timestamp(p.updated_at_ms),
+                    ),
+                    started_at=_timestamp(state.started_ms),
+                )
+            )
+        return pb.WorkerStatus(
+            worker_id=w.worker_id,
+            concurrency=w.concurrency,
+            in_flight=in_flight,
+            browser_version=w.browser.version,
+            browser_connected=w.browser.connected,
+            uptime_ms=int((time.monotonic() - w.started_at) * 1000),
+            draining=w.draining,
+            jobs_processed=w.jobs_processed,
+        )
+
+    async def GetWorkerStatus(
+        self, request: pb.GetWorkerStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WorkerStatus:
+        return self.status()
+
+    async def Drain(self, request: pb.DrainRequest, context: grpc.aio.ServicerContext) -> pb.DrainResponse:
+        await self._health.drain()
+        await self._worker.drain(self._grace_s)
+        return pb.DrainResponse(status=self.status())
+
+
+@dataclass
+class ExecutorServer:
+    server: grpc.aio.Server
+    port: int
+    worker: Worker
+    health: HealthReporter
+    settings: ExecutorSettings
+    blocking: aioredis.Redis
+
+    @classmethod
+    async def start(
+        cls, *, redis: RedisSettings, queue_settings: QueueSettings, executor: ExecutorSettings
+    ) -> ExecutorServer:
+        client = connect(redis)
+        blocking = connect(redis, single_connection_client=True, socket_timeout=None)
+        queue = Queue.open(client, queue_settings)
+        worker_id = make_worker_id(executor.worker_id)
+        browser = BrowserManager(executable_path=executor.chromium, headless=executor.headless)
+        worker = Worker(
+            queue,
+            browser,
+            settings=executor,
+            blocking=blocking,
+            worker_id=worker_id,
+            concurrency=queue_settings.concurrency,
+        )
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        health = HealthReporter(server, SERVICES, client)
+        grace_s = executor.shutdown_grace_ms / 1000
+        pb_grpc.add_ExecutorServicer_to_server(ExecutorServicer(worker, health, grace_s), server)
+        enable_reflection(server, SERVICES)
+        port = server.add_insecure_port(f"{executor.host}:{executor.port}")
+        if port == 0:
+            raise OSError(f"cannot listen on {executor.host}:{executor.port} (EXECUTOR_GRPC_PORT)")
+        await worker.start()
+        await server.start()
+        await health.start()
+        log.info(
+            "executor %s listening on %s:%d (concurrency %d)",
+            worker_id,
+            executor.host,
+            port,
+            worker.concurrency,
+        )
+        return cls(
+            server=server, port=port, worker=worker, health=health, settings=executor, blocking=blocking
+        )
+
+    async def stop(self) -> None:
+        await self.health.drain()
+        await self.worker.stop(self.settings.shutdown_grace_ms / 1000)
+        await self.server.stop(1.0)
+        await self.blocking.aclose()
+        await self.worker.queue.redis.aclose()
+
+
+async def serve(
+    stop: asyncio.Event, *, redis: RedisSettings, queue_settings: QueueSettings, executor: ExecutorSettings
+) -> None:
+    server = await ExecutorServer.start(redis=redis, queue_settings=queue_settings, executor=executor)
+    await stop.wait()
+    log.info("executor stopping")
+    await server.stop()

@@ -1,0 +1,168 @@
+"""The executor's side of the queue: claim entries, write progress, finish runs, promote delays.
+
+Every call is one script (see `shared/scripts/*.lua`) so each state change is atomic, and each
+carries the run's fence token so a zombie executor's late writes change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import codec
+from shared.clock import now_ms
+from shared.keys import GROUP
+from shared.model import PRIORITY_ORDER, Job, JobState, Priority, Progress
+from shared.queue import Queue
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One run of a job this executor now holds."""
+
+    job: Job
+    lane: Priority
+    entry_id: str
+    fence: str
+    trace: str
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    claims: list[Claim]
+    last_ids: dict[str, str]  # lane key → newest id, when nothing was claimed
+    paused: bool
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> ClaimBatch:
+    """Claim up to `count` waiting jobs, high lane first, in one round trip."""
+    keys = queue.keys
+    s = queue.settings
+    claimed, last, paused = await queue.scripts.claim(
+        keys=[*keys.lanes, keys.paused, keys.events],
+        args=[
+            GROUP,
+            consumer,
+            str(count),
+            str(now_ms()),
+            worker_id,
+            keys.job(""),
+            keys.progress(""),
+            str(s.progress_maxlen),
+            str(s.events_maxlen),
+        ],
+    )
+    claims = []
+    for lane_index, entry_id, flat in claimed:
+        raw = _pairs(flat)
+        claims.append(
+            Claim(
+                job=codec.job_from_hash(raw),
+                lane=PRIORITY_ORDER[int(lane_index) - 1],
+                entry_id=entry_id,
+                fence=raw["fence"],
+                trace=raw.get("trace", ""),
+            )
+        )
+    last_ids = dict(zip(keys.lanes, last, strict=True)) if last else {}
+    return ClaimBatch(claims=claims, last_ids=last_ids, paused=bool(int(paused)))
+
+
+class LeaseLost(Exception):
+    """The job is no longer this run's: another executor took it over, or it was finished."""
+
+
+class CancelRequested(Exception):
+    """A client asked to cancel the job this run is working on."""
+
+
+async def write_progress(queue: Queue, claim_: Claim, progress: Progress) -> None:
+    """Record progress of a run; raises LeaseLost or CancelRequested when the run must stop."""
+    keys = queue.keys
+    fields = codec.progress_fields(progress)
+    args = [claim_.fence, str(queue.settings.progress_maxlen), str(queue.settings.events_maxlen)]
+    args.append(str(claim_.job.attempt))
+    for name, value in fields.items():
+        args += [name, value]
+    status = int(
+        await queue.scripts.progress(
+            keys=[keys.job(claim_.job_id), keys.progress(claim_.job_id), keys.events], args=args
+        )
+    )
+    if status == 0:
+        raise LeaseLost(claim_.job_id)
+    if status == 2:
+        raise CancelRequested(claim_.job_id)
+
+
+async def finish(
+    queue: Queue,
+    claim_: Claim,
+    *,
+    state: JobState,
+    progress: Progress,
+    result_json: str = "",
+    error_json: str = "",
+    due_ms: int = 0,
+    dead_letter_reason: str = "",
+    execution_ms: int = 0,
+) -> bool:
+    """End this run in `state` (or SCHEDULED for a retry) and ack its entry; False if fenced off."""
+    keys = queue.keys
+    s = queue.settings
+    retention = keys.completed if state is JobState.COMPLETED else keys.failed
+    args = [
+        claim_.fence,
+        claim_.entry_id,
+        GROUP,
+        state.value,
+        result_json,
+        error_json,
+        str(now_ms()),
+        str(due_ms),
+        dead_letter_reason,
+        str(s.progress_maxlen),
+        str(s.events_maxlen),
+        str(execution_ms),
+    ]
+    for name, value in codec.progress_fields(progress).items():
+        args += [name, value]
+    done = await queue.scripts.finish(
+        keys=[
+            keys.job(claim_.job_id),
+            keys.stream(claim_.lane),
+            keys.progress(claim_.job_id),
+            keys.events,
+            retention,
+            keys.delayed,
+            keys.dlq,
+            keys.metrics,
+        ],
+        args=args,
+    )
+    return bool(int(done))
+
+
+async def promote_due(queue: Queue, *, limit: int = 100) -> int:
+    """Move due delayed jobs into their lanes; returns how many moved."""
+    keys = queue.keys
+    s = queue.settings
+    moved = await queue.scripts.promote(
+        keys=[keys.delayed, *keys.lanes, keys.events],
+        args=[
+            str(now_ms()),
+            str(limit),
+            keys.job(""),
+            keys.progress(""),
+            str(s.progress_maxlen),
+            str(s.events_maxlen),
+        ],
+    )
+    return int(moved)

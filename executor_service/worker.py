@@ -1,0 +1,166 @@
+"""The executor's worker: claims jobs, runs up to `concurrency` at once, listens for cancels.
+
+Lifecycle (like saq's Worker.start/stop): `start()` launches the claim loop, the promoter of
+delayed jobs and the control listener; `drain()` stops claiming and waits for in-flight jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from executor_service.browser import BrowserManager
+from executor_service.job import JobEnv, RunState, run_job
+from executor_service.store import Claim, claim, promote_due
+from shared.model import JobState
+from shared.queue import Queue
+from shared.settings import ExecutorSettings
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: Queue,
+        browser: BrowserManager,
+        *,
+        settings: ExecutorSettings,
+        blocking: aioredis.Redis,
+        worker_id: str,
+        concurrency: int,
+        block_ms: int = 2000,
+        promote_interval_s: float = 0.25,
+    ) -> None:
+        self.queue = queue
+        self.browser = browser
+        self.settings = settings
+        self.worker_id = worker_id
+        self.concurrency = concurrency
+        self._blocking = blocking
+        self._block_ms = block_ms
+        self._promote_interval_s = promote_interval_s
+        self.in_flight: dict[str, tuple[asyncio.Task[JobState | None], RunState]] = {}
+        self.jobs_processed = 0
+        self.started_at = time.monotonic()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._env = JobEnv(queue=queue, browser=browser, settings=settings, worker_id=worker_id)
+
+    @property
+    def draining(self) -> bool:
+        return self._stopping.is_set()
+
+    async def start(self) -> None:
+        await self.queue.ensure_groups()
+        await self.browser.start()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="claim-loop"),
+            asyncio.create_task(self._promote_loop(), name="promote-loop"),
+            asyncio.create_task(self._control_loop(), name="control-loop"),
+        ]
+
+    async def drain(self, grace_s: float) -> None:
+        """Claim nothing more; give in-flight jobs `grace_s` to finish, then stop them."""
+        self._stopping.set()
+        self._slot_freed.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        running: list[asyncio.Task[JobState | None]] = [t for t, _ in self.in_flight.values()]
+        if running:
+            log.info("waiting up to %.1f s for %d in-flight job(s)", grace_s, len(running))
+            _, pending = await asyncio.wait(running, timeout=grace_s)
+            for job_task in pending:
+                job_task.cancel()
+            for job_task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await job_task
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        await self.drain(grace_s)
+        await self.browser.stop()
+
+    # --- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self.in_flight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                batch = await claim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free)
+                for c in batch.claims:
+                    self._start(c)
+                if not batch.claims:
+                    if batch.paused:
+                        await asyncio.sleep(0.5)
+                    else:
+                        # Wake when any lane gets an entry newer than what the claim saw.
+                        streams: dict[Any, Any] = dict(batch.last_ids)
+                        await self._blocking.xread(streams, block=self._block_ms, count=1)
+                delay = 0.1
+            except RedisError as exc:
+                log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _start(self, c: Claim) -> None:
+        state = RunState(claim=c)
+        task = asyncio.create_task(self._run(state), name=f"job-{c.job_id}")
+        self.in_flight[c.job_id] = (task, state)
+        log.info("job %s attempt %d claimed from %s lane", c.job_id, c.job.attempt, c.lane.value)
+
+    async def _run(self, state: RunState) -> JobState | None:
+        try:
+            ended = await run_job(self._env, state)
+            self.jobs_processed += 1
+            return ended
+        except Exception:
+            log.exception("job %s: unexpected error while recording its end", state.claim.job_id)
+            return None
+        finally:
+            self.in_flight.pop(state.claim.job_id, None)
+            self._slot_freed.set()
+
+    # --- delayed jobs and control ------------------------------------------------------------
+
+    async def _promote_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await promote_due(self.queue)
+            except RedisError as exc:
+                log.warning("promoting delayed jobs failed: %s", exc)
+            await asyncio.sleep(self._promote_interval_s)
+
+    async def _control_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with self.queue.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.queue.keys.control)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._on_control(str(message.get("data", "")))
+            except RedisError as exc:
+                log.warning("control channel lost, resubscribing: %s", exc)
+                await asyncio.sleep(0.5)
+
+    def _on_control(self, data: str) -> None:
+        command, _, job_id = data.partition(" ")
+        if command == "cancel" and job_id in self.in_flight:
+            task, state = self.in_flight[job_id]
+            state.cancel_requested = True
+            task.cancel()
+            log.info("job %s: cancel requested, closing its browser context", job_id)

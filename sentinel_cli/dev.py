@@ -1,0 +1,120 @@
+"""`sentinel dev`: the whole of Sentinel on one machine, for trying it and for development.
+
+Starts a private redis-server in a temp dir (unless REDIS_URL / REDIS_HOST name one), the API,
+one executor and a small demo site on 127.0.0.1 that the bundled `examples/*.json` test. With
+`--demo` it also submits those examples and shows their progress. Ctrl-C stops all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import http.server
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from api_service.server import ApiServer
+from executor_service.server import ExecutorServer
+from sentinel_cli import client
+from sentinel_cli.redis_proc import start_redis
+from sentinel_cli.runtime import run_until_signal
+from shared.settings import ApiSettings, ExecutorSettings, QueueSettings, RedisSettings
+
+DEMO_SITE = Path(__file__).with_name("demo_site")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def demo_site(port: int) -> Iterator[str]:
+    """Serve the demo site on 127.0.0.1:`port`; yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(DEMO_SITE))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        raise OSError(f"demo site: cannot listen on 127.0.0.1:{port} ({exc}); use --demo-port") from exc
+    thread = threading.Thread(target=server.serve_forever, name="demo-site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def _run_examples(address: str) -> None:
+    files = sorted(EXAMPLES.glob("*.json")) if EXAMPLES.is_dir() else []
+    if not files:
+        print("no examples/*.json found next to the package; nothing to demo")
+        return
+    for path in files:
+        print(f"\n▶ sentinel submit {path.relative_to(EXAMPLES.parent)} --follow")
+        code = await client.submit_and_follow(address, str(path), priority=None, follow_progress=True)
+        if code and "wrong-password" in path.name:
+            print("  (this example fails on purpose: see the failing step and its screenshot)")
+
+
+async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_url: str) -> None:
+    queue = QueueSettings.from_env()
+    api_settings = dataclasses.replace(ApiSettings.from_env(), host="127.0.0.1")
+    executor_settings = dataclasses.replace(ExecutorSettings.from_env(), host="127.0.0.1")
+    api = await ApiServer.start(redis=redis, queue_settings=queue, api=api_settings)
+    try:
+        executor = await ExecutorServer.start(redis=redis, queue_settings=queue, executor=executor_settings)
+    except BaseException:
+        await api.stop(0)
+        raise
+    address = f"127.0.0.1:{api.port}"
+    print(
+        f"Sentinel is running:\n"
+        f"  API         {address}  (grpcurl -plaintext {address} list)\n"
+        f"  executor    127.0.0.1:{executor.port}  (concurrency {queue.concurrency})\n"
+        f"  redis       {redis.url}\n"
+        f"  demo site   {site_url}\n"
+        f"  artifacts   {executor_settings.artifacts_dir}\n"
+        f"Try: SENTINEL_API={address} sentinel submit examples/login.json --follow\n"
+        f"Press Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        if demo:
+            demo_task = asyncio.create_task(_run_examples(address))
+            stop_task = asyncio.create_task(stop.wait())
+            await asyncio.wait({demo_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            if not demo_task.done():
+                demo_task.cancel()
+            stop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await demo_task
+            if not stop.is_set():
+                print("\nThe demo is done; Sentinel keeps running. Press Ctrl-C to stop.", flush=True)
+        await stop.wait()
+    finally:
+        print("\nstopping…", flush=True)
+        await executor.stop()
+        await api.stop(2.0)
+
+
+def run_dev(*, demo: bool, demo_port: int) -> int:
+    redis = RedisSettings.from_env()
+    with tempfile.TemporaryDirectory(prefix="sentinel-dev-") as tmp, demo_site(demo_port) as site_url:
+        process = None
+        if not redis.configured:
+            process = start_redis(Path(tmp), aof=True)
+            redis = RedisSettings(url=process.url, configured=True)
+        try:
+            run_until_signal(lambda stop: _main(stop, redis=redis, demo=demo, site_url=site_url))
+        finally:
+            if process is not None:
+                process.stop()
+    print("stopped.", file=sys.stderr)
+    return 0

@@ -1,0 +1,117 @@
+"""`sentinel`: run the services, or talk to a running API.
+
+    sentinel dev [--demo]       everything on this machine (private redis-server when none is configured)
+    sentinel api                the gRPC API service
+    sentinel executor           an executor service
+    sentinel submit FILE [--priority high|medium|low] [--follow]
+    sentinel status ID
+    sentinel cancel ID
+
+The API address for the client commands comes from SENTINEL_API (default localhost:50051).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import grpc
+
+from sentinel_cli import client
+from sentinel_cli.runtime import run_until_signal, setup_logging
+from shared.errors import ConfigError, SentinelError
+from shared.settings import ApiSettings, ClientSettings, ExecutorSettings, QueueSettings, RedisSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sentinel", description="Browser tests as a service.")
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING, ... (default INFO; dev: WARNING)"
+    )
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--api", default=None, help="API address for client commands (default: $SENTINEL_API)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser(
+        "dev", help="run Redis (if none is configured), the API, an executor and a demo site"
+    )
+    dev.add_argument(
+        "--demo", action="store_true", help="submit the bundled examples and show their progress"
+    )
+    dev.add_argument("--demo-port", type=int, default=8088, help="port of the demo site (default 8088)")
+    sub.add_parser("api", help="run the gRPC API service")
+    sub.add_parser("executor", help="run an executor service")
+
+    submit = sub.add_parser("submit", help="submit a test definition (JSON) as a job")
+    submit.add_argument("file")
+    submit.add_argument("--priority", choices=sorted(client.PRIORITIES))
+    submit.add_argument("--follow", action="store_true", help="show live progress, then the per-step result")
+
+    status = sub.add_parser("status", help="show a job's state and result")
+    status.add_argument("job_id")
+    cancel = sub.add_parser("cancel", help="cancel a waiting or running job")
+    cancel.add_argument("job_id")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> None:
+    setup_logging(args.log_level or "INFO", args.log_format)
+    redis = RedisSettings.from_env()
+    queue = QueueSettings.from_env()
+    if args.command == "api":
+        from api_service.server import serve as serve_api
+
+        api = ApiSettings.from_env()
+        run_until_signal(lambda stop: serve_api(stop, redis=redis, queue_settings=queue, api=api))
+    else:
+        from executor_service.server import serve as serve_executor
+
+        executor = ExecutorSettings.from_env()
+        run_until_signal(
+            lambda stop: serve_executor(stop, redis=redis, queue_settings=queue, executor=executor)
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in ("api", "executor"):
+            _serve(args)
+            return
+        if args.command == "dev":
+            from sentinel_cli.dev import run_dev
+
+            setup_logging(args.log_level or "WARNING", args.log_format)
+            sys.exit(run_dev(demo=args.demo, demo_port=args.demo_port))
+        address = args.api or ClientSettings.from_env().api
+        if args.command == "submit":
+            code = asyncio.run(
+                client.submit_and_follow(
+                    address, args.file, priority=args.priority, follow_progress=args.follow
+                )
+            )
+        elif args.command == "status":
+            code = asyncio.run(client.show_status(address, args.job_id))
+        else:
+            code = asyncio.run(client.cancel_job(address, args.job_id))
+        sys.exit(code)
+    except ConfigError as exc:
+        print(f"sentinel: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except SentinelError as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except grpc.aio.AioRpcError as exc:
+        print(f"sentinel: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

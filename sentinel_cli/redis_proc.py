@@ -1,0 +1,75 @@
+"""Starting a private redis-server (for `sentinel dev`, and for the tests' fixtures)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import ConfigError
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisProcess:
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_redis(
+    directory: Path, *, port: int | None = None, aof: bool = False, timeout_s: float = 10
+) -> RedisProcess:
+    """Start redis-server on 127.0.0.1 (a free port unless given) and wait until it answers PING.
+
+    Raises:
+        ConfigError: redis-server is not installed.
+        RuntimeError: it did not start.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ConfigError(
+            "redis-server is not installed: run `make install` (or `apt-get install redis-server`), "
+            "or point REDIS_URL at a running Redis"
+        )
+    port = port or free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""]
+    args += ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisProcess(port=port, directory=directory, process=proc)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with code {proc.returncode} (port {port} taken?)")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(16).startswith(b"+PONG"):
+                return server
+        time.sleep(0.05)
+    server.stop(kill=True)
+    raise RuntimeError(f"redis-server did not answer within {timeout_s} s")

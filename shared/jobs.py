@@ -1,0 +1,217 @@
+"""Producer-side job operations: submit, look up, list and cancel jobs.
+
+Plain async functions over a `Queue`; no grpc and no protobuf here. Each state change is one
+script call (see `shared/scripts/*.lua`); a batch of submits is one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import cast
+
+from redis.asyncio.client import Pipeline
+
+from shared import codec
+from shared.clock import now_ms
+from shared.errors import ConflictError, FieldViolation, NotFoundError, ValidationError
+from shared.model import (
+    Job,
+    JobMetadata,
+    JobState,
+    Progress,
+    SubmitCommand,
+)
+from shared.queue import Queue
+
+#: How long an idempotency key maps to its job.
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    duplicate: bool
+
+
+def _submit_call(
+    queue: Queue, command: SubmitCommand, *, tenant: str, trace: str, now: int
+) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of submit.lua for one command."""
+    options = command.options
+    settings = queue.settings
+    keys = queue.keys
+    job_id = str(uuid.uuid4())
+    due = now + options.delay_ms if options.delay_ms > 0 else 0
+    fields = codec.new_job_fields(
+        job_id=job_id,
+        state=JobState.SCHEDULED if due else JobState.PENDING,
+        definition=command.definition,
+        options=options,
+        metadata=JobMetadata(
+            tenant_id=tenant,
+            user_id=command.user_id,
+            request_id=command.request_id,
+            source=command.source,
+            created_at_ms=now,
+        ),
+        max_attempts=options.max_attempts or settings.default_attempts,
+        timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
+        scheduled_for_ms=due,
+        progress=Progress(total_steps=len(command.definition.steps), message="Queued", updated_at_ms=now),
+    )
+    fields["trace"] = trace
+    idem = options.idempotency_key
+    call_keys = [
+        keys.job(job_id),
+        keys.stream(options.priority),
+        keys.delayed,
+        keys.idempotency(tenant, idem) if idem else keys.idempotency(tenant, ""),
+        keys.tenant_jobs(tenant),
+        keys.events,
+        keys.progress(job_id),
+        *(keys.tenant_tag(tenant, tag) for tag in dict.fromkeys(options.tags)),
+    ]
+    args = [
+        job_id,
+        str(IDEMPOTENCY_TTL_S if idem else 0),
+        str(now),
+        str(due),
+        str(settings.events_maxlen),
+        str(settings.progress_maxlen),
+        trace,
+        tenant,
+    ]
+    for name, value in fields.items():
+        args += [name, value]
+    return call_keys, args
+
+
+async def submit(queue: Queue, command: SubmitCommand, *, tenant: str, trace: str = "") -> Submitted:
+    """Store a validated job and make it runnable (or scheduled) in one atomic step."""
+    call_keys, args = _submit_call(queue, command, tenant=tenant, trace=trace, now=now_ms())
+    job_id, duplicate = await queue.scripts.submit(keys=call_keys, args=args)
+    return Submitted(job_id=str(job_id), duplicate=bool(int(duplicate)))
+
+
+async def submit_many(
+    queue: Queue, commands: list[SubmitCommand], *, tenant: str, trace: str = ""
+) -> list[Submitted]:
+    """Submit validated jobs in one pipelined round trip; each job is still atomic on its own."""
+    if not commands:
+        return []
+    now = now_ms()
+    pipe: Pipeline = queue.redis.pipeline(transaction=False)
+    for command in commands:
+        call_keys, args = _submit_call(queue, command, tenant=tenant, trace=trace, now=now)
+        await queue.scripts.submit(keys=call_keys, args=args, client=pipe)
+    replies = await pipe.execute()
+    return [Submitted(job_id=str(r[0]), duplicate=bool(int(r[1]))) for r in replies]
+
+
+async def get_job(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
+    """The job with `job_id`; NotFoundError when it does not exist or is another tenant's."""
+    raw = cast(dict[str, str], await queue.redis.hgetall(queue.keys.job(job_id))) if job_id else {}
+    if not raw or (tenant is not None and raw.get("tenant") != tenant):
+        raise NotFoundError(f"job {job_id!r} not found")
+    return codec.job_from_hash(raw)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_token: str
+
+
+def _parse_token(token: str) -> tuple[float, str] | None:
+    if not token:
+        return None
+    score, _, member = token.partition("|")
+    try:
+        return float(score), member
+    except ValueError:
+        raise ValidationError([FieldViolation("page_token", "is not a token from a previous page")]) from None
+
+
+async def list_jobs(
+    queue: Queue,
+    *,
+    tenant: str,
+    state: JobState | None = None,
+    tag: str = "",
+    page_size: int = 50,
+    page_token: str = "",
+    scan_limit: int = 5000,
+) -> JobPage:
+    """A page of the tenant's jobs, newest first, optionally of one state and one tag.
+
+    Reads the tenant's (or tag's) index newest first and filters by state, examining at most
+    `scan_limit` entries per call; a partial page still carries a token to go on from.
+    """
+    index = queue.keys.tenant_tag(tenant, tag) if tag else queue.keys.tenant_jobs(tenant)
+    after = _parse_token(page_token)
+    maximum: str = "+inf" if after is None else str(after[0])
+    jobs: list[Job] = []
+    examined = 0
+    last: tuple[float, str] | None = after
+    batch = max(page_size * 2, 100)
+    while len(jobs) < page_size and examined < scan_limit:
+        rows = cast(
+            list[tuple[str, float]],
+            await queue.redis.zrevrangebyscore(index, maximum, "-inf", start=0, num=batch, withscores=True),
+        )
+        if after is not None:
+            # Members with the cursor's own score come in descending order; skip those already seen.
+            rows = [(m, s) for m, s in rows if not (s == after[0] and m >= after[1])]
+        if not rows:
+            last = None
+            break
+        pipe = queue.redis.pipeline(transaction=False)
+        for member, _ in rows:
+            pipe.hgetall(queue.keys.job(member))
+        hashes = cast(list[dict[str, str]], await pipe.execute())
+        for (member, score), raw in zip(rows, hashes, strict=True):
+            examined += 1
+            last = (score, member)
+            if raw:
+                job = codec.job_from_hash(raw)
+                if state is None or job.state is state:
+                    jobs.append(job)
+                    if len(jobs) == page_size:
+                        break
+        after = last
+        maximum = str(last[0]) if last else "-inf"
+    token = (
+        f"{last[0]:.0f}|{last[1]}"
+        if last is not None and (len(jobs) == page_size or examined >= scan_limit)
+        else ""
+    )
+    return JobPage(jobs=jobs, next_token=token)
+
+
+async def cancel(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
+    """Cancel a job: waiting → CANCELLED now; running → its executor is told to stop it.
+
+    Raises:
+        NotFoundError: no such job for this tenant.
+        ConflictError: the job already finished.
+    """
+    keys = queue.keys
+    settings = queue.settings
+    outcome, state = await queue.scripts.cancel(
+        keys=[keys.job(job_id), keys.delayed, keys.progress(job_id), keys.events, keys.failed],
+        args=[
+            str(now_ms()),
+            str(settings.progress_maxlen),
+            str(settings.events_maxlen),
+            keys.control,
+            tenant or "",
+        ],
+    )
+    if outcome == "missing":
+        raise NotFoundError(f"job {job_id!r} not found")
+    if outcome == "finished":
+        raise ConflictError(
+            f"job {job_id!r} already finished ({state}); only waiting or running jobs can be cancelled"
+        )
+    return await get_job(queue, job_id, tenant=tenant)

@@ -1,0 +1,79 @@
+"""Following a job's progress: replay from a cursor, then live until the terminal event.
+
+Used by the API's StreamProgress. Replay reads the job's progress stream with XRANGE; live
+events come through the process-wide `StreamHub`, subscribed at the last replayed id, so a
+reconnect with the last cursor misses nothing and repeats nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import cast
+
+from shared import codec
+from shared.errors import FieldViolation, ValidationError
+from shared.jobs import get_job
+from shared.model import Job, ProgressEvent
+from shared.queue import Queue
+from shared.streams import Entry, StreamHub, parse_id
+
+
+def _check_cursor(cursor: str) -> str:
+    if not cursor:
+        return "0-0"
+    try:
+        parse_id(cursor)
+    except ValueError:
+        raise ValidationError(
+            [FieldViolation("cursor", f"is not a cursor from this stream: {cursor!r}")]
+        ) from None
+    return cursor
+
+
+def _synthetic_terminal(job: Job, cursor: str) -> ProgressEvent:
+    """The terminal event of a finished job whose progress stream no longer holds it."""
+    return ProgressEvent(
+        job_id=job.job_id,
+        cursor=cursor,
+        state=job.state,
+        progress=job.progress,
+        attempt=job.attempt,
+        terminal=True,
+    )
+
+
+async def follow_progress(
+    queue: Queue, hub: StreamHub, job_id: str, *, tenant: str | None, cursor: str = ""
+) -> AsyncIterator[ProgressEvent]:
+    """Yield the job's progress events after `cursor`, live, ending after the terminal event.
+
+    Raises:
+        NotFoundError: no such job for this tenant.
+        ValidationError: a malformed cursor.
+        HubClosed: the service is shutting down; the client should reconnect with its cursor.
+    """
+    after = _check_cursor(cursor)
+    job = await get_job(queue, job_id, tenant=tenant)
+    key = queue.keys.progress(job_id)
+    entries = cast(list[Entry], await queue.redis.xrange(key, min=f"({after}", max="+"))
+    for entry_id, fields in entries:
+        event = codec.progress_event_from_entry(job_id, entry_id, fields)
+        yield event
+        if event.terminal:
+            return
+    last = entries[-1][0] if entries else after
+    if job.state.terminal:
+        top = cast(list[Entry], await queue.redis.xrevrange(key, max="+", min="-", count=1))
+        if top and top[0][1].get("terminal") == "1":
+            return  # the client already has the terminal event
+        yield _synthetic_terminal(job, last)
+        return
+    sub = await hub.subscribe(key, last)
+    try:
+        async for entry_id, fields in sub.entries():
+            event = codec.progress_event_from_entry(job_id, entry_id, fields)
+            yield event
+            if event.terminal:
+                return
+    finally:
+        hub.unsubscribe(sub)

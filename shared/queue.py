@@ -1,0 +1,53 @@
+"""A handle on one Sentinel queue in Redis: client, key names, scripts and settings together.
+
+Both services build one `Queue` at start-up and pass it to the plain async functions in
+`shared.jobs` (producer side) and `executor_service` (consumer side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.keys import GROUP, Keys
+from shared.scripts import Scripts
+from shared.settings import QueueSettings, RedisSettings
+
+
+def connect(settings: RedisSettings, **overrides: object) -> aioredis.Redis:
+    """A client that decodes to str and retries briefly on connection errors."""
+    options: dict[str, object] = {
+        "decode_responses": True,
+        "health_check_interval": 15,
+        "socket_connect_timeout": 5,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    options.update(overrides)
+    return aioredis.Redis.from_url(settings.url, **options)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Queue:
+    redis: aioredis.Redis
+    settings: QueueSettings
+    keys: Keys
+    scripts: Scripts
+
+    @classmethod
+    def open(cls, client: aioredis.Redis, settings: QueueSettings) -> Queue:
+        return cls(redis=client, settings=settings, keys=Keys(settings.name), scripts=Scripts.load(client))
+
+    async def ensure_groups(self) -> None:
+        """Create the lane streams and their consumer group if they do not exist yet."""
+        for lane in self.keys.lanes:
+            try:
+                await self.redis.xgroup_create(lane, GROUP, id="0", mkstream=True)
+            except aioredis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise

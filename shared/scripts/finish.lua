@@ -1,0 +1,53 @@
+-- finish: end a run — complete, fail, time out, cancel, or schedule a retry — and ack its entry.
+--
+-- KEYS[1] job hash  KEYS[2] lane stream  KEYS[3] job progress stream  KEYS[4] queue events stream
+-- KEYS[5] retention zset (completed or failed)  KEYS[6] delayed zset  KEYS[7] dead-letter zset
+-- KEYS[8] metrics hash
+-- ARGV[1] fence token  ARGV[2] entry id  ARGV[3] group  ARGV[4] new state (completed | failed |
+-- timeout | cancelled | scheduled)  ARGV[5] result JSON ('' = none)  ARGV[6] error JSON ('' = none)
+-- ARGV[7] now ms  ARGV[8] due ms (scheduled only)  ARGV[9] dead-letter reason ('' = not dead-lettered)
+-- ARGV[10] progress maxlen  ARGV[11] events maxlen  ARGV[12] execution ms
+-- ARGV[13..] final progress field/value pairs
+-- Returns 1, or 0 when the fence is stale (another executor owns the job now): nothing changes.
+--
+-- Atomic so that the result, the ack and delete of the entry, the retention entry and the events
+-- happen together: a crash before it redelivers the entry; after it, the job is done exactly once.
+-- The dead-letter entry is written in the same step, before the ack.
+local cur = redis.call('HMGET', KEYS[1], 'fence', 'state', 'id', 'tenant', 'attempt', 'tags')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'running' then return 0 end
+local state, now, id = ARGV[4], ARGV[7], cur[3]
+local fields = {}
+for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'state', state, unpack(fields))
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
+local kind
+if state == 'scheduled' then
+  redis.call('HSET', KEYS[1], 'due', ARGV[8])
+  redis.call('ZADD', KEYS[6], tonumber(ARGV[8]), id)
+  kind = 'retrying'
+else
+  redis.call('HSET', KEYS[1], 'finished', now)
+  redis.call('ZADD', KEYS[5], tonumber(now), id)
+  if ARGV[9] ~= '' then
+    redis.call('HSET', KEYS[1], 'dlq_reason', ARGV[9], 'dlq_at', now)
+    redis.call('ZADD', KEYS[7], tonumber(now), id)
+  end
+  redis.call('HINCRBY', KEYS[8], 'processed', 1)
+  redis.call('HINCRBY', KEYS[8], 'processing_ms', tonumber(ARGV[12]))
+  redis.call('HSET', KEYS[8], 'last_processed', now)
+  if state ~= 'completed' then redis.call('HINCRBY', KEYS[8], 'failed', 1) end
+  kind = state
+end
+redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
+redis.call('XDEL', KEYS[2], ARGV[2])
+local terminal = state ~= 'scheduled' and '1' or '0'
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], '*', 'state', state, 'attempt', cur[5], 'terminal', terminal,
+  unpack(fields))
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', 'kind', kind, 'job', id, 'state', state,
+  'tenant', cur[4] or '', 'ts', now)
+if ARGV[9] ~= '' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', 'kind', 'dead_lettered', 'job', id,
+    'state', state, 'tenant', cur[4] or '', 'ts', now)
+end
+return 1

@@ -1,0 +1,85 @@
+"""gRPC plumbing both services share: health reporting, reflection, server options.
+
+The health status follows Redis reachability (NOT_SERVING while Redis does not answer PING)
+and the service's own state (NOT_SERVING once it starts draining).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
+
+
+class HealthReporter:
+    """Keeps grpc.health.v1 statuses in line with Redis reachability and draining."""
+
+    def __init__(self, server: grpc.aio.Server, services: Sequence[str], redis: aioredis.Redis) -> None:
+        self.servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
+        self._services = ["", *services]
+        self._redis = redis
+        self._draining = False
+        self._redis_ok = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def redis_ok(self) -> bool:
+        return self._redis_ok
+
+    async def start(self, interval_s: float = 1.0) -> None:
+        await self._check()
+        self._task = asyncio.create_task(self._watch(interval_s), name="health-watch")
+
+    async def drain(self) -> None:
+        self._draining = True
+        await self._publish()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self._check()
+
+    async def _check(self) -> None:
+        try:
+            ok = bool(await asyncio.wait_for(self._redis.ping(), timeout=2))
+        except (RedisError, OSError, TimeoutError):
+            ok = False
+        if ok != self._redis_ok:
+            log.log(logging.INFO if ok else logging.WARNING, "redis %s", "reachable" if ok else "unreachable")
+        self._redis_ok = ok
+        await self._publish()
+
+    async def _publish(self) -> None:
+        serving = self._redis_ok and not self._draining
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self._services:
+            await self.servicer.set(name, status)
+
+
+def enable_reflection(server: grpc.aio.Server, services: Sequence[str]) -> None:
+    reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

@@ -1,0 +1,331 @@
+"""Validation of a submit: every limit a test definition and its options must respect.
+
+Pure domain code: it sees `shared.model` values only, after `api_service.convert` has turned the
+protobuf into them, and it never imports protobuf or grpc. It reports *all* violations at once,
+each naming its field the way a client spells it (`definition.steps[3].click.selector`), so one
+round trip shows a client everything to fix.
+
+It must never echo a fill value in a description: a secret password would otherwise end up in
+error messages, logs and the client's terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from urllib.parse import urljoin, urlsplit
+
+from shared.errors import FieldViolation, ValidationError
+from shared.model import (
+    ACTIONS,
+    Action,
+    Check,
+    Click,
+    ExpectText,
+    ExpectTitle,
+    ExpectUrl,
+    ExpectVisible,
+    Fill,
+    Hover,
+    JobOptions,
+    Navigate,
+    Press,
+    Screenshot,
+    SelectOption,
+    Step,
+    SubmitCommand,
+    TestDefinition,
+    Viewport,
+    Wait,
+    WaitFor,
+)
+
+# --- limits ----------------------------------------------------------------------------------
+
+MAX_NAME_CHARS = 200
+MAX_STEPS = 500
+MAX_STEP_NAME_CHARS = 200
+MAX_STEP_TIMEOUT_MS = 10 * 60 * 1000
+MAX_SELECTOR_CHARS = 1000
+MAX_FILL_VALUE_CHARS = 10_000
+MAX_TEXT_CHARS = 10_000  # expect_text / expect_title text, select value
+MAX_KEY_CHARS = 100
+MAX_PATTERN_CHARS = 1000
+MAX_URL_CHARS = 4096
+MIN_WAIT_MS = 1
+MAX_WAIT_MS = 60_000
+WAIT_FOR_STATES = ("attached", "detached", "visible", "hidden")
+URL_SCHEMES = ("http", "https")
+MIN_VIEWPORT_WIDTH, MAX_VIEWPORT_WIDTH = 100, 3840
+MIN_VIEWPORT_HEIGHT, MAX_VIEWPORT_HEIGHT = 100, 2160
+MAX_DEFINITION_CHARS = 1_000_000
+
+MAX_TAGS = 20
+MAX_TAG_CHARS = 64
+MAX_JOB_TIMEOUT_MS = 60 * 60 * 1000
+MAX_ATTEMPTS = 10
+MAX_DELAY_MS = 7 * 24 * 60 * 60 * 1000
+MAX_BACKOFF_MS = 60 * 60 * 1000
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+MAX_ID_CHARS = 200  # user_id, request_id
+
+#: A report stops here: a request with 100,000 bad steps must not produce an error larger than
+#: the request itself (the violations travel back in gRPC trailers, which are small).
+MAX_VIOLATIONS = 100
+
+# fullmatch, not `^...$`: `$` also matches before a trailing newline.
+SCREENSHOT_NAME_RE = re.compile(r"[A-Za-z0-9._-]{0,100}")
+TAG_RE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_TAG_CHARS}}}")
+
+_SELECTOR_ACTIONS = (Click, Fill, Press, SelectOption, Check, Hover, WaitFor, ExpectText, ExpectVisible)
+_ACTION_KINDS = ", ".join(ACTIONS)
+
+
+# --- public API ------------------------------------------------------------------------------
+
+
+def validate_submit(command: SubmitCommand, *, prefix: str = "") -> None:
+    """Check a whole submit and raise with every violation found.
+
+    Args:
+        command: the submit, as converted from the request.
+        prefix: prepended to every field path, e.g. ``"requests[4]."`` for a batch item.
+
+    Raises:
+        ValidationError: with one `FieldViolation` per problem (at most `MAX_VIOLATIONS`, the
+            last of which then says how many more were found).
+    """
+    found = validate_definition(command.definition, path=f"{prefix}definition")
+    found += validate_options(command.options, path=f"{prefix}options")
+    _check_length(found, f"{prefix}user_id", command.user_id, MAX_ID_CHARS)
+    _check_length(found, f"{prefix}request_id", command.request_id, MAX_ID_CHARS)
+    if found:
+        if len(found) > MAX_VIOLATIONS:
+            hidden = len(found) - (MAX_VIOLATIONS - 1)
+            found = [
+                *found[: MAX_VIOLATIONS - 1],
+                FieldViolation(prefix.rstrip(".") or "request", f"and {hidden} more violations not shown"),
+            ]
+        raise ValidationError(found)
+
+
+def validate_definition(definition: TestDefinition, *, path: str = "definition") -> list[FieldViolation]:
+    """Every violation in a test definition, in field order (empty when it is valid)."""
+    out: list[FieldViolation] = []
+    if not definition.name.strip():
+        out.append(FieldViolation(f"{path}.name", "must not be empty"))
+    _check_length(out, f"{path}.name", definition.name, MAX_NAME_CHARS)
+    if definition.base_url:
+        _check_url(out, f"{path}.base_url", definition.base_url)
+    if definition.viewport is not None:
+        _check_viewport(out, f"{path}.viewport", definition.viewport)
+    if not definition.steps:
+        out.append(FieldViolation(f"{path}.steps", "must have at least one step"))
+    elif len(definition.steps) > MAX_STEPS:
+        out.append(
+            FieldViolation(
+                f"{path}.steps", f"must have at most {MAX_STEPS} steps, got {len(definition.steps)}"
+            )
+        )
+    for i, step in enumerate(definition.steps):
+        _check_step(out, f"{path}.steps[{i}]", step, definition.base_url)
+    total = definition_chars(definition)
+    if total > MAX_DEFINITION_CHARS:
+        out.append(
+            FieldViolation(path, f"must hold at most {MAX_DEFINITION_CHARS} characters in all, got {total}")
+        )
+    return out
+
+
+def validate_options(options: JobOptions, *, path: str = "options") -> list[FieldViolation]:
+    """Every violation in a submit's options (empty when they are valid)."""
+    out: list[FieldViolation] = []
+    _check_range(out, f"{path}.timeout_ms", options.timeout_ms, 0, MAX_JOB_TIMEOUT_MS, "ms")
+    _check_range(out, f"{path}.max_attempts", options.max_attempts, 0, MAX_ATTEMPTS, "")
+    _check_range(out, f"{path}.delay_ms", options.delay_ms, 0, MAX_DELAY_MS, "ms")
+    _check_range(out, f"{path}.backoff_ms", options.backoff_ms, 0, MAX_BACKOFF_MS, "ms")
+    _check_length(out, f"{path}.idempotency_key", options.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+    if len(options.tags) > MAX_TAGS:
+        out.append(
+            FieldViolation(f"{path}.tags", f"must have at most {MAX_TAGS} tags, got {len(options.tags)}")
+        )
+    for i, tag in enumerate(options.tags):
+        if not TAG_RE.fullmatch(tag):
+            out.append(
+                FieldViolation(
+                    f"{path}.tags[{i}]",
+                    f"must be 1 to {MAX_TAG_CHARS} letters, digits, '.', '_', ':' or '-', got {_show(tag)}",
+                )
+            )
+    return out
+
+
+def resolve_url(base_url: str, url: str) -> str:
+    """The URL a navigate step opens: `url` resolved against the definition's base URL.
+
+    The executor must resolve with this same function, so that what runs is what was checked.
+    """
+    base_url, url = base_url.strip(), url.strip()
+    return urljoin(base_url, url) if base_url else url
+
+
+def definition_chars(definition: TestDefinition) -> int:
+    """The summed length of every string in a definition (the bound on its total size)."""
+    total = len(definition.name) + len(definition.base_url)
+    for step in definition.steps:
+        total += len(step.name)
+        if step.action is not None:
+            action = step.action
+            values = (getattr(action, f.name) for f in fields(action) if f.name != "kind")
+            total += sum(len(value) for value in values if isinstance(value, str))
+    return total
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def _check_step(out: list[FieldViolation], at: str, step: Step, base_url: str) -> None:
+    _check_length(out, f"{at}.name", step.name, MAX_STEP_NAME_CHARS)
+    _check_range(out, f"{at}.timeout_ms", step.timeout_ms, 0, MAX_STEP_TIMEOUT_MS, "ms")
+    if step.action is None:
+        out.append(FieldViolation(at, f"a step needs an action: one of {_ACTION_KINDS}"))
+        return
+    _check_action(out, f"{at}.{step.action.kind}", step.action, base_url)
+
+
+def _check_action(out: list[FieldViolation], at: str, action: Action, base_url: str) -> None:
+    if isinstance(action, _SELECTOR_ACTIONS):
+        if not action.selector.strip():
+            out.append(FieldViolation(f"{at}.selector", "must not be empty"))
+        _check_length(out, f"{at}.selector", action.selector, MAX_SELECTOR_CHARS)
+    if isinstance(action, Navigate):
+        _check_navigate(out, f"{at}.url", action.url, base_url)
+    elif isinstance(action, Fill):
+        # The length only: the value itself may be a password and is never shown.
+        _check_length(out, f"{at}.value", action.value, MAX_FILL_VALUE_CHARS)
+    elif isinstance(action, Press):
+        _check_required(out, f"{at}.key", action.key, MAX_KEY_CHARS)
+    elif isinstance(action, SelectOption):
+        _check_required(out, f"{at}.value", action.value, MAX_TEXT_CHARS)
+    elif isinstance(action, WaitFor):
+        if action.state not in WAIT_FOR_STATES:
+            out.append(
+                FieldViolation(
+                    f"{at}.state", f"must be one of {', '.join(WAIT_FOR_STATES)}, got {_show(action.state)}"
+                )
+            )
+    elif isinstance(action, ExpectText | ExpectTitle):
+        _check_required(out, f"{at}.text", action.text, MAX_TEXT_CHARS)
+    elif isinstance(action, ExpectUrl):
+        _check_pattern(out, f"{at}.pattern", action.pattern)
+    elif isinstance(action, Screenshot):
+        # The name becomes part of a file name on the executor: no path separators, no "..".
+        if not SCREENSHOT_NAME_RE.fullmatch(action.name) or action.name in {".", ".."}:
+            out.append(
+                FieldViolation(
+                    f"{at}.name",
+                    f"must be at most 100 letters, digits, '.', '_' or '-', got {_show(action.name)}",
+                )
+            )
+    elif isinstance(action, Wait):
+        _check_range(out, f"{at}.ms", action.ms, MIN_WAIT_MS, MAX_WAIT_MS, "ms")
+
+
+def _check_navigate(out: list[FieldViolation], at: str, url: str, base_url: str) -> None:
+    if not url.strip():
+        out.append(FieldViolation(at, "must not be empty"))
+        return
+    if len(url) > MAX_URL_CHARS:
+        _check_length(out, at, url, MAX_URL_CHARS)
+        return
+    if _has_control(url):  # before resolving: urljoin silently drops tabs and newlines
+        out.append(FieldViolation(at, f"must not contain control characters, got {_show(url)}"))
+        return
+    try:
+        resolved = resolve_url(base_url, url)
+        relative = not urlsplit(resolved).scheme
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        out.append(FieldViolation(at, f"must be a URL, got {_show(url)}"))
+        return
+    if not base_url and relative:
+        out.append(
+            FieldViolation(
+                at, f"is relative ({_show(url)}) but the definition has no base_url to resolve it against"
+            )
+        )
+        return
+    _check_url(out, at, resolved)
+
+
+def _check_url(out: list[FieldViolation], at: str, url: str) -> None:
+    """An absolute http(s) URL with a host, a valid port and no control characters."""
+    if len(url) > MAX_URL_CHARS:
+        _check_length(out, at, url, MAX_URL_CHARS)
+        return
+    expected = f"must be an absolute http or https URL with a host, got {_show(url)}"
+    if _has_control(url):
+        out.append(FieldViolation(at, f"must not contain control characters, got {_show(url)}"))
+        return
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises on a port that is not a number in 0..65535
+    except ValueError:
+        out.append(FieldViolation(at, expected))
+        return
+    if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname or _has_space(parts.netloc):
+        out.append(FieldViolation(at, expected))
+
+
+def _check_pattern(out: list[FieldViolation], at: str, pattern: str) -> None:
+    if not pattern:
+        out.append(FieldViolation(at, "must not be empty"))
+        return
+    if len(pattern) > MAX_PATTERN_CHARS:  # checked before compiling: compiling is not free
+        _check_length(out, at, pattern, MAX_PATTERN_CHARS)
+        return
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
+        out.append(FieldViolation(at, f"must be a valid regular expression: {_trim(str(exc))}"))
+
+
+def _check_viewport(out: list[FieldViolation], at: str, viewport: Viewport) -> None:
+    _check_range(out, f"{at}.width", viewport.width, MIN_VIEWPORT_WIDTH, MAX_VIEWPORT_WIDTH, "px")
+    _check_range(out, f"{at}.height", viewport.height, MIN_VIEWPORT_HEIGHT, MAX_VIEWPORT_HEIGHT, "px")
+
+
+# --- small checks ----------------------------------------------------------------------------
+
+
+def _check_required(out: list[FieldViolation], at: str, value: str, limit: int) -> None:
+    if not value:
+        out.append(FieldViolation(at, "must not be empty"))
+    _check_length(out, at, value, limit)
+
+
+def _check_length(out: list[FieldViolation], at: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        out.append(FieldViolation(at, f"must be at most {limit} characters, got {len(value)}"))
+
+
+def _check_range(out: list[FieldViolation], at: str, value: int, low: int, high: int, unit: str) -> None:
+    if not low <= value <= high:
+        suffix = f" {unit}" if unit else ""
+        out.append(FieldViolation(at, f"must be between {low} and {high}{suffix}, got {value}"))
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def _has_space(text: str) -> bool:
+    return any(c.isspace() for c in text)
+
+
+def _trim(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _show(value: str) -> str:
+    """A value quoted for a description, cut short so a huge input makes a short message."""
+    return repr(_trim(value))

@@ -1,0 +1,419 @@
+"""Protobuf ↔ domain conversions: defaults, round trips, total enum maps and definition files."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api_service import convert as c
+from protos import sentinel_pb2 as pb
+from shared.errors import FieldViolation, ValidationError
+from shared.model import (
+    ArtifactPolicy,
+    Check,
+    ErrorCategory,
+    Fill,
+    Job,
+    JobError,
+    JobMetadata,
+    JobOptions,
+    JobResult,
+    JobSource,
+    JobState,
+    Navigate,
+    Priority,
+    Progress,
+    ProgressEvent,
+    Screenshot,
+    Step,
+    StepResult,
+    SubmitCommand,
+    Viewport,
+    WaitFor,
+)
+from shared.validation import validate_submit
+
+EVERY_ACTION_JSON = {
+    "name": "checkout",
+    "baseUrl": "https://shop.example.test/",
+    "viewport": {"width": 1280, "height": 720},
+    "steps": [
+        {"name": "open", "timeoutMs": 5000, "navigate": {"url": "/login"}},
+        {"click": {"selector": "#go"}},
+        {"fill": {"selector": "#pw", "value": "hunter2", "secret": True}},
+        {"fill": {"selector": "#email", "value": "a@b.test"}},
+        {"press": {"selector": "#pw", "key": "Enter"}},
+        {"select": {"selector": "#country", "value": "fr"}},
+        {"check": {"selector": "#agree", "checked": True}},
+        {"check": {"selector": "#spam", "checked": False}},
+        {"hover": {"selector": ".menu"}},
+        {"waitFor": {"selector": "#spinner", "state": "hidden"}},
+        {"expectText": {"selector": "h1", "text": "Welcome"}},
+        {"expectVisible": {"selector": "#cart"}},
+        {"expectTitle": {"text": "Shop"}},
+        {"expectUrl": {"pattern": "/dashboard$"}},
+        {"screenshot": {}},
+        {"screenshot": {"name": "done", "fullPage": True}},
+        {"wait": {"ms": 250}},
+    ],
+}
+
+
+def every_action_proto() -> pb.TestDefinition:
+    return json_format.ParseDict(EVERY_ACTION_JSON, pb.TestDefinition())
+
+
+# --- submit --------------------------------------------------------------------------------
+
+
+def test_definition_round_trips_with_every_action() -> None:
+    original = every_action_proto()
+    domain = c.definition_from_proto(original)
+    assert {s.action.kind for s in domain.steps if s.action} == {
+        f.name for f in pb.Step.DESCRIPTOR.oneofs_by_name["action"].fields
+    }
+    assert c.definition_to_proto(domain) == original
+    assert c.definition_from_proto(c.definition_to_proto(domain)) == domain
+
+
+def test_check_without_checked_checks_the_box() -> None:
+    step = json_format.ParseDict({"check": {"selector": "#terms"}}, pb.Step())
+    assert c.step_from_proto(step).action == Check("#terms", checked=True)
+
+
+def test_action_with_all_default_fields_stays_set() -> None:
+    step = c.step_to_proto(Step(Screenshot()))
+    assert step.WhichOneof("action") == "screenshot"
+    assert c.step_from_proto(step) == Step(Screenshot())
+
+
+def test_conversion_keeps_values_exactly() -> None:
+    domain = c.definition_from_proto(every_action_proto())
+    assert domain.viewport == Viewport(1280, 720)
+    assert domain.steps[0] == Step(Navigate("/login"), name="open", timeout_ms=5000)
+    assert domain.steps[2].action == Fill("#pw", "hunter2", secret=True)
+    assert domain.steps[6].action == Check("#agree", checked=True)
+    assert domain.steps[7].action == Check("#spam", checked=False)
+
+
+def test_submit_from_an_empty_request_uses_the_server_defaults() -> None:
+    command = c.submit_from_proto(pb.SubmitRequest())
+    assert command.options == JobOptions()
+    assert command.options.priority is Priority.MEDIUM
+    assert command.options.artifact_policy is ArtifactPolicy.ON_FAILURE
+    assert command.source is JobSource.API
+    assert command.definition.name == "" and command.definition.steps == ()
+    assert command.definition.viewport is None
+
+
+def test_submit_from_proto_copies_every_field() -> None:
+    req = pb.SubmitRequest(
+        definition=every_action_proto(),
+        options=pb.JobOptions(
+            priority=pb.PRIORITY_HIGH,
+            timeout_ms=1,
+            tags=["a", "b"],
+            max_attempts=2,
+            delay_ms=3,
+            idempotency_key="k",
+            backoff_ms=4,
+            artifact_policy=pb.ARTIFACT_POLICY_NEVER,
+        ),
+        user_id="u",
+        request_id="r",
+        source=pb.JOB_SOURCE_WEBHOOK,
+    )
+    command = c.submit_from_proto(req)
+    assert command == SubmitCommand(
+        definition=c.definition_from_proto(req.definition),
+        options=JobOptions(Priority.HIGH, 1, ("a", "b"), 2, 3, "k", 4, ArtifactPolicy.NEVER),
+        user_id="u",
+        request_id="r",
+        source=JobSource.WEBHOOK,
+    )
+    assert c.submit_to_proto(command) == req
+
+
+def test_step_without_action_and_wait_for_default_state() -> None:
+    definition = c.definition_from_proto(
+        pb.TestDefinition(steps=[pb.Step(name="empty"), pb.Step(wait_for=pb.WaitFor(selector="#x"))])
+    )
+    assert definition.steps[0] == Step(action=None, name="empty")
+    assert definition.steps[1].action == WaitFor("#x", "visible")
+    assert c.step_to_proto(definition.steps[0]).WhichOneof("action") is None
+
+
+@pytest.mark.parametrize(
+    ("viewport", "expected"),
+    [(None, None), (pb.Viewport(), None), (pb.Viewport(width=800, height=600), Viewport(800, 600))],
+)
+def test_viewport_absent_or_zero_is_none(viewport: pb.Viewport | None, expected: Viewport | None) -> None:
+    definition = pb.TestDefinition(name="n")
+    if viewport is not None:
+        definition.viewport.CopyFrom(viewport)
+    assert c.definition_from_proto(definition).viewport == expected
+
+
+def test_half_a_viewport_is_kept_for_validation_to_refuse() -> None:
+    definition = pb.TestDefinition(viewport=pb.Viewport(height=600))
+    assert c.definition_from_proto(definition).viewport == Viewport(0, 600)
+
+
+def test_unknown_enum_numbers_fall_back_to_defaults() -> None:
+    req = pb.SubmitRequest(options=pb.JobOptions(priority=99, artifact_policy=42), source=7)  # type: ignore[arg-type]
+    command = c.submit_from_proto(req)
+    assert command.options.priority is Priority.MEDIUM
+    assert command.options.artifact_policy is ArtifactPolicy.ON_FAILURE
+    assert command.source is JobSource.API
+
+
+# --- enums ---------------------------------------------------------------------------------
+
+ENUMS: list[tuple[str, type[enum.Enum], Callable[[Any], Any], Callable[[Any], Any]]] = [
+    ("Priority", Priority, c.priority_from_proto, c.priority_to_proto),
+    ("JobState", JobState, c.state_from_proto, c.state_to_proto),
+    ("ErrorCategory", ErrorCategory, c.error_category_from_proto, c.error_category_to_proto),
+    ("ArtifactPolicy", ArtifactPolicy, c.artifact_policy_from_proto, c.artifact_policy_to_proto),
+    ("JobSource", JobSource, c.source_from_proto, c.source_to_proto),
+]
+
+
+@pytest.mark.parametrize(("proto_name", "domain", "from_proto", "to_proto"), ENUMS)
+def test_enum_maps_are_total_both_ways(
+    proto_name: str, domain: type[enum.Enum], from_proto: Callable[[Any], Any], to_proto: Callable[[Any], Any]
+) -> None:
+    descriptor = pb.DESCRIPTOR.enum_types_by_name[proto_name]
+    for value in descriptor.values:
+        if value.number == 0:
+            assert from_proto(0) is None, value.name
+            continue
+        member = from_proto(value.number)
+        assert isinstance(member, domain), value.name
+        assert to_proto(member) == value.number
+    for member in domain:
+        number = to_proto(member)
+        assert number != 0 and descriptor.values_by_number[number]
+        assert from_proto(number) is member
+    assert from_proto(1234) is None
+
+
+def test_policy_has_its_own_category() -> None:
+    assert c.error_category_to_proto(ErrorCategory.POLICY) == pb.ERROR_CATEGORY_POLICY
+    assert c.error_category_from_proto(pb.ERROR_CATEGORY_POLICY) is ErrorCategory.POLICY
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+T0 = 1_700_000_000_123
+
+
+def make_job(**kw: object) -> Job:
+    fields: dict[str, object] = {
+        "job_id": "j1",
+        "state": JobState.RUNNING,
+        "definition": c.definition_from_proto(every_action_proto()),
+        "options": JobOptions(priority=Priority.LOW, tags=("smoke", "web")),
+        "metadata": JobMetadata("acme", "u1", "r1", JobSource.SCHEDULER, created_at_ms=T0),
+        "attempt": 2,
+        "max_attempts": 3,
+        "timeout_ms": 600_000,
+        "progress": Progress(40, 2, 5, "click", "clicking", updated_at_ms=T0 + 5),
+        "started_at_ms": T0 + 1,
+        "worker_id": "w1",
+    }
+    return Job(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def test_job_without_result() -> None:
+    message = c.job_to_proto(make_job())
+    assert (message.job_id, message.state, message.priority) == ("j1", pb.JOB_STATE_RUNNING, pb.PRIORITY_LOW)
+    assert (message.attempt, message.max_attempts, message.timeout_ms) == (2, 3, 600_000)
+    assert (message.tenant_id, message.user_id, message.request_id) == ("acme", "u1", "r1")
+    assert (message.name, list(message.tags), message.worker_id) == ("checkout", ["smoke", "web"], "w1")
+    assert message.source == pb.JOB_SOURCE_SCHEDULER
+    assert message.created_at.ToMilliseconds() == T0
+    assert message.started_at.ToMilliseconds() == T0 + 1
+    progress = message.progress
+    assert (progress.percentage, progress.current_step, progress.total_steps) == (40, 2, 5)
+    assert (progress.step_name, progress.message) == ("click", "clicking")
+    assert progress.updated_at.ToMilliseconds() == T0 + 5
+    for unset in ("result", "error", "finished_at", "scheduled_for"):
+        assert not message.HasField(unset), unset
+
+
+def test_job_with_result_and_error() -> None:
+    error = JobError(ErrorCategory.ASSERTION, "expected 'Welcome'", step_index=1, retryable=False)
+    result = JobResult(
+        success=False,
+        steps=(
+            StepResult(0, "open", True, 120, artifacts=("a/0.png",)),
+            StepResult(1, "check", False, 30, "expected 'Welcome'"),
+            StepResult(2, "wait", False, skipped=True),
+        ),
+        execution_time_ms=150,
+        worker_id="w1",
+        attempt=2,
+        total_attempts=3,
+        started_at_ms=T0 + 1,
+        completed_at_ms=T0 + 151,
+        artifacts=("a/fail.png",),
+        error=error,
+    )
+    job = make_job(state=JobState.FAILED, result=result, error=error, finished_at_ms=T0 + 151)
+    message = c.job_to_proto(job)
+    assert message.state == pb.JOB_STATE_FAILED
+    assert message.finished_at.ToMilliseconds() == T0 + 151
+    assert message.error == pb.JobError(
+        category=pb.ERROR_CATEGORY_ASSERTION, message="expected 'Welcome'", step_index=1
+    )
+    got = message.result
+    assert (got.success, got.execution_time_ms, got.worker_id, got.attempt, got.total_attempts) == (
+        False,
+        150,
+        "w1",
+        2,
+        3,
+    )
+    assert got.started_at.ToMilliseconds() == T0 + 1 and got.completed_at.ToMilliseconds() == T0 + 151
+    assert list(got.artifacts) == ["a/fail.png"] and got.error == message.error
+    assert [(s.index, s.name, s.success, s.duration_ms, s.error, s.skipped) for s in got.steps] == [
+        (0, "open", True, 120, "", False),
+        (1, "check", False, 30, "expected 'Welcome'", False),
+        (2, "wait", False, 0, "", True),
+    ]
+    assert list(got.steps[0].artifacts) == ["a/0.png"]
+
+
+def test_job_error_without_step_and_out_of_range_figures() -> None:
+    assert c.job_error_to_proto(JobError(ErrorCategory.SYSTEM, "boom")).step_index == -1
+    message = c.job_to_proto(make_job(attempt=-3, timeout_ms=2**40, scheduled_for_ms=T0))
+    assert (message.attempt, message.timeout_ms) == (0, 2**32 - 1)
+    assert message.scheduled_for.ToMilliseconds() == T0
+
+
+def test_progress_event_and_violations() -> None:
+    event = ProgressEvent("j1", "1-0", JobState.COMPLETED, Progress(100, 5, 5), attempt=1, terminal=True)
+    message = c.progress_event_to_proto(event)
+    assert (message.job_id, message.cursor, message.state, message.attempt, message.terminal) == (
+        "j1",
+        "1-0",
+        pb.JOB_STATE_COMPLETED,
+        1,
+        True,
+    )
+    assert message.progress.percentage == 100 and not message.progress.HasField("updated_at")
+    found = [FieldViolation("a", "x"), FieldViolation("b", "y")]
+    assert c.violations_to_proto(found) == [
+        pb.FieldViolation(field="a", description="x"),
+        pb.FieldViolation(field="b", description="y"),
+    ]
+
+
+# --- definition files ----------------------------------------------------------------------
+
+
+def test_load_a_bare_test_definition() -> None:
+    req = c.load_submit_file(json.dumps(EVERY_ACTION_JSON))
+    assert req.definition == every_action_proto()
+    assert not req.HasField("options")
+
+
+def test_load_a_submit_request() -> None:
+    text = json.dumps(
+        {"definition": EVERY_ACTION_JSON, "options": {"priority": "PRIORITY_HIGH", "tags": ["x"]}}
+    )
+    req = c.load_submit_file(text)
+    assert req.definition == every_action_proto()
+    assert req.options.priority == pb.PRIORITY_HIGH and list(req.options.tags) == ["x"]
+    options_only = c.load_submit_file('\ufeff{"options": {"maxAttempts": 2}, "user_id": "u"}')
+    assert options_only.options.max_attempts == 2 and options_only.user_id == "u"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{not json", "is not valid JSON"),
+        ("", "is not valid JSON"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"steps": [{"clik": {"selector": "#a"}}]}', "clik"),
+        ('{"steps": [{"click": {}, "fill": {}}]}', "oneof"),
+        ('{"definition": {"name": 5}, "options": {"priority": "URGENT"}}', "not a valid test definition"),
+        ('{"name": "n", "steps": [{"wait": {"ms": -1}}]}', "not a valid test definition"),
+        ("[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_bad_files_raise_a_validation_error_on_file(text: str, says: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        c.load_submit_file(text)
+    [violation] = caught.value.violations
+    assert violation.field == "file"
+    assert says in violation.description
+
+
+# --- property: conversion never raises, validation raises only ValidationError -------------
+
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
+_url = st.one_of(
+    _text, st.sampled_from(["/", "https://a.test/x", "javascript:x", "//h/p", "http://[::1", "a:b"])
+)
+_u32 = st.integers(0, 2**32 - 1)
+_actions = st.one_of(
+    st.none(),
+    st.builds(lambda u: pb.Step(navigate=pb.Navigate(url=u)), _url),
+    st.builds(lambda s: pb.Step(click=pb.Click(selector=s)), _text),
+    st.builds(
+        lambda s, v, b: pb.Step(fill=pb.Fill(selector=s, value=v, secret=b)), _text, _text, st.booleans()
+    ),
+    st.builds(lambda s, k: pb.Step(press=pb.Press(selector=s, key=k)), _text, _text),
+    st.builds(lambda s, v: pb.Step(select=pb.SelectOption(selector=s, value=v)), _text, _text),
+    st.builds(lambda s, b: pb.Step(check=pb.Check(selector=s, checked=b)), _text, st.booleans()),
+    st.builds(lambda s: pb.Step(hover=pb.Hover(selector=s)), _text),
+    st.builds(lambda s, t: pb.Step(wait_for=pb.WaitFor(selector=s, state=t)), _text, _text),
+    st.builds(lambda s, t: pb.Step(expect_text=pb.ExpectText(selector=s, text=t)), _text, _text),
+    st.builds(lambda s: pb.Step(expect_visible=pb.ExpectVisible(selector=s)), _text),
+    st.builds(lambda t: pb.Step(expect_title=pb.ExpectTitle(text=t)), _text),
+    st.builds(lambda p: pb.Step(expect_url=pb.ExpectUrl(pattern=p)), _text),
+    st.builds(lambda n, f: pb.Step(screenshot=pb.Screenshot(name=n, full_page=f)), _text, st.booleans()),
+    st.builds(lambda ms: pb.Step(wait=pb.Wait(ms=ms)), _u32),
+)
+_steps = st.builds(
+    lambda step, name, timeout: _named(step or pb.Step(), name, timeout), _actions, _text, _u32
+)
+
+
+def _named(step: pb.Step, name: str, timeout: int) -> pb.Step:
+    step.name, step.timeout_ms = name, timeout
+    return step
+
+
+_requests = st.builds(
+    lambda name, base, steps, vp, tags, opts: pb.SubmitRequest(
+        definition=pb.TestDefinition(name=name, base_url=base, steps=steps, viewport=vp),
+        options=pb.JobOptions(tags=tags, timeout_ms=opts[0], max_attempts=opts[1], priority=opts[2] % 5),
+    ),
+    _text,
+    _url,
+    st.lists(_steps, max_size=6),
+    st.none() | st.builds(lambda w, h: pb.Viewport(width=w, height=h), _u32, _u32),
+    st.lists(_text, max_size=3),
+    st.tuples(_u32, _u32, _u32),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_requests)
+def test_any_request_converts_and_validates_without_surprises(req: pb.SubmitRequest) -> None:
+    command = c.submit_from_proto(req)
+    try:
+        validate_submit(command)
+    except ValidationError as exc:
+        assert exc.violations and all(v.field and v.description for v in exc.violations)
+    again = c.definition_from_proto(c.definition_to_proto(command.definition))
+    assert again == command.definition

@@ -1,0 +1,114 @@
+"""classify() decides by exception type, and reads net error codes from real Playwright errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright._impl._errors import TargetClosedError
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from executor_service.browser import BrowserManager, BrowserUnavailable
+from executor_service.classify import AssertionFailure, NavigationRefused, classify, net_error_code
+from shared.errors import FieldViolation, NotFoundError, ValidationError
+from shared.model import ErrorCategory
+from tests.support import CHROMIUM_ARGS, chromium_path, free_port
+
+
+@pytest.mark.parametrize(
+    ("exc", "category"),
+    [
+        (TimeoutError("slow"), ErrorCategory.TIMEOUT),  # asyncio.TimeoutError is this class since 3.11
+        (PlaywrightTimeoutError("Locator.click: Timeout 500ms exceeded."), ErrorCategory.TIMEOUT),
+        # A timed-out navigation still says "timeout" first, even with a net code in its log.
+        (
+            PlaywrightTimeoutError("Page.goto: Timeout 100ms exceeded. net::ERR_ABORTED"),
+            ErrorCategory.TIMEOUT,
+        ),
+        (AssertionFailure("expected '#msg' to contain 'a', got 'b'"), ErrorCategory.ASSERTION),
+        (
+            PlaywrightError("Page.goto: net::ERR_NAME_NOT_RESOLVED at http://x.invalid/"),
+            ErrorCategory.NETWORK,
+        ),
+        (
+            PlaywrightError("Page.goto: net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/"),
+            ErrorCategory.NETWORK,
+        ),
+        (TargetClosedError(), ErrorCategory.BROWSER),
+        (PlaywrightError("Page.click: Target crashed"), ErrorCategory.BROWSER),
+        (PlaywrightError("Protocol error (Page.navigate): Cannot navigate"), ErrorCategory.BROWSER),
+        (BrowserUnavailable("no Chromium"), ErrorCategory.BROWSER),
+        (OSError("disk full"), ErrorCategory.SYSTEM),
+        (ConnectionResetError(), ErrorCategory.SYSTEM),
+        (MemoryError(), ErrorCategory.SYSTEM),
+        (NavigationRefused("http://10.0.0.1/ is a private address"), ErrorCategory.POLICY),
+        (ValidationError([FieldViolation("definition.steps[0]", "has no action")]), ErrorCategory.VALIDATION),
+        (NotFoundError("job"), ErrorCategory.UNKNOWN),
+        (ValueError("bad"), ErrorCategory.UNKNOWN),
+        (asyncio.CancelledError(), ErrorCategory.UNKNOWN),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_categories_follow_exception_types(exc: BaseException, category: ErrorCategory) -> None:
+    assert classify(exc) is category
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Timeout 500ms exceeded",
+        "net::ERR_CONNECTION_REFUSED",
+        "Target page, context or browser has been closed",
+    ],
+)
+def test_text_alone_decides_nothing(text: str) -> None:
+    # What a page or a library happens to print must not pick a retry policy.
+    assert classify(RuntimeError(text)) is ErrorCategory.UNKNOWN
+    assert net_error_code(RuntimeError(text)) is None
+
+
+def test_an_unknown_wrapper_falls_back_to_its_cause() -> None:
+    try:
+        try:
+            raise PlaywrightError("Page.goto: net::ERR_CONNECTION_RESET at http://a/")
+        except PlaywrightError as inner:
+            raise RuntimeError("step failed") from inner
+    except RuntimeError as outer:
+        assert classify(outer) is ErrorCategory.NETWORK
+
+
+def test_a_known_wrapper_wins_over_its_cause() -> None:
+    outer = AssertionFailure("expected visible")
+    outer.__cause__ = PlaywrightTimeoutError("Timeout 5ms exceeded.")
+    assert classify(outer) is ErrorCategory.ASSERTION
+
+
+def test_a_cause_cycle_ends() -> None:
+    a, b = RuntimeError("a"), RuntimeError("b")
+    a.__cause__, b.__cause__ = b, a
+    assert classify(a) is ErrorCategory.UNKNOWN
+
+
+def test_net_error_code_parses_the_code() -> None:
+    exc = PlaywrightError('Page.goto: net::ERR_NAME_NOT_RESOLVED at http://x.invalid/\nCall log:\n  - "load"')
+    assert net_error_code(exc) == "ERR_NAME_NOT_RESOLVED"
+    assert net_error_code(PlaywrightError("Page.click: Target crashed")) is None
+    assert net_error_code(PlaywrightTimeoutError("Timeout; net::ERR_ABORTED")) is None
+
+
+async def test_a_real_refused_connection() -> None:
+    """What Chromium actually raises for a closed port on 127.0.0.1."""
+    manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    await manager.start()
+    try:
+        context = await manager.new_context(viewport=None)
+        page = await context.new_page()
+        with pytest.raises(PlaywrightError) as info:
+            await page.goto(f"http://127.0.0.1:{free_port()}/", timeout=10_000)
+        await context.close()
+    finally:
+        await manager.stop()
+    assert type(info.value) is PlaywrightError
+    assert net_error_code(info.value) == "ERR_CONNECTION_REFUSED"
+    assert classify(info.value) is ErrorCategory.NETWORK

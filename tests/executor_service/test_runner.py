@@ -1,0 +1,380 @@
+"""run_steps against real Chromium and real pages served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.async_api import BrowserContext
+
+from executor_service.browser import BrowserManager
+from executor_service.runner import RunOutcome, run_steps
+from shared.model import (
+    ArtifactPolicy,
+    Check,
+    Click,
+    ErrorCategory,
+    ExpectText,
+    ExpectTitle,
+    ExpectUrl,
+    ExpectVisible,
+    Fill,
+    Hover,
+    Navigate,
+    Press,
+    Screenshot,
+    SelectOption,
+    Step,
+    TestDefinition,
+    Wait,
+    WaitFor,
+)
+from tests.support import CHROMIUM_ARGS, chromium_path, free_port, serve_directory
+
+PAGES = Path(__file__).parent / "pages"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SECRET = "s3cret-pa55"
+PREFIX = "job-1/1"
+
+
+@dataclass
+class Recorder:
+    """A Reporter that keeps every call, and lets a test wait for a given step to start."""
+
+    calls: list[dict[str, object]] = field(default_factory=list)
+    started: dict[int, asyncio.Event] = field(default_factory=dict)
+
+    async def __call__(
+        self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str
+    ) -> None:
+        self.calls.append(
+            {
+                "percentage": percentage,
+                "current_step": current_step,
+                "total_steps": total_steps,
+                "step_name": step_name,
+                "message": message,
+            }
+        )
+        self.started.setdefault(current_step, asyncio.Event()).set()
+
+    async def wait_started(self, step: int) -> None:
+        await asyncio.wait_for(self.started.setdefault(step, asyncio.Event()).wait(), timeout=30)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    with serve_directory(PAGES) as url:
+        yield url + "/"
+
+
+@pytest.fixture
+async def context() -> AsyncIterator[BrowserContext]:
+    manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    await manager.start()
+    try:
+        ctx = await manager.new_context(viewport=None)
+        try:
+            yield ctx
+        finally:
+            await ctx.close()
+    finally:
+        await manager.stop()
+
+
+async def run(
+    context: BrowserContext,
+    steps: list[Step],
+    *,
+    tmp_path: Path,
+    base_url: str = "",
+    reporter: Recorder | None = None,
+    policy: ArtifactPolicy = ArtifactPolicy.ON_FAILURE,
+    step_timeout_ms: int = 10_000,
+) -> RunOutcome:
+    definition = TestDefinition(name="t", steps=tuple(steps), base_url=base_url)
+    return await run_steps(
+        context,
+        definition,
+        report=reporter or Recorder(),
+        artifacts_root=tmp_path,
+        artifact_prefix=PREFIX,
+        step_timeout_ms=step_timeout_ms,
+        artifact_policy=policy,
+    )
+
+
+def pngs(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.png"))
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file(), path
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+async def test_every_action_passes_and_reports_progress(
+    context: BrowserContext, site: str, tmp_path: Path
+) -> None:
+    steps = [
+        Step(Navigate("form.html")),
+        Step(Fill("#user", "alice")),
+        Step(Fill("#password", SECRET, secret=True)),
+        Step(SelectOption("#plan", "pro")),
+        Step(Check("#terms")),
+        Step(Check("#news", checked=False)),
+        Step(Hover("#menu")),
+        Step(ExpectText("#hovered", "hovered")),
+        Step(Press("#user", "Enter")),
+        Step(ExpectText("#key", "enter pressed")),
+        Step(Click("#submit"), name="submit the form"),
+        Step(ExpectText("#msg", "Welcome, alice")),
+        Step(ExpectVisible("#msg")),
+        Step(ExpectTitle("Form Page")),
+        Step(Screenshot("form", full_page=True)),
+        Step(Screenshot()),
+        Step(Click("#next")),
+        Step(ExpectUrl(r"/second\.html$")),
+        Step(WaitFor("#late", "visible")),
+        Step(WaitFor("#gone", "detached")),
+        Step(ExpectText("#late", "arrived")),
+        Step(Wait(20)),
+        Step(ExpectTitle("Second")),
+    ]
+    recorder = Recorder()
+    outcome = await run(context, steps, tmp_path=tmp_path, base_url=site, reporter=recorder)
+
+    assert outcome.error is None, outcome.error
+    assert outcome.success
+    n = len(steps)
+    assert [s.index for s in outcome.steps] == list(range(n))
+    assert all(s.success and not s.skipped and s.error == "" for s in outcome.steps)
+    assert outcome.steps[10].name == "submit the form"
+    assert [c["percentage"] for c in recorder.calls] == [10 + 80 * i // n for i in range(n)]
+    assert [c["current_step"] for c in recorder.calls] == list(range(1, n + 1))
+    assert {c["total_steps"] for c in recorder.calls} == {n}
+    assert recorder.calls[10]["message"] == f"Step 11/{n}: submit the form"
+    assert recorder.calls[0]["step_name"] == "navigate form.html"
+
+    assert outcome.artifacts == (f"{PREFIX}/form.png", f"{PREFIX}/step-15.png")
+    assert outcome.steps[14].artifacts == (f"{PREFIX}/form.png",)
+    for artifact in outcome.artifacts:
+        assert_png(tmp_path / artifact)
+    # The secret was typed for real (the page said "Welcome") but never shown.
+    assert all(SECRET not in s.name for s in outcome.steps)
+    assert all(SECRET not in str(c) for c in recorder.calls)
+
+
+async def test_a_failing_expectation_is_an_assertion_with_a_screenshot(
+    context: BrowserContext, site: str, tmp_path: Path
+) -> None:
+    steps = [
+        Step(Navigate(site + "form.html")),
+        Step(Click("#submit")),  # nothing filled in: the page says "Error: bad form"
+        Step(ExpectText("#msg", "Welcome"), timeout_ms=500),
+        Step(Click("#next")),
+        Step(ExpectTitle("Second")),
+    ]
+    started = time.monotonic()
+    outcome = await run(context, steps, tmp_path=tmp_path)
+
+    assert outcome.error is not None
+    assert outcome.error.category is ErrorCategory.ASSERTION
+    assert outcome.error.step_index == 2
+    assert outcome.error.retryable is False
+    assert outcome.error.message == """expected "#msg" to contain 'Welcome', got 'Error: bad form'"""
+    assert time.monotonic() - started < 8  # the step's own 500 ms, not the 10 s default
+    failed = outcome.steps[2]
+    assert not failed.success and not failed.skipped
+    assert failed.error == outcome.error.message
+    assert failed.duration_ms >= 450
+    assert [s.skipped for s in outcome.steps] == [False, False, False, True, True]
+    assert [s.success for s in outcome.steps] == [True, True, False, False, False]
+    shot = f"{PREFIX}/step-02-failure.png"
+    assert failed.artifacts == (shot,)
+    assert outcome.artifacts == (shot,)
+    assert_png(tmp_path / shot)
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (Step(ExpectVisible("#late")), "expected '#late' to be visible within 300 ms"),
+        (Step(ExpectText("#nothing", "x")), "expected \"#nothing\" to contain 'x', but no element matched"),
+        (Step(ExpectTitle("Nope")), "expected the title to contain 'Nope', got 'Sentinel Form Page'"),
+        (Step(ExpectUrl(r"/second")), "expected the url to match '/second', got 'http://127.0.0.1:"),
+    ],
+)
+async def test_every_expectation_fails_as_an_assertion(
+    context: BrowserContext, site: str, tmp_path: Path, step: Step, expected: str
+) -> None:
+    outcome = await run(
+        context, [Step(Navigate(site + "form.html")), step], tmp_path=tmp_path, step_timeout_ms=300
+    )
+    assert outcome.error is not None
+    assert outcome.error.category is ErrorCategory.ASSERTION
+    assert outcome.error.step_index == 1
+    assert outcome.error.message.startswith(expected)
+
+
+async def test_never_policy_takes_no_screenshot(context: BrowserContext, site: str, tmp_path: Path) -> None:
+    steps = [Step(Navigate(site + "form.html")), Step(ExpectTitle("Nope"), timeout_ms=200)]
+    outcome = await run(context, steps, tmp_path=tmp_path, policy=ArtifactPolicy.NEVER)
+    assert outcome.error is not None
+    assert outcome.artifacts == ()
+    assert pngs(tmp_path) == []
+
+
+async def test_always_policy_adds_a_final_screenshot(
+    context: BrowserContext, site: str, tmp_path: Path
+) -> None:
+    outcome = await run(
+        context, [Step(Navigate(site + "form.html"))], tmp_path=tmp_path, policy=ArtifactPolicy.ALWAYS
+    )
+    assert outcome.error is None
+    assert outcome.artifacts == (f"{PREFIX}/final.png",)
+    assert_png(tmp_path / PREFIX / "final.png")
+
+
+async def test_a_step_timeout_is_a_timeout(context: BrowserContext, site: str, tmp_path: Path) -> None:
+    steps = [
+        Step(Navigate(site + "form.html")),
+        Step(WaitFor("#never"), timeout_ms=500),
+        Step(Click("#submit")),
+    ]
+    outcome = await run(context, steps, tmp_path=tmp_path)
+    assert outcome.error is not None
+    assert outcome.error.category is ErrorCategory.TIMEOUT
+    assert outcome.error.step_index == 1
+    assert "500ms" in outcome.error.message
+    assert "\n" not in outcome.error.message  # first line only: no Playwright call log
+    assert outcome.steps[2].skipped
+
+
+async def test_a_refused_connection_is_a_network_error(context: BrowserContext, tmp_path: Path) -> None:
+    outcome = await run(
+        context, [Step(Navigate("/"))], tmp_path=tmp_path, base_url=f"http://127.0.0.1:{free_port()}"
+    )
+    assert outcome.error is not None
+    assert outcome.error.category is ErrorCategory.NETWORK
+    assert "net::ERR_CONNECTION_REFUSED" in outcome.error.message
+    assert outcome.error.step_index == 0
+
+
+async def test_an_http_error_status_is_not_a_failure(
+    context: BrowserContext, site: str, tmp_path: Path
+) -> None:
+    outcome = await run(context, [Step(Navigate("missing.html"))], tmp_path=tmp_path, base_url=site)
+    assert outcome.error is None
+
+
+async def test_a_secret_never_appears_in_errors(context: BrowserContext, site: str, tmp_path: Path) -> None:
+    # The page echoes what was typed, so the assertion's "got ..." would carry the secret.
+    steps = [
+        Step(Navigate(site + "echo.html")),
+        Step(Fill("#field", SECRET, secret=True)),
+        Step(ExpectText("#out", "something else"), timeout_ms=300),
+    ]
+    recorder = Recorder()
+    outcome = await run(context, steps, tmp_path=tmp_path, reporter=recorder)
+    assert outcome.error is not None
+    assert outcome.error.category is ErrorCategory.ASSERTION
+    assert outcome.error.message == """expected "#out" to contain 'something else', got '***'"""
+    assert SECRET not in repr(outcome)
+    assert SECRET not in repr(recorder.calls)
+
+    # A fill that fails outright does not leak it either.
+    failing = [Step(Navigate(site + "echo.html")), Step(Fill("#absent", SECRET, secret=True), timeout_ms=200)]
+    outcome = await run(context, failing, tmp_path=tmp_path)
+    assert outcome.error is not None
+    assert outcome.error.category is ErrorCategory.TIMEOUT
+    assert SECRET not in repr(outcome)
+
+
+async def test_screenshot_names_stay_inside_the_prefix(
+    context: BrowserContext, site: str, tmp_path: Path
+) -> None:
+    steps = [Step(Navigate(site + "form.html")), Step(Screenshot("../../etc/evil name.png"))]
+    outcome = await run(context, steps, tmp_path=tmp_path)
+    assert outcome.error is None
+    (artifact,) = outcome.artifacts
+    assert artifact == f"{PREFIX}/etc-evil-name.png"
+    assert_png(tmp_path / artifact)
+
+
+async def test_invalid_steps_are_validation_errors(
+    context: BrowserContext, site: str, tmp_path: Path
+) -> None:
+    for bad, where in [
+        (Step(None), "definition.steps[1]: has no action"),
+        (Step(WaitFor("#x", "gone")), "definition.steps[1].wait_for.state"),
+        (Step(ExpectUrl("(")), "definition.steps[1].expect_url.pattern"),
+    ]:
+        outcome = await run(context, [Step(Navigate(site + "form.html")), bad], tmp_path=tmp_path)
+        assert outcome.error is not None
+        assert outcome.error.category is ErrorCategory.VALIDATION
+        assert outcome.error.message.startswith(where)
+
+
+async def test_a_closed_context_is_a_browser_error(
+    context: BrowserContext, site: str, tmp_path: Path
+) -> None:
+    await context.close()
+    outcome = await run(context, [Step(Navigate(site + "form.html"))], tmp_path=tmp_path)
+    assert outcome.error is not None
+    assert outcome.error.category is ErrorCategory.BROWSER
+    assert outcome.error.step_index == -1
+    assert [s.skipped for s in outcome.steps] == [True]
+
+
+async def test_a_page_dying_mid_step_is_a_browser_error(
+    context: BrowserContext, site: str, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    steps = [Step(Navigate(site + "form.html")), Step(WaitFor("#never"), timeout_ms=60_000)]
+    task = asyncio.create_task(run(context, steps, tmp_path=tmp_path, reporter=recorder))
+    await recorder.wait_started(2)
+    await context.close()
+    outcome = await asyncio.wait_for(task, timeout=30)
+    assert outcome.error is not None
+    assert outcome.error.category is ErrorCategory.BROWSER
+    assert outcome.error.step_index == 1
+    assert outcome.artifacts == ()  # the failure screenshot could not be taken, and that is no error
+
+
+async def test_cancelling_propagates(context: BrowserContext, site: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    steps = [Step(Navigate(site + "form.html")), Step(WaitFor("#never"), timeout_ms=60_000), Step(Wait(1))]
+    task = asyncio.create_task(run(context, steps, tmp_path=tmp_path, reporter=recorder))
+    await recorder.wait_started(2)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 5
+    assert 3 not in recorder.started
+
+
+async def test_cancelling_a_wait_step_propagates(context: BrowserContext, tmp_path: Path) -> None:
+    recorder = Recorder()
+    task = asyncio.create_task(run(context, [Step(Wait(60_000))], tmp_path=tmp_path, reporter=recorder))
+    await recorder.wait_started(1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_definition_without_steps_passes(context: BrowserContext, tmp_path: Path) -> None:
+    recorder = Recorder()
+    outcome = await run(context, [], tmp_path=tmp_path, reporter=recorder)
+    assert outcome == RunOutcome(steps=(), error=None, artifacts=())
+    assert recorder.calls == []
+
+
+async def test_a_zero_step_timeout_is_refused(context: BrowserContext, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="step_timeout_ms"):
+        await run(context, [Step(Wait(1))], tmp_path=tmp_path, step_timeout_ms=0)
