@@ -35,6 +35,7 @@ from api_service.convert_jobs import (
     progress_to_proto,
     result_to_proto,
     step_result_to_proto,
+    timestamp,
     violations_to_proto,
 )
 from protos import sentinel_pb2 as pb
@@ -91,6 +92,7 @@ __all__ = [
     "step_to_proto",
     "submit_from_proto",
     "submit_to_proto",
+    "timestamp",
     "violations_to_proto",
 ]
 

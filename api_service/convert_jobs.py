@@ -36,16 +36,16 @@ def job_to_proto(job: Job) -> pb.Job:
         tenant_id=job.metadata.tenant_id,
         name=job.definition.name,
         tags=job.options.tags,
-        created_at=_timestamp(job.metadata.created_at_ms),
-        started_at=_timestamp(job.started_at_ms),
-        finished_at=_timestamp(job.finished_at_ms),
+        created_at=timestamp(job.metadata.created_at_ms),
+        started_at=timestamp(job.started_at_ms),
+        finished_at=timestamp(job.finished_at_ms),
         worker_id=job.worker_id,
         error=job_error_to_proto(job.error) if job.error is not None else None,
         user_id=job.metadata.user_id,
         request_id=job.metadata.request_id,
         source=source_to_proto(job.metadata.source),
         timeout_ms=_u32(job.timeout_ms),
-        scheduled_for=_timestamp(job.scheduled_for_ms),
+        scheduled_for=timestamp(job.scheduled_for_ms),
     )
 
 
@@ -57,7 +57,7 @@ def progress_to_proto(progress: Progress) -> pb.Progress:
         total_steps=_u32(progress.total_steps),
         step_name=progress.step_name,
         message=progress.message,
-        updated_at=_timestamp(progress.updated_at_ms),
+        updated_at=timestamp(progress.updated_at_ms),
     )
 
 
@@ -82,8 +82,8 @@ def result_to_proto(result: JobResult) -> pb.JobResult:
         worker_id=result.worker_id,
         attempt=_u32(result.attempt),
         total_attempts=_u32(result.total_attempts),
-        started_at=_timestamp(result.started_at_ms),
-        completed_at=_timestamp(result.completed_at_ms),
+        started_at=timestamp(result.started_at_ms),
+        completed_at=timestamp(result.completed_at_ms),
         artifacts=result.artifacts,
         error=job_error_to_proto(result.error) if result.error is not None else None,
     )
@@ -122,7 +122,7 @@ def _u32(value: int) -> int:
     return max(0, min(value, _UINT32_MAX))
 
 
-def _timestamp(ms: int) -> Timestamp | None:
+def timestamp(ms: int) -> Timestamp | None:
     if ms <= 0:
         return None
     stamp = Timestamp()

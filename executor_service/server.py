@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import grpc
 import redis.asyncio as aioredis
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from api_service import convert
 from executor_service.browser import BrowserManager
 from executor_service.worker import Worker
 from protos import sentinel_pb2 as pb
@@ -35,14 +35,6 @@ def make_worker_id(configured: str) -> str:
     return configured or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _timestamp(ms: int) -> Timestamp | None:
-    if not ms:
-        return None
-    ts = Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
-
-
 class ExecutorServicer(pb_grpc.ExecutorServicer):  # type: ignore[misc]
     def __init__(self, worker: Worker, health: HealthReporter, grace_s: float) -> None:
         self._worker = worker
@@ -53,20 +45,12 @@ class ExecutorServicer(pb_grpc.ExecutorServicer):  # type: ignore[misc]
         w = self._worker
         in_flight = []
         for _, state in list(w.in_flight.values()):
-            p = state.progress
             in_flight.append(
                 pb.InFlightJob(
                     job_id=state.claim.job_id,
                     attempt=state.claim.job.attempt,
-                    progress=pb.Progress(
-                        percentage=p.percentage,
-                        current_step=p.current_step,
-                        total_steps=p.total_steps,
-                        step_name=p.step_name,
-                        message=p.message,
-                        updated_at=_timestamp(p.updated_at_ms),
-                    ),
-                    started_at=_timestamp(state.started_ms),
+                    progress=convert.progress_to_proto(state.progress),
+                    started_at=convert.timestamp(state.started_ms),
                 )
             )
         return pb.WorkerStatus(

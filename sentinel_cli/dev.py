@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
-import http.server
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,32 +20,21 @@ from executor_service.server import ExecutorServer
 from sentinel_cli import client
 from sentinel_cli.redis_proc import start_redis
 from sentinel_cli.runtime import run_until_signal
+from sentinel_cli.static_site import serve_directory
 from shared.settings import ApiSettings, ExecutorSettings, QueueSettings, RedisSettings
 
 DEMO_SITE = Path(__file__).with_name("demo_site")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @contextlib.contextmanager
 def demo_site(port: int) -> Iterator[str]:
     """Serve the demo site on 127.0.0.1:`port`; yields its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(DEMO_SITE))
     try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        with serve_directory(DEMO_SITE, port=port) as url:
+            yield url
     except OSError as exc:
         raise OSError(f"demo site: cannot listen on 127.0.0.1:{port} ({exc}); use --demo-port") from exc
-    thread = threading.Thread(target=server.serve_forever, name="demo-site", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def _run_examples(address: str) -> None:

@@ -3,51 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.server
 import shutil
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from executor_service.browser import DEFAULT_ARGS
 from sentinel_cli.redis_proc import RedisProcess, free_port, start_redis
+from sentinel_cli.static_site import serve_directory
 
-__all__ = ["RedisProcess", "free_port", "start_redis"]
+__all__ = ["RedisProcess", "free_port", "serve_directory", "start_redis"]
 
 T = TypeVar("T")
 
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def serve_directory(directory: Path) -> Iterator[str]:
-    """Serve `directory` over HTTP on 127.0.0.1; yields the base URL."""
-
-    def handler(*args: object, **kwargs: object) -> _QuietHandler:
-        return _QuietHandler(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+CHROMIUM_ARGS = DEFAULT_ARGS
 
 
 async def wait_for(
