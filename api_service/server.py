@@ -40,9 +40,7 @@ class ApiServer:
     reader: aioredis.Redis
 
     @classmethod
-    async def start(
-        cls, *, redis: RedisSettings, queue_settings: QueueSettings, api: ApiSettings
-    ) -> ApiServer:
+    async def start(cls, *, redis: RedisSettings, queue_settings: QueueSettings, api: ApiSettings) -> ApiServer:
         client = connect(redis)
         queue = Queue.open(client, queue_settings)
         reader = connect(redis, single_connection_client=True, socket_timeout=None)
@@ -77,9 +75,7 @@ class ApiServer:
         await self.server.wait_for_termination()
 
 
-async def serve(
-    stop: asyncio.Event, *, redis: RedisSettings, queue_settings: QueueSettings, api: ApiSettings
-) -> None:
+async def serve(stop: asyncio.Event, *, redis: RedisSettings, queue_settings: QueueSettings, api: ApiSettings) -> None:
     server = await ApiServer.start(redis=redis, queue_settings=queue_settings, api=api)
     await stop.wait()
     log.info("api stopping")

@@ -49,11 +49,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
     ) -> pb.SubmitBatchResponse:
         if len(request.requests) > MAX_BATCH:
             raise ValidationError(
-                [
-                    FieldViolation(
-                        "requests", f"at most {MAX_BATCH} jobs per batch, got {len(request.requests)}"
-                    )
-                ]
+                [FieldViolation("requests", f"at most {MAX_BATCH} jobs per batch, got {len(request.requests)}")]
             )
         items: list[pb.SubmitBatchItem] = []
         valid: list[tuple[int, SubmitCommand]] = []
@@ -95,9 +91,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
         return convert.job_to_proto(job)
 
     @unary
-    async def ListJobs(
-        self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListJobsResponse:
+    async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
         if request.page_size > MAX_PAGE_SIZE:
             raise ValidationError([FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}")])
         page = await jobs.list_jobs(
@@ -108,6 +102,4 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
             page_size=request.page_size or 50,
             page_token=request.page_token,
         )
-        return pb.ListJobsResponse(
-            jobs=[convert.job_to_proto(j) for j in page.jobs], next_page_token=page.next_token
-        )
+        return pb.ListJobsResponse(jobs=[convert.job_to_proto(j) for j in page.jobs], next_page_token=page.next_token)

@@ -161,9 +161,7 @@ class BrowserManager:
             )
         except PlaywrightError as exc:
             first_line = exc.message.strip().splitlines()[0] if exc.message.strip() else repr(exc)
-            raise BrowserUnavailable(
-                f"cannot launch Chromium at {executable}: {first_line}; {_INSTALL_HINT}"
-            ) from exc
+            raise BrowserUnavailable(f"cannot launch Chromium at {executable}: {first_line}; {_INSTALL_HINT}") from exc
         self._browser = browser
         log.info("chromium %s launched from %s", browser.version, executable)
         return browser

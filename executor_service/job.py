@@ -160,9 +160,7 @@ async def run_job(env: JobEnv, state: RunState) -> JobState | None:
         return None
     except Exception as exc:  # an infrastructure failure outside any step: browser gone, ...
         log.exception("job %s: run failed outside a step", job.job_id)
-        outcome = RunOutcome(
-            steps=(), error=JobError(classify(exc), f"{type(exc).__name__}: {exc}"), artifacts=()
-        )
+        outcome = RunOutcome(steps=(), error=JobError(classify(exc), f"{type(exc).__name__}: {exc}"), artifacts=())
         ended = JobState.FAILED
     return await _record(env, state, outcome, ended, execution_ms=int((time.monotonic() - started) * 1000))
 

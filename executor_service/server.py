@@ -119,9 +119,7 @@ class ExecutorServer:
             port,
             worker.concurrency,
         )
-        return cls(
-            server=server, port=port, worker=worker, health=health, settings=executor, blocking=blocking
-        )
+        return cls(server=server, port=port, worker=worker, health=health, settings=executor, blocking=blocking)
 
     async def stop(self) -> None:
         await self.health.drain()

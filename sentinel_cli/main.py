@@ -27,21 +27,13 @@ from shared.settings import ApiSettings, ClientSettings, ExecutorSettings, Queue
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentinel", description="Browser tests as a service.")
-    parser.add_argument(
-        "--log-level", default=None, help="DEBUG, INFO, WARNING, ... (default INFO; dev: WARNING)"
-    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ... (default INFO; dev: WARNING)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument(
-        "--api", default=None, help="API address for client commands (default: $SENTINEL_API)"
-    )
+    parser.add_argument("--api", default=None, help="API address for client commands (default: $SENTINEL_API)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dev = sub.add_parser(
-        "dev", help="run Redis (if none is configured), the API, an executor and a demo site"
-    )
-    dev.add_argument(
-        "--demo", action="store_true", help="submit the bundled examples and show their progress"
-    )
+    dev = sub.add_parser("dev", help="run Redis (if none is configured), the API, an executor and a demo site")
+    dev.add_argument("--demo", action="store_true", help="submit the bundled examples and show their progress")
     dev.add_argument("--demo-port", type=int, default=8088, help="port of the demo site (default 8088)")
     sub.add_parser("api", help="run the gRPC API service")
     sub.add_parser("executor", help="run an executor service")
@@ -71,9 +63,7 @@ def _serve(args: argparse.Namespace) -> None:
         from executor_service.server import serve as serve_executor
 
         executor = ExecutorSettings.from_env()
-        run_until_signal(
-            lambda stop: serve_executor(stop, redis=redis, queue_settings=queue, executor=executor)
-        )
+        run_until_signal(lambda stop: serve_executor(stop, redis=redis, queue_settings=queue, executor=executor))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -90,9 +80,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         address = args.api or ClientSettings.from_env().api
         if args.command == "submit":
             code = asyncio.run(
-                client.submit_and_follow(
-                    address, args.file, priority=args.priority, follow_progress=args.follow
-                )
+                client.submit_and_follow(address, args.file, priority=args.priority, follow_progress=args.follow)
             )
         elif args.command == "status":
             code = asyncio.run(client.show_status(address, args.job_id))

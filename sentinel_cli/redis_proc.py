@@ -42,9 +42,7 @@ class RedisProcess:
                 self.process.wait(timeout=10)
 
 
-def start_redis(
-    directory: Path, *, port: int | None = None, aof: bool = False, timeout_s: float = 10
-) -> RedisProcess:
+def start_redis(directory: Path, *, port: int | None = None, aof: bool = False, timeout_s: float = 10) -> RedisProcess:
     """Start redis-server on 127.0.0.1 (a free port unless given) and wait until it answers PING.
 
     Raises:

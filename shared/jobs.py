@@ -94,9 +94,7 @@ async def submit(queue: Queue, command: SubmitCommand, *, tenant: str, trace: st
     return Submitted(job_id=str(job_id), duplicate=bool(int(duplicate)))
 
 
-async def submit_many(
-    queue: Queue, commands: list[SubmitCommand], *, tenant: str, trace: str = ""
-) -> list[Submitted]:
+async def submit_many(queue: Queue, commands: list[SubmitCommand], *, tenant: str, trace: str = "") -> list[Submitted]:
     """Submit validated jobs in one pipelined round trip; each job is still atomic on its own."""
     if not commands:
         return []
@@ -182,9 +180,7 @@ async def list_jobs(
         after = last
         maximum = str(last[0]) if last else "-inf"
     token = (
-        f"{last[0]:.0f}|{last[1]}"
-        if last is not None and (len(jobs) == page_size or examined >= scan_limit)
-        else ""
+        f"{last[0]:.0f}|{last[1]}" if last is not None and (len(jobs) == page_size or examined >= scan_limit) else ""
     )
     return JobPage(jobs=jobs, next_token=token)
 
@@ -211,7 +207,5 @@ async def cancel(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
     if outcome == "missing":
         raise NotFoundError(f"job {job_id!r} not found")
     if outcome == "finished":
-        raise ConflictError(
-            f"job {job_id!r} already finished ({state}); only waiting or running jobs can be cancelled"
-        )
+        raise ConflictError(f"job {job_id!r} already finished ({state}); only waiting or running jobs can be cancelled")
     return await get_job(queue, job_id, tenant=tenant)

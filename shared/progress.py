@@ -24,9 +24,7 @@ def _check_cursor(cursor: str) -> str:
     try:
         parse_id(cursor)
     except ValueError:
-        raise ValidationError(
-            [FieldViolation("cursor", f"is not a cursor from this stream: {cursor!r}")]
-        ) from None
+        raise ValidationError([FieldViolation("cursor", f"is not a cursor from this stream: {cursor!r}")]) from None
     return cursor
 
 

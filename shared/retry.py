@@ -59,9 +59,7 @@ def backoff_ms(
 ) -> int:
     """Delay before run `attempt + 1`: the base doubled for each run so far, ±jitter, capped."""
     policy = DEFAULT_POLICIES.get(error.category)
-    base = options.backoff_ms or (
-        policy.delay_ms if policy and policy.delay_ms else settings.backoff_delay_ms
-    )
+    base = options.backoff_ms or (policy.delay_ms if policy and policy.delay_ms else settings.backoff_delay_ms)
     delay = min(base * 2 ** max(attempt - 1, 0), settings.backoff_max_ms)
     if jitter:
         delay = int(delay * random.uniform(1 - jitter, 1 + jitter))

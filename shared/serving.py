@@ -74,9 +74,7 @@ class HealthReporter:
 
     async def _publish(self) -> None:
         serving = self._redis_ok and not self._draining
-        status = (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in self._services:
             await self.servicer.set(name, status)
 

@@ -122,18 +122,12 @@ def validate_definition(definition: TestDefinition, *, path: str = "definition")
     if not definition.steps:
         out.append(FieldViolation(f"{path}.steps", "must have at least one step"))
     elif len(definition.steps) > MAX_STEPS:
-        out.append(
-            FieldViolation(
-                f"{path}.steps", f"must have at most {MAX_STEPS} steps, got {len(definition.steps)}"
-            )
-        )
+        out.append(FieldViolation(f"{path}.steps", f"must have at most {MAX_STEPS} steps, got {len(definition.steps)}"))
     for i, step in enumerate(definition.steps):
         _check_step(out, f"{path}.steps[{i}]", step, definition.base_url)
     total = definition_chars(definition)
     if total > MAX_DEFINITION_CHARS:
-        out.append(
-            FieldViolation(path, f"must hold at most {MAX_DEFINITION_CHARS} characters in all, got {total}")
-        )
+        out.append(FieldViolation(path, f"must hold at most {MAX_DEFINITION_CHARS} characters in all, got {total}"))
     return out
 
 
@@ -146,9 +140,7 @@ def validate_options(options: JobOptions, *, path: str = "options") -> list[Fiel
     _check_range(out, f"{path}.backoff_ms", options.backoff_ms, 0, MAX_BACKOFF_MS, "ms")
     _check_length(out, f"{path}.idempotency_key", options.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
     if len(options.tags) > MAX_TAGS:
-        out.append(
-            FieldViolation(f"{path}.tags", f"must have at most {MAX_TAGS} tags, got {len(options.tags)}")
-        )
+        out.append(FieldViolation(f"{path}.tags", f"must have at most {MAX_TAGS} tags, got {len(options.tags)}"))
     for i, tag in enumerate(options.tags):
         if not TAG_RE.fullmatch(tag):
             out.append(
@@ -210,9 +202,7 @@ def _check_action(out: list[FieldViolation], at: str, action: Action, base_url: 
     elif isinstance(action, WaitFor):
         if action.state not in WAIT_FOR_STATES:
             out.append(
-                FieldViolation(
-                    f"{at}.state", f"must be one of {', '.join(WAIT_FOR_STATES)}, got {_show(action.state)}"
-                )
+                FieldViolation(f"{at}.state", f"must be one of {', '.join(WAIT_FOR_STATES)}, got {_show(action.state)}")
             )
     elif isinstance(action, ExpectText | ExpectTitle):
         _check_required(out, f"{at}.text", action.text, MAX_TEXT_CHARS)
@@ -249,9 +239,7 @@ def _check_navigate(out: list[FieldViolation], at: str, url: str, base_url: str)
         return
     if not base_url and relative:
         out.append(
-            FieldViolation(
-                at, f"is relative ({_show(url)}) but the definition has no base_url to resolve it against"
-            )
+            FieldViolation(at, f"is relative ({_show(url)}) but the definition has no base_url to resolve it against")
         )
         return
     _check_url(out, at, resolved)

@@ -190,9 +190,7 @@ def test_service_builds_from_its_dockerfile_and_runs_its_cmd(name: str) -> None:
     entrypoint = last(stage, "ENTRYPOINT")
     image_argv = (entrypoint.exec_form() if entrypoint else []) + cmd.exec_form()
     assert image_argv == command
-    compose_argv = (as_argv(config["entrypoint"]) if "entrypoint" in config else []) + as_argv(
-        config["command"]
-    )
+    compose_argv = (as_argv(config["entrypoint"]) if "entrypoint" in config else []) + as_argv(config["command"])
     assert compose_argv == image_argv
 
 

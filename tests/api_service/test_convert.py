@@ -326,9 +326,7 @@ def test_load_a_bare_test_definition() -> None:
 
 
 def test_load_a_submit_request() -> None:
-    text = json.dumps(
-        {"definition": EVERY_ACTION_JSON, "options": {"priority": "PRIORITY_HIGH", "tags": ["x"]}}
-    )
+    text = json.dumps({"definition": EVERY_ACTION_JSON, "options": {"priority": "PRIORITY_HIGH", "tags": ["x"]}})
     req = c.load_submit_file(text)
     assert req.definition == every_action_proto()
     assert req.options.priority == pb.PRIORITY_HIGH and list(req.options.tags) == ["x"]
@@ -360,17 +358,13 @@ def test_bad_files_raise_a_validation_error_on_file(text: str, says: str) -> Non
 # --- property: conversion never raises, validation raises only ValidationError -------------
 
 _text = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
-_url = st.one_of(
-    _text, st.sampled_from(["/", "https://a.test/x", "javascript:x", "//h/p", "http://[::1", "a:b"])
-)
+_url = st.one_of(_text, st.sampled_from(["/", "https://a.test/x", "javascript:x", "//h/p", "http://[::1", "a:b"]))
 _u32 = st.integers(0, 2**32 - 1)
 _actions = st.one_of(
     st.none(),
     st.builds(lambda u: pb.Step(navigate=pb.Navigate(url=u)), _url),
     st.builds(lambda s: pb.Step(click=pb.Click(selector=s)), _text),
-    st.builds(
-        lambda s, v, b: pb.Step(fill=pb.Fill(selector=s, value=v, secret=b)), _text, _text, st.booleans()
-    ),
+    st.builds(lambda s, v, b: pb.Step(fill=pb.Fill(selector=s, value=v, secret=b)), _text, _text, st.booleans()),
     st.builds(lambda s, k: pb.Step(press=pb.Press(selector=s, key=k)), _text, _text),
     st.builds(lambda s, v: pb.Step(select=pb.SelectOption(selector=s, value=v)), _text, _text),
     st.builds(lambda s, b: pb.Step(check=pb.Check(selector=s, checked=b)), _text, st.booleans()),
@@ -383,9 +377,7 @@ _actions = st.one_of(
     st.builds(lambda n, f: pb.Step(screenshot=pb.Screenshot(name=n, full_page=f)), _text, st.booleans()),
     st.builds(lambda ms: pb.Step(wait=pb.Wait(ms=ms)), _u32),
 )
-_steps = st.builds(
-    lambda step, name, timeout: _named(step or pb.Step(), name, timeout), _actions, _text, _u32
-)
+_steps = st.builds(lambda step, name, timeout: _named(step or pb.Step(), name, timeout), _actions, _text, _u32)
 
 
 def _named(step: pb.Step, name: str, timeout: int) -> pb.Step:

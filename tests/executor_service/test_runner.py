@@ -117,9 +117,7 @@ def assert_png(path: Path) -> None:
     assert path.read_bytes()[:8] == PNG_MAGIC
 
 
-async def test_every_action_passes_and_reports_progress(
-    context: BrowserContext, site: str, tmp_path: Path
-) -> None:
+async def test_every_action_passes_and_reports_progress(context: BrowserContext, site: str, tmp_path: Path) -> None:
     steps = [
         Step(Navigate("form.html")),
         Step(Fill("#user", "alice")),
@@ -212,9 +210,7 @@ async def test_a_failing_expectation_is_an_assertion_with_a_screenshot(
 async def test_every_expectation_fails_as_an_assertion(
     context: BrowserContext, site: str, tmp_path: Path, step: Step, expected: str
 ) -> None:
-    outcome = await run(
-        context, [Step(Navigate(site + "form.html")), step], tmp_path=tmp_path, step_timeout_ms=300
-    )
+    outcome = await run(context, [Step(Navigate(site + "form.html")), step], tmp_path=tmp_path, step_timeout_ms=300)
     assert outcome.error is not None
     assert outcome.error.category is ErrorCategory.ASSERTION
     assert outcome.error.step_index == 1
@@ -229,12 +225,8 @@ async def test_never_policy_takes_no_screenshot(context: BrowserContext, site: s
     assert pngs(tmp_path) == []
 
 
-async def test_always_policy_adds_a_final_screenshot(
-    context: BrowserContext, site: str, tmp_path: Path
-) -> None:
-    outcome = await run(
-        context, [Step(Navigate(site + "form.html"))], tmp_path=tmp_path, policy=ArtifactPolicy.ALWAYS
-    )
+async def test_always_policy_adds_a_final_screenshot(context: BrowserContext, site: str, tmp_path: Path) -> None:
+    outcome = await run(context, [Step(Navigate(site + "form.html"))], tmp_path=tmp_path, policy=ArtifactPolicy.ALWAYS)
     assert outcome.error is None
     assert outcome.artifacts == (f"{PREFIX}/final.png",)
     assert_png(tmp_path / PREFIX / "final.png")
@@ -256,18 +248,14 @@ async def test_a_step_timeout_is_a_timeout(context: BrowserContext, site: str, t
 
 
 async def test_a_refused_connection_is_a_network_error(context: BrowserContext, tmp_path: Path) -> None:
-    outcome = await run(
-        context, [Step(Navigate("/"))], tmp_path=tmp_path, base_url=f"http://127.0.0.1:{free_port()}"
-    )
+    outcome = await run(context, [Step(Navigate("/"))], tmp_path=tmp_path, base_url=f"http://127.0.0.1:{free_port()}")
     assert outcome.error is not None
     assert outcome.error.category is ErrorCategory.NETWORK
     assert "net::ERR_CONNECTION_REFUSED" in outcome.error.message
     assert outcome.error.step_index == 0
 
 
-async def test_an_http_error_status_is_not_a_failure(
-    context: BrowserContext, site: str, tmp_path: Path
-) -> None:
+async def test_an_http_error_status_is_not_a_failure(context: BrowserContext, site: str, tmp_path: Path) -> None:
     outcome = await run(context, [Step(Navigate("missing.html"))], tmp_path=tmp_path, base_url=site)
     assert outcome.error is None
 
@@ -295,9 +283,7 @@ async def test_a_secret_never_appears_in_errors(context: BrowserContext, site: s
     assert SECRET not in repr(outcome)
 
 
-async def test_screenshot_names_stay_inside_the_prefix(
-    context: BrowserContext, site: str, tmp_path: Path
-) -> None:
+async def test_screenshot_names_stay_inside_the_prefix(context: BrowserContext, site: str, tmp_path: Path) -> None:
     steps = [Step(Navigate(site + "form.html")), Step(Screenshot("../../etc/evil name.png"))]
     outcome = await run(context, steps, tmp_path=tmp_path)
     assert outcome.error is None
@@ -306,9 +292,7 @@ async def test_screenshot_names_stay_inside_the_prefix(
     assert_png(tmp_path / artifact)
 
 
-async def test_invalid_steps_are_validation_errors(
-    context: BrowserContext, site: str, tmp_path: Path
-) -> None:
+async def test_invalid_steps_are_validation_errors(context: BrowserContext, site: str, tmp_path: Path) -> None:
     for bad, where in [
         (Step(None), "definition.steps[1]: has no action"),
         (Step(WaitFor("#x", "gone")), "definition.steps[1].wait_for.state"),
@@ -320,9 +304,7 @@ async def test_invalid_steps_are_validation_errors(
         assert outcome.error.message.startswith(where)
 
 
-async def test_a_closed_context_is_a_browser_error(
-    context: BrowserContext, site: str, tmp_path: Path
-) -> None:
+async def test_a_closed_context_is_a_browser_error(context: BrowserContext, site: str, tmp_path: Path) -> None:
     await context.close()
     outcome = await run(context, [Step(Navigate(site + "form.html"))], tmp_path=tmp_path)
     assert outcome.error is not None
@@ -331,9 +313,7 @@ async def test_a_closed_context_is_a_browser_error(
     assert [s.skipped for s in outcome.steps] == [True]
 
 
-async def test_a_page_dying_mid_step_is_a_browser_error(
-    context: BrowserContext, site: str, tmp_path: Path
-) -> None:
+async def test_a_page_dying_mid_step_is_a_browser_error(context: BrowserContext, site: str, tmp_path: Path) -> None:
     recorder = Recorder()
     steps = [Step(Navigate(site + "form.html")), Step(WaitFor("#never"), timeout_ms=60_000)]
     task = asyncio.create_task(run(context, steps, tmp_path=tmp_path, reporter=recorder))

@@ -262,9 +262,7 @@ def test_relative_url_without_base_url_is_refused_at_the_step() -> None:
     found = only(definition(Click("#a"), Navigate("/login"), base_url=""))
     assert found.field == "definition.steps[1].navigate.url"
     assert "relative" in found.description and "base_url" in found.description
-    assert (
-        only(definition(Navigate("example.test/x"), base_url="")).field == "definition.steps[0].navigate.url"
-    )
+    assert only(definition(Navigate("example.test/x"), base_url="")).field == "definition.steps[0].navigate.url"
 
 
 @pytest.mark.parametrize(
@@ -379,9 +377,7 @@ def test_all_violations_are_reported_together_in_field_order() -> None:
 
 
 def test_prefix_is_prepended_for_batch_items() -> None:
-    command = SubmitCommand(
-        definition=definition(None, name=""), options=JobOptions(tags=("",)), user_id="u" * 201
-    )
+    command = SubmitCommand(definition=definition(None, name=""), options=JobOptions(tags=("",)), user_id="u" * 201)
     with pytest.raises(ValidationError) as caught:
         v.validate_submit(command, prefix="requests[4].")
     assert [x.field for x in caught.value.violations] == [
@@ -416,13 +412,9 @@ def test_a_flood_of_violations_is_cut_short_and_says_so() -> None:
     found = violations(definition(*[None] * 300))
     assert len(found) == v.MAX_VIOLATIONS
     assert found[-2].field == f"definition.steps[{v.MAX_VIOLATIONS - 2}]"
-    assert found[-1] == FieldViolation(
-        "request", f"and {300 - v.MAX_VIOLATIONS + 1} more violations not shown"
-    )
+    assert found[-1] == FieldViolation("request", f"and {300 - v.MAX_VIOLATIONS + 1} more violations not shown")
 
 
 def test_validate_definition_returns_instead_of_raising() -> None:
     assert v.validate_definition(definition()) == []
-    assert v.validate_definition(definition(name=""), path="d") == [
-        FieldViolation("d.name", "must not be empty")
-    ]
+    assert v.validate_definition(definition(name=""), path="d") == [FieldViolation("d.name", "must not be empty")]

@@ -1,0 +1,149 @@
+"""The full stack as separate processes: redis-server, `sentinel api`, `sentinel executor`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from protos import sentinel_pb2_grpc as pb_grpc
+from tests.support import RedisProcess, chromium_path, free_port, serve_directory, start_redis
+
+PAGES = Path(__file__).with_name("pages")
+SENTINEL = str(Path(sys.executable).with_name("sentinel"))
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return int(self.process.returncode)
+
+
+@dataclass
+class Stack:
+    redis: RedisProcess
+    directory: Path
+    site: str
+    seen: list[str]
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def artifacts(self) -> Path:
+        return self.directory / "artifacts"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "SENTINEL_"))}
+        env.update(
+            REDIS_URL=self.redis.url,
+            SENTINEL_CHROMIUM=chromium_path(),
+            SENTINEL_ARTIFACTS_DIR=str(self.artifacts),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+    def start(self, kind: str, **env: str) -> Service:
+        port = free_port()
+        port_var = "API_GRPC_PORT" if kind == "api" else "EXECUTOR_GRPC_PORT"
+        host_var = "API_GRPC_HOST" if kind == "api" else "EXECUTOR_GRPC_HOST"
+        log = self.directory / f"{kind}-{len(self.services)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [SENTINEL, kind],
+                env=self.env(**{port_var: str(port), host_var: "127.0.0.1"}, **env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        service = Service(name=kind, process=process, port=port, log=log)
+        self.services.append(service)
+        wait_serving(service)
+        return service
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.name} ({s.log.name})\n{s.log.read_text(errors='replace')}" for s in self.services)
+
+
+def wait_serving(service: Service, within: float = 30) -> None:
+    """Block until the service's grpc.health.v1 says SERVING (or fail with its log)."""
+    deadline = time.monotonic() + within
+    with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise AssertionError(f"{service.name} exited early:\n{service.log.read_text()}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError(f"{service.name} not SERVING within {within} s:\n{service.log.read_text()}")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    redis = start_redis(tmp_path)
+    seen: list[str] = []
+    try:
+        with serve_directory(PAGES, seen=seen) as site:
+            s = Stack(redis=redis, directory=tmp_path, site=site, seen=seen)
+            try:
+                yield s
+            finally:
+                codes = [svc.stop() for svc in reversed(s.services)]
+                failed = request.node.stash.get(FAILED, False)
+                if failed or any(c not in (0, -signal.SIGTERM) for c in codes):
+                    sys.stderr.write(s.logs())
+                assert all(c == 0 for c in codes), f"a service did not exit cleanly on SIGTERM: {codes}"
+    finally:
+        redis.stop()
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if getattr(report, "failed", False):
+        item.stash[FAILED] = True
+    return report
+
+
+@pytest.fixture
+async def api_stub(stack: Stack) -> AsyncIterator[pb_grpc.TestExecutionStub]:
+    api = next((s for s in stack.services if s.name == "api"), None) or stack.start("api")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+        yield pb_grpc.TestExecutionStub(channel)
+
+
+@pytest.fixture
+async def redis_of(stack: Stack) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(stack.redis.url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,52 @@
+"""Building requests and following jobs in the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from google.protobuf import json_format
+
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+
+
+def request(site: str, steps: list[Any], *, name: str = "e2e", **options: Any) -> pb.SubmitRequest:
+    """A SubmitRequest from proto3-JSON steps, with `site` as the base URL."""
+    body = {"definition": {"name": name, "baseUrl": site, "steps": steps}, "options": options}
+    return json_format.ParseDict(body, pb.SubmitRequest())
+
+
+async def events_of(
+    stub: pb_grpc.TestExecutionStub, job_id: str, *, cursor: str = "", within: float = 60
+) -> list[pb.ProgressEvent]:
+    """Every progress event after `cursor` up to and including the terminal one."""
+
+    async def collect() -> list[pb.ProgressEvent]:
+        out = []
+        async for event in stub.StreamProgress(pb.StreamProgressRequest(job_id=job_id, cursor=cursor)):
+            out.append(event)
+        return out
+
+    return await asyncio.wait_for(collect(), timeout=within)
+
+
+async def run_to_end(
+    stub: pb_grpc.TestExecutionStub, req: pb.SubmitRequest, *, within: float = 60
+) -> tuple[pb.Job, list[pb.ProgressEvent]]:
+    reply = await stub.Submit(req, timeout=10)
+    events = await events_of(stub, reply.job_id, within=within)
+    job = await stub.Status(pb.StatusRequest(job_id=reply.job_id), timeout=10)
+    return job, events
+
+
+async def wait_state(stub: pb_grpc.TestExecutionStub, job_id: str, state: int, *, within: float = 30) -> pb.Job:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        job: pb.Job = await stub.Status(pb.StatusRequest(job_id=job_id), timeout=10)
+        if job.state == state:
+            return job
+        if loop.time() > deadline:
+            raise AssertionError(f"job {job_id} is {pb.JobState.Name(job.state)}, not {pb.JobState.Name(state)}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,350 @@
+"""The executor's queue operations (claim, progress, finish, promote) against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+
+from executor_service.store import (
+    CancelRequested,
+    Claim,
+    LeaseLost,
+    claim,
+    finish,
+    promote_due,
+    write_progress,
+)
+from shared import codec, jobs
+from shared.clock import now_ms
+from shared.keys import GROUP
+from shared.model import (
+    Click,
+    JobOptions,
+    JobResult,
+    JobState,
+    Navigate,
+    Priority,
+    Progress,
+    Step,
+    StepResult,
+    SubmitCommand,
+    TestDefinition,
+)
+from shared.queue import Queue
+from shared.settings import QueueSettings
+from tests.support import wait_for
+
+TENANT = "default"
+CONSUMER = "consumer-1"
+WORKER = "worker-1"
+
+
+def command(*, priority: Priority = Priority.MEDIUM, delay_ms: int = 0, name: str = "t") -> SubmitCommand:
+    definition = TestDefinition(
+        name=name,
+        steps=(Step(Navigate(url="http://example.test/")), Step(Click(selector="#go"))),
+    )
+    return SubmitCommand(definition=definition, options=JobOptions(priority=priority, delay_ms=delay_ms))
+
+
+@pytest.fixture
+async def queue(redis_client: aioredis.Redis) -> AsyncIterator[Queue]:
+    q = Queue.open(redis_client, QueueSettings())
+    await q.ensure_groups()
+    yield q
+
+
+async def submit(queue: Queue, *, priority: Priority = Priority.MEDIUM, delay_ms: int = 0) -> str:
+    submitted = await jobs.submit(queue, command(priority=priority, delay_ms=delay_ms), tenant=TENANT)
+    assert not submitted.duplicate
+    return submitted.job_id
+
+
+async def claim_one(queue: Queue) -> Claim:
+    batch = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=1)
+    assert len(batch.claims) == 1, batch
+    return batch.claims[0]
+
+
+async def job_hash(queue: Queue, job_id: str) -> dict[str, str]:
+    return cast(dict[str, str], await queue.redis.hgetall(queue.keys.job(job_id)))
+
+
+async def pending_count(queue: Queue, lane: Priority) -> int:
+    info = cast(dict[str, Any], await queue.redis.xpending(queue.keys.stream(lane), GROUP))
+    return int(info["pending"])
+
+
+def progress(pct: int, message: str = "working") -> Progress:
+    return Progress(percentage=pct, current_step=1, total_steps=2, message=message, updated_at_ms=now_ms())
+
+
+# --- claim -----------------------------------------------------------------------------------
+
+
+async def test_claim_reads_high_before_medium_before_low(queue: Queue) -> None:
+    low1 = await submit(queue, priority=Priority.LOW)
+    low2 = await submit(queue, priority=Priority.LOW)
+    high = await submit(queue, priority=Priority.HIGH)
+    medium = await submit(queue, priority=Priority.MEDIUM)
+
+    order = [await claim_one(queue) for _ in range(4)]
+
+    assert [c.job_id for c in order] == [high, medium, low1, low2]
+    assert [c.lane for c in order] == [Priority.HIGH, Priority.MEDIUM, Priority.LOW, Priority.LOW]
+    for c in order:
+        assert c.job.state is JobState.RUNNING
+        assert c.job.attempt == 1
+        assert c.job.worker_id == WORKER
+        assert c.fence == "1"
+    empty = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=1)
+    assert empty.claims == []
+
+
+async def test_claim_many_at_once_keeps_lane_order(queue: Queue) -> None:
+    low = await submit(queue, priority=Priority.LOW)
+    high = await submit(queue, priority=Priority.HIGH)
+    batch = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=10)
+    assert [c.job_id for c in batch.claims] == [high, low]
+    assert batch.last_ids == {}
+
+
+async def test_claim_with_nothing_waiting_returns_last_ids_to_block_from(queue: Queue, redis_server: Any) -> None:
+    # One entry already delivered and finished, so the lanes are not all at 0-0.
+    await submit(queue, priority=Priority.HIGH)
+    await claim_one(queue)
+
+    idle = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=5)
+    assert idle.claims == []
+    assert set(idle.last_ids) == set(queue.keys.lanes)
+    assert not idle.paused
+
+    watcher = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        read = asyncio.create_task(watcher.xread(cast(dict[Any, Any], idle.last_ids), block=10_000, count=10))
+
+        async def blocked() -> bool:
+            info = await queue.redis.info("clients")
+            return int(info["blocked_clients"]) >= 1
+
+        await wait_for(blocked, within=10, what="the XREAD to block")
+        job_id = await submit(queue, priority=Priority.LOW)
+        reply = await asyncio.wait_for(read, timeout=10)
+    finally:
+        await watcher.aclose()
+
+    assert [key for key, _ in reply] == [queue.keys.stream(Priority.LOW)]
+    entries = reply[0][1]
+    assert [fields["job"] for _, fields in entries] == [job_id]
+    # The woken executor then claims exactly that entry.
+    assert (await claim_one(queue)).job_id == job_id
+
+
+async def test_last_ids_miss_nothing_submitted_before_the_block(queue: Queue) -> None:
+    idle = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=1)
+    assert idle.last_ids == dict.fromkeys(queue.keys.lanes, "0-0")
+    job_id = await submit(queue, priority=Priority.MEDIUM)  # lands between claim and XREAD
+    reply = await queue.redis.xread(cast(dict[Any, Any], idle.last_ids), block=1000)
+    assert [fields["job"] for _, entries in reply for _, fields in entries] == [job_id]
+
+
+async def test_paused_queue_claims_nothing(queue: Queue) -> None:
+    job_id = await submit(queue, priority=Priority.HIGH)
+    await queue.redis.set(queue.keys.paused, "1")
+
+    batch = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=5)
+
+    assert batch.claims == []
+    assert batch.paused
+    assert (await job_hash(queue, job_id))["state"] == "pending"
+    assert await queue.redis.xlen(queue.keys.stream(Priority.HIGH)) == 1
+    assert await pending_count(queue, Priority.HIGH) == 0
+
+    await queue.redis.delete(queue.keys.paused)
+    assert (await claim_one(queue)).job_id == job_id
+
+
+async def test_claim_drops_entries_of_jobs_no_longer_waiting(queue: Queue) -> None:
+    cancelled = await submit(queue)
+    kept = await submit(queue)
+    await jobs.cancel(queue, cancelled, tenant=TENANT)
+
+    batch = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=1)
+
+    assert [c.job_id for c in batch.claims] == [kept]
+    assert (await job_hash(queue, cancelled))["state"] == "cancelled"
+    ids = [fields["job"] for _, fields in await queue.redis.xrange(queue.keys.stream(Priority.MEDIUM))]
+    assert ids == [kept]
+
+
+# --- fencing ---------------------------------------------------------------------------------
+
+
+async def test_finish_with_a_stale_fence_changes_nothing(queue: Queue) -> None:
+    job_id = await submit(queue)
+    run = await claim_one(queue)
+    await queue.redis.hincrby(queue.keys.job(job_id), "fence", 1)  # another executor took it over
+    before = await job_hash(queue, job_id)
+    progress_len = await queue.redis.xlen(queue.keys.progress(job_id))
+
+    done = await finish(queue, run, state=JobState.COMPLETED, progress=progress(100, "Completed"))
+
+    assert done is False
+    assert await job_hash(queue, job_id) == before
+    assert await queue.redis.xlen(queue.keys.stream(Priority.MEDIUM)) == 1
+    assert await pending_count(queue, Priority.MEDIUM) == 1
+    assert await queue.redis.zcard(queue.keys.completed) == 0
+    assert await queue.redis.xlen(queue.keys.progress(job_id)) == progress_len
+
+
+async def test_write_progress_with_a_stale_fence_raises_lease_lost(queue: Queue) -> None:
+    job_id = await submit(queue)
+    run = await claim_one(queue)
+    await write_progress(queue, run, progress(10))  # still ours
+    await queue.redis.hincrby(queue.keys.job(job_id), "fence", 1)
+    progress_len = await queue.redis.xlen(queue.keys.progress(job_id))
+
+    with pytest.raises(LeaseLost):
+        await write_progress(queue, run, progress(50))
+
+    assert (await job_hash(queue, job_id))["pct"] == "10"
+    assert await queue.redis.xlen(queue.keys.progress(job_id)) == progress_len
+
+
+async def test_write_progress_records_the_progress(queue: Queue) -> None:
+    job_id = await submit(queue)
+    run = await claim_one(queue)
+    await write_progress(queue, run, progress(40, "step one"))
+    raw = await job_hash(queue, job_id)
+    assert (raw["pct"], raw["cur"], raw["total"], raw["msg"]) == ("40", "1", "2", "step one")
+    last = await queue.redis.xrevrange(queue.keys.progress(job_id), count=1)
+    assert last[0][1]["state"] == "running"
+    assert last[0][1]["pct"] == "40"
+    assert last[0][1]["attempt"] == "1"
+
+
+# --- finish ----------------------------------------------------------------------------------
+
+
+async def test_completed_finish_acks_deletes_records_and_retains(queue: Queue) -> None:
+    job_id = await submit(queue, priority=Priority.HIGH)
+    run = await claim_one(queue)
+    assert await pending_count(queue, Priority.HIGH) == 1
+    result = JobResult(
+        success=True,
+        steps=(StepResult(index=0, name="navigate", success=True, duration_ms=5),),
+        execution_time_ms=12,
+        worker_id=WORKER,
+        attempt=1,
+        total_attempts=3,
+    )
+
+    done = await finish(
+        queue,
+        run,
+        state=JobState.COMPLETED,
+        progress=Progress(percentage=100, current_step=2, total_steps=2, message="Completed"),
+        result_json=codec.result_to_json(result),
+        execution_ms=12,
+    )
+
+    assert done is True
+    lane = queue.keys.stream(Priority.HIGH)
+    assert await pending_count(queue, Priority.HIGH) == 0
+    assert await queue.redis.xlen(lane) == 0
+    raw = await job_hash(queue, job_id)
+    job = codec.job_from_hash(raw)
+    assert job.state is JobState.COMPLETED
+    assert job.result == result
+    assert job.finished_at_ms > 0
+    assert await queue.redis.zscore(queue.keys.completed, job_id) is not None
+    assert await queue.redis.zcard(queue.keys.failed) == 0
+    last = await queue.redis.xrevrange(queue.keys.progress(job_id), count=1)
+    assert last[0][1]["state"] == "completed"
+    assert last[0][1]["terminal"] == "1"
+    # A second finish of the same run (a duplicate delivery) is refused.
+    assert await finish(queue, run, state=JobState.FAILED, progress=progress(100)) is False
+    assert (await job_hash(queue, job_id))["state"] == "completed"
+
+
+async def test_scheduled_finish_waits_in_delayed_until_promoted(queue: Queue) -> None:
+    job_id = await submit(queue, priority=Priority.LOW)
+    run = await claim_one(queue)
+    due = now_ms()
+
+    done = await finish(queue, run, state=JobState.SCHEDULED, progress=progress(50, "retrying"), due_ms=due)
+
+    assert done is True
+    lane = queue.keys.stream(Priority.LOW)
+    assert await queue.redis.xlen(lane) == 0
+    assert await pending_count(queue, Priority.LOW) == 0
+    assert await queue.redis.zscore(queue.keys.delayed, job_id) == due
+    raw = await job_hash(queue, job_id)
+    assert raw["state"] == "scheduled"
+    assert "finished" not in raw
+    last = await queue.redis.xrevrange(queue.keys.progress(job_id), count=1)
+    assert last[0][1]["terminal"] == "0"
+
+    assert await promote_due(queue) == 1
+
+    assert await queue.redis.zcard(queue.keys.delayed) == 0
+    assert (await job_hash(queue, job_id))["state"] == "pending"
+    assert [f["job"] for _, f in await queue.redis.xrange(lane)] == [job_id]
+    again = await claim_one(queue)
+    assert again.job_id == job_id
+    assert again.job.attempt == 2
+    assert again.fence == "2"
+    assert await promote_due(queue) == 0
+
+
+async def test_submit_with_delay_is_scheduled_then_promoted(queue: Queue) -> None:
+    job_id = await submit(queue, priority=Priority.HIGH, delay_ms=200)
+
+    raw = await job_hash(queue, job_id)
+    assert raw["state"] == "scheduled"
+    due = await queue.redis.zscore(queue.keys.delayed, job_id)
+    assert due is not None and int(due) == int(raw["due"]) > 0
+    assert await queue.redis.xlen(queue.keys.stream(Priority.HIGH)) == 0
+    assert (await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=1)).claims == []
+    if now_ms() < due:
+        assert await promote_due(queue) == 0  # not due yet
+
+    await wait_for(lambda: promote_due(queue), within=10, what="the delayed job to be promoted")
+
+    assert (await job_hash(queue, job_id))["state"] == "pending"
+    assert await queue.redis.zcard(queue.keys.delayed) == 0
+    assert (await claim_one(queue)).job_id == job_id
+
+
+# --- cancel ----------------------------------------------------------------------------------
+
+
+async def test_cancel_of_a_running_job_makes_write_progress_raise(queue: Queue) -> None:
+    job_id = await submit(queue)
+    run = await claim_one(queue)
+    pubsub = queue.redis.pubsub()
+    try:
+        await pubsub.subscribe(queue.keys.control)
+        job = await jobs.cancel(queue, job_id, tenant=TENANT)
+        assert job.state is JobState.RUNNING  # it is running: the executor is told to stop it
+
+        async def control_message() -> dict[str, Any] | None:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            return cast(dict[str, Any] | None, message)
+
+        message = await wait_for(control_message, within=10, what="the cancel on the control channel")
+        assert message["data"] == f"cancel {job_id}"
+    finally:
+        await pubsub.aclose()
+
+    with pytest.raises(CancelRequested):
+        await write_progress(queue, run, progress(20))
+
+    assert await finish(queue, run, state=JobState.CANCELLED, progress=progress(20, "Cancelled")) is True
+    assert (await job_hash(queue, job_id))["state"] == "cancelled"
+    assert await queue.redis.zscore(queue.keys.failed, job_id) is not None
+    assert await queue.redis.xlen(queue.keys.stream(Priority.MEDIUM)) == 0
