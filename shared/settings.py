@@ -85,7 +85,6 @@ class QueueSettings:
     max_waiting: int = 100
     max_active: int = 50
     max_failed: int = 20
-    use_queue_system: bool = True
     progress_maxlen: int = 1000
     events_maxlen: int = 10_000
     lease_ms: int = 30_000
@@ -97,6 +96,8 @@ class QueueSettings:
         name = environ.get("SENTINEL_QUEUE", "default").strip() or "default"
         if any(c in name for c in "{}: "):
             raise ConfigError(f"SENTINEL_QUEUE must not contain '{{', '}}', ':' or spaces, got {name!r}")
+        if not _bool(environ, "USE_QUEUE_SYSTEM", True):
+            raise ConfigError("USE_QUEUE_SYSTEM=false is not supported: Sentinel always runs tests through its queue")
         return cls(
             name=name,
             concurrency=_int(environ, "QUEUE_CONCURRENCY", 5, minimum=1),
@@ -109,7 +110,6 @@ class QueueSettings:
             max_waiting=_int(environ, "QUEUE_MAX_WAITING", 100),
             max_active=_int(environ, "QUEUE_MAX_ACTIVE", 50),
             max_failed=_int(environ, "QUEUE_MAX_FAILED", 20),
-            use_queue_system=_bool(environ, "USE_QUEUE_SYSTEM", True),
             lease_ms=_int(environ, "QUEUE_LEASE_MS", 30_000, minimum=300),
             stalled_interval_ms=_int(environ, "QUEUE_STALLED_INTERVAL_MS", 30_000, minimum=100),
             max_stalled_count=_int(environ, "QUEUE_MAX_STALLED_COUNT", 1),

@@ -1,0 +1,159 @@
+"""StreamHub: one blocking XREAD fanned out to many subscribers, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from shared.streams import Entry, HubClosed, StreamHub, Subscription, parse_id
+from tests.support import RedisProcess
+
+KEY = "sentinel:{test}:progress:job-1"
+OTHER = "sentinel:{test}:progress:job-2"
+
+
+@pytest.fixture
+async def hub(redis_server: RedisProcess, redis_client: aioredis.Redis) -> AsyncIterator[StreamHub]:
+    reader = aioredis.Redis.from_url(
+        redis_server.url, decode_responses=True, single_connection_client=True, socket_timeout=None
+    )
+    # A long block: every prompt delivery below must come from the wake-up, not a timeout.
+    stream_hub = StreamHub(reader, redis_client, block_ms=30_000)
+    await stream_hub.start()
+    try:
+        yield stream_hub
+    finally:
+        await stream_hub.stop()
+        await reader.aclose()
+
+
+async def take(sub: Subscription, n: int, *, within: float = 10) -> list[Entry]:
+    """The next `n` entries of `sub`, failing if they do not all arrive within `within` seconds."""
+    out: list[Entry] = []
+    async with asyncio.timeout(within):
+        async for entry in sub.entries():
+            out.append(entry)
+            if len(out) == n:
+                break
+    return out
+
+
+async def add(client: aioredis.Redis, key: str, n: int, *, start: int = 0) -> list[str]:
+    return [str(await client.xadd(key, {"n": str(start + i)})) for i in range(n)]
+
+
+def ids(entries: list[Entry]) -> list[str]:
+    return [entry_id for entry_id, _ in entries]
+
+
+async def test_entries_reach_every_subscriber_in_order(hub: StreamHub, redis_client: aioredis.Redis) -> None:
+    a = await hub.subscribe(KEY, "0-0")
+    b = await hub.subscribe(KEY, "0-0")
+    other = await hub.subscribe(OTHER, "0-0")
+    assert hub.subscriber_count == 3
+
+    added = await add(redis_client, KEY, 20)
+    got_a, got_b = await asyncio.gather(take(a, 20), take(b, 20))
+
+    assert ids(got_a) == added
+    assert ids(got_b) == added
+    assert [fields["n"] for _, fields in got_a] == [str(i) for i in range(20)]
+    other_added = await add(redis_client, OTHER, 2)
+    assert ids(await take(other, 2)) == other_added
+    assert a.queue.empty() and b.queue.empty()
+
+
+async def test_subscriber_from_a_position_gets_only_later_entries(
+    hub: StreamHub, redis_client: aioredis.Redis
+) -> None:
+    added = await add(redis_client, KEY, 5)
+    sub = await hub.subscribe(KEY, added[2])
+    assert ids(await take(sub, 2)) == added[3:]
+    more = await add(redis_client, KEY, 1)
+    assert ids(await take(sub, 1)) == more
+    assert sub.queue.empty()
+
+
+async def test_late_subscriber_behind_the_hub_rewinds_without_duplicates(
+    hub: StreamHub, redis_client: aioredis.Redis
+) -> None:
+    first = await hub.subscribe(KEY, "0-0")
+    added = await add(redis_client, KEY, 3)
+    assert ids(await take(first, 3)) == added  # the hub's position is now past all three
+
+    late = await hub.subscribe(KEY, "0-0")
+    assert ids(await take(late, 3)) == added  # rewound: the older entries are delivered
+
+    more = await add(redis_client, KEY, 2, start=3)
+    got_late, got_first = await asyncio.gather(take(late, 2), take(first, 2))
+    assert ids(got_late) == more
+    assert ids(got_first) == more  # not the three again
+    assert first.queue.empty() and late.queue.empty()
+
+
+async def test_subscriber_in_the_middle_rewinds_only_to_its_position(
+    hub: StreamHub, redis_client: aioredis.Redis
+) -> None:
+    first = await hub.subscribe(KEY, "0-0")
+    added = await add(redis_client, KEY, 4)
+    assert ids(await take(first, 4)) == added
+    middle = await hub.subscribe(KEY, added[1])
+    assert ids(await take(middle, 2)) == added[2:]
+    more = await add(redis_client, KEY, 1)
+    assert ids(await take(first, 1)) == more
+    assert ids(await take(middle, 1)) == more
+    assert first.queue.empty() and middle.queue.empty()
+
+
+async def test_unsubscribe_removes_the_key(hub: StreamHub, redis_client: aioredis.Redis) -> None:
+    a = await hub.subscribe(KEY, "0-0")
+    b = await hub.subscribe(KEY, "0-0")
+    hub.unsubscribe(a)
+    assert hub.subscriber_count == 1
+    assert KEY in hub._subs and KEY in hub._pos
+
+    hub.unsubscribe(b)
+    assert hub.subscriber_count == 0
+    assert KEY not in hub._subs
+    assert KEY not in hub._pos
+    hub.unsubscribe(b)  # a second unsubscribe is harmless
+
+    await add(redis_client, KEY, 1)
+    again = await hub.subscribe(KEY, "0-0")  # the hub follows the key again from scratch
+    assert len(await take(again, 1)) == 1
+    assert a.queue.empty() and b.queue.empty()
+
+
+async def test_stop_makes_waiting_subscribers_raise_hub_closed(hub: StreamHub) -> None:
+    subs = [await hub.subscribe(KEY, "0-0"), await hub.subscribe(OTHER, "0-0")]
+    waiting = [asyncio.create_task(take(sub, 1)) for sub in subs]
+    await asyncio.sleep(0)  # let both start waiting on their queues
+    assert not any(task.done() for task in waiting)
+
+    await hub.stop()
+
+    for task in waiting:
+        with pytest.raises(HubClosed):
+            await asyncio.wait_for(task, timeout=10)
+    assert hub.subscriber_count == 0
+    with pytest.raises(HubClosed):
+        await hub.subscribe(KEY, "0-0")
+
+
+def test_parse_id_orders_like_redis() -> None:
+    assert parse_id("1-0") < parse_id("1-1") < parse_id("1-10") < parse_id("2-0")
+    assert parse_id("9-99") < parse_id("10-0")  # numeric, not lexicographic
+    assert parse_id("1700000000000-5") == (1_700_000_000_000, 5)
+    assert parse_id("42") == (42, 0)
+    assert parse_id("0-0") == (0, 0)
+    ordered = ["10-0", "9-99", "1-10", "1-9", "0-1"]
+    assert sorted(ordered, key=parse_id) == ["0-1", "1-9", "1-10", "9-99", "10-0"]
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "1-x", "x-1", "-", "1-2-3", "$"])
+def test_parse_id_rejects_malformed_ids(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_id(bad)
