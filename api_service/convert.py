@@ -29,6 +29,7 @@ from api_service.convert_enums import (
     state_to_proto,
 )
 from api_service.convert_jobs import (
+    dead_letter_to_proto,
     job_error_to_proto,
     job_to_proto,
     progress_event_to_proto,
@@ -69,6 +70,7 @@ from shared.model import (
 __all__ = [
     "artifact_policy_from_proto",
     "artifact_policy_to_proto",
+    "dead_letter_to_proto",
     "definition_from_proto",
     "definition_to_proto",
     "error_category_from_proto",

@@ -112,6 +112,20 @@ def job_error_to_proto(error: JobError) -> pb.JobError:
     )
 
 
+def dead_letter_to_proto(job: Job) -> pb.DeadLetter:
+    """A dead-lettered job as its DeadLetter record."""
+    return pb.DeadLetter(
+        job_id=job.job_id,
+        reason=job.dead_letter_reason,
+        error=job_error_to_proto(job.error) if job.error else None,
+        attempts=_u32(job.attempt),
+        artifacts=job.result.artifacts if job.result else (),
+        dead_lettered_at=timestamp(job.dead_lettered_at_ms),
+        tags=job.options.tags,
+        name=job.definition.name,
+    )
+
+
 def violations_to_proto(violations: list[FieldViolation]) -> list[pb.FieldViolation]:
     """Field violations as protobuf, in the same order."""
     return [pb.FieldViolation(field=v.field, description=v.description) for v in violations]

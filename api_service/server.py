@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import grpc
 import redis.asyncio as aioredis
 
+from api_service.admin import QueueAdminServicer
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
@@ -47,8 +48,7 @@ class ApiServer:
         hub = StreamHub(reader, client)
         server = grpc.aio.server(options=SERVER_OPTIONS)
         pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub), server)
-        # QueueAdmin is part of the contract; its methods answer UNIMPLEMENTED until they are built.
-        pb_grpc.add_QueueAdminServicer_to_server(pb_grpc.QueueAdminServicer(), server)
+        pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue), server)
         health = HealthReporter(server, SERVICES, client)
         enable_reflection(server, SERVICES)
         port = server.add_insecure_port(f"{api.host}:{api.port}")

@@ -16,7 +16,7 @@ from api_service.auth import tenant_of
 from api_service.status import streaming, to_status, unary
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from shared import jobs
+from shared import dead_letters, jobs
 from shared.errors import FieldViolation, SentinelError, ValidationError
 from shared.model import SubmitCommand
 from shared.progress import follow_progress
@@ -91,6 +91,16 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
         return convert.job_to_proto(job)
 
     @unary
+    async def Retry(self, request: pb.RetryRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        job = await dead_letters.retry_job(
+            self._queue,
+            request.job_id,
+            tenant=tenant_of(context),
+            priority=convert.priority_from_proto(request.priority),
+        )
+        return convert.job_to_proto(job)
+
+    @unary
     async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
         if request.page_size > MAX_PAGE_SIZE:
             raise ValidationError([FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}")])
@@ -102,4 +112,4 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
             page_size=request.page_size or 50,
             page_token=request.page_token,
         )
-        return pb.ListJobsResponse(jobs=[convert.job_to_proto(j) for j in page.jobs], next_page_token=page.next_token)
+        return pb.ListJobsResponse(jobs=[convert.job_to_proto(j) for j in page.items], next_page_token=page.next_token)

@@ -12,6 +12,9 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from redis.exceptions import RedisError
 
 from executor_service.browser import BrowserManager
 from executor_service.classify import classify
@@ -36,6 +39,7 @@ class RunState:
     started_ms: int = field(default_factory=now_ms)
     progress: Progress = field(default_factory=Progress)
     cancel_requested: bool = False
+    lease_lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,11 @@ class _Reporter:
             updated_at_ms=now_ms(),
         )
         self._state.progress = progress
-        await write_progress(self._env.queue, self._state.claim, progress)
+        try:
+            await write_progress(self._env.queue, self._state.claim, progress)
+        except RedisError as exc:
+            # Progress is best effort: a Redis outage must not fail the test that is running.
+            log.warning("job %s: progress not recorded (%s)", self._state.claim.job_id, exc)
 
 
 def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ...]:
@@ -144,11 +152,13 @@ async def run_job(env: JobEnv, state: RunState) -> JobState | None:
         )
         ended = JobState.CANCELLED
     except asyncio.CancelledError:
+        if state.lease_lost:
+            log.warning("job %s: lease lost, stopped; another executor owns it now", job.job_id)
+            _uncancel()
+            return None
         if not state.cancel_requested:
             raise
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
+        _uncancel()
         outcome = RunOutcome(
             steps=_steps_after_interrupt(state, "cancelled"),
             error=JobError(ErrorCategory.UNKNOWN, "cancelled by request"),
@@ -163,6 +173,33 @@ async def run_job(env: JobEnv, state: RunState) -> JobState | None:
         outcome = RunOutcome(steps=(), error=JobError(classify(exc), f"{type(exc).__name__}: {exc}"), artifacts=())
         ended = JobState.FAILED
     return await _record(env, state, outcome, ended, execution_ms=int((time.monotonic() - started) * 1000))
+
+
+def _uncancel() -> None:
+    """Take back a cancellation this code has handled, so later awaits in the task run normally."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+async def _finish_until_recorded(env: JobEnv, claim: Claim, **kwargs: Any) -> bool:
+    """Record the end of a run, retrying through a Redis outage (for up to one lease).
+
+    If Redis stays away longer, the lease runs out and another executor runs the job again:
+    at-least-once execution, and the fence makes sure only one run's end is recorded.
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + max(env.queue.settings.lease_ms / 1000, 5.0)
+    delay = 0.1
+    while True:
+        try:
+            return await finish(env.queue, claim, **kwargs)
+        except RedisError as exc:
+            if loop.time() > give_up:
+                raise
+            log.warning("job %s: cannot record its end yet (%s); retrying in %.1f s", claim.job_id, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 async def _record(
@@ -219,8 +256,8 @@ async def _record(
     ):
         allowed = retry.attempts_allowed(error, job.options, env.queue.settings)
         dead = f"{error.category.value}: out of attempts ({job.attempt} of {allowed})"
-    done = await finish(
-        env.queue,
+    done = await _finish_until_recorded(
+        env,
         claim,
         state=final_state,
         progress=progress,

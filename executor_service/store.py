@@ -59,18 +59,7 @@ async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> C
             str(s.events_maxlen),
         ],
     )
-    claims = []
-    for lane_index, entry_id, flat in claimed:
-        raw = _pairs(flat)
-        claims.append(
-            Claim(
-                job=codec.job_from_hash(raw),
-                lane=PRIORITY_ORDER[int(lane_index) - 1],
-                entry_id=entry_id,
-                fence=raw["fence"],
-                trace=raw.get("trace", ""),
-            )
-        )
+    claims = _claims_from(claimed)
     last_ids = dict(zip(keys.lanes, last, strict=True)) if last else {}
     return ClaimBatch(claims=claims, last_ids=last_ids, paused=bool(int(paused)))
 
@@ -166,3 +155,83 @@ async def promote_due(queue: Queue, *, limit: int = 100) -> int:
         ],
     )
     return int(moved)
+
+
+def _lane_index(lane: Priority) -> str:
+    return str(PRIORITY_ORDER.index(lane) + 1)
+
+
+async def heartbeat(queue: Queue, *, consumer: str, claims: list[Claim]) -> list[str]:
+    """Renew the leases of `claims`; returns the ids of jobs this executor no longer holds."""
+    if not claims:
+        return []
+    args = [GROUP, consumer, queue.keys.job("")]
+    for c in claims:
+        args += [_lane_index(c.lane), c.entry_id, c.job_id, c.fence]
+    lost = await queue.scripts.heartbeat(keys=list(queue.keys.lanes), args=args)
+    return [str(job_id) for job_id in lost]
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    claims: list[Claim]
+    deleted: int  # pending ids whose stream entries no longer existed
+    stalled: list[str]  # jobs failed (and dead-lettered) for stalling too often
+
+
+def _claims_from(rows: list[list[object]]) -> list[Claim]:
+    claims = []
+    for lane_index, entry_id, flat in rows:
+        raw = _pairs(flat)  # type: ignore[arg-type]
+        claims.append(
+            Claim(
+                job=codec.job_from_hash(raw),
+                lane=PRIORITY_ORDER[int(str(lane_index)) - 1],
+                entry_id=str(entry_id),
+                fence=raw["fence"],
+                trace=raw.get("trace", ""),
+            )
+        )
+    return claims
+
+
+async def reclaim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> Reclaimed:
+    """Take over up to `count` entries whose lease ran out (XAUTOCLAIM), failing chronic stallers."""
+    keys = queue.keys
+    s = queue.settings
+    claimed, deleted, stalled = await queue.scripts.reclaim(
+        keys=[*keys.lanes, keys.events, keys.dlq, keys.failed, keys.metrics],
+        args=[
+            GROUP,
+            consumer,
+            str(count),
+            str(now_ms()),
+            worker_id,
+            keys.job(""),
+            keys.progress(""),
+            str(s.progress_maxlen),
+            str(s.events_maxlen),
+            str(s.lease_ms),
+            str(s.max_stalled_count),
+        ],
+    )
+    return Reclaimed(claims=_claims_from(claimed), deleted=int(deleted), stalled=[str(i) for i in stalled])
+
+
+async def release(queue: Queue, claim_: Claim, *, reason: str) -> bool:
+    """Hand a running job back to its lane now (graceful shutdown); False if it was not ours."""
+    keys = queue.keys
+    s = queue.settings
+    done = await queue.scripts.release(
+        keys=[keys.job(claim_.job_id), keys.stream(claim_.lane), keys.progress(claim_.job_id), keys.events],
+        args=[
+            claim_.fence,
+            claim_.entry_id,
+            GROUP,
+            str(now_ms()),
+            str(s.progress_maxlen),
+            str(s.events_maxlen),
+            reason,
+        ],
+    )
+    return bool(int(done))

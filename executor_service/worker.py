@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from executor_service.browser import BrowserManager
 from executor_service.job import JobEnv, RunState, run_job
-from executor_service.store import Claim, claim, promote_due
+from executor_service.store import Claim, claim, heartbeat, promote_due, reclaim, release
 from shared.model import JobState
 from shared.queue import Queue
 from shared.settings import ExecutorSettings
@@ -51,7 +51,8 @@ class Worker:
         self.started_at = time.monotonic()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._claiming: list[asyncio.Task[None]] = []
+        self._supporting: list[asyncio.Task[None]] = []
         self._env = JobEnv(queue=queue, browser=browser, settings=settings, worker_id=worker_id)
 
     @property
@@ -61,21 +62,23 @@ class Worker:
     async def start(self) -> None:
         await self.queue.ensure_groups()
         await self.browser.start()
-        self._tasks = [
+        # Claiming stops first on drain; the control channel and heartbeats go on until the
+        # in-flight jobs are done, so they can still be cancelled and keep their leases.
+        self._claiming = [
             asyncio.create_task(self._claim_loop(), name="claim-loop"),
             asyncio.create_task(self._promote_loop(), name="promote-loop"),
+            asyncio.create_task(self._reclaim_loop(), name="reclaim-loop"),
+        ]
+        self._supporting = [
             asyncio.create_task(self._control_loop(), name="control-loop"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop"),
         ]
 
     async def drain(self, grace_s: float) -> None:
-        """Claim nothing more; give in-flight jobs `grace_s` to finish, then stop them."""
+        """Claim nothing more; give in-flight jobs `grace_s` to finish, then hand the rest back."""
         self._stopping.set()
         self._slot_freed.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel_all(self._claiming)
         running: list[asyncio.Task[JobState | None]] = [t for t, _ in self.in_flight.values()]
         if running:
             log.info("waiting up to %.1f s for %d in-flight job(s)", grace_s, len(running))
@@ -85,6 +88,7 @@ class Worker:
             for job_task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await job_task
+        await _cancel_all(self._supporting)
 
     async def stop(self, grace_s: float = 0.0) -> None:
         await self.drain(grace_s)
@@ -128,12 +132,66 @@ class Worker:
             ended = await run_job(self._env, state)
             self.jobs_processed += 1
             return ended
+        except asyncio.CancelledError:
+            if self.draining:
+                await asyncio.shield(self._hand_back(state))
+            raise
         except Exception:
             log.exception("job %s: unexpected error while recording its end", state.claim.job_id)
             return None
         finally:
             self.in_flight.pop(state.claim.job_id, None)
             self._slot_freed.set()
+
+    async def _hand_back(self, state: RunState) -> None:
+        """Give an unfinished job back to its lane so another executor starts it now."""
+        try:
+            if await release(self.queue, state.claim, reason=f"Handed back: executor {self.worker_id} stopped"):
+                log.info("job %s handed back for another executor", state.claim.job_id)
+        except RedisError as exc:
+            log.warning(
+                "job %s: could not hand back (%s); it will be reclaimed after its lease", state.claim.job_id, exc
+            )
+
+    # --- leases ------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.queue.settings.lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            running = {state.claim.job_id: (task, state) for task, state in self.in_flight.values()}
+            try:
+                lost = await heartbeat(
+                    self.queue, consumer=self.worker_id, claims=[s.claim for _, s in running.values()]
+                )
+            except RedisError as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            for job_id in lost:
+                entry = running.get(job_id)
+                if entry is not None and not entry[0].done():
+                    entry[1].lease_lost = True
+                    entry[0].cancel()
+
+    async def _reclaim_loop(self) -> None:
+        interval = self.queue.settings.stalled_interval_ms / 1000
+        while not self._stopping.is_set():
+            await asyncio.sleep(interval)
+            free = self.concurrency - len(self.in_flight)
+            if free <= 0 or self._stopping.is_set():
+                continue
+            try:
+                found = await reclaim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free)
+            except RedisError as exc:
+                log.warning("reclaiming stalled jobs failed: %s", exc)
+                continue
+            if found.deleted:
+                log.info("dropped %d pending entries whose stream entries were deleted", found.deleted)
+            for job_id in found.stalled:
+                log.warning("job %s failed: stalled too many times", job_id)
+            for c in found.claims:
+                log.warning("job %s: its executor stopped heartbeating; running it again", c.job_id)
+                self._start(c)
 
     # --- delayed jobs and control ------------------------------------------------------------
 
@@ -146,7 +204,7 @@ class Worker:
             await asyncio.sleep(self._promote_interval_s)
 
     async def _control_loop(self) -> None:
-        while not self._stopping.is_set():
+        while True:
             try:
                 async with self.queue.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.queue.keys.control)
@@ -164,3 +222,11 @@ class Worker:
             state.cancel_requested = True
             task.cancel()
             log.info("job %s: cancel requested, closing its browser context", job_id)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

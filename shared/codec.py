@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from shared.errors import DecodeError
@@ -293,7 +293,7 @@ def job_from_hash(raw: RawHash) -> Job:
         job_id=job_id,
         state=state,
         definition=definition_from_json(raw.get("definition", "")),
-        options=options_from_json(raw.get("options", "")),
+        options=_current_options(raw),
         metadata=JobMetadata(
             tenant_id=raw.get("tenant", ""),
             user_id=raw.get("user", ""),
@@ -311,4 +311,18 @@ def job_from_hash(raw: RawHash) -> Job:
         finished_at_ms=_int_field(raw, "finished"),
         scheduled_for_ms=_int_field(raw, "due"),
         worker_id=raw.get("worker", ""),
+        dead_letter_reason=raw.get("dlq_reason", ""),
+        dead_lettered_at_ms=_int_field(raw, "dlq_at"),
     )
+
+
+def _current_options(raw: RawHash) -> JobOptions:
+    """The job's options, with the lane it is in now (a requeue may have moved it)."""
+    options = options_from_json(raw.get("options", ""))
+    lane = raw.get("priority", "")
+    if lane and lane != options.priority.value:
+        try:
+            options = replace(options, priority=Priority(lane))
+        except ValueError as exc:
+            raise DecodeError(f"job field 'priority' is not a priority: {lane!r}") from exc
+    return options

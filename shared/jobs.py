@@ -14,7 +14,7 @@ from redis.asyncio.client import Pipeline
 
 from shared import codec
 from shared.clock import now_ms
-from shared.errors import ConflictError, FieldViolation, NotFoundError, ValidationError
+from shared.errors import ConflictError, NotFoundError
 from shared.model import (
     Job,
     JobMetadata,
@@ -22,6 +22,7 @@ from shared.model import (
     Progress,
     SubmitCommand,
 )
+from shared.paging import Page, scan_index
 from shared.queue import Queue
 
 #: How long an idempotency key maps to its job.
@@ -115,20 +116,13 @@ async def get_job(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
     return codec.job_from_hash(raw)
 
 
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[Job]
-    next_token: str
-
-
-def _parse_token(token: str) -> tuple[float, str] | None:
-    if not token:
-        return None
-    score, _, member = token.partition("|")
-    try:
-        return float(score), member
-    except ValueError:
-        raise ValidationError([FieldViolation("page_token", "is not a token from a previous page")]) from None
+async def load_jobs(queue: Queue, job_ids: list[str]) -> list[Job | None]:
+    """The jobs with these ids, in order, in one round trip (None where a job no longer exists)."""
+    pipe = queue.redis.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hgetall(queue.keys.job(job_id))
+    hashes = cast(list[dict[str, str]], await pipe.execute())
+    return [codec.job_from_hash(raw) if raw else None for raw in hashes]
 
 
 async def list_jobs(
@@ -139,50 +133,17 @@ async def list_jobs(
     tag: str = "",
     page_size: int = 50,
     page_token: str = "",
-    scan_limit: int = 5000,
-) -> JobPage:
-    """A page of the tenant's jobs, newest first, optionally of one state and one tag.
-
-    Reads the tenant's (or tag's) index newest first and filters by state, examining at most
-    `scan_limit` entries per call; a partial page still carries a token to go on from.
-    """
+) -> Page[Job]:
+    """A page of the tenant's jobs, newest first, optionally of one state and one tag."""
     index = queue.keys.tenant_tag(tenant, tag) if tag else queue.keys.tenant_jobs(tenant)
-    after = _parse_token(page_token)
-    maximum: str = "+inf" if after is None else str(after[0])
-    jobs: list[Job] = []
-    examined = 0
-    last: tuple[float, str] | None = after
-    batch = max(page_size * 2, 100)
-    while len(jobs) < page_size and examined < scan_limit:
-        rows = cast(
-            list[tuple[str, float]],
-            await queue.redis.zrevrangebyscore(index, maximum, "-inf", start=0, num=batch, withscores=True),
-        )
-        if after is not None:
-            # Members with the cursor's own score come in descending order; skip those already seen.
-            rows = [(m, s) for m, s in rows if not (s == after[0] and m >= after[1])]
-        if not rows:
-            last = None
-            break
-        pipe = queue.redis.pipeline(transaction=False)
-        for member, _ in rows:
-            pipe.hgetall(queue.keys.job(member))
-        hashes = cast(list[dict[str, str]], await pipe.execute())
-        for (member, score), raw in zip(rows, hashes, strict=True):
-            examined += 1
-            last = (score, member)
-            if raw:
-                job = codec.job_from_hash(raw)
-                if state is None or job.state is state:
-                    jobs.append(job)
-                    if len(jobs) == page_size:
-                        break
-        after = last
-        maximum = str(last[0]) if last else "-inf"
-    token = (
-        f"{last[0]:.0f}|{last[1]}" if last is not None and (len(jobs) == page_size or examined >= scan_limit) else ""
+    return await scan_index(
+        queue.redis,
+        index,
+        load=lambda ids: load_jobs(queue, ids),
+        keep=lambda job: state is None or job.state is state,
+        page_size=page_size,
+        page_token=page_token,
     )
-    return JobPage(jobs=jobs, next_token=token)
 
 
 async def cancel(queue: Queue, job_id: str, *, tenant: str | None) -> Job:

@@ -357,6 +357,12 @@ class Job:
     finished_at_ms: int = 0
     scheduled_for_ms: int = 0
     worker_id: str = ""
+    dead_letter_reason: str = ""
+    dead_lettered_at_ms: int = 0
+
+    @property
+    def priority(self) -> Priority:
+        return self.options.priority
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 _DIR = Path(__file__).with_name("scripts")
-_WITH_LIB = {"claim"}
+_WITH_LIB = {"claim", "reclaim"}
 
 
 @cache
@@ -35,8 +35,23 @@ class Scripts:
     finish: AsyncScript
     promote: AsyncScript
     cancel: AsyncScript
+    heartbeat: AsyncScript
+    reclaim: AsyncScript
+    release: AsyncScript
+    requeue: AsyncScript
 
     @classmethod
     def load(cls, client: aioredis.Redis) -> Scripts:
-        names = ("submit", "claim", "progress", "finish", "promote", "cancel")
+        names = (
+            "submit",
+            "claim",
+            "progress",
+            "finish",
+            "promote",
+            "cancel",
+            "heartbeat",
+            "reclaim",
+            "release",
+            "requeue",
+        )
         return cls(**{n: client.register_script(source(n)) for n in names})

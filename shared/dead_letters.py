@@ -1,0 +1,112 @@
+"""Dead letters and reruns: list, requeue and purge dead-lettered jobs; retry finished jobs.
+
+A job that ran out of attempts (or stalled too often) is FAILED or TIMEOUT and its id sits in the
+queue's dead-letter set, written in the same script that acked its last run. Its record (error,
+result, artifacts) stays in its job hash until retention removes it.
+"""
+
+from __future__ import annotations
+
+from shared.clock import now_ms
+from shared.errors import ConflictError, NotFoundError
+from shared.jobs import get_job, load_jobs
+from shared.model import ErrorCategory, Job, Priority
+from shared.paging import Page, scan_index
+from shared.queue import Queue
+
+
+async def list_dead_letters(
+    queue: Queue,
+    *,
+    tenant: str | None,
+    category: ErrorCategory | None = None,
+    tag: str = "",
+    page_size: int = 50,
+    page_token: str = "",
+) -> Page[Job]:
+    """Dead-lettered jobs, newest first, optionally of one error category and one tag."""
+
+    def keep(job: Job) -> bool:
+        return (
+            (tenant is None or job.metadata.tenant_id == tenant)
+            and (category is None or (job.error is not None and job.error.category is category))
+            and (not tag or tag in job.options.tags)
+            and bool(job.dead_lettered_at_ms)
+        )
+
+    return await scan_index(
+        queue.redis,
+        queue.keys.dlq,
+        load=lambda ids: load_jobs(queue, ids),
+        keep=keep,
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+async def _requeue(queue: Queue, job_id: str, *, tenant: str | None, priority: Priority, dead_only: bool) -> Job:
+    keys = queue.keys
+    s = queue.settings
+    outcome, state = await queue.scripts.requeue(
+        keys=[
+            keys.job(job_id),
+            keys.stream(priority),
+            keys.dlq,
+            keys.failed,
+            keys.completed,
+            keys.progress(job_id),
+            keys.events,
+        ],
+        args=[
+            str(now_ms()),
+            priority.value,
+            tenant or "",
+            str(s.progress_maxlen),
+            str(s.events_maxlen),
+            "1" if dead_only else "0",
+        ],
+    )
+    if outcome == "missing":
+        what = "dead letter" if dead_only else "job"
+        raise NotFoundError(f"{what} {job_id!r} not found")
+    if outcome == "conflict":
+        raise ConflictError(f"job {job_id!r} is {state}; only failed, timed-out or cancelled jobs can run again")
+    return await get_job(queue, job_id, tenant=tenant)
+
+
+async def requeue_dead_letter(
+    queue: Queue, job_id: str, *, tenant: str | None, priority: Priority | None = None
+) -> Job:
+    """Run a dead-lettered job again, attempts reset, in the LOW lane unless told otherwise."""
+    return await _requeue(queue, job_id, tenant=tenant, priority=priority or Priority.LOW, dead_only=True)
+
+
+async def retry_job(queue: Queue, job_id: str, *, tenant: str | None, priority: Priority | None = None) -> Job:
+    """Run a FAILED, TIMEOUT or CANCELLED job again, attempts reset, in its own lane by default."""
+    if priority is None:
+        priority = (await get_job(queue, job_id, tenant=tenant)).priority
+    return await _requeue(queue, job_id, tenant=tenant, priority=priority, dead_only=False)
+
+
+async def purge_dead_letters(queue: Queue, *, tenant: str | None, older_than_ms: int = 0) -> int:
+    """Drop dead letters older than `older_than_ms` (all when 0); returns how many were dropped.
+
+    The jobs' records stay until retention removes them; they just leave the dead-letter queue.
+    """
+    cutoff = now_ms() - older_than_ms
+    removed = 0
+    token = ""
+    while True:
+        page = await scan_index(
+            queue.redis,
+            queue.keys.dlq,
+            load=lambda ids: load_jobs(queue, ids),
+            keep=lambda job: (tenant is None or job.metadata.tenant_id == tenant) and job.dead_lettered_at_ms <= cutoff,
+            page_size=500,
+            page_token=token,
+        )
+        if page.items:
+            removed += int(await queue.redis.zrem(queue.keys.dlq, *[j.job_id for j in page.items]))
+        if not page.next_token:
+            return removed
+        token = page.next_token
