@@ -235,3 +235,9 @@ async def release(queue: Queue, claim_: Claim, *, reason: str) -> bool:
         ],
     )
     return bool(int(done))
+
+
+async def next_due_ms(queue: Queue) -> int | None:
+    """When the earliest delayed job becomes due (epoch ms), or None when none waits."""
+    first = await queue.redis.zrange(queue.keys.delayed, 0, 0, withscores=True)
+    return int(first[0][1]) if first else None

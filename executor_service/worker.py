@@ -17,7 +17,8 @@ from redis.exceptions import RedisError
 
 from executor_service.browser import BrowserManager
 from executor_service.job import JobEnv, RunState, run_job
-from executor_service.store import Claim, claim, heartbeat, promote_due, reclaim, release
+from executor_service.store import Claim, claim, heartbeat, next_due_ms, promote_due, reclaim, release
+from shared.clock import now_ms
 from shared.model import JobState
 from shared.queue import Queue
 from shared.settings import ExecutorSettings
@@ -36,7 +37,7 @@ class Worker:
         worker_id: str,
         concurrency: int,
         block_ms: int = 2000,
-        promote_interval_s: float = 0.25,
+        promote_interval_s: float = 0.5,
     ) -> None:
         self.queue = queue
         self.browser = browser
@@ -196,12 +197,18 @@ class Worker:
     # --- delayed jobs and control ------------------------------------------------------------
 
     async def _promote_loop(self) -> None:
+        # Sleep until the earliest delayed job is due (at most the poll interval), so retries
+        # start on their backoff schedule rather than up to a poll interval late.
         while not self._stopping.is_set():
+            wait_s = self._promote_interval_s
             try:
                 await promote_due(self.queue)
+                due = await next_due_ms(self.queue)
+                if due is not None:
+                    wait_s = min(wait_s, max((due - now_ms()) / 1000, 0.005))
             except RedisError as exc:
                 log.warning("promoting delayed jobs failed: %s", exc)
-            await asyncio.sleep(self._promote_interval_s)
+            await asyncio.sleep(wait_s)
 
     async def _control_loop(self) -> None:
         while True:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -72,6 +72,37 @@ class RedisSettings:
         return cls(url=f"redis://{auth}{host or 'localhost'}:{port}/{db}", configured=configured)
 
 
+#: Retries and base delay (ms) per error category: Sentinel's original design.
+DEFAULT_RETRY_POLICIES: dict[str, tuple[int, int]] = {
+    "network": (3, 5_000),
+    "timeout": (2, 10_000),
+    "browser": (2, 3_000),
+    "system": (1, 60_000),
+    "validation": (0, 0),
+    "policy": (0, 0),
+    "assertion": (0, 0),
+}
+
+
+def _retry_policies(env: Environ) -> dict[str, tuple[int, int]]:
+    """QUEUE_RETRY_<CATEGORY>=<retries>:<delay ms> overrides, e.g. QUEUE_RETRY_NETWORK=5:2000."""
+    policies = dict(DEFAULT_RETRY_POLICIES)
+    for category in ("network", "timeout", "browser", "system"):
+        name = f"QUEUE_RETRY_{category.upper()}"
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        retries, _, delay = raw.partition(":")
+        try:
+            value = (int(retries), int(delay or policies[category][1]))
+        except ValueError:
+            raise ConfigError(f"{name} must be <retries>:<delay ms>, e.g. 3:5000, got {raw!r}") from None
+        if value[0] < 0 or value[1] < 0:
+            raise ConfigError(f"{name} must not be negative, got {raw!r}")
+        policies[category] = value
+    return policies
+
+
 @dataclass(frozen=True)
 class QueueSettings:
     name: str = "default"
@@ -90,6 +121,9 @@ class QueueSettings:
     lease_ms: int = 30_000
     stalled_interval_ms: int = 30_000
     max_stalled_count: int = 1
+    clean_interval_ms: int = 5_000
+    stale_after_ms: int = 300_000
+    retry_policies: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RETRY_POLICIES))
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> QueueSettings:
@@ -113,6 +147,9 @@ class QueueSettings:
             lease_ms=_int(environ, "QUEUE_LEASE_MS", 30_000, minimum=300),
             stalled_interval_ms=_int(environ, "QUEUE_STALLED_INTERVAL_MS", 30_000, minimum=100),
             max_stalled_count=_int(environ, "QUEUE_MAX_STALLED_COUNT", 1),
+            clean_interval_ms=_int(environ, "QUEUE_CLEAN_INTERVAL_MS", 5_000, minimum=100),
+            stale_after_ms=_int(environ, "QUEUE_STALE_AFTER_MS", 300_000, minimum=1),
+            retry_policies=_retry_policies(environ),
         )
 
     def default_timeout_ms(self, priority: Priority) -> int:
@@ -125,6 +162,7 @@ class ApiSettings:
     host: str = "0.0.0.0"
     port: int = 50051
     shutdown_grace_ms: int = 10_000
+    metrics_port: int = 0  # 0: no /metrics endpoint
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
@@ -132,6 +170,7 @@ class ApiSettings:
             host=environ.get("API_GRPC_HOST", "0.0.0.0").strip() or "0.0.0.0",
             port=_port(environ, "API_GRPC_PORT", 50051),
             shutdown_grace_ms=_int(environ, "API_SHUTDOWN_GRACE_MS", 10_000),
+            metrics_port=_port(environ, "API_METRICS_PORT", 9464),
         )
 
 
@@ -154,6 +193,7 @@ class ExecutorSettings:
     step_timeout_ms: int = 30_000
     shutdown_grace_ms: int = 30_000
     headless: bool = True
+    metrics_port: int = 0  # 0: no /metrics endpoint
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ExecutorSettings:
@@ -166,7 +206,37 @@ class ExecutorSettings:
             step_timeout_ms=_int(environ, "SENTINEL_STEP_TIMEOUT_MS", 30_000, minimum=1),
             shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
             headless=_bool(environ, "SENTINEL_HEADLESS", True),
+            metrics_port=_port(environ, "EXECUTOR_METRICS_PORT", 9465),
         )
+
+
+_OTEL_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """Tracing, off by default, switched on by the standard OpenTelemetry variables.
+
+    On when OTEL_TRACES_EXPORTER is `otlp`, or when it is unset and an OTLP endpoint is named;
+    OTEL_SDK_DISABLED=true always wins. The OTLP exporter itself reads its other OTEL_EXPORTER_OTLP_*
+    variables (headers, timeout, protocol details), as every OpenTelemetry SDK does.
+    """
+
+    enabled: bool = False
+    service_name: str = ""
+    endpoint: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ, *, service: str = "sentinel") -> TelemetrySettings:
+        if _bool(environ, "OTEL_SDK_DISABLED", False):
+            return cls(service_name=service)
+        exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+        endpoint = next((environ[n].strip() for n in reversed(_OTEL_ENDPOINTS) if environ.get(n, "").strip()), "")
+        if exporter not in ("", "otlp", "none"):
+            raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp or none, got {exporter!r}")
+        enabled = exporter == "otlp" or (exporter == "" and bool(endpoint))
+        name = environ.get("OTEL_SERVICE_NAME", "").strip() or service
+        return cls(enabled=enabled, service_name=name, endpoint=endpoint)
 
 
 @dataclass(frozen=True)
