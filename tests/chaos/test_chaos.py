@@ -7,7 +7,7 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -36,9 +36,13 @@ async def terminal_counts(client: aioredis.Redis, job_ids: list[str]) -> dict[st
     return {j: sum(f.get("terminal") == "1" for _, f in s) for j, s in zip(job_ids, streams, strict=True)}
 
 
+async def entries(client: aioredis.Redis, key: str) -> list[tuple[str, dict[str, str]]]:
+    return cast(list[tuple[str, dict[str, str]]], await client.xrange(key))
+
+
 async def completions(client: aioredis.Redis) -> Counter[str]:
     """How many `completed` queue events each job has."""
-    events: list[tuple[str, dict[str, str]]] = await client.xrange(KEYS.events)
+    events = await entries(client, KEYS.events)
     return Counter(f["job"] for _, f in events if f.get("kind") == "completed")
 
 
@@ -105,10 +109,10 @@ async def test_a_job_running_five_leases_while_heartbeating_is_never_redelivered
     job = await wait_state(chaos_api, reply.job_id, pb.JOB_STATE_COMPLETED, within=60)
 
     assert job.attempt == 1
-    progress = await chaos_redis.xrange(KEYS.progress(reply.job_id))
+    progress = await entries(chaos_redis, KEYS.progress(reply.job_id))
     claims = [f for _, f in progress if f.get("msg", "").startswith("Claimed by")]
     assert len(claims) == 1, "the job was claimed more than once"
-    events = await chaos_redis.xrange(KEYS.events)
+    events = await entries(chaos_redis, KEYS.events)
     assert not [f for _, f in events if f.get("job") == reply.job_id and f.get("kind") == "stalled"]
 
 
@@ -122,9 +126,9 @@ async def test_a_poison_job_is_dead_lettered_after_exactly_its_attempts_on_sched
     job = await wait_state(chaos_api, reply.job_id, pb.JOB_STATE_FAILED, within=60)
 
     assert job.attempt == 4 and job.error.category == pb.ERROR_CATEGORY_NETWORK
-    entries = await chaos_redis.xrange(KEYS.progress(reply.job_id))
-    scheduled = [int(f["ts"]) for _, f in entries if f["state"] == "scheduled"]
-    claimed = [int(f["ts"]) for _, f in entries if f.get("msg", "").startswith("Claimed by")]
+    progress = await entries(chaos_redis, KEYS.progress(reply.job_id))
+    scheduled = [int(f["ts"]) for _, f in progress if f["state"] == "scheduled"]
+    claimed = [int(f["ts"]) for _, f in progress if f.get("msg", "").startswith("Claimed by")]
     assert len(scheduled) == 3 and len(claimed) == 4
     for n, (retry_at, next_claim) in enumerate(zip(scheduled, claimed[1:], strict=True)):
         expected = 1000 * 2**n
