@@ -7,6 +7,7 @@ batch submitted in the same millisecond) are ordered by member and walked withou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
@@ -28,12 +29,9 @@ def parse_token(token: str) -> tuple[float, str] | None:
     if not token:
         return None
     score, sep, member = token.partition("|")
-    try:
-        if not sep:
-            raise ValueError(token)
-        return float(score), member
-    except ValueError:
-        raise ValidationError([FieldViolation("page_token", "is not a token from a previous page")]) from None
+    if not sep or not re.fullmatch(r"\d{1,16}", score, re.ASCII):
+        raise ValidationError([FieldViolation("page_token", "is not a token from a previous page")])
+    return float(score), member
 
 
 async def scan_index(
@@ -59,7 +57,7 @@ async def scan_index(
     offset = 0
     exhausted = False
     while len(items) < page_size and examined < scan_limit:
-        maximum = "+inf" if last is None else repr(last[0])
+        maximum = "+inf" if last is None else f"{last[0]:.0f}"
         rows = cast(
             list[tuple[str, float]],
             await redis.zrevrangebyscore(index, maximum, "-inf", start=offset, num=batch, withscores=True),
@@ -80,5 +78,5 @@ async def scan_index(
                 items.append(item)
                 if len(items) == page_size:
                     break
-    token = "" if exhausted or last is None or last == after else f"{last[0]!r}|{last[1]}"
+    token = "" if exhausted or last is None or last == after else f"{last[0]:.0f}|{last[1]}"
     return Page(items=items, next_token=token)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -30,6 +30,17 @@ def connect(settings: RedisSettings, **overrides: object) -> aioredis.Redis:
     }
     options.update(overrides)
     return aioredis.Redis.from_url(settings.url, **options)  # type: ignore[arg-type]
+
+
+def connect_blocking(settings: RedisSettings) -> aioredis.Redis:
+    """A one-connection client for blocking reads (XREAD BLOCK).
+
+    It never retries by itself: a silent reconnect would change its CLIENT ID behind the back of
+    whoever wakes it with CLIENT UNBLOCK; the caller sees the error and reconnects knowingly.
+    """
+    return connect(
+        settings, single_connection_client=True, socket_timeout=None, retry=Retry(NoBackoff(), 0), retry_on_error=[]
+    )
 
 
 @dataclass(frozen=True)

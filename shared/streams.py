@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -27,10 +28,18 @@ log = logging.getLogger(__name__)
 Entry = tuple[str, dict[str, str]]
 
 
+_ID = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?", re.ASCII)
+
+
 def parse_id(entry_id: str) -> tuple[int, int]:
-    """A stream id as a comparable (ms, seq) pair; raises ValueError for a malformed id."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
+    """A stream id as a comparable (ms, seq) pair; ValueError for anything Redis would refuse."""
+    match = _ID.fullmatch(entry_id)
+    if match is None:
+        raise ValueError(f"malformed stream id {entry_id!r}")
+    ms, seq = int(match.group(1)), int(match.group(2) or 0)
+    if ms >= 2**64 or seq >= 2**64:
+        raise ValueError(f"stream id out of range {entry_id!r}")
+    return ms, seq
 
 
 class HubClosed(Exception):
@@ -130,6 +139,8 @@ class StreamHub:
                 if self._reader_id is None:
                     self._reader_id = int(await self._reader.client_id())
                 streams: dict[Any, Any] = {k: f"{p[0]}-{p[1]}" for k, p in self._pos.items()}
+                if not streams:  # the last subscriber left while we were getting the reader's id
+                    continue
                 self._rewound.clear()
                 self._reading = True
                 try:

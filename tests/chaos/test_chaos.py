@@ -17,7 +17,7 @@ from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.keys import Keys
 from tests.chaos.conftest import DurableStack
-from tests.e2e.helpers import request, wait_state
+from tests.e2e.helpers import eventually, request, wait_state
 from tests.support import free_port
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
@@ -155,7 +155,7 @@ async def test_redis_killed_during_submits_loses_no_acknowledged_job(
                 await asyncio.sleep(0.05)
 
     writer = asyncio.create_task(submit_many(150))
-    await _until(lambda: len(acknowledged) >= 40, within=30)
+    await eventually(lambda: len(acknowledged) >= 40, within=30, what="40 acknowledged submits")
     chaos.restart_redis(kill=True)
     await writer
     assert len(acknowledged) > 40
@@ -192,12 +192,3 @@ async def test_a_stack_recovers_from_a_redis_restart_and_drains_the_queue(
     assert {j.state for j in finished.values()} == {pb.JOB_STATE_COMPLETED}
     for service in chaos.services:
         assert service.process.poll() is None, f"{service.name} died with the Redis restart"
-
-
-async def _until(probe: Any, *, within: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not probe():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)

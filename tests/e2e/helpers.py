@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from tests.support import wait_for
 
 
 def request(site: str, steps: list[Any], *, name: str = "e2e", **options: Any) -> pb.SubmitRequest:
@@ -50,3 +54,23 @@ async def wait_state(stub: pb_grpc.TestExecutionStub, job_id: str, state: int, *
         if loop.time() > deadline:
             raise AssertionError(f"job {job_id} is {pb.JobState.Name(job.state)}, not {pb.JobState.Name(state)}")
         await asyncio.sleep(0.05)
+
+
+async def eventually(probe: Callable[[], bool], *, within: float, what: str) -> None:
+    """Wait until a synchronous condition holds, or fail after `within` seconds."""
+
+    async def check() -> bool:
+        return probe()
+
+    await wait_for(check, within=within, what=what)
+
+
+async def health_becomes(port: int, status: int, *, within: float) -> None:
+    """Wait until a service's grpc.health.v1 reports `status`."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        async def check() -> bool:
+            return bool((await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)).status == status)
+
+        await wait_for(check, within=within, what=f"health {status} on port {port}")

@@ -36,6 +36,7 @@ from shared.model import (
 )
 from shared.queue import Queue
 from shared.settings import QueueSettings
+from shared.streams import Entry
 from tests.support import wait_for
 
 TENANT = "default"
@@ -75,8 +76,22 @@ async def job_hash(queue: Queue, job_id: str) -> dict[str, str]:
 
 
 async def pending_count(queue: Queue, lane: Priority) -> int:
-    info = cast(dict[str, Any], await queue.redis.xpending(queue.keys.stream(lane), GROUP))
+    info = await queue.redis.xpending(queue.keys.stream(lane), GROUP)
     return int(info["pending"])
+
+
+async def entries(queue: Queue, key: str) -> list[Entry]:
+    return cast(list[Entry], await queue.redis.xrange(key))
+
+
+async def lane_job_ids(queue: Queue, lane: Priority) -> list[str]:
+    return [fields["job"] for _, fields in await entries(queue, queue.keys.stream(lane))]
+
+
+async def last_progress(queue: Queue, job_id: str) -> dict[str, str]:
+    """The fields of the newest entry of the job's progress stream."""
+    rows = cast(list[Entry], await queue.redis.xrevrange(queue.keys.progress(job_id), count=1))
+    return rows[0][1]
 
 
 def progress(pct: int, message: str = "working") -> Progress:
@@ -125,7 +140,8 @@ async def test_claim_with_nothing_waiting_returns_last_ids_to_block_from(queue: 
 
     watcher = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        read = asyncio.create_task(watcher.xread(cast(dict[Any, Any], idle.last_ids), block=10_000, count=10))
+        streams = cast(dict[Any, Any], idle.last_ids)
+        read = asyncio.create_task(xread(watcher, streams, block_ms=10_000))
 
         async def blocked() -> bool:
             info = await queue.redis.info("clients")
@@ -144,11 +160,15 @@ async def test_claim_with_nothing_waiting_returns_last_ids_to_block_from(queue: 
     assert (await claim_one(queue)).job_id == job_id
 
 
+async def xread(client: aioredis.Redis, streams: dict[Any, Any], *, block_ms: int) -> list[tuple[str, list[Entry]]]:
+    return cast(list[tuple[str, list[Entry]]], await client.xread(streams, block=block_ms, count=10))
+
+
 async def test_last_ids_miss_nothing_submitted_before_the_block(queue: Queue) -> None:
     idle = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=1)
     assert idle.last_ids == dict.fromkeys(queue.keys.lanes, "0-0")
     job_id = await submit(queue, priority=Priority.MEDIUM)  # lands between claim and XREAD
-    reply = await queue.redis.xread(cast(dict[Any, Any], idle.last_ids), block=1000)
+    reply = await xread(queue.redis, cast(dict[Any, Any], idle.last_ids), block_ms=1000)
     assert [fields["job"] for _, entries in reply for _, fields in entries] == [job_id]
 
 
@@ -177,8 +197,7 @@ async def test_claim_drops_entries_of_jobs_no_longer_waiting(queue: Queue) -> No
 
     assert [c.job_id for c in batch.claims] == [kept]
     assert (await job_hash(queue, cancelled))["state"] == "cancelled"
-    ids = [fields["job"] for _, fields in await queue.redis.xrange(queue.keys.stream(Priority.MEDIUM))]
-    assert ids == [kept]
+    assert await lane_job_ids(queue, Priority.MEDIUM) == [kept]
 
 
 # --- fencing ---------------------------------------------------------------------------------
@@ -221,10 +240,10 @@ async def test_write_progress_records_the_progress(queue: Queue) -> None:
     await write_progress(queue, run, progress(40, "step one"))
     raw = await job_hash(queue, job_id)
     assert (raw["pct"], raw["cur"], raw["total"], raw["msg"]) == ("40", "1", "2", "step one")
-    last = await queue.redis.xrevrange(queue.keys.progress(job_id), count=1)
-    assert last[0][1]["state"] == "running"
-    assert last[0][1]["pct"] == "40"
-    assert last[0][1]["attempt"] == "1"
+    last = await last_progress(queue, job_id)
+    assert last["state"] == "running"
+    assert last["pct"] == "40"
+    assert last["attempt"] == "1"
 
 
 # --- finish ----------------------------------------------------------------------------------
@@ -263,11 +282,13 @@ async def test_completed_finish_acks_deletes_records_and_retains(queue: Queue) -
     assert job.finished_at_ms > 0
     assert await queue.redis.zscore(queue.keys.completed, job_id) is not None
     assert await queue.redis.zcard(queue.keys.failed) == 0
-    last = await queue.redis.xrevrange(queue.keys.progress(job_id), count=1)
-    assert last[0][1]["state"] == "completed"
-    assert last[0][1]["terminal"] == "1"
-    # A second finish of the same run (a duplicate delivery) is refused.
+    last = await last_progress(queue, job_id)
+    assert last["state"] == "completed"
+    assert last["terminal"] == "1"
+    # A second finish of the same run (a duplicate delivery) is refused, and so is late progress.
     assert await finish(queue, run, state=JobState.FAILED, progress=progress(100)) is False
+    with pytest.raises(LeaseLost):
+        await write_progress(queue, run, progress(100))
     assert (await job_hash(queue, job_id))["state"] == "completed"
 
 
@@ -286,14 +307,14 @@ async def test_scheduled_finish_waits_in_delayed_until_promoted(queue: Queue) ->
     raw = await job_hash(queue, job_id)
     assert raw["state"] == "scheduled"
     assert "finished" not in raw
-    last = await queue.redis.xrevrange(queue.keys.progress(job_id), count=1)
-    assert last[0][1]["terminal"] == "0"
+    last = await last_progress(queue, job_id)
+    assert last["terminal"] == "0"
 
     assert await promote_due(queue) == 1
 
     assert await queue.redis.zcard(queue.keys.delayed) == 0
     assert (await job_hash(queue, job_id))["state"] == "pending"
-    assert [f["job"] for _, f in await queue.redis.xrange(lane)] == [job_id]
+    assert await lane_job_ids(queue, Priority.LOW) == [job_id]
     again = await claim_one(queue)
     assert again.job_id == job_id
     assert again.job.attempt == 2
@@ -339,7 +360,7 @@ async def test_cancel_of_a_running_job_makes_write_progress_raise(queue: Queue) 
         message = await wait_for(control_message, within=10, what="the cancel on the control channel")
         assert message["data"] == f"cancel {job_id}"
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     with pytest.raises(CancelRequested):
         await write_progress(queue, run, progress(20))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from shared.queue import connect
+from shared.settings import RedisSettings
 from shared.streams import Entry, HubClosed, StreamHub, Subscription, parse_id
-from tests.support import RedisProcess
+from tests.support import RedisProcess, wait_for
 
 KEY = "sentinel:{test}:progress:job-1"
 OTHER = "sentinel:{test}:progress:job-2"
@@ -66,9 +70,7 @@ async def test_entries_reach_every_subscriber_in_order(hub: StreamHub, redis_cli
     assert a.queue.empty() and b.queue.empty()
 
 
-async def test_subscriber_from_a_position_gets_only_later_entries(
-    hub: StreamHub, redis_client: aioredis.Redis
-) -> None:
+async def test_subscriber_from_a_position_gets_only_later_entries(hub: StreamHub, redis_client: aioredis.Redis) -> None:
     added = await add(redis_client, KEY, 5)
     sub = await hub.subscribe(KEY, added[2])
     assert ids(await take(sub, 2)) == added[3:]
@@ -141,6 +143,80 @@ async def test_stop_makes_waiting_subscribers_raise_hub_closed(hub: StreamHub) -
     assert hub.subscriber_count == 0
     with pytest.raises(HubClosed):
         await hub.subscribe(KEY, "0-0")
+
+
+async def blocked_readers(client: aioredis.Redis) -> list[int]:
+    """Client ids of the connections blocked in XREAD right now."""
+    return [int(c["id"]) for c in await client.client_list() if c.get("cmd") == "xread"]
+
+
+async def test_new_subscriber_is_followed_at_once_after_the_reader_reconnects(
+    redis_server: RedisProcess, redis_client: aioredis.Redis
+) -> None:
+    # The reader exactly as ApiServer.start builds it.
+    reader = connect(
+        RedisSettings(url=redis_server.url, configured=True), single_connection_client=True, socket_timeout=None
+    )
+    hub = StreamHub(reader, redis_client, block_ms=30_000)
+    await hub.start()
+    try:
+        first = await hub.subscribe(KEY, "0-0")
+        await add(redis_client, KEY, 1)
+        await take(first, 1)
+        (old,) = await wait_for(lambda: blocked_readers(redis_client), within=10, what="the hub to block")
+        await redis_client.client_kill_filter(_id=str(old))  # a network blip drops the reader's connection
+
+        async def reblocked() -> list[int]:
+            return [i for i in await blocked_readers(redis_client) if i != old]
+
+        await wait_for(reblocked, within=10, what="the hub to block again on a new connection")
+
+        late = await hub.subscribe(OTHER, "0-0")
+        added = await add(redis_client, OTHER, 1)
+        assert ids(await take(late, 1, within=5)) == added
+    finally:
+        await hub.stop()
+        await reader.aclose()
+
+
+async def test_subscriber_leaving_before_the_first_read_is_not_a_read_failure(
+    redis_server: RedisProcess,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader = aioredis.Redis.from_url(
+        redis_server.url, decode_responses=True, single_connection_client=True, socket_timeout=None
+    )
+    entered, gate, returned = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    original = reader.client_id
+
+    async def gated_client_id(**kwargs: Any) -> Any:
+        entered.set()
+        await gate.wait()
+        try:
+            return await original(**kwargs)
+        finally:
+            returned.set()
+
+    monkeypatch.setattr(reader, "client_id", gated_client_id)
+    hub = StreamHub(reader, redis_client, block_ms=30_000)
+    await hub.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="shared.streams"):
+            sub = await hub.subscribe(KEY, "0-0")
+            await asyncio.wait_for(entered.wait(), timeout=10)
+            hub.unsubscribe(sub)  # the client went away before the hub's first read
+            gate.set()
+            await asyncio.wait_for(returned.wait(), timeout=10)
+            # _run resumed and went on synchronously to its next suspension point.
+            again = await hub.subscribe(KEY, "0-0")
+            added = await add(redis_client, KEY, 1)
+            assert ids(await take(again, 1)) == added
+        assert [r.getMessage() for r in caplog.records if r.name == "shared.streams"] == []
+    finally:
+        await hub.stop()
+        await reader.aclose()
 
 
 def test_parse_id_orders_like_redis() -> None:
