@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from shared.errors import ConfigError
 from shared.model import ErrorCategory, JobError, JobOptions
 from shared.retry import attempts_allowed, backoff_ms, decide
-from shared.settings import ConfigError, QueueSettings
+from shared.settings import QueueSettings
 
 SETTINGS = QueueSettings()
 
