@@ -13,9 +13,13 @@ from executor_service.store import (
     CancelRequested,
     Claim,
     LeaseLost,
+    Reclaimed,
     claim,
     finish,
+    heartbeat,
     promote_due,
+    reclaim,
+    release,
     write_progress,
 )
 from shared import codec, jobs
@@ -369,3 +373,86 @@ async def test_cancel_of_a_running_job_makes_write_progress_raise(queue: Queue) 
     assert (await job_hash(queue, job_id))["state"] == "cancelled"
     assert await queue.redis.zscore(queue.keys.failed, job_id) is not None
     assert await queue.redis.xlen(queue.keys.stream(Priority.MEDIUM)) == 0
+
+
+# --- leases: heartbeat, reclaim, release ------------------------------------------------------
+
+
+async def short_lease_queue(redis_client: aioredis.Redis, **overrides: Any) -> Queue:
+    q = Queue.open(redis_client, QueueSettings(lease_ms=300, **overrides))
+    await q.ensure_groups()
+    return q
+
+
+async def test_an_expired_lease_is_reclaimed_with_a_new_fence_and_the_old_run_is_fenced_off(
+    redis_client: aioredis.Redis,
+) -> None:
+    queue = await short_lease_queue(redis_client, max_stalled_count=5)
+    job_id = await submit(queue)
+    dead = await claim_one(queue)
+    assert await reclaim(queue, consumer="other", worker_id="other", count=5) == Reclaimed([], 0, [])
+    await asyncio.sleep(0.4)  # let the lease run out: no heartbeat comes
+
+    found = await reclaim(queue, consumer="other", worker_id="other", count=5)
+    assert [c.job_id for c in found.claims] == [job_id]
+    taken = found.claims[0]
+    assert taken.fence != dead.fence and taken.job.attempt == 2 and taken.job.worker_id == "other"
+    assert not await finish(queue, dead, state=JobState.COMPLETED, progress=Progress(percentage=100))
+    with pytest.raises(LeaseLost):
+        await write_progress(queue, dead, Progress(percentage=50))
+    assert await finish(queue, taken, state=JobState.COMPLETED, progress=Progress(percentage=100))
+    assert (await job_hash(queue, job_id))["state"] == "completed"
+
+
+async def test_a_heartbeat_keeps_the_lease_and_reports_runs_it_lost(redis_client: aioredis.Redis) -> None:
+    queue = await short_lease_queue(redis_client)
+    job_id = await submit(queue)
+    held = await claim_one(queue)
+    for _ in range(4):  # four heartbeats over more than four leases
+        await asyncio.sleep(0.15)
+        assert await heartbeat(queue, consumer=CONSUMER, claims=[held]) == []
+    await asyncio.sleep(0.15)
+    assert (await reclaim(queue, consumer="other", worker_id="other", count=5)).claims == []
+    await redis_client.hincrby(queue.keys.job(job_id), "fence", 1)  # someone else took it
+    assert await heartbeat(queue, consumer=CONSUMER, claims=[held]) == [job_id]
+
+
+async def test_a_job_stalling_too_often_fails_and_is_dead_lettered(redis_client: aioredis.Redis) -> None:
+    queue = await short_lease_queue(redis_client, max_stalled_count=1)
+    job_id = await submit(queue)
+    await claim_one(queue)
+    await asyncio.sleep(0.4)
+    first = await reclaim(queue, consumer="b", worker_id="b", count=5)
+    assert [c.job_id for c in first.claims] == [job_id]
+    await asyncio.sleep(0.4)
+    second = await reclaim(queue, consumer="c", worker_id="c", count=5)
+    assert second.claims == [] and second.stalled == [job_id]
+    raw = await job_hash(queue, job_id)
+    assert raw["state"] == "failed" and raw["dlq_reason"] == "stalled"
+    assert await redis_client.zscore(queue.keys.dlq, job_id) is not None
+    assert await redis_client.xlen(queue.keys.stream(Priority.MEDIUM)) == 0
+    assert await pending_count(queue, Priority.MEDIUM) == 0
+
+
+async def test_reclaim_reports_pending_ids_whose_entries_were_deleted(redis_client: aioredis.Redis) -> None:
+    queue = await short_lease_queue(redis_client)
+    await submit(queue)
+    held = await claim_one(queue)
+    await redis_client.xdel(queue.keys.stream(held.lane), held.entry_id)  # gone, but still pending
+    await asyncio.sleep(0.4)
+    found = await reclaim(queue, consumer="other", worker_id="other", count=5)
+    assert found.claims == [] and found.deleted == 1
+    assert await pending_count(queue, held.lane) == 0
+
+
+async def test_release_hands_a_running_job_back_at_once(redis_client: aioredis.Redis) -> None:
+    queue = await short_lease_queue(redis_client)
+    job_id = await submit(queue)
+    held = await claim_one(queue)
+    assert await release(queue, held, reason="shutting down")
+    raw = await job_hash(queue, job_id)
+    assert raw["state"] == "pending" and raw["attempt"] == "0"
+    again = await claim(queue, consumer="other", worker_id="other", count=1)
+    assert [c.job_id for c in again.claims] == [job_id] and again.claims[0].job.attempt == 1
+    assert not await finish(queue, held, state=JobState.COMPLETED, progress=Progress())
+    assert not await release(queue, held, reason="twice")
