@@ -239,6 +239,8 @@ def describe_action(action: Action) -> str:
         return f"screenshot {action.name}".rstrip()
     if isinstance(action, Wait):
         return f"wait {action.ms} ms"
+    if isinstance(action, ExpectVisible):
+        return f"expect {action.selector} visible"
     return f"{action.kind} {action.selector}"
 
 
