@@ -114,7 +114,11 @@ def convert_category(category: int) -> str:
 
 async def submit_and_follow(address: str, path: str, *, priority: str | None, follow_progress: bool) -> int:
     """`sentinel submit`: 0 when submitted (or, with --follow, when the test passed), else 1."""
-    request = load_request(path, priority)
+    return await submit_request(address, load_request(path, priority), follow_progress=follow_progress)
+
+
+async def submit_request(address: str, request: pb.SubmitRequest, *, follow_progress: bool) -> int:
+    """Submit `request`; with `follow_progress`, show its progress and result (0 = it passed)."""
     async with channel(address) as ch:
         stub = pb_grpc.TestExecutionStub(ch)
         reply = await stub.Submit(request, timeout=30)

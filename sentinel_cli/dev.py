@@ -37,14 +37,21 @@ def demo_site(port: int) -> Iterator[str]:
         raise OSError(f"demo site: cannot listen on 127.0.0.1:{port} ({exc}); use --demo-port") from exc
 
 
-async def _run_examples(address: str) -> None:
+#: The base URL the bundled examples use; the demo run points them at the demo site's real port.
+EXAMPLES_BASE_URL = "http://127.0.0.1:8088"
+
+
+async def _run_examples(address: str, site_url: str) -> None:
     files = sorted(EXAMPLES.glob("*.json")) if EXAMPLES.is_dir() else []
     if not files:
         print("no examples/*.json found next to the package; nothing to demo")
         return
     for path in files:
         print(f"\n▶ sentinel submit {path.relative_to(EXAMPLES.parent)} --follow")
-        code = await client.submit_and_follow(address, str(path), priority=None, follow_progress=True)
+        request = client.load_request(str(path), None)
+        if request.definition.base_url.rstrip("/") == EXAMPLES_BASE_URL:
+            request.definition.base_url = site_url
+        code = await client.submit_request(address, request, follow_progress=True)
         if code and "wrong-password" in path.name:
             print("  (this example fails on purpose: see the failing step and its screenshot)")
 
@@ -73,7 +80,7 @@ async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_u
     )
     try:
         if demo:
-            demo_task = asyncio.create_task(_run_examples(address))
+            demo_task = asyncio.create_task(_run_examples(address, site_url))
             stop_task = asyncio.create_task(stop.wait())
             await asyncio.wait({demo_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             if not demo_task.done():

@@ -1,0 +1,80 @@
+"""`sentinel dev`: everything on one machine, and a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import chromium_path, free_port
+
+SENTINEL = str(Path(sys.executable).with_name("sentinel"))
+pytestmark = pytest.mark.timeout(120)
+
+
+def dev_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "SENTINEL_", "API_", "EXECUTOR_"))
+    }
+    env.update(
+        API_GRPC_PORT=str(free_port()),
+        EXECUTOR_GRPC_PORT=str(free_port()),
+        SENTINEL_CHROMIUM=chromium_path(),
+        SENTINEL_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def test_dev_runs_the_demo_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    log = tmp_path / "dev.log"
+    demo_port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [SENTINEL, "dev", "--demo", "--demo-port", str(demo_port)],
+            env=dev_env(tmp_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while "The demo is done" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        text = log.read_text()
+        redis_port = re.search(r"redis +redis://127\.0\.0\.1:(\d+)/0", text)
+        assert redis_port, text
+        assert re.search(r"Job \S+ — COMPLETED", text), text  # the sign-in example passes
+        assert re.search(r"Job \S+ — FAILED", text), text  # the wrong-password one fails on purpose
+        assert len(list((tmp_path / "artifacts").glob("*/1/*.png"))) == 2
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    leftovers = subprocess.run(["pgrep", "-f", f"redis-server 127.0.0.1:{redis_port.group(1)}"], capture_output=True)
+    assert leftovers.returncode == 1, "the private redis-server outlived sentinel dev"
+    assert "stopped." in log.read_text()
+
+
+def test_dev_without_redis_server_says_how_to_fix_it(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python_dir = Path(sys.executable).parent
+    env = dev_env(tmp_path, PATH=f"{bin_dir}:{python_dir}")
+    assert shutil.which("redis-server", path=env["PATH"]) is None
+    done = subprocess.run(
+        [SENTINEL, "dev", "--demo-port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "redis-server is not installed" in done.stderr and "make install" in done.stderr
