@@ -41,23 +41,29 @@ def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+def _claim_args(queue: Queue, *, consumer: str, worker_id: str, count: int) -> list[str]:
+    """ARGV[1..9] that claim.lua and reclaim.lua share."""
+    keys = queue.keys
+    s = queue.settings
+    return [
+        GROUP,
+        consumer,
+        str(count),
+        str(now_ms()),
+        worker_id,
+        keys.job(""),
+        keys.progress(""),
+        str(s.progress_maxlen),
+        str(s.events_maxlen),
+    ]
+
+
 async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> ClaimBatch:
     """Claim up to `count` waiting jobs, high lane first, in one round trip."""
     keys = queue.keys
-    s = queue.settings
     claimed, last, paused = await queue.scripts.claim(
         keys=[*keys.lanes, keys.paused, keys.events],
-        args=[
-            GROUP,
-            consumer,
-            str(count),
-            str(now_ms()),
-            worker_id,
-            keys.job(""),
-            keys.progress(""),
-            str(s.progress_maxlen),
-            str(s.events_maxlen),
-        ],
+        args=_claim_args(queue, consumer=consumer, worker_id=worker_id, count=count),
     )
     claims = _claims_from(claimed)
     last_ids = dict(zip(keys.lanes, last, strict=True)) if last else {}
@@ -202,15 +208,7 @@ async def reclaim(queue: Queue, *, consumer: str, worker_id: str, count: int) ->
     claimed, deleted, stalled = await queue.scripts.reclaim(
         keys=[*keys.lanes, keys.events, keys.dlq, keys.failed, keys.metrics],
         args=[
-            GROUP,
-            consumer,
-            str(count),
-            str(now_ms()),
-            worker_id,
-            keys.job(""),
-            keys.progress(""),
-            str(s.progress_maxlen),
-            str(s.events_maxlen),
+            *_claim_args(queue, consumer=consumer, worker_id=worker_id, count=count),
             str(s.lease_ms),
             str(s.max_stalled_count),
         ],
