@@ -1,25 +1,103 @@
-"""The QueueAdmin servicer (thin): dead letters for now; stats, health, pause/resume, events
-and clean answer UNIMPLEMENTED until they are built."""
+"""The QueueAdmin servicer (thin): stats, health, pause/resume, events, clean and dead letters.
+
+Each method converts, calls a plain async function (`shared.stats`, `shared.queue_health`,
+`shared.pausing`, `shared.events`, `shared.retention`, `shared.dead_letters`) and converts back.
+A request's `queue` must be empty or this server's queue: one API serves one queue.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api_service import convert
 from api_service.auth import tenant_of
-from api_service.status import unary
+from api_service.convert_admin import event_to_proto, health_to_proto, stats_to_proto
+from api_service.status import streaming, unary
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from shared import dead_letters
-from shared.errors import FieldViolation, ValidationError
+from shared import dead_letters, pausing, queue_health, retention
+from shared.clock import now_ms
+from shared.errors import FieldViolation, NotFoundError, ValidationError
+from shared.events import follow_events
+from shared.model import JobState
 from shared.queue import Queue
+from shared.stats import get_stats
+from shared.streams import StreamHub
 
 MAX_PAGE_SIZE = 500
 
 
 class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, hub: StreamHub) -> None:
         self._queue = queue
+        self._hub = hub
+
+    def _check_queue(self, name: str) -> None:
+        if name and name != self._queue.settings.name:
+            raise NotFoundError(f"queue {name!r} not found; this server serves {self._queue.settings.name!r}")
+
+    @unary
+    async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.QueueStats:
+        self._check_queue(request.queue)
+        return stats_to_proto(await get_stats(self._queue))
+
+    @unary
+    async def GetHealth(self, request: pb.GetHealthRequest, context: grpc.aio.ServicerContext) -> pb.QueueHealth:
+        self._check_queue(request.queue)
+        try:
+            stats = await get_stats(self._queue)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # Health answers even when Redis does not: that is the most important verdict it gives.
+            return health_to_proto(queue_health.unreachable(str(exc) or type(exc).__name__))
+        return health_to_proto(queue_health.evaluate(stats, self._queue.settings, now=now_ms()))
+
+    @unary
+    async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.QueueState:
+        self._check_queue(request.queue)
+        await pausing.pause(self._queue)
+        return pb.QueueState(queue=self._queue.settings.name, paused=True)
+
+    @unary
+    async def Resume(self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext) -> pb.QueueState:
+        self._check_queue(request.queue)
+        await pausing.resume(self._queue)
+        return pb.QueueState(queue=self._queue.settings.name, paused=False)
+
+    @streaming
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.QueueEvent]:
+        states = [convert.state_from_proto(s) for s in request.states]
+        if any(s is None for s in states):
+            raise ValidationError([FieldViolation("states", "must be job states other than UNSPECIFIED")])
+        events = follow_events(
+            self._queue,
+            self._hub,
+            states=[s for s in states if s is not None],
+            tag=request.tag,
+            cursor=request.cursor,
+        )
+        async for event in events:
+            yield event_to_proto(event)
+
+    @unary
+    async def Clean(self, request: pb.CleanRequest, context: grpc.aio.ServicerContext) -> pb.CleanResponse:
+        state = convert.state_from_proto(request.state)
+        if state is not None and not state.terminal:
+            finished = ", ".join(s.name for s in JobState if s.terminal)
+            raise ValidationError([FieldViolation("state", f"must be a finished state ({finished}) or unspecified")])
+        removed = await retention.clean(
+            self._queue,
+            state=state,
+            older_than_ms=request.older_than_ms,
+            limit=request.limit,
+            tenant=tenant_of(context),
+        )
+        return pb.CleanResponse(removed=removed)
 
     @unary
     async def ListDeadLetters(

@@ -1,5 +1,10 @@
 """The API service: builds the grpc.aio server and runs it until told to stop.
 
+Besides the gRPC services it runs the periodic retention cleaner (one replica per interval does a
+pass, see `shared.retention`) and, when `API_METRICS_PORT` is not 0, a Prometheus endpoint with
+RPC counts and latencies and the queue's figures. With tracing on (OTEL_* variables), every call
+gets a server span, and Submit stores the span's context in the job for the executor to continue.
+
 Shutdown (STYLE: saq / grpc graceful-shutdown): health flips to NOT_SERVING, open progress
 streams end with UNAVAILABLE so clients reconnect elsewhere with their cursor, then
 `server.stop(grace)` lets in-flight unary calls finish.
@@ -13,15 +18,21 @@ from dataclasses import dataclass
 
 import grpc
 import redis.asyncio as aioredis
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 
 from api_service.admin import QueueAdminServicer
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect
+from shared.retention import Cleaner
+from shared.rpc_metrics import RpcMetricsInterceptor
 from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
-from shared.settings import ApiSettings, QueueSettings, RedisSettings
+from shared.settings import ApiSettings, QueueSettings, RedisSettings, TelemetrySettings
 from shared.streams import StreamHub
+from shared.telemetry import server_interceptors, tracer_provider
 
 log = logging.getLogger(__name__)
 
@@ -39,35 +50,73 @@ class ApiServer:
     hub: StreamHub
     health: HealthReporter
     reader: aioredis.Redis
+    cleaner: Cleaner
+    registry: CollectorRegistry
+    metrics: MetricsEndpoint | None = None
+    tracing: TracerProvider | None = None
 
     @classmethod
-    async def start(cls, *, redis: RedisSettings, queue_settings: QueueSettings, api: ApiSettings) -> ApiServer:
+    async def start(
+        cls,
+        *,
+        redis: RedisSettings,
+        queue_settings: QueueSettings,
+        api: ApiSettings,
+        tracing: TracerProvider | None = None,
+        metrics_host: str = "",
+    ) -> ApiServer:
+        """Start serving. `tracing`: spans go to this provider (None: tracing off)."""
         client = connect(redis)
         queue = Queue.open(client, queue_settings)
         reader = connect(redis, single_connection_client=True, socket_timeout=None)
         hub = StreamHub(reader, client)
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        registry = CollectorRegistry()
+        interceptors = [RpcMetricsInterceptor(registry), *server_interceptors(tracing)]
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub), server)
-        pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue), server)
+        pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub), server)
         health = HealthReporter(server, SERVICES, client)
         enable_reflection(server, SERVICES)
         port = server.add_insecure_port(f"{api.host}:{api.port}")
         if port == 0:
             raise OSError(f"cannot listen on {api.host}:{api.port} (API_GRPC_PORT)")
+        metrics = None
+        if api.metrics_port:
+            registry.register(QueueCollector(queue, asyncio.get_running_loop()))
+            try:
+                metrics = MetricsEndpoint.start(registry, host=metrics_host or api.host, port=api.metrics_port)
+            except OSError as exc:
+                raise OSError(f"cannot listen on {api.host}:{api.metrics_port} (API_METRICS_PORT): {exc}") from exc
         try:
             await queue.ensure_groups()
         except Exception as exc:  # Redis down at start: serve NOT_SERVING and keep trying.
             log.warning("redis not reachable at start: %s", exc)
+        cleaner = Cleaner(queue)
         await hub.start()
         await server.start()
         await health.start()
-        log.info("api listening on %s:%d", api.host, port)
-        return cls(server=server, port=port, queue=queue, hub=hub, health=health, reader=reader)
+        await cleaner.start()
+        log.info("api listening on %s:%d%s", api.host, port, f", metrics on :{metrics.port}/metrics" if metrics else "")
+        return cls(
+            server=server,
+            port=port,
+            queue=queue,
+            hub=hub,
+            health=health,
+            reader=reader,
+            cleaner=cleaner,
+            registry=registry,
+            metrics=metrics,
+            tracing=tracing,
+        )
 
     async def stop(self, grace_s: float) -> None:
         await self.health.drain()
+        await self.cleaner.stop()
         await self.hub.stop()
         await self.server.stop(grace_s)
+        if self.metrics:
+            self.metrics.stop()
         await self.reader.aclose()
         await self.queue.redis.aclose()
 
@@ -76,7 +125,12 @@ class ApiServer:
 
 
 async def serve(stop: asyncio.Event, *, redis: RedisSettings, queue_settings: QueueSettings, api: ApiSettings) -> None:
-    server = await ApiServer.start(redis=redis, queue_settings=queue_settings, api=api)
-    await stop.wait()
-    log.info("api stopping")
-    await server.stop(api.shutdown_grace_ms / 1000)
+    tracing = tracer_provider(TelemetrySettings.from_env(service="sentinel-api"))
+    server = await ApiServer.start(redis=redis, queue_settings=queue_settings, api=api, tracing=tracing)
+    try:
+        await stop.wait()
+        log.info("api stopping")
+        await server.stop(api.shutdown_grace_ms / 1000)
+    finally:
+        if tracing is not None:
+            tracing.shutdown()

@@ -22,6 +22,7 @@ from shared.model import SubmitCommand
 from shared.progress import follow_progress
 from shared.queue import Queue
 from shared.streams import StreamHub
+from shared.telemetry import current_traceparent
 from shared.validation import validate_submit
 
 #: Most jobs one SubmitBatch may carry.
@@ -40,7 +41,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
         command = convert.submit_from_proto(request)
         validate_submit(command)
-        submitted = await jobs.submit(self._queue, command, tenant=tenant_of(context))
+        submitted = await jobs.submit(self._queue, command, tenant=tenant_of(context), trace=current_traceparent())
         return pb.SubmitResponse(job_id=submitted.job_id, duplicate=submitted.duplicate)
 
     @unary
@@ -64,7 +65,9 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
                 if isinstance(exc, ValidationError):
                     error.field_violations.extend(convert.violations_to_proto(exc.violations))
                 items.append(pb.SubmitBatchItem(index=index, error=error))
-        submitted = await jobs.submit_many(self._queue, [c for _, c in valid], tenant=tenant_of(context))
+        submitted = await jobs.submit_many(
+            self._queue, [c for _, c in valid], tenant=tenant_of(context), trace=current_traceparent()
+        )
         for (index, _), done in zip(valid, submitted, strict=True):
             items.append(pb.SubmitBatchItem(index=index, job_id=done.job_id, duplicate=done.duplicate))
         items.sort(key=lambda i: i.index)

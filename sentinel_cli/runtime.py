@@ -1,4 +1,8 @@
-"""Process plumbing for the long-running commands: logging set-up and stop-on-signal."""
+"""Process plumbing for the long-running commands: logging set-up and stop-on-signal.
+
+Log lines about a job carry its job id, tenant, attempt and trace id (`shared.logcontext`): text
+lines end with `[job=… tenant=… attempt=… trace=…]`, JSON lines have them as fields.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from shared.logcontext import FIELDS, JobContextFilter
 
-class _JsonFormatter(logging.Formatter):
+_TEXT_NAMES = {"job_id": "job", "tenant": "tenant", "attempt": "attempt", "trace_id": "trace"}
+
+
+class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
@@ -18,19 +26,39 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in FIELDS:
+            value = getattr(record, name, "")
+            if value:
+                data[name] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data)
 
 
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        shown = [f"{_TEXT_NAMES[n]}={getattr(record, n)}" for n in FIELDS if getattr(record, n, "")]
+        if not shown:
+            return line
+        first, newline, rest = line.partition("\n")
+        return f"{first} [{' '.join(shown)}]{newline}{rest}"
+
+
+def make_handler(fmt: str = "text", stream: object = None) -> logging.Handler:
+    """A handler writing `fmt` ('text' or 'json') lines, with the job context on each record."""
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(JobContextFilter())
+    return handler
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [make_handler(fmt)]
     root.setLevel(level.upper())
 
 

@@ -52,14 +52,38 @@ class Keys:
         return f"{self.prefix}failed"
 
     def idempotency(self, tenant: str, key: str) -> str:
-        return f"{self.prefix}idem:{tenant}:{key}"
+        return self.idempotency_format % (tenant, key)
 
     def tenant_jobs(self, tenant: str) -> str:
         """zset of a tenant's job ids, score = created ms (ListJobs reads it newest first)."""
-        return f"{self.prefix}tenant:{tenant}:jobs"
+        return self.tenant_jobs_format % tenant
 
     def tenant_tag(self, tenant: str, tag: str) -> str:
-        return f"{self.prefix}tenant:{tenant}:tag:{tag}"
+        return self.tenant_tag_format % (tenant, tag)
+
+    @property
+    def _format_prefix(self) -> str:
+        return self.prefix.replace("%", "%%")
+
+    @property
+    def tenant_jobs_format(self) -> str:
+        """`tenant_jobs` as a format string with one %s (the tenant), for Lua's string.format."""
+        return f"{self._format_prefix}tenant:%s:jobs"
+
+    @property
+    def tenant_tag_format(self) -> str:
+        """`tenant_tag` as a format string with two %s (tenant, tag), for Lua's string.format."""
+        return f"{self._format_prefix}tenant:%s:tag:%s"
+
+    @property
+    def idempotency_format(self) -> str:
+        """`idempotency` as a format string with two %s (tenant, key), for Lua's string.format."""
+        return f"{self._format_prefix}idem:%s:%s"
+
+    @property
+    def cleaner_lock(self) -> str:
+        """Held (SET NX PX) by the one API replica running the periodic retention pass."""
+        return f"{self.prefix}cleaner"
 
     @property
     def paused(self) -> str:

@@ -39,6 +39,8 @@ class Scripts:
     reclaim: AsyncScript
     release: AsyncScript
     requeue: AsyncScript
+    pause: AsyncScript
+    clean: AsyncScript
 
     @classmethod
     def load(cls, client: aioredis.Redis) -> Scripts:
@@ -53,5 +55,7 @@ class Scripts:
             "reclaim",
             "release",
             "requeue",
+            "pause",
+            "clean",
         )
         return cls(**{n: client.register_script(source(n)) for n in names})

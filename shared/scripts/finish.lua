@@ -10,6 +10,10 @@
 -- ARGV[13..] final progress field/value pairs
 -- Returns 1, or 0 when the fence is stale (another executor owns the job now): nothing changes.
 --
+-- The metrics hash also keeps a ring of 60 one-minute buckets (rm:<slot> = the minute it counts,
+-- rp:<slot> / rf:<slot> = jobs finished / failed in it) so GetStats reads a processing rate and
+-- recent failures from one bounded hash.
+--
 -- Atomic so that the result, the ack and delete of the entry, the retention entry and the events
 -- happen together: a crash before it redelivers the entry; after it, the job is done exactly once.
 -- The dead-letter entry is written in the same step, before the ack.
@@ -37,6 +41,13 @@ else
   redis.call('HINCRBY', KEYS[8], 'processing_ms', tonumber(ARGV[12]))
   redis.call('HSET', KEYS[8], 'last_processed', now)
   if state ~= 'completed' then redis.call('HINCRBY', KEYS[8], 'failed', 1) end
+  local minute = math.floor(tonumber(now) / 60000)
+  local slot = tostring(minute % 60)
+  if redis.call('HGET', KEYS[8], 'rm:' .. slot) ~= tostring(minute) then
+    redis.call('HSET', KEYS[8], 'rm:' .. slot, tostring(minute), 'rp:' .. slot, 0, 'rf:' .. slot, 0)
+  end
+  redis.call('HINCRBY', KEYS[8], 'rp:' .. slot, 1)
+  if state ~= 'completed' then redis.call('HINCRBY', KEYS[8], 'rf:' .. slot, 1) end
   kind = state
 end
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
@@ -45,9 +56,9 @@ local terminal = state ~= 'scheduled' and '1' or '0'
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], '*', 'state', state, 'attempt', cur[5], 'terminal', terminal,
   unpack(fields))
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', 'kind', kind, 'job', id, 'state', state,
-  'tenant', cur[4] or '', 'ts', now)
+  'tenant', cur[4] or '', 'ts', now, 'tags', cur[6] or '[]')
 if ARGV[9] ~= '' then
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', 'kind', 'dead_lettered', 'job', id,
-    'state', state, 'tenant', cur[4] or '', 'ts', now)
+    'state', state, 'tenant', cur[4] or '', 'ts', now, 'tags', cur[6] or '[]')
 end
 return 1

@@ -7,15 +7,16 @@
 -- is stale or the job is no longer RUNNING (a zombie executor).
 --
 -- Atomic so a zombie's late progress can never land after another executor took the job over.
-local cur = redis.call('HMGET', KEYS[1], 'fence', 'state', 'tenant', 'cancel')
+local cur = redis.call('HMGET', KEYS[1], 'fence', 'state', 'tenant', 'cancel', 'tags')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'running' then return 0 end
 local fields = {}
 for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'state', 'running', 'attempt', ARGV[4], unpack(fields))
-local pct
-for i = 1, #fields, 2 do if fields[i] == 'pct' then pct = fields[i + 1] end end
+local given = {}
+for i = 1, #fields, 2 do given[fields[i]] = fields[i + 1] end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'progress', 'job',
-  redis.call('HGET', KEYS[1], 'id'), 'state', 'running', 'tenant', cur[3] or '', 'pct', pct or '0')
+  redis.call('HGET', KEYS[1], 'id'), 'state', 'running', 'tenant', cur[3] or '', 'pct', given.pct or '0',
+  'ts', given.ts or '', 'msg', given.msg or '', 'tags', cur[5] or '[]')
 if cur[4] == '1' then return 2 end
 return 1

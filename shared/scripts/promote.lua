@@ -14,14 +14,14 @@ local moved = 0
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
   local jk = ARGV[3] .. id
-  local cur = redis.call('HMGET', jk, 'state', 'priority', 'tenant', 'trace', 'attempt', 'total')
+  local cur = redis.call('HMGET', jk, 'state', 'priority', 'tenant', 'trace', 'attempt', 'total', 'tags')
   if cur[1] == 'scheduled' then
     redis.call('HSET', jk, 'state', 'pending', 'due', '0')
     redis.call('XADD', lanes[cur[2]] or KEYS[3], '*', 'job', id, 'tenant', cur[3] or '', 'trace', cur[4] or '')
     redis.call('XADD', ARGV[4] .. id, 'MAXLEN', '~', ARGV[5], '*', 'state', 'pending', 'pct', '0', 'cur', '0',
       'total', cur[6] or '0', 'step', '', 'msg', 'Waiting for an executor', 'ts', ARGV[1], 'attempt', cur[5] or '0')
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'kind', 'waiting', 'job', id, 'state', 'pending',
-      'tenant', cur[3] or '', 'ts', ARGV[1])
+      'tenant', cur[3] or '', 'ts', ARGV[1], 'tags', cur[7] or '[]')
     moved = moved + 1
   end
 end

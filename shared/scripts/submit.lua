@@ -36,5 +36,5 @@ redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'state', state, 'pct', 
   'total', redis.call('HGET', KEYS[1], 'total') or '0', 'step', '', 'msg', 'Queued', 'ts', ARGV[3],
   'attempt', '0')
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'kind', state == 'pending' and 'waiting' or 'delayed',
-  'job', id, 'state', state, 'tenant', ARGV[8], 'ts', ARGV[3])
+  'job', id, 'state', state, 'tenant', ARGV[8], 'ts', ARGV[3], 'tags', redis.call('HGET', KEYS[1], 'tags') or '[]')
 return {id, 0}

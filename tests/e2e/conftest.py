@@ -54,8 +54,10 @@ class Stack:
         return self.directory / "artifacts"
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "SENTINEL_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "SENTINEL_", "OTEL_"))}
         env.update(
+            API_METRICS_PORT="0",
+            EXECUTOR_METRICS_PORT="0",
             REDIS_URL=self.redis.url,
             SENTINEL_CHROMIUM=chromium_path(),
             SENTINEL_ARTIFACTS_DIR=str(self.artifacts),

@@ -1,0 +1,115 @@
+"""Prometheus `/metrics` for a service: its own registry, an HTTP endpoint, and the queue's figures.
+
+Each service builds one `CollectorRegistry` (never the process-global one, so two services in
+one process — `sentinel dev`, the tests — do not collide) and serves it on its metrics port
+(`API_METRICS_PORT` 9464, `EXECUTOR_METRICS_PORT` 9465; 0 serves nothing).
+
+`QueueCollector` reads `shared.stats` at scrape time: the scrape runs in the endpoint's thread and
+asks the service's event loop for the figures, so what Prometheus sees is never older than the
+scrape, and nothing polls Redis between scrapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from shared.queue import Queue
+from shared.stats import QueueStats, get_stats
+
+log = logging.getLogger(__name__)
+
+#: How long a scrape waits for the queue's figures before leaving them out.
+SCRAPE_TIMEOUT_S = 3.0
+
+
+@dataclass
+class MetricsEndpoint:
+    server: WSGIServer
+    thread: threading.Thread
+    port: int
+
+    @classmethod
+    def start(cls, registry: CollectorRegistry, *, host: str, port: int) -> MetricsEndpoint:
+        """Serve `registry` at http://host:port/metrics (port 0 here picks a free port)."""
+        server, thread = start_http_server(port, addr=host, registry=registry)
+        return cls(server=server, thread=thread, port=int(server.server_port))
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class QueueCollector(Collector):
+    """Queue depth per lane, retained and dead-lettered jobs, totals and rate, read at scrape time."""
+
+    def __init__(self, queue: Queue, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue = queue
+        self._loop = loop
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily("sentinel_queue_up", "1 when the queue's figures could be read from Redis")
+        stats = self._read()
+        up.add_metric([], 1 if stats else 0)
+        yield up
+        if stats is not None:
+            yield from queue_metrics(stats)
+
+    def _read(self) -> QueueStats | None:
+        try:
+            if asyncio.get_running_loop() is self._loop:
+                return None  # a scrape from inside the loop would wait on itself
+        except RuntimeError:
+            pass
+        future = asyncio.run_coroutine_threadsafe(get_stats(self._queue), self._loop)
+        try:
+            return future.result(timeout=SCRAPE_TIMEOUT_S)
+        except Exception as exc:
+            future.cancel()
+            log.warning("metrics: queue figures unavailable: %s", exc)
+            return None
+
+
+def queue_metrics(stats: QueueStats) -> Iterable[Metric]:
+    q = stats.queue
+    depth = GaugeMetricFamily("sentinel_queue_jobs", "Jobs in a lane, by state", labels=["queue", "lane", "state"])
+    for lane in stats.lanes:
+        depth.add_metric([q, lane.priority.value, "waiting"], lane.waiting)
+        depth.add_metric([q, lane.priority.value, "active"], lane.active)
+    yield depth
+    figures = {
+        "sentinel_queue_delayed_jobs": ("Jobs waiting for a delay or a retry backoff", stats.delayed),
+        "sentinel_queue_dead_letters": ("Jobs in the dead-letter queue", stats.dead_lettered),
+        "sentinel_queue_paused": ("1 while the queue is paused", int(stats.paused)),
+        "sentinel_queue_processing_rate": ("Jobs finished per minute (last 5 minutes)", stats.processing_rate),
+    }
+    for name, (text, value) in figures.items():
+        gauge = GaugeMetricFamily(name, text, labels=["queue"])
+        gauge.add_metric([q], value)
+        yield gauge
+    kept = GaugeMetricFamily(
+        "sentinel_queue_retained_jobs", "Finished jobs kept, by outcome", labels=["queue", "outcome"]
+    )
+    kept.add_metric([q, "completed"], stats.completed)
+    kept.add_metric([q, "failed"], stats.failed)
+    yield kept
+    done = CounterMetricFamily(
+        "sentinel_queue_jobs_finished",
+        "Jobs that ended, by outcome, since the queue began",
+        labels=["queue", "outcome"],
+    )
+    done.add_metric([q, "completed"], stats.total_processed - stats.total_failed)
+    done.add_metric([q, "failed"], stats.total_failed)
+    yield done

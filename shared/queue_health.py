@@ -1,0 +1,78 @@
+"""A queue's health from its figures: healthy, degraded or unhealthy, and why.
+
+The thresholds are the original design's (`QUEUE_MAX_WAITING` 100, `QUEUE_MAX_ACTIVE` 50,
+`QUEUE_MAX_FAILED` 20 — failures in the last hour), plus the processing rate and staleness:
+
+- **unhealthy**: Redis does not answer, or the queue is stale — work waits, the queue is not
+  paused, and nothing has finished for `QUEUE_STALE_AFTER_MS` (5 min) while the oldest waiting job
+  has waited that long too (no executor is taking work);
+- **degraded**: paused while work waits; more waiting, running or recently failed jobs than the
+  thresholds; or a backlog the current rate will not clear within `BACKLOG_LIMIT_MIN` minutes.
+
+Pure functions over `QueueStats`: no Redis, no grpc.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from shared.settings import QueueSettings
+from shared.stats import QueueStats
+
+#: A backlog that needs longer than this at the current rate makes the queue degraded.
+BACKLOG_LIMIT_MIN = 30
+
+
+class HealthStatus(enum.StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    status: HealthStatus
+    reasons: tuple[str, ...]
+    stats: QueueStats | None
+
+
+def unreachable(detail: str) -> QueueHealth:
+    """The health of a queue whose Redis does not answer."""
+    return QueueHealth(status=HealthStatus.UNHEALTHY, reasons=(f"redis unreachable: {detail}",), stats=None)
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms // 1000} s" if ms < 120_000 else f"{ms // 60_000} min"
+
+
+def evaluate(stats: QueueStats, settings: QueueSettings, *, now: int) -> QueueHealth:
+    """Judge `stats` against the queue's thresholds; reasons name each figure and its limit."""
+    unhealthy: list[str] = []
+    degraded: list[str] = []
+    waiting = stats.waiting
+    if waiting and not stats.paused:
+        quiet_for = now - max(stats.last_processed_at_ms, stats.oldest_waiting_at_ms)
+        if stats.oldest_waiting_at_ms and quiet_for >= settings.stale_after_ms:
+            unhealthy.append(f"stale: no job finished for {_seconds(quiet_for)} while {waiting} wait")
+        elif stats.processing_rate > 0 and waiting / stats.processing_rate > BACKLOG_LIMIT_MIN:
+            minutes = round(waiting / stats.processing_rate)
+            degraded.append(
+                f"backlog: {waiting} waiting at {stats.processing_rate:g} jobs/min needs ~{minutes} min "
+                f"(limit {BACKLOG_LIMIT_MIN} min)"
+            )
+    if stats.paused:
+        degraded.append(f"paused: claiming nothing new ({waiting} waiting)")
+    if waiting > settings.max_waiting:
+        degraded.append(f"waiting: {waiting} > QUEUE_MAX_WAITING {settings.max_waiting}")
+    if stats.active > settings.max_active:
+        degraded.append(f"active: {stats.active} > QUEUE_MAX_ACTIVE {settings.max_active}")
+    if stats.failed_last_hour > settings.max_failed:
+        degraded.append(f"failed: {stats.failed_last_hour} in the last hour > QUEUE_MAX_FAILED {settings.max_failed}")
+    if unhealthy:
+        status = HealthStatus.UNHEALTHY
+    elif degraded:
+        status = HealthStatus.DEGRADED
+    else:
+        status = HealthStatus.HEALTHY
+    return QueueHealth(status=status, reasons=tuple(unhealthy + degraded), stats=stats)

@@ -1,0 +1,59 @@
+"""Playing producer and executor against a real redis-server, without a browser.
+
+Jobs are submitted with `shared.jobs` and run to an end with `executor_service.store` (claim,
+finish), as the API and an executor would; tests of stats, retention, events and metrics use it.
+"""
+
+from __future__ import annotations
+
+from shared import codec, jobs
+from shared.clock import now_ms
+from shared.model import (
+    JobOptions,
+    JobResult,
+    JobState,
+    Navigate,
+    Priority,
+    Progress,
+    Step,
+    SubmitCommand,
+    TestDefinition,
+)
+from shared.queue import Queue
+
+TENANT = "default"
+
+
+def command(
+    *, name: str = "t", priority: Priority = Priority.MEDIUM, tags: tuple[str, ...] = (), idempotency_key: str = ""
+) -> SubmitCommand:
+    definition = TestDefinition(name=name, steps=(Step(Navigate(url="http://example.test/")),))
+    options = JobOptions(priority=priority, tags=tags, idempotency_key=idempotency_key)
+    return SubmitCommand(definition=definition, options=options)
+
+
+async def submit_jobs(queue: Queue, n: int, **kwargs: object) -> list[str]:
+    made = await jobs.submit_many(queue, [command(**kwargs) for _ in range(n)], tenant=TENANT)  # type: ignore[arg-type]
+    return [m.job_id for m in made]
+
+
+async def run_jobs(
+    queue: Queue, n: int, *, state: JobState = JobState.COMPLETED, execution_ms: int = 10, worker: str = "fake-1"
+) -> list[str]:
+    """Claim up to `n` waiting jobs and end each in `state` at once; returns their ids."""
+    from executor_service.store import claim, finish
+
+    batch = await claim(queue, consumer=worker, worker_id=worker, count=n)
+    for c in batch.claims:
+        now = now_ms()
+        result = JobResult(success=state is JobState.COMPLETED, execution_time_ms=execution_ms, completed_at_ms=now)
+        done = await finish(
+            queue,
+            c,
+            state=state,
+            progress=Progress(percentage=100, total_steps=1, current_step=1, message=state.value, updated_at_ms=now),
+            result_json=codec.result_to_json(result),
+            execution_ms=execution_ms,
+        )
+        assert done
+    return [c.job_id for c in batch.claims]
