@@ -45,6 +45,7 @@ from shared.model import (
     Wait,
     WaitFor,
 )
+from shared.telemetry import record_step
 from shared.validation import resolve_url
 
 __all__ = ["AssertionFailure", "Reporter", "RunOutcome", "run_steps"]
@@ -176,6 +177,7 @@ async def run_steps(
         except Exception as exc:  # CancelledError is a BaseException and passes through
             error = JobError(category=classify(exc), message=_error_text(exc, secrets), step_index=i)
         duration_ms = _elapsed_ms(started)
+        record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
             written = await _try_screenshot(run, f"step-{i:02d}-failure")
         artifacts.extend(written)

@@ -16,15 +16,18 @@ from dataclasses import dataclass
 
 import grpc
 import redis.asyncio as aioredis
+from opentelemetry.sdk.trace import TracerProvider
 
 from api_service import convert
 from executor_service.browser import BrowserManager
+from executor_service.instrumentation import Instrumentation
 from executor_service.worker import Worker
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.queue import Queue, connect
 from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
-from shared.settings import ExecutorSettings, QueueSettings, RedisSettings
+from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, TelemetrySettings
+from shared.telemetry import tracer_provider
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +86,16 @@ class ExecutorServer:
     health: HealthReporter
     settings: ExecutorSettings
     blocking: aioredis.Redis
+    instrumentation: Instrumentation | None = None
 
     @classmethod
     async def start(
-        cls, *, redis: RedisSettings, queue_settings: QueueSettings, executor: ExecutorSettings
+        cls,
+        *,
+        redis: RedisSettings,
+        queue_settings: QueueSettings,
+        executor: ExecutorSettings,
+        tracing: TracerProvider | None = None,
     ) -> ExecutorServer:
         client = connect(redis)
         blocking = connect(redis, single_connection_client=True, socket_timeout=None)
@@ -101,7 +110,8 @@ class ExecutorServer:
             worker_id=worker_id,
             concurrency=queue_settings.concurrency,
         )
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        instrumentation = Instrumentation.install(worker, settings=executor, tracing=tracing)
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=instrumentation.interceptors)
         health = HealthReporter(server, SERVICES, client)
         grace_s = executor.shutdown_grace_ms / 1000
         pb_grpc.add_ExecutorServicer_to_server(ExecutorServicer(worker, health, grace_s), server)
@@ -110,6 +120,7 @@ class ExecutorServer:
         if port == 0:
             raise OSError(f"cannot listen on {executor.host}:{executor.port} (EXECUTOR_GRPC_PORT)")
         await worker.start()
+        await instrumentation.start()
         await server.start()
         await health.start()
         log.info(
@@ -119,12 +130,22 @@ class ExecutorServer:
             port,
             worker.concurrency,
         )
-        return cls(server=server, port=port, worker=worker, health=health, settings=executor, blocking=blocking)
+        return cls(
+            server=server,
+            port=port,
+            worker=worker,
+            health=health,
+            settings=executor,
+            blocking=blocking,
+            instrumentation=instrumentation,
+        )
 
     async def stop(self) -> None:
         await self.health.drain()
         await self.worker.stop(self.settings.shutdown_grace_ms / 1000)
         await self.server.stop(1.0)
+        if self.instrumentation is not None:
+            await self.instrumentation.stop()
         await self.blocking.aclose()
         await self.worker.queue.redis.aclose()
 
@@ -132,7 +153,12 @@ class ExecutorServer:
 async def serve(
     stop: asyncio.Event, *, redis: RedisSettings, queue_settings: QueueSettings, executor: ExecutorSettings
 ) -> None:
-    server = await ExecutorServer.start(redis=redis, queue_settings=queue_settings, executor=executor)
-    await stop.wait()
-    log.info("executor stopping")
-    await server.stop()
+    tracing = tracer_provider(TelemetrySettings.from_env(service="sentinel-executor"))
+    server = await ExecutorServer.start(redis=redis, queue_settings=queue_settings, executor=executor, tracing=tracing)
+    try:
+        await stop.wait()
+        log.info("executor stopping")
+        await server.stop()
+    finally:
+        if tracing is not None:
+            tracing.shutdown()

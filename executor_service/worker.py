@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from executor_service.browser import BrowserManager
 from executor_service.job import JobEnv, RunState, run_job
+from executor_service.observe import JobObserver, log_fields
 from executor_service.store import Claim, claim, heartbeat, next_due_ms, promote_due, reclaim, release
 from shared.clock import now_ms
 from shared.model import JobState
@@ -55,6 +56,8 @@ class Worker:
         self._claiming: list[asyncio.Task[None]] = []
         self._supporting: list[asyncio.Task[None]] = []
         self._env = JobEnv(queue=queue, browser=browser, settings=settings, worker_id=worker_id)
+        #: Metrics, the job span and log context around each run (the server installs a full one).
+        self.observer = JobObserver()
 
     @property
     def draining(self) -> bool:
@@ -126,11 +129,12 @@ class Worker:
         state = RunState(claim=c)
         task = asyncio.create_task(self._run(state), name=f"job-{c.job_id}")
         self.in_flight[c.job_id] = (task, state)
-        log.info("job %s attempt %d claimed from %s lane", c.job_id, c.job.attempt, c.lane.value)
+        log.info("job %s attempt %d claimed from %s lane", c.job_id, c.job.attempt, c.lane.value, extra=log_fields(c))
 
     async def _run(self, state: RunState) -> JobState | None:
         try:
-            ended = await run_job(self._env, state)
+            with self.observer.run(state.claim) as observed:
+                ended = observed.ended = await run_job(self._env, state)
             self.jobs_processed += 1
             return ended
         except asyncio.CancelledError:
@@ -186,6 +190,7 @@ class Worker:
             except RedisError as exc:
                 log.warning("reclaiming stalled jobs failed: %s", exc)
                 continue
+            self.observer.reclaimed(claims=len(found.claims), stalled=len(found.stalled))
             if found.deleted:
                 log.info("dropped %d pending entries whose stream entries were deleted", found.deleted)
             for job_id in found.stalled:

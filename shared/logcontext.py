@@ -16,9 +16,10 @@ FIELDS = ("job_id", "tenant", "attempt", "trace_id")
 _current: ContextVar[dict[str, str] | None] = ContextVar("sentinel_job_log_context", default=None)
 
 
-def bind_job(*, job_id: str, tenant: str, attempt: int, trace_id: str = "") -> Token[dict[str, str] | None]:
-    """Tag every log line of this task (and the tasks it starts) with the job; `unbind` with the token."""
-    return _current.set({"job_id": job_id, "tenant": tenant, "attempt": str(attempt), "trace_id": trace_id})
+def bind(fields: dict[str, str]) -> Token[dict[str, str] | None]:
+    """Tag every log line of this task (and the tasks it starts) with `fields` (names from FIELDS);
+    `unbind` with the token."""
+    return _current.set({name: fields.get(name, "") for name in FIELDS})
 
 
 def unbind(token: Token[dict[str, str] | None]) -> None:

@@ -10,6 +10,7 @@ Nothing here reads the environment itself, and with tracing off every helper is 
 
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -83,18 +84,20 @@ def set_job_tracer(tracer: Tracer | None) -> None:
     _job_tracer.set(tracer)
 
 
-def record_step(index: int, name: str, *, start_ns: int, end_ns: int, error: str = "", skipped: bool = False) -> None:
-    """A finished step as a child span of the current job span (nothing when tracing is off)."""
+def record_step(index: int, name: str, *, duration_ms: int, error: str = "") -> None:
+    """A step that just ended as a child span of the current job span (nothing when tracing is off).
+
+    Recorded after the fact with the step's real start and end, so the runner needs no span
+    bookkeeping around each action (and a cancelled step leaves no span open).
+    """
     tracer = _job_tracer.get()
     if tracer is None:
         return
+    end_ns = time.time_ns()
     span = tracer.start_span(
         f"step {index + 1}: {name}"[:200],
-        start_time=start_ns,
-        attributes={
-            "sentinel.step.index": index,
-            "sentinel.step.outcome": "skipped" if skipped else ("failed" if error else "passed"),
-        },
+        start_time=end_ns - duration_ms * 1_000_000,
+        attributes={"sentinel.step.index": index, "sentinel.step.outcome": "failed" if error else "passed"},
     )
     if error:
         span.set_status(Status(StatusCode.ERROR, error[:500]))

@@ -1,0 +1,66 @@
+"""The executor's outside view, installed in one step: /metrics, RPC metrics, job spans, and the
+sweeper that deletes artifacts of removed jobs.
+
+`Instrumentation.install(worker, ...)` gives the worker a full `JobObserver` (metrics + tracing),
+registers the worker's figures in a registry of the service's own, serves it on
+`EXECUTOR_METRICS_PORT` (0: not served) and starts the artifact sweeper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from executor_service.artifacts import ArtifactSweeper
+from executor_service.metrics import ExecutorMetrics, WorkerCollector
+from executor_service.observe import JobObserver
+from executor_service.worker import Worker
+from shared.metrics import MetricsEndpoint
+from shared.rpc_metrics import RpcMetricsInterceptor
+from shared.settings import ExecutorSettings
+from shared.telemetry import server_interceptors
+
+
+@dataclass
+class Instrumentation:
+    registry: CollectorRegistry
+    interceptors: list[Any]
+    sweeper: ArtifactSweeper
+    endpoint: MetricsEndpoint | None = None
+    tracing: TracerProvider | None = field(default=None)
+
+    @classmethod
+    def install(
+        cls, worker: Worker, *, settings: ExecutorSettings, tracing: TracerProvider | None = None
+    ) -> Instrumentation:
+        """Instrument `worker`; call before the server and the worker start. Raises OSError when
+        the metrics port is taken."""
+        registry = CollectorRegistry()
+        worker.observer = JobObserver(metrics=ExecutorMetrics(registry), tracing=tracing)
+        registry.register(WorkerCollector(worker))
+        endpoint = None
+        if settings.metrics_port:
+            try:
+                endpoint = MetricsEndpoint.start(registry, host=settings.host, port=settings.metrics_port)
+            except OSError as exc:
+                where = f"{settings.host}:{settings.metrics_port}"
+                raise OSError(f"cannot listen on {where} (EXECUTOR_METRICS_PORT): {exc}") from exc
+        return cls(
+            registry=registry,
+            interceptors=[RpcMetricsInterceptor(registry), *server_interceptors(tracing)],
+            sweeper=ArtifactSweeper(worker.queue, Path(settings.artifacts_dir)),
+            endpoint=endpoint,
+            tracing=tracing,
+        )
+
+    async def start(self) -> None:
+        await self.sweeper.start()
+
+    async def stop(self) -> None:
+        await self.sweeper.stop()
+        if self.endpoint is not None:
+            self.endpoint.stop()

@@ -1,0 +1,181 @@
+"""The executor service in-process with Chromium, next to a real API and redis-server:
+GetWorkerStatus, Drain, /metrics, job log context, and one trace from Submit to the last step."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from api_service.server import ApiServer
+from executor_service.server import ExecutorServer
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_cli.runtime import make_handler
+from shared.settings import ApiSettings, ExecutorSettings, QueueSettings, RedisSettings
+from shared.telemetry import client_interceptors
+from tests.support import RedisProcess, chromium_path, free_port, wait_for
+
+
+@dataclass
+class Stack:
+    api: ApiServer
+    executor: ExecutorServer
+    jobs: Any  # pb_grpc.TestExecutionStub, through a traced channel
+    worker: Any  # pb_grpc.ExecutorStub
+    executor_channel: Any
+    spans: InMemorySpanExporter
+
+
+@pytest.fixture
+async def stack(redis_server: RedisProcess, tmp_path: Path) -> AsyncIterator[Stack]:
+    spans = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(spans))
+    redis = RedisSettings(url=redis_server.url, configured=True)
+    queue = QueueSettings(concurrency=2)
+    api = await ApiServer.start(
+        redis=redis, queue_settings=queue, api=ApiSettings(host="127.0.0.1", port=0), tracing=tracing
+    )
+    executor = await ExecutorServer.start(
+        redis=redis,
+        queue_settings=queue,
+        executor=ExecutorSettings(
+            host="127.0.0.1",
+            port=0,
+            chromium=chromium_path(),
+            artifacts_dir=str(tmp_path / "artifacts"),
+            metrics_port=free_port(),
+        ),
+        tracing=tracing,
+    )
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{api.port}", interceptors=client_interceptors(tracing)) as ch,
+            grpc.aio.insecure_channel(f"127.0.0.1:{executor.port}") as ech,
+        ):
+            yield Stack(api, executor, pb_grpc.TestExecutionStub(ch), pb_grpc.ExecutorStub(ech), ech, spans)
+    finally:
+        await executor.stop()
+        await api.stop(0)
+        tracing.shutdown()
+
+
+def waits(*ms: int, name: str = "waits", **options: Any) -> pb.SubmitRequest:
+    steps = [pb.Step(name=f"wait {m}", wait=pb.Wait(ms=m)) for m in ms]
+    return pb.SubmitRequest(definition=pb.TestDefinition(name=name, steps=steps), options=pb.JobOptions(**options))
+
+
+async def finished(stack: Stack, job_id: str) -> pb.Job:
+    async def done() -> pb.Job | None:
+        job = await stack.jobs.Status(pb.StatusRequest(job_id=job_id), timeout=5)
+        return job if job.state == pb.JOB_STATE_COMPLETED else None
+
+    return await wait_for(done, within=30, what=f"job {job_id} completed")
+
+
+async def test_worker_status_shows_in_flight_jobs_with_progress(stack: Stack) -> None:
+    reply = await stack.jobs.Submit(waits(100, 3000), timeout=5)
+
+    async def running() -> pb.WorkerStatus | None:
+        status = await stack.worker.GetWorkerStatus(pb.GetWorkerStatusRequest(), timeout=5)
+        ok = status.in_flight and status.in_flight[0].progress.current_step == 2
+        return status if ok else None
+
+    status = await wait_for(running, within=20, what="the job running its second step")
+    assert status.worker_id == stack.executor.worker.worker_id
+    assert status.concurrency == 2 and status.browser_connected and status.browser_version
+    assert status.uptime_ms > 0 and not status.draining
+    [job] = status.in_flight
+    assert (job.job_id, job.attempt) == (reply.job_id, 1)
+    assert job.progress.step_name == "wait 3000" and job.started_at.seconds > 0
+
+
+async def test_drain_finishes_in_flight_work_claims_nothing_more_and_stops_serving(stack: Stack) -> None:
+    first = await stack.jobs.Submit(waits(1500), timeout=5)
+
+    async def started() -> bool:
+        return bool(stack.executor.worker.in_flight)
+
+    await wait_for(started, within=20, what="the first job to start")
+    drained = await stack.worker.Drain(pb.DrainRequest(), timeout=60)
+    assert drained.status.draining and not drained.status.in_flight
+    assert drained.status.jobs_processed == 1
+    assert (await finished(stack, first.job_id)).state == pb.JOB_STATE_COMPLETED
+    health = health_pb2_grpc.HealthStub(stack.executor_channel)
+    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    second = await stack.jobs.Submit(waits(10), timeout=5)
+    await asyncio.sleep(0.5)  # a drained executor must not pick it up in this time (nor ever)
+    job = await stack.jobs.Status(pb.StatusRequest(job_id=second.job_id), timeout=5)
+    assert job.state == pb.JOB_STATE_PENDING
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+async def test_one_trace_from_submit_to_the_last_step_and_metrics_and_job_logs(stack: Stack) -> None:
+    lines = io.StringIO()
+    handler = make_handler("json", stream=lines)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        reply = await stack.jobs.Submit(waits(20, 30, name="traced", tags=["smoke"]), timeout=5)
+        await finished(stack, reply.job_id)
+        await stack.worker.GetWorkerStatus(pb.GetWorkerStatusRequest(), timeout=5)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+    spans: list[ReadableSpan] = list(stack.spans.get_finished_spans())
+    by_name = {s.name: s for s in spans}
+    submits = [s for s in spans if s.name.endswith("TestExecution/Submit")]
+    job = by_name["job traced"]
+    steps = [s for s in spans if s.name.startswith("step ")]
+    assert len(submits) == 2  # the client's span and the server's
+    assert [s.name for s in sorted(steps, key=lambda s: s.start_time or 0)] == ["step 1: wait 20", "step 2: wait 30"]
+    trace_ids = {s.context.trace_id for s in [*submits, job, *steps] if s.context is not None}
+    assert len(trace_ids) == 1, "Submit, the job and its steps are one trace"
+    server_submit = next(s for s in submits if s.parent is not None)
+    assert job.parent is not None and server_submit.context is not None
+    assert job.parent.span_id == server_submit.context.span_id
+    assert [link.context.span_id for link in job.links] == [server_submit.context.span_id]
+    assert job.attributes is not None and job.attributes["sentinel.job.outcome"] == "completed"
+    for step in steps:
+        assert step.parent is not None and job.context is not None
+        assert step.parent.span_id == job.context.span_id
+        assert step.attributes is not None and step.attributes["sentinel.step.outcome"] == "passed"
+
+    trace_id = format(next(iter(trace_ids)), "032x")
+    about_job = [json.loads(line) for line in lines.getvalue().splitlines() if reply.job_id in line]
+    assert about_job, "the executor logs about the job"
+    for record in about_job:
+        if record["logger"].startswith("executor_service"):
+            assert record["job_id"] == reply.job_id
+            assert (record["tenant"], record["attempt"], record["trace_id"]) == ("default", "1", trace_id)
+
+    assert stack.executor.instrumentation is not None and stack.executor.instrumentation.endpoint is not None
+    text = await asyncio.to_thread(scrape, stack.executor.instrumentation.endpoint.port)
+    assert 'sentinel_executor_jobs_total{lane="medium",outcome="completed"} 1.0' in text
+    assert 'sentinel_executor_job_wait_seconds_count{lane="medium"} 1.0' in text
+    assert 'sentinel_executor_job_duration_seconds_count{outcome="completed"} 1.0' in text
+    assert "sentinel_executor_active_jobs{worker=" in text
+    assert "sentinel_executor_browser_restarts_total{worker=" in text
+    assert 'sentinel_rpc_requests_total{code="OK",method="GetWorkerStatus",service="sentinel.v1.Executor"} 1.0' in text
