@@ -6,6 +6,7 @@
     sentinel submit FILE [--priority high|medium|low] [--follow]
     sentinel status ID
     sentinel cancel ID
+    sentinel stats [--watch] | events | pause | resume | dlq list|requeue|purge | jobs
 
 The API address for the client commands comes from SENTINEL_API (default localhost:50051).
 """
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from sentinel_cli import client
+from sentinel_cli import admin_commands, client
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
 from shared.settings import ApiSettings, ClientSettings, ExecutorSettings, QueueSettings, RedisSettings
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("job_id")
     cancel = sub.add_parser("cancel", help="cancel a waiting or running job")
     cancel.add_argument("job_id")
+    admin_commands.add_parsers(sub)
     return parser
 
 
@@ -78,7 +80,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             setup_logging(args.log_level or "WARNING", args.log_format)
             sys.exit(run_dev(demo=args.demo, demo_port=args.demo_port))
         address = args.api or ClientSettings.from_env().api
-        if args.command == "submit":
+        if args.command in admin_commands.COMMANDS:
+            try:
+                code = asyncio.run(admin_commands.run(args, address))
+            except KeyboardInterrupt:
+                code = 130
+        elif args.command == "submit":
             code = asyncio.run(
                 client.submit_and_follow(address, args.file, priority=args.priority, follow_progress=args.follow)
             )

@@ -38,7 +38,13 @@ async def submit_jobs(queue: Queue, n: int, **kwargs: object) -> list[str]:
 
 
 async def run_jobs(
-    queue: Queue, n: int, *, state: JobState = JobState.COMPLETED, execution_ms: int = 10, worker: str = "fake-1"
+    queue: Queue,
+    n: int,
+    *,
+    state: JobState = JobState.COMPLETED,
+    execution_ms: int = 10,
+    worker: str = "fake-1",
+    dead_letter_reason: str = "",
 ) -> list[str]:
     """Claim up to `n` waiting jobs and end each in `state` at once; returns their ids."""
     from executor_service.store import claim, finish
@@ -54,6 +60,7 @@ async def run_jobs(
             progress=Progress(percentage=100, total_steps=1, current_step=1, message=state.value, updated_at_ms=now),
             result_json=codec.result_to_json(result),
             execution_ms=execution_ms,
+            dead_letter_reason=dead_letter_reason,
         )
         assert done
     return [c.job_id for c in batch.claims]
