@@ -83,10 +83,8 @@ class ApiServer:
         metrics = None
         if api.metrics_port:
             registry.register(QueueCollector(queue, asyncio.get_running_loop()))
-            try:
-                metrics = MetricsEndpoint.start(registry, host=metrics_host or api.host, port=api.metrics_port)
-            except OSError as exc:
-                raise OSError(f"cannot listen on {api.host}:{api.metrics_port} (API_METRICS_PORT): {exc}") from exc
+            host = metrics_host or api.host
+            metrics = MetricsEndpoint.try_start(registry, host=host, port=api.metrics_port, variable="API_METRICS_PORT")
         try:
             await queue.ensure_groups()
         except Exception as exc:  # Redis down at start: serve NOT_SERVING and keep trying.

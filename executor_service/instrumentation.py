@@ -37,18 +37,15 @@ class Instrumentation:
     def install(
         cls, worker: Worker, *, settings: ExecutorSettings, tracing: TracerProvider | None = None
     ) -> Instrumentation:
-        """Instrument `worker`; call before the server and the worker start. Raises OSError when
-        the metrics port is taken."""
+        """Instrument `worker`; call before the server and the worker start."""
         registry = CollectorRegistry()
         worker.observer = JobObserver(metrics=ExecutorMetrics(registry), tracing=tracing)
         registry.register(WorkerCollector(worker))
         endpoint = None
         if settings.metrics_port:
-            try:
-                endpoint = MetricsEndpoint.start(registry, host=settings.host, port=settings.metrics_port)
-            except OSError as exc:
-                where = f"{settings.host}:{settings.metrics_port}"
-                raise OSError(f"cannot listen on {where} (EXECUTOR_METRICS_PORT): {exc}") from exc
+            endpoint = MetricsEndpoint.try_start(
+                registry, host=settings.host, port=settings.metrics_port, variable="EXECUTOR_METRICS_PORT"
+            )
         return cls(
             registry=registry,
             interceptors=[RpcMetricsInterceptor(registry), *server_interceptors(tracing)],

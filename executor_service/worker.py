@@ -124,6 +124,10 @@ class Worker:
                 log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                if "NOGROUP" in str(exc):
+                    # Redis came back without its data (no persistence): make the lanes again.
+                    with contextlib.suppress(RedisError):
+                        await self.queue.ensure_groups()
 
     def _start(self, c: Claim) -> None:
         state = RunState(claim=c)

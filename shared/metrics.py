@@ -43,6 +43,16 @@ class MetricsEndpoint:
         server, thread = start_http_server(port, addr=host, registry=registry)
         return cls(server=server, thread=thread, port=int(server.server_port))
 
+    @classmethod
+    def try_start(cls, registry: CollectorRegistry, *, host: str, port: int, variable: str) -> MetricsEndpoint | None:
+        """`start`, or None with a warning when the port cannot be had: a service runs without its
+        metrics rather than not at all (the warning names the variable to change)."""
+        try:
+            return cls.start(registry, host=host, port=port)
+        except OSError as exc:
+            log.warning("no /metrics: cannot listen on %s:%d (%s): %s", host, port, variable, exc)
+            return None
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

@@ -384,7 +384,8 @@ async def test_batch_of_1000_is_accepted_in_one_round_trip(api: Harness, monkeyp
     monkeypatch.undo()
     assert len(executes) == 1, executes  # one pipeline, one execute ...
     assert executes[0] >= 1000  # ... carrying every submit
-    assert await evalsha_calls(api.redis) - evalsha_before == 1000
+    # The server runs a few scripts of its own meanwhile (health, retention): allow for them.
+    assert 1000 <= await evalsha_calls(api.redis) - evalsha_before <= 1020
     ids = [item.job_id for item in response.items]
     assert [item.index for item in response.items] == list(range(1000))
     assert all(ids) and len(set(ids)) == 1000
@@ -393,7 +394,10 @@ async def test_batch_of_1000_is_accepted_in_one_round_trip(api: Harness, monkeyp
         pipe.hget(api.keys.job(job_id), "name")
     names = await pipe.execute()
     assert names == [f"job {i}" for i in range(1000)]
-    assert await lane_job_ids(api, Priority.MEDIUM) == ids
+    # Fair share: the tenant's first `tenant_window` jobs wait in the lane, the rest in its backlog, in order.
+    window = QueueSettings().tenant_window
+    assert await lane_job_ids(api, Priority.MEDIUM) == ids[:window]
+    assert await api.redis.lrange(api.keys.backlog(Priority.MEDIUM, TENANT), 0, -1) == ids[window:]
 
 
 async def test_empty_batch_makes_no_jobs(api: Harness) -> None:

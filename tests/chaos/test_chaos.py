@@ -57,6 +57,8 @@ async def wait_all_terminal(stub: pb_grpc.TestExecutionStub, job_ids: list[str],
             try:
                 job = await stub.Status(pb.StatusRequest(job_id=job_id), timeout=5)
             except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    raise AssertionError(f"job {job_id} was lost (NOT_FOUND)") from exc
                 if exc.code() != grpc.StatusCode.UNAVAILABLE:
                     raise
                 break

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from shared.queue import connect
+from shared.queue import connect_blocking
 from shared.settings import RedisSettings
 from shared.streams import Entry, HubClosed, StreamHub, Subscription, parse_id
 from tests.support import RedisProcess, wait_for
@@ -154,9 +154,7 @@ async def test_new_subscriber_is_followed_at_once_after_the_reader_reconnects(
     redis_server: RedisProcess, redis_client: aioredis.Redis
 ) -> None:
     # The reader exactly as ApiServer.start builds it.
-    reader = connect(
-        RedisSettings(url=redis_server.url, configured=True), single_connection_client=True, socket_timeout=None
-    )
+    reader = connect_blocking(RedisSettings(url=redis_server.url, configured=True))
     hub = StreamHub(reader, redis_client, block_ms=30_000)
     await hub.start()
     try:
