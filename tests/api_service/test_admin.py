@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -233,3 +234,20 @@ async def test_metrics_show_queue_depth_and_rpcs_by_code(admin: Admin) -> None:
         'sentinel_rpc_requests_total{code="NOT_FOUND",method="Status",service="sentinel.v1.TestExecution"} 1.0' in text
     )
     assert 'sentinel_rpc_duration_seconds_count{method="Status",service="sentinel.v1.TestExecution"} 1.0' in text
+
+
+async def test_a_taken_metrics_port_leaves_the_service_up_without_metrics(
+    redis_server: RedisProcess, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        a = await start_admin(redis_server, redis_client, SETTINGS, metrics_port=port)
+        try:
+            assert a.server.metrics is None
+            assert "API_METRICS_PORT" in caplog.text
+            assert (await a.stub.GetStats(pb.GetStatsRequest(), timeout=5)).queue == "default"
+        finally:
+            await a.channel.close()
+            await a.server.stop(0)
