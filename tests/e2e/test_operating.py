@@ -1,0 +1,88 @@
+"""Operating Sentinel through real processes: pause/resume, stats and events from the CLI, both
+services' /metrics, and job context on the executor's log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import urllib.request
+
+import grpc
+import pytest
+
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from tests.e2e.conftest import SENTINEL, Stack
+from tests.e2e.helpers import request, wait_state
+from tests.support import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+STEPS = [{"navigate": {"url": "/index.html"}}, {"expectTitle": {"text": "E2E Home"}}]
+
+
+def cli(stack: Stack, api_port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SENTINEL, *args],
+        env=stack.env(SENTINEL_API=f"127.0.0.1:{api_port}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+async def test_pause_resume_stats_events_metrics_and_job_logs(stack: Stack) -> None:
+    api_metrics, executor_metrics = free_port(), free_port()
+    api = stack.start("api", API_METRICS_PORT=str(api_metrics))
+    executor = stack.start("executor", EXECUTOR_METRICS_PORT=str(executor_metrics))
+    # From the start of the event stream (cursor 0-0), so it cannot miss what happens before it connects.
+    events = await asyncio.create_subprocess_exec(
+        SENTINEL,
+        *("events", "--tag", "ops", "--state", "pending", "--state", "completed", "--cursor", "0-0", "--limit", "2"),
+        env=stack.env(SENTINEL_API=f"127.0.0.1:{api.port}"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        paused = await asyncio.to_thread(cli, stack, api.port, "pause")
+        assert paused.returncode == 0 and "paused" in paused.stdout
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+            stub = pb_grpc.TestExecutionStub(channel)
+            reply = await stub.Submit(request(stack.site, STEPS, tags=["ops"]), timeout=10)
+            await asyncio.sleep(1.0)  # an executor that ignored the pause would have claimed it by now
+            assert (await stub.Status(pb.StatusRequest(job_id=reply.job_id), timeout=10)).state == pb.JOB_STATE_PENDING
+            stats = await asyncio.to_thread(cli, stack, api.port, "stats")
+            assert stats.returncode == 1 and "PAUSED  health DEGRADED" in stats.stdout, stats.stdout
+            assert "  medium          1       0" in stats.stdout
+
+            assert (await asyncio.to_thread(cli, stack, api.port, "resume")).returncode == 0
+            await wait_state(stub, reply.job_id, pb.JOB_STATE_COMPLETED, within=60)
+
+        stats = await asyncio.to_thread(cli, stack, api.port, "stats")
+        assert stats.returncode == 0 and "running  health HEALTHY" in stats.stdout
+        assert "completed 1" in stats.stdout and "processed 1 (0 failed)" in stats.stdout
+        raw_out, raw_err = await asyncio.wait_for(events.communicate(), timeout=30)
+        out, err = raw_out.decode(), raw_err.decode()
+        lines = out.splitlines()
+        assert [line.split()[1:4] for line in lines] == [
+            ["waiting", "pending", reply.job_id],
+            ["completed", "completed", reply.job_id],
+        ], (out, err)
+    finally:
+        if events.returncode is None:
+            events.kill()
+            await events.wait()
+
+    api_text = await asyncio.to_thread(scrape, api_metrics)
+    assert 'sentinel_queue_jobs_finished_total{outcome="completed",queue="default"} 1.0' in api_text
+    assert 'sentinel_rpc_requests_total{code="OK",method="Pause",service="sentinel.v1.QueueAdmin"} 1.0' in api_text
+    executor_text = await asyncio.to_thread(scrape, executor_metrics)
+    assert 'sentinel_executor_jobs_total{lane="medium",outcome="completed"} 1.0' in executor_text
+    log = executor.log.read_text()
+    claimed = next(line for line in log.splitlines() if reply.job_id in line and "claimed" in line)
+    assert f"[job={reply.job_id} tenant=default attempt=1" in claimed
