@@ -19,7 +19,7 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/sen
 COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
 WORKDIR /home/sentinel
-EXPOSE 50051
+EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-m", "sentinel_cli.healthcheck", "localhost:50051"]
 CMD ["sentinel", "api"]

@@ -25,7 +25,7 @@ COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
 # Chromium keeps its profile and crash files under $HOME.
 WORKDIR /home/sentinel
-EXPOSE 50052
+EXPOSE 50052 9465
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "sentinel_cli.healthcheck", "localhost:50052"]
 CMD ["sentinel", "executor"]
