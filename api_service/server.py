@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from api_service.admin import QueueAdminServicer
+from api_service.auth import interceptor_for
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
@@ -29,10 +30,12 @@ from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect
 from shared.retention import Cleaner
 from shared.rpc_metrics import RpcMetricsInterceptor
+from shared.sealed import sealer_for
 from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
-from shared.settings import ApiSettings, QueueSettings, RedisSettings, TelemetrySettings
+from shared.settings import ApiSettings, QueueSettings, RedisSettings, SecuritySettings, TelemetrySettings
 from shared.streams import StreamHub
 from shared.telemetry import server_interceptors, tracer_provider
+from shared.tls import listen
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class ApiServer:
         api: ApiSettings,
         tracing: TracerProvider | None = None,
         metrics_host: str = "",
+        security: SecuritySettings | None = None,
     ) -> ApiServer:
         """Start serving. `tracing`: spans go to this provider (None: tracing off)."""
         client = connect(redis)
@@ -71,13 +75,16 @@ class ApiServer:
         reader = connect(redis, single_connection_client=True, socket_timeout=None)
         hub = StreamHub(reader, client)
         registry = CollectorRegistry()
-        interceptors = [RpcMetricsInterceptor(registry), *server_interceptors(tracing)]
+        security = security or SecuritySettings()
+        interceptors = [RpcMetricsInterceptor(registry), *server_interceptors(tracing), interceptor_for(security)]
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
-        pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub), server)
+        pb_grpc.add_TestExecutionServicer_to_server(
+            TestExecutionServicer(queue, hub, sealer_for(security.secret_key)), server
+        )
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub), server)
         health = HealthReporter(server, SERVICES, client)
         enable_reflection(server, SERVICES)
-        port = server.add_insecure_port(f"{api.host}:{api.port}")
+        port = listen(server, api.host, api.port, security.tls)
         if port == 0:
             raise OSError(f"cannot listen on {api.host}:{api.port} (API_GRPC_PORT)")
         metrics = None
@@ -122,9 +129,18 @@ class ApiServer:
         await self.server.wait_for_termination()
 
 
-async def serve(stop: asyncio.Event, *, redis: RedisSettings, queue_settings: QueueSettings, api: ApiSettings) -> None:
+async def serve(
+    stop: asyncio.Event,
+    *,
+    redis: RedisSettings,
+    queue_settings: QueueSettings,
+    api: ApiSettings,
+    security: SecuritySettings,
+) -> None:
     tracing = tracer_provider(TelemetrySettings.from_env(service="sentinel-api"))
-    server = await ApiServer.start(redis=redis, queue_settings=queue_settings, api=api, tracing=tracing)
+    server = await ApiServer.start(
+        redis=redis, queue_settings=queue_settings, api=api, tracing=tracing, security=security
+    )
     try:
         await stop.wait()
         log.info("api stopping")

@@ -21,6 +21,7 @@ from shared.errors import FieldViolation, SentinelError, ValidationError
 from shared.model import SubmitCommand
 from shared.progress import follow_progress
 from shared.queue import Queue
+from shared.sealed import Sealer, seal_command
 from shared.streams import StreamHub
 from shared.telemetry import current_traceparent
 from shared.validation import validate_submit
@@ -33,14 +34,17 @@ MAX_PAGE_SIZE = 500
 class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc]
     __test__ = False
 
-    def __init__(self, queue: Queue, hub: StreamHub) -> None:
+    def __init__(self, queue: Queue, hub: StreamHub, sealer: Sealer | None = None) -> None:
+        """Args: sealer: seals secret fill values (None: secret values are refused)."""
         self._queue = queue
         self._hub = hub
+        self._sealer = sealer
 
     @unary
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
         command = convert.submit_from_proto(request)
         validate_submit(command)
+        command = seal_command(command, self._sealer)
         submitted = await jobs.submit(self._queue, command, tenant=tenant_of(context), trace=current_traceparent())
         return pb.SubmitResponse(job_id=submitted.job_id, duplicate=submitted.duplicate)
 
@@ -58,7 +62,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
             try:
                 command = convert.submit_from_proto(item)
                 validate_submit(command, prefix=f"requests[{index}].")
-                valid.append((index, command))
+                valid.append((index, seal_command(command, self._sealer, prefix=f"requests[{index}].")))
             except SentinelError as exc:
                 status = to_status(exc)
                 error = pb.ItemError(code=status.code, message=status.message)
@@ -69,7 +73,13 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
             self._queue, [c for _, c in valid], tenant=tenant_of(context), trace=current_traceparent()
         )
         for (index, _), done in zip(valid, submitted, strict=True):
-            items.append(pb.SubmitBatchItem(index=index, job_id=done.job_id, duplicate=done.duplicate))
+            if done.limited:
+                status = to_status(jobs.queue_limit_error(self._queue, tenant_of(context)))
+                items.append(
+                    pb.SubmitBatchItem(index=index, error=pb.ItemError(code=status.code, message=status.message))
+                )
+            else:
+                items.append(pb.SubmitBatchItem(index=index, job_id=done.job_id, duplicate=done.duplicate))
         items.sort(key=lambda i: i.index)
         return pb.SubmitBatchResponse(items=items)
 

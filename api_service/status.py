@@ -23,7 +23,9 @@ from shared.errors import (
     ConflictError,
     LimitError,
     NotFoundError,
+    PermissionDeniedError,
     SentinelError,
+    UnauthenticatedError,
     UnavailableError,
     ValidationError,
 )
@@ -40,6 +42,8 @@ _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (ConflictError, grpc.StatusCode.FAILED_PRECONDITION),
     (LimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (HubClosed, grpc.StatusCode.UNAVAILABLE),
     (RedisConnectionError, grpc.StatusCode.UNAVAILABLE),
     (RedisTimeoutError, grpc.StatusCode.UNAVAILABLE),

@@ -21,6 +21,7 @@ from playwright._impl._errors import TargetClosedError
 from playwright.async_api import Browser, BrowserContext, Playwright, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from executor_service.guard import NavigationPolicy, install
 from shared.errors import UnavailableError
 from shared.model import Viewport
 
@@ -59,7 +60,10 @@ class BrowserManager:
         executable_path: str,
         headless: bool = True,
         args: Sequence[str] = DEFAULT_ARGS,
+        policy: NavigationPolicy | None = None,
     ) -> None:
+        """Args: policy: checks every request of every context (None: unguarded, for tests only)."""
+        self._policy = policy
         self._executable_path = executable_path
         self._headless = headless
         self._args = list(args)
@@ -129,11 +133,22 @@ class BrowserManager:
             browser = await self._ensure_browser(dead=browser)
             return await self._open_context(browser, size)
 
-    @staticmethod
-    async def _open_context(browser: Browser, viewport: ViewportSize | None) -> BrowserContext:
+    async def _open_context(self, browser: Browser, viewport: ViewportSize | None) -> BrowserContext:
+        if self._policy is None:
+            if viewport is None:
+                return await browser.new_context()
+            return await browser.new_context(viewport=viewport)
+        # Service workers could fetch past the guard's routes: a guarded context has none.
         if viewport is None:
-            return await browser.new_context()
-        return await browser.new_context(viewport=viewport)
+            context = await browser.new_context(service_workers="block")
+        else:
+            context = await browser.new_context(viewport=viewport, service_workers="block")
+        try:
+            await install(context, self._policy)
+        except BaseException:
+            await context.close()
+            raise
+        return context
 
     async def _ensure_browser(self, *, dead: Browser | None = None) -> Browser:
         """The live browser, launching or relaunching it under the lock if needed."""

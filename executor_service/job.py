@@ -112,6 +112,7 @@ async def _run(env: JobEnv, state: RunState) -> RunOutcome:
             artifact_prefix=f"{job.job_id}/{job.attempt}",
             step_timeout_ms=env.settings.step_timeout_ms,
             artifact_policy=job.options.artifact_policy,
+            secret_key=env.settings.secret_key,
         )
     finally:
         # Closing the context is what really stops the work; never skip it, even when cancelled.

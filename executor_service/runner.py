@@ -12,6 +12,7 @@ once), and never put a secret fill value into a step name, error message or log 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -22,7 +23,8 @@ from typing import Literal, Protocol
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from executor_service.classify import AssertionFailure, classify
+from executor_service.classify import AssertionFailure, NavigationRefused, classify
+from executor_service.guard import Guard, guard_of
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     Action,
@@ -45,6 +47,7 @@ from shared.model import (
     Wait,
     WaitFor,
 )
+from shared.sealed import SEALED_PREFIX, Sealer, sealer_for
 from shared.telemetry import record_step
 from shared.validation import resolve_url
 
@@ -105,6 +108,7 @@ class _Run:
     base_url: str
     artifacts_root: Path
     artifact_prefix: str
+    sealer: Sealer | None = None
 
 
 async def run_steps(
@@ -116,6 +120,7 @@ async def run_steps(
     artifact_prefix: str,
     step_timeout_ms: int,
     artifact_policy: ArtifactPolicy,
+    secret_key: str = "",
 ) -> RunOutcome:
     """Run every step of `definition` in one new page of `context`, stopping at the first failure.
 
@@ -129,6 +134,7 @@ async def run_steps(
         artifact_policy: NEVER: no failure screenshot; ALWAYS: also a final one after success.
             Files are `<prefix>/step-NN-failure.png`, `<prefix>/<name or step-NN>.png` and
             `<prefix>/final.png`, NN being the 0-based step index as in `StepResult.index`.
+        secret_key: SENTINEL_SECRET_KEY, to open sealed secret fill values right before typing.
 
     Returns:
         The per-step results, the failure (if any) and the artifacts written. Failing steps are
@@ -142,7 +148,9 @@ async def run_steps(
         raise ValueError(f"step_timeout_ms must be >= 1, got {step_timeout_ms}")
     steps = definition.steps
     n = len(steps)
-    secrets = tuple(s.action.value for s in steps if isinstance(s.action, Fill) and s.action.secret)
+    sealer = sealer_for(secret_key)
+    secrets = _open_secrets(definition, sealer)
+    guard = guard_of(context)
     results: list[StepResult] = []
     artifacts: list[str] = []
 
@@ -156,7 +164,7 @@ async def run_steps(
         skip_from(0)
         failure = JobError(category=classify(exc), message=_error_text(exc, secrets), step_index=-1)
         return RunOutcome(steps=tuple(results), error=failure, artifacts=())
-    run = _Run(page, definition.base_url, artifacts_root, artifact_prefix)
+    run = _Run(page, definition.base_url, artifacts_root, artifact_prefix, sealer)
 
     for i, step in enumerate(steps):
         await report(
@@ -174,8 +182,11 @@ async def run_steps(
                 raise ValidationError([FieldViolation(f"definition.steps[{i}]", "has no action")])
             timeout_ms = step.timeout_ms or step_timeout_ms
             written = await _perform(run, step.action, index=i, timeout_ms=timeout_ms)
+            _raise_refused(guard)
         except Exception as exc:  # CancelledError is a BaseException and passes through
-            error = JobError(category=classify(exc), message=_error_text(exc, secrets), step_index=i)
+            # A refused request explains whatever the step saw (a failed load, a missing element).
+            cause = _refused(guard) or exc
+            error = JobError(category=classify(cause), message=_error_text(cause, secrets), step_index=i)
         duration_ms = _elapsed_ms(started)
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
@@ -210,7 +221,9 @@ async def _perform(run: _Run, action: Action, *, index: int, timeout_ms: int) ->
             await page.goto(resolve_url(run.base_url, url), timeout=t)
         case Click(selector=sel):
             await page.locator(sel).first.click(timeout=t)
-        case Fill(selector=sel, value=value):
+        case Fill(selector=sel, value=value, secret=secret):
+            if secret:
+                value = _open(run.sealer, value, index=index)
             await page.locator(sel).first.fill(value, timeout=t)
         case Press(selector=sel, key=key):
             await page.locator(sel).first.press(key, timeout=t)
@@ -324,6 +337,42 @@ def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
         if secret:
             line = line.replace(secret, "***")
     return line[:MAX_ERROR_CHARS]
+
+
+def _open(sealer: Sealer | None, value: str, *, index: int) -> str:
+    """A secret fill value in the clear. Jobs from the API always carry it sealed; a value that is
+    not (a definition handed to the runner directly) is typed as given."""
+    if not value.startswith(SEALED_PREFIX):
+        return value
+    field = f"definition.steps[{index}].fill.value"
+    if sealer is None:
+        raise ValidationError([FieldViolation(field, "is secret but this executor has no SENTINEL_SECRET_KEY")])
+    return sealer.open(value, field=field)
+
+
+def _open_secrets(definition: TestDefinition, sealer: Sealer | None) -> tuple[str, ...]:
+    """Every secret fill value in the clear, to mask it wherever a page might echo it."""
+    found: list[str] = []
+    for i, step in enumerate(definition.steps):
+        if isinstance(step.action, Fill) and step.action.secret:
+            # One that cannot be opened fails its own step when it runs.
+            with contextlib.suppress(ValidationError):
+                found.append(_open(sealer, step.action.value, index=i))
+    return tuple(found)
+
+
+def _refused(guard: Guard | None) -> NavigationRefused | None:
+    refusals = guard.take_refusals() if guard is not None else []
+    if not refusals:
+        return None
+    more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
+    return NavigationRefused(refusals[0].describe() + more)
+
+
+def _raise_refused(guard: Guard | None) -> None:
+    refused = _refused(guard)
+    if refused is not None:
+        raise refused
 
 
 def _elapsed_ms(started: float) -> int:

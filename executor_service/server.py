@@ -19,15 +19,18 @@ import redis.asyncio as aioredis
 from opentelemetry.sdk.trace import TracerProvider
 
 from api_service import convert
+from api_service.auth import interceptor_for
 from executor_service.browser import BrowserManager
+from executor_service.guard import NavigationPolicy
 from executor_service.instrumentation import Instrumentation
 from executor_service.worker import Worker
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.queue import Queue, connect
 from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
-from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, TelemetrySettings
+from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings, TelemetrySettings
 from shared.telemetry import tracer_provider
+from shared.tls import listen
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +98,18 @@ class ExecutorServer:
         redis: RedisSettings,
         queue_settings: QueueSettings,
         executor: ExecutorSettings,
+        security: SecuritySettings | None = None,
         tracing: TracerProvider | None = None,
     ) -> ExecutorServer:
+        """Start the worker and the internal service; pages may reach only public addresses
+        plus `security.navigation_allow`."""
+        security = security or SecuritySettings()
+        policy = NavigationPolicy.from_rules(security.navigation_allow)
         client = connect(redis)
         blocking = connect(redis, single_connection_client=True, socket_timeout=None)
         queue = Queue.open(client, queue_settings)
         worker_id = make_worker_id(executor.worker_id)
-        browser = BrowserManager(executable_path=executor.chromium, headless=executor.headless)
+        browser = BrowserManager(executable_path=executor.chromium, headless=executor.headless, policy=policy)
         worker = Worker(
             queue,
             browser,
@@ -111,12 +119,13 @@ class ExecutorServer:
             concurrency=queue_settings.concurrency,
         )
         instrumentation = Instrumentation.install(worker, settings=executor, tracing=tracing)
-        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=instrumentation.interceptors)
+        interceptors = [*instrumentation.interceptors, interceptor_for(security)]
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         health = HealthReporter(server, SERVICES, client)
         grace_s = executor.shutdown_grace_ms / 1000
         pb_grpc.add_ExecutorServicer_to_server(ExecutorServicer(worker, health, grace_s), server)
         enable_reflection(server, SERVICES)
-        port = server.add_insecure_port(f"{executor.host}:{executor.port}")
+        port = listen(server, executor.host, executor.port, security.tls)
         if port == 0:
             raise OSError(f"cannot listen on {executor.host}:{executor.port} (EXECUTOR_GRPC_PORT)")
         await worker.start()
@@ -151,10 +160,17 @@ class ExecutorServer:
 
 
 async def serve(
-    stop: asyncio.Event, *, redis: RedisSettings, queue_settings: QueueSettings, executor: ExecutorSettings
+    stop: asyncio.Event,
+    *,
+    redis: RedisSettings,
+    queue_settings: QueueSettings,
+    executor: ExecutorSettings,
+    security: SecuritySettings,
 ) -> None:
     tracing = tracer_provider(TelemetrySettings.from_env(service="sentinel-executor"))
-    server = await ExecutorServer.start(redis=redis, queue_settings=queue_settings, executor=executor, tracing=tracing)
+    server = await ExecutorServer.start(
+        redis=redis, queue_settings=queue_settings, executor=executor, security=security, tracing=tracing
+    )
     try:
         await stop.wait()
         log.info("executor stopping")

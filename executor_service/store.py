@@ -63,7 +63,13 @@ async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> C
     keys = queue.keys
     claimed, last, paused = await queue.scripts.claim(
         keys=[*keys.lanes, keys.paused, keys.events],
-        args=_claim_args(queue, consumer=consumer, worker_id=worker_id, count=count),
+        args=[
+            *_claim_args(queue, consumer=consumer, worker_id=worker_id, count=count),
+            # Fair share between tenants within a lane (shared/scripts/fair.lua).
+            keys.fair_prefix,
+            str(queue.settings.tenant_window),
+            str(queue.settings.tenant_max_running),
+        ],
     )
     claims = _claims_from(claimed)
     last_ids = dict(zip(keys.lanes, last, strict=True)) if last else {}

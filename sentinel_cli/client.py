@@ -12,6 +12,8 @@ import grpc
 from api_service import convert
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.settings import ClientSettings
+from shared.tls import open_channel
 
 TERMINAL = {pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED, pb.JOB_STATE_TIMEOUT, pb.JOB_STATE_CANCELLED}
 PRIORITIES = {"high": pb.PRIORITY_HIGH, "medium": pb.PRIORITY_MEDIUM, "low": pb.PRIORITY_LOW}
@@ -22,7 +24,8 @@ def state_name(state: int) -> str:
 
 
 def channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address)
+    """A channel to the API at `address`, with TLS and the API key as SENTINEL_TLS* / SENTINEL_API_KEY say."""
+    return open_channel(ClientSettings.from_env(), address)
 
 
 def load_request(path: str, priority: str | None) -> pb.SubmitRequest:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from api_service.server import ApiServer
 from executor_service.server import ExecutorServer
@@ -21,7 +23,8 @@ from sentinel_cli import client
 from sentinel_cli.redis_proc import start_redis
 from sentinel_cli.runtime import run_until_signal
 from sentinel_cli.static_site import serve_directory
-from shared.settings import ApiSettings, ExecutorSettings, QueueSettings, RedisSettings
+from shared.sealed import new_secret_key
+from shared.settings import ApiSettings, ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings
 
 DEMO_SITE = Path(__file__).with_name("demo_site")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -41,6 +44,18 @@ def demo_site(port: int) -> Iterator[str]:
 EXAMPLES_BASE_URL = "http://127.0.0.1:8088"
 
 
+def dev_security(site_url: str) -> SecuritySettings:
+    """`sentinel dev`'s security: auth off, a fresh key for secret values, the demo site allowed."""
+    environ = {**os.environ, "SENTINEL_AUTH": "disabled"}
+    security = SecuritySettings.from_env(environ)
+    site = urlsplit(site_url).netloc
+    return dataclasses.replace(
+        security,
+        secret_key=security.secret_key or new_secret_key(),
+        navigation_allow=(site, *security.navigation_allow),
+    )
+
+
 async def _run_examples(address: str, site_url: str) -> None:
     files = sorted(EXAMPLES.glob("*.json")) if EXAMPLES.is_dir() else []
     if not files:
@@ -58,11 +73,16 @@ async def _run_examples(address: str, site_url: str) -> None:
 
 async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_url: str) -> None:
     queue = QueueSettings.from_env()
+    security = dev_security(site_url)
     api_settings = dataclasses.replace(ApiSettings.from_env(), host="127.0.0.1")
-    executor_settings = dataclasses.replace(ExecutorSettings.from_env(), host="127.0.0.1")
-    api = await ApiServer.start(redis=redis, queue_settings=queue, api=api_settings)
+    executor_settings = dataclasses.replace(
+        ExecutorSettings.from_env(), host="127.0.0.1", secret_key=security.secret_key
+    )
+    api = await ApiServer.start(redis=redis, queue_settings=queue, api=api_settings, security=security)
     try:
-        executor = await ExecutorServer.start(redis=redis, queue_settings=queue, executor=executor_settings)
+        executor = await ExecutorServer.start(
+            redis=redis, queue_settings=queue, executor=executor_settings, security=security
+        )
     except BaseException:
         await api.stop(0)
         raise
@@ -74,6 +94,8 @@ async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_u
         f"  redis       {redis.url}\n"
         f"  demo site   {site_url}\n"
         f"  artifacts   {executor_settings.artifacts_dir}\n"
+        f"  auth        disabled (SENTINEL_AUTH=disabled): every caller is tenant 'default', role admin\n"
+        f"  navigation  public addresses and the demo site ({', '.join(security.navigation_allow)})\n"
         f"Try: SENTINEL_API={address} sentinel submit examples/login.json --follow\n"
         f"Press Ctrl-C to stop.",
         flush=True,

@@ -7,8 +7,11 @@
     sentinel status ID
     sentinel cancel ID
     sentinel stats [--watch] | events | pause | resume | dlq list|requeue|purge | jobs
+    sentinel keys create --tenant T --role viewer|submitter|admin
+    sentinel keys secret
 
-The API address for the client commands comes from SENTINEL_API (default localhost:50051).
+The API address for the client commands comes from SENTINEL_API (default localhost:50051), the
+API key from SENTINEL_API_KEY, and TLS from SENTINEL_TLS / SENTINEL_TLS_CA (see the README).
 """
 
 from __future__ import annotations
@@ -20,10 +23,17 @@ from collections.abc import Sequence
 
 import grpc
 
-from sentinel_cli import admin_commands, client
+from sentinel_cli import admin_commands, client, keys
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
-from shared.settings import ApiSettings, ClientSettings, ExecutorSettings, QueueSettings, RedisSettings
+from shared.settings import (
+    ApiSettings,
+    ClientSettings,
+    ExecutorSettings,
+    QueueSettings,
+    RedisSettings,
+    SecuritySettings,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a waiting or running job")
     cancel.add_argument("job_id")
     admin_commands.add_parsers(sub)
+    keys.add_parser(sub)
     return parser
 
 
@@ -60,12 +71,16 @@ def _serve(args: argparse.Namespace) -> None:
         from api_service.server import serve as serve_api
 
         api = ApiSettings.from_env()
-        run_until_signal(lambda stop: serve_api(stop, redis=redis, queue_settings=queue, api=api))
+        security = SecuritySettings.from_env()
+        run_until_signal(lambda stop: serve_api(stop, redis=redis, queue_settings=queue, api=api, security=security))
     else:
         from executor_service.server import serve as serve_executor
 
         executor = ExecutorSettings.from_env()
-        run_until_signal(lambda stop: serve_executor(stop, redis=redis, queue_settings=queue, executor=executor))
+        security = SecuritySettings.from_env(internal=True)
+        run_until_signal(
+            lambda stop: serve_executor(stop, redis=redis, queue_settings=queue, executor=executor, security=security)
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -74,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command in ("api", "executor"):
             _serve(args)
             return
+        if args.command == "keys":
+            sys.exit(keys.run(args))
         if args.command == "dev":
             from sentinel_cli.dev import run_dev
 

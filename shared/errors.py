@@ -7,7 +7,9 @@
     ├── NotFoundError        no such job (or not this tenant's)
     ├── ConflictError        the job is in a state that does not allow the operation
     ├── LimitError           a quota or size limit is exceeded
-    └── UnavailableError     Redis (or another dependency) cannot be reached
+    ├── UnavailableError     Redis (or another dependency) cannot be reached
+    ├── UnauthenticatedError no API key, or one this service does not know
+    └── PermissionDeniedError the key's role is too low for the operation
 
 Business logic raises these; the gRPC edge maps them to status codes in exactly one place
 (`api_service.status`). Nothing here imports grpc.
@@ -57,4 +59,12 @@ class LimitError(SentinelError):
 
 
 class UnavailableError(SentinelError):
+    pass
+
+
+class UnauthenticatedError(SentinelError):
+    pass
+
+
+class PermissionDeniedError(SentinelError):
     pass

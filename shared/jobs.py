@@ -14,7 +14,7 @@ from redis.asyncio.client import Pipeline
 
 from shared import codec
 from shared.clock import now_ms
-from shared.errors import ConflictError, NotFoundError
+from shared.errors import ConflictError, LimitError, NotFoundError
 from shared.model import (
     Job,
     JobMetadata,
@@ -33,6 +33,17 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 class Submitted:
     job_id: str
     duplicate: bool
+    limited: bool = False  # refused: the tenant already has its maximum of queued jobs
+
+    @classmethod
+    def from_reply(cls, reply: list[object]) -> Submitted:
+        code = int(str(reply[1]))
+        return cls(job_id=str(reply[0]), duplicate=code == 1, limited=code == -1)
+
+
+def queue_limit_error(queue: Queue, tenant: str) -> LimitError:
+    limit = queue.settings.tenant_max_queued
+    return LimitError(f"tenant {tenant!r} already has {limit} jobs queued (SENTINEL_TENANT_MAX_QUEUED); try later")
 
 
 def _submit_call(
@@ -82,6 +93,11 @@ def _submit_call(
         str(settings.progress_maxlen),
         trace,
         tenant,
+        keys.fair_prefix,
+        str(settings.tenant_window),
+        str(settings.tenant_max_running),
+        str(settings.tenant_max_queued),
+        options.priority.value,
     ]
     for name, value in fields.items():
         args += [name, value]
@@ -91,8 +107,10 @@ def _submit_call(
 async def submit(queue: Queue, command: SubmitCommand, *, tenant: str, trace: str = "") -> Submitted:
     """Store a validated job and make it runnable (or scheduled) in one atomic step."""
     call_keys, args = _submit_call(queue, command, tenant=tenant, trace=trace, now=now_ms())
-    job_id, duplicate = await queue.scripts.submit(keys=call_keys, args=args)
-    return Submitted(job_id=str(job_id), duplicate=bool(int(duplicate)))
+    submitted = Submitted.from_reply(await queue.scripts.submit(keys=call_keys, args=args))
+    if submitted.limited:
+        raise queue_limit_error(queue, tenant)
+    return submitted
 
 
 async def submit_many(queue: Queue, commands: list[SubmitCommand], *, tenant: str, trace: str = "") -> list[Submitted]:
@@ -105,7 +123,7 @@ async def submit_many(queue: Queue, commands: list[SubmitCommand], *, tenant: st
         call_keys, args = _submit_call(queue, command, tenant=tenant, trace=trace, now=now)
         await queue.scripts.submit(keys=call_keys, args=args, client=pipe)
     replies = await pipe.execute()
-    return [Submitted(job_id=str(r[0]), duplicate=bool(int(r[1]))) for r in replies]
+    return [Submitted.from_reply(r) for r in replies]
 
 
 async def get_job(queue: Queue, job_id: str, *, tenant: str | None) -> Job:

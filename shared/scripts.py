@@ -16,6 +16,8 @@ from redis.commands.core import AsyncScript
 
 _DIR = Path(__file__).with_name("scripts")
 _WITH_LIB = {"claim", "reclaim"}
+#: Scripts that fair.lua (fair share within a lane) is prepended to.
+_WITH_FAIR = {"claim", "submit"}
 
 
 @cache
@@ -24,6 +26,8 @@ def source(name: str) -> str:
     text = (_DIR / f"{name}.lua").read_text(encoding="utf-8")
     if name in _WITH_LIB:
         text = (_DIR / "lib.lua").read_text(encoding="utf-8") + "\n" + text
+    if name in _WITH_FAIR:
+        text = (_DIR / "fair.lua").read_text(encoding="utf-8") + "\n" + text
     return text
 
 

@@ -68,8 +68,12 @@ class RedisSettings:
         port = _port(environ, "REDIS_PORT", 6379)
         db = _int(environ, "REDIS_DB", 0)
         password = environ.get("REDIS_PASSWORD", "")
-        auth = f":{quote(password, safe='')}@" if password else ""
-        return cls(url=f"redis://{auth}{host or 'localhost'}:{port}/{db}", configured=configured)
+        username = environ.get("REDIS_USERNAME", "").strip()  # a Redis 6+ ACL user
+        auth = f"{quote(username, safe='')}:{quote(password, safe='')}@" if password or username else ""
+        scheme = "rediss" if _bool(environ, "REDIS_TLS", False) else "redis"
+        ca = environ.get("REDIS_TLS_CA", "").strip()
+        query = f"?ssl_ca_certs={quote(ca, safe='')}" if ca and scheme == "rediss" else ""
+        return cls(url=f"{scheme}://{auth}{host or 'localhost'}:{port}/{db}{query}", configured=configured)
 
 
 #: Retries and base delay (ms) per error category: Sentinel's original design.
@@ -124,6 +128,9 @@ class QueueSettings:
     clean_interval_ms: int = 5_000
     stale_after_ms: int = 300_000
     retry_policies: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RETRY_POLICIES))
+    tenant_max_queued: int = 10_000  # a tenant's jobs waiting in the lanes; 0: no limit
+    tenant_max_running: int = 0  # a tenant's jobs running at once; 0: no limit
+    tenant_window: int = 10  # a tenant's entries at the head of a lane at once; 0: no fair share
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> QueueSettings:
@@ -150,6 +157,9 @@ class QueueSettings:
             clean_interval_ms=_int(environ, "QUEUE_CLEAN_INTERVAL_MS", 5_000, minimum=100),
             stale_after_ms=_int(environ, "QUEUE_STALE_AFTER_MS", 300_000, minimum=1),
             retry_policies=_retry_policies(environ),
+            tenant_max_queued=_int(environ, "SENTINEL_TENANT_MAX_QUEUED", 10_000),
+            tenant_max_running=_int(environ, "SENTINEL_TENANT_MAX_RUNNING", 0),
+            tenant_window=_int(environ, "SENTINEL_TENANT_WINDOW", 10),
         )
 
     def default_timeout_ms(self, priority: Priority) -> int:
@@ -194,6 +204,7 @@ class ExecutorSettings:
     shutdown_grace_ms: int = 30_000
     headless: bool = True
     metrics_port: int = 0  # 0: no /metrics endpoint
+    secret_key: str = ""  # SENTINEL_SECRET_KEY: opens sealed secret fill values right before typing
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ExecutorSettings:
@@ -207,6 +218,7 @@ class ExecutorSettings:
             shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
             headless=_bool(environ, "SENTINEL_HEADLESS", True),
             metrics_port=_port(environ, "EXECUTOR_METRICS_PORT", 9465),
+            secret_key=environ.get("SENTINEL_SECRET_KEY", "").strip(),
         )
 
 
@@ -241,10 +253,99 @@ class TelemetrySettings:
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Where the CLI finds the API."""
+    """Where the CLI finds the API, and how it proves who it is."""
 
     api: str = "localhost:50051"
+    api_key: str = ""  # sent as `authorization: Bearer <key>` when set
+    tls: bool = False
+    tls_ca: str = ""  # CA bundle to verify the server with ("" with tls: the system's roots)
+    tls_cert: str = ""  # client certificate and key, for an API that requires mTLS
+    tls_key: str = ""
+    tls_server_name: str = ""  # expected name in the server's certificate, if not the address's host
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ClientSettings:
-        return cls(api=environ.get("SENTINEL_API", "").strip() or "localhost:50051")
+        ca = _path(environ, "SENTINEL_TLS_CA")
+        cert = _path(environ, "SENTINEL_TLS_CLIENT_CERT")
+        key = _path(environ, "SENTINEL_TLS_CLIENT_KEY")
+        if bool(cert) != bool(key):
+            raise ConfigError("SENTINEL_TLS_CLIENT_CERT and SENTINEL_TLS_CLIENT_KEY must be set together")
+        return cls(
+            api=environ.get("SENTINEL_API", "").strip() or "localhost:50051",
+            api_key=environ.get("SENTINEL_API_KEY", "").strip(),
+            tls=_bool(environ, "SENTINEL_TLS", False) or bool(ca or cert),
+            tls_ca=ca,
+            tls_cert=cert,
+            tls_key=key,
+            tls_server_name=environ.get("SENTINEL_TLS_SERVER_NAME", "").strip(),
+        )
+
+
+def _path(env: Environ, name: str) -> str:
+    """A file path from `name`, checked to exist ("" when unset)."""
+    raw = env.get(name, "").strip()
+    if raw and not os.path.isfile(raw):
+        raise ConfigError(f"{name} must name a readable file, got {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """A gRPC server's TLS: certificate and key, and the CA that client certificates must chain to."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""  # set: clients must present a certificate signed by it (mTLS)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ, *, require_client_ca: bool = False) -> TlsSettings:
+        cert = _path(environ, "SENTINEL_TLS_CERT")
+        key = _path(environ, "SENTINEL_TLS_KEY")
+        ca = _path(environ, "SENTINEL_TLS_CLIENT_CA")
+        if bool(cert) != bool(key):
+            raise ConfigError("SENTINEL_TLS_CERT and SENTINEL_TLS_KEY must be set together")
+        if ca and not cert:
+            raise ConfigError("SENTINEL_TLS_CLIENT_CA needs SENTINEL_TLS_CERT and SENTINEL_TLS_KEY")
+        if cert and require_client_ca and not ca:
+            raise ConfigError("SENTINEL_TLS_CLIENT_CA must be set: the executor's internal service requires mTLS")
+        return cls(cert_file=cert, key_file=key, client_ca_file=ca)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """Who may call a service, over what, and the secrets and network limits of the jobs it runs.
+
+    Built by `from_env`, the services refuse to start without a keys file unless SENTINEL_AUTH is
+    `disabled`. The bare constructor (tests, embedding) has auth disabled and no TLS.
+    """
+
+    auth_disabled: bool = True
+    keys_file: str = ""
+    tls: TlsSettings = TlsSettings()
+    secret_key: str = ""  # Fernet key sealing secret fill values; "" = secret values are refused
+    navigation_allow: tuple[str, ...] = ()  # hosts, host:port or CIDRs a page may reach anyway
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ, *, internal: bool = False) -> SecuritySettings:
+        """Args: internal: the executor's internal service (TLS there requires mTLS)."""
+        mode = environ.get("SENTINEL_AUTH", "").strip().lower()
+        if mode not in ("", "keys", "disabled"):
+            raise ConfigError(f"SENTINEL_AUTH must be keys or disabled, got {mode!r}")
+        keys_file = _path(environ, "SENTINEL_API_KEYS_FILE")
+        if mode != "disabled" and not keys_file:
+            raise ConfigError(
+                "SENTINEL_API_KEYS_FILE must name an API keys file (create keys with `sentinel keys create`), "
+                "or set SENTINEL_AUTH=disabled to let every caller in as tenant 'default'"
+            )
+        allow = tuple(a.strip() for a in environ.get("SENTINEL_NAVIGATION_ALLOW", "").split(",") if a.strip())
+        return cls(
+            auth_disabled=mode == "disabled",
+            keys_file=keys_file,
+            tls=TlsSettings.from_env(environ, require_client_ca=internal),
+            secret_key=environ.get("SENTINEL_SECRET_KEY", "").strip(),
+            navigation_allow=allow,
+        )

@@ -39,6 +39,7 @@ from shared.model import (
     Wait,
     WaitFor,
 )
+from shared.sealed import SEALED_PREFIX
 
 # --- limits ----------------------------------------------------------------------------------
 
@@ -48,6 +49,8 @@ MAX_STEP_NAME_CHARS = 200
 MAX_STEP_TIMEOUT_MS = 10 * 60 * 1000
 MAX_SELECTOR_CHARS = 1000
 MAX_FILL_VALUE_CHARS = 10_000
+#: A secret value as stored, sealed by the API (`shared.sealed`): longer than what was typed.
+MAX_SEALED_FILL_CHARS = 6 * MAX_FILL_VALUE_CHARS
 MAX_TEXT_CHARS = 10_000  # expect_text / expect_title text, select value
 MAX_KEY_CHARS = 100
 MAX_PATTERN_CHARS = 1000
@@ -194,7 +197,8 @@ def _check_action(out: list[FieldViolation], at: str, action: Action, base_url: 
         _check_navigate(out, f"{at}.url", action.url, base_url)
     elif isinstance(action, Fill):
         # The length only: the value itself may be a password and is never shown.
-        _check_length(out, f"{at}.value", action.value, MAX_FILL_VALUE_CHARS)
+        sealed = action.secret and action.value.startswith(SEALED_PREFIX)
+        _check_length(out, f"{at}.value", action.value, MAX_SEALED_FILL_CHARS if sealed else MAX_FILL_VALUE_CHARS)
     elif isinstance(action, Press):
         _check_required(out, f"{at}.key", action.key, MAX_KEY_CHARS)
     elif isinstance(action, SelectOption):

@@ -4,6 +4,7 @@
 -- KEYS[1..3] lane streams high, medium, low   KEYS[4] paused flag   KEYS[5] queue events stream
 -- ARGV[1] group  ARGV[2] consumer  ARGV[3] max entries  ARGV[4] now ms  ARGV[5] worker id
 -- ARGV[6] job key prefix  ARGV[7] progress key prefix  ARGV[8] progress maxlen  ARGV[9] events maxlen
+-- ARGV[10..12] optional fair share (fair.lua): key prefix, tenant window, tenant max running
 -- Returns {claimed, last_ids}: claimed = list of {lane index (1-3), entry id, job hash list};
 -- last_ids = the newest entry id of each lane ('0-0' if empty) when nothing was claimed, so the
 -- caller can block on XREAD from exactly there without missing an entry added meanwhile.
@@ -14,8 +15,10 @@ local claimed = {}
 local paused = redis.call('EXISTS', KEYS[4]) == 1
 local left = tonumber(ARGV[3])
 local waiting = {pending = true}
+local fair = fair_context(ARGV[10], ARGV[6], ARGV[11] or '0', ARGV[12] or '0')
 if not paused then
   for lane = 1, 3 do
+    if fair then fair_pump(fair, lane, KEYS[lane]) end
     while left > 0 do
       local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', KEYS[lane], '>')
       if not reply then break end
@@ -37,6 +40,7 @@ if not paused then
           claimed[#claimed + 1] = {lane, entry[1], job}
           left = left - 1
         end
+        if fair then fair_taken(fair, lane, KEYS[lane], fields, id) end
       end
     end
   end

@@ -17,10 +17,13 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.sealed import new_secret_key
 from tests.support import RedisProcess, chromium_path, free_port, serve_directory, start_redis
 
 PAGES = Path(__file__).with_name("pages")
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
+#: Seals secret fill values between the stack's API and executors.
+STACK_SECRET_KEY = new_secret_key()
 
 
 @dataclass
@@ -61,6 +64,14 @@ class Stack:
             REDIS_URL=self.redis.url,
             SENTINEL_CHROMIUM=chromium_path(),
             SENTINEL_ARTIFACTS_DIR=str(self.artifacts),
+            # The stack's own test pages are on 127.0.0.1, which the navigation guard refuses unless allowed.
+            SENTINEL_AUTH="disabled",
+            SENTINEL_NAVIGATION_ALLOW="127.0.0.1",
+            SENTINEL_SECRET_KEY=STACK_SECRET_KEY,
+            # Tests count the jobs they ran: keep them all, and stop fast.
+            QUEUE_REMOVE_ON_COMPLETE="100000",
+            QUEUE_REMOVE_ON_FAIL="100000",
+            EXECUTOR_SHUTDOWN_GRACE_MS="5000",
             PYTHONUNBUFFERED="1",
         )
         env.update(extra)
@@ -107,21 +118,18 @@ def wait_serving(service: Service, within: float = 30) -> None:
 
 @pytest.fixture
 def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    redis = start_redis(tmp_path)
     seen: list[str] = []
-    try:
-        with serve_directory(PAGES, seen=seen) as site:
-            s = Stack(redis=redis, directory=tmp_path, site=site, seen=seen)
-            try:
-                yield s
-            finally:
-                codes = [svc.stop() for svc in reversed(s.services)]
-                failed = request.node.stash.get(FAILED, False)
-                if failed or any(c not in (0, -signal.SIGTERM) for c in codes):
-                    sys.stderr.write(s.logs())
-                assert all(c == 0 for c in codes), f"a service did not exit cleanly on SIGTERM: {codes}"
-    finally:
-        redis.stop()
+    with serve_directory(PAGES, seen=seen) as site:
+        s = Stack(redis=start_redis(tmp_path), directory=tmp_path, site=site, seen=seen)
+        try:
+            yield s
+        finally:
+            codes = [svc.stop() for svc in reversed(s.services)]
+            s.redis.stop()  # the one running now: a test may have restarted it
+            failed = request.node.stash.get(FAILED, False)
+            if failed or any(c not in (0, -signal.SIGTERM) for c in codes):
+                sys.stderr.write(s.logs())
+            assert all(c == 0 for c in codes), f"a service did not exit cleanly on SIGTERM: {codes}"
 
 
 FAILED = pytest.StashKey[bool]()

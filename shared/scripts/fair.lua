@@ -1,0 +1,103 @@
+-- Fair share within a lane, prepended to submit and claim. Not a script of its own.
+--
+-- A tenant keeps at most `window` entries waiting in a lane stream at a time (and, with a
+-- running limit, no more than `max_running` minus what it runs); the rest of its jobs wait in its
+-- own backlog list and enter the lane one by one as its entries are claimed. A tenant flooding a
+-- lane therefore has at most `window` entries ahead of another tenant's new job, whatever it has
+-- queued. Keys, all under the fair prefix P (shared.keys.Keys.fair_prefix):
+--   P .. 'queued:' .. lane                  hash  tenant -> its entries waiting in the lane stream
+--   P .. 'backlog:' .. lane .. ':' .. tenant list  job ids held back, oldest first
+--   P .. 'tenants:' .. lane                 set   tenants with a backlog in the lane
+--   P .. 'running:' .. tenant               set   job ids claimed for the tenant (pruned lazily)
+local FAIR_LANES = {'high', 'medium', 'low'}
+
+local function fair_context(prefix, job_prefix, window, max_running, max_queued)
+  if not prefix or prefix == '' or tonumber(window) <= 0 then return nil end
+  return {prefix = prefix, jobs = job_prefix, window = tonumber(window), max_running = tonumber(max_running),
+    max_queued = tonumber(max_queued or '0')}
+end
+
+-- How many of the tenant's jobs run now; ids of jobs no longer running are dropped.
+local function fair_running(ctx, tenant)
+  local key = ctx.prefix .. 'running:' .. tenant
+  local n = 0
+  for _, id in ipairs(redis.call('SMEMBERS', key)) do
+    if redis.call('HGET', ctx.jobs .. id, 'state') == 'running' then n = n + 1 else redis.call('SREM', key, id) end
+  end
+  return n
+end
+
+local function fair_queued(ctx, lane, tenant)
+  return tonumber(redis.call('HGET', ctx.prefix .. 'queued:' .. lane, tenant) or '0')
+end
+
+local function fair_has_room(ctx, lane, tenant)
+  local queued = fair_queued(ctx, lane, tenant)
+  if queued >= ctx.window then return false end
+  return ctx.max_running <= 0 or queued + fair_running(ctx, tenant) < ctx.max_running
+end
+
+local function fair_enter(ctx, lane, stream, tenant, id, trace)
+  redis.call('XADD', stream, '*', 'job', id, 'tenant', tenant, 'trace', trace, 'fair', '1')
+  redis.call('HINCRBY', ctx.prefix .. 'queued:' .. lane, tenant, 1)
+end
+
+-- Move the tenant's held-back jobs into the lane while it has room.
+local function fair_fill(ctx, lane, stream, tenant)
+  local backlog = ctx.prefix .. 'backlog:' .. lane .. ':' .. tenant
+  while fair_has_room(ctx, lane, tenant) do
+    local id = redis.call('LPOP', backlog)
+    if not id then
+      redis.call('SREM', ctx.prefix .. 'tenants:' .. lane, tenant)
+      return
+    end
+    local cur = redis.call('HMGET', ctx.jobs .. id, 'state', 'trace')
+    if cur[1] == 'pending' then fair_enter(ctx, lane, stream, tenant, id, cur[2] or '') end
+  end
+end
+
+-- Submit: a new pending job enters the lane, or the tenant's backlog when it has no room.
+-- Returns false when the tenant already has `max_queued` jobs waiting in the lanes.
+local function fair_submit(ctx, lane, stream, tenant, id, trace)
+  local backlog = ctx.prefix .. 'backlog:' .. lane .. ':' .. tenant
+  if ctx.max_queued > 0 then
+    local waiting = 0
+    for _, name in ipairs(FAIR_LANES) do
+      waiting = waiting + fair_queued(ctx, name, tenant) + redis.call('LLEN', ctx.prefix .. 'backlog:' .. name .. ':' .. tenant)
+    end
+    if waiting >= ctx.max_queued then return false end
+  end
+  if redis.call('LLEN', backlog) == 0 and fair_has_room(ctx, lane, tenant) then
+    fair_enter(ctx, lane, stream, tenant, id, trace)
+  else
+    redis.call('RPUSH', backlog, id)
+    redis.call('SADD', ctx.prefix .. 'tenants:' .. lane, tenant)
+  end
+  return true
+end
+
+-- Claim, before reading a lane: let every backlogged tenant with room into it.
+local function fair_pump(ctx, lane_index, stream)
+  local lane = FAIR_LANES[lane_index]
+  for _, tenant in ipairs(redis.call('SMEMBERS', ctx.prefix .. 'tenants:' .. lane)) do
+    fair_fill(ctx, lane, stream, tenant)
+  end
+end
+
+-- Claim, after taking an entry (claimed or dropped): count it off and let the tenant's next job in.
+local function fair_taken(ctx, lane_index, stream, fields, id)
+  local lane = FAIR_LANES[lane_index]
+  local tenant, counted
+  for i = 1, #fields, 2 do
+    if fields[i] == 'tenant' then tenant = fields[i + 1] elseif fields[i] == 'fair' then counted = true end
+  end
+  if not tenant or tenant == '' then return end
+  if id and redis.call('HGET', ctx.jobs .. id, 'state') == 'running' then
+    redis.call('SADD', ctx.prefix .. 'running:' .. tenant, id)
+  end
+  if counted then
+    local key = ctx.prefix .. 'queued:' .. lane
+    if redis.call('HINCRBY', key, tenant, -1) <= 0 then redis.call('HDEL', key, tenant) end
+  end
+  fair_fill(ctx, lane, stream, tenant)
+end

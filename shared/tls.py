@@ -1,0 +1,79 @@
+"""TLS for Sentinel's gRPC servers and clients, built from `shared.settings`.
+
+Servers: `listen` opens the port with TLS when a certificate is configured (and requires client
+certificates when a client CA is), else plaintext. Clients: `open_channel` dials with TLS when
+the client settings ask for it, and attaches the API key to every call.
+It must never read the environment itself, and never fall back to plaintext when TLS was asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from shared.settings import ClientSettings, TlsSettings
+
+
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
+    """Credentials for a TLS server; with a client CA, clients must present a certificate it signed."""
+    pair = [(_read(tls.key_file), _read(tls.cert_file))]
+    if tls.client_ca_file:
+        return grpc.ssl_server_credentials(pair, root_certificates=_read(tls.client_ca_file), require_client_auth=True)
+    return grpc.ssl_server_credentials(pair)
+
+
+def listen(server: grpc.aio.Server, host: str, port: int, tls: TlsSettings) -> int:
+    """Open `host:port` on `server` (TLS when configured); returns the bound port (0 = failed)."""
+    address = f"{host}:{port}"
+    if tls.enabled:
+        return int(server.add_secure_port(address, server_credentials(tls)))
+    return int(server.add_insecure_port(address))
+
+
+class _BearerKey(grpc.AuthMetadataPlugin):  # type: ignore[misc]
+    def __init__(self, key: str) -> None:
+        self._metadata = (("authorization", f"Bearer {key}"),)
+
+    def __call__(self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
+        callback(self._metadata, None)
+
+
+def open_channel(settings: ClientSettings, address: str | None = None) -> grpc.aio.Channel:
+    """A channel to the API: TLS when the settings say so; the API key rides on every call."""
+    target = address or settings.api
+    if not settings.tls:
+        interceptors = [_PlainKey(settings.api_key)] if settings.api_key else []
+        return grpc.aio.insecure_channel(target, interceptors=interceptors)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.tls_ca) if settings.tls_ca else None,
+        private_key=_read(settings.tls_key) if settings.tls_key else None,
+        certificate_chain=_read(settings.tls_cert) if settings.tls_cert else None,
+    )
+    if settings.api_key:
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.metadata_call_credentials(_BearerKey(settings.api_key))
+        )
+    options = [("grpc.ssl_target_name_override", settings.tls_server_name)] if settings.tls_server_name else []
+    return grpc.aio.secure_channel(target, credentials, options=options)
+
+
+class _PlainKey(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds the API key on a plaintext channel (gRPC refuses call credentials without TLS)."""
+
+    def __init__(self, key: str) -> None:
+        self._pair = ("authorization", f"Bearer {key}")
+
+    def _with_key(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._pair)
+        return details._replace(metadata=metadata)
+
+    async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._with_key(details), request)
+
+    async def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._with_key(details), request)

@@ -1,0 +1,222 @@
+"""API keys, roles and tenant isolation through a real grpc.aio API server and a real redis-server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from api_service.auth import KeyEntry, KeyRing, Role, hash_key, new_key
+from api_service.server import ApiServer
+from executor_service.store import claim, finish
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_cli import keys as keys_cli
+from shared.errors import ConfigError
+from shared.model import JobState, Progress
+from shared.queue import Queue
+from shared.sealed import new_secret_key
+from shared.settings import ApiSettings, QueueSettings, RedisSettings, SecuritySettings
+from tests.support import RedisProcess
+
+Code = grpc.StatusCode
+ROLES = ("viewer", "submitter", "admin")
+
+
+@dataclass
+class Api:
+    server: ApiServer
+    channel: Any
+    keys: dict[str, str]  # "acme-viewer" → key
+    queue: Queue
+
+    def md(self, who: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.keys[who]}"),)
+
+    @property
+    def jobs(self) -> Any:
+        return pb_grpc.TestExecutionStub(self.channel)
+
+    @property
+    def admin(self) -> Any:
+        return pb_grpc.QueueAdminStub(self.channel)
+
+
+def write_keys(path: Path) -> dict[str, str]:
+    made: dict[str, str] = {}
+    entries = []
+    for tenant in ("acme", "globex"):
+        for role in ROLES:
+            key = new_key()
+            made[f"{tenant}-{role}"] = key
+            entries.append(KeyEntry(tenant=tenant, role=Role.parse(role), sha256=hash_key(key)).to_json())
+    path.write_text(json.dumps({"keys": entries}))
+    return made
+
+
+@pytest.fixture
+async def api(redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path) -> AsyncIterator[Api]:
+    keys_file = tmp_path / "keys.json"
+    made = write_keys(keys_file)
+    security = SecuritySettings(auth_disabled=False, keys_file=str(keys_file), secret_key=new_secret_key())
+    server = await ApiServer.start(
+        redis=RedisSettings(url=redis_server.url, configured=True),
+        queue_settings=QueueSettings(),
+        api=ApiSettings(host="127.0.0.1", port=0),
+        security=security,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield Api(server=server, channel=channel, keys=made, queue=Queue.open(redis_client, QueueSettings()))
+    finally:
+        await server.stop(0)
+
+
+def request(name: str = "t") -> pb.SubmitRequest:
+    step = pb.Step(navigate=pb.Navigate(url="https://shop.example.test/"))
+    return pb.SubmitRequest(definition=pb.TestDefinition(name=name, steps=[step]))
+
+
+async def code_of(call: Any) -> Any:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    return info.value.code()
+
+
+async def details_of(call: Any) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    return str(info.value.details())
+
+
+async def test_a_call_without_a_key_or_with_an_unknown_one_is_unauthenticated(api: Api) -> None:
+    assert await code_of(api.jobs.Submit(request())) is Code.UNAUTHENTICATED
+    assert await code_of(api.jobs.Status(pb.StatusRequest(job_id="x"))) is Code.UNAUTHENTICATED
+    bad = (("authorization", "Bearer " + new_key()),)
+    assert await code_of(api.jobs.Submit(request(), metadata=bad)) is Code.UNAUTHENTICATED
+    basic = (("authorization", "Basic " + api.keys["acme-admin"]),)
+    assert await code_of(api.jobs.Submit(request(), metadata=basic)) is Code.UNAUTHENTICATED
+    stream = api.jobs.StreamProgress(pb.StreamProgressRequest(job_id="x"))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in stream:
+            pass
+    assert info.value.code() is Code.UNAUTHENTICATED
+    assert await code_of(api.admin.ListDeadLetters(pb.ListDeadLettersRequest())) is Code.UNAUTHENTICATED
+
+
+async def test_health_and_reflection_stay_open(api: Api) -> None:
+    reply = await health_pb2_grpc.HealthStub(api.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_roles_viewer_reads_submitter_submits_admin_manages(api: Api) -> None:
+    viewer, submitter, admin = (api.md(f"acme-{r}") for r in ROLES)
+    assert await code_of(api.jobs.Submit(request(), metadata=viewer)) is Code.PERMISSION_DENIED
+    job_id = (await api.jobs.Submit(request(), metadata=submitter)).job_id
+    assert (await api.jobs.Status(pb.StatusRequest(job_id=job_id), metadata=viewer)).tenant_id == "acme"
+    assert len((await api.jobs.ListJobs(pb.ListJobsRequest(), metadata=viewer)).jobs) == 1
+    assert await code_of(api.jobs.Cancel(pb.CancelRequest(job_id=job_id), metadata=viewer)) is Code.PERMISSION_DENIED
+    assert await code_of(api.jobs.Retry(pb.RetryRequest(job_id=job_id), metadata=viewer)) is Code.PERMISSION_DENIED
+    for call in (
+        api.admin.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=submitter),
+        api.admin.PurgeDeadLetters(pb.PurgeDeadLettersRequest(), metadata=submitter),
+        api.admin.Pause(pb.PauseRequest(), metadata=submitter),
+        api.admin.Clean(pb.CleanRequest(), metadata=submitter),
+    ):
+        assert await code_of(call) is Code.PERMISSION_DENIED
+    message = await details_of(api.admin.Pause(pb.PauseRequest(), metadata=submitter))
+    assert "admin" in message and api.keys["acme-submitter"] not in message
+    await api.jobs.Cancel(pb.CancelRequest(job_id=job_id), metadata=submitter)
+    await api.admin.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=admin)
+
+
+async def test_another_tenants_job_is_not_found_exactly_like_an_unknown_id(api: Api) -> None:
+    acme, globex = api.md("acme-admin"), api.md("globex-admin")
+    job_id = (await api.jobs.Submit(request(), metadata=acme)).job_id
+    unknown = "00000000-0000-0000-0000-000000000000"
+    for target in (job_id, unknown):
+        calls = [
+            api.jobs.Status(pb.StatusRequest(job_id=target), metadata=globex),
+            api.jobs.Cancel(pb.CancelRequest(job_id=target), metadata=globex),
+            api.jobs.Retry(pb.RetryRequest(job_id=target), metadata=globex),
+            api.admin.RequeueDeadLetter(pb.RequeueDeadLetterRequest(job_id=target), metadata=globex),
+        ]
+        for call in calls:
+            assert await code_of(call) is Code.NOT_FOUND
+        stream = api.jobs.StreamProgress(pb.StreamProgressRequest(job_id=target), metadata=globex)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in stream:
+                pass
+        assert info.value.code() is Code.NOT_FOUND
+    # The same words for both, so a reply tells nothing about whether an id exists elsewhere.
+    theirs = await details_of(api.jobs.Status(pb.StatusRequest(job_id=job_id), metadata=globex))
+    assert theirs == f"job {job_id!r} not found"
+    assert (await api.jobs.ListJobs(pb.ListJobsRequest(), metadata=globex)).jobs == []
+    assert (await api.jobs.Status(pb.StatusRequest(job_id=job_id), metadata=acme)).state == pb.JOB_STATE_PENDING
+
+
+async def test_dead_letters_are_per_tenant(api: Api) -> None:
+    acme, globex = api.md("acme-admin"), api.md("globex-admin")
+    job_id = (await api.jobs.Submit(request(), metadata=acme)).job_id
+    batch = await claim(api.queue, consumer="c", worker_id="w", count=1)
+    assert [c.job_id for c in batch.claims] == [job_id]
+    await finish(
+        api.queue,
+        batch.claims[0],
+        state=JobState.FAILED,
+        progress=Progress(percentage=50, message="failed"),
+        error_json=json.dumps({"category": "network", "message": "x", "step_index": 0, "retryable": False}),
+        dead_letter_reason="network: out of attempts",
+    )
+    mine = await api.admin.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=acme)
+    assert [d.job_id for d in mine.dead_letters] == [job_id]
+    theirs = await api.admin.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=globex)
+    assert list(theirs.dead_letters) == []
+    assert (await api.admin.PurgeDeadLetters(pb.PurgeDeadLettersRequest(), metadata=globex)).purged == 0
+
+
+def test_key_ring_matches_hashes_only_and_rejects_bad_files(tmp_path: Path) -> None:
+    key = new_key()
+    ring = KeyRing.from_json(json.dumps({"keys": [{"tenant": "a", "role": "viewer", "sha256": hash_key(key)}]}))
+    assert ring.identify(key) is not None and ring.identify(key + "x") is None and ring.identify("") is None
+    for bad in (
+        "nope",
+        "{}",
+        '{"keys": [{"tenant": "a:b", "role": "viewer", "sha256": "' + "0" * 64 + '"}]}',
+        '{"keys": [{"tenant": "a", "role": "root", "sha256": "' + "0" * 64 + '"}]}',
+        '{"keys": [{"tenant": "a", "role": "admin", "sha256": "abc"}]}',
+    ):
+        with pytest.raises(ConfigError):
+            KeyRing.from_json(bad)
+    with pytest.raises(ConfigError, match="SENTINEL_API_KEYS_FILE"):
+        KeyRing.from_file(str(tmp_path / "missing.json"))
+
+
+def test_services_refuse_to_start_without_keys_unless_auth_is_disabled(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SENTINEL_API_KEYS_FILE"):
+        SecuritySettings.from_env({})
+    assert SecuritySettings.from_env({"SENTINEL_AUTH": "disabled"}).auth_disabled
+    keys_file = tmp_path / "k.json"
+    keys_file.write_text('{"keys": []}')
+    settings = SecuritySettings.from_env({"SENTINEL_API_KEYS_FILE": str(keys_file)})
+    assert not settings.auth_disabled and settings.keys_file == str(keys_file)
+    with pytest.raises(ConfigError, match="SENTINEL_AUTH"):
+        SecuritySettings.from_env({"SENTINEL_AUTH": "maybe"})
+
+
+def test_keys_create_prints_a_key_once_and_an_entry_that_works(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = __import__("sentinel_cli.main", fromlist=["_parser"])._parser()
+    assert keys_cli.run(parser.parse_args(["keys", "create", "--tenant", "acme", "--role", "submitter"])) == 0
+    out = capsys.readouterr().out
+    key = next(line.strip() for line in out.splitlines() if line.strip().startswith("snt_"))
+    entry = json.loads(next(line.strip() for line in out.splitlines() if line.strip().startswith("{")))
+    assert entry["tenant"] == "acme" and entry["role"] == "submitter" and key not in json.dumps(entry)
+    principal = KeyRing.from_json(json.dumps({"keys": [entry]})).identify(key)
+    assert principal is not None and principal.tenant == "acme" and principal.role is Role.SUBMITTER

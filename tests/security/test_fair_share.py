@@ -1,0 +1,78 @@
+"""Fair share between tenants: queue and running limits, and no starvation within a lane."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bench.fair_share import command, measure
+from executor_service.store import claim, finish
+from shared import jobs
+from shared.errors import LimitError
+from shared.model import JobState, Progress
+from shared.queue import Queue
+from shared.settings import QueueSettings
+from tests.support import RedisProcess
+
+
+async def open_queue(client: aioredis.Redis, **settings: int) -> Queue:
+    queue = Queue.open(client, dataclasses.replace(QueueSettings(), **settings))  # type: ignore[arg-type]
+    await queue.ensure_groups()
+    return queue
+
+
+@pytest.fixture
+async def queue(redis_client: aioredis.Redis) -> AsyncIterator[Queue]:
+    yield await open_queue(redis_client)
+
+
+async def test_a_flooding_tenant_does_not_starve_another_in_the_same_lane(redis_server: RedisProcess) -> None:
+    # 1,000 of A's jobs are queued before B's one; two executors of 5 slots, 5 ms per job.
+    fair = await measure(redis_server.url, window=10, queued=1000, executors=2, concurrency=5, job_ms=5)
+    assert fair.a_started_before_b <= 2 * 10, fair  # at most A's window (plus a batch in flight) goes first
+    assert fair.wait_ms < 5_000, fair  # generous: about 50 ms here
+
+
+async def test_without_fair_share_the_flood_goes_first(redis_server: RedisProcess) -> None:
+    unfair = await measure(redis_server.url, window=0, queued=200, executors=1, concurrency=10, job_ms=1)
+    assert unfair.a_started_before_b == 200
+
+
+async def test_past_the_queue_limit_a_tenant_is_refused_and_others_are_not(redis_client: aioredis.Redis) -> None:
+    queue = await open_queue(redis_client, tenant_max_queued=3, tenant_window=2)
+    for i in range(3):
+        await jobs.submit(queue, command(f"a{i}"), tenant="a")
+    with pytest.raises(LimitError, match="SENTINEL_TENANT_MAX_QUEUED"):
+        await jobs.submit(queue, command("a3"), tenant="a")
+    batch = await jobs.submit_many(queue, [command("a4"), command("a5")], tenant="a")
+    assert all(s.limited and not s.job_id for s in batch)
+    assert (await jobs.submit(queue, command("b"), tenant="b")).job_id
+    assert len(await redis_client.keys(queue.keys.job("*"))) == 4  # nothing stored for the refused ones
+    # Claiming frees room again.
+    await claim(queue, consumer="c", worker_id="w", count=1)
+    await jobs.submit(queue, command("a6"), tenant="a")
+
+
+async def test_the_running_limit_holds_a_tenants_jobs_back_until_one_ends(redis_client: aioredis.Redis) -> None:
+    queue = await open_queue(redis_client, tenant_max_running=2)
+    a_ids = [(await jobs.submit(queue, command(f"a{i}"), tenant="a")).job_id for i in range(5)]
+    b_id = (await jobs.submit(queue, command("b"), tenant="b")).job_id
+    first = (await claim(queue, consumer="c", worker_id="w", count=10)).claims
+    assert sorted(c.job_id for c in first) == sorted([*a_ids[:2], b_id])
+    assert (await claim(queue, consumer="c", worker_id="w", count=10)).claims == []
+    done = next(c for c in first if c.job_id == a_ids[0])
+    assert await finish(queue, done, state=JobState.COMPLETED, progress=Progress(percentage=100))
+    later = (await claim(queue, consumer="c", worker_id="w", count=10)).claims
+    assert [c.job_id for c in later] == [a_ids[2]]
+
+
+async def test_a_cancelled_backlogged_job_never_runs(queue: Queue) -> None:
+    ids = [(await jobs.submit(queue, command(f"a{i}"), tenant="a")).job_id for i in range(12)]
+    await jobs.cancel(queue, ids[11], tenant="a")  # still in A's backlog (window 10)
+    claimed = []
+    while batch := (await claim(queue, consumer="c", worker_id="w", count=5)).claims:
+        claimed += [c.job_id for c in batch]
+    assert claimed == ids[:11]

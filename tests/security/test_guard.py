@@ -1,0 +1,188 @@
+"""The navigation guard: the policy's address checks, and real Chromium against two loopback servers."""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from executor_service.browser import BrowserManager
+from executor_service.guard import NavigationPolicy, is_denied_address
+from executor_service.runner import run_steps
+from shared.errors import ConfigError
+from shared.model import ArtifactPolicy, ErrorCategory, ExpectText, Navigate, Step, TestDefinition
+from tests.support import CHROMIUM_ARGS, chromium_path
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "100.64.0.1",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "::",
+    ],
+)
+def test_non_public_addresses_are_denied(address: str) -> None:
+    assert is_denied_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111"])
+def test_public_addresses_pass(address: str) -> None:
+    assert not is_denied_address(ipaddress.ip_address(address))
+
+
+async def test_policy_checks_scheme_then_address_with_allow_rules() -> None:
+    strict = NavigationPolicy()
+    assert await strict.check("http://169.254.169.254/latest/meta-data/") is not None
+    assert await strict.check("http://127.0.0.1:8080/") is not None
+    assert await strict.check("http://localhost/") is not None  # resolved first: loopback
+    assert await strict.check("file:///etc/passwd") is not None
+    assert await strict.check("ftp://93.184.216.34/") is not None
+    assert await strict.check("http://93.184.216.34/") is None
+    assert await strict.check("ws://127.0.0.1/", websocket=True) is not None
+    allowed = NavigationPolicy.from_rules(["127.0.0.1:8080", "10.0.0.0/8", "intranet.test"])
+    assert await allowed.check("http://127.0.0.1:8080/x") is None
+    assert await allowed.check("http://127.0.0.1:8081/x") is not None
+    assert await allowed.check("https://10.9.8.7/") is None
+    assert await allowed.check("http://intranet.test/") is None  # an allowed name is not resolved
+    for bad in ("", "a b", "host:99999", "http://x/"):
+        if bad:
+            with pytest.raises(ConfigError, match="SENTINEL_NAVIGATION_ALLOW"):
+                NavigationPolicy.from_rules([bad])
+
+
+@dataclass
+class Recorder:
+    paths: list[str] = field(default_factory=list)
+
+
+def serve(recorder: Recorder, pages: dict[str, tuple[int, dict[str, str], bytes]]) -> http.server.ThreadingHTTPServer:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            recorder.paths.append(self.path)
+            status, headers, body = pages.get(self.path, (404, {}, b"not here"))
+            self.send_response(status)
+            for name, value in {"Content-Type": "text/html", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@dataclass
+class Sites:
+    allowed: str
+    denied: str
+    denied_hits: Recorder
+
+
+@pytest.fixture
+def sites() -> Iterator[Sites]:
+    denied_hits = Recorder()
+    denied = serve(denied_hits, {"/secret": (200, {}, b"<title>internal</title>secret")})
+    d = f"http://127.0.0.1:{denied.server_address[1]}"
+    embeds = (
+        f'<title>Embeds</title><img src="{d}/img.png"><script src="{d}/x.js"></script>'
+        f'<iframe src="{d}/frame"></iframe><p id="ok">loaded</p>'
+        f'<script>fetch("{d}/api").catch(() => {{}});'
+        f' try {{ new WebSocket("ws://127.0.0.1:{denied.server_address[1]}/ws") }} catch (e) {{}}</script>'
+    ).encode()
+    allowed = serve(
+        Recorder(),
+        {
+            "/plain": (200, {}, b"<title>Plain</title><p id='ok'>plain</p>"),
+            "/embeds": (200, {}, embeds),
+            "/redirect": (302, {"Location": f"{d}/secret"}, b""),
+        },
+    )
+    try:
+        yield Sites(allowed=f"http://127.0.0.1:{allowed.server_address[1]}", denied=d, denied_hits=denied_hits)
+    finally:
+        for s in (allowed, denied):
+            s.shutdown()
+            s.server_close()
+
+
+@pytest.fixture
+async def guarded(sites: Sites) -> AsyncIterator[BrowserManager]:
+    port = sites.allowed.rsplit(":", 1)[1]
+    policy = NavigationPolicy.from_rules([f"127.0.0.1:{port}"])
+    manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS, policy=policy)
+    await manager.start()
+    try:
+        yield manager
+    finally:
+        await manager.stop()
+
+
+async def run(manager: BrowserManager, *steps: Step) -> object:
+    context = await manager.new_context()
+
+    async def report(**_: object) -> None:
+        pass
+
+    try:
+        return await run_steps(
+            context,
+            TestDefinition(name="guard", steps=steps),
+            report=report,
+            artifacts_root=__import__("pathlib").Path("/tmp"),
+            artifact_prefix="",
+            step_timeout_ms=5000,
+            artifact_policy=ArtifactPolicy.NEVER,
+        )
+    finally:
+        await context.close()
+
+
+async def test_an_allowed_page_runs(guarded: BrowserManager, sites: Sites) -> None:
+    outcome = await run(guarded, Step(Navigate(sites.allowed + "/plain")), Step(ExpectText("#ok", "plain")))
+    assert outcome.success, outcome  # type: ignore[attr-defined]
+
+
+async def test_navigating_to_a_denied_address_fails_with_policy_and_sends_nothing(
+    guarded: BrowserManager, sites: Sites
+) -> None:
+    outcome = await run(guarded, Step(Navigate(sites.denied + "/secret")))
+    error = outcome.error  # type: ignore[attr-defined]
+    assert error.category is ErrorCategory.POLICY and "navigation guard refused" in error.message
+    assert sites.denied_hits.paths == []
+
+
+async def test_an_allowed_page_embedding_a_denied_server_sends_it_no_request(
+    guarded: BrowserManager, sites: Sites
+) -> None:
+    outcome = await run(guarded, Step(Navigate(sites.allowed + "/embeds")), Step(ExpectText("#ok", "loaded")))
+    error = outcome.error  # type: ignore[attr-defined]
+    assert error is not None and error.category is ErrorCategory.POLICY
+    assert sites.denied_hits.paths == []
+
+
+async def test_a_redirect_to_a_denied_address_is_refused_before_it_is_followed(
+    guarded: BrowserManager, sites: Sites
+) -> None:
+    outcome = await run(guarded, Step(Navigate(sites.allowed + "/redirect")))
+    error = outcome.error  # type: ignore[attr-defined]
+    assert error.category is ErrorCategory.POLICY and "/secret" in error.message
+    assert sites.denied_hits.paths == []

@@ -1,0 +1,294 @@
+"""Secret fill values sealed end to end, input limits and malformed requests, and TLS with mTLS."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api_service.server import ApiServer
+from executor_service.browser import BrowserManager
+from executor_service.runner import run_steps
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from shared.model import ArtifactPolicy, ExpectText, Fill, Navigate, Step, TestDefinition
+from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
+from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
+from shared.tls import open_channel
+from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, serve_directory
+
+SECRET = "correct-horse-battery"
+KEY = new_secret_key()
+PAGES = Path(__file__).parents[1] / "executor_service" / "pages"
+
+
+async def start_api(redis_server: RedisProcess, security: SecuritySettings) -> ApiServer:
+    return await ApiServer.start(
+        redis=RedisSettings(url=redis_server.url, configured=True),
+        queue_settings=QueueSettings(),
+        api=ApiSettings(host="127.0.0.1", port=0),
+        security=security,
+    )
+
+
+@pytest.fixture
+async def api(redis_server: RedisProcess) -> AsyncIterator[Any]:
+    server = await start_api(redis_server, SecuritySettings(secret_key=KEY))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield pb_grpc.TestExecutionStub(channel)
+    finally:
+        await server.stop(0)
+
+
+def secret_request() -> pb.SubmitRequest:
+    steps = [
+        pb.Step(navigate=pb.Navigate(url="https://shop.example.test/")),
+        pb.Step(fill=pb.Fill(selector="#password", value=SECRET, secret=True)),
+    ]
+    return pb.SubmitRequest(definition=pb.TestDefinition(name="login", steps=steps))
+
+
+async def dump_all(client: aioredis.Redis) -> str:
+    """Every string in every key of the database, as one text."""
+    out = []
+    async for key in client.scan_iter(count=1000):
+        kind = await client.type(key)
+        if kind == "hash":
+            out.append(repr(await client.hgetall(key)))
+        elif kind == "stream":
+            out.append(repr(await client.xrange(key)))
+        elif kind == "string":
+            out.append(repr(await client.get(key)))
+        elif kind == "list":
+            out.append(repr(await client.lrange(key, 0, -1)))
+    return "\n".join(out)
+
+
+async def test_a_secret_value_is_never_stored_in_clear(api: Any, redis_client: aioredis.Redis) -> None:
+    job_id = (await api.Submit(secret_request())).job_id
+    stored = await dump_all(redis_client)
+    assert SECRET not in stored and SEALED_PREFIX in stored
+    job = await api.Status(pb.StatusRequest(job_id=job_id))
+    assert SECRET not in str(job)
+
+
+async def test_without_a_secret_key_secret_values_are_refused(redis_server: RedisProcess) -> None:
+    server = await start_api(redis_server, SecuritySettings())
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await pb_grpc.TestExecutionStub(channel).Submit(secret_request())
+            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert SECRET not in str(info.value.details())
+    finally:
+        await server.stop(0)
+
+
+async def test_the_runner_types_the_real_value_and_shows_only_stars() -> None:
+    sealed = Sealer(KEY).seal(SECRET)
+    manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    await manager.start()
+    calls: list[str] = []
+
+    async def report(**kwargs: object) -> None:
+        calls.append(repr(kwargs))
+
+    try:
+        with serve_directory(PAGES) as site:
+            context = await manager.new_context()
+            steps = (
+                Step(Navigate(site + "/echo.html")),
+                Step(Fill("#field", sealed, secret=True)),
+                Step(ExpectText("#out", SECRET), timeout_ms=3000),
+                Step(ExpectText("#out", SECRET + "-not"), timeout_ms=300),
+            )
+            outcome = await run_steps(
+                context,
+                TestDefinition(name="s", steps=steps),
+                report=report,
+                artifacts_root=Path("/tmp"),
+                artifact_prefix="",
+                step_timeout_ms=5000,
+                artifact_policy=ArtifactPolicy.NEVER,
+                secret_key=KEY,
+            )
+            await context.close()
+    finally:
+        await manager.stop()
+    assert [s.success for s in outcome.steps] == [True, True, True, False]  # typed for real
+    # (The expect steps name the text they look for themselves; what the page echoes is masked.)
+    assert outcome.steps[3].error.endswith("got '***'") and SECRET not in outcome.steps[1].name
+    assert all(SECRET not in c for c in calls if "fill" in c)  # progress of the fill step
+    assert "***" in outcome.steps[1].name
+
+
+async def test_a_message_over_4_mib_is_resource_exhausted(api: Any) -> None:
+    request = pb.SubmitRequest(definition=pb.TestDefinition(name="x" * (5 * 1024 * 1024)))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await api.Submit(request)
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_no_request_field_can_set_tenant_trace_or_attempt() -> None:
+    names = {f.name for m in (pb.SubmitRequest, pb.JobOptions, pb.TestDefinition, pb.Step) for f in m.DESCRIPTOR.fields}
+    assert not names & {"tenant", "tenant_id", "trace", "traceparent", "trace_context", "attempt"}
+
+
+_text = st.text(max_size=50) | st.text(max_size=3000)
+_steps = st.lists(
+    st.builds(
+        lambda kind, a, b, n: pb.Step(**{kind: _action(kind, a, b, n)}) if kind else pb.Step(name=a),
+        st.sampled_from(["navigate", "click", "fill", "wait", "expect_url", "wait_for", "screenshot", ""]),
+        _text,
+        _text,
+        st.integers(min_value=0, max_value=2**32 - 1),
+    ),
+    max_size=8,
+)
+
+
+def _action(kind: str, a: str, b: str, n: int) -> Any:
+    makers: dict[str, Any] = {
+        "navigate": lambda: pb.Navigate(url=a),
+        "click": lambda: pb.Click(selector=a),
+        "fill": lambda: pb.Fill(selector=a, value=b, secret=n % 2 == 0),
+        "wait": lambda: pb.Wait(ms=n),
+        "expect_url": lambda: pb.ExpectUrl(pattern=a),
+        "wait_for": lambda: pb.WaitFor(selector=a, state=b),
+        "screenshot": lambda: pb.Screenshot(name=a),
+    }
+    return makers[kind]()
+
+
+_requests = st.builds(
+    lambda name, base, steps, prio, tags, n, idem: pb.SubmitRequest(
+        definition=pb.TestDefinition(name=name, base_url=base, steps=steps),
+        options=pb.JobOptions(
+            priority=prio, tags=tags, timeout_ms=n, max_attempts=n % 20, delay_ms=n % 3, idempotency_key=idem
+        ),
+    ),
+    _text,
+    st.sampled_from(["", "https://ok.example.test", "javascript:x", "http://[::1", "ftp://a"]) | _text,
+    _steps,
+    st.integers(min_value=-1, max_value=9),
+    st.lists(_text, max_size=25),
+    st.integers(min_value=0, max_value=2**32 - 1),
+    _text,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=_requests)
+async def test_random_and_malformed_submits_never_crash_the_api(api: Any, request: pb.SubmitRequest) -> None:
+    try:
+        await api.Submit(request, timeout=10)
+    except grpc.aio.AioRpcError as exc:
+        allowed = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert exc.code() in allowed, (exc.code(), exc.details())
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+def _cert(tmp: Path, name: str, issuer: tuple[Any, Any] | None, *, ca: bool = False) -> tuple[Any, Any]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer[0].subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+    cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+    (tmp / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / f"{name}.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert, key
+
+
+async def test_tls_with_mtls_on_127_0_0_1(redis_server: RedisProcess, tmp_path: Path) -> None:
+    ca = _cert(tmp_path, "ca", None, ca=True)
+    _cert(tmp_path, "server", ca)
+    _cert(tmp_path, "client", ca)
+    other_ca = _cert(tmp_path, "other-ca", None, ca=True)
+    _cert(tmp_path, "stranger", other_ca)
+    tls = TlsSettings(
+        cert_file=str(tmp_path / "server.pem"),
+        key_file=str(tmp_path / "server.key"),
+        client_ca_file=str(tmp_path / "ca.pem"),
+    )
+    server = await start_api(redis_server, SecuritySettings(tls=tls))
+    address = f"localhost:{server.port}"
+    base = ClientSettings(api=address, tls=True, tls_ca=str(tmp_path / "ca.pem"))
+    try:
+        good = ClientSettings(
+            **{**base.__dict__, "tls_cert": str(tmp_path / "client.pem"), "tls_key": str(tmp_path / "client.key")}
+        )
+        async with open_channel(good) as channel:
+            reply = await pb_grpc.TestExecutionStub(channel).ListJobs(pb.ListJobsRequest(), timeout=10)
+            assert list(reply.jobs) == []
+        for bad in (
+            base,  # no client certificate
+            ClientSettings(
+                **{
+                    **base.__dict__,
+                    "tls_cert": str(tmp_path / "stranger.pem"),
+                    "tls_key": str(tmp_path / "stranger.key"),
+                }
+            ),
+        ):
+            async with open_channel(bad) as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await pb_grpc.TestExecutionStub(channel).ListJobs(pb.ListJobsRequest(), timeout=5)
+                assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        async with grpc.aio.insecure_channel(address) as plain:  # plaintext to a TLS port fails
+            with pytest.raises(grpc.aio.AioRpcError):
+                await pb_grpc.TestExecutionStub(plain).ListJobs(pb.ListJobsRequest(), timeout=5)
+    finally:
+        await server.stop(0)
+
+
+def test_executor_tls_requires_a_client_ca(tmp_path: Path) -> None:
+    for name in ("c.pem", "k.pem"):
+        (tmp_path / name).write_text("x")
+    env = {
+        "SENTINEL_AUTH": "disabled",
+        "SENTINEL_TLS_CERT": str(tmp_path / "c.pem"),
+        "SENTINEL_TLS_KEY": str(tmp_path / "k.pem"),
+    }
+    assert SecuritySettings.from_env(env).tls.enabled
+    with pytest.raises(Exception, match="SENTINEL_TLS_CLIENT_CA"):
+        SecuritySettings.from_env(env, internal=True)
+
+
+def test_redis_settings_build_a_tls_acl_url() -> None:
+    url = RedisSettings.from_env(
+        {
+            "REDIS_HOST": "r.internal",
+            "REDIS_USERNAME": "sentinel",
+            "REDIS_PASSWORD": "p@ss",
+            "REDIS_TLS": "true",
+            "REDIS_TLS_CA": "/etc/ca.pem",
+        }
+    ).url
+    assert url == "rediss://sentinel:p%40ss@r.internal:6379/0?ssl_ca_certs=%2Fetc%2Fca.pem"
