@@ -41,7 +41,8 @@ async def test_keeps_the_newest_n_per_outcome_and_removes_everything_of_the_rest
     failed = await run_jobs(queue, 1, state=JobState.FAILED)
     assert done + failed == ids
     # Jobs finished in one millisecond tie; give them distinct finish times, oldest first.
-    await queue.redis.zadd(queue.keys.completed, {job_id: i for i, job_id in enumerate(done, 1)})
+    base = now_ms()
+    await queue.redis.zadd(queue.keys.completed, {job_id: base + i for i, job_id in enumerate(done)})
     assert await keys_of(queue, ids[0])  # hash, progress stream, indexes
 
     assert await retention.enforce(queue) == 2
