@@ -58,19 +58,23 @@ class ArtifactSweeper:
         self._root = root
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="artifact-sweeper")
 
     async def stop(self) -> None:
+        self._stopping.set()  # ends the loop even if redis-py swallowed the cancel mid-command
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
+                return
             try:
                 removed = await sweep(self._queue, self._root)
             except (RedisError, OSError) as exc:

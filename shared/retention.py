@@ -153,6 +153,7 @@ class Cleaner:
         self._queue = queue
         self._token = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.passes = 0
         self.removed = 0
 
@@ -160,6 +161,9 @@ class Cleaner:
         self._task = asyncio.create_task(self._run(), name="retention-cleaner")
 
     async def stop(self) -> None:
+        # The event, not only the cancel: redis-py can swallow a cancel that lands mid-command,
+        # and the loop must end anyway.
+        self._stopping.set()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -180,9 +184,10 @@ class Cleaner:
 
     async def _run(self) -> None:
         interval_s = self._queue.settings.clean_interval_ms / 1000
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.run_once()
             except RedisError as exc:
                 log.warning("retention pass failed, trying again in %.1f s: %s", interval_s, exc)
-            await asyncio.sleep(interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval_s)
