@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
-from collections.abc import AsyncIterator
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,7 +26,9 @@ from executor_service.browser import BrowserManager
 from executor_service.runner import run_steps
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_cli.redis_proc import free_port
 from shared.model import ArtifactPolicy, ExpectText, Fill, Navigate, Step, TestDefinition
+from shared.queue import connect
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
 from shared.tls import open_channel
@@ -292,3 +298,52 @@ def test_redis_settings_build_a_tls_acl_url() -> None:
         }
     ).url
     assert url == "rediss://sentinel:p%40ss@r.internal:6379/0?ssl_ca_certs=%2Fetc%2Fca.pem"
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[int]:
+    """A real redis-server on 127.0.0.1 speaking TLS only, with the default user off and an ACL user."""
+    ca = _cert(tmp_path, "ca", None, ca=True)
+    _cert(tmp_path, "server", ca)
+    port = free_port()
+    args = [
+        shutil.which("redis-server") or "redis-server",
+        "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "",
+        "--tls-cert-file", str(tmp_path / "server.pem"), "--tls-key-file", str(tmp_path / "server.key"),
+        "--tls-ca-cert-file", str(tmp_path / "ca.pem"), "--tls-auth-clients", "no",
+        "--user", "default", "off",
+        "--user", "sentinel", "on", ">s3cret", "~*", "&*", "+@all",
+    ]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_redis_over_tls_with_an_acl_user(tls_redis: int, tmp_path: Path) -> None:
+    env = {
+        "REDIS_HOST": "localhost", "REDIS_PORT": str(tls_redis), "REDIS_TLS": "true",
+        "REDIS_TLS_CA": str(tmp_path / "ca.pem"), "REDIS_USERNAME": "sentinel", "REDIS_PASSWORD": "s3cret",
+    }  # fmt: skip
+    client = connect(RedisSettings.from_env(env))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            try:
+                assert await client.ping()
+                break
+            except (OSError, redis_errors.ConnectionError):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+        assert await client.acl_whoami() == "sentinel"
+    finally:
+        await client.aclose()
+    wrong = connect(RedisSettings.from_env({**env, "REDIS_PASSWORD": "nope"}))
+    try:
+        with pytest.raises(redis_errors.AuthenticationError):
+            await wrong.ping()
+    finally:
+        await wrong.aclose()
