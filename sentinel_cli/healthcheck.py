@@ -16,6 +16,10 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shared.errors import ConfigError
+from shared.settings import ClientSettings
+from shared.tls import channel_credentials, channel_options
+
 DEADLINE_SECONDS = 3.0
 EXIT_SERVING = 0
 EXIT_UNHEALTHY = 1
@@ -34,10 +38,18 @@ def check(target: str, service: str = "", *, timeout: float = DEADLINE_SECONDS) 
     Raises:
         grpc.RpcError: the server could not be reached or answered with an error status.
     """
-    with grpc.insecure_channel(target) as channel:
+    with _channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+
+def _channel(target: str) -> grpc.Channel:
+    """Plaintext, or TLS (and mTLS) as SENTINEL_TLS / SENTINEL_TLS_CA / SENTINEL_TLS_CLIENT_* say."""
+    settings = ClientSettings.from_env()
+    if not settings.tls:
+        return grpc.insecure_channel(target)
+    return grpc.secure_channel(target, channel_credentials(settings), options=channel_options(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     label = f"{target} {service!r}" if service else target
     try:
         status = check(target, service)
+    except ConfigError as exc:
+        print(f"{label}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_UNHEALTHY
     except grpc.RpcError as exc:
         # A failed RPC raised by grpc is also a grpc.Call carrying the status code and details.
         code = exc.code() if hasattr(exc, "code") else None

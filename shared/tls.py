@@ -49,17 +49,26 @@ def open_channel(settings: ClientSettings, address: str | None = None) -> grpc.a
     if not settings.tls:
         interceptors = [_PlainKey(settings.api_key)] if settings.api_key else []
         return grpc.aio.insecure_channel(target, interceptors=interceptors)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read(settings.tls_ca) if settings.tls_ca else None,
-        private_key=_read(settings.tls_key) if settings.tls_key else None,
-        certificate_chain=_read(settings.tls_cert) if settings.tls_cert else None,
-    )
+    credentials = channel_credentials(settings)
     if settings.api_key:
         credentials = grpc.composite_channel_credentials(
             credentials, grpc.metadata_call_credentials(_BearerKey(settings.api_key))
         )
-    options = [("grpc.ssl_target_name_override", settings.tls_server_name)] if settings.tls_server_name else []
-    return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=channel_options(settings))
+
+
+def channel_credentials(settings: ClientSettings) -> grpc.ChannelCredentials:
+    """TLS credentials for a client: the CA to trust, and a client certificate for mTLS."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.tls_ca) if settings.tls_ca else None,
+        private_key=_read(settings.tls_key) if settings.tls_key else None,
+        certificate_chain=_read(settings.tls_cert) if settings.tls_cert else None,
+    )
+
+
+def channel_options(settings: ClientSettings) -> list[tuple[str, str]]:
+    """Channel options for TLS: the certificate name to expect, when it is not the address's host."""
+    return [("grpc.ssl_target_name_override", settings.tls_server_name)] if settings.tls_server_name else []
 
 
 class _PlainKey(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]

@@ -26,6 +26,7 @@ from executor_service.browser import BrowserManager
 from executor_service.runner import run_steps
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_cli import healthcheck
 from sentinel_cli.redis_proc import free_port
 from shared.model import ArtifactPolicy, ExpectText, Fill, Navigate, Step, TestDefinition
 from shared.queue import connect
@@ -232,7 +233,9 @@ def _cert(tmp: Path, name: str, issuer: tuple[Any, Any] | None, *, ca: bool = Fa
     return cert, key
 
 
-async def test_tls_with_mtls_on_127_0_0_1(redis_server: RedisProcess, tmp_path: Path) -> None:
+async def test_tls_with_mtls_on_127_0_0_1(
+    redis_server: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ca = _cert(tmp_path, "ca", None, ca=True)
     _cert(tmp_path, "server", ca)
     _cert(tmp_path, "client", ca)
@@ -267,6 +270,11 @@ async def test_tls_with_mtls_on_127_0_0_1(redis_server: RedisProcess, tmp_path: 
                 with pytest.raises(grpc.aio.AioRpcError) as info:
                     await pb_grpc.TestExecutionStub(channel).ListJobs(pb.ListJobsRequest(), timeout=5)
                 assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        # The container health probe speaks TLS (and mTLS) when the environment says so.
+        monkeypatch.setenv("SENTINEL_TLS_CA", str(tmp_path / "ca.pem"))
+        monkeypatch.setenv("SENTINEL_TLS_CLIENT_CERT", str(tmp_path / "client.pem"))
+        monkeypatch.setenv("SENTINEL_TLS_CLIENT_KEY", str(tmp_path / "client.key"))
+        assert await asyncio.to_thread(healthcheck.check, address) == "SERVING"
         async with grpc.aio.insecure_channel(address) as plain:  # plaintext to a TLS port fails
             with pytest.raises(grpc.aio.AioRpcError):
                 await pb_grpc.TestExecutionStub(plain).ListJobs(pb.ListJobsRequest(), timeout=5)
