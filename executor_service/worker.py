@@ -156,10 +156,13 @@ class Worker:
         """Give an unfinished job back to its lane so another executor starts it now."""
         try:
             if await release(self.queue, state.claim, reason=f"Handed back: executor {self.worker_id} stopped"):
-                log.info("job %s handed back for another executor", state.claim.job_id)
+                log.info("job %s handed back for another executor", state.claim.job_id, extra=log_fields(state.claim))
         except RedisError as exc:
             log.warning(
-                "job %s: could not hand back (%s); it will be reclaimed after its lease", state.claim.job_id, exc
+                "job %s: could not hand back (%s); it will be reclaimed after its lease",
+                state.claim.job_id,
+                exc,
+                extra=log_fields(state.claim),
             )
 
     # --- leases ------------------------------------------------------------------------------
@@ -200,7 +203,9 @@ class Worker:
             for job_id in found.stalled:
                 log.warning("job %s failed: stalled too many times", job_id)
             for c in found.claims:
-                log.warning("job %s: its executor stopped heartbeating; running it again", c.job_id)
+                log.warning(
+                    "job %s: its executor stopped heartbeating; running it again", c.job_id, extra=log_fields(c)
+                )
                 self._start(c)
 
     # --- delayed jobs and control ------------------------------------------------------------
@@ -237,7 +242,7 @@ class Worker:
             task, state = self.in_flight[job_id]
             state.cancel_requested = True
             task.cancel()
-            log.info("job %s: cancel requested, closing its browser context", job_id)
+            log.info("job %s: cancel requested, closing its browser context", job_id, extra=log_fields(state.claim))
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
