@@ -94,6 +94,10 @@ class Keys:
         """list of a tenant's pending job ids held back from a lane by fair share (see fair.lua)."""
         return f"{self.fair_prefix}backlog:{priority.value}:{tenant}"
 
+    def lane_held(self, priority: Priority) -> str:
+        """counter of the jobs all tenants' backlogs hold back from a lane (see fair.lua)."""
+        return f"{self.fair_prefix}held:{priority.value}"
+
     def lane_queued(self, priority: Priority) -> str:
         """hash tenant → its fair-share entries waiting in the lane stream (see fair.lua)."""
         return f"{self.fair_prefix}queued:{priority.value}"

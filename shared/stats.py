@@ -111,6 +111,8 @@ async def get_stats(queue: Queue, *, now: int | None = None) -> QueueStats:
     pipe.zcard(keys.dlq)
     pipe.exists(keys.paused)
     pipe.hgetall(keys.metrics)
+    for priority in PRIORITY_ORDER:  # jobs fair share holds back from each lane (shared/scripts/fair.lua)
+        pipe.get(keys.lane_held(priority))
     # A lane stream does not exist before ensure_groups: its XINFO fails, and it holds nothing.
     replies: list[Any] = await pipe.execute(raise_on_error=False)
     lanes_raw = []
@@ -118,7 +120,9 @@ async def get_stats(queue: Queue, *, now: int | None = None) -> QueueStats:
         length, info = replies[2 * i], replies[2 * i + 1]
         pending, last_delivered = _group_info(info)
         length = length if isinstance(length, int) else 0
-        lanes_raw.append((max(length - pending, 0), pending, last_delivered))
+        held = replies[12 + i]
+        held = int(held) if isinstance(held, str) and held.lstrip("-").isdigit() else 0
+        lanes_raw.append((max(length - pending, 0) + max(held, 0), pending, last_delivered))
     delayed, completed, failed, dlq, paused, metrics = replies[6:12]
     metrics = metrics if isinstance(metrics, dict) else {}
     oldest = await _oldest_waiting(queue, [(lane, raw) for lane, raw in zip(keys.lanes, lanes_raw, strict=True)])

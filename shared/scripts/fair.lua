@@ -8,6 +8,7 @@
 --   P .. 'queued:' .. lane                  hash  tenant -> its entries waiting in the lane stream
 --   P .. 'backlog:' .. lane .. ':' .. tenant list  job ids held back, oldest first
 --   P .. 'tenants:' .. lane                 set   tenants with a backlog in the lane
+--   P .. 'held:' .. lane                    string how many jobs all backlogs of the lane hold (stats)
 --   P .. 'running:' .. tenant               set   job ids claimed for the tenant (pruned lazily)
 local FAIR_LANES = {'high', 'medium', 'low'}
 
@@ -51,6 +52,7 @@ local function fair_fill(ctx, lane, stream, tenant)
       redis.call('SREM', ctx.prefix .. 'tenants:' .. lane, tenant)
       return
     end
+    redis.call('DECR', ctx.prefix .. 'held:' .. lane)
     local cur = redis.call('HMGET', ctx.jobs .. id, 'state', 'trace')
     if cur[1] == 'pending' then fair_enter(ctx, lane, stream, tenant, id, cur[2] or '') end
   end
@@ -71,6 +73,7 @@ local function fair_submit(ctx, lane, stream, tenant, id, trace)
     fair_enter(ctx, lane, stream, tenant, id, trace)
   else
     redis.call('RPUSH', backlog, id)
+    redis.call('INCR', ctx.prefix .. 'held:' .. lane)
     redis.call('SADD', ctx.prefix .. 'tenants:' .. lane, tenant)
   end
   return true

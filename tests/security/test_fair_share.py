@@ -15,6 +15,7 @@ from shared.errors import LimitError
 from shared.model import JobState, Progress
 from shared.queue import Queue
 from shared.settings import QueueSettings
+from shared.stats import get_stats
 from tests.support import RedisProcess
 
 
@@ -76,3 +77,11 @@ async def test_a_cancelled_backlogged_job_never_runs(queue: Queue) -> None:
     while batch := (await claim(queue, consumer="c", worker_id="w", count=5)).claims:
         claimed += [c.job_id for c in batch]
     assert claimed == ids[:11]
+
+
+async def test_stats_count_the_jobs_fair_share_holds_back_as_waiting(queue: Queue) -> None:
+    await jobs.submit_many(queue, [command(f"a{i}") for i in range(25)], tenant="a")
+    assert (await get_stats(queue)).waiting == 25  # 10 in the lane, 15 in A's backlog
+    await claim(queue, consumer="c", worker_id="w", count=5)
+    stats = await get_stats(queue)
+    assert (stats.waiting, stats.active) == (20, 5)
