@@ -23,7 +23,7 @@ from shared.progress import follow_progress
 from shared.queue import Queue
 from shared.sealed import Sealer, seal_command
 from shared.streams import StreamHub
-from shared.telemetry import current_traceparent
+from shared.telemetry import producer_traceparent
 from shared.validation import validate_submit
 
 #: Most jobs one SubmitBatch may carry.
@@ -45,7 +45,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
         command = convert.submit_from_proto(request)
         validate_submit(command)
         command = seal_command(command, self._sealer)
-        submitted = await jobs.submit(self._queue, command, tenant=tenant_of(context), trace=current_traceparent())
+        submitted = await jobs.submit(self._queue, command, tenant=tenant_of(context), trace=producer_traceparent())
         return pb.SubmitResponse(job_id=submitted.job_id, duplicate=submitted.duplicate)
 
     @unary
@@ -70,7 +70,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
                     error.field_violations.extend(convert.violations_to_proto(exc.violations))
                 items.append(pb.SubmitBatchItem(index=index, error=error))
         submitted = await jobs.submit_many(
-            self._queue, [c for _, c in valid], tenant=tenant_of(context), trace=current_traceparent()
+            self._queue, [c for _, c in valid], tenant=tenant_of(context), trace=producer_traceparent()
         )
         for (index, _), done in zip(valid, submitted, strict=True):
             if done.limited:

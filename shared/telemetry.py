@@ -10,6 +10,7 @@ Nothing here reads the environment itself, and with tracing off every helper is 
 
 from __future__ import annotations
 
+import secrets
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -63,6 +64,15 @@ def current_traceparent() -> str:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return carrier.get("traceparent", "")
+
+
+def producer_traceparent() -> str:
+    """The traceparent a new job carries: the current span's, or a fresh trace id when there is
+    none (tracing off), so the job's log lines in every service still share one trace id."""
+    current = current_traceparent()
+    if current:
+        return current
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 def context_from(traceparent: str) -> Context | None:

@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from sentinel_cli.runtime import make_handler
 from shared import logcontext, telemetry
@@ -65,3 +66,14 @@ def test_lines_about_a_job_carry_its_context(fmt: str) -> None:
     else:
         assert lines[0].endswith("outside any job") and lines[2].endswith("after")
         assert lines[1].endswith("step done [job=j-1 tenant=acme attempt=2 trace=abc]")
+
+
+def test_a_job_gets_a_trace_id_even_with_tracing_off() -> None:
+    first, second = telemetry.producer_traceparent(), telemetry.producer_traceparent()
+    assert first != second
+    assert len(telemetry.trace_id_of(first)) == 32 and telemetry.context_from(first) is not None
+    provider = TracerProvider()
+    with provider.get_tracer("t").start_as_current_span("submit") as span:
+        inside = telemetry.producer_traceparent()
+    assert telemetry.trace_id_of(inside) == format(span.get_span_context().trace_id, "032x")
+    provider.shutdown()
