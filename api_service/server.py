@@ -32,9 +32,9 @@ from shared.retention import Cleaner
 from shared.rpc_metrics import RpcMetricsInterceptor
 from shared.sealed import sealer_for
 from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
-from shared.settings import ApiSettings, QueueSettings, RedisSettings, SecuritySettings, TelemetrySettings
+from shared.settings import ApiSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.streams import StreamHub
-from shared.telemetry import server_interceptors, tracer_provider
+from shared.telemetry import server_interceptors, tracing_from_env
 from shared.tls import listen
 
 log = logging.getLogger(__name__)
@@ -137,14 +137,10 @@ async def serve(
     api: ApiSettings,
     security: SecuritySettings,
 ) -> None:
-    tracing = tracer_provider(TelemetrySettings.from_env(service="sentinel-api"))
-    server = await ApiServer.start(
-        redis=redis, queue_settings=queue_settings, api=api, tracing=tracing, security=security
-    )
-    try:
+    with tracing_from_env("sentinel-api") as tracing:
+        server = await ApiServer.start(
+            redis=redis, queue_settings=queue_settings, api=api, tracing=tracing, security=security
+        )
         await stop.wait()
         log.info("api stopping")
         await server.stop(api.shutdown_grace_ms / 1000)
-    finally:
-        if tracing is not None:
-            tracing.shutdown()

@@ -28,8 +28,8 @@ from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.queue import Queue, connect
 from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
-from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings, TelemetrySettings
-from shared.telemetry import tracer_provider
+from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings
+from shared.telemetry import tracing_from_env
 from shared.tls import listen
 
 log = logging.getLogger(__name__)
@@ -167,14 +167,10 @@ async def serve(
     executor: ExecutorSettings,
     security: SecuritySettings,
 ) -> None:
-    tracing = tracer_provider(TelemetrySettings.from_env(service="sentinel-executor"))
-    server = await ExecutorServer.start(
-        redis=redis, queue_settings=queue_settings, executor=executor, security=security, tracing=tracing
-    )
-    try:
+    with tracing_from_env("sentinel-executor") as tracing:
+        server = await ExecutorServer.start(
+            redis=redis, queue_settings=queue_settings, executor=executor, security=security, tracing=tracing
+        )
         await stop.wait()
         log.info("executor stopping")
         await server.stop()
-    finally:
-        if tracing is not None:
-            tracing.shutdown()

@@ -10,8 +10,10 @@ Nothing here reads the environment itself, and with tracing off every helper is 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -28,6 +30,18 @@ from shared.settings import TelemetrySettings
 _PROPAGATOR = TraceContextTextMapPropagator()
 #: The tracer of the job running in this task (set by the executor around a run), for step spans.
 _job_tracer: ContextVar[Tracer | None] = ContextVar("sentinel_job_tracer", default=None)
+
+
+@contextlib.contextmanager
+def tracing_from_env(service: str) -> Iterator[TracerProvider | None]:
+    """A service's tracer provider for its lifetime, from the OTEL_* variables (None: tracing off);
+    flushes and shuts it down at the end."""
+    provider = tracer_provider(TelemetrySettings.from_env(service=service))
+    try:
+        yield provider
+    finally:
+        if provider is not None:
+            provider.shutdown()
 
 
 def tracer_provider(settings: TelemetrySettings) -> TracerProvider | None:
