@@ -23,6 +23,7 @@ from shared.clock import now_ms
 from shared.model import JobState
 from shared.queue import Queue
 from shared.settings import ExecutorSettings
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Worker:
         self.started_at = time.monotonic()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._closed = False  # set once in-flight work is over: the supporting loops end
         self._claiming: list[asyncio.Task[None]] = []
         self._supporting: list[asyncio.Task[None]] = []
         self._env = JobEnv(queue=queue, browser=browser, settings=settings, worker_id=worker_id)
@@ -82,7 +84,7 @@ class Worker:
         """Claim nothing more; give in-flight jobs `grace_s` to finish, then hand the rest back."""
         self._stopping.set()
         self._slot_freed.set()
-        await _cancel_all(self._claiming)
+        await stop_tasks(self._claiming)
         running: list[asyncio.Task[JobState | None]] = [t for t, _ in self.in_flight.values()]
         if running:
             log.info("waiting up to %.1f s for %d in-flight job(s)", grace_s, len(running))
@@ -92,7 +94,8 @@ class Worker:
             for job_task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await job_task
-        await _cancel_all(self._supporting)
+        self._closed = True
+        await stop_tasks(self._supporting)
 
     async def stop(self, grace_s: float = 0.0) -> None:
         await self.drain(grace_s)
@@ -169,7 +172,7 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         interval = self.queue.settings.lease_ms / 3000
-        while True:
+        while not self._closed:
             await asyncio.sleep(interval)
             running = {state.claim.job_id: (task, state) for task, state in self.in_flight.values()}
             try:
@@ -225,7 +228,7 @@ class Worker:
             await asyncio.sleep(wait_s)
 
     async def _control_loop(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 async with self.queue.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.queue.keys.control)
@@ -243,11 +246,3 @@ class Worker:
             state.cancel_requested = True
             task.cancel()
             log.info("job %s: cancel requested, closing its browser context", job_id, extra=log_fields(state.claim))
-
-
-async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from shared.clock import now_ms
 from shared.model import JobState
 from shared.queue import Queue
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +165,7 @@ class Cleaner:
         # The event, not only the cancel: redis-py can swallow a cancel that lands mid-command,
         # and the loop must end anyway.
         self._stopping.set()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_tasks([self._task])
 
     async def run_once(self) -> int | None:
         """One pass if this replica gets the lock; None when another replica holds it."""

@@ -7,7 +7,6 @@ and the service's own state (NOT_SERVING once it starts draining).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -16,6 +15,8 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from redis.exceptions import RedisError
+
+from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,7 @@ class HealthReporter:
     async def drain(self) -> None:
         self._draining = True
         await self._publish()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_tasks([self._task])
 
     async def _watch(self, interval_s: float) -> None:
         while True:

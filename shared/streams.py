@@ -23,6 +23,8 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from shared.tasks import stop_tasks
+
 log = logging.getLogger(__name__)
 
 Entry = tuple[str, dict[str, str]]
@@ -84,10 +86,7 @@ class StreamHub:
 
     async def stop(self) -> None:
         self._closed = True
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_tasks([self._task])
         for subs in self._subs.values():
             for sub in subs:
                 sub.queue.put_nowait(None)
@@ -130,7 +129,7 @@ class StreamHub:
 
     async def _run(self) -> None:
         delay = 0.05
-        while True:
+        while not self._closed:
             if not self._pos:
                 self._changed.clear()
                 await self._changed.wait()
