@@ -164,6 +164,10 @@ async def promote_due(queue: Queue, *, limit: int = 100) -> int:
             keys.progress(""),
             str(s.progress_maxlen),
             str(s.events_maxlen),
+            # Fair share between tenants within a lane (shared/scripts/fair.lua).
+            keys.fair_prefix,
+            str(s.tenant_window),
+            str(s.tenant_max_running),
         ],
     )
     return int(moved)

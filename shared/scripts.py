@@ -17,7 +17,7 @@ from redis.commands.core import AsyncScript
 _DIR = Path(__file__).with_name("scripts")
 _WITH_LIB = {"claim", "reclaim"}
 #: Scripts that fair.lua (fair share within a lane) is prepended to.
-_WITH_FAIR = {"claim", "submit"}
+_WITH_FAIR = {"claim", "submit", "promote"}
 
 
 @cache

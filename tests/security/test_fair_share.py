@@ -9,14 +9,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.fair_share import command, measure
-from executor_service.store import claim, finish
+from executor_service.store import claim, finish, promote_due
 from shared import jobs
 from shared.errors import LimitError
 from shared.model import JobState, Progress
 from shared.queue import Queue
 from shared.settings import QueueSettings
 from shared.stats import get_stats
-from tests.support import RedisProcess
+from tests.support import RedisProcess, wait_for
 
 
 async def open_queue(client: aioredis.Redis, **settings: int) -> Queue:
@@ -85,3 +85,21 @@ async def test_stats_count_the_jobs_fair_share_holds_back_as_waiting(queue: Queu
     await claim(queue, consumer="c", worker_id="w", count=5)
     stats = await get_stats(queue)
     assert (stats.waiting, stats.active) == (20, 5)
+
+
+async def test_delayed_jobs_and_retries_enter_the_lane_through_fair_share(queue: Queue) -> None:
+    delayed = dataclasses.replace(command("a"), options=dataclasses.replace(command("a").options, delay_ms=1))
+    await jobs.submit_many(queue, [delayed] * 30, tenant="a")
+    b_id = (await jobs.submit(queue, command("b"), tenant="b")).job_id
+
+    async def promoted() -> bool:
+        await promote_due(queue)
+        return await queue.redis.zcard(queue.keys.delayed) == 0
+
+    await wait_for(promoted, within=5, what="every delayed job to be promoted")
+    claimed = []
+    while b_id not in claimed:
+        batch = (await claim(queue, consumer="c", worker_id="w", count=5)).claims
+        assert batch, "B's job was never claimed"
+        claimed += [c.job_id for c in batch]
+    assert claimed.index(b_id) <= 10  # behind at most A's window, not all 30
