@@ -80,6 +80,7 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
             states=[s for s in states if s is not None],
             tag=request.tag,
             cursor=request.cursor,
+            tenant=tenant_of(context),
         )
         async for event in events:
             yield event_to_proto(event)

@@ -108,8 +108,11 @@ async def follow_events(
     states: Collection[JobState] = (),
     tag: str = "",
     cursor: str = "",
+    tenant: str | None = None,
 ) -> AsyncIterator[QueueEvent]:
     """Yield the queue's events after `cursor` (empty: only new ones), then live, until cancelled.
+
+    With `tenant`, only that tenant's job events and queue-level ones (which carry no tenant).
 
     With `states`, only job events in those states (queue-level events have none, so they are
     left out); with `tag`, only events of jobs carrying that tag. A cursor older than the capped
@@ -124,6 +127,8 @@ async def follow_events(
     wanted = frozenset(states)
 
     async def keep(entry_id: str, fields: dict[str, str]) -> QueueEvent | None:
+        if tenant is not None and fields.get("tenant", "") not in ("", tenant):
+            return None
         state = fields.get("state", "")
         if wanted and state not in wanted:
             return None

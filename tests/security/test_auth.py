@@ -220,3 +220,15 @@ def test_keys_create_prints_a_key_once_and_an_entry_that_works(capsys: pytest.Ca
     assert entry["tenant"] == "acme" and entry["role"] == "submitter" and key not in json.dumps(entry)
     principal = KeyRing.from_json(json.dumps({"keys": [entry]})).identify(key)
     assert principal is not None and principal.tenant == "acme" and principal.role is Role.SUBMITTER
+
+
+async def test_events_are_per_tenant(api: Api) -> None:
+    acme, globex = api.md("acme-admin"), api.md("globex-admin")
+    theirs = (await api.jobs.Submit(request("theirs"), metadata=acme)).job_id
+    mine = (await api.jobs.Submit(request("mine"), metadata=globex)).job_id
+    seen: list[str] = []
+    async for event in api.admin.WatchEvents(pb.WatchEventsRequest(cursor="0-0"), metadata=globex, timeout=5):
+        seen.append(event.job_id)
+        if event.job_id == mine:
+            break
+    assert mine in seen and theirs not in seen
