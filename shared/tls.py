@@ -47,7 +47,8 @@ def open_channel(settings: ClientSettings, address: str | None = None) -> grpc.a
     """A channel to the API: TLS when the settings say so; the API key rides on every call."""
     target = address or settings.api
     if not settings.tls:
-        interceptors = [_PlainKey(settings.api_key)] if settings.api_key else []
+        key = settings.api_key
+        interceptors: list[grpc.aio.ClientInterceptor] = [_UnaryKey(key), _StreamKey(key)] if key else []
         return grpc.aio.insecure_channel(target, interceptors=interceptors)
     credentials = channel_credentials(settings)
     if settings.api_key:
@@ -71,7 +72,7 @@ def channel_options(settings: ClientSettings) -> list[tuple[str, str]]:
     return [("grpc.ssl_target_name_override", settings.tls_server_name)] if settings.tls_server_name else []
 
 
-class _PlainKey(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _PlainKey:
     """Adds the API key on a plaintext channel (gRPC refuses call credentials without TLS)."""
 
     def __init__(self, key: str) -> None:
@@ -81,8 +82,13 @@ class _PlainKey(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClient
         metadata = grpc.aio.Metadata(*(details.metadata or ()), self._pair)
         return details._replace(metadata=metadata)
 
+
+# grpc.aio files an interceptor under one kind of call only, so each kind gets its own class.
+class _UnaryKey(_PlainKey, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._with_key(details), request)
 
+
+class _StreamKey(_PlainKey, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._with_key(details), request)

@@ -23,7 +23,8 @@ from shared.errors import ConfigError
 from shared.model import JobState, Progress
 from shared.queue import Queue
 from shared.sealed import new_secret_key
-from shared.settings import ApiSettings, QueueSettings, RedisSettings, SecuritySettings
+from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings
+from shared.tls import open_channel
 from tests.support import RedisProcess
 
 Code = grpc.StatusCode
@@ -232,3 +233,17 @@ async def test_events_are_per_tenant(api: Api) -> None:
         if event.job_id == mine:
             break
     assert mine in seen and theirs not in seen
+
+
+async def test_the_cli_channel_sends_the_api_key(api: Api) -> None:
+    address = f"127.0.0.1:{api.server.port}"
+    async with open_channel(ClientSettings(api=address, api_key=api.keys["globex-viewer"])) as channel:
+        reply = await pb_grpc.TestExecutionStub(channel).ListJobs(pb.ListJobsRequest(), timeout=5)
+        assert list(reply.jobs) == []
+        stream = pb_grpc.TestExecutionStub(channel).StreamProgress(pb.StreamProgressRequest(job_id="x"))
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in stream:
+                pass
+        assert info.value.code() is Code.NOT_FOUND  # authenticated: the job is simply not there
+    async with open_channel(ClientSettings(api=address)) as channel:
+        assert await code_of(pb_grpc.TestExecutionStub(channel).ListJobs(pb.ListJobsRequest())) is Code.UNAUTHENTICATED
