@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api_service.auth import hash_key, new_key
 from api_service.server import ApiServer
 from executor_service.browser import BrowserManager
 from executor_service.runner import run_steps
@@ -246,16 +248,28 @@ async def test_tls_with_mtls_on_127_0_0_1(
         key_file=str(tmp_path / "server.key"),
         client_ca_file=str(tmp_path / "ca.pem"),
     )
-    server = await start_api(redis_server, SecuritySettings(tls=tls))
+    key = new_key()
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps({"keys": [{"tenant": "t", "role": "viewer", "sha256": hash_key(key)}]}))
+    server = await start_api(redis_server, SecuritySettings(tls=tls, auth_disabled=False, keys_file=str(keys_file)))
     address = f"localhost:{server.port}"
     base = ClientSettings(api=address, tls=True, tls_ca=str(tmp_path / "ca.pem"))
     try:
         good = ClientSettings(
             **{**base.__dict__, "tls_cert": str(tmp_path / "client.pem"), "tls_key": str(tmp_path / "client.key")}
         )
-        async with open_channel(good) as channel:
-            reply = await pb_grpc.TestExecutionStub(channel).ListJobs(pb.ListJobsRequest(), timeout=10)
-            assert list(reply.jobs) == []
+        keyed = ClientSettings(**{**good.__dict__, "api_key": key})
+        async with open_channel(keyed) as channel:  # the key rides on TLS as call credentials
+            stub = pb_grpc.TestExecutionStub(channel)
+            assert list((await stub.ListJobs(pb.ListJobsRequest(), timeout=10)).jobs) == []
+            with pytest.raises(grpc.aio.AioRpcError) as missing:
+                async for _ in stub.StreamProgress(pb.StreamProgressRequest(job_id="x"), timeout=10):
+                    pass
+            assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+        async with open_channel(good) as channel:  # TLS and mTLS pass, but without a key: no entry
+            with pytest.raises(grpc.aio.AioRpcError) as keyless:
+                await pb_grpc.TestExecutionStub(channel).ListJobs(pb.ListJobsRequest(), timeout=10)
+            assert keyless.value.code() is grpc.StatusCode.UNAUTHENTICATED
         for bad in (
             base,  # no client certificate
             ClientSettings(
