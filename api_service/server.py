@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from api_service.admin import QueueAdminServicer
 from api_service.auth import interceptor_for
 from api_service.servicers import TestExecutionServicer
+from api_service.wire import MalformedRequestInterceptor
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.metrics import MetricsEndpoint, QueueCollector
@@ -76,7 +77,12 @@ class ApiServer:
         hub = StreamHub(reader, client)
         registry = CollectorRegistry()
         security = security or SecuritySettings()
-        interceptors = [RpcMetricsInterceptor(registry), *server_interceptors(tracing), interceptor_for(security)]
+        interceptors = [
+            RpcMetricsInterceptor(registry),
+            *server_interceptors(tracing),
+            interceptor_for(security),
+            MalformedRequestInterceptor(),
+        ]
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         pb_grpc.add_TestExecutionServicer_to_server(
             TestExecutionServicer(queue, hub, sealer_for(security.secret_key)), server

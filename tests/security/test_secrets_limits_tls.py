@@ -208,6 +208,32 @@ async def test_random_and_malformed_submits_never_crash_the_api(api: Any, reques
         assert exc.code() in allowed, (exc.code(), exc.details())
 
 
+def _cut(body: bytes) -> bytes:
+    """A request cut in half: usually a truncated field, so no longer valid protobuf."""
+    return body[: len(body) // 2]
+
+
+@pytest.fixture
+async def raw_submit(redis_server: RedisProcess) -> AsyncIterator[Any]:
+    """Submit taking raw bytes: the body need not be a valid SubmitRequest at all."""
+    server = await start_api(redis_server, SecuritySettings(secret_key=KEY))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield channel.unary_unary("/sentinel.v1.TestExecution/Submit")
+    finally:
+        await server.stop(0)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=2000) | _requests.map(lambda r: _cut(r.SerializeToString())))
+async def test_random_bytes_as_a_submit_are_invalid_argument_never_unknown(raw_submit: Any, body: bytes) -> None:
+    try:
+        await raw_submit(body, timeout=10)
+    except grpc.aio.AioRpcError as exc:
+        allowed = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert exc.code() in allowed, (exc.code(), exc.details())
+
+
 # --- TLS ----------------------------------------------------------------------------------
 
 
