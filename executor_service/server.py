@@ -26,7 +26,7 @@ from executor_service.instrumentation import Instrumentation
 from executor_service.worker import Worker
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from shared.queue import Queue, connect
+from shared.queue import Queue, connect, connect_blocking
 from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
 from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.telemetry import tracing_from_env
@@ -106,7 +106,7 @@ class ExecutorServer:
         security = security or SecuritySettings()
         policy = NavigationPolicy.from_rules(security.navigation_allow)
         client = connect(redis)
-        blocking = connect(redis, single_connection_client=True, socket_timeout=None)
+        blocking = connect_blocking(redis)
         queue = Queue.open(client, queue_settings)
         worker_id = make_worker_id(executor.worker_id)
         browser = BrowserManager(executable_path=executor.chromium, headless=executor.headless, policy=policy)

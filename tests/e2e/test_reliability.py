@@ -80,7 +80,9 @@ async def test_dead_letters_can_be_listed_requeued_and_purged(
         assert [d.job_id for d in by_tag.dead_letters] == [dead]
 
         requeued = await admin.RequeueDeadLetter(pb.RequeueDeadLetterRequest(job_id=dead), timeout=10)
-        assert requeued.priority == pb.PRIORITY_LOW and requeued.attempt == 0
+        assert requeued.priority == pb.PRIORITY_LOW
+        assert requeued.state in (pb.JOB_STATE_PENDING, pb.JOB_STATE_RUNNING)  # the executor may be on it already
+        assert requeued.attempt <= 1
         job = await wait_state(api_stub, dead, pb.JOB_STATE_FAILED, within=30)
         assert job.attempt == 2  # attempts were reset, and used up again
         assert (await admin.PurgeDeadLetters(pb.PurgeDeadLettersRequest(), timeout=10)).purged == 1
