@@ -24,11 +24,10 @@ from shared.clock import now_ms
 from shared.errors import FieldViolation, NotFoundError, ValidationError
 from shared.events import follow_events
 from shared.model import JobState
+from shared.paging import page_size
 from shared.queue import Queue
 from shared.stats import get_stats
 from shared.streams import StreamHub
-
-MAX_PAGE_SIZE = 500
 
 
 class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
@@ -104,14 +103,12 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
     async def ListDeadLetters(
         self, request: pb.ListDeadLettersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDeadLettersResponse:
-        if request.page_size > MAX_PAGE_SIZE:
-            raise ValidationError([FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}")])
         page = await dead_letters.list_dead_letters(
             self._queue,
             tenant=tenant_of(context),
             category=convert.error_category_from_proto(request.category),
             tag=request.tag,
-            page_size=request.page_size or 50,
+            page_size=page_size(request.page_size),
             page_token=request.page_token,
         )
         return pb.ListDeadLettersResponse(

@@ -19,6 +19,7 @@ from protos import sentinel_pb2_grpc as pb_grpc
 from shared import dead_letters, jobs
 from shared.errors import FieldViolation, SentinelError, ValidationError
 from shared.model import SubmitCommand
+from shared.paging import page_size
 from shared.progress import follow_progress
 from shared.queue import Queue
 from shared.sealed import Sealer, seal_command
@@ -28,7 +29,6 @@ from shared.validation import validate_submit
 
 #: Most jobs one SubmitBatch may carry.
 MAX_BATCH = 1000
-MAX_PAGE_SIZE = 500
 
 
 class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc]
@@ -115,14 +115,12 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
 
     @unary
     async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
-        if request.page_size > MAX_PAGE_SIZE:
-            raise ValidationError([FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}")])
         page = await jobs.list_jobs(
             self._queue,
             tenant=tenant_of(context),
             state=convert.state_from_proto(request.state),
             tag=request.tag,
-            page_size=request.page_size or 50,
+            page_size=page_size(request.page_size),
             page_token=request.page_token,
         )
         return pb.ListJobsResponse(jobs=[convert.job_to_proto(j) for j in page.items], next_page_token=page.next_token)

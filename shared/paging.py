@@ -25,6 +25,18 @@ class Page(Generic[T]):
     next_token: str
 
 
+#: A page's size when the request names none, and the most one request may ask for.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def page_size(requested: int) -> int:
+    """The page size to use for a request's `page_size` (0 = the default)."""
+    if requested > MAX_PAGE_SIZE:
+        raise ValidationError([FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}")])
+    return requested or DEFAULT_PAGE_SIZE
+
+
 def parse_token(token: str) -> tuple[float, str] | None:
     if not token:
         return None
