@@ -28,7 +28,7 @@ from api_service.wire import MalformedRequestInterceptor
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.metrics import MetricsEndpoint, QueueCollector
-from shared.queue import Queue, connect
+from shared.queue import Queue, connect, connect_blocking
 from shared.retention import Cleaner
 from shared.rpc_metrics import RpcMetricsInterceptor
 from shared.sealed import sealer_for
@@ -73,7 +73,7 @@ class ApiServer:
         """Start serving. `tracing`: spans go to this provider (None: tracing off)."""
         client = connect(redis)
         queue = Queue.open(client, queue_settings)
-        reader = connect(redis, single_connection_client=True, socket_timeout=None)
+        reader = connect_blocking(redis)
         hub = StreamHub(reader, client)
         registry = CollectorRegistry()
         security = security or SecuritySettings()

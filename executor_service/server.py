@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from api_service import convert
 from api_service.auth import interceptor_for
+from api_service.wire import MalformedRequestInterceptor
 from executor_service.browser import BrowserManager
 from executor_service.guard import NavigationPolicy
 from executor_service.instrumentation import Instrumentation
@@ -119,7 +120,7 @@ class ExecutorServer:
             concurrency=queue_settings.concurrency,
         )
         instrumentation = Instrumentation.install(worker, settings=executor, tracing=tracing)
-        interceptors = [*instrumentation.interceptors, interceptor_for(security)]
+        interceptors = [*instrumentation.interceptors, interceptor_for(security), MalformedRequestInterceptor()]
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
         health = HealthReporter(server, SERVICES, client)
         grace_s = executor.shutdown_grace_ms / 1000

@@ -179,3 +179,16 @@ async def test_one_trace_from_submit_to_the_last_step_and_metrics_and_job_logs(s
     assert "sentinel_executor_active_jobs{worker=" in text
     assert "sentinel_executor_browser_restarts_total{worker=" in text
     assert 'sentinel_rpc_requests_total{code="OK",method="GetWorkerStatus",service="sentinel.v1.Executor"} 1.0' in text
+
+
+async def test_a_malformed_request_to_the_executor_is_invalid_argument(stack: Stack) -> None:
+    raw = stack.executor_channel.unary_unary("/sentinel.v1.Executor/GetWorkerStatus")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await raw(b"\xff\xff\xff", timeout=10)  # not a protobuf message
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_hub_reader_never_retries_behind_the_hubs_back(stack: Stack) -> None:
+    # A silent reconnect would change the reader's CLIENT ID and break CLIENT UNBLOCK (shared.queue).
+    retry = stack.api.reader.get_retry()
+    assert retry is not None and retry.get_retries() == 0
