@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TextIO, cast
 
-import grpc
-
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from sentinel_cli.client import PRIORITIES, TERMINAL, channel, state_name
+from sentinel_cli.client import PRIORITIES, TERMINAL, channel, resumable, state_name
 
 COMMANDS = ("stats", "events", "pause", "resume", "dlq", "jobs")
 STATES: dict[str, pb.JobState] = {
@@ -118,28 +116,23 @@ async def follow_events(
     address: str, *, states: list[str], tag: str, cursor: str, limit: int = 0, reconnect_s: float = 60.0
 ) -> int:
     """`sentinel events`: print events as they come; reconnects with the last cursor if the API goes away."""
-    request = pb.WatchEventsRequest(states=[STATES[s] for s in states], tag=tag, cursor=cursor)
+    wanted = [STATES[s] for s in states]
     seen = 0
-    give_up = 0.0
     async with channel(address) as ch:
         stub = pb_grpc.QueueAdminStub(ch)
-        while True:
-            try:
-                async for event in stub.WatchEvents(request):
-                    give_up = 0.0
-                    request.cursor = event.cursor
-                    print(render_event(event), flush=True)
-                    seen += 1
-                    if limit and seen >= limit:
-                        return 0
-                return 0
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                give_up = give_up or time.monotonic() + reconnect_s
-                if time.monotonic() > give_up:
-                    raise
-                await asyncio.sleep(0.5)
+        events = resumable(
+            lambda at: stub.WatchEvents(pb.WatchEventsRequest(states=wanted, tag=tag, cursor=at)),
+            lambda event: str(event.cursor),
+            cursor=cursor,
+            reconnect_deadline_s=reconnect_s,
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                print(render_event(event), flush=True)
+                seen += 1
+                if limit and seen >= limit:
+                    return 0
+        return 0
 
 
 async def _admin(address: str, call: Callable[[Any], Awaitable[Any]]) -> Any:

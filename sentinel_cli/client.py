@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import TextIO, TypeVar
 
 import grpc
 
@@ -14,6 +15,8 @@ from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.settings import ClientSettings
 from shared.tls import open_channel
+
+T = TypeVar("T")
 
 TERMINAL = {pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED, pb.JOB_STATE_TIMEOUT, pb.JOB_STATE_CANCELLED}
 PRIORITIES = {"high": pb.PRIORITY_HIGH, "medium": pb.PRIORITY_MEDIUM, "low": pb.PRIORITY_LOW}
@@ -61,25 +64,26 @@ class ProgressView:
         self._out.flush()
 
 
-async def follow(
-    stub: pb_grpc.TestExecutionStub,
-    job_id: str,
-    on_event: Callable[[pb.ProgressEvent], None],
+async def resumable(
+    open_stream: Callable[[str], AsyncIterator[T]],
+    cursor_of: Callable[[T], str],
     *,
+    cursor: str = "",
     reconnect_deadline_s: float = 60.0,
-) -> None:
-    """Stream a job's progress to its end, reconnecting with the last cursor when the server goes away."""
-    cursor = ""
+) -> AsyncGenerator[T, None]:
+    """Items of a server stream, reopened from the last item's cursor whenever the server goes away.
+
+    Gives up (re-raising UNAVAILABLE) when no item arrived for `reconnect_deadline_s`; the stream's
+    own end ends the iteration.
+    """
     loop = asyncio.get_running_loop()
     retry_until = 0.0
     while True:
         try:
-            async for event in stub.StreamProgress(pb.StreamProgressRequest(job_id=job_id, cursor=cursor)):
-                cursor = event.cursor or cursor
+            async for item in open_stream(cursor):
+                cursor = cursor_of(item) or cursor
                 retry_until = 0.0
-                on_event(event)
-                if event.terminal:
-                    return
+                yield item
             return
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.UNAVAILABLE:
@@ -88,6 +92,26 @@ async def follow(
             if loop.time() > retry_until:
                 raise
             await asyncio.sleep(0.5)
+
+
+async def follow(
+    stub: pb_grpc.TestExecutionStub,
+    job_id: str,
+    on_event: Callable[[pb.ProgressEvent], None],
+    *,
+    reconnect_deadline_s: float = 60.0,
+) -> None:
+    """Stream a job's progress to its end, reconnecting with the last cursor when the server goes away."""
+    events = resumable(
+        lambda cursor: stub.StreamProgress(pb.StreamProgressRequest(job_id=job_id, cursor=cursor)),
+        lambda event: str(event.cursor),
+        reconnect_deadline_s=reconnect_deadline_s,
+    )
+    async with contextlib.aclosing(events):
+        async for event in events:
+            on_event(event)
+            if event.terminal:
+                return
 
 
 def render_result(job: pb.Job, out: TextIO) -> None:
