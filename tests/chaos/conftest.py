@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-import redis.asyncio as aioredis
 
-from protos import sentinel_pb2_grpc as pb_grpc
-from tests.e2e.conftest import PAGES, Stack
+from tests.e2e.conftest import PAGES, Stack, api_stub, redis_of
 from tests.support import serve_directory, start_redis
 
 
@@ -25,7 +22,8 @@ class DurableStack(Stack):
 
 
 @pytest.fixture
-def chaos(tmp_path: Path) -> Iterator[DurableStack]:
+def stack(tmp_path: Path) -> Iterator[DurableStack]:
+    """Like the e2e stack, on a durable Redis; `api_stub` and `redis_of` come with it."""
     data = tmp_path / "redis"
     data.mkdir()
     redis = start_redis(data, aof=True)
@@ -41,17 +39,4 @@ def chaos(tmp_path: Path) -> Iterator[DurableStack]:
             stack.redis.stop()
 
 
-@pytest.fixture
-async def chaos_api(chaos: DurableStack) -> AsyncIterator[pb_grpc.TestExecutionStub]:
-    api = chaos.start("api")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
-        yield pb_grpc.TestExecutionStub(channel)
-
-
-@pytest.fixture
-async def chaos_redis(chaos: DurableStack) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(chaos.redis.url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+__all__ = ["DurableStack", "api_stub", "redis_of", "stack"]

@@ -77,12 +77,12 @@ def quick(site: str, *, ms: int = 100, **options: Any) -> pb.SubmitRequest:
 
 
 async def test_executors_killed_again_and_again_lose_no_job_and_finish_none_twice(
-    chaos: DurableStack, chaos_api: pb_grpc.TestExecutionStub, chaos_redis: aioredis.Redis
+    stack: DurableStack, api_stub: pb_grpc.TestExecutionStub, redis_of: aioredis.Redis
 ) -> None:
     env = {**FAST_LEASES, "QUEUE_CONCURRENCY": "4"}
-    executors = [chaos.start("executor", **env) for _ in range(2)]
-    batch = pb.SubmitBatchRequest(requests=[quick(chaos.site, ms=300) for _ in range(240)])
-    reply = await chaos_api.SubmitBatch(batch, timeout=30)
+    executors = [stack.start("executor", **env) for _ in range(2)]
+    batch = pb.SubmitBatchRequest(requests=[quick(stack.site, ms=300) for _ in range(240)])
+    reply = await api_stub.SubmitBatch(batch, timeout=30)
     job_ids = [item.job_id for item in reply.items]
     assert len(job_ids) == 240 and all(job_ids)
 
@@ -90,59 +90,59 @@ async def test_executors_killed_again_and_again_lose_no_job_and_finish_none_twic
         await asyncio.sleep(1.5)
         victim = executors.pop(0)
         victim.stop(sig=signal.SIGKILL)
-        executors.append(chaos.start("executor", **env))
+        executors.append(stack.start("executor", **env))
 
-    finished = await wait_all_terminal(chaos_api, job_ids, within=150)
+    finished = await wait_all_terminal(api_stub, job_ids, within=150)
     assert Counter(pb.JobState.Name(j.state) for j in finished.values()) == Counter({"JOB_STATE_COMPLETED": 240})
-    assert set((await terminal_counts(chaos_redis, job_ids)).values()) == {1}
-    done = await completions(chaos_redis)
+    assert set((await terminal_counts(redis_of, job_ids)).values()) == {1}
+    done = await completions(redis_of)
     assert all(done[j] == 1 for j in job_ids), "a job was completed twice (or never)"
     reruns = sum(j.attempt > 1 for j in finished.values())
     assert reruns > 0, "the kills hit no running job: the test proved nothing"
 
 
 async def test_a_job_running_five_leases_while_heartbeating_is_never_redelivered(
-    chaos: DurableStack, chaos_api: pb_grpc.TestExecutionStub, chaos_redis: aioredis.Redis
+    stack: DurableStack, api_stub: pb_grpc.TestExecutionStub, redis_of: aioredis.Redis
 ) -> None:
     env = {"QUEUE_LEASE_MS": "1000", "QUEUE_STALLED_INTERVAL_MS": "200"}
-    chaos.start("executor", **env)
-    chaos.start("executor", **env)
-    reply = await chaos_api.Submit(quick(chaos.site, ms=5500), timeout=10)
-    job = await wait_state(chaos_api, reply.job_id, pb.JOB_STATE_COMPLETED, within=60)
+    stack.start("executor", **env)
+    stack.start("executor", **env)
+    reply = await api_stub.Submit(quick(stack.site, ms=5500), timeout=10)
+    job = await wait_state(api_stub, reply.job_id, pb.JOB_STATE_COMPLETED, within=60)
 
     assert job.attempt == 1
-    progress = await entries(chaos_redis, KEYS.progress(reply.job_id))
+    progress = await entries(redis_of, KEYS.progress(reply.job_id))
     claims = [f for _, f in progress if f.get("msg", "").startswith("Claimed by")]
     assert len(claims) == 1, "the job was claimed more than once"
-    events = await entries(chaos_redis, KEYS.events)
+    events = await entries(redis_of, KEYS.events)
     assert not [f for _, f in events if f.get("job") == reply.job_id and f.get("kind") == "stalled"]
 
 
 async def test_a_poison_job_is_dead_lettered_after_exactly_its_attempts_on_schedule(
-    chaos: DurableStack, chaos_api: pb_grpc.TestExecutionStub, chaos_redis: aioredis.Redis
+    stack: DurableStack, api_stub: pb_grpc.TestExecutionStub, redis_of: aioredis.Redis
 ) -> None:
-    chaos.start("executor")
+    stack.start("executor")
     closed = f"http://127.0.0.1:{free_port()}/"
-    req = request(chaos.site, [{"navigate": {"url": closed}}], maxAttempts=4, backoffMs=1000)
-    reply = await chaos_api.Submit(req, timeout=10)
-    job = await wait_state(chaos_api, reply.job_id, pb.JOB_STATE_FAILED, within=60)
+    req = request(stack.site, [{"navigate": {"url": closed}}], maxAttempts=4, backoffMs=1000)
+    reply = await api_stub.Submit(req, timeout=10)
+    job = await wait_state(api_stub, reply.job_id, pb.JOB_STATE_FAILED, within=60)
 
     assert job.attempt == 4 and job.error.category == pb.ERROR_CATEGORY_NETWORK
-    progress = await entries(chaos_redis, KEYS.progress(reply.job_id))
+    progress = await entries(redis_of, KEYS.progress(reply.job_id))
     scheduled = [int(f["ts"]) for _, f in progress if f["state"] == "scheduled"]
     claimed = [int(f["ts"]) for _, f in progress if f.get("msg", "").startswith("Claimed by")]
     assert len(scheduled) == 3 and len(claimed) == 4
     for n, (retry_at, next_claim) in enumerate(zip(scheduled, claimed[1:], strict=True)):
         expected = 1000 * 2**n
         assert 0.8 * expected <= next_claim - retry_at <= 1.2 * expected, (n, next_claim - retry_at)
-    assert await chaos_redis.zscore(KEYS.dlq, reply.job_id) is not None
-    assert "out of attempts (4 of 4)" in (await chaos_redis.hget(KEYS.job(reply.job_id), "dlq_reason") or "")
+    assert await redis_of.zscore(KEYS.dlq, reply.job_id) is not None
+    assert "out of attempts (4 of 4)" in (await redis_of.hget(KEYS.job(reply.job_id), "dlq_reason") or "")
 
 
 async def test_redis_killed_during_submits_loses_no_acknowledged_job(
-    chaos: DurableStack, chaos_api: pb_grpc.TestExecutionStub
+    stack: DurableStack, api_stub: pb_grpc.TestExecutionStub
 ) -> None:
-    chaos.start("executor", QUEUE_CONCURRENCY="4")
+    stack.start("executor", QUEUE_CONCURRENCY="4")
     acknowledged: list[str] = []
     refused = 0
 
@@ -150,7 +150,7 @@ async def test_redis_killed_during_submits_loses_no_acknowledged_job(
         nonlocal refused
         for _ in range(count):
             try:
-                acknowledged.append((await chaos_api.Submit(quick(chaos.site, ms=20), timeout=5)).job_id)
+                acknowledged.append((await api_stub.Submit(quick(stack.site, ms=20), timeout=5)).job_id)
             except grpc.aio.AioRpcError as exc:
                 assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), exc
                 refused += 1
@@ -158,39 +158,39 @@ async def test_redis_killed_during_submits_loses_no_acknowledged_job(
 
     writer = asyncio.create_task(submit_many(150))
     await eventually(lambda: len(acknowledged) >= 40, within=30, what="40 acknowledged submits")
-    chaos.restart_redis(kill=True)
+    stack.restart_redis(kill=True)
     await writer
     assert len(acknowledged) > 40
-    finished = await wait_all_terminal(chaos_api, acknowledged, within=150)
+    finished = await wait_all_terminal(api_stub, acknowledged, within=150)
     assert {j.state for j in finished.values()} == {pb.JOB_STATE_COMPLETED}
 
 
 async def test_sigterm_hands_in_flight_jobs_to_another_executor_at_once(
-    chaos: DurableStack, chaos_api: pb_grpc.TestExecutionStub, chaos_redis: aioredis.Redis
+    stack: DurableStack, api_stub: pb_grpc.TestExecutionStub, redis_of: aioredis.Redis
 ) -> None:
-    first = chaos.start("executor", QUEUE_CONCURRENCY="3", EXECUTOR_SHUTDOWN_GRACE_MS="300")
-    job_ids = [(await chaos_api.Submit(quick(chaos.site, ms=4000), timeout=10)).job_id for _ in range(3)]
+    first = stack.start("executor", QUEUE_CONCURRENCY="3", EXECUTOR_SHUTDOWN_GRACE_MS="300")
+    job_ids = [(await api_stub.Submit(quick(stack.site, ms=4000), timeout=10)).job_id for _ in range(3)]
     for job_id in job_ids:
-        await wait_state(chaos_api, job_id, pb.JOB_STATE_RUNNING, within=30)
-    chaos.start("executor", QUEUE_CONCURRENCY="3")
+        await wait_state(api_stub, job_id, pb.JOB_STATE_RUNNING, within=30)
+    stack.start("executor", QUEUE_CONCURRENCY="3")
     started = time.monotonic()
     assert first.stop() == 0
-    finished = await wait_all_terminal(chaos_api, job_ids, within=60)
+    finished = await wait_all_terminal(api_stub, job_ids, within=60)
     # The lease is 30 s: finishing well before it proves the jobs were handed back, not reclaimed.
     assert time.monotonic() - started < 20
     assert {j.state for j in finished.values()} == {pb.JOB_STATE_COMPLETED}
-    assert set((await terminal_counts(chaos_redis, job_ids)).values()) == {1}
+    assert set((await terminal_counts(redis_of, job_ids)).values()) == {1}
 
 
 async def test_a_stack_recovers_from_a_redis_restart_and_drains_the_queue(
-    chaos: DurableStack, chaos_api: pb_grpc.TestExecutionStub
+    stack: DurableStack, api_stub: pb_grpc.TestExecutionStub
 ) -> None:
-    chaos.start("executor", QUEUE_CONCURRENCY="3")
-    batch = pb.SubmitBatchRequest(requests=[quick(chaos.site, ms=200) for _ in range(40)])
-    job_ids = [i.job_id for i in (await chaos_api.SubmitBatch(batch, timeout=30)).items]
+    stack.start("executor", QUEUE_CONCURRENCY="3")
+    batch = pb.SubmitBatchRequest(requests=[quick(stack.site, ms=200) for _ in range(40)])
+    job_ids = [i.job_id for i in (await api_stub.SubmitBatch(batch, timeout=30)).items]
     await asyncio.sleep(1.0)
-    chaos.restart_redis(kill=False)
-    finished = await wait_all_terminal(chaos_api, job_ids, within=120)
+    stack.restart_redis(kill=False)
+    finished = await wait_all_terminal(api_stub, job_ids, within=120)
     assert {j.state for j in finished.values()} == {pb.JOB_STATE_COMPLETED}
-    for service in chaos.services:
+    for service in stack.services:
         assert service.process.poll() is None, f"{service.name} died with the Redis restart"
