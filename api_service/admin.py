@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api_service import convert
-from api_service.auth import tenant_of
+from api_service.auth import figures_scope, tenant_of
 from api_service.convert_admin import event_to_proto, health_to_proto, stats_to_proto
 from api_service.status import streaming, unary
 from protos import sentinel_pb2 as pb
@@ -42,13 +42,14 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
     @unary
     async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.QueueStats:
         self._check_queue(request.queue)
-        return stats_to_proto(await get_stats(self._queue))
+        return stats_to_proto(await get_stats(self._queue, tenant=figures_scope(context)))
 
     @unary
     async def GetHealth(self, request: pb.GetHealthRequest, context: grpc.aio.ServicerContext) -> pb.QueueHealth:
         self._check_queue(request.queue)
+        scope = figures_scope(context)
         try:
-            stats = await get_stats(self._queue)
+            stats = await get_stats(self._queue, tenant=scope)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             # Health answers even when Redis does not: that is the most important verdict it gives.
             return health_to_proto(queue_health.unreachable(str(exc) or type(exc).__name__))

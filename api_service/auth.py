@@ -42,6 +42,7 @@ __all__ = [
     "KeyRing",
     "Principal",
     "Role",
+    "figures_scope",
     "hash_key",
     "interceptor_for",
     "new_key",
@@ -199,6 +200,18 @@ def tenant_of(context: grpc.aio.ServicerContext) -> str:
     if caller is None:
         raise UnauthenticatedError("this call was not authenticated")
     return caller.tenant
+
+
+def figures_scope(context: grpc.aio.ServicerContext) -> str | None:
+    """Whose figures GetStats and GetHealth answer with: the caller's tenant, or None (the whole
+    queue) when auth is disabled — then there are no tenants to keep apart, and the one team
+    running Sentinel sees everything, as on /metrics.
+
+    Raises:
+        UnauthenticatedError: no interceptor vouched for this call (fail closed).
+    """
+    tenant = tenant_of(context)
+    return None if _caller.get() is ANONYMOUS_ADMIN else tenant
 
 
 def bearer_key(metadata: Sequence[tuple[str, Any]] | None) -> str:

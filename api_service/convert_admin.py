@@ -5,12 +5,14 @@ Like `convert_jobs`, it only reads domain values; nothing here may import grpc.
 
 from __future__ import annotations
 
+from typing import Any
+
 from api_service.convert_enums import priority_to_proto, state_to_proto
 from api_service.convert_jobs import timestamp
 from protos import sentinel_pb2 as pb
 from shared.events import QueueEvent
 from shared.queue_health import HealthStatus, QueueHealth
-from shared.stats import QueueStats
+from shared.stats import Figures, QueueStats
 
 _HEALTH_TO_PROTO: dict[HealthStatus, pb.HealthStatus] = {
     HealthStatus.HEALTHY: pb.HEALTH_STATUS_HEALTHY,
@@ -19,26 +21,31 @@ _HEALTH_TO_PROTO: dict[HealthStatus, pb.HealthStatus] = {
 }
 
 
+def _figures(figures: Figures) -> dict[str, Any]:
+    """The fields LaneStats and QueueStats share (same names, same numbers)."""
+    return {
+        "waiting": figures.waiting,
+        "active": figures.active,
+        "completed": figures.completed,
+        "failed": figures.failed,
+        "delayed": figures.delayed,
+        "paused": figures.paused,
+        "total_processed": figures.total_processed,
+        "total_failed": figures.total_failed,
+        "processing_rate": figures.processing_rate,
+        "avg_processing_time": figures.avg_processing_time_ms,
+        "last_processed_at": timestamp(figures.last_processed_at_ms),
+        "dead_lettered": figures.dead_lettered,
+    }
+
+
 def stats_to_proto(stats: QueueStats) -> pb.QueueStats:
-    """Queue figures, with one LaneStats per priority lane (high first)."""
+    """Queue (or tenant) figures, with one LaneStats per priority lane (high first)."""
     return pb.QueueStats(
         queue=stats.queue,
-        waiting=stats.waiting,
-        active=stats.active,
-        completed=stats.completed,
-        failed=stats.failed,
-        delayed=stats.delayed,
-        paused=stats.paused,
-        total_processed=stats.total_processed,
-        total_failed=stats.total_failed,
-        processing_rate=stats.processing_rate,
-        avg_processing_time=stats.avg_processing_time_ms,
-        last_processed_at=timestamp(stats.last_processed_at_ms),
-        dead_lettered=stats.dead_lettered,
-        lanes=[
-            pb.LaneStats(priority=priority_to_proto(lane.priority), waiting=lane.waiting, active=lane.active)
-            for lane in stats.lanes
-        ],
+        tenant=stats.tenant,
+        lanes=[pb.LaneStats(priority=priority_to_proto(lane.priority), **_figures(lane)) for lane in stats.lanes],
+        **_figures(stats),
     )
 
 

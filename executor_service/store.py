@@ -42,7 +42,7 @@ def _pairs(flat: list[str]) -> dict[str, str]:
 
 
 def _claim_args(queue: Queue, *, consumer: str, worker_id: str, count: int) -> list[str]:
-    """ARGV[1..9] that claim.lua and reclaim.lua share."""
+    """ARGV[1..10] that claim.lua and reclaim.lua share."""
     keys = queue.keys
     s = queue.settings
     return [
@@ -55,6 +55,7 @@ def _claim_args(queue: Queue, *, consumer: str, worker_id: str, count: int) -> l
         keys.progress(""),
         str(s.progress_maxlen),
         str(s.events_maxlen),
+        keys.stats_prefix,
     ]
 
 
@@ -65,10 +66,7 @@ async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> C
         keys=[*keys.lanes, keys.paused, keys.events],
         args=[
             *_claim_args(queue, consumer=consumer, worker_id=worker_id, count=count),
-            # Fair share between tenants within a lane (shared/scripts/fair.lua).
-            keys.fair_prefix,
-            str(queue.settings.tenant_window),
-            str(queue.settings.tenant_max_running),
+            *queue.fair_args(),
         ],
     )
     claims = _claims_from(claimed)
@@ -132,6 +130,7 @@ async def finish(
         str(s.progress_maxlen),
         str(s.events_maxlen),
         str(execution_ms),
+        keys.stats_prefix,
     ]
     for name, value in codec.progress_fields(progress).items():
         args += [name, value]
@@ -144,7 +143,6 @@ async def finish(
             retention,
             keys.delayed,
             keys.dlq,
-            keys.metrics,
         ],
         args=args,
     )
@@ -164,10 +162,8 @@ async def promote_due(queue: Queue, *, limit: int = 100) -> int:
             keys.progress(""),
             str(s.progress_maxlen),
             str(s.events_maxlen),
-            # Fair share between tenants within a lane (shared/scripts/fair.lua).
-            keys.fair_prefix,
-            str(s.tenant_window),
-            str(s.tenant_max_running),
+            keys.stats_prefix,
+            *queue.fair_args(),
         ],
     )
     return int(moved)
@@ -216,7 +212,7 @@ async def reclaim(queue: Queue, *, consumer: str, worker_id: str, count: int) ->
     keys = queue.keys
     s = queue.settings
     claimed, deleted, stalled = await queue.scripts.reclaim(
-        keys=[*keys.lanes, keys.events, keys.dlq, keys.failed, keys.metrics],
+        keys=[*keys.lanes, keys.events, keys.dlq, keys.failed],
         args=[
             *_claim_args(queue, consumer=consumer, worker_id=worker_id, count=count),
             str(s.lease_ms),
@@ -240,6 +236,9 @@ async def release(queue: Queue, claim_: Claim, *, reason: str) -> bool:
             str(s.progress_maxlen),
             str(s.events_maxlen),
             reason,
+            keys.stats_prefix,
+            claim_.lane.value,
+            *queue.fair_args(),
         ],
     )
     return bool(int(done))

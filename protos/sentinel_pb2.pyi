@@ -513,14 +513,34 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class LaneStats(_message.Message):
-    __slots__ = ("priority", "waiting", "active")
+    __slots__ = ("priority", "waiting", "active", "completed", "failed", "delayed", "paused", "total_processed", "total_failed", "processing_rate", "avg_processing_time", "last_processed_at", "dead_lettered")
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    DELAYED_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FAILED_FIELD_NUMBER: _ClassVar[int]
+    PROCESSING_RATE_FIELD_NUMBER: _ClassVar[int]
+    AVG_PROCESSING_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_PROCESSED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
     priority: Priority
     waiting: int
     active: int
-    def __init__(self, priority: _Optional[_Union[Priority, str]] = ..., waiting: _Optional[int] = ..., active: _Optional[int] = ...) -> None: ...
+    completed: int
+    failed: int
+    delayed: int
+    paused: bool
+    total_processed: int
+    total_failed: int
+    processing_rate: float
+    avg_processing_time: float
+    last_processed_at: _timestamp_pb2.Timestamp
+    dead_lettered: int
+    def __init__(self, priority: _Optional[_Union[Priority, str]] = ..., waiting: _Optional[int] = ..., active: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., delayed: _Optional[int] = ..., paused: _Optional[bool] = ..., total_processed: _Optional[int] = ..., total_failed: _Optional[int] = ..., processing_rate: _Optional[float] = ..., avg_processing_time: _Optional[float] = ..., last_processed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered: _Optional[int] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ("queue",)
@@ -529,7 +549,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, queue: _Optional[str] = ...) -> None: ...
 
 class QueueStats(_message.Message):
-    __slots__ = ("queue", "waiting", "active", "completed", "failed", "delayed", "paused", "total_processed", "total_failed", "processing_rate", "avg_processing_time", "last_processed_at", "dead_lettered", "lanes")
+    __slots__ = ("queue", "waiting", "active", "completed", "failed", "delayed", "paused", "total_processed", "total_failed", "processing_rate", "avg_processing_time", "last_processed_at", "dead_lettered", "lanes", "tenant")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -544,6 +564,7 @@ class QueueStats(_message.Message):
     LAST_PROCESSED_AT_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
     LANES_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     queue: str
     waiting: int
     active: int
@@ -558,7 +579,8 @@ class QueueStats(_message.Message):
     last_processed_at: _timestamp_pb2.Timestamp
     dead_lettered: int
     lanes: _containers.RepeatedCompositeFieldContainer[LaneStats]
-    def __init__(self, queue: _Optional[str] = ..., waiting: _Optional[int] = ..., active: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., delayed: _Optional[int] = ..., paused: _Optional[bool] = ..., total_processed: _Optional[int] = ..., total_failed: _Optional[int] = ..., processing_rate: _Optional[float] = ..., avg_processing_time: _Optional[float] = ..., last_processed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStats, _Mapping]]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, queue: _Optional[str] = ..., waiting: _Optional[int] = ..., active: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., delayed: _Optional[int] = ..., paused: _Optional[bool] = ..., total_processed: _Optional[int] = ..., total_failed: _Optional[int] = ..., processing_rate: _Optional[float] = ..., avg_processing_time: _Optional[float] = ..., last_processed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStats, _Mapping]]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class GetHealthRequest(_message.Message):
     __slots__ = ("queue",)

@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, TextIO, cast
 
@@ -69,20 +69,59 @@ def render_health(health: pb.QueueHealth, out: TextIO) -> None:
     """The `sentinel stats` table."""
     s = health.stats
     verdict = str(pb.HealthStatus.Name(health.status)).removeprefix("HEALTH_STATUS_")
-    out.write(f"queue {s.queue or '?'}  {'PAUSED' if s.paused else 'running'}  health {verdict}\n")
+    scope = f"tenant {s.tenant}" if s.tenant else "all tenants"
+    out.write(f"queue {s.queue or '?'} ({scope})  {'PAUSED' if s.paused else 'running'}  health {verdict}\n")
     for reason in health.reasons:
         out.write(f"  ! {reason}\n")
     if not health.HasField("stats"):
         return
-    out.write(f"\n  {'lane':<8}{'waiting':>9}{'active':>8}\n")
+    out.write("\n" + _cells(title for title, _ in _COLUMNS))
     for lane in s.lanes:
-        out.write(f"  {_LANES.get(lane.priority, '?'):<8}{lane.waiting:>9}{lane.active:>8}\n")
-    out.write(f"  {'total':<8}{s.waiting:>9}{s.active:>8}\n\n")
+        out.write(_row(_LANES.get(lane.priority, "?"), lane))
+    out.write(_row("total", s))
     out.write(
-        f"  delayed {s.delayed}   completed {s.completed}   failed {s.failed}   dead-lettered {s.dead_lettered}\n"
-        f"  processed {s.total_processed} ({s.total_failed} failed)   {s.processing_rate:.1f} jobs/min   "
-        f"avg {s.avg_processing_time:.0f} ms   last {_time(s.last_processed_at)}\n"
+        f"\n  processed {s.total_processed} ({s.total_failed} failed)   last finished {_time(s.last_processed_at)}\n"
     )
+
+
+#: The `sentinel stats` table's columns: title and width (the first, the lane, is left-aligned).
+_COLUMNS = (
+    ("lane", -8),
+    ("waiting", 9),
+    ("active", 8),
+    ("delayed", 9),
+    ("completed", 11),
+    ("failed", 8),
+    ("dead", 6),
+    ("processed", 11),
+    ("jobs/min", 10),
+    ("avg ms", 8),
+)
+
+
+def _row(name: str, figures: Any) -> str:
+    """One line of the stats table from a LaneStats or QueueStats (the same figure fields)."""
+    values = (
+        name,
+        figures.waiting,
+        figures.active,
+        figures.delayed,
+        figures.completed,
+        figures.failed,
+        figures.dead_lettered,
+        figures.total_processed,
+        f"{figures.processing_rate:.1f}",
+        f"{figures.avg_processing_time:.0f}",
+    )
+    return _cells(values)
+
+
+def _cells(values: Iterable[object]) -> str:
+    cells = (
+        f"{value:<{-width}}" if width < 0 else f"{value:>{width}}"
+        for value, (_, width) in zip(values, _COLUMNS, strict=True)
+    )
+    return "  " + "".join(cells) + "\n"
 
 
 async def show_stats(address: str, *, watch: bool = False, interval: float = 2.0, times: int = 0) -> int:

@@ -6,14 +6,17 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import TextIO, TypeVar
 
 import grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from api_service import convert
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.settings import ClientSettings
+from shared.telemetry import client_interceptors
 from shared.tls import open_channel
 
 T = TypeVar("T")
@@ -26,9 +29,14 @@ def state_name(state: int) -> str:
     return str(pb.JobState.Name(state)).removeprefix("JOB_STATE_")
 
 
+#: The CLI's tracer provider while a command runs (None: tracing is off); `main` sets it from OTEL_*.
+TRACING: ContextVar[TracerProvider | None] = ContextVar("sentinel_cli_tracing", default=None)
+
+
 def channel(address: str) -> grpc.aio.Channel:
-    """A channel to the API at `address`, with TLS and the API key as SENTINEL_TLS* / SENTINEL_API_KEY say."""
-    return open_channel(ClientSettings.from_env(), address)
+    """A channel to the API at `address`, with TLS and the API key as SENTINEL_TLS* / SENTINEL_API_KEY say,
+    and a client span for every call when tracing is on (its context travels to the API's server span)."""
+    return open_channel(ClientSettings.from_env(), address, interceptors=client_interceptors(TRACING.get()))
 
 
 def load_request(path: str, priority: str | None) -> pb.SubmitRequest:

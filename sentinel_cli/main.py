@@ -34,6 +34,7 @@ from shared.settings import (
     RedisSettings,
     SecuritySettings,
 )
+from shared.telemetry import tracing_from_env
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +84,23 @@ def _serve(args: argparse.Namespace) -> None:
         )
 
 
+def _call_api(args: argparse.Namespace) -> int:
+    """Run a client command against the API; its exit code."""
+    address = args.api or ClientSettings.from_env().api
+    if args.command in admin_commands.COMMANDS:
+        try:
+            return asyncio.run(admin_commands.run(args, address))
+        except KeyboardInterrupt:
+            return 130
+    if args.command == "submit":
+        return asyncio.run(
+            client.submit_and_follow(address, args.file, priority=args.priority, follow_progress=args.follow)
+        )
+    if args.command == "status":
+        return asyncio.run(client.show_status(address, args.job_id))
+    return asyncio.run(client.cancel_job(address, args.job_id))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
@@ -96,20 +114,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             setup_logging(args.log_level or "WARNING", args.log_format)
             sys.exit(run_dev(demo=args.demo, demo_port=args.demo_port))
-        address = args.api or ClientSettings.from_env().api
-        if args.command in admin_commands.COMMANDS:
-            try:
-                code = asyncio.run(admin_commands.run(args, address))
-            except KeyboardInterrupt:
-                code = 130
-        elif args.command == "submit":
-            code = asyncio.run(
-                client.submit_and_follow(address, args.file, priority=args.priority, follow_progress=args.follow)
-            )
-        elif args.command == "status":
-            code = asyncio.run(client.show_status(address, args.job_id))
-        else:
-            code = asyncio.run(client.cancel_job(address, args.job_id))
+        with tracing_from_env("sentinel-cli") as tracing:
+            client.TRACING.set(tracing)
+            code = _call_api(args)
         sys.exit(code)
     except ConfigError as exc:
         print(f"sentinel: configuration error: {exc}", file=sys.stderr)

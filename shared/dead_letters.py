@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from shared.clock import now_ms
 from shared.errors import ConflictError, NotFoundError
-from shared.jobs import get_job, load_jobs
+from shared.jobs import get_job, load_jobs, queue_limit_error
 from shared.model import ErrorCategory, Job, Priority
 from shared.paging import Page, scan_index
 from shared.queue import Queue
@@ -47,7 +47,7 @@ async def list_dead_letters(
 async def _requeue(queue: Queue, job_id: str, *, tenant: str | None, priority: Priority, dead_only: bool) -> Job:
     keys = queue.keys
     s = queue.settings
-    outcome, state = await queue.scripts.requeue(
+    outcome, detail = await queue.scripts.requeue(
         keys=[
             keys.job(job_id),
             keys.stream(priority),
@@ -64,13 +64,17 @@ async def _requeue(queue: Queue, job_id: str, *, tenant: str | None, priority: P
             str(s.progress_maxlen),
             str(s.events_maxlen),
             "1" if dead_only else "0",
+            keys.stats_prefix,
+            *queue.fair_args(queue_limit=True),
         ],
     )
     if outcome == "missing":
         what = "dead letter" if dead_only else "job"
         raise NotFoundError(f"{what} {job_id!r} not found")
+    if outcome == "limited":
+        raise queue_limit_error(queue, str(detail))
     if outcome == "conflict":
-        raise ConflictError(f"job {job_id!r} is {state}; only failed, timed-out or cancelled jobs can run again")
+        raise ConflictError(f"job {job_id!r} is {detail}; only failed, timed-out or cancelled jobs can run again")
     return await get_job(queue, job_id, tenant=tenant)
 
 
@@ -106,7 +110,12 @@ async def purge_dead_letters(queue: Queue, *, tenant: str | None, older_than_ms:
             page_token=token,
         )
         if page.items:
-            removed += int(await queue.redis.zrem(queue.keys.dlq, *[j.job_id for j in page.items]))
+            removed += int(
+                await queue.scripts.purge(
+                    keys=[queue.keys.dlq],
+                    args=[queue.keys.stats_prefix, queue.keys.job(""), *(j.job_id for j in page.items)],
+                )
+            )
         if not page.next_token:
             return removed
         token = page.next_token

@@ -93,11 +93,9 @@ def _submit_call(
         str(settings.progress_maxlen),
         trace,
         tenant,
-        keys.fair_prefix,
-        str(settings.tenant_window),
-        str(settings.tenant_max_running),
-        str(settings.tenant_max_queued),
+        *queue.fair_args(queue_limit=True),
         options.priority.value,
+        keys.stats_prefix,
     ]
     for name, value in fields.items():
         args += [name, value]
@@ -181,6 +179,7 @@ async def cancel(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
             str(settings.events_maxlen),
             keys.control,
             tenant or "",
+            keys.stats_prefix,
         ],
     )
     if outcome == "missing":

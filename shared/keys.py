@@ -94,10 +94,6 @@ class Keys:
         """list of a tenant's pending job ids held back from a lane by fair share (see fair.lua)."""
         return f"{self.fair_prefix}backlog:{priority.value}:{tenant}"
 
-    def lane_held(self, priority: Priority) -> str:
-        """counter of the jobs all tenants' backlogs hold back from a lane (see fair.lua)."""
-        return f"{self.fair_prefix}held:{priority.value}"
-
     def lane_queued(self, priority: Priority) -> str:
         """hash tenant → its fair-share entries waiting in the lane stream (see fair.lua)."""
         return f"{self.fair_prefix}queued:{priority.value}"
@@ -107,8 +103,17 @@ class Keys:
         return f"{self.prefix}paused"
 
     @property
-    def metrics(self) -> str:
-        return f"{self.prefix}metrics"
+    def stats_prefix(self) -> str:
+        """Prefix of the figures hashes; tally.lua appends the parts documented at its top."""
+        return f"{self.prefix}stats:"
+
+    def lane_stats(self, priority: Priority) -> str:
+        """hash of a lane's figures, all tenants (kept by tally.lua, read by shared.stats)."""
+        return f"{self.stats_prefix}lane:{priority.value}"
+
+    def tenant_stats(self, tenant: str, priority: Priority) -> str:
+        """hash of one tenant's share of a lane's figures (kept by tally.lua, read by shared.stats)."""
+        return f"{self.stats_prefix}tenant:{tenant}:{priority.value}"
 
     @property
     def control(self) -> str:

@@ -98,6 +98,7 @@ def queue_metrics(stats: QueueStats) -> Iterable[Metric]:
     for lane in stats.lanes:
         depth.add_metric([q, lane.priority.value, "waiting"], lane.waiting)
         depth.add_metric([q, lane.priority.value, "active"], lane.active)
+        depth.add_metric([q, lane.priority.value, "delayed"], lane.delayed)
     yield depth
     figures = {
         "sentinel_queue_delayed_jobs": ("Jobs waiting for a delay or a retry backoff", stats.delayed),

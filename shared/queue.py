@@ -62,3 +62,10 @@ class Queue:
             except aioredis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+
+    def fair_args(self, *, queue_limit: bool = False) -> list[str]:
+        """The fair-share ARGV of the scripts with fair.lua prepended: key prefix, tenant window,
+        tenant max running, and with `queue_limit` the tenant's max queued (shared/scripts/fair.lua)."""
+        s = self.settings
+        args = [self.keys.fair_prefix, str(s.tenant_window), str(s.tenant_max_running)]
+        return [*args, str(s.tenant_max_queued)] if queue_limit else args

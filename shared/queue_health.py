@@ -4,12 +4,13 @@ The thresholds are the original design's (`QUEUE_MAX_WAITING` 100, `QUEUE_MAX_AC
 `QUEUE_MAX_FAILED` 20 — failures in the last hour), plus the processing rate and staleness:
 
 - **unhealthy**: Redis does not answer, or the queue is stale — work waits, the queue is not
-  paused, and nothing has finished for `QUEUE_STALE_AFTER_MS` (5 min) while the oldest waiting job
-  has waited that long too (no executor is taking work);
+  paused, and for `QUEUE_STALE_AFTER_MS` (5 min) no job was claimed or finished while work waited
+  all that time (no executor is taking work);
 - **degraded**: paused while work waits; more waiting, running or recently failed jobs than the
   thresholds; or a backlog the current rate will not clear within `BACKLOG_LIMIT_MIN` minutes.
 
-Pure functions over `QueueStats`: no Redis, no grpc.
+The same judgement serves the whole queue and one tenant's share of it (GetHealth answers a
+tenant about its own jobs). Pure functions over `QueueStats`: no Redis, no grpc.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def evaluate(stats: QueueStats, settings: QueueSettings, *, now: int) -> QueueHe
     degraded: list[str] = []
     waiting = stats.waiting
     if waiting and not stats.paused:
-        quiet_for = now - max(stats.last_processed_at_ms, stats.oldest_waiting_at_ms)
-        if stats.oldest_waiting_at_ms and quiet_for >= settings.stale_after_ms:
-            unhealthy.append(f"stale: no job finished for {_seconds(quiet_for)} while {waiting} wait")
+        quiet_for = now - max(stats.last_processed_at_ms, stats.last_claimed_at_ms, stats.waiting_since_ms)
+        if stats.waiting_since_ms and quiet_for >= settings.stale_after_ms:
+            unhealthy.append(f"stale: no job claimed or finished for {_seconds(quiet_for)} while {waiting} wait")
         elif stats.processing_rate > 0 and waiting / stats.processing_rate > BACKLOG_LIMIT_MIN:
             minutes = round(waiting / stats.processing_rate)
             degraded.append(

@@ -59,6 +59,7 @@ def _args(
         keys.tenant_jobs_format,
         keys.tenant_tag_format,
         keys.idempotency_format,
+        keys.stats_prefix,
     ]
 
 

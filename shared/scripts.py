@@ -1,7 +1,10 @@
 """Sentinel's Lua scripts, loaded once per client and called by name.
 
 Each `.lua` file beside this module carries a header with its KEYS, ARGV, reply and why it must
-be atomic. `lib.lua` holds functions shared by the executor scripts and is prepended to them.
+be atomic. Three files hold functions other scripts share and are prepended to them, in this
+order: `tally.lua` (the stats figures, for every script that moves a job between states),
+`fair.lua` (fair share, for those that put a job in a lane or take one out) and `lib.lua` (claiming
+an entry, for the executor's claim and reclaim).
 redis-py's `Script` objects call EVALSHA and reload on NOSCRIPT, and work inside pipelines.
 """
 
@@ -15,20 +18,23 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 _DIR = Path(__file__).with_name("scripts")
-_WITH_LIB = {"claim", "reclaim"}
-#: Scripts that fair.lua (fair share within a lane) is prepended to.
-_WITH_FAIR = {"claim", "submit", "promote"}
+#: The shared files, in the order they are prepended, and the scripts that use each.
+_LIBRARIES: tuple[tuple[str, frozenset[str]], ...] = (
+    (
+        "tally",
+        frozenset({"submit", "claim", "finish", "promote", "cancel", "reclaim", "release", "requeue"})
+        | {"clean", "purge"},
+    ),
+    ("fair", frozenset({"submit", "claim", "promote", "release", "requeue"})),
+    ("lib", frozenset({"claim", "reclaim"})),
+)
 
 
 @cache
 def source(name: str) -> str:
-    """The text of script `name`, with lib.lua prepended where the script uses it."""
-    text = (_DIR / f"{name}.lua").read_text(encoding="utf-8")
-    if name in _WITH_LIB:
-        text = (_DIR / "lib.lua").read_text(encoding="utf-8") + "\n" + text
-    if name in _WITH_FAIR:
-        text = (_DIR / "fair.lua").read_text(encoding="utf-8") + "\n" + text
-    return text
+    """The text of script `name`, with the shared files it uses prepended."""
+    parts = [(_DIR / f"{lib}.lua").read_text(encoding="utf-8") for lib, users in _LIBRARIES if name in users]
+    return "\n".join([*parts, (_DIR / f"{name}.lua").read_text(encoding="utf-8")])
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Scripts:
     requeue: AsyncScript
     pause: AsyncScript
     clean: AsyncScript
+    purge: AsyncScript
 
     @classmethod
     def load(cls, client: aioredis.Redis) -> Scripts:
@@ -61,5 +68,6 @@ class Scripts:
             "requeue",
             "pause",
             "clean",
+            "purge",
         )
         return cls(**{n: client.register_script(source(n)) for n in names})

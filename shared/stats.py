@@ -1,66 +1,128 @@
 """Queue figures for GetStats, GetHealth and /metrics, from counters and O(1) Redis calls.
 
-Never a scan over jobs: per lane one XLEN and one XINFO GROUPS (pending count, last delivered id),
-one ZCARD per set, the flag, and the metrics hash that finish.lua keeps (totals, the time spent,
-and a ring of one-minute buckets for the rate). A second round trip, only when work waits, reads
-the oldest undelivered entry of each lane (XRANGE … COUNT 1) to date the backlog.
+Never a scan over jobs: every script that moves a job between states keeps the counts of its lane
+and of its tenant's share of that lane (shared/scripts/tally.lua). The figures of a lane are one
+HGETALL; those of the whole queue, or of one tenant, are the sums over the three lanes. One round
+trip: three HGETALLs and the paused flag.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio.client import Pipeline
-
 from shared.clock import now_ms
-from shared.keys import GROUP
-from shared.model import PRIORITY_ORDER, Priority
+from shared.model import PRIORITY_ORDER, JobState, Priority
 from shared.queue import Queue
-from shared.streams import parse_id
 
 #: The processing rate is jobs finished per minute over this many minutes (the current one included).
 RATE_WINDOW_MIN = 5
 #: Failures counted for health: those of the last hour (the ring holds 60 one-minute buckets).
 FAILURE_WINDOW_MIN = 60
+#: Unsuccessful ends: kept in the failed retention set, counted as `failed`.
+_UNSUCCESSFUL = (JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED)
 
 
-@dataclass(frozen=True)
-class LaneStats:
+@dataclass(frozen=True, kw_only=True)
+class Figures:
+    """The figures of one lane, or the sum of several."""
+
+    waiting: int = 0
+    active: int = 0
+    delayed: int = 0
+    completed: int = 0  # completed jobs still kept (retention)
+    failed: int = 0  # failed, timed-out and cancelled jobs still kept
+    dead_lettered: int = 0
+    total_processed: int = 0  # every run that ended, ever (completed + failed)
+    total_failed: int = 0
+    processing_rate: float = 0.0  # jobs per minute
+    timed: int = 0  # ended runs whose processing time is known
+    processing_ms: int = 0  # their time, summed
+    last_processed_at_ms: int = 0
+    last_claimed_at_ms: int = 0
+    waiting_since_ms: int = 0  # when the waiting count last rose from zero; 0 while none waits
+    failed_last_hour: int = 0
+    paused: bool = False  # the queue claims nothing new (pause is queue-wide: every lane shows it)
+
+    @property
+    def avg_processing_time_ms(self) -> float:
+        return round(self.processing_ms / self.timed, 1) if self.timed else 0.0
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[str, str], *, now: int) -> Figures:
+        """The figures in one tally hash (the fields documented in tally.lua)."""
+
+        def count(state: JobState) -> int:
+            return max(_int(raw.get(f"n:{state.value}")), 0)
+
+        waiting = count(JobState.PENDING)
+        rate, failed_recently = rate_figures(raw, now)
+        return cls(
+            waiting=waiting,
+            active=count(JobState.RUNNING),
+            delayed=count(JobState.SCHEDULED),
+            completed=count(JobState.COMPLETED),
+            failed=sum(count(s) for s in _UNSUCCESSFUL),
+            dead_lettered=max(_int(raw.get("dlq")), 0),
+            total_processed=_int(raw.get("processed")),
+            total_failed=_int(raw.get("failed")),
+            processing_rate=rate,
+            timed=_int(raw.get("timed")),
+            processing_ms=_int(raw.get("processing_ms")),
+            last_processed_at_ms=_int(raw.get("last_processed")),
+            last_claimed_at_ms=_int(raw.get("last_claimed")),
+            waiting_since_ms=_int(raw.get("waiting_since")) if waiting else 0,
+            failed_last_hour=failed_recently,
+        )
+
+    def plus(self, other: Figures) -> Figures:
+        """The figures of both together: counts add up, the latest stamps win, work waits since the earliest."""
+        since = [s for s in (self.waiting_since_ms, other.waiting_since_ms) if s]
+        return Figures(
+            waiting=self.waiting + other.waiting,
+            active=self.active + other.active,
+            delayed=self.delayed + other.delayed,
+            completed=self.completed + other.completed,
+            failed=self.failed + other.failed,
+            dead_lettered=self.dead_lettered + other.dead_lettered,
+            total_processed=self.total_processed + other.total_processed,
+            total_failed=self.total_failed + other.total_failed,
+            processing_rate=round(self.processing_rate + other.processing_rate, 3),
+            timed=self.timed + other.timed,
+            processing_ms=self.processing_ms + other.processing_ms,
+            last_processed_at_ms=max(self.last_processed_at_ms, other.last_processed_at_ms),
+            last_claimed_at_ms=max(self.last_claimed_at_ms, other.last_claimed_at_ms),
+            waiting_since_ms=min(since) if since else 0,
+            failed_last_hour=self.failed_last_hour + other.failed_last_hour,
+            paused=self.paused or other.paused,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaneStats(Figures):
     priority: Priority
-    waiting: int
-    active: int
-    oldest_waiting_at_ms: int = 0  # when the oldest undelivered entry was added; 0 = none waits
 
 
-@dataclass(frozen=True)
-class QueueStats:
+@dataclass(frozen=True, kw_only=True)
+class QueueStats(Figures):
+    """The queue's figures (tenant "") or one tenant's, summed over `lanes` (high first)."""
+
     queue: str
-    lanes: tuple[LaneStats, ...]
-    delayed: int
-    completed: int  # completed jobs still kept (retention)
-    failed: int  # failed, timed-out and cancelled jobs still kept
-    dead_lettered: int
-    paused: bool
-    total_processed: int  # every job that ended, ever (completed + failed)
-    total_failed: int
-    processing_rate: float  # jobs per minute
-    avg_processing_time_ms: float
-    last_processed_at_ms: int
-    failed_last_hour: int
+    tenant: str = ""
+    lanes: tuple[LaneStats, ...] = ()
 
-    @property
-    def waiting(self) -> int:
-        return sum(lane.waiting for lane in self.lanes)
+    @classmethod
+    def of_lanes(cls, queue: str, lanes: tuple[LaneStats, ...], *, tenant: str = "") -> QueueStats:
+        total = Figures()
+        for lane in lanes:
+            total = total.plus(lane)
+        return cls(queue=queue, tenant=tenant, lanes=lanes, **_fields(total))
 
-    @property
-    def active(self) -> int:
-        return sum(lane.active for lane in self.lanes)
 
-    @property
-    def oldest_waiting_at_ms(self) -> int:
-        stamps = [lane.oldest_waiting_at_ms for lane in self.lanes if lane.oldest_waiting_at_ms]
-        return min(stamps) if stamps else 0
+def _fields(figures: Figures) -> dict[str, Any]:
+    return {f.name: getattr(figures, f.name) for f in dataclasses.fields(Figures)}
 
 
 def _int(value: Any) -> int:
@@ -70,16 +132,7 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _group_info(reply: Any) -> tuple[int, str]:
-    """(pending, last delivered id) of the executors' group in an XINFO GROUPS reply."""
-    if isinstance(reply, list):
-        for group in reply:
-            if isinstance(group, dict) and group.get("name") == GROUP:
-                return _int(group.get("pending")), str(group.get("last-delivered-id") or "0-0")
-    return 0, "0-0"
-
-
-def rate_figures(metrics: dict[str, str], now: int) -> tuple[float, int]:
+def rate_figures(metrics: Mapping[str, str], now: int) -> tuple[float, int]:
     """(jobs finished per minute over the rate window, jobs failed in the last hour) from the ring."""
     minute = now // 60_000
     finished = failed = 0
@@ -97,70 +150,17 @@ def rate_figures(metrics: dict[str, str], now: int) -> tuple[float, int]:
     return round(finished / window_min, 3), failed
 
 
-async def get_stats(queue: Queue, *, now: int | None = None) -> QueueStats:
-    """The queue's figures now, in two round trips at most."""
+async def get_stats(queue: Queue, *, tenant: str | None = None, now: int | None = None) -> QueueStats:
+    """The figures of the whole queue (`tenant` None) or of one tenant's jobs, in one round trip."""
     now = now_ms() if now is None else now
     keys = queue.keys
-    pipe: Pipeline = queue.redis.pipeline(transaction=False)
-    for lane in keys.lanes:
-        pipe.xlen(lane)
-        pipe.xinfo_groups(lane)
-    pipe.zcard(keys.delayed)
-    pipe.zcard(keys.completed)
-    pipe.zcard(keys.failed)
-    pipe.zcard(keys.dlq)
+    pipe = queue.redis.pipeline(transaction=False)
+    for priority in PRIORITY_ORDER:
+        pipe.hgetall(keys.lane_stats(priority) if tenant is None else keys.tenant_stats(tenant, priority))
     pipe.exists(keys.paused)
-    pipe.hgetall(keys.metrics)
-    for priority in PRIORITY_ORDER:  # jobs fair share holds back from each lane (shared/scripts/fair.lua)
-        pipe.get(keys.lane_held(priority))
-    # A lane stream does not exist before ensure_groups: its XINFO fails, and it holds nothing.
-    replies: list[Any] = await pipe.execute(raise_on_error=False)
-    lanes_raw = []
-    for i in range(len(keys.lanes)):
-        length, info = replies[2 * i], replies[2 * i + 1]
-        pending, last_delivered = _group_info(info)
-        length = length if isinstance(length, int) else 0
-        held = replies[12 + i]
-        held = int(held) if isinstance(held, str) and held.lstrip("-").isdigit() else 0
-        lanes_raw.append((max(length - pending, 0) + max(held, 0), pending, last_delivered))
-    delayed, completed, failed, dlq, paused, metrics = replies[6:12]
-    metrics = metrics if isinstance(metrics, dict) else {}
-    oldest = await _oldest_waiting(queue, [(lane, raw) for lane, raw in zip(keys.lanes, lanes_raw, strict=True)])
+    *hashes, paused = await pipe.execute()
     lanes = tuple(
-        LaneStats(priority=p, waiting=w, active=a, oldest_waiting_at_ms=o)
-        for p, (w, a, _), o in zip(PRIORITY_ORDER, lanes_raw, oldest, strict=True)
+        LaneStats(priority=priority, **(_fields(Figures.from_hash(raw, now=now)) | {"paused": bool(paused)}))
+        for priority, raw in zip(PRIORITY_ORDER, hashes, strict=True)
     )
-    processed = _int(metrics.get("processed"))
-    rate, failed_recently = rate_figures(metrics, now)
-    return QueueStats(
-        queue=queue.settings.name,
-        lanes=lanes,
-        delayed=_int(delayed),
-        completed=_int(completed),
-        failed=_int(failed),
-        dead_lettered=_int(dlq),
-        paused=bool(_int(paused)),
-        total_processed=processed,
-        total_failed=_int(metrics.get("failed")),
-        processing_rate=rate,
-        avg_processing_time_ms=round(_int(metrics.get("processing_ms")) / processed, 1) if processed else 0.0,
-        last_processed_at_ms=_int(metrics.get("last_processed")),
-        failed_last_hour=failed_recently,
-    )
-
-
-async def _oldest_waiting(queue: Queue, lanes: list[tuple[str, tuple[int, int, str]]]) -> list[int]:
-    """When each lane's oldest undelivered entry was added (its id's ms part); 0 where none waits."""
-    asked = [(key, last) for key, (waiting, _, last) in lanes if waiting > 0]
-    if not asked:
-        return [0] * len(lanes)
-    pipe: Pipeline = queue.redis.pipeline(transaction=False)
-    for key, last in asked:
-        pipe.xrange(key, min=f"({last}", max="+", count=1)
-    replies: list[Any] = await pipe.execute(raise_on_error=False)
-    found = dict(zip((k for k, _ in asked), replies, strict=True))
-    out = []
-    for key, _ in lanes:
-        entries = found.get(key)
-        out.append(parse_id(entries[0][0])[0] if isinstance(entries, list) and entries else 0)
-    return out
+    return QueueStats.of_lanes(queue.settings.name, lanes, tenant=tenant or "")

@@ -8,6 +8,7 @@ It must never read the environment itself, and never fall back to plaintext when
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -43,19 +44,26 @@ class _BearerKey(grpc.AuthMetadataPlugin):  # type: ignore[misc]
         callback(self._metadata, None)
 
 
-def open_channel(settings: ClientSettings, address: str | None = None) -> grpc.aio.Channel:
-    """A channel to the API: TLS when the settings say so; the API key rides on every call."""
+def open_channel(
+    settings: ClientSettings, address: str | None = None, *, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+) -> grpc.aio.Channel:
+    """A channel to the API: TLS when the settings say so; the API key rides on every call.
+
+    `interceptors` (client spans, say) see each call before the key is added.
+    """
     target = address or settings.api
     if not settings.tls:
         key = settings.api_key
-        interceptors: list[grpc.aio.ClientInterceptor] = [_UnaryKey(key), _StreamKey(key)] if key else []
-        return grpc.aio.insecure_channel(target, interceptors=interceptors)
+        keyed: list[grpc.aio.ClientInterceptor] = [_UnaryKey(key), _StreamKey(key)] if key else []
+        return grpc.aio.insecure_channel(target, interceptors=[*interceptors, *keyed])
     credentials = channel_credentials(settings)
     if settings.api_key:
         credentials = grpc.composite_channel_credentials(
             credentials, grpc.metadata_call_credentials(_BearerKey(settings.api_key))
         )
-    return grpc.aio.secure_channel(target, credentials, options=channel_options(settings))
+    return grpc.aio.secure_channel(
+        target, credentials, options=channel_options(settings), interceptors=list(interceptors) or None
+    )
 
 
 def channel_credentials(settings: ClientSettings) -> grpc.ChannelCredentials:

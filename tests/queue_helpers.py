@@ -25,15 +25,20 @@ TENANT = "default"
 
 
 def command(
-    *, name: str = "t", priority: Priority = Priority.MEDIUM, tags: tuple[str, ...] = (), idempotency_key: str = ""
+    *,
+    name: str = "t",
+    priority: Priority = Priority.MEDIUM,
+    tags: tuple[str, ...] = (),
+    idempotency_key: str = "",
+    delay_ms: int = 0,
 ) -> SubmitCommand:
     definition = TestDefinition(name=name, steps=(Step(Navigate(url="http://example.test/")),))
-    options = JobOptions(priority=priority, tags=tags, idempotency_key=idempotency_key)
+    options = JobOptions(priority=priority, tags=tags, idempotency_key=idempotency_key, delay_ms=delay_ms)
     return SubmitCommand(definition=definition, options=options)
 
 
-async def submit_jobs(queue: Queue, n: int, **kwargs: object) -> list[str]:
-    made = await jobs.submit_many(queue, [command(**kwargs) for _ in range(n)], tenant=TENANT)  # type: ignore[arg-type]
+async def submit_jobs(queue: Queue, n: int, *, tenant: str = TENANT, **kwargs: object) -> list[str]:
+    made = await jobs.submit_many(queue, [command(**kwargs) for _ in range(n)], tenant=tenant)  # type: ignore[arg-type]
     return [m.job_id for m in made]
 
 

@@ -4,7 +4,7 @@
 -- KEYS[1] job hash  KEYS[2] delayed zset  KEYS[3] job progress stream  KEYS[4] queue events stream
 -- KEYS[5] retention zset for unsuccessful jobs
 -- ARGV[1] now ms  ARGV[2] progress maxlen  ARGV[3] events maxlen  ARGV[4] control channel
--- ARGV[5] tenant asking ('' = any)
+-- ARGV[5] tenant asking ('' = any)  ARGV[6] stats prefix (tally.lua)
 -- Returns {outcome, state}: outcome is 'cancelled', 'cancelling', 'finished' or 'missing'.
 --
 -- Atomic so a cancel racing a claim either wins (the claim then acks and drops the entry) or
@@ -17,6 +17,7 @@ if state == 'pending' or state == 'scheduled' then
     'error', cjson.encode({category = 'unknown', message = 'cancelled before it ran', step_index = -1,
     retryable = false}))
   redis.call('ZREM', KEYS[2], cur[3])
+  tally_job(ARGV[6], KEYS[1], state, 'cancelled', ARGV[1])
   redis.call('ZADD', KEYS[5], tonumber(ARGV[1]), cur[3])
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'state', 'cancelled', 'pct',
     redis.call('HGET', KEYS[1], 'pct') or '0', 'cur', '0', 'total', cur[5] or '0', 'step', '',

@@ -4,7 +4,8 @@
 -- KEYS[1..3] lane streams high, medium, low   KEYS[4] paused flag   KEYS[5] queue events stream
 -- ARGV[1] group  ARGV[2] consumer  ARGV[3] max entries  ARGV[4] now ms  ARGV[5] worker id
 -- ARGV[6] job key prefix  ARGV[7] progress key prefix  ARGV[8] progress maxlen  ARGV[9] events maxlen
--- ARGV[10..12] optional fair share (fair.lua): key prefix, tenant window, tenant max running
+-- ARGV[10] stats prefix (tally.lua)
+-- ARGV[11..13] optional fair share (fair.lua): key prefix, tenant window, tenant max running
 -- Returns {claimed, last_ids}: claimed = list of {lane index (1-3), entry id, job hash list};
 -- last_ids = the newest entry id of each lane ('0-0' if empty) when nothing was claimed, so the
 -- caller can block on XREAD from exactly there without missing an entry added meanwhile.
@@ -15,7 +16,7 @@ local claimed = {}
 local paused = redis.call('EXISTS', KEYS[4]) == 1
 local left = tonumber(ARGV[3])
 local waiting = {pending = true}
-local fair = fair_context(ARGV[10], ARGV[6], ARGV[11] or '0', ARGV[12] or '0')
+local fair = fair_context(ARGV[11], ARGV[6], ARGV[12] or '0', ARGV[13] or '0')
 if not paused then
   for lane = 1, 3 do
     if fair then fair_pump(fair, lane, KEYS[lane]) end
@@ -31,7 +32,7 @@ if not paused then
         local job = nil
         if id then
           job = claim_entry(KEYS[lane], ARGV[1], entry[1], id, ARGV[6], ARGV[7], KEYS[5], ARGV[5],
-            ARGV[4], ARGV[8], ARGV[9], waiting)
+            ARGV[4], ARGV[8], ARGV[9], waiting, ARGV[10])
         else
           redis.call('XACK', KEYS[lane], ARGV[1], entry[1])
           redis.call('XDEL', KEYS[lane], entry[1])

@@ -9,6 +9,7 @@
 -- ARGV[6] only this state ('' = any)  ARGV[7] only this tenant ('' = any)
 -- ARGV[8] job key prefix  ARGV[9] progress key prefix  ARGV[10] tenant jobs key format (%s tenant)
 -- ARGV[11] tenant tag key format (%s tenant, %s tag)  ARGV[12] idempotency key format (%s tenant, %s key)
+-- ARGV[13] stats prefix (tally.lua)
 -- Returns {removed, examined}: a caller filtering by state or tenant goes on from offset
 -- + examined - removed; fewer examined than the limit means nothing is left to look at.
 --
@@ -44,10 +45,11 @@ for _, id in ipairs(candidates) do
         if redis.call('GET', ik) == id then redis.call('DEL', ik) end
       end
     end
+    if redis.call('ZREM', KEYS[4], id) == 1 then tally_dead(ARGV[13], jk, -1) end
+    if cur[1] then tally_job(ARGV[13], jk, cur[1], nil, '0') end
     redis.call('DEL', jk, ARGV[9] .. id)
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
-    redis.call('ZREM', KEYS[4], id)
     removed = removed + 1
   end
 end

@@ -1,4 +1,5 @@
--- Fair share within a lane, prepended to submit and claim. Not a script of its own.
+-- Fair share within a lane, prepended to the scripts that put a job in a lane (submit, promote,
+-- release, requeue) or take one out (claim). Not a script of its own.
 --
 -- A tenant keeps at most `window` entries waiting in a lane stream at a time (and, with a
 -- running limit, no more than `max_running` minus what it runs); the rest of its jobs wait in its
@@ -8,7 +9,6 @@
 --   P .. 'queued:' .. lane                  hash  tenant -> its entries waiting in the lane stream
 --   P .. 'backlog:' .. lane .. ':' .. tenant list  job ids held back, oldest first
 --   P .. 'tenants:' .. lane                 set   tenants with a backlog in the lane
---   P .. 'held:' .. lane                    string how many jobs all backlogs of the lane hold (stats)
 --   P .. 'running:' .. tenant               set   job ids claimed for the tenant (pruned lazily)
 local FAIR_LANES = {'high', 'medium', 'low'}
 
@@ -52,15 +52,15 @@ local function fair_fill(ctx, lane, stream, tenant)
       redis.call('SREM', ctx.prefix .. 'tenants:' .. lane, tenant)
       return
     end
-    redis.call('DECR', ctx.prefix .. 'held:' .. lane)
     local cur = redis.call('HMGET', ctx.jobs .. id, 'state', 'trace')
     if cur[1] == 'pending' then fair_enter(ctx, lane, stream, tenant, id, cur[2] or '') end
   end
 end
 
--- Submit: a new pending job enters the lane, or the tenant's backlog when it has no room.
+-- Submit: a new pending job enters the lane, or the tenant's backlog when it has no room; `first`
+-- puts it at the head of the backlog (a job handed back, which had already reached the lane once).
 -- Returns false when the tenant already has `max_queued` jobs waiting in the lanes.
-local function fair_submit(ctx, lane, stream, tenant, id, trace)
+local function fair_submit(ctx, lane, stream, tenant, id, trace, first)
   local backlog = ctx.prefix .. 'backlog:' .. lane .. ':' .. tenant
   if ctx.max_queued > 0 then
     local waiting = 0
@@ -72,8 +72,7 @@ local function fair_submit(ctx, lane, stream, tenant, id, trace)
   if redis.call('LLEN', backlog) == 0 and fair_has_room(ctx, lane, tenant) then
     fair_enter(ctx, lane, stream, tenant, id, trace)
   else
-    redis.call('RPUSH', backlog, id)
-    redis.call('INCR', ctx.prefix .. 'held:' .. lane)
+    redis.call(first and 'LPUSH' or 'RPUSH', backlog, id)
     redis.call('SADD', ctx.prefix .. 'tenants:' .. lane, tenant)
   end
   return true

@@ -2,17 +2,14 @@
 --
 -- KEYS[1] job hash  KEYS[2] lane stream  KEYS[3] job progress stream  KEYS[4] queue events stream
 -- KEYS[5] retention zset (completed or failed)  KEYS[6] delayed zset  KEYS[7] dead-letter zset
--- KEYS[8] metrics hash
 -- ARGV[1] fence token  ARGV[2] entry id  ARGV[3] group  ARGV[4] new state (completed | failed |
 -- timeout | cancelled | scheduled)  ARGV[5] result JSON ('' = none)  ARGV[6] error JSON ('' = none)
 -- ARGV[7] now ms  ARGV[8] due ms (scheduled only)  ARGV[9] dead-letter reason ('' = not dead-lettered)
 -- ARGV[10] progress maxlen  ARGV[11] events maxlen  ARGV[12] execution ms
--- ARGV[13..] final progress field/value pairs
+-- ARGV[13] stats prefix (tally.lua)  ARGV[14..] final progress field/value pairs
 -- Returns 1, or 0 when the fence is stale (another executor owns the job now): nothing changes.
 --
--- The metrics hash also keeps a ring of 60 one-minute buckets (rm:<slot> = the minute it counts,
--- rp:<slot> / rf:<slot> = jobs finished / failed in it) so GetStats reads a processing rate and
--- recent failures from one bounded hash.
+-- The run's end is counted in the job's lane and tenant figures (tally.lua) in the same step.
 --
 -- Atomic so that the result, the ack and delete of the entry, the retention entry and the events
 -- happen together: a crash before it redelivers the entry; after it, the job is done exactly once.
@@ -21,7 +18,7 @@ local cur = redis.call('HMGET', KEYS[1], 'fence', 'state', 'id', 'tenant', 'atte
 if cur[1] ~= ARGV[1] or cur[2] ~= 'running' then return 0 end
 local state, now, id = ARGV[4], ARGV[7], cur[3]
 local fields = {}
-for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'state', state, unpack(fields))
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
@@ -35,21 +32,12 @@ else
   redis.call('ZADD', KEYS[5], tonumber(now), id)
   if ARGV[9] ~= '' then
     redis.call('HSET', KEYS[1], 'dlq_reason', ARGV[9], 'dlq_at', now)
-    redis.call('ZADD', KEYS[7], tonumber(now), id)
+    if redis.call('ZADD', KEYS[7], tonumber(now), id) == 1 then tally_dead(ARGV[13], KEYS[1], 1) end
   end
-  redis.call('HINCRBY', KEYS[8], 'processed', 1)
-  redis.call('HINCRBY', KEYS[8], 'processing_ms', tonumber(ARGV[12]))
-  redis.call('HSET', KEYS[8], 'last_processed', now)
-  if state ~= 'completed' then redis.call('HINCRBY', KEYS[8], 'failed', 1) end
-  local minute = math.floor(tonumber(now) / 60000)
-  local slot = tostring(minute % 60)
-  if redis.call('HGET', KEYS[8], 'rm:' .. slot) ~= tostring(minute) then
-    redis.call('HSET', KEYS[8], 'rm:' .. slot, tostring(minute), 'rp:' .. slot, 0, 'rf:' .. slot, 0)
-  end
-  redis.call('HINCRBY', KEYS[8], 'rp:' .. slot, 1)
-  if state ~= 'completed' then redis.call('HINCRBY', KEYS[8], 'rf:' .. slot, 1) end
+  tally_ended(ARGV[13], KEYS[1], state, now, tonumber(ARGV[12]))
   kind = state
 end
+tally_job(ARGV[13], KEYS[1], 'running', state, now)
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
 redis.call('XDEL', KEYS[2], ARGV[2])
 local terminal = state ~= 'scheduled' and '1' or '0'

@@ -6,7 +6,8 @@
 -- ARGV[1] job id  ARGV[2] idempotency TTL (s, 0 = no key)  ARGV[3] created ms  ARGV[4] due ms (0 = now)
 -- ARGV[5] events maxlen  ARGV[6] progress maxlen  ARGV[7] trace context  ARGV[8] tenant
 -- ARGV[9] fair-share key prefix  ARGV[10] tenant window (0 = no fair share)  ARGV[11] tenant max running
--- ARGV[12] tenant max queued (0 = no limit)  ARGV[13] lane name  ARGV[14..] job hash field/value pairs
+-- ARGV[12] tenant max queued (0 = no limit)  ARGV[13] lane name  ARGV[14] stats prefix (tally.lua)
+-- ARGV[15..] job hash field/value pairs
 -- Returns {job id, 1 if an earlier submit with the same idempotency key made it else 0}, or
 -- {'', -1} when the tenant already has its maximum of queued jobs (nothing is written).
 -- With fair share (fair.lua, prepended) a pending job enters its lane, or its tenant's backlog.
@@ -23,7 +24,7 @@ local fair = fair_context(ARGV[9], string.sub(KEYS[1], 1, #KEYS[1] - #id), ARGV[
 local due = tonumber(ARGV[4])
 if fair and due <= 0 and not fair_submit(fair, ARGV[13], KEYS[2], ARGV[8], id, ARGV[7]) then return {'', -1} end
 local fields = {}
-for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 15, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 local state
 if due > 0 then
@@ -33,6 +34,7 @@ else
   if not fair then redis.call('XADD', KEYS[2], '*', 'job', id, 'tenant', ARGV[8], 'trace', ARGV[7]) end
   state = 'pending'
 end
+tally_job(ARGV[14], KEYS[1], nil, state, ARGV[3])
 local created = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[5], created, id)
 for i = 8, #KEYS do redis.call('ZADD', KEYS[i], created, id) end

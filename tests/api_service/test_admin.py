@@ -84,6 +84,13 @@ async def test_get_stats_counts_lanes_outcomes_and_rate(admin: Admin) -> None:
     assert stats.avg_processing_time == pytest.approx(300)
     assert stats.processing_rate > 0
     assert stats.last_processed_at.seconds > 0
+    assert stats.tenant == ""  # auth is off: one team, the whole queue
+    high = stats.lanes[0]  # every figure per lane too, with the same meaning
+    assert high.priority == pb.PRIORITY_HIGH
+    assert (high.completed, high.failed, high.total_processed, high.total_failed) == (1, 1, 2, 1)
+    assert high.avg_processing_time == pytest.approx(300) and high.processing_rate == stats.processing_rate
+    assert high.last_processed_at == stats.last_processed_at and not high.paused
+    assert (stats.lanes[2].total_processed, stats.lanes[2].last_processed_at.seconds) == (0, 0)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await admin.stub.GetStats(pb.GetStatsRequest(queue="other"), timeout=5)
     assert err.value.code() is grpc.StatusCode.NOT_FOUND

@@ -183,6 +183,21 @@ async def test_dead_letters_are_per_tenant(api: Api) -> None:
     assert (await api.admin.PurgeDeadLetters(pb.PurgeDeadLettersRequest(), metadata=globex)).purged == 0
 
 
+async def test_stats_and_health_count_only_the_callers_tenant(api: Api) -> None:
+    acme, globex = api.md("acme-viewer"), api.md("globex-viewer")
+    await api.jobs.SubmitBatch(pb.SubmitBatchRequest(requests=[request()] * 3), metadata=api.md("acme-submitter"))
+    await api.jobs.Submit(request(), metadata=api.md("globex-submitter"))
+    (run,) = (await claim(api.queue, consumer="c", worker_id="w", count=1)).claims
+    assert await finish(api.queue, run, state=JobState.COMPLETED, progress=Progress(percentage=100))  # acme's first
+    mine = await api.admin.GetStats(pb.GetStatsRequest(), metadata=acme)
+    assert (mine.tenant, mine.waiting, mine.completed, mine.total_processed) == ("acme", 2, 1, 1)
+    assert sum(lane.waiting for lane in mine.lanes) == 2
+    theirs = await api.admin.GetStats(pb.GetStatsRequest(), metadata=globex)
+    assert (theirs.tenant, theirs.waiting, theirs.completed, theirs.total_processed) == ("globex", 1, 0, 0)
+    health = await api.admin.GetHealth(pb.GetHealthRequest(), metadata=globex)
+    assert (health.stats.tenant, health.stats.waiting) == ("globex", 1)
+
+
 def test_key_ring_matches_hashes_only_and_rejects_bad_files(tmp_path: Path) -> None:
     key = new_key()
     ring = KeyRing.from_json(json.dumps({"keys": [{"tenant": "a", "role": "viewer", "sha256": hash_key(key)}]}))

@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.fair_share import command, measure
-from executor_service.store import claim, finish, promote_due
-from shared import jobs
+from executor_service.store import claim, finish, promote_due, release
+from shared import dead_letters, jobs
 from shared.errors import LimitError
 from shared.model import JobState, Progress
 from shared.queue import Queue
@@ -103,3 +103,47 @@ async def test_delayed_jobs_and_retries_enter_the_lane_through_fair_share(queue:
         assert batch, "B's job was never claimed"
         claimed += [c.job_id for c in batch]
     assert claimed.index(b_id) <= 10  # behind at most A's window, not all 30
+
+
+async def _claim_until(queue: Queue, job_id: str) -> list[str]:
+    claimed: list[str] = []
+    while job_id not in claimed:
+        batch = (await claim(queue, consumer="c", worker_id="w", count=5)).claims
+        assert batch, f"{job_id} was never claimed"
+        claimed += [c.job_id for c in batch]
+    return claimed
+
+
+async def test_reruns_go_through_fair_share(redis_client: aioredis.Redis) -> None:
+    queue = await open_queue(redis_client, tenant_window=3)
+    a_ids = [s.job_id for s in await jobs.submit_many(queue, [command(f"a{i}") for i in range(30)], tenant="a")]
+    for c in (await claim(queue, consumer="c", worker_id="w", count=30)).claims:
+        assert await finish(queue, c, state=JobState.FAILED, progress=Progress(percentage=100))
+    # A reruns all 30 (Retry and RequeueDeadLetter share one script) before B submits one job.
+    for job_id in a_ids:
+        await dead_letters.retry_job(queue, job_id, tenant="a")
+    b_id = (await jobs.submit(queue, command("b"), tenant="b")).job_id
+    assert (await _claim_until(queue, b_id)).index(b_id) == 3  # behind A's window, not behind all 30 reruns
+
+
+async def test_a_rerun_past_the_queue_limit_is_refused_and_changes_nothing(redis_client: aioredis.Redis) -> None:
+    queue = await open_queue(redis_client, tenant_window=2, tenant_max_queued=3)
+    job_id = (await jobs.submit(queue, command("a"), tenant="a")).job_id
+    (run,) = (await claim(queue, consumer="c", worker_id="w", count=1)).claims
+    assert await finish(queue, run, state=JobState.FAILED, progress=Progress(percentage=100))
+    await jobs.submit_many(queue, [command(f"x{i}") for i in range(3)], tenant="a")  # A is at its limit
+    with pytest.raises(LimitError, match="SENTINEL_TENANT_MAX_QUEUED"):
+        await dead_letters.retry_job(queue, job_id, tenant="a")
+    assert (await jobs.get_job(queue, job_id, tenant="a")).state is JobState.FAILED
+    assert (await get_stats(queue, tenant="a")).waiting == 3
+
+
+async def test_a_job_handed_back_waits_under_its_tenants_window_first_in_its_backlog(queue: Queue) -> None:
+    a = [s.job_id for s in await jobs.submit_many(queue, [command(f"a{i}") for i in range(30)], tenant="a")]
+    (first,) = (await claim(queue, consumer="c", worker_id="w", count=1)).claims
+    assert first.job_id == a[0]
+    assert await release(queue, first, reason="executor shutting down")  # A's window (10) is full again
+    b_id = (await jobs.submit(queue, command("b"), tenant="b")).job_id
+    claimed = await _claim_until(queue, a[11])
+    # B is not behind the hand-back; the hand-back goes before the rest of A's backlog.
+    assert claimed[:13] == [*a[1:11], b_id, a[0], a[11]]

@@ -53,11 +53,12 @@ async def test_stats_shows_lanes_figures_and_health(
     await run_jobs(queue, 1)
     assert await admin_commands.show_stats(address(api)) == 0
     out = capsys.readouterr().out
-    assert "queue default  running  health HEALTHY" in out
-    assert "  high            1       0" in out
-    assert "  medium          3       0" in out
-    assert "  total           4       0" in out
-    assert "completed 1" in out and "processed 1 (0 failed)" in out
+    assert "queue default (all tenants)  running  health HEALTHY" in out
+    assert "  lane      waiting  active  delayed  completed  failed  dead  processed  jobs/min  avg ms\n" in out
+    assert "  high            1       0        0          1       0     0          1 " in out
+    assert "  medium          3       0        0          0       0     0          0       0.0       0\n" in out
+    assert "  total           4       0        0          1       0     0          1 " in out
+    assert "processed 1 (0 failed)   last finished 20" in out
 
     await admin_commands.set_paused(address(api), True)
     assert await admin_commands.show_stats(address(api), watch=True, interval=0.05, times=2) == 1
@@ -116,7 +117,7 @@ async def test_the_console_script_runs_them(api: ApiServer, queue: Queue) -> Non
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, err.decode()
-    assert "health HEALTHY" in out.decode() and "  medium          1       0" in out.decode()
+    assert "health HEALTHY" in out.decode() and "  medium          1       0        0" in out.decode()
     process = await asyncio.create_subprocess_exec(
         SENTINEL, "jobs", "--state", "nope", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )

@@ -34,24 +34,51 @@ async def test_empty_queue_has_zero_figures(queue: Queue) -> None:
 
 
 async def test_stats_per_lane_and_totals(queue: Queue) -> None:
-    await submit_jobs(queue, 3, priority=Priority.HIGH)
+    await submit_jobs(queue, 4, priority=Priority.HIGH)
     await submit_jobs(queue, 4, priority=Priority.LOW)
+    await submit_jobs(queue, 2, priority=Priority.MEDIUM, delay_ms=60_000)
     await run_jobs(queue, 2, execution_ms=100)  # two high ones complete
-    await run_jobs(queue, 1, state=JobState.FAILED, execution_ms=300)  # the third high one fails
+    await run_jobs(queue, 1, state=JobState.FAILED, execution_ms=300)  # a high one fails
+    await run_jobs(queue, 1, state=JobState.FAILED, execution_ms=200, dead_letter_reason="attempts exhausted")
     await claim(queue, consumer="c", worker_id="w", count=1)  # one low one runs
     before = now_ms()
     stats = await get_stats(queue)
 
     lanes = {lane.priority: lane for lane in stats.lanes}
-    assert (lanes[Priority.HIGH].waiting, lanes[Priority.HIGH].active) == (0, 0)
-    assert (lanes[Priority.LOW].waiting, lanes[Priority.LOW].active) == (3, 1)
-    assert (stats.waiting, stats.active, stats.completed, stats.failed) == (3, 1, 2, 1)
-    assert (stats.total_processed, stats.total_failed, stats.failed_last_hour) == (3, 1, 1)
-    assert stats.avg_processing_time_ms == pytest.approx(500 / 3, abs=0.1)
-    assert stats.processing_rate > 0
-    assert before - 5000 < stats.last_processed_at_ms <= before
-    assert 0 < lanes[Priority.LOW].oldest_waiting_at_ms <= before
-    assert lanes[Priority.HIGH].oldest_waiting_at_ms == 0
+    high, medium, low = lanes[Priority.HIGH], lanes[Priority.MEDIUM], lanes[Priority.LOW]
+    assert (high.waiting, high.active, high.delayed) == (0, 0, 0)
+    assert (high.completed, high.failed, high.dead_lettered) == (2, 2, 1)
+    assert (high.total_processed, high.total_failed, high.failed_last_hour) == (4, 2, 2)
+    assert high.avg_processing_time_ms == pytest.approx((100 + 100 + 300 + 200) / 4, abs=0.1)
+    assert high.processing_rate > 0 and before - 5000 < high.last_processed_at_ms <= before
+    assert (medium.waiting, medium.active, medium.delayed, medium.total_processed) == (0, 0, 2, 0)
+    assert (low.waiting, low.active, low.completed, low.total_processed) == (3, 1, 0, 0)
+    assert low.processing_rate == 0 and low.last_processed_at_ms == 0 and low.avg_processing_time_ms == 0
+    assert before - 5000 < low.waiting_since_ms <= before and high.waiting_since_ms == 0
+    # The queue's figures are the lanes' summed.
+    assert (stats.waiting, stats.active, stats.delayed, stats.completed, stats.failed) == (3, 1, 2, 2, 2)
+    assert (stats.dead_lettered, stats.total_processed, stats.total_failed, stats.failed_last_hour) == (1, 4, 2, 2)
+    assert stats.avg_processing_time_ms == high.avg_processing_time_ms
+    assert stats.processing_rate == high.processing_rate
+    assert stats.last_processed_at_ms == high.last_processed_at_ms
+    assert stats.waiting_since_ms == low.waiting_since_ms and stats.tenant == ""
+
+
+async def test_a_tenant_sees_only_its_own_figures(queue: Queue) -> None:
+    await submit_jobs(queue, 3, tenant="acme", priority=Priority.HIGH)
+    await submit_jobs(queue, 5, tenant="globex", priority=Priority.HIGH)
+    await submit_jobs(queue, 1, tenant="globex", priority=Priority.LOW)
+    await run_jobs(queue, 4)  # acme's three, then one of globex's (in submit order within the lane)
+    acme = await get_stats(queue, tenant="acme")
+    globex = await get_stats(queue, tenant="globex")
+    whole = await get_stats(queue)
+    assert acme.tenant == "acme" and globex.tenant == "globex"
+    assert (acme.waiting, acme.completed, acme.total_processed) == (0, 3, 3)
+    assert (globex.waiting, globex.completed, globex.total_processed) == (5, 1, 1)
+    assert [lane.waiting for lane in globex.lanes] == [4, 0, 1]
+    assert (whole.waiting, whole.completed, whole.total_processed) == (5, 4, 4)
+    nobody = await get_stats(queue, tenant="initech")
+    assert (nobody.waiting, nobody.completed, nobody.total_processed) == (0, 0, 0)
 
 
 async def test_paused_shows_in_stats_and_health(queue: Queue) -> None:
@@ -90,7 +117,7 @@ async def test_work_waiting_with_no_activity_is_unhealthy(queue: Queue) -> None:
     assert evaluate(stats, queue.settings, now=now).status is HealthStatus.HEALTHY
     later = evaluate(stats, queue.settings, now=now + queue.settings.stale_after_ms + 1000)
     assert later.status is HealthStatus.UNHEALTHY
-    assert later.reasons[0].startswith("stale: no job finished for 5 min while 1 wait")
+    assert later.reasons[0].startswith("stale: no job claimed or finished for 5 min while 1 wait")
     # A paused queue is not stale: nobody is supposed to take its work.
     paused = dataclasses.replace(stats, paused=True)
     assert (
@@ -102,7 +129,8 @@ async def test_a_backlog_the_rate_cannot_clear_is_degraded(queue: Queue) -> None
     stats = await get_stats(queue)
     slow = dataclasses.replace(
         stats,
-        lanes=(dataclasses.replace(stats.lanes[0], waiting=50, oldest_waiting_at_ms=now_ms()), *stats.lanes[1:]),
+        waiting=50,
+        waiting_since_ms=now_ms(),
         processing_rate=1.0,
         last_processed_at_ms=now_ms(),
     )
