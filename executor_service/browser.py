@@ -21,7 +21,7 @@ from playwright._impl._errors import TargetClosedError
 from playwright.async_api import Browser, BrowserContext, Playwright, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from executor_service.guard import NavigationPolicy, install
+from executor_service.guard import NavigationPolicy, open_guarded_context, settle_egress
 from shared.errors import UnavailableError
 from shared.model import Viewport
 
@@ -138,17 +138,9 @@ class BrowserManager:
             if viewport is None:
                 return await browser.new_context()
             return await browser.new_context(viewport=viewport)
-        # Service workers could fetch past the guard's routes: a guarded context has none.
         if viewport is None:
-            context = await browser.new_context(service_workers="block")
-        else:
-            context = await browser.new_context(viewport=viewport, service_workers="block")
-        try:
-            await install(context, self._policy)
-        except BaseException:
-            await context.close()
-            raise
-        return context
+            return await open_guarded_context(browser, self._policy)
+        return await open_guarded_context(browser, self._policy, viewport=viewport)
 
     async def _ensure_browser(self, *, dead: Browser | None = None) -> Browser:
         """The live browser, launching or relaunching it under the lock if needed."""
@@ -200,6 +192,7 @@ class BrowserManager:
             await browser.close()
         except Exception:  # a crashed browser cannot be closed politely; its process is gone anyway
             log.debug("closing chromium failed", exc_info=True)
+        await settle_egress()  # its contexts' egress proxies are closing: let them finish
 
     async def _stop_playwright(self) -> None:
         if self._playwright is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -31,6 +32,7 @@ from shared.model import (
     ArtifactPolicy,
     Check,
     Click,
+    ErrorCategory,
     ExpectText,
     ExpectTitle,
     ExpectUrl,
@@ -187,6 +189,10 @@ async def run_steps(
             # A refused request explains whatever the step saw (a failed load, a missing element).
             cause = _refused(guard) or exc
             error = JobError(category=classify(cause), message=_error_text(cause, secrets), step_index=i)
+        unreached = guard.take_failures() if guard is not None else []
+        if error is not None and error.category is ErrorCategory.NETWORK and unreached:
+            # Behind the egress proxy Chromium only says the request failed; the proxy knows why.
+            error = dataclasses.replace(error, message=_masked(f"{error.message} ({unreached[-1]})", secrets))
         duration_ms = _elapsed_ms(started)
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
@@ -331,7 +337,11 @@ async def _try_screenshot(run: _Run, name: str) -> tuple[str, ...]:
 def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
     """The first line of the error, trimmed, with every secret fill value masked."""
     text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0].strip()
+    return _masked(text.splitlines()[0].strip(), secrets)
+
+
+def _masked(line: str, secrets: tuple[str, ...]) -> str:
+    """`line` trimmed, with every secret fill value masked."""
     # A page may echo what was typed into it, so an assertion's "got ..." could carry a secret.
     for secret in secrets:
         if secret:

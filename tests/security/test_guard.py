@@ -5,17 +5,18 @@ from __future__ import annotations
 import http.server
 import ipaddress
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from executor_service.browser import BrowserManager
-from executor_service.guard import NavigationPolicy, is_denied_address
+from executor_service.navigation_policy import IpAddress, NavigationPolicy, is_denied_address, resolve
 from executor_service.runner import run_steps
 from shared.errors import ConfigError
 from shared.model import ArtifactPolicy, ErrorCategory, ExpectText, Navigate, Step, TestDefinition
-from tests.support import CHROMIUM_ARGS, chromium_path
+from tests.support import CHROMIUM_ARGS, chromium_path, free_port
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,11 @@ async def test_policy_checks_scheme_then_address_with_allow_rules() -> None:
     assert await allowed.check("http://127.0.0.1:8080/x") is None
     assert await allowed.check("http://127.0.0.1:8081/x") is not None
     assert await allowed.check("https://10.9.8.7/") is None
-    assert await allowed.check("http://intranet.test/") is None  # an allowed name is not resolved
+    with pytest.raises(OSError):  # an allowed name skips the address check, but must resolve to be reached
+        await allowed.check("http://intranet.test/")
+    by_name = await NavigationPolicy.from_rules(["localhost"]).vet("http://localhost:8080/")
+    assert by_name.reason is None and ipaddress.ip_address("127.0.0.1") in by_name.addresses
+    assert (await strict.vet("http://93.184.216.34/")).addresses == (ipaddress.ip_address("93.184.216.34"),)
     for bad in ("", "a b", "host:99999", "http://x/"):
         if bad:
             with pytest.raises(ConfigError, match="SENTINEL_NAVIGATION_ALLOW"):
@@ -77,6 +82,8 @@ def serve(recorder: Recorder, pages: dict[str, tuple[int, dict[str, str], bytes]
 
         def do_GET(self) -> None:
             recorder.paths.append(self.path)
+            if self.path == "/events":
+                return self._events()
             status, headers, body = pages.get(self.path, (404, {}, b"not here"))
             self.send_response(status)
             for name, value in {"Content-Type": "text/html", **headers}.items():
@@ -84,6 +91,22 @@ def serve(recorder: Recorder, pages: dict[str, tuple[int, dict[str, str], bytes]
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            return None
+
+        def _events(self) -> None:
+            """Server-sent events: three, 200 ms apart, then the stream stays open (as streams do)."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            try:
+                for i in range(3):
+                    self.wfile.write(f"data: event {i}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                time.sleep(5)
+            except OSError:
+                pass  # the page went away
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -95,6 +118,12 @@ class Sites:
     allowed: str
     denied: str
     denied_hits: Recorder
+
+
+SSE_PAGE = (
+    b"<title>SSE</title><p id='n'>0</p><script>let n = 0; const es = new EventSource('/events');"
+    b" es.onmessage = () => { document.getElementById('n').textContent = String(++n); };</script>"
+)
 
 
 @pytest.fixture
@@ -114,6 +143,7 @@ def sites() -> Iterator[Sites]:
             "/plain": (200, {}, b"<title>Plain</title><p id='ok'>plain</p>"),
             "/embeds": (200, {}, embeds),
             "/redirect": (302, {"Location": f"{d}/secret"}, b""),
+            "/sse": (200, {}, SSE_PAGE),
         },
     )
     try:
@@ -186,3 +216,48 @@ async def test_a_redirect_to_a_denied_address_is_refused_before_it_is_followed(
     error = outcome.error  # type: ignore[attr-defined]
     assert error.category is ErrorCategory.POLICY and "/secret" in error.message
     assert sites.denied_hits.paths == []
+
+
+async def test_server_sent_events_stream_through_the_guard(guarded: BrowserManager, sites: Sites) -> None:
+    # The stream never ends while the step waits: the guard must pass it on as it comes.
+    outcome = await run(guarded, Step(Navigate(sites.allowed + "/sse")), Step(ExpectText("#n", "3")))
+    assert outcome.success, outcome  # type: ignore[attr-defined]
+
+
+async def test_a_dns_answer_that_changes_after_the_check_reaches_nothing(sites: Sites) -> None:
+    """Rebinding: the name looks public when the browser's request is checked, then points at a
+    denied address. The egress proxy resolves for itself and connects only where it checked."""
+    answers: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[IpAddress]:
+        if host != "rebind.test":
+            return await resolve(host, port)
+        answers.append(host)
+        return [ipaddress.ip_address("93.184.216.34" if len(answers) == 1 else "127.0.0.1")]
+
+    policy = NavigationPolicy(resolver=rebinding)
+    manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS, policy=policy)
+    await manager.start()
+    try:
+        denied_port = sites.denied.rsplit(":", 1)[1]
+        outcome = await run(manager, Step(Navigate(f"http://rebind.test:{denied_port}/secret")))
+    finally:
+        await manager.stop()
+    error = outcome.error  # type: ignore[attr-defined]
+    assert error.category is ErrorCategory.POLICY and "rebind.test resolves to 127.0.0.1" in error.message
+    assert len(answers) == 2  # checked in the browser (public), then again at the proxy (loopback)
+    assert sites.denied_hits.paths == []
+
+
+async def test_an_unreachable_allowed_target_fails_as_a_network_error_that_says_why() -> None:
+    manager = BrowserManager(
+        executable_path=chromium_path(), args=CHROMIUM_ARGS, policy=NavigationPolicy.from_rules(["127.0.0.0/8"])
+    )
+    await manager.start()
+    try:
+        outcome = await run(manager, Step(Navigate(f"http://127.0.0.1:{free_port()}/")))
+    finally:
+        await manager.stop()
+    error = outcome.error  # type: ignore[attr-defined]
+    assert error.category is ErrorCategory.NETWORK and "net::ERR_" in error.message
+    assert "cannot connect to 127.0.0.1" in error.message  # the egress proxy's reason, not just Chromium's code
