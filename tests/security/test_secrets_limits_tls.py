@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import shutil
 import subprocess
@@ -15,10 +14,6 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +30,7 @@ from shared.queue import connect
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
 from shared.tls import open_channel
-from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, serve_directory
+from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory
 
 SECRET = "correct-horse-battery"
 KEY = new_secret_key()
@@ -237,38 +232,14 @@ async def test_random_bytes_as_a_submit_are_invalid_argument_never_unknown(raw_s
 # --- TLS ----------------------------------------------------------------------------------
 
 
-def _cert(tmp: Path, name: str, issuer: tuple[Any, Any] | None, *, ca: bool = False) -> tuple[Any, Any]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-    cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-    (tmp / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / f"{name}.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert, key
-
-
 async def test_tls_with_mtls_on_127_0_0_1(
     redis_server: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ca = _cert(tmp_path, "ca", None, ca=True)
-    _cert(tmp_path, "server", ca)
-    _cert(tmp_path, "client", ca)
-    other_ca = _cert(tmp_path, "other-ca", None, ca=True)
-    _cert(tmp_path, "stranger", other_ca)
+    ca = make_cert(tmp_path, "ca", None, ca=True)
+    make_cert(tmp_path, "server", ca)
+    make_cert(tmp_path, "client", ca)
+    other_ca = make_cert(tmp_path, "other-ca", None, ca=True)
+    make_cert(tmp_path, "stranger", other_ca)
     tls = TlsSettings(
         cert_file=str(tmp_path / "server.pem"),
         key_file=str(tmp_path / "server.key"),
@@ -351,8 +322,8 @@ def test_redis_settings_build_a_tls_acl_url() -> None:
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[int]:
     """A real redis-server on 127.0.0.1 speaking TLS only, with the default user off and an ACL user."""
-    ca = _cert(tmp_path, "ca", None, ca=True)
-    _cert(tmp_path, "server", ca)
+    ca = make_cert(tmp_path, "ca", None, ca=True)
+    make_cert(tmp_path, "server", ca)
     port = free_port()
     args = [
         shutil.which("redis-server") or "redis-server",

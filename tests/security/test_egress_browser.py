@@ -1,0 +1,131 @@
+"""Real Chromium through a guarded context's egress proxy: HTTPS and WebSockets (CONNECT tunnels).
+
+The sites answer to names only the policy's resolver knows (`*.test` → 127.0.0.1). Chromium cannot
+resolve them itself, so a page that loads proves the egress proxy resolved the name, checked the
+address and carried the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from executor_service.guard import guard_of, open_guarded_context, settle_egress
+from executor_service.navigation_policy import IpAddress, NavigationPolicy, resolve
+from tests.support import CHROMIUM_ARGS, chromium_path, make_cert
+
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PAGE = (
+    b"<title>Sockets</title><p id='m'>waiting</p><script>"
+    b"const ws = new WebSocket('ws://' + location.host + '/ws');"
+    b"ws.onmessage = (e) => { document.getElementById('m').textContent = e.data; };"
+    b"ws.onerror = () => { document.getElementById('m').textContent = 'error'; };</script>"
+)
+
+
+async def _names(host: str, port: int) -> list[IpAddress]:
+    if host.endswith(".test"):
+        return [ipaddress.ip_address("127.0.0.1")]
+    return await resolve(host, port)
+
+
+POLICY = NavigationPolicy(rules=NavigationPolicy.from_rules(["secure.test", "sockets.test"]).rules, resolver=_names)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=chromium_path(), args=list(CHROMIUM_ARGS))
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+            await settle_egress()
+
+
+async def _site(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An HTTP page, or a WebSocket that says hello and stays open."""
+    try:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head.split("\r\n")[1:])}
+        if headers.get("upgrade", "").lower() == "websocket":
+            accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + _WS_GUID).encode()).digest())
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            text = b"hello over the tunnel"
+            writer.write(bytes([0x81, len(text)]) + text)  # one unmasked text frame
+            await writer.drain()
+            await reader.read()  # until the page goes away
+        else:
+            body = PAGE if head.startswith("GET / ") else b"<title>Secure</title><p id='ok'>secure page</p>"
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            await writer.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def test_an_https_page_goes_through_a_connect_tunnel(browser: Browser, tmp_path: Path) -> None:
+    make_cert(tmp_path, "secure", None)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(tmp_path / "secure.pem", tmp_path / "secure.key")
+    server = await asyncio.start_server(_site, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    context = await open_guarded_context(browser, POLICY, ignore_https_errors=True)
+    try:
+        page = await context.new_page()
+        await page.goto(f"https://secure.test:{port}/secure", timeout=10_000)
+        assert await page.text_content("#ok") == "secure page"
+        guard = guard_of(context)
+        assert guard is not None and guard.take_refusals() == [] and guard.take_failures() == []
+    finally:
+        await context.close()
+        server.close()
+
+
+async def test_a_websocket_goes_through_a_connect_tunnel(browser: Browser) -> None:
+    server = await asyncio.start_server(_site, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    context = await open_guarded_context(browser, POLICY)
+    try:
+        page = await context.new_page()
+        await page.goto(f"http://sockets.test:{port}/", timeout=10_000)
+        await page.wait_for_function("document.getElementById('m').textContent !== 'waiting'", timeout=10_000)
+        assert await page.text_content("#m") == "hello over the tunnel"
+    finally:
+        await context.close()
+        server.close()
+
+
+async def test_a_websocket_to_a_refused_address_is_refused(browser: Browser) -> None:
+    server = await asyncio.start_server(_site, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    context = await open_guarded_context(browser, POLICY)
+    try:
+        page = await context.new_page()
+        await page.goto(f"http://sockets.test:{port}/", timeout=10_000)
+        # The page is allowed by name; a socket to the bare loopback address is not.
+        await page.evaluate(
+            f"() => {{ const s = new WebSocket('ws://127.0.0.1:{port}/ws');"
+            " s.onmessage = (e) => { document.getElementById('m').textContent = 'leaked: ' + e.data; }; }"
+        )
+        await asyncio.sleep(1)
+        guard = guard_of(context)
+        assert guard is not None and any("127.0.0.1" in r.url for r in guard.take_refusals())
+        assert not (await page.text_content("#m") or "").startswith("leaked")
+    finally:
+        await context.close()
+        server.close()
