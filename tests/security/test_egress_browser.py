@@ -13,14 +13,15 @@ import hashlib
 import ipaddress
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
-from executor_service.guard import guard_of, open_guarded_context, settle_egress
+from executor_service.guard import Guard, guard_of, open_guarded_context, settle_egress
 from executor_service.navigation_policy import IpAddress, NavigationPolicy, resolve
-from tests.support import CHROMIUM_ARGS, chromium_path, make_cert
+from tests.support import CHROMIUM_ARGS, chromium_path, make_cert, wait_for
 
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PAGE = (
@@ -96,36 +97,44 @@ async def test_an_https_page_goes_through_a_connect_tunnel(browser: Browser, tmp
         server.close()
 
 
-async def test_a_websocket_goes_through_a_connect_tunnel(browser: Browser) -> None:
+@dataclass
+class Sockets:
+    page: Page
+    port: int
+    guard: Guard
+
+
+@pytest.fixture
+async def sockets(browser: Browser) -> AsyncIterator[Sockets]:
+    """The sockets page (it opens a WebSocket to its own host) loaded in a guarded context."""
     server = await asyncio.start_server(_site, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     context = await open_guarded_context(browser, POLICY)
     try:
         page = await context.new_page()
         await page.goto(f"http://sockets.test:{port}/", timeout=10_000)
-        await page.wait_for_function("document.getElementById('m').textContent !== 'waiting'", timeout=10_000)
-        assert await page.text_content("#m") == "hello over the tunnel"
-    finally:
-        await context.close()
-        server.close()
-
-
-async def test_a_websocket_to_a_refused_address_is_refused(browser: Browser) -> None:
-    server = await asyncio.start_server(_site, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    context = await open_guarded_context(browser, POLICY)
-    try:
-        page = await context.new_page()
-        await page.goto(f"http://sockets.test:{port}/", timeout=10_000)
-        # The page is allowed by name; a socket to the bare loopback address is not.
-        await page.evaluate(
-            f"() => {{ const s = new WebSocket('ws://127.0.0.1:{port}/ws');"
-            " s.onmessage = (e) => { document.getElementById('m').textContent = 'leaked: ' + e.data; }; }"
-        )
-        await asyncio.sleep(1)
         guard = guard_of(context)
-        assert guard is not None and any("127.0.0.1" in r.url for r in guard.take_refusals())
-        assert not (await page.text_content("#m") or "").startswith("leaked")
+        assert guard is not None
+        yield Sockets(page, port, guard)
     finally:
         await context.close()
         server.close()
+
+
+async def test_a_websocket_goes_through_a_connect_tunnel(sockets: Sockets) -> None:
+    await sockets.page.wait_for_function("document.getElementById('m').textContent !== 'waiting'", timeout=10_000)
+    assert await sockets.page.text_content("#m") == "hello over the tunnel"
+
+
+async def test_a_websocket_to_a_refused_address_is_refused(sockets: Sockets) -> None:
+    # The page is allowed by name; a socket to the bare loopback address is not.
+    await sockets.page.evaluate(
+        f"() => {{ const s = new WebSocket('ws://127.0.0.1:{sockets.port}/ws');"
+        " s.onmessage = (e) => { document.getElementById('m').textContent = 'leaked: ' + e.data; }; }"
+    )
+
+    async def refused() -> bool:
+        return any("127.0.0.1" in r.url for r in sockets.guard.refusals)
+
+    await wait_for(refused, within=10, what="the socket to be refused")
+    assert not (await sockets.page.text_content("#m") or "").startswith("leaked")
