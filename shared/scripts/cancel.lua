@@ -17,7 +17,7 @@ if state == 'pending' or state == 'scheduled' then
     'error', cjson.encode({category = 'unknown', message = 'cancelled before it ran', step_index = -1,
     retryable = false}))
   redis.call('ZREM', KEYS[2], cur[3])
-  tally_job(ARGV[6], KEYS[1], state, 'cancelled', ARGV[1])
+  tally_move(tally_of(ARGV[6], KEYS[1]), state, 'cancelled', ARGV[1])
   redis.call('ZADD', KEYS[5], tonumber(ARGV[1]), cur[3])
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'state', 'cancelled', 'pct',
     redis.call('HGET', KEYS[1], 'pct') or '0', 'cur', '0', 'total', cur[5] or '0', 'step', '',

@@ -45,8 +45,9 @@ for _, id in ipairs(candidates) do
         if redis.call('GET', ik) == id then redis.call('DEL', ik) end
       end
     end
-    if redis.call('ZREM', KEYS[4], id) == 1 then tally_dead(ARGV[13], jk, -1) end
-    if cur[1] then tally_job(ARGV[13], jk, cur[1], nil, '0') end
+    local figures = tally_of(ARGV[13], jk)
+    if redis.call('ZREM', KEYS[4], id) == 1 then tally_dead(figures, -1) end
+    tally_move(figures, cur[1], nil, '0')
     redis.call('DEL', jk, ARGV[9] .. id)
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)

@@ -17,6 +17,7 @@
 local cur = redis.call('HMGET', KEYS[1], 'fence', 'state', 'id', 'tenant', 'attempt', 'tags')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'running' then return 0 end
 local state, now, id = ARGV[4], ARGV[7], cur[3]
+local figures = tally_of(ARGV[13], KEYS[1])
 local fields = {}
 for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'state', state, unpack(fields))
@@ -32,12 +33,12 @@ else
   redis.call('ZADD', KEYS[5], tonumber(now), id)
   if ARGV[9] ~= '' then
     redis.call('HSET', KEYS[1], 'dlq_reason', ARGV[9], 'dlq_at', now)
-    if redis.call('ZADD', KEYS[7], tonumber(now), id) == 1 then tally_dead(ARGV[13], KEYS[1], 1) end
+    if redis.call('ZADD', KEYS[7], tonumber(now), id) == 1 then tally_dead(figures, 1) end
   end
-  tally_ended(ARGV[13], KEYS[1], state, now, tonumber(ARGV[12]))
+  tally_ended(figures, state, now, tonumber(ARGV[12]))
   kind = state
 end
-tally_job(ARGV[13], KEYS[1], 'running', state, now)
+tally_move(figures, 'running', state, now)
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
 redis.call('XDEL', KEYS[2], ARGV[2])
 local terminal = state ~= 'scheduled' and '1' or '0'

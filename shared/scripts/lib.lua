@@ -17,7 +17,7 @@ local function claim_entry(lane, group, entry_id, id, job_prefix, progress_prefi
   local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
   redis.call('HSET', jk, 'state', 'running', 'started', now, 'worker', worker, 'entry', entry_id,
     'pct', '0', 'cur', '0', 'step', '', 'msg', 'Claimed by ' .. worker, 'ts', now)
-  tally_claimed(stats, jk, state, now)
+  tally_claimed(tally_of(stats, jk), state, now)
   redis.call('XADD', progress_prefix .. id, 'MAXLEN', '~', progress_maxlen, '*', 'state', 'running',
     'pct', '0', 'cur', '0', 'total', redis.call('HGET', jk, 'total') or '0', 'step', '',
     'msg', 'Claimed by ' .. worker, 'ts', now, 'attempt', tostring(attempt))

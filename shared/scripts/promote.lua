@@ -21,7 +21,7 @@ for _, id in ipairs(due) do
   local cur = redis.call('HMGET', jk, 'state', 'priority', 'tenant', 'trace', 'attempt', 'total', 'tags')
   if cur[1] == 'scheduled' then
     redis.call('HSET', jk, 'state', 'pending', 'due', '0')
-    tally_job(ARGV[7], jk, 'scheduled', 'pending', ARGV[1])
+    tally_move(tally_of(ARGV[7], jk), 'scheduled', 'pending', ARGV[1])
     if fair and lanes[cur[2]] then
       fair_submit(fair, cur[2], lanes[cur[2]], cur[3] or '', id, cur[4] or '')
     else

@@ -10,7 +10,7 @@
 local removed = 0
 for i = 3, #ARGV do
   if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
-    tally_dead(ARGV[1], ARGV[2] .. ARGV[i], -1)
+    tally_dead(tally_of(ARGV[1], ARGV[2] .. ARGV[i]), -1)
     removed = removed + 1
   end
 end

@@ -43,11 +43,12 @@ for lane = 1, 3 do
         redis.call('HSET', jk, 'state', verdict, 'finished', now, 'msg', message, 'ts', now, 'error',
           cjson.encode({category = 'system', message = message, step_index = -1, retryable = false}))
         redis.call('ZADD', KEYS[6], tonumber(now), id)
-        tally_job(ARGV[10], jk, cur[1], verdict, now)
-        tally_ended(ARGV[10], jk, verdict, now, nil)  -- how long it really worked is not known
+        local figures = tally_of(ARGV[10], jk)
+        tally_move(figures, cur[1], verdict, now)
+        tally_ended(figures, verdict, now, nil)  -- how long it really worked is not known
         if verdict == 'failed' then
           redis.call('HSET', jk, 'dlq_reason', 'stalled', 'dlq_at', now)
-          if redis.call('ZADD', KEYS[5], tonumber(now), id) == 1 then tally_dead(ARGV[10], jk, 1) end
+          if redis.call('ZADD', KEYS[5], tonumber(now), id) == 1 then tally_dead(figures, 1) end
           stalled[#stalled + 1] = id
         end
         redis.call('XACK', KEYS[lane], ARGV[1], entry[1])

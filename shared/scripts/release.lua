@@ -17,7 +17,7 @@ redis.call('HINCRBY', KEYS[1], 'fence', 1)
 local attempt = math.max(tonumber(cur[7] or '1') - 1, 0)
 redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', attempt, 'worker', '', 'msg', ARGV[7], 'ts', ARGV[4],
   'pct', '0', 'cur', '0', 'step', '')
-tally_job(ARGV[8], KEYS[1], 'running', 'pending', ARGV[4])
+tally_move(tally_of(ARGV[8], KEYS[1]), 'running', 'pending', ARGV[4])
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
 redis.call('XDEL', KEYS[2], ARGV[2])
 local fair = fair_context(ARGV[10], string.sub(KEYS[1], 1, #KEYS[1] - #cur[3]), ARGV[11] or '0', ARGV[12] or '0', '0')

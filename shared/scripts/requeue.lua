@@ -25,13 +25,14 @@ local tenant = cur[2] or ''
 if fair and tenant ~= '' and not fair_submit(fair, lane, KEYS[2], tenant, id, cur[4] or '') then
   return {'limited', tenant}
 end
-if redis.call('ZREM', KEYS[3], id) == 1 then tally_dead(ARGV[7], KEYS[1], -1) end
-tally_job(ARGV[7], KEYS[1], state, nil, ARGV[1])
+local before = tally_of(ARGV[7], KEYS[1])  -- the lane it ran in; the rerun may go to another
+if redis.call('ZREM', KEYS[3], id) == 1 then tally_dead(before, -1) end
+tally_move(before, state, nil, ARGV[1])
 redis.call('HDEL', KEYS[1], 'result', 'error', 'finished', 'dlq_reason', 'dlq_at', 'cancel', 'stalled', 'started',
   'worker')
 redis.call('HSET', KEYS[1], 'state', 'pending', 'priority', ARGV[2], 'attempt', '0', 'due', '0', 'pct', '0',
   'cur', '0', 'step', '', 'msg', 'Requeued', 'ts', ARGV[1])
-tally_job(ARGV[7], KEYS[1], nil, 'pending', ARGV[1])
+tally_move(tally_of(ARGV[7], KEYS[1]), nil, 'pending', ARGV[1])
 redis.call('ZREM', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
 if not (fair and tenant ~= '') then redis.call('XADD', KEYS[2], '*', 'job', id, 'tenant', tenant, 'trace', cur[4] or '') end

@@ -34,7 +34,7 @@ else
   if not fair then redis.call('XADD', KEYS[2], '*', 'job', id, 'tenant', ARGV[8], 'trace', ARGV[7]) end
   state = 'pending'
 end
-tally_job(ARGV[14], KEYS[1], nil, state, ARGV[3])
+tally_move(tally_of(ARGV[14], KEYS[1]), nil, state, ARGV[3])
 local created = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[5], created, id)
 for i = 8, #KEYS do redis.call('ZADD', KEYS[i], created, id) end

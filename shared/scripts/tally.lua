@@ -14,15 +14,19 @@
 --   rm:<slot> rp:<slot> rf:<slot>   a ring of 60 one-minute buckets: the minute a slot counts,
 --                   runs ended and runs failed in it (processing rate, failures in the last hour)
 
-local function tally_keys(prefix, lane, tenant)
-  return {prefix .. 'lane:' .. lane, prefix .. 'tenant:' .. (tenant or '') .. ':' .. lane}
+-- The figures hashes a job counts in, from its hash `jk` (one HMGET); nil when the job is gone.
+-- Every function below takes them, and does nothing with nil.
+local function tally_of(prefix, jk)
+  local cur = redis.call('HMGET', jk, 'priority', 'tenant')
+  if not cur[1] then return nil end
+  return {prefix .. 'lane:' .. cur[1], prefix .. 'tenant:' .. (cur[2] or '') .. ':' .. cur[1]}
 end
 
--- One job of `lane` and `tenant` moves from state `from` to state `to` at `now` (ms, string);
--- `from` nil = a new job, `to` nil = a job removed.
-local function tally_move(prefix, lane, tenant, from, to, now)
-  if from == to then return end
-  for _, key in ipairs(tally_keys(prefix, lane, tenant)) do
+-- The job moves from state `from` to state `to` at `now` (ms, string); `from` nil = a new job,
+-- `to` nil = a job removed.
+local function tally_move(keys, from, to, now)
+  if not keys or from == to then return end
+  for _, key in ipairs(keys) do
     if from then redis.call('HINCRBY', key, 'n:' .. from, -1) end
     if to then
       local n = redis.call('HINCRBY', key, 'n:' .. to, 1)
@@ -31,35 +35,26 @@ local function tally_move(prefix, lane, tenant, from, to, now)
   end
 end
 
--- The same, reading the job's lane and tenant from its hash `jk`.
-local function tally_job(prefix, jk, from, to, now)
-  local cur = redis.call('HMGET', jk, 'priority', 'tenant')
-  if cur[1] then tally_move(prefix, cur[1], cur[2], from, to, now) end
+-- The job was claimed (PENDING -> RUNNING), or reclaimed (RUNNING stays RUNNING).
+local function tally_claimed(keys, from, now)
+  if not keys then return end
+  tally_move(keys, from, 'running', now)
+  for _, key in ipairs(keys) do redis.call('HSET', key, 'last_claimed', now) end
 end
 
--- A job of the hash `jk` was claimed (PENDING → RUNNING), or reclaimed (RUNNING stays RUNNING).
-local function tally_claimed(prefix, jk, from, now)
-  local cur = redis.call('HMGET', jk, 'priority', 'tenant')
-  if not cur[1] then return end
-  tally_move(prefix, cur[1], cur[2], from, 'running', now)
-  for _, key in ipairs(tally_keys(prefix, cur[1], cur[2])) do redis.call('HSET', key, 'last_claimed', now) end
+-- The job's dead letters change by `delta` (+1 dead-lettered, -1 left the dead-letter set).
+local function tally_dead(keys, delta)
+  if not keys then return end
+  for _, key in ipairs(keys) do redis.call('HINCRBY', key, 'dlq', delta) end
 end
 
--- Dead letters of the job `jk` change by `delta` (+1 dead-lettered, -1 left the dead-letter set).
-local function tally_dead(prefix, jk, delta)
-  local cur = redis.call('HMGET', jk, 'priority', 'tenant')
-  if not cur[1] then return end
-  for _, key in ipairs(tally_keys(prefix, cur[1], cur[2])) do redis.call('HINCRBY', key, 'dlq', delta) end
-end
-
--- A run of the job `jk` ended in `state` at `now`, after `ms` of work (nil = not known).
-local function tally_ended(prefix, jk, state, now, ms)
-  local cur = redis.call('HMGET', jk, 'priority', 'tenant')
-  if not cur[1] then return end
+-- A run of the job ended in `state` at `now`, after `ms` of work (nil = not known).
+local function tally_ended(keys, state, now, ms)
+  if not keys then return end
   local minute = math.floor(tonumber(now) / 60000)
   local slot = tostring(minute % 60)
   local failed = state ~= 'completed'
-  for _, key in ipairs(tally_keys(prefix, cur[1], cur[2])) do
+  for _, key in ipairs(keys) do
     redis.call('HINCRBY', key, 'processed', 1)
     redis.call('HSET', key, 'last_processed', now)
     if ms then
