@@ -103,14 +103,6 @@ class NavigationPolicy:
         """Parse SENTINEL_NAVIGATION_ALLOW entries; raises ConfigError on a malformed one."""
         return cls(rules=tuple(AllowRule.parse(e) for e in entries if e.strip()))
 
-    async def check(self, url: str, *, websocket: bool = False) -> str | None:
-        """Why `url` must not be requested, or None when it may.
-
-        Raises:
-            OSError: the host cannot be resolved (the caller fails the request as a network error).
-        """
-        return (await self.vet(url, websocket=websocket)).reason
-
     async def vet(self, url: str, *, websocket: bool = False) -> Verdict:
         """The verdict on `url`: why it is refused, or the addresses it may be reached at.
 
