@@ -13,14 +13,14 @@ import grpc
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api_service import convert
-from api_service.auth import figures_scope, tenant_of
-from api_service.convert_admin import event_to_proto, health_to_proto, stats_to_proto
-from api_service.status import streaming, unary
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared import dead_letters, pausing, queue_health, retention
 from shared.clock import now_ms
+from shared.edge import convert
+from shared.edge.auth import figures_scope, tenant_of
+from shared.edge.convert_admin import event_to_proto, health_to_proto, stats_to_proto
+from shared.edge.status import streaming, unary
 from shared.errors import FieldViolation, NotFoundError, ValidationError
 from shared.events import follow_events
 from shared.model import JobState

@@ -22,21 +22,18 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from api_service.admin import QueueAdminServicer
-from api_service.auth import interceptor_for
 from api_service.servicers import TestExecutionServicer
-from api_service.wire import MalformedRequestInterceptor
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.edge import server as edge_server
+from shared.edge.serving import HealthReporter
 from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect, connect_blocking
 from shared.retention import Cleaner
-from shared.rpc_metrics import RpcMetricsInterceptor
 from shared.sealed import sealer_for
-from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
 from shared.settings import ApiSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.streams import StreamHub
-from shared.telemetry import server_interceptors, tracing_from_env
-from shared.tls import listen
+from shared.telemetry import tracing_from_env
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +74,20 @@ class ApiServer:
         hub = StreamHub(reader, client)
         registry = CollectorRegistry()
         security = security or SecuritySettings()
-        interceptors = [
-            RpcMetricsInterceptor(registry),
-            *server_interceptors(tracing),
-            interceptor_for(security),
-            MalformedRequestInterceptor(),
-        ]
-        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        server = edge_server.build(registry=registry, tracing=tracing, security=security)
         pb_grpc.add_TestExecutionServicer_to_server(
             TestExecutionServicer(queue, hub, sealer_for(security.secret_key)), server
         )
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub), server)
-        health = HealthReporter(server, SERVICES, client)
-        enable_reflection(server, SERVICES)
-        port = listen(server, api.host, api.port, security.tls)
-        if port == 0:
-            raise OSError(f"cannot listen on {api.host}:{api.port} (API_GRPC_PORT)")
+        health, port = edge_server.open_port(
+            server,
+            services=SERVICES,
+            redis=client,
+            host=api.host,
+            port=api.port,
+            security=security,
+            variable="API_GRPC_PORT",
+        )
         metrics = None
         if api.metrics_port:
             registry.register(QueueCollector(queue, asyncio.get_running_loop()))

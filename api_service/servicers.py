@@ -1,8 +1,8 @@
 """Thin gRPC servicers: convert the request, call a plain async function, convert back.
 
 No business logic lives here: validation is `shared.validation`, queue operations are
-`shared.jobs` / `shared.progress`, conversions are `api_service.convert`, and errors become
-status codes in `api_service.status`.
+`shared.jobs` / `shared.progress`, conversions are `shared.edge.convert`, and errors become
+status codes in `shared.edge.status`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from api_service import convert
-from api_service.auth import tenant_of
-from api_service.status import streaming, to_status, unary
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared import dead_letters, jobs
+from shared.edge import convert
+from shared.edge.auth import tenant_of
+from shared.edge.status import streaming, to_status, unary
 from shared.errors import FieldViolation, SentinelError, ValidationError
 from shared.model import SubmitCommand
 from shared.paging import page_size

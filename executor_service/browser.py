@@ -22,10 +22,10 @@ from playwright.async_api import Browser, BrowserContext, Playwright, ViewportSi
 from playwright.async_api import Error as PlaywrightError
 
 from executor_service.guard import NavigationPolicy, open_guarded_context, settle_egress
-from shared.errors import UnavailableError
+from shared.errors import BrowserUnavailable
 from shared.model import Viewport
 
-__all__ = ["DEFAULT_ARGS", "BrowserManager", "BrowserUnavailable"]
+__all__ = ["DEFAULT_ARGS", "BrowserManager"]
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ DEFAULT_ARGS: tuple[str, ...] = (
 )
 
 _INSTALL_HINT = "set SENTINEL_CHROMIUM to a Chromium binary, or install one (apt-get install chromium)"
-
-
-class BrowserUnavailable(UnavailableError):
-    """Chromium cannot be launched (missing binary, bad flags) or the manager is stopped."""
 
 
 class BrowserManager:

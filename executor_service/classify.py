@@ -5,13 +5,8 @@ exception *is* (its type, and for Playwright's catch-all `Error` the Chromium ne
 carries), never on loose substring matching over arbitrary text: a page that prints
 "timeout" or "net::ERR_FAILED" must not turn an assertion into an infrastructure failure.
 
-This module also defines the two errors the runner raises on purpose:
-
-    SentinelError
-    ├── AssertionFailure     an expect_* step did not hold           → ASSERTION
-    └── NavigationRefused    a navigation guard refused a URL        → POLICY
-
-(`shared.errors.ValidationError` → VALIDATION and `browser.BrowserUnavailable` → BROWSER.)
+The runner's own failures come from `shared.errors`: `AssertionFailure` → ASSERTION,
+`NavigationRefused` → POLICY, `ValidationError` → VALIDATION, `BrowserUnavailable` → BROWSER.
 
 It must never import Redis or grpc, and never raise.
 """
@@ -24,11 +19,10 @@ from playwright._impl._errors import TargetClosedError
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from executor_service.browser import BrowserUnavailable
-from shared.errors import SentinelError, ValidationError
+from shared.errors import AssertionFailure, BrowserUnavailable, NavigationRefused, ValidationError
 from shared.model import ErrorCategory
 
-__all__ = ["AssertionFailure", "NavigationRefused", "classify", "net_error_code"]
+__all__ = ["classify", "net_error_code"]
 
 # Chromium writes its net errors as `net::ERR_CONNECTION_REFUSED` (see net/base/net_error_list.h).
 _NET_ERROR = re.compile(r"\bnet::(ERR_[A-Z_]+)\b")
@@ -36,14 +30,6 @@ _NET_ERROR = re.compile(r"\bnet::(ERR_[A-Z_]+)\b")
 # How far down a `raise ... from ...` chain to look before giving up; chains are short in practice
 # and a cycle must not loop forever.
 _MAX_CAUSE_DEPTH = 5
-
-
-class AssertionFailure(SentinelError):
-    """An expect_* step did not hold within its timeout: a test *result*, not an infrastructure fault."""
-
-
-class NavigationRefused(SentinelError):
-    """A navigation guard refused to let the page load a URL (e.g. a private address)."""
 
 
 def net_error_code(exc: BaseException) -> str | None:

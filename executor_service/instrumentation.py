@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
@@ -20,15 +19,12 @@ from executor_service.metrics import ExecutorMetrics, WorkerCollector
 from executor_service.observe import JobObserver
 from executor_service.worker import Worker
 from shared.metrics import MetricsEndpoint
-from shared.rpc_metrics import RpcMetricsInterceptor
 from shared.settings import ExecutorSettings
-from shared.telemetry import server_interceptors
 
 
 @dataclass
 class Instrumentation:
     registry: CollectorRegistry
-    interceptors: list[Any]
     sweeper: ArtifactSweeper
     endpoint: MetricsEndpoint | None = None
     tracing: TracerProvider | None = field(default=None)
@@ -48,7 +44,6 @@ class Instrumentation:
             )
         return cls(
             registry=registry,
-            interceptors=[RpcMetricsInterceptor(registry), *server_interceptors(tracing)],
             sweeper=ArtifactSweeper(worker.queue, Path(settings.artifacts_dir)),
             endpoint=endpoint,
             tracing=tracing,

@@ -19,10 +19,10 @@ from redis.exceptions import RedisError
 from executor_service.browser import BrowserManager
 from executor_service.classify import classify
 from executor_service.runner import RunOutcome, run_steps
-from executor_service.store import CancelRequested, Claim, LeaseLost, finish, write_progress
+from executor_service.store import Claim, finish, write_progress
 from shared import codec, retry
 from shared.clock import now_ms
-from shared.errors import ValidationError
+from shared.errors import CancelRequested, LeaseLost, ValidationError
 from shared.model import ErrorCategory, JobError, JobResult, JobState, Progress, StepResult
 from shared.queue import Queue
 from shared.settings import ExecutorSettings

@@ -24,9 +24,9 @@ from typing import Literal, Protocol
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from executor_service.classify import AssertionFailure, NavigationRefused, classify
+from executor_service.classify import classify
 from executor_service.guard import Guard, guard_of
-from shared.errors import FieldViolation, ValidationError
+from shared.errors import AssertionFailure, FieldViolation, NavigationRefused, ValidationError
 from shared.model import (
     Action,
     ArtifactPolicy,
@@ -53,7 +53,7 @@ from shared.sealed import SEALED_PREFIX, Sealer, sealer_for
 from shared.telemetry import record_step
 from shared.validation import resolve_url
 
-__all__ = ["AssertionFailure", "Reporter", "RunOutcome", "run_steps"]
+__all__ = ["Reporter", "RunOutcome", "run_steps"]
 
 log = logging.getLogger(__name__)
 

@@ -18,20 +18,18 @@ import grpc
 import redis.asyncio as aioredis
 from opentelemetry.sdk.trace import TracerProvider
 
-from api_service import convert
-from api_service.auth import interceptor_for
-from api_service.wire import MalformedRequestInterceptor
 from executor_service.browser import BrowserManager
 from executor_service.guard import NavigationPolicy
 from executor_service.instrumentation import Instrumentation
 from executor_service.worker import Worker
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.edge import convert
+from shared.edge import server as edge_server
+from shared.edge.serving import HealthReporter
 from shared.queue import Queue, connect, connect_blocking
-from shared.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
 from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.telemetry import tracing_from_env
-from shared.tls import listen
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +118,18 @@ class ExecutorServer:
             concurrency=queue_settings.concurrency,
         )
         instrumentation = Instrumentation.install(worker, settings=executor, tracing=tracing)
-        interceptors = [*instrumentation.interceptors, interceptor_for(security), MalformedRequestInterceptor()]
-        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
-        health = HealthReporter(server, SERVICES, client)
+        server = edge_server.build(registry=instrumentation.registry, tracing=tracing, security=security)
+        health, port = edge_server.open_port(
+            server,
+            services=SERVICES,
+            redis=client,
+            host=executor.host,
+            port=executor.port,
+            security=security,
+            variable="EXECUTOR_GRPC_PORT",
+        )
         grace_s = executor.shutdown_grace_ms / 1000
         pb_grpc.add_ExecutorServicer_to_server(ExecutorServicer(worker, health, grace_s), server)
-        enable_reflection(server, SERVICES)
-        port = listen(server, executor.host, executor.port, security.tls)
-        if port == 0:
-            raise OSError(f"cannot listen on {executor.host}:{executor.port} (EXECUTOR_GRPC_PORT)")
         await worker.start()
         await instrumentation.start()
         await server.start()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from shared import codec
 from shared.clock import now_ms
+from shared.errors import CancelRequested, LeaseLost
 from shared.keys import GROUP
 from shared.model import PRIORITY_ORDER, Job, JobState, Priority, Progress
 from shared.queue import Queue
@@ -72,14 +73,6 @@ async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> C
     claims = _claims_from(claimed)
     last_ids = dict(zip(keys.lanes, last, strict=True)) if last else {}
     return ClaimBatch(claims=claims, last_ids=last_ids, paused=bool(int(paused)))
-
-
-class LeaseLost(Exception):
-    """The job is no longer this run's: another executor took it over, or it was finished."""
-
-
-class CancelRequested(Exception):
-    """A client asked to cancel the job this run is working on."""
 
 
 async def write_progress(queue: Queue, claim_: Claim, progress: Progress) -> None:

@@ -12,12 +12,12 @@ from typing import TextIO, TypeVar
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from api_service import convert
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.edge import convert
+from shared.edge.tls import open_channel
 from shared.settings import ClientSettings
 from shared.telemetry import client_interceptors
-from shared.tls import open_channel
 
 T = TypeVar("T")
 

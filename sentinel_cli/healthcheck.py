@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shared.edge.tls import channel_credentials, channel_options
 from shared.errors import ConfigError
 from shared.settings import ClientSettings
-from shared.tls import channel_credentials, channel_options
 
 DEADLINE_SECONDS = 3.0
 EXIT_SERVING = 0

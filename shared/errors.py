@@ -8,11 +8,19 @@
     ├── ConflictError        the job is in a state that does not allow the operation
     ├── LimitError           a quota or size limit is exceeded
     ├── UnavailableError     Redis (or another dependency) cannot be reached
+    │   ├── ShuttingDown         the service is stopping while a stream waited; reconnect with the cursor
+    │   └── BrowserUnavailable   Chromium cannot be launched, or the browser manager is stopped
     ├── UnauthenticatedError no API key, or one this service does not know
-    └── PermissionDeniedError the key's role is too low for the operation
+    ├── PermissionDeniedError the key's role is too low for the operation
+    ├── StepFailure          a step of a test did not pass (a test *result*, never a status code)
+    │   ├── AssertionFailure     an expect_* step did not hold within its timeout
+    │   └── NavigationRefused    the navigation guard refused to let the page load a URL
+    └── RunInterrupted       a run must stop at once (executor-internal, never a status code)
+        ├── LeaseLost            another executor took the job over, or it was finished
+        └── CancelRequested      a client asked to cancel the job
 
 Business logic raises these; the gRPC edge maps them to status codes in exactly one place
-(`api_service.status`). Nothing here imports grpc.
+(`shared.edge.status`). Nothing here imports grpc.
 """
 
 from __future__ import annotations
@@ -67,4 +75,37 @@ class UnauthenticatedError(SentinelError):
 
 
 class PermissionDeniedError(SentinelError):
+    pass
+
+
+class ShuttingDown(UnavailableError):
+    def __init__(self, message: str = "the server is shutting down; reconnect with your last cursor") -> None:
+        super().__init__(message)
+
+
+class BrowserUnavailable(UnavailableError):
+    pass
+
+
+class StepFailure(SentinelError):
+    pass
+
+
+class AssertionFailure(StepFailure):
+    pass
+
+
+class NavigationRefused(StepFailure):
+    pass
+
+
+class RunInterrupted(SentinelError):
+    pass
+
+
+class LeaseLost(RunInterrupted):
+    pass
+
+
+class CancelRequested(RunInterrupted):
     pass

@@ -120,7 +120,7 @@ async def follow_events(
 
     Raises:
         ValidationError: a malformed cursor.
-        HubClosed: the service is shutting down; the client should reconnect with its cursor.
+        ShuttingDown: the service is shutting down; the client should reconnect with its cursor.
     """
     key = queue.keys.events
     lookup = _TagLookup(queue)

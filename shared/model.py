@@ -1,7 +1,7 @@
 """Sentinel's domain types: test definitions, job options, jobs, progress and results.
 
 These are plain frozen dataclasses and `str` enums. They never import protobuf or grpc: the
-API converts protobuf to these at its edge (`api_service.convert`), and Redis sees them only
+API converts protobuf to these at its edge (`shared.edge.convert`), and Redis sees them only
 through `shared.codec`.
 """
 

@@ -48,7 +48,7 @@ async def follow_progress(
     Raises:
         NotFoundError: no such job for this tenant.
         ValidationError: a malformed cursor.
-        HubClosed: the service is shutting down; the client should reconnect with its cursor.
+        ShuttingDown: the service is shutting down; the client should reconnect with its cursor.
     """
     after = _check_cursor(cursor)
     job = await get_job(queue, job_id, tenant=tenant)

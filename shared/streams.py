@@ -23,6 +23,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from shared.errors import ShuttingDown
 from shared.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,6 @@ def parse_id(entry_id: str) -> tuple[int, int]:
     return ms, seq
 
 
-class HubClosed(Exception):
-    """The hub stopped (the service is shutting down) while a subscriber was waiting."""
-
-
 @dataclass(eq=False)
 class Subscription:
     key: str
@@ -58,7 +55,7 @@ class Subscription:
         while True:
             item = await self.queue.get()
             if item is None:
-                raise HubClosed
+                raise ShuttingDown
             yield item
 
 
@@ -100,7 +97,7 @@ class StreamHub:
     async def subscribe(self, key: str, after: str) -> Subscription:
         """Follow `key` from just after stream id `after` ("0-0" for the start)."""
         if self._closed:
-            raise HubClosed
+            raise ShuttingDown
         sub = Subscription(key=key, last=parse_id(after))
         self._subs.setdefault(key, set()).add(sub)
         current = self._pos.get(key)

@@ -1,6 +1,6 @@
 """Validation of a submit: every limit a test definition and its options must respect.
 
-Pure domain code: it sees `shared.model` values only, after `api_service.convert` has turned the
+Pure domain code: it sees `shared.model` values only, after `shared.edge.convert` has turned the
 protobuf into them, and it never imports protobuf or grpc. It reports *all* violations at once,
 each naming its field the way a client spells it (`definition.steps[3].click.selector`), so one
 round trip shows a client everything to fix.

@@ -12,8 +12,8 @@ from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api_service import convert as c
 from protos import sentinel_pb2 as pb
+from shared.edge import convert as c
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     ArtifactPolicy,

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Error as PlaywrightError
 
-from executor_service.browser import BrowserManager, BrowserUnavailable
+from executor_service.browser import BrowserManager
+from shared.errors import BrowserUnavailable
 from shared.model import Viewport
 from tests.support import CHROMIUM_ARGS, chromium_path, wait_for
 

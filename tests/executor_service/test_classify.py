@@ -9,9 +9,16 @@ from playwright._impl._errors import TargetClosedError
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from executor_service.browser import BrowserManager, BrowserUnavailable
-from executor_service.classify import AssertionFailure, NavigationRefused, classify, net_error_code
-from shared.errors import FieldViolation, NotFoundError, ValidationError
+from executor_service.browser import BrowserManager
+from executor_service.classify import classify, net_error_code
+from shared.errors import (
+    AssertionFailure,
+    BrowserUnavailable,
+    FieldViolation,
+    NavigationRefused,
+    NotFoundError,
+    ValidationError,
+)
 from shared.model import ErrorCategory
 from tests.support import CHROMIUM_ARGS, chromium_path, free_port
 

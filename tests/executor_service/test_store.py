@@ -10,9 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from executor_service.store import (
-    CancelRequested,
     Claim,
-    LeaseLost,
     Reclaimed,
     claim,
     finish,
@@ -24,6 +22,7 @@ from executor_service.store import (
 )
 from shared import codec, jobs
 from shared.clock import now_ms
+from shared.errors import CancelRequested, LeaseLost
 from shared.keys import GROUP
 from shared.model import (
     Click,

@@ -13,18 +13,18 @@ import pytest
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from api_service.auth import KeyEntry, KeyRing, Role, hash_key, new_key
 from api_service.server import ApiServer
 from executor_service.store import claim, finish
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli import keys as keys_cli
+from shared.edge.auth import KeyEntry, KeyRing, Role, hash_key, new_key
+from shared.edge.tls import open_channel
 from shared.errors import ConfigError
 from shared.model import JobState, Progress
 from shared.queue import Queue
 from shared.sealed import new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings
-from shared.tls import open_channel
 from tests.support import RedisProcess
 
 Code = grpc.StatusCode

@@ -17,7 +17,6 @@ import redis.exceptions as redis_errors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api_service.auth import hash_key, new_key
 from api_service.server import ApiServer
 from executor_service.browser import BrowserManager
 from executor_service.runner import run_steps
@@ -25,11 +24,12 @@ from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli import healthcheck
 from sentinel_cli.redis_proc import free_port
+from shared.edge.auth import hash_key, new_key
+from shared.edge.tls import open_channel
 from shared.model import ArtifactPolicy, ExpectText, Fill, Navigate, Step, TestDefinition
 from shared.queue import connect
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
-from shared.tls import open_channel
 from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory
 
 SECRET = "correct-horse-battery"

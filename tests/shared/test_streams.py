@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from shared.errors import ShuttingDown
 from shared.queue import connect_blocking
 from shared.settings import RedisSettings
-from shared.streams import Entry, HubClosed, StreamHub, Subscription, parse_id
+from shared.streams import Entry, StreamHub, Subscription, parse_id
 from tests.support import RedisProcess, wait_for
 
 KEY = "sentinel:{test}:progress:job-1"
@@ -138,10 +139,10 @@ async def test_stop_makes_waiting_subscribers_raise_hub_closed(hub: StreamHub) -
     await hub.stop()
 
     for task in waiting:
-        with pytest.raises(HubClosed):
+        with pytest.raises(ShuttingDown):
             await asyncio.wait_for(task, timeout=10)
     assert hub.subscriber_count == 0
-    with pytest.raises(HubClosed):
+    with pytest.raises(ShuttingDown):
         await hub.subscribe(KEY, "0-0")
 
 

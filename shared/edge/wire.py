@@ -2,7 +2,7 @@
 
 grpc decodes a request before any servicer code runs, and a body that is not valid protobuf
 would surface as UNKNOWN ("Unexpected DecodeError"). This interceptor decodes it itself and turns
-a failure into a `ValidationError`, mapped like every other error in `api_service.status`.
+a failure into a `ValidationError`, mapped like every other error in `shared.edge.status`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from api_service.status import abort
+from shared.edge.status import abort
 from shared.errors import FieldViolation, ValidationError
 
 

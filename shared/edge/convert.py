@@ -16,7 +16,8 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from api_service.convert_enums import (
+from protos import sentinel_pb2 as pb
+from shared.edge.convert_enums import (
     artifact_policy_from_proto,
     artifact_policy_to_proto,
     error_category_from_proto,
@@ -28,7 +29,7 @@ from api_service.convert_enums import (
     state_from_proto,
     state_to_proto,
 )
-from api_service.convert_jobs import (
+from shared.edge.convert_jobs import (
     dead_letter_to_proto,
     job_error_to_proto,
     job_to_proto,
@@ -39,7 +40,6 @@ from api_service.convert_jobs import (
     timestamp,
     violations_to_proto,
 )
-from protos import sentinel_pb2 as pb
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     Action,

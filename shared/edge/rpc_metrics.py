@@ -1,7 +1,7 @@
 """A grpc.aio server interceptor counting calls and timing them, by method and status code.
 
 Installed first on both services' servers so it sees the status a servicer aborted with (the
-`api_service.status` wrapper aborts with the mapped code). Streaming calls are timed to their end.
+`shared.edge.status` wrapper aborts with the mapped code). Streaming calls are timed to their end.
 """
 
 from __future__ import annotations

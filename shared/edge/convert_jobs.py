@@ -1,7 +1,7 @@
 """Jobs, progress, results and errors as protobuf: the API's outbound half of its conversions.
 
-Split out of `api_service.convert` (which re-exports everything here) to keep both modules small;
-other code imports these from `api_service.convert`. It only reads domain values stored earlier,
+Split out of `shared.edge.convert` (which re-exports everything here) to keep both modules small;
+other code imports these from `shared.edge.convert`. It only reads domain values stored earlier,
 so it clamps a figure out of protobuf's range rather than fail a status call. No grpc here.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from api_service.convert_enums import (
+from protos import sentinel_pb2 as pb
+from shared.edge.convert_enums import (
     error_category_to_proto,
     priority_to_proto,
     source_to_proto,
     state_to_proto,
 )
-from protos import sentinel_pb2 as pb
 from shared.errors import FieldViolation
 from shared.model import Job, JobError, JobResult, Progress, ProgressEvent, StepResult
 

@@ -1,7 +1,7 @@
 """Enum maps between protobuf and the domain, half of the API's conversion layer.
 
-Split out of `api_service.convert` (which re-exports everything here) to keep both modules small;
-other code imports these from `api_service.convert`. Proto3 enums are open: a client may send a
+Split out of `shared.edge.convert` (which re-exports everything here) to keep both modules small;
+other code imports these from `shared.edge.convert`. Proto3 enums are open: a client may send a
 number this server does not know, so every `*_from_proto` treats UNSPECIFIED and unknown numbers
 alike and returns None, leaving the default to the caller. Nothing here may import grpc.
 """

@@ -12,7 +12,7 @@ cancels and retries them; an `admin` also manages the queue (pause, resume, dead
 the `authorization: Bearer <key>` metadata, checks the role the method needs (`METHOD_ROLES`), and
 keeps the caller for the servicers' `tenant_of(context)`. With auth disabled (SENTINEL_AUTH=
 disabled) every caller is tenant `default` with the admin role. Denials become status codes in
-`api_service.status` like every other error. Nothing here may log or store a key in clear.
+`shared.edge.status` like every other error. Nothing here may log or store a key in clear.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 import grpc
 
-from api_service.status import abort
+from shared.edge.status import abort
 from shared.errors import ConfigError, PermissionDeniedError, SentinelError, UnauthenticatedError
 from shared.settings import SecuritySettings
 

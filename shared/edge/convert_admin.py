@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api_service.convert_enums import priority_to_proto, state_to_proto
-from api_service.convert_jobs import timestamp
 from protos import sentinel_pb2 as pb
+from shared.edge.convert_enums import priority_to_proto, state_to_proto
+from shared.edge.convert_jobs import timestamp
 from shared.events import QueueEvent
 from shared.queue_health import HealthStatus, QueueHealth
 from shared.stats import Figures, QueueStats

@@ -29,7 +29,6 @@ from shared.errors import (
     UnavailableError,
     ValidationError,
 )
-from shared.streams import HubClosed
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
-    (HubClosed, grpc.StatusCode.UNAVAILABLE),
     (RedisConnectionError, grpc.StatusCode.UNAVAILABLE),
     (RedisTimeoutError, grpc.StatusCode.UNAVAILABLE),
 ]
@@ -58,8 +56,6 @@ def code_for(exc: BaseException) -> grpc.StatusCode:
 
 
 def message_for(exc: BaseException) -> str:
-    if isinstance(exc, HubClosed):
-        return "the server is shutting down; reconnect with your last cursor"
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return "the queue store (Redis) is unreachable; try again shortly"
     if isinstance(exc, SentinelError):

@@ -1,0 +1,63 @@
+"""One way to build and open a Sentinel gRPC server, for the API and the executor alike.
+
+Every Sentinel server runs the same interceptors in the same order — RPC metrics, tracing spans,
+API keys and roles, then request decoding (malformed bytes answer INVALID_ARGUMENT) — serves
+health and reflection, and listens with TLS when it is configured. A service only adds its
+servicers between `build` and `open`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+import redis.asyncio as aioredis
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from shared.edge.auth import interceptor_for
+from shared.edge.rpc_metrics import RpcMetricsInterceptor
+from shared.edge.serving import SERVER_OPTIONS, HealthReporter, enable_reflection
+from shared.edge.tls import listen
+from shared.edge.wire import MalformedRequestInterceptor
+from shared.settings import SecuritySettings
+from shared.telemetry import server_interceptors
+
+
+def build(
+    *, registry: CollectorRegistry, tracing: TracerProvider | None, security: SecuritySettings
+) -> grpc.aio.Server:
+    """A server with Sentinel's interceptors; add servicers to it, then call `open`."""
+    interceptors = [
+        RpcMetricsInterceptor(registry),
+        *server_interceptors(tracing),
+        interceptor_for(security),
+        MalformedRequestInterceptor(),
+    ]
+    return grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+
+
+def open_port(
+    server: grpc.aio.Server,
+    *,
+    services: Sequence[str],
+    redis: aioredis.Redis,
+    host: str,
+    port: int,
+    security: SecuritySettings,
+    variable: str,
+) -> tuple[HealthReporter, int]:
+    """Add health and reflection for `services` and listen on `host:port`.
+
+    Returns:
+        The health reporter (start it once the server runs) and the bound port.
+
+    Raises:
+        OSError: the port cannot be opened; the message names `variable`, the setting to change.
+    """
+    health = HealthReporter(server, services, redis)
+    enable_reflection(server, services)
+    bound = listen(server, host, port, security.tls)
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port} ({variable})")
+    return health, bound
