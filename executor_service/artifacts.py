@@ -10,7 +10,6 @@ It never deletes anything outside the artifacts root and never a directory whose
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from redis.exceptions import RedisError
 
 from shared.queue import Queue
+from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -56,29 +56,18 @@ class ArtifactSweeper:
     def __init__(self, queue: Queue, root: Path, *, interval_s: float = 60.0) -> None:
         self._queue = queue
         self._root = root
-        self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._loop = Periodic(
+            "artifact-sweeper", self.run_once, interval_s=interval_s, first_now=False, tolerated=(RedisError, OSError)
+        )
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="artifact-sweeper")
+        self._loop.start()
 
     async def stop(self) -> None:
-        self._stopping.set()  # ends the loop even if redis-py swallowed the cancel mid-command
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
-                return
-            try:
-                removed = await sweep(self._queue, self._root)
-            except (RedisError, OSError) as exc:
-                log.warning("artifact sweep failed: %s", exc)
-                continue
-            if removed:
-                log.info("deleted the artifacts of %d removed job(s)", removed)
+    async def run_once(self) -> int:
+        removed = await sweep(self._queue, self._root)
+        if removed:
+            log.info("deleted the artifacts of %d removed job(s)", removed)
+        return removed

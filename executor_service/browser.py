@@ -160,7 +160,14 @@ class BrowserManager:
             self._playwright = await async_playwright().start()
         try:
             browser = await self._playwright.chromium.launch(
-                executable_path=executable, headless=self._headless, args=self._args
+                executable_path=executable,
+                headless=self._headless,
+                args=self._args,
+                # The executor stops on these signals itself and closes the browser in order; a
+                # Ctrl-C meant for it must not make the driver close the browser under running jobs.
+                handle_sigint=False,
+                handle_sigterm=False,
+                handle_sighup=False,
             )
         except PlaywrightError as exc:
             first_line = exc.message.strip().splitlines()[0] if exc.message.strip() else repr(exc)

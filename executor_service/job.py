@@ -48,6 +48,8 @@ class JobEnv:
     browser: BrowserManager
     settings: ExecutorSettings
     worker_id: str
+    #: SENTINEL_SECRET_KEY (SecuritySettings), to open sealed secret fill values right before typing.
+    secret_key: str = ""
 
 
 class _Reporter:
@@ -112,7 +114,7 @@ async def _run(env: JobEnv, state: RunState) -> RunOutcome:
             artifact_prefix=f"{job.job_id}/{job.attempt}",
             step_timeout_ms=env.settings.step_timeout_ms,
             artifact_policy=job.options.artifact_policy,
-            secret_key=env.settings.secret_key,
+            secret_key=env.secret_key,
         )
     finally:
         # Closing the context is what really stops the work; never skip it, even when cancelled.

@@ -116,6 +116,7 @@ class ExecutorServer:
             blocking=blocking,
             worker_id=worker_id,
             concurrency=queue_settings.concurrency,
+            secret_key=security.secret_key,
         )
         instrumentation = Instrumentation.install(worker, settings=executor, tracing=tracing)
         server = edge_server.build(registry=instrumentation.registry, tracing=tracing, security=security)

@@ -38,6 +38,7 @@ class Worker:
         blocking: aioredis.Redis,
         worker_id: str,
         concurrency: int,
+        secret_key: str = "",
         block_ms: int = 2000,
         promote_interval_s: float = 0.5,
     ) -> None:
@@ -57,7 +58,7 @@ class Worker:
         self._closed = False  # set once in-flight work is over: the supporting loops end
         self._claiming: list[asyncio.Task[None]] = []
         self._supporting: list[asyncio.Task[None]] = []
-        self._env = JobEnv(queue=queue, browser=browser, settings=settings, worker_id=worker_id)
+        self._env = JobEnv(queue=queue, browser=browser, settings=settings, worker_id=worker_id, secret_key=secret_key)
         #: Metrics, the job span and log context around each run (the server installs a full one).
         self.observer = JobObserver()
 

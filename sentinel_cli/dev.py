@@ -75,9 +75,7 @@ async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_u
     queue = QueueSettings.from_env()
     security = dev_security(site_url)
     api_settings = dataclasses.replace(ApiSettings.from_env(), host="127.0.0.1")
-    executor_settings = dataclasses.replace(
-        ExecutorSettings.from_env(), host="127.0.0.1", secret_key=security.secret_key
-    )
+    executor_settings = dataclasses.replace(ExecutorSettings.from_env(), host="127.0.0.1")
     api = await ApiServer.start(redis=redis, queue_settings=queue, api=api_settings, security=security)
     try:
         executor = await ExecutorServer.start(

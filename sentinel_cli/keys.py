@@ -12,7 +12,7 @@ import json
 import sys
 from typing import TextIO
 
-from shared.edge.auth import TENANT_RE, KeyEntry, Role, hash_key, new_key
+from shared.access import TENANT_RE, KeyEntry, Role, hash_key, new_key
 from shared.sealed import new_secret_key
 
 

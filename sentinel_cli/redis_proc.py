@@ -58,7 +58,9 @@ def start_redis(directory: Path, *, port: int | None = None, aof: bool = False, 
     port = port or free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""]
     args += ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A session of its own: a Ctrl-C at the terminal must reach the services, which stop in order
+    # and then stop this server, not kill the server under them.
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     server = RedisProcess(port=port, directory=directory, process=proc)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

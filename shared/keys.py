@@ -94,10 +94,6 @@ class Keys:
         """list of a tenant's pending job ids held back from a lane by fair share (see fair.lua)."""
         return f"{self.fair_prefix}backlog:{priority.value}:{tenant}"
 
-    def lane_queued(self, priority: Priority) -> str:
-        """hash tenant → its fair-share entries waiting in the lane stream (see fair.lua)."""
-        return f"{self.fair_prefix}queued:{priority.value}"
-
     @property
     def paused(self) -> str:
         return f"{self.prefix}paused"

@@ -26,7 +26,3 @@ async def pause(queue: Queue) -> bool:
 async def resume(queue: Queue) -> bool:
     """Resume the queue; returns False when it was not paused."""
     return await _set(queue, False)
-
-
-async def is_paused(queue: Queue) -> bool:
-    return bool(await queue.redis.exists(queue.keys.paused))

@@ -14,8 +14,6 @@ still remove each job exactly once. Nothing here runs a job or touches a running
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from typing import Any
@@ -25,7 +23,7 @@ from redis.exceptions import RedisError
 from shared.clock import now_ms
 from shared.model import JobState
 from shared.queue import Queue
-from shared.tasks import stop_tasks
+from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -154,19 +152,20 @@ class Cleaner:
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
         self._token = uuid.uuid4().hex
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._loop = Periodic(
+            "retention-cleaner",
+            self.run_once,
+            interval_s=queue.settings.clean_interval_ms / 1000,
+            tolerated=(RedisError,),
+        )
         self.passes = 0
         self.removed = 0
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="retention-cleaner")
+        self._loop.start()
 
     async def stop(self) -> None:
-        # The event, not only the cancel: redis-py can swallow a cancel that lands mid-command,
-        # and the loop must end anyway.
-        self._stopping.set()
-        await stop_tasks([self._task])
+        await self._loop.stop()
 
     async def run_once(self) -> int | None:
         """One pass if this replica gets the lock; None when another replica holds it."""
@@ -180,13 +179,3 @@ class Cleaner:
         if removed:
             log.info("retention removed %d finished job(s)", removed)
         return removed
-
-    async def _run(self) -> None:
-        interval_s = self._queue.settings.clean_interval_ms / 1000
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except RedisError as exc:
-                log.warning("retention pass failed, trying again in %.1f s: %s", interval_s, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval_s)

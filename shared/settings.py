@@ -204,7 +204,6 @@ class ExecutorSettings:
     shutdown_grace_ms: int = 30_000
     headless: bool = True
     metrics_port: int = 0  # 0: no /metrics endpoint
-    secret_key: str = ""  # SENTINEL_SECRET_KEY: opens sealed secret fill values right before typing
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ExecutorSettings:
@@ -218,7 +217,6 @@ class ExecutorSettings:
             shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
             headless=_bool(environ, "SENTINEL_HEADLESS", True),
             metrics_port=_port(environ, "EXECUTOR_METRICS_PORT", 9465),
-            secret_key=environ.get("SENTINEL_SECRET_KEY", "").strip(),
         )
 
 

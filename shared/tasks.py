@@ -1,4 +1,4 @@
-"""Stopping background tasks reliably.
+"""Background tasks: stopping them reliably, and the one periodic loop (`Periodic`).
 
 redis-py can swallow a cancellation that lands in the middle of a command (it tidies up the
 connection and carries on), so a single `task.cancel()` may not end a loop. `stop_tasks` cancels
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -30,3 +30,63 @@ async def stop_tasks(tasks: Iterable[asyncio.Task[Any] | None], *, timeout_s: fl
         if pending and loop.time() > deadline:
             log.warning("tasks still running after %.0f s, left behind: %s", timeout_s, [t.get_name() for t in pending])
             return
+
+
+class Periodic:
+    """Runs `work` every `interval_s` in a background task until `stop`: the one periodic loop.
+
+    `stop` sets an event as well as cancelling, so the loop ends even when redis-py swallowed the
+    cancel mid-command. An error of one of the `tolerated` types is logged and the next round
+    comes as usual; any other error ends the loop (and is logged by `stop_tasks`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[object]],
+        *,
+        interval_s: float,
+        first_now: bool = True,
+        tolerated: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        """Args:
+        name: the task's name, also in the log line of a failed round.
+        work: one round.
+        interval_s: seconds from the end of one round to the start of the next.
+        first_now: the first round runs at once; otherwise after one interval.
+        tolerated: errors that fail one round, not the loop.
+        """
+        self.name = name
+        self._work = work
+        self._interval_s = interval_s
+        self._first_now = first_now
+        self._tolerated = tolerated
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await stop_tasks([self._task])
+        self._task = None
+
+    async def _run(self) -> None:
+        if not self._first_now and await self._stopped_within(self._interval_s):
+            return
+        while not self._stopping.is_set():
+            try:
+                await self._work()
+            except self._tolerated as exc:
+                log.warning("%s failed, trying again in %.1f s: %s", self.name, self._interval_s, exc)
+            if await self._stopped_within(self._interval_s):
+                return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True

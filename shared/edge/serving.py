@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from redis.exceptions import RedisError
 
-from shared.tasks import stop_tasks
+from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +40,18 @@ class HealthReporter:
         self._redis = redis
         self._draining = False
         self._redis_ok = False
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def redis_ok(self) -> bool:
-        return self._redis_ok
+        self._watch: Periodic | None = None
 
     async def start(self, interval_s: float = 1.0) -> None:
         await self._check()
-        self._task = asyncio.create_task(self._watch(interval_s), name="health-watch")
+        self._watch = Periodic("health-watch", self._check, interval_s=interval_s, first_now=False)
+        self._watch.start()
 
     async def drain(self) -> None:
         self._draining = True
         await self._publish()
-        await stop_tasks([self._task])
-
-    async def _watch(self, interval_s: float) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            await self._check()
+        if self._watch is not None:
+            await self._watch.stop()
 
     async def _check(self) -> None:
         try:

@@ -18,7 +18,7 @@ from executor_service.store import claim, finish
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli import keys as keys_cli
-from shared.edge.auth import KeyEntry, KeyRing, Role, hash_key, new_key
+from shared.access import KeyEntry, KeyRing, Role, hash_key, new_key
 from shared.edge.tls import open_channel
 from shared.errors import ConfigError
 from shared.model import JobState, Progress

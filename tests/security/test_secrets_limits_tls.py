@@ -24,7 +24,7 @@ from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli import healthcheck
 from sentinel_cli.redis_proc import free_port
-from shared.edge.auth import hash_key, new_key
+from shared.access import hash_key, new_key
 from shared.edge.tls import open_channel
 from shared.model import ArtifactPolicy, ExpectText, Fill, Navigate, Step, TestDefinition
 from shared.queue import connect

@@ -1,0 +1,128 @@
+"""API keys, roles and principals: who may do what, with no transport attached.
+
+Every job belongs to a tenant, and the tenant comes from the caller's API key only, never from
+the request body. Keys live in a JSON file (SENTINEL_API_KEYS_FILE) as SHA-256 hashes only:
+
+    {"keys": [{"tenant": "acme", "role": "submitter", "sha256": "<hex sha256 of the key>"}]}
+
+Roles are ordered: a `viewer` reads its tenant's jobs and figures; a `submitter` also submits,
+cancels and retries them; an `admin` also manages the queue (pause, resume, dead letters, clean).
+The gRPC edge (`shared.edge.auth`) and any other front door check keys through this module.
+Nothing here may log or store a key in clear.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+
+from shared.errors import ConfigError
+
+DEFAULT_TENANT = "default"
+#: Tenants name Redis keys: keep them to a plain, bounded alphabet.
+TENANT_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_KEY_PREFIX = "snt_"
+
+
+class Role(enum.IntEnum):
+    VIEWER = 1
+    SUBMITTER = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"role must be viewer, submitter or admin, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    role: Role
+
+
+#: The caller when auth is disabled.
+ANONYMOUS_ADMIN = Principal(tenant=DEFAULT_TENANT, role=Role.ADMIN)
+
+
+def hash_key(key: str) -> str:
+    """The hex SHA-256 of an API key: the only form a key is ever stored in."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    """A fresh random API key (256 bits)."""
+    return _KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    tenant: str
+    role: Role
+    sha256: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"tenant": self.tenant, "role": self.role.label, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    entries: tuple[KeyEntry, ...]
+
+    @classmethod
+    def from_file(cls, path: str) -> KeyRing:
+        """Load a keys file. Raises ConfigError naming the file and what is wrong in it."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls.from_json(f.read())
+        except OSError as exc:
+            raise ConfigError(f"SENTINEL_API_KEYS_FILE {path!r} cannot be read: {exc.strerror}") from exc
+        except ConfigError as exc:
+            raise ConfigError(f"SENTINEL_API_KEYS_FILE {path!r}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> KeyRing:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"not valid JSON ({exc})") from exc
+        rows = data.get("keys") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise ConfigError('must hold {"keys": [{"tenant": ..., "role": ..., "sha256": ...}, ...]}')
+        entries = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise ConfigError(f"keys[{i}] must be an object")
+            tenant, role, digest = (str(row.get(k, "")) for k in ("tenant", "role", "sha256"))
+            if not TENANT_RE.fullmatch(tenant):
+                raise ConfigError(f"keys[{i}].tenant must be 1-64 letters, digits, '.', '_' or '-', got {tenant!r}")
+            try:
+                parsed = Role.parse(role)
+            except ValueError as exc:
+                raise ConfigError(f"keys[{i}].{exc}") from None
+            if not _HEX64.fullmatch(digest.lower()):
+                raise ConfigError(f"keys[{i}].sha256 must be 64 hex digits (the SHA-256 of the key)")
+            entries.append(KeyEntry(tenant=tenant, role=parsed, sha256=digest.lower()))
+        return cls(entries=tuple(entries))
+
+    def identify(self, key: str) -> Principal | None:
+        """The owner of `key`, or None. Compares with every entry in constant time."""
+        digest = hash_key(key).encode("ascii")
+        found: Principal | None = None
+        for entry in self.entries:
+            # No early exit: the time taken does not depend on which entry (if any) matched.
+            if hmac.compare_digest(digest, entry.sha256.encode("ascii")) and found is None:
+                found = Principal(tenant=entry.tenant, role=entry.role)
+        return found

@@ -1,0 +1,79 @@
+"""Periodic: the one periodic loop behind the retention cleaner, artifact sweeper and health watch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from shared.tasks import Periodic
+
+
+class Flaky(Exception):
+    pass
+
+
+async def test_rounds_repeat_and_a_tolerated_error_fails_only_its_round() -> None:
+    rounds: list[int] = []
+    third = asyncio.Event()
+
+    async def work() -> None:
+        rounds.append(len(rounds))
+        if len(rounds) == 1:
+            raise Flaky("first round fails")
+        if len(rounds) >= 3:
+            third.set()
+
+    loop = Periodic("test-loop", work, interval_s=0.01, tolerated=(Flaky,))
+    loop.start()
+    await asyncio.wait_for(third.wait(), timeout=10)
+    await loop.stop()
+    seen = len(rounds)
+    await asyncio.sleep(0.05)
+    assert len(rounds) == seen  # nothing runs after stop
+
+
+async def test_first_round_waits_an_interval_when_asked() -> None:
+    ran = asyncio.Event()
+
+    async def work() -> None:
+        ran.set()
+
+    loop = Periodic("late", work, interval_s=60, first_now=False)
+    loop.start()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(ran.wait()), timeout=0.05)
+    await loop.stop()  # stops at once, though the interval is a minute
+    assert not ran.is_set()
+
+
+async def test_stop_ends_a_loop_whose_work_swallows_cancellation() -> None:
+    """redis-py can swallow a cancel mid-command; the stop event still ends the loop."""
+    started = asyncio.Event()
+
+    async def stubborn() -> None:
+        started.set()
+        # Swallowed, as a client library tidying its connection might.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)
+
+    loop = Periodic("stubborn", stubborn, interval_s=0.01)
+    loop.start()
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await asyncio.wait_for(loop.stop(), timeout=10)
+
+
+async def test_an_error_not_tolerated_ends_the_loop() -> None:
+    calls = 0
+
+    async def broken() -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("bug")
+
+    loop = Periodic("broken", broken, interval_s=0.01)
+    loop.start()
+    await asyncio.sleep(0.1)
+    await loop.stop()
+    assert calls == 1
