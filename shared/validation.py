@@ -3,7 +3,9 @@
 Pure domain code: it sees `shared.model` values only, after `shared.edge.convert` has turned the
 protobuf into them, and it never imports protobuf or grpc. It reports *all* violations at once,
 each naming its field the way a client spells it (`definition.steps[3].click.selector`), so one
-round trip shows a client everything to fix.
+round trip shows a client everything to fix. Step actions are checked field by field, as each
+action declares what its fields hold (`shared.actions.Is`): nothing here names an action, and
+this is the one place their values are checked (the executor runs validated definitions only).
 
 It must never echo a fill value in a description: a secret password would otherwise end up in
 error messages, logs and the client's terminal.
