@@ -6,7 +6,8 @@ browser dies (crash, OOM kill) the next `new_context` relaunches it, once, howev
 at the same moment.
 
 This module never runs steps and never closes a job's context: the runner uses the context and
-the job's owner closes it.
+the job's owner closes it. It does own what outlives a context: the egress proxies still closing,
+which it waits for whenever it closes the browser.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import shutil
 from collections.abc import Sequence
 
 from playwright._impl._errors import TargetClosedError
-from playwright.async_api import Browser, BrowserContext, Playwright, ViewportSize, async_playwright
+from playwright.async_api import Browser, Playwright, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from executor_service.guard import NavigationPolicy, open_guarded_context, settle_egress
+from executor_service.guard import ClosingProxies, NavigationPolicy, Session, open_guarded_context
 from shared.errors import BrowserUnavailable
 from shared.model import Viewport
 
@@ -66,6 +67,7 @@ class BrowserManager:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._stopped = False
+        self._closing = ClosingProxies()
         # One lock for launch, relaunch and stop, so concurrent jobs that all find the browser
         # dead relaunch it once, and stop never races a launch into a leaked process.
         self._lock = asyncio.Lock()
@@ -105,14 +107,14 @@ class BrowserManager:
             await self._close_browser()
             await self._stop_playwright()
 
-    async def new_context(self, *, viewport: Viewport | None = None) -> BrowserContext:
-        """A fresh isolated context, relaunching Chromium first if it has died.
+    async def new_context(self, *, viewport: Viewport | None = None) -> Session:
+        """A fresh isolated context with its guard, relaunching Chromium first if it has died.
 
         Args:
             viewport: The page size; None keeps Playwright's default (1280x720).
 
         Returns:
-            A new context; the caller must close it.
+            A new session (context and guard); the caller must close it.
 
         Raises:
             BrowserUnavailable: The manager is stopped, or Chromium cannot be (re)launched.
@@ -129,14 +131,14 @@ class BrowserManager:
             browser = await self._ensure_browser(dead=browser)
             return await self._open_context(browser, size)
 
-    async def _open_context(self, browser: Browser, viewport: ViewportSize | None) -> BrowserContext:
+    async def _open_context(self, browser: Browser, viewport: ViewportSize | None) -> Session:
         if self._policy is None:
             if viewport is None:
-                return await browser.new_context()
-            return await browser.new_context(viewport=viewport)
+                return Session(await browser.new_context())
+            return Session(await browser.new_context(viewport=viewport))
         if viewport is None:
-            return await open_guarded_context(browser, self._policy)
-        return await open_guarded_context(browser, self._policy, viewport=viewport)
+            return await open_guarded_context(browser, self._policy, closing=self._closing)
+        return await open_guarded_context(browser, self._policy, closing=self._closing, viewport=viewport)
 
     async def _ensure_browser(self, *, dead: Browser | None = None) -> Browser:
         """The live browser, launching or relaunching it under the lock if needed."""
@@ -195,7 +197,7 @@ class BrowserManager:
             await browser.close()
         except Exception:  # a crashed browser cannot be closed politely; its process is gone anyway
             log.debug("closing chromium failed", exc_info=True)
-        await settle_egress()  # its contexts' egress proxies are closing: let them finish
+        await self._closing.settle()  # its contexts' egress proxies are closing: let them finish
 
     async def _stop_playwright(self) -> None:
         if self._playwright is None:

@@ -13,7 +13,9 @@ checked at two points, both after DNS resolution (the rules: executor_service/na
 
 The runner turns a recorded refusal into `NavigationRefused` (category POLICY, never retried).
 Responses are not touched, so streaming (server-sent events, downloads) works as without the
-guard. This module never raises out of a route handler and never logs request bodies.
+guard. Nothing here is module-global: a context's guard travels with it in its `Session`, and
+the egress proxies still closing belong to whoever owns the browser (`ClosingProxies`). This
+module never raises out of a route handler and never logs request bodies.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from playwright.async_api import Error as PlaywrightError
 from executor_service.egress import EgressProxy
 from executor_service.navigation_policy import NavigationPolicy, Verdict
 
-__all__ = ["Guard", "NavigationPolicy", "Refusal", "guard_of", "open_guarded_context", "settle_egress"]
+__all__ = ["ClosingProxies", "Guard", "NavigationPolicy", "Refusal", "Session", "open_guarded_context"]
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +110,54 @@ class Guard:
             log.debug("guarded websocket %s failed: %s", ws.url[:300], exc)
 
 
-_guards: dict[int, Guard] = {}
-#: Egress proxies being closed after their context closed (kept so the tasks are not collected).
-_closing: set[asyncio.Task[None]] = set()
+@dataclass(frozen=True)
+class Session:
+    """One test's browser context, with the guard that checks its requests.
+
+    Attributes:
+        context: The Playwright context; each session has its own.
+        guard: Its guard, or None for an unguarded context (tests only).
+    """
+
+    context: BrowserContext
+    guard: Guard | None = None
+
+    async def close(self) -> None:
+        """Close the context (its egress proxy, if any, then closes in the background)."""
+        await self.context.close()
 
 
-async def open_guarded_context(browser: Browser, policy: NavigationPolicy, **options: Any) -> BrowserContext:
+class ClosingProxies:
+    """Egress proxies still closing after their contexts closed.
+
+    A context closes its proxy in the background (a context can close without being asked: the
+    browser died or was closed), so whoever owns the browser keeps one of these and waits on it
+    (`settle`) when it stops the browser: no proxy outlives it.
+    """
+
+    def __init__(self) -> None:
+        # Held so the tasks are not collected before they finish.
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def close(self, egress: EgressProxy) -> None:
+        """Start closing `egress`."""
+        task = asyncio.ensure_future(egress.close())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait until every proxy being closed has closed."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def open_guarded_context(
+    browser: Browser, policy: NavigationPolicy, *, closing: ClosingProxies, **options: Any
+) -> Session:
     """A new context of `browser` (Playwright's `new_context` options) with every request guarded.
 
-    Its traffic goes through an egress proxy of its own, closed with the context. Service workers
-    are blocked: they could fetch past the context's routes.
+    Its traffic goes through an egress proxy of its own, closed (through `closing`) when the
+    context closes. Service workers are blocked: they could fetch past the context's routes.
     """
     guard = Guard(policy)
     egress = EgressProxy(policy, refused=guard.refuse, failed=guard.unreachable)
@@ -127,32 +167,11 @@ async def open_guarded_context(browser: Browser, policy: NavigationPolicy, **opt
     except BaseException:
         await egress.close()
         raise
-    key = id(context)
-    _guards[key] = guard
-
-    def closed(_: BrowserContext) -> None:
-        _guards.pop(key, None)
-        task = asyncio.ensure_future(egress.close())
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
-
-    context.on("close", closed)
+    context.on("close", lambda _: closing.close(egress))
     try:
         await context.route("**/*", guard.on_route)
         await context.route_web_socket(re.compile(".*"), guard.on_websocket)
     except BaseException:
         await context.close()
         raise
-    return context
-
-
-async def settle_egress() -> None:
-    """Wait until the egress proxies of closed contexts have closed (a context closes them in the
-    background; whoever stops the browser waits here so no proxy outlives it)."""
-    while _closing:
-        await asyncio.gather(*_closing, return_exceptions=True)
-
-
-def guard_of(context: BrowserContext) -> Guard | None:
-    """The guard of `context`, if it is a guarded one."""
-    return _guards.get(id(context))
+    return Session(context, guard)

@@ -103,11 +103,11 @@ async def _run(env: JobEnv, state: RunState) -> RunOutcome:
     except ValidationError as exc:
         return RunOutcome(steps=(), error=JobError(ErrorCategory.VALIDATION, str(exc)), artifacts=())
     await report(percentage=5, current_step=0, total_steps=total, step_name="", message="Validation complete")
-    context = await env.browser.new_context(viewport=job.definition.viewport)
+    session = await env.browser.new_context(viewport=job.definition.viewport)
     try:
         await report(percentage=10, current_step=0, total_steps=total, step_name="", message="Browser ready")
         outcome = await run_steps(
-            context,
+            session,
             job.definition,
             report=report,
             artifacts_root=Path(env.settings.artifacts_dir),
@@ -118,7 +118,7 @@ async def _run(env: JobEnv, state: RunState) -> RunOutcome:
         )
     finally:
         # Closing the context is what really stops the work; never skip it, even when cancelled.
-        await asyncio.shield(context.close())
+        await asyncio.shield(session.close())
     last = outcome.steps[-1].index + 1 if outcome.steps else 0
     await report(percentage=95, current_step=last, total_steps=total, step_name="", message="Cleaning up")
     return outcome

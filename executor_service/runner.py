@@ -1,9 +1,11 @@
 """Run one test definition's steps in a browser context and report progress.
 
-The runner turns each `shared.model` action into Playwright calls with explicit timeouts, records a
-`StepResult` per step, writes screenshots under the artifacts root, and stops at the first
-failing step. It knows nothing of Redis, grpc, retries or job state: the caller reports the
-0/5/10/95/100 % milestones, decides what a failure means, and closes the context.
+The runner carries out each step through its action's function (executor_service/actions.py),
+with the step's timeout, records a `StepResult` per step, turns what the guard refused into the
+step's error, takes failure screenshots, and stops at the first failing step. It runs validated
+definitions only and checks nothing validation has checked. It knows nothing of Redis, grpc,
+retries or job state: the caller validates, reports the 0/5/10/95/100 % milestones, decides what a
+failure means, and closes the context.
 
 It must never swallow `asyncio.CancelledError` (a job timeout or cancel has to stop the run at
 once), and never put a secret fill value into a step name, error message or log line.
@@ -11,67 +13,29 @@ once), and never put a secret fill value into a step name, error message or log 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
-from playwright.async_api import BrowserContext, Page
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
-
+from executor_service.actions import Run, open_secret, perform, screenshot
 from executor_service.classify import classify
-from executor_service.guard import Guard, guard_of
-from shared.errors import AssertionFailure, FieldViolation, NavigationRefused, ValidationError
-from shared.model import (
-    Action,
-    ArtifactPolicy,
-    Check,
-    Click,
-    ErrorCategory,
-    ExpectText,
-    ExpectTitle,
-    ExpectUrl,
-    ExpectVisible,
-    Fill,
-    Hover,
-    JobError,
-    Navigate,
-    Press,
-    Screenshot,
-    SelectOption,
-    StepResult,
-    TestDefinition,
-    Wait,
-    WaitFor,
-)
-from shared.sealed import SEALED_PREFIX, Sealer, sealer_for
+from executor_service.guard import Guard, Session
+from shared.errors import FieldViolation, NavigationRefused, ValidationError
+from shared.model import ArtifactPolicy, ErrorCategory, Fill, JobError, StepResult, TestDefinition
+from shared.sealed import Sealer, sealer_for
 from shared.telemetry import record_step
-from shared.validation import resolve_url
 
 __all__ = ["Reporter", "RunOutcome", "run_steps"]
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
-#: How often expect_* steps look again while they wait for their condition.
-POLL_INTERVAL_S = 0.1
 #: A failure screenshot is a courtesy; it must not hold a dying job up for a full step timeout.
 FAILURE_SCREENSHOT_TIMEOUT_MS = 5_000
-_MIN_PROBE_MS = 100.0
-
-_WaitState = Literal["attached", "detached", "hidden", "visible"]
-_WAIT_STATES: dict[str, _WaitState] = {
-    "attached": "attached",
-    "detached": "detached",
-    "hidden": "hidden",
-    "visible": "visible",
-}
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class Reporter(Protocol):
@@ -102,19 +66,8 @@ class RunOutcome:
         return self.error is None
 
 
-@dataclass(frozen=True)
-class _Run:
-    """What every step needs besides its own action."""
-
-    page: Page
-    base_url: str
-    artifacts_root: Path
-    artifact_prefix: str
-    sealer: Sealer | None = None
-
-
 async def run_steps(
-    context: BrowserContext,
+    session: Session,
     definition: TestDefinition,
     *,
     report: Reporter,
@@ -124,11 +77,11 @@ async def run_steps(
     artifact_policy: ArtifactPolicy,
     secret_key: str = "",
 ) -> RunOutcome:
-    """Run every step of `definition` in one new page of `context`, stopping at the first failure.
+    """Run every step of `definition` in one new page of `session`, stopping at the first failure.
 
     Args:
-        context: A fresh context; the caller closes it (also on cancellation).
-        definition: The test to run.
+        session: A fresh context and its guard; the caller closes it (also on cancellation).
+        definition: The test to run, validated (`shared.validation`): the steps trust it.
         report: Called before each step with 10-90 % progress.
         artifacts_root: Directory artifact paths are relative to.
         artifact_prefix: Sub-path for this attempt's files, e.g. "<job_id>/<attempt>".
@@ -152,7 +105,7 @@ async def run_steps(
     n = len(steps)
     sealer = sealer_for(secret_key)
     secrets = _open_secrets(definition, sealer)
-    guard = guard_of(context)
+    guard = session.guard
     results: list[StepResult] = []
     artifacts: list[str] = []
 
@@ -161,12 +114,12 @@ async def run_steps(
             results.append(StepResult(index=j, name=steps[j].display_name, success=False, skipped=True))
 
     try:
-        page = await context.new_page()
+        page = await session.context.new_page()
     except Exception as exc:  # a dead browser or context: no step ran, so none is to blame
         skip_from(0)
         failure = JobError(category=classify(exc), message=_error_text(exc, secrets), step_index=-1)
         return RunOutcome(steps=tuple(results), error=failure, artifacts=())
-    run = _Run(page, definition.base_url, artifacts_root, artifact_prefix, sealer)
+    run = Run(page, definition.base_url, artifacts_root, artifact_prefix, sealer)
 
     for i, step in enumerate(steps):
         await report(
@@ -180,10 +133,10 @@ async def run_steps(
         written: tuple[str, ...] = ()
         error: JobError | None = None
         try:
-            if step.action is None:
+            if step.action is None:  # only an unvalidated definition has one; it runs nothing
                 raise ValidationError([FieldViolation(f"definition.steps[{i}]", "has no action")])
             timeout_ms = step.timeout_ms or step_timeout_ms
-            written = await _perform(run, step.action, index=i, timeout_ms=timeout_ms)
+            written = await perform(run, step.action, index=i, timeout_ms=timeout_ms)
             _raise_refused(guard)
         except Exception as exc:  # CancelledError is a BaseException and passes through
             # A refused request explains whatever the step saw (a failed load, a missing element).
@@ -217,118 +170,10 @@ async def run_steps(
     return RunOutcome(steps=tuple(results), error=None, artifacts=tuple(artifacts))
 
 
-async def _perform(run: _Run, action: Action, *, index: int, timeout_ms: int) -> tuple[str, ...]:
-    """Carry out one action; returns the artifacts it wrote."""
-    page = run.page
-    t = float(timeout_ms)
-    match action:
-        case Navigate(url=url):
-            # An HTTP error status is a page like any other; only a failed load raises.
-            await page.goto(resolve_url(run.base_url, url), timeout=t)
-        case Click(selector=sel):
-            await page.locator(sel).first.click(timeout=t)
-        case Fill(selector=sel, value=value, secret=secret):
-            if secret:
-                value = _open(run.sealer, value, index=index)
-            await page.locator(sel).first.fill(value, timeout=t)
-        case Press(selector=sel, key=key):
-            await page.locator(sel).first.press(key, timeout=t)
-        case SelectOption(selector=sel, value=value):
-            await page.locator(sel).first.select_option(value=value, timeout=t)
-        case Check(selector=sel, checked=checked):
-            locator = page.locator(sel).first
-            await (locator.check(timeout=t) if checked else locator.uncheck(timeout=t))
-        case Hover(selector=sel):
-            await page.locator(sel).first.hover(timeout=t)
-        case WaitFor(selector=sel, state=state):
-            if state not in _WAIT_STATES:
-                allowed = "|".join(_WAIT_STATES)
-                field = f"definition.steps[{index}].wait_for.state"
-                raise ValidationError([FieldViolation(field, f"must be one of {allowed}, got {state!r}")])
-            await page.locator(sel).first.wait_for(state=_WAIT_STATES[state], timeout=t)
-        case ExpectText():
-            await _expect_text(page, action, timeout_ms)
-        case ExpectVisible(selector=sel):
-            try:
-                await page.locator(sel).first.wait_for(state="visible", timeout=t)
-            except PlaywrightTimeoutError:
-                raise AssertionFailure(f"expected {sel!r} to be visible within {timeout_ms} ms") from None
-        case ExpectTitle(text=text):
-            await _expect_title(page, text, timeout_ms)
-        case ExpectUrl(pattern=pattern):
-            await _expect_url(page, pattern, index=index, timeout_ms=timeout_ms)
-        case Screenshot(name=name, full_page=full_page):
-            return (await _screenshot(run, name or f"step-{index:02d}", full_page=full_page, timeout_ms=t),)
-        case Wait(ms=ms):
-            await asyncio.sleep(ms / 1000)
-    return ()
-
-
-async def _expect_text(page: Page, action: ExpectText, timeout_ms: int) -> None:
-    locator = page.locator(action.selector).first
-    expected = f'expected "{action.selector}" to contain {action.text!r}'
-    deadline = time.monotonic() + timeout_ms / 1000
-    seen = False
-    got: str | None = None
-    while True:
-        remaining_ms = (deadline - time.monotonic()) * 1000
-        try:
-            # text_content waits for the element to exist, so the first call may use up the rest;
-            # the floor keeps a last look from timing out on its own round trip.
-            got = await locator.text_content(timeout=max(remaining_ms, _MIN_PROBE_MS))
-            seen = True
-        except PlaywrightTimeoutError:
-            if not seen:
-                raise AssertionFailure(f"{expected}, but no element matched within {timeout_ms} ms") from None
-        if got is not None and action.text in got:
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionFailure(f"{expected}, got {got!r}")
-        await asyncio.sleep(min(POLL_INTERVAL_S, max(deadline - time.monotonic(), 0.0)))
-
-
-async def _expect_title(page: Page, text: str, timeout_ms: int) -> None:
-    deadline = time.monotonic() + timeout_ms / 1000
-    while True:
-        title = await page.title()
-        if text in title:
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionFailure(f"expected the title to contain {text!r}, got {title!r}")
-        await asyncio.sleep(POLL_INTERVAL_S)
-
-
-async def _expect_url(page: Page, pattern: str, *, index: int, timeout_ms: int) -> None:
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        field = f"definition.steps[{index}].expect_url.pattern"
-        raise ValidationError([FieldViolation(field, f"is not a valid regular expression: {exc}")]) from exc
-    deadline = time.monotonic() + timeout_ms / 1000
-    while True:
-        # page.url is tracked on our side of the connection: reading it cannot fail or block.
-        if compiled.search(page.url):
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionFailure(f"expected the url to match {pattern!r}, got {page.url!r}")
-        await asyncio.sleep(POLL_INTERVAL_S)
-
-
-async def _screenshot(run: _Run, name: str, *, full_page: bool = False, timeout_ms: float) -> str:
-    """Save a PNG under the attempt's prefix; returns its path relative to the artifacts root."""
-    # The name comes from the test definition: keep it to one plain file name inside the prefix.
-    safe = _UNSAFE_NAME.sub("-", name.removesuffix(".png")).strip(".-") or "screenshot"
-    relative = f"{run.artifact_prefix}/{safe}.png" if run.artifact_prefix else f"{safe}.png"
-    path = run.artifacts_root / relative
-    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-    await run.page.screenshot(path=path, full_page=full_page, timeout=timeout_ms)
-    return relative
-
-
-async def _try_screenshot(run: _Run, name: str) -> tuple[str, ...]:
+async def _try_screenshot(run: Run, name: str) -> tuple[str, ...]:
     """A best-effort screenshot: a dead page must not turn into a second error."""
     try:
-        return (await _screenshot(run, name, timeout_ms=FAILURE_SCREENSHOT_TIMEOUT_MS),)
+        return (await screenshot(run, name, timeout_ms=FAILURE_SCREENSHOT_TIMEOUT_MS),)
     except Exception:
         log.info("could not take screenshot %r", name, exc_info=True)
         return ()
@@ -349,17 +194,6 @@ def _masked(line: str, secrets: tuple[str, ...]) -> str:
     return line[:MAX_ERROR_CHARS]
 
 
-def _open(sealer: Sealer | None, value: str, *, index: int) -> str:
-    """A secret fill value in the clear. Jobs from the API always carry it sealed; a value that is
-    not (a definition handed to the runner directly) is typed as given."""
-    if not value.startswith(SEALED_PREFIX):
-        return value
-    field = f"definition.steps[{index}].fill.value"
-    if sealer is None:
-        raise ValidationError([FieldViolation(field, "is secret but this executor has no SENTINEL_SECRET_KEY")])
-    return sealer.open(value, field=field)
-
-
 def _open_secrets(definition: TestDefinition, sealer: Sealer | None) -> tuple[str, ...]:
     """Every secret fill value in the clear, to mask it wherever a page might echo it."""
     found: list[str] = []
@@ -367,7 +201,7 @@ def _open_secrets(definition: TestDefinition, sealer: Sealer | None) -> tuple[st
         if isinstance(step.action, Fill) and step.action.secret:
             # One that cannot be opened fails its own step when it runs.
             with contextlib.suppress(ValidationError):
-                found.append(_open(sealer, step.action.value, index=i))
+                found.append(open_secret(sealer, step.action.value, index=i))
     return tuple(found)
 
 

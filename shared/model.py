@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TypeAlias
+
+# The step actions are domain values too: importable from here like every other one.
+from shared.actions import *  # noqa: F403
+from shared.actions import Action
 
 
 class Priority(enum.StrEnum):
@@ -63,139 +66,7 @@ class JobSource(enum.StrEnum):
 
 
 # --- steps -----------------------------------------------------------------------------------
-# Each action's `kind` is its field name in the protobuf `Step.action` oneof, so validation
-# errors name fields exactly as clients spell them (`definition.steps[3].click.selector`).
-
-
-@dataclass(frozen=True)
-class Navigate:
-    url: str
-    kind: str = field(default="navigate", init=False)
-
-
-@dataclass(frozen=True)
-class Click:
-    selector: str
-    kind: str = field(default="click", init=False)
-
-
-@dataclass(frozen=True)
-class Fill:
-    selector: str
-    value: str
-    secret: bool = False
-    kind: str = field(default="fill", init=False)
-
-
-@dataclass(frozen=True)
-class Press:
-    selector: str
-    key: str
-    kind: str = field(default="press", init=False)
-
-
-@dataclass(frozen=True)
-class SelectOption:
-    selector: str
-    value: str
-    kind: str = field(default="select", init=False)
-
-
-@dataclass(frozen=True)
-class Check:
-    selector: str
-    checked: bool = True
-    kind: str = field(default="check", init=False)
-
-
-@dataclass(frozen=True)
-class Hover:
-    selector: str
-    kind: str = field(default="hover", init=False)
-
-
-@dataclass(frozen=True)
-class WaitFor:
-    selector: str
-    state: str = "visible"
-    kind: str = field(default="wait_for", init=False)
-
-
-@dataclass(frozen=True)
-class ExpectText:
-    selector: str
-    text: str
-    kind: str = field(default="expect_text", init=False)
-
-
-@dataclass(frozen=True)
-class ExpectVisible:
-    selector: str
-    kind: str = field(default="expect_visible", init=False)
-
-
-@dataclass(frozen=True)
-class ExpectTitle:
-    text: str
-    kind: str = field(default="expect_title", init=False)
-
-
-@dataclass(frozen=True)
-class ExpectUrl:
-    pattern: str
-    kind: str = field(default="expect_url", init=False)
-
-
-@dataclass(frozen=True)
-class Screenshot:
-    name: str = ""
-    full_page: bool = False
-    kind: str = field(default="screenshot", init=False)
-
-
-@dataclass(frozen=True)
-class Wait:
-    ms: int
-    kind: str = field(default="wait", init=False)
-
-
-Action: TypeAlias = (
-    Navigate
-    | Click
-    | Fill
-    | Press
-    | SelectOption
-    | Check
-    | Hover
-    | WaitFor
-    | ExpectText
-    | ExpectVisible
-    | ExpectTitle
-    | ExpectUrl
-    | Screenshot
-    | Wait
-)
-
-#: Every action class by its kind (the protobuf oneof field name).
-ACTIONS: dict[str, type[Action]] = {
-    cls.__dataclass_fields__["kind"].default: cls  # type: ignore[misc]
-    for cls in (
-        Navigate,
-        Click,
-        Fill,
-        Press,
-        SelectOption,
-        Check,
-        Hover,
-        WaitFor,
-        ExpectText,
-        ExpectVisible,
-        ExpectTitle,
-        ExpectUrl,
-        Screenshot,
-        Wait,
-    )
-}
+# The actions themselves, and the registry every layer reads them through, are in shared.actions.
 
 
 @dataclass(frozen=True)
@@ -211,37 +82,7 @@ class Step:
             return self.name
         if self.action is None:
             return "(no action)"
-        return describe_action(self.action)
-
-
-def describe_action(action: Action) -> str:
-    """A one-line description that never shows a secret fill value."""
-    if isinstance(action, Navigate):
-        return f"navigate {action.url}"
-    if isinstance(action, Fill):
-        shown = "***" if action.secret else action.value
-        return f"fill {action.selector} with {shown!r}"
-    if isinstance(action, Press):
-        return f"press {action.key} in {action.selector}"
-    if isinstance(action, SelectOption):
-        return f"select {action.value!r} in {action.selector}"
-    if isinstance(action, Check):
-        return f"{'check' if action.checked else 'uncheck'} {action.selector}"
-    if isinstance(action, WaitFor):
-        return f"wait for {action.selector} {action.state}"
-    if isinstance(action, ExpectText):
-        return f"expect {action.selector} to contain {action.text!r}"
-    if isinstance(action, ExpectTitle):
-        return f"expect title to contain {action.text!r}"
-    if isinstance(action, ExpectUrl):
-        return f"expect url to match {action.pattern!r}"
-    if isinstance(action, Screenshot):
-        return f"screenshot {action.name}".rstrip()
-    if isinstance(action, Wait):
-        return f"wait {action.ms} ms"
-    if isinstance(action, ExpectVisible):
-        return f"expect {action.selector} visible"
-    return f"{action.kind} {action.selector}"
+        return self.action.describe()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Pure domain code: it sees `shared.model` values only, after `shared.edge.convert` has turned the
 protobuf into them, and it never imports protobuf or grpc. It reports *all* violations at once,
 each naming its field the way a client spells it (`definition.steps[3].click.selector`), so one
-round trip shows a client everything to fix.
+round trip shows a client everything to fix. Step actions are checked field by field, as each
+action declares what its fields hold (`shared.actions.Is`): nothing here names an action, and
+this is the one place their values are checked (the executor runs validated definitions only).
 
 It must never echo a fill value in a description: a secret password would otherwise end up in
 error messages, logs and the client's terminal.
@@ -13,32 +15,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
+from typing import Any, assert_never
 from urllib.parse import urljoin, urlsplit
 
+from shared.actions import ACTIONS, Action, Is, holds
 from shared.errors import FieldViolation, ValidationError
-from shared.model import (
-    ACTIONS,
-    Action,
-    Check,
-    Click,
-    ExpectText,
-    ExpectTitle,
-    ExpectUrl,
-    ExpectVisible,
-    Fill,
-    Hover,
-    JobOptions,
-    Navigate,
-    Press,
-    Screenshot,
-    SelectOption,
-    Step,
-    SubmitCommand,
-    TestDefinition,
-    Viewport,
-    Wait,
-    WaitFor,
-)
+from shared.model import JobOptions, Step, SubmitCommand, TestDefinition, Viewport
 from shared.sealed import SEALED_PREFIX
 
 # --- limits ----------------------------------------------------------------------------------
@@ -80,7 +62,6 @@ MAX_VIOLATIONS = 100
 SCREENSHOT_NAME_RE = re.compile(r"[A-Za-z0-9._-]{0,100}")
 TAG_RE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_TAG_CHARS}}}")
 
-_SELECTOR_ACTIONS = (Click, Fill, Press, SelectOption, Check, Hover, WaitFor, ExpectText, ExpectVisible)
 _ACTION_KINDS = ", ".join(ACTIONS)
 
 
@@ -189,40 +170,44 @@ def _check_step(out: list[FieldViolation], at: str, step: Step, base_url: str) -
 
 
 def _check_action(out: list[FieldViolation], at: str, action: Action, base_url: str) -> None:
-    if isinstance(action, _SELECTOR_ACTIONS):
-        if not action.selector.strip():
-            out.append(FieldViolation(f"{at}.selector", "must not be empty"))
-        _check_length(out, f"{at}.selector", action.selector, MAX_SELECTOR_CHARS)
-    if isinstance(action, Navigate):
-        _check_navigate(out, f"{at}.url", action.url, base_url)
-    elif isinstance(action, Fill):
-        # The length only: the value itself may be a password and is never shown.
-        sealed = action.secret and action.value.startswith(SEALED_PREFIX)
-        _check_length(out, f"{at}.value", action.value, MAX_SEALED_FILL_CHARS if sealed else MAX_FILL_VALUE_CHARS)
-    elif isinstance(action, Press):
-        _check_required(out, f"{at}.key", action.key, MAX_KEY_CHARS)
-    elif isinstance(action, SelectOption):
-        _check_required(out, f"{at}.value", action.value, MAX_TEXT_CHARS)
-    elif isinstance(action, WaitFor):
-        if action.state not in WAIT_FOR_STATES:
-            out.append(
-                FieldViolation(f"{at}.state", f"must be one of {', '.join(WAIT_FOR_STATES)}, got {_show(action.state)}")
-            )
-    elif isinstance(action, ExpectText | ExpectTitle):
-        _check_required(out, f"{at}.text", action.text, MAX_TEXT_CHARS)
-    elif isinstance(action, ExpectUrl):
-        _check_pattern(out, f"{at}.pattern", action.pattern)
-    elif isinstance(action, Screenshot):
-        # The name becomes part of a file name on the executor: no path separators, no "..".
-        if not SCREENSHOT_NAME_RE.fullmatch(action.name) or action.name in {".", ".."}:
-            out.append(
-                FieldViolation(
-                    f"{at}.name",
-                    f"must be at most 100 letters, digits, '.', '_' or '-', got {_show(action.name)}",
+    # Each field as its action declares it (shared.actions): no action is special-cased here.
+    for name, kind in holds(type(action)).items():
+        _check_field(out, f"{at}.{name}", kind, getattr(action, name), action, base_url)
+
+
+def _check_field(out: list[FieldViolation], at: str, kind: Is, value: Any, action: Action, base_url: str) -> None:
+    match kind:
+        case Is.SELECTOR:
+            if not value.strip():
+                out.append(FieldViolation(at, "must not be empty"))
+            _check_length(out, at, value, MAX_SELECTOR_CHARS)
+        case Is.URL:
+            _check_navigate(out, at, value, base_url)
+        case Is.KEY:
+            _check_required(out, at, value, MAX_KEY_CHARS)
+        case Is.TEXT:
+            _check_required(out, at, value, MAX_TEXT_CHARS)
+        case Is.TYPED:
+            # The length only: the value itself may be a password and is never shown.
+            sealed = getattr(action, "secret", False) and value.startswith(SEALED_PREFIX)
+            _check_length(out, at, value, MAX_SEALED_FILL_CHARS if sealed else MAX_FILL_VALUE_CHARS)
+        case Is.WAIT_STATE:
+            if value not in WAIT_FOR_STATES:
+                out.append(FieldViolation(at, f"must be one of {', '.join(WAIT_FOR_STATES)}, got {_show(value)}"))
+        case Is.PATTERN:
+            _check_pattern(out, at, value)
+        case Is.FILE_NAME:
+            # The name becomes part of a file name on the executor: no path separators, no "..".
+            if not SCREENSHOT_NAME_RE.fullmatch(value) or value in {".", ".."}:
+                out.append(
+                    FieldViolation(at, f"must be at most 100 letters, digits, '.', '_' or '-', got {_show(value)}")
                 )
-            )
-    elif isinstance(action, Wait):
-        _check_range(out, f"{at}.ms", action.ms, MIN_WAIT_MS, MAX_WAIT_MS, "ms")
+        case Is.WAIT_MS:
+            _check_range(out, at, value, MIN_WAIT_MS, MAX_WAIT_MS, "ms")
+        case Is.FLAG:
+            pass
+        case _:
+            assert_never(kind)
 
 
 def _check_navigate(out: list[FieldViolation], at: str, url: str, base_url: str) -> None:

@@ -3,13 +3,16 @@
 Servicers call these at their edge; nothing behind them sees a protobuf message. Converting
 from protobuf never validates and never raises on a well-formed message: a step with no action
 becomes `Step(action=None)` and an empty definition an empty `TestDefinition`, so that
-`shared.validation` can report every problem with its field path in one answer.
+`shared.validation` can report every problem with its field path in one answer. Step actions
+convert generically over their registry (`shared.actions`), never action by action.
+Submits only come in: turning one back into protobuf is for tests (tests/convert_helpers.py).
 Enum maps live in `convert_enums` and the outbound job views in `convert_jobs`; both are
 re-exported here, so callers import everything from this module. Nothing here may import grpc.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -42,29 +45,16 @@ from shared.edge.convert_jobs import (
 )
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
+    ACTIONS,
     Action,
     ArtifactPolicy,
-    Check,
-    Click,
-    ExpectText,
-    ExpectTitle,
-    ExpectUrl,
-    ExpectVisible,
-    Fill,
-    Hover,
     JobOptions,
     JobSource,
-    Navigate,
-    Press,
     Priority,
-    Screenshot,
-    SelectOption,
     Step,
     SubmitCommand,
     TestDefinition,
     Viewport,
-    Wait,
-    WaitFor,
 )
 
 __all__ = [
@@ -72,14 +62,12 @@ __all__ = [
     "artifact_policy_to_proto",
     "dead_letter_to_proto",
     "definition_from_proto",
-    "definition_to_proto",
     "error_category_from_proto",
     "error_category_to_proto",
     "job_error_to_proto",
     "job_to_proto",
     "load_submit_file",
     "options_from_proto",
-    "options_to_proto",
     "priority_from_proto",
     "priority_to_proto",
     "progress_event_to_proto",
@@ -91,9 +79,7 @@ __all__ = [
     "state_to_proto",
     "step_from_proto",
     "step_result_to_proto",
-    "step_to_proto",
     "submit_from_proto",
-    "submit_to_proto",
     "timestamp",
     "violations_to_proto",
 ]
@@ -145,123 +131,26 @@ def step_from_proto(step: pb.Step) -> Step:
 
 
 def _action_from_proto(step: pb.Step) -> Action | None:
+    # Generic over the registry (shared.actions): the oneof member's name is the action's kind
+    # and its message's fields are the dataclass's fields.
     kind = step.WhichOneof("action")
-    if kind == "navigate":
-        return Navigate(url=step.navigate.url)
-    if kind == "click":
-        return Click(selector=step.click.selector)
-    if kind == "fill":
-        return Fill(selector=step.fill.selector, value=step.fill.value, secret=step.fill.secret)
-    if kind == "press":
-        return Press(selector=step.press.selector, key=step.press.key)
-    if kind == "select":
-        return SelectOption(selector=step.select.selector, value=step.select.value)
-    if kind == "check":
-        return Check(
-            selector=step.check.selector,
-            checked=step.check.checked if step.check.HasField("checked") else True,
-        )
-    if kind == "hover":
-        return Hover(selector=step.hover.selector)
-    if kind == "wait_for":
-        # proto3 cannot tell "" from unset: an unset state means the documented default.
-        return WaitFor(selector=step.wait_for.selector, state=step.wait_for.state or "visible")
-    if kind == "expect_text":
-        return ExpectText(selector=step.expect_text.selector, text=step.expect_text.text)
-    if kind == "expect_visible":
-        return ExpectVisible(selector=step.expect_visible.selector)
-    if kind == "expect_title":
-        return ExpectTitle(text=step.expect_title.text)
-    if kind == "expect_url":
-        return ExpectUrl(pattern=step.expect_url.pattern)
-    if kind == "screenshot":
-        return Screenshot(name=step.screenshot.name, full_page=step.screenshot.full_page)
-    if kind == "wait":
-        return Wait(ms=step.wait.ms)
-    return None
+    cls = ACTIONS.get(kind) if kind is not None else None
+    if cls is None:
+        return None
+    message = getattr(step, kind)
+    return cls(**{f.name: _field_from_proto(message, f) for f in dataclasses.fields(cls) if f.init})
 
 
-# --- submit: domain → protobuf (clients, and showing a stored definition) --------------------
-
-
-def submit_to_proto(command: SubmitCommand) -> pb.SubmitRequest:
-    """The request that `submit_from_proto` turns into `command`."""
-    return pb.SubmitRequest(
-        definition=definition_to_proto(command.definition),
-        options=options_to_proto(command.options),
-        user_id=command.user_id,
-        request_id=command.request_id,
-        source=source_to_proto(command.source),
-    )
-
-
-def options_to_proto(options: JobOptions) -> pb.JobOptions:
-    """Job options as protobuf."""
-    return pb.JobOptions(
-        priority=priority_to_proto(options.priority),
-        timeout_ms=options.timeout_ms,
-        tags=options.tags,
-        max_attempts=options.max_attempts,
-        delay_ms=options.delay_ms,
-        idempotency_key=options.idempotency_key,
-        backoff_ms=options.backoff_ms,
-        artifact_policy=artifact_policy_to_proto(options.artifact_policy),
-    )
-
-
-def definition_to_proto(definition: TestDefinition) -> pb.TestDefinition:
-    """A test definition as protobuf; `definition_from_proto` of it gives it back."""
-    message = pb.TestDefinition(
-        name=definition.name,
-        base_url=definition.base_url,
-        steps=[step_to_proto(step) for step in definition.steps],
-    )
-    if definition.viewport is not None:
-        message.viewport.width = definition.viewport.width
-        message.viewport.height = definition.viewport.height
-    return message
-
-
-def step_to_proto(step: Step) -> pb.Step:
-    """One step as protobuf (no oneof member set when it has no action)."""
-    message = pb.Step(name=step.name, timeout_ms=step.timeout_ms)
-    if step.action is not None:
-        member: Any = getattr(message, step.action.kind)
-        # An action whose fields are all defaults (`Screenshot()`) must still be the one set; say
-        # so outright rather than rely on each protobuf runtime marking an empty copy present.
-        member.SetInParent()
-        member.CopyFrom(_action_to_proto(step.action))
-    return message
-
-
-def _action_to_proto(action: Action) -> Message:
-    if isinstance(action, Navigate):
-        return pb.Navigate(url=action.url)
-    if isinstance(action, Click):
-        return pb.Click(selector=action.selector)
-    if isinstance(action, Fill):
-        return pb.Fill(selector=action.selector, value=action.value, secret=action.secret)
-    if isinstance(action, Press):
-        return pb.Press(selector=action.selector, key=action.key)
-    if isinstance(action, SelectOption):
-        return pb.SelectOption(selector=action.selector, value=action.value)
-    if isinstance(action, Check):
-        return pb.Check(selector=action.selector, checked=action.checked)
-    if isinstance(action, Hover):
-        return pb.Hover(selector=action.selector)
-    if isinstance(action, WaitFor):
-        return pb.WaitFor(selector=action.selector, state=action.state)
-    if isinstance(action, ExpectText):
-        return pb.ExpectText(selector=action.selector, text=action.text)
-    if isinstance(action, ExpectVisible):
-        return pb.ExpectVisible(selector=action.selector)
-    if isinstance(action, ExpectTitle):
-        return pb.ExpectTitle(text=action.text)
-    if isinstance(action, ExpectUrl):
-        return pb.ExpectUrl(pattern=action.pattern)
-    if isinstance(action, Screenshot):
-        return pb.Screenshot(name=action.name, full_page=action.full_page)
-    return pb.Wait(ms=action.ms)
+def _field_from_proto(message: Message, field: dataclasses.Field[Any]) -> Any:
+    """The message's value for `field`, or the action's default when the message does not carry one:
+    unset, for a field with presence (`Check.checked`); the zero value otherwise, since proto3
+    cannot tell "" or 0 from unset (an empty `WaitFor.state` means "visible")."""
+    value = getattr(message, field.name)
+    if field.default is dataclasses.MISSING:
+        return value
+    descriptor = message.DESCRIPTOR.fields_by_name[field.name]
+    carried = message.HasField(field.name) if descriptor.has_presence else value != descriptor.default_value
+    return value if carried else field.default
 
 
 # --- definition files ------------------------------------------------------------------------

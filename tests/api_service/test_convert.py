@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protos import sentinel_pb2 as pb
+from shared.actions import ACTIONS, Action, Is, holds
 from shared.edge import convert as c
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
@@ -39,6 +40,7 @@ from shared.model import (
     WaitFor,
 )
 from shared.validation import validate_submit
+from tests.convert_helpers import definition_to_proto, step_to_proto, submit_to_proto
 
 EVERY_ACTION_JSON = {
     "name": "checkout",
@@ -79,8 +81,8 @@ def test_definition_round_trips_with_every_action() -> None:
     assert {s.action.kind for s in domain.steps if s.action} == {
         f.name for f in pb.Step.DESCRIPTOR.oneofs_by_name["action"].fields
     }
-    assert c.definition_to_proto(domain) == original
-    assert c.definition_from_proto(c.definition_to_proto(domain)) == domain
+    assert definition_to_proto(domain) == original
+    assert c.definition_from_proto(definition_to_proto(domain)) == domain
 
 
 def test_check_without_checked_checks_the_box() -> None:
@@ -89,7 +91,7 @@ def test_check_without_checked_checks_the_box() -> None:
 
 
 def test_action_with_all_default_fields_stays_set() -> None:
-    step = c.step_to_proto(Step(Screenshot()))
+    step = step_to_proto(Step(Screenshot()))
     assert step.WhichOneof("action") == "screenshot"
     assert c.step_from_proto(step) == Step(Screenshot())
 
@@ -138,7 +140,7 @@ def test_submit_from_proto_copies_every_field() -> None:
         request_id="r",
         source=JobSource.WEBHOOK,
     )
-    assert c.submit_to_proto(command) == req
+    assert submit_to_proto(command) == req
 
 
 def test_step_without_action_and_wait_for_default_state() -> None:
@@ -147,7 +149,7 @@ def test_step_without_action_and_wait_for_default_state() -> None:
     )
     assert definition.steps[0] == Step(action=None, name="empty")
     assert definition.steps[1].action == WaitFor("#x", "visible")
-    assert c.step_to_proto(definition.steps[0]).WhichOneof("action") is None
+    assert step_to_proto(definition.steps[0]).WhichOneof("action") is None
 
 
 @pytest.mark.parametrize(
@@ -360,23 +362,30 @@ def test_bad_files_raise_a_validation_error_on_file(text: str, says: str) -> Non
 _text = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
 _url = st.one_of(_text, st.sampled_from(["/", "https://a.test/x", "javascript:x", "//h/p", "http://[::1", "a:b"]))
 _u32 = st.integers(0, 2**32 - 1)
-_actions = st.one_of(
-    st.none(),
-    st.builds(lambda u: pb.Step(navigate=pb.Navigate(url=u)), _url),
-    st.builds(lambda s: pb.Step(click=pb.Click(selector=s)), _text),
-    st.builds(lambda s, v, b: pb.Step(fill=pb.Fill(selector=s, value=v, secret=b)), _text, _text, st.booleans()),
-    st.builds(lambda s, k: pb.Step(press=pb.Press(selector=s, key=k)), _text, _text),
-    st.builds(lambda s, v: pb.Step(select=pb.SelectOption(selector=s, value=v)), _text, _text),
-    st.builds(lambda s, b: pb.Step(check=pb.Check(selector=s, checked=b)), _text, st.booleans()),
-    st.builds(lambda s: pb.Step(hover=pb.Hover(selector=s)), _text),
-    st.builds(lambda s, t: pb.Step(wait_for=pb.WaitFor(selector=s, state=t)), _text, _text),
-    st.builds(lambda s, t: pb.Step(expect_text=pb.ExpectText(selector=s, text=t)), _text, _text),
-    st.builds(lambda s: pb.Step(expect_visible=pb.ExpectVisible(selector=s)), _text),
-    st.builds(lambda t: pb.Step(expect_title=pb.ExpectTitle(text=t)), _text),
-    st.builds(lambda p: pb.Step(expect_url=pb.ExpectUrl(pattern=p)), _text),
-    st.builds(lambda n, f: pb.Step(screenshot=pb.Screenshot(name=n, full_page=f)), _text, st.booleans()),
-    st.builds(lambda ms: pb.Step(wait=pb.Wait(ms=ms)), _u32),
-)
+#: Values for each kind of action field; None leaves the field unset.
+_VALUES: dict[Is, st.SearchStrategy[Any]] = {
+    Is.URL: _url,
+    Is.FLAG: st.none() | st.booleans(),
+    Is.WAIT_MS: _u32,
+}
+
+
+def _action_step(kind: str, cls: type[Action]) -> st.SearchStrategy[pb.Step]:
+    """Steps whose one action is `kind`, its fields drawn by what they hold (generic, like the converter)."""
+
+    def build(values: dict[str, Any]) -> pb.Step:
+        step = pb.Step()
+        member = getattr(step, kind)
+        member.SetInParent()
+        for name, value in values.items():
+            if value is not None:
+                setattr(member, name, value)
+        return step
+
+    return st.fixed_dictionaries({name: _VALUES.get(it, _text) for name, it in holds(cls).items()}).map(build)
+
+
+_actions = st.one_of(st.none(), *(_action_step(kind, cls) for kind, cls in ACTIONS.items()))
 _steps = st.builds(lambda step, name, timeout: _named(step or pb.Step(), name, timeout), _actions, _text, _u32)
 
 
@@ -407,5 +416,5 @@ def test_any_request_converts_and_validates_without_surprises(req: pb.SubmitRequ
         validate_submit(command)
     except ValidationError as exc:
         assert exc.violations and all(v.field and v.description for v in exc.violations)
-    again = c.definition_from_proto(c.definition_to_proto(command.definition))
+    again = c.definition_from_proto(definition_to_proto(command.definition))
     assert again == command.definition

@@ -47,9 +47,10 @@ async def test_start_reports_version_and_contexts_are_isolated(manager: BrowserM
     first = await manager.new_context(viewport=None)
     second = await manager.new_context(viewport=Viewport(width=400, height=300))
     try:
-        await first.add_cookies([{"name": "a", "value": "1", "url": "http://127.0.0.1/"}])
-        assert await second.cookies() == []
-        page = await second.new_page()
+        assert first.guard is None and second.guard is None  # no policy: unguarded
+        await first.context.add_cookies([{"name": "a", "value": "1", "url": "http://127.0.0.1/"}])
+        assert await second.context.cookies() == []
+        page = await second.context.new_page()
         assert page.viewport_size == {"width": 400, "height": 300}
     finally:
         await first.close()
@@ -90,7 +91,7 @@ async def test_relaunches_once_after_a_crash(manager: BrowserManager) -> None:
     try:
         assert manager.connected
         assert manager.restarts == 1
-        page = await contexts[0].new_page()
+        page = await contexts[0].context.new_page()
         await page.set_content("<title>alive</title>")
         assert await page.title() == "alive"
     finally:

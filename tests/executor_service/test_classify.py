@@ -109,11 +109,11 @@ async def test_a_real_refused_connection() -> None:
     manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS)
     await manager.start()
     try:
-        context = await manager.new_context(viewport=None)
-        page = await context.new_page()
+        session = await manager.new_context(viewport=None)
+        page = await session.context.new_page()
         with pytest.raises(PlaywrightError) as info:
             await page.goto(f"http://127.0.0.1:{free_port()}/", timeout=10_000)
-        await context.close()
+        await session.close()
     finally:
         await manager.stop()
     assert type(info.value) is PlaywrightError

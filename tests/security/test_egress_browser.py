@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from executor_service.guard import Guard, guard_of, open_guarded_context, settle_egress
+from executor_service.guard import ClosingProxies, Guard, open_guarded_context
 from executor_service.navigation_policy import IpAddress, NavigationPolicy, resolve
 from tests.support import CHROMIUM_ARGS, chromium_path, make_cert, wait_for
 
@@ -41,15 +41,24 @@ async def _names(host: str, port: int) -> list[IpAddress]:
 POLICY = NavigationPolicy(rules=NavigationPolicy.from_rules(["secure.test", "sockets.test"]).rules, resolver=_names)
 
 
+@dataclass
+class Guarded:
+    """A browser, and the egress proxies of its closed contexts, which its owner waits for."""
+
+    browser: Browser
+    closing: ClosingProxies
+
+
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+async def guarded() -> AsyncIterator[Guarded]:
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=chromium_path(), args=list(CHROMIUM_ARGS))
+        closing = ClosingProxies()
         try:
-            yield chromium
+            yield Guarded(chromium, closing)
         finally:
             await chromium.close()
-            await settle_egress()
+            await closing.settle()
 
 
 async def _site(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -79,21 +88,21 @@ async def _site(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def test_an_https_page_goes_through_a_connect_tunnel(browser: Browser, tmp_path: Path) -> None:
+async def test_an_https_page_goes_through_a_connect_tunnel(guarded: Guarded, tmp_path: Path) -> None:
     make_cert(tmp_path, "secure", None)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(tmp_path / "secure.pem", tmp_path / "secure.key")
     server = await asyncio.start_server(_site, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    context = await open_guarded_context(browser, POLICY, ignore_https_errors=True)
+    session = await open_guarded_context(guarded.browser, POLICY, closing=guarded.closing, ignore_https_errors=True)
     try:
-        page = await context.new_page()
+        page = await session.context.new_page()
         await page.goto(f"https://secure.test:{port}/secure", timeout=10_000)
         assert await page.text_content("#ok") == "secure page"
-        guard = guard_of(context)
+        guard = session.guard
         assert guard is not None and guard.take_refusals() == [] and guard.take_failures() == []
     finally:
-        await context.close()
+        await session.close()
         server.close()
 
 
@@ -105,19 +114,18 @@ class Sockets:
 
 
 @pytest.fixture
-async def sockets(browser: Browser) -> AsyncIterator[Sockets]:
+async def sockets(guarded: Guarded) -> AsyncIterator[Sockets]:
     """The sockets page (it opens a WebSocket to its own host) loaded in a guarded context."""
     server = await asyncio.start_server(_site, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    context = await open_guarded_context(browser, POLICY)
+    session = await open_guarded_context(guarded.browser, POLICY, closing=guarded.closing)
     try:
-        page = await context.new_page()
+        page = await session.context.new_page()
         await page.goto(f"http://sockets.test:{port}/", timeout=10_000)
-        guard = guard_of(context)
-        assert guard is not None
-        yield Sockets(page, port, guard)
+        assert session.guard is not None
+        yield Sockets(page, port, session.guard)
     finally:
-        await context.close()
+        await session.close()
         server.close()
 
 

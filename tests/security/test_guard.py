@@ -171,14 +171,14 @@ async def guarded(sites: Sites) -> AsyncIterator[BrowserManager]:
 
 
 async def run(manager: BrowserManager, *steps: Step) -> object:
-    context = await manager.new_context()
+    session = await manager.new_context()
 
     async def report(**_: object) -> None:
         pass
 
     try:
         return await run_steps(
-            context,
+            session,
             TestDefinition(name="guard", steps=steps),
             report=report,
             artifacts_root=__import__("pathlib").Path("/tmp"),
@@ -187,7 +187,7 @@ async def run(manager: BrowserManager, *steps: Step) -> object:
             artifact_policy=ArtifactPolicy.NEVER,
         )
     finally:
-        await context.close()
+        await session.close()
 
 
 async def test_an_allowed_page_runs(guarded: BrowserManager, sites: Sites) -> None:

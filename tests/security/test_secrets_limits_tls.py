@@ -111,7 +111,7 @@ async def test_the_runner_types_the_real_value_and_shows_only_stars() -> None:
 
     try:
         with serve_directory(PAGES) as site:
-            context = await manager.new_context()
+            session = await manager.new_context()
             steps = (
                 Step(Navigate(site + "/echo.html")),
                 Step(Fill("#field", sealed, secret=True)),
@@ -119,7 +119,7 @@ async def test_the_runner_types_the_real_value_and_shows_only_stars() -> None:
                 Step(ExpectText("#out", SECRET + "-not"), timeout_ms=300),
             )
             outcome = await run_steps(
-                context,
+                session,
                 TestDefinition(name="s", steps=steps),
                 report=report,
                 artifacts_root=Path("/tmp"),
@@ -128,7 +128,7 @@ async def test_the_runner_types_the_real_value_and_shows_only_stars() -> None:
                 artifact_policy=ArtifactPolicy.NEVER,
                 secret_key=KEY,
             )
-            await context.close()
+            await session.close()
     finally:
         await manager.stop()
     assert [s.success for s in outcome.steps] == [True, True, True, False]  # typed for real

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from shared import validation as v
+from shared.actions import ACTIONS
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     Action,
@@ -108,6 +109,7 @@ def only(defn: TestDefinition | None = None, options: JobOptions | None = None) 
 
 
 def test_every_action_type_passes_alone_and_together() -> None:
+    assert {action.kind for action in EVERY_ACTION} == set(ACTIONS)
     for action in EVERY_ACTION:
         assert violations(definition(action)) == [], action
     assert violations(definition(*EVERY_ACTION, viewport=Viewport(1280, 720))) == []

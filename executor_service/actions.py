@@ -1,0 +1,235 @@
+"""What each step action does in the browser: one runner function per action, in one table.
+
+`@performs(Navigate)` registers the function that carries out a `Navigate`; `perform` looks the
+action's class up in `PERFORMERS`. The actions themselves and what makes one valid are declared
+in `shared.actions`; tests/test_action_registry.py checks every action there has a function here.
+
+Every function gets a *validated* action (the executor validates a job before it runs it): none of
+them checks its input again. Each uses the step's timeout for everything it waits on, raises
+`AssertionFailure` when an expectation does not hold, and returns the artifacts it wrote (None:
+none). None of them may put a secret fill value into an error message or log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeAlias, TypeVar, cast
+
+from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from shared.errors import AssertionFailure, FieldViolation, ValidationError
+from shared.model import (
+    Action,
+    Check,
+    Click,
+    ExpectText,
+    ExpectTitle,
+    ExpectUrl,
+    ExpectVisible,
+    Fill,
+    Hover,
+    Navigate,
+    Press,
+    Screenshot,
+    SelectOption,
+    Wait,
+    WaitFor,
+)
+from shared.sealed import SEALED_PREFIX, Sealer
+from shared.validation import resolve_url
+
+__all__ = ["PERFORMERS", "Run", "open_secret", "perform", "performs", "screenshot"]
+
+#: How often expect_* steps look again while they wait for their condition.
+POLL_INTERVAL_S = 0.1
+_MIN_PROBE_MS = 100.0
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+_WaitState = Literal["attached", "detached", "hidden", "visible"]
+Artifacts: TypeAlias = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every step needs besides its own action."""
+
+    page: Page
+    base_url: str
+    artifacts_root: Path
+    artifact_prefix: str
+    sealer: Sealer | None = None
+
+
+_A = TypeVar("_A")
+#: A runner function: (run, action, step index, step timeout in ms) → the artifacts it wrote.
+Performer: TypeAlias = Callable[[Run, _A, int, int], Awaitable[Artifacts | None]]
+
+#: The runner function of every action class.
+PERFORMERS: dict[type[Any], Performer[Any]] = {}
+
+
+def performs(cls: type[_A]) -> Callable[[Performer[_A]], Performer[_A]]:
+    """Register the decorated function as what runs an action of class `cls`."""
+
+    def register(fn: Performer[_A]) -> Performer[_A]:
+        if cls in PERFORMERS:
+            raise TypeError(f"{cls.__name__} already runs with {PERFORMERS[cls].__name__}")
+        PERFORMERS[cls] = fn
+        return fn
+
+    return register
+
+
+async def perform(run: Run, action: Action, *, index: int, timeout_ms: int) -> Artifacts:
+    """Carry out one validated action; returns the artifacts it wrote."""
+    return await PERFORMERS[type(action)](run, action, index, timeout_ms) or ()
+
+
+# --- the actions -----------------------------------------------------------------------------
+
+
+@performs(Navigate)
+async def _navigate(run: Run, action: Navigate, index: int, timeout_ms: int) -> None:
+    # An HTTP error status is a page like any other; only a failed load raises.
+    await run.page.goto(resolve_url(run.base_url, action.url), timeout=timeout_ms)
+
+
+@performs(Click)
+async def _click(run: Run, action: Click, index: int, timeout_ms: int) -> None:
+    await run.page.locator(action.selector).first.click(timeout=timeout_ms)
+
+
+@performs(Fill)
+async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
+    value = open_secret(run.sealer, action.value, index=index) if action.secret else action.value
+    await run.page.locator(action.selector).first.fill(value, timeout=timeout_ms)
+
+
+@performs(Press)
+async def _press(run: Run, action: Press, index: int, timeout_ms: int) -> None:
+    await run.page.locator(action.selector).first.press(action.key, timeout=timeout_ms)
+
+
+@performs(SelectOption)
+async def _select(run: Run, action: SelectOption, index: int, timeout_ms: int) -> None:
+    await run.page.locator(action.selector).first.select_option(value=action.value, timeout=timeout_ms)
+
+
+@performs(Check)
+async def _check(run: Run, action: Check, index: int, timeout_ms: int) -> None:
+    locator = run.page.locator(action.selector).first
+    await (locator.check(timeout=timeout_ms) if action.checked else locator.uncheck(timeout=timeout_ms))
+
+
+@performs(Hover)
+async def _hover(run: Run, action: Hover, index: int, timeout_ms: int) -> None:
+    await run.page.locator(action.selector).first.hover(timeout=timeout_ms)
+
+
+@performs(WaitFor)
+async def _wait_for(run: Run, action: WaitFor, index: int, timeout_ms: int) -> None:
+    # Validation allows only the states Playwright knows.
+    await run.page.locator(action.selector).first.wait_for(state=cast(_WaitState, action.state), timeout=timeout_ms)
+
+
+@performs(ExpectText)
+async def _expect_text(run: Run, action: ExpectText, index: int, timeout_ms: int) -> None:
+    locator = run.page.locator(action.selector).first
+    expected = f'expected "{action.selector}" to contain {action.text!r}'
+    deadline = time.monotonic() + timeout_ms / 1000
+    seen = False
+    got: str | None = None
+    while True:
+        remaining_ms = (deadline - time.monotonic()) * 1000
+        try:
+            # text_content waits for the element to exist, so the first call may use up the rest;
+            # the floor keeps a last look from timing out on its own round trip.
+            got = await locator.text_content(timeout=max(remaining_ms, _MIN_PROBE_MS))
+            seen = True
+        except PlaywrightTimeoutError:
+            if not seen:
+                raise AssertionFailure(f"{expected}, but no element matched within {timeout_ms} ms") from None
+        if got is not None and action.text in got:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionFailure(f"{expected}, got {got!r}")
+        await asyncio.sleep(min(POLL_INTERVAL_S, max(deadline - time.monotonic(), 0.0)))
+
+
+@performs(ExpectVisible)
+async def _expect_visible(run: Run, action: ExpectVisible, index: int, timeout_ms: int) -> None:
+    try:
+        await run.page.locator(action.selector).first.wait_for(state="visible", timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        raise AssertionFailure(f"expected {action.selector!r} to be visible within {timeout_ms} ms") from None
+
+
+@performs(ExpectTitle)
+async def _expect_title(run: Run, action: ExpectTitle, index: int, timeout_ms: int) -> None:
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        title = await run.page.title()
+        if action.text in title:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionFailure(f"expected the title to contain {action.text!r}, got {title!r}")
+        await asyncio.sleep(POLL_INTERVAL_S)
+
+
+@performs(ExpectUrl)
+async def _expect_url(run: Run, action: ExpectUrl, index: int, timeout_ms: int) -> None:
+    compiled = re.compile(action.pattern)  # validation compiled it once already
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        # page.url is tracked on our side of the connection: reading it cannot fail or block.
+        if compiled.search(run.page.url):
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionFailure(f"expected the url to match {action.pattern!r}, got {run.page.url!r}")
+        await asyncio.sleep(POLL_INTERVAL_S)
+
+
+@performs(Screenshot)
+async def _screenshot(run: Run, action: Screenshot, index: int, timeout_ms: int) -> Artifacts:
+    name = action.name or f"step-{index:02d}"
+    return (await screenshot(run, name, full_page=action.full_page, timeout_ms=timeout_ms),)
+
+
+@performs(Wait)
+async def _wait(run: Run, action: Wait, index: int, timeout_ms: int) -> None:
+    await asyncio.sleep(action.ms / 1000)
+
+
+# --- shared with the runner ------------------------------------------------------------------
+
+
+async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms: float) -> str:
+    """Save a PNG under the attempt's prefix; returns its path relative to the artifacts root."""
+    # The name comes from the test definition: keep it to one plain file name inside the prefix.
+    safe = _UNSAFE_NAME.sub("-", name.removesuffix(".png")).strip(".-") or "screenshot"
+    relative = f"{run.artifact_prefix}/{safe}.png" if run.artifact_prefix else f"{safe}.png"
+    path = run.artifacts_root / relative
+    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    await run.page.screenshot(path=path, full_page=full_page, timeout=timeout_ms)
+    return relative
+
+
+def open_secret(sealer: Sealer | None, value: str, *, index: int) -> str:
+    """A secret fill value in the clear. Jobs from the API always carry it sealed; a value that is
+    not (a definition handed to the runner directly) is typed as given.
+
+    Raises:
+        ValidationError: the value is sealed and cannot be opened here (no key, or another key).
+    """
+    if not value.startswith(SEALED_PREFIX):
+        return value
+    field = f"definition.steps[{index}].fill.value"
+    if sealer is None:
+        raise ValidationError([FieldViolation(field, "is secret but this executor has no SENTINEL_SECRET_KEY")])
+    return sealer.open(value, field=field)

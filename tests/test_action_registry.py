@@ -1,0 +1,65 @@
+"""The tables of step actions agree: the registry, the protobuf oneof, validation and the runner.
+
+Adding an action is one registered dataclass (shared/actions.py), its proto message and oneof
+member, one runner function (executor_service/actions.py) and its tests; these checks catch any
+of the four left out or spelt differently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+from google.protobuf.descriptor import FieldDescriptor
+
+from executor_service.actions import PERFORMERS
+from protos import sentinel_pb2 as pb
+from shared.actions import ACTIONS, Action, holds
+from shared.edge import convert
+from tests.convert_helpers import step_to_proto
+
+ONEOF = {f.name: f.message_type for f in pb.Step.DESCRIPTOR.oneofs_by_name["action"].fields}
+#: The Python type of each protobuf scalar type an action field uses.
+PYTHON_TYPE = {
+    FieldDescriptor.TYPE_STRING: "str",
+    FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_UINT32: "int",
+}
+
+
+def test_the_registry_holds_every_oneof_member_and_nothing_else() -> None:
+    assert list(ACTIONS) == list(ONEOF)  # same names, in the proto's order
+    assert set(typing.get_args(Action)) == set(ACTIONS.values())
+
+
+@pytest.mark.parametrize("kind", ACTIONS)
+def test_an_action_has_the_fields_of_its_message(kind: str) -> None:
+    cls = ACTIONS[kind]
+    assert cls.__dataclass_fields__["kind"].default == kind
+    fields = {f.name: f.type for f in dataclasses.fields(cls) if f.init}
+    descriptor = ONEOF[kind]
+    assert descriptor is not None
+    message = {f.name: PYTHON_TYPE[f.type] for f in descriptor.fields}
+    assert fields == message
+
+
+@pytest.mark.parametrize("kind", ACTIONS)
+def test_an_action_declares_every_field_for_validation(kind: str) -> None:
+    cls = ACTIONS[kind]
+    assert list(holds(cls)) == [f.name for f in dataclasses.fields(cls) if f.init]
+
+
+@pytest.mark.parametrize("kind", ACTIONS)
+def test_an_action_has_a_runner_function(kind: str) -> None:
+    assert ACTIONS[kind] in PERFORMERS
+    assert set(PERFORMERS) == set(ACTIONS.values())
+
+
+@pytest.mark.parametrize("kind", ACTIONS)
+def test_an_action_converts_from_its_oneof_member(kind: str) -> None:
+    step = pb.Step()
+    getattr(step, kind).SetInParent()  # every field unset: the action's defaults apply
+    action = convert.step_from_proto(step).action
+    assert type(action) is ACTIONS[kind]
+    assert convert.step_from_proto(step_to_proto(convert.step_from_proto(step))).action == action
