@@ -9,7 +9,9 @@
     ├── LimitError           a quota or size limit is exceeded
     ├── UnavailableError     Redis (or another dependency) cannot be reached
     │   ├── ShuttingDown         the service is stopping while a stream waited; reconnect with the cursor
-    │   └── BrowserUnavailable   Chromium cannot be launched, or the browser manager is stopped
+    │   ├── BrowserUnavailable   Chromium cannot be launched, or the browser manager is stopped
+    │   └── ArtifactStoreUnavailable  the artifact store cannot be reached, refuses Sentinel's
+    │                                 credentials, or has no such bucket (never the caller's fault)
     ├── UnauthenticatedError no API key, or one this service does not know
     ├── PermissionDeniedError the key's role is too low for the operation
     ├── StepFailure          a step of a test did not pass (a test *result*, never a status code)
@@ -84,6 +86,10 @@ class ShuttingDown(UnavailableError):
 
 
 class BrowserUnavailable(UnavailableError):
+    pass
+
+
+class ArtifactStoreUnavailable(UnavailableError):
     pass
 
 

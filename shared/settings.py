@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from shared.errors import ConfigError
 from shared.model import Priority
@@ -217,6 +217,119 @@ class ExecutorSettings:
             shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
             headless=_bool(environ, "SENTINEL_HEADLESS", True),
             metrics_port=_port(environ, "EXECUTOR_METRICS_PORT", 9465),
+        )
+
+
+MiB = 1024 * 1024
+
+_BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_")
+
+
+@dataclass(frozen=True)
+class ArtifactLocation:
+    """Where SENTINEL_ARTIFACTS_URL points: a directory (`file`) or a bucket and key prefix (`s3`)."""
+
+    scheme: str  # "file" or "s3"
+    path: str = ""  # file: the absolute directory
+    bucket: str = ""  # s3
+    prefix: str = ""  # s3: key prefix inside the bucket, without leading or trailing '/' ("" = none)
+
+
+def artifact_location(url: str, *, name: str = "SENTINEL_ARTIFACTS_URL") -> ArtifactLocation:
+    """Parse an artifacts URL; a malformed one raises `ConfigError` naming the variable `name`."""
+    expected = f"{name} must be file:///absolute/path or s3://bucket[/prefix]"
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{expected} (no query or fragment), got {url!r}")
+    if parts.scheme == "file":
+        path = unquote(parts.path)
+        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
+            raise ConfigError(f"{expected}: a file URL needs an absolute path (three slashes), got {url!r}")
+        return ArtifactLocation(scheme="file", path=os.path.normpath(path))
+    if parts.scheme == "s3":
+        bucket = parts.netloc
+        if not bucket:
+            raise ConfigError(f"{expected}: the URL names no bucket, got {url!r}")
+        if not (3 <= len(bucket) <= 222) or not set(bucket) <= _BUCKET_CHARS:
+            raise ConfigError(f"{expected}: {bucket!r} is not a bucket name (3-222 of a-z 0-9 . - _)")
+        prefix = unquote(parts.path).strip("/")
+        segments = prefix.split("/") if prefix else []
+        if any(s in ("", ".", "..") or "\\" in s or not s.isprintable() for s in segments):
+            raise ConfigError(f"{expected}: the prefix must be plain '/'-separated names, got {url!r}")
+        return ArtifactLocation(scheme="s3", bucket=bucket, prefix=prefix)
+    raise ConfigError(f"{expected}, got {url!r}")
+
+
+def _endpoint(env: Environ) -> str:
+    """The S3 endpoint: AWS_ENDPOINT_URL_S3 wins over AWS_ENDPOINT_URL, as in the AWS SDKs."""
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        raw = env.get(name, "").strip()
+        if raw:
+            parts = urlsplit(raw)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+            return raw.rstrip("/")
+    return ""
+
+
+@dataclass(frozen=True)
+class ArtifactSettings:
+    """Where screenshots, traces and videos are stored, and how big they may grow.
+
+    SENTINEL_ARTIFACTS_URL picks the store: `file:///absolute/path` (default `./artifacts`, made
+    absolute; when the URL is unset, SENTINEL_ARTIFACTS_DIR still names the directory) or
+    `s3://bucket/prefix`. For S3 the standard AWS variables are read here and passed to the store:
+    AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID
+    with AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN. With no keys set, the S3 library's own
+    credential chain applies (web identity, ECS task role, instance metadata: it reads their
+    variables itself). The secret and the token never appear in `repr`.
+    """
+
+    url: str = field(default_factory=lambda: Path("artifacts").absolute().as_uri())
+    max_artifact_bytes: int = 100 * MiB  # one artifact
+    max_job_bytes: int = 500 * MiB  # all artifacts of one job, every attempt together
+    endpoint_url: str = ""  # "" = the provider's default (AWS)
+    region: str = ""  # "" = us-east-1
+    access_key_id: str = ""
+    secret_access_key: str = field(default="", repr=False)
+    session_token: str = field(default="", repr=False)
+
+    @property
+    def location(self) -> ArtifactLocation:
+        return artifact_location(self.url)
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> ArtifactSettings:
+        url = environ.get("SENTINEL_ARTIFACTS_URL", "").strip()
+        if not url:
+            directory = environ.get("SENTINEL_ARTIFACTS_DIR", "").strip() or "artifacts"
+            url = Path(os.path.abspath(directory)).as_uri()
+        location = artifact_location(url)
+        max_artifact = _int(environ, "SENTINEL_ARTIFACT_MAX_BYTES", 100 * MiB, minimum=1)
+        max_job = _int(environ, "SENTINEL_JOB_ARTIFACTS_MAX_BYTES", 500 * MiB, minimum=1)
+        if max_job < max_artifact:
+            raise ConfigError(
+                f"SENTINEL_JOB_ARTIFACTS_MAX_BYTES ({max_job}) must be at least "
+                f"SENTINEL_ARTIFACT_MAX_BYTES ({max_artifact})"
+            )
+        settings = cls(url=url, max_artifact_bytes=max_artifact, max_job_bytes=max_job)
+        if location.scheme != "s3":
+            return settings  # AWS_* may be set for something else: a file store ignores them
+        key_id = environ.get("AWS_ACCESS_KEY_ID", "").strip()
+        secret = environ.get("AWS_SECRET_ACCESS_KEY", "").strip()
+        token = environ.get("AWS_SESSION_TOKEN", "").strip()
+        if bool(key_id) != bool(secret):
+            raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+        if token and not key_id:
+            raise ConfigError("AWS_SESSION_TOKEN needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        region = environ.get("AWS_REGION", "").strip() or environ.get("AWS_DEFAULT_REGION", "").strip()
+        return replace(
+            settings,
+            endpoint_url=_endpoint(environ),
+            region=region,
+            access_key_id=key_id,
+            secret_access_key=secret,
+            session_token=token,
         )
 
 
