@@ -159,20 +159,27 @@ class S3ArtifactStore(ArtifactStore):
             result = await obstore.get_async(self._data, key)
         except (BaseError, OSError) as exc:
             raise self._error(exc, missing=key) from exc
-        # The library's pieces are network-sized (and at least min_chunk_size); they are cut to at
-        # most chunk_size here, so the buffer never holds much more than one chunk and one piece.
-        buffer = bytearray()
+        # The library's pieces are network-sized (at least min_chunk_size); they are cut and joined
+        # into chunks of exactly chunk_size (the last may be shorter) with one copy per chunk, and no
+        # more than one chunk's worth of pieces is held at a time.
+        pending: list[memoryview] = []
+        size = 0
         try:
             async for piece in result.stream(min_chunk_size=min(chunk_size, 64 * 1024)):
-                buffer += piece
-                while len(buffer) >= chunk_size:
-                    chunk = bytes(buffer[:chunk_size])
-                    del buffer[:chunk_size]
-                    yield chunk
+                view = memoryview(piece)
+                while view:
+                    take = min(len(view), chunk_size - size)
+                    pending.append(view[:take])
+                    size += take
+                    view = view[take:]
+                    if size == chunk_size:
+                        chunk = b"".join(pending)
+                        pending, size = [], 0
+                        yield chunk
         except (BaseError, OSError) as exc:
             raise self._error(exc, missing=key) from exc
-        if buffer:
-            yield bytes(buffer)
+        if pending:
+            yield b"".join(pending)
 
     async def _list(self, prefix: str) -> Sequence[ArtifactInfo]:
         infos: list[ArtifactInfo] = []
