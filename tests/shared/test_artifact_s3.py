@@ -148,49 +148,59 @@ async def test_listing_and_deleting_page_past_1000_objects(moto_s3: MotoS3, buck
     assert [i.key for i in await store.list()] == ["job2/1/other.png"]
 
 
-async def test_a_20_mib_object_streams_through_read_in_bounded_memory(
-    moto_s3: MotoS3, bucket: str, tmp_path: Path
-) -> None:
-    size = 20 * MiB
-    source = tmp_path / "video.webm"
+@pytest.fixture
+def video(tmp_path: Path) -> tuple[Path, str]:
+    """A 64 MiB file of random bytes, and its SHA-256."""
+    path = tmp_path / "video.webm"
     digest = hashlib.sha256()
-    with source.open("wb") as out:
-        for _ in range(size // MiB):
+    with path.open("wb") as out:
+        for _ in range(64):
             block = os.urandom(MiB)
             digest.update(block)
             out.write(block)
-    env = moto_s3.env(f"s3://{bucket}/big")
-    store = open_store(ArtifactSettings.from_env(env))
-    await asyncio.wait_for(store.put_file("job1/1/video.webm", source, content_type="video/webm"), timeout=60)
-    info = await store.stat("job1/1/video.webm")
-    assert (info.size, info.content_type) == (size, "video/webm")  # a multipart upload keeps its type
+    return path, digest.hexdigest()
 
-    streamed = await probe_read("job1/1/video.webm", "stream", env)
-    assert (streamed["total"], streamed["sha256"]) == (size, digest.hexdigest())
-    assert streamed["chunks"] == 20 and streamed["largest_chunk"] == CHUNK_SIZE
-    # Holding the object costs 20 MiB or more, which the probe sees (so the bounds below mean
-    # something); streaming holds a few chunks' worth: the pieces being joined, the new chunk and
-    # the caller's last one (measured: about 4 MiB of Python memory, 6 MiB resident).
-    held = await probe_read("job1/1/video.webm", "hold", env)
-    assert int(held["rss_growth"]) > 18 * MiB and int(held["python_peak"]) > 19 * MiB, held
+
+async def test_a_64_mib_file_is_uploaded_in_parts_and_read_back_in_bounded_memory(
+    moto_s3: MotoS3, bucket: str, video: tuple[Path, str]
+) -> None:
+    """64 MiB: big enough that what an upload holds (parts in flight and being read, and the
+    allocator's per-thread arenas: about 20-26 MiB measured, whatever the file's size) stands
+    clearly apart from the whole file."""
+    source, sha256 = video
+    env = moto_s3.env(f"s3://{bucket}/big")
+    uploaded = await probe("upload", "job1/1/video.webm", env, str(source))
+    assert int(uploaded["rss_growth"]) < 40 * MiB, uploaded
+    info = await open_store(ArtifactSettings.from_env(env)).stat("job1/1/video.webm")
+    assert (info.size, info.content_type) == (64 * MiB, "video/webm")  # a multipart upload keeps its type
+
+    streamed = await probe("stream", "job1/1/video.webm", env)
+    assert (streamed["total"], streamed["sha256"]) == (64 * MiB, sha256)
+    assert streamed["chunks"] == 64 and streamed["largest_chunk"] == CHUNK_SIZE
+    # Holding the object costs 64 MiB, which the probe sees (so the bounds below mean something);
+    # streaming holds a few chunks' worth: the pieces being joined, the new chunk and the caller's
+    # last one (measured: about 4 MiB of Python memory, 6 MiB resident).
+    held = await probe("hold", "job1/1/video.webm", env)
+    assert int(held["rss_growth"]) > 60 * MiB and int(held["python_peak"]) > 62 * MiB, held
     assert int(streamed["python_peak"]) < 6 * MiB, streamed
     assert int(streamed["rss_growth"]) < 10 * MiB, streamed
 
 
-async def probe_read(key: str, mode: str, env: dict[str, str]) -> dict[str, int | str]:
-    """Run tests/shared/artifact_read_probe.py in a fresh process; its JSON report."""
-    probe = await asyncio.create_subprocess_exec(
+async def probe(mode: str, key: str, env: dict[str, str], *args: str) -> dict[str, int | str]:
+    """Run tests/shared/artifact_memory_probe.py in a fresh process; its JSON report."""
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.shared.artifact_read_probe",
-        key,
+        "tests.shared.artifact_memory_probe",
         mode,
+        key,
+        *args,
         cwd=ROOT,
         env={"PATH": os.environ.get("PATH", ""), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(probe.communicate(), timeout=60)
-    assert probe.returncode == 0, err.decode()
+    out, err = await asyncio.wait_for(process.communicate(), timeout=90)
+    assert process.returncode == 0, err.decode()
     report: dict[str, int | str] = json.loads(out)
     return report
