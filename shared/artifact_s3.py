@@ -12,6 +12,10 @@ transfer of a large artifact to a slow reader may rightly take far longer than a
 
 Every library error becomes `NotFoundError` (a missing key) or `ArtifactStoreUnavailable`
 with a short message; the secret key and session token are scrubbed from any text kept.
+
+The library runs requests on its own threads and hands results to asyncio; a thread still doing
+so when the interpreter finalizes aborts the process. A service's shutdown leaves its last store
+call far behind; a short script should not exit within moments of one (or leave by `os._exit`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
 #: Multipart upload parts (S3's minimum is 5 MiB) and how many are in flight at once: an upload
-#: holds at most PART_SIZE × UPLOAD_CONCURRENCY of the file in memory.
+#: holds a few parts in memory (those in flight and the one being read), never the whole file.
 PART_SIZE = 5 * 1024 * 1024
 UPLOAD_CONCURRENCY = 2
 #: Keys per DeleteObjects call (S3's limit).
@@ -194,6 +198,7 @@ class S3ArtifactStore(ArtifactStore):
 
     async def _top_level(self) -> Sequence[str]:
         try:
+            # One delimited listing; the library follows its continuation tokens to the last page.
             result = await obstore.list_with_delimiter_async(self._meta)
         except (BaseError, OSError) as exc:
             raise self._error(exc, missing=None) from exc
