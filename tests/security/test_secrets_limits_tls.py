@@ -30,7 +30,7 @@ from shared.model import ArtifactPolicy, ExpectText, Fill, Navigate, Step, TestD
 from shared.queue import connect
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
-from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory
+from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory, wait_for
 
 SECRET = "correct-horse-battery"
 KEY = new_secret_key()
@@ -356,15 +356,7 @@ async def test_redis_over_tls_with_an_acl_user(tls_redis: int, tmp_path: Path) -
     }  # fmt: skip
     client = connect(RedisSettings.from_env(env))
     try:
-        deadline = asyncio.get_running_loop().time() + 10
-        while True:
-            try:
-                assert await client.ping()
-                break
-            except (OSError, redis_errors.ConnectionError):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+        await wait_for(client.ping, within=10, what="redis over TLS", ignoring=(OSError, redis_errors.ConnectionError))
         assert await client.acl_whoami() == "sentinel"
     finally:
         await client.aclose()
