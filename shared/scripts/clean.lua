@@ -17,15 +17,6 @@
 -- sets) is never a candidate.
 --- @include tally
 local ctx = cjson.decode(ARGV[1])
-local limit = tonumber(ctx.limit)
-local candidates
-if ctx.mode == 'excess' then
-  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ctx.keep)
-  if excess <= 0 then return {0, 0} end
-  candidates = redis.call('ZRANGE', KEYS[1], 0, math.min(excess, limit) - 1)
-else
-  candidates = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ctx.cutoff, 'LIMIT', tonumber(ctx.offset), limit)
-end
 
 -- Drop job `id`'s entries in its tenant's indexes: its jobs, its tags, its idempotency key.
 local function unindex(id, tenant, tags_json, options_json)
@@ -40,6 +31,16 @@ local function unindex(id, tenant, tags_json, options_json)
     local ik = string.format(ctx.idempotency_format, tenant, idem)
     if redis.call('GET', ik) == id then redis.call('DEL', ik) end
   end
+end
+
+local limit = tonumber(ctx.limit)
+local candidates
+if ctx.mode == 'excess' then
+  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ctx.keep)
+  if excess <= 0 then return {0, 0} end
+  candidates = redis.call('ZRANGE', KEYS[1], 0, math.min(excess, limit) - 1)
+else
+  candidates = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ctx.cutoff, 'LIMIT', tonumber(ctx.offset), limit)
 end
 
 local removed = 0
