@@ -270,7 +270,7 @@ async def test_completed_finish_acks_deletes_records_and_retains(queue: Queue) -
         run,
         state=JobState.COMPLETED,
         progress=Progress(percentage=100, current_step=2, total_steps=2, message="Completed"),
-        result_json=codec.result_to_json(result),
+        result=result,
         execution_ms=12,
     )
 

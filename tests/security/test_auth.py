@@ -20,7 +20,7 @@ from sentinel_cli import keys as keys_cli
 from shared.access import KeyEntry, KeyRing, Role, hash_key, new_key
 from shared.edge.tls import open_channel
 from shared.errors import ConfigError
-from shared.model import JobState, Progress
+from shared.model import ErrorCategory, JobError, JobState, Progress
 from shared.queue import Queue
 from shared.sealed import new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings
@@ -172,7 +172,7 @@ async def test_dead_letters_are_per_tenant(api: Api) -> None:
         batch.claims[0],
         state=JobState.FAILED,
         progress=Progress(percentage=50, message="failed"),
-        error_json=json.dumps({"category": "network", "message": "x", "step_index": 0, "retryable": False}),
+        error=JobError(ErrorCategory.NETWORK, "x", step_index=0),
         dead_letter_reason="network: out of attempts",
     )
     mine = await api.admin.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=acme)
