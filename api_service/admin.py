@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -20,7 +19,7 @@ from shared.clock import now_ms
 from shared.edge import convert
 from shared.edge.auth import figures_scope, tenant_of
 from shared.edge.convert_admin import event_to_proto, health_to_proto, stats_to_proto
-from shared.edge.status import streaming, unary
+from shared.edge.status import Context, streaming, unary
 from shared.errors import FieldViolation, NotFoundError, ValidationError
 from shared.events import follow_events
 from shared.model import JobState
@@ -30,7 +29,7 @@ from shared.stats import get_stats
 from shared.streams import StreamHub
 
 
-class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
+class QueueAdminServicer(pb_grpc.QueueAdminServicer):
     def __init__(self, queue: Queue, hub: StreamHub) -> None:
         self._queue = queue
         self._hub = hub
@@ -40,12 +39,12 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
             raise NotFoundError(f"queue {name!r} not found; this server serves {self._queue.settings.name!r}")
 
     @unary
-    async def GetStats(self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext) -> pb.QueueStats:
+    async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.QueueStats:
         self._check_queue(request.queue)
         return stats_to_proto(await get_stats(self._queue, tenant=figures_scope(context)))
 
     @unary
-    async def GetHealth(self, request: pb.GetHealthRequest, context: grpc.aio.ServicerContext) -> pb.QueueHealth:
+    async def GetHealth(self, request: pb.GetHealthRequest, context: Context) -> pb.QueueHealth:
         self._check_queue(request.queue)
         scope = figures_scope(context)
         try:
@@ -56,21 +55,19 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
         return health_to_proto(queue_health.evaluate(stats, self._queue.settings, now=now_ms()))
 
     @unary
-    async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.QueueState:
+    async def Pause(self, request: pb.PauseRequest, context: Context) -> pb.QueueState:
         self._check_queue(request.queue)
         await pausing.pause(self._queue)
         return pb.QueueState(queue=self._queue.settings.name, paused=True)
 
     @unary
-    async def Resume(self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext) -> pb.QueueState:
+    async def Resume(self, request: pb.ResumeRequest, context: Context) -> pb.QueueState:
         self._check_queue(request.queue)
         await pausing.resume(self._queue)
         return pb.QueueState(queue=self._queue.settings.name, paused=False)
 
     @streaming
-    async def WatchEvents(
-        self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.QueueEvent]:
+    async def WatchEvents(self, request: pb.WatchEventsRequest, context: Context) -> AsyncIterator[pb.QueueEvent]:
         states = [convert.state_from_proto(s) for s in request.states]
         if any(s is None for s in states):
             raise ValidationError([FieldViolation("states", "must be job states other than UNSPECIFIED")])
@@ -86,7 +83,7 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
             yield event_to_proto(event)
 
     @unary
-    async def Clean(self, request: pb.CleanRequest, context: grpc.aio.ServicerContext) -> pb.CleanResponse:
+    async def Clean(self, request: pb.CleanRequest, context: Context) -> pb.CleanResponse:
         state = convert.state_from_proto(request.state)
         if state is not None and not state.terminal:
             finished = ", ".join(s.name for s in JobState if s.terminal)
@@ -101,9 +98,7 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
         return pb.CleanResponse(removed=removed)
 
     @unary
-    async def ListDeadLetters(
-        self, request: pb.ListDeadLettersRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListDeadLettersResponse:
+    async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Context) -> pb.ListDeadLettersResponse:
         page = await dead_letters.list_dead_letters(
             self._queue,
             tenant=tenant_of(context),
@@ -117,9 +112,7 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
         )
 
     @unary
-    async def RequeueDeadLetter(
-        self, request: pb.RequeueDeadLetterRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Job:
+    async def RequeueDeadLetter(self, request: pb.RequeueDeadLetterRequest, context: Context) -> pb.Job:
         job = await dead_letters.requeue_dead_letter(
             self._queue,
             request.job_id,
@@ -130,7 +123,7 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):  # type: ignore[misc]
 
     @unary
     async def PurgeDeadLetters(
-        self, request: pb.PurgeDeadLettersRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PurgeDeadLettersRequest, context: Context
     ) -> pb.PurgeDeadLettersResponse:
         purged = await dead_letters.purge_dead_letters(
             self._queue, tenant=tenant_of(context), older_than_ms=request.older_than_ms

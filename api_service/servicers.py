@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared import dead_letters, jobs
 from shared.edge import convert
 from shared.edge.auth import tenant_of
-from shared.edge.status import streaming, to_status, unary
+from shared.edge.status import Context, streaming, to_status, unary
 from shared.errors import FieldViolation, SentinelError, ValidationError
 from shared.model import SubmitCommand
 from shared.paging import page_size
@@ -31,7 +29,7 @@ from shared.validation import validate_submit
 MAX_BATCH = 1000
 
 
-class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc]
+class TestExecutionServicer(pb_grpc.TestExecutionServicer):
     __test__ = False
 
     def __init__(self, queue: Queue, hub: StreamHub, sealer: Sealer | None = None) -> None:
@@ -41,7 +39,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
         self._sealer = sealer
 
     @unary
-    async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
+    async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
         command = convert.submit_from_proto(request)
         validate_submit(command)
         command = seal_command(command, self._sealer)
@@ -49,9 +47,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
         return pb.SubmitResponse(job_id=submitted.job_id, duplicate=submitted.duplicate)
 
     @unary
-    async def SubmitBatch(
-        self, request: pb.SubmitBatchRequest, context: grpc.aio.ServicerContext
-    ) -> pb.SubmitBatchResponse:
+    async def SubmitBatch(self, request: pb.SubmitBatchRequest, context: Context) -> pb.SubmitBatchResponse:
         if len(request.requests) > MAX_BATCH:
             raise ValidationError(
                 [FieldViolation("requests", f"at most {MAX_BATCH} jobs per batch, got {len(request.requests)}")]
@@ -84,13 +80,13 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
         return pb.SubmitBatchResponse(items=items)
 
     @unary
-    async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+    async def Status(self, request: pb.StatusRequest, context: Context) -> pb.Job:
         job = await jobs.get_job(self._queue, request.job_id, tenant=tenant_of(context))
         return convert.job_to_proto(job)
 
     @streaming
     async def StreamProgress(
-        self, request: pb.StreamProgressRequest, context: grpc.aio.ServicerContext
+        self, request: pb.StreamProgressRequest, context: Context
     ) -> AsyncIterator[pb.ProgressEvent]:
         events = follow_progress(
             self._queue, self._hub, request.job_id, tenant=tenant_of(context), cursor=request.cursor
@@ -99,12 +95,12 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
             yield convert.progress_event_to_proto(event)
 
     @unary
-    async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+    async def Cancel(self, request: pb.CancelRequest, context: Context) -> pb.Job:
         job = await jobs.cancel(self._queue, request.job_id, tenant=tenant_of(context))
         return convert.job_to_proto(job)
 
     @unary
-    async def Retry(self, request: pb.RetryRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+    async def Retry(self, request: pb.RetryRequest, context: Context) -> pb.Job:
         job = await dead_letters.retry_job(
             self._queue,
             request.job_id,
@@ -114,7 +110,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):  # type: ignore[misc
         return convert.job_to_proto(job)
 
     @unary
-    async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
         page = await jobs.list_jobs(
             self._queue,
             tenant=tenant_of(context),

@@ -30,7 +30,6 @@ from executor_service.store import Claim, claim, finish, write_progress
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli.redis_proc import start_redis
-from shared import codec
 from shared.clock import now_ms
 from shared.model import JobResult, JobState, Progress
 from shared.queue import Queue, connect
@@ -74,7 +73,7 @@ async def run_one(queue: Queue, c: Claim) -> None:
         c,
         state=state,
         progress=Progress(percentage=100, current_step=4, total_steps=4, message=state.value, updated_at_ms=now),
-        result_json=codec.result_to_json(result),
+        result=result,
         dead_letter_reason="assertion: bench" if failed else "",
         execution_ms=5,
     )

@@ -20,7 +20,7 @@ from executor_service.browser import BrowserManager
 from executor_service.classify import classify
 from executor_service.runner import RunOutcome, run_steps
 from executor_service.store import Claim, finish, write_progress
-from shared import codec, retry
+from shared import retry
 from shared.clock import now_ms
 from shared.errors import CancelRequested, LeaseLost, ValidationError
 from shared.model import ErrorCategory, JobError, JobResult, JobState, Progress, StepResult
@@ -264,8 +264,8 @@ async def _record(
         claim,
         state=final_state,
         progress=progress,
-        result_json=codec.result_to_json(result),
-        error_json=codec.dumps(codec.error_to_dict(error)) if error else "",
+        result=result,
+        error=error,
         due_ms=now + decision.delay_ms if decision.retry else 0,
         dead_letter_reason=dead,
         execution_ms=execution_ms,

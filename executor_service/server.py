@@ -27,6 +27,7 @@ from protos import sentinel_pb2_grpc as pb_grpc
 from shared.edge import convert
 from shared.edge import server as edge_server
 from shared.edge.serving import HealthReporter
+from shared.edge.status import Context
 from shared.queue import Queue, connect, connect_blocking
 from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.telemetry import tracing_from_env
@@ -40,7 +41,7 @@ def make_worker_id(configured: str) -> str:
     return configured or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class ExecutorServicer(pb_grpc.ExecutorServicer):  # type: ignore[misc]
+class ExecutorServicer(pb_grpc.ExecutorServicer):
     def __init__(self, worker: Worker, health: HealthReporter, grace_s: float) -> None:
         self._worker = worker
         self._health = health
@@ -69,12 +70,10 @@ class ExecutorServicer(pb_grpc.ExecutorServicer):  # type: ignore[misc]
             jobs_processed=w.jobs_processed,
         )
 
-    async def GetWorkerStatus(
-        self, request: pb.GetWorkerStatusRequest, context: grpc.aio.ServicerContext
-    ) -> pb.WorkerStatus:
+    async def GetWorkerStatus(self, request: pb.GetWorkerStatusRequest, context: Context) -> pb.WorkerStatus:
         return self.status()
 
-    async def Drain(self, request: pb.DrainRequest, context: grpc.aio.ServicerContext) -> pb.DrainResponse:
+    async def Drain(self, request: pb.DrainRequest, context: Context) -> pb.DrainResponse:
         await self._health.drain()
         await self._worker.drain(self._grace_s)
         return pb.DrainResponse(status=self.status())

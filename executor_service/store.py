@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared import codec
-from shared.clock import now_ms
 from shared.errors import CancelRequested, LeaseLost
-from shared.keys import GROUP
-from shared.model import PRIORITY_ORDER, Job, JobState, Priority, Progress
+from shared.model import PRIORITY_ORDER, ErrorCategory, Job, JobError, JobResult, JobState, Priority, Progress
 from shared.queue import Queue
+from shared.schema import JobField
 
 
 @dataclass(frozen=True)
@@ -42,33 +41,12 @@ def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _claim_args(queue: Queue, *, consumer: str, worker_id: str, count: int) -> list[str]:
-    """ARGV[1..10] that claim.lua and reclaim.lua share."""
-    keys = queue.keys
-    s = queue.settings
-    return [
-        GROUP,
-        consumer,
-        str(count),
-        str(now_ms()),
-        worker_id,
-        keys.job(""),
-        keys.progress(""),
-        str(s.progress_maxlen),
-        str(s.events_maxlen),
-        keys.stats_prefix,
-    ]
-
-
 async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> ClaimBatch:
     """Claim up to `count` waiting jobs, high lane first, in one round trip."""
     keys = queue.keys
     claimed, last, paused = await queue.scripts.claim(
         keys=[*keys.lanes, keys.paused, keys.events],
-        args=[
-            *_claim_args(queue, consumer=consumer, worker_id=worker_id, count=count),
-            *queue.fair_args(),
-        ],
+        args=[queue.context(count=count, consumer=consumer, worker=worker_id)],
     )
     claims = _claims_from(claimed)
     last_ids = dict(zip(keys.lanes, last, strict=True)) if last else {}
@@ -78,14 +56,10 @@ async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> C
 async def write_progress(queue: Queue, claim_: Claim, progress: Progress) -> None:
     """Record progress of a run; raises LeaseLost or CancelRequested when the run must stop."""
     keys = queue.keys
-    fields = codec.progress_fields(progress)
-    args = [claim_.fence, str(queue.settings.progress_maxlen), str(queue.settings.events_maxlen)]
-    args.append(str(claim_.job.attempt))
-    for name, value in fields.items():
-        args += [name, value]
     status = int(
         await queue.scripts.progress(
-            keys=[keys.job(claim_.job_id), keys.progress(claim_.job_id), keys.events], args=args
+            keys=[keys.job(claim_.job_id), keys.progress(claim_.job_id), keys.events],
+            args=[queue.context(fence=claim_.fence, progress=codec.progress_fields(progress))],
         )
     )
     if status == 0:
@@ -100,33 +74,15 @@ async def finish(
     *,
     state: JobState,
     progress: Progress,
-    result_json: str = "",
-    error_json: str = "",
+    result: JobResult | None = None,
+    error: JobError | None = None,
     due_ms: int = 0,
     dead_letter_reason: str = "",
     execution_ms: int = 0,
 ) -> bool:
     """End this run in `state` (or SCHEDULED for a retry) and ack its entry; False if fenced off."""
     keys = queue.keys
-    s = queue.settings
     retention = keys.completed if state is JobState.COMPLETED else keys.failed
-    args = [
-        claim_.fence,
-        claim_.entry_id,
-        GROUP,
-        state.value,
-        result_json,
-        error_json,
-        str(now_ms()),
-        str(due_ms),
-        dead_letter_reason,
-        str(s.progress_maxlen),
-        str(s.events_maxlen),
-        str(execution_ms),
-        keys.stats_prefix,
-    ]
-    for name, value in codec.progress_fields(progress).items():
-        args += [name, value]
     done = await queue.scripts.finish(
         keys=[
             keys.job(claim_.job_id),
@@ -137,7 +93,19 @@ async def finish(
             keys.delayed,
             keys.dlq,
         ],
-        args=args,
+        args=[
+            queue.context(
+                fence=claim_.fence,
+                entry=claim_.entry_id,
+                state=state.value,
+                progress=codec.progress_fields(progress),
+                result=codec.result_to_json(result) if result is not None else "",
+                error=codec.error_to_json(error) if error is not None else "",
+                due=due_ms,
+                dead_letter_reason=dead_letter_reason,
+                execution_ms=execution_ms,
+            )
+        ],
     )
     return bool(int(done))
 
@@ -145,19 +113,8 @@ async def finish(
 async def promote_due(queue: Queue, *, limit: int = 100) -> int:
     """Move due delayed jobs into their lanes; returns how many moved."""
     keys = queue.keys
-    s = queue.settings
     moved = await queue.scripts.promote(
-        keys=[keys.delayed, *keys.lanes, keys.events],
-        args=[
-            str(now_ms()),
-            str(limit),
-            keys.job(""),
-            keys.progress(""),
-            str(s.progress_maxlen),
-            str(s.events_maxlen),
-            keys.stats_prefix,
-            *queue.fair_args(),
-        ],
+        keys=[keys.delayed, *keys.lanes, keys.events], args=[queue.context(limit=limit)]
     )
     return int(moved)
 
@@ -170,11 +127,24 @@ async def heartbeat(queue: Queue, *, consumer: str, claims: list[Claim]) -> list
     """Renew the leases of `claims`; returns the ids of jobs this executor no longer holds."""
     if not claims:
         return []
-    args = [GROUP, consumer, queue.keys.job("")]
-    for c in claims:
-        args += [_lane_index(c.lane), c.entry_id, c.job_id, c.fence]
-    lost = await queue.scripts.heartbeat(keys=list(queue.keys.lanes), args=args)
+    keys = queue.keys
+    leases = [{"lane": _lane_index(c.lane), "entry": c.entry_id, "job": c.job_id, "fence": c.fence} for c in claims]
+    lost = await queue.scripts.heartbeat(
+        keys=[*keys.lanes, *(keys.job(c.job_id) for c in claims)],
+        args=[queue.context(leases=leases, consumer=consumer)],
+    )
     return [str(job_id) for job_id in lost]
+
+
+#: How reclaim.lua ends a job whose executor stopped: asked to cancel, or stalled too often
+#: (`{count}` stands for how often it stalled).
+STOPPED_CANCELLED = "Cancelled (its executor stopped)"
+STOPPED_STALLED = "Stalled: its executor stopped heartbeating {count} times"
+
+
+def _ending(message: str) -> dict[str, str]:
+    """A stopped job's progress message and its error, encoded for reclaim.lua."""
+    return {"message": message, "error": codec.error_to_json(JobError(ErrorCategory.SYSTEM, message))}
 
 
 @dataclass(frozen=True)
@@ -193,8 +163,8 @@ def _claims_from(rows: list[list[object]]) -> list[Claim]:
                 job=codec.job_from_hash(raw),
                 lane=PRIORITY_ORDER[int(str(lane_index)) - 1],
                 entry_id=str(entry_id),
-                fence=raw["fence"],
-                trace=raw.get("trace", ""),
+                fence=raw[JobField.FENCE],
+                trace=raw.get(JobField.TRACE, ""),
             )
         )
     return claims
@@ -207,9 +177,14 @@ async def reclaim(queue: Queue, *, consumer: str, worker_id: str, count: int) ->
     claimed, deleted, stalled = await queue.scripts.reclaim(
         keys=[*keys.lanes, keys.events, keys.dlq, keys.failed],
         args=[
-            *_claim_args(queue, consumer=consumer, worker_id=worker_id, count=count),
-            str(s.lease_ms),
-            str(s.max_stalled_count),
+            queue.context(
+                count=count,
+                consumer=consumer,
+                worker=worker_id,
+                lease_ms=s.lease_ms,
+                max_stalled=s.max_stalled_count,
+                endings={"cancelled": _ending(STOPPED_CANCELLED), "failed": _ending(STOPPED_STALLED)},
+            )
         ],
     )
     return Reclaimed(claims=_claims_from(claimed), deleted=int(deleted), stalled=[str(i) for i in stalled])
@@ -218,21 +193,9 @@ async def reclaim(queue: Queue, *, consumer: str, worker_id: str, count: int) ->
 async def release(queue: Queue, claim_: Claim, *, reason: str) -> bool:
     """Hand a running job back to its lane now (graceful shutdown); False if it was not ours."""
     keys = queue.keys
-    s = queue.settings
     done = await queue.scripts.release(
         keys=[keys.job(claim_.job_id), keys.stream(claim_.lane), keys.progress(claim_.job_id), keys.events],
-        args=[
-            claim_.fence,
-            claim_.entry_id,
-            GROUP,
-            str(now_ms()),
-            str(s.progress_maxlen),
-            str(s.events_maxlen),
-            reason,
-            keys.stats_prefix,
-            claim_.lane.value,
-            *queue.fair_args(),
-        ],
+        args=[queue.context(fence=claim_.fence, entry=claim_.entry_id, lane=claim_.lane.value, reason=reason)],
     )
     return bool(int(done))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from contextvars import ContextVar
 from typing import TextIO, TypeVar
 
@@ -73,7 +73,7 @@ class ProgressView:
 
 
 async def resumable(
-    open_stream: Callable[[str], AsyncIterator[T]],
+    open_stream: Callable[[str], AsyncIterable[T]],
     cursor_of: Callable[[T], str],
     *,
     cursor: str = "",

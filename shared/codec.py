@@ -1,8 +1,8 @@
 """Encoding of domain values for Redis: job hashes, progress entries and stream fields.
 
-The only module that knows how a `Job` looks in Redis. Definitions, options, results and errors
-are stored as compact JSON inside the job hash; scalars as plain strings. Any malformed value
-raises `DecodeError(...) from exc` naming what was bad.
+The only module that knows how a `Job` looks in Redis; the fields are named in `shared.schema`.
+Definitions, options, results and errors are stored as compact JSON inside the job hash; scalars
+as plain strings. Any malformed value raises `DecodeError(...) from exc` naming what was bad.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from shared.model import (
     TestDefinition,
     Viewport,
 )
+from shared.schema import EntryField, JobField, ProgressField
 
 RawHash = Mapping[str, str]
 
@@ -154,6 +155,10 @@ def error_from_dict(data: Mapping[str, Any]) -> JobError:
         raise DecodeError(f"malformed error: {exc!r}") from exc
 
 
+def error_to_json(error: JobError) -> str:
+    return dumps(error_to_dict(error))
+
+
 def result_to_json(result: JobResult) -> str:
     data = asdict(result)
     data["error"] = error_to_dict(result.error) if result.error else None
@@ -196,24 +201,24 @@ def result_from_json(raw: str) -> JobResult:
 def progress_fields(progress: Progress) -> dict[str, str]:
     """Progress as flat string fields (used in the job hash and in progress stream entries)."""
     return {
-        "pct": str(progress.percentage),
-        "cur": str(progress.current_step),
-        "total": str(progress.total_steps),
-        "step": progress.step_name,
-        "msg": progress.message,
-        "ts": str(progress.updated_at_ms),
+        ProgressField.PCT: str(progress.percentage),
+        ProgressField.CUR: str(progress.current_step),
+        ProgressField.TOTAL: str(progress.total_steps),
+        ProgressField.STEP: progress.step_name,
+        ProgressField.MSG: progress.message,
+        ProgressField.TS: str(progress.updated_at_ms),
     }
 
 
 def progress_from_fields(raw: RawHash) -> Progress:
     try:
         return Progress(
-            percentage=int(raw.get("pct", 0)),
-            current_step=int(raw.get("cur", 0)),
-            total_steps=int(raw.get("total", 0)),
-            step_name=raw.get("step", ""),
-            message=raw.get("msg", ""),
-            updated_at_ms=int(raw.get("ts", 0)),
+            percentage=int(raw.get(ProgressField.PCT, 0)),
+            current_step=int(raw.get(ProgressField.CUR, 0)),
+            total_steps=int(raw.get(ProgressField.TOTAL, 0)),
+            step_name=raw.get(ProgressField.STEP, ""),
+            message=raw.get(ProgressField.MSG, ""),
+            updated_at_ms=int(raw.get(ProgressField.TS, 0)),
         )
     except ValueError as exc:
         raise DecodeError(f"malformed progress fields: {dict(raw)!r}") from exc
@@ -224,10 +229,10 @@ def progress_event_from_entry(job_id: str, entry_id: str, raw: RawHash) -> Progr
         return ProgressEvent(
             job_id=job_id,
             cursor=entry_id,
-            state=JobState(raw["state"]),
+            state=JobState(raw[EntryField.STATE]),
             progress=progress_from_fields(raw),
-            attempt=int(raw.get("attempt", 0)),
-            terminal=raw.get("terminal") == "1",
+            attempt=int(raw.get(EntryField.ATTEMPT, 0)),
+            terminal=raw.get(EntryField.TERMINAL) == "1",
         )
     except (KeyError, ValueError) as exc:
         raise DecodeError(f"malformed progress entry {entry_id} of job {job_id}") from exc
@@ -247,82 +252,84 @@ def new_job_fields(
     timeout_ms: int,
     scheduled_for_ms: int,
     progress: Progress,
+    trace: str = "",
 ) -> dict[str, str]:
     """The fields of a new job's hash."""
     return {
-        "id": job_id,
-        "state": state.value,
-        "priority": options.priority.value,
-        "name": definition.name,
-        "definition": definition_to_json(definition),
-        "options": options_to_json(options),
-        "tags": dumps(list(options.tags)),
-        "tenant": metadata.tenant_id,
-        "user": metadata.user_id,
-        "request": metadata.request_id,
-        "source": metadata.source.value,
-        "created": str(metadata.created_at_ms),
-        "attempt": "0",
-        "max_attempts": str(max_attempts),
-        "timeout_ms": str(timeout_ms),
-        "due": str(scheduled_for_ms),
-        "fence": "0",
+        JobField.ID: job_id,
+        JobField.STATE: state.value,
+        JobField.PRIORITY: options.priority.value,
+        JobField.NAME: definition.name,
+        JobField.DEFINITION: definition_to_json(definition),
+        JobField.OPTIONS: options_to_json(options),
+        JobField.TAGS: dumps(list(options.tags)),
+        JobField.TENANT: metadata.tenant_id,
+        JobField.USER: metadata.user_id,
+        JobField.REQUEST: metadata.request_id,
+        JobField.SOURCE: metadata.source.value,
+        JobField.CREATED: str(metadata.created_at_ms),
+        JobField.TRACE: trace,
+        JobField.ATTEMPT: "0",
+        JobField.MAX_ATTEMPTS: str(max_attempts),
+        JobField.TIMEOUT_MS: str(timeout_ms),
+        JobField.DUE: str(scheduled_for_ms),
+        JobField.FENCE: "0",
         **progress_fields(progress),
     }
 
 
-def _int_field(raw: RawHash, name: str) -> int:
+def _int_field(raw: RawHash, name: JobField) -> int:
     value = raw.get(name, "0") or "0"
     try:
         return int(value)
     except ValueError as exc:
-        raise DecodeError(f"job field {name!r} is not an integer: {value!r}") from exc
+        raise DecodeError(f"job field {str(name)!r} is not an integer: {value!r}") from exc
 
 
 def job_from_hash(raw: RawHash) -> Job:
     """Decode a job hash (HGETALL, decoded to str) into a `Job`."""
     try:
-        job_id = raw["id"]
-        state = JobState(raw["state"])
-        source = JobSource(raw.get("source") or "api")
+        job_id = raw[JobField.ID]
+        state = JobState(raw[JobField.STATE])
+        source = JobSource(raw.get(JobField.SOURCE) or "api")
     except (KeyError, ValueError) as exc:
         raise DecodeError(f"malformed job hash: {exc!r}") from exc
-    result_raw = raw.get("result", "")
-    error_raw = raw.get("error", "")
+    result_raw = raw.get(JobField.RESULT, "")
+    error_raw = raw.get(JobField.ERROR, "")
     return Job(
         job_id=job_id,
         state=state,
-        definition=definition_from_json(raw.get("definition", "")),
+        definition=definition_from_json(raw.get(JobField.DEFINITION, "")),
         options=_current_options(raw),
         metadata=JobMetadata(
-            tenant_id=raw.get("tenant", ""),
-            user_id=raw.get("user", ""),
-            request_id=raw.get("request", ""),
+            tenant_id=raw.get(JobField.TENANT, ""),
+            user_id=raw.get(JobField.USER, ""),
+            request_id=raw.get(JobField.REQUEST, ""),
             source=source,
-            created_at_ms=_int_field(raw, "created"),
+            created_at_ms=_int_field(raw, JobField.CREATED),
         ),
-        attempt=_int_field(raw, "attempt"),
-        max_attempts=_int_field(raw, "max_attempts"),
-        timeout_ms=_int_field(raw, "timeout_ms"),
+        attempt=_int_field(raw, JobField.ATTEMPT),
+        max_attempts=_int_field(raw, JobField.MAX_ATTEMPTS),
+        timeout_ms=_int_field(raw, JobField.TIMEOUT_MS),
         progress=progress_from_fields(raw),
         result=result_from_json(result_raw) if result_raw else None,
         error=error_from_dict(_loads(error_raw, "error")) if error_raw else None,
-        started_at_ms=_int_field(raw, "started"),
-        finished_at_ms=_int_field(raw, "finished"),
-        scheduled_for_ms=_int_field(raw, "due"),
-        worker_id=raw.get("worker", ""),
-        dead_letter_reason=raw.get("dlq_reason", ""),
-        dead_lettered_at_ms=_int_field(raw, "dlq_at"),
+        started_at_ms=_int_field(raw, JobField.STARTED),
+        finished_at_ms=_int_field(raw, JobField.FINISHED),
+        scheduled_for_ms=_int_field(raw, JobField.DUE),
+        worker_id=raw.get(JobField.WORKER, ""),
+        dead_letter_reason=raw.get(JobField.DEAD_LETTER_REASON, ""),
+        dead_lettered_at_ms=_int_field(raw, JobField.DEAD_LETTERED_AT),
     )
 
 
 def _current_options(raw: RawHash) -> JobOptions:
     """The job's options, with the lane it is in now (a requeue may have moved it)."""
-    options = options_from_json(raw.get("options", ""))
-    lane = raw.get("priority", "")
+    options = options_from_json(raw.get(JobField.OPTIONS, ""))
+    lane = raw.get(JobField.PRIORITY, "")
     if lane and lane != options.priority.value:
         try:
             options = replace(options, priority=Priority(lane))
         except ValueError as exc:
-            raise DecodeError(f"job field 'priority' is not a priority: {lane!r}") from exc
+            raise DecodeError(f"job field {str(JobField.PRIORITY)!r} is not a priority: {lane!r}") from exc
     return options

@@ -46,7 +46,6 @@ async def list_dead_letters(
 
 async def _requeue(queue: Queue, job_id: str, *, tenant: str | None, priority: Priority, dead_only: bool) -> Job:
     keys = queue.keys
-    s = queue.settings
     outcome, detail = await queue.scripts.requeue(
         keys=[
             keys.job(job_id),
@@ -57,16 +56,7 @@ async def _requeue(queue: Queue, job_id: str, *, tenant: str | None, priority: P
             keys.progress(job_id),
             keys.events,
         ],
-        args=[
-            str(now_ms()),
-            priority.value,
-            tenant or "",
-            str(s.progress_maxlen),
-            str(s.events_maxlen),
-            "1" if dead_only else "0",
-            keys.stats_prefix,
-            *queue.fair_args(queue_limit=True),
-        ],
+        args=[queue.context(lane=priority.value, only_tenant=tenant or "", dead_only=dead_only)],
     )
     if outcome == "missing":
         what = "dead letter" if dead_only else "job"
@@ -110,10 +100,11 @@ async def purge_dead_letters(queue: Queue, *, tenant: str | None, older_than_ms:
             page_token=token,
         )
         if page.items:
+            ids = [job.job_id for job in page.items]
             removed += int(
                 await queue.scripts.purge(
-                    keys=[queue.keys.dlq],
-                    args=[queue.keys.stats_prefix, queue.keys.job(""), *(j.job_id for j in page.items)],
+                    keys=[queue.keys.dlq, *(queue.keys.job(job_id) for job_id in ids)],
+                    args=[queue.context(ids=ids)],
                 )
             )
         if not page.next_token:

@@ -2,15 +2,14 @@
 
 Every script that changes a job writes one entry to the capped `events` stream (waiting, delayed,
 active, progress, completed, failed, timeout, cancelled, retrying, stalled, dead_lettered) and
-pause.lua writes `paused` / `resumed`. Entries written by submit, promote, progress and finish
-carry the job's tags; for the others the tags are looked up once per job and remembered.
+pause.lua writes `paused` / `resumed`. Every entry carries its job's tags (one place writes them
+all: `emit_event` in shared/scripts/common.lua), so filtering by tag never reads a job hash.
 Live entries come through the process-wide `StreamHub`, like StreamProgress.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import cast
@@ -18,12 +17,11 @@ from typing import cast
 from shared.errors import FieldViolation, ValidationError
 from shared.model import JobState
 from shared.queue import Queue
+from shared.schema import EventField
 from shared.streams import Entry, StreamHub, parse_id
 
 #: Most entries one replay read takes; replay goes on until it reaches the live end.
 REPLAY_BATCH = 500
-#: Jobs whose tags a follower remembers.
-TAG_CACHE = 10_000
 
 
 @dataclass(frozen=True)
@@ -37,59 +35,38 @@ class QueueEvent:
     tags: tuple[str, ...]
 
 
-def _tags(raw: str) -> tuple[str, ...] | None:
+def _tags(raw: str) -> tuple[str, ...]:
     try:
         value = json.loads(raw)
     except ValueError:
-        return None
-    return tuple(str(t) for t in value) if isinstance(value, list) else None
+        return ()
+    return tuple(str(t) for t in value) if isinstance(value, list) else ()
 
 
 def _message(kind: str, fields: dict[str, str]) -> str:
     if kind == "progress":
-        text = fields.get("msg", "")
-        return f"{fields.get('pct', '0')}% {text}".strip()
+        text = fields.get(EventField.MSG, "")
+        return f"{fields.get(EventField.PCT, '0')}% {text}".strip()
     return {"paused": "queue paused", "resumed": "queue resumed"}.get(kind, "")
 
 
-def event_from_entry(entry_id: str, fields: dict[str, str], tags: tuple[str, ...] = ()) -> QueueEvent:
+def event_from_entry(entry_id: str, fields: dict[str, str]) -> QueueEvent:
     """One events-stream entry as a `QueueEvent` (an unknown state reads as None)."""
     try:
-        state: JobState | None = JobState(fields.get("state", ""))
+        state: JobState | None = JobState(fields.get(EventField.STATE, ""))
     except ValueError:
         state = None
-    ts = fields.get("ts", "")
+    ts = fields.get(EventField.TS, "")
+    kind = fields.get(EventField.KIND, "")
     return QueueEvent(
         cursor=entry_id,
-        kind=fields.get("kind", ""),
-        job_id=fields.get("job", ""),
+        kind=kind,
+        job_id=fields.get(EventField.JOB, ""),
         state=state,
         time_ms=int(ts) if ts.isdigit() else parse_id(entry_id)[0],
-        message=_message(fields.get("kind", ""), fields),
-        tags=tags,
+        message=_message(kind, fields),
+        tags=_tags(fields.get(EventField.TAGS, "[]")),
     )
-
-
-class _TagLookup:
-    """Tags of jobs whose entries do not carry them, from the job hash, remembered (LRU)."""
-
-    def __init__(self, queue: Queue) -> None:
-        self._queue = queue
-        self._known: OrderedDict[str, tuple[str, ...]] = OrderedDict()
-
-    async def __call__(self, job_id: str, fields: dict[str, str]) -> tuple[str, ...]:
-        carried = _tags(fields["tags"]) if "tags" in fields else None
-        if carried is not None or not job_id:
-            return carried or ()
-        if job_id in self._known:
-            self._known.move_to_end(job_id)
-            return self._known[job_id]
-        raw = await self._queue.redis.hget(self._queue.keys.job(job_id), "tags")
-        found = _tags(str(raw)) if raw else None
-        self._known[job_id] = found or ()
-        if len(self._known) > TAG_CACHE:
-            self._known.popitem(last=False)
-        return found or ()
 
 
 def _check_cursor(cursor: str) -> None:
@@ -123,19 +100,15 @@ async def follow_events(
         ShuttingDown: the service is shutting down; the client should reconnect with its cursor.
     """
     key = queue.keys.events
-    lookup = _TagLookup(queue)
     wanted = frozenset(states)
 
-    async def keep(entry_id: str, fields: dict[str, str]) -> QueueEvent | None:
-        if tenant is not None and fields.get("tenant", "") not in ("", tenant):
+    def keep(entry_id: str, fields: dict[str, str]) -> QueueEvent | None:
+        if tenant is not None and fields.get(EventField.TENANT, "") not in ("", tenant):
             return None
-        state = fields.get("state", "")
-        if wanted and state not in wanted:
+        if wanted and fields.get(EventField.STATE, "") not in wanted:
             return None
-        tags = await lookup(fields.get("job", ""), fields)
-        if tag and tag not in tags:
-            return None
-        return event_from_entry(entry_id, fields, tags)
+        event = event_from_entry(entry_id, fields)
+        return None if tag and tag not in event.tags else event
 
     if cursor:
         _check_cursor(cursor)
@@ -143,7 +116,7 @@ async def follow_events(
         while True:
             batch = cast(list[Entry], await queue.redis.xrange(key, min=f"({last}", max="+", count=REPLAY_BATCH))
             for entry_id, fields in batch:
-                event = await keep(entry_id, fields)
+                event = keep(entry_id, fields)
                 if event is not None:
                     yield event
             if batch:
@@ -156,7 +129,7 @@ async def follow_events(
     sub = await hub.subscribe(key, last)
     try:
         async for entry_id, fields in sub.entries():
-            event = await keep(entry_id, fields)
+            event = keep(entry_id, fields)
             if event is not None:
                 yield event
     finally:

@@ -16,7 +16,9 @@ from shared import codec
 from shared.clock import now_ms
 from shared.errors import ConflictError, LimitError, NotFoundError
 from shared.model import (
+    ErrorCategory,
     Job,
+    JobError,
     JobMetadata,
     JobState,
     Progress,
@@ -24,9 +26,12 @@ from shared.model import (
 )
 from shared.paging import Page, scan_index
 from shared.queue import Queue
+from shared.schema import JobField
 
 #: How long an idempotency key maps to its job.
 IDEMPOTENCY_TTL_S = 24 * 3600
+#: The error of a job cancelled before it ran.
+CANCELLED_WAITING = JobError(ErrorCategory.UNKNOWN, "cancelled before it ran")
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,8 @@ def _submit_call(
         timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
         scheduled_for_ms=due,
         progress=Progress(total_steps=len(command.definition.steps), message="Queued", updated_at_ms=now),
+        trace=trace,
     )
-    fields["trace"] = trace
     idem = options.idempotency_key
     call_keys = [
         keys.job(job_id),
@@ -84,22 +89,17 @@ def _submit_call(
         keys.progress(job_id),
         *(keys.tenant_tag(tenant, tag) for tag in dict.fromkeys(options.tags)),
     ]
-    args = [
-        job_id,
-        str(IDEMPOTENCY_TTL_S if idem else 0),
-        str(now),
-        str(due),
-        str(settings.events_maxlen),
-        str(settings.progress_maxlen),
-        trace,
-        tenant,
-        *queue.fair_args(queue_limit=True),
-        options.priority.value,
-        keys.stats_prefix,
-    ]
-    for name, value in fields.items():
-        args += [name, value]
-    return call_keys, args
+    context = queue.context(
+        now=now,
+        id=job_id,
+        lane=options.priority.value,
+        tenant=tenant,
+        trace=trace,
+        due=due,
+        idempotency_ttl=IDEMPOTENCY_TTL_S if idem else 0,
+        job=fields,
+    )
+    return call_keys, [context]
 
 
 async def submit(queue: Queue, command: SubmitCommand, *, tenant: str, trace: str = "") -> Submitted:
@@ -127,7 +127,7 @@ async def submit_many(queue: Queue, commands: list[SubmitCommand], *, tenant: st
 async def get_job(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
     """The job with `job_id`; NotFoundError when it does not exist or is another tenant's."""
     raw = cast(dict[str, str], await queue.redis.hgetall(queue.keys.job(job_id))) if job_id else {}
-    if not raw or (tenant is not None and raw.get("tenant") != tenant):
+    if not raw or (tenant is not None and raw.get(JobField.TENANT) != tenant):
         raise NotFoundError(f"job {job_id!r} not found")
     return codec.job_from_hash(raw)
 
@@ -170,16 +170,10 @@ async def cancel(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
         ConflictError: the job already finished.
     """
     keys = queue.keys
-    settings = queue.settings
     outcome, state = await queue.scripts.cancel(
         keys=[keys.job(job_id), keys.delayed, keys.progress(job_id), keys.events, keys.failed],
         args=[
-            str(now_ms()),
-            str(settings.progress_maxlen),
-            str(settings.events_maxlen),
-            keys.control,
-            tenant or "",
-            keys.stats_prefix,
+            queue.context(only_tenant=tenant or "", error=codec.error_to_json(CANCELLED_WAITING), control=keys.control)
         ],
     )
     if outcome == "missing":

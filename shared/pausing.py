@@ -6,15 +6,11 @@ Submits are still accepted while paused; the jobs wait in their lanes. Each chan
 
 from __future__ import annotations
 
-from shared.clock import now_ms
 from shared.queue import Queue
 
 
 async def _set(queue: Queue, paused: bool) -> bool:
-    changed = await queue.scripts.pause(
-        keys=[queue.keys.paused, queue.keys.events],
-        args=["1" if paused else "0", str(now_ms()), str(queue.settings.events_maxlen)],
-    )
+    changed = await queue.scripts.pause(keys=[queue.keys.paused, queue.keys.events], args=[queue.context(pause=paused)])
     return bool(int(changed))
 
 

@@ -15,6 +15,7 @@ from shared.errors import FieldViolation, ValidationError
 from shared.jobs import get_job
 from shared.model import Job, ProgressEvent
 from shared.queue import Queue
+from shared.schema import EntryField
 from shared.streams import Entry, StreamHub, parse_id
 
 
@@ -62,7 +63,7 @@ async def follow_progress(
     last = entries[-1][0] if entries else after
     if job.state.terminal:
         top = cast(list[Entry], await queue.redis.xrevrange(key, max="+", min="-", count=1))
-        if top and top[0][1].get("terminal") == "1":
+        if top and top[0][1].get(EntryField.TERMINAL) == "1":
             return  # the client already has the terminal event
         yield _synthetic_terminal(job, last)
         return

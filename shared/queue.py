@@ -14,8 +14,9 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.clock import now_ms
 from shared.keys import GROUP, Keys
-from shared.scripts import Scripts
+from shared.scripts import Scripts, encode_context
 from shared.settings import QueueSettings, RedisSettings
 
 
@@ -63,9 +64,27 @@ class Queue:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    def fair_args(self, *, queue_limit: bool = False) -> list[str]:
-        """The fair-share ARGV of the scripts with fair.lua prepended: key prefix, tenant window,
-        tenant max running, and with `queue_limit` the tenant's max queued (shared/scripts/fair.lua)."""
+    def context(self, **members: object) -> str:
+        """ARGV[1] of a script call: the queue's layout and limits, then `members` (which win).
+
+        The common members: `now` (ms), `group` (the executors' consumer group), the key prefixes
+        `job_prefix`, `progress_prefix`, `stats_prefix` (tally.lua) and `fair_prefix` (fair.lua),
+        `progress_maxlen` and `events_maxlen` (the caps of the progress and events streams), and
+        fair share's `tenant_window`, `tenant_max_running` and `tenant_max_queued`.
+        """
         s = self.settings
-        args = [self.keys.fair_prefix, str(s.tenant_window), str(s.tenant_max_running)]
-        return [*args, str(s.tenant_max_queued)] if queue_limit else args
+        k = self.keys
+        common: dict[str, object] = {
+            "now": now_ms(),
+            "group": GROUP,
+            "job_prefix": k.job(""),
+            "progress_prefix": k.progress(""),
+            "stats_prefix": k.stats_prefix,
+            "fair_prefix": k.fair_prefix,
+            "progress_maxlen": s.progress_maxlen,
+            "events_maxlen": s.events_maxlen,
+            "tenant_window": s.tenant_window,
+            "tenant_max_running": s.tenant_max_running,
+            "tenant_max_queued": s.tenant_max_queued,
+        }
+        return encode_context(common | members)

@@ -44,21 +44,19 @@ def _args(
     batch: int = BATCH,
 ) -> list[str]:
     keys = queue.keys
-    return [
-        mode,
-        str(keep),
-        str(cutoff),
-        str(batch),
-        str(offset),
-        state,
-        tenant,
-        keys.job(""),
-        keys.progress(""),
-        keys.tenant_jobs_format,
-        keys.tenant_tag_format,
-        keys.idempotency_format,
-        keys.stats_prefix,
-    ]
+    context = queue.context(
+        mode=mode,
+        keep=keep,
+        cutoff=cutoff,
+        limit=batch,
+        offset=offset,
+        only_state=state,
+        only_tenant=tenant,
+        tenant_jobs_format=keys.tenant_jobs_format,
+        tenant_tag_format=keys.tenant_tag_format,
+        idempotency_format=keys.idempotency_format,
+    )
+    return [context]
 
 
 async def _call(queue: Queue, zset: str, args: list[str]) -> tuple[int, int]:

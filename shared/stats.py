@@ -16,6 +16,7 @@ from typing import Any
 from shared.clock import now_ms
 from shared.model import PRIORITY_ORDER, JobState, Priority
 from shared.queue import Queue
+from shared.schema import Figure, FigurePrefix
 
 #: The processing rate is jobs finished per minute over this many minutes (the current one included).
 RATE_WINDOW_MIN = 5
@@ -55,7 +56,7 @@ class Figures:
         """The figures in one tally hash (the fields documented in tally.lua)."""
 
         def count(state: JobState) -> int:
-            return max(_int(raw.get(f"n:{state.value}")), 0)
+            return max(_int(raw.get(FigurePrefix.COUNT.of(state.value))), 0)
 
         waiting = count(JobState.PENDING)
         rate, failed_recently = rate_figures(raw, now)
@@ -65,15 +66,15 @@ class Figures:
             delayed=count(JobState.SCHEDULED),
             completed=count(JobState.COMPLETED),
             failed=sum(count(s) for s in _UNSUCCESSFUL),
-            dead_lettered=max(_int(raw.get("dlq")), 0),
-            total_processed=_int(raw.get("processed")),
-            total_failed=_int(raw.get("failed")),
+            dead_lettered=max(_int(raw.get(Figure.DEAD_LETTERED)), 0),
+            total_processed=_int(raw.get(Figure.PROCESSED)),
+            total_failed=_int(raw.get(Figure.FAILED)),
             processing_rate=rate,
-            timed=_int(raw.get("timed")),
-            processing_ms=_int(raw.get("processing_ms")),
-            last_processed_at_ms=_int(raw.get("last_processed")),
-            last_claimed_at_ms=_int(raw.get("last_claimed")),
-            waiting_since_ms=_int(raw.get("waiting_since")) if waiting else 0,
+            timed=_int(raw.get(Figure.TIMED)),
+            processing_ms=_int(raw.get(Figure.PROCESSING_MS)),
+            last_processed_at_ms=_int(raw.get(Figure.LAST_PROCESSED)),
+            last_claimed_at_ms=_int(raw.get(Figure.LAST_CLAIMED)),
+            waiting_since_ms=_int(raw.get(Figure.WAITING_SINCE)) if waiting else 0,
             failed_last_hour=failed_recently,
         )
 
@@ -137,14 +138,14 @@ def rate_figures(metrics: Mapping[str, str], now: int) -> tuple[float, int]:
     minute = now // 60_000
     finished = failed = 0
     for slot in range(60):
-        stamp = _int(metrics.get(f"rm:{slot}"))
+        stamp = _int(metrics.get(FigurePrefix.RING_MINUTE.of(slot)))
         age = minute - stamp
         if stamp <= 0 or age < 0:
             continue
         if age < RATE_WINDOW_MIN:
-            finished += _int(metrics.get(f"rp:{slot}"))
+            finished += _int(metrics.get(FigurePrefix.RING_PROCESSED.of(slot)))
         if age < FAILURE_WINDOW_MIN:
-            failed += _int(metrics.get(f"rf:{slot}"))
+            failed += _int(metrics.get(FigurePrefix.RING_FAILED.of(slot)))
     # The window is the last whole minutes plus the part of this one gone by so far.
     window_min = (RATE_WINDOW_MIN - 1) + (now % 60_000) / 60_000
     return round(finished / window_min, 3), failed

@@ -6,7 +6,7 @@ finish), as the API and an executor would; tests of stats, retention, events and
 
 from __future__ import annotations
 
-from shared import codec, jobs
+from shared import jobs
 from shared.clock import now_ms
 from shared.model import (
     JobOptions,
@@ -63,7 +63,7 @@ async def run_jobs(
             c,
             state=state,
             progress=Progress(percentage=100, total_steps=1, current_step=1, message=state.value, updated_at_ms=now),
-            result_json=codec.result_to_json(result),
+            result=result,
             execution_ms=execution_ms,
             dead_letter_reason=dead_letter_reason,
         )

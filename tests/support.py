@@ -1,14 +1,15 @@
-"""Test helpers: a private redis-server, a page server on 127.0.0.1, deadline-bound waits."""
+"""Test helpers: a private redis-server, a page server on 127.0.0.1, deadline-bound waits (`wait_for`)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import inspect
 import shutil
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, overload
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,18 +27,119 @@ T = TypeVar("T")
 CHROMIUM_ARGS = DEFAULT_ARGS
 
 
+#: What a wait is for, named in its failure; a callable is asked only then, so it can tell what it saw last.
+What = str | Callable[[], str]
+
+
+class _Deadline:
+    """The end of one wait, and the failure that reports it."""
+
+    def __init__(self, within: float, what: What, probe: object) -> None:
+        self.within = within
+        self.at = time.monotonic() + within
+        self.what = what
+        self.probe = probe
+        self.error: Exception | None = None  # the last exception `ignoring` let through
+
+    def remaining(self) -> float:
+        return max(self.at - time.monotonic(), 0.0)
+
+    def fail(self) -> NoReturn:
+        what = self.what() if callable(self.what) else self.what
+        message = f"timed out after {self.within} s waiting for {what or self.probe}"
+        if self.error is not None:
+            message += f" (last error: {self.error!r})"
+        raise AssertionError(message) from self.error
+
+
+@overload
 async def wait_for(
-    probe: Callable[[], Awaitable[T | None]], *, within: float = 10.0, interval: float = 0.05, what: str = ""
-) -> T:
-    """Poll `probe` until it returns a truthy value, or fail after `within` seconds."""
-    deadline = time.monotonic() + within
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    within: float = ...,
+    interval: float = ...,
+    what: What = ...,
+    ignoring: tuple[type[Exception], ...] = ...,
+) -> T: ...
+
+
+@overload
+async def wait_for(
+    probe: Callable[[], T | None],
+    *,
+    within: float = ...,
+    interval: float = ...,
+    what: What = ...,
+    ignoring: tuple[type[Exception], ...] = ...,
+) -> T: ...
+
+
+async def wait_for(
+    probe: Callable[[], Any],
+    *,
+    within: float = 10.0,
+    interval: float = 0.05,
+    what: What = "",
+    ignoring: tuple[type[Exception], ...] = (),
+) -> Any:
+    """Poll `probe` until it returns a truthy value, and return that; fail after `within` seconds.
+
+    The one way a test waits for something: never a bare sleep.
+
+    Args:
+        probe: a plain function, or one returning an awaitable (an async function, a lambda calling
+            one). An awaited probe is cut off at the deadline, so a hung probe fails on time too.
+        within: seconds until the wait fails with an AssertionError.
+        interval: seconds between probes.
+        what: the awaited condition, for the failure message.
+        ignoring: exceptions that mean "not yet" (a server still starting); the last one is
+            chained to the failure.
+    """
+    deadline = _Deadline(within, what, probe)
     while True:
-        value = await probe()
+        try:
+            value = probe()
+            if inspect.isawaitable(value):
+                cutoff = asyncio.timeout(deadline.remaining())
+                try:
+                    async with cutoff:
+                        value = await value
+                except TimeoutError:
+                    if cutoff.expired():
+                        deadline.fail()
+                    raise
+        except ignoring as exc:
+            deadline.error, value = exc, None
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what or probe}")
-        await asyncio.sleep(interval)
+        if not deadline.remaining():
+            deadline.fail()
+        await asyncio.sleep(min(interval, deadline.remaining()))
+
+
+def wait_for_blocking(
+    probe: Callable[[], T | None],
+    *,
+    within: float = 10.0,
+    interval: float = 0.05,
+    what: What = "",
+    ignoring: tuple[type[Exception], ...] = (),
+) -> T:
+    """`wait_for` for code that cannot await: a sync test driving subprocesses, or a sync fixture.
+
+    The same deadline and failure; the probe is plain and the thread sleeps between probes.
+    """
+    deadline = _Deadline(within, what, probe)
+    while True:
+        try:
+            value = probe()
+        except ignoring as exc:
+            deadline.error, value = exc, None
+        if value:
+            return value
+        if not deadline.remaining():
+            deadline.fail()
+        time.sleep(min(interval, deadline.remaining()))
 
 
 def chromium_path() -> str:

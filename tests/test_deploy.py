@@ -16,7 +16,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from tests.support import free_port
+from tests.support import free_port, wait_for_blocking
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -159,15 +158,14 @@ def test_compose_redis_command_runs_with_aof_on(tmp_path: Path) -> None:
     proc = subprocess.Popen(local, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         cli = ["redis-cli", "-p", str(port)]
+
         # The compose healthcheck's command, polled until the server is up.
-        deadline = time.monotonic() + 10
-        while True:
-            pong = subprocess.run([*cli, "ping"], capture_output=True, text=True, timeout=5, check=False)
-            if pong.stdout.strip() == "PONG":
-                break
+        def pong() -> bool:
             assert proc.poll() is None, "redis-server exited with the compose arguments"
-            assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
-            time.sleep(0.05)
+            reply = subprocess.run([*cli, "ping"], capture_output=True, text=True, timeout=5, check=False)
+            return reply.stdout.strip() == "PONG"
+
+        wait_for_blocking(pong, within=10, what="redis-server to answer PING")
         for name, expected in (("appendonly", "yes"), ("appendfsync", "everysec")):
             got = subprocess.run([*cli, "config", "get", name], capture_output=True, text=True, check=True)
             assert got.stdout.split() == [name, expected]

@@ -1,13 +1,14 @@
 """The committed generated code in protos/ must be exactly what the .proto files generate.
 
-Regenerates every protos/*.proto in a temporary copy of the layout the real script uses
-(scripts/gen_protos.sh: from the repository root with ``-I.``) and compares byte for byte, so a
-.proto edited without ``make protos`` fails CI instead of shipping stale stubs.
+Runs the real script (scripts/gen_protos.sh) on a temporary copy of the layout it expects
+(scripts/ and protos/ side by side) and compares byte for byte, so a .proto edited without
+``make protos`` fails CI instead of shipping stale code or stale type stubs.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
 import subprocess
 import sys
@@ -19,28 +20,29 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 PROTO_FILES = sorted(PROTOS.glob("*.proto"))
-GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+SCRIPT = ROOT / "scripts" / "gen_protos.sh"
 EXPECTED = sorted(f"{proto.stem}{suffix}" for proto in PROTO_FILES for suffix in GENERATED_SUFFIXES)
 
 
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run protoc on a copy of protos/*.proto; returns the directory holding the output."""
+    """Run scripts/gen_protos.sh on a copy of protos/*.proto; returns the directory holding the output."""
     root = tmp_path_factory.mktemp("gen")
     (root / "protos").mkdir()
+    (root / "scripts").mkdir()
     for proto in PROTO_FILES:
         shutil.copy2(proto, root / "protos" / proto.name)
-    args = ["-I.", "--python_out=.", "--pyi_out=.", "--grpc_python_out=."]
-    sources = [f"protos/{proto.name}" for proto in PROTO_FILES]
+    shutil.copy2(SCRIPT, root / "scripts" / SCRIPT.name)
     result = subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", *args, *sources],
-        cwd=root,
+        ["bash", str(root / "scripts" / SCRIPT.name)],
+        env={**os.environ, "PYTHON": sys.executable},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode == 0, f"protoc failed:\n{result.stdout}{result.stderr}"
+    assert result.returncode == 0, f"gen_protos.sh failed:\n{result.stdout}{result.stderr}"
     return root / "protos"
 
 
@@ -77,7 +79,7 @@ def test_generated_file_is_up_to_date(regenerated: Path, name: str) -> None:
     )
     pytest.fail(
         f"protos/{name} is stale: run `make protos` and commit the result "
-        f"(regenerated with grpcio-tools {version('grpcio-tools')}, protobuf {version('protobuf')}; "
-        f"a different grpcio-tools release alone changes version headers).\n{diff}",
+        f"(regenerated with grpcio-tools {version('grpcio-tools')}, mypy-protobuf {version('mypy-protobuf')}, "
+        f"protobuf {version('protobuf')}; a different release of either generator alone changes the output).\n{diff}",
         pytrace=False,
     )

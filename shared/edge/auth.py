@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from shared.access import ANONYMOUS_ADMIN, KeyRing, Principal, Role
-from shared.edge.status import abort
+from shared.edge.status import Context, abort
 from shared.errors import PermissionDeniedError, SentinelError, UnauthenticatedError
 from shared.settings import SecuritySettings
 
@@ -67,7 +67,7 @@ OPEN_PREFIXES = (
 _caller: ContextVar[Principal | None] = ContextVar("sentinel_caller", default=None)
 
 
-def tenant_of(context: grpc.aio.ServicerContext) -> str:
+def tenant_of(context: Context) -> str:
     """The tenant the caller acts for, as the auth interceptor established it.
 
     Raises:
@@ -79,7 +79,7 @@ def tenant_of(context: grpc.aio.ServicerContext) -> str:
     return caller.tenant
 
 
-def figures_scope(context: grpc.aio.ServicerContext) -> str | None:
+def figures_scope(context: Context) -> str | None:
     """Whose figures GetStats and GetHealth answer with: the caller's tenant, or None (the whole
     queue) when auth is disabled — then there are no tenants to keep apart, and the one team
     running Sentinel sees everything, as on /metrics.
@@ -102,7 +102,7 @@ def bearer_key(metadata: Sequence[tuple[str, Any]] | None) -> str:
     return ""
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call but health and reflection, and checks its method's role."""
 
     def __init__(self, keys: KeyRing | None) -> None:
@@ -132,9 +132,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = str(details.method)
         if method.startswith(OPEN_PREFIXES):
             return await continuation(details)
@@ -148,13 +148,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return await continuation(details)
 
 
-def _denying(handler: grpc.RpcMethodHandler, exc: SentinelError) -> grpc.RpcMethodHandler:
+def _denying(handler: grpc.RpcMethodHandler[Any, Any], exc: SentinelError) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of the same shape as `handler` that fails with `exc`'s status, running nothing."""
 
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(request: Any, context: Context) -> Any:
         await abort(context, exc)
 
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def streaming(request: Any, context: Context) -> Any:
         await abort(context, exc)
         yield  # pragma: no cover - makes this an async generator
 

@@ -28,7 +28,7 @@ def _code(context: Any, default: str) -> str:
     return default if code is None else str(code)
 
 
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
             "sentinel_rpc_requests", "gRPC calls handled", ["service", "method", "code"], registry=registry

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+
+#: A call's context as servicers and the edge take it. grpc.aio's is generic over the request and response
+#: types; code here handles every method alike, and a servicer's own signature already names them.
+#: (A string: grpc.aio.ServicerContext cannot be subscripted at run time.)
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -80,7 +85,7 @@ def to_status(exc: BaseException) -> status_pb2.Status:
     return status
 
 
-async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
+async def abort(context: Context, exc: BaseException) -> NoReturn:
     if code_for(exc) is grpc.StatusCode.INTERNAL:
         log.exception("unexpected error", exc_info=exc)
     await context.abort_with_status(rpc_status.to_status(to_status(exc)))
@@ -88,10 +93,10 @@ async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoRetu
 
 
 def unary(
-    method: Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
+    method: Callable[[Any, Req, Context], Awaitable[Resp]],
+) -> Callable[[Any, Req, Context], Awaitable[Resp]]:
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
         try:
             return await method(self, request, context)
         except grpc.aio.AbortError:
@@ -103,10 +108,10 @@ def unary(
 
 
 def streaming(
-    method: Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]],
-) -> Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]]:
+    method: Callable[[Any, Req, Context], AsyncIterator[Resp]],
+) -> Callable[[Any, Req, Context], AsyncIterator[Resp]]:
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> AsyncIterator[Resp]:
+    async def wrapper(self: Any, request: Req, context: Context) -> AsyncIterator[Resp]:
         try:
             async for item in method(self, request, context):
                 yield item

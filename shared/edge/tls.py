@@ -8,8 +8,9 @@ It must never read the environment itself, and never fall back to plaintext when
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -36,7 +37,7 @@ def listen(server: grpc.aio.Server, host: str, port: int, tls: TlsSettings) -> i
     return int(server.add_insecure_port(address))
 
 
-class _BearerKey(grpc.AuthMetadataPlugin):  # type: ignore[misc]
+class _BearerKey(grpc.AuthMetadataPlugin):
     def __init__(self, key: str) -> None:
         self._metadata = (("authorization", f"Bearer {key}"),)
 
@@ -88,15 +89,27 @@ class _PlainKey:
 
     def _with_key(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(details.metadata or ()), self._pair)
-        return details._replace(metadata=metadata)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
 
 
 # grpc.aio files an interceptor under one kind of call only, so each kind gets its own class.
-class _UnaryKey(_PlainKey, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
-        return await continuation(self._with_key(details), request)
+class _UnaryKey(_PlainKey, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
+        return await continuation(self._with_key(client_call_details), request)
 
 
-class _StreamKey(_PlainKey, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    async def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
-        return await continuation(self._with_key(details), request)
+class _StreamKey(_PlainKey, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryStreamCall[Any, Any]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> grpc.aio.UnaryStreamCall[Any, Any]:
+        return await continuation(self._with_key(client_call_details), request)

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from shared.edge.status import abort
+from shared.edge.status import Context, abort
 from shared.errors import FieldViolation, ValidationError
 
 
@@ -40,22 +40,25 @@ def _safe(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | Non
     return decode_or_mark
 
 
-class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        typed = await continuation(details)
         # Only Sentinel's own services: their streaming methods are async generators.
-        if handler is None or handler.request_streaming or not str(details.method).startswith("/sentinel.v1."):
-            return handler
+        if typed is None or typed.request_streaming or not str(details.method).startswith("/sentinel.v1."):
+            return typed
+        # The stubs type a handler's behaviours as sync functions; grpc.aio's are coroutine
+        # functions and async generators, so from here on the handler is used untyped.
+        handler: Any = typed
         options = {"request_deserializer": _safe(handler.request_deserializer)}
         options["response_serializer"] = handler.response_serializer
         if handler.unary_unary is not None:
             behavior = handler.unary_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary(request: Any, context: Context) -> Any:
                 if isinstance(request, _Malformed):
                     await abort(context, _invalid(request))
                 return await behavior(request, context)
@@ -63,7 +66,7 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[m
             return grpc.unary_unary_rpc_method_handler(unary, **options)
         streaming_behavior = handler.unary_stream
 
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
             if isinstance(request, _Malformed):
                 await abort(context, _invalid(request))
             async for item in streaming_behavior(request, context):

@@ -3,32 +3,32 @@
 --
 -- KEYS[1] job hash  KEYS[2] delayed zset  KEYS[3] job progress stream  KEYS[4] queue events stream
 -- KEYS[5] retention zset for unsuccessful jobs
--- ARGV[1] now ms  ARGV[2] progress maxlen  ARGV[3] events maxlen  ARGV[4] control channel
--- ARGV[5] tenant asking ('' = any)  ARGV[6] stats prefix (tally.lua)
+-- ARGV[1] context (JSON, shared.queue.Queue.context): only_tenant (the tenant asking, '' = any),
+--   error (the cancelled job's error, JSON encoded by shared.codec), control (the executors'
+--   channel), now, progress_maxlen, events_maxlen, stats_prefix (tally.lua)
 -- Returns {outcome, state}: outcome is 'cancelled', 'cancelling', 'finished' or 'missing'.
 --
 -- Atomic so a cancel racing a claim either wins (the claim then acks and drops the entry) or
 -- finds the job RUNNING and signals its executor: the job never runs after a 'cancelled' answer.
-local cur = redis.call('HMGET', KEYS[1], 'state', 'tenant', 'id', 'attempt', 'total')
-local state = cur[1]
-if not state or (ARGV[5] ~= '' and cur[2] ~= ARGV[5]) then return {'missing', ''} end
+--- @include tally
+--- @include common
+local ctx = cjson.decode(ARGV[1])
+local cur = redis.call('HMGET', KEYS[1], 'state', 'tenant', 'id')
+local state, id = cur[1], cur[3]
+if not state or (ctx.only_tenant ~= '' and cur[2] ~= ctx.only_tenant) then return {'missing', ''} end
 if state == 'pending' or state == 'scheduled' then
-  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[1], 'msg', 'Cancelled', 'ts', ARGV[1],
-    'error', cjson.encode({category = 'unknown', message = 'cancelled before it ran', step_index = -1,
-    retryable = false}))
-  redis.call('ZREM', KEYS[2], cur[3])
-  tally_move(tally_of(ARGV[6], KEYS[1]), state, 'cancelled', ARGV[1])
-  redis.call('ZADD', KEYS[5], tonumber(ARGV[1]), cur[3])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'state', 'cancelled', 'pct',
-    redis.call('HGET', KEYS[1], 'pct') or '0', 'cur', '0', 'total', cur[5] or '0', 'step', '',
-    'msg', 'Cancelled', 'ts', ARGV[1], 'attempt', cur[4] or '0', 'terminal', '1')
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'cancelled', 'job', cur[3],
-    'state', 'cancelled', 'tenant', cur[2] or '', 'ts', ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ctx.now, 'msg', 'Cancelled', 'ts', ctx.now,
+    'error', ctx.error)
+  redis.call('ZREM', KEYS[2], id)
+  tally_move(tally_of(ctx.stats_prefix, KEYS[1]), state, 'cancelled', ctx.now)
+  redis.call('ZADD', KEYS[5], ctx.now, id)
+  emit_progress(ctx, KEYS[3], KEYS[1], {cur = '0', step = '', terminal = '1'})
+  emit_event(ctx, KEYS[4], 'cancelled', KEYS[1])
   return {'cancelled', 'cancelled'}
 end
 if state == 'running' then
   redis.call('HSET', KEYS[1], 'cancel', '1')
-  redis.call('PUBLISH', ARGV[4], 'cancel ' .. cur[3])
+  redis.call('PUBLISH', ctx.control, 'cancel ' .. id)
   return {'cancelling', state}
 end
 return {'finished', state}

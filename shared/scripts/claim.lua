@@ -2,46 +2,46 @@
 -- each one's job (state RUNNING, new fence token) in the same step.
 --
 -- KEYS[1..3] lane streams high, medium, low   KEYS[4] paused flag   KEYS[5] queue events stream
--- ARGV[1] group  ARGV[2] consumer  ARGV[3] max entries  ARGV[4] now ms  ARGV[5] worker id
--- ARGV[6] job key prefix  ARGV[7] progress key prefix  ARGV[8] progress maxlen  ARGV[9] events maxlen
--- ARGV[10] stats prefix (tally.lua)
--- ARGV[11..13] optional fair share (fair.lua): key prefix, tenant window, tenant max running
--- Returns {claimed, last_ids}: claimed = list of {lane index (1-3), entry id, job hash list};
--- last_ids = the newest entry id of each lane ('0-0' if empty) when nothing was claimed, so the
--- caller can block on XREAD from exactly there without missing an entry added meanwhile.
+-- ARGV[1] context (JSON, shared.queue.Queue.context): count (most entries), consumer, worker (id),
+--   now, group, job_prefix, progress_prefix, progress_maxlen, events_maxlen, stats_prefix
+--   (tally.lua), fair_prefix, tenant_window, tenant_max_running (fair.lua; a window of 0 = off)
+-- Returns {claimed, last_ids, paused}: claimed = list of {lane index (1-3), entry id, job hash
+-- list}; last_ids = the newest entry id of each lane ('0-0' if empty) when nothing was claimed, so
+-- the caller can block on XREAD from exactly there without missing an entry added meanwhile;
+-- paused = 1 when the queue is paused (then nothing is read).
 --
 -- Atomic so that an entry is never delivered without its job being marked RUNNING under a
 -- fresh fence token: a crash between the two would leave a job RUNNING that nobody runs.
+--- @include tally
+--- @include fair
+--- @include claim_entry
+local ctx = cjson.decode(ARGV[1])
 local claimed = {}
 local paused = redis.call('EXISTS', KEYS[4]) == 1
-local left = tonumber(ARGV[3])
+local left = tonumber(ctx.count)
 local waiting = {pending = true}
-local fair = fair_context(ARGV[11], ARGV[6], ARGV[12] or '0', ARGV[13] or '0')
+local fair = fair_context(ctx, false)
 if not paused then
   for lane = 1, 3 do
     if fair then fair_pump(fair, lane, KEYS[lane]) end
     while left > 0 do
-      local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', KEYS[lane], '>')
+      local reply = redis.call('XREADGROUP', 'GROUP', ctx.group, ctx.consumer, 'COUNT', left, 'STREAMS', KEYS[lane], '>')
       if not reply then break end
       local entries = reply[1][2]
       if #entries == 0 then break end
-      for _, entry in ipairs(entries) do
-        local fields = entry[2]
-        local id
-        for i = 1, #fields, 2 do if fields[i] == 'job' then id = fields[i + 1] end end
+      for _, item in ipairs(entries) do
+        local entry = lane_entry(item[2])
         local job = nil
-        if id then
-          job = claim_entry(KEYS[lane], ARGV[1], entry[1], id, ARGV[6], ARGV[7], KEYS[5], ARGV[5],
-            ARGV[4], ARGV[8], ARGV[9], waiting, ARGV[10])
+        if entry.job then
+          job = claim_entry(ctx, KEYS[lane], item[1], entry.job, KEYS[5], waiting)
         else
-          redis.call('XACK', KEYS[lane], ARGV[1], entry[1])
-          redis.call('XDEL', KEYS[lane], entry[1])
+          ack_entry(ctx, KEYS[lane], item[1])
         end
         if job then
-          claimed[#claimed + 1] = {lane, entry[1], job}
+          claimed[#claimed + 1] = {lane, item[1], job}
           left = left - 1
         end
-        if fair then fair_taken(fair, lane, KEYS[lane], fields, id) end
+        if fair then fair_taken(fair, lane, KEYS[lane], entry) end
       end
     end
   end

@@ -1,5 +1,5 @@
--- Fair share within a lane, prepended to the scripts that put a job in a lane (submit, promote,
--- release, requeue) or take one out (claim). Not a script of its own.
+-- Fair share within a lane, included (`--- @include fair`) by the scripts that put a job in a lane
+-- (submit, promote, release, requeue) or take one out (claim). Not a script of its own.
 --
 -- A tenant keeps at most `window` entries waiting in a lane stream at a time (and, with a
 -- running limit, no more than `max_running` minus what it runs); the rest of its jobs wait in its
@@ -10,12 +10,18 @@
 --   P .. 'backlog:' .. lane .. ':' .. tenant list  job ids held back, oldest first
 --   P .. 'tenants:' .. lane                 set   tenants with a backlog in the lane
 --   P .. 'running:' .. tenant               set   job ids claimed for the tenant (pruned lazily)
+--- @include common
 local FAIR_LANES = {'high', 'medium', 'low'}
 
-local function fair_context(prefix, job_prefix, window, max_running, max_queued)
-  if not prefix or prefix == '' or tonumber(window) <= 0 then return nil end
-  return {prefix = prefix, jobs = job_prefix, window = tonumber(window), max_running = tonumber(max_running),
-    max_queued = tonumber(max_queued or '0')}
+-- Fair share as the script's context `ctx` sets it (fair_prefix, job_prefix, tenant_window,
+-- tenant_max_running, tenant_max_queued), or nil when it is off (a window of 0). `limit_queued`:
+-- a tenant's queued jobs are capped (a new job or a rerun; not a job that was already queued).
+local function fair_context(ctx, limit_queued)
+  local window = tonumber(ctx.tenant_window or '0')
+  if not ctx.fair_prefix or ctx.fair_prefix == '' or window <= 0 then return nil end
+  return {prefix = ctx.fair_prefix, jobs = ctx.job_prefix, window = window,
+    max_running = tonumber(ctx.tenant_max_running or '0'),
+    max_queued = limit_queued and tonumber(ctx.tenant_max_queued or '0') or 0}
 end
 
 -- How many of the tenant's jobs run now; ids of jobs no longer running are dropped.
@@ -39,7 +45,7 @@ local function fair_has_room(ctx, lane, tenant)
 end
 
 local function fair_enter(ctx, lane, stream, tenant, id, trace)
-  redis.call('XADD', stream, '*', 'job', id, 'tenant', tenant, 'trace', trace, 'fair', '1')
+  enter_lane(stream, id, tenant, trace, true)
   redis.call('HINCRBY', ctx.prefix .. 'queued:' .. lane, tenant, 1)
 end
 
@@ -86,18 +92,16 @@ local function fair_pump(ctx, lane_index, stream)
   end
 end
 
--- Claim, after taking an entry (claimed or dropped): count it off and let the tenant's next job in.
-local function fair_taken(ctx, lane_index, stream, fields, id)
+-- Claim, after taking an entry (claimed or dropped; its fields by name, common.lua lane_entry):
+-- count it off and let the tenant's next job in.
+local function fair_taken(ctx, lane_index, stream, entry)
   local lane = FAIR_LANES[lane_index]
-  local tenant, counted
-  for i = 1, #fields, 2 do
-    if fields[i] == 'tenant' then tenant = fields[i + 1] elseif fields[i] == 'fair' then counted = true end
-  end
+  local tenant, id = entry.tenant, entry.job
   if not tenant or tenant == '' then return end
   if id and redis.call('HGET', ctx.jobs .. id, 'state') == 'running' then
     redis.call('SADD', ctx.prefix .. 'running:' .. tenant, id)
   end
-  if counted then
+  if entry.fair then
     local key = ctx.prefix .. 'queued:' .. lane
     if redis.call('HINCRBY', key, tenant, -1) <= 0 then redis.call('HDEL', key, tenant) end
   end

@@ -1,9 +1,10 @@
--- The figures GetStats reads, kept by every script that moves a job between states, prepended to
--- them. Not a script of its own. Each job counts in two hashes under the stats prefix S
+-- The figures GetStats reads, kept by every script that moves a job between states; included by
+-- them (`--- @include tally`), not a script of its own. Each job counts in two hashes under the stats prefix S
 -- (shared.keys.Keys.stats_prefix): its lane's, and its tenant's share of that lane:
 --   S .. 'lane:' .. lane
 --   S .. 'tenant:' .. tenant .. ':' .. lane
--- Fields (shared/stats.py reads them; the queue's and a tenant's figures are sums over lanes):
+-- Fields (shared.schema Figure and FigurePrefix; shared/stats.py reads them; the queue's and a
+-- tenant's figures are sums over lanes):
 --   n:<state>       jobs in each state now (pending, scheduled, running, completed, failed, ...);
 --                   a job leaves its count when clean.lua removes it
 --   dlq             dead-lettered jobs still in the dead-letter set

@@ -33,9 +33,9 @@ SETTINGS = QueueSettings(remove_on_complete=1000, remove_on_fail=1000, clean_int
 @dataclass
 class Admin:
     server: ApiServer
-    stub: Any  # pb_grpc.QueueAdminStub
-    jobs: Any  # pb_grpc.TestExecutionStub
-    channel: Any
+    stub: pb_grpc.QueueAdminStub
+    jobs: pb_grpc.TestExecutionStub
+    channel: grpc.aio.Channel
     queue: Queue  # the test's own view of the queue, playing the executor
     redis: RedisProcess
 
@@ -126,7 +126,9 @@ async def test_health_is_unhealthy_when_redis_is_gone(admin: Admin) -> None:
     await wait_for(not_serving, within=15, what="grpc.health.v1 NOT_SERVING")
 
 
-async def collect(stream: Any, n: int, *, within: float = 10) -> list[pb.QueueEvent]:
+async def collect(
+    stream: grpc.aio.UnaryStreamCall[pb.WatchEventsRequest, pb.QueueEvent], n: int, *, within: float = 10
+) -> list[pb.QueueEvent]:
     out: list[pb.QueueEvent] = []
     async with asyncio.timeout(within):
         async for event in stream:

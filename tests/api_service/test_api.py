@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import grpc
 import pytest
@@ -35,13 +35,15 @@ from tests.support import RedisProcess, start_redis, wait_for
 TENANT = "default"
 SERVICE = "sentinel.v1.TestExecution"
 Code = grpc.StatusCode
+#: A progress stream as the stub returns it (a string: grpc.aio's classes are not generic at run time).
+ProgressCall: TypeAlias = "grpc.aio.UnaryStreamCall[pb.StreamProgressRequest, pb.ProgressEvent]"
 
 
 @dataclass
 class Harness:
     server: ApiServer
-    stub: Any  # pb_grpc.TestExecutionStub (the generated grpc module is untyped)
-    channel: Any  # grpc.aio.Channel
+    stub: pb_grpc.TestExecutionStub
+    channel: grpc.aio.Channel
     redis: aioredis.Redis
     queue: Queue  # the executor's view of the same queue, on the test's own connection
 
@@ -110,7 +112,7 @@ def click(selector: str) -> pb.Step:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def bad_request_fields(err: Any) -> list[str]:
+def bad_request_fields(err: grpc.aio.AioRpcError) -> list[str]:
     """The fields named by the google.rpc.BadRequest detail of a failed call."""
     status = rpc_status.from_call(err)
     assert status is not None, "no google.rpc.Status in the trailers"
@@ -123,7 +125,7 @@ def bad_request_fields(err: Any) -> list[str]:
     return found
 
 
-async def rpc_error(call: Awaitable[Any], code: Any) -> Any:
+async def rpc_error(call: Awaitable[object], code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     """Await `call`, expecting it to fail with `code`; returns the AioRpcError."""
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call
@@ -134,7 +136,7 @@ async def rpc_error(call: Awaitable[Any], code: Any) -> Any:
 async def submit(api: Harness, req: pb.SubmitRequest | None = None) -> str:
     response = await api.stub.Submit(req or request())
     assert response.job_id
-    return cast(str, response.job_id)
+    return response.job_id
 
 
 async def lane_job_ids(api: Harness, priority: Priority) -> list[str]:
@@ -155,22 +157,23 @@ async def after_ms(ms: int) -> None:
     await wait_for(moved, within=2, interval=0.001, what="the clock to tick")
 
 
-async def collect(call: Any, *, within: float = 10) -> list[pb.ProgressEvent]:
+async def collect(call: ProgressCall, *, within: float = 10) -> list[pb.ProgressEvent]:
     """Every (further) event of a progress stream until the server ends it."""
     events: list[pb.ProgressEvent] = []
     async with asyncio.timeout(within):
-        while (event := await call.read()) is not grpc.aio.EOF:
+        # read() is typed `object`: anything but a ProgressEvent is grpc.aio.EOF.
+        while isinstance(event := await call.read(), pb.ProgressEvent):
             events.append(event)
     return events
 
 
-async def read(call: Any, n: int, *, within: float = 10) -> list[pb.ProgressEvent]:
+async def read(call: ProgressCall, n: int, *, within: float = 10) -> list[pb.ProgressEvent]:
     """The next `n` events of a progress stream."""
     events: list[pb.ProgressEvent] = []
     async with asyncio.timeout(within):
         for _ in range(n):
             event = await call.read()
-            assert event is not grpc.aio.EOF, f"stream ended after {events}"
+            assert isinstance(event, pb.ProgressEvent), f"stream ended after {events}"  # else grpc.aio.EOF
             events.append(event)
     return events
 
@@ -296,7 +299,7 @@ async def test_invalid_submit_is_rejected_and_touches_nothing(api: Harness, req:
     err = await rpc_error(api.stub.Submit(req), Code.INVALID_ARGUMENT)
 
     assert bad_request_fields(err) == [field]
-    assert field in err.details()
+    assert field in (err.details() or "")
     assert await api.redis.dbsize() == size_before
     assert await sentinel_keys(api) == keys_before
     for priority in Priority:
@@ -588,7 +591,7 @@ async def test_cancel_a_pending_job(api: Harness) -> None:
     assert await api.redis.zscore(api.keys.failed, job_id) is not None
 
     err = await rpc_error(api.stub.Cancel(pb.CancelRequest(job_id=job_id)), Code.FAILED_PRECONDITION)
-    assert job_id in err.details()
+    assert job_id in (err.details() or "")
     assert (await api.stub.Status(pb.StatusRequest(job_id=job_id))).state == pb.JOB_STATE_CANCELLED
 
 
@@ -823,7 +826,7 @@ async def test_shutdown_ends_open_streams_with_unavailable(api: Harness) -> None
     stopping = asyncio.create_task(api.server.stop(5))
     err = await rpc_error(collect(call), Code.UNAVAILABLE)
     await asyncio.wait_for(stopping, timeout=10)
-    assert "cursor" in err.details()  # tells the client to reconnect with its last cursor
+    assert "cursor" in (err.details() or "")  # tells the client to reconnect with its last cursor
     assert queued.cursor
 
 

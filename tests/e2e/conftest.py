@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.sealed import new_secret_key
-from tests.support import RedisProcess, chromium_path, free_port, serve_directory, start_redis
+from tests.support import RedisProcess, chromium_path, free_port, serve_directory, start_redis, wait_for_blocking
 
 PAGES = Path(__file__).with_name("pages")
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
@@ -100,20 +99,22 @@ class Stack:
 
 def wait_serving(service: Service, within: float = 30) -> None:
     """Block until the service's grpc.health.v1 says SERVING (or fail with its log)."""
-    deadline = time.monotonic() + within
     with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             if service.process.poll() is not None:
                 raise AssertionError(f"{service.name} exited early:\n{service.log.read_text()}")
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError(f"{service.name} not SERVING within {within} s:\n{service.log.read_text()}")
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        wait_for_blocking(
+            serving,
+            within=within,
+            interval=0.1,
+            what=lambda: f"{service.name} to be SERVING:\n{service.log.read_text()}",
+            ignoring=(grpc.RpcError,),
+        )
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -45,24 +44,19 @@ async def run_to_end(
 
 
 async def wait_state(stub: pb_grpc.TestExecutionStub, job_id: str, state: int, *, within: float = 30) -> pb.Job:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        job: pb.Job = await stub.Status(pb.StatusRequest(job_id=job_id), timeout=10)
-        if job.state == state:
-            return job
-        if loop.time() > deadline:
-            raise AssertionError(f"job {job_id} is {pb.JobState.Name(job.state)}, not {pb.JobState.Name(state)}")
-        await asyncio.sleep(0.05)
+    """The job once its Status says `state`; the failure names the state it was last seen in."""
+    seen: list[pb.Job] = []
 
+    async def reached() -> pb.Job | None:
+        job = await stub.Status(pb.StatusRequest(job_id=job_id), timeout=10)
+        seen[:] = [job]
+        return job if job.state == state else None
 
-async def eventually(probe: Callable[[], bool], *, within: float, what: str) -> None:
-    """Wait until a synchronous condition holds, or fail after `within` seconds."""
+    def what() -> str:
+        last = pb.JobState.Name(seen[0].state) if seen else "not seen yet"
+        return f"job {job_id} to be {pb.JobState.Name(state)} (last seen: {last})"
 
-    async def check() -> bool:
-        return probe()
-
-    await wait_for(check, within=within, what=what)
+    return await wait_for(reached, within=within, what=what)
 
 
 async def health_becomes(port: int, status: int, *, within: float) -> None:

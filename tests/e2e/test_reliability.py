@@ -11,8 +11,8 @@ from grpc_health.v1 import health_pb2
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from tests.e2e.conftest import Stack
-from tests.e2e.helpers import events_of, eventually, health_becomes, request, wait_state
-from tests.support import free_port, start_redis
+from tests.e2e.helpers import events_of, health_becomes, request, wait_state
+from tests.support import free_port, start_redis, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -28,7 +28,7 @@ async def test_cancelling_a_running_job_closes_its_page_within_two_seconds(
     steps = [{"navigate": {"url": "/ping.html"}}, {"wait": {"ms": 60000}}]
     reply = await api_stub.Submit(request(stack.site, steps), timeout=10)
     await wait_state(api_stub, reply.job_id, pb.JOB_STATE_RUNNING)
-    await eventually(lambda: pings(stack) >= 3, within=10, what="the page pinging")
+    await wait_for(lambda: pings(stack) >= 3, within=10, what="the page pinging")
 
     loop = asyncio.get_running_loop()
     asked = loop.time()

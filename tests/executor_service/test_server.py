@@ -34,9 +34,9 @@ from tests.support import RedisProcess, chromium_path, free_port, wait_for
 class Stack:
     api: ApiServer
     executor: ExecutorServer
-    jobs: Any  # pb_grpc.TestExecutionStub, through a traced channel
-    worker: Any  # pb_grpc.ExecutorStub
-    executor_channel: Any
+    jobs: pb_grpc.TestExecutionStub  # through a traced channel
+    worker: pb_grpc.ExecutorStub
+    executor_channel: grpc.aio.Channel
     spans: InMemorySpanExporter
 
 
@@ -182,6 +182,7 @@ async def test_one_trace_from_submit_to_the_last_step_and_metrics_and_job_logs(s
 
 
 async def test_a_malformed_request_to_the_executor_is_invalid_argument(stack: Stack) -> None:
+    raw: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
     raw = stack.executor_channel.unary_unary("/sentinel.v1.Executor/GetWorkerStatus")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await raw(b"\xff\xff\xff", timeout=10)  # not a protobuf message

@@ -270,7 +270,7 @@ async def test_completed_finish_acks_deletes_records_and_retains(queue: Queue) -
         run,
         state=JobState.COMPLETED,
         progress=Progress(percentage=100, current_step=2, total_steps=2, message="Completed"),
-        result_json=codec.result_to_json(result),
+        result=result,
         execution_ms=12,
     )
 
@@ -377,8 +377,16 @@ async def test_cancel_of_a_running_job_makes_write_progress_raise(queue: Queue) 
 # --- leases: heartbeat, reclaim, release ------------------------------------------------------
 
 
+#: The lease tests' lease. A check that must find a lease still held comes within HELD_S of the claim or
+#: heartbeat (a tenth of the lease: a stall of 0.9 s is ridden out); a wait for a lease to run out sleeps
+#: EXPIRED_S, past the lease, and cannot race it (a sleep never ends early; Redis counts the idle time).
+LEASE_MS = 1000
+HELD_S = LEASE_MS / 1000 / 10
+EXPIRED_S = LEASE_MS / 1000 * 1.25
+
+
 async def short_lease_queue(redis_client: aioredis.Redis, **overrides: Any) -> Queue:
-    q = Queue.open(redis_client, QueueSettings(lease_ms=300, **overrides))
+    q = Queue.open(redis_client, QueueSettings(lease_ms=LEASE_MS, **overrides))
     await q.ensure_groups()
     return q
 
@@ -390,7 +398,7 @@ async def test_an_expired_lease_is_reclaimed_with_a_new_fence_and_the_old_run_is
     job_id = await submit(queue)
     dead = await claim_one(queue)
     assert await reclaim(queue, consumer="other", worker_id="other", count=5) == Reclaimed([], 0, [])
-    await asyncio.sleep(0.4)  # let the lease run out: no heartbeat comes
+    await asyncio.sleep(EXPIRED_S)  # let the lease run out: no heartbeat comes
 
     found = await reclaim(queue, consumer="other", worker_id="other", count=5)
     assert [c.job_id for c in found.claims] == [job_id]
@@ -407,10 +415,10 @@ async def test_a_heartbeat_keeps_the_lease_and_reports_runs_it_lost(redis_client
     queue = await short_lease_queue(redis_client)
     job_id = await submit(queue)
     held = await claim_one(queue)
-    for _ in range(4):  # four heartbeats over more than four leases
-        await asyncio.sleep(0.15)
+    for _ in range(12):  # twelve heartbeats over more than a lease
+        await asyncio.sleep(HELD_S)
         assert await heartbeat(queue, consumer=CONSUMER, claims=[held]) == []
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(HELD_S)
     assert (await reclaim(queue, consumer="other", worker_id="other", count=5)).claims == []
     await redis_client.hincrby(queue.keys.job(job_id), "fence", 1)  # someone else took it
     assert await heartbeat(queue, consumer=CONSUMER, claims=[held]) == [job_id]
@@ -420,10 +428,10 @@ async def test_a_job_stalling_too_often_fails_and_is_dead_lettered(redis_client:
     queue = await short_lease_queue(redis_client, max_stalled_count=1)
     job_id = await submit(queue)
     await claim_one(queue)
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(EXPIRED_S)
     first = await reclaim(queue, consumer="b", worker_id="b", count=5)
     assert [c.job_id for c in first.claims] == [job_id]
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(EXPIRED_S)
     second = await reclaim(queue, consumer="c", worker_id="c", count=5)
     assert second.claims == [] and second.stalled == [job_id]
     raw = await job_hash(queue, job_id)
@@ -438,7 +446,7 @@ async def test_reclaim_reports_pending_ids_whose_entries_were_deleted(redis_clie
     await submit(queue)
     held = await claim_one(queue)
     await redis_client.xdel(queue.keys.stream(held.lane), held.entry_id)  # gone, but still pending
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(EXPIRED_S)
     found = await reclaim(queue, consumer="other", worker_id="other", count=5)
     assert found.claims == [] and found.deleted == 1
     assert await pending_count(queue, held.lane) == 0

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -21,7 +20,7 @@ from sentinel_cli import keys as keys_cli
 from shared.access import KeyEntry, KeyRing, Role, hash_key, new_key
 from shared.edge.tls import open_channel
 from shared.errors import ConfigError
-from shared.model import JobState, Progress
+from shared.model import ErrorCategory, JobError, JobState, Progress
 from shared.queue import Queue
 from shared.sealed import new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings
@@ -34,7 +33,7 @@ ROLES = ("viewer", "submitter", "admin")
 @dataclass
 class Api:
     server: ApiServer
-    channel: Any
+    channel: grpc.aio.Channel
     keys: dict[str, str]  # "acme-viewer" → key
     queue: Queue
 
@@ -42,11 +41,11 @@ class Api:
         return (("authorization", f"Bearer {self.keys[who]}"),)
 
     @property
-    def jobs(self) -> Any:
+    def jobs(self) -> pb_grpc.TestExecutionStub:
         return pb_grpc.TestExecutionStub(self.channel)
 
     @property
-    def admin(self) -> Any:
+    def admin(self) -> pb_grpc.QueueAdminStub:
         return pb_grpc.QueueAdminStub(self.channel)
 
 
@@ -85,13 +84,13 @@ def request(name: str = "t") -> pb.SubmitRequest:
     return pb.SubmitRequest(definition=pb.TestDefinition(name=name, steps=[step]))
 
 
-async def code_of(call: Any) -> Any:
+async def code_of(call: Awaitable[object]) -> grpc.StatusCode:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call
     return info.value.code()
 
 
-async def details_of(call: Any) -> str:
+async def details_of(call: Awaitable[object]) -> str:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call
     return str(info.value.details())
@@ -143,7 +142,7 @@ async def test_another_tenants_job_is_not_found_exactly_like_an_unknown_id(api: 
     job_id = (await api.jobs.Submit(request(), metadata=acme)).job_id
     unknown = "00000000-0000-0000-0000-000000000000"
     for target in (job_id, unknown):
-        calls = [
+        calls: list[Awaitable[object]] = [
             api.jobs.Status(pb.StatusRequest(job_id=target), metadata=globex),
             api.jobs.Cancel(pb.CancelRequest(job_id=target), metadata=globex),
             api.jobs.Retry(pb.RetryRequest(job_id=target), metadata=globex),
@@ -173,7 +172,7 @@ async def test_dead_letters_are_per_tenant(api: Api) -> None:
         batch.claims[0],
         state=JobState.FAILED,
         progress=Progress(percentage=50, message="failed"),
-        error_json=json.dumps({"category": "network", "message": "x", "step_index": 0, "retryable": False}),
+        error=JobError(ErrorCategory.NETWORK, "x", step_index=0),
         dead_letter_reason="network: out of attempts",
     )
     mine = await api.admin.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=acme)

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -30,7 +30,7 @@ from shared.model import ArtifactPolicy, ExpectText, Fill, Navigate, Step, TestD
 from shared.queue import connect
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
-from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory
+from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory, wait_for
 
 SECRET = "correct-horse-battery"
 KEY = new_secret_key()
@@ -47,7 +47,7 @@ async def start_api(redis_server: RedisProcess, security: SecuritySettings) -> A
 
 
 @pytest.fixture
-async def api(redis_server: RedisProcess) -> AsyncIterator[Any]:
+async def api(redis_server: RedisProcess) -> AsyncIterator[pb_grpc.TestExecutionStub]:
     server = await start_api(redis_server, SecuritySettings(secret_key=KEY))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -80,7 +80,9 @@ async def dump_all(client: aioredis.Redis) -> str:
     return "\n".join(out)
 
 
-async def test_a_secret_value_is_never_stored_in_clear(api: Any, redis_client: aioredis.Redis) -> None:
+async def test_a_secret_value_is_never_stored_in_clear(
+    api: pb_grpc.TestExecutionStub, redis_client: aioredis.Redis
+) -> None:
     job_id = (await api.Submit(secret_request())).job_id
     stored = await dump_all(redis_client)
     assert SECRET not in stored and SEALED_PREFIX in stored
@@ -138,7 +140,7 @@ async def test_the_runner_types_the_real_value_and_shows_only_stars() -> None:
     assert "***" in outcome.steps[1].name
 
 
-async def test_a_message_over_4_mib_is_resource_exhausted(api: Any) -> None:
+async def test_a_message_over_4_mib_is_resource_exhausted(api: pb_grpc.TestExecutionStub) -> None:
     request = pb.SubmitRequest(definition=pb.TestDefinition(name="x" * (5 * 1024 * 1024)))
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await api.Submit(request)
@@ -195,7 +197,9 @@ _requests = st.builds(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=_requests)
-async def test_random_and_malformed_submits_never_crash_the_api(api: Any, request: pb.SubmitRequest) -> None:
+async def test_random_and_malformed_submits_never_crash_the_api(
+    api: pb_grpc.TestExecutionStub, request: pb.SubmitRequest
+) -> None:
     try:
         await api.Submit(request, timeout=10)
     except grpc.aio.AioRpcError as exc:
@@ -208,8 +212,12 @@ def _cut(body: bytes) -> bytes:
     return body[: len(body) // 2]
 
 
+#: Submit without the stub's serializers (a string: grpc.aio's classes are not generic at run time).
+RawSubmit: TypeAlias = "grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]"
+
+
 @pytest.fixture
-async def raw_submit(redis_server: RedisProcess) -> AsyncIterator[Any]:
+async def raw_submit(redis_server: RedisProcess) -> AsyncIterator[RawSubmit]:
     """Submit taking raw bytes: the body need not be a valid SubmitRequest at all."""
     server = await start_api(redis_server, SecuritySettings(secret_key=KEY))
     try:
@@ -221,7 +229,7 @@ async def raw_submit(redis_server: RedisProcess) -> AsyncIterator[Any]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.binary(max_size=2000) | _requests.map(lambda r: _cut(r.SerializeToString())))
-async def test_random_bytes_as_a_submit_are_invalid_argument_never_unknown(raw_submit: Any, body: bytes) -> None:
+async def test_random_bytes_as_a_submit_are_invalid_argument_never_unknown(raw_submit: RawSubmit, body: bytes) -> None:
     try:
         await raw_submit(body, timeout=10)
     except grpc.aio.AioRpcError as exc:
@@ -348,15 +356,7 @@ async def test_redis_over_tls_with_an_acl_user(tls_redis: int, tmp_path: Path) -
     }  # fmt: skip
     client = connect(RedisSettings.from_env(env))
     try:
-        deadline = asyncio.get_running_loop().time() + 10
-        while True:
-            try:
-                assert await client.ping()
-                break
-            except (OSError, redis_errors.ConnectionError):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+        await wait_for(client.ping, within=10, what="redis over TLS", ignoring=(OSError, redis_errors.ConnectionError))
         assert await client.acl_whoami() == "sentinel"
     finally:
         await client.aclose()

@@ -8,12 +8,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import chromium_path, free_port
+from tests.support import chromium_path, free_port, wait_for_blocking
 
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
 pytestmark = pytest.mark.timeout(120)
@@ -46,12 +45,13 @@ def test_dev_runs_the_demo_and_stops_everything_on_ctrl_c(tmp_path: Path) -> Non
             cwd=tmp_path,
             start_new_session=True,  # a process group of its own, like a shell's foreground job
         )
+
+    def demo_done() -> bool:
+        assert proc.poll() is None, log.read_text()
+        return "The demo is done" in log.read_text()
+
     try:
-        deadline = time.monotonic() + 90
-        while "The demo is done" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_for_blocking(demo_done, within=90, interval=0.2, what=lambda: f"the demo to finish:\n{log.read_text()}")
         text = log.read_text()
         redis_port = re.search(r"redis +redis://127\.0\.0\.1:(\d+)/0", text)
         assert redis_port, text

@@ -1,0 +1,119 @@
+"""The names of the fields Sentinel keeps inside its Redis keys: one definition for Python and Lua.
+
+`shared.keys` names the keys; this module names what is inside them: the job hash, the entries
+of a job's progress stream, of the queue's events stream and of the lane streams, and the figures
+hashes tally.lua keeps. `shared.codec` (and the few readers of raw entries) spell a field only
+through these names; the Lua scripts in `shared/scripts/` spell the same names as literals, and
+tests/shared/test_schema.py holds every name a script reads or writes to this module.
+
+Never change a value here without migrating the data: these are the names already stored.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ProgressField(StrEnum):
+    """A job's progress, kept in its hash and copied into each entry of its progress stream."""
+
+    PCT = "pct"
+    CUR = "cur"  # the current step, 1-based; 0 before the first
+    TOTAL = "total"
+    STEP = "step"  # the current step's name
+    MSG = "msg"
+    TS = "ts"  # when the progress was reported, ms
+
+
+class JobField(StrEnum):
+    """The job hash's own fields (its progress is in `ProgressField`)."""
+
+    ID = "id"
+    STATE = "state"
+    PRIORITY = "priority"  # the lane the job is in now (a requeue may move it)
+    NAME = "name"
+    DEFINITION = "definition"  # JSON
+    OPTIONS = "options"  # JSON, as submitted
+    TAGS = "tags"  # JSON list
+    TENANT = "tenant"
+    USER = "user"
+    REQUEST = "request"
+    SOURCE = "source"
+    CREATED = "created"
+    TRACE = "trace"  # the submitter's trace context
+    ATTEMPT = "attempt"
+    MAX_ATTEMPTS = "max_attempts"
+    TIMEOUT_MS = "timeout_ms"
+    DUE = "due"  # when a scheduled job becomes due, ms
+    FENCE = "fence"  # raised by every claim; a run's writes carry the value it claimed with
+    WORKER = "worker"
+    ENTRY = "entry"  # the lane entry of the current run
+    STARTED = "started"
+    FINISHED = "finished"
+    RESULT = "result"  # JSON
+    ERROR = "error"  # JSON
+    CANCEL = "cancel"  # '1': a cancel was asked while it ran
+    STALLED = "stalled"  # how often its executor stopped heartbeating
+    DEAD_LETTER_REASON = "dlq_reason"
+    DEAD_LETTERED_AT = "dlq_at"
+
+
+class EntryField(StrEnum):
+    """A progress-stream entry's fields besides the job's progress (`ProgressField`)."""
+
+    STATE = "state"
+    ATTEMPT = "attempt"
+    TERMINAL = "terminal"  # '1' on the run's last entry: followers stop there
+
+
+class EventField(StrEnum):
+    """An entry of the queue's events stream (WatchEvents)."""
+
+    KIND = "kind"
+    JOB = "job"  # '' for the queue's own events (paused, resumed)
+    STATE = "state"
+    TENANT = "tenant"
+    TS = "ts"
+    TAGS = "tags"  # JSON list; every event carries its job's tags
+    PCT = "pct"  # progress events only
+    MSG = "msg"  # progress events only
+
+
+class LaneField(StrEnum):
+    """An entry of a lane stream: a job waiting for an executor."""
+
+    JOB = "job"
+    TENANT = "tenant"
+    TRACE = "trace"
+    FAIR = "fair"  # '1': counted in its tenant's fair-share window (fair.lua)
+
+
+class Figure(StrEnum):
+    """A figures hash's single fields (tally.lua keeps them, shared.stats reads them)."""
+
+    DEAD_LETTERED = "dlq"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    TIMED = "timed"
+    PROCESSING_MS = "processing_ms"
+    LAST_PROCESSED = "last_processed"
+    LAST_CLAIMED = "last_claimed"
+    WAITING_SINCE = "waiting_since"
+
+
+class FigurePrefix(StrEnum):
+    """A figures hash's families of fields: the prefix, then a state or a ring slot."""
+
+    COUNT = "n:"  # n:<state>, jobs in the state now
+    RING_MINUTE = "rm:"  # rm:<slot>, the minute the slot counts
+    RING_PROCESSED = "rp:"  # rp:<slot>, runs ended in it
+    RING_FAILED = "rf:"  # rf:<slot>, runs failed in it
+
+    def of(self, suffix: object) -> str:
+        return f"{self.value}{suffix}"
+
+
+#: Every field of a hash: the job hash and the figures hashes.
+HASH_FIELDS: frozenset[str] = frozenset({*JobField, *ProgressField, *Figure})
+#: Every field of a stream entry: progress entries, events, lane entries.
+ENTRY_FIELDS: frozenset[str] = frozenset({*EntryField, *ProgressField, *EventField, *LaneField})

@@ -1,0 +1,69 @@
+-- The writes every script repeats, written once; included (`--- @include common`), not a script of
+-- its own. A job's progress entry, a queue event, a lane entry, the ack of one, and the job hash
+-- fields Python hands over. Field names are those of shared/schema.py (tests/shared/test_schema.py
+-- holds every script to them).
+--
+-- `ctx` is the script's context (ARGV[1], decoded): the functions read `now`, `group`,
+-- `progress_maxlen` and `events_maxlen` from it.
+
+-- Set the fields of table `fields` (name -> value, as shared.codec encoded them) in hash `key`.
+local function set_fields(key, fields)
+  local flat = {}
+  for name, value in pairs(fields) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
+end
+
+-- Append an entry to `key`, the progress stream of the job in hash `jk`: the job's state, attempt
+-- and progress as its hash holds them now, except where `override` (field -> value) says
+-- otherwise. `terminal = '1'` marks the run's last entry: its followers stop there.
+local function emit_progress(ctx, key, jk, override)
+  local o = override or {}
+  local job = redis.call('HMGET', jk, 'state', 'attempt', 'pct', 'cur', 'total', 'step', 'msg', 'ts')
+  redis.call('XADD', key, 'MAXLEN', '~', ctx.progress_maxlen, '*', 'state', job[1] or '', 'attempt', job[2] or '0',
+    'pct', o.pct or job[3] or '0', 'cur', o.cur or job[4] or '0', 'total', job[5] or '0', 'step', o.step or job[6] or '',
+    'msg', o.msg or job[7] or '', 'ts', o.ts or job[8] or '0', 'terminal', o.terminal or '0')
+end
+
+-- Append an event of `kind` to `key`, the queue's events stream, about the job in hash `jk` (nil:
+-- about the queue itself): the job's id, state, tenant and tags as its hash holds them now, so
+-- every event carries its job's tags. `extra` (field -> value): the state to report instead of the
+-- hash's, the event's time instead of `now`, and a progress event's pct and msg.
+local function emit_event(ctx, key, kind, jk, extra)
+  local e = extra or {}
+  local job = jk and redis.call('HMGET', jk, 'id', 'state', 'tenant', 'tags') or {}
+  local id, state, tenant, tags, ts = job[1] or '', e.state or job[2] or '', job[3] or '', job[4] or '[]', e.ts or ctx.now
+  if e.pct then
+    redis.call('XADD', key, 'MAXLEN', '~', ctx.events_maxlen, '*', 'kind', kind, 'job', id, 'state', state,
+      'tenant', tenant, 'ts', ts, 'tags', tags, 'pct', e.pct, 'msg', e.msg or '')
+  else
+    redis.call('XADD', key, 'MAXLEN', '~', ctx.events_maxlen, '*', 'kind', kind, 'job', id, 'state', state,
+      'tenant', tenant, 'ts', ts, 'tags', tags)
+  end
+end
+
+-- Add job `id` to lane stream `lane`, where an executor claims it; `counted` marks an entry its
+-- tenant's fair-share window counts (fair.lua).
+local function enter_lane(lane, id, tenant, trace, counted)
+  if counted then
+    redis.call('XADD', lane, '*', 'job', id, 'tenant', tenant, 'trace', trace, 'fair', '1')
+  else
+    redis.call('XADD', lane, '*', 'job', id, 'tenant', tenant, 'trace', trace)
+  end
+end
+
+-- A lane entry's fields (the flat list XREADGROUP and XAUTOCLAIM give, or nil) by name.
+local function lane_entry(fields)
+  local entry = {}
+  for i = 1, #(fields or {}), 2 do entry[fields[i]] = fields[i + 1] end
+  return entry
+end
+
+-- Ack entry `entry_id` of lane stream `lane` for the executors' group, and delete it: an entry
+-- that is done with (its run ended, or its job no longer waits) leaves the stream at once.
+local function ack_entry(ctx, lane, entry_id)
+  redis.call('XACK', lane, ctx.group, entry_id)
+  redis.call('XDEL', lane, entry_id)
+end
