@@ -42,17 +42,15 @@ class FileArtifactStore(ArtifactStore):
 
     # --- writing -------------------------------------------------------------------------------
 
-    async def _put_file(self, key: str, path: Path, content_type: str) -> None:
-        await asyncio.to_thread(self._write, key, content_type, path, None)
+    async def _put(self, key: str, body: Path | bytes, content_type: str) -> None:
+        await asyncio.to_thread(self._write, key, content_type, body)
 
-    async def _put_bytes(self, key: str, data: bytes, content_type: str) -> None:
-        await asyncio.to_thread(self._write, key, content_type, None, data)
-
-    def _write(self, key: str, content_type: str, source: Path | None, data: bytes | None) -> None:
+    def _write(self, key: str, content_type: str, body: Path | bytes) -> None:
         dest = self.root / key
+        data = body if isinstance(body, bytes) else None
         with contextlib.ExitStack() as stack:
             # The source is opened before anything else: its OSError is the caller's, not the store's.
-            src = stack.enter_context(source.open("rb")) if source is not None else None
+            src = stack.enter_context(body.open("rb")) if isinstance(body, Path) else None
             stack.enter_context(self._store_errors(f"write {key!r}"))
             dest.parent.mkdir(parents=True, exist_ok=True)
             self._replace(dest, src, data)

@@ -121,25 +121,12 @@ class S3ArtifactStore(ArtifactStore):
 
     # --- writing -------------------------------------------------------------------------------
 
-    async def _put_file(self, key: str, path: Path, content_type: str) -> None:
+    async def _put(self, key: str, body: Path | bytes, content_type: str) -> None:
         try:
             await obstore.put_async(
                 self._data,
                 key,
-                path,
-                attributes={"Content-Type": content_type},
-                chunk_size=PART_SIZE,
-                max_concurrency=UPLOAD_CONCURRENCY,
-            )
-        except (BaseError, OSError) as exc:
-            raise self._error(exc, missing=None) from exc
-
-    async def _put_bytes(self, key: str, data: bytes, content_type: str) -> None:
-        try:
-            await obstore.put_async(
-                self._data,
-                key,
-                data,
+                body,
                 attributes={"Content-Type": content_type},
                 chunk_size=PART_SIZE,
                 max_concurrency=UPLOAD_CONCURRENCY,

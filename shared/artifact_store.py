@@ -109,13 +109,13 @@ class ArtifactStore(abc.ABC):
         check_key(key)
         size = await asyncio.to_thread(os.path.getsize, path)
         self._check_size(key, size)
-        await self._put_file(key, Path(path), content_type or DEFAULT_CONTENT_TYPE)
+        await self._put(key, Path(path), content_type or DEFAULT_CONTENT_TYPE)
 
     async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
         """Store `data` under `key` (replacing what was there). Raises as `put_file` does."""
         check_key(key)
         self._check_size(key, len(data))
-        await self._put_bytes(key, data, content_type or DEFAULT_CONTENT_TYPE)
+        await self._put(key, data, content_type or DEFAULT_CONTENT_TYPE)
 
     async def stat(self, key: str) -> ArtifactInfo:
         """The object's size, content type and time. Raises `NotFoundError` when there is none."""
@@ -160,10 +160,8 @@ class ArtifactStore(abc.ABC):
             )
 
     @abc.abstractmethod
-    async def _put_file(self, key: str, path: Path, content_type: str) -> None: ...
-
-    @abc.abstractmethod
-    async def _put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def _put(self, key: str, body: Path | bytes, content_type: str) -> None:
+        """Store `body` (a local file, streamed; or bytes) under the checked `key`."""
 
     @abc.abstractmethod
     async def _stat(self, key: str) -> ArtifactInfo: ...

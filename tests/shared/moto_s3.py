@@ -8,11 +8,9 @@ key, so wrong credentials are refused as a real S3 would refuse them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -21,7 +19,8 @@ from typing import Any
 
 import boto3
 
-from tests.support import free_port
+from sentinel_cli.redis_proc import stop_process
+from tests.support import free_port, wait_for_blocking
 
 REGION = "us-east-1"
 _POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
@@ -64,13 +63,7 @@ class MotoS3:
         }
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def _post(url: str, body: bytes) -> bytes:
@@ -89,17 +82,18 @@ def start_moto(log: Path, *, timeout_s: float = 30.0) -> MotoS3:
             stderr=subprocess.STDOUT,
         )
     server = MotoS3(port=port, process=process)
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def answering() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"moto_server exited with code {process.returncode}: {log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(f"{server.endpoint}/moto-api/", timeout=1).close()
-            break
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"moto_server did not answer within {timeout_s} s")
-        time.sleep(0.05)
+        urllib.request.urlopen(f"{server.endpoint}/moto-api/", timeout=1).close()
+        return True
+
+    try:
+        wait_for_blocking(answering, within=timeout_s, ignoring=(OSError,), what="moto_server to answer")
+    except BaseException:
+        server.stop()
+        raise
     try:
         iam = server.client("iam")
         iam.create_user(UserName="sentinel")

@@ -106,7 +106,7 @@ async def test_an_unreachable_endpoint_fails_within_seconds() -> None:
     started = time.monotonic()
     with pytest.raises(ArtifactStoreUnavailable, match="cannot be reached") as caught:
         await asyncio.wait_for(store.check(), timeout=30)
-    assert time.monotonic() - started < 10  # three quick retries, not minutes of them
+    assert time.monotonic() - started < 20  # three quick retries, not minutes of them
     assert "unreachable-secret" not in chain_text(caught.value)
     with pytest.raises(ArtifactStoreUnavailable):
         await asyncio.wait_for(store.stat("job1/1/a.png"), timeout=30)
@@ -130,7 +130,7 @@ async def test_a_silent_endpoint_times_out_within_the_bounds(silent_endpoint: st
     started = time.monotonic()
     with pytest.raises(ArtifactStoreUnavailable):
         await asyncio.wait_for(store.stat("job1/1/a.png"), timeout=30)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 20  # the configured bounds, not the library's minutes
 
 
 async def test_listing_and_deleting_page_past_1000_objects(moto_s3: MotoS3, bucket: str) -> None:
