@@ -97,8 +97,11 @@ class Stack:
         return "\n".join(f"--- {s.name} ({s.log.name})\n{s.log.read_text(errors='replace')}" for s in self.services)
 
 
-def wait_serving(service: Service, within: float = 30) -> None:
-    """Block until the service's grpc.health.v1 says SERVING (or fail with its log)."""
+def wait_serving(service: Service, within: float = 90) -> None:
+    """Block until the service's grpc.health.v1 says SERVING (or fail with its log).
+
+    A service usually answers within a second or two; on a machine whose cores are busy, importing
+    its modules and launching Chromium has been seen to take 30 s, hence the wide bound."""
     with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
 
