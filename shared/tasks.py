@@ -68,6 +68,11 @@ class Periodic:
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=self.name)
 
+    @property
+    def running(self) -> bool:
+        """Whether the loop's task is alive (False before `start`, after `stop`, or after an error)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         self._stopping.set()
         await stop_tasks([self._task])
