@@ -251,7 +251,7 @@ class TestDefinition(_message.Message):
     def __init__(self, name: _Optional[str] = ..., base_url: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., viewport: _Optional[_Union[Viewport, _Mapping]] = ...) -> None: ...
 
 class JobOptions(_message.Message):
-    __slots__ = ("priority", "timeout_ms", "tags", "max_attempts", "delay_ms", "idempotency_key", "backoff_ms", "artifact_policy")
+    __slots__ = ("priority", "timeout_ms", "tags", "max_attempts", "delay_ms", "idempotency_key", "backoff_ms", "artifact_policy", "record_video")
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +260,7 @@ class JobOptions(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     BACKOFF_MS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    RECORD_VIDEO_FIELD_NUMBER: _ClassVar[int]
     priority: Priority
     timeout_ms: int
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -268,7 +269,8 @@ class JobOptions(_message.Message):
     idempotency_key: str
     backoff_ms: int
     artifact_policy: ArtifactPolicy
-    def __init__(self, priority: _Optional[_Union[Priority, str]] = ..., timeout_ms: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., max_attempts: _Optional[int] = ..., delay_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., backoff_ms: _Optional[int] = ..., artifact_policy: _Optional[_Union[ArtifactPolicy, str]] = ...) -> None: ...
+    record_video: bool
+    def __init__(self, priority: _Optional[_Union[Priority, str]] = ..., timeout_ms: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., max_attempts: _Optional[int] = ..., delay_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., backoff_ms: _Optional[int] = ..., artifact_policy: _Optional[_Union[ArtifactPolicy, str]] = ..., record_video: _Optional[bool] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("definition", "options", "user_id", "request_id", "source")
@@ -357,7 +359,7 @@ class Progress(_message.Message):
     def __init__(self, percentage: _Optional[int] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., step_name: _Optional[str] = ..., message: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepResult(_message.Message):
-    __slots__ = ("name", "success", "duration_ms", "error", "artifacts", "index", "skipped")
+    __slots__ = ("name", "success", "duration_ms", "error", "artifacts", "index", "skipped", "console_errors", "failed_requests")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +367,8 @@ class StepResult(_message.Message):
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    CONSOLE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     success: bool
     duration_ms: int
@@ -372,7 +376,9 @@ class StepResult(_message.Message):
     artifacts: _containers.RepeatedScalarFieldContainer[str]
     index: int
     skipped: bool
-    def __init__(self, name: _Optional[str] = ..., success: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., index: _Optional[int] = ..., skipped: _Optional[bool] = ...) -> None: ...
+    console_errors: _containers.RepeatedScalarFieldContainer[str]
+    failed_requests: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., success: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., index: _Optional[int] = ..., skipped: _Optional[bool] = ..., console_errors: _Optional[_Iterable[str]] = ..., failed_requests: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("category", "message", "step_index", "retryable")
@@ -387,7 +393,7 @@ class JobError(_message.Message):
     def __init__(self, category: _Optional[_Union[ErrorCategory, str]] = ..., message: _Optional[str] = ..., step_index: _Optional[int] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("success", "steps", "execution_time_ms", "worker_id", "attempt", "total_attempts", "started_at", "completed_at", "artifacts", "error")
+    __slots__ = ("success", "steps", "execution_time_ms", "worker_id", "attempt", "total_attempts", "started_at", "completed_at", "artifacts", "error", "artifact_notes")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -398,6 +404,7 @@ class JobResult(_message.Message):
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_NOTES_FIELD_NUMBER: _ClassVar[int]
     success: bool
     steps: _containers.RepeatedCompositeFieldContainer[StepResult]
     execution_time_ms: int
@@ -408,7 +415,8 @@ class JobResult(_message.Message):
     completed_at: _timestamp_pb2.Timestamp
     artifacts: _containers.RepeatedScalarFieldContainer[str]
     error: JobError
-    def __init__(self, success: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., execution_time_ms: _Optional[int] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., total_attempts: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ...) -> None: ...
+    artifact_notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, success: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., execution_time_ms: _Optional[int] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., total_attempts: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., artifact_notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "state", "priority", "progress", "result", "attempt", "max_attempts", "tenant_id", "name", "tags", "created_at", "started_at", "finished_at", "worker_id", "error", "user_id", "request_id", "source", "timeout_ms", "scheduled_for")
@@ -511,6 +519,52 @@ class ListJobsResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListArtifactsRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class Artifact(_message.Message):
+    __slots__ = ("name", "content_type", "size_bytes", "attempt", "step_index", "created_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    content_type: str
+    size_bytes: int
+    attempt: int
+    step_index: int
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., attempt: _Optional[int] = ..., step_index: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListArtifactsResponse(_message.Message):
+    __slots__ = ("artifacts",)
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
+    def __init__(self, artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ...) -> None: ...
+
+class GetArtifactRequest(_message.Message):
+    __slots__ = ("job_id", "name")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    name: str
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ArtifactChunk(_message.Message):
+    __slots__ = ("data", "content_type", "size_bytes")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    content_type: str
+    size_bytes: int
+    def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class LaneStats(_message.Message):
     __slots__ = ("priority", "waiting", "active", "completed", "failed", "delayed", "paused", "total_processed", "total_failed", "processing_rate", "avg_processing_time", "last_processed_at", "dead_lettered")

@@ -69,6 +69,16 @@ class TestExecutionStub:
                 request_serializer=protos_dot_sentinel__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=protos_dot_sentinel__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/sentinel.v1.TestExecution/ListArtifacts',
+                request_serializer=protos_dot_sentinel__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.GetArtifact = channel.unary_stream(
+                '/sentinel.v1.TestExecution/GetArtifact',
+                request_serializer=protos_dot_sentinel__pb2.GetArtifactRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.ArtifactChunk.FromString,
+                _registered_method=True)
 
 
 class TestExecutionServicer:
@@ -116,6 +126,20 @@ class TestExecutionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListArtifacts(self, request, context):
+        """A job's artifacts (screenshots, trace.zip, video), every attempt's, from the artifact store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetArtifact(self, request, context):
+        """One artifact, streamed in chunks of at most 1 MiB; the first chunk carries the metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TestExecutionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +177,16 @@ def add_TestExecutionServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=protos_dot_sentinel__pb2.ListJobsRequest.FromString,
                     response_serializer=protos_dot_sentinel__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=protos_dot_sentinel__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'GetArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetArtifact,
+                    request_deserializer=protos_dot_sentinel__pb2.GetArtifactRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.ArtifactChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +378,60 @@ class TestExecution:
             '/sentinel.v1.TestExecution/ListJobs',
             protos_dot_sentinel__pb2.ListJobsRequest.SerializeToString,
             protos_dot_sentinel__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.TestExecution/ListArtifacts',
+            protos_dot_sentinel__pb2.ListArtifactsRequest.SerializeToString,
+            protos_dot_sentinel__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sentinel.v1.TestExecution/GetArtifact',
+            protos_dot_sentinel__pb2.GetArtifactRequest.SerializeToString,
+            protos_dot_sentinel__pb2.ArtifactChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,6 +24,10 @@ class TestExecutionStub:
     Cancel: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.CancelRequest, _sentinel_pb2.Job]
     Retry: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.RetryRequest, _sentinel_pb2.Job]
     ListJobs: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.ListJobsRequest, _sentinel_pb2.ListJobsResponse]
+    ListArtifacts: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.ListArtifactsRequest, _sentinel_pb2.ListArtifactsResponse]
+    """A job's artifacts (screenshots, trace.zip, video), every attempt's, from the artifact store."""
+    GetArtifact: _aio.UnaryStreamMultiCallable[_sentinel_pb2.GetArtifactRequest, _sentinel_pb2.ArtifactChunk]
+    """One artifact, streamed in chunks of at most 1 MiB; the first chunk carries the metadata."""
 
 class TestExecutionServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -74,6 +78,22 @@ class TestExecutionServicer(metaclass=_abc_1.ABCMeta):
         request: _sentinel_pb2.ListJobsRequest,
         context: _aio.ServicerContext[_sentinel_pb2.ListJobsRequest, _abc.Awaitable[_sentinel_pb2.ListJobsResponse]],
     ) -> _abc.Awaitable[_sentinel_pb2.ListJobsResponse]: ...
+
+    @_abc_1.abstractmethod
+    def ListArtifacts(
+        self,
+        request: _sentinel_pb2.ListArtifactsRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.ListArtifactsRequest, _abc.Awaitable[_sentinel_pb2.ListArtifactsResponse]],
+    ) -> _abc.Awaitable[_sentinel_pb2.ListArtifactsResponse]:
+        """A job's artifacts (screenshots, trace.zip, video), every attempt's, from the artifact store."""
+
+    @_abc_1.abstractmethod
+    def GetArtifact(
+        self,
+        request: _sentinel_pb2.GetArtifactRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.GetArtifactRequest, _abc.AsyncIterator[_sentinel_pb2.ArtifactChunk]],
+    ) -> _abc.AsyncIterator[_sentinel_pb2.ArtifactChunk]:
+        """One artifact, streamed in chunks of at most 1 MiB; the first chunk carries the metadata."""
 
 def add_TestExecutionServicer_to_server(servicer: TestExecutionServicer, server: _aio.Server) -> None: ...
 

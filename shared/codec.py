@@ -129,6 +129,7 @@ def options_from_json(raw: str) -> JobOptions:
             idempotency_key=str(data["idempotency_key"]),
             backoff_ms=int(data["backoff_ms"]),
             artifact_policy=ArtifactPolicy(data["artifact_policy"]),
+            record_video=bool(data.get("record_video", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DecodeError(f"malformed options: {exc!r}") from exc
@@ -179,6 +180,8 @@ def result_from_json(raw: str) -> JobResult:
                     error=str(s["error"]),
                     artifacts=tuple(s["artifacts"]),
                     skipped=bool(s.get("skipped", False)),
+                    console_errors=tuple(s.get("console_errors", ())),
+                    failed_requests=tuple(s.get("failed_requests", ())),
                 )
                 for s in data["steps"]
             ),
@@ -190,6 +193,7 @@ def result_from_json(raw: str) -> JobResult:
             completed_at_ms=int(data["completed_at_ms"]),
             artifacts=tuple(data["artifacts"]),
             error=error_from_dict(data["error"]) if data.get("error") else None,
+            artifact_notes=tuple(data.get("artifact_notes", ())),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DecodeError(f"malformed result: {exc!r}") from exc

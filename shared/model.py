@@ -113,6 +113,7 @@ class JobOptions:
     idempotency_key: str = ""
     backoff_ms: int = 0
     artifact_policy: ArtifactPolicy = ArtifactPolicy.ON_FAILURE
+    record_video: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ class StepResult:
     error: str = ""
     artifacts: tuple[str, ...] = ()
     skipped: bool = False
+    console_errors: tuple[str, ...] = ()
+    failed_requests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,8 @@ class JobResult:
     completed_at_ms: int = 0
     artifacts: tuple[str, ...] = ()
     error: JobError | None = None
+    #: Evidence that was not kept, and why (a failed upload, a cap, an unredactable trace).
+    artifact_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def options_to_proto(options: JobOptions) -> pb.JobOptions:
         idempotency_key=options.idempotency_key,
         backoff_ms=options.backoff_ms,
         artifact_policy=artifact_policy_to_proto(options.artifact_policy),
+        record_video=options.record_video,
     )
 
 

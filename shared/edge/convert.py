@@ -109,6 +109,7 @@ def options_from_proto(options: pb.JobOptions) -> JobOptions:
         idempotency_key=options.idempotency_key,
         backoff_ms=options.backoff_ms,
         artifact_policy=artifact_policy_from_proto(options.artifact_policy) or ArtifactPolicy.ON_FAILURE,
+        record_video=options.record_video,
     )
 
 

@@ -86,6 +86,7 @@ def result_to_proto(result: JobResult) -> pb.JobResult:
         completed_at=timestamp(result.completed_at_ms),
         artifacts=result.artifacts,
         error=job_error_to_proto(result.error) if result.error is not None else None,
+        artifact_notes=result.artifact_notes,
     )
 
 
@@ -99,6 +100,8 @@ def step_result_to_proto(step: StepResult) -> pb.StepResult:
         artifacts=step.artifacts,
         index=_u32(step.index),
         skipped=step.skipped,
+        console_errors=step.console_errors,
+        failed_requests=step.failed_requests,
     )
 
 
