@@ -363,7 +363,7 @@ async def test_cancel_of_a_running_job_makes_write_progress_raise(queue: Queue) 
         message = await wait_for(control_message, within=10, what="the cancel on the control channel")
         assert message["data"] == f"cancel {job_id}"
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
 
     with pytest.raises(CancelRequested):
         await write_progress(queue, run, progress(20))
