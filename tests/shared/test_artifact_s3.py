@@ -22,7 +22,7 @@ from shared.artifact_s3 import S3ArtifactStore
 from shared.artifact_store import CHUNK_SIZE, ArtifactStore, open_store
 from shared.errors import ArtifactStoreUnavailable, UnavailableError
 from shared.settings import ArtifactSettings
-from tests.shared.moto_s3 import MotoS3
+from tests.moto_s3 import MotoS3
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

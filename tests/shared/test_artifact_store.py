@@ -17,7 +17,7 @@ import pytest
 from shared.artifact_store import CHUNK_SIZE, ArtifactStore, open_store
 from shared.errors import LimitError, NotFoundError, ValidationError
 from shared.settings import ArtifactSettings
-from tests.shared.moto_s3 import MotoS3
+from tests.moto_s3 import MotoS3
 
 MiB = 1024 * 1024
 
