@@ -1,6 +1,6 @@
 # One command per habit, used alike by people, the README and CI (.ci/run):
 #
-#   make install   system packages (redis-server, chromium) + .venv with the project and dev tools
+#   make install   system packages (redis-server, chromium, ffmpeg for videos) + .venv with the project and dev tools
 #   make protos    regenerate protos/*_pb2*.py and .pyi from protos/*.proto
 #   make lint      ruff check, ruff format --check, mypy --strict
 #   make test      install, lint, then pytest (extra arguments: make test PYTEST_ARGS='-k redis -x')
@@ -34,6 +34,9 @@ system-deps:
 	@pkgs=(); \
 	if ! command -v redis-server >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
 	  pkgs+=(redis-server chromium); \
+	fi; \
+	if ! command -v ffmpeg >/dev/null 2>&1; then \
+	  pkgs+=(ffmpeg); \
 	fi; \
 	if ! command -v python3 >/dev/null 2>&1; then \
 	  pkgs+=(python3 python3-venv); \

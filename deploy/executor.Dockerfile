@@ -13,7 +13,7 @@ RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
 FROM python:3.11-slim-bookworm
 # fonts-liberation: without any fonts, text renders as boxes in screenshots.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium fonts-liberation \
+    && apt-get install -y --no-install-recommends chromium fonts-liberation ffmpeg \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

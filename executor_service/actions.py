@@ -6,8 +6,8 @@ in `shared.actions`; tests/test_action_registry.py checks every action there has
 
 Every function gets a *validated* action (the executor validates a job before it runs it): none of
 them checks its input again. Each uses the step's timeout for everything it waits on, raises
-`AssertionFailure` when an expectation does not hold, and returns the artifacts it wrote (None:
-none). None of them may put a secret fill value into an error message or log line.
+`AssertionFailure` when an expectation does not hold, and returns the names of the artifacts it
+kept (None: none). None of them may put a secret fill value into an error message or log line.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar, cast
 
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from executor_service.evidence import Evidence
 from shared.errors import AssertionFailure, FieldViolation, ValidationError
 from shared.model import (
     Action,
@@ -57,13 +57,17 @@ Artifacts: TypeAlias = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Run:
-    """What every step needs besides its own action."""
+    """What every step needs besides its own action.
+
+    Attributes:
+        masked: Selectors of the elements a secret value was typed into; every screenshot covers them.
+    """
 
     page: Page
     base_url: str
-    artifacts_root: Path
-    artifact_prefix: str
+    evidence: Evidence
     sealer: Sealer | None = None
+    masked: list[str] = field(default_factory=list)
 
 
 _A = TypeVar("_A")
@@ -108,6 +112,8 @@ async def _click(run: Run, action: Click, index: int, timeout_ms: int) -> None:
 @performs(Fill)
 async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
     value = open_secret(run.sealer, action.value, index=index) if action.secret else action.value
+    if action.secret and action.selector not in run.masked:
+        run.masked.append(action.selector)  # before typing: a failure mid-fill is screenshotted too
     await run.page.locator(action.selector).first.fill(value, timeout=timeout_ms)
 
 
@@ -197,8 +203,8 @@ async def _expect_url(run: Run, action: ExpectUrl, index: int, timeout_ms: int) 
 
 @performs(Screenshot)
 async def _screenshot(run: Run, action: Screenshot, index: int, timeout_ms: int) -> Artifacts:
-    name = action.name or f"step-{index:02d}"
-    return (await screenshot(run, name, full_page=action.full_page, timeout_ms=timeout_ms),)
+    name = await screenshot(run, action.name or f"step-{index:02d}", full_page=action.full_page, timeout_ms=timeout_ms)
+    return (name,) if name else ()
 
 
 @performs(Wait)
@@ -209,15 +215,17 @@ async def _wait(run: Run, action: Wait, index: int, timeout_ms: int) -> None:
 # --- shared with the runner ------------------------------------------------------------------
 
 
-async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms: float) -> str:
-    """Save a PNG under the attempt's prefix; returns its path relative to the artifacts root."""
-    # The name comes from the test definition: keep it to one plain file name inside the prefix.
-    safe = _UNSAFE_NAME.sub("-", name.removesuffix(".png")).strip(".-") or "screenshot"
-    relative = f"{run.artifact_prefix}/{safe}.png" if run.artifact_prefix else f"{safe}.png"
-    path = run.artifacts_root / relative
-    await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-    await run.page.screenshot(path=path, full_page=full_page, timeout=timeout_ms)
-    return relative
+async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms: float) -> str | None:
+    """Take a PNG with every secret-holding element masked and keep it as `<attempt>/<name>.png`.
+
+    Returns:
+        Its artifact name, or None when it could not be stored (the evidence notes why).
+    """
+    # The name comes from the test definition: keep it to one plain file name.
+    file = (_UNSAFE_NAME.sub("-", name.removesuffix(".png")).strip(".-") or "screenshot") + ".png"
+    mask = [run.page.locator(selector) for selector in run.masked]
+    await run.page.screenshot(path=run.evidence.path(file), full_page=full_page, timeout=timeout_ms, mask=mask)
+    return await run.evidence.keep(file, content_type="image/png")
 
 
 def open_secret(sealer: Sealer | None, value: str, *, index: int) -> str:

@@ -17,11 +17,14 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from playwright._impl._errors import TargetClosedError
 from playwright.async_api import Browser, Playwright, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from executor_service.ffmpeg import video_support
 from executor_service.guard import ClosingProxies, NavigationPolicy, Session, open_guarded_context
 from shared.errors import BrowserUnavailable
 from shared.model import Viewport
@@ -58,9 +61,16 @@ class BrowserManager:
         headless: bool = True,
         args: Sequence[str] = DEFAULT_ARGS,
         policy: NavigationPolicy | None = None,
+        ffmpeg: str = "",
     ) -> None:
-        """Args: policy: checks every request of every context (None: unguarded, for tests only)."""
+        """Args:
+        policy: checks every request of every context (None: unguarded, for tests only).
+        ffmpeg: the system's ffmpeg, to record videos with ("": only Playwright's own, if any).
+        """
         self._policy = policy
+        self._ffmpeg = ffmpeg
+        #: Why contexts cannot record video (None: they can); known once the browser has launched.
+        self.video_problem: str | None = "the browser has not been launched yet"
         self._executable_path = executable_path
         self._headless = headless
         self._args = list(args)
@@ -107,11 +117,14 @@ class BrowserManager:
             await self._close_browser()
             await self._stop_playwright()
 
-    async def new_context(self, *, viewport: Viewport | None = None) -> Session:
+    async def new_context(self, *, viewport: Viewport | None = None, record_video_dir: Path | None = None) -> Session:
         """A fresh isolated context with its guard, relaunching Chromium first if it has died.
 
         Args:
             viewport: The page size; None keeps Playwright's default (1280x720).
+            record_video_dir: Record a video of every page into this directory, at the page's size
+                (None: no video; nor when `video_problem` says why not). Playwright finishes each
+                file when the context closes.
 
         Returns:
             A new session (context and guard); the caller must close it.
@@ -119,26 +132,27 @@ class BrowserManager:
         Raises:
             BrowserUnavailable: The manager is stopped, or Chromium cannot be (re)launched.
         """
-        size: ViewportSize | None = (
-            {"width": viewport.width, "height": viewport.height} if viewport is not None else None
-        )
+        options: dict[str, Any] = {}
+        if viewport is not None:
+            size: ViewportSize = {"width": viewport.width, "height": viewport.height}
+            options["viewport"] = size
         browser = await self._ensure_browser()
+        if record_video_dir is not None and self.video_problem is None:
+            options["record_video_dir"] = record_video_dir
+            options["record_video_size"] = options.get("viewport", {"width": 1280, "height": 720})
         try:
-            return await self._open_context(browser, size)
+            return await self._open_context(browser, options)
         except TargetClosedError:
             # The process died but Playwright had not noticed yet when we checked: relaunch once.
             log.warning("browser closed while opening a context; relaunching")
             browser = await self._ensure_browser(dead=browser)
-            return await self._open_context(browser, size)
+            return await self._open_context(browser, options)
 
-    async def _open_context(self, browser: Browser, viewport: ViewportSize | None) -> Session:
+    async def _open_context(self, browser: Browser, options: dict[str, Any]) -> Session:
+        """`options` are Playwright's `new_context` options."""
         if self._policy is None:
-            if viewport is None:
-                return Session(await browser.new_context())
-            return Session(await browser.new_context(viewport=viewport))
-        if viewport is None:
-            return await open_guarded_context(browser, self._policy, closing=self._closing)
-        return await open_guarded_context(browser, self._policy, closing=self._closing, viewport=viewport)
+            return Session(await browser.new_context(**options))
+        return await open_guarded_context(browser, self._policy, closing=self._closing, **options)
 
     async def _ensure_browser(self, *, dead: Browser | None = None) -> Browser:
         """The live browser, launching or relaunching it under the lock if needed."""
@@ -159,6 +173,8 @@ class BrowserManager:
     async def _launch(self) -> Browser:
         executable = self._resolve_executable()
         if self._playwright is None:
+            # Before the driver starts: it reads where ffmpeg is from its environment.
+            self.video_problem = video_support(self._ffmpeg)
             self._playwright = await async_playwright().start()
         try:
             browser = await self._playwright.chromium.launch(

@@ -3,6 +3,10 @@
 The progress scale is Sentinel's original one: 0 start, 5 validated, 10 browser ready,
 10 + 80·i/n before step i, 95 cleanup, 100 done. The job's timeout covers everything from the
 claim on and really stops the work: the run is cancelled and its browser context closed.
+
+Each attempt has its `Evidence` (executor_service/evidence.py): screenshots, the trace and the
+video are uploaded as they are made, and the result lists what was kept and notes what was not,
+however the run ended (passed, failed, timed out, cancelled).
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ from redis.exceptions import RedisError
 
 from executor_service.browser import BrowserManager
 from executor_service.classify import classify
-from executor_service.runner import RunOutcome, run_steps
+from executor_service.evidence import Evidence
+from executor_service.recording import Recording, keeps
+from executor_service.runner import RunOutcome, open_secrets, run_steps
 from executor_service.store import Claim, finish, write_progress
 from shared import retry
+from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.errors import CancelRequested, LeaseLost, ValidationError
-from shared.model import ErrorCategory, JobError, JobResult, JobState, Progress, StepResult
+from shared.model import ArtifactPolicy, ErrorCategory, JobError, JobResult, JobState, Progress, StepResult
 from shared.queue import Queue
+from shared.sealed import sealer_for
 from shared.settings import ExecutorSettings
 from shared.validation import validate_definition
 
@@ -40,6 +48,7 @@ class RunState:
     progress: Progress = field(default_factory=Progress)
     cancel_requested: bool = False
     lease_lost: bool = False
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,8 @@ class JobEnv:
     worker_id: str
     #: SENTINEL_SECRET_KEY (SecuritySettings), to open sealed secret fill values right before typing.
     secret_key: str = ""
+    #: Where screenshots, traces and videos go (None: nowhere; each result notes it).
+    store: ArtifactStore | None = None
 
 
 class _Reporter:
@@ -91,7 +102,7 @@ def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ..
     return tuple(results)
 
 
-async def _run(env: JobEnv, state: RunState) -> RunOutcome:
+async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
     job = state.claim.job
     report = _Reporter(env, state)
     total = len(job.definition.steps)
@@ -103,22 +114,34 @@ async def _run(env: JobEnv, state: RunState) -> RunOutcome:
     except ValidationError as exc:
         return RunOutcome(steps=(), error=JobError(ErrorCategory.VALIDATION, str(exc)), artifacts=())
     await report(percentage=5, current_step=0, total_steps=total, step_name="", message="Validation complete")
-    session = await env.browser.new_context(viewport=job.definition.viewport)
+    policy = job.options.artifact_policy
+    video = job.options.record_video and policy is not ArtifactPolicy.NEVER
+    session = await env.browser.new_context(
+        viewport=job.definition.viewport, record_video_dir=Recording.video_dir(evidence) if video else None
+    )
+    if video and env.browser.video_problem:
+        evidence.note(f"video not recorded: {env.browser.video_problem}")
+    secrets = open_secrets(job.definition, sealer_for(env.secret_key))
+    recording = Recording(session, evidence, secrets)
+    failed = True  # until the steps say otherwise: a timeout or cancel mid-run keeps the evidence
     try:
+        if policy is not ArtifactPolicy.NEVER:
+            await recording.start(title=job.definition.name or job.job_id)
         await report(percentage=10, current_step=0, total_steps=total, step_name="", message="Browser ready")
         outcome = await run_steps(
             session,
             job.definition,
             report=report,
-            artifacts_root=Path(env.settings.artifacts_dir),
-            artifact_prefix=f"{job.job_id}/{job.attempt}",
+            evidence=evidence,
             step_timeout_ms=env.settings.step_timeout_ms,
-            artifact_policy=job.options.artifact_policy,
+            artifact_policy=policy,
             secret_key=env.secret_key,
+            recording=recording,
         )
+        failed = not outcome.success
     finally:
         # Closing the context is what really stops the work; never skip it, even when cancelled.
-        await asyncio.shield(session.close())
+        await asyncio.shield(recording.close(keep=keeps(policy, failed=failed)))
     last = outcome.steps[-1].index + 1 if outcome.steps else 0
     await report(percentage=95, current_step=last, total_steps=total, step_name="", message="Cleaning up")
     return outcome
@@ -134,9 +157,26 @@ async def run_job(env: JobEnv, state: RunState) -> JobState | None:
     job = claim.job
     started = time.monotonic()
     remaining_s = max(job.timeout_ms - (now_ms() - state.started_ms), 1) / 1000
+    evidence = state.evidence = Evidence.open(
+        env.store,
+        job_id=job.job_id,
+        attempt=job.attempt,
+        spool_root=Path(env.settings.spool_dir),
+        max_job_bytes=env.settings.artifacts.max_job_bytes,
+    )
+    try:
+        return await _run_and_record(env, state, evidence, started, remaining_s)
+    finally:
+        await evidence.close()
+
+
+async def _run_and_record(
+    env: JobEnv, state: RunState, evidence: Evidence, started: float, remaining_s: float
+) -> JobState | None:
+    job = state.claim.job
     ended: JobState
     try:
-        outcome = await asyncio.wait_for(_run(env, state), timeout=remaining_s)
+        outcome = await asyncio.wait_for(_run(env, state, evidence), timeout=remaining_s)
         ended = JobState.COMPLETED if outcome.error is None else JobState.FAILED
     except TimeoutError:
         reason = f"job timed out after {job.timeout_ms} ms"
@@ -175,7 +215,9 @@ async def run_job(env: JobEnv, state: RunState) -> JobState | None:
         log.exception("job %s: run failed outside a step", job.job_id)
         outcome = RunOutcome(steps=(), error=JobError(classify(exc), f"{type(exc).__name__}: {exc}"), artifacts=())
         ended = JobState.FAILED
-    return await _record(env, state, outcome, ended, execution_ms=int((time.monotonic() - started) * 1000))
+    return await _record(
+        env, state, outcome, ended, evidence=evidence, execution_ms=int((time.monotonic() - started) * 1000)
+    )
 
 
 def _uncancel() -> None:
@@ -206,7 +248,7 @@ async def _finish_until_recorded(env: JobEnv, claim: Claim, **kwargs: Any) -> bo
 
 
 async def _record(
-    env: JobEnv, state: RunState, outcome: RunOutcome, ended: JobState, *, execution_ms: int
+    env: JobEnv, state: RunState, outcome: RunOutcome, ended: JobState, *, evidence: Evidence, execution_ms: int
 ) -> JobState | None:
     claim = state.claim
     job = claim.job
@@ -225,8 +267,9 @@ async def _record(
         total_attempts=job.max_attempts,
         started_at_ms=state.started_ms,
         completed_at_ms=now,
-        artifacts=outcome.artifacts,
+        artifacts=tuple(evidence.names),
         error=error,
+        artifact_notes=tuple(evidence.notes),
     )
     total = len(job.definition.steps)
     if decision.retry:

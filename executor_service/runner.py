@@ -1,8 +1,9 @@
 """Run one test definition's steps in a browser context and report progress.
 
 The runner carries out each step through its action's function (executor_service/actions.py),
-with the step's timeout, records a `StepResult` per step, turns what the guard refused into the
-step's error, takes failure screenshots, and stops at the first failing step. It runs validated
+with the step's timeout, records a `StepResult` per step (with the console errors and failed
+requests the page saw meanwhile), turns what the guard refused into the step's error, takes
+failure screenshots (kept through `Evidence`), and stops at the first failing step. It runs validated
 definitions only and checks nothing validation has checked. It knows nothing of Redis, grpc,
 retries or job state: the caller validates, reports the 0/5/10/95/100 % milestones, decides what a
 failure means, and closes the context.
@@ -18,18 +19,19 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from executor_service.actions import Run, open_secret, perform, screenshot
 from executor_service.classify import classify
+from executor_service.evidence import Evidence
 from executor_service.guard import Guard, Session
+from executor_service.recording import PageLog, Recording
 from shared.errors import FieldViolation, NavigationRefused, ValidationError
 from shared.model import ArtifactPolicy, ErrorCategory, Fill, JobError, StepResult, TestDefinition
 from shared.sealed import Sealer, sealer_for
 from shared.telemetry import record_step
 
-__all__ = ["Reporter", "RunOutcome", "run_steps"]
+__all__ = ["Reporter", "RunOutcome", "open_secrets", "run_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class RunOutcome:
         steps: One result per step; steps after a failure have `skipped=True, success=False`.
         error: None when every step passed; otherwise the failure, with `retryable=False` (the
             retry policy decides elsewhere).
-        artifacts: Every artifact written, relative to the artifacts root.
+        artifacts: The names of the artifacts the steps kept (`<attempt>/<file>`).
     """
 
     steps: tuple[StepResult, ...]
@@ -71,11 +73,11 @@ async def run_steps(
     definition: TestDefinition,
     *,
     report: Reporter,
-    artifacts_root: Path,
-    artifact_prefix: str,
+    evidence: Evidence,
     step_timeout_ms: int,
     artifact_policy: ArtifactPolicy,
     secret_key: str = "",
+    recording: Recording | None = None,
 ) -> RunOutcome:
     """Run every step of `definition` in one new page of `session`, stopping at the first failure.
 
@@ -83,13 +85,13 @@ async def run_steps(
         session: A fresh context and its guard; the caller closes it (also on cancellation).
         definition: The test to run, validated (`shared.validation`): the steps trust it.
         report: Called before each step with 10-90 % progress.
-        artifacts_root: Directory artifact paths are relative to.
-        artifact_prefix: Sub-path for this attempt's files, e.g. "<job_id>/<attempt>".
+        evidence: Where screenshots are made and kept: `<attempt>/step-NN-failure.png`,
+            `<attempt>/<name or step-NN>.png` and `<attempt>/final.png`, NN being the 0-based
+            step index as in `StepResult.index`. Elements a secret was typed into are masked.
         step_timeout_ms: Timeout of a step that sets none itself.
         artifact_policy: NEVER: no failure screenshot; ALWAYS: also a final one after success.
-            Files are `<prefix>/step-NN-failure.png`, `<prefix>/<name or step-NN>.png` and
-            `<prefix>/final.png`, NN being the 0-based step index as in `StepResult.index`.
         secret_key: SENTINEL_SECRET_KEY, to open sealed secret fill values right before typing.
+        recording: The context's trace, to mark each step in it (None: not traced).
 
     Returns:
         The per-step results, the failure (if any) and the artifacts written. Failing steps are
@@ -104,7 +106,7 @@ async def run_steps(
     steps = definition.steps
     n = len(steps)
     sealer = sealer_for(secret_key)
-    secrets = _open_secrets(definition, sealer)
+    secrets = open_secrets(definition, sealer)
     guard = session.guard
     results: list[StepResult] = []
     artifacts: list[str] = []
@@ -119,7 +121,8 @@ async def run_steps(
         skip_from(0)
         failure = JobError(category=classify(exc), message=_error_text(exc, secrets), step_index=-1)
         return RunOutcome(steps=tuple(results), error=failure, artifacts=())
-    run = Run(page, definition.base_url, artifacts_root, artifact_prefix, sealer)
+    run = Run(page, definition.base_url, evidence, sealer)
+    page_log = PageLog(page)
 
     for i, step in enumerate(steps):
         await report(
@@ -129,6 +132,8 @@ async def run_steps(
             step_name=step.display_name,
             message=f"Step {i + 1}/{n}: {step.display_name}",
         )
+        if recording is not None:
+            await recording.step(f"{i + 1}. {step.display_name}")
         started = time.monotonic()
         written: tuple[str, ...] = ()
         error: JobError | None = None
@@ -151,6 +156,7 @@ async def run_steps(
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
             written = await _try_screenshot(run, f"step-{i:02d}-failure")
         artifacts.extend(written)
+        console_errors, failed_requests = page_log.take(lambda line: _masked(line, secrets))
         results.append(
             StepResult(
                 index=i,
@@ -159,6 +165,8 @@ async def run_steps(
                 duration_ms=duration_ms,
                 error=error.message if error else "",
                 artifacts=written,
+                console_errors=console_errors,
+                failed_requests=failed_requests,
             )
         )
         if error is not None:
@@ -173,7 +181,8 @@ async def run_steps(
 async def _try_screenshot(run: Run, name: str) -> tuple[str, ...]:
     """A best-effort screenshot: a dead page must not turn into a second error."""
     try:
-        return (await screenshot(run, name, timeout_ms=FAILURE_SCREENSHOT_TIMEOUT_MS),)
+        kept = await screenshot(run, name, timeout_ms=FAILURE_SCREENSHOT_TIMEOUT_MS)
+        return (kept,) if kept else ()
     except Exception:
         log.info("could not take screenshot %r", name, exc_info=True)
         return ()
@@ -194,7 +203,7 @@ def _masked(line: str, secrets: tuple[str, ...]) -> str:
     return line[:MAX_ERROR_CHARS]
 
 
-def _open_secrets(definition: TestDefinition, sealer: Sealer | None) -> tuple[str, ...]:
+def open_secrets(definition: TestDefinition, sealer: Sealer | None) -> tuple[str, ...]:
     """Every secret fill value in the clear, to mask it wherever a page might echo it."""
     found: list[str] = []
     for i, step in enumerate(definition.steps):

@@ -24,6 +24,7 @@ from executor_service.instrumentation import Instrumentation
 from executor_service.worker import Worker
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.artifact_store import open_checked_store
 from shared.edge import convert
 from shared.edge import server as edge_server
 from shared.edge.serving import HealthReporter
@@ -107,7 +108,10 @@ class ExecutorServer:
         blocking = connect_blocking(redis)
         queue = Queue.open(client, queue_settings)
         worker_id = make_worker_id(executor.worker_id)
-        browser = BrowserManager(executable_path=executor.chromium, headless=executor.headless, policy=policy)
+        browser = BrowserManager(
+            executable_path=executor.chromium, headless=executor.headless, policy=policy, ffmpeg=executor.ffmpeg
+        )
+        store = await open_checked_store(executor.artifacts)
         worker = Worker(
             queue,
             browser,
@@ -116,6 +120,7 @@ class ExecutorServer:
             worker_id=worker_id,
             concurrency=queue_settings.concurrency,
             secret_key=security.secret_key,
+            store=store,
         )
         instrumentation = Instrumentation.install(worker, settings=executor, tracing=tracing)
         server = edge_server.build(registry=instrumentation.registry, tracing=tracing, security=security)

@@ -19,6 +19,7 @@ from executor_service.browser import BrowserManager
 from executor_service.job import JobEnv, RunState, run_job
 from executor_service.observe import JobObserver, log_fields
 from executor_service.store import Claim, claim, heartbeat, next_due_ms, promote_due, reclaim, release
+from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.model import JobState
 from shared.queue import Queue
@@ -39,6 +40,7 @@ class Worker:
         worker_id: str,
         concurrency: int,
         secret_key: str = "",
+        store: ArtifactStore | None = None,
         block_ms: int = 2000,
         promote_interval_s: float = 0.5,
     ) -> None:
@@ -58,7 +60,9 @@ class Worker:
         self._closed = False  # set once in-flight work is over: the supporting loops end
         self._claiming: list[asyncio.Task[None]] = []
         self._supporting: list[asyncio.Task[None]] = []
-        self._env = JobEnv(queue=queue, browser=browser, settings=settings, worker_id=worker_id, secret_key=secret_key)
+        self._env = JobEnv(
+            queue=queue, browser=browser, settings=settings, worker_id=worker_id, secret_key=secret_key, store=store
+        )
         #: Metrics, the job span and log context around each run (the server installs a full one).
         self.observer = JobObserver()
 

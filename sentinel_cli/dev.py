@@ -91,7 +91,7 @@ async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_u
         f"  executor    127.0.0.1:{executor.port}  (concurrency {queue.concurrency})\n"
         f"  redis       {redis.url}\n"
         f"  demo site   {site_url}\n"
-        f"  artifacts   {executor_settings.artifacts_dir}\n"
+        f"  artifacts   {executor_settings.artifacts.url}  (sentinel artifacts JOB_ID)\n"
         f"  auth        disabled (SENTINEL_AUTH=disabled): every caller is tenant 'default', role admin\n"
         f"  navigation  public addresses and the demo site ({', '.join(security.navigation_allow)})\n"
         f"Try: SENTINEL_API={address} sentinel submit examples/login.json --follow\n"

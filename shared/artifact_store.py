@@ -18,13 +18,16 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime
+import logging
 import os
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.errors import ConfigError, FieldViolation, LimitError, ValidationError
+from shared.errors import ArtifactStoreUnavailable, ConfigError, FieldViolation, LimitError, ValidationError
 from shared.settings import ArtifactSettings
+
+log = logging.getLogger(__name__)
 
 #: The largest chunk `read` yields by default: the size of one GetArtifact message.
 CHUNK_SIZE = 1024 * 1024
@@ -199,3 +202,19 @@ def open_store(settings: ArtifactSettings) -> ArtifactStore:
 
         return S3ArtifactStore(settings)
     raise ConfigError(f"no artifact store for {settings.url!r}")  # artifact_location refuses it first
+
+
+async def open_checked_store(settings: ArtifactSettings) -> ArtifactStore:
+    """`open_store`, proved once at a service's start.
+
+    A store that cannot be reached yet is logged, not fatal: a service keeps running (and jobs keep
+    passing) while object storage is down; what needs the store says so until it is back.
+    """
+    store = open_store(settings)
+    try:
+        await store.check()
+    except ArtifactStoreUnavailable as exc:
+        log.warning("artifact store %s is not usable yet: %s", store.location, exc)
+    else:
+        log.info("artifacts are kept in %s", store.location)
+    return store

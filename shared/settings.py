@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -199,7 +200,10 @@ class ExecutorSettings:
     port: int = 50052
     worker_id: str = ""
     chromium: str = "/usr/bin/chromium"
-    artifacts_dir: str = "artifacts"
+    #: Where each attempt makes its artifacts before uploading them (emptied as each is uploaded).
+    spool_dir: str = field(default_factory=lambda: os.path.join(tempfile.gettempdir(), "sentinel-spool"))
+    artifacts: ArtifactSettings = field(default_factory=lambda: ArtifactSettings())
+    ffmpeg: str = ""  # the system's ffmpeg, for videos ("": none)
     step_timeout_ms: int = 30_000
     shutdown_grace_ms: int = 30_000
     headless: bool = True
@@ -212,7 +216,11 @@ class ExecutorSettings:
             port=_port(environ, "EXECUTOR_GRPC_PORT", 50052),
             worker_id=environ.get("SENTINEL_WORKER_ID", "").strip(),
             chromium=environ.get("SENTINEL_CHROMIUM", "").strip() or _default_chromium(),
-            artifacts_dir=os.path.abspath(environ.get("SENTINEL_ARTIFACTS_DIR", "").strip() or "artifacts"),
+            spool_dir=os.path.abspath(
+                environ.get("SENTINEL_SPOOL_DIR", "").strip() or os.path.join(tempfile.gettempdir(), "sentinel-spool")
+            ),
+            artifacts=ArtifactSettings.from_env(environ),
+            ffmpeg=environ.get("SENTINEL_FFMPEG", "").strip() or shutil.which("ffmpeg") or "",
             step_timeout_ms=_int(environ, "SENTINEL_STEP_TIMEOUT_MS", 30_000, minimum=1),
             shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
             headless=_bool(environ, "SENTINEL_HEADLESS", True),

@@ -53,7 +53,13 @@ class Stack:
 
     @property
     def artifacts(self) -> Path:
+        """The file artifact store's directory: a job's artifact `name` is at `<job id>/<name>`."""
         return self.directory / "artifacts"
+
+    @property
+    def spool(self) -> Path:
+        """Where executors make artifacts before uploading them; empty once each is uploaded."""
+        return self.directory / "spool"
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "SENTINEL_", "OTEL_"))}
@@ -63,6 +69,7 @@ class Stack:
             REDIS_URL=self.redis.url,
             SENTINEL_CHROMIUM=chromium_path(),
             SENTINEL_ARTIFACTS_DIR=str(self.artifacts),
+            SENTINEL_SPOOL_DIR=str(self.spool),
             # The stack's own test pages are on 127.0.0.1, which the navigation guard refuses unless allowed.
             SENTINEL_AUTH="disabled",
             SENTINEL_NAVIGATION_ALLOW="127.0.0.1",

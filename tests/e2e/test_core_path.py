@@ -67,8 +67,10 @@ async def test_a_failing_assertion_ends_failed_with_the_failing_step_and_a_scree
     assert job.result.steps[5].skipped
     assert job.error.category == pb.ERROR_CATEGORY_ASSERTION and job.error.step_index == 4
     assert failing.artifacts, "the failing step has a screenshot"
-    shot = stack.artifacts / failing.artifacts[0]
+    assert failing.artifacts[0] == "1/step-04-failure.png"
+    shot = stack.artifacts / job.job_id / failing.artifacts[0]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(job.result.artifacts) == ["1/step-04-failure.png", "1/trace.zip"]
     assert events[-1].terminal and events[-1].state == pb.JOB_STATE_FAILED
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from executor_service.browser import BrowserManager
+from executor_service.evidence import Evidence
 from executor_service.guard import Session
 from executor_service.runner import RunOutcome, run_steps
 from shared.actions import ACTIONS
+from shared.artifact_file import FileArtifactStore
 from shared.model import (
     Action,
     ArtifactPolicy,
@@ -36,13 +38,15 @@ from shared.model import (
     Wait,
     WaitFor,
 )
+from shared.settings import ArtifactSettings
 from shared.validation import validate_definition
 from tests.support import CHROMIUM_ARGS, chromium_path, free_port, serve_directory
 
 PAGES = Path(__file__).parent / "pages"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SECRET = "s3cret-pa55"
-PREFIX = "job-1/1"
+JOB = "job-1"
+PREFIX = "1"  # the attempt: artifact names are "<attempt>/<file>"
 #: The timeout of every step that is not the one under test: generous, so a busy machine cannot
 #: fail a test in a step (a navigation, say) that is only getting it to the step it is about.
 SETUP_TIMEOUT_MS = 30_000
@@ -104,15 +108,24 @@ async def run(
     step_timeout_ms: int = SETUP_TIMEOUT_MS,
 ) -> RunOutcome:
     definition = TestDefinition(name="t", steps=tuple(steps), base_url=base_url)
-    return await run_steps(
-        session,
-        definition,
-        report=reporter or Recorder(),
-        artifacts_root=tmp_path,
-        artifact_prefix=PREFIX,
-        step_timeout_ms=step_timeout_ms,
-        artifact_policy=policy,
-    )
+    store = FileArtifactStore(tmp_path / "store", max_artifact_bytes=ArtifactSettings().max_artifact_bytes)
+    evidence = Evidence.open(store, job_id=JOB, attempt=1, spool_root=tmp_path / "spool", max_job_bytes=10**9)
+    try:
+        return await run_steps(
+            session,
+            definition,
+            report=reporter or Recorder(),
+            evidence=evidence,
+            step_timeout_ms=step_timeout_ms,
+            artifact_policy=policy,
+        )
+    finally:
+        await evidence.close()
+
+
+def stored(tmp_path: Path, name: str) -> Path:
+    """Where the file store of `run` keeps artifact `name` of the job."""
+    return tmp_path / "store" / JOB / name
 
 
 def pngs(root: Path) -> list[Path]:
@@ -169,7 +182,7 @@ async def test_every_action_passes_and_reports_progress(session: Session, site: 
     assert outcome.artifacts == (f"{PREFIX}/form.png", f"{PREFIX}/step-15.png")
     assert outcome.steps[14].artifacts == (f"{PREFIX}/form.png",)
     for artifact in outcome.artifacts:
-        assert_png(tmp_path / artifact)
+        assert_png(stored(tmp_path, artifact))
     # The secret was typed for real (the page said "Welcome") but never shown.
     assert all(SECRET not in s.name for s in outcome.steps)
     assert all(SECRET not in str(c) for c in recorder.calls)
@@ -201,7 +214,7 @@ async def test_a_failing_expectation_is_an_assertion_with_a_screenshot(
     shot = f"{PREFIX}/step-02-failure.png"
     assert failed.artifacts == (shot,)
     assert outcome.artifacts == (shot,)
-    assert_png(tmp_path / shot)
+    assert_png(stored(tmp_path, shot))
 
 
 @pytest.mark.parametrize(
@@ -237,7 +250,7 @@ async def test_always_policy_adds_a_final_screenshot(session: Session, site: str
     outcome = await run(session, [Step(Navigate(site + "form.html"))], tmp_path=tmp_path, policy=ArtifactPolicy.ALWAYS)
     assert outcome.error is None
     assert outcome.artifacts == (f"{PREFIX}/final.png",)
-    assert_png(tmp_path / PREFIX / "final.png")
+    assert_png(stored(tmp_path, f"{PREFIX}/final.png"))
 
 
 async def test_a_step_timeout_is_a_timeout(session: Session, site: str, tmp_path: Path) -> None:
@@ -297,7 +310,7 @@ async def test_screenshot_names_stay_inside_the_prefix(session: Session, site: s
     assert outcome.error is None
     (artifact,) = outcome.artifacts
     assert artifact == f"{PREFIX}/etc-evil-name.png"
-    assert_png(tmp_path / artifact)
+    assert_png(stored(tmp_path, artifact))
 
 
 async def test_a_step_without_an_action_is_a_validation_error(session: Session, site: str, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from executor_service.server import ExecutorServer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli.runtime import make_handler
-from shared.settings import ApiSettings, ExecutorSettings, QueueSettings, RedisSettings
+from shared.settings import ApiSettings, ArtifactSettings, ExecutorSettings, QueueSettings, RedisSettings
 from shared.telemetry import client_interceptors
 from tests.support import RedisProcess, chromium_path, free_port, wait_for
 
@@ -57,7 +57,8 @@ async def stack(redis_server: RedisProcess, tmp_path: Path) -> AsyncIterator[Sta
             host="127.0.0.1",
             port=0,
             chromium=chromium_path(),
-            artifacts_dir=str(tmp_path / "artifacts"),
+            spool_dir=str(tmp_path / "spool"),
+            artifacts=ArtifactSettings(url=(tmp_path / "artifacts").as_uri()),
             metrics_port=free_port(),
         ),
         tracing=tracing,

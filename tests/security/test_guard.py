@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from executor_service.browser import BrowserManager
+from executor_service.evidence import Evidence
 from executor_service.navigation_policy import IpAddress, NavigationPolicy, is_denied_address, resolve
 from executor_service.runner import run_steps
 from shared.errors import ConfigError
 from shared.model import ArtifactPolicy, ErrorCategory, ExpectText, Navigate, Step, TestDefinition
 from tests.support import CHROMIUM_ARGS, chromium_path, free_port
+
+#: Where runs that keep no artifacts make them anyway (never used: their policy is NEVER).
+SPOOL = Path(tempfile.gettempdir()) / "sentinel-test-spool"
 
 
 @pytest.mark.parametrize(
@@ -181,8 +187,7 @@ async def run(manager: BrowserManager, *steps: Step) -> object:
             session,
             TestDefinition(name="guard", steps=steps),
             report=report,
-            artifacts_root=__import__("pathlib").Path("/tmp"),
-            artifact_prefix="",
+            evidence=Evidence.open(None, job_id="t", attempt=1, spool_root=SPOOL, max_job_bytes=0),
             step_timeout_ms=5000,
             artifact_policy=ArtifactPolicy.NEVER,
         )

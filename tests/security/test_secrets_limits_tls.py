@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from api_service.server import ApiServer
 from executor_service.browser import BrowserManager
+from executor_service.evidence import Evidence
 from executor_service.runner import run_steps
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
@@ -31,6 +33,9 @@ from shared.queue import connect
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
 from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory, wait_for
+
+#: Where runs that keep no artifacts make them anyway (never used: their policy is NEVER).
+SPOOL = Path(tempfile.gettempdir()) / "sentinel-test-spool"
 
 SECRET = "correct-horse-battery"
 KEY = new_secret_key()
@@ -124,8 +129,7 @@ async def test_the_runner_types_the_real_value_and_shows_only_stars() -> None:
                 session,
                 TestDefinition(name="s", steps=steps),
                 report=report,
-                artifacts_root=Path("/tmp"),
-                artifact_prefix="",
+                evidence=Evidence.open(None, job_id="t", attempt=1, spool_root=SPOOL, max_job_bytes=0),
                 step_timeout_ms=5000,
                 artifact_policy=ArtifactPolicy.NEVER,
                 secret_key=KEY,

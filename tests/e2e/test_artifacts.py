@@ -1,0 +1,117 @@
+"""Failure evidence through real processes and a real S3-protocol server.
+
+`sentinel api` and `sentinel executor` both keep artifacts in a bucket of moto's S3 server (with
+signature checks on); a failing job's screenshot and trace are fetched by another process (the
+`sentinel artifacts` CLI) through `GetArtifact`, and the executor's disk keeps nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from shared.sealed import Sealer
+from tests.e2e.conftest import SENTINEL, STACK_SECRET_KEY, Stack
+from tests.e2e.helpers import request, run_to_end
+from tests.moto_s3 import MotoS3
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+PNG = b"\x89PNG\r\n\x1a\n"
+SECRET = "correct horse & <battery>"
+
+FAILING = [
+    {"navigate": {"url": "/index.html"}},
+    {"fill": {"selector": "#name", "value": "Ada"}},
+    {"click": {"selector": "#greet"}},
+    {"timeoutMs": 1000, "expectText": {"selector": "#out", "text": "Hi, Grace"}},
+]
+
+
+@pytest.fixture
+async def s3_stub(stack: Stack, moto_s3: MotoS3) -> AsyncIterator[pb_grpc.TestExecutionStub]:
+    """The API and one executor keeping artifacts in one bucket; yields a stub of the API."""
+    env = moto_s3.env(f"s3://{moto_s3.new_bucket()}/evidence")
+    api = stack.start("api", **env)
+    stack.start("executor", **env)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+        yield pb_grpc.TestExecutionStub(channel)
+
+
+async def test_a_failed_jobs_screenshot_and_trace_reach_another_process_from_s3(
+    stack: Stack, s3_stub: pb_grpc.TestExecutionStub, tmp_path: Path
+) -> None:
+    stub = s3_stub
+    job, _ = await run_to_end(stub, request(stack.site, FAILING))
+
+    assert job.state == pb.JOB_STATE_FAILED
+    assert list(job.result.artifacts) == ["1/step-03-failure.png", "1/trace.zip"]
+    assert list(job.result.steps[3].artifacts) == ["1/step-03-failure.png"]
+    assert list(job.result.artifact_notes) == []
+    listed = await stub.ListArtifacts(pb.ListArtifactsRequest(job_id=job.job_id), timeout=10)
+    by_name = {a.name: a for a in listed.artifacts}
+    assert set(by_name) == {"1/step-03-failure.png", "1/trace.zip"}
+    assert by_name["1/step-03-failure.png"].content_type == "image/png"
+    assert by_name["1/step-03-failure.png"].step_index == 3
+    assert by_name["1/trace.zip"].content_type == "application/zip"
+    assert all(a.attempt == 1 and a.size_bytes > 0 for a in listed.artifacts)
+
+    out = tmp_path / "downloaded"
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [SENTINEL, "artifacts", job.job_id, "--out", str(out)],
+        env={**os.environ, "SENTINEL_API": f"127.0.0.1:{stack.services[0].port}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    shot = out / "1" / "step-03-failure.png"
+    trace = out / "1" / "trace.zip"
+    assert shot.read_bytes()[:8] == PNG
+    assert shot.stat().st_size == by_name["1/step-03-failure.png"].size_bytes
+    with zipfile.ZipFile(trace) as z:
+        names = z.namelist()
+        assert any(n.endswith(".trace") for n in names), names
+        actions = b"".join(z.read(n) for n in names if n.endswith(".trace"))
+    assert b"4. expect #out to contain" in actions, "the failing step is marked in the trace"
+    assert str(shot) in cli.stdout and str(trace) in cli.stdout
+
+    assert stack.spool.is_dir() and not any(stack.spool.rglob("*.*")), "the executor's disk keeps no copy"
+    assert not stack.artifacts.exists(), "nothing went to a local directory: the bucket holds it all"
+
+
+async def test_a_secret_typed_into_the_page_is_in_no_artifact(stack: Stack, s3_stub: pb_grpc.TestExecutionStub) -> None:
+    stub = s3_stub
+    steps = [
+        {"navigate": {"url": "/index.html"}},
+        {"fill": {"selector": "#name", "value": Sealer(STACK_SECRET_KEY).seal(SECRET), "secret": True}},
+        {"click": {"selector": "#greet"}},
+        {"timeoutMs": 1000, "expectText": {"selector": "#out", "text": "never"}},
+    ]
+    job, _ = await run_to_end(stub, request(stack.site, steps, recordVideo=True))
+
+    assert job.state == pb.JOB_STATE_FAILED
+    assert list(job.result.artifacts) == ["1/step-03-failure.png", "1/trace.zip"]
+    assert list(job.result.artifact_notes) == ["video not kept: the test types secret values, which a video would show"]
+    forms = [SECRET.encode(), json.dumps(SECRET)[1:-1].encode(), b"correct horse &amp; &lt;battery&gt;"]
+    for name in job.result.artifacts:
+        data = b"".join(
+            [c.data async for c in stub.GetArtifact(pb.GetArtifactRequest(job_id=job.job_id, name=name), timeout=30)]
+        )
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                data = b"".join(z.read(n) for n in z.namelist())
+            assert b"***" in data
+        assert not any(form in data for form in forms), name

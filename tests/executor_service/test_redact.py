@@ -1,0 +1,76 @@
+"""redact_trace on hand-made trace zips: every form of a secret goes, and doubt means no trace."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zipfile
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from executor_service.redact import MASK, redact_trace, secret_forms
+
+SECRET = 'pa55 "w0rd"&<me>/+'
+
+
+def make_trace(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return path
+
+
+def read(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {name: z.read(name) for name in z.namelist()}
+
+
+def test_every_form_of_the_secret_is_masked_and_the_trace_stays_valid(tmp_path: Path) -> None:
+    action = json.dumps({"type": "before", "method": "fill", "params": {"selector": "#pw", "value": SECRET}})
+    snapshot = json.dumps({"type": "frame-snapshot", "html": f'<input __playwright_value_="{SECRET}">'})
+    network = json.dumps({"request": {"postData": {"text": "token=" + quote_plus(SECRET)}}})
+    picture = b"\xff\xd8\xff" + SECRET.encode()  # an image is left as it is
+    trace = make_trace(
+        tmp_path / "trace.zip",
+        {
+            "trace.trace": f"{action}\n{snapshot}\n".encode(),
+            "trace.network": f"{network}\n".encode(),
+            "resources/page.html": f"<p>{SECRET}</p><p>{SECRET.replace('&', '&amp;')}</p>".encode(),
+            "resources/shot.jpeg": picture,
+        },
+    )
+
+    assert redact_trace(trace, [SECRET]) is None
+    entries = read(trace)
+    for name in ("trace.trace", "trace.network", "resources/page.html"):
+        assert all(form not in entries[name] for form in secret_forms(SECRET)), name
+        assert MASK.encode() in entries[name]
+    for line in (entries["trace.trace"] + entries["trace.network"]).splitlines():
+        json.loads(line)
+    assert json.loads(entries["trace.trace"].splitlines()[0])["params"]["value"] == MASK
+    assert entries["resources/shot.jpeg"] == picture
+
+
+def test_a_secret_left_base64_encoded_means_no_trace(tmp_path: Path) -> None:
+    body = base64.b64encode(b"prefix:" + SECRET.encode() + b":suffix")
+    trace = make_trace(tmp_path / "trace.zip", {"trace.trace": b"{}\n", "resources/body.bin": body})
+
+    reason = redact_trace(trace, [SECRET])
+
+    assert reason == "a secret value is still in trace entry 'resources/body.bin' after masking"
+    assert SECRET not in reason
+
+
+def test_masking_that_would_break_the_trace_means_no_trace(tmp_path: Path) -> None:
+    # A "secret" that is also a piece of the trace's own JSON syntax.
+    trace = make_trace(tmp_path / "trace.zip", {"trace.trace": b'{"type": "before", "x": 1}\n'})
+    assert redact_trace(trace, ['", "x']) == "masking secret values broke trace entry 'trace.trace'"
+
+
+def test_a_short_secret_or_an_unreadable_trace_means_no_trace(tmp_path: Path) -> None:
+    trace = make_trace(tmp_path / "trace.zip", {"trace.trace": b"{}\n"})
+    assert redact_trace(trace, ["abc"]) == "a secret value is shorter than 4 characters, too short to find and mask"
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"not a zip")
+    assert redact_trace(broken, [SECRET]) == "the trace could not be read for masking (BadZipFile)"
+    assert redact_trace(trace, []) is None and read(trace) == {"trace.trace": b"{}\n"}
