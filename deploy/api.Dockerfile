@@ -15,7 +15,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     API_GRPC_PORT=50051
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/sentinel sentinel
+# The compose volume for artifacts mounts here; Docker gives a new volume this directory's owner.
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/sentinel sentinel \
+    && install -d -o 10001 -g 10001 /var/lib/sentinel/artifacts
 COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
 WORKDIR /home/sentinel

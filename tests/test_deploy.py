@@ -352,3 +352,18 @@ async def test_probe_exits_1_when_nothing_listens() -> None:
 async def test_probe_exits_1_on_bad_usage() -> None:
     code, output = await probe()
     assert (code, "usage:" in output) == (1, True), output
+
+
+def test_the_api_and_the_executor_share_one_artifact_store() -> None:
+    api, executor = service("api"), service("executor")
+    url = environment(api)["SENTINEL_ARTIFACTS_URL"]
+    assert url == environment(executor)["SENTINEL_ARTIFACTS_URL"]
+    directory = url.split(":-", 1)[1].rstrip("}").removeprefix("file://")  # the default of ${VAR:-default}
+    for config in (api, executor):
+        mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in config.get("volumes", [])}
+        assert mounts.get(directory) == "artifacts", f"{directory} is the shared volume: {mounts}"
+    assert "artifacts" in (compose().get("volumes") or {})
+    for dockerfile in ("api.Dockerfile", "executor.Dockerfile"):
+        text = (ROOT / "deploy" / dockerfile).read_text()
+        # A fresh named volume takes the owner of the image's directory: the service's own user.
+        assert f"install -d -o 10001 -g 10001 {directory}" in text, dockerfile

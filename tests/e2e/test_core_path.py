@@ -179,6 +179,7 @@ async def test_a_timed_out_job_ends_timeout_and_its_page_stops_running(
     assert job.state == pb.JOB_STATE_TIMEOUT
     assert job.error.category == pb.ERROR_CATEGORY_TIMEOUT
     assert job.result.steps[0].success and not job.result.steps[1].success
+    assert list(job.result.artifacts) == ["1/trace.zip"], "a timed-out run keeps its trace"
     assert events[-1].terminal and events[-1].state == pb.JOB_STATE_TIMEOUT
     pings = sum("ping.txt" in p for p in stack.seen)
     assert pings > 5, "the page was pinging while the job ran"
