@@ -1,20 +1,18 @@
-"""The executor's outside view, installed in one step: /metrics, RPC metrics, job spans, and the
-sweeper that deletes artifacts of removed jobs.
+"""The executor's outside view, installed in one step: /metrics, RPC metrics and job spans.
 
 `Instrumentation.install(worker, ...)` gives the worker a full `JobObserver` (metrics + tracing),
-registers the worker's figures in a registry of the service's own, serves it on
-`EXECUTOR_METRICS_PORT` (0: not served) and starts the artifact sweeper.
+registers the worker's figures in a registry of the service's own and serves it on
+`EXECUTOR_METRICS_PORT` (0: not served). The executor keeps no artifacts on its disk, so it
+sweeps none: the API deletes them from the artifact store with their jobs (`shared.retention`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from executor_service.artifacts import ArtifactSweeper
 from executor_service.metrics import ExecutorMetrics, WorkerCollector
 from executor_service.observe import JobObserver
 from executor_service.worker import Worker
@@ -25,7 +23,6 @@ from shared.settings import ExecutorSettings
 @dataclass
 class Instrumentation:
     registry: CollectorRegistry
-    sweeper: ArtifactSweeper
     endpoint: MetricsEndpoint | None = None
     tracing: TracerProvider | None = field(default=None)
 
@@ -44,15 +41,13 @@ class Instrumentation:
             )
         return cls(
             registry=registry,
-            sweeper=ArtifactSweeper(worker.queue, Path(settings.artifacts_dir)),
             endpoint=endpoint,
             tracing=tracing,
         )
 
     async def start(self) -> None:
-        await self.sweeper.start()
+        """Nothing runs in the background (the endpoint serves from its own thread since `install`)."""
 
     async def stop(self) -> None:
-        await self.sweeper.stop()
         if self.endpoint is not None:
             self.endpoint.stop()
