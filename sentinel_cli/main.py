@@ -28,6 +28,7 @@ from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
 from shared.settings import (
     ApiSettings,
+    ArtifactSettings,
     ClientSettings,
     ExecutorSettings,
     QueueSettings,
@@ -73,7 +74,12 @@ def _serve(args: argparse.Namespace) -> None:
 
         api = ApiSettings.from_env()
         security = SecuritySettings.from_env()
-        run_until_signal(lambda stop: serve_api(stop, redis=redis, queue_settings=queue, api=api, security=security))
+        artifacts = ArtifactSettings.from_env()
+        run_until_signal(
+            lambda stop: serve_api(
+                stop, redis=redis, queue_settings=queue, api=api, security=security, artifacts=artifacts
+            )
+        )
     else:
         from executor_service.server import serve as serve_executor
 

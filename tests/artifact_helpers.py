@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from api_service.server import ApiServer
 from executor_service.store import claim, finish
 from shared.artifact_store import ArtifactStore, open_store
 from shared.artifacts import artifact_key, content_type_of
 from shared.clock import now_ms
 from shared.model import JobResult, JobState, Progress, StepResult
 from shared.queue import Queue
-from shared.settings import ArtifactSettings
+from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings, SecuritySettings
 from tests.moto_s3 import MotoS3
 from tests.queue_helpers import TENANT, submit_jobs
+from tests.support import RedisProcess
 
 BACKENDS = ("file", "s3")
 
@@ -30,6 +32,19 @@ def settings_for(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactSett
         return ArtifactSettings.from_env({"SENTINEL_ARTIFACTS_URL": (tmp_path / "artifacts").as_uri()})
     moto: MotoS3 = request.getfixturevalue("moto_s3")
     return ArtifactSettings.from_env(moto.env(f"s3://{moto.new_bucket()}/sentinel"))
+
+
+async def start_api(
+    redis_server: RedisProcess, artifacts: ArtifactSettings | None, security: SecuritySettings | None = None
+) -> ApiServer:
+    """An API server on 127.0.0.1, a free port, serving the artifacts of `artifacts` (None: no store)."""
+    return await ApiServer.start(
+        redis=RedisSettings(url=redis_server.url, configured=True),
+        queue_settings=QueueSettings(),
+        api=ApiSettings(host="127.0.0.1", port=0),
+        security=security,
+        artifacts=artifacts,
+    )
 
 
 async def fresh_store(settings: ArtifactSettings) -> ArtifactStore:
