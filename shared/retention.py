@@ -85,16 +85,25 @@ async def delete_artifacts(store: ArtifactStore, job_ids: Sequence[str]) -> int:
     """Delete every artifact of these jobs; returns how many objects went.
 
     Never raises for the store: a failure is logged, and the orphan sweep deletes what is left.
+    Once the store proves unavailable, the jobs not tried yet are left to the sweep too, so a store
+    that does not answer costs a pass one request timeout, not one per job.
     """
     limit = asyncio.Semaphore(DELETE_CONCURRENCY)
     failures: list[tuple[str, Exception]] = []
+    down: ArtifactStoreUnavailable | None = None
 
     async def one(job_id: str) -> int:
+        nonlocal down
         async with limit:
+            if down is not None:
+                failures.append((job_id, down))
+                return 0
             try:
                 return await store.delete_prefix(job_id)
             except Exception as exc:  # the store's trouble must never stop retention
                 failures.append((job_id, exc))
+                if isinstance(exc, ArtifactStoreUnavailable):
+                    down = exc
                 return 0
 
     deleted = sum(await asyncio.gather(*(one(j) for j in job_ids)))

@@ -14,8 +14,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from shared import jobs, retention
+from shared.artifact_file import FileArtifactStore
 from shared.artifact_store import ArtifactStore, open_store
 from shared.clock import now_ms
+from shared.errors import ArtifactStoreUnavailable
 from shared.model import JobState
 from shared.queue import Queue
 from shared.settings import ArtifactSettings, QueueSettings
@@ -198,6 +200,24 @@ async def test_a_store_that_fails_never_stops_retention(queue: Queue, caplog: py
     assert [await queue.redis.exists(queue.keys.job(job_id)) for job_id in ids] == [0, 0, 0]
     [warning] = [r for r in caplog.records if r.name == "shared.retention"]
     assert "could not delete the artifacts of 3 removed job(s)" in warning.getMessage()
+
+
+class DownStore(FileArtifactStore):
+    """A store whose every delete fails as an unreachable store's does."""
+
+    calls = 0
+
+    async def _delete_prefix(self, prefix: str) -> int:
+        self.calls += 1
+        await asyncio.sleep(0)
+        raise ArtifactStoreUnavailable("artifact store down")
+
+
+async def test_once_the_store_is_down_the_other_jobs_are_left_to_the_sweep(tmp_path: Path) -> None:
+    store = DownStore(tmp_path, max_artifact_bytes=1)
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    assert await retention.delete_artifacts(store, ids) == 0
+    assert store.calls <= retention.DELETE_CONCURRENCY  # the ones in flight when it failed, no more
 
 
 async def test_the_orphan_sweep_deletes_artifacts_of_jobs_that_no_longer_exist(
