@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared import dead_letters, pausing, queue_health, retention
+from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.edge import convert
 from shared.edge.auth import figures_scope, tenant_of
@@ -30,9 +31,11 @@ from shared.streams import StreamHub
 
 
 class QueueAdminServicer(pb_grpc.QueueAdminServicer):
-    def __init__(self, queue: Queue, hub: StreamHub) -> None:
+    def __init__(self, queue: Queue, hub: StreamHub, *, store: ArtifactStore | None = None) -> None:
+        """Args: store: where the jobs' artifacts are; Clean deletes those of the jobs it removes."""
         self._queue = queue
         self._hub = hub
+        self._store = store
 
     def _check_queue(self, name: str) -> None:
         if name and name != self._queue.settings.name:
@@ -94,6 +97,7 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):
             older_than_ms=request.older_than_ms,
             limit=request.limit,
             tenant=tenant_of(context),
+            store=self._store,
         )
         return pb.CleanResponse(removed=removed)
 

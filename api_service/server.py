@@ -1,8 +1,11 @@
 """The API service: builds the grpc.aio server and runs it until told to stop.
 
-Besides the gRPC services it runs the periodic retention cleaner (one replica per interval does a
-pass, see `shared.retention`) and, when `API_METRICS_PORT` is not 0, a Prometheus endpoint with
-RPC counts and latencies and the queue's figures. With tracing on (OTEL_* variables), every call
+Besides the gRPC services it runs the periodic retention cleaner and the artifact store's orphan
+sweep (one replica per interval does a pass of each, see `shared.retention`) and, when
+`API_METRICS_PORT` is not 0, a Prometheus endpoint with RPC counts and latencies and the queue's
+figures. It serves the jobs' artifacts from the store `SENTINEL_ARTIFACTS_URL` names; a store that
+cannot be reached at start is logged and the API serves anyway (the artifact calls answer
+UNAVAILABLE until the store answers). With tracing on (OTEL_* variables), every call
 gets a server span, and Submit stores the span's context in the job for the executor to continue.
 
 Shutdown (STYLE: saq / grpc graceful-shutdown): health flips to NOT_SERVING, open progress
@@ -25,13 +28,14 @@ from api_service.admin import QueueAdminServicer
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.edge import server as edge_server
 from shared.edge.serving import HealthReporter
 from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect, connect_blocking
-from shared.retention import Cleaner
+from shared.retention import Cleaner, OrphanSweeper
 from shared.sealed import sealer_for
-from shared.settings import ApiSettings, QueueSettings, RedisSettings, SecuritySettings
+from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.streams import StreamHub
 from shared.telemetry import tracing_from_env
 
@@ -41,6 +45,11 @@ SERVICES = [
     pb.DESCRIPTOR.services_by_name["TestExecution"].full_name,
     pb.DESCRIPTOR.services_by_name["QueueAdmin"].full_name,
 ]
+
+
+async def open_artifacts(settings: ArtifactSettings | None) -> ArtifactStore | None:
+    """The artifact store `settings` name, checked (`open_checked_store`); None: none."""
+    return await open_checked_store(settings) if settings is not None else None
 
 
 @dataclass
@@ -53,6 +62,8 @@ class ApiServer:
     reader: aioredis.Redis
     cleaner: Cleaner
     registry: CollectorRegistry
+    store: ArtifactStore | None = None
+    sweeper: OrphanSweeper | None = None
     metrics: MetricsEndpoint | None = None
     tracing: TracerProvider | None = None
 
@@ -66,8 +77,15 @@ class ApiServer:
         tracing: TracerProvider | None = None,
         metrics_host: str = "",
         security: SecuritySettings | None = None,
+        artifacts: ArtifactSettings | None = None,
     ) -> ApiServer:
-        """Start serving. `tracing`: spans go to this provider (None: tracing off)."""
+        """Start serving.
+
+        Args:
+            tracing: spans go to this provider (None: tracing off).
+            artifacts: the artifact store (None: none; the artifact calls answer UNAVAILABLE).
+        """
+        store = await open_artifacts(artifacts)
         client = connect(redis)
         queue = Queue.open(client, queue_settings)
         reader = connect_blocking(redis)
@@ -76,9 +94,9 @@ class ApiServer:
         security = security or SecuritySettings()
         server = edge_server.build(registry=registry, tracing=tracing, security=security)
         pb_grpc.add_TestExecutionServicer_to_server(
-            TestExecutionServicer(queue, hub, sealer_for(security.secret_key)), server
+            TestExecutionServicer(queue, hub, sealer_for(security.secret_key), store=store), server
         )
-        pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub), server)
+        pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub, store=store), server)
         health, port = edge_server.open_port(
             server,
             services=SERVICES,
@@ -97,11 +115,14 @@ class ApiServer:
             await queue.ensure_groups()
         except Exception as exc:  # Redis down at start: serve NOT_SERVING and keep trying.
             log.warning("redis not reachable at start: %s", exc)
-        cleaner = Cleaner(queue)
+        cleaner = Cleaner(queue, store=store)
+        sweeper = OrphanSweeper(queue, store) if store is not None else None
         await hub.start()
         await server.start()
         await health.start()
         await cleaner.start()
+        if sweeper is not None:
+            await sweeper.start()
         log.info("api listening on %s:%d%s", api.host, port, f", metrics on :{metrics.port}/metrics" if metrics else "")
         return cls(
             server=server,
@@ -112,6 +133,8 @@ class ApiServer:
             reader=reader,
             cleaner=cleaner,
             registry=registry,
+            store=store,
+            sweeper=sweeper,
             metrics=metrics,
             tracing=tracing,
         )
@@ -119,6 +142,8 @@ class ApiServer:
     async def stop(self, grace_s: float) -> None:
         await self.health.drain()
         await self.cleaner.stop()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         await self.hub.stop()
         await self.server.stop(grace_s)
         if self.metrics:
@@ -137,10 +162,16 @@ async def serve(
     queue_settings: QueueSettings,
     api: ApiSettings,
     security: SecuritySettings,
+    artifacts: ArtifactSettings,
 ) -> None:
     with tracing_from_env("sentinel-api") as tracing:
         server = await ApiServer.start(
-            redis=redis, queue_settings=queue_settings, api=api, tracing=tracing, security=security
+            redis=redis,
+            queue_settings=queue_settings,
+            api=api,
+            tracing=tracing,
+            security=security,
+            artifacts=artifacts,
         )
         await stop.wait()
         log.info("api stopping")

@@ -1,17 +1,19 @@
 """Thin gRPC servicers: convert the request, call a plain async function, convert back.
 
 No business logic lives here: validation is `shared.validation`, queue operations are
-`shared.jobs` / `shared.progress`, conversions are `shared.edge.convert`, and errors become
-status codes in `shared.edge.status`.
+`shared.jobs` / `shared.progress`, artifacts `shared.artifacts`, conversions are
+`shared.edge.convert`, and errors become status codes in `shared.edge.status`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from shared import dead_letters, jobs
+from shared import artifacts, dead_letters, jobs
+from shared.artifact_store import ArtifactStore
 from shared.edge import convert
 from shared.edge.auth import tenant_of
 from shared.edge.status import Context, streaming, to_status, unary
@@ -32,11 +34,17 @@ MAX_BATCH = 1000
 class TestExecutionServicer(pb_grpc.TestExecutionServicer):
     __test__ = False
 
-    def __init__(self, queue: Queue, hub: StreamHub, sealer: Sealer | None = None) -> None:
-        """Args: sealer: seals secret fill values (None: secret values are refused)."""
+    def __init__(
+        self, queue: Queue, hub: StreamHub, sealer: Sealer | None = None, *, store: ArtifactStore | None = None
+    ) -> None:
+        """Args:
+        sealer: seals secret fill values (None: secret values are refused).
+        store: where the jobs' artifacts are (None: the artifact RPCs answer UNAVAILABLE).
+        """
         self._queue = queue
         self._hub = hub
         self._sealer = sealer
+        self._store = store
 
     @unary
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
@@ -120,3 +128,17 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
             page_token=request.page_token,
         )
         return pb.ListJobsResponse(jobs=[convert.job_to_proto(j) for j in page.items], next_page_token=page.next_token)
+
+    @unary
+    async def ListArtifacts(self, request: pb.ListArtifactsRequest, context: Context) -> pb.ListArtifactsResponse:
+        found = await artifacts.list_artifacts(self._queue, self._store, request.job_id, tenant=tenant_of(context))
+        return pb.ListArtifactsResponse(artifacts=[convert.artifact_to_proto(a) for a in found])
+
+    @streaming
+    async def GetArtifact(self, request: pb.GetArtifactRequest, context: Context) -> AsyncIterator[pb.ArtifactChunk]:
+        opened = await artifacts.open_artifact(
+            self._queue, self._store, request.job_id, request.name, tenant=tenant_of(context)
+        )
+        async with contextlib.aclosing(opened.chunks) as chunks:
+            async for chunk in convert.artifact_chunks_to_proto(opened.artifact, chunks):
+                yield chunk

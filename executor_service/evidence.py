@@ -14,28 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.artifact_store import ArtifactStore
+from shared.artifacts import artifact_key, content_type_of
 from shared.errors import ArtifactStoreUnavailable, LimitError, ValidationError
 
-__all__ = ["Evidence", "content_type_of"]
+__all__ = ["Evidence"]
 
 log = logging.getLogger(__name__)
 
 #: Notes kept per attempt; more would only repeat the same outage.
 MAX_NOTES = 20
-
-
-def content_type_of(file: str) -> str:
-    """The MIME type of an artifact file by its extension (`application/octet-stream` if unknown)."""
-    if file.endswith(".webm"):  # not in every system's mime table
-        return "video/webm"
-    return mimetypes.guess_type(file)[0] or "application/octet-stream"
 
 
 @dataclass
@@ -106,7 +99,7 @@ class Evidence:
                         "(SENTINEL_JOB_ARTIFACTS_MAX_BYTES)"
                     )
                     return None
-                await self.store.put_file(f"{self.job_id}/{name}", local, content_type=content_type)
+                await self.store.put_file(artifact_key(self.job_id, name), local, content_type=content_type)
             except (ArtifactStoreUnavailable, LimitError, ValidationError, OSError) as exc:
                 self.note(f"{name} not kept: {exc}")
                 return None

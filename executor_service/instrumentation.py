@@ -1,8 +1,9 @@
 """The executor's outside view, installed in one step: /metrics, RPC metrics and job spans.
 
 `Instrumentation.install(worker, ...)` gives the worker a full `JobObserver` (metrics + tracing),
-registers the worker's figures in a registry of the service's own, serves it on
-`EXECUTOR_METRICS_PORT` (0: not served).
+registers the worker's figures in a registry of the service's own and serves it on
+`EXECUTOR_METRICS_PORT` (0: not served). The executor keeps no artifacts on its disk, so it
+sweeps none: the API deletes them from the artifact store with their jobs (`shared.retention`).
 """
 
 from __future__ import annotations
@@ -43,9 +44,6 @@ class Instrumentation:
             endpoint=endpoint,
             tracing=tracing,
         )
-
-    async def start(self) -> None:
-        pass  # nothing runs on its own yet; the endpoint starts in `install`
 
     async def stop(self) -> None:
         if self.endpoint is not None:

@@ -136,7 +136,6 @@ class ExecutorServer:
         grace_s = executor.shutdown_grace_ms / 1000
         pb_grpc.add_ExecutorServicer_to_server(ExecutorServicer(worker, health, grace_s), server)
         await worker.start()
-        await instrumentation.start()
         await server.start()
         await health.start()
         log.info(

@@ -123,7 +123,7 @@ async def follow(
 
 
 def render_result(job: pb.Job, out: TextIO) -> None:
-    """A per-step table and a one-line verdict."""
+    """A per-step table with each step's evidence, a one-line verdict, and how to fetch the artifacts."""
     result = job.result
     out.write(f"\nJob {job.job_id} — {state_name(job.state)} (attempt {job.attempt} of {job.max_attempts})\n")
     if result.steps:
@@ -135,12 +135,21 @@ def render_result(job: pb.Job, out: TextIO) -> None:
             out.write(f"  {s.index + 1:>3}  {s.name[:width]:<{width}}  {verdict:<7}  {s.duration_ms:>6}ms\n")
             if s.error:
                 out.write(f"       ↳ {s.error}\n")
-            for a in s.artifacts:
-                out.write(f"       ↳ artifact: {a}\n")
+            evidence = (("artifact", s.artifacts), ("console", s.console_errors), ("request", s.failed_requests))
+            for label, lines in evidence:
+                for line in lines:
+                    out.write(f"       ↳ {label}: {line}\n")
     if result.execution_time_ms:
         out.write(f"  executed in {result.execution_time_ms} ms on {result.worker_id}\n")
     if job.error.message and not result.steps:
         out.write(f"  error ({convert_category(job.error.category)}): {job.error.message}\n")
+    for note in result.artifact_notes:
+        out.write(f"  note: {note}\n")
+    names = {*result.artifacts, *(a for s in result.steps for a in s.artifacts)}
+    if names:
+        out.write(f"  artifacts: sentinel artifacts {job.job_id}\n")
+    if any(name.endswith("/trace.zip") for name in names):
+        out.write(f"  trace:     sentinel trace {job.job_id}\n")
 
 
 def convert_category(category: int) -> str:

@@ -24,7 +24,13 @@ from sentinel_cli.redis_proc import start_redis
 from sentinel_cli.runtime import run_until_signal
 from sentinel_cli.static_site import serve_directory
 from shared.sealed import new_secret_key
-from shared.settings import ApiSettings, ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings
+from shared.settings import (
+    ApiSettings,
+    ExecutorSettings,
+    QueueSettings,
+    RedisSettings,
+    SecuritySettings,
+)
 
 DEMO_SITE = Path(__file__).with_name("demo_site")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -76,7 +82,10 @@ async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_u
     security = dev_security(site_url)
     api_settings = dataclasses.replace(ApiSettings.from_env(), host="127.0.0.1")
     executor_settings = dataclasses.replace(ExecutorSettings.from_env(), host="127.0.0.1")
-    api = await ApiServer.start(redis=redis, queue_settings=queue, api=api_settings, security=security)
+    artifacts = executor_settings.artifacts  # one store for both: the API serves what the executor keeps
+    api = await ApiServer.start(
+        redis=redis, queue_settings=queue, api=api_settings, security=security, artifacts=artifacts
+    )
     try:
         executor = await ExecutorServer.start(
             redis=redis, queue_settings=queue, executor=executor_settings, security=security
@@ -91,7 +100,7 @@ async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_u
         f"  executor    127.0.0.1:{executor.port}  (concurrency {queue.concurrency})\n"
         f"  redis       {redis.url}\n"
         f"  demo site   {site_url}\n"
-        f"  artifacts   {executor_settings.artifacts.url}  (sentinel artifacts JOB_ID)\n"
+        f"  artifacts   {api.store.location if api.store else artifacts.url}  (sentinel artifacts <job-id>)\n"
         f"  auth        disabled (SENTINEL_AUTH=disabled): every caller is tenant 'default', role admin\n"
         f"  navigation  public addresses and the demo site ({', '.join(security.navigation_allow)})\n"
         f"Try: SENTINEL_API={address} sentinel submit examples/login.json --follow\n"

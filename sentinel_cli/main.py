@@ -6,6 +6,8 @@
     sentinel submit FILE [--priority high|medium|low] [--follow]
     sentinel status ID
     sentinel cancel ID
+    sentinel artifacts ID [--out DIR]              download a job's screenshots, trace and video
+    sentinel trace ID [--out DIR] [--attempt N]    download its Playwright trace
     sentinel stats [--watch] | events | pause | resume | dlq list|requeue|purge | jobs
     sentinel keys create --tenant T --role viewer|submitter|admin
     sentinel keys secret
@@ -24,10 +26,12 @@ from collections.abc import Sequence
 import grpc
 
 from sentinel_cli import admin_commands, client, keys
+from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
 from shared.settings import (
     ApiSettings,
+    ArtifactSettings,
     ClientSettings,
     ExecutorSettings,
     QueueSettings,
@@ -59,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("job_id")
     cancel = sub.add_parser("cancel", help="cancel a waiting or running job")
     cancel.add_argument("job_id")
+    artifact_commands.add_parsers(sub)
     admin_commands.add_parsers(sub)
     keys.add_parser(sub)
     return parser
@@ -73,7 +78,12 @@ def _serve(args: argparse.Namespace) -> None:
 
         api = ApiSettings.from_env()
         security = SecuritySettings.from_env()
-        run_until_signal(lambda stop: serve_api(stop, redis=redis, queue_settings=queue, api=api, security=security))
+        artifacts = ArtifactSettings.from_env()
+        run_until_signal(
+            lambda stop: serve_api(
+                stop, redis=redis, queue_settings=queue, api=api, security=security, artifacts=artifacts
+            )
+        )
     else:
         from executor_service.server import serve as serve_executor
 
@@ -92,6 +102,8 @@ def _call_api(args: argparse.Namespace) -> int:
             return asyncio.run(admin_commands.run(args, address))
         except KeyboardInterrupt:
             return 130
+    if args.command in artifact_commands.COMMANDS:
+        return asyncio.run(artifact_commands.run(args, address))
     if args.command == "submit":
         return asyncio.run(
             client.submit_and_follow(address, args.file, priority=args.priority, follow_progress=args.follow)

@@ -204,17 +204,24 @@ def open_store(settings: ArtifactSettings) -> ArtifactStore:
     raise ConfigError(f"no artifact store for {settings.url!r}")  # artifact_location refuses it first
 
 
-async def open_checked_store(settings: ArtifactSettings) -> ArtifactStore:
+#: How long a service's start waits for the store to prove it works before going on without that proof.
+STORE_CHECK_TIMEOUT_S = 10.0
+
+
+async def open_checked_store(settings: ArtifactSettings, *, timeout_s: float = STORE_CHECK_TIMEOUT_S) -> ArtifactStore:
     """`open_store`, proved once at a service's start.
 
-    A store that cannot be reached yet is logged, not fatal: a service keeps running (and jobs keep
-    passing) while object storage is down; what needs the store says so until it is back.
+    A store that cannot be reached yet is logged, not fatal, and kept (it may answer later): the
+    API serves while object storage is down (its artifact calls answer UNAVAILABLE), executors run
+    jobs (each result notes what was not kept).
     """
     store = open_store(settings)
     try:
-        await store.check()
+        await asyncio.wait_for(store.check(), timeout=timeout_s)
+    except TimeoutError:
+        log.warning("artifact store %s did not answer within %.0f s; using it anyway", store.location, timeout_s)
     except ArtifactStoreUnavailable as exc:
-        log.warning("artifact store %s is not usable yet: %s", store.location, exc)
+        log.warning("%s; artifacts cannot be kept or served until it answers", exc)
     else:
         log.info("artifacts are kept in %s", store.location)
     return store

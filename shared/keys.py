@@ -86,6 +86,11 @@ class Keys:
         return f"{self.prefix}cleaner"
 
     @property
+    def artifact_sweep_lock(self) -> str:
+        """Held (SET NX PX) by the one API replica sweeping the artifact store for orphans."""
+        return f"{self.prefix}artifact-sweeper"
+
+    @property
     def fair_prefix(self) -> str:
         """Prefix of the fair-share keys; fair.lua appends the parts documented at its top."""
         return f"{self.prefix}fair:"

@@ -3,33 +3,46 @@
 `QUEUE_REMOVE_ON_COMPLETE` completed and `QUEUE_REMOVE_ON_FAIL` failed (also timed-out and
 cancelled) jobs are kept, the newest; none finished more than `QUEUE_RETENTION_DAYS` ago (0: no
 age limit). Removing a job removes everything of it in Redis in one script (`clean.lua`): hash,
-progress stream, tenant and tag index entries, idempotency key, dead-letter entry. Artifacts live
-on the executors' disks; each executor deletes the directories of jobs that no longer exist
-(`executor_service.artifacts`).
+progress stream, tenant and tag index entries, idempotency key, dead-letter entry. The script
+returns the removed ids, and their artifacts (`<job id>/…` in the artifact store) are deleted
+right after it. The store is not Redis, so that cannot be atomic with the script: a store that
+fails is logged and retention goes on. What it leaves behind, and anything else stored for a job
+that no longer exists, the `OrphanSweeper` finds and deletes later.
 
-The periodic `Cleaner` runs in every API replica; a `SET NX PX` lock lets one of them do a pass
-per interval, and since every removal is atomic, two passes racing (a lock that expired mid-pass)
-still remove each job exactly once. Nothing here runs a job or touches a running one.
+The periodic `Cleaner` and `OrphanSweeper` run in every API replica; a `SET NX PX` lock each lets
+one of them do a pass per interval, and since every removal is atomic, two passes racing (a lock
+that expired mid-pass) still remove each job exactly once. Nothing here runs a job or touches a
+running one, and the sweep only deletes under top-level names that are job ids (uuids) whose job
+hash is gone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.exceptions import RedisError
 
+from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
+from shared.errors import ArtifactStoreUnavailable
 from shared.model import JobState
 from shared.queue import Queue
 from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
-#: Most jobs one clean.lua call looks at, so a pass never blocks Redis for long.
+#: Most jobs one clean.lua call looks at, so a pass never blocks Redis for long; also the most job
+#: ids the orphan sweep looks up in one round trip.
 BATCH = 500
 DAY_MS = 86_400_000
+#: Jobs whose artifacts are deleted from the store at once.
+DELETE_CONCURRENCY = 8
+#: How often one replica sweeps the artifact store for artifacts of jobs that no longer exist.
+SWEEP_INTERVAL_MS = 600_000
 
 
 def _args(
@@ -59,17 +72,58 @@ def _args(
     return [context]
 
 
-async def _call(queue: Queue, zset: str, args: list[str]) -> tuple[int, int]:
+async def _call(queue: Queue, zset: str, args: list[str], store: ArtifactStore | None) -> tuple[int, int]:
+    """One clean.lua call, then the removed jobs' artifacts; returns (removed, examined)."""
     keys = queue.keys
-    removed, examined = await queue.scripts.clean(keys=[zset, keys.completed, keys.failed, keys.dlq], args=args)
+    removed, examined, ids = await queue.scripts.clean(keys=[zset, keys.completed, keys.failed, keys.dlq], args=args)
+    if store is not None and ids:
+        await delete_artifacts(store, [str(i) for i in ids])
     return int(removed), int(examined)
 
 
-async def trim_excess(queue: Queue, zset: str, *, keep: int) -> int:
+async def delete_artifacts(store: ArtifactStore, job_ids: Sequence[str]) -> int:
+    """Delete every artifact of these jobs; returns how many objects went.
+
+    Never raises for the store: a failure is logged, and the orphan sweep deletes what is left.
+    Once the store proves unavailable, the jobs not tried yet are left to the sweep too, so a store
+    that does not answer costs a pass one request timeout, not one per job.
+    """
+    limit = asyncio.Semaphore(DELETE_CONCURRENCY)
+    failures: list[tuple[str, Exception]] = []
+    down: ArtifactStoreUnavailable | None = None
+
+    async def one(job_id: str) -> int:
+        nonlocal down
+        async with limit:
+            if down is not None:
+                failures.append((job_id, down))
+                return 0
+            try:
+                return await store.delete_prefix(job_id)
+            except Exception as exc:  # the store's trouble must never stop retention
+                failures.append((job_id, exc))
+                if isinstance(exc, ArtifactStoreUnavailable):
+                    down = exc
+                return 0
+
+    deleted = sum(await asyncio.gather(*(one(j) for j in job_ids)))
+    if failures:
+        job_id, exc = failures[0]
+        log.warning(
+            "could not delete the artifacts of %d removed job(s) from %s (first: %s: %s); the orphan sweep will retry",
+            len(failures),
+            store.location,
+            job_id,
+            exc,
+        )
+    return deleted
+
+
+async def trim_excess(queue: Queue, zset: str, *, keep: int, store: ArtifactStore | None = None) -> int:
     """Remove the oldest jobs of retention set `zset` beyond the newest `keep`."""
     removed = 0
     while True:
-        done, examined = await _call(queue, zset, _args(queue, mode="excess", keep=keep))
+        done, examined = await _call(queue, zset, _args(queue, mode="excess", keep=keep), store)
         removed += done
         if examined < BATCH:
             break
@@ -84,6 +138,7 @@ async def remove_older(
     state: JobState | None = None,
     tenant: str | None = None,
     limit: int = 0,
+    store: ArtifactStore | None = None,
 ) -> int:
     """Remove jobs of `zset` finished at or before `cutoff_ms` (of one state / tenant), at most `limit` (0: all)."""
     removed = offset = 0
@@ -98,7 +153,7 @@ async def remove_older(
             tenant=tenant or "",
             batch=batch,
         )
-        done, examined = await _call(queue, zset, args)
+        done, examined = await _call(queue, zset, args, store)
         removed += done
         offset += examined - done  # members kept (other state or tenant) are stepped over next time
         if examined < batch:
@@ -107,9 +162,16 @@ async def remove_older(
 
 
 async def clean(
-    queue: Queue, *, state: JobState | None = None, older_than_ms: int = 0, limit: int = 0, tenant: str | None = None
+    queue: Queue,
+    *,
+    state: JobState | None = None,
+    older_than_ms: int = 0,
+    limit: int = 0,
+    tenant: str | None = None,
+    store: ArtifactStore | None = None,
 ) -> int:
-    """The Clean RPC: remove finished jobs older than `older_than_ms`, of one state or all finished.
+    """The Clean RPC: remove finished jobs older than `older_than_ms`, of one state or all finished,
+    with their artifacts in `store` (None: no store to clean).
 
     Raises:
         ValueError: `state` is not a finished state.
@@ -125,39 +187,76 @@ async def clean(
         sets.append(queue.keys.failed)
     for zset in sets:
         left = limit - removed if limit else 0
-        removed += await remove_older(queue, zset, cutoff_ms=cutoff, state=state, tenant=tenant, limit=left)
+        removed += await remove_older(
+            queue, zset, cutoff_ms=cutoff, state=state, tenant=tenant, limit=left, store=store
+        )
         if limit and removed >= limit:
             break
     return removed
 
 
-async def enforce(queue: Queue, *, now: int | None = None) -> int:
+async def enforce(queue: Queue, *, now: int | None = None, store: ArtifactStore | None = None) -> int:
     """One retention pass under the queue's settings; returns how many jobs went."""
     s = queue.settings
     keys = queue.keys
-    removed = await trim_excess(queue, keys.completed, keep=s.remove_on_complete)
-    removed += await trim_excess(queue, keys.failed, keep=s.remove_on_fail)
+    removed = await trim_excess(queue, keys.completed, keep=s.remove_on_complete, store=store)
+    removed += await trim_excess(queue, keys.failed, keep=s.remove_on_fail, store=store)
     if s.retention_days > 0:
         cutoff = (now_ms() if now is None else now) - s.retention_days * DAY_MS
-        removed += await remove_older(queue, keys.completed, cutoff_ms=cutoff)
-        removed += await remove_older(queue, keys.failed, cutoff_ms=cutoff)
+        removed += await remove_older(queue, keys.completed, cutoff_ms=cutoff, store=store)
+        removed += await remove_older(queue, keys.failed, cutoff_ms=cutoff, store=store)
     return removed
 
 
-class Cleaner:
-    """Runs `enforce` every `QUEUE_CLEAN_INTERVAL_MS` in whichever replica takes the lock."""
+def is_job_id(name: str) -> bool:
+    """Whether `name` is a job id as Sentinel makes them (a uuid in its canonical text form)."""
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
 
-    def __init__(self, queue: Queue) -> None:
+
+async def sweep_orphans(queue: Queue, store: ArtifactStore) -> int:
+    """Delete the artifacts of jobs that no longer exist; returns how many jobs' artifacts went.
+
+    Only top-level names that are job ids are looked at; anything else in the store is left alone.
+    """
+    names = [name for name in await store.top_level() if is_job_id(name)]
+    orphans: list[str] = []
+    for start in range(0, len(names), BATCH):
+        chunk = names[start : start + BATCH]
+        pipe = queue.redis.pipeline(transaction=False)
+        for job_id in chunk:
+            pipe.exists(queue.keys.job(job_id))
+        exists = await pipe.execute()
+        orphans += [job_id for job_id, found in zip(chunk, exists, strict=True) if not int(found)]
+    if orphans:
+        await delete_artifacts(store, orphans)
+    return len(orphans)
+
+
+class _OnePerInterval:
+    """Runs `work` every `interval_ms` in whichever replica takes `lock` (SET NX PX) for that interval."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        work: Callable[[], Awaitable[int]],
+        *,
+        name: str,
+        lock: str,
+        interval_ms: int,
+        first_now: bool = True,
+        tolerated: tuple[type[BaseException], ...] = (RedisError,),
+    ) -> None:
         self._queue = queue
+        self._work = work
+        self._lock = lock
+        self._interval_ms = interval_ms
         self._token = uuid.uuid4().hex
         self._loop = Periodic(
-            "retention-cleaner",
-            self.run_once,
-            interval_s=queue.settings.clean_interval_ms / 1000,
-            tolerated=(RedisError,),
+            name, self.run_once, interval_s=interval_ms / 1000, first_now=first_now, tolerated=tolerated
         )
-        self.passes = 0
-        self.removed = 0
 
     async def start(self) -> None:
         self._loop.start()
@@ -167,13 +266,54 @@ class Cleaner:
 
     async def run_once(self) -> int | None:
         """One pass if this replica gets the lock; None when another replica holds it."""
-        interval = self._queue.settings.clean_interval_ms
-        lock: Any = await self._queue.redis.set(self._queue.keys.cleaner_lock, self._token, nx=True, px=interval)
+        lock: Any = await self._queue.redis.set(self._lock, self._token, nx=True, px=self._interval_ms)
         if not lock:
             return None
-        removed = await enforce(self._queue)
+        return await self._work()
+
+
+class Cleaner(_OnePerInterval):
+    """Runs `enforce` every `QUEUE_CLEAN_INTERVAL_MS` in whichever replica takes the lock."""
+
+    def __init__(self, queue: Queue, *, store: ArtifactStore | None = None) -> None:
+        super().__init__(
+            queue,
+            self._pass,
+            name="retention-cleaner",
+            lock=queue.keys.cleaner_lock,
+            interval_ms=queue.settings.clean_interval_ms,
+        )
+        self._store = store
+        self.passes = 0
+        self.removed = 0
+
+    async def _pass(self) -> int:
+        removed = await enforce(self._queue, store=self._store)
         self.passes += 1
         self.removed += removed
         if removed:
             log.info("retention removed %d finished job(s)", removed)
         return removed
+
+
+class OrphanSweeper(_OnePerInterval):
+    """Runs `sweep_orphans` every `interval_ms` (first after one interval) in whichever replica
+    takes the lock."""
+
+    def __init__(self, queue: Queue, store: ArtifactStore, *, interval_ms: int = SWEEP_INTERVAL_MS) -> None:
+        super().__init__(
+            queue,
+            self._pass,
+            name="artifact-sweeper",
+            lock=queue.keys.artifact_sweep_lock,
+            interval_ms=interval_ms,
+            first_now=False,
+            tolerated=(RedisError, ArtifactStoreUnavailable),
+        )
+        self._store = store
+
+    async def _pass(self) -> int:
+        swept = await sweep_orphans(self._queue, self._store)
+        if swept:
+            log.info("deleted the artifacts of %d job(s) that no longer exist", swept)
+        return swept

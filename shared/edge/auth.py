@@ -43,6 +43,8 @@ METHOD_ROLES: dict[str, Role] = {
     _EXEC + "Status": Role.VIEWER,
     _EXEC + "StreamProgress": Role.VIEWER,
     _EXEC + "ListJobs": Role.VIEWER,
+    _EXEC + "ListArtifacts": Role.VIEWER,
+    _EXEC + "GetArtifact": Role.VIEWER,
     _ADMIN + "GetStats": Role.VIEWER,
     _ADMIN + "GetHealth": Role.VIEWER,
     _ADMIN + "WatchEvents": Role.VIEWER,

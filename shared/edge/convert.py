@@ -6,8 +6,9 @@ becomes `Step(action=None)` and an empty definition an empty `TestDefinition`, s
 `shared.validation` can report every problem with its field path in one answer. Step actions
 convert generically over their registry (`shared.actions`), never action by action.
 Submits only come in: turning one back into protobuf is for tests (tests/convert_helpers.py).
-Enum maps live in `convert_enums` and the outbound job views in `convert_jobs`; both are
-re-exported here, so callers import everything from this module. Nothing here may import grpc.
+Enum maps live in `convert_enums`, the outbound job views in `convert_jobs` and artifacts in
+`convert_artifacts`; all are re-exported here, so callers import everything from this module.
+Nothing here may import grpc.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from protos import sentinel_pb2 as pb
+from shared.edge.convert_artifacts import artifact_chunks_to_proto, artifact_to_proto
 from shared.edge.convert_enums import (
     artifact_policy_from_proto,
     artifact_policy_to_proto,
@@ -58,8 +60,10 @@ from shared.model import (
 )
 
 __all__ = [
+    "artifact_chunks_to_proto",
     "artifact_policy_from_proto",
     "artifact_policy_to_proto",
+    "artifact_to_proto",
     "dead_letter_to_proto",
     "definition_from_proto",
     "error_category_from_proto",

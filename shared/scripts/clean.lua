@@ -8,8 +8,10 @@
 --   `offset`), keep, cutoff, offset, limit (most jobs looked at), only_state and only_tenant
 --   ('' = any), job_prefix, progress_prefix, tenant_jobs_format (%s tenant), tenant_tag_format
 --   (%s tenant, %s tag), idempotency_format (%s tenant, %s key), stats_prefix (tally.lua)
--- Returns {removed, examined}: a caller filtering by state or tenant goes on from offset
--- + examined - removed; fewer examined than the limit means nothing is left to look at.
+-- Returns {removed, examined, ids}: how many jobs went, how many were looked at, and the removed
+-- jobs' ids (the caller deletes their artifacts from the artifact store, which Lua cannot reach).
+-- A caller filtering by state or tenant goes on from offset + examined - removed; fewer examined
+-- than the limit means nothing is left to look at.
 --
 -- Atomic per call so a job is removed whole or not at all (no index entry pointing at a missing
 -- hash, no orphaned progress stream), and several API replicas cleaning at once never remove a
@@ -37,13 +39,13 @@ local limit = tonumber(ctx.limit)
 local candidates
 if ctx.mode == 'excess' then
   local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ctx.keep)
-  if excess <= 0 then return {0, 0} end
+  if excess <= 0 then return {0, 0, {}} end
   candidates = redis.call('ZRANGE', KEYS[1], 0, math.min(excess, limit) - 1)
 else
   candidates = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ctx.cutoff, 'LIMIT', tonumber(ctx.offset), limit)
 end
 
-local removed = 0
+local removed = {}
 for _, id in ipairs(candidates) do
   local jk = ctx.job_prefix .. id
   local cur = redis.call('HMGET', jk, 'state', 'tenant', 'tags', 'options')
@@ -56,7 +58,7 @@ for _, id in ipairs(candidates) do
     redis.call('DEL', jk, ctx.progress_prefix .. id)
     redis.call('ZREM', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
-    removed = removed + 1
+    removed[#removed + 1] = id
   end
 end
-return {removed, #candidates}
+return {#removed, #candidates, removed}

@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import os
+import signal
 import subprocess
 import zipfile
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from shared.sealed import Sealer
 from tests.e2e.conftest import SENTINEL, STACK_SECRET_KEY, Stack
 from tests.e2e.helpers import request, run_to_end
 from tests.moto_s3 import MotoS3
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -115,3 +117,30 @@ async def test_a_secret_typed_into_the_page_is_in_no_artifact(stack: Stack, s3_s
                 data = b"".join(z.read(n) for n in z.namelist())
             assert b"***" in data
         assert not any(form in data for form in forms), name
+
+
+async def test_what_a_run_made_before_its_executor_died_is_still_there(
+    stack: Stack, s3_stub: pb_grpc.TestExecutionStub
+) -> None:
+    stub = s3_stub
+    steps = [
+        {"navigate": {"url": "/index.html"}},
+        {"screenshot": {"name": "before-the-crash"}},
+        {"wait": {"ms": 60000}},
+    ]
+    reply = await stub.Submit(request(stack.site, steps), timeout=10)
+
+    async def uploaded() -> bool:
+        listed = await stub.ListArtifacts(pb.ListArtifactsRequest(job_id=reply.job_id), timeout=10)
+        return [a.name for a in listed.artifacts] == ["1/before-the-crash.png"]
+
+    await wait_for(uploaded, within=60, interval=0.2, what="the screenshot to be in the store while the job runs")
+    executor = next(s for s in stack.services if s.name == "executor")
+    executor.stop(sig=signal.SIGKILL)
+    stack.services.remove(executor)  # killed on purpose: not a service that failed to stop cleanly
+
+    chunks = [
+        c async for c in stub.GetArtifact(pb.GetArtifactRequest(job_id=reply.job_id, name="1/before-the-crash.png"))
+    ]
+    assert chunks[0].content_type == "image/png"
+    assert b"".join(c.data for c in chunks)[:8] == PNG

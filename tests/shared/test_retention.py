@@ -1,21 +1,29 @@
-"""Retention against a real redis-server: counts, age, Clean, and several cleaners at once."""
+"""Retention against a real redis-server: counts, age, Clean, several cleaners at once, and the
+artifacts of removed jobs (deleted with them, and by the orphan sweep) on both store backends."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import time
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from shared import jobs, retention
+from shared.artifact_file import FileArtifactStore
+from shared.artifact_store import ArtifactStore, open_store
 from shared.clock import now_ms
+from shared.errors import ArtifactStoreUnavailable
 from shared.model import JobState
 from shared.queue import Queue
-from shared.settings import QueueSettings
+from shared.settings import ArtifactSettings, QueueSettings
+from tests.artifact_helpers import BACKENDS, finished_job, fresh_store, put_all, settings_for
 from tests.queue_helpers import TENANT, command, run_jobs, submit_jobs
+from tests.support import free_port
 
 
 @pytest.fixture
@@ -148,3 +156,94 @@ async def test_stop_ends_the_cleaner_even_when_a_pass_swallows_the_cancel(queue:
     started = time.monotonic()
     await asyncio.wait_for(cleaner.stop(), timeout=10)
     assert time.monotonic() - started < 2, "stop waited for the next pass instead of ending the loop"
+
+
+# --- artifacts go with their jobs ------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
+    return await fresh_store(settings_for(request, tmp_path))
+
+
+async def stored_jobs(store: ArtifactStore) -> list[str]:
+    return sorted({info.key.split("/")[0] for info in await store.list()})
+
+
+async def test_retention_and_clean_delete_the_artifacts_of_the_jobs_they_remove(
+    queue: Queue, store: ArtifactStore
+) -> None:
+    ids = [await finished_job(queue, state=JobState.COMPLETED) for _ in range(5)]
+    for job_id in ids:
+        await put_all(store, job_id, {"1/trace.zip": b"PK", "1/step-00-failure.png": b"png", "2/video.webm": b"v"})
+    base = now_ms()
+    await queue.redis.zadd(queue.keys.completed, {job_id: base + i for i, job_id in enumerate(ids)})
+
+    assert await retention.enforce(queue, store=store) == 2  # keeps the newest 3
+    assert await stored_jobs(store) == sorted(ids[2:])
+    assert await retention.clean(queue, state=JobState.COMPLETED, limit=1, store=store) == 1
+    assert await stored_jobs(store) == sorted(ids[3:])
+    assert len(await store.list(ids[4])) == 3
+
+
+async def test_a_store_that_fails_never_stops_retention(queue: Queue, caplog: pytest.LogCaptureFixture) -> None:
+    unreachable = ArtifactSettings.from_env(
+        {
+            "SENTINEL_ARTIFACTS_URL": "s3://sentinel-nowhere",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+            "AWS_ACCESS_KEY_ID": "id",
+            "AWS_SECRET_ACCESS_KEY": "secret",
+        }
+    )
+    ids = [await finished_job(queue, state=JobState.FAILED) for _ in range(3)]
+    assert await retention.clean(queue, store=open_store(unreachable)) == 3
+    assert [await queue.redis.exists(queue.keys.job(job_id)) for job_id in ids] == [0, 0, 0]
+    [warning] = [r for r in caplog.records if r.name == "shared.retention"]
+    assert "could not delete the artifacts of 3 removed job(s)" in warning.getMessage()
+
+
+class DownStore(FileArtifactStore):
+    """A store whose every delete fails as an unreachable store's does."""
+
+    calls = 0
+
+    async def _delete_prefix(self, prefix: str) -> int:
+        self.calls += 1
+        await asyncio.sleep(0)
+        raise ArtifactStoreUnavailable("artifact store down")
+
+
+async def test_once_the_store_is_down_the_other_jobs_are_left_to_the_sweep(tmp_path: Path) -> None:
+    store = DownStore(tmp_path, max_artifact_bytes=1)
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    assert await retention.delete_artifacts(store, ids) == 0
+    assert store.calls <= retention.DELETE_CONCURRENCY  # the ones in flight when it failed, no more
+
+
+async def test_the_orphan_sweep_deletes_artifacts_of_jobs_that_no_longer_exist(
+    queue: Queue, store: ArtifactStore
+) -> None:
+    live = await finished_job(queue)
+    gone = str(uuid.uuid4())
+    other = {
+        "not-a-job/readme.txt": b"kept",  # top-level names that are no job id are never touched
+        f"{gone.upper()}/1/x.png": b"kept",
+        f"{gone.replace('-', '')}/1/x.png": b"kept",
+    }
+    await put_all(store, live, {"1/trace.zip": b"PK"})
+    await put_all(store, gone, {"1/trace.zip": b"PK", "2/step-01-failure.png": b"png"})
+    for key, data in other.items():
+        await store.put_bytes(key, data, content_type="text/plain")
+
+    sweepers = [retention.OrphanSweeper(queue, store, interval_ms=60_000) for _ in range(2)]
+    assert await sweepers[0].run_once() == 1
+    assert await sweepers[1].run_once() is None  # one replica per interval
+    assert sorted(info.key for info in await store.list()) == sorted([f"{live}/1/trace.zip", *other])
+    assert await retention.sweep_orphans(queue, store) == 0
+
+
+def test_job_ids_are_canonical_uuids() -> None:
+    job_id = str(uuid.uuid4())
+    assert retention.is_job_id(job_id)
+    for name in (job_id.upper(), job_id.replace("-", ""), f"{{{job_id}}}", "job1", "", "artifacts"):
+        assert not retention.is_job_id(name), name

@@ -1,0 +1,204 @@
+"""`sentinel artifacts` and `sentinel trace` against a real API server, redis-server and artifact store;
+and the evidence `render_result` shows under each step."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_cli import artifacts as artifact_commands
+from sentinel_cli.client import render_result
+from sentinel_cli.main import _parser
+from shared.artifact_store import CHUNK_SIZE, ArtifactStore
+from shared.errors import ValidationError
+from shared.queue import Queue
+from shared.settings import ArtifactSettings, QueueSettings
+from tests.artifact_helpers import BACKENDS, finished_job, fresh_store, put_all, settings_for, start_api
+from tests.support import RedisProcess
+
+SENTINEL = str(Path(sys.executable).with_name("sentinel"))
+UNKNOWN = "0b8f2a52-2d0c-4f7e-8d55-7c1d0c3e9a11"
+
+
+@dataclass
+class Api:
+    address: str
+    queue: Queue
+    store: ArtifactStore
+
+
+@pytest.fixture(params=BACKENDS)
+async def api(
+    request: pytest.FixtureRequest, redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path
+) -> AsyncIterator[Api]:
+    settings: ArtifactSettings = settings_for(request, tmp_path)
+    server = await start_api(redis_server, settings)
+    try:
+        queue = Queue.open(redis_client, QueueSettings())
+        yield Api(address=f"127.0.0.1:{server.port}", queue=queue, store=await fresh_store(settings))
+    finally:
+        await server.stop(0)
+
+
+async def sentinel(api: Api, *argv: str) -> int:
+    return await artifact_commands.run(_parser().parse_args(list(argv)), api.address)
+
+
+def files_below(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+async def test_artifacts_downloads_every_artifact_by_attempt(
+    api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = await finished_job(api.queue)
+    files = {
+        "1/step-02-failure.png": b"\x89PNG shot",
+        "1/trace.zip": os.urandom(2 * CHUNK_SIZE + 7),
+        "2/video.webm": b"webm",
+        "2/empty.json": b"",
+    }
+    await put_all(api.store, job_id, files)
+    out = tmp_path / "evidence"
+    assert await sentinel(api, "artifacts", job_id, "--out", str(out)) == 0
+    assert files_below(out) == files  # and no partial files left beside them
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{out}/1/step-02-failure.png  9 B",
+        f"{out}/1/trace.zip  2.0 MiB",
+        f"{out}/2/empty.json  0 B",
+        f"{out}/2/video.webm  4 B",
+        f"4 artifact(s), 2.0 MiB, in {out}",
+    ]
+
+
+async def test_artifacts_go_to_a_folder_named_after_the_job_by_default(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = await finished_job(api.queue)
+    await put_all(api.store, job_id, {"1/final.png": b"png"})
+    monkeypatch.chdir(tmp_path)
+    assert await sentinel(api, "artifacts", job_id) == 0
+    assert files_below(tmp_path / job_id) == {"1/final.png": b"png"}
+    assert capsys.readouterr().out.startswith(f"{job_id}/1/final.png  3 B\n")
+
+    empty = await finished_job(api.queue)
+    assert await sentinel(api, "artifacts", empty) == 0
+    assert capsys.readouterr().out == f"job {empty} has no artifacts\n"
+
+
+async def test_an_unknown_job_is_exit_1_with_a_message(
+    api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("artifacts", "trace"):
+        assert await sentinel(api, command, UNKNOWN, "--out", str(tmp_path / "out")) == 1
+        assert capsys.readouterr().err == f"sentinel: job '{UNKNOWN}' not found\n"
+    assert not (tmp_path / "out").exists()
+
+
+async def test_trace_takes_the_newest_attempt_or_the_one_asked(
+    api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = await finished_job(api.queue)
+    await put_all(api.store, job_id, {"1/trace.zip": b"PK first", "2/trace.zip": b"PK second", "3/video.webm": b"v"})
+    out = tmp_path / "t"
+    assert await sentinel(api, "trace", job_id, "--out", str(out)) == 0
+    assert files_below(out) == {"2/trace.zip": b"PK second"}
+    assert capsys.readouterr().out.splitlines() == [
+        f"{out}/2/trace.zip  9 B",
+        f"open it with:  playwright show-trace {out}/2/trace.zip",
+    ]
+    assert await sentinel(api, "trace", job_id, "--out", str(out), "--attempt", "1") == 0
+    assert (out / "1" / "trace.zip").read_bytes() == b"PK first"
+    capsys.readouterr()
+    assert await sentinel(api, "trace", job_id, "--attempt", "3") == 1
+    assert capsys.readouterr().err == f"sentinel: job {job_id} has no trace for attempt 3 (attempts with one: 1, 2)\n"
+
+    bare = await finished_job(api.queue)
+    await put_all(api.store, bare, {"1/step-00-failure.png": b"png"})
+    assert await sentinel(api, "trace", bare) == 1
+    assert capsys.readouterr().err == f"sentinel: job {bare} has no trace\n"
+
+
+async def test_a_download_that_fails_leaves_no_file(api: Api, tmp_path: Path) -> None:
+    job_id = await finished_job(api.queue)
+    async with grpc.aio.insecure_channel(api.address) as channel:
+        stub = pb_grpc.TestExecutionStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await artifact_commands.download(stub, job_id, "1/gone.png", tmp_path)
+        assert info.value.code() is grpc.StatusCode.NOT_FOUND
+        assert files_below(tmp_path) == {}
+        # A name that would climb out of the folder is refused before anything is asked or written.
+        for name in ("../../x.png", "1/../../x.png", "/etc/x"):
+            with pytest.raises(ValidationError):
+                await artifact_commands.download(stub, job_id, name, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+
+
+async def test_the_console_script_runs_them(api: Api, tmp_path: Path) -> None:
+    job_id = await finished_job(api.queue)
+    await put_all(api.store, job_id, {"1/trace.zip": b"PK"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OTEL_"))}
+    env["SENTINEL_API"] = api.address
+    for argv, code, said in (
+        (["trace", job_id], 0, f"playwright show-trace {job_id}/1/trace.zip"),
+        (["artifacts", UNKNOWN], 1, f"job '{UNKNOWN}' not found"),
+    ):
+        process = await asyncio.create_subprocess_exec(
+            SENTINEL, *argv, env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == code, err.decode()
+        assert said in (out + err).decode()
+    assert (tmp_path / job_id / "1" / "trace.zip").read_bytes() == b"PK"
+
+
+def test_the_result_shows_each_steps_evidence_and_how_to_fetch_it() -> None:
+    job = pb.Job(
+        job_id="j1",
+        state=pb.JOB_STATE_FAILED,
+        attempt=1,
+        max_attempts=1,
+        result=pb.JobResult(
+            steps=[
+                pb.StepResult(index=0, name="open", success=True, duration_ms=12),
+                pb.StepResult(
+                    index=1,
+                    name="buy",
+                    duration_ms=30,
+                    error="#buy not found",
+                    artifacts=["1/step-01-failure.png"],
+                    console_errors=["TypeError: x is undefined"],
+                    failed_requests=["GET https://shop.test/api/cart 500"],
+                ),
+            ],
+            artifacts=["1/step-01-failure.png", "1/trace.zip"],
+            artifact_notes=["video not kept: over the 100 MiB cap"],
+        ),
+    )
+    out = io.StringIO()
+    render_result(job, out)
+    assert out.getvalue().splitlines()[4:] == [
+        "    2  buy   FAILED       30ms",
+        "       ↳ #buy not found",
+        "       ↳ artifact: 1/step-01-failure.png",
+        "       ↳ console: TypeError: x is undefined",
+        "       ↳ request: GET https://shop.test/api/cart 500",
+        "  note: video not kept: over the 100 MiB cap",
+        "  artifacts: sentinel artifacts j1",
+        "  trace:     sentinel trace j1",
+    ]
+    out = io.StringIO()
+    render_result(pb.Job(job_id="j2", state=pb.JOB_STATE_COMPLETED, result=pb.JobResult(success=True)), out)
+    assert "sentinel artifacts" not in out.getvalue()
