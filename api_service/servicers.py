@@ -12,17 +12,17 @@ from collections.abc import AsyncIterator
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from shared import artifacts, dead_letters, jobs
+from shared import artifacts, dead_letters, jobs, runs
 from shared.artifact_store import ArtifactStore
 from shared.edge import convert
 from shared.edge.auth import tenant_of
 from shared.edge.status import Context, streaming, to_status, unary
 from shared.errors import FieldViolation, SentinelError, ValidationError
-from shared.model import SubmitCommand
+from shared.model import ProgressEvent, SubmitCommand
 from shared.paging import page_size
 from shared.progress import follow_progress
 from shared.queue import Queue
-from shared.sealed import Sealer, seal_command
+from shared.sealed import Sealer, seal_command, seal_run
 from shared.streams import StreamHub
 from shared.telemetry import producer_traceparent
 from shared.validation import validate_submit
@@ -142,3 +142,27 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
         async with contextlib.aclosing(opened.chunks) as chunks:
             async for chunk in convert.artifact_chunks_to_proto(opened.artifact, chunks):
                 yield chunk
+
+    @unary
+    async def SubmitRun(self, request: pb.SubmitRunRequest, context: Context) -> pb.SubmitRunResponse:
+        command = convert.run_command_from_proto(request)
+        runs.validate_run(command)
+        command = seal_run(command, self._sealer)
+        done = await runs.submit_run(self._queue, command, tenant=tenant_of(context), trace=producer_traceparent())
+        return pb.SubmitRunResponse(run_id=done.run_id, job_ids=done.job_ids, duplicate=done.duplicate)
+
+    @unary
+    async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.Run:
+        return convert.run_to_proto(await runs.get_run(self._queue, request.run_id, tenant=tenant_of(context)))
+
+    @streaming
+    async def StreamRun(self, request: pb.StreamRunRequest, context: Context) -> AsyncIterator[pb.RunEvent]:
+        async for item in runs.follow_run(self._queue, self._hub, request.run_id, tenant=tenant_of(context)):
+            if isinstance(item, ProgressEvent):
+                yield pb.RunEvent(progress=convert.progress_event_to_proto(item))
+            else:
+                yield pb.RunEvent(finished=convert.run_to_proto(item))
+
+    @unary
+    async def CancelRun(self, request: pb.CancelRunRequest, context: Context) -> pb.Run:
+        return convert.run_to_proto(await runs.cancel_run(self._queue, request.run_id, tenant=tenant_of(context)))

@@ -54,6 +54,14 @@ class JobSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_SOURCE_SCHEDULER: _ClassVar[JobSource]
     JOB_SOURCE_WEBHOOK: _ClassVar[JobSource]
 
+class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_STATE_UNSPECIFIED: _ClassVar[RunState]
+    RUN_STATE_RUNNING: _ClassVar[RunState]
+    RUN_STATE_PASSED: _ClassVar[RunState]
+    RUN_STATE_FAILED: _ClassVar[RunState]
+    RUN_STATE_CANCELLED: _ClassVar[RunState]
+
 class HealthStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     HEALTH_STATUS_UNSPECIFIED: _ClassVar[HealthStatus]
@@ -89,6 +97,11 @@ JOB_SOURCE_UNSPECIFIED: JobSource
 JOB_SOURCE_API: JobSource
 JOB_SOURCE_SCHEDULER: JobSource
 JOB_SOURCE_WEBHOOK: JobSource
+RUN_STATE_UNSPECIFIED: RunState
+RUN_STATE_RUNNING: RunState
+RUN_STATE_PASSED: RunState
+RUN_STATE_FAILED: RunState
+RUN_STATE_CANCELLED: RunState
 HEALTH_STATUS_UNSPECIFIED: HealthStatus
 HEALTH_STATUS_HEALTHY: HealthStatus
 HEALTH_STATUS_DEGRADED: HealthStatus
@@ -419,7 +432,7 @@ class JobResult(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., execution_time_ms: _Optional[int] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., total_attempts: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., artifact_notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "state", "priority", "progress", "result", "attempt", "max_attempts", "tenant_id", "name", "tags", "created_at", "started_at", "finished_at", "worker_id", "error", "user_id", "request_id", "source", "timeout_ms", "scheduled_for")
+    __slots__ = ("job_id", "state", "priority", "progress", "result", "attempt", "max_attempts", "tenant_id", "name", "tags", "created_at", "started_at", "finished_at", "worker_id", "error", "user_id", "request_id", "source", "timeout_ms", "scheduled_for", "run_id")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -440,6 +453,7 @@ class Job(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_FOR_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     priority: Priority
@@ -460,7 +474,8 @@ class Job(_message.Message):
     source: JobSource
     timeout_ms: int
     scheduled_for: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., priority: _Optional[_Union[Priority, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., user_id: _Optional[str] = ..., request_id: _Optional[str] = ..., source: _Optional[_Union[JobSource, str]] = ..., timeout_ms: _Optional[int] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    run_id: str
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., priority: _Optional[_Union[Priority, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., user_id: _Optional[str] = ..., request_id: _Optional[str] = ..., source: _Optional[_Union[JobSource, str]] = ..., timeout_ms: _Optional[int] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class StreamProgressRequest(_message.Message):
     __slots__ = ("job_id", "cursor")
@@ -519,6 +534,138 @@ class ListJobsResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RunTest(_message.Message):
+    __slots__ = ("definition", "file")
+    DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    definition: TestDefinition
+    file: str
+    def __init__(self, definition: _Optional[_Union[TestDefinition, _Mapping]] = ..., file: _Optional[str] = ...) -> None: ...
+
+class SubmitRunRequest(_message.Message):
+    __slots__ = ("name", "tests", "options", "max_parallel", "user_id", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PARALLEL_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tests: _containers.RepeatedCompositeFieldContainer[RunTest]
+    options: JobOptions
+    max_parallel: int
+    user_id: str
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[RunTest, _Mapping]]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., max_parallel: _Optional[int] = ..., user_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SubmitRunResponse(_message.Message):
+    __slots__ = ("run_id", "job_ids", "duplicate")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    duplicate: bool
+    def __init__(self, run_id: _Optional[str] = ..., job_ids: _Optional[_Iterable[str]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class RunTestResult(_message.Message):
+    __slots__ = ("job_id", "name", "file", "state", "duration_ms", "attempt", "failing_step", "failing_step_name", "error", "artifacts", "steps", "artifact_notes", "finished_at")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    FAILING_STEP_FIELD_NUMBER: _ClassVar[int]
+    FAILING_STEP_NAME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_NOTES_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    name: str
+    file: str
+    state: JobState
+    duration_ms: int
+    attempt: int
+    failing_step: int
+    failing_step_name: str
+    error: JobError
+    artifacts: _containers.RepeatedScalarFieldContainer[str]
+    steps: _containers.RepeatedCompositeFieldContainer[StepResult]
+    artifact_notes: _containers.RepeatedScalarFieldContainer[str]
+    finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., file: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., duration_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., failing_step: _Optional[int] = ..., failing_step_name: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., artifacts: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., artifact_notes: _Optional[_Iterable[str]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RunCounts(_message.Message):
+    __slots__ = ("pending", "scheduled", "running", "completed", "failed", "timeout", "cancelled")
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    pending: int
+    scheduled: int
+    running: int
+    completed: int
+    failed: int
+    timeout: int
+    cancelled: int
+    def __init__(self, pending: _Optional[int] = ..., scheduled: _Optional[int] = ..., running: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., timeout: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("run_id", "name", "state", "created_at", "finished_at", "max_parallel", "total", "counts", "tests", "tenant_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_PARALLEL_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    name: str
+    state: RunState
+    created_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    max_parallel: int
+    total: int
+    counts: RunCounts
+    tests: _containers.RepeatedCompositeFieldContainer[RunTestResult]
+    tenant_id: str
+    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_parallel: _Optional[int] = ..., total: _Optional[int] = ..., counts: _Optional[_Union[RunCounts, _Mapping]] = ..., tests: _Optional[_Iterable[_Union[RunTestResult, _Mapping]]] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+
+class GetRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class StreamRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class RunEvent(_message.Message):
+    __slots__ = ("progress", "finished")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    progress: ProgressEvent
+    finished: Run
+    def __init__(self, progress: _Optional[_Union[ProgressEvent, _Mapping]] = ..., finished: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
+class CancelRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class ListArtifactsRequest(_message.Message):
     __slots__ = ("job_id",)

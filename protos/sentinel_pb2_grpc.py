@@ -79,6 +79,26 @@ class TestExecutionStub:
                 request_serializer=protos_dot_sentinel__pb2.GetArtifactRequest.SerializeToString,
                 response_deserializer=protos_dot_sentinel__pb2.ArtifactChunk.FromString,
                 _registered_method=True)
+        self.SubmitRun = channel.unary_unary(
+                '/sentinel.v1.TestExecution/SubmitRun',
+                request_serializer=protos_dot_sentinel__pb2.SubmitRunRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.SubmitRunResponse.FromString,
+                _registered_method=True)
+        self.GetRun = channel.unary_unary(
+                '/sentinel.v1.TestExecution/GetRun',
+                request_serializer=protos_dot_sentinel__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.Run.FromString,
+                _registered_method=True)
+        self.StreamRun = channel.unary_stream(
+                '/sentinel.v1.TestExecution/StreamRun',
+                request_serializer=protos_dot_sentinel__pb2.StreamRunRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.RunEvent.FromString,
+                _registered_method=True)
+        self.CancelRun = channel.unary_unary(
+                '/sentinel.v1.TestExecution/CancelRun',
+                request_serializer=protos_dot_sentinel__pb2.CancelRunRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.Run.FromString,
+                _registered_method=True)
 
 
 class TestExecutionServicer:
@@ -140,6 +160,32 @@ class TestExecutionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitRun(self, request, context):
+        """Runs: the tests of one suite submitted together, followed together, with one answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamRun(self, request, context):
+        """Every test's progress and terminal event (each test's stream from its start), then the run's end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TestExecutionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -187,6 +233,26 @@ def add_TestExecutionServicer_to_server(servicer, server):
                     servicer.GetArtifact,
                     request_deserializer=protos_dot_sentinel__pb2.GetArtifactRequest.FromString,
                     response_serializer=protos_dot_sentinel__pb2.ArtifactChunk.SerializeToString,
+            ),
+            'SubmitRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitRun,
+                    request_deserializer=protos_dot_sentinel__pb2.SubmitRunRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.SubmitRunResponse.SerializeToString,
+            ),
+            'GetRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRun,
+                    request_deserializer=protos_dot_sentinel__pb2.GetRunRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.Run.SerializeToString,
+            ),
+            'StreamRun': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamRun,
+                    request_deserializer=protos_dot_sentinel__pb2.StreamRunRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.RunEvent.SerializeToString,
+            ),
+            'CancelRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRun,
+                    request_deserializer=protos_dot_sentinel__pb2.CancelRunRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.Run.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -432,6 +498,114 @@ class TestExecution:
             '/sentinel.v1.TestExecution/GetArtifact',
             protos_dot_sentinel__pb2.GetArtifactRequest.SerializeToString,
             protos_dot_sentinel__pb2.ArtifactChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.TestExecution/SubmitRun',
+            protos_dot_sentinel__pb2.SubmitRunRequest.SerializeToString,
+            protos_dot_sentinel__pb2.SubmitRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.TestExecution/GetRun',
+            protos_dot_sentinel__pb2.GetRunRequest.SerializeToString,
+            protos_dot_sentinel__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sentinel.v1.TestExecution/StreamRun',
+            protos_dot_sentinel__pb2.StreamRunRequest.SerializeToString,
+            protos_dot_sentinel__pb2.RunEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.TestExecution/CancelRun',
+            protos_dot_sentinel__pb2.CancelRunRequest.SerializeToString,
+            protos_dot_sentinel__pb2.Run.FromString,
             options,
             channel_credentials,
             insecure,

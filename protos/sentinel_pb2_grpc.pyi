@@ -28,6 +28,12 @@ class TestExecutionStub:
     """A job's artifacts (screenshots, trace.zip, video), every attempt's, from the artifact store."""
     GetArtifact: _aio.UnaryStreamMultiCallable[_sentinel_pb2.GetArtifactRequest, _sentinel_pb2.ArtifactChunk]
     """One artifact, streamed in chunks of at most 1 MiB; the first chunk carries the metadata."""
+    SubmitRun: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.SubmitRunRequest, _sentinel_pb2.SubmitRunResponse]
+    """Runs: the tests of one suite submitted together, followed together, with one answer."""
+    GetRun: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.GetRunRequest, _sentinel_pb2.Run]
+    StreamRun: _aio.UnaryStreamMultiCallable[_sentinel_pb2.StreamRunRequest, _sentinel_pb2.RunEvent]
+    """Every test's progress and terminal event (each test's stream from its start), then the run's end."""
+    CancelRun: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.CancelRunRequest, _sentinel_pb2.Run]
 
 class TestExecutionServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -94,6 +100,36 @@ class TestExecutionServicer(metaclass=_abc_1.ABCMeta):
         context: _aio.ServicerContext[_sentinel_pb2.GetArtifactRequest, _abc.AsyncIterator[_sentinel_pb2.ArtifactChunk]],
     ) -> _abc.AsyncIterator[_sentinel_pb2.ArtifactChunk]:
         """One artifact, streamed in chunks of at most 1 MiB; the first chunk carries the metadata."""
+
+    @_abc_1.abstractmethod
+    def SubmitRun(
+        self,
+        request: _sentinel_pb2.SubmitRunRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.SubmitRunRequest, _abc.Awaitable[_sentinel_pb2.SubmitRunResponse]],
+    ) -> _abc.Awaitable[_sentinel_pb2.SubmitRunResponse]:
+        """Runs: the tests of one suite submitted together, followed together, with one answer."""
+
+    @_abc_1.abstractmethod
+    def GetRun(
+        self,
+        request: _sentinel_pb2.GetRunRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.GetRunRequest, _abc.Awaitable[_sentinel_pb2.Run]],
+    ) -> _abc.Awaitable[_sentinel_pb2.Run]: ...
+
+    @_abc_1.abstractmethod
+    def StreamRun(
+        self,
+        request: _sentinel_pb2.StreamRunRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.StreamRunRequest, _abc.AsyncIterator[_sentinel_pb2.RunEvent]],
+    ) -> _abc.AsyncIterator[_sentinel_pb2.RunEvent]:
+        """Every test's progress and terminal event (each test's stream from its start), then the run's end."""
+
+    @_abc_1.abstractmethod
+    def CancelRun(
+        self,
+        request: _sentinel_pb2.CancelRunRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.CancelRunRequest, _abc.Awaitable[_sentinel_pb2.Run]],
+    ) -> _abc.Awaitable[_sentinel_pb2.Run]: ...
 
 def add_TestExecutionServicer_to_server(servicer: TestExecutionServicer, server: _aio.Server) -> None: ...
 

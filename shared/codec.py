@@ -160,6 +160,10 @@ def error_to_json(error: JobError) -> str:
     return dumps(error_to_dict(error))
 
 
+def error_from_json(raw: str) -> JobError:
+    return error_from_dict(_loads(raw, "error"))
+
+
 def result_to_json(result: JobResult) -> str:
     data = asdict(result)
     data["error"] = error_to_dict(result.error) if result.error else None
@@ -272,6 +276,7 @@ def new_job_fields(
         JobField.REQUEST: metadata.request_id,
         JobField.SOURCE: metadata.source.value,
         JobField.CREATED: str(metadata.created_at_ms),
+        JobField.RUN: metadata.run_id,
         JobField.TRACE: trace,
         JobField.ATTEMPT: "0",
         JobField.MAX_ATTEMPTS: str(max_attempts),
@@ -311,13 +316,14 @@ def job_from_hash(raw: RawHash) -> Job:
             request_id=raw.get(JobField.REQUEST, ""),
             source=source,
             created_at_ms=_int_field(raw, JobField.CREATED),
+            run_id=raw.get(JobField.RUN, ""),
         ),
         attempt=_int_field(raw, JobField.ATTEMPT),
         max_attempts=_int_field(raw, JobField.MAX_ATTEMPTS),
         timeout_ms=_int_field(raw, JobField.TIMEOUT_MS),
         progress=progress_from_fields(raw),
         result=result_from_json(result_raw) if result_raw else None,
-        error=error_from_dict(_loads(error_raw, "error")) if error_raw else None,
+        error=error_from_json(error_raw) if error_raw else None,
         started_at_ms=_int_field(raw, JobField.STARTED),
         finished_at_ms=_int_field(raw, JobField.FINISHED),
         scheduled_for_ms=_int_field(raw, JobField.DUE),

@@ -51,18 +51,26 @@ def queue_limit_error(queue: Queue, tenant: str) -> LimitError:
     return LimitError(f"tenant {tenant!r} already has {limit} jobs queued (SENTINEL_TENANT_MAX_QUEUED); try later")
 
 
-def _submit_call(
-    queue: Queue, command: SubmitCommand, *, tenant: str, trace: str, now: int
+def submit_call(
+    queue: Queue,
+    command: SubmitCommand,
+    *,
+    tenant: str,
+    trace: str,
+    now: int,
+    job_id: str = "",
+    run_id: str = "",
+    held: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """KEYS and ARGV of submit.lua for one command."""
+    """KEYS and ARGV of submit.lua for one command; `held`: a run's job its max_parallel holds back."""
     options = command.options
     settings = queue.settings
     keys = queue.keys
-    job_id = str(uuid.uuid4())
+    job_id = job_id or str(uuid.uuid4())
     due = now + options.delay_ms if options.delay_ms > 0 else 0
     fields = codec.new_job_fields(
         job_id=job_id,
-        state=JobState.SCHEDULED if due else JobState.PENDING,
+        state=JobState.SCHEDULED if due or held else JobState.PENDING,
         definition=command.definition,
         options=options,
         metadata=JobMetadata(
@@ -71,6 +79,7 @@ def _submit_call(
             request_id=command.request_id,
             source=command.source,
             created_at_ms=now,
+            run_id=run_id,
         ),
         max_attempts=options.max_attempts or settings.default_attempts,
         timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
@@ -98,13 +107,14 @@ def _submit_call(
         due=due,
         idempotency_ttl=IDEMPOTENCY_TTL_S if idem else 0,
         job=fields,
+        held=held,
     )
     return call_keys, [context]
 
 
 async def submit(queue: Queue, command: SubmitCommand, *, tenant: str, trace: str = "") -> Submitted:
     """Store a validated job and make it runnable (or scheduled) in one atomic step."""
-    call_keys, args = _submit_call(queue, command, tenant=tenant, trace=trace, now=now_ms())
+    call_keys, args = submit_call(queue, command, tenant=tenant, trace=trace, now=now_ms())
     submitted = Submitted.from_reply(await queue.scripts.submit(keys=call_keys, args=args))
     if submitted.limited:
         raise queue_limit_error(queue, tenant)
@@ -118,7 +128,7 @@ async def submit_many(queue: Queue, commands: list[SubmitCommand], *, tenant: st
     now = now_ms()
     pipe: Pipeline = queue.redis.pipeline(transaction=False)
     for command in commands:
-        call_keys, args = _submit_call(queue, command, tenant=tenant, trace=trace, now=now)
+        call_keys, args = submit_call(queue, command, tenant=tenant, trace=trace, now=now)
         await queue.scripts.submit(keys=call_keys, args=args, client=pipe)
     replies = await pipe.execute()
     return [Submitted.from_reply(r) for r in replies]

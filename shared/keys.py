@@ -99,6 +99,30 @@ class Keys:
         """list of a tenant's pending job ids held back from a lane by fair share (see fair.lua)."""
         return f"{self.fair_prefix}backlog:{priority.value}:{tenant}"
 
+    def run(self, run_id: str) -> str:
+        """hash of a run (`shared.schema.RunField`)."""
+        return f"{self.run_prefix}{run_id}"
+
+    @property
+    def run_prefix(self) -> str:
+        """Prefix of a run's keys; run.lua appends the parts `run_jobs`, `run_held` and `run_test` spell."""
+        return f"{self.prefix}run:"
+
+    def run_jobs(self, run_id: str) -> str:
+        """list of a run's job ids, in the order its tests were given."""
+        return f"{self.run(run_id)}:jobs"
+
+    def run_held(self, run_id: str) -> str:
+        """list of a run's job ids held back by its max_parallel, released one per ended test."""
+        return f"{self.run(run_id)}:held"
+
+    def run_test(self, run_id: str, job_id: str) -> str:
+        """hash of one test of a run: its name and file, and its end as the job recorded it."""
+        return f"{self.run(run_id)}:test:{job_id}"
+
+    def run_idempotency(self, tenant: str, key: str) -> str:
+        return f"{self.prefix}run-idem:{tenant}:{key}"
+
     @property
     def paused(self) -> str:
         return f"{self.prefix}paused"

@@ -123,6 +123,7 @@ class JobMetadata:
     request_id: str = ""
     source: JobSource = JobSource.API
     created_at_ms: int = 0
+    run_id: str = ""  # the run the job belongs to ("" = none)
 
 
 @dataclass(frozen=True)
@@ -223,3 +224,78 @@ class ProgressEvent:
     progress: Progress
     attempt: int = 0
     terminal: bool = False
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+class RunState(enum.StrEnum):
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RunTestSpec:
+    """One test of a run as submitted: its definition and the file it came from."""
+
+    definition: TestDefinition
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """What one SubmitRun asks for, after the edge has turned it into domain values."""
+
+    name: str
+    tests: tuple[RunTestSpec, ...]
+    options: JobOptions
+    max_parallel: int = 0  # 0: no limit
+    user_id: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class RunTestOutcome:
+    """One test of a run and where it stands: live from its job, or as the run recorded its end."""
+
+    job_id: str
+    name: str
+    file: str
+    state: JobState
+    attempt: int = 0
+    started_at_ms: int = 0
+    finished_at_ms: int = 0
+    result: JobResult | None = None
+    error: JobError | None = None
+
+    @property
+    def duration_ms(self) -> int:
+        if self.result is not None and self.result.execution_time_ms:
+            return self.result.execution_time_ms
+        return max(self.finished_at_ms - self.started_at_ms, 0) if self.started_at_ms else 0
+
+    @property
+    def failing_step(self) -> StepResult | None:
+        steps = self.result.steps if self.result is not None else ()
+        return next((s for s in steps if not s.success and not s.skipped), None)
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    name: str
+    tenant_id: str
+    state: RunState
+    created_at_ms: int
+    finished_at_ms: int
+    max_parallel: int
+    tests: tuple[RunTestOutcome, ...]
+
+    @property
+    def counts(self) -> dict[JobState, int]:
+        counted = dict.fromkeys(JobState, 0)
+        for test in self.tests:
+            counted[test.state] += 1
+        return counted

@@ -68,7 +68,8 @@ class Queue:
         """ARGV[1] of a script call: the queue's layout and limits, then `members` (which win).
 
         The common members: `now` (ms), `group` (the executors' consumer group), the key prefixes
-        `job_prefix`, `progress_prefix`, `stats_prefix` (tally.lua) and `fair_prefix` (fair.lua),
+        `job_prefix`, `progress_prefix`, `stats_prefix` (tally.lua), `fair_prefix` (fair.lua) and
+        `run_prefix` (run.lua), the `delayed` zset and `run_ttl_ms` (how long a finished run is kept),
         `progress_maxlen` and `events_maxlen` (the caps of the progress and events streams), and
         fair share's `tenant_window`, `tenant_max_running` and `tenant_max_queued`.
         """
@@ -81,6 +82,9 @@ class Queue:
             "progress_prefix": k.progress(""),
             "stats_prefix": k.stats_prefix,
             "fair_prefix": k.fair_prefix,
+            "run_prefix": k.run_prefix,
+            "delayed": k.delayed,
+            "run_ttl_ms": s.run_retention_ms,
             "progress_maxlen": s.progress_maxlen,
             "events_maxlen": s.events_maxlen,
             "tenant_window": s.tenant_window,

@@ -56,6 +56,7 @@ class JobField(StrEnum):
     STALLED = "stalled"  # how often its executor stopped heartbeating
     DEAD_LETTER_REASON = "dlq_reason"
     DEAD_LETTERED_AT = "dlq_at"
+    RUN = "run"  # the id of the run it belongs to ("" = none)
 
 
 class EntryField(StrEnum):
@@ -113,7 +114,24 @@ class FigurePrefix(StrEnum):
         return f"{self.value}{suffix}"
 
 
-#: Every field of a hash: the job hash and the figures hashes.
-HASH_FIELDS: frozenset[str] = frozenset({*JobField, *ProgressField, *Figure})
+class RunField(StrEnum):
+    """Fields of a run's hash (`Keys.run`). A run's test hashes (`Keys.run_test`) use `JobField`
+    names for what they copy from the job, plus FILE and ENDED."""
+
+    ID = "id"
+    NAME = "name"
+    TENANT = "tenant"
+    CREATED = "created"
+    MAX_PARALLEL = "max_parallel"
+    TOTAL = "total"
+    DONE = "done"  # tests that have ended
+    STATE = "state"  # running | finished | cancelled
+    FINISHED = "finished"
+    FILE = "file"  # a test's source file
+    ENDED = "ended"  # '1' once a test has ended: counted in DONE
+
+
+#: Every field of a hash: the job hash, the run hashes and the figures hashes.
+HASH_FIELDS: frozenset[str] = frozenset({*JobField, *ProgressField, *Figure, *RunField})
 #: Every field of a stream entry: progress entries, events, lane entries.
 ENTRY_FIELDS: frozenset[str] = frozenset({*EntryField, *ProgressField, *EventField, *LaneField})

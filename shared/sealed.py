@@ -16,7 +16,7 @@ import dataclasses
 from cryptography.fernet import Fernet, InvalidToken
 
 from shared.errors import ConfigError, FieldViolation, ValidationError
-from shared.model import Fill, SubmitCommand
+from shared.model import Fill, RunCommand, SubmitCommand
 
 SEALED_PREFIX = "sealed:v1:"
 
@@ -55,6 +55,20 @@ class Sealer:
 def sealer_for(key: str) -> Sealer | None:
     """A sealer for SENTINEL_SECRET_KEY, or None when it is not set."""
     return Sealer(key) if key else None
+
+
+def seal_run(command: RunCommand, sealer: Sealer | None) -> RunCommand:
+    """`command` with every secret fill value of every test sealed (validated input only)."""
+    tests = tuple(
+        dataclasses.replace(
+            test,
+            definition=seal_command(
+                SubmitCommand(definition=test.definition, options=command.options), sealer, prefix=f"tests[{i}]."
+            ).definition,
+        )
+        for i, test in enumerate(command.tests)
+    )
+    return dataclasses.replace(command, tests=tests)
 
 
 def seal_command(command: SubmitCommand, sealer: Sealer | None, *, prefix: str = "") -> SubmitCommand:

@@ -132,6 +132,11 @@ class QueueSettings:
     tenant_max_queued: int = 10_000  # a tenant's jobs waiting in the lanes; 0: no limit
     tenant_max_running: int = 0  # a tenant's jobs running at once; 0: no limit
     tenant_window: int = 10  # a tenant's entries at the head of a lane at once; 0: no fair share
+    run_retention_days: int = 30  # how long a finished run's summary is kept (its jobs may go sooner)
+
+    @property
+    def run_retention_ms(self) -> int:
+        return self.run_retention_days * 86_400_000
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> QueueSettings:
@@ -161,6 +166,7 @@ class QueueSettings:
             tenant_max_queued=_int(environ, "SENTINEL_TENANT_MAX_QUEUED", 10_000),
             tenant_max_running=_int(environ, "SENTINEL_TENANT_MAX_RUNNING", 0),
             tenant_window=_int(environ, "SENTINEL_TENANT_WINDOW", 10),
+            run_retention_days=_int(environ, "SENTINEL_RUN_RETENTION_DAYS", 30, minimum=1),
         )
 
     def default_timeout_ms(self, priority: Priority) -> int:

@@ -6,8 +6,8 @@ becomes `Step(action=None)` and an empty definition an empty `TestDefinition`, s
 `shared.validation` can report every problem with its field path in one answer. Step actions
 convert generically over their registry (`shared.actions`), never action by action.
 Submits only come in: turning one back into protobuf is for tests (tests/convert_helpers.py).
-Enum maps live in `convert_enums`, the outbound job views in `convert_jobs` and artifacts in
-`convert_artifacts`; all are re-exported here, so callers import everything from this module.
+Enum maps live in `convert_enums`, the outbound job views in `convert_jobs`, artifacts in
+`convert_artifacts` and runs in `convert_runs`; all are re-exported here, so callers import everything from this module.
 Nothing here may import grpc.
 """
 
@@ -45,6 +45,7 @@ from shared.edge.convert_jobs import (
     timestamp,
     violations_to_proto,
 )
+from shared.edge.convert_runs import run_test_to_proto, run_to_proto
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     ACTIONS,
@@ -53,6 +54,8 @@ from shared.model import (
     JobOptions,
     JobSource,
     Priority,
+    RunCommand,
+    RunTestSpec,
     Step,
     SubmitCommand,
     TestDefinition,
@@ -77,6 +80,9 @@ __all__ = [
     "progress_event_to_proto",
     "progress_to_proto",
     "result_to_proto",
+    "run_command_from_proto",
+    "run_test_to_proto",
+    "run_to_proto",
     "source_from_proto",
     "source_to_proto",
     "state_from_proto",
@@ -99,6 +105,18 @@ def submit_from_proto(req: pb.SubmitRequest) -> SubmitCommand:
         user_id=req.user_id,
         request_id=req.request_id,
         source=source_from_proto(req.source) or JobSource.API,
+    )
+
+
+def run_command_from_proto(req: pb.SubmitRunRequest) -> RunCommand:
+    """A SubmitRun as domain values: every test's definition, the options they share."""
+    return RunCommand(
+        name=req.name,
+        tests=tuple(RunTestSpec(definition=definition_from_proto(t.definition), file=t.file) for t in req.tests),
+        options=options_from_proto(req.options),
+        max_parallel=req.max_parallel,
+        user_id=req.user_id,
+        request_id=req.request_id,
     )
 
 

@@ -46,6 +46,7 @@ def job_to_proto(job: Job) -> pb.Job:
         source=source_to_proto(job.metadata.source),
         timeout_ms=_u32(job.timeout_ms),
         scheduled_for=timestamp(job.scheduled_for_ms),
+        run_id=job.metadata.run_id,
     )
 
 

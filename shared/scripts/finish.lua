@@ -6,7 +6,8 @@
 --   entry id), state (completed | failed | timeout | cancelled | scheduled), progress (the final
 --   pct, cur, total, step, msg, ts), result and error (JSON encoded by shared.codec, '' = none),
 --   due (ms, scheduled only), dead_letter_reason ('' = not dead-lettered), execution_ms, now,
---   group, progress_maxlen, events_maxlen, stats_prefix (tally.lua)
+--   group, progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix, delayed,
+--   run_ttl_ms (run.lua)
 -- Returns 1, or 0 when the fence is stale (another executor owns the job now): nothing changes.
 --
 -- The run's end is counted in the job's lane and tenant figures (tally.lua) in the same step.
@@ -15,6 +16,7 @@
 -- happen together: a crash before it redelivers the entry; after it, the job is done exactly once.
 -- The dead-letter entry is written in the same step, before the ack.
 --- @include tally
+--- @include run
 --- @include common
 local ctx = cjson.decode(ARGV[1])
 local cur = redis.call('HMGET', KEYS[1], 'fence', 'state', 'id')
@@ -39,6 +41,7 @@ else
     if redis.call('ZADD', KEYS[7], now, id) == 1 then tally_dead(figures, 1) end
   end
   tally_ended(figures, state, now, tonumber(ctx.execution_ms))
+  run_note(ctx, KEYS[1])
   kind = state
 end
 tally_move(figures, 'running', state, now)

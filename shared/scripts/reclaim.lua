@@ -6,7 +6,7 @@
 --   lease_ms (min idle), max_stalled (stalls a job survives), endings (how a stopped job ends:
 --   {cancelled = {message, error}, failed = {message, error}}, the error JSON encoded by shared.codec,
 --   '{count}' standing for how often it stalled), now, group, job_prefix, progress_prefix,
---   progress_maxlen, events_maxlen, stats_prefix (tally.lua)
+--   progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix, delayed, run_ttl_ms (run.lua)
 -- Returns {claimed, deleted, stalled}: claimed = list of {lane index, entry id, job hash list} to
 -- run again; deleted = how many pending ids XAUTOCLAIM reported as deleted from the stream;
 -- stalled = job ids failed because they stalled more than the max stalled count.
@@ -15,6 +15,7 @@
 -- job that keeps stalling fails (and is dead-lettered) exactly once.
 --- @include tally
 --- @include claim_entry
+--- @include run
 --- @include common
 local ctx = cjson.decode(ARGV[1])
 local claimed, stalled, deleted = {}, {}, 0
@@ -40,6 +41,7 @@ local function stop(lane, entry_id, id, jk, from, verdict, count)
     stalled[#stalled + 1] = id
   end
   ack_entry(ctx, lane, entry_id)
+  run_note(ctx, jk)
   emit_progress(ctx, ctx.progress_prefix .. id, jk, {step = '', terminal = '1'})
   emit_event(ctx, KEYS[4], verdict == 'failed' and 'stalled' or 'cancelled', jk)
   if verdict == 'failed' then emit_event(ctx, KEYS[4], 'dead_lettered', jk) end

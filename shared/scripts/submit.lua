@@ -7,7 +7,8 @@
 --   shared.codec.new_job_fields), lane (its priority), tenant, trace, now (created ms), due (ms,
 --   0 = now), idempotency_ttl (s, 0 = no key), progress_maxlen, events_maxlen, stats_prefix
 --   (tally.lua), job_prefix, fair_prefix, tenant_window, tenant_max_running, tenant_max_queued
---   (fair.lua; a window of 0 = off, a max queued of 0 = no limit)
+--   (fair.lua; a window of 0 = off, a max queued of 0 = no limit), held (true: a run's job held
+--   back by its max_parallel — SCHEDULED, in the delayed zset at +inf until run.lua releases it)
 -- Returns {job id, 1 if an earlier submit with the same idempotency key made it else 0}, or
 -- {'', -1} when the tenant already has its maximum of queued jobs (nothing is written).
 -- With fair share a pending job enters its lane, or its tenant's backlog.
@@ -25,10 +26,14 @@ if ttl > 0 then
   if existing then return {existing, 1} end
 end
 local fair = fair_context(ctx, true)
-if fair and due <= 0 and not fair_submit(fair, ctx.lane, KEYS[2], ctx.tenant, id, ctx.trace) then return {'', -1} end
+local held = ctx.held == true
+local waits = due > 0 or held
+if fair and not waits and not fair_submit(fair, ctx.lane, KEYS[2], ctx.tenant, id, ctx.trace) then return {'', -1} end
 set_fields(KEYS[1], ctx.job)
-local state = due > 0 and 'scheduled' or 'pending'
-if due > 0 then
+local state = waits and 'scheduled' or 'pending'
+if held then
+  redis.call('ZADD', KEYS[3], '+inf', id)
+elseif due > 0 then
   redis.call('ZADD', KEYS[3], ctx.due, id)
 elseif not fair then
   enter_lane(KEYS[2], id, ctx.tenant, ctx.trace)

@@ -7,8 +7,7 @@ Where a job has to run, the test plays the executor itself with `executor_servic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
 import grpc
@@ -20,16 +19,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from redis.asyncio.client import Pipeline
 
-from api_service.server import ApiServer
 from executor_service.store import Claim, claim, finish, promote_due, write_progress
 from protos import sentinel_pb2 as pb
-from protos import sentinel_pb2_grpc as pb_grpc
 from shared.clock import now_ms
-from shared.keys import GROUP, Keys
+from shared.keys import GROUP
 from shared.model import JobState, Priority, Progress
-from shared.queue import Queue
-from shared.settings import ApiSettings, QueueSettings, RedisSettings
+from shared.settings import QueueSettings
 from shared.streams import Entry
+from tests.api_service.conftest import Harness
 from tests.support import RedisProcess, start_redis, wait_for
 
 TENANT = "default"
@@ -37,39 +34,6 @@ SERVICE = "sentinel.v1.TestExecution"
 Code = grpc.StatusCode
 #: A progress stream as the stub returns it (a string: grpc.aio's classes are not generic at run time).
 ProgressCall: TypeAlias = "grpc.aio.UnaryStreamCall[pb.StreamProgressRequest, pb.ProgressEvent]"
-
-
-@dataclass
-class Harness:
-    server: ApiServer
-    stub: pb_grpc.TestExecutionStub
-    channel: grpc.aio.Channel
-    redis: aioredis.Redis
-    queue: Queue  # the executor's view of the same queue, on the test's own connection
-
-    @property
-    def keys(self) -> Keys:
-        return self.queue.keys
-
-
-@pytest.fixture
-async def api(redis_server: RedisProcess, redis_client: aioredis.Redis) -> AsyncIterator[Harness]:
-    server = await ApiServer.start(
-        redis=RedisSettings(url=redis_server.url, configured=True),
-        queue_settings=QueueSettings(),
-        api=ApiSettings(host="127.0.0.1", port=0),
-    )
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield Harness(
-                server=server,
-                stub=pb_grpc.TestExecutionStub(channel),
-                channel=channel,
-                redis=redis_client,
-                queue=Queue.open(redis_client, QueueSettings()),
-            )
-    finally:
-        await server.stop(0)
 
 
 # --- builders --------------------------------------------------------------------------------
