@@ -20,7 +20,7 @@ from executor_service.store import (
     release,
     write_progress,
 )
-from shared import codec, jobs
+from shared import codec, jobs, runs
 from shared.clock import now_ms
 from shared.errors import CancelRequested, LeaseLost
 from shared.keys import GROUP
@@ -32,6 +32,8 @@ from shared.model import (
     Navigate,
     Priority,
     Progress,
+    RunCommand,
+    RunTestSpec,
     Step,
     StepResult,
     SubmitCommand,
@@ -463,3 +465,23 @@ async def test_release_hands_a_running_job_back_at_once(redis_client: aioredis.R
     assert [c.job_id for c in again.claims] == [job_id] and again.claims[0].job.attempt == 1
     assert not await finish(queue, held, state=JobState.COMPLETED, progress=Progress())
     assert not await release(queue, held, reason="twice")
+
+
+async def test_a_run_test_that_stalls_too_often_ends_in_its_run_and_lets_the_next_one_in(
+    redis_client: aioredis.Redis,
+) -> None:
+    queue = await short_lease_queue(redis_client, max_stalled_count=0)
+    definition = TestDefinition(name="t", steps=(Step(Navigate("https://example.test/")),))
+    command = RunCommand(
+        name="r", tests=(RunTestSpec(definition), RunTestSpec(definition)), options=JobOptions(), max_parallel=1
+    )
+    submitted = await runs.submit_run(queue, command, tenant="default")
+    first = await claim_one(queue)
+    await asyncio.sleep(EXPIRED_S)  # its executor died: no heartbeat
+
+    found = await reclaim(queue, consumer="b", worker_id="b", count=5)
+
+    assert found.stalled == [first.job_id]
+    run = await runs.get_run(queue, submitted.run_id, tenant="default")
+    assert [t.state for t in run.tests] == [JobState.FAILED, JobState.SCHEDULED]
+    assert await promote_due(queue) == 1, "the stalled test's end released the next one"
