@@ -6,7 +6,7 @@
 #   make lint      ruff check, ruff format --check, mypy --strict
 #   make test      install, lint, then pytest (extra arguments: make test PYTEST_ARGS='-k redis -x')
 #   make dev       everything on this machine: private redis-server, API, one executor, demo site
-#   make clean     caches and build output (make distclean also removes .venv)
+#   make clean     caches and build output (make distclean also removes .venv and the node tools)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
