@@ -5,6 +5,7 @@
   reads each selector's form as its `getSelectorType` does.
 - The converter's key table agrees with the format's `Key` type and with what Playwright's keyboard
   presses in Chromium.
+- A recorded key is pressed where a keyboard would send it.
 - Every selector alternative of recordings/selectors.json that the converter can express finds, in
   Chromium, the element the recording's CSS finds on the page it was recorded on.
 """
@@ -25,6 +26,7 @@ from playwright.async_api import Page, async_playwright
 
 from sentinel_cli.recorder_keys import playwright_knows
 from sentinel_cli.recorder_selectors import Form, alternative, choose, form_of
+from sentinel_cli.recorder_steps import FOCUSED
 from tests.support import CHROMIUM_ARGS, chromium_path, serve_directory
 
 RECORDINGS = Path(__file__).with_name("recordings")
@@ -132,6 +134,19 @@ async def test_the_key_table_agrees_with_the_format_and_with_playwright(page: Pa
         if pressed != playwright_knows(key):
             disagree.append((key, pressed))
     assert disagree == [], "(key, Playwright pressed it): the converter says otherwise"
+
+
+async def test_a_recorded_key_goes_where_the_keyboard_would_send_it(page: Page) -> None:
+    """Into the focused element, or the body when nothing has focus, and focus moves as with a keyboard."""
+    await page.set_content("<input id=a><input id=b>")
+
+    async def press(key: str) -> str:
+        await page.locator(FOCUSED).first.press(key)
+        return str(await page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+
+    assert await page.locator(FOCUSED).evaluate_all("found => found.map(e => e.tagName)") == ["BODY"]
+    assert [await press(key) for key in ("Tab", "Tab", "Shift+Tab", "x")] == ["a", "b", "a", "a"]
+    assert await page.locator("#a").input_value() == "x"
 
 
 async def test_every_expressible_alternative_finds_the_recorded_element_in_chromium(page: Page) -> None:
