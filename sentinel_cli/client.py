@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from shared.edge import convert
+from sentinel_cli import recorder
 from shared.edge.tls import open_channel
 from shared.settings import ClientSettings
 from shared.telemetry import client_interceptors
@@ -41,7 +41,7 @@ def channel(address: str) -> grpc.aio.Channel:
 
 def load_request(path: str, priority: str | None) -> pb.SubmitRequest:
     with open(path, encoding="utf-8") as f:
-        request = convert.load_submit_file(f.read())
+        request = recorder.load_submit_file(f.read())
     if priority:
         request.options.priority = PRIORITIES[priority]
     return request

@@ -4,6 +4,7 @@
     sentinel api                the gRPC API service
     sentinel executor           an executor service
     sentinel submit FILE [--priority high|medium|low] [--follow]
+    sentinel import RECORDING [-o FILE] [--skip-unsupported]   a Chrome Recorder recording as a definition
     sentinel status ID
     sentinel cancel ID
     sentinel artifacts ID [--out DIR]              download a job's screenshots, trace and video
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from sentinel_cli import admin_commands, client, keys
+from sentinel_cli import admin_commands, client, keys, recorder
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
@@ -58,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("file")
     submit.add_argument("--priority", choices=sorted(client.PRIORITIES))
     submit.add_argument("--follow", action="store_true", help="show live progress, then the per-step result")
+
+    recording = sub.add_parser("import", help="convert a Chrome DevTools Recorder recording (JSON) into a definition")
+    recording.add_argument("file")
+    recording.add_argument("-o", "--output", metavar="FILE", help="write the definition here (default: stdout)")
+    recording.add_argument(
+        "--skip-unsupported", action="store_true", help="leave out the steps Sentinel cannot run, listing them"
+    )
 
     status = sub.add_parser("status", help="show a job's state and result")
     status.add_argument("job_id")
@@ -121,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         if args.command == "keys":
             sys.exit(keys.run(args))
+        if args.command == "import":
+            sys.exit(recorder.import_command(args.file, output=args.output, skip_unsupported=args.skip_unsupported))
         if args.command == "dev":
             from sentinel_cli.dev import run_dev
 
