@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar, cast
 
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
@@ -50,6 +51,8 @@ __all__ = ["PERFORMERS", "Run", "open_secret", "perform", "performs", "screensho
 POLL_INTERVAL_S = 0.1
 _MIN_PROBE_MS = 100.0
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+#: What Playwright says when `fill` meets an element that takes no text.
+_NOT_FILLABLE = "Element is not an <input>"
 
 _WaitState = Literal["attached", "detached", "hidden", "visible"]
 Artifacts: TypeAlias = tuple[str, ...]
@@ -114,7 +117,15 @@ async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
     value = open_secret(run.sealer, action.value, index=index) if action.secret else action.value
     if action.secret and action.selector not in run.masked:
         run.masked.append(action.selector)  # before typing: a failure mid-fill is screenshotted too
-    await run.page.locator(action.selector).first.fill(value, timeout=timeout_ms)
+    locator = run.page.locator(action.selector).first
+    try:
+        await locator.fill(value, timeout=timeout_ms)
+    except PlaywrightError as exc:
+        if _NOT_FILLABLE not in exc.message:
+            raise
+        # A <select>: Chrome's Recorder records choosing an option as a `change` (imported as a
+        # fill), so a fill of a <select> chooses the option with that value or label.
+        await locator.select_option(value, timeout=timeout_ms)
 
 
 @performs(Press)

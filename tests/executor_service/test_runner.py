@@ -388,3 +388,17 @@ async def test_a_definition_without_steps_passes(session: Session, tmp_path: Pat
 async def test_a_zero_step_timeout_is_refused(session: Session, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="step_timeout_ms"):
         await run(session, [Step(Wait(1))], tmp_path=tmp_path, step_timeout_ms=0)
+
+
+async def test_a_fill_of_a_select_chooses_the_option_by_value_or_label(
+    session: Session, site: str, tmp_path: Path
+) -> None:
+    # Chrome's Recorder records choosing an option as a `change`, imported as a fill.
+    steps = [
+        Step(Navigate(site + "form.html")),
+        Step(Fill("#plan", "Pro")),  # by label
+        Step(Fill("#plan", "no-such-plan"), timeout_ms=500),
+    ]
+    outcome = await run(session, steps, tmp_path=tmp_path)
+    assert [s.success for s in outcome.steps] == [True, True, False], outcome.steps
+    assert await session.context.pages[0].locator("#plan").input_value() == "pro"
