@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar, Unpack
@@ -83,7 +83,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         """Run a failed, timed-out or cancelled job again (in its own lane unless `priority` says)."""
         return await self._call(ops.retry(job_id, priority))
 
-    def events(self, job_id: str, *, cursor: str = "") -> AsyncIterator[ProgressEvent]:
+    def events(self, job_id: str, *, cursor: str = "") -> AsyncGenerator[ProgressEvent, None]:
         """The job's progress events from `cursor` ("" = the start), live, until its terminal event.
 
         Reopened after the last event's cursor when the stream drops: nothing missed, nothing repeated.
@@ -104,7 +104,9 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
             raise timed_out from exc
         return await self.get(job_id)
 
-    def jobs(self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100) -> AsyncIterator[Job]:
+    def jobs(
+        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100
+    ) -> AsyncGenerator[Job, None]:
         """The tenant's jobs, newest first, fetched a page at a time as you iterate."""
         return self._pages(lambda token: ops.list_jobs(state, tag, page_size, token))
 
@@ -165,7 +167,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
 
     def dead_letters(
         self, *, category: ErrorCategory | str | None = None, tag: str = "", page_size: int = 100
-    ) -> AsyncIterator[DeadLetter]:
+    ) -> AsyncGenerator[DeadLetter, None]:
         return self._pages(lambda token: ops.list_dead_letters(category, tag, page_size, token))
 
     async def requeue_dead_letter(self, job_id: str, *, priority: Priority | str | None = None) -> Job:
@@ -179,7 +181,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
 
     def watch_events(
         self, *, states: Sequence[JobState | str] = (), tag: str = "", cursor: str = ""
-    ) -> AsyncIterator[QueueEvent]:
+    ) -> AsyncGenerator[QueueEvent, None]:
         """Queue events as they happen (from after `cursor`; "" = only new ones), resumed after a drop."""
         return self._stream(ops.watch_events(states, tag, cursor))
 
@@ -203,7 +205,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
                 pause = retrying.failed(exc)
             await asyncio.sleep(pause)
 
-    async def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> AsyncIterator[T]:
+    async def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> AsyncGenerator[T, None]:
         open_stream = op.bind(self._channel)
         retrying = Retrying(self._conn.retries, safe=True, deadline=deadline)
         cursor = op.cursor
@@ -224,7 +226,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
                 call.cancel()
             await asyncio.sleep(pause)
 
-    async def _pages(self, page: Callable[[str], ops.Unary[Page[T]]]) -> AsyncIterator[T]:
+    async def _pages(self, page: Callable[[str], ops.Unary[Page[T]]]) -> AsyncGenerator[T, None]:
         token = ""
         while True:
             got = await self._call(page(token))
@@ -241,7 +243,7 @@ class AsyncJobHandle(HandleBase[AsyncClient]):
     async def refresh(self) -> Job:
         return await self._client.get(self.id)
 
-    def events(self, *, cursor: str = "") -> AsyncIterator[ProgressEvent]:
+    def events(self, *, cursor: str = "") -> AsyncGenerator[ProgressEvent, None]:
         return self._client.events(self.id, cursor=cursor)
 
     async def wait(self, timeout: float | None = None) -> Job:  # noqa: ASYNC109

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar, Unpack
@@ -79,7 +79,7 @@ class Client(ClientBase[grpc.Channel]):
         """Run a failed, timed-out or cancelled job again (in its own lane unless `priority` says)."""
         return self._call(ops.retry(job_id, priority))
 
-    def events(self, job_id: str, *, cursor: str = "") -> Iterator[ProgressEvent]:
+    def events(self, job_id: str, *, cursor: str = "") -> Generator[ProgressEvent, None, None]:
         """The job's progress events from `cursor` ("" = the start), live, until its terminal event.
 
         Reopened after the last event's cursor when the stream drops: nothing missed, nothing repeated.
@@ -99,7 +99,9 @@ class Client(ClientBase[grpc.Channel]):
             raise timed_out from exc
         return self.get(job_id)
 
-    def jobs(self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100) -> Iterator[Job]:
+    def jobs(
+        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100
+    ) -> Generator[Job, None, None]:
         """The tenant's jobs, newest first, fetched a page at a time as you iterate."""
         return self._pages(lambda token: ops.list_jobs(state, tag, page_size, token))
 
@@ -158,7 +160,7 @@ class Client(ClientBase[grpc.Channel]):
 
     def dead_letters(
         self, *, category: ErrorCategory | str | None = None, tag: str = "", page_size: int = 100
-    ) -> Iterator[DeadLetter]:
+    ) -> Generator[DeadLetter, None, None]:
         return self._pages(lambda token: ops.list_dead_letters(category, tag, page_size, token))
 
     def requeue_dead_letter(self, job_id: str, *, priority: Priority | str | None = None) -> Job:
@@ -172,7 +174,7 @@ class Client(ClientBase[grpc.Channel]):
 
     def watch_events(
         self, *, states: Sequence[JobState | str] = (), tag: str = "", cursor: str = ""
-    ) -> Iterator[QueueEvent]:
+    ) -> Generator[QueueEvent, None, None]:
         """Queue events as they happen (from after `cursor`; "" = only new ones), resumed after a drop."""
         return self._stream(ops.watch_events(states, tag, cursor))
 
@@ -196,7 +198,7 @@ class Client(ClientBase[grpc.Channel]):
                 pause = retrying.failed(exc)
             time.sleep(pause)
 
-    def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> Iterator[T]:
+    def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> Generator[T, None, None]:
         open_stream = op.bind(self._channel)
         retrying = Retrying(self._conn.retries, safe=True, deadline=deadline)
         cursor = op.cursor
@@ -217,7 +219,7 @@ class Client(ClientBase[grpc.Channel]):
                 call.cancel()
             time.sleep(pause)
 
-    def _pages(self, page: Callable[[str], ops.Unary[Page[T]]]) -> Iterator[T]:
+    def _pages(self, page: Callable[[str], ops.Unary[Page[T]]]) -> Generator[T, None, None]:
         token = ""
         while True:
             got = self._call(page(token))
@@ -233,7 +235,7 @@ class JobHandle(HandleBase[Client]):
     def refresh(self) -> Job:
         return self._client.get(self.id)
 
-    def events(self, *, cursor: str = "") -> Iterator[ProgressEvent]:
+    def events(self, *, cursor: str = "") -> Generator[ProgressEvent, None, None]:
         return self._client.events(self.id, cursor=cursor)
 
     def wait(self, timeout: float | None = None) -> Job:
