@@ -99,7 +99,8 @@ class Waiting:
         self.last_state = event.state.value
 
     def expired(self) -> WaitTimeout | None:
-        """The error to raise for a DeadlineExceededError, when it is this wait's deadline that passed."""
-        if self.timeout is None or self.deadline is None or time.monotonic() < self.deadline:
+        """The error to raise for a DeadlineExceededError met while waiting: with a timeout, the only
+        deadline the wait's stream has is the wait's own (gRPC's clock may call it a moment early)."""
+        if self.timeout is None:
             return None
         return WaitTimeout(self.job_id, self.timeout, self.last_state)
