@@ -20,6 +20,7 @@ from sentinel_client import (
     AsyncClient,
     ErrorCategory,
     FailedPreconditionError,
+    HealthStatus,
     InvalidArgumentError,
     Job,
     JobState,
@@ -160,6 +161,37 @@ async def test_a_dead_letter_is_listed_and_retried(client: AsyncClient, stack: S
     assert rerun.state in (JobState.PENDING, JobState.RUNNING)  # the idle executor may have claimed it
     again = await job.wait(timeout=60)
     assert again.state is JobState.FAILED and again.finished_at != failed.finished_at
+
+    requeued = await client.requeue_dead_letter(job.id)
+    assert requeued.id == job.id and requeued.priority is Priority.LOW  # the API's lane for requeues
+    assert (await job.wait(timeout=60)).state is JobState.FAILED
+
+
+async def test_admin_calls_see_and_steer_the_queue(client: AsyncClient, stack: Stack) -> None:
+    stats = await client.stats()
+    assert stats.queue == "default" and stats.tenant == "" and {lane.priority for lane in stats.lanes} == set(Priority)
+    assert stats.total_processed == sum(lane.total_processed for lane in stats.lanes)
+    try:
+        assert (await client.pause()).paused
+        health = await client.health()
+        assert health.status is HealthStatus.DEGRADED and any("paused" in r for r in health.reasons)
+        assert health.stats is not None and health.stats.paused
+    finally:
+        assert not (await client.resume()).paused
+
+    tag = fresh_tag()
+    job = await client.submit(definition(stack, PASSING), tags=[tag], delay_ms=LATER)
+    await job.cancel()
+    seen = []
+    async with asyncio.timeout(30):
+        async for event in client.watch_events(tag=tag, cursor="0-0"):  # from the start of the events stream
+            seen.append(event)
+            if event.kind == "cancelled":
+                break
+    assert [e.kind for e in seen] == ["delayed", "cancelled"] and {e.job_id for e in seen} == {job.id}
+    assert seen[-1].state is JobState.CANCELLED and seen[-1].tags == (tag,) and seen[-1].time is not None
+    assert await client.clean(state="cancelled", older_than_ms=LATER) == 0  # nothing is an hour old
+    assert await client.purge_dead_letters(older_than_ms=LATER) == 0
 
 
 async def test_the_apis_refusals_become_the_sdks_errors(client: AsyncClient, stack: Stack) -> None:
