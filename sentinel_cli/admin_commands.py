@@ -15,19 +15,15 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
-from protos import sentinel_pb2 as pb
-from protos import sentinel_pb2_grpc as pb_grpc
-from sentinel_cli.client import PRIORITIES, TERMINAL, channel, resumable, state_name
+from sentinel_cli.client import PRIORITIES, open_client, state_name
+from sentinel_client import DeadLetter, Figures, HealthStatus, JobState, Priority, QueueEvent, QueueHealth, QueueStats
 
 COMMANDS = ("stats", "events", "pause", "resume", "dlq", "jobs")
-STATES: dict[str, pb.JobState] = {
-    state_name(v).lower(): cast(pb.JobState, v) for v in pb.JobState.values() if v != pb.JOB_STATE_UNSPECIFIED
-}
-_LANES = {pb.PRIORITY_HIGH: "high", pb.PRIORITY_MEDIUM: "medium", pb.PRIORITY_LOW: "low"}
+STATES: dict[str, JobState] = {state.value: state for state in JobState}
 
 
 def add_parsers(sub: Any) -> None:
@@ -59,25 +55,28 @@ def add_parsers(sub: Any) -> None:
     listing.add_argument("--page-token", default="")
 
 
-def _time(stamp: Any) -> str:
-    if not stamp.seconds and not stamp.nanos:
-        return "-"
-    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+def _time(when: datetime | None) -> str:
+    """A time in the local zone, to the second ("-" when unset)."""
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
 
 
-def render_health(health: pb.QueueHealth, out: TextIO) -> None:
+def _lane(priority: Priority | None) -> str:
+    return priority.value if priority else "?"
+
+
+def render_health(health: QueueHealth, out: TextIO) -> None:
     """The `sentinel stats` table."""
-    s = health.stats
-    verdict = str(pb.HealthStatus.Name(health.status)).removeprefix("HEALTH_STATUS_")
+    s = health.stats or QueueStats()
+    verdict = health.status.name if health.status else "UNSPECIFIED"
     scope = f"tenant {s.tenant}" if s.tenant else "all tenants"
     out.write(f"queue {s.queue or '?'} ({scope})  {'PAUSED' if s.paused else 'running'}  health {verdict}\n")
     for reason in health.reasons:
         out.write(f"  ! {reason}\n")
-    if not health.HasField("stats"):
+    if health.stats is None:
         return
     out.write("\n" + _cells(title for title, _ in _COLUMNS))
     for lane in s.lanes:
-        out.write(_row(_LANES.get(lane.priority, "?"), lane))
+        out.write(_row(_lane(lane.priority), lane))
     out.write(_row("total", s))
     out.write(
         f"\n  processed {s.total_processed} ({s.total_failed} failed)   last finished {_time(s.last_processed_at)}\n"
@@ -99,7 +98,7 @@ _COLUMNS = (
 )
 
 
-def _row(name: str, figures: Any) -> str:
+def _row(name: str, figures: Figures) -> str:
     """One line of the stats table from a LaneStats or QueueStats (the same figure fields)."""
     values = (
         name,
@@ -124,13 +123,12 @@ def _cells(values: Iterable[object]) -> str:
     return "  " + "".join(cells) + "\n"
 
 
-async def show_stats(address: str, *, watch: bool = False, interval: float = 2.0, times: int = 0) -> int:
+async def show_stats(address: str | None, *, watch: bool = False, interval: float = 2.0, times: int = 0) -> int:
     """`sentinel stats`: 0 when healthy, 1 when degraded or unhealthy (the last view, with --watch)."""
-    async with channel(address) as ch:
-        stub = pb_grpc.QueueAdminStub(ch)
+    async with open_client(address) as client:
         shown = 0
         while True:
-            health = await stub.GetHealth(pb.GetHealthRequest(), timeout=10)
+            health = await client.health()
             if watch and sys.stdout.isatty():
                 sys.stdout.write("\x1b[H\x1b[2J")
             if watch:
@@ -139,32 +137,23 @@ async def show_stats(address: str, *, watch: bool = False, interval: float = 2.0
             sys.stdout.flush()
             shown += 1
             if not watch or (times and shown >= times):
-                return 0 if health.status == pb.HEALTH_STATUS_HEALTHY else 1
+                return 0 if health.status is HealthStatus.HEALTHY else 1
             await asyncio.sleep(interval)
 
 
-def render_event(event: pb.QueueEvent) -> str:
-    when = datetime.fromtimestamp(event.time.seconds + event.time.nanos / 1e9).strftime("%H:%M:%S.%f")[:-3]
-    state = state_name(event.state).lower() if event.state else "-"
+def render_event(event: QueueEvent) -> str:
+    when = event.time.astimezone().strftime("%H:%M:%S.%f")[:-3] if event.time else "-"
+    state = event.state.value if event.state else "-"
     tags = f" [{','.join(event.tags)}]" if event.tags else ""
     job = event.job_id or "-"
     return f"{when}  {event.kind:<13} {state:<10} {job}{tags}  {event.message}".rstrip()
 
 
-async def follow_events(
-    address: str, *, states: list[str], tag: str, cursor: str, limit: int = 0, reconnect_s: float = 60.0
-) -> int:
+async def follow_events(address: str | None, *, states: list[str], tag: str, cursor: str, limit: int = 0) -> int:
     """`sentinel events`: print events as they come; reconnects with the last cursor if the API goes away."""
-    wanted = [STATES[s] for s in states]
     seen = 0
-    async with channel(address) as ch:
-        stub = pb_grpc.QueueAdminStub(ch)
-        events = resumable(
-            lambda at: stub.WatchEvents(pb.WatchEventsRequest(states=wanted, tag=tag, cursor=at)),
-            lambda event: str(event.cursor),
-            cursor=cursor,
-            reconnect_deadline_s=reconnect_s,
-        )
+    async with open_client(address, follow=True) as client:
+        events = client.watch_events(states=[STATES[s] for s in states], tag=tag, cursor=cursor)
         async with contextlib.aclosing(events):
             async for event in events:
                 print(render_event(event), flush=True)
@@ -174,67 +163,61 @@ async def follow_events(
         return 0
 
 
-async def _admin(address: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
-    async with channel(address) as ch:
-        return await call(pb_grpc.QueueAdminStub(ch))
-
-
-async def set_paused(address: str, paused: bool) -> int:
-    async def call(stub: Any) -> Any:
-        if paused:
-            return await stub.Pause(pb.PauseRequest(), timeout=10)
-        return await stub.Resume(pb.ResumeRequest(), timeout=10)
-
-    state = await _admin(address, call)
+async def set_paused(address: str | None, paused: bool) -> int:
+    async with open_client(address) as client:
+        state = await (client.pause() if paused else client.resume())
     print(f"queue {state.queue} {'paused: claiming nothing new' if state.paused else 'resumed'}")
     return 0
 
 
-async def dead_letters(address: str, args: argparse.Namespace) -> int:
-    if args.dlq_command == "list":
-        request = pb.ListDeadLettersRequest(tag=args.tag, page_size=args.limit)
-        reply = await _admin(address, lambda stub: stub.ListDeadLetters(request, timeout=10))
-        if not reply.dead_letters:
-            print("no dead letters")
-        for d in reply.dead_letters:
-            category = str(pb.ErrorCategory.Name(d.error.category)).removeprefix("ERROR_CATEGORY_").lower()
+async def dead_letters(address: str | None, args: argparse.Namespace) -> int:
+    async with open_client(address) as client:
+        if args.dlq_command == "list":
+            return await _list_dead_letters(client.dead_letters(tag=args.tag, page_size=args.limit), args.limit)
+        if args.dlq_command == "requeue":
+            job = await client.requeue_dead_letter(args.job_id, priority=args.priority)
+            print(f"{job.id}  {state_name(job.state)}  in the {_lane(job.priority)} lane")
+            return 0
+        purged = await client.purge_dead_letters(older_than_ms=int(args.older_than * 1000))
+        print(f"purged {purged} dead letter(s)")
+        return 0
+
+
+async def _list_dead_letters(letters: AsyncGenerator[DeadLetter, None], limit: int) -> int:
+    """Print the newest `limit` dead letters (all when 0)."""
+    shown = 0
+    async with contextlib.aclosing(letters):
+        async for d in letters:
             print(f"{d.job_id}  {_time(d.dead_lettered_at)}  {d.attempts} attempt(s)  {d.name}  {d.reason}")
-            if d.error.message:
+            if d.error and d.error.message:
+                category = d.error.category.value if d.error.category else "unspecified"
                 print(f"    ↳ {category}: {d.error.message}")
-        return 0
-    if args.dlq_command == "requeue":
-        lane = PRIORITIES.get(args.priority or "", pb.PRIORITY_UNSPECIFIED)
-        requeue = pb.RequeueDeadLetterRequest(job_id=args.job_id, priority=lane)
-        job = await _admin(address, lambda stub: stub.RequeueDeadLetter(requeue, timeout=10))
-        print(f"{job.job_id}  {state_name(job.state)}  in the {_LANES.get(job.priority, '?')} lane")
-        return 0
-    purge = pb.PurgeDeadLettersRequest(older_than_ms=int(args.older_than * 1000))
-    reply = await _admin(address, lambda stub: stub.PurgeDeadLetters(purge, timeout=30))
-    print(f"purged {reply.purged} dead letter(s)")
+            shown += 1
+            if limit and shown >= limit:
+                break
+    if not shown:
+        print("no dead letters")
     return 0
 
 
-async def list_jobs(address: str, *, state: str | None, tag: str, limit: int, page_token: str) -> int:
-    request = pb.ListJobsRequest(
-        state=STATES[state] if state else pb.JOB_STATE_UNSPECIFIED, tag=tag, page_size=limit, page_token=page_token
-    )
-    async with channel(address) as ch:
-        reply = await pb_grpc.TestExecutionStub(ch).ListJobs(request, timeout=10)
-    if not reply.jobs:
+async def list_jobs(address: str | None, *, state: str | None, tag: str, limit: int, page_token: str) -> int:
+    async with open_client(address) as client:
+        page = await client.list_jobs(state=state, tag=tag, page_size=limit, page_token=page_token)
+    if not page.items:
         print("no jobs")
-    for job in reply.jobs:
-        ended = f"  {job.progress.percentage}%" if job.state not in TERMINAL else ""
+    for job in page.items:
+        ended = f"  {job.progress.percentage}%" if not job.ended else ""
         tags = f"  [{','.join(job.tags)}]" if job.tags else ""
         print(
-            f"{job.job_id}  {state_name(job.state):<9} {_LANES.get(job.priority, '?'):<6} "
+            f"{job.id}  {state_name(job.state):<9} {_lane(job.priority):<6} "
             f"{_time(job.created_at)}  {job.attempt}/{job.max_attempts}  {job.name}{tags}{ended}"
         )
-    if reply.next_page_token:
-        print(f"more: sentinel jobs --page-token '{reply.next_page_token}'")
+    if page.next_page_token:
+        print(f"more: sentinel jobs --page-token '{page.next_page_token}'")
     return 0
 
 
-async def run(args: argparse.Namespace, address: str) -> int:
+async def run(args: argparse.Namespace, address: str | None) -> int:
     """Run one of COMMANDS; returns the exit code."""
     if args.command == "stats":
         return await show_stats(address, watch=args.watch, interval=args.interval)

@@ -1,50 +1,51 @@
-"""The CLI's gRPC client side: submit a definition file, follow its progress, show results."""
+"""The CLI's client side: submit a definition file, follow its progress, show results.
+
+Every call goes through the SDK (`sentinel_client.AsyncClient`); this module only renders.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from contextvars import ContextVar
-from typing import TextIO, TypeVar
+from typing import Any, TextIO
 
-import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from protos import sentinel_pb2 as pb
-from protos import sentinel_pb2_grpc as pb_grpc
-from sentinel_cli import recorder
-from shared.edge.tls import open_channel
-from shared.settings import ClientSettings
+from sentinel_client import (
+    AsyncClient,
+    Job,
+    JobState,
+    Priority,
+    ProgressEvent,
+    RetryPolicy,
+    SubmitOptions,
+    TestSource,
+)
 from shared.telemetry import client_interceptors
 
-T = TypeVar("T")
-
-TERMINAL = {pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED, pb.JOB_STATE_TIMEOUT, pb.JOB_STATE_CANCELLED}
-PRIORITIES = {"high": pb.PRIORITY_HIGH, "medium": pb.PRIORITY_MEDIUM, "low": pb.PRIORITY_LOW}
-
-
-def state_name(state: int) -> str:
-    return str(pb.JobState.Name(state)).removeprefix("JOB_STATE_")
-
+PRIORITIES = tuple(p.value for p in Priority)
 
 #: The CLI's tracer provider while a command runs (None: tracing is off); `main` sets it from OTEL_*.
 TRACING: ContextVar[TracerProvider | None] = ContextVar("sentinel_cli_tracing", default=None)
 
-
-def channel(address: str) -> grpc.aio.Channel:
-    """A channel to the API at `address`, with TLS and the API key as SENTINEL_TLS* / SENTINEL_API_KEY say,
-    and a client span for every call when tracing is on (its context travels to the API's server span)."""
-    return open_channel(ClientSettings.from_env(), address, interceptors=client_interceptors(TRACING.get()))
+#: A command that follows a stream (`submit --follow`, `events`) rides out an API restart: it
+#: reconnects with its last cursor for about a minute before it gives up.
+FOLLOW_RETRIES = RetryPolicy(attempts=16, max_backoff=5.0)
 
 
-def load_request(path: str, priority: str | None) -> pb.SubmitRequest:
-    with open(path, encoding="utf-8") as f:
-        request = recorder.load_submit_file(f.read())
-    if priority:
-        request.options.priority = PRIORITIES[priority]
-    return request
+def open_client(address: str | None, *, follow: bool = False) -> AsyncClient:
+    """A client of the API at `address` (None: SENTINEL_API), with the API key and TLS as SENTINEL_API_KEY
+    and SENTINEL_TLS* say, and a client span for every call when tracing is on (its context travels to
+    the API's server span)."""
+    options: dict[str, Any] = {"interceptors": client_interceptors(TRACING.get())}
+    if follow:
+        options["retries"] = FOLLOW_RETRIES
+    return AsyncClient.from_env(target=address, **options)
+
+
+def state_name(state: JobState | None) -> str:
+    """`COMPLETED`, as the CLI prints states."""
+    return state.name if state else "-"
 
 
 class ProgressView:
@@ -56,7 +57,7 @@ class ProgressView:
         self._label = f"{label} " if label else ""
         self._last = ""
 
-    def show(self, event: pb.ProgressEvent) -> None:
+    def show(self, event: ProgressEvent) -> None:
         p = event.progress
         filled = p.percentage * 30 // 100
         bar = "█" * filled + "░" * (30 - filled)
@@ -72,65 +73,15 @@ class ProgressView:
         self._out.flush()
 
 
-async def resumable(
-    open_stream: Callable[[str], AsyncIterable[T]],
-    cursor_of: Callable[[T], str],
-    *,
-    cursor: str = "",
-    reconnect_deadline_s: float = 60.0,
-) -> AsyncGenerator[T, None]:
-    """Items of a server stream, reopened from the last item's cursor whenever the server goes away.
-
-    Gives up (re-raising UNAVAILABLE) when no item arrived for `reconnect_deadline_s`; the stream's
-    own end ends the iteration.
-    """
-    loop = asyncio.get_running_loop()
-    retry_until = 0.0
-    while True:
-        try:
-            async for item in open_stream(cursor):
-                cursor = cursor_of(item) or cursor
-                retry_until = 0.0
-                yield item
-            return
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-            retry_until = retry_until or loop.time() + reconnect_deadline_s
-            if loop.time() > retry_until:
-                raise
-            await asyncio.sleep(0.5)
-
-
-async def follow(
-    stub: pb_grpc.TestExecutionStub,
-    job_id: str,
-    on_event: Callable[[pb.ProgressEvent], None],
-    *,
-    reconnect_deadline_s: float = 60.0,
-) -> None:
-    """Stream a job's progress to its end, reconnecting with the last cursor when the server goes away."""
-    events = resumable(
-        lambda cursor: stub.StreamProgress(pb.StreamProgressRequest(job_id=job_id, cursor=cursor)),
-        lambda event: str(event.cursor),
-        reconnect_deadline_s=reconnect_deadline_s,
-    )
-    async with contextlib.aclosing(events):
-        async for event in events:
-            on_event(event)
-            if event.terminal:
-                return
-
-
-def render_result(job: pb.Job, out: TextIO) -> None:
+def render_result(job: Job, out: TextIO) -> None:
     """A per-step table with each step's evidence, a one-line verdict, and how to fetch the artifacts."""
-    result = job.result
-    out.write(f"\nJob {job.job_id} — {state_name(job.state)} (attempt {job.attempt} of {job.max_attempts})\n")
-    if result.steps:
-        width = max(len(s.name) for s in result.steps)
+    steps = job.result.steps if job.result else ()
+    out.write(f"\nJob {job.id} — {state_name(job.state)} (attempt {job.attempt} of {job.max_attempts})\n")
+    if steps:
+        width = max(len(s.name) for s in steps)
         width = min(max(width, 4), 60)
         out.write(f"  {'#':>3}  {'step':<{width}}  {'result':<7}  {'time':>8}\n")
-        for s in result.steps:
+        for s in steps:
             verdict = "skipped" if s.skipped else ("ok" if s.success else "FAILED")
             out.write(f"  {s.index + 1:>3}  {s.name[:width]:<{width}}  {verdict:<7}  {s.duration_ms:>6}ms\n")
             if s.error:
@@ -139,56 +90,62 @@ def render_result(job: pb.Job, out: TextIO) -> None:
             for label, lines in evidence:
                 for line in lines:
                     out.write(f"       ↳ {label}: {line}\n")
-    if result.execution_time_ms:
-        out.write(f"  executed in {result.execution_time_ms} ms on {result.worker_id}\n")
-    if job.error.message and not result.steps:
-        out.write(f"  error ({convert_category(job.error.category)}): {job.error.message}\n")
-    for note in result.artifact_notes:
+    if job.result and job.result.execution_time_ms:
+        out.write(f"  executed in {job.result.execution_time_ms} ms on {job.result.worker_id}\n")
+    if job.error and job.error.message and not steps:
+        category = job.error.category.value if job.error.category else "unspecified"
+        out.write(f"  error ({category}): {job.error.message}\n")
+    for note in job.result.artifact_notes if job.result else ():
         out.write(f"  note: {note}\n")
-    names = {*result.artifacts, *(a for s in result.steps for a in s.artifacts)}
+    names = {*(job.result.artifacts if job.result else ()), *(a for s in steps for a in s.artifacts)}
     if names:
-        out.write(f"  artifacts: sentinel artifacts {job.job_id}\n")
+        out.write(f"  artifacts: sentinel artifacts {job.id}\n")
     if any(name.endswith("/trace.zip") for name in names):
-        out.write(f"  trace:     sentinel trace {job.job_id}\n")
+        out.write(f"  trace:     sentinel trace {job.id}\n")
 
 
-def convert_category(category: int) -> str:
-    return str(pb.ErrorCategory.Name(category)).removeprefix("ERROR_CATEGORY_").lower()
+async def submit_and_follow(
+    address: str | None,
+    test: TestSource,
+    *,
+    priority: str | None,
+    follow_progress: bool,
+    base_url: str | None = None,
+) -> int:
+    """`sentinel submit`: 0 when submitted (or, with --follow, when the test passed), else 1.
 
-
-async def submit_and_follow(address: str, path: str, *, priority: str | None, follow_progress: bool) -> int:
-    """`sentinel submit`: 0 when submitted (or, with --follow, when the test passed), else 1."""
-    return await submit_request(address, load_request(path, priority), follow_progress=follow_progress)
-
-
-async def submit_request(address: str, request: pb.SubmitRequest, *, follow_progress: bool) -> int:
-    """Submit `request`; with `follow_progress`, show its progress and result (0 = it passed)."""
-    async with channel(address) as ch:
-        stub = pb_grpc.TestExecutionStub(ch)
-        reply = await stub.Submit(request, timeout=30)
-        print(f"submitted {reply.job_id}{' (duplicate of an earlier submit)' if reply.duplicate else ''}")
+    `test` is a definition file's path (or its content as a dict); `base_url` replaces its base URL.
+    """
+    options: SubmitOptions = {}
+    if priority:
+        options["priority"] = priority
+    if base_url:
+        options["base_url"] = base_url
+    async with open_client(address, follow=follow_progress) as client:
+        job = await client.submit(test, **options)
+        print(f"submitted {job.id}{' (duplicate of an earlier submit)' if job.duplicate else ''}")
         if not follow_progress:
             return 0
         view = ProgressView(sys.stdout)
-        await follow(stub, reply.job_id, view.show)
-        job = await stub.Status(pb.StatusRequest(job_id=reply.job_id), timeout=30)
-        render_result(job, sys.stdout)
-        return 0 if job.state == pb.JOB_STATE_COMPLETED else 1
+        async for event in job.events():
+            view.show(event)
+        done = await job.refresh()
+        render_result(done, sys.stdout)
+        return 0 if done.passed else 1
 
 
-async def show_status(address: str, job_id: str) -> int:
-    async with channel(address) as ch:
-        stub = pb_grpc.TestExecutionStub(ch)
-        job = await stub.Status(pb.StatusRequest(job_id=job_id), timeout=30)
+async def show_status(address: str | None, job_id: str) -> int:
+    async with open_client(address) as client:
+        job = await client.get(job_id)
         p = job.progress
-        print(f"{job.job_id}  {state_name(job.state)}  {p.percentage}%  {p.message}")
-        if job.state in TERMINAL:
+        print(f"{job.id}  {state_name(job.state)}  {p.percentage}%  {p.message}")
+        if job.ended:
             render_result(job, sys.stdout)
         return 0
 
 
-async def cancel_job(address: str, job_id: str) -> int:
-    async with channel(address) as ch:
-        job = await pb_grpc.TestExecutionStub(ch).Cancel(pb.CancelRequest(job_id=job_id), timeout=30)
-        print(f"{job.job_id}  {state_name(job.state)}")
+async def cancel_job(address: str | None, job_id: str) -> int:
+    async with open_client(address) as client:
+        job = await client.cancel(job_id)
+        print(f"{job.id}  {state_name(job.state)}")
         return 0

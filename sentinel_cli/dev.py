@@ -46,10 +46,6 @@ def demo_site(port: int) -> Iterator[str]:
         raise OSError(f"demo site: cannot listen on 127.0.0.1:{port} ({exc}); use --demo-port") from exc
 
 
-#: The base URL the bundled examples use; the demo run points them at the demo site's real port.
-EXAMPLES_BASE_URL = "http://127.0.0.1:8088"
-
-
 def dev_security(site_url: str) -> SecuritySettings:
     """`sentinel dev`'s security: auth off, a fresh key for secret values, the demo site allowed."""
     environ = {**os.environ, "SENTINEL_AUTH": "disabled"}
@@ -69,10 +65,8 @@ async def _run_examples(address: str, site_url: str) -> None:
         return
     for path in files:
         print(f"\n▶ sentinel submit {path.relative_to(EXAMPLES.parent)} --follow")
-        request = client.load_request(str(path), None)
-        if request.definition.base_url.rstrip("/") == EXAMPLES_BASE_URL:
-            request.definition.base_url = site_url
-        code = await client.submit_request(address, request, follow_progress=True)
+        # The examples name the demo site's default address; point them at the port it really has.
+        code = await client.submit_and_follow(address, path, priority=None, follow_progress=True, base_url=site_url)
         if code and "wrong-password" in path.name:
             print("  (this example fails on purpose: see the failing step and its screenshot)")
 

@@ -24,8 +24,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-import grpc
-
+import sentinel_client
 from sentinel_cli import admin_commands, client, keys, recorder
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
@@ -33,7 +32,6 @@ from shared.errors import ConfigError, SentinelError
 from shared.settings import (
     ApiSettings,
     ArtifactSettings,
-    ClientSettings,
     ExecutorSettings,
     QueueSettings,
     RedisSettings,
@@ -104,7 +102,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 def _call_api(args: argparse.Namespace) -> int:
     """Run a client command against the API; its exit code."""
-    address = args.api or ClientSettings.from_env().api
+    address = args.api or None  # None: SENTINEL_API, read by the SDK with the key and TLS settings
     if args.command in admin_commands.COMMANDS:
         try:
             return asyncio.run(admin_commands.run(args, address))
@@ -114,7 +112,9 @@ def _call_api(args: argparse.Namespace) -> int:
         return asyncio.run(artifact_commands.run(args, address))
     if args.command == "submit":
         return asyncio.run(
-            client.submit_and_follow(address, args.file, priority=args.priority, follow_progress=args.follow)
+            client.submit_and_follow(
+                address, recorder.load_test(args.file), priority=args.priority, follow_progress=args.follow
+            )
         )
     if args.command == "status":
         return asyncio.run(client.show_status(address, args.job_id))
@@ -140,17 +140,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             client.TRACING.set(tracing)
             code = _call_api(args)
         sys.exit(code)
-    except ConfigError as exc:
+    except (ConfigError, sentinel_client.ConfigError) as exc:
         print(f"sentinel: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except SentinelError as exc:
-        print(f"sentinel: {exc}", file=sys.stderr)
+    except sentinel_client.SentinelError as exc:
+        # The API's answer shows its status code; an error found on this side (a bad file) does not.
+        said = f"{exc.code.name}: {exc.message}" if exc.code else exc.message
+        print(f"sentinel: {said}", file=sys.stderr)
         sys.exit(2)
-    except OSError as exc:
+    except (SentinelError, OSError) as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except grpc.aio.AioRpcError as exc:
-        print(f"sentinel: {exc.code().name}: {exc.details()}", file=sys.stderr)
         sys.exit(2)
 
 

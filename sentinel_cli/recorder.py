@@ -6,8 +6,8 @@ tells a recording from a Sentinel definition (`is_recording`) and converts it (`
 
 - `sentinel import RECORDING.json [-o FILE] [--skip-unsupported]` (`import_command`) writes the
   definition as proto3 JSON;
-- `load_submit_file` is what the CLI's definition-file loader calls, so that `sentinel submit` (and
-  every command that loads a definition file) takes a recording as it is.
+- `load_test` is how `sentinel submit` and `sentinel run` read a test file, so they take a
+  recording as it is.
 
 The step rules live in `recorder_steps`, the selector choice in `recorder_selectors` and the keys in
 `recorder_keys`. A converted step is then checked by Sentinel's own validation (`shared.validation`),
@@ -25,6 +25,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -35,7 +36,7 @@ from shared.edge import convert
 from shared.errors import FieldViolation, ValidationError
 from shared.validation import MAX_NAME_CHARS, validate_definition
 
-__all__ = ["Conversion", "Skipped", "convert_recording", "import_command", "is_recording", "load_submit_file"]
+__all__ = ["Conversion", "Skipped", "convert_recording", "import_command", "is_recording", "load_test"]
 
 #: The definition's name when the recording's title is blank (validation requires one).
 UNTITLED = "Chrome Recorder recording"
@@ -62,9 +63,6 @@ class Conversion:
     definition: dict[str, Any]
     skipped: tuple[Skipped, ...] = ()
 
-    def request(self) -> pb.SubmitRequest:
-        return pb.SubmitRequest(definition=json_format.ParseDict(self.definition, pb.TestDefinition()))
-
 
 def is_recording(document: object) -> bool:
     """Whether a parsed JSON file is a Recorder recording: top-level `steps` whose items have a `type`
@@ -75,20 +73,20 @@ def is_recording(document: object) -> bool:
     return isinstance(steps, list) and any(isinstance(step, dict) and "type" in step for step in steps)
 
 
-def load_submit_file(text: str) -> pb.SubmitRequest:
-    """Parse a definition file: a Recorder recording (converted, failing on any step Sentinel cannot
-    run), or anything `shared.edge.convert.load_submit_file` reads.
+def load_test(path: str) -> str | dict[str, Any]:
+    """A test file as `sentinel submit` and `sentinel run` send it: a Recorder recording converted
+    (failing on any step Sentinel cannot run); any other file's path as it is, for the SDK to read.
 
     Raises:
-        ValidationError: the file is not a valid definition, or names each step it cannot convert.
+        OSError: the file cannot be read.
+        ValidationError: the recording names each step it cannot convert.
     """
+    text = Path(path).read_text(encoding="utf-8")
     try:
         document = json.loads(text.removeprefix("\ufeff"))
     except (ValueError, RecursionError):
-        document = None  # convert.load_submit_file says what is wrong with it
-    if is_recording(document):
-        return convert_recording(document).request()
-    return convert.load_submit_file(text)
+        return path  # the SDK says what is wrong with it
+    return convert_recording(document).definition if is_recording(document) else path
 
 
 def convert_recording(document: Mapping[str, Any], *, skip_unsupported: bool = False) -> Conversion:

@@ -14,10 +14,8 @@ Nothing here may import grpc.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from protos import sentinel_pb2 as pb
@@ -46,7 +44,6 @@ from shared.edge.convert_jobs import (
     violations_to_proto,
 )
 from shared.edge.convert_runs import run_test_to_proto, run_to_proto
-from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     ACTIONS,
     Action,
@@ -73,7 +70,6 @@ __all__ = [
     "error_category_to_proto",
     "job_error_to_proto",
     "job_to_proto",
-    "load_submit_file",
     "options_from_proto",
     "priority_from_proto",
     "priority_to_proto",
@@ -174,33 +170,3 @@ def _field_from_proto(message: Message, field: dataclasses.Field[Any]) -> Any:
     descriptor = message.DESCRIPTOR.fields_by_name[field.name]
     carried = message.HasField(field.name) if descriptor.has_presence else value != descriptor.default_value
     return value if carried else field.default
-
-
-# --- definition files ------------------------------------------------------------------------
-
-_SUBMIT_KEYS = frozenset(name for f in pb.SubmitRequest.DESCRIPTOR.fields for name in (f.name, f.json_name))
-
-
-def load_submit_file(text: str) -> pb.SubmitRequest:
-    """Parse a definition file: the proto3 JSON of a `TestDefinition` or of a `SubmitRequest`.
-
-    A file whose top level has any `SubmitRequest` key (`definition`, `options`, `userId`, ...)
-    is a `SubmitRequest`; any other is a `TestDefinition`, wrapped in a request. Unknown fields
-    are errors, so a misspelt action is reported rather than silently dropped.
-
-    Raises:
-        ValidationError: with one `FieldViolation("file", ...)` saying what is wrong.
-    """
-    try:
-        document = json.loads(text.removeprefix("\ufeff"))
-        if not isinstance(document, dict):
-            raise ValidationError([FieldViolation("file", "must hold a JSON object")])
-        if _SUBMIT_KEYS.intersection(document):
-            return json_format.ParseDict(document, pb.SubmitRequest())
-        return pb.SubmitRequest(definition=json_format.ParseDict(document, pb.TestDefinition()))
-    except json.JSONDecodeError as exc:
-        raise ValidationError([FieldViolation("file", f"is not valid JSON: {exc}")]) from exc
-    except RecursionError as exc:
-        raise ValidationError([FieldViolation("file", "is nested too deeply")]) from exc
-    except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise ValidationError([FieldViolation("file", f"is not a valid test definition: {exc}")]) from exc

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,15 @@ class Stack:
         return env
 
     def start(self, kind: str, **env: str) -> Service:
-        port = free_port()
+        """Start `sentinel api` or `sentinel executor` on a free port and wait until it serves."""
+        return self._launch(kind, free_port(), env)
+
+    def restart(self, service: Service, **env: str) -> Service:
+        """Stop `service` cleanly and start its kind again on the same port, so clients find it where it was."""
+        assert service.stop() == 0, f"{service.name} did not exit cleanly on SIGTERM"
+        return self._launch(service.name, service.port, env)
+
+    def _launch(self, kind: str, port: int, env: dict[str, str]) -> Service:
         port_var = "API_GRPC_PORT" if kind == "api" else "EXECUTOR_GRPC_PORT"
         host_var = "API_GRPC_HOST" if kind == "api" else "EXECUTOR_GRPC_HOST"
         log = self.directory / f"{kind}-{len(self.services)}.log"
@@ -127,20 +136,29 @@ def wait_serving(service: Service, within: float = 90) -> None:
         )
 
 
-@pytest.fixture
-def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+@contextlib.contextmanager
+def open_stack(directory: Path, failed: Callable[[], bool]) -> Iterator[Stack]:
+    """A redis-server and the test pages, for services a test starts; all stopped on exit.
+
+    The services' logs are shown when `failed()` says a test failed, or when one exits uncleanly.
+    """
     seen: list[str] = []
     with serve_directory(PAGES, seen=seen) as site:
-        s = Stack(redis=start_redis(tmp_path), directory=tmp_path, site=site, seen=seen)
+        s = Stack(redis=start_redis(directory), directory=directory, site=site, seen=seen)
         try:
             yield s
         finally:
             codes = [svc.stop() for svc in reversed(s.services)]
             s.redis.stop()  # the one running now: a test may have restarted it
-            failed = request.node.stash.get(FAILED, False)
-            if failed or any(c not in (0, -signal.SIGTERM) for c in codes):
+            if failed() or any(c not in (0, -signal.SIGTERM) for c in codes):
                 sys.stderr.write(s.logs())
             assert all(c == 0 for c in codes), f"a service did not exit cleanly on SIGTERM: {codes}"
+
+
+@pytest.fixture
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    with open_stack(tmp_path, lambda: request.node.stash.get(FAILED, False)) as s:
+        yield s
 
 
 FAILED = pytest.StashKey[bool]()

@@ -15,13 +15,21 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from protos import sentinel_pb2 as pb
-from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.client import render_result
 from sentinel_cli.main import _parser
+from sentinel_client import (
+    Artifact,
+    AsyncClient,
+    InvalidArgumentError,
+    Job,
+    JobError,
+    JobResult,
+    JobState,
+    NotFoundError,
+    StepResult,
+)
 from shared.artifact_store import CHUNK_SIZE, ArtifactStore
-from shared.errors import ValidationError
 from shared.queue import Queue
 from shared.settings import ArtifactSettings, QueueSettings
 from tests.artifact_helpers import BACKENDS, finished_job, fresh_store, put_all, settings_for, start_api
@@ -133,16 +141,16 @@ async def test_trace_takes_the_newest_attempt_or_the_one_asked(
 
 async def test_a_download_that_fails_leaves_no_file(api: Api, tmp_path: Path) -> None:
     job_id = await finished_job(api.queue)
-    async with grpc.aio.insecure_channel(api.address) as channel:
-        stub = pb_grpc.TestExecutionStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await artifact_commands.download(stub, job_id, "1/gone.png", tmp_path)
-        assert info.value.code() is grpc.StatusCode.NOT_FOUND
+    async with AsyncClient(api.address) as client:
+        with pytest.raises(NotFoundError) as info:
+            await artifact_commands.download(client, job_id, Artifact(name="1/gone.png"), tmp_path)
+        assert info.value.code is grpc.StatusCode.NOT_FOUND
         assert files_below(tmp_path) == {}
         # A name that would climb out of the folder is refused before anything is asked or written.
-        for name in ("../../x.png", "1/../../x.png", "/etc/x"):
-            with pytest.raises(ValidationError):
-                await artifact_commands.download(stub, job_id, name, tmp_path / "out")
+        for name in ("../../x.png", "1/../../x.png", "/etc/x", "1/.hidden", "0/x.png"):
+            with pytest.raises(InvalidArgumentError) as refused:
+                await artifact_commands.download(client, job_id, Artifact(name=name), tmp_path / "out")
+            assert [v.field for v in refused.value.violations] == ["name"]
         assert not (tmp_path / "out").exists()
 
 
@@ -165,26 +173,26 @@ async def test_the_console_script_runs_them(api: Api, tmp_path: Path) -> None:
 
 
 def test_the_result_shows_each_steps_evidence_and_how_to_fetch_it() -> None:
-    job = pb.Job(
-        job_id="j1",
-        state=pb.JOB_STATE_FAILED,
+    job = Job(
+        id="j1",
+        state=JobState.FAILED,
         attempt=1,
         max_attempts=1,
-        result=pb.JobResult(
-            steps=[
-                pb.StepResult(index=0, name="open", success=True, duration_ms=12),
-                pb.StepResult(
+        result=JobResult(
+            steps=(
+                StepResult(index=0, name="open", success=True, duration_ms=12),
+                StepResult(
                     index=1,
                     name="buy",
                     duration_ms=30,
                     error="#buy not found",
-                    artifacts=["1/step-01-failure.png"],
-                    console_errors=["TypeError: x is undefined"],
-                    failed_requests=["GET https://shop.test/api/cart 500"],
+                    artifacts=("1/step-01-failure.png",),
+                    console_errors=("TypeError: x is undefined",),
+                    failed_requests=("GET https://shop.test/api/cart 500",),
                 ),
-            ],
-            artifacts=["1/step-01-failure.png", "1/trace.zip"],
-            artifact_notes=["video not kept: over the 100 MiB cap"],
+            ),
+            artifacts=("1/step-01-failure.png", "1/trace.zip"),
+            artifact_notes=("video not kept: over the 100 MiB cap",),
         ),
     )
     out = io.StringIO()
@@ -200,5 +208,11 @@ def test_the_result_shows_each_steps_evidence_and_how_to_fetch_it() -> None:
         "  trace:     sentinel trace j1",
     ]
     out = io.StringIO()
-    render_result(pb.Job(job_id="j2", state=pb.JOB_STATE_COMPLETED, result=pb.JobResult(success=True)), out)
+    render_result(Job(id="j2", state=JobState.COMPLETED, result=JobResult(success=True)), out)
     assert "sentinel artifacts" not in out.getvalue()
+    out = io.StringIO()
+    render_result(Job(id="j3", state=JobState.CANCELLED, error=JobError(message="cancelled before it ran")), out)
+    assert out.getvalue().splitlines()[1:] == [
+        "Job j3 — CANCELLED (attempt 0 of 0)",
+        "  error (unspecified): cancelled before it ran",
+    ]

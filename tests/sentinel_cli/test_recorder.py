@@ -14,9 +14,7 @@ from typing import Any, cast
 
 import pytest
 
-from protos import sentinel_pb2 as pb
 from sentinel_cli import recorder
-from sentinel_cli.client import load_request
 from sentinel_cli.main import main
 from sentinel_cli.recorder_selectors import accessible_name, alternative, choose, names_password, names_select
 from sentinel_cli.recorder_steps import FOCUSED, UNSUPPORTED
@@ -541,19 +539,25 @@ def test_import_of_a_missing_file_exits_2(tmp_path: Path, capsys: pytest.Capture
 # --- the definition-file loader (sentinel submit, and later sentinel run) -----------------------
 
 
-def test_the_loader_converts_a_recording_and_reads_a_definition_as_before(tmp_path: Path) -> None:
-    request = load_request(write(tmp_path, recording(navigate(), click(), title="From Chrome")), "high")
-    assert request.definition.name == "From Chrome" and request.options.priority == pb.PRIORITY_HIGH
-    assert [s.WhichOneof("action") for s in request.definition.steps] == ["navigate", "click"]
-    assert request.definition.steps[1].click.selector == "#login"
+def test_the_loader_converts_a_recording_and_leaves_any_other_file_to_the_sdk(tmp_path: Path) -> None:
+    loaded = recorder.load_test(write(tmp_path, recording(navigate(), click(), title="From Chrome")))
+    assert isinstance(loaded, dict) and loaded["name"] == "From Chrome"
+    assert [[k for k in step if k not in ("name", "timeoutMs")] for step in loaded["steps"]] == [
+        ["navigate"],
+        ["click"],
+    ]
+    assert loaded["steps"][1]["click"]["selector"] == "#login"
 
-    definition = {"name": "plain", "steps": [{"navigate": {"url": f"{SITE}/"}}]}
-    assert load_request(write(tmp_path, definition, "plain.json"), None).definition.name == "plain"
+    plain = write(tmp_path, {"name": "plain", "steps": [{"navigate": {"url": f"{SITE}/"}}]}, "plain.json")
+    assert recorder.load_test(plain) == plain
+    broken = tmp_path / "broken.json"
+    broken.write_text("[1, 2", encoding="utf-8")
+    assert recorder.load_test(str(broken)) == str(broken), "the SDK reports what is wrong with it"
 
 
 def test_the_loader_refuses_a_recording_with_steps_sentinel_cannot_run(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
-        load_request(write(tmp_path, recording(navigate(), {"type": "scroll"}, {"type": "customStep"})), None)
+        recorder.load_test(write(tmp_path, recording(navigate(), {"type": "scroll"}, {"type": "customStep"})))
     assert [v.field for v in caught.value.violations] == ["steps[1] (scroll)", "steps[2] (customStep)"]
 
 
@@ -563,13 +567,6 @@ def test_submit_of_a_recording_that_cannot_run_exits_2_naming_the_step(
     path = write(tmp_path, recording(navigate(), click(), {"type": "doubleClick", "selectors": ["a"]}))
     assert sentinel("--api", "127.0.0.1:1", "submit", path) == 2
     assert capsys.readouterr().err == "sentinel: steps[2] (doubleClick): Sentinel's click has no click count\n"
-
-
-def test_the_loader_still_reports_a_broken_file_as_before(tmp_path: Path) -> None:
-    path = tmp_path / "broken.json"
-    path.write_text("[1, 2", encoding="utf-8")
-    with pytest.raises(ValidationError, match=r"^file: is not valid JSON"):
-        load_request(str(path), None)
 
 
 def test_every_bundled_recording_converts_as_documented() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -316,45 +315,6 @@ def test_progress_event_and_violations() -> None:
         pb.FieldViolation(field="a", description="x"),
         pb.FieldViolation(field="b", description="y"),
     ]
-
-
-# --- definition files ----------------------------------------------------------------------
-
-
-def test_load_a_bare_test_definition() -> None:
-    req = c.load_submit_file(json.dumps(EVERY_ACTION_JSON))
-    assert req.definition == every_action_proto()
-    assert not req.HasField("options")
-
-
-def test_load_a_submit_request() -> None:
-    text = json.dumps({"definition": EVERY_ACTION_JSON, "options": {"priority": "PRIORITY_HIGH", "tags": ["x"]}})
-    req = c.load_submit_file(text)
-    assert req.definition == every_action_proto()
-    assert req.options.priority == pb.PRIORITY_HIGH and list(req.options.tags) == ["x"]
-    options_only = c.load_submit_file('\ufeff{"options": {"maxAttempts": 2}, "user_id": "u"}')
-    assert options_only.options.max_attempts == 2 and options_only.user_id == "u"
-
-
-@pytest.mark.parametrize(
-    ("text", "says"),
-    [
-        ("{not json", "is not valid JSON"),
-        ("", "is not valid JSON"),
-        ("[1, 2]", "must hold a JSON object"),
-        ('{"steps": [{"clik": {"selector": "#a"}}]}', "clik"),
-        ('{"steps": [{"click": {}, "fill": {}}]}', "oneof"),
-        ('{"definition": {"name": 5}, "options": {"priority": "URGENT"}}', "not a valid test definition"),
-        ('{"name": "n", "steps": [{"wait": {"ms": -1}}]}', "not a valid test definition"),
-        ("[" * 100_000, "nested too deeply"),
-    ],
-)
-def test_bad_files_raise_a_validation_error_on_file(text: str, says: str) -> None:
-    with pytest.raises(ValidationError) as caught:
-        c.load_submit_file(text)
-    [violation] = caught.value.violations
-    assert violation.field == "file"
-    assert says in violation.description
 
 
 # --- property: conversion never raises, validation raises only ValidationError -------------

@@ -1,0 +1,262 @@
+"""`AsyncClient`: the asyncio twin. Every call is an `_ops` description run over a `grpc.aio` channel.
+
+Keep it the mirror of `_sync.Client` (same method names, arguments and results); logic that is
+not about awaiting belongs in `_ops`, `_convert`, `_retry` or `_base`, where both use it. Files
+are read and written in a thread, so neither a submit from a file nor a download blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar, Unpack
+
+import grpc
+
+from sentinel_client import _ops as ops
+from sentinel_client._base import ClientBase, HandleBase, Waiting
+from sentinel_client._files import PartialFile
+from sentinel_client._requests import SubmitOptions, TestSource, submit_request
+from sentinel_client._retry import Retrying
+from sentinel_client.errors import DeadlineExceededError, UnavailableError
+from sentinel_client.models import (
+    Artifact,
+    DeadLetter,
+    ErrorCategory,
+    Job,
+    JobState,
+    Page,
+    Priority,
+    ProgressEvent,
+    QueueEvent,
+    QueueHealth,
+    QueueState,
+    QueueStats,
+)
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase[grpc.aio.Channel]):
+    """An asyncio client of a Sentinel API (see `ClientBase` for the options). Close it, or `async with`."""
+
+    def _open_channel(self) -> grpc.aio.Channel:
+        return self._conn.aio_channel()
+
+    async def aclose(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # --- jobs -------------------------------------------------------------------------------------
+
+    async def submit(self, test: TestSource, **options: Unpack[SubmitOptions]) -> AsyncJobHandle:
+        """Submit a test: a definition dict (or a SubmitRequest-shaped one), or a JSON file's path.
+
+        Retried on UNAVAILABLE under its idempotency key, so it makes one job however often it is sent.
+        """
+        request = await asyncio.to_thread(submit_request, test, options)
+        job_id, duplicate = await self._call(ops.submit(request))
+        return AsyncJobHandle(self, job_id, duplicate=duplicate)
+
+    def job(self, job_id: str) -> AsyncJobHandle:
+        """A handle on an existing job (no call is made)."""
+        return AsyncJobHandle(self, job_id)
+
+    async def get(self, job_id: str) -> Job:
+        return await self._call(ops.status(job_id))
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a waiting or running job; a finished one raises FailedPreconditionError."""
+        return await self._call(ops.cancel(job_id))
+
+    async def retry(self, job_id: str, *, priority: Priority | str | None = None) -> Job:
+        """Run a failed, timed-out or cancelled job again (in its own lane unless `priority` says)."""
+        return await self._call(ops.retry(job_id, priority))
+
+    def events(self, job_id: str, *, cursor: str = "") -> AsyncGenerator[ProgressEvent, None]:
+        """The job's progress events from `cursor` ("" = the start), live, until its terminal event.
+
+        Reopened after the last event's cursor when the stream drops: nothing missed, nothing repeated.
+        """
+        return self._stream(ops.progress(job_id, cursor))
+
+    # `timeout` as in the blocking twin (ASYNC109): the SDK's two clients take the same arguments.
+    async def wait(self, job_id: str, timeout: float | None = None) -> Job:  # noqa: ASYNC109
+        """The job once it has ended. Raises WaitTimeout when `timeout` seconds pass first."""
+        waiting = Waiting(job_id, timeout)
+        try:
+            async for event in self._stream(ops.progress(job_id, ""), deadline=waiting.deadline):
+                waiting.saw(event)
+        except DeadlineExceededError as exc:
+            timed_out = waiting.expired()
+            if timed_out is None:
+                raise
+            raise timed_out from exc
+        return await self.get(job_id)
+
+    def jobs(
+        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100
+    ) -> AsyncGenerator[Job, None]:
+        """The tenant's jobs, newest first, fetched a page at a time as you iterate."""
+        return self._pages(lambda token: ops.list_jobs(state, tag, page_size, token))
+
+    async def list_jobs(
+        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 0, page_token: str = ""
+    ) -> Page[Job]:
+        """One page of jobs (page_size 0: the API's default, 50)."""
+        return await self._call(ops.list_jobs(state, tag, page_size, page_token))
+
+    # --- artifacts --------------------------------------------------------------------------------
+
+    async def artifacts(self, job_id: str) -> list[Artifact]:
+        return await self._call(ops.list_artifacts(job_id))
+
+    async def download_artifact(self, job_id: str, name: str, path: str | os.PathLike[str]) -> Path:
+        """Stream artifact `name` ("1/trace.zip") into the file `path`; returns the path.
+
+        Written to a temporary name beside it and renamed when complete; started over on UNAVAILABLE.
+        """
+        op = ops.get_artifact(job_id, name)
+        chunks = op.bind(self._channel)
+        part = PartialFile(path, name)
+
+        async def attempt(_: Retrying) -> Path:
+            await asyncio.to_thread(part.start)
+            call = chunks(op.request(""), metadata=self._conn.metadata)
+            try:
+                async for chunk in call:
+                    await asyncio.to_thread(part.write, chunk.data, chunk.size_bytes)
+            finally:
+                call.cancel()
+            return await asyncio.to_thread(part.commit)
+
+        try:
+            return await self._retried(True, attempt)
+        finally:
+            await asyncio.to_thread(part.discard)
+
+    async def download_artifacts(self, job_id: str, directory: str | os.PathLike[str]) -> list[Path]:
+        """Every artifact of the job into `directory/<attempt>/<file>`; returns the paths."""
+        return [
+            await self.download_artifact(job_id, a.name, a.path_in(directory)) for a in await self.artifacts(job_id)
+        ]
+
+    # --- queue administration ---------------------------------------------------------------------
+
+    async def stats(self, queue: str = "") -> QueueStats:
+        return await self._call(ops.stats(queue))
+
+    async def health(self, queue: str = "") -> QueueHealth:
+        return await self._call(ops.health(queue))
+
+    async def pause(self, queue: str = "") -> QueueState:
+        return await self._call(ops.pause(queue))
+
+    async def resume(self, queue: str = "") -> QueueState:
+        return await self._call(ops.resume(queue))
+
+    def dead_letters(
+        self, *, category: ErrorCategory | str | None = None, tag: str = "", page_size: int = 100
+    ) -> AsyncGenerator[DeadLetter, None]:
+        return self._pages(lambda token: ops.list_dead_letters(category, tag, page_size, token))
+
+    async def requeue_dead_letter(self, job_id: str, *, priority: Priority | str | None = None) -> Job:
+        return await self._call(ops.requeue_dead_letter(job_id, priority))
+
+    async def purge_dead_letters(self, *, older_than_ms: int = 0) -> int:
+        return await self._call(ops.purge_dead_letters(older_than_ms))
+
+    async def clean(self, *, state: JobState | str | None = None, older_than_ms: int = 0, limit: int = 0) -> int:
+        return await self._call(ops.clean(state, older_than_ms, limit))
+
+    def watch_events(
+        self, *, states: Sequence[JobState | str] = (), tag: str = "", cursor: str = ""
+    ) -> AsyncGenerator[QueueEvent, None]:
+        """Queue events as they happen (from after `cursor`; "" = only new ones), resumed after a drop."""
+        return self._stream(ops.watch_events(states, tag, cursor))
+
+    # --- the machinery ----------------------------------------------------------------------------
+
+    async def _call(self, op: ops.Unary[T]) -> T:
+        call = op.bind(self._channel)
+
+        async def attempt(retrying: Retrying) -> T:
+            timeout = retrying.timeout(self._conn.timeout)
+            return op.convert(await call(op.request, timeout=timeout, metadata=self._conn.metadata))
+
+        return await self._retried(op.safe, attempt)
+
+    async def _retried(self, safe: bool, attempt: Callable[[Retrying], Awaitable[T]]) -> T:
+        retrying = Retrying(self._conn.retries, safe=safe)
+        while True:
+            try:
+                return await attempt(retrying)
+            except (grpc.RpcError, UnavailableError) as exc:
+                pause = retrying.failed(exc)
+            await asyncio.sleep(pause)
+
+    async def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> AsyncGenerator[T, None]:
+        open_stream = op.bind(self._channel)
+        retrying = Retrying(self._conn.retries, safe=True, deadline=deadline)
+        cursor = op.cursor
+        while True:
+            call = open_stream(op.request(cursor), timeout=retrying.timeout(None), metadata=self._conn.metadata)
+            try:
+                async for reply in call:
+                    item = op.convert(reply)
+                    cursor = op.cursor_of(item) or cursor
+                    retrying.progressed()
+                    yield item
+                    if op.last(item):
+                        return
+                return
+            except grpc.RpcError as exc:
+                pause = retrying.failed(exc)
+            finally:
+                call.cancel()
+            await asyncio.sleep(pause)
+
+    async def _pages(self, page: Callable[[str], ops.Unary[Page[T]]]) -> AsyncGenerator[T, None]:
+        token = ""
+        while True:
+            got = await self._call(page(token))
+            for item in got.items:
+                yield item
+            token = got.next_page_token
+            if not token:
+                return
+
+
+class AsyncJobHandle(HandleBase[AsyncClient]):
+    """A submitted (or named) job: `.id`, and the calls about it."""
+
+    async def refresh(self) -> Job:
+        return await self._client.get(self.id)
+
+    def events(self, *, cursor: str = "") -> AsyncGenerator[ProgressEvent, None]:
+        return self._client.events(self.id, cursor=cursor)
+
+    async def wait(self, timeout: float | None = None) -> Job:  # noqa: ASYNC109
+        return await self._client.wait(self.id, timeout)
+
+    async def cancel(self) -> Job:
+        return await self._client.cancel(self.id)
+
+    async def retry(self, *, priority: Priority | str | None = None) -> Job:
+        return await self._client.retry(self.id, priority=priority)
+
+    async def artifacts(self) -> list[Artifact]:
+        return await self._client.artifacts(self.id)
+
+    async def download_artifacts(self, directory: str | os.PathLike[str]) -> list[Path]:
+        return await self._client.download_artifacts(self.id, directory)

@@ -1,0 +1,158 @@
+"""Where a client connects and how it proves who it is: the options both clients take, and channels.
+
+The options mirror what the `sentinel` CLI reads from the environment (`SENTINEL_API`,
+`SENTINEL_API_KEY`, `SENTINEL_TLS`, `SENTINEL_TLS_CA`, `SENTINEL_TLS_CLIENT_CERT` / `_KEY`,
+`SENTINEL_TLS_SERVER_NAME`); `options_from_env` is the only code in the SDK that reads them. The API
+key rides on every call as `authorization: Bearer <key>` metadata, over TLS or plaintext alike.
+Never falls back to plaintext when TLS was asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from sentinel_client._retry import RetryPolicy
+from sentinel_client.errors import ConfigError
+
+DEFAULT_TARGET = "localhost:50051"
+#: Seconds a single call may take, unless the client is given another `timeout`.
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """TLS to the API.
+
+    Attributes:
+        ca: the CA bundle (PEM file) to verify the API with; None: the system's roots.
+        cert: a client certificate (PEM file), for an API that requires mTLS; with `key`.
+        key: the client certificate's private key (PEM file).
+        server_name: the name to expect in the API's certificate, when not the target's host.
+    """
+
+    ca: str | os.PathLike[str] | None = None
+    cert: str | os.PathLike[str] | None = None
+    key: str | os.PathLike[str] | None = None
+    server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.cert) != bool(self.key):
+            raise ConfigError("TLSConfig: cert and key must be given together")
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read(self.ca),
+            private_key=_read(self.key),
+            certificate_chain=_read(self.cert),
+        )
+
+    def options(self) -> list[tuple[str, Any]]:
+        return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+
+
+def _read(path: str | os.PathLike[str] | None) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") from exc
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A client's settled options (see `Client` for what each means)."""
+
+    target: str
+    api_key: str | None
+    tls: TLSConfig | None
+    retries: RetryPolicy
+    timeout: float | None
+    interceptors: tuple[Any, ...]
+
+    @classmethod
+    def of(
+        cls,
+        target: str | None,
+        *,
+        api_key: str | None,
+        tls: bool | TLSConfig,
+        retries: RetryPolicy | int,
+        timeout: float | None,
+        interceptors: Sequence[Any],
+    ) -> Connection:
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"timeout must be a number of seconds > 0 (or None), got {timeout!r}")
+        return cls(
+            target=target or DEFAULT_TARGET,
+            api_key=api_key or None,
+            tls=tls if isinstance(tls, TLSConfig) else (TLSConfig() if tls else None),
+            retries=RetryPolicy.of(retries),
+            timeout=timeout,
+            interceptors=tuple(interceptors),
+        )
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.api_key}"),) if self.api_key else ()
+
+    def sync_channel(self) -> grpc.Channel:
+        """A blocking channel, with the interceptors (`grpc.*ClientInterceptor`) around it."""
+        if self.tls is None:
+            channel = grpc.insecure_channel(self.target)
+        else:
+            channel = grpc.secure_channel(self.target, self.tls.credentials(), options=self.tls.options())
+        return grpc.intercept_channel(channel, *self.interceptors) if self.interceptors else channel
+
+    def aio_channel(self) -> grpc.aio.Channel:
+        """An asyncio channel, with the interceptors (`grpc.aio.*ClientInterceptor`) on it."""
+        interceptors = list(self.interceptors) or None
+        if self.tls is None:
+            return grpc.aio.insecure_channel(self.target, interceptors=interceptors)
+        return grpc.aio.secure_channel(
+            self.target, self.tls.credentials(), options=self.tls.options(), interceptors=interceptors
+        )
+
+
+def options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`target`, `api_key` and `tls` from the SENTINEL_* variables, checked as the CLI checks them.
+
+    Raises:
+        ConfigError: naming the variable and what it expected.
+    """
+    ca = _path(environ, "SENTINEL_TLS_CA")
+    cert = _path(environ, "SENTINEL_TLS_CLIENT_CERT")
+    key = _path(environ, "SENTINEL_TLS_CLIENT_KEY")
+    if bool(cert) != bool(key):
+        raise ConfigError("SENTINEL_TLS_CLIENT_CERT and SENTINEL_TLS_CLIENT_KEY must be set together")
+    server_name = environ.get("SENTINEL_TLS_SERVER_NAME", "").strip()
+    tls = _bool(environ, "SENTINEL_TLS") or bool(ca or cert)
+    return {
+        "target": environ.get("SENTINEL_API", "").strip() or DEFAULT_TARGET,
+        "api_key": environ.get("SENTINEL_API_KEY", "").strip() or None,
+        "tls": TLSConfig(ca=ca or None, cert=cert or None, key=key or None, server_name=server_name or None)
+        if tls
+        else False,
+    }
+
+
+def _bool(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _path(environ: Mapping[str, str], name: str) -> str:
+    raw = environ.get(name, "").strip()
+    if raw and not os.path.isfile(raw):
+        raise ConfigError(f"{name} must name a readable file, got {raw!r}")
+    return raw

@@ -1,0 +1,114 @@
+"""Building a Submit request from what a caller has: a dict, or a JSON file `sentinel submit` reads.
+
+A test is the proto3 JSON form of `sentinel.v1.TestDefinition`, or of a `SubmitRequest` (a
+`definition` with `options`): a document whose top level has any `SubmitRequest` key is the
+latter. Unknown fields are errors, so a misspelt action is reported rather than silently dropped.
+Options given as keywords override the document's. Every request leaves here with an idempotency
+key (the caller's, or a fresh uuid4), which is what makes a retried submit safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias, TypedDict
+
+from google.protobuf import json_format
+
+from protos import sentinel_pb2 as pb
+from sentinel_client._convert import enum_to_proto, parse_enum
+from sentinel_client.errors import InvalidArgumentError
+from sentinel_client.models import ArtifactPolicy, Priority
+
+#: A test to submit: its definition (or a SubmitRequest) as a dict, or the path of a JSON file.
+TestSource: TypeAlias = Mapping[str, Any] | str | os.PathLike[str]
+
+_SUBMIT_KEYS = frozenset(name for f in pb.SubmitRequest.DESCRIPTOR.fields for name in (f.name, f.json_name))
+
+
+class SubmitOptions(TypedDict, total=False):
+    """Keyword options of `submit`; each overrides the same option in the submitted document."""
+
+    priority: Priority | str  # "high", "medium" (the API's default), "low"
+    tags: Sequence[str]
+    timeout_ms: int  # the whole job; default by priority (high 5 min, medium 10, low 20)
+    max_attempts: int  # failed assertions are retried only when this is set
+    backoff_ms: int
+    delay_ms: int  # run no sooner than this after the submit
+    idempotency_key: str  # the same key within 24 h returns the first job; default: a fresh uuid4
+    artifact_policy: ArtifactPolicy | str  # "on_failure" (default), "always", "never"
+    record_video: bool
+    base_url: str  # replaces the definition's base URL (run one file against another environment)
+    user_id: str
+    request_id: str
+
+
+def load_document(document: Mapping[str, Any], *, field: str = "definition") -> pb.SubmitRequest:
+    """A SubmitRequest from the proto3 JSON of a TestDefinition or of a SubmitRequest.
+
+    Raises:
+        InvalidArgumentError: one violation of `field` saying what is wrong.
+    """
+    try:
+        if not isinstance(document, Mapping):
+            raise InvalidArgumentError.of(field, "must hold a JSON object")
+        if _SUBMIT_KEYS.intersection(document):
+            return json_format.ParseDict(dict(document), pb.SubmitRequest())
+        return pb.SubmitRequest(definition=json_format.ParseDict(dict(document), pb.TestDefinition()))
+    except RecursionError as exc:
+        raise InvalidArgumentError.of(field, "is nested too deeply") from exc
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise InvalidArgumentError.of(field, f"is not a valid test definition: {exc}") from exc
+
+
+def load_file(path: str | os.PathLike[str]) -> pb.SubmitRequest:
+    """A SubmitRequest from a definition file, as `sentinel submit FILE` reads it.
+
+    Raises:
+        OSError: the file cannot be read.
+        InvalidArgumentError: the field `file` says what is wrong with its content.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        document = json.loads(text.removeprefix("\ufeff"))
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError.of("file", f"is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidArgumentError.of("file", "is nested too deeply") from exc
+    return load_document(document, field="file")
+
+
+def submit_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest:
+    """The Submit request for `test` with `options` applied, always carrying an idempotency key."""
+    request = load_document(test) if isinstance(test, Mapping) else load_file(test)
+    given = request.options
+    if "priority" in options:
+        given.priority = enum_to_proto(parse_enum(Priority, options["priority"], "priority"))  # type: ignore[assignment]
+    if "artifact_policy" in options:
+        policy = parse_enum(ArtifactPolicy, options["artifact_policy"], "artifact_policy")
+        given.artifact_policy = enum_to_proto(policy)  # type: ignore[assignment]
+    if "tags" in options:
+        if isinstance(options["tags"], str):
+            raise InvalidArgumentError.of("tags", "must be a list of tags, not one string")
+        given.ClearField("tags")
+        given.tags.extend(options["tags"])
+    for name in ("timeout_ms", "max_attempts", "backoff_ms", "delay_ms", "idempotency_key", "record_video"):
+        _set(given, name, options)
+    for name in ("user_id", "request_id"):
+        _set(request, name, options)
+    _set(request.definition, "base_url", options)
+    if not given.idempotency_key:
+        given.idempotency_key = str(uuid.uuid4())
+    return request
+
+
+def _set(message: Any, name: str, options: Mapping[str, Any]) -> None:
+    if name not in options:
+        return
+    try:
+        setattr(message, name, options[name])
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError.of(name, f"is not valid: {exc}") from exc

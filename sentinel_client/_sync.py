@@ -1,0 +1,254 @@
+"""`Client`: the blocking twin. Every call is an `_ops` description run over a blocking gRPC channel.
+
+Keep it the mirror of `_async.AsyncClient` (same method names, arguments and results); logic that
+is not about blocking belongs in `_ops`, `_convert`, `_retry` or `_base`, where both use it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar, Unpack
+
+import grpc
+
+from sentinel_client import _ops as ops
+from sentinel_client._base import ClientBase, HandleBase, Waiting
+from sentinel_client._files import PartialFile
+from sentinel_client._requests import SubmitOptions, TestSource, submit_request
+from sentinel_client._retry import Retrying
+from sentinel_client.errors import DeadlineExceededError, UnavailableError
+from sentinel_client.models import (
+    Artifact,
+    DeadLetter,
+    ErrorCategory,
+    Job,
+    JobState,
+    Page,
+    Priority,
+    ProgressEvent,
+    QueueEvent,
+    QueueHealth,
+    QueueState,
+    QueueStats,
+)
+
+T = TypeVar("T")
+
+
+class Client(ClientBase[grpc.Channel]):
+    """A blocking client of a Sentinel API (see `ClientBase` for the options). Close it, or use `with`."""
+
+    def _open_channel(self) -> grpc.Channel:
+        return self._conn.sync_channel()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- jobs -------------------------------------------------------------------------------------
+
+    def submit(self, test: TestSource, **options: Unpack[SubmitOptions]) -> JobHandle:
+        """Submit a test: a definition dict (or a SubmitRequest-shaped one), or a JSON file's path.
+
+        Retried on UNAVAILABLE under its idempotency key, so it makes one job however often it is sent.
+        """
+        job_id, duplicate = self._call(ops.submit(submit_request(test, options)))
+        return JobHandle(self, job_id, duplicate=duplicate)
+
+    def job(self, job_id: str) -> JobHandle:
+        """A handle on an existing job (no call is made)."""
+        return JobHandle(self, job_id)
+
+    def get(self, job_id: str) -> Job:
+        return self._call(ops.status(job_id))
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a waiting or running job; a finished one raises FailedPreconditionError."""
+        return self._call(ops.cancel(job_id))
+
+    def retry(self, job_id: str, *, priority: Priority | str | None = None) -> Job:
+        """Run a failed, timed-out or cancelled job again (in its own lane unless `priority` says)."""
+        return self._call(ops.retry(job_id, priority))
+
+    def events(self, job_id: str, *, cursor: str = "") -> Generator[ProgressEvent, None, None]:
+        """The job's progress events from `cursor` ("" = the start), live, until its terminal event.
+
+        Reopened after the last event's cursor when the stream drops: nothing missed, nothing repeated.
+        """
+        return self._stream(ops.progress(job_id, cursor))
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """The job once it has ended. Raises WaitTimeout when `timeout` seconds pass first."""
+        waiting = Waiting(job_id, timeout)
+        try:
+            for event in self._stream(ops.progress(job_id, ""), deadline=waiting.deadline):
+                waiting.saw(event)
+        except DeadlineExceededError as exc:
+            timed_out = waiting.expired()
+            if timed_out is None:
+                raise
+            raise timed_out from exc
+        return self.get(job_id)
+
+    def jobs(
+        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100
+    ) -> Generator[Job, None, None]:
+        """The tenant's jobs, newest first, fetched a page at a time as you iterate."""
+        return self._pages(lambda token: ops.list_jobs(state, tag, page_size, token))
+
+    def list_jobs(
+        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 0, page_token: str = ""
+    ) -> Page[Job]:
+        """One page of jobs (page_size 0: the API's default, 50)."""
+        return self._call(ops.list_jobs(state, tag, page_size, page_token))
+
+    # --- artifacts --------------------------------------------------------------------------------
+
+    def artifacts(self, job_id: str) -> list[Artifact]:
+        return self._call(ops.list_artifacts(job_id))
+
+    def download_artifact(self, job_id: str, name: str, path: str | os.PathLike[str]) -> Path:
+        """Stream artifact `name` ("1/trace.zip") into the file `path`; returns the path.
+
+        Written to a temporary name beside it and renamed when complete; started over on UNAVAILABLE.
+        """
+        op = ops.get_artifact(job_id, name)
+        chunks = op.bind(self._channel)
+        part = PartialFile(path, name)
+
+        def attempt(_: Retrying) -> Path:
+            part.start()
+            call = chunks(op.request(""), metadata=self._conn.metadata)
+            try:
+                for chunk in call:
+                    part.write(chunk.data, chunk.size_bytes)
+            finally:
+                call.cancel()
+            return part.commit()
+
+        try:
+            return self._retried(True, attempt)
+        finally:
+            part.discard()
+
+    def download_artifacts(self, job_id: str, directory: str | os.PathLike[str]) -> list[Path]:
+        """Every artifact of the job into `directory/<attempt>/<file>`; returns the paths."""
+        return [self.download_artifact(job_id, a.name, a.path_in(directory)) for a in self.artifacts(job_id)]
+
+    # --- queue administration ---------------------------------------------------------------------
+
+    def stats(self, queue: str = "") -> QueueStats:
+        return self._call(ops.stats(queue))
+
+    def health(self, queue: str = "") -> QueueHealth:
+        return self._call(ops.health(queue))
+
+    def pause(self, queue: str = "") -> QueueState:
+        return self._call(ops.pause(queue))
+
+    def resume(self, queue: str = "") -> QueueState:
+        return self._call(ops.resume(queue))
+
+    def dead_letters(
+        self, *, category: ErrorCategory | str | None = None, tag: str = "", page_size: int = 100
+    ) -> Generator[DeadLetter, None, None]:
+        return self._pages(lambda token: ops.list_dead_letters(category, tag, page_size, token))
+
+    def requeue_dead_letter(self, job_id: str, *, priority: Priority | str | None = None) -> Job:
+        return self._call(ops.requeue_dead_letter(job_id, priority))
+
+    def purge_dead_letters(self, *, older_than_ms: int = 0) -> int:
+        return self._call(ops.purge_dead_letters(older_than_ms))
+
+    def clean(self, *, state: JobState | str | None = None, older_than_ms: int = 0, limit: int = 0) -> int:
+        return self._call(ops.clean(state, older_than_ms, limit))
+
+    def watch_events(
+        self, *, states: Sequence[JobState | str] = (), tag: str = "", cursor: str = ""
+    ) -> Generator[QueueEvent, None, None]:
+        """Queue events as they happen (from after `cursor`; "" = only new ones), resumed after a drop."""
+        return self._stream(ops.watch_events(states, tag, cursor))
+
+    # --- the machinery ----------------------------------------------------------------------------
+
+    def _call(self, op: ops.Unary[T]) -> T:
+        call = op.bind(self._channel)
+        return self._retried(
+            op.safe,
+            lambda retrying: op.convert(
+                call(op.request, timeout=retrying.timeout(self._conn.timeout), metadata=self._conn.metadata)
+            ),
+        )
+
+    def _retried(self, safe: bool, attempt: Callable[[Retrying], T]) -> T:
+        retrying = Retrying(self._conn.retries, safe=safe)
+        while True:
+            try:
+                return attempt(retrying)
+            except (grpc.RpcError, UnavailableError) as exc:
+                pause = retrying.failed(exc)
+            time.sleep(pause)
+
+    def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> Generator[T, None, None]:
+        open_stream = op.bind(self._channel)
+        retrying = Retrying(self._conn.retries, safe=True, deadline=deadline)
+        cursor = op.cursor
+        while True:
+            call = open_stream(op.request(cursor), timeout=retrying.timeout(None), metadata=self._conn.metadata)
+            try:
+                for reply in call:
+                    item = op.convert(reply)
+                    cursor = op.cursor_of(item) or cursor
+                    retrying.progressed()
+                    yield item
+                    if op.last(item):
+                        return
+                return
+            except grpc.RpcError as exc:
+                pause = retrying.failed(exc)
+            finally:
+                call.cancel()
+            time.sleep(pause)
+
+    def _pages(self, page: Callable[[str], ops.Unary[Page[T]]]) -> Generator[T, None, None]:
+        token = ""
+        while True:
+            got = self._call(page(token))
+            yield from got.items
+            token = got.next_page_token
+            if not token:
+                return
+
+
+class JobHandle(HandleBase[Client]):
+    """A submitted (or named) job: `.id`, and the calls about it."""
+
+    def refresh(self) -> Job:
+        return self._client.get(self.id)
+
+    def events(self, *, cursor: str = "") -> Generator[ProgressEvent, None, None]:
+        return self._client.events(self.id, cursor=cursor)
+
+    def wait(self, timeout: float | None = None) -> Job:
+        return self._client.wait(self.id, timeout)
+
+    def cancel(self) -> Job:
+        return self._client.cancel(self.id)
+
+    def retry(self, *, priority: Priority | str | None = None) -> Job:
+        return self._client.retry(self.id, priority=priority)
+
+    def artifacts(self) -> list[Artifact]:
+        return self._client.artifacts(self.id)
+
+    def download_artifacts(self, directory: str | os.PathLike[str]) -> list[Path]:
+        return self._client.download_artifacts(self.id, directory)

@@ -1,0 +1,165 @@
+"""The SDK's one exception tree; every failed gRPC call becomes one of these, at one place.
+
+    SentinelError                 .code (the gRPC status, None when raised on this side), .message
+    ├── InvalidArgumentError      INVALID_ARGUMENT, or a bad test file; .violations: [(field, description)]
+    ├── NotFoundError             NOT_FOUND: no such job or artifact (or not your tenant's)
+    ├── AlreadyExistsError        ALREADY_EXISTS
+    ├── FailedPreconditionError   FAILED_PRECONDITION: the job's state forbids it (cancelling a finished job)
+    ├── UnauthenticatedError      UNAUTHENTICATED: no API key, or one the API does not know
+    ├── PermissionDeniedError     PERMISSION_DENIED: the key's role is too low
+    ├── ResourceExhaustedError    RESOURCE_EXHAUSTED: a tenant limit or a size cap
+    ├── UnavailableError          UNAVAILABLE: the API (or its Redis) cannot be reached; retried for safe calls
+    ├── DeadlineExceededError     DEADLINE_EXCEEDED: the call's deadline passed
+    ├── CallCancelledError        CANCELLED: the call was cancelled
+    ├── UnimplementedError        UNIMPLEMENTED: the API is older than this SDK
+    ├── InternalError             INTERNAL, UNKNOWN, DATA_LOSS: the API failed
+    ├── ConfigError               a SENTINEL_* variable (Client.from_env) or a constructor argument is wrong
+    └── WaitTimeout               also a builtin TimeoutError: `wait(timeout)` ran out before the job ended
+
+`from_rpc_error` is the only place a gRPC error is converted. Nothing else in the SDK lets a
+`grpc.RpcError` reach the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import grpc
+
+from sentinel_client._status import field_violations
+
+
+class FieldViolation(NamedTuple):
+    """One bad field of a request: `definition.steps[3].click.selector`, and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+class SentinelError(Exception):
+    """Base of every error the SDK raises.
+
+    Attributes:
+        code: the status code the API answered with; None for an error raised on this side.
+        message: the API's message (or the SDK's), also `str(error)`.
+    """
+
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __repr__(self) -> str:
+        code = f", code={self.code.name}" if self.code else ""
+        return f"{type(self).__name__}({self.message!r}{code})"
+
+
+class InvalidArgumentError(SentinelError):
+    """The request is malformed; `violations` names each bad field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: list[FieldViolation] | None = None,
+        code: grpc.StatusCode | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.violations: list[FieldViolation] = list(violations or ())
+
+    @classmethod
+    def of(cls, field: str, description: str) -> InvalidArgumentError:
+        """A local error for one bad field, worded like the API's: `file: is not valid JSON`."""
+        return cls(f"{field}: {description}", violations=[FieldViolation(field, description)])
+
+
+class NotFoundError(SentinelError):
+    pass
+
+
+class AlreadyExistsError(SentinelError):
+    pass
+
+
+class FailedPreconditionError(SentinelError):
+    pass
+
+
+class UnauthenticatedError(SentinelError):
+    pass
+
+
+class PermissionDeniedError(SentinelError):
+    pass
+
+
+class ResourceExhaustedError(SentinelError):
+    pass
+
+
+class UnavailableError(SentinelError):
+    pass
+
+
+class DeadlineExceededError(SentinelError):
+    pass
+
+
+class CallCancelledError(SentinelError):
+    pass
+
+
+class UnimplementedError(SentinelError):
+    pass
+
+
+class InternalError(SentinelError):
+    pass
+
+
+class ConfigError(SentinelError):
+    pass
+
+
+class WaitTimeout(SentinelError, TimeoutError):
+    """`wait(timeout)` ran out before the job ended; the job goes on (cancel it if it should not)."""
+
+    def __init__(self, job_id: str, timeout: float, last_state: str | None) -> None:
+        seen = f" (last seen {last_state})" if last_state else ""
+        super().__init__(f"job {job_id} has not ended within {timeout:g} s{seen}")
+        self.job_id = job_id
+        self.last_state = last_state
+
+
+_BY_CODE: dict[grpc.StatusCode, type[SentinelError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.CANCELLED: CallCancelledError,
+    grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
+    grpc.StatusCode.INTERNAL: InternalError,
+    grpc.StatusCode.UNKNOWN: InternalError,
+    grpc.StatusCode.DATA_LOSS: InternalError,
+}
+
+
+def from_rpc_error(exc: grpc.RpcError) -> SentinelError:
+    """The SDK error for a failed call, sync (`grpc.RpcError`) or async (`grpc.aio.AioRpcError`) alike.
+
+    Both kinds are also a `grpc.Call`-like object with the status code, details and trailers.
+    """
+    call: Any = exc
+    code: grpc.StatusCode = call.code() if hasattr(call, "code") else grpc.StatusCode.UNKNOWN
+    message = str(call.details() if hasattr(call, "details") else exc) or code.name
+    cls = _BY_CODE.get(code, SentinelError)
+    if cls is InvalidArgumentError:
+        trailers = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
+        violations = [FieldViolation(f, d) for f, d in field_violations(trailers)]
+        return InvalidArgumentError(message, violations=violations, code=code)
+    return cls(message, code=code)

@@ -1,0 +1,263 @@
+"""What the SDK hands back: frozen dataclasses and string enums, never protobuf messages.
+
+Enum values are the lowercase names the CLI and the README use (`JobState.COMPLETED == "completed"`),
+times are timezone-aware `datetime`s in UTC (None when unset), durations are milliseconds (`*_ms`).
+Every field has a default, so tests can build the values they need. Nothing here touches grpc or
+protobuf: `sentinel_client._convert` fills these from the wire.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from sentinel_client._files import artifact_path
+
+T = TypeVar("T")
+
+
+class JobState(StrEnum):
+    PENDING = "pending"  # waiting in its priority lane
+    SCHEDULED = "scheduled"  # delayed: a retry waiting for its backoff, or a submit with delay_ms
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        """A final state: the job will not run again unless retried."""
+        return self in _ENDED
+
+
+_ENDED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED})
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class ErrorCategory(StrEnum):
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    BROWSER = "browser"
+    SYSTEM = "system"
+    VALIDATION = "validation"
+    ASSERTION = "assertion"
+    UNKNOWN = "unknown"
+    POLICY = "policy"  # refused by the navigation guard; never retried
+
+
+class ArtifactPolicy(StrEnum):
+    ON_FAILURE = "on_failure"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class JobSource(StrEnum):
+    API = "api"
+    SCHEDULER = "scheduler"
+    WEBHOOK = "webhook"
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True)
+class Progress:
+    percentage: int = 0
+    current_step: int = 0
+    total_steps: int = 0
+    step_name: str = ""
+    message: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a run failed, by category; `step_index` is None when no step was running."""
+
+    category: ErrorCategory | None = None
+    message: str = ""
+    step_index: int | None = None
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class StepResult:
+    index: int = 0
+    name: str = ""
+    success: bool = False
+    skipped: bool = False  # not run because an earlier step failed
+    duration_ms: int = 0
+    error: str = ""
+    artifacts: tuple[str, ...] = ()  # artifact names, "<attempt>/<file>"
+    console_errors: tuple[str, ...] = ()
+    failed_requests: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobResult:
+    success: bool = False
+    steps: tuple[StepResult, ...] = ()
+    execution_time_ms: int = 0
+    worker_id: str = ""
+    attempt: int = 0
+    total_attempts: int = 0
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    artifacts: tuple[str, ...] = ()  # every artifact name of this attempt
+    error: JobError | None = None
+    artifact_notes: tuple[str, ...] = ()  # evidence that was not kept, and why
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the API last described it; `result` is None until a run has finished."""
+
+    id: str = ""
+    state: JobState = JobState.PENDING
+    priority: Priority = Priority.MEDIUM
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    progress: Progress = Progress()
+    result: JobResult | None = None
+    error: JobError | None = None
+    attempt: int = 0
+    max_attempts: int = 0
+    timeout_ms: int = 0
+    tenant: str = ""
+    worker_id: str = ""
+    user_id: str = ""
+    request_id: str = ""
+    source: JobSource | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    scheduled_for: datetime | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+    @property
+    def passed(self) -> bool:
+        return self.state is JobState.COMPLETED
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One entry of a job's progress stream; `cursor` resumes the stream after it."""
+
+    job_id: str = ""
+    cursor: str = ""
+    state: JobState = JobState.PENDING
+    progress: Progress = Progress()
+    attempt: int = 0
+    terminal: bool = False  # the job's last event
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing (`list_jobs`); pass `next_page_token` for the next ("" on the last page)."""
+
+    items: tuple[T, ...] = ()
+    next_page_token: str = ""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A stored artifact of a job: a screenshot, the Playwright trace, a video."""
+
+    name: str = ""  # "<attempt>/<file>", e.g. "1/step-04-failure.png"
+    content_type: str = ""
+    size_bytes: int = 0
+    attempt: int = 0
+    step_index: int | None = None  # the step that made it; None for the whole run
+    created_at: datetime | None = None
+
+    def path_in(self, directory: str | os.PathLike[str]) -> Path:
+        """Where this artifact goes below `directory`: `<directory>/<attempt>/<file>`.
+
+        Raises:
+            InvalidArgumentError: the name is not `<attempt>/<file>` (it would leave `directory`).
+        """
+        return artifact_path(directory, self.name)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """A queue's or one lane's counts and rates (the same fields on both)."""
+
+    waiting: int = 0
+    active: int = 0
+    completed: int = 0
+    failed: int = 0
+    delayed: int = 0
+    dead_lettered: int = 0
+    paused: bool = False
+    total_processed: int = 0
+    total_failed: int = 0
+    processing_rate: float = 0.0  # jobs per minute
+    avg_processing_time: float = 0.0  # milliseconds
+    last_processed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LaneStats(Figures):
+    priority: Priority | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats(Figures):
+    queue: str = ""
+    tenant: str = ""  # whose jobs these count; "" = the whole queue (auth disabled)
+    lanes: tuple[LaneStats, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    status: HealthStatus | None = None
+    reasons: tuple[str, ...] = ()
+    stats: QueueStats | None = None
+
+
+@dataclass(frozen=True)
+class QueueState:
+    queue: str = ""
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    job_id: str = ""
+    name: str = ""
+    reason: str = ""
+    error: JobError | None = None
+    attempts: int = 0
+    artifacts: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    dead_lettered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QueueEvent:
+    """One queue-wide event (`kind`: waiting, active, progress, completed, failed, paused, ...)."""
+
+    cursor: str = ""
+    kind: str = ""
+    job_id: str = ""
+    state: JobState | None = None
+    time: datetime | None = None
+    message: str = ""
+    tags: tuple[str, ...] = ()
