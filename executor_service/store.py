@@ -201,6 +201,8 @@ async def release(queue: Queue, claim_: Claim, *, reason: str) -> bool:
 
 
 async def next_due_ms(queue: Queue) -> int | None:
-    """When the earliest delayed job becomes due (epoch ms), or None when none waits."""
-    first = await queue.redis.zrange(queue.keys.delayed, 0, 0, withscores=True)
+    """When the earliest delayed job becomes due (epoch ms), or None when none waits.
+
+    A run's job held back by its max_parallel waits at +inf (never due on its own): not counted."""
+    first = await queue.redis.zrangebyscore(queue.keys.delayed, "-inf", "(+inf", start=0, num=1, withscores=True)
     return int(first[0][1]) if first else None

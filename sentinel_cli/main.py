@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 
 import sentinel_client
-from sentinel_cli import admin_commands, client, keys, recorder
+from sentinel_cli import admin_commands, client, keys, recorder, run_command
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
@@ -38,6 +38,13 @@ from shared.settings import (
     SecuritySettings,
 )
 from shared.telemetry import tracing_from_env
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("file")
     submit.add_argument("--priority", choices=sorted(client.PRIORITIES))
     submit.add_argument("--follow", action="store_true", help="show live progress, then the per-step result")
+
+    run = sub.add_parser("run", help="run definition files (and recordings) as one run, with reports for CI")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="files, directories (every *.json below) or globs")
+    run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    run.add_argument("--json", metavar="FILE", dest="json_report", help="write a JSON report")
+    run.add_argument("--tag", action="append", default=[], metavar="T", help="tag every test (repeatable)")
+    run.add_argument("--parallel", type=_non_negative, default=0, metavar="N", help="at most N tests at once")
+    run.add_argument("--priority", choices=sorted(client.PRIORITIES))
+    run.add_argument("--name", default="", help="the run's name (default: the paths)")
 
     recording = sub.add_parser("import", help="convert a Chrome DevTools Recorder recording (JSON) into a definition")
     recording.add_argument("file")
@@ -114,6 +130,19 @@ def _call_api(args: argparse.Namespace) -> int:
         return asyncio.run(
             client.submit_and_follow(
                 address, recorder.load_test(args.file), priority=args.priority, follow_progress=args.follow
+            )
+        )
+    if args.command == "run":
+        return asyncio.run(
+            run_command.run_suite(
+                address,
+                args.paths,
+                junit=args.junit,
+                json_report=args.json_report,
+                tags=args.tag,
+                parallel=args.parallel,
+                priority=args.priority,
+                name=args.name,
             )
         )
     if args.command == "status":

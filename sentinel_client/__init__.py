@@ -14,11 +14,11 @@ dataclasses of `sentinel_client.models`; failures are the exceptions of `sentine
 The SDK imports only its generated protos, grpc, protobuf and the standard library.
 """
 
-from sentinel_client._async import AsyncClient, AsyncJobHandle
+from sentinel_client._async import AsyncClient, AsyncJobHandle, AsyncRunHandle
 from sentinel_client._connection import TLSConfig
-from sentinel_client._requests import SubmitOptions, TestSource
+from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource
 from sentinel_client._retry import RetryPolicy
-from sentinel_client._sync import Client, JobHandle
+from sentinel_client._sync import Client, JobHandle, RunHandle
 from sentinel_client.errors import (
     AlreadyExistsError,
     CallCancelledError,
@@ -58,6 +58,9 @@ from sentinel_client.models import (
     QueueHealth,
     QueueState,
     QueueStats,
+    Run,
+    RunState,
+    RunTest,
     StepResult,
 )
 
@@ -67,6 +70,7 @@ __all__ = [
     "ArtifactPolicy",
     "AsyncClient",
     "AsyncJobHandle",
+    "AsyncRunHandle",
     "CallCancelledError",
     "Client",
     "ConfigError",
@@ -98,6 +102,11 @@ __all__ = [
     "QueueStats",
     "ResourceExhaustedError",
     "RetryPolicy",
+    "Run",
+    "RunHandle",
+    "RunState",
+    "RunTest",
+    "RunTestSource",
     "SentinelError",
     "StepResult",
     "SubmitOptions",

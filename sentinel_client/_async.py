@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar, Unpack
@@ -17,9 +17,9 @@ from typing import TypeVar, Unpack
 import grpc
 
 from sentinel_client import _ops as ops
-from sentinel_client._base import ClientBase, HandleBase, Waiting
+from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
 from sentinel_client._files import PartialFile
-from sentinel_client._requests import SubmitOptions, TestSource, submit_request
+from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource, run_request, submit_request
 from sentinel_client._retry import Retrying
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
 from sentinel_client.models import (
@@ -35,6 +35,7 @@ from sentinel_client.models import (
     QueueHealth,
     QueueState,
     QueueStats,
+    Run,
 )
 
 T = TypeVar("T")
@@ -103,6 +104,55 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
                 raise
             raise timed_out from exc
         return await self.get(job_id)
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    async def submit_run(
+        self, tests: Iterable[RunTestSource], *, name: str = "", max_parallel: int = 0, **options: Unpack[SubmitOptions]
+    ) -> AsyncRunHandle:
+        """Submit tests as one run (files, definitions, or either paired with the file name to show for
+        it); `options` apply to every test.
+
+        `max_parallel`: most of the run's tests waiting or running at once (0: no limit). Retried
+        on UNAVAILABLE under the run's idempotency key, so it makes one run however often it is sent.
+        """
+        request = await asyncio.to_thread(run_request, tests, name=name, max_parallel=max_parallel, options=options)
+        run_id, job_ids, duplicate = await self._call(ops.submit_run(request))
+        return AsyncRunHandle(self, run_id, job_ids=job_ids, duplicate=duplicate)
+
+    def run(self, run_id: str) -> AsyncRunHandle:
+        """A handle on an existing run (no call is made)."""
+        return AsyncRunHandle(self, run_id)
+
+    async def get_run(self, run_id: str) -> Run:
+        return await self._call(ops.get_run(run_id))
+
+    async def cancel_run(self, run_id: str) -> Run:
+        """Cancel every test of the run that has not ended; a finished run raises FailedPreconditionError."""
+        return await self._call(ops.cancel_run(run_id))
+
+    async def run_events(self, run_id: str) -> AsyncGenerator[ProgressEvent | Run, None]:
+        """Every test's progress events, then (last) the finished run; a dropped stream is reopened
+        and what it repeats is dropped."""
+        unseen = Unseen()
+        async for item in self._stream(ops.stream_run(run_id)):
+            if unseen(item):
+                yield item
+
+    async def wait_run(self, run_id: str, timeout: float | None = None) -> Run:  # noqa: ASYNC109
+        """The run once every test has ended. Raises WaitTimeout when `timeout` seconds pass first."""
+        waiting = Waiting(run_id, timeout)
+        try:
+            async for item in self._stream(ops.stream_run(run_id), deadline=waiting.deadline):
+                if isinstance(item, Run):
+                    return item
+                waiting.saw(item)
+        except DeadlineExceededError as exc:
+            timed_out = waiting.expired()
+            if timed_out is None:
+                raise
+            raise timed_out from exc
+        return await self.get_run(run_id)
 
     def jobs(
         self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100
@@ -260,3 +310,25 @@ class AsyncJobHandle(HandleBase[AsyncClient]):
 
     async def download_artifacts(self, directory: str | os.PathLike[str]) -> list[Path]:
         return await self._client.download_artifacts(self.id, directory)
+
+
+class AsyncRunHandle(HandleBase[AsyncClient]):
+    """A submitted (or named) run: `.id`, `.job_ids` (when submitted here), and the calls about it."""
+
+    def __init__(
+        self, client: AsyncClient, run_id: str, *, job_ids: Sequence[str] = (), duplicate: bool = False
+    ) -> None:
+        super().__init__(client, run_id, duplicate=duplicate)
+        self.job_ids = tuple(job_ids)
+
+    async def refresh(self) -> Run:
+        return await self._client.get_run(self.id)
+
+    def events(self) -> AsyncGenerator[ProgressEvent | Run, None]:
+        return self._client.run_events(self.id)
+
+    async def wait(self, timeout: float | None = None) -> Run:  # noqa: ASYNC109
+        return await self._client.wait_run(self.id, timeout)
+
+    async def cancel(self) -> Run:
+        return await self._client.cancel_run(self.id)

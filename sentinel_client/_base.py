@@ -13,7 +13,7 @@ from typing import Any, Generic, Self, TypeVar
 from sentinel_client._connection import DEFAULT_TIMEOUT, Connection, TLSConfig, options_from_env
 from sentinel_client._retry import RetryPolicy
 from sentinel_client.errors import WaitTimeout
-from sentinel_client.models import ProgressEvent
+from sentinel_client.models import ProgressEvent, Run
 
 C = TypeVar("C")
 DEFAULT_RETRIES = RetryPolicy()
@@ -73,6 +73,22 @@ class ClientBase(Generic[Ch]):
         return f"{type(self).__name__}({self._conn.target!r})"
 
 
+class Unseen:
+    """Drops what a reopened StreamRun repeats: it replays every test's events from the start."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def __call__(self, item: ProgressEvent | Run) -> bool:
+        if isinstance(item, Run):
+            return True
+        key = (item.job_id, item.cursor)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
 class HandleBase(Generic[C]):
     """A job known by its id, and the client to ask about it."""
 
@@ -95,7 +111,7 @@ class Waiting:
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.last_state: str | None = None
 
-    def saw(self, event: ProgressEvent) -> None:
+    def saw(self, event: ProgressEvent | Run) -> None:
         self.last_state = event.state.value
 
     def expired(self) -> WaitTimeout | None:

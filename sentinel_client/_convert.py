@@ -35,6 +35,9 @@ from sentinel_client.models import (
     QueueHealth,
     QueueState,
     QueueStats,
+    Run,
+    RunState,
+    RunTest,
     StepResult,
 )
 
@@ -48,6 +51,7 @@ _PROTO_ENUMS: dict[type[StrEnum], tuple[Any, str]] = {
     ArtifactPolicy: (pb.ArtifactPolicy, "ARTIFACT_POLICY_"),
     JobSource: (pb.JobSource, "JOB_SOURCE_"),
     HealthStatus: (pb.HealthStatus, "HEALTH_STATUS_"),
+    RunState: (pb.RunState, "RUN_STATE_"),
 }
 
 
@@ -256,3 +260,41 @@ def queue_event(e: pb.QueueEvent) -> QueueEvent:
         message=e.message,
         tags=tuple(e.tags),
     )
+
+
+def run_test(t: pb.RunTestResult) -> RunTest:
+    return RunTest(
+        job_id=t.job_id,
+        name=t.name,
+        file=t.file,
+        state=_state(t.state),
+        duration_ms=t.duration_ms,
+        attempt=t.attempt,
+        failing_step=t.failing_step if t.failing_step >= 0 else None,
+        failing_step_name=t.failing_step_name,
+        error=job_error(t.error) if t.HasField("error") else None,
+        artifacts=tuple(t.artifacts),
+        steps=tuple(step_result(s) for s in t.steps),
+        artifact_notes=tuple(t.artifact_notes),
+        finished_at=time(t.finished_at),
+    )
+
+
+def run(r: pb.Run) -> Run:
+    counts = {state: getattr(r.counts, state.value) for state in JobState}
+    return Run(
+        id=r.run_id,
+        name=r.name,
+        state=enum_from_proto(RunState, r.state) or RunState.RUNNING,
+        tests=tuple(run_test(t) for t in r.tests),
+        counts=counts,
+        max_parallel=r.max_parallel,
+        tenant=r.tenant_id,
+        created_at=time(r.created_at),
+        finished_at=time(r.finished_at),
+    )
+
+
+def run_event(e: pb.RunEvent) -> ProgressEvent | Run:
+    """A test's progress event, or (the last event) the finished run."""
+    return run(e.finished) if e.WhichOneof("event") == "finished" else progress_event(e.progress)

@@ -30,6 +30,7 @@ from sentinel_client.models import (
     QueueHealth,
     QueueState,
     QueueStats,
+    Run,
 )
 
 T = TypeVar("T")
@@ -150,6 +151,35 @@ def get_artifact(job_id: str, name: str) -> Stream[pb.ArtifactChunk]:
         lambda chunk: chunk,
         cursor_of=lambda _: "",
         last=lambda _: False,
+    )
+
+
+def submit_run(request: pb.SubmitRunRequest) -> Unary[tuple[str, tuple[str, ...], bool]]:
+    """The run's id, its job ids, and whether an earlier SubmitRun with the same key made it."""
+    assert request.options.idempotency_key, "a run is submitted again only under an idempotency key"
+    return Unary(
+        _JOBS + "SubmitRun", request, pb.SubmitRunResponse, lambda r: (r.run_id, tuple(r.job_ids), r.duplicate), True
+    )
+
+
+def get_run(run_id: str) -> Unary[Run]:
+    return Unary(_JOBS + "GetRun", pb.GetRunRequest(run_id=run_id), pb.Run, convert.run, safe=True)
+
+
+def cancel_run(run_id: str) -> Unary[Run]:
+    return Unary(_JOBS + "CancelRun", pb.CancelRunRequest(run_id=run_id), pb.Run, convert.run, safe=True)
+
+
+def stream_run(run_id: str) -> Stream[ProgressEvent | Run]:
+    """Every test's progress, then the finished run. Reopened from the start (it has no cursor):
+    the clients drop the events they have already given."""
+    return Stream(
+        _JOBS + "StreamRun",
+        lambda _: pb.StreamRunRequest(run_id=run_id),
+        pb.RunEvent,
+        convert.run_event,
+        cursor_of=lambda _: "",
+        last=lambda item: isinstance(item, Run),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias, TypedDict
 
@@ -25,6 +25,10 @@ from sentinel_client.models import ArtifactPolicy, Priority
 
 #: A test to submit: its definition (or a SubmitRequest) as a dict, or the path of a JSON file.
 TestSource: TypeAlias = Mapping[str, Any] | str | os.PathLike[str]
+
+#: A test of a run: a TestSource, or one paired with the file name reports should show for it
+#: (a definition made from a file, say; a path names itself).
+RunTestSource: TypeAlias = TestSource | tuple[TestSource, str]
 
 _SUBMIT_KEYS = frozenset(name for f in pb.SubmitRequest.DESCRIPTOR.fields for name in (f.name, f.json_name))
 
@@ -84,6 +88,35 @@ def load_file(path: str | os.PathLike[str]) -> pb.SubmitRequest:
 def submit_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest:
     """The Submit request for `test` with `options` applied, always carrying an idempotency key."""
     request = load_document(test) if isinstance(test, Mapping) else load_file(test)
+    _apply(request, options)
+    return request
+
+
+def run_request(
+    tests: Iterable[RunTestSource], *, name: str, max_parallel: int, options: SubmitOptions
+) -> pb.SubmitRunRequest:
+    """The SubmitRun request: every test's definition (with `base_url` applied) and the file it came
+    from, the options they share, always carrying an idempotency key (the run's)."""
+    shared = pb.SubmitRequest()
+    _apply(shared, options)
+    request = pb.SubmitRunRequest(
+        name=name,
+        options=shared.options,
+        max_parallel=max_parallel,
+        user_id=shared.user_id,
+        request_id=shared.request_id,
+    )
+    for item in tests:
+        test, source = item if isinstance(item, tuple) else (item, "")
+        loaded = load_document(test) if isinstance(test, Mapping) else load_file(test)
+        _set(loaded.definition, "base_url", options)
+        file = source or ("" if isinstance(test, Mapping) else os.fspath(test))
+        request.tests.append(pb.RunTest(definition=loaded.definition, file=file))
+    return request
+
+
+def _apply(request: pb.SubmitRequest, options: SubmitOptions) -> None:
+    """Apply `options` to `request` (its options, ids and base URL), giving it an idempotency key."""
     given = request.options
     if "priority" in options:
         given.priority = enum_to_proto(parse_enum(Priority, options["priority"], "priority"))  # type: ignore[assignment]
@@ -102,7 +135,6 @@ def submit_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest
     _set(request.definition, "base_url", options)
     if not given.idempotency_key:
         given.idempotency_key = str(uuid.uuid4())
-    return request
 
 
 def _set(message: Any, name: str, options: Mapping[str, Any]) -> None:

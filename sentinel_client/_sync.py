@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar, Unpack
@@ -16,9 +16,9 @@ from typing import TypeVar, Unpack
 import grpc
 
 from sentinel_client import _ops as ops
-from sentinel_client._base import ClientBase, HandleBase, Waiting
+from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
 from sentinel_client._files import PartialFile
-from sentinel_client._requests import SubmitOptions, TestSource, submit_request
+from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource, run_request, submit_request
 from sentinel_client._retry import Retrying
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
 from sentinel_client.models import (
@@ -34,6 +34,7 @@ from sentinel_client.models import (
     QueueHealth,
     QueueState,
     QueueStats,
+    Run,
 )
 
 T = TypeVar("T")
@@ -98,6 +99,55 @@ class Client(ClientBase[grpc.Channel]):
                 raise
             raise timed_out from exc
         return self.get(job_id)
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def submit_run(
+        self, tests: Iterable[RunTestSource], *, name: str = "", max_parallel: int = 0, **options: Unpack[SubmitOptions]
+    ) -> RunHandle:
+        """Submit tests as one run (files, definitions, or either paired with the file name to show for
+        it); `options` apply to every test.
+
+        `max_parallel`: most of the run's tests waiting or running at once (0: no limit). Retried
+        on UNAVAILABLE under the run's idempotency key, so it makes one run however often it is sent.
+        """
+        request = run_request(tests, name=name, max_parallel=max_parallel, options=options)
+        run_id, job_ids, duplicate = self._call(ops.submit_run(request))
+        return RunHandle(self, run_id, job_ids=job_ids, duplicate=duplicate)
+
+    def run(self, run_id: str) -> RunHandle:
+        """A handle on an existing run (no call is made)."""
+        return RunHandle(self, run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        return self._call(ops.get_run(run_id))
+
+    def cancel_run(self, run_id: str) -> Run:
+        """Cancel every test of the run that has not ended; a finished run raises FailedPreconditionError."""
+        return self._call(ops.cancel_run(run_id))
+
+    def run_events(self, run_id: str) -> Generator[ProgressEvent | Run, None, None]:
+        """Every test's progress events, then (last) the finished run; a dropped stream is reopened
+        and what it repeats is dropped."""
+        unseen = Unseen()
+        for item in self._stream(ops.stream_run(run_id)):
+            if unseen(item):
+                yield item
+
+    def wait_run(self, run_id: str, timeout: float | None = None) -> Run:
+        """The run once every test has ended. Raises WaitTimeout when `timeout` seconds pass first."""
+        waiting = Waiting(run_id, timeout)
+        try:
+            for item in self._stream(ops.stream_run(run_id), deadline=waiting.deadline):
+                if isinstance(item, Run):
+                    return item
+                waiting.saw(item)
+        except DeadlineExceededError as exc:
+            timed_out = waiting.expired()
+            if timed_out is None:
+                raise
+            raise timed_out from exc
+        return self.get_run(run_id)
 
     def jobs(
         self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100
@@ -252,3 +302,23 @@ class JobHandle(HandleBase[Client]):
 
     def download_artifacts(self, directory: str | os.PathLike[str]) -> list[Path]:
         return self._client.download_artifacts(self.id, directory)
+
+
+class RunHandle(HandleBase[Client]):
+    """A submitted (or named) run: `.id`, `.job_ids` (when submitted here), and the calls about it."""
+
+    def __init__(self, client: Client, run_id: str, *, job_ids: Sequence[str] = (), duplicate: bool = False) -> None:
+        super().__init__(client, run_id, duplicate=duplicate)
+        self.job_ids = tuple(job_ids)
+
+    def refresh(self) -> Run:
+        return self._client.get_run(self.id)
+
+    def events(self) -> Generator[ProgressEvent | Run, None, None]:
+        return self._client.run_events(self.id)
+
+    def wait(self, timeout: float | None = None) -> Run:
+        return self._client.wait_run(self.id, timeout)
+
+    def cancel(self) -> Run:
+        return self._client.cancel_run(self.id)

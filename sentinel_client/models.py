@@ -9,7 +9,7 @@ protobuf: `sentinel_client._convert` fills these from the wire.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -261,3 +261,63 @@ class QueueEvent:
     time: datetime | None = None
     message: str = ""
     tags: tuple[str, ...] = ()
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    PASSED = "passed"  # every test completed
+    FAILED = "failed"  # every test ended, and some did not complete
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self is not RunState.RUNNING
+
+
+@dataclass(frozen=True)
+class RunTest:
+    """One test of a run: where it stands, or how it ended (kept with the run after the job is gone)."""
+
+    job_id: str
+    name: str
+    file: str = ""
+    state: JobState = JobState.PENDING
+    duration_ms: int = 0
+    attempt: int = 0
+    failing_step: int | None = None  # the 0-based index of the step that failed
+    failing_step_name: str = ""
+    error: JobError | None = None
+    artifacts: tuple[str, ...] = ()
+    steps: tuple[StepResult, ...] = ()
+    artifact_notes: tuple[str, ...] = ()
+    finished_at: datetime | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.state is JobState.COMPLETED
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run: the tests of one suite, submitted together. `counts` maps each job state to its tests."""
+
+    id: str
+    name: str
+    state: RunState
+    tests: tuple[RunTest, ...] = ()
+    counts: dict[JobState, int] = field(default_factory=dict)
+    max_parallel: int = 0
+    tenant: str = ""
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+    @property
+    def passed(self) -> bool:
+        return self.state is RunState.PASSED

@@ -15,6 +15,7 @@ from executor_service.store import (
     claim,
     finish,
     heartbeat,
+    next_due_ms,
     promote_due,
     reclaim,
     release,
@@ -485,3 +486,15 @@ async def test_a_run_test_that_stalls_too_often_ends_in_its_run_and_lets_the_nex
     run = await runs.get_run(queue, submitted.run_id, tenant="default")
     assert [t.state for t in run.tests] == [JobState.FAILED, JobState.SCHEDULED]
     assert await promote_due(queue) == 1, "the stalled test's end released the next one"
+
+
+async def test_a_job_held_back_by_its_run_is_never_the_next_one_due(redis_client: aioredis.Redis) -> None:
+    queue = await short_lease_queue(redis_client)
+    definition = TestDefinition(name="t", steps=(Step(Navigate("https://example.test/")),))
+    command = RunCommand(name="r", tests=(RunTestSpec(definition),) * 2, options=JobOptions(), max_parallel=1)
+    await runs.submit_run(queue, command, tenant="default")
+    assert await next_due_ms(queue) is None, "only the held job is in the delayed set, and it is never due"
+    later = now_ms() + 60_000
+    await jobs.submit(queue, SubmitCommand(definition, JobOptions(delay_ms=60_000)), tenant="default")
+    due = await next_due_ms(queue)
+    assert due is not None and due >= later - 1000

@@ -14,15 +14,15 @@ from typing import Any, cast
 
 import grpc
 
-from sentinel_client import AsyncClient, Client, JobHandle
+from sentinel_client import AsyncClient, Client, JobHandle, RunHandle
 
 FLAVORS = ("async", "sync")
 #: The clients' methods (and their handles') that return iterators rather than results.
-_ITERATORS = {"events", "jobs", "dead_letters", "watch_events"}
+_ITERATORS = {"events", "jobs", "dead_letters", "watch_events", "run_events"}
 
 
 class Threaded:
-    """A blocking `Client` or `JobHandle` with awaitable methods and async iterators."""
+    """A blocking `Client`, `JobHandle` or `RunHandle` with awaitable methods and async iterators."""
 
     def __init__(self, target: Any) -> None:
         self._target = target
@@ -33,12 +33,12 @@ class Threaded:
             return attr
         if name in _ITERATORS:
             return lambda *args, **kwargs: _pull(attr(*args, **kwargs))
-        if name == "job":
+        if name in ("job", "run"):
             return lambda *args, **kwargs: Threaded(attr(*args, **kwargs))
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             result = await asyncio.to_thread(attr, *args, **kwargs)
-            return Threaded(result) if isinstance(result, JobHandle) else result
+            return Threaded(result) if isinstance(result, JobHandle | RunHandle) else result
 
         return call
 
