@@ -1,0 +1,124 @@
+"""`sentinel run` through real processes: a directory of passing and failing tests (and a Chrome
+Recorder recording) as one run, its JUnit file read by junitparser and checked against the JUnit
+XSD, its JSON report, and its exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from junitparser import Failure, JUnitXml
+
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from tests.e2e.conftest import SENTINEL, Stack
+from tests.sentinel_cli.test_reports import SCHEMA, schema_view
+from tests.support import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+PASSING: list[dict[str, Any]] = [
+    {"navigate": {"url": "/index.html"}},
+    {"fill": {"selector": "#name", "value": "Ada"}},
+    {"click": {"selector": "#greet"}},
+    {"expectText": {"selector": "#out", "text": "Hi, Ada"}},
+]
+FAILING: list[dict[str, Any]] = [
+    {"navigate": {"url": "/index.html"}},
+    {"timeoutMs": 1000, "expectText": {"selector": "#out", "text": "Hi, Grace"}},
+]
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+
+def suite(stack: Stack, root: Path, *, failing: bool) -> Path:
+    """A directory of tests: two passing definitions, a recording, and (if asked) a failing one."""
+    write(root / "greet.json", {"name": "greet", "baseUrl": stack.site, "steps": PASSING})
+    write(
+        root / "nested" / "greet-again.json",
+        {"definition": {"name": "greet again", "baseUrl": stack.site, "steps": PASSING}},
+    )
+    recording = {
+        "title": "recorded greeting",
+        "steps": [
+            {"type": "navigate", "url": f"{stack.site}/index.html"},
+            {"type": "click", "selectors": [["#greet"]], "offsetX": 5, "offsetY": 5},
+        ],
+    }
+    write(root / "recorded.json", recording)
+    if failing:
+        write(root / "wrong-name.json", {"name": "wrong name", "baseUrl": stack.site, "steps": FAILING})
+    return root
+
+
+async def sentinel(stack: Stack, api: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [SENTINEL, *args],
+        env=stack.env(SENTINEL_API=api),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+async def test_a_directory_runs_as_one_run_with_junit_and_json_reports(
+    stack: Stack, api_stub: pb_grpc.TestExecutionStub, tmp_path: Path
+) -> None:
+    stack.start("executor")
+    api = f"127.0.0.1:{stack.services[0].port}"
+    tests = suite(stack, tmp_path / "suite", failing=True)
+    junit, report = tmp_path / "out" / "junit.xml", tmp_path / "out" / "report.json"
+
+    done = await sentinel(
+        stack, api, "run", str(tests), "--junit", str(junit), "--json", str(report), "--parallel", "2", "--tag", "ci"
+    )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "4 test(s), 2 at a time" in done.stdout
+    assert "FAILED" in done.stdout and "step 2 (expect #out to contain 'Hi, Grace')" in done.stdout
+    SCHEMA.validate(schema_view(junit))
+    [testsuite] = list(JUnitXml.fromfile(str(junit)))
+    assert (testsuite.tests, testsuite.failures, testsuite.errors, testsuite.skipped) == (4, 1, 0, 0)
+    cases = {case.name: case for case in testsuite}
+    assert set(cases) == {"greet", "greet again", "recorded greeting", "wrong name"}
+    [failure] = [r for r in cases["wrong name"].result if isinstance(r, Failure)]
+    assert "Hi, Grace" in (failure.message or "") and "1/step-01-failure.png" in (failure.text or "")
+    assert all(float(case.time) > 0 for case in testsuite)
+    document = json.loads(report.read_text(encoding="utf-8"))
+    assert document["schemaVersion"] == 1
+    assert sorted(t["outcome"] for t in document["tests"]) == ["failure", "passed", "passed", "passed"]
+    assert {t["source"] for t in document["tests"]} == {
+        str(tests / "greet.json"),
+        str(tests / "nested" / "greet-again.json"),
+        str(tests / "recorded.json"),
+        str(tests / "wrong-name.json"),
+    }
+    job_id = next(t["jobId"] for t in document["tests"] if t["name"] == "wrong name")
+    job = await api_stub.Status(pb.StatusRequest(job_id=job_id))
+    assert job.run_id and "ci" in job.tags
+
+
+async def test_exit_codes_every_test_passed_bad_usage_and_no_api(
+    stack: Stack, api_stub: pb_grpc.TestExecutionStub, tmp_path: Path
+) -> None:
+    stack.start("executor")
+    api = f"127.0.0.1:{stack.services[0].port}"
+    tests = suite(stack, tmp_path / "green", failing=False)
+
+    passed = await sentinel(stack, api, "run", str(tests / "*.json"), str(tests / "nested"))
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "PASSED" in passed.stdout and "3 test(s)" in passed.stdout
+
+    missing = await sentinel(stack, api, "run", str(tmp_path / "no-such-dir"))
+    assert missing.returncode == 2 and "names no definition file" in missing.stderr
+
+    unreachable = await sentinel(stack, f"127.0.0.1:{free_port()}", "run", str(tests))
+    assert unreachable.returncode == 2 and "UNAVAILABLE" in unreachable.stderr
