@@ -1,0 +1,117 @@
+// A finished job's evidence: screenshots shown inline and other files (trace.zip, video.webm)
+// offered as downloads. Artifact URLs need the key in a header, so each file is fetched into a
+// Blob and shown through a blob: URL, revoked when the view goes away.
+
+import { api, blob, enc } from "./api.js";
+import { bytes, h, notice } from "./dom.js";
+
+/** Files up to this size are fetched at once; bigger ones (videos) when the link is clicked. */
+const EAGER_BYTES = 25 * 1024 * 1024;
+
+function fileOf(artifact) {
+  return artifact.name.split("/").pop();
+}
+
+function urlOf(jobId, artifact) {
+  // A name is "<attempt>/<file>"; a bare file name is read under its attempt.
+  const parts = artifact.name.includes("/") ? artifact.name.split("/") : [String(artifact.attempt), artifact.name];
+  return `/tests/${enc(jobId)}/artifacts/${parts.map(enc).join("/")}`;
+}
+
+/** Fill `box` with the job's artifacts; returns { stop() } to abort fetches and free blob URLs. */
+export function artifactsSection(box, job) {
+  const controller = new AbortController();
+  const urls = [];
+  const keep = (b) => {
+    const url = URL.createObjectURL(b);
+    urls.push(url);
+    return url;
+  };
+
+  async function fill() {
+    let artifacts;
+    try {
+      artifacts = (await api(`/tests/${enc(job.id)}/artifacts`, { signal: controller.signal })).artifacts ?? [];
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      box.replaceChildren(notice("error", `The job's files could not be listed: ${error.message}`));
+      return;
+    }
+    const notes = job.result?.artifactNotes ?? [];
+    if (!artifacts.length && !notes.length) return;
+    const attempts = new Set(artifacts.map((a) => a.attempt)).size;
+    const label = (a) => (attempts > 1 ? `${fileOf(a)} (attempt ${a.attempt})` : fileOf(a));
+    const images = artifacts.filter((a) => a.contentType?.startsWith("image/"));
+    const files = artifacts.filter((a) => !a.contentType?.startsWith("image/"));
+    const failing = job.error?.stepIndex;
+    // The failure screenshot first: it is what someone opening a failed job came to see.
+    images.sort((a, b) => Number(b.stepIndex === failing && failing >= 0) - Number(a.stepIndex === failing && failing >= 0));
+
+    const section = h("section", { "aria-labelledby": "evidence-title" }, h("h2", { id: "evidence-title" }, "Evidence"));
+    if (images.length) {
+      section.append(h("div", { class: "shots" }, images.map((a) => screenshot(a, label(a), a.stepIndex === failing && failing >= 0))));
+    }
+    if (files.length) {
+      section.append(h("ul", { class: "downloads", "aria-label": "Files" }, files.map((a) => h("li", {}, download(a, label(a))))));
+    }
+    if (notes.length) {
+      section.append(h("ul", { class: "notes small muted", "aria-label": "Notes about the files" }, notes.map((n) => h("li", {}, n))));
+    }
+    box.replaceChildren(section);
+  }
+
+  function screenshot(artifact, label, failure) {
+    const caption = failure ? `Failure screenshot — step ${artifact.stepIndex + 1}` : label;
+    const img = h("img", { alt: `${caption} (${fileOf(artifact)})`, class: "shot", "data-artifact": artifact.name });
+    const figure = h("figure", { class: failure ? "shot-figure shot-failure" : "shot-figure" },
+      img, h("figcaption", {}, caption, h("span", { class: "muted small" }, ` ${bytes(artifact.sizeBytes ?? 0)}`)));
+    blob(urlOf(job.id, artifact), { signal: controller.signal })
+      .then((b) => {
+        img.src = keep(b);
+      })
+      .catch((error) => {
+        if (error.name !== "AbortError") figure.replaceChildren(notice("error", `${label} could not be loaded: ${error.message}`));
+      });
+    return figure;
+  }
+
+  function download(artifact, label) {
+    const size = artifact.sizeBytes ?? 0;
+    const link = h("a", { class: "button download", download: fileOf(artifact), "data-artifact": artifact.name },
+      `Download ${label}`);
+    const meta = h("span", { class: "muted small" }, ` ${artifact.contentType || "file"}, ${bytes(size)}`);
+    const get = () => blob(urlOf(job.id, artifact), { signal: controller.signal }).then((b) => {
+      link.href = keep(b);
+    });
+    if (size <= EAGER_BYTES) {
+      link.setAttribute("aria-disabled", "true");
+      get().then(() => link.removeAttribute("aria-disabled")).catch((error) => {
+        if (error.name !== "AbortError") meta.textContent = ` could not be fetched: ${error.message}`;
+      });
+    } else {
+      // Fetched on the first click; the click after that downloads the blob.
+      link.href = "#";
+      link.addEventListener("click", async (event) => {
+        if (link.href.startsWith("blob:")) return;
+        event.preventDefault();
+        meta.textContent = " fetching…";
+        try {
+          await get();
+          meta.textContent = ` ${bytes(size)}`;
+          link.click();
+        } catch (error) {
+          if (error.name !== "AbortError") meta.textContent = ` could not be fetched: ${error.message}`;
+        }
+      });
+    }
+    return [link, meta];
+  }
+
+  fill();
+  return {
+    stop() {
+      controller.abort();
+      for (const url of urls) URL.revokeObjectURL(url);
+    },
+  };
+}

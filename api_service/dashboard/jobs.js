@@ -1,0 +1,137 @@
+// #/jobs — the tenant's jobs, newest first, filtered by state and tag; new jobs appear as they
+// are submitted and rows follow their jobs' state and progress, from the queue's event stream.
+
+import { api, enc, query } from "./api.js";
+import { STATES, badge, h, notice, progressBar, setProgress, table, when } from "./dom.js";
+import { filterForm, loadMore } from "./filters.js";
+import { liveIndicator, watchQueue } from "./live.js";
+
+const PAGE_SIZE = 50;
+// Kinds that mean a job entered the queue: a job the list has not seen yet is fetched then.
+const ARRIVALS = new Set(["waiting", "delayed", "active"]);
+
+export function show(root, ctx) {
+  ctx.setTitle("Jobs");
+  const status = ctx.params.get("status") ?? "";
+  const tag = ctx.params.get("tag") ?? "";
+  const live = liveIndicator();
+  const rows = new Map(); // job id → { tr, job }
+  const tbody = h("tbody", {});
+  const more = h("div", { class: "more" });
+  const problem = h("div", {});
+  const announce = h("p", { class: "visually-hidden", role: "status", "aria-live": "polite" });
+  const empty = h("p", { class: "muted empty" }, status || tag ? "No jobs match these filters." : "No jobs yet.");
+  empty.hidden = true;
+
+  root.append(
+    h("div", { class: "view-head" }, h("h1", {}, "Jobs"), live.el),
+    filterForm("jobs", "Filter jobs", [
+      { name: "status", label: "State", value: status, options: [["", "All states"], ...STATES.map((s) => [s, s])] },
+      { name: "tag", label: "Tag", value: tag },
+    ]),
+    problem,
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Jobs" },
+      h("table", { class: "jobs" },
+        h("caption", { class: "visually-hidden" }, "Jobs, newest first"),
+        h("thead", {}, h("tr", {},
+          ["Job", "State", "Priority", "Progress", "Attempt", "Tags", "Created"].map((t) => h("th", { scope: "col" }, t)))),
+        tbody,
+      ),
+    ),
+    empty,
+    more,
+    announce,
+  );
+
+  const matches = (job) => (!status || job.status === status) && (!tag || (job.tags ?? []).includes(tag));
+
+  function add(job, { atTop = false, fresh = false } = {}) {
+    if (rows.has(job.id)) return;
+    const row = jobRow(job);
+    if (fresh) row.tr.classList.add("is-new");
+    rows.set(job.id, row);
+    if (atTop) tbody.prepend(row.tr);
+    else tbody.append(row.tr);
+    empty.hidden = true;
+  }
+
+  async function load(pageToken = "") {
+    more.replaceChildren();
+    try {
+      const page = await api(`/tests${query({ status, tag, pageSize: PAGE_SIZE, pageToken })}`);
+      for (const job of page.jobs ?? []) add(job);
+      empty.hidden = rows.size > 0;
+      loadMore(more, page.nextPageToken, load);
+    } catch (error) {
+      problem.replaceChildren(notice("error", `Jobs could not be listed: ${error.message}`));
+    }
+  }
+
+  // A job's row is redrawn from its status when its state changes; only progress is taken from
+  // the event itself. One fetch per job at a time: events that arrive meanwhile ask for another.
+  const fetching = new Map(); // job id → another fetch wanted
+  async function fetchJob(id) {
+    if (fetching.has(id)) {
+      fetching.set(id, true);
+      return;
+    }
+    fetching.set(id, false);
+    try {
+      const job = await api(`/tests/${enc(id)}/status`);
+      const known = rows.get(id);
+      if (known) {
+        const row = jobRow(job);
+        known.tr.replaceWith(row.tr);
+        rows.set(id, row);
+      } else if (matches(job)) {
+        add(job, { atTop: true, fresh: true });
+        announce.textContent = `New job: ${job.name || job.id}`;
+      }
+    } catch {
+      // removed already (retention), or no longer ours: nothing to show
+    } finally {
+      const again = fetching.get(id);
+      fetching.delete(id);
+      if (again) fetchJob(id);
+    }
+  }
+
+  const stopEvents = watchQueue((event) => {
+    if (!event.jobId) return;
+    const known = rows.get(event.jobId);
+    if (known && event.kind === "progress") {
+      known.setProgress(event.percentage);
+    } else if (known || (ARRIVALS.has(event.kind) && (!tag || (event.tags ?? []).includes(tag)))) {
+      fetchJob(event.jobId);
+    }
+  }, live);
+  load();
+  return stopEvents;
+}
+
+
+/** A job's row, and a way to move its progress bar without redrawing it. */
+function jobRow(job) {
+  const label = `Progress of ${job.name || job.id}`;
+  const waiting = ["running", "pending", "scheduled"].includes(job.status);
+  const bar = waiting ? progressBar(job.progress?.percentage ?? 0, label) : null;
+  const progress = bar ?? h("span", { class: "muted" }, job.status === "completed" ? "100%" : "—");
+  const tr = h("tr", { "data-job-id": job.id },
+    h("td", { class: "job-cell" },
+      h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, job.name || "(unnamed)"),
+      h("span", { class: "mono muted small job-id" }, job.id),
+    ),
+    h("td", {}, badge(job.status)),
+    h("td", {}, h("span", { class: `priority priority-${job.priority}` }, job.priority)),
+    h("td", { class: "progress-cell" }, progress),
+    h("td", { class: "num" }, `${job.attempt ?? 0}/${job.maxAttempts ?? 0}`),
+    h("td", {}, tagList(job.tags)),
+    h("td", { class: "nowrap" }, when(job.createdAt)),
+  );
+  return { tr, job, setProgress: (pct) => bar && pct !== undefined && setProgress(bar, pct) };
+}
+
+export function tagList(tags) {
+  if (!tags?.length) return h("span", { class: "muted" }, "—");
+  return h("ul", { class: "tags", "aria-label": "Tags" }, tags.map((t) => h("li", { class: "tag" }, t)));
+}

@@ -1,0 +1,59 @@
+// The queue's event stream, shared by the views that watch it, and the small "Live" indicator.
+
+import { h } from "./dom.js";
+import { follow } from "./sse.js";
+
+const STATES = {
+  connecting: ["Connecting…", "pending"],
+  live: ["Live", "live"],
+  reconnecting: ["Reconnecting…", "pending"],
+  ended: ["Finished", "idle"],
+  failed: ["Not live", "down"],
+};
+
+/** A status pill that says whether a view's figures are live. */
+export function liveIndicator() {
+  const el = h("span", { class: "live live-pending", role: "status" }, "Connecting…");
+  return {
+    el,
+    set(state, error) {
+      const [text, kind] = STATES[state] ?? STATES.connecting;
+      el.textContent = error ? `${text}: ${error.message}` : text;
+      el.className = `live live-${kind}`;
+    },
+  };
+}
+
+/** Follow GET /queue/events; `onEvent(event)` gets each queue event's JSON. Returns stop(). */
+export function watchQueue(onEvent, indicator) {
+  const stream = follow("/queue/events", {
+    onEvent: (_type, data) => onEvent(data),
+    onState: (state, error) => indicator?.set(state, error),
+  });
+  return () => stream.stop();
+}
+
+/**
+ * Run `task` soon after a burst of events, at most once per `gapMs`: a burst of a hundred
+ * progress events becomes a few refreshes, not a hundred.
+ */
+export function throttled(task, gapMs = 500) {
+  let timer = null;
+  let stopped = false;
+  return {
+    poke() {
+      if (timer || stopped) return;
+      timer = setTimeout(async () => {
+        try {
+          await task();
+        } finally {
+          timer = null;
+        }
+      }, gapMs);
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
