@@ -8,9 +8,12 @@ cannot be reached at start is logged and the API serves anyway (the artifact cal
 UNAVAILABLE until the store answers). With tracing on (OTEL_* variables), every call
 gets a server span, and Submit stores the span's context in the job for the executor to continue.
 
+With `API_HTTP_PORT` not 0 it also serves the HTTP/JSON API and the dashboard (`api_service.http`)
+on the same loop, over the same queue, stream hub, keys, sealer and artifact store.
+
 Shutdown (STYLE: saq / grpc graceful-shutdown): health flips to NOT_SERVING, open progress
-streams end with UNAVAILABLE so clients reconnect elsewhere with their cursor, then
-`server.stop(grace)` lets in-flight unary calls finish.
+streams end (gRPC with UNAVAILABLE, SSE cleanly) so clients reconnect elsewhere with their cursor,
+then `server.stop(grace)` and the HTTP runner let in-flight calls finish.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from api_service.admin import QueueAdminServicer
+from api_service.http.context import Backend
+from api_service.http.server import HttpApi
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.edge import server as edge_server
+from shared.edge.auth import keyring_for
 from shared.edge.serving import HealthReporter
 from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect, connect_blocking
@@ -66,6 +72,7 @@ class ApiServer:
     sweeper: OrphanSweeper | None = None
     metrics: MetricsEndpoint | None = None
     tracing: TracerProvider | None = None
+    http: HttpApi | None = None
 
     @classmethod
     async def start(
@@ -93,9 +100,8 @@ class ApiServer:
         registry = CollectorRegistry()
         security = security or SecuritySettings()
         server = edge_server.build(registry=registry, tracing=tracing, security=security)
-        pb_grpc.add_TestExecutionServicer_to_server(
-            TestExecutionServicer(queue, hub, sealer_for(security.secret_key), store=store), server
-        )
+        sealer = sealer_for(security.secret_key)
+        pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub, sealer, store=store), server)
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub, store=store), server)
         health, port = edge_server.open_port(
             server,
@@ -123,7 +129,30 @@ class ApiServer:
         await cleaner.start()
         if sweeper is not None:
             await sweeper.start()
-        log.info("api listening on %s:%d%s", api.host, port, f", metrics on :{metrics.port}/metrics" if metrics else "")
+        http = None
+        if api.http_port:
+            backend = Backend(
+                queue=queue,
+                hub=hub,
+                keys=keyring_for(security),
+                sealer=sealer,
+                store=store,
+                cors_origins=frozenset(api.http_cors_origins),
+            )
+            http = await HttpApi.start(
+                backend,
+                host=api.http_listen_host,
+                port=api.http_port,
+                tls=security.tls,
+                shutdown_timeout=api.shutdown_grace_ms / 1000,
+            )
+        log.info(
+            "api listening on %s:%d%s%s",
+            api.host,
+            port,
+            f", HTTP on {api.http_listen_host}:{http.port}" if http else "",
+            f", metrics on :{metrics.port}/metrics" if metrics else "",
+        )
         return cls(
             server=server,
             port=port,
@@ -137,6 +166,7 @@ class ApiServer:
             sweeper=sweeper,
             metrics=metrics,
             tracing=tracing,
+            http=http,
         )
 
     async def stop(self, grace_s: float) -> None:
@@ -144,8 +174,12 @@ class ApiServer:
         await self.cleaner.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
+        # Ends open progress streams (gRPC and SSE alike) with ShuttingDown: clients resume with their cursor.
         await self.hub.stop()
-        await self.server.stop(grace_s)
+        if self.http is not None:
+            await asyncio.gather(self.server.stop(grace_s), self.http.stop())
+        else:
+            await self.server.stop(grace_s)
         if self.metrics:
             self.metrics.stop()
         await self.reader.aclose()

@@ -7,7 +7,8 @@ the request body. Keys live in a JSON file (SENTINEL_API_KEYS_FILE) as SHA-256 h
 
 Roles are ordered: a `viewer` reads its tenant's jobs and figures; a `submitter` also submits,
 cancels and retries them; an `admin` also manages the queue (pause, resume, dead letters, clean).
-The gRPC edge (`shared.edge.auth`) and any other front door check keys through this module.
+The gRPC edge (`shared.edge.auth`) and the HTTP front door (`api_service.http.auth`) both admit
+callers with `authorize` here, so the two answer the same key, role and tenant alike.
 Nothing here may log or store a key in clear.
 """
 
@@ -21,7 +22,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, PermissionDeniedError, UnauthenticatedError
 
 DEFAULT_TENANT = "default"
 #: Tenants name Redis keys: keep them to a plain, bounded alphabet.
@@ -126,3 +127,40 @@ class KeyRing:
             if hmac.compare_digest(digest, entry.sha256.encode("ascii")) and found is None:
                 found = Principal(tenant=entry.tenant, role=entry.role)
         return found
+
+
+def bearer_key(header: str) -> str:
+    """The API key of an `Authorization: Bearer <key>` value ("" for anything else)."""
+    scheme, _, key = header.strip().partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+def authorize(keys: KeyRing | None, key: str, *, needed: Role, action: str, how: str) -> Principal:
+    """The caller holding `key`, if its role is at least `needed`.
+
+    Args:
+        keys: the key ring; None means auth is disabled (everyone is tenant `default`, admin).
+        action: what is asked (a method or route name), for the denial's message.
+        how: how a key is sent on this front door, for the message when none was.
+
+    Raises:
+        UnauthenticatedError: no key, or an unknown one.
+        PermissionDeniedError: the key's role is below `needed`.
+    """
+    if keys is None:
+        return ANONYMOUS_ADMIN
+    if not key:
+        raise UnauthenticatedError(f"missing API key: send {how}")
+    principal = keys.identify(key)
+    if principal is None:
+        raise UnauthenticatedError("unknown API key")
+    if principal.role < needed:
+        raise PermissionDeniedError(f"{action} needs the {needed.label} role; this key is a {principal.role.label}")
+    return principal
+
+
+def figures_scope(principal: Principal) -> str | None:
+    """Whose figures stats and health answer with: the caller's tenant, or None (the whole queue)
+    when auth is disabled — then there are no tenants to keep apart, and the one team running
+    Sentinel sees everything, as on /metrics."""
+    return None if principal is ANONYMOUS_ADMIN else principal.tenant

@@ -33,6 +33,8 @@ class QueueEvent:
     time_ms: int
     message: str
     tags: tuple[str, ...]
+    tenant: str = ""  # the job's tenant ("" for queue-level events)
+    percentage: int | None = None  # progress events only
 
 
 def _tags(raw: str) -> tuple[str, ...]:
@@ -58,6 +60,7 @@ def event_from_entry(entry_id: str, fields: dict[str, str]) -> QueueEvent:
         state = None
     ts = fields.get(EventField.TS, "")
     kind = fields.get(EventField.KIND, "")
+    pct = fields.get(EventField.PCT, "")
     return QueueEvent(
         cursor=entry_id,
         kind=kind,
@@ -66,10 +69,13 @@ def event_from_entry(entry_id: str, fields: dict[str, str]) -> QueueEvent:
         time_ms=int(ts) if ts.isdigit() else parse_id(entry_id)[0],
         message=_message(kind, fields),
         tags=_tags(fields.get(EventField.TAGS, "[]")),
+        tenant=fields.get(EventField.TENANT, ""),
+        percentage=int(pct) if kind == "progress" and pct.isdigit() else None,
     )
 
 
-def _check_cursor(cursor: str) -> None:
+def check_cursor(cursor: str) -> None:
+    """Raise ValidationError (field `cursor`) unless `cursor` is an event-stream id."""
     try:
         parse_id(cursor)
     except ValueError:
@@ -111,7 +117,7 @@ async def follow_events(
         return None if tag and tag not in event.tags else event
 
     if cursor:
-        _check_cursor(cursor)
+        check_cursor(cursor)
         last = cursor
         while True:
             batch = cast(list[Entry], await queue.redis.xrange(key, min=f"({last}", max="+", count=REPLAY_BATCH))

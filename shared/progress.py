@@ -19,7 +19,8 @@ from shared.schema import EntryField
 from shared.streams import Entry, StreamHub, parse_id
 
 
-def _check_cursor(cursor: str) -> str:
+def check_cursor(cursor: str) -> str:
+    """The stream id to read after: `cursor`, or the start for none; ValidationError (field `cursor`) if malformed."""
     if not cursor:
         return "0-0"
     try:
@@ -51,7 +52,7 @@ async def follow_progress(
         ValidationError: a malformed cursor.
         ShuttingDown: the service is shutting down; the client should reconnect with its cursor.
     """
-    after = _check_cursor(cursor)
+    after = check_cursor(cursor)
     job = await get_job(queue, job_id, tenant=tenant)
     key = queue.keys.progress(job_id)
     entries = cast(list[Entry], await queue.redis.xrange(key, min=f"({after}", max="+"))

@@ -174,12 +174,37 @@ class QueueSettings:
         return {Priority.HIGH: 300_000, Priority.MEDIUM: 600_000, Priority.LOW: 1_200_000}[priority]
 
 
+def _origins(env: Environ, name: str) -> tuple[str, ...]:
+    """A comma-separated list of web origins (`scheme://host[:port]`, as a browser sends `Origin`)."""
+    found: list[str] = []
+    for raw in env.get(name, "").split(","):
+        origin = raw.strip().rstrip("/")
+        if not origin:
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise ConfigError(
+                f"{name} must list origins like https://dash.example.com:8443, comma-separated, got {raw!r}"
+            )
+        found.append(origin)
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class ApiSettings:
+    """Where the API listens: gRPC, HTTP/JSON (`http_port` 0: off) and /metrics (0: off).
+
+    The bare constructor (tests, embedding) serves no HTTP and no /metrics; `from_env` defaults
+    them to 8080 and 9464.
+    """
+
     host: str = "0.0.0.0"
     port: int = 50051
     shutdown_grace_ms: int = 10_000
     metrics_port: int = 0  # 0: no /metrics endpoint
+    http_host: str = ""  # "": the gRPC host
+    http_port: int = 0  # 0: no HTTP/JSON API (nor dashboard)
+    http_cors_origins: tuple[str, ...] = ()  # origins a browser may call the HTTP API from
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
@@ -188,7 +213,14 @@ class ApiSettings:
             port=_port(environ, "API_GRPC_PORT", 50051),
             shutdown_grace_ms=_int(environ, "API_SHUTDOWN_GRACE_MS", 10_000),
             metrics_port=_port(environ, "API_METRICS_PORT", 9464),
+            http_host=environ.get("API_HTTP_HOST", "").strip(),
+            http_port=_port(environ, "API_HTTP_PORT", 8080),
+            http_cors_origins=_origins(environ, "API_HTTP_CORS_ORIGINS"),
         )
+
+    @property
+    def http_listen_host(self) -> str:
+        return self.http_host or self.host
 
 
 def _default_chromium() -> str:

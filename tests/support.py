@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import inspect
+import json
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -19,8 +20,9 @@ from cryptography.x509.oid import NameOID
 from executor_service.browser import DEFAULT_ARGS
 from sentinel_cli.redis_proc import RedisProcess, free_port, start_redis
 from sentinel_cli.static_site import serve_directory
+from shared.access import KeyEntry, Role, hash_key, new_key
 
-__all__ = ["RedisProcess", "free_port", "serve_directory", "start_redis"]
+__all__ = ["ROLES", "RedisProcess", "free_port", "serve_directory", "start_redis", "write_keys"]
 
 T = TypeVar("T")
 
@@ -173,3 +175,19 @@ def make_cert(tmp: Path, name: str, issuer: tuple[Any, Any] | None, *, ca: bool 
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert, key
+
+
+ROLES = ("viewer", "submitter", "admin")
+
+
+def write_keys(path: Path) -> dict[str, str]:
+    """A keys file with one key per role for tenants acme and globex; returns {"acme-viewer": key, …}."""
+    made: dict[str, str] = {}
+    entries = []
+    for tenant in ("acme", "globex"):
+        for role in ROLES:
+            key = new_key()
+            made[f"{tenant}-{role}"] = key
+            entries.append(KeyEntry(tenant=tenant, role=Role.parse(role), sha256=hash_key(key)).to_json())
+    path.write_text(json.dumps({"keys": entries}))
+    return made

@@ -16,9 +16,10 @@ from typing import Any
 
 import grpc
 
-from shared.access import ANONYMOUS_ADMIN, KeyRing, Principal, Role
+from shared import access
+from shared.access import KeyRing, Principal, Role
 from shared.edge.status import Context, abort
-from shared.errors import PermissionDeniedError, SentinelError, UnauthenticatedError
+from shared.errors import SentinelError, UnauthenticatedError
 from shared.settings import SecuritySettings
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "AuthInterceptor",
     "figures_scope",
     "interceptor_for",
+    "keyring_for",
     "tenant_of",
 ]
 
@@ -73,38 +75,36 @@ OPEN_PREFIXES = (
 _caller: ContextVar[Principal | None] = ContextVar("sentinel_caller", default=None)
 
 
+def _principal() -> Principal:
+    caller = _caller.get()
+    if caller is None:
+        raise UnauthenticatedError("this call was not authenticated")
+    return caller
+
+
 def tenant_of(context: Context) -> str:
     """The tenant the caller acts for, as the auth interceptor established it.
 
     Raises:
         UnauthenticatedError: no interceptor vouched for this call (fail closed).
     """
-    caller = _caller.get()
-    if caller is None:
-        raise UnauthenticatedError("this call was not authenticated")
-    return caller.tenant
+    return _principal().tenant
 
 
 def figures_scope(context: Context) -> str | None:
-    """Whose figures GetStats and GetHealth answer with: the caller's tenant, or None (the whole
-    queue) when auth is disabled — then there are no tenants to keep apart, and the one team
-    running Sentinel sees everything, as on /metrics.
+    """Whose figures GetStats and GetHealth answer with (`shared.access.figures_scope`).
 
     Raises:
         UnauthenticatedError: no interceptor vouched for this call (fail closed).
     """
-    tenant = tenant_of(context)
-    return None if _caller.get() is ANONYMOUS_ADMIN else tenant
+    return access.figures_scope(_principal())
 
 
 def bearer_key(metadata: Sequence[tuple[str, Any]] | None) -> str:
     """The API key of an `authorization: Bearer <key>` header ("" when there is none)."""
     for name, value in metadata or ():
         if name.lower() == "authorization":
-            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-            scheme, _, key = text.strip().partition(" ")
-            if scheme.lower() == "bearer":
-                return key.strip()
+            return access.bearer_key(value.decode("latin-1") if isinstance(value, bytes) else str(value))
     return ""
 
 
@@ -122,19 +122,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             UnauthenticatedError: no key, or an unknown one.
             PermissionDeniedError: the key's role is below what the method needs.
         """
-        if self._keys is None:
-            return ANONYMOUS_ADMIN
-        key = bearer_key(metadata)
-        if not key:
-            raise UnauthenticatedError("missing API key: send the metadata 'authorization: Bearer <key>'")
-        principal = self._keys.identify(key)
-        if principal is None:
-            raise UnauthenticatedError("unknown API key")
-        needed = METHOD_ROLES.get(method, Role.ADMIN)
-        if principal.role < needed:
-            name = method.rsplit("/", 1)[-1]
-            raise PermissionDeniedError(f"{name} needs the {needed.label} role; this key is a {principal.role.label}")
-        return principal
+        return access.authorize(
+            self._keys,
+            bearer_key(metadata),
+            needed=METHOD_ROLES.get(method, Role.ADMIN),
+            action=method.rsplit("/", 1)[-1],
+            how="the metadata 'authorization: Bearer <key>'",
+        )
 
     async def intercept_service(
         self,
@@ -177,8 +171,11 @@ def _denying(handler: grpc.RpcMethodHandler[Any, Any], exc: SentinelError) -> gr
     return grpc.stream_stream_rpc_method_handler(streaming, **options)
 
 
+def keyring_for(security: SecuritySettings) -> KeyRing | None:
+    """The key ring of these settings, loaded (and checked) from the keys file; None: auth is disabled."""
+    return None if security.auth_disabled else KeyRing.from_file(security.keys_file)
+
+
 def interceptor_for(security: SecuritySettings) -> AuthInterceptor:
     """The interceptor for these settings; loads (and checks) the keys file."""
-    if security.auth_disabled:
-        return AuthInterceptor(None)
-    return AuthInterceptor(KeyRing.from_file(security.keys_file))
+    return AuthInterceptor(keyring_for(security))

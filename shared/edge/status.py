@@ -1,7 +1,8 @@
 """The one place Sentinel errors become gRPC status codes.
 
 Servicers wrap their methods with `unary` / `streaming`; anything from the exception tree in
-`shared.errors` (and Redis being unreachable) is turned into a status with a clear message.
+`shared.errors` (and Redis being unreachable) is turned into a status with a clear message. Which
+code each error gets is decided by name in `shared.edge.codes`, shared with the HTTP front door.
 Field violations travel as a `google.rpc.BadRequest` detail so clients can point at the field.
 """
 
@@ -16,19 +17,9 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.errors import (
-    ConflictError,
-    LimitError,
-    NotFoundError,
-    PermissionDeniedError,
-    SentinelError,
-    UnauthenticatedError,
-    UnavailableError,
-    ValidationError,
-)
+from shared.edge.codes import code_name, message_for
+from shared.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +31,10 @@ Resp = TypeVar("Resp")
 #: (A string: grpc.aio.ServicerContext cannot be subscripted at run time.)
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
-_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
-    (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFoundError, grpc.StatusCode.NOT_FOUND),
-    (ConflictError, grpc.StatusCode.FAILED_PRECONDITION),
-    (LimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
-    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
-    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
-    (RedisConnectionError, grpc.StatusCode.UNAVAILABLE),
-    (RedisTimeoutError, grpc.StatusCode.UNAVAILABLE),
-]
-
 
 def code_for(exc: BaseException) -> grpc.StatusCode:
-    for cls, code in _CODES:
-        if isinstance(exc, cls):
-            return code
-    return grpc.StatusCode.INTERNAL
-
-
-def message_for(exc: BaseException) -> str:
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-        return "the queue store (Redis) is unreachable; try again shortly"
-    if isinstance(exc, SentinelError):
-        return str(exc)
-    return "internal error"
+    """The gRPC status code of `exc`, by the name `shared.edge.codes` gives it."""
+    return grpc.StatusCode[code_name(exc)]
 
 
 def to_status(exc: BaseException) -> status_pb2.Status:

@@ -17,17 +17,16 @@ from executor_service.store import claim, finish
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli import keys as keys_cli
-from shared.access import KeyEntry, KeyRing, Role, hash_key, new_key
+from shared.access import KeyRing, Role, hash_key, new_key
 from shared.edge.tls import open_channel
 from shared.errors import ConfigError
 from shared.model import ErrorCategory, JobError, JobState, Progress
 from shared.queue import Queue
 from shared.sealed import new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings
-from tests.support import RedisProcess
+from tests.support import ROLES, RedisProcess, write_keys
 
 Code = grpc.StatusCode
-ROLES = ("viewer", "submitter", "admin")
 
 
 @dataclass
@@ -47,18 +46,6 @@ class Api:
     @property
     def admin(self) -> pb_grpc.QueueAdminStub:
         return pb_grpc.QueueAdminStub(self.channel)
-
-
-def write_keys(path: Path) -> dict[str, str]:
-    made: dict[str, str] = {}
-    entries = []
-    for tenant in ("acme", "globex"):
-        for role in ROLES:
-            key = new_key()
-            made[f"{tenant}-{role}"] = key
-            entries.append(KeyEntry(tenant=tenant, role=Role.parse(role), sha256=hash_key(key)).to_json())
-    path.write_text(json.dumps({"keys": entries}))
-    return made
 
 
 @pytest.fixture

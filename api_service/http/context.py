@@ -1,0 +1,58 @@
+"""What every HTTP handler reaches through its request: the API's queue and stores, and the caller.
+
+`Backend` holds the same objects the gRPC servicers are built with (one queue, one stream hub,
+one sealer, one artifact store), so both front doors act on the same state through the same
+domain functions. The caller is set by the auth middleware (`api_service.http.auth`) before any
+handler runs; a handler that finds none fails closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from shared import access
+from shared.access import KeyRing, Principal
+from shared.artifact_store import ArtifactStore
+from shared.errors import UnauthenticatedError
+from shared.queue import Queue
+from shared.sealed import Sealer
+from shared.streams import StreamHub
+
+#: Seconds between SSE keep-alive comments.
+KEEPALIVE_S = 15.0
+
+
+@dataclass(frozen=True)
+class Backend:
+    queue: Queue
+    hub: StreamHub
+    keys: KeyRing | None  # None: auth is disabled
+    sealer: Sealer | None = None
+    store: ArtifactStore | None = None
+    cors_origins: frozenset[str] = frozenset()
+    keepalive_s: float = KEEPALIVE_S
+
+
+BACKEND = web.AppKey("sentinel_backend", Backend)
+CALLER = web.RequestKey("sentinel_caller", Principal)
+
+
+def backend(request: web.Request) -> Backend:
+    return request.app[BACKEND]
+
+
+def caller(request: web.Request) -> Principal:
+    """The caller the auth middleware admitted (UnauthenticatedError if none did: fail closed)."""
+    if CALLER not in request:
+        raise UnauthenticatedError("this request was not authenticated")
+    return request[CALLER]
+
+
+def tenant(request: web.Request) -> str:
+    return caller(request).tenant
+
+
+def figures_scope(request: web.Request) -> str | None:
+    return access.figures_scope(caller(request))

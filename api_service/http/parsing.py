@@ -1,0 +1,193 @@
+"""Reading HTTP requests into domain values: JSON bodies, the submit body, query parameters.
+
+Only the *shape* is checked here (is it JSON, an object, an integer, one of the known words):
+what a value may be — limits, URLs, selectors — is `shared.validation`'s, the same for both
+front doors. A shape problem is a `ValidationError` naming the field as the HTTP request spells
+it (`options.maxAttempts`, `pageSize`), so it answers 400 with violations like any other.
+The test definition is the proto3 JSON of `sentinel.v1.TestDefinition` (what `sentinel submit`
+files hold), read with protobuf's own parser and converted by `shared.edge.convert`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from aiohttp import web
+from google.protobuf import json_format
+
+from protos import sentinel_pb2 as pb
+from shared.edge import convert
+from shared.errors import FieldViolation, ValidationError
+from shared.model import ArtifactPolicy, JobOptions, Priority, SubmitCommand
+from shared.paging import page_size
+
+#: The largest request body read (1 MiB); a larger one answers 413 before it is read.
+MAX_BODY_BYTES = 1024 * 1024
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def invalid(field: str, description: str) -> ValidationError:
+    return ValidationError([FieldViolation(field, description)])
+
+
+async def read_json(request: web.Request, *, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object body ({} for an empty optional one).
+
+    Raises:
+        web.HTTPRequestEntityTooLarge: the body is over `MAX_BODY_BYTES` (answered 413).
+        ValidationError: field `body`: not JSON, not an object, or missing when `required`.
+    """
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=length)
+    raw = await request.read()  # the app's client_max_size stops a chunked body at the same size
+    if not raw.strip():
+        if required:
+            raise invalid("body", "must be a JSON object")
+        return {}
+    try:
+        document = json.loads(raw)
+    except RecursionError:
+        raise invalid("body", "is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise invalid("body", f"is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except ValueError as exc:
+        raise invalid("body", f"is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise invalid("body", f"must be a JSON object, got {_kind(document)}")
+    return document
+
+
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _known(body: Mapping[str, Any], allowed: set[str], *, at: str = "") -> list[FieldViolation]:
+    return [
+        FieldViolation(f"{at}{key}", f"is not a known field; expected one of {', '.join(sorted(allowed))}")
+        for key in body
+        if key not in allowed
+    ]
+
+
+def _int(found: list[FieldViolation], field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        found.append(FieldViolation(field, f"must be a whole number ≥ 0, got {json.dumps(value)[:40]}"))
+        return 0
+    return value
+
+
+def _str(found: list[FieldViolation], field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        found.append(FieldViolation(field, "must be a string"))
+        return ""
+    return value
+
+
+def _word(found: list[FieldViolation], field: str, value: Any, kind: type[E]) -> E | None:
+    words = [str(member.value) for member in kind]
+    if isinstance(value, str) and value in words:
+        return kind(value)
+    found.append(FieldViolation(field, f"must be one of {', '.join(words)}"))
+    return None
+
+
+#: The options a submit may carry, as the HTTP request names them.
+OPTION_FIELDS = {
+    "priority",
+    "timeout",
+    "tags",
+    "maxAttempts",
+    "delayMs",
+    "idempotencyKey",
+    "artifactPolicy",
+    "recordVideo",
+}
+
+
+def options_from_json(value: Any) -> JobOptions:
+    """A submit's `options` object as `JobOptions` (absent fields: the server's defaults)."""
+    if not isinstance(value, dict):
+        raise invalid("options", "must be a JSON object")
+    found = _known(value, OPTION_FIELDS, at="options.")
+    given: dict[str, Any] = {}
+    if "priority" in value:
+        given["priority"] = _word(found, "options.priority", value["priority"], Priority)
+    if "artifactPolicy" in value:
+        given["artifact_policy"] = _word(found, "options.artifactPolicy", value["artifactPolicy"], ArtifactPolicy)
+    for name, attribute in (("timeout", "timeout_ms"), ("maxAttempts", "max_attempts"), ("delayMs", "delay_ms")):
+        if name in value:
+            given[attribute] = _int(found, f"options.{name}", value[name])
+    if "idempotencyKey" in value:
+        given["idempotency_key"] = _str(found, "options.idempotencyKey", value["idempotencyKey"])
+    if "tags" in value:
+        tags = value["tags"]
+        if isinstance(tags, list):
+            given["tags"] = tuple(_str(found, f"options.tags[{i}]", tag) for i, tag in enumerate(tags))
+        else:
+            found.append(FieldViolation("options.tags", "must be an array of strings"))
+    if "recordVideo" in value:
+        if isinstance(value["recordVideo"], bool):
+            given["record_video"] = value["recordVideo"]
+        else:
+            found.append(FieldViolation("options.recordVideo", "must be true or false"))
+    if found:
+        raise ValidationError(found)
+    return JobOptions(**given)
+
+
+def definition_from_json(value: Any) -> pb.TestDefinition:
+    """The proto3 JSON of a TestDefinition, parsed strictly (an unknown field is an error)."""
+    if not isinstance(value, dict):
+        raise invalid("testDefinition", "must be a JSON object (a test definition, as `sentinel submit` files hold)")
+    try:
+        return json_format.ParseDict(value, pb.TestDefinition())
+    except RecursionError:
+        raise invalid("testDefinition", "is nested too deeply") from None
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise invalid("testDefinition", f"is not a valid test definition: {exc}") from None
+
+
+def submit_from_json(body: Mapping[str, Any]) -> SubmitCommand:
+    """The body of POST /tests/execute as a `SubmitCommand`, not yet validated (`validate_submit`)."""
+    found = _known(body, {"testDefinition", "options"})
+    if "testDefinition" not in body:
+        found.append(FieldViolation("testDefinition", "is required"))
+    if found:
+        raise ValidationError(found)
+    definition = convert.definition_from_proto(definition_from_json(body["testDefinition"]))
+    options = options_from_json(body.get("options", {}))
+    return SubmitCommand(definition=definition, options=options)
+
+
+def older_than_from_json(body: Mapping[str, Any]) -> int:
+    """The optional `olderThanMs` of a purge (0: every dead letter)."""
+    found = _known(body, {"olderThanMs"})
+    older = _int(found, "olderThanMs", body.get("olderThanMs", 0))
+    if found:
+        raise ValidationError(found)
+    return older
+
+
+def query_word(request: web.Request, name: str, kind: type[E]) -> E | None:
+    """An optional query parameter naming a member of `kind` by value (None when absent or empty)."""
+    raw = request.query.get(name, "")
+    if not raw:
+        return None
+    found: list[FieldViolation] = []
+    word = _word(found, name, raw, kind)
+    if found:
+        raise ValidationError(found)
+    return word
+
+
+def query_page(request: web.Request) -> tuple[int, str]:
+    """`pageSize` (checked by `shared.paging.page_size`) and `pageToken` of a listing."""
+    raw = request.query.get("pageSize", "")
+    if raw and not (raw.isdecimal() and raw.isascii() and len(raw) <= 9):
+        raise invalid("pageSize", f"must be a whole number, got {raw[:40]!r}")
+    return page_size(int(raw or 0)), request.query.get("pageToken", "")

@@ -1,0 +1,124 @@
+"""HTTP routes of tests (jobs), runs and artifacts: parse, call the domain function, render.
+
+Each handler is the twin of a `TestExecutionServicer` method and calls the same function with the
+same arguments (`shared.jobs`, `shared.progress`, `shared.artifacts`, `shared.dead_letters`,
+`shared.runs`, with `shared.validation` and `shared.sealed` for a submit). No rule lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import PurePosixPath
+
+from aiohttp import web
+
+from api_service.http import sse
+from api_service.http.context import backend, caller, tenant
+from api_service.http.envelope import ok
+from api_service.http.parsing import query_page, query_word, read_json, submit_from_json
+from api_service.http.views import artifact_view, job_view, progress_event_view, run_view, whoami_view
+from shared import artifacts, dead_letters, jobs, runs
+from shared.model import JobState, ProgressEvent
+from shared.progress import check_cursor, follow_progress
+from shared.sealed import seal_command
+from shared.telemetry import producer_traceparent
+from shared.validation import validate_submit
+
+
+async def whoami(request: web.Request) -> web.Response:
+    return ok(whoami_view(caller(request), auth_disabled=backend(request).keys is None))
+
+
+async def submit(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    command = submit_from_json(body)
+    validate_submit(command)
+    command = seal_command(command, backend(request).sealer)
+    submitted = await jobs.submit(backend(request).queue, command, tenant=tenant(request), trace=producer_traceparent())
+    message = "already submitted with this idempotency key" if submitted.duplicate else "test queued"
+    return ok({"testId": submitted.job_id, "duplicate": submitted.duplicate}, message=message, status=202)
+
+
+async def status(request: web.Request) -> web.Response:
+    job = await jobs.get_job(backend(request).queue, request.match_info["id"], tenant=tenant(request))
+    return ok(job_view(job))
+
+
+async def list_tests(request: web.Request) -> web.Response:
+    size, token = query_page(request)
+    page = await jobs.list_jobs(
+        backend(request).queue,
+        tenant=tenant(request),
+        state=query_word(request, "status", JobState),
+        tag=request.query.get("tag", ""),
+        page_size=size,
+        page_token=token,
+    )
+    return ok({"jobs": [job_view(j) for j in page.items], "nextPageToken": page.next_token or None})
+
+
+def _progress_frame(event: ProgressEvent) -> bytes:
+    return sse.frame(cursor=event.cursor, event="progress", data=progress_event_view(event))
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """The job's progress as SSE, from after `Last-Event-ID`, ending after the terminal event."""
+    app, job_id, who = backend(request), request.match_info["id"], tenant(request)
+    cursor = request.headers.get("Last-Event-ID", "").strip()
+    # Checked before the 200 goes out, so an unknown job is a 404 and a bad cursor a 400.
+    check_cursor(cursor)
+    await jobs.get_job(app.queue, job_id, tenant=who)
+    followed = follow_progress(app.queue, app.hub, job_id, tenant=who, cursor=cursor)
+    return await sse.stream(request, followed, _progress_frame, keepalive_s=app.keepalive_s)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    job = await jobs.cancel(backend(request).queue, request.match_info["id"], tenant=tenant(request))
+    return ok(job_view(job), message="cancelled" if job.state is JobState.CANCELLED else "cancel requested")
+
+
+async def retry(request: web.Request) -> web.Response:
+    job = await dead_letters.retry_job(backend(request).queue, request.match_info["id"], tenant=tenant(request))
+    return ok(job_view(job), message="retry queued")
+
+
+async def list_artifacts(request: web.Request) -> web.Response:
+    app = backend(request)
+    found = await artifacts.list_artifacts(app.queue, app.store, request.match_info["id"], tenant=tenant(request))
+    return ok({"artifacts": [artifact_view(a) for a in found]})
+
+
+def _disposition(name: str, content_type: str) -> str:
+    file = PurePosixPath(name).name.replace('"', "")
+    kind = "inline" if content_type.startswith("image/") else "attachment"
+    return f'{kind}; filename="{file}"'
+
+
+async def artifact(request: web.Request) -> web.StreamResponse:
+    """One artifact's bytes, streamed from the store as they are read (never held whole)."""
+    app = backend(request)
+    name = f"{request.match_info['attempt']}/{request.match_info['file']}"
+    opened = await artifacts.open_artifact(app.queue, app.store, request.match_info["id"], name, tenant=tenant(request))
+    async with contextlib.aclosing(opened.chunks) as chunks:
+        # The first read happens before the 200 goes out, so a store failure still answers 503.
+        first = await anext(chunks, b"")
+        found = opened.artifact
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": found.content_type,
+                "Content-Disposition": _disposition(found.name, found.content_type),
+                "Cache-Control": "private, no-store",
+            }
+        )
+        response.content_length = found.size
+        await response.prepare(request)
+        await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def get_run(request: web.Request) -> web.Response:
+    run = await runs.get_run(backend(request).queue, request.match_info["id"], tenant=tenant(request))
+    return ok(run_view(run))

@@ -1,0 +1,216 @@
+"""Domain values as the HTTP API's JSON: the one place they are rendered (camelCase, ISO times).
+
+The shapes are the HTTP contract's (see the README's "HTTP API" and `api_service.http.openapi`,
+which documents each of them as a schema). Like `shared.edge.convert` for protobuf, this module
+only reads domain values; it never decides anything. A time of 0 ms is `null`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from shared.access import Principal
+from shared.artifacts import Artifact
+from shared.events import QueueEvent
+from shared.model import Job, JobError, JobResult, JobState, Progress, ProgressEvent, Run, RunTestOutcome, StepResult
+from shared.queue_health import QueueHealth
+from shared.stats import Figures, QueueStats
+
+JSON = dict[str, Any]
+
+
+def iso(ms: int) -> str | None:
+    """A time in ms since the epoch as ISO 8601 UTC with milliseconds (`…T12:00:00.123Z`); 0 is None."""
+    if ms <= 0:
+        return None
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    moment = datetime.datetime.now(tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def progress_view(progress: Progress) -> JSON:
+    return {
+        "percentage": progress.percentage,
+        "currentStep": progress.current_step,
+        "totalSteps": progress.total_steps,
+        "stepName": progress.step_name,
+        "message": progress.message,
+    }
+
+
+def error_view(error: JobError | None) -> JSON | None:
+    if error is None:
+        return None
+    return {"category": error.category.value, "message": error.message, "stepIndex": error.step_index}
+
+
+def step_view(step: StepResult) -> JSON:
+    return {
+        "index": step.index,
+        "name": step.name,
+        "success": step.success,
+        "skipped": step.skipped,
+        "durationMs": step.duration_ms,
+        "error": step.error,
+        "artifacts": list(step.artifacts),
+        "consoleErrors": list(step.console_errors),
+        "failedRequests": list(step.failed_requests),
+    }
+
+
+def result_view(result: JobResult | None) -> JSON | None:
+    if result is None:
+        return None
+    return {
+        "success": result.success,
+        "executionTimeMs": result.execution_time_ms,
+        "attempt": result.attempt,
+        "artifacts": list(result.artifacts),
+        "artifactNotes": list(result.artifact_notes),
+        "steps": [step_view(s) for s in result.steps],
+    }
+
+
+def job_view(job: Job) -> JSON:
+    return {
+        "id": job.job_id,
+        "name": job.definition.name,
+        "status": job.state.value,
+        "priority": job.priority.value,
+        "progress": progress_view(job.progress),
+        "attempt": job.attempt,
+        "maxAttempts": job.max_attempts,
+        "tags": list(job.options.tags),
+        "createdAt": iso(job.metadata.created_at_ms),
+        "startedAt": iso(job.started_at_ms),
+        "finishedAt": iso(job.finished_at_ms),
+        "runId": job.metadata.run_id or None,
+        "workerId": job.worker_id,
+        "error": error_view(job.error),
+        "result": result_view(job.result),
+    }
+
+
+def progress_event_view(event: ProgressEvent) -> JSON:
+    return {
+        "jobId": event.job_id,
+        "cursor": event.cursor,
+        "status": event.state.value,
+        "attempt": event.attempt,
+        "terminal": event.terminal,
+        "progress": progress_view(event.progress),
+    }
+
+
+def queue_event_view(event: QueueEvent) -> JSON:
+    """A queue event; queue-level ones (paused, resumed) have no job, status or tenant (null)."""
+    view: JSON = {
+        "cursor": event.cursor,
+        "kind": event.kind,
+        "jobId": event.job_id or None,
+        "status": event.state.value if event.state is not None else None,
+        "tenant": event.tenant or None,
+        "tags": list(event.tags),
+        "at": iso(event.time_ms),
+    }
+    if event.percentage is not None:
+        view["percentage"] = event.percentage
+    if event.message:
+        view["message"] = event.message
+    return view
+
+
+def _figures(figures: Figures) -> JSON:
+    return {
+        "waiting": figures.waiting,
+        "active": figures.active,
+        "completed": figures.completed,
+        "failed": figures.failed,
+        "delayed": figures.delayed,
+        "paused": figures.paused,
+        "totalProcessed": figures.total_processed,
+        "totalFailed": figures.total_failed,
+        "processingRate": figures.processing_rate,
+        "avgProcessingTime": figures.avg_processing_time_ms,
+        "lastProcessedAt": iso(figures.last_processed_at_ms),
+        "deadLettered": figures.dead_lettered,
+    }
+
+
+def stats_view(stats: QueueStats) -> JSON:
+    """A queue's figures (`tenant` null: the whole queue) with one entry per lane, high first."""
+    return {
+        "queue": stats.queue,
+        **_figures(stats),
+        "lanes": [{"priority": lane.priority.value, **_figures(lane)} for lane in stats.lanes],
+        "tenant": stats.tenant or None,
+    }
+
+
+def health_view(health: QueueHealth) -> JSON:
+    return {
+        "status": health.status.value,
+        "reasons": list(health.reasons),
+        "stats": stats_view(health.stats) if health.stats is not None else None,
+    }
+
+
+def artifact_view(artifact: Artifact) -> JSON:
+    return {
+        "name": artifact.name,
+        "contentType": artifact.content_type,
+        "sizeBytes": artifact.size,
+        "attempt": artifact.attempt,
+        "stepIndex": artifact.step_index,
+        "createdAt": iso(artifact.created_at_ms),
+    }
+
+
+def dead_letter_view(job: Job) -> JSON:
+    return {
+        "jobId": job.job_id,
+        "name": job.definition.name,
+        "reason": job.dead_letter_reason,
+        "error": error_view(job.error),
+        "attempts": job.attempt,
+        "artifacts": list(job.result.artifacts) if job.result is not None else [],
+        "deadLetteredAt": iso(job.dead_lettered_at_ms),
+        "tags": list(job.options.tags),
+    }
+
+
+def run_test_view(test: RunTestOutcome) -> JSON:
+    failing = test.failing_step
+    return {
+        "jobId": test.job_id,
+        "name": test.name,
+        "file": test.file,
+        "status": test.state.value,
+        "durationMs": test.duration_ms,
+        "failingStep": failing.index if failing is not None else None,
+        "failingStepName": failing.name if failing is not None else None,
+        "error": error_view(test.error),
+        "artifacts": list(test.result.artifacts) if test.result is not None else [],
+    }
+
+
+def run_view(run: Run) -> JSON:
+    counts = run.counts
+    return {
+        "id": run.run_id,
+        "name": run.name,
+        "state": run.state.value,
+        "tests": [run_test_view(t) for t in run.tests],
+        "counts": {state.value: counts[state] for state in JobState},
+        "createdAt": iso(run.created_at_ms),
+        "finishedAt": iso(run.finished_at_ms),
+    }
+
+
+def whoami_view(principal: Principal, *, auth_disabled: bool) -> JSON:
+    return {"tenant": principal.tenant, "role": principal.role.label, "authDisabled": auth_disabled}

@@ -1,0 +1,58 @@
+"""The HTTP API's skeleton: the envelope, auth before anything, whoami, status and its SSE events."""
+
+from __future__ import annotations
+
+import datetime
+
+from tests.api_service.http.conftest import Http, submit
+
+
+def is_utc_iso(text: str) -> bool:
+    return text.endswith("Z") and datetime.datetime.fromisoformat(text).tzinfo is not None
+
+
+async def test_whoami_answers_in_the_envelope(http: Http) -> None:
+    reply = await http.call("GET", "/whoami")
+    assert reply.status == 200
+    assert reply.body["success"] is True and reply.body["message"]
+    assert is_utc_iso(reply.body["timestamp"])
+    assert reply.data == {"tenant": "default", "role": "admin", "authDisabled": True}
+
+
+async def test_whoami_names_the_keys_tenant_and_role(keyed: Http) -> None:
+    assert (await keyed.call("GET", "/whoami", who="acme-viewer")).data == {
+        "tenant": "acme",
+        "role": "viewer",
+        "authDisabled": False,
+    }
+    assert (await keyed.call("GET", "/whoami", who="globex-admin")).data["role"] == "admin"
+
+
+async def test_no_key_or_an_unknown_one_is_401_before_anything(keyed: Http) -> None:
+    for who, headers in ((None, {}), (None, {"Authorization": "Bearer snt_nope"}), (None, {"Authorization": "x"})):
+        reply = await keyed.call("GET", "/whoami", who=who, headers=headers)
+        assert reply.status == 401 and reply.code == "UNAUTHENTICATED"
+    # A malformed body is never even read without a key.
+    reply = await keyed.call("POST", "/tests/execute", data=b"{not json")
+    assert reply.status == 401
+
+
+async def test_status_of_a_submitted_test(http: Http) -> None:
+    job_id = await submit(http, priority="high", tags=["smoke"])
+    job = (await http.call("GET", f"/tests/{job_id}/status")).data
+    assert job["id"] == job_id and job["status"] == "pending" and job["priority"] == "high"
+    assert job["tags"] == ["smoke"] and job["result"] is None and job["error"] is None and job["runId"] is None
+    assert is_utc_iso(job["createdAt"]) and job["startedAt"] is None
+    reply = await http.call("GET", "/tests/no-such-job/status")
+    assert reply.status == 404 and reply.code == "NOT_FOUND"
+
+
+async def test_events_stream_the_progress_as_sse(http: Http) -> None:
+    job_id = await submit(http)
+    async with http.session.get(f"{http.base}/api/v1/tests/{job_id}/events") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["X-Accel-Buffering"] == "no"
+        lines = [(await resp.content.readline()).decode() for _ in range(5)]
+    assert lines[0].startswith(":")
+    assert lines[2].startswith("id: ") and lines[3] == "event: progress\n" and '"status":"pending"' in lines[4]
