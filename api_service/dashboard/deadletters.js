@@ -24,7 +24,11 @@ export function show(root, ctx) {
   }
   const category = ctx.params.get("category") ?? "";
   const tag = ctx.params.get("tag") ?? "";
-  const tbody = h("tbody", {});
+  const list = table("Dead letters, newest first",
+    ["Job", "Reason", "Attempts", "Dead since", "Tags", h("span", { class: "visually-hidden" }, "Actions")], [],
+    { stack: true, numeric: [2] });
+  const tbody = list.tbody;
+  list.hidden = true;
   const more = h("div", { class: "more" });
   const status = h("div", { "aria-live": "polite" });
   const empty = h("p", { class: "muted empty" }, category || tag ? "No dead letters match these filters." : "No dead letters. Nothing has given up.");
@@ -39,14 +43,7 @@ export function show(root, ctx) {
       { name: "tag", label: "Tag", value: tag },
     ]),
     status,
-    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Dead letters" },
-      h("table", {},
-        h("caption", { class: "visually-hidden" }, "Dead letters, newest first"),
-        h("thead", {}, h("tr", {}, ["Job", "Reason", "Attempts", "Dead since", "Tags", h("span", { class: "visually-hidden" }, "Actions")]
-          .map((t) => h("th", { scope: "col" }, t)))),
-        tbody,
-      ),
-    ),
+    list,
     empty,
     more,
     purgeForm(),
@@ -76,6 +73,7 @@ export function show(root, ctx) {
         tr.remove();
         count -= 1;
         empty.hidden = count > 0;
+        list.hidden = count === 0;
         status.replaceChildren(notice("ok", "Requeued ", h("a", { href: `#/jobs/${enc(job.id)}` }, job.name || job.id),
           `: it is ${job.status} again.`));
       } catch (error) {
@@ -92,10 +90,11 @@ export function show(root, ctx) {
     try {
       const page = await api(`/queue/dead-letters${query({ category, tag, pageSize: PAGE_SIZE, pageToken })}`);
       for (const letter of page.deadLetters ?? []) {
-        tbody.append(row(letter));
+        tbody.append(list.labelRow(row(letter)));
         count += 1;
       }
       empty.hidden = count > 0;
+      list.hidden = count === 0;
       loadMore(more, page.nextPageToken, load);
     } catch (error) {
       status.replaceChildren(notice("error", `Dead letters could not be listed: ${error.message}`));

@@ -89,15 +89,31 @@ export function setProgress(bar, percentage) {
   bar.firstElementChild.style.width = `${value}%`;
 }
 
-/** A table in a scrolling wrapper, so a wide table never widens the page on a phone. */
-export function table(caption, headers, rows, { numeric = [] } = {}) {
-  return h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": caption },
-    h("table", {},
+/**
+ * A table in a scrolling wrapper, so a wide table never widens the page on a phone.
+ * With `stack`, a narrow screen shows each row as a card instead, each cell labelled by its
+ * header (a header given as a node, such as a visually hidden "Actions", labels nothing); rows
+ * added later get their labels from `labelRow`. The tbody is `wrapper.tbody`.
+ */
+export function table(caption, headers, rows, { numeric = [], stack = false } = {}) {
+  const tbody = h("tbody", {}, rows);
+  const labels = headers.map((t) => (typeof t === "string" ? t : ""));
+  const wrapper = h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": caption },
+    h("table", { class: stack ? "stack" : null },
       h("caption", { class: "visually-hidden" }, caption),
       h("thead", {}, h("tr", {}, headers.map((t, i) => h("th", { scope: "col", class: numeric.includes(i) ? "num" : null }, t)))),
-      h("tbody", {}, rows),
+      tbody,
     ),
   );
+  wrapper.tbody = tbody;
+  wrapper.labelRow = (tr) => {
+    [...tr.cells].forEach((cell, i) => {
+      cell.dataset.label = labels[i] ?? "";
+    });
+    return tr;
+  };
+  if (stack) [...tbody.rows].forEach(wrapper.labelRow);
+  return wrapper;
 }
 
 /** A notice box: kind is "error", "info" or "ok". Errors are announced (role=alert). */

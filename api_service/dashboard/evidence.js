@@ -63,11 +63,14 @@ export function artifactsSection(box, job) {
   function screenshot(artifact, label, failure) {
     const caption = failure ? `Failure screenshot — step ${artifact.stepIndex + 1}` : label;
     const img = h("img", { alt: `${caption} (${fileOf(artifact)})`, class: "shot", "data-artifact": artifact.name });
+    // Full size in a new tab: the blob URL belongs to this page, so no key is needed there.
+    const link = h("a", { class: "shot-link", target: "_blank", rel: "noopener", title: "Open full size" }, img);
     const figure = h("figure", { class: failure ? "shot-figure shot-failure" : "shot-figure" },
-      img, h("figcaption", {}, caption, h("span", { class: "muted small" }, ` ${bytes(artifact.sizeBytes ?? 0)}`)));
+      link, h("figcaption", {}, caption, h("span", { class: "muted small" }, ` ${bytes(artifact.sizeBytes ?? 0)}`)));
     blob(urlOf(job.id, artifact), { signal: controller.signal })
       .then((b) => {
         img.src = keep(b);
+        link.href = img.src;
       })
       .catch((error) => {
         if (error.name !== "AbortError") figure.replaceChildren(notice("error", `${label} could not be loaded: ${error.message}`));
@@ -104,7 +107,11 @@ export function artifactsSection(box, job) {
         }
       });
     }
-    return [link, meta];
+    const hint = fileOf(artifact) === "trace.zip"
+      ? h("span", { class: "hint" }, "Open it with ", h("code", {}, "npx playwright show-trace trace.zip"),
+        " to step through the run.")
+      : null;
+    return [link, meta, hint];
   }
 
   fill();

@@ -124,7 +124,7 @@ function progressText(progress, status) {
 }
 
 function metaList(job) {
-  const item = (term, ...value) => [h("dt", {}, term), h("dd", {}, ...value)];
+  const item = (term, ...value) => h("div", {}, h("dt", {}, term), h("dd", {}, ...value));
   return h("dl", { class: "meta card" },
     item("Id", h("span", { class: "mono" }, job.id)),
     item("Priority", h("span", { class: `priority priority-${job.priority}` }, job.priority)),
@@ -174,11 +174,12 @@ function stepsSection(job) {
       h("td", {}, step.name || "—"),
       h("td", {}, h("span", { class: `badge badge-step-${result}` }, result)),
       h("td", { class: "num nowrap" }, step.skipped ? "—" : duration(step.durationMs)),
-      h("td", { class: "details-cell" }, details.length ? details : h("span", { class: "muted" }, "—")),
+      h("td", { class: details.length ? "details-cell" : "details-cell is-empty" },
+        details.length ? details : h("span", { class: "muted" }, "—")),
     );
   });
   return h("section", { "aria-labelledby": "steps-title" },
     h("h2", { id: "steps-title" }, "Steps"),
-    table("Steps of this job", ["#", "Step", "Result", "Duration", "Details"], rows, { numeric: [0, 3] }),
+    table("Steps of this job", ["#", "Step", "Result", "Duration", "Details"], rows, { numeric: [0, 3], stack: true }),
   );
 }

@@ -7,6 +7,7 @@ import { filterForm, loadMore } from "./filters.js";
 import { liveIndicator, watchQueue } from "./live.js";
 
 const PAGE_SIZE = 50;
+const COLUMNS = ["Job", "State", "Priority", "Progress", "Attempt", "Tags", "Created"];
 // Kinds that mean a job entered the queue: a job the list has not seen yet is fetched then.
 const ARRIVALS = new Set(["waiting", "delayed", "active"]);
 
@@ -16,7 +17,9 @@ export function show(root, ctx) {
   const tag = ctx.params.get("tag") ?? "";
   const live = liveIndicator();
   const rows = new Map(); // job id → { tr, job }
-  const tbody = h("tbody", {});
+  const list = table("Jobs, newest first", COLUMNS, [], { stack: true, numeric: [4] });
+  list.hidden = true;
+  const tbody = list.tbody;
   const more = h("div", { class: "more" });
   const problem = h("div", {});
   const announce = h("p", { class: "visually-hidden", role: "status", "aria-live": "polite" });
@@ -30,14 +33,7 @@ export function show(root, ctx) {
       { name: "tag", label: "Tag", value: tag },
     ]),
     problem,
-    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Jobs" },
-      h("table", { class: "jobs" },
-        h("caption", { class: "visually-hidden" }, "Jobs, newest first"),
-        h("thead", {}, h("tr", {},
-          ["Job", "State", "Priority", "Progress", "Attempt", "Tags", "Created"].map((t) => h("th", { scope: "col" }, t)))),
-        tbody,
-      ),
-    ),
+    list,
     empty,
     more,
     announce,
@@ -48,11 +44,13 @@ export function show(root, ctx) {
   function add(job, { atTop = false, fresh = false } = {}) {
     if (rows.has(job.id)) return;
     const row = jobRow(job);
+    list.labelRow(row.tr);
     if (fresh) row.tr.classList.add("is-new");
     rows.set(job.id, row);
     if (atTop) tbody.prepend(row.tr);
     else tbody.append(row.tr);
     empty.hidden = true;
+    list.hidden = false;
   }
 
   async function load(pageToken = "") {
@@ -61,6 +59,7 @@ export function show(root, ctx) {
       const page = await api(`/tests${query({ status, tag, pageSize: PAGE_SIZE, pageToken })}`);
       for (const job of page.jobs ?? []) add(job);
       empty.hidden = rows.size > 0;
+      list.hidden = rows.size === 0;
       loadMore(more, page.nextPageToken, load);
     } catch (error) {
       problem.replaceChildren(notice("error", `Jobs could not be listed: ${error.message}`));
@@ -81,6 +80,7 @@ export function show(root, ctx) {
       const known = rows.get(id);
       if (known) {
         const row = jobRow(job);
+        list.labelRow(row.tr);
         known.tr.replaceWith(row.tr);
         rows.set(id, row);
       } else if (matches(job)) {

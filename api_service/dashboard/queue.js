@@ -110,22 +110,32 @@ function renderHealth(box, health, stats) {
   );
 }
 
+const TILES = [
+  ["Waiting", (s) => figure(s.waiting)],
+  ["Running", (s) => figure(s.active)],
+  ["Delayed", (s) => figure(s.delayed)],
+  ["Completed", (s) => figure(s.completed)],
+  ["Failed", (s) => figure(s.failed)],
+  ["Dead letters", (s) => figure(s.deadLettered)],
+  ["Jobs / min", (s) => figure(s.processingRate, 1), "last 5 min"],
+  ["Avg time", (s) => duration(s.avgProcessingTime)],
+];
+
+/** The tiles are made once and only their changed figures rewritten: the region is aria-live,
+ * so a screen reader hears what changed, not every figure on every refresh. */
 function renderTotals(box, s) {
-  const tile = (label, value, hint = "") => h("div", { class: "tile" },
-    h("span", { class: "tile-value" }, value),
-    h("span", { class: "tile-label" }, label),
-    hint ? h("span", { class: "tile-hint" }, hint) : null,
-  );
-  box.replaceChildren(
-    tile("Waiting", figure(s.waiting)),
-    tile("Running", figure(s.active)),
-    tile("Delayed", figure(s.delayed)),
-    tile("Completed", figure(s.completed)),
-    tile("Failed", figure(s.failed)),
-    tile("Dead letters", figure(s.deadLettered)),
-    tile("Jobs / min", figure(s.processingRate, 1), "last 5 min"),
-    tile("Avg time", duration(s.avgProcessingTime)),
-  );
+  if (!box.children.length) {
+    box.append(...TILES.map(([label, , hint]) => h("div", { class: "tile" },
+      h("span", { class: "tile-value" }),
+      h("span", { class: "tile-label" }, label),
+      hint ? h("span", { class: "tile-hint" }, hint) : null,
+    )));
+  }
+  TILES.forEach(([, value], i) => {
+    const el = box.children[i].firstElementChild;
+    const text = value(s);
+    if (el.textContent !== text) el.textContent = text;
+  });
 }
 
 function renderLanes(box, s) {
