@@ -1,0 +1,306 @@
+"""The web dashboard in Chromium against the real stack: `sentinel api` (HTTP on, API keys),
+`sentinel executor` and redis-server, as a person would use it — sign in, watch figures and a
+progress bar move without reloading, open a failed job's screenshot and trace, requeue a dead
+letter; a viewer sees no admin controls and the server refuses them; a wrong key is told so; the
+pages fit a phone. Every page visited is saved as a screenshot (see `dashboard_support.snap`).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Locator, Page, expect
+
+from tests.e2e.dashboard_support import (
+    WAIT_MS,
+    Dashboard,
+    OpenPage,
+    browser,
+    dashboard,
+    executor,
+    go,
+    open_page,
+    playwright,
+    sign_in,
+    snap,
+)
+from tests.support import free_port, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+__all__ = ["browser", "dashboard", "executor", "open_page", "playwright"]  # fixtures
+
+QUICK: list[dict[str, Any]] = [{"navigate": {"url": "/index.html"}}, {"expectVisible": {"selector": "#heading"}}]
+#: Long enough to watch: a dozen steps of 700 ms, each moving the bar.
+SLOW: list[dict[str, Any]] = [{"navigate": {"url": "/index.html"}}, *[{"wait": {"ms": 700}} for _ in range(12)]]
+FAILING: list[dict[str, Any]] = [
+    {"navigate": {"url": "/index.html"}},
+    {"fill": {"selector": "#name", "value": "Ada"}},
+    {"click": {"selector": "#greet"}},
+    {"timeoutMs": 1000, "expectText": {"selector": "#out", "text": "Hi, Grace"}},
+]
+
+
+def closed_port_steps() -> list[dict[str, Any]]:
+    """A navigation to a port nobody listens on: a network error, dead-lettered at maxAttempts 1."""
+    return [{"navigate": {"url": f"http://127.0.0.1:{free_port()}/"}}]
+
+
+def tile(page: Page, label: str) -> Locator:
+    """The figure of one of the queue page's tiles ("Waiting", "Completed" …)."""
+    label_of = page.locator(".tile-label", has_text=re.compile(f"^{label}$"))
+    return page.locator(".tile", has=label_of).locator(".tile-value")
+
+
+async def not_reloaded(page: Page) -> None:
+    await page.evaluate("window.sentinelNotReloaded = true")
+
+
+async def still_not_reloaded(page: Page) -> bool:
+    return bool(await page.evaluate("window.sentinelNotReloaded === true"))
+
+
+@pytest.mark.usefixtures("executor")
+async def test_an_admin_sees_the_queue_figures_and_new_jobs_live(dashboard: Dashboard, open_page: OpenPage) -> None:
+    page = await open_page()
+    await sign_in(page, dashboard, "admin")
+    await not_reloaded(page)
+    await expect(page.locator(".live")).to_have_text("Live", timeout=WAIT_MS)
+    await expect(page.locator(".health .badge").first).to_have_text("healthy", timeout=WAIT_MS)
+    await expect(tile(page, "Completed")).to_have_text("0")
+
+    first = await dashboard.submit(QUICK, name="Home page shows", tags=["smoke"])
+    await expect(tile(page, "Completed")).to_have_text("1", timeout=WAIT_MS)
+    feed = page.get_by_role("list", name="Recent queue events")
+    await expect(feed.locator("li", has_text="completed").get_by_role("link", name=first[:8])).to_be_visible()
+    total = page.locator("tr.total")
+    await expect(total.locator("td").nth(6)).to_have_text("1")  # processed, in the lanes table
+    await snap(page, dashboard, "queue")
+
+    # Pause and resume: the button, the badge and the health reason follow.
+    await page.get_by_role("button", name="Pause queue").click()
+    await expect(page.get_by_role("button", name="Resume queue")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.locator(".health .badge-paused")).to_be_visible()
+    await expect(page.locator(".health .badge").first).to_have_text("degraded")
+    await expect(page.locator(".reasons")).to_contain_text("paused")
+    await snap(page, dashboard, "queue-paused")
+    await page.get_by_role("button", name="Resume queue").click()
+    await expect(page.get_by_role("button", name="Pause queue")).to_be_visible(timeout=WAIT_MS)
+
+    await page.get_by_role("link", name="Jobs", exact=True).click()
+    await expect(page.get_by_role("heading", name="Jobs", level=1)).to_be_visible()
+    await expect(page.locator(f'tr[data-job-id="{first}"]')).to_contain_text("completed", timeout=WAIT_MS)
+    await expect(page.locator(".live")).to_have_text("Live", timeout=WAIT_MS)
+    second = await dashboard.submit(QUICK, name="Nightly home page", tags=["nightly", "smoke"])
+    row = page.locator(f'tr[data-job-id="{second}"]')
+    await expect(row).to_be_visible(timeout=WAIT_MS)  # arrived live: no reload, no click
+    await expect(page.locator("tbody tr").first).to_have_attribute("data-job-id", second)
+    await expect(row.locator(".badge")).to_have_text("completed", timeout=WAIT_MS)
+    assert await still_not_reloaded(page)
+    await snap(page, dashboard, "jobs")
+
+    await page.get_by_label("Tag", exact=True).fill("nightly")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("tbody tr")).to_have_count(1, timeout=WAIT_MS)
+    await expect(page.locator("tbody tr")).to_have_attribute("data-job-id", second)
+    assert "tag=nightly" in page.url
+
+
+@pytest.mark.usefixtures("executor")
+async def test_a_running_jobs_progress_bar_moves_without_a_reload(dashboard: Dashboard, open_page: OpenPage) -> None:
+    page = await open_page()
+    await sign_in(page, dashboard, "admin")
+    job_id = await dashboard.submit(SLOW, name="Slow walk", tags=["slow"])
+    await page.get_by_role("link", name="Jobs", exact=True).click()
+    await page.get_by_role("link", name="Slow walk").click()
+    await expect(page.get_by_role("heading", name="Slow walk", level=1)).to_be_visible(timeout=WAIT_MS)
+    assert page.url.endswith(f"#/jobs/{job_id}")
+    await not_reloaded(page)
+
+    bar = page.get_by_role("progressbar", name="Job progress")
+    seen: list[int] = []
+
+    async def moved_twice() -> bool:
+        value = int(await bar.get_attribute("aria-valuenow", timeout=WAIT_MS) or -1)
+        if not seen or seen[-1] != value:
+            seen.append(value)
+        return len(seen) >= 3 and seen[-1] > 10  # past "browser ready", into the steps
+
+    await wait_for(moved_twice, within=60, interval=0.1, what=lambda: f"the bar to move twice (seen {seen})")
+    assert seen == sorted(seen) and 0 < seen[-1] < 100, seen
+    await expect(page.locator(".progress-message")).to_contain_text("%")
+    await snap(page, dashboard, "job-running")
+
+    await expect(page.locator(".view-head .badge")).to_have_text("completed", timeout=WAIT_MS * 2)
+    assert await still_not_reloaded(page)
+    steps = page.get_by_role("region", name="Steps of this job").locator("tbody tr")
+    await expect(steps).to_have_count(len(SLOW))
+    await expect(steps.locator(".badge-step-passed")).to_have_count(len(SLOW))
+    await snap(page, dashboard, "job-completed")
+
+
+@pytest.mark.usefixtures("executor")
+async def test_a_failed_job_shows_its_screenshot_inline_and_offers_its_trace(
+    dashboard: Dashboard, open_page: OpenPage, tmp_path: Path
+) -> None:
+    job_id = await dashboard.submit(FAILING, name="Greets Grace", maxAttempts=1, tags=["greeting"])
+    await dashboard.wait_job(job_id, "failed")
+    page = await open_page()
+    await sign_in(page, dashboard, "admin")
+    await go(page, f"#/jobs/{job_id}")
+
+    await expect(page.get_by_role("heading", name="Greets Grace", level=1)).to_be_visible(timeout=WAIT_MS)
+    await expect(page.locator(".view-head .badge")).to_have_text("failed")
+    error = page.get_by_role("region", name="Error")
+    await expect(error).to_contain_text("assertion")
+    await expect(error).to_contain_text("at step 4")
+    steps = page.get_by_role("region", name="Steps of this job").locator("tbody tr")
+    await expect(steps).to_have_count(4)
+    await expect(steps.nth(3).locator(".badge")).to_have_text("failed")
+
+    shot = page.get_by_role("img", name=re.compile("^Failure screenshot"))
+    await expect(shot).to_have_attribute("src", re.compile("^blob:"), timeout=WAIT_MS)
+    width = await wait_for(
+        lambda: shot.evaluate("img => img.complete && img.naturalWidth"), within=30, what="the screenshot to load"
+    )
+    assert width > 0
+
+    trace = page.get_by_role("link", name="Download trace.zip")
+    await expect(trace).to_have_attribute("href", re.compile("^blob:"), timeout=WAIT_MS)
+    await expect(trace).to_have_attribute("download", "trace.zip")
+    async with page.expect_download(timeout=WAIT_MS) as started:
+        await trace.click()
+    download = await started.value
+    assert download.suggested_filename == "trace.zip"
+    saved = tmp_path / "trace.zip"
+    await download.save_as(saved)
+    with zipfile.ZipFile(io.BytesIO(saved.read_bytes())) as archive:
+        assert archive.testzip() is None and archive.namelist()
+    await snap(page, dashboard, "job-failed")
+
+
+@pytest.mark.usefixtures("executor")
+async def test_a_dead_letter_is_requeued_from_its_page(dashboard: Dashboard, open_page: OpenPage) -> None:
+    job_id = await dashboard.submit(closed_port_steps(), name="Status page", maxAttempts=1, tags=["nightly"])
+    before = await dashboard.wait_job(job_id, "failed")
+    page = await open_page()
+    await sign_in(page, dashboard, "admin")
+    await page.get_by_role("link", name="Dead letters").click()
+    await expect(page.get_by_role("heading", name="Dead letters", level=1)).to_be_visible()
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    await expect(row).to_contain_text("Status page", timeout=WAIT_MS)
+    await expect(row).to_contain_text("network")
+    await snap(page, dashboard, "dead-letters")
+
+    await row.get_by_role("button", name="Requeue Status page").click()
+    await expect(page.get_by_role("status").filter(has_text="Requeued")).to_be_visible(timeout=WAIT_MS)
+    await expect(row).to_have_count(0)
+    await snap(page, dashboard, "dead-letters-requeued")
+
+    async def ran_again() -> bool:
+        _, envelope = await dashboard.call("GET", f"/tests/{job_id}/status")
+        job = envelope["data"]
+        return bool(job["status"] == "failed" and job["finishedAt"] != before["finishedAt"])
+
+    await wait_for(ran_again, within=60, what=f"job {job_id} to run again after the requeue")
+
+
+async def test_a_viewer_sees_no_admin_controls_and_the_server_refuses_them(
+    dashboard: Dashboard, open_page: OpenPage
+) -> None:
+    job_id = await dashboard.submit(SLOW, name="Waits for an executor")  # none runs: it stays pending
+    page = await open_page()
+    await sign_in(page, dashboard, "viewer")
+    await expect(page.locator(".health .badge").first).to_be_visible(timeout=WAIT_MS)
+    await expect(tile(page, "Waiting")).to_have_text("1", timeout=WAIT_MS)
+    admin_only = re.compile("Pause|Resume|Requeue|Purge|Cancel|Run again")
+    await expect(page.get_by_role("button", name=admin_only)).to_have_count(0)
+    await expect(page.get_by_role("link", name="Dead letters")).to_be_hidden()
+    await snap(page, dashboard, "viewer-queue")
+
+    await go(page, f"#/jobs/{job_id}")
+    await expect(page.get_by_role("heading", name="Waits for an executor", level=1)).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_role("progressbar", name="Job progress")).to_have_attribute("aria-valuenow", "0")
+    await expect(page.get_by_role("button", name=admin_only)).to_have_count(0)
+    await snap(page, dashboard, "viewer-job-pending")
+
+    await go(page, "#/dead-letters")
+    await expect(page.get_by_text("Dead letters are handled by admins")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_role("button", name=admin_only)).to_have_count(0)
+
+    for method, path in [
+        ("POST", "/queue/pause"),
+        ("POST", "/queue/resume"),
+        ("GET", "/queue/dead-letters"),
+        ("POST", f"/queue/dead-letters/{job_id}/requeue"),
+        ("POST", "/queue/dead-letters/purge"),
+        ("POST", f"/queue/jobs/{job_id}/cancel"),
+    ]:
+        status, envelope = await dashboard.call(method, path, role="viewer")
+        assert status == 403, (method, path, envelope)
+        assert envelope["success"] is False and envelope["error"]["code"] == "PERMISSION_DENIED"
+    _, stats = await dashboard.call("GET", "/queue/stats", role="viewer")
+    assert stats["data"]["paused"] is False
+
+
+async def test_a_wrong_key_is_refused_on_the_sign_in_form_and_a_key_lives_in_its_tab(
+    dashboard: Dashboard, open_page: OpenPage
+) -> None:
+    page = await open_page()
+    await page.goto(dashboard.url)
+    form_error = page.locator("#key-error")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(form_error).to_have_text("Enter your API key.")
+    await page.get_by_label("API key").fill("snt_not-a-key-anyone-made")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text(re.compile("not accepted"), timeout=WAIT_MS)
+    await expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
+    assert await page.evaluate("sessionStorage.length") == 0
+    await expect(page.locator("#topbar")).to_be_hidden()
+    await snap(page, dashboard, "sign-in-wrong-key")
+
+    await sign_in(page, dashboard, "submitter")
+    await page.reload()  # the tab keeps its key
+    await expect(page.get_by_role("heading", name="Queue", level=1)).to_be_visible(timeout=WAIT_MS)
+    other_tab = await page.context.new_page()  # another tab does not
+    await other_tab.goto(dashboard.url)
+    await expect(other_tab.get_by_label("API key")).to_be_visible(timeout=WAIT_MS)
+    await other_tab.close()
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("API key")).to_be_visible()
+    await expect(page.get_by_role("status")).to_have_text("You are signed out.")
+    assert await page.evaluate("sessionStorage.length") == 0
+    await snap(page, dashboard, "sign-in")
+
+
+@pytest.mark.usefixtures("executor")
+async def test_every_page_fits_a_phone(dashboard: Dashboard, open_page: OpenPage) -> None:
+    failed = await dashboard.submit(FAILING, name="Greets Grace on a phone", maxAttempts=1, tags=["mobile"])
+    dead = await dashboard.submit(closed_port_steps(), name="Unreachable status page", maxAttempts=1)
+    await dashboard.wait_job(failed, "failed")
+    await dashboard.wait_job(dead, "failed")
+    page = await open_page(width=390, height=844, phone=True)
+    await sign_in(page, dashboard, "admin")
+    await expect(page.locator(".health .badge").first).to_be_visible(timeout=WAIT_MS)
+    await snap(page, dashboard, "phone-queue")  # each snap also checks the page does not scroll sideways
+
+    await page.get_by_role("link", name="Jobs", exact=True).click()
+    await expect(page.locator(f'tr[data-job-id="{failed}"]')).to_be_visible(timeout=WAIT_MS)
+    await snap(page, dashboard, "phone-jobs")
+
+    await page.get_by_role("link", name="Greets Grace on a phone").click()
+    shot = page.get_by_role("img", name=re.compile("^Failure screenshot"))
+    await expect(shot).to_have_attribute("src", re.compile("^blob:"), timeout=WAIT_MS)
+    await wait_for(lambda: shot.evaluate("img => img.complete && img.naturalWidth"), within=30, what="the screenshot")
+    box = await shot.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    await snap(page, dashboard, "phone-job-failed")
+
+    await page.get_by_role("link", name="Dead letters").click()
+    await expect(page.locator(f'tr[data-job-id="{dead}"]')).to_be_visible(timeout=WAIT_MS)
+    await snap(page, dashboard, "phone-dead-letters")
