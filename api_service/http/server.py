@@ -29,7 +29,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api_service.http import routes_queue, routes_tests
+from api_service.http import openapi, routes_queue, routes_tests
 from api_service.http.auth import make_auth_middleware
 from api_service.http.context import BACKEND, Backend
 from api_service.http.envelope import failure, failure_for, http_failure
@@ -55,6 +55,11 @@ CORS_METHODS = "GET, POST, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI document of this API (no key needed)."""
+    return web.json_response(openapi.document())
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/queue/dead-letters", routes_queue.list_dead_letters, "deadletters.list"),
     Route("POST", "/queue/dead-letters/{id}/requeue", routes_queue.requeue, "deadletters.requeue"),
     Route("POST", "/queue/dead-letters/purge", routes_queue.purge, "deadletters.purge"),
+    Route("GET", "/openapi.json", openapi_document, "openapi"),
 )
 
 
