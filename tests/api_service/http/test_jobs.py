@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -133,7 +133,7 @@ def secret_test() -> dict[str, Any]:
 async def test_a_secret_fill_value_is_sealed_as_grpc_submit_seals_it(keyed: Http) -> None:
     reply = await keyed.call("POST", "/tests/execute", who="acme-submitter", body=secret_test())
     assert reply.status == 202
-    raw = await keyed.redis.hgetall(keyed.queue.keys.job(reply.data["testId"]))
+    raw = cast(dict[str, str], await keyed.redis.hgetall(keyed.queue.keys.job(reply.data["testId"])))
     stored = codec.job_from_hash(raw).definition.steps[1].action
     assert isinstance(stored, Fill) and stored.value.startswith(SEALED_PREFIX) and "hunter2" not in str(raw)
 
