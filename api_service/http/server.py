@@ -24,7 +24,6 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -40,7 +39,6 @@ from shared.settings import TlsSettings
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
@@ -144,7 +142,7 @@ async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
 async def dashboard_file(request: web.Request) -> web.StreamResponse:
     """A file of the dashboard (`/` is its index.html); only files inside the dashboard folder."""
     relative = request.match_info.get("path", "") or "index.html"
-    root = DASHBOARD_DIR
+    root = request.app[BACKEND].dashboard.resolve()
     target = (root / relative).resolve()
     if not target.is_relative_to(root) or not target.is_file():
         raise web.HTTPNotFound()
