@@ -9,6 +9,7 @@ handler runs; a handler that finds none fails closed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -22,6 +23,8 @@ from shared.streams import StreamHub
 
 #: Seconds between SSE keep-alive comments.
 KEEPALIVE_S = 15.0
+#: The dashboard's static files (package data; built in api_service/dashboard/).
+DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Backend:
     store: ArtifactStore | None = None
     cors_origins: frozenset[str] = frozenset()
     keepalive_s: float = KEEPALIVE_S
+    dashboard: Path = DASHBOARD_DIR
 
 
 BACKEND = web.AppKey("sentinel_backend", Backend)

@@ -50,7 +50,7 @@ async def read_json(request: web.Request, *, required: bool = True) -> dict[str,
             raise invalid("body", "must be a JSON object")
         return {}
     try:
-        document = json.loads(raw)
+        document = json.loads(raw.decode("utf-8-sig"))
     except RecursionError:
         raise invalid("body", "is nested too deeply") from None
     except UnicodeDecodeError as exc:

@@ -24,12 +24,11 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api_service.http import routes_queue, routes_tests
+from api_service.http import openapi, routes_queue, routes_tests
 from api_service.http.auth import make_auth_middleware
 from api_service.http.context import BACKEND, Backend
 from api_service.http.envelope import failure, failure_for, http_failure
@@ -40,7 +39,6 @@ from shared.settings import TlsSettings
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
@@ -55,6 +53,11 @@ CORS_METHODS = "GET, POST, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI document of this API (no key needed)."""
+    return web.json_response(openapi.document())
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/queue/dead-letters", routes_queue.list_dead_letters, "deadletters.list"),
     Route("POST", "/queue/dead-letters/{id}/requeue", routes_queue.requeue, "deadletters.requeue"),
     Route("POST", "/queue/dead-letters/purge", routes_queue.purge, "deadletters.purge"),
+    Route("GET", "/openapi.json", openapi_document, "openapi"),
 )
 
 
@@ -138,7 +142,7 @@ async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
 async def dashboard_file(request: web.Request) -> web.StreamResponse:
     """A file of the dashboard (`/` is its index.html); only files inside the dashboard folder."""
     relative = request.match_info.get("path", "") or "index.html"
-    root = DASHBOARD_DIR
+    root = request.app[BACKEND].dashboard.resolve()
     target = (root / relative).resolve()
     if not target.is_relative_to(root) or not target.is_file():
         raise web.HTTPNotFound()

@@ -94,11 +94,12 @@ async def start_http(
     api: ApiSettings | None = None,
     artifacts: ArtifactSettings | None = None,
     keys: dict[str, str] | None = None,
+    queue_settings: QueueSettings | None = None,
 ) -> AsyncIterator[Http]:
     api = api or ApiSettings(host="127.0.0.1", port=0, http_port=free_port())
     server = await ApiServer.start(
         redis=RedisSettings(url=redis_server.url, configured=True),
-        queue_settings=QueueSettings(),
+        queue_settings=queue_settings or QueueSettings(),
         api=api,
         security=security,
         artifacts=artifacts,

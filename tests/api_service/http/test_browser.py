@@ -1,0 +1,150 @@
+"""What a browser meets: CORS only for the listed origins, CSP and nosniff on every answer, the
+dashboard's files (and nothing outside them), artifacts downloaded streamed with the right headers,
+and no HTTP at all when API_HTTP_PORT is 0."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+
+from api_service.http.context import Backend
+from api_service.http.server import CONTENT_SECURITY_POLICY, build_app
+from api_service.server import ApiServer
+from shared.artifact_store import CHUNK_SIZE
+from shared.model import StepResult
+from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings
+from tests.api_service.http.conftest import Http, start_http, submit
+from tests.artifact_helpers import finished_job, fresh_store, put_all
+from tests.support import RedisProcess, free_port
+
+ALLOWED = "https://dash.example.test"
+
+
+@pytest.fixture
+async def cors(redis_server: RedisProcess, redis_client: aioredis.Redis) -> AsyncIterator[Http]:
+    api = ApiSettings(host="127.0.0.1", port=0, http_port=free_port(), http_cors_origins=(ALLOWED,))
+    async for harness in start_http(redis_server, redis_client, api=api):
+        yield harness
+
+
+def assert_protected(headers: object) -> None:
+    assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY  # type: ignore[index]
+    assert headers["X-Content-Type-Options"] == "nosniff"  # type: ignore[index]
+
+
+async def test_a_listed_origin_gets_cors_and_any_other_is_refused(cors: Http) -> None:
+    allowed = await cors.call("GET", "/whoami", headers={"Origin": ALLOWED})
+    assert allowed.status == 200 and allowed.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "Origin" in allowed.headers.getall("Vary")
+    preflight = await cors.session.options(
+        f"{cors.base}/api/v1/tests/execute",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.status == 204 and preflight.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+
+    for origin in ("https://evil.example.test", "null"):
+        refused = await cors.call("POST", "/queue/pause", headers={"Origin": origin})
+        assert refused.status == 403 and "Access-Control-Allow-Origin" not in refused.headers
+        pre = await cors.session.options(
+            f"{cors.base}/api/v1/queue/pause", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+        )
+        assert pre.status == 403 and "Access-Control-Allow-Origin" not in pre.headers
+    assert (await cors.call("GET", "/queue/stats")).data["paused"] is False  # nothing was paused
+    # The API's own page (same origin) needs no listing.
+    own = await cors.call("GET", "/whoami", headers={"Origin": cors.base})
+    assert own.status == 200 and "Access-Control-Allow-Origin" not in own.headers
+
+
+async def test_without_listed_origins_no_cross_origin_access(http: Http) -> None:
+    reply = await http.call("GET", "/whoami", headers={"Origin": ALLOWED})
+    assert reply.status == 403 and "Access-Control-Allow-Origin" not in reply.headers
+
+
+async def test_every_answer_carries_csp_and_nosniff(http: Http) -> None:
+    job_id = await submit(http)
+    for path in ("/whoami", "/tests/nope/status", "/no/such/route", "/openapi.json"):
+        assert_protected((await http.call("GET", path)).headers)
+    async with http.session.get(f"{http.base}/api/v1/tests/{job_id}/events") as stream:
+        assert_protected(stream.headers)
+    async with http.session.get(f"{http.base}/") as page:
+        assert_protected(page.headers)
+
+
+async def test_the_dashboards_files_are_served_and_nothing_outside_them(tmp_path: Path) -> None:
+    (tmp_path / "dash").mkdir()
+    (tmp_path / "dash" / "index.html").write_text("<!doctype html><title>Sentinel</title>")
+    (tmp_path / "dash" / "app.js").write_text("console.log('hi')")
+    (tmp_path / "secret.txt").write_text("not for you")
+    backend = Backend(queue=None, hub=None, keys=None, dashboard=tmp_path / "dash")  # type: ignore[arg-type]
+    async with TestClient(TestServer(build_app(backend))) as client:
+        index = await client.get("/")
+        assert index.status == 200 and "Sentinel" in await index.text()
+        assert index.headers["Content-Type"].startswith("text/html")
+        assert_protected(index.headers)
+        script = await client.get("/dashboard/app.js")
+        assert script.status == 200 and "javascript" in script.headers["Content-Type"]
+        assert (await client.get("/dashboard/")).status == 200  # the index too
+        for path in ("/dashboard/../secret.txt", "/dashboard/%2e%2e/secret.txt", "/dashboard/nope.js"):
+            missing = await client.get(path)
+            assert missing.status == 404 and "not for you" not in await missing.text(), path
+
+
+async def test_artifacts_are_listed_and_downloaded_streamed(
+    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    settings = ArtifactSettings.from_env({"SENTINEL_ARTIFACTS_URL": (tmp_path / "artifacts").as_uri()})
+    async for http in start_http(redis_server, redis_client, artifacts=settings):
+        shot = "1/step-01-failure.png"
+        steps = (StepResult(index=1, name="click", success=False, artifacts=(shot,)),)
+        job_id = await finished_job(http.queue, steps=steps, artifacts=(shot, "1/trace.zip"))
+        trace = bytes(range(256)) * (3 * CHUNK_SIZE // 256 + 7)  # several chunks
+        await put_all(await fresh_store(settings), job_id, {shot: b"\x89PNG fake", "1/trace.zip": trace})
+
+        listed = (await http.call("GET", f"/tests/{job_id}/artifacts")).data["artifacts"]
+        assert [(a["name"], a["contentType"], a["stepIndex"]) for a in listed] == [
+            (shot, "image/png", 1),
+            ("1/trace.zip", "application/zip", -1),
+        ]
+        assert listed[1]["sizeBytes"] == len(trace) and listed[1]["attempt"] == 1 and listed[1]["createdAt"]
+
+        async with http.session.get(f"{http.base}/api/v1/tests/{job_id}/artifacts/1/trace.zip") as resp:
+            assert resp.status == 200 and resp.content_length == len(trace)
+            assert resp.headers["Content-Type"] == "application/zip"
+            assert resp.headers["Content-Disposition"] == 'attachment; filename="trace.zip"'
+            assert await resp.read() == trace
+        async with http.session.get(f"{http.base}/api/v1/tests/{job_id}/artifacts/1/step-01-failure.png") as resp:
+            assert resp.headers["Content-Disposition"].startswith("inline") and await resp.read() == b"\x89PNG fake"
+            assert_protected(resp.headers)
+        for path, status in (("1/video.webm", 404), ("0/trace.zip", 400), ("x/trace.zip", 400)):
+            reply = await http.call("GET", f"/tests/{job_id}/artifacts/{path}")
+            assert reply.status == status, (path, reply.body)
+        assert (await http.call("GET", "/tests/nope/artifacts")).status == 404
+
+
+async def test_without_an_artifact_store_artifacts_are_503(http: Http) -> None:
+    job_id = await submit(http)
+    for path in (f"/tests/{job_id}/artifacts", f"/tests/{job_id}/artifacts/1/trace.zip"):
+        reply = await http.call("GET", path)
+        assert reply.status == 503 and reply.code == "UNAVAILABLE"
+
+
+async def test_api_http_port_0_serves_no_http(redis_server: RedisProcess) -> None:
+    server = await ApiServer.start(
+        redis=RedisSettings(url=redis_server.url, configured=True),
+        queue_settings=QueueSettings(),
+        api=ApiSettings(host="127.0.0.1", port=0, http_port=0),
+    )
+    try:
+        assert server.http is None
+    finally:
+        await server.stop(0)

@@ -1,0 +1,195 @@
+"""Tests (jobs) over HTTP: submit, status, listing, cancel, retry, runs — every answer and status code.
+
+Through a real ApiServer on a real redis-server; the test plays the executor (tests/queue_helpers.py).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+
+from shared import codec, runs
+from shared.model import Fill, JobOptions, JobState, RunCommand, RunTestSpec
+from shared.sealed import SEALED_PREFIX
+from shared.settings import QueueSettings
+from tests.api_service.http.conftest import Http, definition, start_http, submit
+from tests.queue_helpers import command, run_jobs
+from tests.support import RedisProcess
+
+
+async def execute(http: Http, body: Any) -> Any:
+    return await http.call("POST", "/tests/execute", body=body)
+
+
+async def test_submit_queues_the_test_and_a_repeated_idempotency_key_is_a_duplicate(http: Http) -> None:
+    body = {
+        "testDefinition": definition("checkout", "#buy"),
+        "options": {
+            "priority": "low",
+            "timeout": 60_000,
+            "tags": ["nightly", "shop"],
+            "maxAttempts": 2,
+            "delayMs": 0,
+            "idempotencyKey": "order-7",
+            "artifactPolicy": "always",
+            "recordVideo": True,
+        },
+    }
+    first = await execute(http, body)
+    assert first.status == 202 and first.data["duplicate"] is False
+    again = await execute(http, body)
+    assert again.status == 202 and again.data == {"testId": first.data["testId"], "duplicate": True}
+    job = (await http.call("GET", f"/tests/{first.data['testId']}/status")).data
+    assert (job["name"], job["priority"], job["tags"], job["maxAttempts"]) == (
+        "checkout",
+        "low",
+        ["nightly", "shop"],
+        2,
+    )
+    assert job["progress"]["totalSteps"] == 2
+
+
+async def test_violations_name_fields_as_grpc_does_with_the_http_names(http: Http) -> None:
+    body = {
+        "testDefinition": {"name": "", "steps": [{"navigate": {"url": "ftp://x"}}, {"click": {"selector": ""}}]},
+        "options": {"timeout": 10**9, "maxAttempts": 99, "tags": ["bad tag"]},
+    }
+    reply = await execute(http, body)
+    assert reply.status == 400 and reply.code == "INVALID_ARGUMENT"
+    fields = [v["field"] for v in reply.body["error"]["violations"]]
+    assert fields == [
+        "testDefinition.name",
+        "testDefinition.steps[0].navigate.url",
+        "testDefinition.steps[1].click.selector",
+        "options.timeout",
+        "options.maxAttempts",
+        "options.tags[0]",
+    ]
+    assert reply.body["message"].startswith("testDefinition.name: ")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        (b"{not json", "body", "not valid JSON"),
+        (b"[1, 2]", "body", "JSON object"),
+        (b"", "body", "JSON object"),
+        (b"\xff\xfe", "body", "UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "body", "nested too deeply"),
+        (b'{"testDefinition": {"name": "t", "stepz": []}}', "testDefinition", "stepz"),
+        (b'{"testDefinition": {"name": "t", "steps": [{"clik": {}}]}}', "testDefinition", "clik"),
+        (b'{"options": {}}', "testDefinition", "required"),
+        (b'{"testDefinition": {}, "extra": 1}', "extra", "not a known field"),
+        (b'{"testDefinition": {}, "options": {"priority": "urgent"}}', "options.priority", "high, medium, low"),
+        (b'{"testDefinition": {}, "options": {"timeout": "5s"}}', "options.timeout", "whole number"),
+        (b'{"testDefinition": {}, "options": {"recordVideo": "yes"}}', "options.recordVideo", "true or false"),
+    ],
+)
+async def test_a_malformed_body_is_400_naming_the_problem(http: Http, body: bytes, field: str, words: str) -> None:
+    reply = await http.call("POST", "/tests/execute", data=body, headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and reply.code == "INVALID_ARGUMENT", reply.body
+    [violation] = [v for v in reply.body["error"]["violations"] if v["field"] == field]
+    assert words in violation["description"]
+    assert "Traceback" not in str(reply.body)
+
+
+async def test_a_body_over_1_mib_is_413_unread(http: Http) -> None:
+    big = b'{"testDefinition": {"name": "' + b"x" * (1024 * 1024) + b'"}}'
+    async with http.session.post(f"{http.base}/api/v1/tests/execute", data=io.BytesIO(big)) as resp:
+        assert resp.status == 413 and (await resp.json())["error"]["code"] == "RESOURCE_EXHAUSTED"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: stopped while reading
+        for _ in range(20):
+            yield b" " * 100_000
+
+    async with http.session.post(f"{http.base}/api/v1/tests/execute", data=chunks()) as resp:
+        assert resp.status == 413 and (await resp.json())["error"]["code"] == "RESOURCE_EXHAUSTED"
+
+
+@pytest.fixture
+async def limited(redis_server: RedisProcess, redis_client: aioredis.Redis) -> AsyncIterator[Http]:
+    async for harness in start_http(redis_server, redis_client, queue_settings=QueueSettings(tenant_max_queued=1)):
+        yield harness
+
+
+async def test_past_the_tenants_queue_limit_a_submit_is_429(limited: Http) -> None:
+    await submit(limited)
+    reply = await limited.call("POST", "/tests/execute", body={"testDefinition": definition()})
+    assert reply.status == 429 and reply.code == "RESOURCE_EXHAUSTED"
+
+
+def secret_test() -> dict[str, Any]:
+    steps = [
+        {"navigate": {"url": "https://shop.example.test/"}},
+        {"fill": {"selector": "#pw", "value": "hunter2", "secret": True}},
+    ]
+    return {"testDefinition": {"name": "login", "steps": steps}}
+
+
+async def test_a_secret_fill_value_is_sealed_as_grpc_submit_seals_it(keyed: Http) -> None:
+    reply = await keyed.call("POST", "/tests/execute", who="acme-submitter", body=secret_test())
+    assert reply.status == 202
+    raw = cast(dict[str, str], await keyed.redis.hgetall(keyed.queue.keys.job(reply.data["testId"])))
+    stored = codec.job_from_hash(raw).definition.steps[1].action
+    assert isinstance(stored, Fill) and stored.value.startswith(SEALED_PREFIX) and "hunter2" not in str(raw)
+
+
+async def test_a_secret_is_refused_without_a_secret_key_naming_the_step(http: Http) -> None:
+    reply = await http.call("POST", "/tests/execute", body=secret_test())
+    assert reply.status == 400
+    assert [v["field"] for v in reply.body["error"]["violations"]] == ["testDefinition.steps[1].fill.secret"]
+
+
+async def test_listing_filters_by_status_and_tag_and_pages_newest_first(http: Http) -> None:
+    made = [await submit(http, tags=["a"]) for _ in range(3)]
+    other = await submit(http, tags=["b"])
+    [ran] = await run_jobs(http.queue, 1)
+    assert ran == made[0]
+    page = (await http.call("GET", "/tests?pageSize=2")).data
+    assert [j["id"] for j in page["jobs"]] == [other, made[2]] and page["nextPageToken"]
+    rest = (await http.call("GET", f"/tests?pageSize=2&pageToken={page['nextPageToken']}")).data
+    assert [j["id"] for j in rest["jobs"]] == [made[1], made[0]]
+    tagged = (await http.call("GET", "/tests?tag=a&status=pending")).data
+    assert [j["id"] for j in tagged["jobs"]] == [made[2], made[1]] and tagged["nextPageToken"] is None
+    done = (await http.call("GET", "/tests?status=completed")).data["jobs"]
+    assert [j["id"] for j in done] == [made[0]] and done[0]["result"]["success"] is True
+    assert done[0]["finishedAt"] and done[0]["workerId"] == "fake-1"
+    for query, field in (
+        ("status=done", "status"),
+        ("pageSize=x", "pageSize"),
+        ("pageSize=501", "pageSize"),
+        ("pageToken=zz", "pageToken"),
+    ):
+        reply = await http.call("GET", f"/tests?{query}")
+        assert reply.status == 400 and reply.body["error"]["violations"][0]["field"] == field, query
+
+
+async def test_cancel_then_cancel_again_is_409_and_retry_queues_it_again(http: Http) -> None:
+    job_id = await submit(http)
+    reply = await http.call("POST", f"/queue/jobs/{job_id}/cancel")
+    assert reply.status == 200 and reply.data["status"] == "cancelled"
+    again = await http.call("POST", f"/queue/jobs/{job_id}/cancel")
+    assert again.status == 409 and again.code == "FAILED_PRECONDITION" and "already finished" in again.body["message"]
+    retried = await http.call("POST", f"/queue/jobs/{job_id}/retry")
+    assert retried.status == 200 and retried.data["id"] == job_id and retried.data["status"] == JobState.PENDING.value
+    busy = await http.call("POST", f"/queue/jobs/{job_id}/retry")
+    assert busy.status == 409
+    for path in ("/queue/jobs/nope/cancel", "/queue/jobs/nope/retry"):
+        assert (await http.call("POST", path)).status == 404
+
+
+async def test_a_run_is_shown_with_its_tests_and_counts(http: Http) -> None:
+    spec = RunTestSpec(definition=command().definition, file="suite/a.json")
+    nightly = RunCommand(name="nightly", tests=(spec,), options=JobOptions())
+    done = await runs.submit_run(http.queue, nightly, tenant="default")
+    await run_jobs(http.queue, 1, state=JobState.FAILED)
+    run = (await http.call("GET", f"/runs/{done.run_id}")).data
+    assert run["id"] == done.run_id and run["name"] == "nightly" and run["state"] == "failed"
+    assert run["counts"]["failed"] == 1 and run["counts"]["completed"] == 0 and run["finishedAt"]
+    [test] = run["tests"]
+    assert (test["jobId"], test["file"], test["status"]) == (done.job_ids[0], "suite/a.json", "failed")
+    assert (await http.call("GET", "/runs/nope")).status == 404
