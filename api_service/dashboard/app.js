@@ -66,14 +66,14 @@ function enter(who, key) {
   route();
 }
 
-function signOut(note = "") {
+function signOut(note = "", noteKind = "info") {
   stopView();
   stopView = () => {};
   keyStore.clear();
   session = null;
   topbar.hidden = true;
   document.title = "Sign in · Sentinel";
-  showSignIn(main, { enter, note });
+  showSignIn(main, { enter, note, noteKind });
 }
 
 async function start() {
@@ -93,7 +93,7 @@ async function start() {
   } catch (error) {
     keyStore.clear();
     if (error.status !== 401) {
-      signOut(error.message);
+      signOut(error.message, "error");
       return;
     }
   }

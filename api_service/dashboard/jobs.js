@@ -96,12 +96,17 @@ export function show(root, ctx) {
     }
   }
 
+  // A job the list has not shown yet belongs in it when it enters the queue, or, under a state
+  // filter, when it reaches that state (a job failing while the list shows failed jobs).
+  const arrives = (event) =>
+    (status ? event.status === status : ARRIVALS.has(event.kind)) && (!tag || (event.tags ?? []).includes(tag));
+
   const stopEvents = watchQueue((event) => {
     if (!event.jobId) return;
     const known = rows.get(event.jobId);
     if (known && event.kind === "progress") {
       known.setProgress(event.percentage);
-    } else if (known || (ARRIVALS.has(event.kind) && (!tag || (event.tags ?? []).includes(tag)))) {
+    } else if (known || arrives(event)) {
       fetchJob(event.jobId);
     }
   }, live);

@@ -1,10 +1,10 @@
 // The sign-in form: an API key checked against GET /whoami before it is kept (for this tab only).
 
 import { api } from "./api.js";
-import { h } from "./dom.js";
+import { h, notice } from "./dom.js";
 
-/** Show the form in `root`; `enter(who, key)` is called once a key is accepted. */
-export function showSignIn(root, { enter, note = "" }) {
+/** Show the form in `root` (with a note above it: "info" or "error"); `enter(who, key)` is called once a key is accepted. */
+export function showSignIn(root, { enter, note = "", noteKind = "info" }) {
   const error = h("p", { id: "key-error", class: "field-error", role: "alert" });
   error.hidden = true;
   const input = h("input", {
@@ -56,7 +56,7 @@ export function showSignIn(root, { enter, note = "" }) {
     h("section", { class: "signin card", "aria-labelledby": "signin-title" },
       h("div", { class: "signin-brand" }, h("img", { src: "/dashboard/icon.svg", alt: "", width: 40, height: 40 })),
       h("h1", { id: "signin-title" }, "Sign in to Sentinel"),
-      note ? h("p", { class: "notice notice-info", role: "status" }, note) : null,
+      note ? notice(noteKind, note) : null,
       form,
     ),
   );
