@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.async_api import APIRequestContext, Browser, Page, Playwright, async_playwright, expect
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Service, Stack
 from tests.support import CHROMIUM_ARGS, ROLES, chromium_path, free_port, wait_for, write_keys
 
 SCREENS = Path(__file__).with_name("screens")
@@ -32,10 +32,14 @@ class Dashboard:
     url: str  # the dashboard: http://127.0.0.1:<port>/
     site: str  # the pages the test jobs visit
     keys: dict[str, str]  # role → key, all of tenant TENANT
-    env: dict[str, str]  # what the API and executors need to share (keys file, HTTP port)
+    env: dict[str, str]  # what the API and executors share (the keys)
+    api: Service
+    api_env: dict[str, str]  # the API's own: env and its HTTP listener, to restart it as it was
     http: APIRequestContext
     shots: Path
     problems: list[str] = field(default_factory=list)
+    #: Console errors a test causes on purpose (substrings), besides refusals (401, 403).
+    tolerated: list[str] = field(default_factory=list)
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -88,14 +92,15 @@ async def dashboard(stack: Stack, playwright: Playwright, tmp_path: Path) -> Asy
     keys = {role: made[f"{TENANT}-{role}"] for role in ROLES}
     port = free_port()
     env = {"SENTINEL_AUTH": "keys", "SENTINEL_API_KEYS_FILE": str(keys_file)}
-    stack.start("api", API_HTTP_HOST="127.0.0.1", API_HTTP_PORT=str(port), **env)
+    api_env = {**env, "API_HTTP_HOST": "127.0.0.1", "API_HTTP_PORT": str(port)}
+    api = stack.start("api", **api_env)
     url = f"http://127.0.0.1:{port}/"
     http = await playwright.request.new_context(base_url=url.rstrip("/"))
     await wait_for(lambda: _answers(http), within=30, what=f"the dashboard at {url}")
     shots = tmp_path / "screens"
     shots.mkdir()
     try:
-        yield Dashboard(url=url, site=stack.site, keys=keys, env=env, http=http, shots=shots)
+        yield Dashboard(url=url, site=stack.site, keys=keys, env=env, api=api, api_env=api_env, http=http, shots=shots)
     finally:
         await http.dispose()
         print(f"dashboard screenshots: {shots} (copied to {SCREENS})")
@@ -124,6 +129,7 @@ async def open_page(browser: Browser, dashboard: Dashboard) -> AsyncIterator[Ope
     def console(text: str, kind: str) -> None:
         # Chromium logs each refused fetch; refusals are what some tests are about.
         expected = "Failed to load resource" in text and ("401" in text or "403" in text)
+        expected = expected or any(t in text for t in dashboard.tolerated)
         if kind == "error" and not expected:
             dashboard.problems.append(f"console: {text}")
 

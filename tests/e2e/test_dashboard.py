@@ -7,6 +7,7 @@ pages fit a phone. Every page visited is saved as a screenshot (see `dashboard_s
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import zipfile
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, expect
 
+from tests.e2e.conftest import Stack
 from tests.e2e.dashboard_support import (
     WAIT_MS,
     Dashboard,
@@ -141,6 +143,32 @@ async def test_a_running_jobs_progress_bar_moves_without_a_reload(dashboard: Das
     await expect(steps).to_have_count(len(SLOW))
     await expect(steps.locator(".badge-step-passed")).to_have_count(len(SLOW))
     await snap(page, dashboard, "job-completed")
+
+
+@pytest.mark.usefixtures("executor")
+async def test_a_job_page_picks_its_stream_up_again_after_the_api_restarts(
+    stack: Stack, dashboard: Dashboard, open_page: OpenPage
+) -> None:
+    page = await open_page()
+    await sign_in(page, dashboard, "admin")
+    job_id = await dashboard.submit(SLOW, name="Outlives a restart")
+    dashboard.tolerated.append("ERR_CONNECTION_REFUSED")  # while the API is down
+    resumed: list[str] = []  # each events request's Last-Event-ID ("" for none)
+    page.on(
+        "request",
+        lambda r: resumed.append(r.headers.get("last-event-id", "")) if r.url.endswith(f"{job_id}/events") else None,
+    )
+    await go(page, f"#/jobs/{job_id}")
+    bar = page.get_by_role("progressbar", name="Job progress")
+    await expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^(1[1-9]|[2-9][0-9])$"), timeout=WAIT_MS)
+    await not_reloaded(page)
+
+    await asyncio.to_thread(stack.restart, dashboard.api, **dashboard.api_env)
+    await expect(page.locator(".view-head .badge")).to_have_text("completed", timeout=WAIT_MS * 2)
+    assert await still_not_reloaded(page)
+    assert resumed[0] == "" and len(resumed) >= 2 and all(resumed[1:]), resumed
+    steps = page.get_by_role("region", name="Steps of this job").locator(".badge-step-passed")
+    await expect(steps).to_have_count(len(SLOW))
 
 
 @pytest.mark.usefixtures("executor")
