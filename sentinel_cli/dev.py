@@ -88,9 +88,12 @@ async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_u
         await api.stop(0)
         raise
     address = f"127.0.0.1:{api.port}"
+    http = f"http://127.0.0.1:{api.http.port}" if api.http else ""
+    dashboard = f"  dashboard   {http}/  (the HTTP API: {http}/api/v1/openapi.json)\n" if http else ""
     print(
         f"Sentinel is running:\n"
         f"  API         {address}  (grpcurl -plaintext {address} list)\n"
+        f"{dashboard}"
         f"  executor    127.0.0.1:{executor.port}  (concurrency {queue.concurrency})\n"
         f"  redis       {redis.url}\n"
         f"  demo site   {site_url}\n"

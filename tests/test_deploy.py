@@ -209,6 +209,14 @@ def test_service_env_ports_healthcheck_and_dependencies(name: str) -> None:
         assert environment(config)["SENTINEL_CHROMIUM"] == "/usr/bin/chromium"
 
 
+def test_the_api_publishes_its_http_port() -> None:
+    """The HTTP/JSON API and the dashboard: set, published and exposed (the healthcheck stays gRPC)."""
+    config = service("api")
+    assert environment(config)["API_HTTP_PORT"] == "8080"
+    assert "8080:8080" in [str(p) for p in config["ports"]]
+    assert "8080" in (last(final_stage("deploy/api.Dockerfile"), "EXPOSE") or Instruction("EXPOSE", "")).value.split()
+
+
 # --- Dockerfiles ---------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from api_service.http.views import now_iso
 from shared.edge.codes import INTERNAL, code_name, message_for
-from shared.errors import FieldViolation, ValidationError
+from shared.errors import ValidationError
 
 #: gRPC code names as HTTP statuses (the names come from `shared.edge.codes`).
 HTTP_STATUS: dict[str, int] = {
@@ -77,19 +77,10 @@ def ok(data: Any, *, message: str = "ok", status: int = 200) -> web.Response:
 
 
 def failure(
-    status: int,
-    code: str,
-    message: str,
-    *,
-    violations: list[FieldViolation] | None = None,
-    data: Any = None,
-    headers: dict[str, str] | None = None,
+    status: int, code: str, message: str, *, data: Any = None, headers: dict[str, str] | None = None
 ) -> web.Response:
     """An error answer; `data` travels too when given (the health verdict of a 503)."""
-    error: dict[str, Any] = {"code": code}
-    if violations is not None:
-        error["violations"] = [{"field": http_field(v.field), "description": v.description} for v in violations]
-    body: dict[str, Any] = {"success": False, "message": message, "timestamp": now_iso(), "error": error}
+    body: dict[str, Any] = {"success": False, "message": message, "timestamp": now_iso(), "error": {"code": code}}
     if data is not None:
         body["data"] = data
     return web.json_response(body, status=status, dumps=_dumps, headers=headers)

@@ -60,6 +60,7 @@ def api_process(tmp_path: Path, redis_url: str, artifacts_env: dict[str, str]) -
         API_GRPC_HOST="127.0.0.1",
         API_GRPC_PORT=str(port),
         API_METRICS_PORT="0",
+        API_HTTP_PORT="0",
         PYTHONUNBUFFERED="1",
     )
     log = tmp_path / "api.log"

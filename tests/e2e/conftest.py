@@ -66,6 +66,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "SENTINEL_", "OTEL_"))}
         env.update(
             API_METRICS_PORT="0",
+            API_HTTP_PORT="0",  # tests/api_service/http serves HTTP; here it would take 8080 from each other
             EXECUTOR_METRICS_PORT="0",
             REDIS_URL=self.redis.url,
             SENTINEL_CHROMIUM=chromium_path(),

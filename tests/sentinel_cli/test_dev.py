@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ def dev_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
     env.update(
         API_GRPC_PORT=str(free_port()),
+        API_HTTP_PORT=str(free_port()),
         EXECUTOR_GRPC_PORT=str(free_port()),
         SENTINEL_CHROMIUM=chromium_path(),
         SENTINEL_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
@@ -56,6 +59,10 @@ def test_dev_runs_the_demo_and_stops_everything_on_ctrl_c(tmp_path: Path) -> Non
         redis_port = re.search(r"redis +redis://127\.0\.0\.1:(\d+)/0", text)
         assert redis_port, text
         assert re.search(r"Job \S+ — COMPLETED", text), text  # the sign-in example passes
+        dashboard = re.search(r"dashboard +(http://127\.0\.0\.1:\d+/) ", text)
+        assert dashboard, text
+        with urllib.request.urlopen(f"{dashboard.group(1)}api/v1/queue/health", timeout=10) as health:
+            assert json.load(health)["data"]["status"] in ("healthy", "degraded")
         assert re.search(r"Job \S+ — FAILED", text), text  # the wrong-password one fails on purpose
         assert len(list((tmp_path / "artifacts").glob("*/1/*.png"))) == 2
         # Ctrl-C at a terminal signals the whole foreground process group, Playwright's driver too.

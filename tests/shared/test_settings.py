@@ -47,3 +47,35 @@ def test_bad_ports_and_urls_are_refused() -> None:
         ApiSettings.from_env({"API_GRPC_PORT": "70000"})
     with pytest.raises(ConfigError, match="REDIS_URL must start with"):
         RedisSettings.from_env({"REDIS_URL": "http://x"})
+
+
+def test_the_http_front_door_defaults_to_8080_on_the_grpc_host_and_0_turns_it_off() -> None:
+    default = ApiSettings.from_env({"API_GRPC_HOST": "10.0.0.5"})
+    assert (default.http_port, default.http_host, default.http_listen_host) == (8080, "", "10.0.0.5")
+    assert default.http_cors_origins == ()
+    assert ApiSettings.from_env({"API_HTTP_PORT": "0"}).http_port == 0
+    assert ApiSettings().http_port == 0  # the bare constructor (tests, embedding) serves no HTTP
+    chosen = ApiSettings.from_env(
+        {
+            "API_HTTP_HOST": "127.0.0.1",
+            "API_HTTP_PORT": "9090",
+            "API_HTTP_CORS_ORIGINS": " https://dash.example.com , http://localhost:5173/ ,",
+        }
+    )
+    assert (chosen.http_listen_host, chosen.http_port) == ("127.0.0.1", 9090)
+    assert chosen.http_cors_origins == ("https://dash.example.com", "http://localhost:5173")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"API_HTTP_PORT": "http"}, "API_HTTP_PORT must be an integer ≥ 0, got 'http'"),
+        ({"API_HTTP_PORT": "65536"}, "API_HTTP_PORT must be a port number 0..65535"),
+        ({"API_HTTP_CORS_ORIGINS": "dash.example.com"}, "API_HTTP_CORS_ORIGINS must list origins like"),
+        ({"API_HTTP_CORS_ORIGINS": "https://a.example/app"}, "API_HTTP_CORS_ORIGINS must list origins like"),
+        ({"API_HTTP_CORS_ORIGINS": "*"}, "API_HTTP_CORS_ORIGINS must list origins like"),
+    ],
+)
+def test_bad_http_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ApiSettings.from_env(env)

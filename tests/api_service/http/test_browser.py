@@ -4,9 +4,11 @@ and no HTTP at all when API_HTTP_PORT is 0."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
@@ -16,10 +18,10 @@ from api_service.http.server import CONTENT_SECURITY_POLICY, build_app
 from api_service.server import ApiServer
 from shared.artifact_store import CHUNK_SIZE
 from shared.model import StepResult
-from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings
+from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
 from tests.api_service.http.conftest import Http, start_http, submit
 from tests.artifact_helpers import finished_job, fresh_store, put_all
-from tests.support import RedisProcess, free_port
+from tests.support import RedisProcess, free_port, make_cert
 
 ALLOWED = "https://dash.example.test"
 
@@ -148,3 +150,19 @@ async def test_api_http_port_0_serves_no_http(redis_server: RedisProcess) -> Non
         assert server.http is None
     finally:
         await server.stop(0)
+
+
+async def test_with_tls_configured_http_is_served_over_tls_with_the_same_certificate(
+    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    ca = make_cert(tmp_path, "ca", None, ca=True)
+    make_cert(tmp_path, "server", ca)
+    tls = TlsSettings(cert_file=str(tmp_path / "server.pem"), key_file=str(tmp_path / "server.key"))
+    async for http in start_http(redis_server, redis_client, security=SecuritySettings(tls=tls)):
+        trusted = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        url = f"https://localhost:{http.server.http.port if http.server.http else 0}/api/v1/whoami"
+        async with http.session.get(url, ssl=trusted) as resp:
+            assert resp.status == 200 and (await resp.json())["data"]["tenant"] == "default"
+        with pytest.raises(aiohttp.ClientError):
+            async with http.session.get(url.replace("https", "http")) as plain:
+                await plain.read()

@@ -1,0 +1,292 @@
+"""The component schemas of the HTTP API's OpenAPI document: every JSON shape it answers with.
+
+One schema per view of `api_service.http.views`, closed (`additionalProperties: false`) so that a
+field added to a view without its schema fails the fuzz test, plus the request bodies and the
+error envelope. The test definition's schema is derived from the protobuf descriptor of
+`sentinel.v1.TestDefinition` (its proto3 JSON names), so it follows the proto. Data only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+
+from protos import sentinel_pb2 as pb
+from shared.access import Role
+from shared.model import ArtifactPolicy, ErrorCategory, JobState, Priority, RunState
+from shared.queue_health import HealthStatus
+
+JSON = dict[str, Any]
+
+STRING: JSON = {"type": "string"}
+INT: JSON = {"type": "integer", "minimum": 0}
+BOOL: JSON = {"type": "boolean"}
+NUMBER: JSON = {"type": "number"}
+TIME: JSON = {"type": ["string", "null"], "format": "date-time"}
+STRINGS: JSON = {"type": "array", "items": STRING}
+
+
+def ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(name: str) -> JSON:
+    return {"oneOf": [ref(name), {"type": "null"}]}
+
+
+def obj(properties: JSON, *, optional: tuple[str, ...] = ()) -> JSON:
+    """A closed object whose properties are all required but `optional`."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+        "additionalProperties": False,
+    }
+
+
+def words(kind: Any) -> JSON:
+    return {"type": "string", "enum": [member.value for member in kind]}
+
+
+# --- the test definition, from its protobuf descriptor ---------------------------------------
+
+_SCALARS: dict[int, JSON] = {
+    FieldDescriptor.TYPE_STRING: STRING,
+    FieldDescriptor.TYPE_BOOL: BOOL,
+    FieldDescriptor.TYPE_UINT32: {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+    FieldDescriptor.TYPE_INT32: {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+}
+
+
+def message_schemas(descriptor: Any, into: JSON) -> str:
+    """Add the proto3 JSON schema of `descriptor` (and of the messages it holds) to `into`; its name."""
+    name = str(descriptor.name)
+    if name in into:
+        return name
+    into[name] = {}  # reserve the name: messages may refer to each other
+    properties: JSON = {}
+    for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            schema = ref(message_schemas(field.message_type, into))
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            schema = {"type": "string", "enum": [v.name for v in field.enum_type.values]}
+        else:
+            schema = _SCALARS[field.type]
+        repeated = field.is_repeated
+        properties[field.json_name] = {"type": "array", "items": schema} if repeated else schema
+    into[name] = {"type": "object", "properties": properties, "additionalProperties": False}
+    return name
+
+
+# --- the JSON shapes of api_service.http.views -----------------------------------------------
+
+_PROGRESS = obj({"percentage": INT, "currentStep": INT, "totalSteps": INT, "stepName": STRING, "message": STRING})
+_JOB_ERROR = obj({"category": words(ErrorCategory), "message": STRING, "stepIndex": {"type": "integer"}})
+_STEP_RESULT = obj(
+    {
+        "index": INT,
+        "name": STRING,
+        "success": BOOL,
+        "skipped": BOOL,
+        "durationMs": INT,
+        "error": STRING,
+        "artifacts": STRINGS,
+        "consoleErrors": STRINGS,
+        "failedRequests": STRINGS,
+    }
+)
+_JOB_RESULT = obj(
+    {
+        "success": BOOL,
+        "executionTimeMs": INT,
+        "attempt": INT,
+        "artifacts": STRINGS,
+        "artifactNotes": STRINGS,
+        "steps": {"type": "array", "items": ref("StepResult")},
+    }
+)
+_JOB = obj(
+    {
+        "id": STRING,
+        "name": STRING,
+        "status": words(JobState),
+        "priority": words(Priority),
+        "progress": ref("Progress"),
+        "attempt": INT,
+        "maxAttempts": INT,
+        "tags": STRINGS,
+        "createdAt": TIME,
+        "startedAt": TIME,
+        "finishedAt": TIME,
+        "runId": {"type": ["string", "null"]},
+        "workerId": STRING,
+        "error": nullable("JobError"),
+        "result": nullable("JobResult"),
+    }
+)
+_FIGURES: JSON = {
+    "waiting": INT,
+    "active": INT,
+    "completed": INT,
+    "failed": INT,
+    "delayed": INT,
+    "paused": BOOL,
+    "totalProcessed": INT,
+    "totalFailed": INT,
+    "processingRate": NUMBER,
+    "avgProcessingTime": NUMBER,
+    "lastProcessedAt": TIME,
+    "deadLettered": INT,
+}
+_RUN_TEST = obj(
+    {
+        "jobId": STRING,
+        "name": STRING,
+        "file": STRING,
+        "status": words(JobState),
+        "durationMs": INT,
+        "failingStep": {"type": ["integer", "null"]},
+        "failingStepName": {"type": ["string", "null"]},
+        "error": nullable("JobError"),
+        "artifacts": STRINGS,
+    }
+)
+
+SCHEMAS: JSON = {
+    "Progress": _PROGRESS,
+    "JobError": _JOB_ERROR,
+    "StepResult": _STEP_RESULT,
+    "JobResult": _JOB_RESULT,
+    "Job": _JOB,
+    "JobPage": obj({"jobs": {"type": "array", "items": ref("Job")}, "nextPageToken": {"type": ["string", "null"]}}),
+    "ProgressEvent": obj(
+        {
+            "jobId": STRING,
+            "cursor": STRING,
+            "status": words(JobState),
+            "attempt": INT,
+            "terminal": BOOL,
+            "progress": ref("Progress"),
+        }
+    ),
+    "QueueEvent": obj(
+        {
+            "cursor": STRING,
+            "kind": STRING,
+            "jobId": {"type": ["string", "null"]},
+            "status": {"type": ["string", "null"], "enum": [*(s.value for s in JobState), None]},
+            "tenant": {"type": ["string", "null"]},
+            "tags": STRINGS,
+            "at": TIME,
+            "percentage": INT,
+            "message": STRING,
+        },
+        optional=("percentage", "message"),
+    ),
+    "LaneStats": obj({"priority": words(Priority), **_FIGURES}),
+    "QueueStats": obj(
+        {
+            "queue": STRING,
+            **_FIGURES,
+            "lanes": {"type": "array", "items": ref("LaneStats")},
+            "tenant": {"type": ["string", "null"], "description": "null: the whole queue (auth disabled)"},
+        }
+    ),
+    "QueueHealth": obj({"status": words(HealthStatus), "reasons": STRINGS, "stats": nullable("QueueStats")}),
+    "QueueState": obj({"queue": STRING, "paused": BOOL}),
+    "Artifact": obj(
+        {
+            "name": STRING,
+            "contentType": STRING,
+            "sizeBytes": INT,
+            "attempt": INT,
+            "stepIndex": {"type": "integer"},
+            "createdAt": TIME,
+        }
+    ),
+    "ArtifactList": obj({"artifacts": {"type": "array", "items": ref("Artifact")}}),
+    "DeadLetter": obj(
+        {
+            "jobId": STRING,
+            "name": STRING,
+            "reason": STRING,
+            "error": nullable("JobError"),
+            "attempts": INT,
+            "artifacts": STRINGS,
+            "deadLetteredAt": TIME,
+            "tags": STRINGS,
+        }
+    ),
+    "DeadLetterPage": obj(
+        {"deadLetters": {"type": "array", "items": ref("DeadLetter")}, "nextPageToken": {"type": ["string", "null"]}}
+    ),
+    "Purged": obj({"purged": INT}),
+    "RunTest": _RUN_TEST,
+    "Run": obj(
+        {
+            "id": STRING,
+            "name": STRING,
+            "state": words(RunState),
+            "tests": {"type": "array", "items": ref("RunTest")},
+            "counts": obj({state.value: INT for state in JobState}),
+            "createdAt": TIME,
+            "finishedAt": TIME,
+        }
+    ),
+    "WhoAmI": obj(
+        {"tenant": STRING, "role": {"type": "string", "enum": [r.label for r in Role]}, "authDisabled": BOOL}
+    ),
+    "Submitted": obj({"testId": STRING, "duplicate": BOOL}),
+    "JobOptions": {
+        "type": "object",
+        "properties": {
+            "priority": words(Priority),
+            "timeout": {**INT, "description": "ms for the whole job; 0 or absent: by priority"},
+            "tags": STRINGS,
+            "maxAttempts": INT,
+            "delayMs": INT,
+            "idempotencyKey": STRING,
+            "artifactPolicy": words(ArtifactPolicy),
+            "recordVideo": BOOL,
+        },
+        "additionalProperties": False,
+    },
+    "SubmitRequest": {
+        "type": "object",
+        "properties": {"testDefinition": ref("TestDefinition"), "options": ref("JobOptions")},
+        "required": ["testDefinition"],
+        "additionalProperties": False,
+    },
+    "PurgeRequest": {"type": "object", "properties": {"olderThanMs": INT}, "additionalProperties": False},
+    "Violation": obj({"field": STRING, "description": STRING}),
+    "Error": {
+        "type": "object",
+        "properties": {
+            "success": {"const": False},
+            "message": STRING,
+            "timestamp": {"type": "string", "format": "date-time"},
+            "error": obj(
+                {"code": STRING, "violations": {"type": "array", "items": ref("Violation")}}, optional=("violations",)
+            ),
+            "data": {"description": "the health verdict of an unhealthy queue (GET /queue/health); else absent"},
+        },
+        "required": ["success", "message", "timestamp", "error"],
+        "additionalProperties": False,
+    },
+}
+message_schemas(pb.TestDefinition.DESCRIPTOR, SCHEMAS)
+
+
+def envelope(data: JSON) -> JSON:
+    return {
+        "type": "object",
+        "properties": {
+            "success": {"const": True},
+            "message": STRING,
+            "timestamp": {"type": "string", "format": "date-time"},
+            "data": data,
+        },
+        "required": ["success", "message", "timestamp", "data"],
+        "additionalProperties": False,
+    }
