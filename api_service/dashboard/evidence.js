@@ -43,13 +43,16 @@ export function artifactsSection(box, job) {
     const label = (a) => (attempts > 1 ? `${fileOf(a)} (attempt ${a.attempt})` : fileOf(a));
     const images = artifacts.filter((a) => a.contentType?.startsWith("image/"));
     const files = artifacts.filter((a) => !a.contentType?.startsWith("image/"));
-    const failing = job.error?.stepIndex;
-    // The failure screenshot first: it is what someone opening a failed job came to see.
-    images.sort((a, b) => Number(b.stepIndex === failing && failing >= 0) - Number(a.stepIndex === failing && failing >= 0));
+    // The failure screenshot of the last attempt first: it is what someone opening a failed job
+    // came to see. Then the newest attempt's pictures before older ones.
+    const latest = Math.max(...artifacts.map((a) => a.attempt));
+    const failing = job.error?.stepIndex ?? -1;
+    const isFailure = (a) => failing >= 0 && a.stepIndex === failing && a.attempt === latest;
+    images.sort((a, b) => Number(isFailure(b)) - Number(isFailure(a)) || b.attempt - a.attempt);
 
     const section = h("section", { "aria-labelledby": "evidence-title" }, h("h2", { id: "evidence-title" }, "Evidence"));
     if (images.length) {
-      section.append(h("div", { class: "shots" }, images.map((a) => screenshot(a, label(a), a.stepIndex === failing && failing >= 0))));
+      section.append(h("div", { class: "shots" }, images.map((a) => screenshot(a, label(a), isFailure(a)))));
     }
     if (files.length) {
       section.append(h("ul", { class: "downloads", "aria-label": "Files" }, files.map((a) => h("li", {}, download(a, label(a))))));

@@ -109,7 +109,7 @@ export function show(root, ctx) {
     } else if (known || arrives(event)) {
       fetchJob(event.jobId);
     }
-  }, live);
+  }, live, { tag });
   load();
   return stopEvents;
 }

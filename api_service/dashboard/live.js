@@ -1,5 +1,6 @@
 // The queue's event stream, shared by the views that watch it, and the small "Live" indicator.
 
+import { query } from "./api.js";
 import { h } from "./dom.js";
 import { follow } from "./sse.js";
 
@@ -24,9 +25,12 @@ export function liveIndicator() {
   };
 }
 
-/** Follow GET /queue/events; `onEvent(event)` gets each queue event's JSON. Returns stop(). */
-export function watchQueue(onEvent, indicator) {
-  const stream = follow("/queue/events", {
+/**
+ * Follow GET /queue/events (only a tag's jobs' events with `tag`); `onEvent(event)` gets each
+ * queue event's JSON. Returns stop().
+ */
+export function watchQueue(onEvent, indicator, { tag = "" } = {}) {
+  const stream = follow(`/queue/events${query({ tag })}`, {
     onEvent: (_type, data) => onEvent(data),
     onState: (state, error) => indicator?.set(state, error),
   });
