@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import Stack
 from tests.e2e.dashboard_support import (
@@ -110,6 +110,11 @@ async def test_an_admin_sees_the_queue_figures_and_new_jobs_live(dashboard: Dash
     await expect(page.locator("tbody tr")).to_have_count(1, timeout=WAIT_MS)
     await expect(page.locator("tbody tr")).to_have_attribute("data-job-id", second)
     assert "tag=nightly" in page.url
+    await expect(page.locator(".live")).to_have_text("Live", timeout=WAIT_MS)
+    untagged = await dashboard.submit(QUICK, name="Not nightly")
+    third = await dashboard.submit(QUICK, name="Another nightly", tags=["nightly"])
+    await expect(page.locator("tbody tr").first).to_have_attribute("data-job-id", third, timeout=WAIT_MS)
+    await expect(page.locator(f'tr[data-job-id="{untagged}"]')).to_have_count(0)
 
 
 @pytest.mark.usefixtures("executor")
@@ -210,6 +215,11 @@ async def test_a_failed_job_shows_its_screenshot_inline_and_offers_its_trace(
         assert archive.testzip() is None and archive.namelist()
     await snap(page, dashboard, "job-failed")
 
+    await page.get_by_role("button", name="Run again").click()  # followed live again, to its end
+    await expect(page.locator(".view-head .badge")).not_to_have_text("failed", timeout=WAIT_MS)
+    await expect(page.locator(".view-head .badge")).to_have_text("failed", timeout=WAIT_MS * 2)
+    await expect(page.get_by_role("img", name=re.compile("^Failure screenshot"))).to_be_visible(timeout=WAIT_MS)
+
 
 @pytest.mark.usefixtures("executor")
 async def test_a_dead_letter_is_requeued_from_its_page(dashboard: Dashboard, open_page: OpenPage) -> None:
@@ -235,6 +245,17 @@ async def test_a_dead_letter_is_requeued_from_its_page(dashboard: Dashboard, ope
         return bool(job["status"] == "failed" and job["finishedAt"] != before["finishedAt"])
 
     await wait_for(ran_again, within=60, what=f"job {job_id} to run again after the requeue")
+
+    # It gave up again; this time it is purged.
+    await go(page, "#/queue")
+    await go(page, "#/dead-letters")
+    await expect(row).to_be_visible(timeout=WAIT_MS)
+    await page.get_by_role("button", name="Purge…").click()
+    await page.get_by_role("button", name="Yes, purge").click()
+    await expect(page.get_by_role("status").filter(has_text="Purged 1 dead letter.")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_text("No dead letters.")).to_be_visible()
+    _, listed = await dashboard.call("GET", "/queue/dead-letters")
+    assert listed["data"]["deadLetters"] == []
 
 
 async def test_a_viewer_sees_no_admin_controls_and_the_server_refuses_them(
@@ -273,6 +294,21 @@ async def test_a_viewer_sees_no_admin_controls_and_the_server_refuses_them(
         assert envelope["success"] is False and envelope["error"]["code"] == "PERMISSION_DENIED"
     _, stats = await dashboard.call("GET", "/queue/stats", role="viewer")
     assert stats["data"]["paused"] is False
+
+
+async def test_with_auth_disabled_the_dashboard_opens_without_a_key(stack: Stack, browser: Browser) -> None:
+    port = free_port()
+    stack.start("api", API_HTTP_HOST="127.0.0.1", API_HTTP_PORT=str(port))  # the stack's SENTINEL_AUTH=disabled
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = await context.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/")
+        await expect(page.get_by_role("heading", name="Queue", level=1)).to_be_visible(timeout=WAIT_MS)
+        await expect(page.locator(".who-text")).to_have_text("admin · auth disabled")
+        await expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+        await expect(page.get_by_role("button", name="Pause queue")).to_be_visible(timeout=WAIT_MS)
+    finally:
+        await context.close()
 
 
 async def test_a_wrong_key_is_refused_on_the_sign_in_form_and_a_key_lives_in_its_tab(
