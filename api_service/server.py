@@ -129,31 +129,7 @@ class ApiServer:
         await cleaner.start()
         if sweeper is not None:
             await sweeper.start()
-        http = None
-        if api.http_port:
-            backend = Backend(
-                queue=queue,
-                hub=hub,
-                keys=keyring_for(security),
-                sealer=sealer,
-                store=store,
-                cors_origins=frozenset(api.http_cors_origins),
-            )
-            http = await HttpApi.start(
-                backend,
-                host=api.http_listen_host,
-                port=api.http_port,
-                tls=security.tls,
-                shutdown_timeout=api.shutdown_grace_ms / 1000,
-            )
-        log.info(
-            "api listening on %s:%d%s%s",
-            api.host,
-            port,
-            f", HTTP on {api.http_listen_host}:{http.port}" if http else "",
-            f", metrics on :{metrics.port}/metrics" if metrics else "",
-        )
-        return cls(
+        started = cls(
             server=server,
             port=port,
             queue=queue,
@@ -166,8 +142,34 @@ class ApiServer:
             sweeper=sweeper,
             metrics=metrics,
             tracing=tracing,
-            http=http,
         )
+        if api.http_port:
+            try:
+                started.http = await HttpApi.start(
+                    Backend(
+                        queue=queue,
+                        hub=hub,
+                        keys=keyring_for(security),
+                        sealer=sealer,
+                        store=store,
+                        cors_origins=frozenset(api.http_cors_origins),
+                    ),
+                    host=api.http_listen_host,
+                    port=api.http_port,
+                    tls=security.tls,
+                    shutdown_timeout=api.shutdown_grace_ms / 1000,
+                )
+            except BaseException:
+                await started.stop(0)  # the HTTP port cannot be opened: leave nothing running
+                raise
+        log.info(
+            "api listening on %s:%d%s%s",
+            api.host,
+            port,
+            f", HTTP on {api.http_listen_host}:{started.http.port}" if started.http else "",
+            f", metrics on :{metrics.port}/metrics" if metrics else "",
+        )
+        return started
 
     async def stop(self, grace_s: float) -> None:
         await self.health.drain()

@@ -104,7 +104,8 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
 def failure_for(exc: BaseException) -> web.Response:
     """The answer to an error from the domain (or Redis): its status, code, message and violations."""
     status, body = error_body(exc)
-    return web.json_response(body, status=status, dumps=_dumps)
+    headers = {"WWW-Authenticate": 'Bearer realm="sentinel"'} if status == 401 else None
+    return web.json_response(body, status=status, dumps=_dumps, headers=headers)
 
 
 def http_failure(exc: web.HTTPException) -> web.Response:

@@ -17,7 +17,7 @@ from api_service.server import ApiServer
 from shared.queue import Queue
 from shared.sealed import new_secret_key
 from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings, SecuritySettings
-from tests.support import RedisProcess, free_port, write_keys
+from tests.support import RedisProcess, free_port, wait_for, write_keys
 
 PREFIX = "/api/v1"
 
@@ -84,6 +84,15 @@ async def submit(http: Http, *, who: str | None = None, **options: Any) -> str:
     reply = await http.call("POST", "/tests/execute", who=who, body=body)
     assert reply.status == 202, reply.body
     return str(reply.data["testId"])
+
+
+async def subscribers(http: Http, n: int) -> None:
+    """Wait until the API's stream hub has `n` subscribers (an SSE follower is live, or gone)."""
+
+    async def settled() -> bool:
+        return http.server.hub.subscriber_count == n
+
+    await wait_for(settled, within=10, what=lambda: f"{n} hub subscribers, not {http.server.hub.subscriber_count}")
 
 
 async def start_http(

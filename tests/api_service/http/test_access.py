@@ -14,7 +14,7 @@ import pytest
 from api_service.http.auth import ROUTE_ROLES
 from api_service.http.server import ROUTES
 from shared.access import Role
-from tests.api_service.http.conftest import Http, submit
+from tests.api_service.http.conftest import Http, submit, subscribers
 from tests.api_service.http.sse_client import take
 from tests.queue_helpers import run_jobs
 
@@ -67,6 +67,7 @@ async def test_another_tenants_job_is_404_exactly_like_an_unknown_id(keyed: Http
 
 async def test_queue_events_show_a_tenant_only_its_own_jobs(keyed: Http) -> None:
     async with keyed.session.get(f"{keyed.base}/api/v1/queue/events", headers=keyed.auth("globex-viewer")) as theirs:
+        await subscribers(keyed, 1)
         await submit(keyed, who="acme-submitter")
         mine = await submit(keyed, who="globex-submitter")
         [event] = await take(theirs, 1)

@@ -32,6 +32,7 @@ async def test_no_key_or_an_unknown_one_is_401_before_anything(keyed: Http) -> N
     for who, headers in ((None, {}), (None, {"Authorization": "Bearer snt_nope"}), (None, {"Authorization": "x"})):
         reply = await keyed.call("GET", "/whoami", who=who, headers=headers)
         assert reply.status == 401 and reply.code == "UNAUTHENTICATED"
+        assert reply.headers["WWW-Authenticate"].startswith("Bearer")
     # A malformed body is never even read without a key.
     reply = await keyed.call("POST", "/tests/execute", data=b"{not json")
     assert reply.status == 401

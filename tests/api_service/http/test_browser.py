@@ -4,6 +4,7 @@ and no HTTP at all when API_HTTP_PORT is 0."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -166,3 +167,18 @@ async def test_with_tls_configured_http_is_served_over_tls_with_the_same_certifi
         with pytest.raises(aiohttp.ClientError):
             async with http.session.get(url.replace("https", "http")) as plain:
                 await plain.read()
+
+
+async def test_an_http_port_in_use_fails_the_start_naming_it_and_leaves_nothing_running(
+    redis_server: RedisProcess,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match="API_HTTP_PORT"):
+            await ApiServer.start(
+                redis=RedisSettings(url=redis_server.url, configured=True),
+                queue_settings=QueueSettings(),
+                api=ApiSettings(host="127.0.0.1", port=0, http_port=port),
+            )

@@ -13,9 +13,8 @@ from api_service.http.sse import ticking
 from executor_service.store import Claim, claim, finish, write_progress
 from shared.clock import now_ms
 from shared.model import JobState, Progress
-from tests.api_service.http.conftest import Http, submit
+from tests.api_service.http.conftest import Http, submit, subscribers
 from tests.api_service.http.sse_client import Event, rest, take
-from tests.support import wait_for
 
 
 def progress(pct: int) -> Progress:
@@ -44,13 +43,6 @@ async def sse(http: Http, path: str, cursor: str = "") -> AsyncIterator[aiohttp.
 
 def summary(events: list[Event]) -> list[tuple[str, str, int, bool]]:
     return [(e.id, e.data["status"], e.data["progress"]["percentage"], e.data["terminal"]) for e in events]
-
-
-async def subscribers(http: Http, n: int) -> None:
-    async def settled() -> bool:
-        return http.server.hub.subscriber_count == n
-
-    await wait_for(settled, within=10, what=lambda: f"{n} hub subscribers, not {http.server.hub.subscriber_count}")
 
 
 async def test_last_event_id_resumes_exactly_after_it_until_the_terminal_event(http: Http) -> None:
