@@ -63,9 +63,12 @@ async def ticking(events: AsyncIterator[T], every: float) -> AsyncGenerator[T | 
             pending = None
             yield item
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+        if pending is not None:
+            if not pending.done():
+                pending.cancel()
+            # Read what it ended with (even a read that finished as we were closed), so nothing is
+            # left as an exception "never retrieved".
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
                 await pending
         if isinstance(events, AsyncGenerator):
             await events.aclose()
@@ -80,8 +83,14 @@ async def stream(
 ) -> web.StreamResponse:
     """Send `events` as SSE until they end (or the client leaves, or the API stops)."""
     response = web.StreamResponse(status=200, headers=HEADERS)
-    await response.prepare(request)
-    await response.write(b": connected\n\n")
+    try:
+        await response.prepare(request)
+        await response.write(b": connected\n\n")
+    except ConnectionResetError:
+        # The client left before the stream began: an ordinary goodbye, not a server error.
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()
+        return response
     ticks = ticking(events, keepalive_s)
     try:
         async for item in ticks:
