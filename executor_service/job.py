@@ -160,7 +160,8 @@ async def run_job(env: JobEnv, state: RunState) -> JobState | None:
     evidence = state.evidence = Evidence.open(
         env.store,
         job_id=job.job_id,
-        attempt=job.attempt,
+        # Names count every run of the job, so a rerun (Retry) never overwrites the first run's files.
+        attempt=max(job.tries, job.attempt),
         spool_root=Path(env.settings.spool_dir),
         max_job_bytes=env.settings.artifacts.max_job_bytes,
     )

@@ -319,6 +319,7 @@ def job_from_hash(raw: RawHash) -> Job:
             run_id=raw.get(JobField.RUN, ""),
         ),
         attempt=_int_field(raw, JobField.ATTEMPT),
+        tries=_int_field(raw, JobField.TRIES),
         max_attempts=_int_field(raw, JobField.MAX_ATTEMPTS),
         timeout_ms=_int_field(raw, JobField.TIMEOUT_MS),
         progress=progress_from_fields(raw),

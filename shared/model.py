@@ -198,6 +198,8 @@ class Job:
     metadata: JobMetadata
     attempt: int = 0
     max_attempts: int = 1
+    #: Runs of the job ever: `attempt` restarts when the job is run again (Retry), this never does.
+    tries: int = 0
     timeout_ms: int = 0
     progress: Progress = field(default_factory=Progress)
     result: JobResult | None = None

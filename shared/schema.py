@@ -42,6 +42,7 @@ class JobField(StrEnum):
     CREATED = "created"
     TRACE = "trace"  # the submitter's trace context
     ATTEMPT = "attempt"
+    TRIES = "tries"  # runs of the job ever, reruns included (attempt restarts at a rerun; this never does)
     MAX_ATTEMPTS = "max_attempts"
     TIMEOUT_MS = "timeout_ms"
     DUE = "due"  # when a scheduled job becomes due, ms

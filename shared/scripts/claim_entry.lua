@@ -17,6 +17,7 @@ local function claim_entry(ctx, lane, entry_id, id, events_key, from_states)
   end
   redis.call('HINCRBY', jk, 'fence', 1)
   redis.call('HINCRBY', jk, 'attempt', 1)
+  redis.call('HINCRBY', jk, 'tries', 1)  -- never reset: names each run's artifacts apart, reruns too
   redis.call('HSET', jk, 'state', 'running', 'started', ctx.now, 'worker', ctx.worker, 'entry', entry_id,
     'pct', '0', 'cur', '0', 'step', '', 'msg', 'Claimed by ' .. ctx.worker, 'ts', ctx.now)
   tally_claimed(tally_of(ctx.stats_prefix, jk), state, ctx.now)

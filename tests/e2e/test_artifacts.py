@@ -24,7 +24,7 @@ from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.sealed import Sealer
 from tests.e2e.conftest import SENTINEL, STACK_SECRET_KEY, Stack
-from tests.e2e.helpers import request, run_to_end
+from tests.e2e.helpers import request, run_to_end, wait_state
 from tests.moto_s3 import MotoS3
 from tests.support import wait_for
 
@@ -144,3 +144,24 @@ async def test_what_a_run_made_before_its_executor_died_is_still_there(
     ]
     assert chunks[0].content_type == "image/png"
     assert b"".join(c.data for c in chunks)[:8] == PNG
+
+
+async def test_a_rerun_keeps_the_first_runs_evidence_beside_its_own(
+    stack: Stack, s3_stub: pb_grpc.TestExecutionStub
+) -> None:
+    stub = s3_stub
+    first, _ = await run_to_end(stub, request(stack.site, FAILING))
+    assert list(first.result.artifacts) == ["1/step-03-failure.png", "1/trace.zip"]
+
+    await stub.Retry(pb.RetryRequest(job_id=first.job_id), timeout=10)  # attempts start over
+    again = await wait_state(stub, first.job_id, pb.JOB_STATE_FAILED, within=60)
+
+    assert again.attempt == 1, "a rerun's attempts start over"
+    assert list(again.result.artifacts) == ["2/step-03-failure.png", "2/trace.zip"], "named apart from the first run's"
+    listed = await stub.ListArtifacts(pb.ListArtifactsRequest(job_id=first.job_id), timeout=10)
+    assert [a.name for a in listed.artifacts] == [
+        "1/step-03-failure.png",
+        "1/trace.zip",
+        "2/step-03-failure.png",
+        "2/trace.zip",
+    ]
