@@ -135,9 +135,16 @@ async def test_queue_events_stream_the_tenants_events_and_resume(http: Http) -> 
 
 
 async def test_keep_alive_ticks_while_nothing_happens() -> None:
+    release = asyncio.Event()
+
     async def slow() -> AsyncIterator[int]:
-        await asyncio.sleep(0.3)
+        await release.wait()  # nothing happens until three keep-alives have gone out
         yield 1
 
-    seen = [item async for item in ticking(slow(), 0.05)]
-    assert seen[-1] == 1 and seen.count(None) >= 3
+    seen: list[int | None] = []
+    async with asyncio.timeout(30):
+        async for item in ticking(slow(), 0.05):
+            seen.append(item)
+            if seen.count(None) == 3:
+                release.set()
+    assert seen == [None, None, None, 1]
