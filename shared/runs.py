@@ -153,11 +153,18 @@ async def submit_run(queue: Queue, command: RunCommand, *, tenant: str, trace: s
     return RunSubmitted(run_id, tuple(job_ids))
 
 
-async def _run_hash(queue: Queue, run_id: str, tenant: str | None) -> dict[str, str]:
-    raw = cast(dict[str, str], await queue.redis.hgetall(queue.keys.run(run_id))) if run_id else {}
+async def _run_hash(queue: Queue, run_id: str, tenant: str | None) -> tuple[dict[str, str], list[str]]:
+    """The run's hash and its job ids, in one round trip; NotFoundError for another tenant's run."""
+    raw: dict[str, str] = {}
+    job_ids: list[str] = []
+    if run_id:
+        pipe = queue.redis.pipeline(transaction=False)
+        pipe.hgetall(queue.keys.run(run_id))
+        pipe.lrange(queue.keys.run_jobs(run_id), 0, -1)
+        raw, job_ids = await pipe.execute()
     if not raw or (tenant is not None and raw.get(RunField.TENANT) != tenant):
         raise NotFoundError(f"run {run_id!r} not found")
-    return raw
+    return raw, job_ids
 
 
 def _recorded(job_id: str, test: dict[str, str]) -> RunTestOutcome:
@@ -196,9 +203,8 @@ def _live(job: Job, test: dict[str, str]) -> RunTestOutcome:
 
 async def get_run(queue: Queue, run_id: str, *, tenant: str | None) -> Run:
     """The run and every test's state: live from its job while it runs, as recorded once it ended."""
-    raw = await _run_hash(queue, run_id, tenant)
+    raw, job_ids = await _run_hash(queue, run_id, tenant)
     keys = queue.keys
-    job_ids = cast(list[str], await queue.redis.lrange(keys.run_jobs(run_id), 0, -1))
     pipe = queue.redis.pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hgetall(keys.run_test(run_id, job_id))
@@ -258,7 +264,7 @@ async def _record_not_run(queue: Queue, run_id: str, job_id: str) -> None:
 async def cancel_run(queue: Queue, run_id: str, *, tenant: str | None) -> Run:
     """Cancel every test of the run that has not ended: waiting ones at once, running ones by their
     executors. Raises `ConflictError` when the run has already finished."""
-    raw = await _run_hash(queue, run_id, tenant)
+    raw, _ = await _run_hash(queue, run_id, tenant)
     if raw.get(RunField.STATE) == "finished":
         raise ConflictError(f"run {run_id!r} already finished; only a running run can be cancelled")
     await _cancel(queue, run_id, tenant=tenant)
