@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -68,6 +69,20 @@ class HealthStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HEALTH_STATUS_HEALTHY: _ClassVar[HealthStatus]
     HEALTH_STATUS_DEGRADED: _ClassVar[HealthStatus]
     HEALTH_STATUS_UNHEALTHY: _ClassVar[HealthStatus]
+
+class OverlapPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OVERLAP_POLICY_UNSPECIFIED: _ClassVar[OverlapPolicy]
+    OVERLAP_POLICY_SKIP: _ClassVar[OverlapPolicy]
+    OVERLAP_POLICY_ALLOW: _ClassVar[OverlapPolicy]
+    OVERLAP_POLICY_BUFFER_ONE: _ClassVar[OverlapPolicy]
+
+class DeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_STATE_UNSPECIFIED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_PENDING: _ClassVar[DeliveryState]
+    DELIVERY_STATE_DELIVERED: _ClassVar[DeliveryState]
+    DELIVERY_STATE_FAILED: _ClassVar[DeliveryState]
 PRIORITY_UNSPECIFIED: Priority
 PRIORITY_HIGH: Priority
 PRIORITY_MEDIUM: Priority
@@ -106,9 +121,17 @@ HEALTH_STATUS_UNSPECIFIED: HealthStatus
 HEALTH_STATUS_HEALTHY: HealthStatus
 HEALTH_STATUS_DEGRADED: HealthStatus
 HEALTH_STATUS_UNHEALTHY: HealthStatus
+OVERLAP_POLICY_UNSPECIFIED: OverlapPolicy
+OVERLAP_POLICY_SKIP: OverlapPolicy
+OVERLAP_POLICY_ALLOW: OverlapPolicy
+OVERLAP_POLICY_BUFFER_ONE: OverlapPolicy
+DELIVERY_STATE_UNSPECIFIED: DeliveryState
+DELIVERY_STATE_PENDING: DeliveryState
+DELIVERY_STATE_DELIVERED: DeliveryState
+DELIVERY_STATE_FAILED: DeliveryState
 
 class Step(_message.Message):
-    __slots__ = ("name", "timeout_ms", "navigate", "click", "fill", "press", "select", "check", "hover", "wait_for", "expect_text", "expect_visible", "expect_title", "expect_url", "screenshot", "wait")
+    __slots__ = ("name", "timeout_ms", "navigate", "click", "fill", "press", "select", "check", "hover", "wait_for", "expect_text", "expect_visible", "expect_title", "expect_url", "screenshot", "wait", "request")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     NAVIGATE_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +148,7 @@ class Step(_message.Message):
     EXPECT_URL_FIELD_NUMBER: _ClassVar[int]
     SCREENSHOT_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
     name: str
     timeout_ms: int
     navigate: Navigate
@@ -141,7 +165,8 @@ class Step(_message.Message):
     expect_url: ExpectUrl
     screenshot: Screenshot
     wait: Wait
-    def __init__(self, name: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., navigate: _Optional[_Union[Navigate, _Mapping]] = ..., click: _Optional[_Union[Click, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ..., press: _Optional[_Union[Press, _Mapping]] = ..., select: _Optional[_Union[SelectOption, _Mapping]] = ..., check: _Optional[_Union[Check, _Mapping]] = ..., hover: _Optional[_Union[Hover, _Mapping]] = ..., wait_for: _Optional[_Union[WaitFor, _Mapping]] = ..., expect_text: _Optional[_Union[ExpectText, _Mapping]] = ..., expect_visible: _Optional[_Union[ExpectVisible, _Mapping]] = ..., expect_title: _Optional[_Union[ExpectTitle, _Mapping]] = ..., expect_url: _Optional[_Union[ExpectUrl, _Mapping]] = ..., screenshot: _Optional[_Union[Screenshot, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ...) -> None: ...
+    request: HttpRequest
+    def __init__(self, name: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., navigate: _Optional[_Union[Navigate, _Mapping]] = ..., click: _Optional[_Union[Click, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ..., press: _Optional[_Union[Press, _Mapping]] = ..., select: _Optional[_Union[SelectOption, _Mapping]] = ..., check: _Optional[_Union[Check, _Mapping]] = ..., hover: _Optional[_Union[Hover, _Mapping]] = ..., wait_for: _Optional[_Union[WaitFor, _Mapping]] = ..., expect_text: _Optional[_Union[ExpectText, _Mapping]] = ..., expect_visible: _Optional[_Union[ExpectVisible, _Mapping]] = ..., expect_title: _Optional[_Union[ExpectTitle, _Mapping]] = ..., expect_url: _Optional[_Union[ExpectUrl, _Mapping]] = ..., screenshot: _Optional[_Union[Screenshot, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ..., request: _Optional[_Union[HttpRequest, _Mapping]] = ...) -> None: ...
 
 class Navigate(_message.Message):
     __slots__ = ("url",)
@@ -242,6 +267,43 @@ class Wait(_message.Message):
     MS_FIELD_NUMBER: _ClassVar[int]
     ms: int
     def __init__(self, ms: _Optional[int] = ...) -> None: ...
+
+class HttpRequest(_message.Message):
+    __slots__ = ("method", "url", "headers", "body", "expect_status", "expect_body_contains", "expect_json", "secret_headers", "max_redirects")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_BODY_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_JSON_FIELD_NUMBER: _ClassVar[int]
+    SECRET_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REDIRECTS_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    url: str
+    headers: _containers.ScalarMap[str, str]
+    body: str
+    expect_status: int
+    expect_body_contains: str
+    expect_json: _containers.RepeatedCompositeFieldContainer[JsonExpectation]
+    secret_headers: _containers.RepeatedScalarFieldContainer[str]
+    max_redirects: int
+    def __init__(self, method: _Optional[str] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[str] = ..., expect_status: _Optional[int] = ..., expect_body_contains: _Optional[str] = ..., expect_json: _Optional[_Iterable[_Union[JsonExpectation, _Mapping]]] = ..., secret_headers: _Optional[_Iterable[str]] = ..., max_redirects: _Optional[int] = ...) -> None: ...
+
+class JsonExpectation(_message.Message):
+    __slots__ = ("path", "equals")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    EQUALS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    equals: str
+    def __init__(self, path: _Optional[str] = ..., equals: _Optional[str] = ...) -> None: ...
 
 class Viewport(_message.Message):
     __slots__ = ("width", "height")
@@ -372,7 +434,7 @@ class Progress(_message.Message):
     def __init__(self, percentage: _Optional[int] = ..., current_step: _Optional[int] = ..., total_steps: _Optional[int] = ..., step_name: _Optional[str] = ..., message: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepResult(_message.Message):
-    __slots__ = ("name", "success", "duration_ms", "error", "artifacts", "index", "skipped", "console_errors", "failed_requests")
+    __slots__ = ("name", "success", "duration_ms", "error", "artifacts", "index", "skipped", "console_errors", "failed_requests", "http_status")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
@@ -382,6 +444,7 @@ class StepResult(_message.Message):
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     CONSOLE_ERRORS_FIELD_NUMBER: _ClassVar[int]
     FAILED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
     name: str
     success: bool
     duration_ms: int
@@ -391,7 +454,8 @@ class StepResult(_message.Message):
     skipped: bool
     console_errors: _containers.RepeatedScalarFieldContainer[str]
     failed_requests: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., success: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., index: _Optional[int] = ..., skipped: _Optional[bool] = ..., console_errors: _Optional[_Iterable[str]] = ..., failed_requests: _Optional[_Iterable[str]] = ...) -> None: ...
+    http_status: int
+    def __init__(self, name: _Optional[str] = ..., success: _Optional[bool] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., index: _Optional[int] = ..., skipped: _Optional[bool] = ..., console_errors: _Optional[_Iterable[str]] = ..., failed_requests: _Optional[_Iterable[str]] = ..., http_status: _Optional[int] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("category", "message", "step_index", "retryable")
@@ -432,7 +496,7 @@ class JobResult(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., execution_time_ms: _Optional[int] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., total_attempts: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., artifact_notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "state", "priority", "progress", "result", "attempt", "max_attempts", "tenant_id", "name", "tags", "created_at", "started_at", "finished_at", "worker_id", "error", "user_id", "request_id", "source", "timeout_ms", "scheduled_for", "run_id")
+    __slots__ = ("job_id", "state", "priority", "progress", "result", "attempt", "max_attempts", "tenant_id", "name", "tags", "created_at", "started_at", "finished_at", "worker_id", "error", "user_id", "request_id", "source", "timeout_ms", "scheduled_for", "run_id", "schedule_id", "fire_time")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -454,6 +518,8 @@ class Job(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_FOR_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     priority: Priority
@@ -475,7 +541,9 @@ class Job(_message.Message):
     timeout_ms: int
     scheduled_for: _timestamp_pb2.Timestamp
     run_id: str
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., priority: _Optional[_Union[Priority, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., user_id: _Optional[str] = ..., request_id: _Optional[str] = ..., source: _Optional[_Union[JobSource, str]] = ..., timeout_ms: _Optional[int] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+    schedule_id: str
+    fire_time: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., priority: _Optional[_Union[Priority, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., tenant_id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., user_id: _Optional[str] = ..., request_id: _Optional[str] = ..., source: _Optional[_Union[JobSource, str]] = ..., timeout_ms: _Optional[int] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ..., schedule_id: _Optional[str] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StreamProgressRequest(_message.Message):
     __slots__ = ("job_id", "cursor")
@@ -516,16 +584,18 @@ class RetryRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("state", "tag", "page_size", "page_token")
+    __slots__ = ("state", "tag", "page_size", "page_token", "schedule_id")
     STATE_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     state: JobState
     tag: str
     page_size: int
     page_token: str
-    def __init__(self, state: _Optional[_Union[JobState, str]] = ..., tag: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    schedule_id: str
+    def __init__(self, state: _Optional[_Union[JobState, str]] = ..., tag: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., schedule_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")
@@ -968,3 +1038,237 @@ class DrainResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     status: WorkerStatus
     def __init__(self, status: _Optional[_Union[WorkerStatus, _Mapping]] = ...) -> None: ...
+
+class Notification(_message.Message):
+    __slots__ = ("url", "events", "secret", "secret_set")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    SECRET_SET_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    events: _containers.RepeatedScalarFieldContainer[str]
+    secret: str
+    secret_set: bool
+    def __init__(self, url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., secret: _Optional[str] = ..., secret_set: _Optional[bool] = ...) -> None: ...
+
+class ScheduleRun(_message.Message):
+    __slots__ = ("job_id", "fire_time", "state")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    fire_time: _timestamp_pb2.Timestamp
+    state: JobState
+    def __init__(self, job_id: _Optional[str] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("schedule_id", "name", "cron", "interval_ms", "timezone", "jitter_ms", "overlap", "catchup_window_ms", "template", "paused", "next_fires", "notifications", "recent_runs", "created_at", "updated_at", "tenant_id", "note")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    JITTER_MS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    CATCHUP_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIRES_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_RUNS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    name: str
+    cron: str
+    interval_ms: int
+    timezone: str
+    jitter_ms: int
+    overlap: OverlapPolicy
+    catchup_window_ms: int
+    template: SubmitRequest
+    paused: bool
+    next_fires: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
+    notifications: _containers.RepeatedCompositeFieldContainer[Notification]
+    recent_runs: _containers.RepeatedCompositeFieldContainer[ScheduleRun]
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    tenant_id: str
+    note: str
+    def __init__(self, schedule_id: _Optional[str] = ..., name: _Optional[str] = ..., cron: _Optional[str] = ..., interval_ms: _Optional[int] = ..., timezone: _Optional[str] = ..., jitter_ms: _Optional[int] = ..., overlap: _Optional[_Union[OverlapPolicy, str]] = ..., catchup_window_ms: _Optional[int] = ..., template: _Optional[_Union[SubmitRequest, _Mapping]] = ..., paused: _Optional[bool] = ..., next_fires: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., notifications: _Optional[_Iterable[_Union[Notification, _Mapping]]] = ..., recent_runs: _Optional[_Iterable[_Union[ScheduleRun, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+
+class GetScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id",)
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    def __init__(self, schedule_id: _Optional[str] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules", "next_page_token")
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    next_page_token: str
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateScheduleRequest(_message.Message):
+    __slots__ = ("schedule", "update_mask")
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    schedule: Schedule
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, schedule: _Optional[_Union[Schedule, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class DeleteScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id",)
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    def __init__(self, schedule_id: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class PauseScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id", "note")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    note: str
+    def __init__(self, schedule_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ResumeScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id", "note")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    note: str
+    def __init__(self, schedule_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class TriggerScheduleRequest(_message.Message):
+    __slots__ = ("schedule_id",)
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    def __init__(self, schedule_id: _Optional[str] = ...) -> None: ...
+
+class AlertRule(_message.Message):
+    __slots__ = ("rule_id", "tag", "notifications", "tenant_id", "created_at")
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    tag: str
+    notifications: _containers.RepeatedCompositeFieldContainer[Notification]
+    tenant_id: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, rule_id: _Optional[str] = ..., tag: _Optional[str] = ..., notifications: _Optional[_Iterable[_Union[Notification, _Mapping]]] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("delivery_id", "event", "url", "job_id", "schedule_id", "rule_id", "state", "attempts", "response_status", "response_body", "error", "body", "created_at", "last_attempt_at", "next_attempt_at")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BODY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    event: str
+    url: str
+    job_id: str
+    schedule_id: str
+    rule_id: str
+    state: DeliveryState
+    attempts: int
+    response_status: int
+    response_body: str
+    error: str
+    body: str
+    created_at: _timestamp_pb2.Timestamp
+    last_attempt_at: _timestamp_pb2.Timestamp
+    next_attempt_at: _timestamp_pb2.Timestamp
+    def __init__(self, delivery_id: _Optional[str] = ..., event: _Optional[str] = ..., url: _Optional[str] = ..., job_id: _Optional[str] = ..., schedule_id: _Optional[str] = ..., rule_id: _Optional[str] = ..., state: _Optional[_Union[DeliveryState, str]] = ..., attempts: _Optional[int] = ..., response_status: _Optional[int] = ..., response_body: _Optional[str] = ..., error: _Optional[str] = ..., body: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateAlertRuleRequest(_message.Message):
+    __slots__ = ("rule",)
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    rule: AlertRule
+    def __init__(self, rule: _Optional[_Union[AlertRule, _Mapping]] = ...) -> None: ...
+
+class ListAlertRulesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAlertRulesResponse(_message.Message):
+    __slots__ = ("rules", "next_page_token")
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedCompositeFieldContainer[AlertRule]
+    next_page_token: str
+    def __init__(self, rules: _Optional[_Iterable[_Union[AlertRule, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteAlertRuleRequest(_message.Message):
+    __slots__ = ("rule_id",)
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    def __init__(self, rule_id: _Optional[str] = ...) -> None: ...
+
+class DeleteAlertRuleResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class ListDeliveriesRequest(_message.Message):
+    __slots__ = ("schedule_id", "rule_id", "job_id", "page_size", "page_token")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    rule_id: str
+    job_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, schedule_id: _Optional[str] = ..., rule_id: _Optional[str] = ..., job_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries", "next_page_token")
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
+    next_page_token: str
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

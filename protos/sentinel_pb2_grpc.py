@@ -1146,3 +1146,578 @@ class Executor:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SchedulesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateSchedule = channel.unary_unary(
+                '/sentinel.v1.Schedules/CreateSchedule',
+                request_serializer=protos_dot_sentinel__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/sentinel.v1.Schedules/GetSchedule',
+                request_serializer=protos_dot_sentinel__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/sentinel.v1.Schedules/ListSchedules',
+                request_serializer=protos_dot_sentinel__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.UpdateSchedule = channel.unary_unary(
+                '/sentinel.v1.Schedules/UpdateSchedule',
+                request_serializer=protos_dot_sentinel__pb2.UpdateScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/sentinel.v1.Schedules/DeleteSchedule',
+                request_serializer=protos_dot_sentinel__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/sentinel.v1.Schedules/PauseSchedule',
+                request_serializer=protos_dot_sentinel__pb2.PauseScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/sentinel.v1.Schedules/ResumeSchedule',
+                request_serializer=protos_dot_sentinel__pb2.ResumeScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.TriggerSchedule = channel.unary_unary(
+                '/sentinel.v1.Schedules/TriggerSchedule',
+                request_serializer=protos_dot_sentinel__pb2.TriggerScheduleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.Job.FromString,
+                _registered_method=True)
+
+
+class SchedulesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def CreateSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerSchedule(self, request, context):
+        """run once now
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SchedulesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=protos_dot_sentinel__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.Schedule.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=protos_dot_sentinel__pb2.GetScheduleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.Schedule.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=protos_dot_sentinel__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'UpdateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSchedule,
+                    request_deserializer=protos_dot_sentinel__pb2.UpdateScheduleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.Schedule.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=protos_dot_sentinel__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=protos_dot_sentinel__pb2.PauseScheduleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.Schedule.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=protos_dot_sentinel__pb2.ResumeScheduleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.Schedule.SerializeToString,
+            ),
+            'TriggerSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerSchedule,
+                    request_deserializer=protos_dot_sentinel__pb2.TriggerScheduleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.Job.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'sentinel.v1.Schedules', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('sentinel.v1.Schedules', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Schedules:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Schedules/CreateSchedule',
+            protos_dot_sentinel__pb2.CreateScheduleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Schedules/GetSchedule',
+            protos_dot_sentinel__pb2.GetScheduleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Schedules/ListSchedules',
+            protos_dot_sentinel__pb2.ListSchedulesRequest.SerializeToString,
+            protos_dot_sentinel__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Schedules/UpdateSchedule',
+            protos_dot_sentinel__pb2.UpdateScheduleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Schedules/DeleteSchedule',
+            protos_dot_sentinel__pb2.DeleteScheduleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Schedules/PauseSchedule',
+            protos_dot_sentinel__pb2.PauseScheduleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Schedules/ResumeSchedule',
+            protos_dot_sentinel__pb2.ResumeScheduleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Schedules/TriggerSchedule',
+            protos_dot_sentinel__pb2.TriggerScheduleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AlertsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateAlertRule = channel.unary_unary(
+                '/sentinel.v1.Alerts/CreateAlertRule',
+                request_serializer=protos_dot_sentinel__pb2.CreateAlertRuleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.AlertRule.FromString,
+                _registered_method=True)
+        self.ListAlertRules = channel.unary_unary(
+                '/sentinel.v1.Alerts/ListAlertRules',
+                request_serializer=protos_dot_sentinel__pb2.ListAlertRulesRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.ListAlertRulesResponse.FromString,
+                _registered_method=True)
+        self.DeleteAlertRule = channel.unary_unary(
+                '/sentinel.v1.Alerts/DeleteAlertRule',
+                request_serializer=protos_dot_sentinel__pb2.DeleteAlertRuleRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.DeleteAlertRuleResponse.FromString,
+                _registered_method=True)
+        self.ListDeliveries = channel.unary_unary(
+                '/sentinel.v1.Alerts/ListDeliveries',
+                request_serializer=protos_dot_sentinel__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+
+
+class AlertsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def CreateAlertRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlertRules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlertRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AlertsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateAlertRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAlertRule,
+                    request_deserializer=protos_dot_sentinel__pb2.CreateAlertRuleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.AlertRule.SerializeToString,
+            ),
+            'ListAlertRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlertRules,
+                    request_deserializer=protos_dot_sentinel__pb2.ListAlertRulesRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.ListAlertRulesResponse.SerializeToString,
+            ),
+            'DeleteAlertRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlertRule,
+                    request_deserializer=protos_dot_sentinel__pb2.DeleteAlertRuleRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.DeleteAlertRuleResponse.SerializeToString,
+            ),
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=protos_dot_sentinel__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'sentinel.v1.Alerts', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('sentinel.v1.Alerts', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Alerts:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateAlertRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Alerts/CreateAlertRule',
+            protos_dot_sentinel__pb2.CreateAlertRuleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.AlertRule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlertRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Alerts/ListAlertRules',
+            protos_dot_sentinel__pb2.ListAlertRulesRequest.SerializeToString,
+            protos_dot_sentinel__pb2.ListAlertRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlertRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Alerts/DeleteAlertRule',
+            protos_dot_sentinel__pb2.DeleteAlertRuleRequest.SerializeToString,
+            protos_dot_sentinel__pb2.DeleteAlertRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sentinel.v1.Alerts/ListDeliveries',
+            protos_dot_sentinel__pb2.ListDeliveriesRequest.SerializeToString,
+            protos_dot_sentinel__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -232,3 +232,113 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _abc.Awaitable[_sentinel_pb2.DrainResponse]: ...
 
 def add_ExecutorServicer_to_server(servicer: ExecutorServicer, server: _aio.Server) -> None: ...
+
+class SchedulesStub:
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateSchedule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.CreateScheduleRequest, _sentinel_pb2.Schedule]
+    GetSchedule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.GetScheduleRequest, _sentinel_pb2.Schedule]
+    ListSchedules: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.ListSchedulesRequest, _sentinel_pb2.ListSchedulesResponse]
+    UpdateSchedule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.UpdateScheduleRequest, _sentinel_pb2.Schedule]
+    DeleteSchedule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.DeleteScheduleRequest, _sentinel_pb2.DeleteScheduleResponse]
+    PauseSchedule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.PauseScheduleRequest, _sentinel_pb2.Schedule]
+    ResumeSchedule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.ResumeScheduleRequest, _sentinel_pb2.Schedule]
+    TriggerSchedule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.TriggerScheduleRequest, _sentinel_pb2.Job]
+    """run once now"""
+
+class SchedulesServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def CreateSchedule(
+        self,
+        request: _sentinel_pb2.CreateScheduleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.CreateScheduleRequest, _abc.Awaitable[_sentinel_pb2.Schedule]],
+    ) -> _abc.Awaitable[_sentinel_pb2.Schedule]: ...
+
+    @_abc_1.abstractmethod
+    def GetSchedule(
+        self,
+        request: _sentinel_pb2.GetScheduleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.GetScheduleRequest, _abc.Awaitable[_sentinel_pb2.Schedule]],
+    ) -> _abc.Awaitable[_sentinel_pb2.Schedule]: ...
+
+    @_abc_1.abstractmethod
+    def ListSchedules(
+        self,
+        request: _sentinel_pb2.ListSchedulesRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.ListSchedulesRequest, _abc.Awaitable[_sentinel_pb2.ListSchedulesResponse]],
+    ) -> _abc.Awaitable[_sentinel_pb2.ListSchedulesResponse]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateSchedule(
+        self,
+        request: _sentinel_pb2.UpdateScheduleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.UpdateScheduleRequest, _abc.Awaitable[_sentinel_pb2.Schedule]],
+    ) -> _abc.Awaitable[_sentinel_pb2.Schedule]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteSchedule(
+        self,
+        request: _sentinel_pb2.DeleteScheduleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.DeleteScheduleRequest, _abc.Awaitable[_sentinel_pb2.DeleteScheduleResponse]],
+    ) -> _abc.Awaitable[_sentinel_pb2.DeleteScheduleResponse]: ...
+
+    @_abc_1.abstractmethod
+    def PauseSchedule(
+        self,
+        request: _sentinel_pb2.PauseScheduleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.PauseScheduleRequest, _abc.Awaitable[_sentinel_pb2.Schedule]],
+    ) -> _abc.Awaitable[_sentinel_pb2.Schedule]: ...
+
+    @_abc_1.abstractmethod
+    def ResumeSchedule(
+        self,
+        request: _sentinel_pb2.ResumeScheduleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.ResumeScheduleRequest, _abc.Awaitable[_sentinel_pb2.Schedule]],
+    ) -> _abc.Awaitable[_sentinel_pb2.Schedule]: ...
+
+    @_abc_1.abstractmethod
+    def TriggerSchedule(
+        self,
+        request: _sentinel_pb2.TriggerScheduleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.TriggerScheduleRequest, _abc.Awaitable[_sentinel_pb2.Job]],
+    ) -> _abc.Awaitable[_sentinel_pb2.Job]:
+        """run once now"""
+
+def add_SchedulesServicer_to_server(servicer: SchedulesServicer, server: _aio.Server) -> None: ...
+
+class AlertsStub:
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateAlertRule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.CreateAlertRuleRequest, _sentinel_pb2.AlertRule]
+    ListAlertRules: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.ListAlertRulesRequest, _sentinel_pb2.ListAlertRulesResponse]
+    DeleteAlertRule: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.DeleteAlertRuleRequest, _sentinel_pb2.DeleteAlertRuleResponse]
+    ListDeliveries: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.ListDeliveriesRequest, _sentinel_pb2.ListDeliveriesResponse]
+
+class AlertsServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def CreateAlertRule(
+        self,
+        request: _sentinel_pb2.CreateAlertRuleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.CreateAlertRuleRequest, _abc.Awaitable[_sentinel_pb2.AlertRule]],
+    ) -> _abc.Awaitable[_sentinel_pb2.AlertRule]: ...
+
+    @_abc_1.abstractmethod
+    def ListAlertRules(
+        self,
+        request: _sentinel_pb2.ListAlertRulesRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.ListAlertRulesRequest, _abc.Awaitable[_sentinel_pb2.ListAlertRulesResponse]],
+    ) -> _abc.Awaitable[_sentinel_pb2.ListAlertRulesResponse]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteAlertRule(
+        self,
+        request: _sentinel_pb2.DeleteAlertRuleRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.DeleteAlertRuleRequest, _abc.Awaitable[_sentinel_pb2.DeleteAlertRuleResponse]],
+    ) -> _abc.Awaitable[_sentinel_pb2.DeleteAlertRuleResponse]: ...
+
+    @_abc_1.abstractmethod
+    def ListDeliveries(
+        self,
+        request: _sentinel_pb2.ListDeliveriesRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.ListDeliveriesRequest, _abc.Awaitable[_sentinel_pb2.ListDeliveriesResponse]],
+    ) -> _abc.Awaitable[_sentinel_pb2.ListDeliveriesResponse]: ...
+
+def add_AlertsServicer_to_server(servicer: AlertsServicer, server: _aio.Server) -> None: ...
