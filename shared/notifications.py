@@ -1,0 +1,72 @@
+"""Webhook notifications: where a schedule or an alert rule sends word of a change of outcome.
+
+One shape for both owners (a schedule's `notifications`, a tenant-wide alert rule's): a URL, the
+events it wants and a signing secret. The secret is sealed (`shared.sealed`) before it is stored and
+opened only to sign a delivery; it is never returned to a caller (`secret_set` says one is there).
+Targets are checked again by the navigation guard's policy when a delivery is made.
+
+Pure domain code: no protobuf, no grpc, no Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from shared.errors import FieldViolation
+
+__all__ = [
+    "DEFAULT_EVENTS",
+    "EVENTS",
+    "MAX_NOTIFICATIONS",
+    "Notification",
+    "notification_violations",
+]
+
+#: What a notification may ask for. `failed`: the first failure after a pass (or the first run
+#: failing); `recovered`: the first pass after failures; `dead_lettered`: a job out of attempts;
+#: `timeout` and `cancelled`: a run that ended so; `completed`: every pass (not only a change).
+EVENTS = ("failed", "recovered", "dead_lettered", "timeout", "cancelled", "completed")
+#: What an empty `events` list means.
+DEFAULT_EVENTS = ("failed", "recovered")
+MAX_NOTIFICATIONS = 10
+MAX_URL_CHARS = 2048
+MAX_SECRET_CHARS = 512
+
+
+@dataclass(frozen=True)
+class Notification:
+    url: str
+    events: tuple[str, ...] = DEFAULT_EVENTS
+    #: The signing secret: sealed once stored ("" = deliveries are not signed).
+    secret: str = ""
+
+    def wants(self, event: str) -> bool:
+        return event in self.events
+
+
+def notification_violations(notifications: Sequence[Notification], *, prefix: str) -> list[FieldViolation]:
+    """Every problem of `notifications`, each naming its field (`<prefix>notifications[2].url`)."""
+    violations: list[FieldViolation] = []
+    if len(notifications) > MAX_NOTIFICATIONS:
+        violations.append(
+            FieldViolation(f"{prefix}notifications", f"at most {MAX_NOTIFICATIONS}, got {len(notifications)}")
+        )
+    for index, notification in enumerate(notifications):
+        at = f"{prefix}notifications[{index}]"
+        url = urlsplit(notification.url)
+        if len(notification.url) > MAX_URL_CHARS:
+            violations.append(FieldViolation(f"{at}.url", f"at most {MAX_URL_CHARS} characters"))
+        elif url.scheme not in ("http", "https") or not url.hostname:
+            violations.append(FieldViolation(f"{at}.url", "an absolute http(s) URL"))
+        unknown = [event for event in notification.events if event not in EVENTS]
+        if unknown:
+            violations.append(
+                FieldViolation(f"{at}.events", f"unknown event {unknown[0]!r}; one of {', '.join(EVENTS)}")
+            )
+        if not notification.events:
+            violations.append(FieldViolation(f"{at}.events", "at least one event"))
+        if len(notification.secret) > MAX_SECRET_CHARS:
+            violations.append(FieldViolation(f"{at}.secret", f"at most {MAX_SECRET_CHARS} characters"))
+    return violations
