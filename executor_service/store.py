@@ -1,18 +1,26 @@
 """The executor's side of the queue: claim entries, write progress, finish runs, promote delays.
 
 Every call is one script (see `shared/scripts/*.lua`) so each state change is atomic, and each
-carries the run's fence token so a zombie executor's late writes change nothing.
+carries the run's fence token so a zombie executor's late writes change nothing. With shards
+(`shared.shards`) the executor claims, reclaims and promotes on every shard, and each run's calls
+go to its job's shard.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
 
 from shared import codec
 from shared.errors import CancelRequested, LeaseLost
 from shared.model import PRIORITY_ORDER, ErrorCategory, Job, JobError, JobResult, JobState, Priority, Progress
-from shared.queue import Queue
+from shared.queue import Queue, is_cluster
 from shared.schema import JobField
+from shared.shards import each
 
 
 @dataclass(frozen=True)
@@ -41,20 +49,62 @@ def _pairs(flat: list[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> ClaimBatch:
-    """Claim up to `count` waiting jobs, high lane first, in one round trip."""
-    keys = queue.keys
-    claimed, last, paused = await queue.scripts.claim(
-        keys=[*keys.lanes, keys.paused, keys.events],
-        args=[queue.context(count=count, consumer=consumer, worker=worker_id)],
-    )
-    claims = _claims_from(claimed)
-    last_ids = dict(zip(keys.lanes, last, strict=True)) if last else {}
-    return ClaimBatch(claims=claims, last_ids=last_ids, paused=bool(int(paused)))
+async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int, start: int = 0) -> ClaimBatch:
+    """Claim up to `count` waiting jobs, high lane first, in one round trip per shard looked at.
+
+    Shards are tried in turn from shard `start` (modulo their number; the caller moves it on each
+    time, so no shard is always served first) until `count` jobs are claimed. When nothing was
+    claimed, `last_ids` holds every lane of every shard, to block on (`wait_for_entries`).
+    """
+    shards = queue.shards
+    claims: list[Claim] = []
+    last_ids: dict[str, str] = {}
+    paused = 0
+    for turn in range(len(shards)):
+        if len(claims) >= count:
+            break
+        shard = shards[(start + turn) % len(shards)]
+        keys = shard.keys
+        claimed, last, shard_paused = await shard.scripts.claim(
+            keys=[*keys.lanes, keys.paused, keys.events],
+            args=[shard.context(count=count - len(claims), consumer=consumer, worker=worker_id)],
+        )
+        claims += _claims_from(claimed)
+        last_ids |= dict(zip(keys.lanes, last, strict=True)) if last else {}
+        paused += int(shard_paused)
+    return ClaimBatch(claims=claims, last_ids={} if claims else last_ids, paused=paused == len(shards))
+
+
+async def wait_for_entries(queue: Queue, blocking: aioredis.Redis, last_ids: dict[str, str], *, block_ms: int) -> None:
+    """Block until a lane in `last_ids` gets an entry newer than its id there, or `block_ms` passes.
+
+    One XREAD over every lane on one Redis. On a cluster one XREAD may only name keys of one slot,
+    so each shard's lanes get their own (on the shard's node, through the blocking client's pool);
+    the first to return ends the wait and the others are cancelled (their connections are dropped).
+    """
+    if not is_cluster(blocking):
+        streams: dict[Any, Any] = dict(last_ids)
+        await blocking.xread(streams, block=block_ms, count=1)
+        return
+    groups: list[dict[Any, Any]] = [
+        {lane: last_ids[lane] for lane in s.keys.lanes if lane in last_ids} for s in queue.shards
+    ]
+    reads = [asyncio.ensure_future(blocking.xread(g, block=block_ms, count=1)) for g in groups if g]
+    try:
+        done, _ = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for read in reads:
+            read.cancel()
+        for read in reads:
+            with contextlib.suppress(asyncio.CancelledError):
+                await read
+    for read in done:
+        read.result()  # a failed read (a node down) raises here, for the caller's backoff
 
 
 async def write_progress(queue: Queue, claim_: Claim, progress: Progress) -> None:
     """Record progress of a run; raises LeaseLost or CancelRequested when the run must stop."""
+    queue = queue.for_job(claim_.job_id)
     keys = queue.keys
     status = int(
         await queue.scripts.progress(
@@ -81,6 +131,7 @@ async def finish(
     execution_ms: int = 0,
 ) -> bool:
     """End this run in `state` (or SCHEDULED for a retry) and ack its entry; False if fenced off."""
+    queue = queue.for_job(claim_.job_id)
     keys = queue.keys
     retention = keys.completed if state is JobState.COMPLETED else keys.failed
     done = await queue.scripts.finish(
@@ -111,12 +162,16 @@ async def finish(
 
 
 async def promote_due(queue: Queue, *, limit: int = 100) -> int:
-    """Move due delayed jobs into their lanes; returns how many moved."""
-    keys = queue.keys
-    moved = await queue.scripts.promote(
-        keys=[keys.delayed, *keys.lanes, keys.events], args=[queue.context(limit=limit)]
-    )
-    return int(moved)
+    """Move due delayed jobs of every shard into their lanes; returns how many moved."""
+
+    async def one(shard: Queue) -> int:
+        keys = shard.keys
+        moved = await shard.scripts.promote(
+            keys=[keys.delayed, *keys.lanes, keys.events], args=[shard.context(limit=limit)]
+        )
+        return int(moved)
+
+    return sum(await each(queue, one))
 
 
 def _lane_index(lane: Priority) -> str:
@@ -124,15 +179,20 @@ def _lane_index(lane: Priority) -> str:
 
 
 async def heartbeat(queue: Queue, *, consumer: str, claims: list[Claim]) -> list[str]:
-    """Renew the leases of `claims`; returns the ids of jobs this executor no longer holds."""
-    if not claims:
-        return []
-    keys = queue.keys
-    leases = [{"lane": _lane_index(c.lane), "entry": c.entry_id, "job": c.job_id, "fence": c.fence} for c in claims]
-    lost = await queue.scripts.heartbeat(
-        keys=[*keys.lanes, *(keys.job(c.job_id) for c in claims)],
-        args=[queue.context(leases=leases, consumer=consumer)],
-    )
+    """Renew the leases of `claims` (one call per shard they are on); returns the ids of jobs this
+    executor no longer holds."""
+    by_shard: dict[str, tuple[Queue, list[Claim]]] = {}
+    for c in claims:
+        shard = queue.for_job(c.job_id)
+        by_shard.setdefault(shard.keys.tag, (shard, []))[1].append(c)
+    lost: list[str] = []
+    for shard, held in by_shard.values():
+        keys = shard.keys
+        leases = [{"lane": _lane_index(c.lane), "entry": c.entry_id, "job": c.job_id, "fence": c.fence} for c in held]
+        lost += await shard.scripts.heartbeat(
+            keys=[*keys.lanes, *(keys.job(c.job_id) for c in held)],
+            args=[shard.context(leases=leases, consumer=consumer)],
+        )
     return [str(job_id) for job_id in lost]
 
 
@@ -171,27 +231,39 @@ def _claims_from(rows: list[list[object]]) -> list[Claim]:
 
 
 async def reclaim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> Reclaimed:
-    """Take over up to `count` entries whose lease ran out (XAUTOCLAIM), failing chronic stallers."""
-    keys = queue.keys
+    """Take over up to `count` entries whose lease ran out (XAUTOCLAIM) on every shard, failing
+    chronic stallers."""
     s = queue.settings
-    claimed, deleted, stalled = await queue.scripts.reclaim(
-        keys=[*keys.lanes, keys.events, keys.dlq, keys.failed],
-        args=[
-            queue.context(
-                count=count,
-                consumer=consumer,
-                worker=worker_id,
-                lease_ms=s.lease_ms,
-                max_stalled=s.max_stalled_count,
-                endings={"cancelled": _ending(STOPPED_CANCELLED), "failed": _ending(STOPPED_STALLED)},
-            )
-        ],
-    )
-    return Reclaimed(claims=_claims_from(claimed), deleted=int(deleted), stalled=[str(i) for i in stalled])
+    found = Reclaimed(claims=[], deleted=0, stalled=[])
+    for shard in queue.shards:
+        left = count - len(found.claims)
+        if left <= 0:
+            break
+        keys = shard.keys
+        claimed, deleted, stalled = await shard.scripts.reclaim(
+            keys=[*keys.lanes, keys.events, keys.dlq, keys.failed, keys.delayed],
+            args=[
+                shard.context(
+                    count=left,
+                    consumer=consumer,
+                    worker=worker_id,
+                    lease_ms=s.lease_ms,
+                    max_stalled=s.max_stalled_count,
+                    endings={"cancelled": _ending(STOPPED_CANCELLED), "failed": _ending(STOPPED_STALLED)},
+                )
+            ],
+        )
+        found = Reclaimed(
+            claims=found.claims + _claims_from(claimed),
+            deleted=found.deleted + int(deleted),
+            stalled=found.stalled + [str(i) for i in stalled],
+        )
+    return found
 
 
 async def release(queue: Queue, claim_: Claim, *, reason: str) -> bool:
     """Hand a running job back to its lane now (graceful shutdown); False if it was not ours."""
+    queue = queue.for_job(claim_.job_id)
     keys = queue.keys
     done = await queue.scripts.release(
         keys=[keys.job(claim_.job_id), keys.stream(claim_.lane), keys.progress(claim_.job_id), keys.events],
@@ -204,5 +276,10 @@ async def next_due_ms(queue: Queue) -> int | None:
     """When the earliest delayed job becomes due (epoch ms), or None when none waits.
 
     A run's job held back by its max_parallel waits at +inf (never due on its own): not counted."""
-    first = await queue.redis.zrangebyscore(queue.keys.delayed, "-inf", "(+inf", start=0, num=1, withscores=True)
-    return int(first[0][1]) if first else None
+
+    async def one(shard: Queue) -> int | None:
+        first = await shard.redis.zrangebyscore(shard.keys.delayed, "-inf", "(+inf", start=0, num=1, withscores=True)
+        return int(first[0][1]) if first else None
+
+    due = [ms for ms in await each(queue, one) if ms is not None]
+    return min(due) if due else None

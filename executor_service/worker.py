@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -18,7 +17,16 @@ from redis.exceptions import RedisError
 from executor_service.browser import BrowserManager
 from executor_service.job import JobEnv, RunState, run_job
 from executor_service.observe import JobObserver, log_fields
-from executor_service.store import Claim, claim, heartbeat, next_due_ms, promote_due, reclaim, release
+from executor_service.store import (
+    Claim,
+    claim,
+    heartbeat,
+    next_due_ms,
+    promote_due,
+    reclaim,
+    release,
+    wait_for_entries,
+)
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.model import JobState
@@ -110,6 +118,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         delay = 0.1
+        turn = 0  # the shard a claim starts with moves on each time: no shard is always first
         while not self._stopping.is_set():
             free = self.concurrency - len(self.in_flight)
             if free <= 0:
@@ -117,7 +126,10 @@ class Worker:
                 await self._slot_freed.wait()
                 continue
             try:
-                batch = await claim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free)
+                turn += 1
+                batch = await claim(
+                    self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free, start=turn
+                )
                 for c in batch.claims:
                     self._start(c)
                 if not batch.claims:
@@ -125,8 +137,7 @@ class Worker:
                         await asyncio.sleep(0.5)
                     else:
                         # Wake when any lane gets an entry newer than what the claim saw.
-                        streams: dict[Any, Any] = dict(batch.last_ids)
-                        await self._blocking.xread(streams, block=self._block_ms, count=1)
+                        await wait_for_entries(self.queue, self._blocking, batch.last_ids, block_ms=self._block_ms)
                 delay = 0.1
             except RedisError as exc:
                 log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
@@ -236,7 +247,7 @@ class Worker:
         while not self._closed:
             try:
                 async with self.queue.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self.queue.keys.control)
+                    await pubsub.subscribe(*(shard.keys.control for shard in self.queue.shards))
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self._on_control(str(message.get("data", "")))

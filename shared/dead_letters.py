@@ -13,6 +13,7 @@ from shared.jobs import get_job, load_jobs, queue_limit_error
 from shared.model import ErrorCategory, Job, Priority
 from shared.paging import Page, scan_index
 from shared.queue import Queue
+from shared.shards import merge_pages
 
 
 async def list_dead_letters(
@@ -24,7 +25,10 @@ async def list_dead_letters(
     page_size: int = 50,
     page_token: str = "",
 ) -> Page[Job]:
-    """Dead-lettered jobs, newest first, optionally of one error category and one tag."""
+    """Dead-lettered jobs, newest first, optionally of one error category and one tag.
+
+    A tenant's are on its shard; the whole queue's are merged over the shards (`merge_pages`).
+    """
 
     def keep(job: Job) -> bool:
         return (
@@ -34,17 +38,30 @@ async def list_dead_letters(
             and bool(job.dead_lettered_at_ms)
         )
 
-    return await scan_index(
-        queue.redis,
-        queue.keys.dlq,
-        load=lambda ids: load_jobs(queue, ids),
-        keep=keep,
+    async def fetch(shard: Queue, token: str, size: int) -> Page[Job]:
+        return await scan_index(
+            shard.redis,
+            shard.keys.dlq,
+            load=lambda ids: load_jobs(shard, ids),
+            keep=keep,
+            page_size=size,
+            page_token=token,
+        )
+
+    if tenant is not None:
+        return await fetch(queue.for_tenant(tenant), page_token, page_size)
+    return await merge_pages(
+        queue,
+        fetch,
+        position=lambda job: f"{job.dead_lettered_at_ms}|{job.job_id}",
+        order=lambda job: (job.dead_lettered_at_ms, job.job_id),
         page_size=page_size,
         page_token=page_token,
     )
 
 
 async def _requeue(queue: Queue, job_id: str, *, tenant: str | None, priority: Priority, dead_only: bool) -> Job:
+    queue = queue.for_job(job_id)
     keys = queue.keys
     outcome, detail = await queue.scripts.requeue(
         keys=[
@@ -88,6 +105,11 @@ async def purge_dead_letters(queue: Queue, *, tenant: str | None, older_than_ms:
     The jobs' records stay until retention removes them; they just leave the dead-letter queue.
     """
     cutoff = now_ms() - older_than_ms
+    shards = queue.shards if tenant is None else (queue.for_tenant(tenant),)
+    return sum([await _purge_shard(shard, tenant=tenant, cutoff=cutoff) for shard in shards])
+
+
+async def _purge_shard(queue: Queue, *, tenant: str | None, cutoff: int) -> int:
     removed = 0
     token = ""
     while True:

@@ -4,21 +4,25 @@ Every script that changes a job writes one entry to the capped `events` stream (
 active, progress, completed, failed, timeout, cancelled, retrying, stalled, dead_lettered) and
 pause.lua writes `paused` / `resumed`. Every entry carries its job's tags (one place writes them
 all: `emit_event` in shared/scripts/common.lua), so filtering by tag never reads a job hash.
-Live entries come through the process-wide `StreamHub`, like StreamProgress.
+Live entries come through the process-wide `StreamHub`, like StreamProgress. With shards the
+shards' streams are followed as one (`follow_events`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import cast
 
-from shared.errors import FieldViolation, ValidationError
+from shared.errors import FieldViolation, ShuttingDown, ValidationError
 from shared.model import JobState
 from shared.queue import Queue
 from shared.schema import EventField
-from shared.streams import Entry, StreamHub, parse_id
+from shared.shards import SEPARATOR, decode_cursor, encode_cursor
+from shared.streams import Entry, StreamHub, Subscription, parse_id
 
 #: Most entries one replay read takes; replay goes on until it reaches the live end.
 REPLAY_BATCH = 500
@@ -75,13 +79,53 @@ def event_from_entry(entry_id: str, fields: dict[str, str]) -> QueueEvent:
 
 
 def check_cursor(cursor: str) -> None:
-    """Raise ValidationError (field `cursor`) unless `cursor` is an event-stream id."""
+    """Raise ValidationError (field `cursor`) unless `cursor` is an event-stream cursor: a stream id,
+    or with shards one stream id per shard (`shared.shards.encode_cursor`)."""
     try:
-        parse_id(cursor)
+        for part in cursor.split(SEPARATOR):
+            parse_id(part)
     except ValueError:
         raise ValidationError(
             [FieldViolation("cursor", f"is not a cursor from the event stream: {cursor!r}")]
         ) from None
+
+
+async def _replay(queue: Queue, key: str, after: str) -> AsyncIterator[Entry]:
+    """The entries of stream `key` after id `after`, to its end now, a batch per round trip."""
+    last = after
+    while True:
+        batch = cast(list[Entry], await queue.redis.xrange(key, min=f"({last}", max="+", count=REPLAY_BATCH))
+        for entry in batch:
+            yield entry
+        if batch:
+            last = batch[-1][0]
+        if len(batch) < REPLAY_BATCH:
+            return
+
+
+async def _live(hub: StreamHub, keys: list[str], positions: list[str]) -> AsyncIterator[tuple[int, Entry]]:
+    """Entries of every stream in `keys` after its position, as they come: (stream index, entry)."""
+    subs = [await hub.subscribe(key, after) for key, after in zip(keys, positions, strict=True)]
+    merged: asyncio.Queue[tuple[int, Entry] | None] = asyncio.Queue()
+
+    async def pump(index: int, sub: Subscription) -> None:
+        try:
+            async for entry in sub.entries():
+                merged.put_nowait((index, entry))
+        finally:
+            merged.put_nowait(None)  # the hub stopped: so does this follower
+
+    pumps = [asyncio.create_task(pump(i, sub), name=f"events-{sub.key}") for i, sub in enumerate(subs)]
+    try:
+        while (item := await merged.get()) is not None:
+            yield item
+        raise ShuttingDown
+    finally:
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        for sub in subs:
+            hub.unsubscribe(sub)
 
 
 async def follow_events(
@@ -101,14 +145,21 @@ async def follow_events(
     left out); with `tag`, only events of jobs carrying that tag. A cursor older than the capped
     stream's oldest entry replays from the oldest entry still kept.
 
+    With shards, the shards' event streams merged: replay goes shard by shard, live events come as
+    each shard writes them, and each event's cursor holds every shard's position (so a resumed
+    watch misses and repeats nothing on any shard). Queue-level events (pause, resume: written on
+    every shard) come from the first shard only.
+
     Raises:
         ValidationError: a malformed cursor.
         ShuttingDown: the service is shutting down; the client should reconnect with its cursor.
     """
-    key = queue.keys.events
+    keys = [shard.keys.events for shard in queue.shards]
     wanted = frozenset(states)
 
-    def keep(entry_id: str, fields: dict[str, str]) -> QueueEvent | None:
+    def keep(shard: int, entry_id: str, fields: dict[str, str]) -> QueueEvent | None:
+        if shard > 0 and not fields.get(EventField.JOB, ""):
+            return None
         if tenant is not None and fields.get(EventField.TENANT, "") not in ("", tenant):
             return None
         if wanted and fields.get(EventField.STATE, "") not in wanted:
@@ -116,27 +167,23 @@ async def follow_events(
         event = event_from_entry(entry_id, fields)
         return None if tag and tag not in event.tags else event
 
+    def at(shard: int, entry_id: str, fields: dict[str, str]) -> QueueEvent | None:
+        positions[shard] = entry_id
+        event = keep(shard, entry_id, fields)
+        return None if event is None else dataclasses.replace(event, cursor=encode_cursor(positions))
+
     if cursor:
         check_cursor(cursor)
-        last = cursor
-        while True:
-            batch = cast(list[Entry], await queue.redis.xrange(key, min=f"({last}", max="+", count=REPLAY_BATCH))
-            for entry_id, fields in batch:
-                event = keep(entry_id, fields)
-                if event is not None:
+        positions = decode_cursor(cursor, len(keys))
+        for shard, key in enumerate(keys):
+            async for entry_id, fields in _replay(queue, key, positions[shard]):
+                if (event := at(shard, entry_id, fields)) is not None:
                     yield event
-            if batch:
-                last = batch[-1][0]
-            if len(batch) < REPLAY_BATCH:
-                break
     else:
-        top = cast(list[Entry], await queue.redis.xrevrange(key, max="+", min="-", count=1))
-        last = top[0][0] if top else "0-0"
-    sub = await hub.subscribe(key, last)
-    try:
-        async for entry_id, fields in sub.entries():
-            event = keep(entry_id, fields)
-            if event is not None:
-                yield event
-    finally:
-        hub.unsubscribe(sub)
+        positions = []
+        for key in keys:
+            top = cast(list[Entry], await queue.redis.xrevrange(key, max="+", min="-", count=1))
+            positions.append(top[0][0] if top else "0-0")
+    async for shard, (entry_id, fields) in _live(hub, keys, list(positions)):
+        if (event := at(shard, entry_id, fields)) is not None:
+            yield event

@@ -1,12 +1,12 @@
 """Producer-side job operations: submit, look up, list and cancel jobs.
 
 Plain async functions over a `Queue`; no grpc and no protobuf here. Each state change is one
-script call (see `shared/scripts/*.lua`); a batch of submits is one pipelined round trip.
+script call (see `shared/scripts/*.lua`); a batch of submits is one pipelined round trip. With
+shards (`shared.shards`) a job goes to its tenant's shard and is found by its id's shard.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import cast
 
@@ -62,11 +62,13 @@ def submit_call(
     run_id: str = "",
     held: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """KEYS and ARGV of submit.lua for one command; `held`: a run's job its max_parallel holds back."""
+    """KEYS and ARGV of submit.lua for one command (on the tenant's shard); `held`: a run's job its
+    max_parallel holds back. A `job_id` given must be one of the tenant's shard (`Queue.new_id`)."""
+    queue = queue.for_tenant(tenant)
     options = command.options
     settings = queue.settings
     keys = queue.keys
-    job_id = job_id or str(uuid.uuid4())
+    job_id = job_id or queue.new_id()
     due = now + options.delay_ms if options.delay_ms > 0 else 0
     fields = codec.new_job_fields(
         job_id=job_id,
@@ -126,6 +128,7 @@ async def submit_many(queue: Queue, commands: list[SubmitCommand], *, tenant: st
     if not commands:
         return []
     now = now_ms()
+    await queue.scripts.preload(queue.redis, "submit")
     pipe: Pipeline = queue.redis.pipeline(transaction=False)
     for command in commands:
         call_keys, args = submit_call(queue, command, tenant=tenant, trace=trace, now=now)
@@ -136,6 +139,7 @@ async def submit_many(queue: Queue, commands: list[SubmitCommand], *, tenant: st
 
 async def get_job(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
     """The job with `job_id`; NotFoundError when it does not exist or is another tenant's."""
+    queue = queue.for_job(job_id)
     raw = cast(dict[str, str], await queue.redis.hgetall(queue.keys.job(job_id))) if job_id else {}
     if not raw or (tenant is not None and raw.get(JobField.TENANT) != tenant):
         raise NotFoundError(f"job {job_id!r} not found")
@@ -146,7 +150,7 @@ async def load_jobs(queue: Queue, job_ids: list[str]) -> list[Job | None]:
     """The jobs with these ids, in order, in one round trip (None where a job no longer exists)."""
     pipe = queue.redis.pipeline(transaction=False)
     for job_id in job_ids:
-        pipe.hgetall(queue.keys.job(job_id))
+        pipe.hgetall(queue.for_job(job_id).keys.job(job_id))
     hashes = cast(list[dict[str, str]], await pipe.execute())
     return [codec.job_from_hash(raw) if raw else None for raw in hashes]
 
@@ -160,7 +164,8 @@ async def list_jobs(
     page_size: int = 50,
     page_token: str = "",
 ) -> Page[Job]:
-    """A page of the tenant's jobs, newest first, optionally of one state and one tag."""
+    """A page of the tenant's jobs, newest first, optionally of one state and one tag (its shard's indexes)."""
+    queue = queue.for_tenant(tenant)
     index = queue.keys.tenant_tag(tenant, tag) if tag else queue.keys.tenant_jobs(tenant)
     return await scan_index(
         queue.redis,
@@ -179,6 +184,7 @@ async def cancel(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
         NotFoundError: no such job for this tenant.
         ConflictError: the job already finished.
     """
+    queue = queue.for_job(job_id)
     keys = queue.keys
     outcome, state = await queue.scripts.cancel(
         keys=[keys.job(job_id), keys.delayed, keys.progress(job_id), keys.events, keys.failed],

@@ -1,7 +1,9 @@
 """Every Redis key Sentinel uses, and the only place that spells one.
 
 All keys of a queue share the hash tag `{<queue>}`, so a queue lives in one cluster slot and a
-Lua script may touch any of them.
+Lua script may touch any of them. A queue spread over N shards (SENTINEL_QUEUE_SHARDS, see
+`shared.shards`) has N hash tags `{<queue>-0}` … `{<queue>-<N-1>}`: one `Keys` per shard, each a
+complete queue layout in its own slot. One shard (the default) keeps the tag `{<queue>}`.
 """
 
 from __future__ import annotations
@@ -17,10 +19,23 @@ GROUP = "executors"
 @dataclass(frozen=True)
 class Keys:
     queue: str = "default"
+    shard: int | None = None  # None: the queue's one tag `{queue}`; else the tag `{queue-<shard>}`
+
+    @classmethod
+    def of_shards(cls, queue: str, count: int) -> tuple[Keys, ...]:
+        """The layouts of a queue spread over `count` shards (one: the single tag `{queue}`)."""
+        if count == 1:
+            return (cls(queue),)
+        return tuple(cls(queue, shard=i) for i in range(count))
+
+    @property
+    def tag(self) -> str:
+        """The hash tag every key of this queue (or shard) carries: what picks its cluster slot."""
+        return self.queue if self.shard is None else f"{self.queue}-{self.shard}"
 
     @property
     def prefix(self) -> str:
-        return f"sentinel:{{{self.queue}}}:"
+        return f"sentinel:{{{self.tag}}}:"
 
     def stream(self, priority: Priority) -> str:
         return f"{self.prefix}stream:{priority.value}"

@@ -1,17 +1,24 @@
 """Pause and resume a queue: a paused queue claims nothing new, running jobs go on to their end.
 
 Submits are still accepted while paused; the jobs wait in their lanes. Each change writes one
-`paused` / `resumed` event to the queue's event stream (see `shared/scripts/pause.lua`).
+`paused` / `resumed` event to the queue's event stream (see `shared/scripts/pause.lua`); with
+shards, every shard has its flag and its event (WatchEvents shows the first shard's).
 """
 
 from __future__ import annotations
 
 from shared.queue import Queue
+from shared.shards import each
 
 
 async def _set(queue: Queue, paused: bool) -> bool:
-    changed = await queue.scripts.pause(keys=[queue.keys.paused, queue.keys.events], args=[queue.context(pause=paused)])
-    return bool(int(changed))
+    """Every shard's flag (each claims on its own): changed when any shard's flag changed."""
+
+    async def one(shard: Queue) -> bool:
+        keys = shard.keys
+        return bool(int(await shard.scripts.pause(keys=[keys.paused, keys.events], args=[shard.context(pause=paused)])))
+
+    return any(await each(queue, one))
 
 
 async def pause(queue: Queue) -> bool:

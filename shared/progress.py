@@ -53,6 +53,7 @@ async def follow_progress(
         ShuttingDown: the service is shutting down; the client should reconnect with its cursor.
     """
     after = check_cursor(cursor)
+    queue = queue.for_job(job_id)
     job = await get_job(queue, job_id, tenant=tenant)
     key = queue.keys.progress(job_id)
     entries = cast(list[Entry], await queue.redis.xrange(key, min=f"({after}", max="+"))

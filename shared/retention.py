@@ -180,31 +180,37 @@ async def clean(
         raise ValueError(f"only finished jobs can be cleaned, not {state.value}")
     cutoff = now_ms() - older_than_ms
     removed = 0
-    sets = []
-    if state in (None, JobState.COMPLETED):
-        sets.append(queue.keys.completed)
-    if state is None or state is not JobState.COMPLETED:
-        sets.append(queue.keys.failed)
-    for zset in sets:
-        left = limit - removed if limit else 0
-        removed += await remove_older(
-            queue, zset, cutoff_ms=cutoff, state=state, tenant=tenant, limit=left, store=store
-        )
-        if limit and removed >= limit:
-            break
+    shards = queue.shards if tenant is None else (queue.for_tenant(tenant),)
+    for shard in shards:
+        sets = []
+        if state in (None, JobState.COMPLETED):
+            sets.append(shard.keys.completed)
+        if state is None or state is not JobState.COMPLETED:
+            sets.append(shard.keys.failed)
+        for zset in sets:
+            left = limit - removed if limit else 0
+            removed += await remove_older(
+                shard, zset, cutoff_ms=cutoff, state=state, tenant=tenant, limit=left, store=store
+            )
+            if limit and removed >= limit:
+                return removed
     return removed
 
 
 async def enforce(queue: Queue, *, now: int | None = None, store: ArtifactStore | None = None) -> int:
-    """One retention pass under the queue's settings; returns how many jobs went."""
+    """One retention pass under the queue's settings, on every shard; returns how many jobs went.
+
+    The kept counts apply per shard (each shard keeps its newest N of each outcome)."""
     s = queue.settings
-    keys = queue.keys
-    removed = await trim_excess(queue, keys.completed, keep=s.remove_on_complete, store=store)
-    removed += await trim_excess(queue, keys.failed, keep=s.remove_on_fail, store=store)
-    if s.retention_days > 0:
-        cutoff = (now_ms() if now is None else now) - s.retention_days * DAY_MS
-        removed += await remove_older(queue, keys.completed, cutoff_ms=cutoff, store=store)
-        removed += await remove_older(queue, keys.failed, cutoff_ms=cutoff, store=store)
+    removed = 0
+    for shard in queue.shards:
+        keys = shard.keys
+        removed += await trim_excess(shard, keys.completed, keep=s.remove_on_complete, store=store)
+        removed += await trim_excess(shard, keys.failed, keep=s.remove_on_fail, store=store)
+        if s.retention_days > 0:
+            cutoff = (now_ms() if now is None else now) - s.retention_days * DAY_MS
+            removed += await remove_older(shard, keys.completed, cutoff_ms=cutoff, store=store)
+            removed += await remove_older(shard, keys.failed, cutoff_ms=cutoff, store=store)
     return removed
 
 
@@ -227,7 +233,7 @@ async def sweep_orphans(queue: Queue, store: ArtifactStore) -> int:
         chunk = names[start : start + BATCH]
         pipe = queue.redis.pipeline(transaction=False)
         for job_id in chunk:
-            pipe.exists(queue.keys.job(job_id))
+            pipe.exists(queue.for_job(job_id).keys.job(job_id))
         exists = await pipe.execute()
         orphans += [job_id for job_id, found in zip(chunk, exists, strict=True) if not int(found)]
     if orphans:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import cast
@@ -97,8 +96,9 @@ async def submit_run(queue: Queue, command: RunCommand, *, tenant: str, trace: s
     first run. Raises `LimitError` when the tenant's queue limit refuses a test (the run is then
     cancelled: none of it runs).
     """
+    queue = queue.for_tenant(tenant)  # a run and its jobs live on its tenant's shard
     keys = queue.keys
-    run_id = str(uuid.uuid4())
+    run_id = queue.new_id()
     idem = command.options.idempotency_key
     if idem:
         earlier = await queue.redis.set(
@@ -108,8 +108,9 @@ async def submit_run(queue: Queue, command: RunCommand, *, tenant: str, trace: s
             run = await get_run(queue, str(earlier), tenant=tenant)
             return RunSubmitted(str(earlier), tuple(t.job_id for t in run.tests), duplicate=True)
     now = now_ms()
-    job_ids = [str(uuid.uuid4()) for _ in command.tests]
+    job_ids = [queue.new_id() for _ in command.tests]
     limit = command.max_parallel or len(job_ids)
+    await queue.scripts.preload(queue.redis, "submit")
     pipe = queue.redis.pipeline(transaction=False)
     pipe.hset(
         keys.run(run_id),
@@ -157,6 +158,7 @@ async def _run_hash(queue: Queue, run_id: str, tenant: str | None) -> tuple[dict
     """The run's hash and its job ids, in one round trip; NotFoundError for another tenant's run."""
     raw: dict[str, str] = {}
     job_ids: list[str] = []
+    queue = queue.for_job(run_id)
     if run_id:
         pipe = queue.redis.pipeline(transaction=False)
         pipe.hgetall(queue.keys.run(run_id))
@@ -204,6 +206,7 @@ def _live(job: Job, test: dict[str, str]) -> RunTestOutcome:
 async def get_run(queue: Queue, run_id: str, *, tenant: str | None) -> Run:
     """The run and every test's state: live from its job while it runs, as recorded once it ended."""
     raw, job_ids = await _run_hash(queue, run_id, tenant)
+    queue = queue.for_job(run_id)
     keys = queue.keys
     pipe = queue.redis.pipeline(transaction=False)
     for job_id in job_ids:
@@ -235,6 +238,7 @@ async def get_run(queue: Queue, run_id: str, *, tenant: str | None) -> Run:
 
 
 async def _cancel(queue: Queue, run_id: str, *, tenant: str | None, never_stored: frozenset[str] = frozenset()) -> None:
+    queue = queue.for_job(run_id)
     keys = queue.keys
     # Nothing held back is released from now on; then every test that has not ended is cancelled.
     pipe = queue.redis.pipeline(transaction=True)
@@ -252,6 +256,7 @@ async def _cancel(queue: Queue, run_id: str, *, tenant: str | None, never_stored
 
 async def _record_not_run(queue: Queue, run_id: str, job_id: str) -> None:
     """A test whose job was never stored (its submit was refused) ends as cancelled, counted once."""
+    queue = queue.for_job(run_id)
     keys = queue.keys
     test = keys.run_test(run_id, job_id)
     if await queue.redis.hsetnx(test, RunField.ENDED, "1"):

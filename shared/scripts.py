@@ -11,6 +11,32 @@ to its run) and `claim_entry.lua` (claiming an entry, for the executor's claim a
 Every script takes one argument, ARGV[1]: its context, a JSON object of named members (see
 `encode_context`) that the script decodes with `cjson.decode`.
 redis-py's `Script` objects call EVALSHA and reload on NOSCRIPT, and work inside pipelines.
+
+Keys, and Redis Cluster. A cluster client sends EVALSHA to the node of its first key's slot, and
+Redis refuses a script that touches a key of another slot (CROSSSLOT) or of a slot another node
+serves. The convention every script follows:
+
+1. Every key whose name the caller knows is declared in KEYS, all of one queue (or one shard:
+   `shared.shards`), so all share one hash tag and slot: the lanes, the job hash and progress
+   stream of the job the call is about, and the queue's own keys — events, delayed, dlq,
+   completed, failed, paused, a tenant's job and tag indexes, an idempotency key. A library
+   needing such a key (`run_note` the delayed zset) takes it as an argument from its caller's KEYS,
+   never from the context.
+2. The only keys built inside a script are those whose name depends on what the script reads
+   from Redis: the hash and progress stream of a job whose id comes out of a lane entry, the
+   delayed zset or a dead-letter or retention set; the figures hashes of the lane and tenant a job
+   hash names (tally.lua); the fair-share keys of a tenant or lane an entry or job names (fair.lua);
+   the keys of the run a job hash names (run.lua); and the tenant indexes of a job being removed
+   (clean.lua). The context carries their PREFIXES (`job_prefix`, `progress_prefix`,
+   `stats_prefix`, `fair_prefix`, `run_prefix`, the `*_format` strings), all taken from the same
+   `shared.keys.Keys`, so these keys carry the same hash tag as the declared ones: same slot,
+   same node. A caller cannot declare them without reading Redis first (and racing). BullMQ
+   builds its job keys the same way.
+3. Never a static key from a prefix: a script never appends a fixed name to a prefix to reach a
+   queue key (`job_prefix .. 'delayed'`), and the context never carries a static key's name.
+   tests/cluster/test_scripts.py holds every script to both: it parses the scripts for such
+   concatenations, and runs every script through a real cluster, where a key outside the slot
+   fails with CROSSSLOT.
 """
 
 from __future__ import annotations
@@ -22,6 +48,7 @@ from functools import cache
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from shared import codec
@@ -105,3 +132,14 @@ class Scripts:
             "purge",
         )
         return cls(**{n: client.register_script(source(n)) for n in names})
+
+    async def preload(self, client: aioredis.Redis, *names: str) -> None:
+        """Load these scripts on every primary of a cluster before a pipeline calls them.
+
+        A pipeline on one Redis loads missing scripts itself; a cluster pipeline cannot, and a
+        primary promoted by a failover starts with an empty script cache. One Redis: nothing to do.
+        """
+        if isinstance(client, RedisCluster):
+            for name in names:
+                script: AsyncScript = getattr(self, name)
+                await client.script_load(script.script)

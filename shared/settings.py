@@ -56,9 +56,21 @@ def _port(env: Environ, name: str, default: int) -> int:
 class RedisSettings:
     url: str = "redis://localhost:6379/0"
     configured: bool = False  # whether the environment named a Redis at all
+    cluster: bool = False  # REDIS_CLUSTER: the URL names any node of a Redis Cluster
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> RedisSettings:
+        settings = cls._from_env(environ)
+        if not _bool(environ, "REDIS_CLUSTER", False):
+            return settings
+        if settings.url.startswith("unix://"):
+            raise ConfigError(
+                "REDIS_CLUSTER=true needs a redis:// or rediss:// REDIS_URL (a node's address), not unix://"
+            )
+        return replace(settings, cluster=True)
+
+    @classmethod
+    def _from_env(cls, environ: Environ) -> RedisSettings:
         url = environ.get("REDIS_URL", "").strip()
         if url:
             if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -133,6 +145,7 @@ class QueueSettings:
     tenant_max_running: int = 0  # a tenant's jobs running at once; 0: no limit
     tenant_window: int = 10  # a tenant's entries at the head of a lane at once; 0: no fair share
     run_retention_days: int = 30  # how long a finished run's summary is kept (its jobs may go sooner)
+    shards: int = 1  # SENTINEL_QUEUE_SHARDS: hash tags the queue is spread over (1: the one tag `{name}`)
 
     @property
     def run_retention_ms(self) -> int:
@@ -167,11 +180,23 @@ class QueueSettings:
             tenant_max_running=_int(environ, "SENTINEL_TENANT_MAX_RUNNING", 0),
             tenant_window=_int(environ, "SENTINEL_TENANT_WINDOW", 10),
             run_retention_days=_int(environ, "SENTINEL_RUN_RETENTION_DAYS", 30, minimum=1),
+            shards=_shards(environ),
         )
 
     def default_timeout_ms(self, priority: Priority) -> int:
         """The job timeout when the submit names none: high 5 min, medium 10, low 20."""
         return {Priority.HIGH: 300_000, Priority.MEDIUM: 600_000, Priority.LOW: 1_200_000}[priority]
+
+
+#: Most shards a queue may have: each is a hash tag every executor polls and blocks on.
+MAX_SHARDS = 64
+
+
+def _shards(env: Environ) -> int:
+    value = _int(env, "SENTINEL_QUEUE_SHARDS", 1, minimum=1)
+    if value > MAX_SHARDS:
+        raise ConfigError(f"SENTINEL_QUEUE_SHARDS must be an integer 1..{MAX_SHARDS}, got {value}")
+    return value
 
 
 def _origins(env: Environ, name: str) -> tuple[str, ...]:

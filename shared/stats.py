@@ -3,11 +3,12 @@
 Never a scan over jobs: every script that moves a job between states keeps the counts of its lane
 and of its tenant's share of that lane (shared/scripts/tally.lua). The figures of a lane are one
 HGETALL; those of the whole queue, or of one tenant, are the sums over the three lanes. One round
-trip: three HGETALLs and the paused flag.
+trip: three HGETALLs and the paused flag (per shard, with shards: `shared.shards`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -151,17 +152,30 @@ def rate_figures(metrics: Mapping[str, str], now: int) -> tuple[float, int]:
     return round(finished / window_min, 3), failed
 
 
-async def get_stats(queue: Queue, *, tenant: str | None = None, now: int | None = None) -> QueueStats:
-    """The figures of the whole queue (`tenant` None) or of one tenant's jobs, in one round trip."""
-    now = now_ms() if now is None else now
+async def _shard_lanes(queue: Queue, *, tenant: str | None, now: int) -> list[Figures]:
+    """One shard's figures per lane (high first), paused or not, in one round trip."""
     keys = queue.keys
     pipe = queue.redis.pipeline(transaction=False)
     for priority in PRIORITY_ORDER:
         pipe.hgetall(keys.lane_stats(priority) if tenant is None else keys.tenant_stats(tenant, priority))
     pipe.exists(keys.paused)
     *hashes, paused = await pipe.execute()
+    return [dataclasses.replace(Figures.from_hash(raw, now=now), paused=bool(paused)) for raw in hashes]
+
+
+async def get_stats(queue: Queue, *, tenant: str | None = None, now: int | None = None) -> QueueStats:
+    """The figures of the whole queue (`tenant` None) or of one tenant's jobs, in one round trip.
+
+    With shards: a tenant's figures are its shard's; the queue's are the sum over every shard
+    (one round trip each, at once), paused when any shard is.
+    """
+    now = now_ms() if now is None else now
+    shards = queue.shards if tenant is None else (queue.for_tenant(tenant),)
+    per_shard = await asyncio.gather(*(_shard_lanes(s, tenant=tenant, now=now) for s in shards))
+    totals = [Figures() for _ in PRIORITY_ORDER]
+    for figures in per_shard:
+        totals = [total.plus(lane) for total, lane in zip(totals, figures, strict=True)]
     lanes = tuple(
-        LaneStats(priority=priority, **(_fields(Figures.from_hash(raw, now=now)) | {"paused": bool(paused)}))
-        for priority, raw in zip(PRIORITY_ORDER, hashes, strict=True)
+        LaneStats(priority=priority, **_fields(total)) for priority, total in zip(PRIORITY_ORDER, totals, strict=True)
     )
     return QueueStats.of_lanes(queue.settings.name, lanes, tenant=tenant or "")

@@ -3,7 +3,8 @@
 Every `StreamProgress` (and `WatchEvents`) call subscribes here instead of holding its own
 blocking Redis connection: the hub reads all watched streams with a single `XREAD BLOCK` and
 hands each entry to the subscribers of its stream. A new subscriber wakes the hub with
-`CLIENT UNBLOCK` so it is followed at once.
+`CLIENT UNBLOCK` so it is followed at once. On a Redis Cluster one XREAD per hash tag (queue shard)
+instead, each woken by cancelling it.
 
 Ordering guarantee: a subscriber registered at position P receives every entry after P exactly
 once and in order — the hub rewinds a stream's read position when a subscriber starts behind it,
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from shared.errors import ShuttingDown
@@ -59,31 +61,68 @@ class Subscription:
             yield item
 
 
+def slot_group(key: str) -> str:
+    """The hash tag of `key` (what picks its cluster slot), or "" when it has none."""
+    match = _TAG.search(key)
+    return match.group(1) if match else ""
+
+
+_TAG = re.compile(r"\{([^{}]+)\}")
+
+
+@dataclass(eq=False)
+class _Reader:
+    """The blocking read of one group of streams (all of them on one Redis; one slot on a cluster)."""
+
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    read: asyncio.Future[Any] | None = None  # the XREAD under way (a cluster's is woken by cancelling it)
+
+
 class StreamHub:
     def __init__(self, reader: aioredis.Redis, control: aioredis.Redis, *, block_ms: int = 5000) -> None:
         """Args:
-        reader: a single-connection client used only for the blocking read.
+        reader: a single-connection client used only for the blocking read; on a Redis Cluster a
+            cluster client (`shared.queue.connect_blocking`): then streams are read with one XREAD
+            per hash tag (one XREAD may only name keys of one slot), each on its node, and a read
+            is woken by cancelling it, since CLIENT UNBLOCK would have to find the node and
+            connection the read is on.
         control: any client, used to wake the reader.
         block_ms: longest single XREAD block.
         """
         self._reader = reader
         self._control = control
         self._block_ms = block_ms
+        self._cluster = isinstance(reader, RedisCluster)
         self._subs: dict[str, set[Subscription]] = {}
         self._pos: dict[str, tuple[int, int]] = {}
         self._rewound: set[str] = set()
-        self._changed = asyncio.Event()
+        self._readers: dict[str, _Reader] = {}
         self._reader_id: int | None = None
         self._reading = False
-        self._task: asyncio.Task[None] | None = None
+        self._started = False
         self._closed = False
 
+    def _group(self, key: str) -> str:
+        return slot_group(key) if self._cluster else ""
+
+    def _reader_for(self, group: str) -> _Reader:
+        reader = self._readers.get(group)
+        if reader is None:
+            reader = self._readers[group] = _Reader()
+            if self._started:
+                reader.task = asyncio.create_task(self._run(group, reader), name=f"stream-hub-{group}")
+        return reader
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stream-hub")
+        self._started = True
+        for group, reader in self._readers.items():
+            reader.task = asyncio.create_task(self._run(group, reader), name=f"stream-hub-{group}")
+        self._reader_for("")  # one Redis: the one reader, started now
 
     async def stop(self) -> None:
         self._closed = True
-        await stop_tasks([self._task])
+        await stop_tasks([reader.task for reader in self._readers.values()])
         for subs in self._subs.values():
             for sub in subs:
                 sub.queue.put_nowait(None)
@@ -104,8 +143,9 @@ class StreamHub:
         if current is None or sub.last < current:
             self._pos[key] = sub.last
             self._rewound.add(key)
-            self._changed.set()
-            await self._wake()
+            reader = self._reader_for(self._group(key))
+            reader.changed.set()
+            await self._wake(reader)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -118,34 +158,52 @@ class StreamHub:
             self._pos.pop(sub.key, None)
             self._rewound.discard(sub.key)
 
-    async def _wake(self) -> None:
+    async def _wake(self, reader: _Reader) -> None:
+        if self._cluster:
+            if reader.read is not None and not reader.read.done():
+                reader.read.cancel()
+            return
         if not self._reading or self._reader_id is None:
             return
         with contextlib.suppress(RedisError):
             await self._control.client_unblock(self._reader_id)
 
-    async def _run(self) -> None:
+    async def _read(self, reader: _Reader, streams: dict[Any, Any]) -> list[tuple[str, list[Entry]]] | None:
+        """One blocking XREAD; None when it was woken (a cluster's read, cancelled)."""
+        if not self._cluster:
+            self._reading = True
+            try:
+                return cast(
+                    list[tuple[str, list[Entry]]], await self._reader.xread(streams, block=self._block_ms, count=500)
+                )
+            finally:
+                self._reading = False
+        reader.read = asyncio.ensure_future(self._reader.xread(streams, block=self._block_ms, count=500))
+        try:
+            await asyncio.wait([reader.read])
+        finally:
+            if not reader.read.done():  # the hub is stopping
+                reader.read.cancel()
+        if reader.read.cancelled():
+            return None
+        return cast(list[tuple[str, list[Entry]]], reader.read.result())
+
+    async def _run(self, group: str, reader: _Reader) -> None:
         delay = 0.05
         while not self._closed:
-            if not self._pos:
-                self._changed.clear()
-                await self._changed.wait()
+            mine = {k: p for k, p in self._pos.items() if self._group(k) == group}
+            if not mine:
+                reader.changed.clear()
+                await reader.changed.wait()
                 continue
             try:
-                if self._reader_id is None:
+                if self._reader_id is None and not self._cluster:
                     self._reader_id = int(await self._reader.client_id())
-                streams: dict[Any, Any] = {k: f"{p[0]}-{p[1]}" for k, p in self._pos.items()}
+                streams: dict[Any, Any] = {k: f"{p[0]}-{p[1]}" for k, p in self._pos.items() if self._group(k) == group}
                 if not streams:  # the last subscriber left while we were getting the reader's id
                     continue
-                self._rewound.clear()
-                self._reading = True
-                try:
-                    reply = cast(
-                        list[tuple[str, list[Entry]]],
-                        await self._reader.xread(streams, block=self._block_ms, count=500),
-                    )
-                finally:
-                    self._reading = False
+                self._rewound.difference_update(streams)
+                reply = await self._read(reader, streams)
                 delay = 0.05
             except RedisError as exc:
                 self._reader_id = None

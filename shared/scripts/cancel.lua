@@ -5,7 +5,7 @@
 -- KEYS[5] retention zset for unsuccessful jobs
 -- ARGV[1] context (JSON, shared.queue.Queue.context): only_tenant (the tenant asking, '' = any),
 --   error (the cancelled job's error, JSON encoded by shared.codec), control (the executors'
---   channel), now, progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix, delayed,
+--   channel), now, progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix,
 --   run_ttl_ms (run.lua)
 -- Returns {outcome, state}: outcome is 'cancelled', 'cancelling', 'finished' or 'missing'.
 --
@@ -24,7 +24,7 @@ if state == 'pending' or state == 'scheduled' then
   redis.call('ZREM', KEYS[2], id)
   tally_move(tally_of(ctx.stats_prefix, KEYS[1]), state, 'cancelled', ctx.now)
   redis.call('ZADD', KEYS[5], ctx.now, id)
-  run_note(ctx, KEYS[1])
+  run_note(ctx, KEYS[1], KEYS[2])
   emit_progress(ctx, KEYS[3], KEYS[1], {cur = '0', step = '', terminal = '1'})
   emit_event(ctx, KEYS[4], 'cancelled', KEYS[1])
   return {'cancelled', 'cancelled'}

@@ -6,7 +6,7 @@
 --   entry id), state (completed | failed | timeout | cancelled | scheduled), progress (the final
 --   pct, cur, total, step, msg, ts), result and error (JSON encoded by shared.codec, '' = none),
 --   due (ms, scheduled only), dead_letter_reason ('' = not dead-lettered), execution_ms, now,
---   group, progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix, delayed,
+--   group, progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix,
 --   run_ttl_ms (run.lua)
 -- Returns 1, or 0 when the fence is stale (another executor owns the job now): nothing changes.
 --
@@ -41,7 +41,7 @@ else
     if redis.call('ZADD', KEYS[7], now, id) == 1 then tally_dead(figures, 1) end
   end
   tally_ended(figures, state, now, tonumber(ctx.execution_ms))
-  run_note(ctx, KEYS[1])
+  run_note(ctx, KEYS[1], KEYS[6])
   kind = state
 end
 tally_move(figures, 'running', state, now)

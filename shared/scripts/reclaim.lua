@@ -1,12 +1,12 @@
 -- reclaim: take over the entries of executors that stopped heartbeating (their leases ran out).
 --
 -- KEYS[1..3] lane streams high, medium, low  KEYS[4] queue events stream  KEYS[5] dead-letter zset
--- KEYS[6] failed retention zset
+-- KEYS[6] failed retention zset  KEYS[7] delayed zset
 -- ARGV[1] context (JSON, shared.queue.Queue.context): count (most entries), consumer, worker (id),
 --   lease_ms (min idle), max_stalled (stalls a job survives), endings (how a stopped job ends:
 --   {cancelled = {message, error}, failed = {message, error}}, the error JSON encoded by shared.codec,
 --   '{count}' standing for how often it stalled), now, group, job_prefix, progress_prefix,
---   progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix, delayed, run_ttl_ms (run.lua)
+--   progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix, run_ttl_ms (run.lua)
 -- Returns {claimed, deleted, stalled}: claimed = list of {lane index, entry id, job hash list} to
 -- run again; deleted = how many pending ids XAUTOCLAIM reported as deleted from the stream;
 -- stalled = job ids failed because they stalled more than the max stalled count.
@@ -41,7 +41,7 @@ local function stop(lane, entry_id, id, jk, from, verdict, count)
     stalled[#stalled + 1] = id
   end
   ack_entry(ctx, lane, entry_id)
-  run_note(ctx, jk)
+  run_note(ctx, jk, KEYS[7])
   emit_progress(ctx, ctx.progress_prefix .. id, jk, {step = '', terminal = '1'})
   emit_event(ctx, KEYS[4], verdict == 'failed' and 'stalled' or 'cancelled', jk)
   if verdict == 'failed' then emit_event(ctx, KEYS[4], 'dead_lettered', jk) end

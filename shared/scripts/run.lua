@@ -12,7 +12,8 @@
 --   R .. id .. ':test:' .. job   hash  a test: name, file, and its end as the job recorded it
 
 -- The job in hash `jk` has just ended (completed, failed, timed out, cancelled): tell its run.
-local function run_note(ctx, jk)
+-- `delayed` is the queue's delayed zset (a key the calling script declares in its KEYS).
+local function run_note(ctx, jk, delayed)
   local job = redis.call('HMGET', jk, 'run', 'id', 'state', 'attempt', 'started', 'finished', 'result', 'error')
   local run = job[1]
   if not run or run == '' then return end
@@ -24,7 +25,7 @@ local function run_note(ctx, jk)
   local done = redis.call('HINCRBY', rk, 'done', 1)
   local next_id = redis.call('LPOP', rk .. ':held')
   if next_id then
-    redis.call('ZADD', ctx.delayed, ctx.now, next_id)
+    redis.call('ZADD', delayed, ctx.now, next_id)
     redis.call('HSET', ctx.job_prefix .. next_id, 'due', ctx.now)
   end
   local run_hash = redis.call('HMGET', rk, 'total', 'state')
