@@ -2,13 +2,19 @@
 
 All keys of a queue share the hash tag `{<queue>}`, so a queue lives in one cluster slot and a
 Lua script may touch any of them. A queue spread over N shards (SENTINEL_QUEUE_SHARDS, see
-`shared.shards`) has N hash tags `{<queue>-0}` … `{<queue>-<N-1>}`: one `Keys` per shard, each a
-complete queue layout in its own slot. One shard (the default) keeps the tag `{<queue>}`.
+`shared.shards`) has N hash tags, one `Keys` per shard, each a complete queue layout in its own
+slot. One shard (the default) keeps the tag `{<queue>}`; shard i of N has the tag `{<queue>-<i>}`,
+or `{<queue>-<i>-<k>}` with the smallest k that puts its slot in the i-th N-th of the 16384 slots
+(`shard_tag`): a cluster whose masters split the slots evenly (as `redis-cli --cluster create`
+does) then serves each of N shards on N masters from a different master.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from shared.model import Priority
 
@@ -16,22 +22,36 @@ from shared.model import Priority
 GROUP = "executors"
 
 
+@cache
+def shard_tag(queue: str, index: int, count: int) -> str:
+    """The hash tag of shard `index` of `count`: `<queue>-<index>`, or `<queue>-<index>-<k>` with the
+    smallest k whose cluster slot lies in the index-th count-th of the slot space."""
+    low = index * REDIS_CLUSTER_HASH_SLOTS // count
+    high = (index + 1) * REDIS_CLUSTER_HASH_SLOTS // count
+    for k in range(100 * count * count + 1):
+        tag = f"{queue}-{index}" if k == 0 else f"{queue}-{index}-{k}"
+        if low <= key_slot(tag.encode("utf-8")) < high:
+            return tag
+    raise RuntimeError(f"no hash tag for shard {index} of {count} of queue {queue!r}")
+
+
 @dataclass(frozen=True)
 class Keys:
     queue: str = "default"
-    shard: int | None = None  # None: the queue's one tag `{queue}`; else the tag `{queue-<shard>}`
+    shard: int | None = None  # None: the queue's one tag `{queue}`; else shard `shard` of `shards`
+    shards: int = 1
 
     @classmethod
     def of_shards(cls, queue: str, count: int) -> tuple[Keys, ...]:
         """The layouts of a queue spread over `count` shards (one: the single tag `{queue}`)."""
         if count == 1:
             return (cls(queue),)
-        return tuple(cls(queue, shard=i) for i in range(count))
+        return tuple(cls(queue, shard=i, shards=count) for i in range(count))
 
     @property
     def tag(self) -> str:
         """The hash tag every key of this queue (or shard) carries: what picks its cluster slot."""
-        return self.queue if self.shard is None else f"{self.queue}-{self.shard}"
+        return self.queue if self.shard is None else shard_tag(self.queue, self.shard, self.shards)
 
     @property
     def prefix(self) -> str:

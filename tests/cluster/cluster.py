@@ -145,9 +145,9 @@ def start_cluster(directory: Path, *, masters: int = 3, replicas: int = 0) -> It
         wait_for_blocking(answering, within=30, what="every cluster node to answer PING", ignoring=(redis.RedisError,))
         cli = shutil.which("redis-cli")
         assert cli, "redis-cli is not installed (make install)"
+        addresses = [n.address for n in cluster.nodes]
         create = subprocess.run(
-            [cli, "--cluster", "create", *(n.address for n in cluster.nodes)]
-            + ["--cluster-replicas", str(replicas), "--cluster-yes"],
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes"],
             capture_output=True,
             timeout=120,
             check=False,

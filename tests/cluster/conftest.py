@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from shared.queue import connect
 from shared.settings import RedisSettings
 from tests.cluster.cluster import Cluster, start_cluster
+from tests.e2e.conftest import pytest_runtest_makereport  # noqa: F401  (marks failed tests: their logs are shown)
 
 
 @pytest.fixture(scope="module")
