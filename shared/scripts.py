@@ -22,16 +22,18 @@ serves. The convention every script follows:
    completed, failed, paused, a tenant's job and tag indexes, an idempotency key. A library
    needing such a key (`run_note` the delayed zset) takes it as an argument from its caller's KEYS,
    never from the context.
-2. The only keys built inside a script are those whose name depends on what the script reads
-   from Redis: the hash and progress stream of a job whose id comes out of a lane entry, the
-   delayed zset or a dead-letter or retention set; the figures hashes of the lane and tenant a job
-   hash names (tally.lua); the fair-share keys of a tenant or lane an entry or job names (fair.lua);
-   the keys of the run a job hash names (run.lua); and the tenant indexes of a job being removed
-   (clean.lua). The context carries their PREFIXES (`job_prefix`, `progress_prefix`,
+2. The only keys built inside a script are those named after what the script reads from Redis:
+   the hash and progress stream of a job whose id comes out of a lane entry, the delayed zset or
+   a dead-letter or retention set (claim, promote, reclaim, clean, purge); the figures hashes of a
+   job's lane and tenant (tally.lua) and the fair-share keys of a lane and tenant (fair.lua), which
+   these libraries find from the job hash or lane entry they are handed — most of their callers
+   (claim, promote, reclaim, clean, requeue) cannot know the lane or tenant without reading Redis
+   first, and one library keeps one way to find a key rather than a second one for the callers that
+   could; the keys of the run a job hash names (run.lua); and the tenant indexes of a job being
+   removed (clean.lua). The context carries their PREFIXES (`job_prefix`, `progress_prefix`,
    `stats_prefix`, `fair_prefix`, `run_prefix`, the `*_format` strings), all taken from the same
-   `shared.keys.Keys`, so these keys carry the same hash tag as the declared ones: same slot,
-   same node. A caller cannot declare them without reading Redis first (and racing). BullMQ
-   builds its job keys the same way.
+   `shared.keys.Keys`, so these keys carry the same hash tag as the declared ones: same slot, same
+   node. BullMQ builds its job keys the same way.
 3. Never a static key from a prefix: a script never appends a fixed name to a prefix to reach a
    queue key (`job_prefix .. 'delayed'`), and the context never carries a static key's name.
    tests/cluster/test_scripts.py holds every script to both: it parses the scripts for such

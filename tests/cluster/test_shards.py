@@ -111,3 +111,43 @@ async def test_dead_letters_page_across_shards_and_events_merge(
         await hub.stop()
         await blocking.aclose()
     assert await store.next_due_ms(queue) is None
+
+
+async def test_a_cancel_on_any_shard_reaches_a_subscriber_of_every_control_channel(
+    cluster: Cluster, cluster_client: aioredis.Redis
+) -> None:
+    """What an executor does (executor_service.worker): one subscription to every shard's channel."""
+    queue = Queue.open(cluster_client, QueueSettings(shards=3))
+    await queue.ensure_groups()
+    running = [(await jobs.submit(queue, command(), tenant=t)).job_id for t in TENANTS[:6]]
+    claimed = await run_claims(queue, len(running))
+    assert sorted(c.job_id for c in claimed) == sorted(running)
+    assert len({queue.for_job(job_id).keys.tag for job_id in running}) == 3
+    heard: list[str] = []
+    async with cluster_client.pubsub() as pubsub:
+        await pubsub.subscribe(*(shard.keys.control for shard in queue.shards))
+
+        async def listen() -> None:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    heard.append(str(message["data"]))
+
+        listener = asyncio.create_task(listen())
+        try:
+            await wait_for(lambda: pubsub.subscribed, what="the subscription")
+            for job_id in running:
+                await jobs.cancel(queue, job_id, tenant=None)
+            await wait_for(lambda: len(heard) >= len(running), within=20, what="a cancel message per job")
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+    assert sorted(heard) == sorted(f"cancel {job_id}" for job_id in running)
+
+
+async def run_claims(queue: Queue, n: int) -> list[store.Claim]:
+    claims: list[store.Claim] = []
+    for turn in range(n):
+        claims += (await store.claim(queue, consumer="w", worker_id="w", count=n - len(claims), start=turn)).claims
+        if len(claims) == n:
+            break
+    return claims
