@@ -90,6 +90,8 @@ async def wait_for_entries(queue: Queue, blocking: aioredis.Redis, last_ids: dic
         {lane: last_ids[lane] for lane in s.keys.lanes if lane in last_ids} for s in queue.shards
     ]
     reads = [asyncio.ensure_future(blocking.xread(g, block=block_ms, count=1)) for g in groups if g]
+    if not reads:
+        return
     try:
         done, _ = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
     finally:
