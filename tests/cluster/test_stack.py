@@ -130,16 +130,23 @@ async def test_runs_of_every_tenant_complete_over_three_shards(
                 metadata=auth(key),
                 timeout=10,
             )
-        for tenant, key in cluster_stack.keys.items():
+        # Each run followed live with StreamRun (progress streams on its shard, through the API's hub).
 
-            async def passed(tenant: str = tenant, key: str = key) -> bool:
-                run = await jobs_api.GetRun(
-                    pb.GetRunRequest(run_id=runs[tenant].run_id), metadata=auth(key), timeout=10
-                )
-                assert run.state in (pb.RUN_STATE_RUNNING, pb.RUN_STATE_PASSED), pb.RunState.Name(run.state)
-                return run.state == pb.RUN_STATE_PASSED
+        async def follow(tenant: str, key: str) -> tuple[set[str], pb.Run]:
+            progressed: set[str] = set()
+            stream = jobs_api.StreamRun(pb.StreamRunRequest(run_id=runs[tenant].run_id), metadata=auth(key))
+            async for event in stream:
+                if event.HasField("finished"):
+                    return progressed, event.finished
+                progressed.add(event.progress.job_id)
+            raise AssertionError(f"the run of {tenant} ended without its finished event")
 
-            await wait_for(passed, within=120, interval=0.5, what=f"the run of {tenant} to pass")
+        followed = await asyncio.wait_for(
+            asyncio.gather(*(follow(t, k) for t, k in cluster_stack.keys.items())), timeout=180
+        )
+        for tenant, (progressed, run) in zip(cluster_stack.keys, followed, strict=True):
+            assert run.state == pb.RUN_STATE_PASSED, pb.RunState.Name(run.state)
+            assert progressed == set(runs[tenant].job_ids), "progress of every test of the run"
         for tenant, key in cluster_stack.keys.items():
             figures = await admin.GetStats(pb.GetStatsRequest(), metadata=auth(key), timeout=10)
             assert (figures.completed, figures.waiting, figures.active) == (3, 0, 0)
