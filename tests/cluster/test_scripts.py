@@ -161,6 +161,14 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_in_one_slot(cluster_
     c = await claim_one(queue, run.job_ids[1])
     assert await store.finish(queue, c, **done())
     assert (await runs.get_run(queue, run.run_id, tenant="hooli")).finished_at_ms > 0
+    # Cancelling a run is a MULTI on the run's keys (one slot), then a cancel per test.
+    held = await runs.submit_run(
+        queue,
+        RunCommand(name="c", tests=(RunTestSpec(command().definition),) * 3, options=JobOptions(), max_parallel=1),
+        tenant="hooli",
+    )
+    cancelled = await runs.cancel_run(queue, held.run_id, tenant="hooli")
+    assert {t.state for t in cancelled.tests} == {JobState.CANCELLED}
 
     # pause and resume every shard; clean removes every finished job.
     assert await pausing.pause(queue)
