@@ -23,7 +23,7 @@ from shared.queue import Queue
 from shared.schema import JobField
 from shared.settings import QueueSettings, RateLimit, RateLimitSettings
 from shared.stats import get_stats
-from tests.queue_helpers import submit_jobs
+from tests.queue_helpers import most_in_any_window, submit_jobs
 from tests.support import wait_for
 
 LANE = Priority.MEDIUM
@@ -37,17 +37,6 @@ async def open_queue(
     opened = Queue.open(client, dataclasses.replace(QueueSettings(), rate_limits=limits, **settings))  # type: ignore[arg-type]
     await opened.ensure_groups()
     return opened
-
-
-def most_in_any_window(stamps: Iterable[int], duration_ms: int) -> int:
-    """The most stamps any half-open window [t, t + duration_ms) holds, wherever it begins."""
-    ordered = sorted(stamps)
-    most = first = 0
-    for last, stamp in enumerate(ordered):
-        while stamp - ordered[first] >= duration_ms:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def end(queue: Queue, c: Claim) -> None:
