@@ -104,7 +104,8 @@ def selects(selector: Obj, labels: dict[str, str]) -> bool:
 
 
 def keda_validate(objects: list[Obj]) -> list[Obj]:
-    """KEDA's own schema checks (tests/deploy/keda_tools): one {kind, name, errors} per object."""
+    """KEDA's own schema checks (tests/deploy/keda_tools: its current API types and the KEDA 2.10.1
+    CRDs' openAPIV3Schema): one {kind, name, errors} per object."""
     result = subprocess.run(
         ["node", str(KEDA_TOOLS / "validate.mjs")],
         input=json.dumps(objects),
