@@ -9,8 +9,9 @@ behaviour a queue can live with.
 So both services read the policy before they serve: one that evicts is logged as an error and
 stops the start unless `SENTINEL_ALLOW_EVICTION=true`. The policy is read again when Redis
 answers after an outage (it may be another instance now, after a failover) and whenever it
-changes, and GetHealth reads it afresh: an evicting Redis makes the queue DEGRADED with the
-reason. `INFO memory` is asked first because managed Redis services that disable `CONFIG` still
+changes — logged as an error, but a running service keeps running (stopping executors mid-job
+would do more harm than good) — and GetHealth reads it afresh: an evicting Redis makes the queue
+DEGRADED with the reason. `INFO memory` is asked first because managed Redis services that disable `CONFIG` still
 answer it; `CONFIG GET` is the fallback. When neither answers, a warning says that the policy
 could not be checked — never that it is fine.
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.errors import ConfigError
@@ -116,7 +117,9 @@ class EvictionWatch:
         self._allow = allow
         self.policy: EvictionPolicy | None = None  # the last one read; None: not read yet
         self._reachable = True
-        self._loop = Periodic("eviction-check", self._recheck, interval_s=interval_s, first_now=False)
+        self._loop = Periodic(
+            "eviction-check", self._recheck, interval_s=interval_s, first_now=False, tolerated=(RedisError,)
+        )
 
     async def start(self) -> None:
         """Read the policy, then keep watching it.
