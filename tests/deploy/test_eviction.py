@@ -24,6 +24,7 @@ from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.errors import ConfigError
 from shared.redis_policy import ALLOW_VARIABLE, EvictionWatch, read_policy
+from shared.settings import RedisSettings
 from tests.support import RedisProcess, free_port, start_redis, wait_for, wait_for_blocking
 
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
@@ -46,6 +47,14 @@ async def evicting_client(evicting_redis: RedisProcess) -> AsyncIterator[aioredi
         yield client
     finally:
         await client.aclose()
+
+
+def test_allow_eviction_is_a_redis_setting_off_by_default() -> None:
+    assert not RedisSettings.from_env({}).allow_eviction
+    assert RedisSettings.from_env({ALLOW_VARIABLE: "true"}).allow_eviction
+    assert RedisSettings.from_env({ALLOW_VARIABLE: "yes", "REDIS_URL": "redis://r:6379/0"}).allow_eviction
+    with pytest.raises(ConfigError, match=ALLOW_VARIABLE):
+        RedisSettings.from_env({ALLOW_VARIABLE: "sometimes"})
 
 
 async def test_the_private_redis_servers_never_evict(redis_client: aioredis.Redis) -> None:
