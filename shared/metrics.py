@@ -86,8 +86,7 @@ class QueueCollector(Collector):
             yield from queue_metrics(stats, due=due)
 
     async def _figures(self) -> tuple[QueueStats, int]:
-        stats, due = await asyncio.gather(get_stats(self._queue), due_delayed(self._queue))
-        return stats, due
+        return await get_stats(self._queue), await due_delayed(self._queue)
 
     def _read(self) -> tuple[QueueStats, int] | None:
         try:

@@ -18,7 +18,6 @@ route call. No grpc.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from dataclasses import dataclass
 
@@ -61,7 +60,8 @@ async def assess(queue: Queue, *, tenant: str | None = None) -> QueueHealth:
     it gives.
     """
     try:
-        stats, policy = await asyncio.gather(get_stats(queue, tenant=tenant), read_policy(queue.redis))
+        stats = await get_stats(queue, tenant=tenant)
+        policy = await read_policy(queue.redis)
     except UNREACHABLE as exc:
         return unreachable(str(exc) or type(exc).__name__)
     return evaluate(stats, queue.settings, now=now_ms(), eviction=policy)
