@@ -56,14 +56,18 @@ def _port(env: Environ, name: str, default: int) -> int:
 class RedisSettings:
     url: str = "redis://localhost:6379/0"
     configured: bool = False  # whether the environment named a Redis at all
+    # SENTINEL_ALLOW_EVICTION: start even when Redis's maxmemory-policy lets it evict keys (see
+    # shared.redis_policy); the services refuse to otherwise.
+    allow_eviction: bool = False
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> RedisSettings:
+        allow_eviction = _bool(environ, "SENTINEL_ALLOW_EVICTION", False)
         url = environ.get("REDIS_URL", "").strip()
         if url:
             if not url.startswith(("redis://", "rediss://", "unix://")):
                 raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
-            return cls(url=url, configured=True)
+            return cls(url=url, configured=True, allow_eviction=allow_eviction)
         host = environ.get("REDIS_HOST", "").strip()
         configured = bool(host or environ.get("REDIS_PORT", "").strip())
         port = _port(environ, "REDIS_PORT", 6379)
@@ -74,7 +78,11 @@ class RedisSettings:
         scheme = "rediss" if _bool(environ, "REDIS_TLS", False) else "redis"
         ca = environ.get("REDIS_TLS_CA", "").strip()
         query = f"?ssl_ca_certs={quote(ca, safe='')}" if ca and scheme == "rediss" else ""
-        return cls(url=f"{scheme}://{auth}{host or 'localhost'}:{port}/{db}{query}", configured=configured)
+        return cls(
+            url=f"{scheme}://{auth}{host or 'localhost'}:{port}/{db}{query}",
+            configured=configured,
+            allow_eviction=allow_eviction,
+        )
 
 
 #: Retries and base delay (ms) per error category: Sentinel's original design.
