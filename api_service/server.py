@@ -3,10 +3,12 @@
 Besides the gRPC services it runs the periodic retention cleaner and the artifact store's orphan
 sweep (one replica per interval does a pass of each, see `shared.retention`) and, when
 `API_METRICS_PORT` is not 0, a Prometheus endpoint with RPC counts and latencies and the queue's
-figures. It serves the jobs' artifacts from the store `SENTINEL_ARTIFACTS_URL` names; a store that
-cannot be reached at start is logged and the API serves anyway (the artifact calls answer
-UNAVAILABLE until the store answers). With tracing on (OTEL_* variables), every call
-gets a server span, and Submit stores the span's context in the job for the executor to continue.
+figures. Before serving it reads Redis's eviction policy and refuses one that may evict jobs
+(`shared.redis_policy`; `SENTINEL_ALLOW_EVICTION=true` overrides). It serves the jobs' artifacts
+from the store `SENTINEL_ARTIFACTS_URL` names; a store that cannot be reached at start is logged
+and the API serves anyway (the artifact calls answer UNAVAILABLE until the store answers). With
+tracing on (OTEL_* variables), every call gets a server span, and Submit stores the span's context
+in the job for the executor to continue.
 
 With `API_HTTP_PORT` not 0 it also serves the HTTP/JSON API and the dashboard (`api_service.http`)
 on the same loop, over the same queue, stream hub, keys, sealer and artifact store.
@@ -39,6 +41,7 @@ from shared.edge.auth import keyring_for
 from shared.edge.serving import HealthReporter
 from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect, connect_blocking
+from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.retention import Cleaner, OrphanSweeper
 from shared.sealed import sealer_for
 from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings, SecuritySettings
@@ -73,6 +76,7 @@ class ApiServer:
     metrics: MetricsEndpoint | None = None
     tracing: TracerProvider | None = None
     http: HttpApi | None = None
+    eviction: EvictionWatch | None = None
 
     @classmethod
     async def start(
@@ -92,8 +96,10 @@ class ApiServer:
             tracing: spans go to this provider (None: tracing off).
             artifacts: the artifact store (None: none; the artifact calls answer UNAVAILABLE).
         """
-        store = await open_artifacts(artifacts)
         client = connect(redis)
+        # Refuses (ConfigError) a Redis that may evict keys unless SENTINEL_ALLOW_EVICTION is set.
+        eviction = await watch_eviction(client, allow=redis.allow_eviction)
+        store = await open_artifacts(artifacts)
         queue = Queue.open(client, queue_settings)
         reader = connect_blocking(redis)
         hub = StreamHub(reader, client)
@@ -142,6 +148,7 @@ class ApiServer:
             sweeper=sweeper,
             metrics=metrics,
             tracing=tracing,
+            eviction=eviction,
         )
         if api.http_port:
             try:
@@ -173,6 +180,8 @@ class ApiServer:
 
     async def stop(self, grace_s: float) -> None:
         await self.health.drain()
+        if self.eviction is not None:
+            await self.eviction.stop()
         await self.cleaner.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()

@@ -1,5 +1,8 @@
 """The executor service: the worker plus its internal gRPC server (health, status, drain).
 
+Start: a Redis that may evict keys is refused (`shared.redis_policy`) unless
+`SENTINEL_ALLOW_EVICTION=true`.
+
 Shutdown: health flips to NOT_SERVING, the worker claims nothing more, in-flight jobs get
 EXECUTOR_SHUTDOWN_GRACE_MS to finish, then the server stops.
 """
@@ -30,6 +33,7 @@ from shared.edge import server as edge_server
 from shared.edge.serving import HealthReporter
 from shared.edge.status import Context
 from shared.queue import Queue, connect, connect_blocking
+from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.telemetry import tracing_from_env
 
@@ -89,6 +93,7 @@ class ExecutorServer:
     settings: ExecutorSettings
     blocking: aioredis.Redis
     instrumentation: Instrumentation | None = None
+    eviction: EvictionWatch | None = None
 
     @classmethod
     async def start(
@@ -105,6 +110,8 @@ class ExecutorServer:
         security = security or SecuritySettings()
         policy = NavigationPolicy.from_rules(security.navigation_allow)
         client = connect(redis)
+        # Refuses (ConfigError) a Redis that may evict keys unless SENTINEL_ALLOW_EVICTION is set.
+        eviction = await watch_eviction(client, allow=redis.allow_eviction)
         blocking = connect_blocking(redis)
         queue = Queue.open(client, queue_settings)
         worker_id = make_worker_id(executor.worker_id)
@@ -153,10 +160,13 @@ class ExecutorServer:
             settings=executor,
             blocking=blocking,
             instrumentation=instrumentation,
+            eviction=eviction,
         )
 
     async def stop(self) -> None:
         await self.health.drain()
+        if self.eviction is not None:
+            await self.eviction.stop()
         await self.worker.stop(self.settings.shutdown_grace_ms / 1000)
         await self.server.stop(1.0)
         if self.instrumentation is not None:

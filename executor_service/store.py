@@ -41,8 +41,16 @@ class Claim:
 @dataclass(frozen=True)
 class ClaimBatch:
     claims: list[Claim]
-    last_ids: dict[str, str]  # lane key → newest id, when nothing was claimed
+    last_ids: dict[str, str]  # lane key → newest id, when nothing was claimed (and the queue's budget is not spent)
     paused: bool
+    #: ms until a start held back by a rate limit is allowed (0: none is held). With no `last_ids`,
+    #: the queue's own limit is spent: nothing starts before then, whatever arrives.
+    wait_ms: int = 0
+
+    @property
+    def budget_spent(self) -> bool:
+        """The queue-wide rate limit allows no start for `wait_ms`: blocking on the lanes would not help."""
+        return not self.claims and not self.last_ids and self.wait_ms > 0
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
@@ -54,25 +62,33 @@ async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int, star
 
     Shards are tried in turn from shard `start` (modulo their number; the caller moves it on each
     time, so no shard is always served first) until `count` jobs are claimed. When nothing was
-    claimed, `last_ids` holds every lane of every shard, to block on (`wait_for_entries`).
+    claimed, `last_ids` holds the lanes of every shard whose start budget is not spent, to block on
+    (`wait_for_entries`), and `wait_ms` the soonest a start held back on any shard is allowed.
     """
     shards = queue.shards
     claims: list[Claim] = []
     last_ids: dict[str, str] = {}
     paused = 0
+    waits: list[int] = []
     for turn in range(len(shards)):
         if len(claims) >= count:
             break
         shard = shards[(start + turn) % len(shards)]
         keys = shard.keys
-        claimed, last, shard_paused = await shard.scripts.claim(
-            keys=[*keys.lanes, keys.paused, keys.events],
+        claimed, last, shard_paused, wait_ms = await shard.scripts.claim(
+            keys=[*keys.lanes, keys.paused, keys.events, keys.rate_log()],
             args=[shard.context(count=count - len(claims), consumer=consumer, worker=worker_id)],
         )
         claims += _claims_from(claimed)
         last_ids |= dict(zip(keys.lanes, last, strict=True)) if last else {}
         paused += int(shard_paused)
-    return ClaimBatch(claims=claims, last_ids={} if claims else last_ids, paused=paused == len(shards))
+        waits += [int(wait_ms)] if int(wait_ms) > 0 else []
+    return ClaimBatch(
+        claims=claims,
+        last_ids={} if claims else last_ids,
+        paused=paused == len(shards),
+        wait_ms=min(waits, default=0),
+    )
 
 
 async def wait_for_entries(queue: Queue, blocking: aioredis.Redis, last_ids: dict[str, str], *, block_ms: int) -> None:
@@ -243,7 +259,7 @@ async def reclaim(queue: Queue, *, consumer: str, worker_id: str, count: int) ->
             break
         keys = shard.keys
         claimed, deleted, stalled = await shard.scripts.reclaim(
-            keys=[*keys.lanes, keys.events, keys.dlq, keys.failed, keys.delayed],
+            keys=[*keys.lanes, keys.events, keys.dlq, keys.failed, keys.delayed, keys.rate_log()],
             args=[
                 shard.context(
                     count=left,

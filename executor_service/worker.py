@@ -135,9 +135,13 @@ class Worker:
                 if not batch.claims:
                     if batch.paused:
                         await asyncio.sleep(0.5)
+                    elif batch.budget_spent:
+                        await self._rest(batch.wait_ms)
                     else:
-                        # Wake when any lane gets an entry newer than what the claim saw.
-                        await wait_for_entries(self.queue, self._blocking, batch.last_ids, block_ms=self._block_ms)
+                        # Wake when any lane gets an entry newer than what the claim saw, or when a
+                        # tenant's rate limit lets one of its held jobs start.
+                        block = min(self._block_ms, batch.wait_ms) if batch.wait_ms else self._block_ms
+                        await wait_for_entries(self.queue, self._blocking, batch.last_ids, block_ms=block)
                 delay = 0.1
             except RedisError as exc:
                 log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
@@ -147,6 +151,11 @@ class Worker:
                     # Redis came back without its data (no persistence): make the lanes again.
                     with contextlib.suppress(RedisError):
                         await self.queue.ensure_groups()
+
+    async def _rest(self, wait_ms: int) -> None:
+        """Wait out the queue's rate limit: `wait_ms` (at most a minute), or until draining starts."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=min(wait_ms, 60_000) / 1000)
 
     def _start(self, c: Claim) -> None:
         state = RunState(claim=c)

@@ -125,8 +125,10 @@ class Queue:
         (never a whole key: keys the script knows in advance go in KEYS, see `shared.scripts`)
         `job_prefix`, `progress_prefix`, `stats_prefix` (tally.lua), `fair_prefix` (fair.lua) and
         `run_prefix` (run.lua), `run_ttl_ms` (how long a finished run is kept),
-        `progress_maxlen` and `events_maxlen` (the caps of the progress and events streams), and
-        fair share's `tenant_window`, `tenant_max_running` and `tenant_max_queued`.
+        `progress_maxlen` and `events_maxlen` (the caps of the progress and events streams),
+        fair share's `tenant_window`, `tenant_max_running` and `tenant_max_queued`, and the rate
+        limiters' `limit_prefix`, `rate_max` (this shard's share of the queue-wide limit),
+        `rate_duration_ms`, `tenant_rate_max` and `tenant_rate_duration_ms` (limit.lua; a max of 0 = off).
         """
         s = self.settings
         k = self.keys
@@ -144,5 +146,18 @@ class Queue:
             "tenant_window": s.tenant_window,
             "tenant_max_running": s.tenant_max_running,
             "tenant_max_queued": s.tenant_max_queued,
+            "limit_prefix": k.limit_prefix,
+            "rate_max": self._shard_rate_max(),
+            "rate_duration_ms": s.rate_limits.queue.duration_ms,
+            # A tenant's held jobs wait in its fair-share backlog: without fair share, no tenant limit.
+            "tenant_rate_max": s.rate_limits.tenant.max if s.tenant_window > 0 else 0,
+            "tenant_rate_duration_ms": s.rate_limits.tenant.duration_ms,
         }
         return encode_context(common | members)
+
+    def _shard_rate_max(self) -> int:
+        """The queue-wide rate limit's share of one shard: each shard keeps its own start log (a
+        script sees one shard only), so N shards split the limit, max // N each (at least 1)."""
+        limit = self.settings.rate_limits.queue.max
+        shards = max(len(self.layouts), 1)
+        return max(limit // shards, 1) if limit > 0 else 0

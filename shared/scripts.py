@@ -5,8 +5,9 @@ and why it must be atomic. A script pulls in the libraries it uses with include 
 (`--- @include common`), resolved here when it is loaded: each library comes once, before the
 first file that includes it, after the libraries it includes itself. The libraries are `common.lua`
 (the progress entry, the queue event, the lane entry and its ack, which every script writes the
-same way), `tally.lua` (the stats figures), `fair.lua` (fair share), `run.lua` (a job's end told
-to its run) and `claim_entry.lua` (claiming an entry, for the executor's claim and reclaim).
+same way), `tally.lua` (the stats figures), `fair.lua` (fair share), `limit.lua` (rate limits),
+`run.lua` (a job's end told to its run) and `claim_entry.lua` (claiming an entry, for the
+executor's claim and reclaim).
 
 Every script takes one argument, ARGV[1]: its context, a JSON object of named members (see
 `encode_context`) that the script decodes with `cjson.decode`.
@@ -19,21 +20,22 @@ serves. The convention every script follows:
 1. Every key whose name the caller knows is declared in KEYS, all of one queue (or one shard:
    `shared.shards`), so all share one hash tag and slot: the lanes, the job hash and progress
    stream of the job the call is about, and the queue's own keys — events, delayed, dlq,
-   completed, failed, paused, a tenant's job and tag indexes, an idempotency key. A library
-   needing such a key (`run_note` the delayed zset) takes it as an argument from its caller's KEYS,
-   never from the context.
+   completed, failed, paused, the queue's rate-limit start log, a tenant's job and tag indexes,
+   an idempotency key. A library needing such a key (`run_note` the delayed zset, `limit_clock`
+   the start log) takes it as an argument from its caller's KEYS, never from the context.
 2. The only keys built inside a script are those named after what the script reads from Redis:
    the hash and progress stream of a job whose id comes out of a lane entry, the delayed zset or
    a dead-letter or retention set (claim, promote, reclaim, clean, purge); the figures hashes of a
-   job's lane and tenant (tally.lua) and the fair-share keys of a lane and tenant (fair.lua), which
-   these libraries find from the job hash or lane entry they are handed — most of their callers
-   (claim, promote, reclaim, clean, requeue) cannot know the lane or tenant without reading Redis
-   first, and one library keeps one way to find a key rather than a second one for the callers that
-   could; the keys of the run a job hash names (run.lua); and the tenant indexes of a job being
-   removed (clean.lua). The context carries their PREFIXES (`job_prefix`, `progress_prefix`,
-   `stats_prefix`, `fair_prefix`, `run_prefix`, the `*_format` strings), all taken from the same
-   `shared.keys.Keys`, so these keys carry the same hash tag as the declared ones: same slot, same
-   node. BullMQ builds its job keys the same way.
+   job's lane and tenant (tally.lua), the fair-share keys of a lane and tenant (fair.lua) and a
+   tenant's rate-limit start log (limit.lua), which these libraries find from the job hash or lane
+   entry they are handed — most of their callers (claim, promote, reclaim, clean, requeue) cannot
+   know the lane or tenant without reading Redis first, and one library keeps one way to find a
+   key rather than a second one for the callers that could; the keys of the run a job hash names
+   (run.lua); and the tenant indexes of a job being removed (clean.lua). The context carries their
+   PREFIXES (`job_prefix`, `progress_prefix`, `stats_prefix`, `fair_prefix`, `limit_prefix`,
+   `run_prefix`, the `*_format` strings), all taken from the same `shared.keys.Keys`, so these
+   keys carry the same hash tag as the declared ones: same slot, same node. BullMQ builds its job
+   keys the same way.
 3. Never a static key from a prefix: a script never appends a fixed name to a prefix to reach a
    queue key (`job_prefix .. 'delayed'`), and the context never carries a static key's name.
    tests/cluster/test_scripts.py holds every script to both: it parses the scripts for such

@@ -179,3 +179,15 @@ async def get_stats(queue: Queue, *, tenant: str | None = None, now: int | None 
         LaneStats(priority=priority, **_fields(total)) for priority, total in zip(PRIORITY_ORDER, totals, strict=True)
     )
     return QueueStats.of_lanes(queue.settings.name, lanes, tenant=tenant or "")
+
+
+async def due_delayed(queue: Queue, *, now: int | None = None) -> int:
+    """Delayed jobs (and retries) whose time has come but that no executor has promoted yet.
+
+    Only executors promote due jobs into their lanes, so with none running these wait in the
+    delayed set: a figure that scales executors up from zero must count them (`shared.metrics`).
+    Summed over every shard.
+    """
+    now = now_ms() if now is None else now
+    counts = await asyncio.gather(*(s.redis.zcount(s.keys.delayed, "-inf", now) for s in queue.shards))
+    return sum(int(n) for n in counts)

@@ -1,7 +1,9 @@
 """gRPC plumbing both services share: health reporting, reflection, server options.
 
 The health status follows Redis reachability (NOT_SERVING while Redis does not answer PING)
-and the service's own state (NOT_SERVING once it starts draining).
+and the service's own state (NOT_SERVING once it starts draining). One more name, `liveness`,
+answers SERVING for as long as the process serves at all: liveness probes ask it, so a Redis
+outage takes pods out of rotation (readiness) without restarting them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from shared.tasks import Periodic
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+#: The grpc.health.v1 service name of liveness probes: SERVING while the process runs, whatever Redis does.
+LIVENESS_SERVICE = "liveness"
 
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -43,6 +48,7 @@ class HealthReporter:
         self._watch: Periodic | None = None
 
     async def start(self, interval_s: float = 1.0) -> None:
+        await self.servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._check()
         self._watch = Periodic("health-watch", self._check, interval_s=interval_s, first_now=False)
         self._watch.start()

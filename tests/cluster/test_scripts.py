@@ -31,7 +31,7 @@ from shared.model import (
 )
 from shared.queue import Queue
 from shared.scripts import Scripts
-from shared.settings import QueueSettings
+from shared.settings import QueueSettings, RateLimit, RateLimitSettings
 from tests.queue_helpers import command
 from tests.support import wait_for
 
@@ -41,7 +41,7 @@ STATIC = ("delayed", "dlq", "events", "completed", "failed", "paused", "cleaner_
 
 
 def static_keys(keys: Keys) -> set[str]:
-    return {getattr(keys, name) for name in STATIC} | set(keys.lanes)
+    return {getattr(keys, name) for name in STATIC} | set(keys.lanes) | {keys.rate_log()}
 
 
 def test_no_script_builds_a_static_key_from_a_prefix() -> None:
@@ -104,7 +104,15 @@ async def claim_one(queue: Queue, job_id: str) -> store.Claim:
 
 async def test_every_script_runs_on_a_cluster_with_its_keys_in_one_slot(cluster_client: aioredis.Redis) -> None:
     calls: list[tuple[str, list[str]]] = []
-    settings = QueueSettings(shards=3, lease_ms=300, stalled_interval_ms=100, max_stalled_count=5)
+    # Rate limits on (far above what runs here), so the limiters' start logs are written too.
+    generous = RateLimit(max=1000, duration_ms=60_000)
+    settings = QueueSettings(
+        shards=3,
+        lease_ms=300,
+        stalled_interval_ms=100,
+        max_stalled_count=5,
+        rate_limits=RateLimitSettings(queue=generous, tenant=generous),
+    )
     queue = recording(Queue.open(cluster_client, settings), calls)
     await queue.ensure_groups()
 
@@ -175,6 +183,8 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_in_one_slot(cluster_
     assert await pausing.resume(queue)
     assert await retention.clean(queue) >= 5
 
+    for shard in queue.shards:  # every shard counted its starts in its own log (a third of the limit each)
+        assert await cluster_client.exists(shard.keys.rate_log()) == 1
     used = {name for name, _ in calls}
     assert used == {f.name for f in dataclasses.fields(Scripts)}, f"scripts never called: {used}"
     for name, keys in calls:
