@@ -1,9 +1,9 @@
 """Queue shards: where a tenant, a job and a run live, and reading the shards as one queue.
 
-SENTINEL_QUEUE_SHARDS=N spreads a queue over N hash tags, `{default-0}` … `{default-N-1}`: N
-complete key layouts (`shared.keys.Keys`), each in its own cluster slot, so a Redis Cluster puts
-them on different nodes and the queue's work is spread over N Redis cores. Every Lua script still
-touches one shard only.
+SENTINEL_QUEUE_SHARDS=N spreads a queue over N hash tags (`{default-0}`, …: `shared.keys.shard_tag`
+spreads them over the slot space): N complete key layouts (`shared.keys.Keys`), each in its own
+cluster slot, so a Redis Cluster puts them on different nodes and the queue's work is spread over N
+Redis cores. Every Lua script still touches one shard only.
 
 Placement, all by one stable hash (`shard_of`, CRC-32 modulo N):
 
@@ -18,8 +18,9 @@ Placement, all by one stable hash (`shard_of`, CRC-32 modulo N):
 The whole queue is the shards together: executors claim from every shard (`executor_service.store`),
 GetStats sums them (`shared.stats`), WatchEvents merges their event streams with a cursor holding
 one position per shard (`encode_cursor`), dead letters are listed across shards with a token holding
-one position per shard (`merge_pages`), and pause, purge and retention run on every shard. With one
-shard every key, id, cursor and token is what it was before shards existed.
+one position per shard (`merge_pages`), and pause, purge and retention run on every shard. The one
+queue-wide figure no script can hold exactly is the queue's rate limit: each shard gets its share
+(`Queue.context`). With one shard every key, id, cursor and token is what it was before shards existed.
 """
 
 from __future__ import annotations
