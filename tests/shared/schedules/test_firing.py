@@ -36,9 +36,7 @@ async def fired_jobs(queue: Queue, schedule: Schedule) -> list[tuple[int, str]]:
     return sorted((j.metadata.fire_time_ms, j.job_id) for j in page.items)
 
 
-async def test_two_replicas_racing_for_one_fire_time_make_one_job(
-    queue: Queue, redis_server: RedisProcess
-) -> None:
+async def test_two_replicas_racing_for_one_fire_time_make_one_job(queue: Queue, redis_server: RedisProcess) -> None:
     schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.ALLOW), tenant=TENANT, sealer=None)
     others = [aioredis.Redis.from_url(redis_server.url, decode_responses=True) for _ in range(4)]
     try:
@@ -61,7 +59,9 @@ async def test_two_replicas_racing_for_one_fire_time_make_one_job(
 async def test_a_fire_time_is_claimed_once_and_the_claim_only_moves_forward(queue: Queue) -> None:
     schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.ALLOW), tenant=TENANT, sealer=None)
     later = schedule.anchor_ms + 2000
-    assert (await firing._fire(queue, schedule, op="fire", now=later, fire=later, next_due=later + 1000))[0] == "started"
+    assert (await firing._fire(queue, schedule, op="fire", now=later, fire=later, next_due=later + 1000))[
+        0
+    ] == "started"
     for fire in (later, later - 1000):  # the same fire time again, and an earlier one: both refused
         outcome, job_id = await firing._fire(queue, schedule, op="fire", now=later, fire=fire, next_due=later + 1000)
         assert (outcome, job_id) == ("late", "")
