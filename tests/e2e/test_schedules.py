@@ -106,8 +106,7 @@ async def test_three_replicas_fire_each_time_once_through_a_kill_and_skip_never_
     killed.process.wait(timeout=10)
     stack.services.remove(killed)  # killed on purpose: not a service that failed to stop cleanly
     await wait_for(lambda: fired(16), within=60, what="sixteen fires of the 1 s schedule")
-    for made in (counted, skipping):
-        await schedules.PauseSchedule(pb.PauseScheduleRequest(schedule_id=made.schedule_id), timeout=10)
+    await schedules.PauseSchedule(pb.PauseScheduleRequest(schedule_id=counted.schedule_id), timeout=10)
 
     # Every fire time once, none missing (but possibly the first, due as the replicas started).
     steps = grid_steps(counted, await jobs_tagged(jobs, every))
@@ -119,10 +118,16 @@ async def test_three_replicas_fire_each_time_once_through_a_kill_and_skip_never_
     )
 
     # The slow schedule's runs (2.5 s each, fired every second) never overlap: each starts after the last ended.
+    async def slow_runs(n: int) -> list[pb.Job] | None:
+        found = await jobs_tagged(jobs, slow)
+        return found if len(found) >= n else None
+
+    await wait_for(lambda: slow_runs(3), within=90, what="three runs of the slow schedule")
+    await schedules.PauseSchedule(pb.PauseScheduleRequest(schedule_id=skipping.schedule_id), timeout=10)
+
     async def slow_runs_ended() -> list[pb.Job] | None:
         found = await jobs_tagged(jobs, slow)
-        ended = [j for j in found if j.state == pb.JOB_STATE_COMPLETED]
-        return found if len(ended) == len(found) >= 3 else None
+        return found if all(j.state == pb.JOB_STATE_COMPLETED for j in found) else None
 
     runs = sorted(
         await wait_for(slow_runs_ended, within=60, what="the slow runs to end"),
