@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from api_service.server import ApiServer
-from sentinel_cli import schedules
+from sentinel_cli import admin_commands, schedules
 from sentinel_cli.main import _parser
 from shared.settings import ApiSettings, QueueSettings, RedisSettings
 from tests.support import RedisProcess
@@ -101,6 +101,10 @@ async def test_create_list_get_pause_resume_trigger_delete(
     job_id = job_line.split()[0]
     assert job_line.split()[1] == "PENDING"
     assert f"triggered  {job_id}  PENDING" in await run(api, capsys, "get", sid)
+    address = f"127.0.0.1:{api.port}"
+    assert await admin_commands.run(_parser().parse_args(["jobs", "--schedule", sid]), address) == 0
+    listed_jobs = capsys.readouterr().out
+    assert listed_jobs.startswith(f"{job_id}  PENDING") and listed_jobs.count("\n") == 1
     assert " next " in await run(api, capsys, "resume", sid)
     assert await run(api, capsys, "delete", sid) == f"{sid}  deleted\n"
     assert sid not in await run(api, capsys, "list")
