@@ -1,6 +1,7 @@
 """The API service: builds the grpc.aio server and runs it until told to stop.
 
-Besides the gRPC services it runs the periodic retention cleaner and the artifact store's orphan
+Besides the gRPC services it runs the scheduler (`shared.schedules.firing.Scheduler`: every replica
+ticks, each fire time is claimed by one of them), the periodic retention cleaner and the artifact store's orphan
 sweep (one replica per interval does a pass of each, see `shared.retention`) and, when
 `API_METRICS_PORT` is not 0, a Prometheus endpoint with RPC counts and latencies and the queue's
 figures. Before serving it reads Redis's eviction policy and refuses one that may evict jobs
@@ -32,6 +33,7 @@ from prometheus_client import CollectorRegistry
 from api_service.admin import QueueAdminServicer
 from api_service.http.context import Backend
 from api_service.http.server import HttpApi
+from api_service.schedules import SchedulesServicer
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
@@ -43,6 +45,7 @@ from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect, connect_blocking
 from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.retention import Cleaner, OrphanSweeper
+from shared.schedules.firing import Scheduler
 from shared.sealed import sealer_for
 from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.streams import StreamHub
@@ -53,6 +56,7 @@ log = logging.getLogger(__name__)
 SERVICES = [
     pb.DESCRIPTOR.services_by_name["TestExecution"].full_name,
     pb.DESCRIPTOR.services_by_name["QueueAdmin"].full_name,
+    pb.DESCRIPTOR.services_by_name["Schedules"].full_name,
 ]
 
 
@@ -70,6 +74,7 @@ class ApiServer:
     health: HealthReporter
     reader: aioredis.Redis
     cleaner: Cleaner
+    scheduler: Scheduler
     registry: CollectorRegistry
     store: ArtifactStore | None = None
     sweeper: OrphanSweeper | None = None
@@ -109,6 +114,7 @@ class ApiServer:
         sealer = sealer_for(security.secret_key)
         pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub, sealer, store=store), server)
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub, store=store), server)
+        pb_grpc.add_SchedulesServicer_to_server(SchedulesServicer(queue, sealer), server)
         health, port = edge_server.open_port(
             server,
             services=SERVICES,
@@ -129,12 +135,14 @@ class ApiServer:
             log.warning("redis not reachable at start: %s", exc)
         cleaner = Cleaner(queue, store=store)
         sweeper = OrphanSweeper(queue, store) if store is not None else None
+        scheduler = Scheduler(queue, tick_s=api.scheduler_tick_ms / 1000)
         await hub.start()
         await server.start()
         await health.start()
         await cleaner.start()
         if sweeper is not None:
             await sweeper.start()
+        scheduler.start()
         started = cls(
             server=server,
             port=port,
@@ -143,6 +151,7 @@ class ApiServer:
             health=health,
             reader=reader,
             cleaner=cleaner,
+            scheduler=scheduler,
             registry=registry,
             store=store,
             sweeper=sweeper,
@@ -182,6 +191,7 @@ class ApiServer:
         await self.health.drain()
         if self.eviction is not None:
             await self.eviction.stop()
+        await self.scheduler.stop()
         await self.cleaner.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
