@@ -1,7 +1,8 @@
 """The API service: builds the grpc.aio server and runs it until told to stop.
 
 Besides the gRPC services it runs the periodic retention cleaner and the artifact store's orphan
-sweep (one replica per interval does a pass of each, see `shared.retention`) and, when
+sweep (one replica per interval does a pass of each, see `shared.retention`), the alerts' events
+consumer and webhook dispatcher (every replica, sharing the work through Redis: `shared.alerts`) and, when
 `API_METRICS_PORT` is not 0, a Prometheus endpoint with RPC counts and latencies and the queue's
 figures. It serves the jobs' artifacts from the store `SENTINEL_ARTIFACTS_URL` names; a store that
 cannot be reached at start is logged and the API serves anyway (the artifact calls answer
@@ -28,11 +29,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from api_service.admin import QueueAdminServicer
+from api_service.alerts import AlertsServicer
 from api_service.http.context import Backend
 from api_service.http.server import HttpApi
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.alerts.outcomes import NotificationLookup, no_schedules
+from shared.alerts.service import Alerts
 from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.edge import server as edge_server
 from shared.edge.auth import keyring_for
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 SERVICES = [
     pb.DESCRIPTOR.services_by_name["TestExecution"].full_name,
     pb.DESCRIPTOR.services_by_name["QueueAdmin"].full_name,
+    pb.DESCRIPTOR.services_by_name["Alerts"].full_name,
 ]
 
 
@@ -68,6 +73,7 @@ class ApiServer:
     reader: aioredis.Redis
     cleaner: Cleaner
     registry: CollectorRegistry
+    alerts: Alerts
     store: ArtifactStore | None = None
     sweeper: OrphanSweeper | None = None
     metrics: MetricsEndpoint | None = None
@@ -85,12 +91,14 @@ class ApiServer:
         metrics_host: str = "",
         security: SecuritySettings | None = None,
         artifacts: ArtifactSettings | None = None,
+        schedule_notifications: NotificationLookup = no_schedules,
     ) -> ApiServer:
         """Start serving.
 
         Args:
             tracing: spans go to this provider (None: tracing off).
             artifacts: the artifact store (None: none; the artifact calls answer UNAVAILABLE).
+            schedule_notifications: a schedule's notifications, for the alerts of the jobs it fires.
         """
         store = await open_artifacts(artifacts)
         client = connect(redis)
@@ -103,6 +111,10 @@ class ApiServer:
         sealer = sealer_for(security.secret_key)
         pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub, sealer, store=store), server)
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub, store=store), server)
+        alerts = Alerts(
+            queue, connect_blocking(redis), settings=api.alerts, sealer=sealer, lookup=schedule_notifications
+        )
+        pb_grpc.add_AlertsServicer_to_server(AlertsServicer(queue, sealer=sealer, policy=alerts.policy), server)
         health, port = edge_server.open_port(
             server,
             services=SERVICES,
@@ -129,6 +141,7 @@ class ApiServer:
         await cleaner.start()
         if sweeper is not None:
             await sweeper.start()
+        alerts.start()
         started = cls(
             server=server,
             port=port,
@@ -138,6 +151,7 @@ class ApiServer:
             reader=reader,
             cleaner=cleaner,
             registry=registry,
+            alerts=alerts,
             store=store,
             sweeper=sweeper,
             metrics=metrics,
@@ -174,6 +188,7 @@ class ApiServer:
     async def stop(self, grace_s: float) -> None:
         await self.health.drain()
         await self.cleaner.stop()
+        await self.alerts.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
         # Ends open progress streams (gRPC and SSE alike) with ShuttingDown: clients resume with their cursor.

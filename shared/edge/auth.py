@@ -35,6 +35,7 @@ __all__ = [
 _EXEC = "/sentinel.v1.TestExecution/"
 _ADMIN = "/sentinel.v1.QueueAdmin/"
 _EXECUTOR = "/sentinel.v1.Executor/"
+_ALERTS = "/sentinel.v1.Alerts/"
 
 #: The role each method needs. A method not listed here (and not open) needs ADMIN.
 METHOD_ROLES: dict[str, Role] = {
@@ -62,6 +63,10 @@ METHOD_ROLES: dict[str, Role] = {
     _ADMIN + "Clean": Role.ADMIN,
     _EXECUTOR + "GetWorkerStatus": Role.VIEWER,
     _EXECUTOR + "Drain": Role.ADMIN,
+    _ALERTS + "CreateAlertRule": Role.SUBMITTER,
+    _ALERTS + "DeleteAlertRule": Role.SUBMITTER,
+    _ALERTS + "ListAlertRules": Role.VIEWER,
+    _ALERTS + "ListDeliveries": Role.VIEWER,
 }
 
 #: Services anyone may call: load balancers and grpcurl need them without a key.
