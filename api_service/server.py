@@ -35,7 +35,6 @@ from api_service.http.server import HttpApi
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from shared.alerts.outcomes import NotificationLookup, no_schedules
 from shared.alerts.service import Alerts
 from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.edge import server as edge_server
@@ -91,14 +90,12 @@ class ApiServer:
         metrics_host: str = "",
         security: SecuritySettings | None = None,
         artifacts: ArtifactSettings | None = None,
-        schedule_notifications: NotificationLookup = no_schedules,
     ) -> ApiServer:
         """Start serving.
 
         Args:
             tracing: spans go to this provider (None: tracing off).
             artifacts: the artifact store (None: none; the artifact calls answer UNAVAILABLE).
-            schedule_notifications: a schedule's notifications, for the alerts of the jobs it fires.
         """
         store = await open_artifacts(artifacts)
         client = connect(redis)
@@ -111,9 +108,7 @@ class ApiServer:
         sealer = sealer_for(security.secret_key)
         pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub, sealer, store=store), server)
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub, store=store), server)
-        alerts = Alerts(
-            queue, connect_blocking(redis), settings=api.alerts, sealer=sealer, lookup=schedule_notifications
-        )
+        alerts = Alerts(queue, connect_blocking(redis), settings=api.alerts, sealer=sealer)
         pb_grpc.add_AlertsServicer_to_server(AlertsServicer(queue, sealer=sealer, policy=alerts.policy), server)
         health, port = edge_server.open_port(
             server,

@@ -125,6 +125,36 @@ class Keys:
     def run_idempotency(self, tenant: str, key: str) -> str:
         return f"{self.prefix}run-idem:{tenant}:{key}"
 
+    def schedule(self, schedule_id: str) -> str:
+        """hash of a schedule (`shared.schema.ScheduleField`)."""
+        return f"{self.schedule_prefix}{schedule_id}"
+
+    @property
+    def schedule_prefix(self) -> str:
+        return f"{self.prefix}schedule:"
+
+    def schedule_runs(self, schedule_id: str) -> str:
+        """list of a schedule's latest fires, newest first (JSON each: job, fire, skipped, reason, triggered)."""
+        return f"{self.schedule(schedule_id)}:runs"
+
+    def schedule_jobs(self, schedule_id: str) -> str:
+        """zset of the job ids a schedule fired, score = created ms (ListJobs' schedule_id filter)."""
+        return self.schedule_jobs_format % schedule_id
+
+    @property
+    def schedule_jobs_format(self) -> str:
+        """`schedule_jobs` as a format string with one %s (the schedule id), for Lua's string.format."""
+        return f"{self._format_prefix}schedule:%s:jobs"
+
+    def tenant_schedules(self, tenant: str) -> str:
+        """zset of a tenant's schedule ids, score = created ms."""
+        return f"{self.prefix}tenant:{tenant}:schedules"
+
+    @property
+    def schedules_due(self) -> str:
+        """zset of the schedules that are not paused, score = when the next thing is due for each, ms."""
+        return f"{self.prefix}schedules:due"
+
     @property
     def paused(self) -> str:
         return f"{self.prefix}paused"

@@ -134,6 +134,7 @@ class QueueSettings:
     tenant_max_running: int = 0  # a tenant's jobs running at once; 0: no limit
     tenant_window: int = 10  # a tenant's entries at the head of a lane at once; 0: no fair share
     run_retention_days: int = 30  # how long a finished run's summary is kept (its jobs may go sooner)
+    tenant_max_schedules: int = 100  # a tenant's schedules; 0: no limit
 
     @property
     def run_retention_ms(self) -> int:
@@ -168,6 +169,7 @@ class QueueSettings:
             tenant_max_running=_int(environ, "SENTINEL_TENANT_MAX_RUNNING", 0),
             tenant_window=_int(environ, "SENTINEL_TENANT_WINDOW", 10),
             run_retention_days=_int(environ, "SENTINEL_RUN_RETENTION_DAYS", 30, minimum=1),
+            tenant_max_schedules=_int(environ, "SENTINEL_TENANT_MAX_SCHEDULES", 100),
             events_maxlen=_int(environ, "SENTINEL_EVENTS_MAXLEN", 10_000, minimum=1000),
         )
 
@@ -239,6 +241,7 @@ class ApiSettings:
     http_host: str = ""  # "": the gRPC host
     http_port: int = 0  # 0: no HTTP/JSON API (nor dashboard)
     http_cors_origins: tuple[str, ...] = ()  # origins a browser may call the HTTP API from
+    scheduler_tick_ms: int = 500  # how often each replica's scheduler looks for due schedules
     alerts: AlertSettings = AlertSettings()
 
     @classmethod
@@ -251,6 +254,7 @@ class ApiSettings:
             http_host=environ.get("API_HTTP_HOST", "").strip(),
             http_port=_port(environ, "API_HTTP_PORT", 8080),
             http_cors_origins=_origins(environ, "API_HTTP_CORS_ORIGINS"),
+            scheduler_tick_ms=_int(environ, "SENTINEL_SCHEDULER_TICK_MS", 500, minimum=50),
             alerts=AlertSettings.from_env(environ),
         )
 

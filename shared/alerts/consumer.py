@@ -23,10 +23,11 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from shared.alerts.outcomes import NotificationLookup, apply_entry, no_schedules
+from shared.alerts.outcomes import NotificationLookup, apply_entry
 from shared.errors import SentinelError
 from shared.keys import ALERTS_GROUP
 from shared.queue import Queue
+from shared.schedules.store import schedule_notifications
 from shared.settings import AlertSettings
 from shared.streams import Entry
 from shared.tasks import stop_tasks
@@ -53,7 +54,7 @@ class EventConsumer:
         *,
         consumer: str,
         settings: AlertSettings,
-        lookup: NotificationLookup = no_schedules,
+        lookup: NotificationLookup = schedule_notifications,
         on_made: Callable[[list[str]], None] | None = None,
     ) -> None:
         """Args:

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 from shared import codec, jobs, scripts
 from shared.alerts.rules import rules_for_tags
 from shared.clock import now_ms
+from shared.errors import NotFoundError
 from shared.model import Job, JobState
 from shared.notifications import Notification
 from shared.queue import Queue
+from shared.schedules.store import schedule_notifications
 from shared.schema import DeliveryField, EventField
 from shared.settings import AlertSettings
 
@@ -46,7 +48,6 @@ __all__ = [
     "Owner",
     "apply_entry",
     "effect_of",
-    "no_schedules",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,9 @@ OWNER_TTL_MS = 90 * 86_400_000
 #: Delivery ids are derived from (entry, owner, notification, event): the same entry makes the same ids.
 _DELIVERY_NAMESPACE = uuid.UUID("5b0f8f52-3c1e-4c5e-9a51-7c2d4b1e0a11")
 
-#: The notifications of a schedule (secrets sealed), as the schedule store keeps them.
+#: A schedule's notifications (secrets sealed) by tenant and schedule id; NotFoundError when it is
+#: gone. The schedule store's `schedule_notifications`, unless a caller gives another.
 NotificationLookup = Callable[[Queue, str, str], Awaitable[tuple[Notification, ...]]]
-
-
-async def no_schedules(queue: Queue, tenant: str, schedule_id: str) -> tuple[Notification, ...]:
-    """The lookup when no schedule store is wired in: schedules have no notifications."""
-    return ()
 
 
 class Outcome(enum.StrEnum):
@@ -103,18 +100,16 @@ class Owner:
     rule_id: str = ""
 
 
-def schedule_of(job: Job) -> str:
-    """The schedule that fired `job` ("" = none)."""
-    return str(getattr(job, "schedule_id", ""))
-
-
 async def owners_of(queue: Queue, job: Job, *, lookup: NotificationLookup) -> list[Owner]:
     """The owners a job's end counts for: its schedule, and each rule for one of its tags."""
     tenant = job.metadata.tenant_id
     owners = []
-    schedule_id = schedule_of(job)
+    schedule_id = job.metadata.schedule_id
     if schedule_id:
-        notifications = await lookup(queue, tenant, schedule_id)
+        try:
+            notifications = await lookup(queue, tenant, schedule_id)
+        except NotFoundError:  # the schedule was deleted since it fired the job: its outcome is still kept
+            notifications = ()
         owners.append(Owner(f"schedule:{schedule_id}", notifications, schedule_id=schedule_id))
     for rule in await rules_for_tags(queue, tenant=tenant, tags=job.options.tags):
         owners.append(Owner(f"rule:{rule.rule_id}:{job.definition.name}", rule.notifications, rule_id=rule.rule_id))
@@ -196,7 +191,7 @@ async def apply_entry(
     entry_id: str,
     fields: dict[str, str],
     *,
-    lookup: NotificationLookup = no_schedules,
+    lookup: NotificationLookup = schedule_notifications,
     settings: AlertSettings,
 ) -> list[str]:
     """Apply one events-stream entry to every owner of its job; the ids of the deliveries made.

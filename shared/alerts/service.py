@@ -13,8 +13,9 @@ import redis.asyncio as aioredis
 from shared.alerts.consumer import EventConsumer
 from shared.alerts.dispatcher import Dispatcher
 from shared.alerts.guard import webhook_policy
-from shared.alerts.outcomes import NotificationLookup, no_schedules
+from shared.alerts.outcomes import NotificationLookup
 from shared.queue import Queue
+from shared.schedules.store import schedule_notifications
 from shared.sealed import Sealer
 from shared.settings import AlertSettings
 
@@ -29,7 +30,7 @@ class Alerts:
         *,
         settings: AlertSettings,
         sealer: Sealer | None,
-        lookup: NotificationLookup = no_schedules,
+        lookup: NotificationLookup = schedule_notifications,
         consumer: str = "",
     ) -> None:
         """Args:
