@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
+from shared import jobs
 from shared.alerts.outcomes import apply_entry
-from shared.model import JobState
+from shared.model import JobOptions, JobSource, JobState, Navigate, Step, SubmitCommand, TestDefinition
+from shared.notifications import Notification
+from shared.schedules.model import ScheduleSpec
+from shared.schedules.store import create_schedule, delete_schedule
+from shared.schedules.timing import Timing
+from tests.queue_helpers import TENANT, run_jobs
 from tests.shared.alerts.conftest import Alerting, drain, entries
 
 FAILED, COMPLETED = JobState.FAILED, JobState.COMPLETED
@@ -122,3 +128,43 @@ async def test_an_older_entry_read_late_changes_nothing(alerting: Alerting) -> N
         await apply_entry(alerting.queue, entry_id, fields, settings=settings)
     assert await apply_entry(alerting.queue, *ends[0], settings=settings) == []
     assert [d.event for d in await alerting.deliveries()] == ["failed", "recovered"]
+
+
+STATUS_PAGE = TestDefinition(name="status page", steps=(Step(Navigate(url="http://example.test/")),))
+
+
+async def scheduled_job(alerting: Alerting, schedule_id: str, state: JobState) -> str:
+    """A job as the scheduler fires it for `schedule_id`, ended in `state`."""
+    command = SubmitCommand(
+        definition=STATUS_PAGE, options=JobOptions(), source=JobSource.SCHEDULER, schedule_id=schedule_id
+    )
+    submitted = await jobs.submit(alerting.queue, command, tenant=TENANT)
+    assert await run_jobs(alerting.queue, 1, state=state) == [submitted.job_id]
+    alerting.ended.append(submitted.job_id)
+    return submitted.job_id
+
+
+async def test_a_schedules_notifications_alert_on_its_jobs_changes(alerting: Alerting) -> None:
+    consumer = await alerting.consumer()
+    notification = Notification(url="https://hooks.example.com/status", secret="whsec_s")
+    spec = ScheduleSpec(
+        name="status every minute",
+        timing=Timing(interval_ms=60_000),
+        template=SubmitCommand(definition=STATUS_PAGE, options=JobOptions()),
+        paused=True,
+        notifications=(notification,),
+    )
+    schedule = await create_schedule(alerting.queue, spec, tenant=TENANT, sealer=alerting.sealer)
+    for state in (FAILED, FAILED, COMPLETED):
+        await scheduled_job(alerting, schedule.schedule_id, state)
+    await drain(consumer)
+    made = await alerting.deliveries(schedule_id=schedule.schedule_id)
+    assert [(d.event, d.schedule_id, d.rule_id) for d in made] == [
+        ("failed", schedule.schedule_id, ""),
+        ("recovered", schedule.schedule_id, ""),
+    ]
+    assert json.loads(made[0].body)["schedule_id"] == schedule.schedule_id
+    await delete_schedule(alerting.queue, schedule.schedule_id, tenant=TENANT)
+    await scheduled_job(alerting, schedule.schedule_id, FAILED)  # fired just before the schedule went
+    await drain(consumer)
+    assert len(await alerting.deliveries()) == 2
