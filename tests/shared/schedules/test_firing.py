@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from shared import jobs
+from shared import jobs, retention
 from shared.model import JobSource, JobState
 from shared.queue import Queue
 from shared.schedules import firing, store
@@ -105,7 +105,8 @@ async def test_buffer_one_runs_one_held_fire_when_the_previous_run_ends(queue: Q
     assert await firing.fire_due(queue, sid, now=t + 2000) == [(t + 2000, "buffered")]
     # The buffered fire waits; a third fire is skipped, and the schedule is looked at again soon.
     assert await firing.fire_due(queue, sid, now=t + 3000) == [(t + 2000, "busy"), (t + 3000, "skipped")]
-    assert await queue.redis.zscore(queue.keys.schedules_due, sid) <= t + 3000 + firing.BUFFER_POLL_MS
+    score = await queue.redis.zscore(queue.keys.schedules_due, sid)
+    assert score is not None and score <= t + 3000 + firing.BUFFER_POLL_MS
     await run_jobs(queue, 1)
     assert await firing.fire_due(queue, sid, now=t + 3500) == [(t + 2000, "started")]
     assert [f for f, _ in await fired_jobs(queue, schedule)] == [t + 1000, t + 2000]
@@ -178,6 +179,16 @@ async def test_a_fire_computed_under_an_old_timing_is_refused(queue: Queue) -> N
     assert outcome == "stale"
     # No burst of fires for the changed schedule: its first fire is one new interval after the change.
     assert changed.next_fires[0] == changed.anchor_ms + 60_000
+
+
+async def test_retention_takes_a_removed_job_out_of_its_schedules_index(queue: Queue) -> None:
+    schedule = await store.create_schedule(queue, spec(), tenant=TENANT, sealer=None)
+    job = await firing.trigger_schedule(queue, schedule.schedule_id, tenant=TENANT)
+    await run_jobs(queue, 1)
+    assert await queue.redis.zscore(queue.keys.schedule_jobs(schedule.schedule_id), job.job_id) is not None
+    assert await retention.clean(queue) == 1
+    assert await queue.redis.exists(queue.keys.schedule_jobs(schedule.schedule_id)) == 0
+    assert await fired_jobs(queue, schedule) == []
 
 
 async def test_the_scheduler_tick_fires_every_due_schedule(queue: Queue) -> None:
