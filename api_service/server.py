@@ -132,6 +132,7 @@ class ApiServer:
             metrics = MetricsEndpoint.try_start(registry, host=host, port=api.metrics_port, variable="API_METRICS_PORT")
         try:
             await queue.ensure_groups()
+            await alerts.ensure_group()
         except Exception as exc:  # Redis down at start: serve NOT_SERVING and keep trying.
             log.warning("redis not reachable at start: %s", exc)
         cleaner = Cleaner(queue, store=store)

@@ -83,6 +83,8 @@ class EventConsumer:
 
     def start(self) -> None:
         self._stopping.clear()
+        # The first take-over comes one period after the start, not with it.
+        self._last_reclaim = asyncio.get_running_loop().time()
         self._task = asyncio.create_task(self._run(), name=f"alerts-consumer-{self.consumer}")
 
     async def stop(self) -> None:

@@ -16,9 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import cast
 
-from redis.commands.core import AsyncScript
-
-from shared import scripts
+from shared.alerts.storage import load_hashes, script
 from shared.clock import now_ms
 from shared.paging import Page, scan_index
 from shared.queue import Queue
@@ -112,18 +110,6 @@ def delivery_from_hash(raw: dict[str, str]) -> Delivery:
     )
 
 
-def _script(queue: Queue, name: str) -> AsyncScript:
-    return queue.redis.register_script(scripts.source(name))
-
-
-async def _load(queue: Queue, ids: list[str]) -> list[Delivery | None]:
-    pipe = queue.redis.pipeline(transaction=False)
-    for delivery_id in ids:
-        pipe.hgetall(queue.keys.alert_delivery(delivery_id))
-    hashes = cast(list[dict[str, str]], await pipe.execute())
-    return [delivery_from_hash(raw) if raw else None for raw in hashes]
-
-
 async def list_deliveries(
     queue: Queue,
     *,
@@ -160,7 +146,7 @@ async def list_deliveries(
     return await scan_index(
         queue.redis,
         index,
-        load=lambda ids: _load(queue, ids),
+        load=lambda ids: load_hashes(queue, [keys.alert_delivery(i) for i in ids], delivery_from_hash),
         keep=keep,
         page_size=page_size,
         page_token=page_token,
@@ -171,7 +157,7 @@ async def claim_due(queue: Queue, *, count: int, lease_ms: int) -> list[ClaimedD
     """Take up to `count` due deliveries for one attempt each, under a lease of `lease_ms`."""
     token = uuid.uuid4().hex
     context = queue.context(count=count, lease_ms=lease_ms, token=token, delivery_prefix=queue.keys.alert_delivery(""))
-    rows = cast(list[list[object]], await _script(queue, "alert_claim")(keys=[queue.keys.alert_due], args=[context]))
+    rows = cast(list[list[object]], await script(queue, "alert_claim")(keys=[queue.keys.alert_due], args=[context]))
     claimed = []
     for _, flat in rows:
         pairs = cast(list[str], flat)
@@ -216,7 +202,7 @@ async def record_answer(
         next_at=str(next_at),
     )
     keys = queue.keys
-    state = await _script(queue, "alert_record")(
+    state = await script(queue, "alert_record")(
         keys=[keys.alert_delivery(claimed.delivery.delivery_id), keys.alert_due], args=[context]
     )
     return DeliveryState(state) if state else None

@@ -63,14 +63,17 @@ class Dispatcher:
         self._task = None
 
     async def _run(self) -> None:
+        # The first look comes after one poll interval, leaving the start of the service to others.
         while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_ms / 1000)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
             try:
                 await self.dispatch()
             except (RedisError, OSError) as exc:
                 log.warning("alerts: claiming deliveries failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_ms / 1000)
-            self._wake.clear()
 
     async def dispatch(self) -> int:
         """Claim as many due deliveries as there is room for and start an attempt for each."""

@@ -29,8 +29,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shared import codec, jobs, scripts
+from shared import codec, jobs
 from shared.alerts.rules import rules_for_tags
+from shared.alerts.storage import script
 from shared.clock import now_ms
 from shared.errors import NotFoundError
 from shared.model import Job, JobState
@@ -209,7 +210,7 @@ async def apply_entry(
         return []
     ts = fields.get(EventField.TS, "")
     occurred = int(ts) if ts.isdigit() else 0
-    script = queue.redis.register_script(scripts.source("alert_outcome"))
+    outcome_script = script(queue, "alert_outcome")
     made: list[str] = []
     for owner in await owners_of(queue, job, lookup=lookup):
         now = now_ms()
@@ -222,6 +223,6 @@ async def apply_entry(
             delivery_prefix=queue.keys.alert_delivery(""),
             deliveries=_candidates(queue, job, owner, effect, entry_id=entry_id, occurred_ms=occurred, now=now),
         )
-        ids = await script(keys=[queue.keys.alert_owner(owner.key), queue.keys.alert_due], args=[context])
+        ids = await outcome_script(keys=[queue.keys.alert_owner(owner.key), queue.keys.alert_due], args=[context])
         made += [str(i) for i in ids]
     return made

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from shared import codec
 from shared.alerts.guard import target_violations
+from shared.alerts.storage import load_hashes
 from shared.clock import now_ms
 from shared.errors import DecodeError, FieldViolation, LimitError, NotFoundError, ValidationError
 from shared.navigation_policy import NavigationPolicy
@@ -148,11 +149,7 @@ async def create_rule(
 
 
 async def _load(queue: Queue, rule_ids: Sequence[str]) -> list[AlertRule | None]:
-    pipe = queue.redis.pipeline(transaction=False)
-    for rule_id in rule_ids:
-        pipe.hgetall(queue.keys.alert_rule(rule_id))
-    hashes = cast(list[dict[str, str]], await pipe.execute())
-    return [_rule_from_hash(raw) if raw else None for raw in hashes]
+    return await load_hashes(queue, [queue.keys.alert_rule(i) for i in rule_ids], _rule_from_hash)
 
 
 async def list_rules(queue: Queue, *, tenant: str, page_size: int, page_token: str = "") -> Page[AlertRule]:

@@ -49,7 +49,12 @@ class Alerts:
         )
         self._reader = reader
 
+    async def ensure_group(self) -> None:
+        """Make the `alerts` group, so the events from now on are kept for it (before serving)."""
+        await self.consumer.ensure_group()
+
     def start(self) -> None:
+        """Start both loops (the consumer makes the group if `ensure_group` could not)."""
         self.consumer.start()
         self.dispatcher.start()
 
