@@ -100,6 +100,8 @@ class EventConsumer:
                     await self.round()
             except (RedisError, OSError) as exc:
                 log.warning("alerts: reading the events stream failed, again in 1 s: %s", exc)
+            except Exception:  # a bug must not end alerting: the entry stays pending, to be taken over
+                log.exception("alerts: handling the events stream failed, again in 1 s")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
 

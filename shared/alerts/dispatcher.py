@@ -89,6 +89,8 @@ class Dispatcher:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._attempts.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # its lease runs out: tried again
+            log.error("alerts: %s failed", task.get_name(), exc_info=task.exception())
         self._wake.set()
 
     def _secret(self, claimed: ClaimedDelivery) -> str:
