@@ -27,13 +27,14 @@ from redis.exceptions import RedisError
 
 from shared import jobs
 from shared.clock import now_ms
-from shared.errors import DecodeError, NotFoundError
+from shared.errors import NotFoundError
 from shared.model import Job, JobSource
 from shared.queue import Queue
 from shared.schedules import encoding
 from shared.schedules.model import Schedule
 from shared.schedules.store import RECENT_RUNS, due_after, load_schedule
 from shared.schedules.timing import fires_after, jitter_of
+from shared.schema import ScheduleField
 from shared.tasks import Periodic
 
 __all__ = ["GRACE_MS", "Scheduler", "fire_due", "tick", "trigger_schedule"]
@@ -48,6 +49,19 @@ BUFFER_POLL_MS = 1_000
 #: outage is worked off over a few ticks rather than in one long one).
 DUE_BATCH = 200
 MAX_WALK = 10_000
+#: How soon a schedule that could not be fired (unreadable) is tried again.
+RETRY_BAD_MS = 60_000
+
+
+def _schedule_keys(queue: Queue, schedule_id: str) -> list[str]:
+    """KEYS[1..4] of schedule_fire.lua."""
+    keys = queue.keys
+    return [
+        keys.schedule(schedule_id),
+        keys.schedules_due,
+        keys.schedule_runs(schedule_id),
+        keys.schedule_jobs(schedule_id),
+    ]
 
 
 async def _fire(
@@ -63,7 +77,6 @@ async def _fire(
     missed_last: int = 0,
 ) -> tuple[str, str]:
     """One schedule_fire.lua call; its (outcome, job id)."""
-    keys = queue.keys
     sid = schedule.schedule_id
     command = dataclasses.replace(
         schedule.spec.template,
@@ -75,7 +88,7 @@ async def _fire(
         queue, command, tenant=schedule.tenant_id, trace="", now=now, job_id=str(uuid.uuid4())
     )
     outcome, job_id = await queue.scripts.schedule_fire(
-        keys=[keys.schedule(sid), keys.schedules_due, keys.schedule_runs(sid), keys.schedule_jobs(sid), *submit_keys],
+        keys=[*_schedule_keys(queue, sid), *submit_keys],
         args=[
             queue.context(
                 **members,
@@ -98,8 +111,11 @@ async def _fire(
 async def fire_due(queue: Queue, schedule_id: str, *, now: int) -> list[tuple[int, str]]:
     """Do what is due of one schedule by `now`; returns the (fire time, outcome) of each fire tried."""
     raw = cast(dict[str, str], await queue.redis.hgetall(queue.keys.schedule(schedule_id)))
-    if not raw or raw.get("paused") == "1":
-        await queue.redis.zrem(queue.keys.schedules_due, schedule_id)  # deleted or paused meanwhile
+    if not raw or raw.get(ScheduleField.PAUSED) == "1":
+        # Deleted or paused meanwhile: out of the due zset (the script checks again, atomically).
+        await queue.scripts.schedule_fire(
+            keys=_schedule_keys(queue, schedule_id), args=[queue.context(op="forget", schedule_id=schedule_id)]
+        )
         return []
     schedule = encoding.schedule_from_hash(raw)
     timing = schedule.spec.timing
@@ -172,8 +188,13 @@ async def tick(queue: Queue, *, now: int | None = None) -> int:
     for schedule_id in due:
         try:
             await fire_due(queue, schedule_id, now=at)
-        except DecodeError as exc:
-            log.error("schedule %s cannot be read, not fired: %s", schedule_id, exc)
+        except (RedisError, OSError):
+            raise  # the round fails and is logged; the next one tries again
+        except Exception:
+            # One schedule that cannot be fired (unreadable) must not stop the others: it is looked at
+            # again in a minute.
+            log.exception("schedule %s could not be fired; trying again in %d s", schedule_id, RETRY_BAD_MS // 1000)
+            await queue.redis.zadd(queue.keys.schedules_due, {schedule_id: at + RETRY_BAD_MS})
     return len(due)
 
 

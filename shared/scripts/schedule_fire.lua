@@ -14,6 +14,7 @@
 --   op 'trigger': start a run now, whatever runs (counts as the schedule's latest run)
 --   op 'touch':   only put the schedule back in the due zset at next_due, if nothing moved since
 --                 `fire` (its last fire time) was read
+--   op 'forget':  take the schedule out of the due zset if it is gone or paused (KEYS[1..4] only)
 -- Returns {outcome, job id}: outcome 'started' (job id set), 'skipped', 'buffered', 'advanced'
 -- (run '0'), 'busy' (drain: the previous run goes on), 'limited' (the tenant's queue is full: no
 -- job, the fire counts as skipped), 'late' (another replica claimed this fire time or a later one),
@@ -26,6 +27,11 @@
 local ctx = cjson.decode(ARGV[1])
 local sk = KEYS[1]
 local s = redis.call('HMGET', sk, 'tenant', 'last_fire', 'last_job', 'buffered', 'overlap', 'paused', 'gen')
+if ctx.op == 'forget' then
+  -- Decided here, not by the caller: a resume between its read and this call must not be undone.
+  if not s[1] or s[6] == '1' then redis.call('ZREM', KEYS[2], ctx.schedule_id) end
+  return {'gone', ''}
+end
 if not s[1] then return {'gone', ''} end
 local op, now, fire = ctx.op, tonumber(ctx.now), tonumber(ctx.fire)
 local buffered = s[4] or ''

@@ -283,6 +283,28 @@ async def test_secrets_are_sealed_and_never_returned(api: Api) -> None:
     kept = await schedule_notifications(api.queue, "acme", made.schedule_id)
     assert api.sealer.open(kept[0].secret, field="secret") == "hook-secret"
     assert kept[0].events == ("failed", "recovered")
+    # A secret of the longest length a caller may send is stored sealed (longer still); changing
+    # another field later is not refused for it.
+    longest = "s" * 512
+    await api.schedules.UpdateSchedule(
+        pb.UpdateScheduleRequest(
+            schedule=schedule(
+                scheduleId=made.schedule_id, notifications=[{"url": "https://hooks.example.test/x", "secret": longest}]
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["notifications"]),
+        ),
+        metadata=md,
+    )
+    renamed = await api.schedules.UpdateSchedule(
+        pb.UpdateScheduleRequest(
+            schedule=schedule(scheduleId=made.schedule_id, name="renamed"),
+            update_mask=field_mask_pb2.FieldMask(paths=["name"]),
+        ),
+        metadata=md,
+    )
+    assert renamed.name == "renamed" and renamed.notifications[0].secret_set
+    last = await schedule_notifications(api.queue, "acme", made.schedule_id)
+    assert api.sealer.open(last[0].secret, field="secret") == longest
 
 
 async def test_delete(api: Api) -> None:

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from shared import jobs, retention
 from shared.model import JobSource, JobState
-from shared.queue import Queue
+from shared.queue import Queue, connect
 from shared.schedules import firing, store
 from shared.schedules.model import OverlapPolicy, Schedule
-from shared.settings import QueueSettings
+from shared.schema import ScheduleField
+from shared.settings import QueueSettings, RedisSettings
 from tests.queue_helpers import run_jobs
 from tests.shared.schedules.helpers import TENANT, spec
-from tests.support import RedisProcess
+from tests.support import RedisProcess, start_redis, wait_for
 
 
 @pytest.fixture
@@ -198,3 +201,54 @@ async def test_the_scheduler_tick_fires_every_due_schedule(queue: Queue) -> None
     for schedule in made:
         assert len(await fired_jobs(queue, schedule)) == 1
     assert await firing.tick(queue, now=latest + 1000) == 0
+
+
+async def test_a_schedule_resumed_while_a_tick_read_it_paused_stays_due(queue: Queue) -> None:
+    schedule = await store.create_schedule(queue, spec(paused=True), tenant=TENANT, sealer=None)
+    sid = schedule.schedule_id
+    assert await queue.redis.zscore(queue.keys.schedules_due, sid) is None
+    await store.resume_schedule(queue, sid, tenant=TENANT, note="")
+    # A tick that read the paused hash just before the resume asks to forget it: the script sees the resume.
+    await queue.scripts.schedule_fire(
+        keys=firing._schedule_keys(queue, sid), args=[queue.context(op="forget", schedule_id=sid)]
+    )
+    assert await queue.redis.zscore(queue.keys.schedules_due, sid) is not None
+    await store.delete_schedule(queue, sid, tenant=TENANT)
+    await queue.redis.zadd(queue.keys.schedules_due, {sid: 0})  # a due entry left by a fire racing the delete
+    assert await firing.fire_due(queue, sid, now=schedule.anchor_ms + 1000) == []
+    assert await queue.redis.zscore(queue.keys.schedules_due, sid) is None
+
+
+async def test_an_unreadable_schedule_does_not_stop_the_others(queue: Queue, caplog: pytest.LogCaptureFixture) -> None:
+    bad, good = [await store.create_schedule(queue, spec(), tenant=TENANT, sealer=None) for _ in range(2)]
+    await queue.redis.hset(queue.keys.schedule(bad.schedule_id), ScheduleField.DEFINITION, "{not json")
+    now = max(bad.anchor_ms, good.anchor_ms) + 1000
+    assert await firing.tick(queue, now=now) == 2
+    assert len(await fired_jobs(queue, good)) == 1
+    assert await queue.redis.zscore(queue.keys.schedules_due, bad.schedule_id) == now + firing.RETRY_BAD_MS
+    assert f"schedule {bad.schedule_id} could not be fired" in caplog.text
+
+
+async def test_the_scheduler_rides_out_a_redis_outage(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = start_redis(tmp_path, aof=True)
+    client = connect(RedisSettings(url=server.url, configured=True))
+    queue = Queue.open(client, QueueSettings())
+    scheduler = firing.Scheduler(queue, tick_s=0.05)
+    try:
+        schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.ALLOW), tenant=TENANT, sealer=None)
+        scheduler.start()
+        await wait_for(lambda: fired_jobs(queue, schedule), within=30, what="a first fire")
+        server.stop()
+        await wait_for(lambda: "scheduler failed" in caplog.text, within=30, what="a failed round, logged")
+        server = start_redis(tmp_path, port=server.port, aof=True)
+        seen = len(await wait_for(lambda: fired_jobs(queue, schedule), within=30, ignoring=(RedisError,)))
+
+        async def fired_again() -> bool:
+            return len(await fired_jobs(queue, schedule)) > seen
+
+        await wait_for(fired_again, within=30, what="fires after Redis came back", ignoring=(RedisError,))
+        assert scheduler.running
+    finally:
+        await scheduler.stop()
+        await client.aclose()
+        server.stop()
