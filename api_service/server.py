@@ -2,7 +2,8 @@
 
 Besides the gRPC services it runs the scheduler (`shared.schedules.firing.Scheduler`: every replica
 ticks, each fire time is claimed by one of them), the periodic retention cleaner and the artifact store's orphan
-sweep (one replica per interval does a pass of each, see `shared.retention`) and, when
+sweep (one replica per interval does a pass of each, see `shared.retention`), the alerts' events
+consumer and webhook dispatcher (every replica, sharing the work through Redis: `shared.alerts`) and, when
 `API_METRICS_PORT` is not 0, a Prometheus endpoint with RPC counts and latencies and the queue's
 figures. Before serving it reads Redis's eviction policy and refuses one that may evict jobs
 (`shared.redis_policy`; `SENTINEL_ALLOW_EVICTION=true` overrides). It serves the jobs' artifacts
@@ -31,12 +32,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from api_service.admin import QueueAdminServicer
+from api_service.alerts import AlertsServicer
 from api_service.http.context import Backend
 from api_service.http.server import HttpApi
 from api_service.schedules import SchedulesServicer
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.alerts.service import Alerts
 from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.edge import server as edge_server
 from shared.edge.auth import keyring_for
@@ -57,6 +60,7 @@ SERVICES = [
     pb.DESCRIPTOR.services_by_name["TestExecution"].full_name,
     pb.DESCRIPTOR.services_by_name["QueueAdmin"].full_name,
     pb.DESCRIPTOR.services_by_name["Schedules"].full_name,
+    pb.DESCRIPTOR.services_by_name["Alerts"].full_name,
 ]
 
 
@@ -76,6 +80,7 @@ class ApiServer:
     cleaner: Cleaner
     scheduler: Scheduler
     registry: CollectorRegistry
+    alerts: Alerts
     store: ArtifactStore | None = None
     sweeper: OrphanSweeper | None = None
     metrics: MetricsEndpoint | None = None
@@ -115,6 +120,8 @@ class ApiServer:
         pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub, sealer, store=store), server)
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub, store=store), server)
         pb_grpc.add_SchedulesServicer_to_server(SchedulesServicer(queue, sealer), server)
+        alerts = Alerts(queue, connect_blocking(redis), settings=api.alerts, sealer=sealer)
+        pb_grpc.add_AlertsServicer_to_server(AlertsServicer(queue, sealer=sealer, policy=alerts.policy), server)
         health, port = edge_server.open_port(
             server,
             services=SERVICES,
@@ -131,6 +138,7 @@ class ApiServer:
             metrics = MetricsEndpoint.try_start(registry, host=host, port=api.metrics_port, variable="API_METRICS_PORT")
         try:
             await queue.ensure_groups()
+            await alerts.ensure_group()
         except Exception as exc:  # Redis down at start: serve NOT_SERVING and keep trying.
             log.warning("redis not reachable at start: %s", exc)
         cleaner = Cleaner(queue, store=store)
@@ -143,6 +151,7 @@ class ApiServer:
         if sweeper is not None:
             await sweeper.start()
         scheduler.start()
+        alerts.start()
         started = cls(
             server=server,
             port=port,
@@ -153,6 +162,7 @@ class ApiServer:
             cleaner=cleaner,
             scheduler=scheduler,
             registry=registry,
+            alerts=alerts,
             store=store,
             sweeper=sweeper,
             metrics=metrics,
@@ -193,6 +203,7 @@ class ApiServer:
             await self.eviction.stop()
         await self.scheduler.stop()
         await self.cleaner.stop()
+        await self.alerts.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
         # Ends open progress streams (gRPC and SSE alike) with ShuttingDown: clients resume with their cursor.

@@ -165,7 +165,51 @@ class ScheduleField(StrEnum):
     MISSED = "missed"  # fires dropped as older than the catch-up window
 
 
-#: Every field of a hash: the job hash, the run hashes, the schedule hashes and the figures hashes.
-HASH_FIELDS: frozenset[str] = frozenset({*JobField, *ProgressField, *Figure, *RunField, *ScheduleField})
+class AlertRuleField(StrEnum):
+    """Fields of a tenant-wide alert rule's hash (`Keys.alert_rule`)."""
+
+    ID = "id"
+    TENANT = "tenant"
+    TAG = "tag"
+    NOTIFICATIONS = "notifications"  # JSON list; each secret sealed
+    CREATED = "created"
+
+
+class OwnerField(StrEnum):
+    """Fields of an alert owner's hash (`Keys.alert_owner`): what alert_outcome.lua compares with."""
+
+    OUTCOME = "outcome"  # pass | fail
+    EVENT = "event"  # the events-stream id of the last event applied (older ones are skipped)
+    SINCE = "since"  # when the outcome last changed, ms
+
+
+class DeliveryField(StrEnum):
+    """Fields of a webhook delivery's hash (`Keys.alert_delivery`)."""
+
+    ID = "id"
+    TENANT = "tenant"
+    EVENT = "event"  # failed, recovered, dead_lettered, ...
+    URL = "url"
+    JOB = "job"
+    SCHEDULE = "schedule"
+    RULE = "rule"
+    STATE = "state"  # pending | delivered | failed
+    ATTEMPTS = "attempts"
+    STATUS = "status"  # the last answer's HTTP status (0: none)
+    RESPONSE = "response"  # the last answer's body, at most 1 KiB
+    ERROR = "error"  # why the last attempt failed
+    BODY = "body"  # the JSON body, as signed and sent
+    SECRET = "secret"  # sealed ('' = unsigned)
+    CREATED = "created"
+    LAST_AT = "last_at"
+    NEXT_AT = "next_at"
+    LEASE = "lease"  # the token of the attempt under way ('' = none)
+
+
+#: Every field of a hash: the job hash, the run hashes, the schedule hashes, the figures hashes and the
+#: alerts' hashes.
+HASH_FIELDS: frozenset[str] = frozenset(
+    {*JobField, *ProgressField, *Figure, *RunField, *ScheduleField, *AlertRuleField, *OwnerField, *DeliveryField}
+)
 #: Every field of a stream entry: progress entries, events, lane entries.
 ENTRY_FIELDS: frozenset[str] = frozenset({*EntryField, *ProgressField, *EventField, *LaneField})
