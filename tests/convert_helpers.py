@@ -64,5 +64,21 @@ def step_to_proto(step: Step) -> pb.Step:
         member.SetInParent()
         for f in dataclasses.fields(step.action):
             if f.init:
-                setattr(member, f.name, getattr(step.action, f.name))
+                set_field(member, f.name, getattr(step.action, f.name))
     return message
+
+
+def set_field(message: Any, name: str, value: Any) -> None:
+    """Set a field of an action's message from its domain value: a scalar, a dict (a map), or a
+    tuple of scalars or of dataclasses (a repeated field)."""
+    if isinstance(value, dict):
+        getattr(message, name).update(value)
+    elif isinstance(value, tuple):
+        repeated = getattr(message, name)
+        for item in value:
+            if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                repeated.add(**dataclasses.asdict(item))
+            else:
+                repeated.append(item)
+    else:
+        setattr(message, name, value)
