@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from typing import Any
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
@@ -28,7 +29,7 @@ PYTHON_TYPE = {
 }
 
 
-def python_type(field: FieldDescriptor) -> str:
+def python_type(field: Any) -> str:
     """The type an action's dataclass field has for a protobuf field: a map is a dict, a repeated
     field a tuple (of a dataclass named like the message, for messages)."""
     message = field.message_type
@@ -68,7 +69,8 @@ def test_an_action_has_a_runner_function(kind: str) -> None:
 
 
 def test_a_message_inside_an_action_has_the_fields_of_its_dataclass() -> None:
-    expectation = ONEOF["request"].fields_by_name["expect_json"].message_type
+    request: Any = ONEOF["request"]
+    expectation = request.fields_by_name["expect_json"].message_type
     fields = {f.name: f.type for f in dataclasses.fields(JsonExpectation)}
     assert fields == {f.name: python_type(f) for f in expectation.fields}
 

@@ -12,7 +12,7 @@ from shared import codec
 from shared import validation as v
 from shared.actions import JsonExpectation, Request, secrets
 from shared.edge import convert
-from shared.errors import FieldViolation, ValidationError
+from shared.errors import DecodeError, FieldViolation, ValidationError
 from shared.json_checks import compile_path, json_equal, values_at
 from shared.model import JobOptions, Step, SubmitCommand, TestDefinition
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key, seal_command
@@ -134,7 +134,7 @@ def test_a_request_round_trips_through_the_job_hash_json() -> None:
 def test_a_malformed_stored_request_is_a_decode_error() -> None:
     raw = codec.definition_to_json(TestDefinition(name="api", steps=(Step(FULL),)))
     broken = raw.replace('"expect_json":[', '"expect_json":"nope","x":[')
-    with pytest.raises(codec.DecodeError):
+    with pytest.raises(DecodeError):
         codec.definition_from_json(broken)
 
 
