@@ -101,10 +101,8 @@ async def test_an_api_check_runs_without_a_browser_context(
     assert stored and not any("e2e-5ecret" in value for value in stored.values())
     assert "e2e-5ecret" not in str(passing) + str(events)
 
-    failing, _ = await run_to_end(
-        api_stub,
-        request(site, [{"request": {"url": "/api/user", "expectJson": [{"path": "$.user.roles[1]", "equals": '"dev"'}]}}]),
-    )
+    wrong_role = {"url": "/api/user", "expectJson": [{"path": "$.user.roles[1]", "equals": '"dev"'}]}
+    failing, _ = await run_to_end(api_stub, request(site, [{"request": wrong_role}]))
     assert failing.state == pb.JOB_STATE_FAILED
     assert failing.result.error.category == pb.ERROR_CATEGORY_ASSERTION
     assert failing.result.steps[0].error == '$.user.roles[1]: expected "dev", got "ops"'
