@@ -50,6 +50,7 @@ class Api:
     away: str = ""  # a server on another port, which the guard does not allow
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     away_seen: list[str] = field(default_factory=list)
+    away_headers: list[dict[str, str]] = field(default_factory=list)
     hung: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -162,6 +163,7 @@ async def api() -> AsyncIterator[Api]:
 
     async def stolen(request: web.Request) -> web.Response:
         served.away_seen.append(request.path)
+        served.away_headers.append(dict(request.headers))
         return web.Response(text="stolen")
 
     other.router.add_get("/stolen", stolen)
@@ -355,6 +357,26 @@ async def test_a_first_url_the_guard_refuses_is_never_sent(browser: BrowserManag
 
     assert ran.error()[0] is ErrorCategory.POLICY
     assert api.away_seen == []
+
+
+async def test_a_redirect_to_another_origin_does_not_carry_secret_or_credential_headers(
+    api: Api, tmp_path: Path
+) -> None:
+    manager = BrowserManager(
+        executable_path=chromium_path(), args=CHROMIUM_ARGS, policy=NavigationPolicy.from_rules(["127.0.0.1"])
+    )
+    headers = {"X-Key": Sealer(KEY).seal("k3y-value"), "Authorization": "Basic YWRhOnB3", "X-Trace": "t-1"}
+    try:
+        steps = [Step(Request("/away", headers=headers, secret_headers=("X-Key",), expect_body_contains="stolen"))]
+        ran = await run(await manager.new_api_session(), steps, tmp_path, base_url=api.url)
+    finally:
+        await manager.stop()
+
+    assert ran.outcome.error is None, ran.outcome.error
+    assert api.seen[0][2]["X-Key"] == "k3y-value" and api.seen[0][2]["Authorization"] == "Basic YWRhOnB3"
+    (sent,) = api.away_headers
+    assert sent.get("X-Trace") == "t-1"
+    assert "X-Key" not in sent and "Authorization" not in sent
 
 
 async def test_no_answer_is_a_network_error_and_a_slow_one_a_timeout(
