@@ -1,7 +1,9 @@
 """The API service: builds the grpc.aio server and runs it until told to stop.
 
-Besides the gRPC services it runs the periodic retention cleaner and the artifact store's orphan
-sweep (one replica per interval does a pass of each, see `shared.retention`) and, when
+Besides the gRPC services it runs the scheduler (`shared.schedules.firing.Scheduler`: every replica
+ticks, each fire time is claimed by one of them), the periodic retention cleaner and the artifact store's orphan
+sweep (one replica per interval does a pass of each, see `shared.retention`), the alerts' events
+consumer and webhook dispatcher (every replica, sharing the work through Redis: `shared.alerts`) and, when
 `API_METRICS_PORT` is not 0, a Prometheus endpoint with RPC counts and latencies and the queue's
 figures. Before serving it reads Redis's eviction policy and refuses one that may evict jobs
 (`shared.redis_policy`; `SENTINEL_ALLOW_EVICTION=true` overrides). It serves the jobs' artifacts
@@ -30,11 +32,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from api_service.admin import QueueAdminServicer
+from api_service.alerts import AlertsServicer
 from api_service.http.context import Backend
 from api_service.http.server import HttpApi
+from api_service.schedules import SchedulesServicer
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.alerts.service import Alerts
 from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.edge import server as edge_server
 from shared.edge.auth import keyring_for
@@ -43,6 +48,7 @@ from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect, connect_blocking
 from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.retention import Cleaner, OrphanSweeper
+from shared.schedules.firing import Scheduler
 from shared.sealed import sealer_for
 from shared.settings import ApiSettings, ArtifactSettings, QueueSettings, RedisSettings, SecuritySettings
 from shared.streams import StreamHub
@@ -53,6 +59,8 @@ log = logging.getLogger(__name__)
 SERVICES = [
     pb.DESCRIPTOR.services_by_name["TestExecution"].full_name,
     pb.DESCRIPTOR.services_by_name["QueueAdmin"].full_name,
+    pb.DESCRIPTOR.services_by_name["Schedules"].full_name,
+    pb.DESCRIPTOR.services_by_name["Alerts"].full_name,
 ]
 
 
@@ -70,7 +78,9 @@ class ApiServer:
     health: HealthReporter
     reader: aioredis.Redis
     cleaner: Cleaner
+    scheduler: Scheduler
     registry: CollectorRegistry
+    alerts: Alerts
     store: ArtifactStore | None = None
     sweeper: OrphanSweeper | None = None
     metrics: MetricsEndpoint | None = None
@@ -109,6 +119,9 @@ class ApiServer:
         sealer = sealer_for(security.secret_key)
         pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub, sealer, store=store), server)
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub, store=store), server)
+        pb_grpc.add_SchedulesServicer_to_server(SchedulesServicer(queue, sealer), server)
+        alerts = Alerts(queue, [connect_blocking(redis) for _ in queue.shards], settings=api.alerts, sealer=sealer)
+        pb_grpc.add_AlertsServicer_to_server(AlertsServicer(queue, sealer=sealer, policy=alerts.policy), server)
         health, port = edge_server.open_port(
             server,
             services=SERVICES,
@@ -125,16 +138,20 @@ class ApiServer:
             metrics = MetricsEndpoint.try_start(registry, host=host, port=api.metrics_port, variable="API_METRICS_PORT")
         try:
             await queue.ensure_groups()
+            await alerts.ensure_group()
         except Exception as exc:  # Redis down at start: serve NOT_SERVING and keep trying.
             log.warning("redis not reachable at start: %s", exc)
         cleaner = Cleaner(queue, store=store)
         sweeper = OrphanSweeper(queue, store) if store is not None else None
+        scheduler = Scheduler(queue, tick_s=api.scheduler_tick_ms / 1000)
         await hub.start()
         await server.start()
         await health.start()
         await cleaner.start()
         if sweeper is not None:
             await sweeper.start()
+        scheduler.start()
+        alerts.start()
         started = cls(
             server=server,
             port=port,
@@ -143,7 +160,9 @@ class ApiServer:
             health=health,
             reader=reader,
             cleaner=cleaner,
+            scheduler=scheduler,
             registry=registry,
+            alerts=alerts,
             store=store,
             sweeper=sweeper,
             metrics=metrics,
@@ -182,7 +201,9 @@ class ApiServer:
         await self.health.drain()
         if self.eviction is not None:
             await self.eviction.stop()
+        await self.scheduler.stop()
         await self.cleaner.stop()
+        await self.alerts.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
         # Ends open progress streams (gRPC and SSE alike) with ShuttingDown: clients resume with their cursor.

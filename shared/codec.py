@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from typing import Any
 
+from shared.actions import build
 from shared.errors import DecodeError
 from shared.model import (
     ACTIONS,
@@ -61,10 +62,9 @@ def action_from_dict(data: Mapping[str, Any]) -> Action:
     cls = ACTIONS.get(str(kind))
     if cls is None:
         raise DecodeError(f"unknown step action {kind!r}")
-    names = {f.name for f in fields(cls) if f.init}
     try:
-        return cls(**{k: v for k, v in data.items() if k in names})
-    except TypeError as exc:
+        return build(cls, data)
+    except (TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"malformed {kind} action: {exc}") from exc
 
 
@@ -186,6 +186,7 @@ def result_from_json(raw: str) -> JobResult:
                     skipped=bool(s.get("skipped", False)),
                     console_errors=tuple(s.get("console_errors", ())),
                     failed_requests=tuple(s.get("failed_requests", ())),
+                    http_status=int(s.get("http_status", 0)),
                 )
                 for s in data["steps"]
             ),
@@ -277,6 +278,8 @@ def new_job_fields(
         JobField.SOURCE: metadata.source.value,
         JobField.CREATED: str(metadata.created_at_ms),
         JobField.RUN: metadata.run_id,
+        JobField.SCHEDULE: metadata.schedule_id,
+        JobField.FIRE: str(metadata.fire_time_ms),
         JobField.TRACE: trace,
         JobField.ATTEMPT: "0",
         JobField.MAX_ATTEMPTS: str(max_attempts),
@@ -317,6 +320,8 @@ def job_from_hash(raw: RawHash) -> Job:
             source=source,
             created_at_ms=_int_field(raw, JobField.CREATED),
             run_id=raw.get(JobField.RUN, ""),
+            schedule_id=raw.get(JobField.SCHEDULE, ""),
+            fire_time_ms=_int_field(raw, JobField.FIRE),
         ),
         attempt=_int_field(raw, JobField.ATTEMPT),
         tries=_int_field(raw, JobField.TRIES),

@@ -65,6 +65,27 @@ def submit_call(
     """KEYS and ARGV of submit.lua for one command (on the tenant's shard); `held`: a run's job its
     max_parallel holds back. A `job_id` given must be one of the tenant's shard (`Queue.new_id`)."""
     queue = queue.for_tenant(tenant)
+    call_keys, members = submit_parts(
+        queue, command, tenant=tenant, trace=trace, now=now, job_id=job_id, run_id=run_id, held=held
+    )
+    return call_keys, [queue.context(**members)]
+
+
+def submit_parts(
+    queue: Queue,
+    command: SubmitCommand,
+    *,
+    tenant: str,
+    trace: str,
+    now: int,
+    job_id: str = "",
+    run_id: str = "",
+    held: bool = False,
+) -> tuple[list[str], dict[str, object]]:
+    """The keys and the context members of a submit (submit_job.lua), for a script that submits a job
+    as one of its steps (submit.lua, a schedule's fire). The keys are those of the tenant's shard: a
+    script submitting a job must be called on that shard (with that shard's context)."""
+    queue = queue.for_tenant(tenant)
     options = command.options
     settings = queue.settings
     keys = queue.keys
@@ -82,6 +103,8 @@ def submit_call(
             source=command.source,
             created_at_ms=now,
             run_id=run_id,
+            schedule_id=command.schedule_id,
+            fire_time_ms=command.fire_time_ms,
         ),
         max_attempts=options.max_attempts or settings.default_attempts,
         timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
@@ -100,18 +123,18 @@ def submit_call(
         keys.progress(job_id),
         *(keys.tenant_tag(tenant, tag) for tag in dict.fromkeys(options.tags)),
     ]
-    context = queue.context(
-        now=now,
-        id=job_id,
-        lane=options.priority.value,
-        tenant=tenant,
-        trace=trace,
-        due=due,
-        idempotency_ttl=IDEMPOTENCY_TTL_S if idem else 0,
-        job=fields,
-        held=held,
-    )
-    return call_keys, [context]
+    members: dict[str, object] = {
+        "now": now,
+        "id": job_id,
+        "lane": options.priority.value,
+        "tenant": tenant,
+        "trace": trace,
+        "due": due,
+        "idempotency_ttl": IDEMPOTENCY_TTL_S if idem else 0,
+        "job": fields,
+        "held": held,
+    }
+    return call_keys, members
 
 
 async def submit(queue: Queue, command: SubmitCommand, *, tenant: str, trace: str = "") -> Submitted:
@@ -161,17 +184,30 @@ async def list_jobs(
     tenant: str,
     state: JobState | None = None,
     tag: str = "",
+    schedule_id: str = "",
     page_size: int = 50,
     page_token: str = "",
 ) -> Page[Job]:
-    """A page of the tenant's jobs, newest first, optionally of one state and one tag (its shard's indexes)."""
+    """A page of the tenant's jobs, newest first, optionally of one state, one tag and one schedule
+    (the indexes of the tenant's shard, where its jobs and schedules are)."""
     queue = queue.for_tenant(tenant)
-    index = queue.keys.tenant_tag(tenant, tag) if tag else queue.keys.tenant_jobs(tenant)
+    keys = queue.keys
+    if schedule_id:
+        index = keys.schedule_jobs(schedule_id)
+    else:
+        index = keys.tenant_tag(tenant, tag) if tag else keys.tenant_jobs(tenant)
+
+    def keep(job: Job) -> bool:
+        if state is not None and job.state is not state:
+            return False
+        # A schedule's index holds one tenant's jobs; checked all the same.
+        return not schedule_id or (job.metadata.tenant_id == tenant and (not tag or tag in job.options.tags))
+
     return await scan_index(
         queue.redis,
         index,
         load=lambda ids: load_jobs(queue, ids),
-        keep=lambda job: state is None or job.state is state,
+        keep=keep,
         page_size=page_size,
         page_token=page_token,
     )

@@ -7,7 +7,8 @@ becomes `Step(action=None)` and an empty definition an empty `TestDefinition`, s
 convert generically over their registry (`shared.actions`), never action by action.
 Submits only come in: turning one back into protobuf is for tests (tests/convert_helpers.py).
 Enum maps live in `convert_enums`, the outbound job views in `convert_jobs`, artifacts in
-`convert_artifacts` and runs in `convert_runs`; all are re-exported here, so callers import everything from this module.
+`convert_artifacts`, runs in `convert_runs`, schedules in `convert_schedules` and submits back to protobuf
+(a schedule's template) in `convert_submits`; all are re-exported here, so callers import everything from this module.
 Nothing here may import grpc.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from protos import sentinel_pb2 as pb
+from shared.actions import build
 from shared.edge.convert_artifacts import artifact_chunks_to_proto, artifact_to_proto
 from shared.edge.convert_enums import (
     artifact_policy_from_proto,
@@ -44,6 +46,8 @@ from shared.edge.convert_jobs import (
     violations_to_proto,
 )
 from shared.edge.convert_runs import run_test_to_proto, run_to_proto
+from shared.edge.convert_schedules import overlap_from_proto, schedule_spec_from_proto, schedule_to_proto
+from shared.edge.convert_submits import definition_to_proto, options_to_proto, submit_to_proto
 from shared.model import (
     ACTIONS,
     Action,
@@ -58,6 +62,7 @@ from shared.model import (
     TestDefinition,
     Viewport,
 )
+from shared.schedules.model import ScheduleSpec
 
 __all__ = [
     "artifact_chunks_to_proto",
@@ -66,11 +71,14 @@ __all__ = [
     "artifact_to_proto",
     "dead_letter_to_proto",
     "definition_from_proto",
+    "definition_to_proto",
     "error_category_from_proto",
     "error_category_to_proto",
     "job_error_to_proto",
     "job_to_proto",
     "options_from_proto",
+    "options_to_proto",
+    "overlap_from_proto",
     "priority_from_proto",
     "priority_to_proto",
     "progress_event_to_proto",
@@ -79,6 +87,9 @@ __all__ = [
     "run_command_from_proto",
     "run_test_to_proto",
     "run_to_proto",
+    "schedule_from_proto",
+    "schedule_spec_from_proto",
+    "schedule_to_proto",
     "source_from_proto",
     "source_to_proto",
     "state_from_proto",
@@ -86,6 +97,7 @@ __all__ = [
     "step_from_proto",
     "step_result_to_proto",
     "submit_from_proto",
+    "submit_to_proto",
     "timestamp",
     "violations_to_proto",
 ]
@@ -157,16 +169,40 @@ def _action_from_proto(step: pb.Step) -> Action | None:
     if cls is None:
         return None
     message = getattr(step, kind)
-    return cls(**{f.name: _field_from_proto(message, f) for f in dataclasses.fields(cls) if f.init})
+    return build(
+        cls, {f.name: v for f in dataclasses.fields(cls) if f.init and (v := _carried(message, f)) is not _UNSET}
+    )
 
 
-def _field_from_proto(message: Message, field: dataclasses.Field[Any]) -> Any:
-    """The message's value for `field`, or the action's default when the message does not carry one:
-    unset, for a field with presence (`Check.checked`); the zero value otherwise, since proto3
-    cannot tell "" or 0 from unset (an empty `WaitFor.state` means "visible")."""
+_UNSET = object()
+
+
+def _carried(message: Message, field: dataclasses.Field[Any]) -> Any:
+    """The message's value for `field` as plain values (a map as a dict, a repeated field as a list,
+    a message as a dict of its fields), or `_UNSET` when the action's default applies: unset, for a
+    field with presence (`Check.checked`); the zero value otherwise, since proto3 cannot tell "" or
+    0 from unset (an empty `WaitFor.state` means "visible")."""
     value = getattr(message, field.name)
+    descriptor = message.DESCRIPTOR.fields_by_name[field.name]
+    if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+        return dict(value)
+    if descriptor.is_repeated:
+        return [_message_values(v) if descriptor.message_type is not None else v for v in value]
     if field.default is dataclasses.MISSING:
         return value
-    descriptor = message.DESCRIPTOR.fields_by_name[field.name]
     carried = message.HasField(field.name) if descriptor.has_presence else value != descriptor.default_value
-    return value if carried else field.default
+    return value if carried else _UNSET
+
+
+def _message_values(message: Message) -> dict[str, Any]:
+    """A message inside an action (`JsonExpectation`) as its fields' values; proto3 zero values are
+    the dataclass's defaults there."""
+    return {f.name: getattr(message, f.name) for f in message.DESCRIPTOR.fields}
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+def schedule_from_proto(message: pb.Schedule) -> ScheduleSpec:
+    """What a CreateSchedule or UpdateSchedule sets, its template converted as a Submit is."""
+    return schedule_spec_from_proto(message, submit_from_proto(message.template))

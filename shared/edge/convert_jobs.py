@@ -47,6 +47,8 @@ def job_to_proto(job: Job) -> pb.Job:
         timeout_ms=_u32(job.timeout_ms),
         scheduled_for=timestamp(job.scheduled_for_ms),
         run_id=job.metadata.run_id,
+        schedule_id=job.metadata.schedule_id,
+        fire_time=timestamp(job.metadata.fire_time_ms),
     )
 
 
@@ -103,6 +105,7 @@ def step_result_to_proto(step: StepResult) -> pb.StepResult:
         skipped=step.skipped,
         console_errors=step.console_errors,
         failed_requests=step.failed_requests,
+        http_status=step.http_status,
     )
 
 

@@ -30,9 +30,12 @@ from shared.model import (
     RunTestSpec,
 )
 from shared.queue import Queue
+from shared.schedules import firing
+from shared.schedules import store as store_schedules
 from shared.scripts import Scripts
 from shared.settings import QueueSettings, RateLimit, RateLimitSettings
 from tests.queue_helpers import command
+from tests.shared.schedules.helpers import spec as schedule_spec
 from tests.support import wait_for
 
 SCRIPTS = Path(__file__).parents[2] / "shared" / "scripts"
@@ -177,6 +180,18 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_in_one_slot(cluster_
     )
     cancelled = await runs.cancel_run(queue, held.run_id, tenant="hooli")
     assert {t.state for t in cancelled.tests} == {JobState.CANCELLED}
+
+    # A schedule lives on its tenant's shard (globex: not the first): saving it, and a fire that
+    # submits its job in the same script.
+    hourly = schedule_spec(interval_ms=3_600_000)
+    schedule = await store_schedules.create_schedule(queue, hourly, tenant="globex", sealer=None)
+    assert queue.for_job(schedule.schedule_id) == queue.for_tenant("globex") != queue.shards[0]
+    fired = await firing.trigger_schedule(queue, schedule.schedule_id, tenant="globex")
+    assert queue.for_job(fired.job_id) == queue.for_tenant("globex")
+    assert fired.metadata.schedule_id == schedule.schedule_id
+    c = await claim_one(queue, fired.job_id)
+    assert await store.finish(queue, c, **done())
+    assert await firing.tick(queue) == 0  # every shard's due set read; nothing due for an hour
 
     # pause and resume every shard; clean removes every finished job.
     assert await pausing.pause(queue)
