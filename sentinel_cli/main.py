@@ -32,6 +32,7 @@ from shared.errors import ConfigError, SentinelError
 from shared.settings import (
     ApiSettings,
     ArtifactSettings,
+    ExecutionSettings,
     ExecutorSettings,
     QueueSettings,
     RedisSettings,
@@ -101,9 +102,16 @@ def _serve(args: argparse.Namespace) -> None:
         api = ApiSettings.from_env()
         security = SecuritySettings.from_env()
         artifacts = ArtifactSettings.from_env()
+        execution = ExecutionSettings.from_env()
         run_until_signal(
             lambda stop: serve_api(
-                stop, redis=redis, queue_settings=queue, api=api, security=security, artifacts=artifacts
+                stop,
+                redis=redis,
+                queue_settings=queue,
+                api=api,
+                security=security,
+                artifacts=artifacts,
+                execution=execution,
             )
         )
     else:
@@ -111,8 +119,11 @@ def _serve(args: argparse.Namespace) -> None:
 
         executor = ExecutorSettings.from_env()
         security = SecuritySettings.from_env(internal=True)
+        mode = ExecutionSettings.from_env(api=False)
         run_until_signal(
-            lambda stop: serve_executor(stop, redis=redis, queue_settings=queue, executor=executor, security=security)
+            lambda stop: serve_executor(
+                stop, redis=redis, queue_settings=queue, executor=executor, security=security, execution=mode
+            )
         )
 
 
