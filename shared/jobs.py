@@ -27,6 +27,7 @@ from shared.model import (
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schema import JobField
+from shared.settings import QueueSettings
 
 #: How long an idempotency key maps to its job.
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -64,28 +65,11 @@ def submit_call(
 ) -> tuple[list[str], list[str]]:
     """KEYS and ARGV of submit.lua for one command; `held`: a run's job its max_parallel holds back."""
     options = command.options
-    settings = queue.settings
     keys = queue.keys
     job_id = job_id or str(uuid.uuid4())
     due = now + options.delay_ms if options.delay_ms > 0 else 0
-    fields = codec.new_job_fields(
-        job_id=job_id,
-        state=JobState.SCHEDULED if due or held else JobState.PENDING,
-        definition=command.definition,
-        options=options,
-        metadata=JobMetadata(
-            tenant_id=tenant,
-            user_id=command.user_id,
-            request_id=command.request_id,
-            source=command.source,
-            created_at_ms=now,
-            run_id=run_id,
-        ),
-        max_attempts=options.max_attempts or settings.default_attempts,
-        timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
-        scheduled_for_ms=due,
-        progress=Progress(total_steps=len(command.definition.steps), message="Queued", updated_at_ms=now),
-        trace=trace,
+    fields = new_job_record(
+        queue.settings, command, job_id=job_id, tenant=tenant, trace=trace, now=now, run_id=run_id, held=held
     )
     idem = options.idempotency_key
     call_keys = [
@@ -110,6 +94,43 @@ def submit_call(
         held=held,
     )
     return call_keys, [context]
+
+
+def new_job_record(
+    settings: QueueSettings,
+    command: SubmitCommand,
+    *,
+    job_id: str,
+    tenant: str,
+    trace: str,
+    now: int,
+    run_id: str = "",
+    held: bool = False,
+) -> dict[str, str]:
+    """A new job's record (its hash fields), with the queue's defaults for attempts and timeout.
+
+    Queued jobs store it in Redis; direct ones (`shared.direct`) hand it to an executor as it is."""
+    options = command.options
+    due = now + options.delay_ms if options.delay_ms > 0 else 0
+    return codec.new_job_fields(
+        job_id=job_id,
+        state=JobState.SCHEDULED if due or held else JobState.PENDING,
+        definition=command.definition,
+        options=options,
+        metadata=JobMetadata(
+            tenant_id=tenant,
+            user_id=command.user_id,
+            request_id=command.request_id,
+            source=command.source,
+            created_at_ms=now,
+            run_id=run_id,
+        ),
+        max_attempts=options.max_attempts or settings.default_attempts,
+        timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
+        scheduled_for_ms=due,
+        progress=Progress(total_steps=len(command.definition.steps), message="Queued", updated_at_ms=now),
+        trace=trace,
+    )
 
 
 async def submit(queue: Queue, command: SubmitCommand, *, tenant: str, trace: str = "") -> Submitted:

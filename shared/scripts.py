@@ -86,6 +86,7 @@ class Scripts:
     pause: AsyncScript
     clean: AsyncScript
     purge: AsyncScript
+    adopt: AsyncScript
 
     @classmethod
     def load(cls, client: aioredis.Redis) -> Scripts:
@@ -103,5 +104,6 @@ class Scripts:
             "pause",
             "clean",
             "purge",
+            "adopt",
         )
         return cls(**{n: client.register_script(source(n)) for n in names})

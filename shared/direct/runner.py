@@ -1,0 +1,147 @@
+"""Running one direct job to its end on the executors: attempts, retries, the choice of executor.
+
+Each attempt is one Run call on the least busy executor; the executor runs it exactly as a claimed
+job (job timeout, retry decision) and streams progress, then the end. An executor that refuses the
+call before the run started — full (RESOURCE_EXHAUSTED), draining or unreachable (UNAVAILABLE) — is
+skipped and the next one tried; when every one refused, the runner waits (backing off, within the
+job's timeout) and tries them all again. An executor lost mid-run is a SYSTEM error, retried as the
+job's retry policy allows (`shared.retry`), on whichever executor is least busy then. Cancelling the
+runner's task cancels the Run call: the executor then closes the job's browser context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+import grpc
+
+from protos import sentinel_pb2 as pb
+from shared import retry
+from shared.clock import now_ms
+from shared.direct.pool import Endpoint, ExecutorPool
+from shared.direct.table import DirectJob, JobTable
+from shared.edge.convert_direct import progress_from_proto, run_end_from_proto, run_request_to_proto
+from shared.model import ErrorCategory, Job, JobError, JobResult, JobState, RunEnd
+from shared.schema import JobField
+from shared.settings import QueueSettings
+
+log = logging.getLogger(__name__)
+
+#: Codes with which an executor refuses a run it has not started: try another one.
+REFUSED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+
+class DirectRunner:
+    def __init__(self, pool: ExecutorPool, table: JobTable, settings: QueueSettings) -> None:
+        self._pool = pool
+        self._table = table
+        self._settings = settings
+
+    def start(self, entry: DirectJob) -> None:
+        entry.task = asyncio.create_task(self._run(entry), name=f"direct-{entry.job_id}")
+
+    async def _run(self, entry: DirectJob) -> None:
+        job = entry.job
+        try:
+            if job.scheduled_for_ms:
+                await asyncio.sleep(max(job.scheduled_for_ms - now_ms(), 0) / 1000)
+            attempt = 1
+            while True:
+                end = await self._attempt(entry, attempt)
+                self._table.update(entry, _ended(entry.job, end))
+                if end.state is not JobState.SCHEDULED:
+                    return
+                await asyncio.sleep(max(end.due_ms - now_ms(), 0) / 1000)
+                attempt += 1
+        except asyncio.CancelledError:
+            raise  # a cancel: the table has marked the job already
+        except Exception as exc:  # a bug or a malformed reply: end the job rather than leave it running
+            log.exception("direct job %s failed outside its run", job.job_id)
+            error = JobError(ErrorCategory.SYSTEM, f"{type(exc).__name__}: {exc}")
+            self._table.update(entry, _ended(entry.job, RunEnd(JobState.FAILED, entry.job.progress, error=error)))
+
+    async def _attempt(self, entry: DirectJob, attempt: int) -> RunEnd:
+        job = entry.job
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + job.timeout_ms / 1000
+        record = {**entry.record, JobField.ATTEMPT: str(attempt), JobField.TRIES: str(attempt)}
+        request = run_request_to_proto(record, entry.trace)
+        refused: set[str] = set()
+        delay = 0.1
+        while True:
+            endpoint = self._pool.choose(exclude=refused)
+            if endpoint is None:
+                if loop.time() + delay > deadline:
+                    reason = f"no executor took the job within its timeout ({job.timeout_ms} ms)"
+                    return _lost(entry.job, attempt, JobError(ErrorCategory.TIMEOUT, reason), self._settings)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                refused.clear()
+                continue
+            try:
+                return await self._call(entry, attempt, endpoint, request)
+            except _Refused as exc:
+                log.info("job %s: executor %s refused the run (%s); trying another", job.job_id, endpoint.address, exc)
+                refused.add(endpoint.address)
+
+    async def _call(self, entry: DirectJob, attempt: int, endpoint: Endpoint, request: pb.RunJobRequest) -> RunEnd:
+        assert endpoint.stub is not None
+        started = False
+        endpoint.in_flight += 1
+        call = endpoint.stub.Run(request)
+        try:
+            async for update in call:
+                if update.HasField("end"):
+                    return run_end_from_proto(update.end)
+                if not started:
+                    started = True
+                    self._table.update(entry, _running(entry.job, attempt, endpoint.address))
+                self._table.progress(entry, progress_from_proto(update.progress))
+            detail = "the call ended without the run's end"
+        except grpc.aio.AioRpcError as exc:
+            if not started and exc.code() in REFUSED:
+                raise _Refused(f"{exc.code().name}: {exc.details()}") from None
+            detail = f"{exc.code().name}: {exc.details()}"
+        finally:
+            endpoint.in_flight -= 1
+            call.cancel()
+        error = JobError(ErrorCategory.SYSTEM, f"executor {endpoint.address} lost the run ({detail})")
+        log.warning("job %s: %s", entry.job_id, error.message)
+        return _lost(entry.job, attempt, error, self._settings)
+
+
+class _Refused(Exception):
+    """The executor did not take the run (full, draining, unreachable)."""
+
+
+def _running(job: Job, attempt: int, address: str) -> Job:
+    now = now_ms()
+    return replace(job, state=JobState.RUNNING, attempt=attempt, tries=attempt, started_at_ms=now, worker_id=address)
+
+
+def _lost(job: Job, attempt: int, error: JobError, settings: QueueSettings) -> RunEnd:
+    """The end of an attempt no executor recorded: retried as the job's policy allows."""
+    decision = retry.decide(attempt, error, job.options, settings)
+    now = now_ms()
+    error = replace(error, retryable=decision.retry)
+    progress = replace(job.progress, message=error.message[:1000], updated_at_ms=now)
+    if decision.retry:
+        return RunEnd(JobState.SCHEDULED, progress, error=error, due_ms=now + decision.delay_ms)
+    result = JobResult(success=False, attempt=attempt, total_attempts=job.max_attempts, error=error)
+    return RunEnd(JobState.FAILED, progress, result=result, error=error)
+
+
+def _ended(job: Job, end: RunEnd) -> Job:
+    """The job after an attempt's end: finished, or SCHEDULED for its next attempt."""
+    return replace(
+        job,
+        state=end.state,
+        progress=end.progress,
+        result=end.result or job.result,
+        error=end.error,
+        finished_at_ms=now_ms() if end.state.terminal else 0,
+        scheduled_for_ms=end.due_ms,
+        worker_id=end.worker_id or job.worker_id,
+    )
