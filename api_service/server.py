@@ -14,7 +14,8 @@ on the same loop, over the same queue, stream hub, keys, sealer and artifact sto
 The execution mode (SENTINEL_EXECUTION, `shared.settings.ExecutionSettings`) picks the jobs backend
 below the servicers (`shared.direct.backend`): the queue; direct runs on the executors named by
 SENTINEL_EXECUTORS, held in memory, with no Redis at all (no cleaner, no HTTP API, QueueAdmin and
-the queue-only calls answer FAILED_PRECONDITION, health is SERVING without Redis); or hybrid, both.
+the queue-only calls answer FAILED_PRECONDITION, health is SERVING without Redis); or hybrid, both
+(its health, too, ignores Redis: it runs jobs directly while Redis is away).
 
 Shutdown (STYLE: saq / grpc graceful-shutdown): health flips to NOT_SERVING, open progress
 streams end (gRPC with UNAVAILABLE, SSE cleanly) so clients reconnect elsewhere with their cursor,
@@ -176,7 +177,8 @@ class ApiServer:
         health, port = edge_server.open_port(
             server,
             services=SERVICES,
-            redis=queue.redis if queue is not None else None,
+            # Hybrid serves while Redis is away (it runs jobs directly then): its health ignores Redis.
+            redis=queue.redis if queue is not None and direct is None else None,
             host=api.host,
             port=api.port,
             security=security,

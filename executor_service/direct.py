@@ -67,6 +67,7 @@ async def run_direct(runs: Runs, job: Job, *, trace: str = "") -> AsyncIterator[
     )
     state = RunState(claim=claim, ledger=ledger)
     task = runs.launch(state)
+    ended = False
     try:
         while True:
             getter = asyncio.ensure_future(ledger.updates.get())
@@ -79,9 +80,10 @@ async def run_direct(runs: Runs, job: Job, *, trace: str = "") -> AsyncIterator[
             update = getter.result()
             yield update
             if isinstance(update, RunEnd):
+                ended = True  # the run is recorded; it only tidies up now (evidence, its slot)
                 return
     finally:
-        if not task.done():
+        if not ended and not task.done():
             state.cancel_requested = True
             task.cancel()
             log.info("job %s: direct run cancelled by its caller, closing its browser context", job.job_id)
