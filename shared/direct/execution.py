@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 
 from shared.clock import now_ms
 from shared.direct.backend import DirectBackend
-from shared.direct.pool import ExecutorPool
 from shared.direct.runner import DirectRunner
 from shared.direct.table import JobTable, cancelled
 from shared.direct.writeback import WriteBack
+from shared.edge.executors import ExecutorPool
 from shared.queue import Queue
 from shared.settings import ExecutionSettings, QueueSettings
 
@@ -39,7 +39,7 @@ class DirectExecution:
         pool = ExecutorPool(execution.executors, execution.executor_client)
         table = JobTable(max_jobs=execution.max_jobs, max_events=queue_settings.progress_maxlen)
         writeback = WriteBack(queue, table) if queue is not None else None
-        runner = DirectRunner(pool, table, queue_settings)
+        runner = DirectRunner(pool.executors, table, queue_settings)
         return cls(pool=pool, table=table, backend=DirectBackend(table, runner, queue_settings), writeback=writeback)
 
     def start(self) -> None:

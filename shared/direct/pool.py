@@ -1,48 +1,37 @@
-"""The executors the API runs direct jobs on (SENTINEL_EXECUTORS), and the choice among them.
+"""The executors the API runs direct jobs on, as the runner sees them, and the choice among them.
 
-One gRPC channel per executor, with TLS and the API key the executor client settings name
-(`SENTINEL_EXECUTOR_TLS_*`, `SENTINEL_EXECUTOR_API_KEY`). A job goes to the executor with the
-fewest of this API's runs in flight; one that refuses (full, draining, unreachable) is skipped for
-that job's next choice.
+A job goes to the executor with the fewest of this API's runs in flight; one that refused (full,
+draining, unreachable) is skipped for that job's next choice. The executors themselves — gRPC
+channels, the Run call — are `shared.edge.executors.ExecutorPool`; nothing here talks to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
+from typing import Protocol, TypeVar
 
-import grpc
-
-from protos import sentinel_pb2_grpc as pb_grpc
-from shared.edge.tls import open_channel
-from shared.settings import ClientSettings
+from shared.model import Progress, RunEnd
 
 
-@dataclass(eq=False)
-class Endpoint:
+class Busy(Protocol):
     address: str
-    stub: pb_grpc.ExecutorStub | None = None
-    in_flight: int = 0  # this API's runs on it now
+    in_flight: int  # this API's runs on it now
 
 
-def least_busy(endpoints: Sequence[Endpoint], *, exclude: Collection[str] = ()) -> Endpoint | None:
-    """The endpoint with the fewest runs in flight, not in `exclude` (the first such on a tie); None if none."""
-    candidates = [e for e in endpoints if e.address not in exclude]
+class Executor(Busy, Protocol):
+    def run(self, record: Mapping[str, str], trace: str) -> AsyncGenerator[Progress | RunEnd, None]:
+        """Run the job whose record this is: its progress reports, then its end.
+
+        Raises:
+            ExecutorRefused: the executor did not take the run (nothing ran).
+            ExecutorLost: the run was cut off before its end.
+        """
+
+
+B = TypeVar("B", bound=Busy)
+
+
+def least_busy(executors: Sequence[B], *, exclude: Collection[str] = ()) -> B | None:
+    """The executor with the fewest runs in flight, not in `exclude` (the first such on a tie); None if none."""
+    candidates = [e for e in executors if e.address not in exclude]
     return min(candidates, key=lambda e: e.in_flight) if candidates else None
-
-
-class ExecutorPool:
-    def __init__(self, addresses: Sequence[str], client: ClientSettings) -> None:
-        self._channels: list[grpc.aio.Channel] = []
-        self.endpoints: list[Endpoint] = []
-        for address in addresses:
-            channel = open_channel(client, address)
-            self._channels.append(channel)
-            self.endpoints.append(Endpoint(address=address, stub=pb_grpc.ExecutorStub(channel)))
-
-    def choose(self, *, exclude: Collection[str] = ()) -> Endpoint | None:
-        return least_busy(self.endpoints, exclude=exclude)
-
-    async def close(self) -> None:
-        for channel in self._channels:
-            await channel.close()

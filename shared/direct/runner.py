@@ -2,40 +2,37 @@
 
 Each attempt is one Run call on the least busy executor; the executor runs it exactly as a claimed
 job (job timeout, retry decision) and streams progress, then the end. An executor that refuses the
-call before the run started — full (RESOURCE_EXHAUSTED), draining or unreachable (UNAVAILABLE) — is
-skipped and the next one tried; when every one refused, the runner waits (backing off, within the
-job's timeout) and tries them all again. An executor lost mid-run is a SYSTEM error, retried as the
-job's retry policy allows (`shared.retry`), on whichever executor is least busy then. Cancelling the
-runner's task cancels the Run call: the executor then closes the job's browser context.
+call before the run started (`ExecutorRefused`: full, draining or unreachable) is skipped and the
+next one tried; when every one refused, the runner waits (backing off, within the job's timeout)
+and tries them all again. A run lost mid-way (`ExecutorLost`) is a SYSTEM error, retried as the
+job's retry policy allows (`shared.retry`), on whichever executor is least busy then. Cancelling
+the runner's task cancels the Run call: the executor then closes the job's browser context. The
+calls themselves are `shared.edge.executors`'; nothing here speaks gRPC.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 
-import grpc
-
-from protos import sentinel_pb2 as pb
 from shared import retry
 from shared.clock import now_ms
-from shared.direct.pool import Endpoint, ExecutorPool
+from shared.direct.pool import Executor, least_busy
 from shared.direct.table import DirectJob, JobTable
-from shared.edge.convert_direct import progress_from_proto, run_end_from_proto, run_request_to_proto
+from shared.errors import ExecutorLost, ExecutorRefused
 from shared.model import ErrorCategory, Job, JobError, JobResult, JobState, RunEnd
 from shared.schema import JobField
 from shared.settings import QueueSettings
 
 log = logging.getLogger(__name__)
 
-#: Codes with which an executor refuses a run it has not started: try another one.
-REFUSED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
-
 
 class DirectRunner:
-    def __init__(self, pool: ExecutorPool, table: JobTable, settings: QueueSettings) -> None:
-        self._pool = pool
+    def __init__(self, executors: Sequence[Executor], table: JobTable, settings: QueueSettings) -> None:
+        self._executors = executors
         self._table = table
         self._settings = settings
 
@@ -67,12 +64,11 @@ class DirectRunner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + job.timeout_ms / 1000
         record = {**entry.record, JobField.ATTEMPT: str(attempt), JobField.TRIES: str(attempt)}
-        request = run_request_to_proto(record, entry.trace)
         refused: set[str] = set()
         delay = 0.1
         while True:
-            endpoint = self._pool.choose(exclude=refused)
-            if endpoint is None:
+            executor = least_busy(self._executors, exclude=refused)
+            if executor is None:
                 if loop.time() + delay > deadline:
                     reason = f"no executor took the job within its timeout ({job.timeout_ms} ms)"
                     return _lost(entry.job, attempt, JobError(ErrorCategory.TIMEOUT, reason), self._settings)
@@ -81,39 +77,29 @@ class DirectRunner:
                 refused.clear()
                 continue
             try:
-                return await self._call(entry, attempt, endpoint, request)
-            except _Refused as exc:
-                log.info("job %s: executor %s refused the run (%s); trying another", job.job_id, endpoint.address, exc)
-                refused.add(endpoint.address)
+                return await self._call(entry, attempt, executor, record)
+            except ExecutorRefused as exc:
+                log.info("job %s: executor %s refused the run (%s); trying another", job.job_id, executor.address, exc)
+                refused.add(executor.address)
+            except ExecutorLost as exc:
+                log.warning("job %s: %s", job.job_id, exc)
+                return _lost(entry.job, attempt, JobError(ErrorCategory.SYSTEM, str(exc)), self._settings)
 
-    async def _call(self, entry: DirectJob, attempt: int, endpoint: Endpoint, request: pb.RunJobRequest) -> RunEnd:
-        assert endpoint.stub is not None
+    async def _call(self, entry: DirectJob, attempt: int, executor: Executor, record: dict[str, str]) -> RunEnd:
         started = False
-        endpoint.in_flight += 1
-        call = endpoint.stub.Run(request)
+        executor.in_flight += 1
         try:
-            async for update in call:
-                if update.HasField("end"):
-                    return run_end_from_proto(update.end)
-                if not started:
-                    started = True
-                    self._table.update(entry, _running(entry.job, attempt, endpoint.address))
-                self._table.progress(entry, progress_from_proto(update.progress))
-            detail = "the call ended without the run's end"
-        except grpc.aio.AioRpcError as exc:
-            if not started and exc.code() in REFUSED:
-                raise _Refused(f"{exc.code().name}: {exc.details()}") from None
-            detail = f"{exc.code().name}: {exc.details()}"
+            async with contextlib.aclosing(executor.run(record, entry.trace)) as updates:
+                async for update in updates:
+                    if isinstance(update, RunEnd):
+                        return update
+                    if not started:
+                        started = True
+                        self._table.update(entry, _running(entry.job, attempt, executor.address))
+                    self._table.progress(entry, update)
         finally:
-            endpoint.in_flight -= 1
-            call.cancel()
-        error = JobError(ErrorCategory.SYSTEM, f"executor {endpoint.address} lost the run ({detail})")
-        log.warning("job %s: %s", entry.job_id, error.message)
-        return _lost(entry.job, attempt, error, self._settings)
-
-
-class _Refused(Exception):
-    """The executor did not take the run (full, draining, unreachable)."""
+            executor.in_flight -= 1
+        raise ExecutorLost(f"executor {executor.address} lost the run (no end)")
 
 
 def _running(job: Job, attempt: int, address: str) -> Job:

@@ -1,7 +1,8 @@
 """Execution modes through real processes: direct with no Redis at all, hybrid through a Redis outage.
 
 Direct: `sentinel api` and `sentinel executor` in SENTINEL_EXECUTION=direct, pointed at a Redis
-port where nothing listens: submit, follow, cancel (the page stops), status, list. Hybrid: jobs are
+port where nothing listens: submit, follow, cancel (the page stops), status, list, then a restart
+(which forgets every direct job) and a kill -9 of the API (its executor stops the run). Hybrid: jobs are
 queued while Redis runs; Redis is killed (-9) while they run and more are submitted, which run
 directly; Redis comes back (AOF) and every job completes exactly once and is listed from Redis.
 """
@@ -107,6 +108,33 @@ async def test_direct_mode_runs_follows_cancels_and_lists_jobs_with_no_redis(sta
             await admin.GetStats(pb.GetStatsRequest(), timeout=10)
         assert stats.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "SENTINEL_EXECUTION=direct" in (stats.value.details() or "")
+
+        doomed = await stub.Submit(request(stack.site, [{"wait": {"ms": 60000}}]), timeout=10)
+        await wait_state(stub, doomed.job_id, pb.JOB_STATE_RUNNING)
+
+    # A restart cancels the direct jobs still running (their executor stops them) and forgets them all.
+    env = {"SENTINEL_EXECUTION": "direct", "SENTINEL_EXECUTORS": f"127.0.0.1:{executor.port}", "REDIS_URL": nowhere}
+    api = stack.restart(api, **env)
+    await executor_idle(executor)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+        stub = pb_grpc.TestExecutionStub(channel)
+        for job_id in (reply.job_id, doomed.job_id):
+            with pytest.raises(grpc.aio.AioRpcError) as forgotten:
+                await stub.Status(pb.StatusRequest(job_id=job_id), timeout=10)
+            assert forgotten.value.code() == grpc.StatusCode.NOT_FOUND
+
+        # An API killed outright: its executor sees the call drop and stops the run it was doing.
+        orphan = await stub.Submit(request(stack.site, [{"navigate": {"url": "/ping.html"}}, {"wait": {"ms": 60000}}]))
+        await wait_state(stub, orphan.job_id, pb.JOB_STATE_RUNNING)
+        before = pings(stack)
+        await wait_for(lambda: pings(stack) >= before + 3, within=20, what="the page pinging")
+    api.process.kill()
+    api.process.wait(timeout=10)
+    stack.services.remove(api)
+    await executor_idle(executor)
+    quiet = pings(stack)
+    await asyncio.sleep(0.6)  # six ping periods
+    assert pings(stack) == quiet, "the page kept running after the API that ran its job was killed"
 
 
 async def test_hybrid_mode_runs_jobs_directly_through_a_redis_outage_and_records_them_after(

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from shared.direct.pool import Endpoint, least_busy
+from dataclasses import dataclass
+
+from shared.direct.pool import least_busy
+
+
+@dataclass
+class Endpoint:
+    address: str
+    in_flight: int = 0
 
 
 def test_the_least_busy_endpoint_wins_and_the_first_on_a_tie() -> None:
