@@ -48,7 +48,12 @@ class Submitted:
 
 
 def queue_limit_error(queue: Queue, tenant: str) -> LimitError:
-    limit = queue.settings.tenant_max_queued
+    return tenant_limit_error(queue.settings, tenant)
+
+
+def tenant_limit_error(settings: QueueSettings, tenant: str) -> LimitError:
+    """The tenant has SENTINEL_TENANT_MAX_QUEUED jobs waiting already (queued, or direct ones not started)."""
+    limit = settings.tenant_max_queued
     return LimitError(f"tenant {tenant!r} already has {limit} jobs queued (SENTINEL_TENANT_MAX_QUEUED); try later")
 
 

@@ -102,6 +102,9 @@ class DirectBackend:
         duplicate = self.table.duplicate_of(tenant, command.options.idempotency_key)
         if duplicate:
             return Submitted(job_id=duplicate, duplicate=True)
+        limit = self._settings.tenant_max_queued
+        if limit and self.table.waiting(tenant) >= limit:
+            raise jobs.tenant_limit_error(self._settings, tenant)
         job_id = str(uuid.uuid4())
         record = jobs.new_job_record(self._settings, command, job_id=job_id, tenant=tenant, trace=trace, now=now_ms())
         entry = self.table.add(codec.job_from_hash(record), record, trace)
@@ -118,7 +121,7 @@ class DirectBackend:
         return done
 
     def limit_error(self, tenant: str) -> LimitError:
-        return LimitError(f"the API already runs {len(self.table)} direct jobs (SENTINEL_DIRECT_MAX_JOBS); try later")
+        return self.table.full_error() if self.table.full else jobs.tenant_limit_error(self._settings, tenant)
 
     async def get_job(self, job_id: str, *, tenant: str | None) -> Job:
         return self.table.get(job_id, tenant=tenant).job

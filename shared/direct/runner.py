@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -35,6 +36,7 @@ class DirectRunner:
         self._executors = executors
         self._table = table
         self._settings = settings
+        self._running: Counter[str] = Counter()  # runs in flight per tenant (SENTINEL_TENANT_MAX_RUNNING)
 
     def start(self, entry: DirectJob) -> None:
         entry.task = asyncio.create_task(self._run(entry), name=f"direct-{entry.job_id}")
@@ -66,11 +68,17 @@ class DirectRunner:
         record = {**entry.record, JobField.ATTEMPT: str(attempt), JobField.TRIES: str(attempt)}
         refused: set[str] = set()
         delay = 0.1
+        tenant, limit = job.metadata.tenant_id, self._settings.tenant_max_running
         while True:
-            executor = least_busy(self._executors, exclude=refused)
+            held = bool(limit) and self._running[tenant] >= limit
+            executor = None if held else least_busy(self._executors, exclude=refused)
             if executor is None:
                 if loop.time() + delay > deadline:
-                    reason = f"no executor took the job within its timeout ({job.timeout_ms} ms)"
+                    reason = (
+                        f"tenant {tenant!r} had {limit} jobs running (SENTINEL_TENANT_MAX_RUNNING) "
+                        if held
+                        else "no executor took the job "
+                    ) + f"within the job's timeout ({job.timeout_ms} ms)"
                     return _lost(entry.job, attempt, JobError(ErrorCategory.TIMEOUT, reason), self._settings)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -87,7 +95,9 @@ class DirectRunner:
 
     async def _call(self, entry: DirectJob, attempt: int, executor: Executor, record: dict[str, str]) -> RunEnd:
         started = False
+        tenant = entry.job.metadata.tenant_id
         executor.in_flight += 1
+        self._running[tenant] += 1
         try:
             async with contextlib.aclosing(executor.run(record, entry.trace)) as updates:
                 async for update in updates:
@@ -99,6 +109,7 @@ class DirectRunner:
                     self._table.progress(entry, update)
         finally:
             executor.in_flight -= 1
+            self._running[tenant] -= 1
         raise ExecutorLost(f"executor {executor.address} lost the run (no end)")
 
 

@@ -83,6 +83,19 @@ class JobTable:
     def entries(self) -> list[DirectJob]:
         return list(self._jobs.values())
 
+    @property
+    def full(self) -> bool:
+        """Whether a new job would be refused: the table holds its maximum and none has finished."""
+        return len(self._jobs) >= self._max_jobs and not self._finished
+
+    def waiting(self, tenant: str) -> int:
+        """The tenant's jobs not started yet (PENDING, or SCHEDULED for a delay or a retry)."""
+        return sum(
+            1
+            for e in self._jobs.values()
+            if e.job.metadata.tenant_id == tenant and e.job.state in (JobState.PENDING, JobState.SCHEDULED)
+        )
+
     def duplicate_of(self, tenant: str, key: str) -> str:
         """The job id an earlier submit with idempotency key `key` got ("" for none)."""
         return self._idempotency.get((tenant, key), "") if key else ""
@@ -93,11 +106,9 @@ class JobTable:
         Raises:
             LimitError: the table is full of unfinished jobs.
         """
+        if self.full:
+            raise self.full_error()
         if len(self._jobs) >= self._max_jobs:
-            if not self._finished:
-                raise LimitError(
-                    f"the API already runs {len(self._jobs)} direct jobs (SENTINEL_DIRECT_MAX_JOBS); try later"
-                )
             self._evict(next(iter(self._finished)))
         entry = DirectJob(job=job, record=record, trace=trace, seq=next(self._seq), max_events=self._max_events)
         self._jobs[job.job_id] = entry
@@ -105,6 +116,9 @@ class JobTable:
             self._idempotency[(job.metadata.tenant_id, job.options.idempotency_key)] = job.job_id
         entry.record_event()
         return entry
+
+    def full_error(self) -> LimitError:
+        return LimitError(f"the API already runs {len(self._jobs)} direct jobs (SENTINEL_DIRECT_MAX_JOBS); try later")
 
     def _evict(self, job_id: str) -> None:
         entry = self._jobs.pop(job_id)

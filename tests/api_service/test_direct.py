@@ -80,7 +80,13 @@ async def start_executor(
 
 
 async def start_api(
-    servers: AsyncExitStack, security: SecuritySettings, executor_key: str, addresses: list[str], *, max_jobs: int = 100
+    servers: AsyncExitStack,
+    security: SecuritySettings,
+    executor_key: str,
+    addresses: list[str],
+    *,
+    max_jobs: int = 100,
+    queue: QueueSettings | None = None,
 ) -> ApiServer:
     execution = ExecutionSettings(
         mode=ExecutionMode.DIRECT,
@@ -90,7 +96,7 @@ async def start_api(
     )
     api = await ApiServer.start(
         redis=NO_REDIS,
-        queue_settings=QueueSettings(),
+        queue_settings=queue or QueueSettings(),
         api=ApiSettings(host="127.0.0.1", port=0),
         security=security,
         execution=execution,
@@ -233,3 +239,31 @@ async def test_a_run_lost_with_its_executor_is_retried_on_another_as_the_policy_
     events = [e async for e in stub.StreamProgress(pb.StreamProgressRequest(job_id=reply.job_id), timeout=10)]
     retrying = [e for e in events if e.state == pb.JOB_STATE_SCHEDULED]
     assert len(retrying) == 1 and f"127.0.0.1:{leaving.port} lost the run" in retrying[0].progress.message
+
+
+async def test_a_tenants_waiting_and_running_limits_apply_to_direct_jobs(
+    servers: AsyncExitStack, tmp_path: Path, security: SecuritySettings, keys: dict[str, str]
+) -> None:
+    executor = await start_executor(servers, tmp_path, security, concurrency=3, name="exec-a")
+    limits = QueueSettings(tenant_max_running=1, tenant_max_queued=1)
+    api = await start_api(servers, security, keys["acme-admin"], [f"127.0.0.1:{executor.port}"], queue=limits)
+    acme = await stub_for(servers, api.port, keys["acme-submitter"])
+    globex = await stub_for(servers, api.port, keys["globex-submitter"])
+
+    first = await acme.Submit(waits(60_000), timeout=10)
+    await wait_for(lambda: _state_is(acme, first.job_id, pb.JOB_STATE_RUNNING), within=30, what="the first job to run")
+    second = await acme.Submit(waits(10), timeout=10)  # waits: acme already runs its one job
+    with pytest.raises(grpc.aio.AioRpcError) as full:
+        await acme.Submit(waits(10), timeout=10)
+    assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "SENTINEL_TENANT_MAX_QUEUED" in (full.value.details() or "")
+    other = await globex.Submit(waits(10), timeout=10)  # another tenant's limits are its own
+    assert (await finished(globex, other.job_id)).state == pb.JOB_STATE_COMPLETED
+    assert (await acme.Status(pb.StatusRequest(job_id=second.job_id), timeout=10)).state == pb.JOB_STATE_PENDING
+
+    await acme.Cancel(pb.CancelRequest(job_id=first.job_id), timeout=10)
+    assert (await finished(acme, second.job_id)).state == pb.JOB_STATE_COMPLETED
+
+
+async def _state_is(stub: pb_grpc.TestExecutionStub, job_id: str, state: int) -> bool:
+    return (await stub.Status(pb.StatusRequest(job_id=job_id), timeout=10)).state == state
