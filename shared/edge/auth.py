@@ -62,6 +62,7 @@ METHOD_ROLES: dict[str, Role] = {
     _ADMIN + "Clean": Role.ADMIN,
     _EXECUTOR + "GetWorkerStatus": Role.VIEWER,
     _EXECUTOR + "Drain": Role.ADMIN,
+    _EXECUTOR + "Run": Role.ADMIN,  # the API's own key: it runs any tenant's job (SENTINEL_EXECUTOR_API_KEY)
 }
 
 #: Services anyone may call: load balancers and grpcurl need them without a key.
