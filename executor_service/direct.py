@@ -56,6 +56,8 @@ async def run_direct(runs: Runs, job: Job, *, trace: str = "") -> AsyncIterator[
         raise ShuttingDown("this executor is draining; run the job on another")
     if runs.free <= 0:
         raise LimitError(f"executor {runs.worker_id} is running its maximum of {runs.concurrency} jobs")
+    if job.job_id in runs.in_flight:  # an earlier run of it still tidying up here
+        raise LimitError(f"executor {runs.worker_id} is still ending a run of job {job.job_id}")
     ledger = StreamLedger()
     # No lane entry and no fence: the entry id only dates the hand-over (the job's wait is 0).
     claim = Claim(
@@ -68,6 +70,7 @@ async def run_direct(runs: Runs, job: Job, *, trace: str = "") -> AsyncIterator[
     state = RunState(claim=claim, ledger=ledger)
     task = runs.launch(state)
     ended = False
+    getter: asyncio.Future[Update] | None = None
     try:
         while True:
             getter = asyncio.ensure_future(ledger.updates.get())
@@ -83,6 +86,8 @@ async def run_direct(runs: Runs, job: Job, *, trace: str = "") -> AsyncIterator[
                 ended = True  # the run is recorded; it only tidies up now (evidence, its slot)
                 return
     finally:
+        if getter is not None:
+            getter.cancel()
         if not ended and not task.done():
             state.cancel_requested = True
             task.cancel()
