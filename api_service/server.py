@@ -3,10 +3,12 @@
 Besides the gRPC services it runs the periodic retention cleaner and the artifact store's orphan
 sweep (one replica per interval does a pass of each, see `shared.retention`) and, when
 `API_METRICS_PORT` is not 0, a Prometheus endpoint with RPC counts and latencies and the queue's
-figures. It serves the jobs' artifacts from the store `SENTINEL_ARTIFACTS_URL` names; a store that
-cannot be reached at start is logged and the API serves anyway (the artifact calls answer
-UNAVAILABLE until the store answers). With tracing on (OTEL_* variables), every call
-gets a server span, and Submit stores the span's context in the job for the executor to continue.
+figures. Before serving it reads Redis's eviction policy and refuses one that may evict jobs
+(`shared.redis_policy`; `SENTINEL_ALLOW_EVICTION=true` overrides). It serves the jobs' artifacts
+from the store `SENTINEL_ARTIFACTS_URL` names; a store that cannot be reached at start is logged
+and the API serves anyway (the artifact calls answer UNAVAILABLE until the store answers). With
+tracing on (OTEL_* variables), every call gets a server span, and Submit stores the span's context
+in the job for the executor to continue.
 
 With `API_HTTP_PORT` not 0 it also serves the HTTP/JSON API and the dashboard (`api_service.http`)
 on the same loop, over the same queue, stream hub, keys, sealer and artifact store.
@@ -48,6 +50,7 @@ from shared.edge.serving import HealthReporter
 from shared.errors import ConflictError
 from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect, connect_blocking
+from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.retention import Cleaner, OrphanSweeper
 from shared.sealed import sealer_for
 from shared.settings import (
@@ -82,14 +85,15 @@ class QueueParts:
     queue: Queue
     hub: StreamHub
     reader: aioredis.Redis
-    cleaner: Cleaner
+    eviction: EvictionWatch
 
     @classmethod
-    def open(cls, redis: RedisSettings, settings: QueueSettings, store: ArtifactStore | None) -> QueueParts:
+    async def open(cls, redis: RedisSettings, settings: QueueSettings) -> QueueParts:
+        """Connect; ConfigError for a Redis that may evict keys unless SENTINEL_ALLOW_EVICTION is set."""
         client = connect(redis)
-        queue = Queue.open(client, settings)
+        eviction = await watch_eviction(client, allow=redis.allow_eviction)
         reader = connect_blocking(redis)
-        return cls(queue=queue, hub=StreamHub(reader, client), reader=reader, cleaner=Cleaner(queue, store=store))
+        return cls(queue=Queue.open(client, settings), hub=StreamHub(reader, client), reader=reader, eviction=eviction)
 
 
 def _without_queue() -> ConflictError:
@@ -103,6 +107,7 @@ class ApiServer:
     queued: QueueParts | None
     health: HealthReporter
     registry: CollectorRegistry
+    cleaner: Cleaner | None = None
     store: ArtifactStore | None = None
     sweeper: OrphanSweeper | None = None
     metrics: MetricsEndpoint | None = None
@@ -148,8 +153,9 @@ class ApiServer:
             execution: the execution mode (None: queue).
         """
         execution = execution or ExecutionSettings()
+        # Refuses (ConfigError) a Redis that may evict keys unless SENTINEL_ALLOW_EVICTION is set.
+        queued = await QueueParts.open(redis, queue_settings) if execution.uses_queue else None
         store = await open_artifacts(artifacts)
-        queued = QueueParts.open(redis, queue_settings, store) if execution.uses_queue else None
         queue = queued.queue if queued is not None else None
         direct = DirectExecution.open(execution, queue_settings, queue) if execution.runs_direct else None
         jobs: JobsBackend
@@ -195,6 +201,7 @@ class ApiServer:
                 await queue.ensure_groups()
             except Exception as exc:  # Redis down at start: serve NOT_SERVING and keep trying.
                 log.warning("redis not reachable at start: %s", exc)
+        cleaner = Cleaner(queue, store=store) if queue is not None else None
         sweeper = OrphanSweeper(queue, store) if store is not None and queue is not None else None
         if queued is not None:
             await queued.hub.start()
@@ -202,8 +209,8 @@ class ApiServer:
             direct.start()
         await server.start()
         await health.start()
-        if queued is not None:
-            await queued.cleaner.start()
+        if cleaner is not None:
+            await cleaner.start()
         if sweeper is not None:
             await sweeper.start()
         started = cls(
@@ -212,6 +219,7 @@ class ApiServer:
             queued=queued,
             health=health,
             registry=registry,
+            cleaner=cleaner,
             store=store,
             sweeper=sweeper,
             metrics=metrics,
@@ -253,7 +261,9 @@ class ApiServer:
     async def stop(self, grace_s: float) -> None:
         await self.health.drain()
         if self.queued is not None:
-            await self.queued.cleaner.stop()
+            await self.queued.eviction.stop()
+        if self.cleaner is not None:
+            await self.cleaner.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
         # Ends open progress streams (gRPC and SSE alike) with ShuttingDown: clients resume with their cursor.

@@ -5,6 +5,9 @@ serves Run only and never connects to Redis (health is SERVING without it). Clai
 share the QUEUE_CONCURRENCY slots: a Run call when all are taken answers RESOURCE_EXHAUSTED, so the
 API tries another executor.
 
+Start: a Redis that may evict keys is refused (`shared.redis_policy`) unless
+`SENTINEL_ALLOW_EVICTION=true`.
+
 Shutdown: health flips to NOT_SERVING, the worker claims nothing more, in-flight jobs get
 EXECUTOR_SHUTDOWN_GRACE_MS to finish, then the server stops.
 """
@@ -40,6 +43,7 @@ from shared.edge.serving import HealthReporter
 from shared.edge.status import Context, streaming
 from shared.model import RunEnd
 from shared.queue import Queue, connect, connect_blocking
+from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.settings import (
     ExecutionMode,
     ExecutionSettings,
@@ -115,6 +119,7 @@ class ExecutorServer:
     settings: ExecutorSettings
     blocking: aioredis.Redis | None
     instrumentation: Instrumentation | None = None
+    eviction: EvictionWatch | None = None
 
     @classmethod
     async def start(
@@ -142,6 +147,7 @@ class ExecutorServer:
         store = await open_checked_store(executor.artifacts)
         client: aioredis.Redis | None = None
         blocking: aioredis.Redis | None = None
+        eviction: EvictionWatch | None = None
         worker: Runs
         if execution is not None and execution.mode is ExecutionMode.DIRECT:
             worker = Runs(
@@ -155,6 +161,8 @@ class ExecutorServer:
             )
         else:
             client = connect(redis)
+            # Refuses (ConfigError) a Redis that may evict keys unless SENTINEL_ALLOW_EVICTION is set.
+            eviction = await watch_eviction(client, allow=redis.allow_eviction)
             blocking = connect_blocking(redis)
             worker = Worker(
                 Queue.open(client, queue_settings),
@@ -198,10 +206,13 @@ class ExecutorServer:
             settings=executor,
             blocking=blocking,
             instrumentation=instrumentation,
+            eviction=eviction,
         )
 
     async def stop(self) -> None:
         await self.health.drain()
+        if self.eviction is not None:
+            await self.eviction.stop()
         await self.worker.stop(self.settings.shutdown_grace_ms / 1000)
         await self.server.stop(1.0)
         if self.instrumentation is not None:

@@ -33,8 +33,16 @@ class Claim:
 @dataclass(frozen=True)
 class ClaimBatch:
     claims: list[Claim]
-    last_ids: dict[str, str]  # lane key → newest id, when nothing was claimed
+    last_ids: dict[str, str]  # lane key → newest id, when nothing was claimed (and the queue's budget is not spent)
     paused: bool
+    #: ms until a start held back by a rate limit is allowed (0: none is held). With no `last_ids`,
+    #: the queue's own limit is spent: nothing starts before then, whatever arrives.
+    wait_ms: int = 0
+
+    @property
+    def budget_spent(self) -> bool:
+        """The queue-wide rate limit allows no start for `wait_ms`: blocking on the lanes would not help."""
+        return not self.claims and not self.last_ids and self.wait_ms > 0
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
@@ -44,13 +52,13 @@ def _pairs(flat: list[str]) -> dict[str, str]:
 async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int) -> ClaimBatch:
     """Claim up to `count` waiting jobs, high lane first, in one round trip."""
     keys = queue.keys
-    claimed, last, paused = await queue.scripts.claim(
+    claimed, last, paused, wait_ms = await queue.scripts.claim(
         keys=[*keys.lanes, keys.paused, keys.events],
         args=[queue.context(count=count, consumer=consumer, worker=worker_id)],
     )
     claims = _claims_from(claimed)
     last_ids = dict(zip(keys.lanes, last, strict=True)) if last else {}
-    return ClaimBatch(claims=claims, last_ids=last_ids, paused=bool(int(paused)))
+    return ClaimBatch(claims=claims, last_ids=last_ids, paused=bool(int(paused)), wait_ms=int(wait_ms))
 
 
 async def write_progress(queue: Queue, claim_: Claim, progress: Progress) -> None:

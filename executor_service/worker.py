@@ -104,10 +104,14 @@ class Worker(Runs):
                 if not batch.claims:
                     if batch.paused:
                         await asyncio.sleep(0.5)
+                    elif batch.budget_spent:
+                        await self._rest(batch.wait_ms)
                     else:
-                        # Wake when any lane gets an entry newer than what the claim saw.
+                        # Wake when any lane gets an entry newer than what the claim saw, or when a
+                        # tenant's rate limit lets one of its held jobs start.
+                        block = min(self._block_ms, batch.wait_ms) if batch.wait_ms else self._block_ms
                         streams: dict[Any, Any] = dict(batch.last_ids)
-                        await self._blocking.xread(streams, block=self._block_ms, count=1)
+                        await self._blocking.xread(streams, block=block, count=1)
                 delay = 0.1
             except RedisError as exc:
                 log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
@@ -117,6 +121,11 @@ class Worker(Runs):
                     # Redis came back without its data (no persistence): make the lanes again.
                     with contextlib.suppress(RedisError):
                         await self.queue.ensure_groups()
+
+    async def _rest(self, wait_ms: int) -> None:
+        """Wait out the queue's rate limit: `wait_ms` (at most a minute), or until draining starts."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=min(wait_ms, 60_000) / 1000)
 
     def _start(self, c: Claim) -> None:
         self.launch(RunState(claim=c, ledger=self._ledger))

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,18 @@ def stop_process(process: subprocess.Popen[bytes], *, kill: bool = False) -> Non
         process.wait(timeout=10)
 
 
-def start_redis(directory: Path, *, port: int | None = None, aof: bool = False, timeout_s: float = 10) -> RedisProcess:
+def start_redis(
+    directory: Path,
+    *,
+    port: int | None = None,
+    aof: bool = False,
+    timeout_s: float = 10,
+    options: Sequence[str] = (),
+) -> RedisProcess:
     """Start redis-server on 127.0.0.1 (a free port unless given) and wait until it answers PING.
+
+    It never evicts keys (`maxmemory-policy noeviction`, which Sentinel requires); `options` are
+    further redis-server arguments, given last so that they win.
 
     Raises:
         ConfigError: redis-server is not installed.
@@ -64,6 +75,7 @@ def start_redis(directory: Path, *, port: int | None = None, aof: bool = False, 
     port = port or free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""]
     args += ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
+    args += ["--maxmemory-policy", "noeviction", *options]
     # A session of its own: a Ctrl-C at the terminal must reach the services, which stop in order
     # and then stop this server, not kill the server under them.
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

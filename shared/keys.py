@@ -95,6 +95,15 @@ class Keys:
         """Prefix of the fair-share keys; fair.lua appends the parts documented at its top."""
         return f"{self.prefix}fair:"
 
+    @property
+    def limit_prefix(self) -> str:
+        """Prefix of the rate limiters' start logs; limit.lua appends the parts documented at its top."""
+        return f"{self.prefix}limit:"
+
+    def rate_log(self, tenant: str = "") -> str:
+        """zset of the starts a rate limiter counts: the queue's ("") or one tenant's (see limit.lua)."""
+        return f"{self.limit_prefix}tenant:{tenant}" if tenant else f"{self.limit_prefix}queue"
+
     def backlog(self, priority: Priority, tenant: str) -> str:
         """list of a tenant's pending job ids held back from a lane by fair share (see fair.lua)."""
         return f"{self.fair_prefix}backlog:{priority.value}:{tenant}"

@@ -7,6 +7,13 @@ one process — `sentinel dev`, the tests — do not collide) and serves it on i
 `QueueCollector` reads `shared.stats` at scrape time: the scrape runs in the endpoint's thread and
 asks the service's event loop for the figures, so what Prometheus sees is never older than the
 scrape, and nothing polls Redis between scrapes.
+
+`sentinel_queue_runnable_jobs` is the one figure executors are scaled on (KEDA's `metrics-api`
+scaler reads it from the API's /metrics, deploy/k8s): every job that needs an executor now —
+waiting in a lane or in a tenant's fair-share backlog (both count as waiting), delayed but due
+(only executors promote those, so at zero executors nothing else would), or running (scaling
+executors away under running jobs would interrupt them). Queue-wide counts only: nothing about a
+job or a tenant.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from shared.queue import Queue
-from shared.stats import QueueStats, get_stats
+from shared.stats import QueueStats, due_delayed, get_stats
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +78,23 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("sentinel_queue_up", "1 when the queue's figures could be read from Redis")
-        stats = self._read()
-        up.add_metric([], 1 if stats else 0)
+        read = self._read()
+        up.add_metric([], 1 if read else 0)
         yield up
-        if stats is not None:
-            yield from queue_metrics(stats)
+        if read is not None:
+            stats, due = read
+            yield from queue_metrics(stats, due=due)
 
-    def _read(self) -> QueueStats | None:
+    async def _figures(self) -> tuple[QueueStats, int]:
+        return await get_stats(self._queue), await due_delayed(self._queue)
+
+    def _read(self) -> tuple[QueueStats, int] | None:
         try:
             if asyncio.get_running_loop() is self._loop:
                 return None  # a scrape from inside the loop would wait on itself
         except RuntimeError:
             pass
-        future = asyncio.run_coroutine_threadsafe(get_stats(self._queue), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._figures(), self._loop)
         try:
             return future.result(timeout=SCRAPE_TIMEOUT_S)
         except Exception as exc:
@@ -92,7 +103,8 @@ class QueueCollector(Collector):
             return None
 
 
-def queue_metrics(stats: QueueStats) -> Iterable[Metric]:
+def queue_metrics(stats: QueueStats, *, due: int) -> Iterable[Metric]:
+    """The queue's gauges and counters; `due`: delayed jobs whose time has come (`due_delayed`)."""
     q = stats.queue
     depth = GaugeMetricFamily("sentinel_queue_jobs", "Jobs in a lane, by state", labels=["queue", "lane", "state"])
     for lane in stats.lanes:
@@ -105,6 +117,11 @@ def queue_metrics(stats: QueueStats) -> Iterable[Metric]:
         "sentinel_queue_dead_letters": ("Jobs in the dead-letter queue", stats.dead_lettered),
         "sentinel_queue_paused": ("1 while the queue is paused", int(stats.paused)),
         "sentinel_queue_processing_rate": ("Jobs finished per minute (last 5 minutes)", stats.processing_rate),
+        "sentinel_queue_due_jobs": ("Delayed jobs whose time has come, not yet promoted by an executor", due),
+        "sentinel_queue_runnable_jobs": (
+            "Jobs that need an executor now: waiting (lanes and tenant backlogs), delayed and due, or running",
+            stats.waiting + due + stats.active,
+        ),
     }
     for name, (text, value) in figures.items():
         gauge = GaugeMetricFamily(name, text, labels=["queue"])

@@ -70,8 +70,10 @@ class Queue:
         The common members: `now` (ms), `group` (the executors' consumer group), the key prefixes
         `job_prefix`, `progress_prefix`, `stats_prefix` (tally.lua), `fair_prefix` (fair.lua) and
         `run_prefix` (run.lua), the `delayed` zset and `run_ttl_ms` (how long a finished run is kept),
-        `progress_maxlen` and `events_maxlen` (the caps of the progress and events streams), and
-        fair share's `tenant_window`, `tenant_max_running` and `tenant_max_queued`.
+        `progress_maxlen` and `events_maxlen` (the caps of the progress and events streams),
+        fair share's `tenant_window`, `tenant_max_running` and `tenant_max_queued`, and the rate
+        limiters' `limit_prefix`, `rate_max`, `rate_duration_ms`, `tenant_rate_max` and
+        `tenant_rate_duration_ms` (limit.lua; a max of 0 = off).
         """
         s = self.settings
         k = self.keys
@@ -90,5 +92,11 @@ class Queue:
             "tenant_window": s.tenant_window,
             "tenant_max_running": s.tenant_max_running,
             "tenant_max_queued": s.tenant_max_queued,
+            "limit_prefix": k.limit_prefix,
+            "rate_max": s.rate_limits.queue.max,
+            "rate_duration_ms": s.rate_limits.queue.duration_ms,
+            # A tenant's held jobs wait in its fair-share backlog: without fair share, no tenant limit.
+            "tenant_rate_max": s.rate_limits.tenant.max if s.tenant_window > 0 else 0,
+            "tenant_rate_duration_ms": s.rate_limits.tenant.duration_ms,
         }
         return encode_context(common | members)

@@ -7,10 +7,13 @@ The thresholds are the original design's (`QUEUE_MAX_WAITING` 100, `QUEUE_MAX_AC
   paused, and for `QUEUE_STALE_AFTER_MS` (5 min) no job was claimed or finished while work waited
   all that time (no executor is taking work);
 - **degraded**: paused while work waits; more waiting, running or recently failed jobs than the
-  thresholds; or a backlog the current rate will not clear within `BACKLOG_LIMIT_MIN` minutes.
+  thresholds; a backlog the current rate will not clear within `BACKLOG_LIMIT_MIN` minutes; or a
+  Redis whose `maxmemory-policy` lets it evict keys (`shared.redis_policy`).
 
 The same judgement serves the whole queue and one tenant's share of it (GetHealth answers a
-tenant about its own jobs). Pure functions over `QueueStats`: no Redis, no grpc.
+tenant about its own jobs). `evaluate` is a pure function over `QueueStats`; `assess` reads the
+figures and the eviction policy (one round trip each) and is what GetHealth and the HTTP health
+route call. No grpc.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from shared.clock import now_ms
+from shared.queue import Queue
+from shared.redis_policy import UNREACHABLE, EvictionPolicy, read_policy
 from shared.settings import QueueSettings
-from shared.stats import QueueStats
+from shared.stats import QueueStats, get_stats
 
 #: A backlog that needs longer than this at the current rate makes the queue degraded.
 BACKLOG_LIMIT_MIN = 30
@@ -47,10 +53,33 @@ def _seconds(ms: int) -> str:
     return f"{ms // 1000} s" if ms < 120_000 else f"{ms // 60_000} min"
 
 
-def evaluate(stats: QueueStats, settings: QueueSettings, *, now: int) -> QueueHealth:
-    """Judge `stats` against the queue's thresholds; reasons name each figure and its limit."""
+async def assess(queue: Queue, *, tenant: str | None = None) -> QueueHealth:
+    """The health of the queue (`tenant` None) or of one tenant's jobs, now.
+
+    Answers even when Redis does not (unhealthy: unreachable): that is the most important verdict
+    it gives.
+    """
+    try:
+        stats = await get_stats(queue, tenant=tenant)
+        policy = await read_policy(queue.redis)
+    except UNREACHABLE as exc:
+        return unreachable(str(exc) or type(exc).__name__)
+    return evaluate(stats, queue.settings, now=now_ms(), eviction=policy)
+
+
+def evaluate(
+    stats: QueueStats, settings: QueueSettings, *, now: int, eviction: EvictionPolicy | None = None
+) -> QueueHealth:
+    """Judge `stats` against the queue's thresholds; reasons name each figure and its limit.
+
+    Args:
+        eviction: Redis's eviction policy; one that evicts makes the queue degraded.
+    """
     unhealthy: list[str] = []
     degraded: list[str] = []
+    evicting = eviction.health_reason() if eviction is not None else None
+    if evicting:
+        degraded.append(evicting)
     waiting = stats.waiting
     if waiting and not stats.paused:
         quiet_for = now - max(stats.last_processed_at_ms, stats.last_claimed_at_ms, stats.waiting_since_ms)

@@ -5,8 +5,9 @@ and why it must be atomic. A script pulls in the libraries it uses with include 
 (`--- @include common`), resolved here when it is loaded: each library comes once, before the
 first file that includes it, after the libraries it includes itself. The libraries are `common.lua`
 (the progress entry, the queue event, the lane entry and its ack, which every script writes the
-same way), `tally.lua` (the stats figures), `fair.lua` (fair share), `run.lua` (a job's end told
-to its run) and `claim_entry.lua` (claiming an entry, for the executor's claim and reclaim).
+same way), `tally.lua` (the stats figures), `fair.lua` (fair share), `limit.lua` (rate limits),
+`run.lua` (a job's end told to its run) and `claim_entry.lua` (claiming an entry, for the
+executor's claim and reclaim).
 
 Every script takes one argument, ARGV[1]: its context, a JSON object of named members (see
 `encode_context`) that the script decodes with `cjson.decode`.

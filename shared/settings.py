@@ -57,14 +57,18 @@ def _port(env: Environ, name: str, default: int) -> int:
 class RedisSettings:
     url: str = "redis://localhost:6379/0"
     configured: bool = False  # whether the environment named a Redis at all
+    # SENTINEL_ALLOW_EVICTION: start even when Redis's maxmemory-policy lets it evict keys (see
+    # shared.redis_policy); the services refuse to otherwise.
+    allow_eviction: bool = False
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> RedisSettings:
+        allow_eviction = _bool(environ, "SENTINEL_ALLOW_EVICTION", False)
         url = environ.get("REDIS_URL", "").strip()
         if url:
             if not url.startswith(("redis://", "rediss://", "unix://")):
                 raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
-            return cls(url=url, configured=True)
+            return cls(url=url, configured=True, allow_eviction=allow_eviction)
         host = environ.get("REDIS_HOST", "").strip()
         configured = bool(host or environ.get("REDIS_PORT", "").strip())
         port = _port(environ, "REDIS_PORT", 6379)
@@ -75,7 +79,11 @@ class RedisSettings:
         scheme = "rediss" if _bool(environ, "REDIS_TLS", False) else "redis"
         ca = environ.get("REDIS_TLS_CA", "").strip()
         query = f"?ssl_ca_certs={quote(ca, safe='')}" if ca and scheme == "rediss" else ""
-        return cls(url=f"{scheme}://{auth}{host or 'localhost'}:{port}/{db}{query}", configured=configured)
+        return cls(
+            url=f"{scheme}://{auth}{host or 'localhost'}:{port}/{db}{query}",
+            configured=configured,
+            allow_eviction=allow_eviction,
+        )
 
 
 #: Retries and base delay (ms) per error category: Sentinel's original design.
@@ -110,6 +118,43 @@ def _retry_policies(env: Environ) -> dict[str, tuple[int, int]]:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """At most `max` jobs start in any `duration_ms` (a sliding window); `max` 0: no limit."""
+
+    max: int = 0
+    duration_ms: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max > 0
+
+    @classmethod
+    def from_env(cls, environ: Environ, prefix: str) -> RateLimit:
+        """`<prefix>_MAX` and `<prefix>_DURATION_MS`; a max needs a duration of at least 1 ms."""
+        most = _int(environ, f"{prefix}_MAX", 0)
+        duration = _int(environ, f"{prefix}_DURATION_MS", 0)
+        if most and duration < 1:
+            raw = environ.get(f"{prefix}_DURATION_MS", "")
+            raise ConfigError(f"{prefix}_DURATION_MS must be an integer ≥ 1 when {prefix}_MAX is set, got {raw!r}")
+        return cls(max=most, duration_ms=duration if most else 0)
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """Jobs started per interval: queue-wide, and per tenant (which needs fair share's backlogs)."""
+
+    queue: RateLimit = RateLimit()
+    tenant: RateLimit = RateLimit()
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> RateLimitSettings:
+        return cls(
+            queue=RateLimit.from_env(environ, "QUEUE_RATE_LIMIT"),
+            tenant=RateLimit.from_env(environ, "TENANT_RATE_LIMIT"),
+        )
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     name: str = "default"
     concurrency: int = 5
@@ -134,6 +179,7 @@ class QueueSettings:
     tenant_max_running: int = 0  # a tenant's jobs running at once; 0: no limit
     tenant_window: int = 10  # a tenant's entries at the head of a lane at once; 0: no fair share
     run_retention_days: int = 30  # how long a finished run's summary is kept (its jobs may go sooner)
+    rate_limits: RateLimitSettings = RateLimitSettings()
 
     @property
     def run_retention_ms(self) -> int:
@@ -144,6 +190,13 @@ class QueueSettings:
         name = environ.get("SENTINEL_QUEUE", "default").strip() or "default"
         if any(c in name for c in "{}: "):
             raise ConfigError(f"SENTINEL_QUEUE must not contain '{{', '}}', ':' or spaces, got {name!r}")
+        rate_limits = RateLimitSettings.from_env(environ)
+        tenant_window = _int(environ, "SENTINEL_TENANT_WINDOW", 10)
+        if rate_limits.tenant.enabled and tenant_window == 0:
+            raise ConfigError(
+                "TENANT_RATE_LIMIT_MAX needs fair share: a tenant's held jobs wait in its backlog, "
+                "which SENTINEL_TENANT_WINDOW=0 turns off"
+            )
         return cls(
             name=name,
             concurrency=_int(environ, "QUEUE_CONCURRENCY", 5, minimum=1),
@@ -164,8 +217,9 @@ class QueueSettings:
             retry_policies=_retry_policies(environ),
             tenant_max_queued=_int(environ, "SENTINEL_TENANT_MAX_QUEUED", 10_000),
             tenant_max_running=_int(environ, "SENTINEL_TENANT_MAX_RUNNING", 0),
-            tenant_window=_int(environ, "SENTINEL_TENANT_WINDOW", 10),
+            tenant_window=tenant_window,
             run_retention_days=_int(environ, "SENTINEL_RUN_RETENTION_DAYS", 30, minimum=1),
+            rate_limits=rate_limits,
         )
 
     def default_timeout_ms(self, priority: Priority) -> int:

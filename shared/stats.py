@@ -165,3 +165,12 @@ async def get_stats(queue: Queue, *, tenant: str | None = None, now: int | None 
         for priority, raw in zip(PRIORITY_ORDER, hashes, strict=True)
     )
     return QueueStats.of_lanes(queue.settings.name, lanes, tenant=tenant or "")
+
+
+async def due_delayed(queue: Queue, *, now: int | None = None) -> int:
+    """Delayed jobs (and retries) whose time has come but that no executor has promoted yet.
+
+    Only executors promote due jobs into their lanes, so with none running these wait in the
+    delayed set: a figure that scales executors up from zero must count them (`shared.metrics`).
+    """
+    return int(await queue.redis.zcount(queue.keys.delayed, "-inf", now_ms() if now is None else now))

@@ -6,6 +6,8 @@ finish), as the API and an executor would; tests of stats, retention, events and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from shared import jobs
 from shared.clock import now_ms
 from shared.model import (
@@ -69,3 +71,14 @@ async def run_jobs(
         )
         assert done
     return [c.job_id for c in batch.claims]
+
+
+def most_in_any_window(stamps: Iterable[int], duration_ms: int) -> int:
+    """The most stamps (ms) any half-open window [t, t + duration_ms) holds, wherever it begins."""
+    ordered = sorted(stamps)
+    most = first = 0
+    for last, stamp in enumerate(ordered):
+        while stamp - ordered[first] >= duration_ms:
+            first += 1
+        most = max(most, last - first + 1)
+    return most

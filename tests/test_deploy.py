@@ -38,6 +38,8 @@ SERVICES = {
     "api": ("deploy/api.Dockerfile", 50051, ["sentinel", "api"]),
     "executor": ("deploy/executor.Dockerfile", 50052, ["sentinel", "executor"]),
 }
+#: Services run as several containers (`docker compose up --scale executor=3`).
+SCALED = {"executor"}
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -140,6 +142,7 @@ def test_redis_uses_aof_a_volume_and_a_ping_healthcheck() -> None:
     assert argv[0] == "redis-server"
     assert argv[argv.index("--appendonly") + 1] == "yes"
     assert argv[argv.index("--appendfsync") + 1] == "everysec"
+    assert argv[argv.index("--maxmemory-policy") + 1] == "noeviction"
     volumes = [str(v) for v in redis.get("volumes", [])]
     assert any(v.split(":")[1:2] == ["/data"] for v in volumes), volumes
     named = [v.split(":")[0] for v in volumes if not v.startswith((".", "/"))]
@@ -166,7 +169,7 @@ def test_compose_redis_command_runs_with_aof_on(tmp_path: Path) -> None:
             return reply.stdout.strip() == "PONG"
 
         wait_for_blocking(pong, within=10, what="redis-server to answer PING")
-        for name, expected in (("appendonly", "yes"), ("appendfsync", "everysec")):
+        for name, expected in (("appendonly", "yes"), ("appendfsync", "everysec"), ("maxmemory-policy", "noeviction")):
             got = subprocess.run([*cli, "config", "get", name], capture_output=True, text=True, check=True)
             assert got.stdout.split() == [name, expected]
     finally:
@@ -197,7 +200,10 @@ def test_service_env_ports_healthcheck_and_dependencies(name: str) -> None:
     dockerfile, port, _ = SERVICES[name]
     config = service(name)
     assert environment(config)["REDIS_URL"] == "redis://redis:6379/0"
-    assert f"{port}:{port}" in [str(p) for p in config["ports"]]
+    if name in SCALED:
+        assert str(port) in [str(p) for p in config["expose"]], "on the compose network"
+    else:
+        assert f"{port}:{port}" in [str(p) for p in config["ports"]]
     assert str(port) in (last(final_stage(dockerfile), "EXPOSE") or Instruction("EXPOSE", "")).value.split()
     test = as_argv(config["healthcheck"]["test"])
     assert test[0] == "CMD", "exec form: no shell needed in the image"
@@ -207,6 +213,38 @@ def test_service_env_ports_healthcheck_and_dependencies(name: str) -> None:
     if name == "executor":
         assert "api" in depends
         assert environment(config)["SENTINEL_CHROMIUM"] == "/usr/bin/chromium"
+
+
+def published_host_ports(config: dict[str, Any]) -> list[str]:
+    """The host side of each published port (short `[IP:]HOST:CONTAINER[/proto]` or long syntax)."""
+    found = []
+    for entry in config.get("ports", []):
+        if isinstance(entry, dict):
+            if entry.get("published"):
+                found.append(str(entry["published"]))
+            continue
+        parts = str(entry).split("/")[0].split(":")
+        if len(parts) >= 2 and parts[-2]:
+            found.append(parts[-2])
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(SCALED))
+def test_a_scaled_service_publishes_no_fixed_host_port_and_has_no_fixed_name(name: str) -> None:
+    """`docker compose up --scale executor=3`: each container would claim the same host port or name."""
+    config = service(name)
+    assert published_host_ports(config) == [], f"{name} publishes fixed host ports"
+    assert "container_name" not in config
+    dockerfile = SERVICES[name][0]
+    exposed = (last(final_stage(dockerfile), "EXPOSE") or Instruction("EXPOSE", "")).value.split()
+    assert sorted(str(p) for p in config["expose"]) == sorted(exposed), "the image's ports, on the compose network"
+    # Each container gets its own name in the Redis group: the worker id defaults to host-pid-random.
+    assert "SENTINEL_WORKER_ID" not in environment(config)
+
+
+def test_published_host_ports_reads_every_form() -> None:
+    config = {"ports": ["8080:8080", "127.0.0.1:9000:9000/tcp", "9100", {"target": 1, "published": 2}, {"target": 3}]}
+    assert published_host_ports(config) == ["8080", "9000", "2"]
 
 
 def test_the_api_publishes_its_http_port() -> None:

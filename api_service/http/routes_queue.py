@@ -8,8 +8,6 @@ same arguments (`shared.stats`, `shared.queue_health`, `shared.pausing`, `shared
 from __future__ import annotations
 
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api_service.http import sse
 from api_service.http.context import backend, figures_scope, tenant
@@ -17,7 +15,6 @@ from api_service.http.envelope import HTTP_STATUS, failure, ok
 from api_service.http.parsing import older_than_from_json, query_page, query_word, read_json
 from api_service.http.views import dead_letter_view, health_view, job_view, queue_event_view, stats_view
 from shared import dead_letters, pausing, queue_health
-from shared.clock import now_ms
 from shared.events import QueueEvent, check_cursor, follow_events
 from shared.model import ErrorCategory, JobState
 from shared.queue_health import HealthStatus
@@ -30,14 +27,7 @@ async def stats(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """200 when healthy or degraded, 503 when unhealthy (Redis unreachable included), with reasons."""
-    queue = backend(request).queue
-    try:
-        figures = await get_stats(queue, tenant=figures_scope(request))
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        # Health answers even when Redis does not: that is the most important verdict it gives.
-        verdict = queue_health.unreachable(str(exc) or type(exc).__name__)
-    else:
-        verdict = queue_health.evaluate(figures, queue.settings, now=now_ms())
+    verdict = await queue_health.assess(backend(request).queue, tenant=figures_scope(request))
     message = f"queue {verdict.status.value}" + (f": {'; '.join(verdict.reasons)}" if verdict.reasons else "")
     if verdict.status is HealthStatus.UNHEALTHY:
         return failure(HTTP_STATUS["UNAVAILABLE"], "UNAVAILABLE", message, data=health_view(verdict))

@@ -2,7 +2,9 @@
 
 The health status follows Redis reachability (NOT_SERVING while Redis does not answer PING; a
 service that runs without Redis, in SENTINEL_EXECUTION=direct, has none to follow) and the
-service's own state (NOT_SERVING once it starts draining).
+service's own state (NOT_SERVING once it starts draining). One more name, `liveness`,
+answers SERVING for as long as the process serves at all: liveness probes ask it, so a Redis
+outage takes pods out of rotation (readiness) without restarting them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from shared.tasks import Periodic
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+#: The grpc.health.v1 service name of liveness probes: SERVING while the process runs, whatever Redis does.
+LIVENESS_SERVICE = "liveness"
 
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -44,6 +49,7 @@ class HealthReporter:
         self._watch: Periodic | None = None
 
     async def start(self, interval_s: float = 1.0) -> None:
+        await self.servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._check()
         self._watch = Periodic("health-watch", self._check, interval_s=interval_s, first_now=False)
         self._watch.start()

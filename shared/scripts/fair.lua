@@ -5,21 +5,26 @@
 -- running limit, no more than `max_running` minus what it runs); the rest of its jobs wait in its
 -- own backlog list and enter the lane one by one as its entries are claimed. A tenant flooding a
 -- lane therefore has at most `window` entries ahead of another tenant's new job, whatever it has
--- queued. Keys, all under the fair prefix P (shared.keys.Keys.fair_prefix):
+-- queued. With a per-tenant rate limit (limit.lua) a tenant's entries in the lanes also never
+-- outnumber the starts its limiter allows now: the rest wait in its backlog until the window of its
+-- limiter slides on, and an entry claim finds over the limit anyway is held there again (first).
+-- Per-tenant rate limits therefore need fair share on (shared.settings refuses them without it).
+-- Keys, all under the fair prefix P (shared.keys.Keys.fair_prefix):
 --   P .. 'queued:' .. lane                  hash  tenant -> its entries waiting in the lane stream
 --   P .. 'backlog:' .. lane .. ':' .. tenant list  job ids held back, oldest first
 --   P .. 'tenants:' .. lane                 set   tenants with a backlog in the lane
 --   P .. 'running:' .. tenant               set   job ids claimed for the tenant (pruned lazily)
+--- @include limit
 --- @include common
 local FAIR_LANES = {'high', 'medium', 'low'}
 
 -- Fair share as the script's context `ctx` sets it (fair_prefix, job_prefix, tenant_window,
--- tenant_max_running, tenant_max_queued), or nil when it is off (a window of 0). `limit_queued`:
+-- tenant_max_running, tenant_max_queued, and limit.lua's members), or nil when it is off (a window of 0). `limit_queued`:
 -- a tenant's queued jobs are capped (a new job or a rerun; not a job that was already queued).
 local function fair_context(ctx, limit_queued)
   local window = tonumber(ctx.tenant_window or '0')
   if not ctx.fair_prefix or ctx.fair_prefix == '' or window <= 0 then return nil end
-  return {prefix = ctx.fair_prefix, jobs = ctx.job_prefix, window = window,
+  return {prefix = ctx.fair_prefix, jobs = ctx.job_prefix, window = window, limit = limit_context(ctx),
     max_running = tonumber(ctx.tenant_max_running or '0'),
     max_queued = limit_queued and tonumber(ctx.tenant_max_queued or '0') or 0}
 end
@@ -38,10 +43,17 @@ local function fair_queued(ctx, lane, tenant)
   return tonumber(redis.call('HGET', ctx.prefix .. 'queued:' .. lane, tenant) or '0')
 end
 
+-- Whether one more of the tenant's jobs may enter the lane; when not because of its rate limit alone,
+-- also the ms until its limiter lets one more in.
 local function fair_has_room(ctx, lane, tenant)
   local queued = fair_queued(ctx, lane, tenant)
   if queued >= ctx.window then return false end
-  return ctx.max_running <= 0 or queued + fair_running(ctx, tenant) < ctx.max_running
+  if ctx.max_running > 0 and queued + fair_running(ctx, tenant) >= ctx.max_running then return false end
+  if not ctx.limit then return true end
+  local promised = 0  -- its entries in any lane: each is a start its limiter has let through
+  for _, name in ipairs(FAIR_LANES) do promised = promised + fair_queued(ctx, name, tenant) end
+  local left, wait = limit_tenant(ctx.limit, tenant, promised)
+  return left > 0, wait
 end
 
 local function fair_enter(ctx, lane, stream, tenant, id, trace)
@@ -49,14 +61,20 @@ local function fair_enter(ctx, lane, stream, tenant, id, trace)
   redis.call('HINCRBY', ctx.prefix .. 'queued:' .. lane, tenant, 1)
 end
 
--- Move the tenant's held-back jobs into the lane while it has room.
+-- Move the tenant's held-back jobs into the lane while it has room. Returns the ms until its rate
+-- limiter lets the next of them in, when that is what holds them (else nil).
 local function fair_fill(ctx, lane, stream, tenant)
   local backlog = ctx.prefix .. 'backlog:' .. lane .. ':' .. tenant
-  while fair_has_room(ctx, lane, tenant) do
+  while true do  -- each turn takes one job off the backlog, or ends
+    local room, wait = fair_has_room(ctx, lane, tenant)
+    if not room then
+      if wait and redis.call('LLEN', backlog) > 0 then return wait end
+      return nil
+    end
     local id = redis.call('LPOP', backlog)
     if not id then
       redis.call('SREM', ctx.prefix .. 'tenants:' .. lane, tenant)
-      return
+      return nil
     end
     local cur = redis.call('HMGET', ctx.jobs .. id, 'state', 'trace')
     if cur[1] == 'pending' then fair_enter(ctx, lane, stream, tenant, id, cur[2] or '') end
@@ -84,16 +102,19 @@ local function fair_submit(ctx, lane, stream, tenant, id, trace, first)
   return true
 end
 
--- Claim, before reading a lane: let every backlogged tenant with room into it.
+-- Claim, before reading a lane: let every backlogged tenant with room into it. Returns the ms until
+-- a tenant's rate limiter lets more of its backlog in (nil: none is held by one).
 local function fair_pump(ctx, lane_index, stream)
   local lane = FAIR_LANES[lane_index]
+  local wake = nil
   for _, tenant in ipairs(redis.call('SMEMBERS', ctx.prefix .. 'tenants:' .. lane)) do
-    fair_fill(ctx, lane, stream, tenant)
+    wake = limit_sooner(wake, fair_fill(ctx, lane, stream, tenant))
   end
+  return wake
 end
 
--- Claim, after taking an entry (claimed or dropped; its fields by name, common.lua lane_entry):
--- count it off and let the tenant's next job in.
+-- Claim, after taking an entry (claimed, dropped or held; its fields by name, common.lua lane_entry):
+-- count it off and let the tenant's next job in. Returns fair_fill's wait.
 local function fair_taken(ctx, lane_index, stream, entry)
   local lane = FAIR_LANES[lane_index]
   local tenant, id = entry.tenant, entry.job
@@ -105,5 +126,26 @@ local function fair_taken(ctx, lane_index, stream, entry)
     local key = ctx.prefix .. 'queued:' .. lane
     if redis.call('HINCRBY', key, tenant, -1) <= 0 then redis.call('HDEL', key, tenant) end
   end
-  fair_fill(ctx, lane, stream, tenant)
+  return fair_fill(ctx, lane, stream, tenant)
+end
+
+-- Claim: whether the entry's tenant may start a job now (its rate limit; the entries it let into the
+-- lanes are promised starts, but this entry is one of them).
+local function fair_may_start(ctx, entry)
+  if not ctx.limit or not entry.tenant or entry.tenant == '' then return true end
+  return limit_tenant(ctx.limit, entry.tenant, 0) > 0
+end
+
+-- Claim: hand the jobs `ids` (of one lane index, in lane order, their entries taken) back to the heads
+-- of their tenants' backlogs, where they wait for their limiters. `tenants`: each id's tenant.
+-- Returns the ms until a limiter lets the first of them in again.
+local function fair_hold(ctx, lane_index, stream, ids, tenants)
+  local lane = FAIR_LANES[lane_index]
+  for i = #ids, 1, -1 do
+    redis.call('LPUSH', ctx.prefix .. 'backlog:' .. lane .. ':' .. tenants[i], ids[i])
+    redis.call('SADD', ctx.prefix .. 'tenants:' .. lane, tenants[i])
+  end
+  local wake = nil
+  for i = 1, #ids do wake = limit_sooner(wake, fair_fill(ctx, lane, stream, tenants[i])) end
+  return wake
 end

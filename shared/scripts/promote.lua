@@ -4,7 +4,8 @@
 -- KEYS[1] delayed zset  KEYS[2..4] lane streams high, medium, low  KEYS[5] queue events stream
 -- ARGV[1] context (JSON, shared.queue.Queue.context): limit (most jobs), now, job_prefix,
 --   progress_prefix, progress_maxlen, events_maxlen, stats_prefix (tally.lua), fair_prefix,
---   tenant_window, tenant_max_running (fair.lua; a window of 0 = off)
+--   tenant_window, tenant_max_running (fair.lua; a window of 0 = off), limit_prefix,
+--   tenant_rate_max, tenant_rate_duration_ms (limit.lua, through fair.lua)
 -- With fair share a promoted job enters its lane or, past its tenant's window, the tenant's backlog.
 -- Returns how many jobs were promoted.
 --

@@ -6,7 +6,11 @@
 --   lease_ms (min idle), max_stalled (stalls a job survives), endings (how a stopped job ends:
 --   {cancelled = {message, error}, failed = {message, error}}, the error JSON encoded by shared.codec,
 --   '{count}' standing for how often it stalled), now, group, job_prefix, progress_prefix,
---   progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix, delayed, run_ttl_ms (run.lua)
+--   progress_maxlen, events_maxlen, stats_prefix (tally.lua), run_prefix, delayed, run_ttl_ms (run.lua),
+--   limit_prefix, rate_max, rate_duration_ms, tenant_rate_max, tenant_rate_duration_ms (limit.lua)
+-- A run started again counts against the rate limits like any start: at most the queue's remaining
+-- budget of entries is taken over, and an entry whose tenant is over its limit is left where it is
+-- (pending, not counted as a stall), to be taken over by a later pass once its lease runs out again.
 -- Returns {claimed, deleted, stalled}: claimed = list of {lane index, entry id, job hash list} to
 -- run again; deleted = how many pending ids XAUTOCLAIM reported as deleted from the stream;
 -- stalled = job ids failed because they stalled more than the max stalled count.
@@ -14,12 +18,14 @@
 -- Atomic so that a stalled entry moves to exactly one new owner with a new fence token, and a
 -- job that keeps stalling fails (and is dead-lettered) exactly once.
 --- @include tally
+--- @include limit
 --- @include claim_entry
 --- @include run
 --- @include common
 local ctx = cjson.decode(ARGV[1])
+local limit = limit_clock(ctx)
 local claimed, stalled, deleted = {}, {}, 0
-local left = tonumber(ctx.count)
+local left = math.min(tonumber(ctx.count), (limit_queue(limit)))
 local resumable = {running = true, pending = true}
 
 -- The job in hash `jk` (state `from`) ends for good as `verdict` ('cancelled': a cancel was asked;
@@ -53,11 +59,14 @@ for lane = 1, 3 do
   -- reply = {next start id, claimed entries, deleted ids (Redis 7+)}
   if reply[3] then deleted = deleted + #reply[3] end
   for _, item in ipairs(reply[2]) do
-    local id = lane_entry(item[2]).job
+    local entry = lane_entry(item[2])
+    local id = entry.job
     local jk = id and (ctx.job_prefix .. id)
     local cur = jk and redis.call('HMGET', jk, 'state', 'cancel') or {}
     if not cur[1] or not resumable[cur[1]] then
       ack_entry(ctx, KEYS[lane], item[1])
+    elseif cur[2] ~= '1' and limit_tenant(limit, entry.tenant or '', 0) <= 0 then
+      -- over its tenant's rate limit: left in the pending entries list for a later pass
     else
       local count = redis.call('HINCRBY', jk, 'stalled', 1)
       if cur[2] == '1' then

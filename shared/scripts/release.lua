@@ -5,7 +5,8 @@
 -- ARGV[1] context (JSON, shared.queue.Queue.context): fence (the run's token), entry (its lane
 --   entry id), lane (its priority), reason, now, group, progress_maxlen, events_maxlen,
 --   stats_prefix (tally.lua), job_prefix, fair_prefix, tenant_window, tenant_max_running
---   (fair.lua; a window of 0 = off)
+--   (fair.lua; a window of 0 = off), limit_prefix, tenant_rate_max, tenant_rate_duration_ms
+--   (limit.lua, through fair.lua)
 -- With fair share the job goes back under its tenant's window like any other (first in its backlog).
 -- Returns 1, or 0 when the fence is stale (the job is not ours to give back).
 --

@@ -5,7 +5,8 @@
 -- ARGV[1] context (JSON, shared.queue.Queue.context): lane (the priority to run in), only_tenant
 --   (the tenant asking, '' = any), dead_only (true = only a dead-lettered job), now,
 --   progress_maxlen, events_maxlen, stats_prefix (tally.lua), job_prefix, fair_prefix,
---   tenant_window, tenant_max_running, tenant_max_queued (fair.lua; a window of 0 = off)
+--   tenant_window, tenant_max_running, tenant_max_queued (fair.lua; a window of 0 = off),
+--   limit_prefix, tenant_rate_max, tenant_rate_duration_ms (limit.lua, through fair.lua)
 -- With fair share the job enters its lane under its tenant's window like a new submit.
 -- Returns {outcome, state}: outcome 'requeued', 'missing', 'conflict' (with the current state), or
 -- {'limited', tenant} when the job's tenant already has its maximum of queued jobs (nothing is written).

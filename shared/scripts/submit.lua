@@ -7,7 +7,9 @@
 --   shared.codec.new_job_fields), lane (its priority), tenant, trace, now (created ms), due (ms,
 --   0 = now), idempotency_ttl (s, 0 = no key), progress_maxlen, events_maxlen, stats_prefix
 --   (tally.lua), job_prefix, fair_prefix, tenant_window, tenant_max_running, tenant_max_queued
---   (fair.lua; a window of 0 = off, a max queued of 0 = no limit), held (true: a run's job held
+--   (fair.lua; a window of 0 = off, a max queued of 0 = no limit), limit_prefix, tenant_rate_max,
+--   tenant_rate_duration_ms (limit.lua, for fair.lua: a tenant's lane entries stay within the starts
+--   its rate limit allows; the rest wait in its backlog), held (true: a run's job held
 --   back by its max_parallel — SCHEDULED, in the delayed zset at +inf until run.lua releases it)
 -- Returns {job id, 1 if an earlier submit with the same idempotency key made it else 0}, or
 -- {'', -1} when the tenant already has its maximum of queued jobs (nothing is written).

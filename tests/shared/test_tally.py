@@ -9,6 +9,7 @@ once in its lane or its tenant's backlog (nothing lost, nothing doubled).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import random
@@ -26,7 +27,7 @@ from shared.errors import SentinelError
 from shared.keys import GROUP
 from shared.model import PRIORITY_ORDER, JobState, Progress
 from shared.queue import Queue
-from shared.settings import QueueSettings
+from shared.settings import QueueSettings, RateLimit, RateLimitSettings
 from shared.stats import get_stats
 from tests.queue_helpers import command
 
@@ -162,6 +163,17 @@ async def _check_waiting_jobs_are_queued_once(queue: Queue) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_figures_match_the_jobs_after_a_random_workload(queue: Queue, seed: int) -> None:
+    await _random_workload_then_drain(queue, seed)
+
+
+async def test_figures_match_the_jobs_with_rate_limits_holding_jobs_back(queue: Queue) -> None:
+    # Short windows, so the workload's claims and reclaims run into both limiters again and again.
+    limits = RateLimitSettings(queue=RateLimit(max=3, duration_ms=30), tenant=RateLimit(max=2, duration_ms=30))
+    limited = Queue.open(queue.redis, dataclasses.replace(queue.settings, rate_limits=limits))
+    await _random_workload_then_drain(limited, 4)
+
+
+async def _random_workload_then_drain(queue: Queue, seed: int) -> None:
     rng = random.Random(seed)
     running: list[store.Claim] = []
     ids: list[str] = []
@@ -180,6 +192,8 @@ async def test_figures_match_the_jobs_after_a_random_workload(queue: Queue, seed
         stats = await get_stats(queue)
         if stats.waiting == stats.active == stats.delayed == 0:
             break
+        if not batch.claims and batch.wait_ms:
+            await asyncio.sleep(batch.wait_ms / 1000)  # as an executor rests, for the limiter's window
     await _check_figures(queue)
     stats = await get_stats(queue)
     assert (stats.waiting, stats.active, stats.delayed) == (0, 0, 0)

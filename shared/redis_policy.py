@@ -1,0 +1,187 @@
+"""Whether Redis may evict Sentinel's keys: read at start, again when Redis comes back, and for health.
+
+Under memory pressure a Redis whose `maxmemory-policy` is anything but `noeviction` deletes keys
+to make room — `allkeys-lru` any key, `volatile-*` those with a TTL (finished jobs' hashes,
+idempotency keys, locks). A deleted job hash or lane stream is a job lost without a trace. With
+`noeviction`, Redis refuses writes instead (an OOM error every caller sees), which is the only
+behaviour a queue can live with.
+
+So both services read the policy before they serve: one that evicts is logged as an error and
+stops the start unless `SENTINEL_ALLOW_EVICTION=true`. The policy is read again when Redis
+answers after an outage (it may be another instance now, after a failover) and whenever it
+changes — logged as an error, but a running service keeps running (stopping executors mid-job
+would do more harm than good) — and GetHealth reads it afresh: an evicting Redis makes the queue
+DEGRADED with the reason. `INFO memory` is asked first because managed Redis services that disable `CONFIG` still
+answer it; `CONFIG GET` is the fallback. When neither answers, a warning says that the policy
+could not be checked — never that it is fine.
+
+This module never changes the policy: that is the operator's call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.errors import ConfigError
+from shared.tasks import Periodic
+
+log = logging.getLogger(__name__)
+
+#: The only policy under which Redis never deletes a key on its own.
+REQUIRED_POLICY = "noeviction"
+#: The setting that lets a service start on a Redis that evicts.
+ALLOW_VARIABLE = "SENTINEL_ALLOW_EVICTION"
+#: How often a running service reads the policy again (a change or a reconnect is logged).
+CHECK_INTERVAL_S = 15.0
+#: A read of the policy that takes longer counts as Redis not answering.
+READ_TIMEOUT_S = 5.0
+#: Errors that mean Redis did not answer (as opposed to refusing a command).
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class EvictionPolicy:
+    """Redis's `maxmemory-policy` as read, or why it could not be read (`policy` empty)."""
+
+    policy: str
+    source: str = ""  # the command that answered: "INFO memory" or "CONFIG GET"
+    detail: str = ""  # why it could not be read
+
+    @property
+    def known(self) -> bool:
+        return bool(self.policy)
+
+    @property
+    def evicts(self) -> bool:
+        """Redis may delete Sentinel's keys under memory pressure."""
+        return self.known and self.policy != REQUIRED_POLICY
+
+    def health_reason(self) -> str | None:
+        """The DEGRADED reason GetHealth lists, or None when the policy is safe or unknown."""
+        if not self.evicts:
+            return None
+        return (
+            f"redis maxmemory-policy is {self.policy}: under memory pressure Redis deletes keys, jobs included "
+            f"(Sentinel needs {REQUIRED_POLICY})"
+        )
+
+    def refusal(self) -> str:
+        """Why a service does not start on this Redis, naming the setting and the variable."""
+        return (
+            f"Redis maxmemory-policy is {self.policy!r}: under memory pressure Redis would delete keys and "
+            f"silently lose jobs. Set maxmemory-policy {REQUIRED_POLICY} on the Redis server "
+            f"(CONFIG SET maxmemory-policy {REQUIRED_POLICY}, or in redis.conf), or set {ALLOW_VARIABLE}=true "
+            "to run anyway"
+        )
+
+
+async def read_policy(client: aioredis.Redis) -> EvictionPolicy:
+    """Redis's eviction policy: `INFO memory` first (answers where `CONFIG` is disabled), then `CONFIG GET`.
+
+    Raises:
+        redis ConnectionError / TimeoutError, OSError: Redis did not answer.
+    """
+    problems: list[str] = []
+    try:
+        info = await client.info("memory")
+        policy = str(info.get("maxmemory_policy") or "").strip()
+        if policy:
+            return EvictionPolicy(policy, source="INFO memory")
+        problems.append("INFO memory has no maxmemory_policy")
+    except ResponseError as exc:  # disabled, renamed or not allowed to this user
+        problems.append(f"INFO memory refused: {exc}")
+    try:
+        reply = await client.config_get("maxmemory-policy")
+        policy = str(reply.get("maxmemory-policy") or "").strip()
+        if policy:
+            return EvictionPolicy(policy, source="CONFIG GET")
+        problems.append("CONFIG GET maxmemory-policy answered nothing")
+    except ResponseError as exc:
+        problems.append(f"CONFIG GET refused: {exc}")
+    return EvictionPolicy("", detail="; ".join(problems))
+
+
+class EvictionWatch:
+    """Reads the policy at start (refusing an evicting Redis unless allowed) and every
+    `interval_s` after; logs it at start, after Redis comes back, and when it changes."""
+
+    def __init__(self, client: aioredis.Redis, *, allow: bool, interval_s: float = CHECK_INTERVAL_S) -> None:
+        self._client = client
+        self._allow = allow
+        self.policy: EvictionPolicy | None = None  # the last one read; None: not read yet
+        self._reachable = True
+        self._loop = Periodic(
+            "eviction-check", self._recheck, interval_s=interval_s, first_now=False, tolerated=(RedisError,)
+        )
+
+    async def start(self) -> None:
+        """Read the policy, then keep watching it.
+
+        Raises:
+            ConfigError: Redis evicts and `SENTINEL_ALLOW_EVICTION` is not set (nothing keeps running).
+        """
+        await self._check(starting=True)
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def _recheck(self) -> None:
+        await self._check(starting=False)
+
+    async def _check(self, *, starting: bool) -> None:
+        try:
+            policy = await asyncio.wait_for(read_policy(self._client), timeout=READ_TIMEOUT_S)
+        except UNREACHABLE as exc:
+            if self._reachable:
+                log.warning(
+                    "cannot check Redis maxmemory-policy, Redis does not answer (%s): checked when it does",
+                    str(exc) or type(exc).__name__,
+                )
+            self._reachable = False
+            return
+        came_back = not self._reachable
+        changed = policy != self.policy
+        self._reachable = True
+        self.policy = policy
+        if starting or came_back or changed:
+            self._report(policy, came_back=came_back)
+        if starting and policy.evicts and not self._allow:
+            raise ConfigError(policy.refusal())
+
+    def _report(self, policy: EvictionPolicy, *, came_back: bool) -> None:
+        when = " (Redis answers again)" if came_back else ""
+        if not policy.known:
+            log.warning(
+                "could not check Redis maxmemory-policy%s (%s): make sure it is %s, or Redis may evict jobs",
+                when,
+                policy.detail,
+                REQUIRED_POLICY,
+            )
+        elif policy.evicts:
+            allowed = f"running anyway ({ALLOW_VARIABLE}=true)" if self._allow else "refusing to start"
+            log.error("%s%s; %s", policy.refusal(), when, allowed)
+        else:
+            log.info("Redis maxmemory-policy is %s (from %s)%s", policy.policy, policy.source, when)
+
+
+async def watch_eviction(client: aioredis.Redis, *, allow: bool) -> EvictionWatch:
+    """Start an `EvictionWatch` on `client`; when it refuses, close `client` before raising.
+
+    Raises:
+        ConfigError: Redis evicts and `allow` is False.
+    """
+    watch = EvictionWatch(client, allow=allow)
+    try:
+        await watch.start()
+    except BaseException:
+        await client.aclose()
+        raise
+    return watch
