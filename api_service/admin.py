@@ -128,10 +128,11 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):
         return pb.PurgeDeadLettersResponse(purged=purged)
 
 
-def queue_admin_without_queue(reason: str) -> grpc.GenericRpcHandler:
-    """QueueAdmin for an API with no queue (SENTINEL_EXECUTION=direct): every method answers
-    FAILED_PRECONDITION with `reason`, after the same auth as always."""
-    service = pb.DESCRIPTOR.services_by_name["QueueAdmin"]
+def without_queue(service_name: str, reason: str) -> grpc.GenericRpcHandler:
+    """The service `service_name` (QueueAdmin, Schedules, Alerts) for an API with no queue
+    (SENTINEL_EXECUTION=direct): every method answers FAILED_PRECONDITION with `reason`, after the
+    same auth as always."""
+    service = pb.DESCRIPTOR.services_by_name[service_name]
 
     async def refuse(request: Message, context: Context) -> Message:
         await abort(context, ConflictError(reason))

@@ -1,7 +1,9 @@
 """The API service: builds the grpc.aio server and runs it until told to stop.
 
-Besides the gRPC services it runs the periodic retention cleaner and the artifact store's orphan
-sweep (one replica per interval does a pass of each, see `shared.retention`) and, when
+Besides the gRPC services it runs the scheduler (`shared.schedules.firing.Scheduler`: every replica
+ticks, each fire time is claimed by one of them), the periodic retention cleaner and the artifact store's orphan
+sweep (one replica per interval does a pass of each, see `shared.retention`), the alerts' events
+consumer and webhook dispatcher (every replica, sharing the work through Redis: `shared.alerts`) and, when
 `API_METRICS_PORT` is not 0, a Prometheus endpoint with RPC counts and latencies and the queue's
 figures. Before serving it reads Redis's eviction policy and refuses one that may evict jobs
 (`shared.redis_policy`; `SENTINEL_ALLOW_EVICTION=true` overrides). It serves the jobs' artifacts
@@ -15,9 +17,10 @@ on the same loop, over the same queue, stream hub, keys, sealer and artifact sto
 
 The execution mode (SENTINEL_EXECUTION, `shared.settings.ExecutionSettings`) picks the jobs backend
 below the servicers (`shared.direct.backend`): the queue; direct runs on the executors named by
-SENTINEL_EXECUTORS, held in memory, with no Redis at all (no cleaner, no HTTP API, QueueAdmin and
-the queue-only calls answer FAILED_PRECONDITION, health is SERVING without Redis); or hybrid, both
-(its health, too, ignores Redis: it runs jobs directly while Redis is away).
+SENTINEL_EXECUTORS, held in memory, with no Redis at all (no cleaner, scheduler or alerts, no HTTP
+API; QueueAdmin, Schedules, Alerts and the queue-only calls answer FAILED_PRECONDITION; health is
+SERVING without Redis); or hybrid, both (its health, too, ignores Redis: it runs jobs directly
+while Redis is away).
 
 Shutdown (STYLE: saq / grpc graceful-shutdown): health flips to NOT_SERVING, open progress
 streams end (gRPC with UNAVAILABLE, SSE cleanly) so clients reconnect elsewhere with their cursor,
@@ -35,12 +38,15 @@ import redis.asyncio as aioredis
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
-from api_service.admin import QueueAdminServicer, queue_admin_without_queue
+from api_service.admin import QueueAdminServicer, without_queue
+from api_service.alerts import AlertsServicer
 from api_service.http.context import Backend
 from api_service.http.server import HttpApi
+from api_service.schedules import SchedulesServicer
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.alerts.service import Alerts
 from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.direct.backend import HybridBackend, JobsBackend, QueueBackend
 from shared.direct.execution import DirectExecution
@@ -52,6 +58,7 @@ from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.queue import Queue, connect, connect_blocking
 from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.retention import Cleaner, OrphanSweeper
+from shared.schedules.firing import Scheduler
 from shared.sealed import sealer_for
 from shared.settings import (
     ApiSettings,
@@ -70,7 +77,11 @@ log = logging.getLogger(__name__)
 SERVICES = [
     pb.DESCRIPTOR.services_by_name["TestExecution"].full_name,
     pb.DESCRIPTOR.services_by_name["QueueAdmin"].full_name,
+    pb.DESCRIPTOR.services_by_name["Schedules"].full_name,
+    pb.DESCRIPTOR.services_by_name["Alerts"].full_name,
 ]
+#: The services that are all queue: without one they answer FAILED_PRECONDITION.
+QUEUE_ONLY = ("QueueAdmin", "Schedules", "Alerts")
 
 
 async def open_artifacts(settings: ArtifactSettings | None) -> ArtifactStore | None:
@@ -108,6 +119,8 @@ class ApiServer:
     health: HealthReporter
     registry: CollectorRegistry
     cleaner: Cleaner | None = None
+    scheduler: Scheduler | None = None
+    alerts: Alerts | None = None
     store: ArtifactStore | None = None
     sweeper: OrphanSweeper | None = None
     metrics: MetricsEndpoint | None = None
@@ -176,10 +189,16 @@ class ApiServer:
         pb_grpc.add_TestExecutionServicer_to_server(
             TestExecutionServicer(queue, hub, sealer, store=store, jobs=jobs), server
         )
+        alerts: Alerts | None = None
         if queued is not None:
             pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queued.queue, queued.hub, store=store), server)
+            pb_grpc.add_SchedulesServicer_to_server(SchedulesServicer(queued.queue, sealer), server)
+            alerts = Alerts(queued.queue, connect_blocking(redis), settings=api.alerts, sealer=sealer)
+            pb_grpc.add_AlertsServicer_to_server(
+                AlertsServicer(queued.queue, sealer=sealer, policy=alerts.policy), server
+            )
         else:
-            server.add_generic_rpc_handlers([queue_admin_without_queue(str(_without_queue()))])
+            server.add_generic_rpc_handlers([without_queue(name, str(_without_queue())) for name in QUEUE_ONLY])
         health, port = edge_server.open_port(
             server,
             services=SERVICES,
@@ -196,13 +215,15 @@ class ApiServer:
                 registry.register(QueueCollector(queue, asyncio.get_running_loop()))
             host = metrics_host or api.host
             metrics = MetricsEndpoint.try_start(registry, host=host, port=api.metrics_port, variable="API_METRICS_PORT")
-        if queue is not None:
+        if queue is not None and alerts is not None:
             try:
                 await queue.ensure_groups()
+                await alerts.ensure_group()
             except Exception as exc:  # Redis down at start: serve NOT_SERVING and keep trying.
                 log.warning("redis not reachable at start: %s", exc)
         cleaner = Cleaner(queue, store=store) if queue is not None else None
         sweeper = OrphanSweeper(queue, store) if store is not None and queue is not None else None
+        scheduler = Scheduler(queue, tick_s=api.scheduler_tick_ms / 1000) if queue is not None else None
         if queued is not None:
             await queued.hub.start()
         if direct is not None:
@@ -213,6 +234,10 @@ class ApiServer:
             await cleaner.start()
         if sweeper is not None:
             await sweeper.start()
+        if scheduler is not None:
+            scheduler.start()
+        if alerts is not None:
+            alerts.start()
         started = cls(
             server=server,
             port=port,
@@ -220,6 +245,8 @@ class ApiServer:
             health=health,
             registry=registry,
             cleaner=cleaner,
+            scheduler=scheduler,
+            alerts=alerts,
             store=store,
             sweeper=sweeper,
             metrics=metrics,
@@ -262,8 +289,12 @@ class ApiServer:
         await self.health.drain()
         if self.queued is not None:
             await self.queued.eviction.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.cleaner is not None:
             await self.cleaner.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
         # Ends open progress streams (gRPC and SSE alike) with ShuttingDown: clients resume with their cursor.

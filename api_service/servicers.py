@@ -147,6 +147,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
             tenant=tenant_of(context),
             state=convert.state_from_proto(request.state),
             tag=request.tag,
+            schedule_id=request.schedule_id,
             page_size=page_size(request.page_size),
             page_token=request.page_token,
         )

@@ -1091,14 +1091,20 @@ class Notification(_message.Message):
     def __init__(self, url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., secret: _Optional[str] = ..., secret_set: _Optional[bool] = ...) -> None: ...
 
 class ScheduleRun(_message.Message):
-    __slots__ = ("job_id", "fire_time", "state")
+    __slots__ = ("job_id", "fire_time", "state", "skipped", "reason", "triggered")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     fire_time: _timestamp_pb2.Timestamp
     state: JobState
-    def __init__(self, job_id: _Optional[str] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ...) -> None: ...
+    skipped: bool
+    reason: str
+    triggered: bool
+    def __init__(self, job_id: _Optional[str] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., skipped: _Optional[bool] = ..., reason: _Optional[str] = ..., triggered: _Optional[bool] = ...) -> None: ...
 
 class Schedule(_message.Message):
     __slots__ = ("schedule_id", "name", "cron", "interval_ms", "timezone", "jitter_ms", "overlap", "catchup_window_ms", "template", "paused", "next_fires", "notifications", "recent_runs", "created_at", "updated_at", "tenant_id", "note")

@@ -4,7 +4,7 @@
     sentinel events [--state S]… [--tag T] [--cursor C] [--limit N]
     sentinel pause | sentinel resume
     sentinel dlq list [--tag T] [--limit N] | dlq requeue ID [--priority P] | dlq purge [--older-than S]
-    sentinel jobs [--state S] [--tag T] [--limit N] [--page-token T]
+    sentinel jobs [--state S] [--tag T] [--schedule ID] [--limit N] [--page-token T]
 
 Each command is one or a few QueueAdmin / TestExecution calls; output is plain text for people.
 """
@@ -53,6 +53,7 @@ def add_parsers(sub: Any) -> None:
     listing.add_argument("--tag", default="")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--page-token", default="")
+    listing.add_argument("--schedule", default="", metavar="ID", help="only the jobs this schedule fired")
 
 
 def _time(when: datetime | None) -> str:
@@ -200,9 +201,13 @@ async def _list_dead_letters(letters: AsyncGenerator[DeadLetter, None], limit: i
     return 0
 
 
-async def list_jobs(address: str | None, *, state: str | None, tag: str, limit: int, page_token: str) -> int:
+async def list_jobs(
+    address: str | None, *, state: str | None, tag: str, limit: int, page_token: str, schedule_id: str = ""
+) -> int:
     async with open_client(address) as client:
-        page = await client.list_jobs(state=state, tag=tag, page_size=limit, page_token=page_token)
+        page = await client.list_jobs(
+            state=state, tag=tag, schedule_id=schedule_id, page_size=limit, page_token=page_token
+        )
     if not page.items:
         print("no jobs")
     for job in page.items:
@@ -227,4 +232,11 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
         return await set_paused(address, args.command == "pause")
     if args.command == "dlq":
         return await dead_letters(address, args)
-    return await list_jobs(address, state=args.state, tag=args.tag, limit=args.limit, page_token=args.page_token)
+    return await list_jobs(
+        address,
+        state=args.state,
+        tag=args.tag,
+        limit=args.limit,
+        page_token=args.page_token,
+        schedule_id=args.schedule,
+    )

@@ -10,6 +10,8 @@
     sentinel artifacts ID [--out DIR]              download a job's screenshots, trace and video
     sentinel trace ID [--out DIR] [--attempt N]    download its Playwright trace
     sentinel stats [--watch] | events | pause | resume | dlq list|requeue|purge | jobs
+    sentinel schedules create FILE (--every 5m | --cron "*/5 * * * *") [--overlap skip] [--tz Europe/Berlin]
+    sentinel schedules list | get ID | pause ID | resume ID | trigger ID | delete ID
     sentinel keys create --tenant T --role viewer|submitter|admin
     sentinel keys secret
 
@@ -25,7 +27,7 @@ import sys
 from collections.abc import Sequence
 
 import sentinel_client
-from sentinel_cli import admin_commands, client, keys, recorder, run_command
+from sentinel_cli import admin_commands, client, keys, recorder, run_command, schedules
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
@@ -88,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id")
     artifact_commands.add_parsers(sub)
     admin_commands.add_parsers(sub)
+    schedules.add_parser(sub)
     keys.add_parser(sub)
     return parser
 
@@ -135,6 +138,8 @@ def _call_api(args: argparse.Namespace) -> int:
             return asyncio.run(admin_commands.run(args, address))
         except KeyboardInterrupt:
             return 130
+    if args.command == schedules.COMMAND:
+        return asyncio.run(schedules.run(args, address))
     if args.command in artifact_commands.COMMANDS:
         return asyncio.run(artifact_commands.run(args, address))
     if args.command == "submit":

@@ -18,6 +18,7 @@ from sentinel_client._async import AsyncClient, AsyncJobHandle, AsyncRunHandle
 from sentinel_client._connection import TLSConfig
 from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource
 from sentinel_client._retry import RetryPolicy
+from sentinel_client._schedules import ScheduleFields
 from sentinel_client._sync import Client, JobHandle, RunHandle
 from sentinel_client.errors import (
     AlreadyExistsError,
@@ -50,6 +51,8 @@ from sentinel_client.models import (
     JobSource,
     JobState,
     LaneStats,
+    Notification,
+    OverlapPolicy,
     Page,
     Priority,
     Progress,
@@ -61,6 +64,8 @@ from sentinel_client.models import (
     Run,
     RunState,
     RunTest,
+    Schedule,
+    ScheduleRun,
     StepResult,
 )
 
@@ -91,6 +96,8 @@ __all__ = [
     "JobState",
     "LaneStats",
     "NotFoundError",
+    "Notification",
+    "OverlapPolicy",
     "Page",
     "PermissionDeniedError",
     "Priority",
@@ -107,6 +114,9 @@ __all__ = [
     "RunState",
     "RunTest",
     "RunTestSource",
+    "Schedule",
+    "ScheduleFields",
+    "ScheduleRun",
     "SentinelError",
     "StepResult",
     "SubmitOptions",

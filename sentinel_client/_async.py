@@ -17,10 +17,12 @@ from typing import TypeVar, Unpack
 import grpc
 
 from sentinel_client import _ops as ops
+from sentinel_client import _schedules as schedule_ops
 from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
 from sentinel_client._files import PartialFile
 from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource, run_request, submit_request
 from sentinel_client._retry import Retrying
+from sentinel_client._schedules import ScheduleFields
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
 from sentinel_client.models import (
     Artifact,
@@ -36,6 +38,7 @@ from sentinel_client.models import (
     QueueState,
     QueueStats,
     Run,
+    Schedule,
 )
 
 T = TypeVar("T")
@@ -155,16 +158,22 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         return await self.get_run(run_id)
 
     def jobs(
-        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100
+        self, *, state: JobState | str | None = None, tag: str = "", schedule_id: str = "", page_size: int = 100
     ) -> AsyncGenerator[Job, None]:
         """The tenant's jobs, newest first, fetched a page at a time as you iterate."""
-        return self._pages(lambda token: ops.list_jobs(state, tag, page_size, token))
+        return self._pages(lambda token: ops.list_jobs(state, tag, page_size, token, schedule_id))
 
     async def list_jobs(
-        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 0, page_token: str = ""
+        self,
+        *,
+        state: JobState | str | None = None,
+        tag: str = "",
+        schedule_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
     ) -> Page[Job]:
-        """One page of jobs (page_size 0: the API's default, 50)."""
-        return await self._call(ops.list_jobs(state, tag, page_size, page_token))
+        """One page of jobs (page_size 0: the API's default, 50); `schedule_id`: only the jobs it fired."""
+        return await self._call(ops.list_jobs(state, tag, page_size, page_token, schedule_id))
 
     # --- artifacts --------------------------------------------------------------------------------
 
@@ -234,6 +243,53 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
     ) -> AsyncGenerator[QueueEvent, None]:
         """Queue events as they happen (from after `cursor`; "" = only new ones), resumed after a drop."""
         return self._stream(ops.watch_events(states, tag, cursor))
+
+    # --- schedules --------------------------------------------------------------------------------
+
+    async def create_schedule(
+        self, test: TestSource, *, options: SubmitOptions | None = None, **fields: Unpack[ScheduleFields]
+    ) -> Schedule:
+        """Schedule a test (a definition or SubmitRequest, dict or file): `cron=` or `interval_ms=`,
+        and the other `ScheduleFields`; `options` (priority, tags, ...) apply to the test."""
+        return await self._call(schedule_ops.create(schedule_ops.schedule_message(fields, test=test, options=options)))
+
+    async def get_schedule(self, schedule_id: str) -> Schedule:
+        """The schedule with its next fire times and latest runs."""
+        return await self._call(schedule_ops.get(schedule_id))
+
+    async def list_schedules(self, *, page_size: int = 0, page_token: str = "") -> Page[Schedule]:
+        """One page of the tenant's schedules, newest first (page_size 0: the API's default, 50)."""
+        return await self._call(schedule_ops.list_page(page_size, page_token))
+
+    def schedules(self, *, page_size: int = 100) -> AsyncGenerator[Schedule, None]:
+        """The tenant's schedules, newest first, fetched a page at a time as you iterate."""
+        return self._pages(lambda token: schedule_ops.list_page(page_size, token))
+
+    async def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        test: TestSource | None = None,
+        options: SubmitOptions | None = None,
+        **fields: Unpack[ScheduleFields],
+    ) -> Schedule:
+        """Change only the fields given (and the template, with `test`); a new timing counts from now."""
+        return await self._call(schedule_ops.update(schedule_id, fields, test=test, options=options))
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Delete it; the jobs it fired stay (`list_jobs(schedule_id=...)` still finds them)."""
+        return await self._call(schedule_ops.delete(schedule_id))
+
+    async def pause_schedule(self, schedule_id: str, *, note: str = "") -> Schedule:
+        return await self._call(schedule_ops.pause(schedule_id, note))
+
+    async def resume_schedule(self, schedule_id: str, *, note: str = "") -> Schedule:
+        """Fire again from now on (fires that fell while it was paused do not run)."""
+        return await self._call(schedule_ops.resume(schedule_id, note))
+
+    async def trigger_schedule(self, schedule_id: str) -> Job:
+        """Run the schedule's test once now; the job counts as its latest run."""
+        return await self._call(schedule_ops.trigger(schedule_id))
 
     # --- the machinery ----------------------------------------------------------------------------
 

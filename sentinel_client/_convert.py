@@ -27,6 +27,7 @@ from sentinel_client.models import (
     JobSource,
     JobState,
     LaneStats,
+    OverlapPolicy,
     Page,
     Priority,
     Progress,
@@ -52,6 +53,7 @@ _PROTO_ENUMS: dict[type[StrEnum], tuple[Any, str]] = {
     JobSource: (pb.JobSource, "JOB_SOURCE_"),
     HealthStatus: (pb.HealthStatus, "HEALTH_STATUS_"),
     RunState: (pb.RunState, "RUN_STATE_"),
+    OverlapPolicy: (pb.OverlapPolicy, "OVERLAP_POLICY_"),
 }
 
 
@@ -167,6 +169,8 @@ def job(j: pb.Job) -> Job:
         started_at=time(j.started_at),
         finished_at=time(j.finished_at),
         scheduled_for=time(j.scheduled_for),
+        schedule_id=j.schedule_id,
+        fire_time=time(j.fire_time),
     )
 
 

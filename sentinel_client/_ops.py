@@ -119,9 +119,17 @@ def retry(job_id: str, priority: Priority | str | None) -> Unary[Job]:
     return Unary(_JOBS + "Retry", request, pb.Job, convert.job, safe=False)
 
 
-def list_jobs(state: JobState | str | None, tag: str, page_size: int, page_token: str) -> Unary[Page[Job]]:
+def list_jobs(
+    state: JobState | str | None, tag: str, page_size: int, page_token: str, schedule_id: str = ""
+) -> Unary[Page[Job]]:
     number = enum_to_proto(parse_enum(JobState, state, "state"))
-    request = pb.ListJobsRequest(state=number, tag=tag, page_size=page_size, page_token=page_token)  # type: ignore[arg-type]
+    request = pb.ListJobsRequest(
+        state=number,  # type: ignore[arg-type]
+        tag=tag,
+        page_size=page_size,
+        page_token=page_token,
+        schedule_id=schedule_id,
+    )
     return Unary(_JOBS + "ListJobs", request, pb.ListJobsResponse, convert.job_page, safe=True)
 
 

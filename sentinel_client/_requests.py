@@ -92,6 +92,14 @@ def submit_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest
     return request
 
 
+def template_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest:
+    """A schedule's template: the Submit request for `test` with `options` applied, without an
+    idempotency key (each fire must make a job of its own)."""
+    request = load_document(test) if isinstance(test, Mapping) else load_file(test)
+    _apply(request, options, keyed=False)
+    return request
+
+
 def run_request(
     tests: Iterable[RunTestSource], *, name: str, max_parallel: int, options: SubmitOptions
 ) -> pb.SubmitRunRequest:
@@ -115,8 +123,9 @@ def run_request(
     return request
 
 
-def _apply(request: pb.SubmitRequest, options: SubmitOptions) -> None:
-    """Apply `options` to `request` (its options, ids and base URL), giving it an idempotency key."""
+def _apply(request: pb.SubmitRequest, options: SubmitOptions, *, keyed: bool = True) -> None:
+    """Apply `options` to `request` (its options, ids and base URL), giving it an idempotency key
+    unless it is not `keyed` (a schedule's template: each fire is a job of its own)."""
     given = request.options
     if "priority" in options:
         given.priority = enum_to_proto(parse_enum(Priority, options["priority"], "priority"))  # type: ignore[assignment]
@@ -133,7 +142,7 @@ def _apply(request: pb.SubmitRequest, options: SubmitOptions) -> None:
     for name in ("user_id", "request_id"):
         _set(request, name, options)
     _set(request.definition, "base_url", options)
-    if not given.idempotency_key:
+    if keyed and not given.idempotency_key:
         given.idempotency_key = str(uuid.uuid4())
 
 

@@ -16,10 +16,12 @@ from typing import TypeVar, Unpack
 import grpc
 
 from sentinel_client import _ops as ops
+from sentinel_client import _schedules as schedule_ops
 from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
 from sentinel_client._files import PartialFile
 from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource, run_request, submit_request
 from sentinel_client._retry import Retrying
+from sentinel_client._schedules import ScheduleFields
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
 from sentinel_client.models import (
     Artifact,
@@ -35,6 +37,7 @@ from sentinel_client.models import (
     QueueState,
     QueueStats,
     Run,
+    Schedule,
 )
 
 T = TypeVar("T")
@@ -150,16 +153,22 @@ class Client(ClientBase[grpc.Channel]):
         return self.get_run(run_id)
 
     def jobs(
-        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 100
+        self, *, state: JobState | str | None = None, tag: str = "", schedule_id: str = "", page_size: int = 100
     ) -> Generator[Job, None, None]:
         """The tenant's jobs, newest first, fetched a page at a time as you iterate."""
-        return self._pages(lambda token: ops.list_jobs(state, tag, page_size, token))
+        return self._pages(lambda token: ops.list_jobs(state, tag, page_size, token, schedule_id))
 
     def list_jobs(
-        self, *, state: JobState | str | None = None, tag: str = "", page_size: int = 0, page_token: str = ""
+        self,
+        *,
+        state: JobState | str | None = None,
+        tag: str = "",
+        schedule_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
     ) -> Page[Job]:
-        """One page of jobs (page_size 0: the API's default, 50)."""
-        return self._call(ops.list_jobs(state, tag, page_size, page_token))
+        """One page of jobs (page_size 0: the API's default, 50); `schedule_id`: only the jobs it fired."""
+        return self._call(ops.list_jobs(state, tag, page_size, page_token, schedule_id))
 
     # --- artifacts --------------------------------------------------------------------------------
 
@@ -227,6 +236,53 @@ class Client(ClientBase[grpc.Channel]):
     ) -> Generator[QueueEvent, None, None]:
         """Queue events as they happen (from after `cursor`; "" = only new ones), resumed after a drop."""
         return self._stream(ops.watch_events(states, tag, cursor))
+
+    # --- schedules --------------------------------------------------------------------------------
+
+    def create_schedule(
+        self, test: TestSource, *, options: SubmitOptions | None = None, **fields: Unpack[ScheduleFields]
+    ) -> Schedule:
+        """Schedule a test (a definition or SubmitRequest, dict or file): `cron=` or `interval_ms=`,
+        and the other `ScheduleFields`; `options` (priority, tags, ...) apply to the test."""
+        return self._call(schedule_ops.create(schedule_ops.schedule_message(fields, test=test, options=options)))
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        """The schedule with its next fire times and latest runs."""
+        return self._call(schedule_ops.get(schedule_id))
+
+    def list_schedules(self, *, page_size: int = 0, page_token: str = "") -> Page[Schedule]:
+        """One page of the tenant's schedules, newest first (page_size 0: the API's default, 50)."""
+        return self._call(schedule_ops.list_page(page_size, page_token))
+
+    def schedules(self, *, page_size: int = 100) -> Generator[Schedule, None, None]:
+        """The tenant's schedules, newest first, fetched a page at a time as you iterate."""
+        return self._pages(lambda token: schedule_ops.list_page(page_size, token))
+
+    def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        test: TestSource | None = None,
+        options: SubmitOptions | None = None,
+        **fields: Unpack[ScheduleFields],
+    ) -> Schedule:
+        """Change only the fields given (and the template, with `test`); a new timing counts from now."""
+        return self._call(schedule_ops.update(schedule_id, fields, test=test, options=options))
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        """Delete it; the jobs it fired stay (`list_jobs(schedule_id=...)` still finds them)."""
+        return self._call(schedule_ops.delete(schedule_id))
+
+    def pause_schedule(self, schedule_id: str, *, note: str = "") -> Schedule:
+        return self._call(schedule_ops.pause(schedule_id, note))
+
+    def resume_schedule(self, schedule_id: str, *, note: str = "") -> Schedule:
+        """Fire again from now on (fires that fell while it was paused do not run)."""
+        return self._call(schedule_ops.resume(schedule_id, note))
+
+    def trigger_schedule(self, schedule_id: str) -> Job:
+        """Run the schedule's test once now; the job counts as its latest run."""
+        return self._call(schedule_ops.trigger(schedule_id))
 
     # --- the machinery ----------------------------------------------------------------------------
 

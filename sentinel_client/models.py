@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sentinel_client._files import artifact_path
 
@@ -145,6 +145,8 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     scheduled_for: datetime | None = None
+    schedule_id: str = ""  # the schedule that fired it ("" = none)
+    fire_time: datetime | None = None  # the schedule's fire time it runs for (None: not a fire, or a trigger)
 
     @property
     def ended(self) -> bool:
@@ -321,3 +323,59 @@ class Run:
     @property
     def passed(self) -> bool:
         return self.state is RunState.PASSED
+
+
+# --- schedules -----------------------------------------------------------------------------------
+
+
+class OverlapPolicy(StrEnum):
+    """What a fire does while the schedule's previous run has not ended."""
+
+    SKIP = "skip"  # the fire is skipped (the API's default)
+    ALLOW = "allow"  # the fire runs beside the unfinished run
+    BUFFER_ONE = "buffer_one"  # one fire waits and runs when the previous run ends; later ones are skipped
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A webhook of a schedule; its signing secret is never handed back (`secret_set` says one is set)."""
+
+    url: str = ""
+    events: tuple[str, ...] = ()
+    secret_set: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleRun:
+    """One of a schedule's latest fires: the job it started, or why it started none."""
+
+    job_id: str = ""
+    fire_time: datetime | None = None  # a trigger: when it was triggered
+    state: JobState | None = None  # the job's state now (None: no job, or it is gone)
+    skipped: bool = False
+    reason: str = ""
+    triggered: bool = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A test submitted again and again: by `cron` (5 fields, or 6 with seconds first) or every `interval_ms`."""
+
+    id: str = ""
+    name: str = ""
+    cron: str = ""
+    interval_ms: int = 0
+    timezone: str = "UTC"
+    jitter_ms: int = 0
+    overlap: OverlapPolicy = OverlapPolicy.SKIP
+    catchup_window_ms: int = 0
+    paused: bool = False
+    note: str = ""
+    tenant: str = ""
+    #: What each fire submits: the SubmitRequest as proto3 JSON (secret fill values sealed).
+    template: dict[str, Any] = field(default_factory=dict)
+    notifications: tuple[Notification, ...] = ()
+    next_fires: tuple[datetime, ...] = ()
+    recent_runs: tuple[ScheduleRun, ...] = ()  # newest first
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

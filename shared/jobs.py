@@ -69,6 +69,25 @@ def submit_call(
     held: bool = False,
 ) -> tuple[list[str], list[str]]:
     """KEYS and ARGV of submit.lua for one command; `held`: a run's job its max_parallel holds back."""
+    call_keys, members = submit_parts(
+        queue, command, tenant=tenant, trace=trace, now=now, job_id=job_id, run_id=run_id, held=held
+    )
+    return call_keys, [queue.context(**members)]
+
+
+def submit_parts(
+    queue: Queue,
+    command: SubmitCommand,
+    *,
+    tenant: str,
+    trace: str,
+    now: int,
+    job_id: str = "",
+    run_id: str = "",
+    held: bool = False,
+) -> tuple[list[str], dict[str, object]]:
+    """The keys and the context members of a submit (submit_job.lua), for a script that submits a job
+    as one of its steps (submit.lua, a schedule's fire)."""
     options = command.options
     keys = queue.keys
     job_id = job_id or str(uuid.uuid4())
@@ -87,18 +106,18 @@ def submit_call(
         keys.progress(job_id),
         *(keys.tenant_tag(tenant, tag) for tag in dict.fromkeys(options.tags)),
     ]
-    context = queue.context(
-        now=now,
-        id=job_id,
-        lane=options.priority.value,
-        tenant=tenant,
-        trace=trace,
-        due=due,
-        idempotency_ttl=IDEMPOTENCY_TTL_S if idem else 0,
-        job=fields,
-        held=held,
-    )
-    return call_keys, [context]
+    members: dict[str, object] = {
+        "now": now,
+        "id": job_id,
+        "lane": options.priority.value,
+        "tenant": tenant,
+        "trace": trace,
+        "due": due,
+        "idempotency_ttl": IDEMPOTENCY_TTL_S if idem else 0,
+        "job": fields,
+        "held": held,
+    }
+    return call_keys, members
 
 
 def new_job_record(
@@ -129,6 +148,8 @@ def new_job_record(
             source=command.source,
             created_at_ms=now,
             run_id=run_id,
+            schedule_id=command.schedule_id,
+            fire_time_ms=command.fire_time_ms,
         ),
         max_attempts=options.max_attempts or settings.default_attempts,
         timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
@@ -183,16 +204,28 @@ async def list_jobs(
     tenant: str,
     state: JobState | None = None,
     tag: str = "",
+    schedule_id: str = "",
     page_size: int = 50,
     page_token: str = "",
 ) -> Page[Job]:
-    """A page of the tenant's jobs, newest first, optionally of one state and one tag."""
-    index = queue.keys.tenant_tag(tenant, tag) if tag else queue.keys.tenant_jobs(tenant)
+    """A page of the tenant's jobs, newest first, optionally of one state, one tag and one schedule."""
+    keys = queue.keys
+    if schedule_id:
+        index = keys.schedule_jobs(schedule_id)
+    else:
+        index = keys.tenant_tag(tenant, tag) if tag else keys.tenant_jobs(tenant)
+
+    def keep(job: Job) -> bool:
+        if state is not None and job.state is not state:
+            return False
+        # A schedule's index holds one tenant's jobs; checked all the same.
+        return not schedule_id or (job.metadata.tenant_id == tenant and (not tag or tag in job.options.tags))
+
     return await scan_index(
         queue.redis,
         index,
         load=lambda ids: load_jobs(queue, ids),
-        keep=lambda job: state is None or job.state is state,
+        keep=keep,
         page_size=page_size,
         page_token=page_token,
     )

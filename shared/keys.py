@@ -12,6 +12,8 @@ from shared.model import Priority
 
 #: The consumer group executors read the priority lanes with.
 GROUP = "executors"
+#: The consumer group API replicas read the events stream with, for alerts (`shared.alerts`).
+ALERTS_GROUP = "alerts"
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,36 @@ class Keys:
     def run_idempotency(self, tenant: str, key: str) -> str:
         return f"{self.prefix}run-idem:{tenant}:{key}"
 
+    def schedule(self, schedule_id: str) -> str:
+        """hash of a schedule (`shared.schema.ScheduleField`)."""
+        return f"{self.schedule_prefix}{schedule_id}"
+
+    @property
+    def schedule_prefix(self) -> str:
+        return f"{self.prefix}schedule:"
+
+    def schedule_runs(self, schedule_id: str) -> str:
+        """list of a schedule's latest fires, newest first (JSON each: job, fire, skipped, reason, triggered)."""
+        return f"{self.schedule(schedule_id)}:runs"
+
+    def schedule_jobs(self, schedule_id: str) -> str:
+        """zset of the job ids a schedule fired, score = created ms (ListJobs' schedule_id filter)."""
+        return self.schedule_jobs_format % schedule_id
+
+    @property
+    def schedule_jobs_format(self) -> str:
+        """`schedule_jobs` as a format string with one %s (the schedule id), for Lua's string.format."""
+        return f"{self._format_prefix}schedule:%s:jobs"
+
+    def tenant_schedules(self, tenant: str) -> str:
+        """zset of a tenant's schedule ids, score = created ms."""
+        return f"{self.prefix}tenant:{tenant}:schedules"
+
+    @property
+    def schedules_due(self) -> str:
+        """zset of the schedules that are not paused, score = when the next thing is due for each, ms."""
+        return f"{self.prefix}schedules:due"
+
     @property
     def paused(self) -> str:
         return f"{self.prefix}paused"
@@ -158,3 +190,40 @@ class Keys:
     def lanes(self) -> tuple[str, str, str]:
         """The three lane streams, high first."""
         return (self.stream(Priority.HIGH), self.stream(Priority.MEDIUM), self.stream(Priority.LOW))
+
+    # --- alerts (shared.alerts) ------------------------------------------------------------------
+
+    @property
+    def alert_prefix(self) -> str:
+        return f"{self.prefix}alert:"
+
+    def alert_rule(self, rule_id: str) -> str:
+        """hash of a tenant-wide alert rule (`shared.schema.AlertRuleField`)."""
+        return f"{self.alert_prefix}rule:{rule_id}"
+
+    def alert_rules(self, tenant: str) -> str:
+        """zset of a tenant's rule ids, score = created ms."""
+        return f"{self.alert_prefix}rules:{tenant}"
+
+    def alert_tag(self, tenant: str, tag: str) -> str:
+        """set of the ids of a tenant's rules for `tag`: the rules a job with that tag answers to."""
+        return f"{self.alert_prefix}tag:{tenant}:{tag}"
+
+    def alert_owner(self, owner: str) -> str:
+        """hash of the last outcome of an owner (a schedule, or a rule and a test name): `OwnerField`."""
+        return f"{self.alert_prefix}owner:{owner}"
+
+    def alert_delivery(self, delivery_id: str) -> str:
+        """hash of one webhook delivery and its answer (`shared.schema.DeliveryField`)."""
+        return f"{self.alert_prefix}delivery:{delivery_id}"
+
+    @property
+    def alert_due(self) -> str:
+        """zset of pending delivery ids, score = when the next attempt is due (ms), a lease while one runs."""
+        return f"{self.alert_prefix}due"
+
+    def alert_deliveries(self, tenant: str, by: str = "", value: str = "") -> str:
+        """zset of a tenant's delivery ids, score = created ms: all of them, or those of one
+        `schedule`, `rule` or `job` (`by`) with id `value`."""
+        base = f"{self.alert_prefix}deliveries:{tenant}"
+        return f"{base}:{by}:{value}" if by else base

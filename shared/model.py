@@ -124,6 +124,8 @@ class JobMetadata:
     source: JobSource = JobSource.API
     created_at_ms: int = 0
     run_id: str = ""  # the run the job belongs to ("" = none)
+    schedule_id: str = ""  # the schedule that fired it ("" = none)
+    fire_time_ms: int = 0  # the schedule's fire time it runs for (0: none, or a TriggerSchedule)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class SubmitCommand:
     user_id: str = ""
     request_id: str = ""
     source: JobSource = JobSource.API
+    schedule_id: str = ""  # set by the scheduler only (a fire or a TriggerSchedule)
+    fire_time_ms: int = 0
 
 
 # --- progress and results --------------------------------------------------------------------

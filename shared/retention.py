@@ -68,6 +68,7 @@ def _args(
         tenant_jobs_format=keys.tenant_jobs_format,
         tenant_tag_format=keys.tenant_tag_format,
         idempotency_format=keys.idempotency_format,
+        schedule_jobs_format=keys.schedule_jobs_format,
     )
     return [context]
 

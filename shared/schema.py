@@ -58,6 +58,8 @@ class JobField(StrEnum):
     DEAD_LETTER_REASON = "dlq_reason"
     DEAD_LETTERED_AT = "dlq_at"
     RUN = "run"  # the id of the run it belongs to ("" = none)
+    SCHEDULE = "schedule"  # the id of the schedule that fired it ("" = none)
+    FIRE = "fire"  # the schedule's fire time it runs for, ms (0: none or a TriggerSchedule)
 
 
 class EntryField(StrEnum):
@@ -132,7 +134,82 @@ class RunField(StrEnum):
     ENDED = "ended"  # '1' once a test has ended: counted in DONE
 
 
-#: Every field of a hash: the job hash, the run hashes and the figures hashes.
-HASH_FIELDS: frozenset[str] = frozenset({*JobField, *ProgressField, *Figure, *RunField})
+class ScheduleField(StrEnum):
+    """Fields of a schedule's hash (`Keys.schedule`): what its owner set, and where its firing stands."""
+
+    ID = "id"
+    TENANT = "tenant"
+    NAME = "name"
+    CRON = "cron"
+    INTERVAL = "interval"  # ms; 0 for a cron schedule
+    TIMEZONE = "tz"
+    JITTER = "jitter"  # ms
+    OVERLAP = "overlap"  # skip | allow | buffer_one (shared.schedules.model.OverlapPolicy)
+    CATCHUP = "catchup"  # ms
+    DEFINITION = "definition"  # the template's definition, JSON (shared.codec)
+    OPTIONS = "options"  # the template's options, JSON (shared.codec)
+    USER = "user"
+    REQUEST = "request"
+    NOTIFICATIONS = "notifications"  # JSON list; secrets sealed
+    PAUSED = "paused"  # '1' or '0'
+    NOTE = "note"
+    CREATED = "created"
+    UPDATED = "updated"
+    ANCHOR = "anchor"  # when the timing was set, ms: interval fire times count from here
+    GENERATION = "gen"  # raised by each change of timing; a fire computed under another is refused
+    LAST_FIRE = "last_fire"  # the latest claimed fire time, ms; only ever moves forward
+    LAST_JOB = "last_job"  # the job of the latest run (what the overlap policy looks at)
+    BUFFERED = "buffered"  # a fire time held back by BUFFER_ONE ('' = none)
+    FIRED = "fired"  # runs started (fires and triggers)
+    SKIPPED = "skipped"  # fires skipped by the overlap policy or the tenant's queue limit
+    MISSED = "missed"  # fires dropped as older than the catch-up window
+
+
+class AlertRuleField(StrEnum):
+    """Fields of a tenant-wide alert rule's hash (`Keys.alert_rule`)."""
+
+    ID = "id"
+    TENANT = "tenant"
+    TAG = "tag"
+    NOTIFICATIONS = "notifications"  # JSON list; each secret sealed
+    CREATED = "created"
+
+
+class OwnerField(StrEnum):
+    """Fields of an alert owner's hash (`Keys.alert_owner`): what alert_outcome.lua compares with."""
+
+    OUTCOME = "outcome"  # pass | fail
+    EVENT = "event"  # the events-stream id of the last event applied (older ones are skipped)
+    SINCE = "since"  # when the outcome last changed, ms
+
+
+class DeliveryField(StrEnum):
+    """Fields of a webhook delivery's hash (`Keys.alert_delivery`)."""
+
+    ID = "id"
+    TENANT = "tenant"
+    EVENT = "event"  # failed, recovered, dead_lettered, ...
+    URL = "url"
+    JOB = "job"
+    SCHEDULE = "schedule"
+    RULE = "rule"
+    STATE = "state"  # pending | delivered | failed
+    ATTEMPTS = "attempts"
+    STATUS = "status"  # the last answer's HTTP status (0: none)
+    RESPONSE = "response"  # the last answer's body, at most 1 KiB
+    ERROR = "error"  # why the last attempt failed
+    BODY = "body"  # the JSON body, as signed and sent
+    SECRET = "secret"  # sealed ('' = unsigned)
+    CREATED = "created"
+    LAST_AT = "last_at"
+    NEXT_AT = "next_at"
+    LEASE = "lease"  # the token of the attempt under way ('' = none)
+
+
+#: Every field of a hash: the job hash, the run hashes, the schedule hashes, the figures hashes and the
+#: alerts' hashes.
+HASH_FIELDS: frozenset[str] = frozenset(
+    {*JobField, *ProgressField, *Figure, *RunField, *ScheduleField, *AlertRuleField, *OwnerField, *DeliveryField}
+)
 #: Every field of a stream entry: progress entries, events, lane entries.
 ENTRY_FIELDS: frozenset[str] = frozenset({*EntryField, *ProgressField, *EventField, *LaneField})

@@ -6,8 +6,8 @@ and why it must be atomic. A script pulls in the libraries it uses with include 
 first file that includes it, after the libraries it includes itself. The libraries are `common.lua`
 (the progress entry, the queue event, the lane entry and its ack, which every script writes the
 same way), `tally.lua` (the stats figures), `fair.lua` (fair share), `limit.lua` (rate limits),
-`run.lua` (a job's end told to its run) and `claim_entry.lua` (claiming an entry, for the
-executor's claim and reclaim).
+`run.lua` (a job's end told to its run), `claim_entry.lua` (claiming an entry, for the executor's
+claim and reclaim) and `submit_job.lua` (submitting a job, for submit.lua and a schedule's fire).
 
 Every script takes one argument, ARGV[1]: its context, a JSON object of named members (see
 `encode_context`) that the script decodes with `cjson.decode`.
@@ -88,6 +88,8 @@ class Scripts:
     clean: AsyncScript
     purge: AsyncScript
     adopt: AsyncScript
+    schedule_save: AsyncScript
+    schedule_fire: AsyncScript
 
     @classmethod
     def load(cls, client: aioredis.Redis) -> Scripts:
@@ -106,5 +108,7 @@ class Scripts:
             "clean",
             "purge",
             "adopt",
+            "schedule_save",
+            "schedule_fire",
         )
         return cls(**{n: client.register_script(source(n)) for n in names})

@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from shared.errors import ConfigError
 from shared.model import Priority
+from shared.navigation_policy import NavigationPolicy
 
 Environ = Mapping[str, str]
 
@@ -180,6 +181,7 @@ class QueueSettings:
     tenant_window: int = 10  # a tenant's entries at the head of a lane at once; 0: no fair share
     run_retention_days: int = 30  # how long a finished run's summary is kept (its jobs may go sooner)
     rate_limits: RateLimitSettings = RateLimitSettings()
+    tenant_max_schedules: int = 100  # a tenant's schedules; 0: no limit
 
     @property
     def run_retention_ms(self) -> int:
@@ -220,6 +222,8 @@ class QueueSettings:
             tenant_window=tenant_window,
             run_retention_days=_int(environ, "SENTINEL_RUN_RETENTION_DAYS", 30, minimum=1),
             rate_limits=rate_limits,
+            tenant_max_schedules=_int(environ, "SENTINEL_TENANT_MAX_SCHEDULES", 100),
+            events_maxlen=_int(environ, "SENTINEL_EVENTS_MAXLEN", 10_000, minimum=1000),
         )
 
     def default_timeout_ms(self, priority: Priority) -> int:
@@ -244,6 +248,38 @@ def _origins(env: Environ, name: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Alert webhooks: where they may go, how long one attempt may take, how often and how long
+    a delivery is tried and kept (`shared.alerts`)."""
+
+    allow: tuple[str, ...] = ()  # hosts, host:port or CIDRs a webhook may reach though not public
+    max_attempts: int = 6
+    #: The retry delays are this times 1, 5, 30, 120, 600 (1 s, 5 s, 30 s, 2 min, 10 min by default).
+    backoff_ms: int = 1000
+    timeout_ms: int = 10_000
+    retention_days: int = 7  # how long a delivery (and its answer) is kept
+    poll_ms: int = 500  # how often a replica looks for deliveries that are due
+    concurrency: int = 10  # deliveries one replica makes at once
+    claim_idle_ms: int = 60_000  # an event another replica read but never acknowledged is taken over after this
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_days * 86_400_000
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> AlertSettings:
+        allow = tuple(a.strip() for a in environ.get("SENTINEL_WEBHOOK_ALLOW", "").split(",") if a.strip())
+        NavigationPolicy.from_rules(allow, variable="SENTINEL_WEBHOOK_ALLOW")  # a malformed entry stops the start
+        return cls(
+            allow=allow,
+            max_attempts=_int(environ, "SENTINEL_WEBHOOK_MAX_ATTEMPTS", 6, minimum=1),
+            backoff_ms=_int(environ, "SENTINEL_WEBHOOK_BACKOFF_MS", 1000, minimum=1),
+            timeout_ms=_int(environ, "SENTINEL_WEBHOOK_TIMEOUT_MS", 10_000, minimum=100),
+            retention_days=_int(environ, "SENTINEL_WEBHOOK_RETENTION_DAYS", 7, minimum=1),
+        )
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """Where the API listens: gRPC, HTTP/JSON (`http_port` 0: off) and /metrics (0: off).
 
@@ -258,6 +294,8 @@ class ApiSettings:
     http_host: str = ""  # "": the gRPC host
     http_port: int = 0  # 0: no HTTP/JSON API (nor dashboard)
     http_cors_origins: tuple[str, ...] = ()  # origins a browser may call the HTTP API from
+    scheduler_tick_ms: int = 500  # how often each replica's scheduler looks for due schedules
+    alerts: AlertSettings = AlertSettings()
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
@@ -269,6 +307,8 @@ class ApiSettings:
             http_host=environ.get("API_HTTP_HOST", "").strip(),
             http_port=_port(environ, "API_HTTP_PORT", 8080),
             http_cors_origins=_origins(environ, "API_HTTP_CORS_ORIGINS"),
+            scheduler_tick_ms=_int(environ, "SENTINEL_SCHEDULER_TICK_MS", 500, minimum=50),
+            alerts=AlertSettings.from_env(environ),
         )
 
     @property

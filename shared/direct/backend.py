@@ -57,7 +57,14 @@ class JobsBackend(Protocol):
     async def cancel(self, job_id: str, *, tenant: str | None) -> Job: ...
 
     async def list_jobs(
-        self, *, tenant: str, state: JobState | None, tag: str, page_size: int, page_token: str
+        self,
+        *,
+        tenant: str,
+        state: JobState | None,
+        tag: str,
+        page_size: int,
+        page_token: str,
+        schedule_id: str = "",
     ) -> Page[Job]: ...
 
 
@@ -85,10 +92,23 @@ class QueueBackend:
         return await jobs.cancel(self.queue, job_id, tenant=tenant)
 
     async def list_jobs(
-        self, *, tenant: str, state: JobState | None, tag: str, page_size: int, page_token: str
+        self,
+        *,
+        tenant: str,
+        state: JobState | None,
+        tag: str,
+        page_size: int,
+        page_token: str,
+        schedule_id: str = "",
     ) -> Page[Job]:
         return await jobs.list_jobs(
-            self.queue, tenant=tenant, state=state, tag=tag, page_size=page_size, page_token=page_token
+            self.queue,
+            tenant=tenant,
+            state=state,
+            tag=tag,
+            schedule_id=schedule_id,
+            page_size=page_size,
+            page_token=page_token,
         )
 
 
@@ -133,9 +153,18 @@ class DirectBackend:
         return self.table.cancel(job_id, tenant=tenant, now=now_ms()).job
 
     async def list_jobs(
-        self, *, tenant: str, state: JobState | None, tag: str, page_size: int, page_token: str
+        self,
+        *,
+        tenant: str,
+        state: JobState | None,
+        tag: str,
+        page_size: int,
+        page_token: str,
+        schedule_id: str = "",
     ) -> Page[Job]:
-        return self.table.page(tenant=tenant, state=state, tag=tag, page_size=page_size, page_token=page_token)
+        return self.table.page(
+            tenant=tenant, state=state, tag=tag, schedule_id=schedule_id, page_size=page_size, page_token=page_token
+        )
 
 
 class HybridBackend:
@@ -188,14 +217,21 @@ class HybridBackend:
         return await self._queued.cancel(job_id, tenant=tenant)
 
     async def list_jobs(
-        self, *, tenant: str, state: JobState | None, tag: str, page_size: int, page_token: str
+        self,
+        *,
+        tenant: str,
+        state: JobState | None,
+        tag: str,
+        page_size: int,
+        page_token: str,
+        schedule_id: str = "",
     ) -> Page[Job]:
         try:
             return await self._queued.list_jobs(
-                tenant=tenant, state=state, tag=tag, page_size=page_size, page_token=page_token
+                tenant=tenant, state=state, tag=tag, schedule_id=schedule_id, page_size=page_size, page_token=page_token
             )
         except REDIS_DOWN as exc:
             log.warning("queue unreachable (%s): listing the direct jobs in memory", exc)
             return await self._direct.list_jobs(
-                tenant=tenant, state=state, tag=tag, page_size=page_size, page_token=page_token
+                tenant=tenant, state=state, tag=tag, schedule_id=schedule_id, page_size=page_size, page_token=page_token
             )

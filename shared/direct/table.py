@@ -170,7 +170,16 @@ class JobTable:
         self.update(entry, cancelled(job, now))
         return entry
 
-    def page(self, *, tenant: str, state: JobState | None, tag: str, page_size: int, page_token: str) -> Page[Job]:
+    def page(
+        self,
+        *,
+        tenant: str,
+        state: JobState | None,
+        tag: str,
+        page_size: int,
+        page_token: str,
+        schedule_id: str = "",
+    ) -> Page[Job]:
         """A page of the tenant's direct jobs, newest first (the token is the last one's number)."""
         before = int(page_token) if page_token.isdigit() else None
         found = [
@@ -180,6 +189,7 @@ class JobTable:
             and (before is None or e.seq < before)
             and (state is None or e.job.state is state)
             and (not tag or tag in e.job.options.tags)
+            and (not schedule_id or e.job.metadata.schedule_id == schedule_id)
         ]
         items = found[:page_size]
         token = str(items[-1].seq) if len(found) > page_size else ""

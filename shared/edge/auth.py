@@ -35,6 +35,8 @@ __all__ = [
 _EXEC = "/sentinel.v1.TestExecution/"
 _ADMIN = "/sentinel.v1.QueueAdmin/"
 _EXECUTOR = "/sentinel.v1.Executor/"
+_SCHEDULES = "/sentinel.v1.Schedules/"
+_ALERTS = "/sentinel.v1.Alerts/"
 
 #: The role each method needs. A method not listed here (and not open) needs ADMIN.
 METHOD_ROLES: dict[str, Role] = {
@@ -60,9 +62,21 @@ METHOD_ROLES: dict[str, Role] = {
     _ADMIN + "RequeueDeadLetter": Role.ADMIN,
     _ADMIN + "PurgeDeadLetters": Role.ADMIN,
     _ADMIN + "Clean": Role.ADMIN,
+    _SCHEDULES + "CreateSchedule": Role.SUBMITTER,
+    _SCHEDULES + "UpdateSchedule": Role.SUBMITTER,
+    _SCHEDULES + "DeleteSchedule": Role.SUBMITTER,
+    _SCHEDULES + "PauseSchedule": Role.SUBMITTER,
+    _SCHEDULES + "ResumeSchedule": Role.SUBMITTER,
+    _SCHEDULES + "TriggerSchedule": Role.SUBMITTER,
+    _SCHEDULES + "GetSchedule": Role.VIEWER,
+    _SCHEDULES + "ListSchedules": Role.VIEWER,
     _EXECUTOR + "GetWorkerStatus": Role.VIEWER,
     _EXECUTOR + "Drain": Role.ADMIN,
     _EXECUTOR + "Run": Role.ADMIN,  # the API's own key: it runs any tenant's job (SENTINEL_EXECUTOR_API_KEY)
+    _ALERTS + "CreateAlertRule": Role.SUBMITTER,
+    _ALERTS + "DeleteAlertRule": Role.SUBMITTER,
+    _ALERTS + "ListAlertRules": Role.VIEWER,
+    _ALERTS + "ListDeliveries": Role.VIEWER,
 }
 
 #: Services anyone may call: load balancers and grpcurl need them without a key.

@@ -7,7 +7,8 @@ becomes `Step(action=None)` and an empty definition an empty `TestDefinition`, s
 convert generically over their registry (`shared.actions`), never action by action.
 Submits only come in: turning one back into protobuf is for tests (tests/convert_helpers.py).
 Enum maps live in `convert_enums`, the outbound job views in `convert_jobs`, artifacts in
-`convert_artifacts` and runs in `convert_runs`; all are re-exported here, so callers import everything from this module.
+`convert_artifacts`, runs in `convert_runs`, schedules in `convert_schedules` and submits back to protobuf
+(a schedule's template) in `convert_submits`; all are re-exported here, so callers import everything from this module.
 Nothing here may import grpc.
 """
 
@@ -44,6 +45,8 @@ from shared.edge.convert_jobs import (
     violations_to_proto,
 )
 from shared.edge.convert_runs import run_test_to_proto, run_to_proto
+from shared.edge.convert_schedules import overlap_from_proto, schedule_spec_from_proto, schedule_to_proto
+from shared.edge.convert_submits import definition_to_proto, options_to_proto, submit_to_proto
 from shared.model import (
     ACTIONS,
     Action,
@@ -58,6 +61,7 @@ from shared.model import (
     TestDefinition,
     Viewport,
 )
+from shared.schedules.model import ScheduleSpec
 
 __all__ = [
     "artifact_chunks_to_proto",
@@ -66,11 +70,14 @@ __all__ = [
     "artifact_to_proto",
     "dead_letter_to_proto",
     "definition_from_proto",
+    "definition_to_proto",
     "error_category_from_proto",
     "error_category_to_proto",
     "job_error_to_proto",
     "job_to_proto",
     "options_from_proto",
+    "options_to_proto",
+    "overlap_from_proto",
     "priority_from_proto",
     "priority_to_proto",
     "progress_event_to_proto",
@@ -79,6 +86,9 @@ __all__ = [
     "run_command_from_proto",
     "run_test_to_proto",
     "run_to_proto",
+    "schedule_from_proto",
+    "schedule_spec_from_proto",
+    "schedule_to_proto",
     "source_from_proto",
     "source_to_proto",
     "state_from_proto",
@@ -86,6 +96,7 @@ __all__ = [
     "step_from_proto",
     "step_result_to_proto",
     "submit_from_proto",
+    "submit_to_proto",
     "timestamp",
     "violations_to_proto",
 ]
@@ -170,3 +181,11 @@ def _field_from_proto(message: Message, field: dataclasses.Field[Any]) -> Any:
     descriptor = message.DESCRIPTOR.fields_by_name[field.name]
     carried = message.HasField(field.name) if descriptor.has_presence else value != descriptor.default_value
     return value if carried else field.default
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+def schedule_from_proto(message: pb.Schedule) -> ScheduleSpec:
+    """What a CreateSchedule or UpdateSchedule sets, its template converted as a Submit is."""
+    return schedule_spec_from_proto(message, submit_from_proto(message.template))

@@ -47,6 +47,8 @@ def job_to_proto(job: Job) -> pb.Job:
         timeout_ms=_u32(job.timeout_ms),
         scheduled_for=timestamp(job.scheduled_for_ms),
         run_id=job.metadata.run_id,
+        schedule_id=job.metadata.schedule_id,
+        fire_time=timestamp(job.metadata.fire_time_ms),
     )
 
 

@@ -7,7 +7,8 @@
 --   newest `keep` members; 'age' = members finished at or before `cutoff` ms, scanned from
 --   `offset`), keep, cutoff, offset, limit (most jobs looked at), only_state and only_tenant
 --   ('' = any), job_prefix, progress_prefix, tenant_jobs_format (%s tenant), tenant_tag_format
---   (%s tenant, %s tag), idempotency_format (%s tenant, %s key), stats_prefix (tally.lua)
+--   (%s tenant, %s tag), idempotency_format (%s tenant, %s key), schedule_jobs_format (%s schedule
+--   id), stats_prefix (tally.lua)
 -- Returns {removed, examined, ids}: how many jobs went, how many were looked at, and the removed
 -- jobs' ids (the caller deletes their artifacts from the artifact store, which Lua cannot reach).
 -- A caller filtering by state or tenant goes on from offset + examined - removed; fewer examined
@@ -20,9 +21,11 @@
 --- @include tally
 local ctx = cjson.decode(ARGV[1])
 
--- Drop job `id`'s entries in its tenant's indexes: its jobs, its tags, its idempotency key.
-local function unindex(id, tenant, tags_json, options_json)
+-- Drop job `id`'s entries in its tenant's indexes: its jobs, its tags, its idempotency key, and its
+-- schedule's jobs.
+local function unindex(id, tenant, tags_json, options_json, schedule)
   redis.call('ZREM', string.format(ctx.tenant_jobs_format, tenant), id)
+  if schedule and schedule ~= '' then redis.call('ZREM', string.format(ctx.schedule_jobs_format, schedule), id) end
   local ok, tags = pcall(cjson.decode, tags_json or '[]')
   if ok and type(tags) == 'table' then
     for _, tag in ipairs(tags) do redis.call('ZREM', string.format(ctx.tenant_tag_format, tenant, tag), id) end
@@ -48,10 +51,10 @@ end
 local removed = {}
 for _, id in ipairs(candidates) do
   local jk = ctx.job_prefix .. id
-  local cur = redis.call('HMGET', jk, 'state', 'tenant', 'tags', 'options')
+  local cur = redis.call('HMGET', jk, 'state', 'tenant', 'tags', 'options', 'schedule')
   local wanted = (ctx.only_state == '' or cur[1] == ctx.only_state) and (ctx.only_tenant == '' or cur[2] == ctx.only_tenant)
   if wanted then
-    if cur[2] then unindex(id, cur[2], cur[3], cur[4]) end
+    if cur[2] then unindex(id, cur[2], cur[3], cur[4], cur[5]) end
     local figures = tally_of(ctx.stats_prefix, jk)
     if redis.call('ZREM', KEYS[4], id) == 1 then tally_dead(figures, -1) end
     tally_move(figures, cur[1], nil, '0')

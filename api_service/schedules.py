@@ -1,0 +1,85 @@
+"""The Schedules servicer (thin): convert, call `shared.schedules`, convert back.
+
+Tenant-scoped like jobs (another tenant's schedule is NOT_FOUND); viewers read, submitters change
+(`shared.edge.auth.METHOD_ROLES`). Validation names fields as `schedule.cron`,
+`schedule.template.definition.steps[0].click.selector`; secrets are sealed with the API's sealer.
+"""
+
+from __future__ import annotations
+
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from shared.edge import convert
+from shared.edge.auth import tenant_of
+from shared.edge.status import Context, unary
+from shared.paging import page_size
+from shared.queue import Queue
+from shared.schedules import firing, store
+from shared.sealed import Sealer
+
+
+class SchedulesServicer(pb_grpc.SchedulesServicer):
+    def __init__(self, queue: Queue, sealer: Sealer | None = None) -> None:
+        """Args: sealer: seals the template's secret fill values and the notifications' secrets
+        (None: a schedule with a secret is refused)."""
+        self._queue = queue
+        self._sealer = sealer
+
+    @unary
+    async def CreateSchedule(self, request: pb.CreateScheduleRequest, context: Context) -> pb.Schedule:
+        spec = convert.schedule_from_proto(request.schedule)
+        made = await store.create_schedule(self._queue, spec, tenant=tenant_of(context), sealer=self._sealer)
+        return convert.schedule_to_proto(made)
+
+    @unary
+    async def GetSchedule(self, request: pb.GetScheduleRequest, context: Context) -> pb.Schedule:
+        found = await store.get_schedule(self._queue, request.schedule_id, tenant=tenant_of(context))
+        return convert.schedule_to_proto(found)
+
+    @unary
+    async def ListSchedules(self, request: pb.ListSchedulesRequest, context: Context) -> pb.ListSchedulesResponse:
+        page = await store.list_schedules(
+            self._queue,
+            tenant=tenant_of(context),
+            page_size=page_size(request.page_size),
+            page_token=request.page_token,
+        )
+        return pb.ListSchedulesResponse(
+            schedules=[convert.schedule_to_proto(s) for s in page.items], next_page_token=page.next_token
+        )
+
+    @unary
+    async def UpdateSchedule(self, request: pb.UpdateScheduleRequest, context: Context) -> pb.Schedule:
+        changed = await store.update_schedule(
+            self._queue,
+            request.schedule.schedule_id,
+            convert.schedule_from_proto(request.schedule),
+            paths=list(request.update_mask.paths),
+            tenant=tenant_of(context),
+            sealer=self._sealer,
+        )
+        return convert.schedule_to_proto(changed)
+
+    @unary
+    async def DeleteSchedule(self, request: pb.DeleteScheduleRequest, context: Context) -> pb.DeleteScheduleResponse:
+        deleted = await store.delete_schedule(self._queue, request.schedule_id, tenant=tenant_of(context))
+        return pb.DeleteScheduleResponse(deleted=deleted)
+
+    @unary
+    async def PauseSchedule(self, request: pb.PauseScheduleRequest, context: Context) -> pb.Schedule:
+        paused = await store.pause_schedule(
+            self._queue, request.schedule_id, tenant=tenant_of(context), note=request.note
+        )
+        return convert.schedule_to_proto(paused)
+
+    @unary
+    async def ResumeSchedule(self, request: pb.ResumeScheduleRequest, context: Context) -> pb.Schedule:
+        resumed = await store.resume_schedule(
+            self._queue, request.schedule_id, tenant=tenant_of(context), note=request.note
+        )
+        return convert.schedule_to_proto(resumed)
+
+    @unary
+    async def TriggerSchedule(self, request: pb.TriggerScheduleRequest, context: Context) -> pb.Job:
+        job = await firing.trigger_schedule(self._queue, request.schedule_id, tenant=tenant_of(context))
+        return convert.job_to_proto(job)

@@ -1,0 +1,151 @@
+"""`sentinel schedules`: run a test again and again, by cron or at a fixed interval, through the API.
+
+    sentinel schedules create FILE (--every 5m | --cron "*/5 * * * *") [--name N] [--overlap skip|allow|buffer-one]
+                                   [--tz Europe/Berlin] [--jitter 30s] [--catchup 10m] [--paused]
+                                   [--priority P] [--tag T]…
+    sentinel schedules list
+    sentinel schedules get ID
+    sentinel schedules pause ID [--note TEXT] | resume ID [--note TEXT]
+    sentinel schedules trigger ID          run it once now
+    sentinel schedules delete ID
+
+FILE is what `sentinel submit` takes (a definition, a SubmitRequest, or a Chrome Recorder recording).
+Every command is one SDK call (`sentinel_client`); output is plain text for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from sentinel_cli import recorder
+from sentinel_cli.client import PRIORITIES, open_client, state_name
+from sentinel_client import Schedule, ScheduleFields, SubmitOptions
+
+COMMAND = "schedules"
+OVERLAPS = ("skip", "allow", "buffer-one")
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
+
+
+def duration_ms(text: str) -> int:
+    """`5m`, `30s`, `1h`, `500ms`, `1d` as milliseconds (argparse's type for durations)."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"a duration like 30s, 5m, 1h, 500ms or 1d, got {text!r}")
+    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def add_parser(sub: Any) -> None:
+    """Add `sentinel schedules …` to the `sentinel` argument parser's subcommands."""
+    schedules = sub.add_parser(COMMAND, help="run a test by cron or at a fixed interval")
+    actions = schedules.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="schedule a test definition (JSON) or recording")
+    create.add_argument("file")
+    when = create.add_mutually_exclusive_group(required=True)
+    when.add_argument("--every", type=duration_ms, metavar="DURATION", help="a fixed interval: 30s, 5m, 1h (>= 1s)")
+    when.add_argument("--cron", help='5 fields ("*/5 * * * *"), or 6 with seconds first')
+    create.add_argument("--name", default="", help="the schedule's name (default: the test's)")
+    create.add_argument("--overlap", choices=OVERLAPS, default="skip", help="while the last run goes on (default skip)")
+    create.add_argument("--tz", default="", help="IANA time zone of the cron (default UTC)")
+    create.add_argument(
+        "--jitter", type=duration_ms, default=0, metavar="DURATION", help="run each fire up to this late"
+    )
+    create.add_argument(
+        "--catchup", type=duration_ms, default=0, metavar="DURATION", help="run fires missed while the API was down"
+    )
+    create.add_argument("--paused", action="store_true", help="create it paused")
+    create.add_argument("--priority", choices=sorted(PRIORITIES))
+    create.add_argument("--tag", action="append", default=[], metavar="T", help="tag every run (repeatable)")
+    actions.add_parser("list", help="the schedules, newest first")
+    for name, text in (("get", "a schedule, its next fires and latest runs"), ("trigger", "run it once now")):
+        actions.add_parser(name, help=text).add_argument("schedule_id")
+    for name, text in (("pause", "stop firing"), ("resume", "fire again from now on")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("schedule_id")
+        action.add_argument("--note", default="", help="why")
+    actions.add_parser("delete", help="delete it (its jobs stay)").add_argument("schedule_id")
+
+
+def _time(when: datetime | None) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+
+
+def _timing(schedule: Schedule) -> str:
+    if schedule.cron:
+        return f"cron {schedule.cron!r} {schedule.timezone}"
+    return f"every {schedule.interval_ms / 1000:g}s"
+
+
+def render_line(schedule: Schedule, out: TextIO) -> None:
+    """One schedule on a line (`list`, and what the changing commands print)."""
+    nxt = "paused" if schedule.paused else f"next {_time(schedule.next_fires[0] if schedule.next_fires else None)}"
+    out.write(f"{schedule.id}  {schedule.name}  {_timing(schedule)}  {schedule.overlap.value}  {nxt}\n")
+
+
+def render_schedule(schedule: Schedule, out: TextIO) -> None:
+    """`sentinel schedules get`: the schedule, its next fires and its latest runs."""
+    render_line(schedule, out)
+    if schedule.note:
+        out.write(f"  note: {schedule.note}\n")
+    if schedule.jitter_ms or schedule.catchup_window_ms:
+        out.write(f"  jitter {schedule.jitter_ms} ms, catch-up window {schedule.catchup_window_ms} ms\n")
+    for when in schedule.next_fires:
+        out.write(f"  next   {_time(when)}\n")
+    for run in schedule.recent_runs:
+        what = "triggered" if run.triggered else "fired"
+        if run.skipped:
+            out.write(f"  {_time(run.fire_time)}  skipped  {run.reason}\n")
+        else:
+            out.write(f"  {_time(run.fire_time)}  {what}  {run.job_id}  {state_name(run.state)}\n")
+
+
+async def run(args: argparse.Namespace, address: str | None) -> int:
+    """Run `sentinel schedules ACTION`; its exit code."""
+    action = args.schedule_command
+    async with open_client(address) as client:
+        if action == "create":
+            fields: ScheduleFields = {
+                "name": args.name or _name_of(args.file),
+                "overlap": args.overlap.replace("-", "_"),
+                "timezone": args.tz,
+                "jitter_ms": args.jitter,
+                "catchup_window_ms": args.catchup,
+                "paused": args.paused,
+            }
+            if args.cron:
+                fields["cron"] = args.cron
+            else:
+                fields["interval_ms"] = args.every
+            options: SubmitOptions = {}
+            if args.priority:
+                options["priority"] = args.priority
+            if args.tag:
+                options["tags"] = args.tag
+            made = await client.create_schedule(recorder.load_test(args.file), options=options, **fields)
+            render_line(made, sys.stdout)
+        elif action == "list":
+            async for schedule in client.schedules():
+                render_line(schedule, sys.stdout)
+        elif action == "get":
+            render_schedule(await client.get_schedule(args.schedule_id), sys.stdout)
+        elif action == "pause":
+            render_line(await client.pause_schedule(args.schedule_id, note=args.note), sys.stdout)
+        elif action == "resume":
+            render_line(await client.resume_schedule(args.schedule_id, note=args.note), sys.stdout)
+        elif action == "trigger":
+            job = await client.trigger_schedule(args.schedule_id)
+            print(f"{job.id}  {state_name(job.state)}")
+        else:
+            await client.delete_schedule(args.schedule_id)
+            print(f"{args.schedule_id}  deleted")
+    return 0
+
+
+def _name_of(path: str) -> str:
+    """A schedule's default name: its file's stem (the API refuses an empty name)."""
+    return Path(path).stem

@@ -1,0 +1,53 @@
+"""Where a webhook may go: the navigation guard's policy, with its own allow list.
+
+Webhook targets follow the rules a test's page does (`shared.navigation_policy`): http(s) only, and
+every address the host resolves to must be public unless `SENTINEL_WEBHOOK_ALLOW` lists the host,
+`host:port` or a network — an alert receiver inside the network must be allowed explicitly. A URL
+is checked when it is stored (its form, and an IP address written in it) and again at each
+delivery after resolution; the sender connects only to the addresses checked, and never follows
+a redirect.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from shared.errors import FieldViolation
+from shared.navigation_policy import NavigationPolicy
+from shared.notifications import Notification
+from shared.settings import AlertSettings
+
+__all__ = ["WEBHOOK_ALLOW", "target_violations", "webhook_policy"]
+
+WEBHOOK_ALLOW = "SENTINEL_WEBHOOK_ALLOW"
+
+
+def webhook_policy(settings: AlertSettings) -> NavigationPolicy:
+    return NavigationPolicy.from_rules(settings.allow, variable=WEBHOOK_ALLOW)
+
+
+def _literal_address(url: str) -> bool:
+    try:
+        ipaddress.ip_address((urlsplit(url).hostname or "").strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+async def target_violations(
+    notifications: Sequence[Notification], policy: NavigationPolicy, *, prefix: str
+) -> list[FieldViolation]:
+    """The stored-time check of each target: a URL naming an IP address the policy refuses.
+
+    Host names are not resolved here (their answer may change); every delivery checks them.
+    """
+    found: list[FieldViolation] = []
+    for index, notification in enumerate(notifications):
+        if not _literal_address(notification.url):
+            continue
+        verdict = await policy.vet(notification.url)
+        if verdict.reason is not None:
+            found.append(FieldViolation(f"{prefix}notifications[{index}].url", f"refused: {verdict.reason}"))
+    return found

@@ -1,0 +1,190 @@
+"""Tenant-wide alert rules: the notifications of every job carrying a tag.
+
+A rule is a hash (`Keys.alert_rule`) listed in its tenant's zset (newest first) and in the set of
+its tenant's rules for its tag, which the consumer reads to find the rules a job answers to.
+Secrets are sealed (`shared.sealed`) before anything is stored and leave only to sign a delivery.
+Rules are tenant-scoped: another tenant's rule is `NotFoundError`, like an unknown one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from shared import codec
+from shared.alerts.guard import target_violations
+from shared.alerts.storage import load_hashes
+from shared.clock import now_ms
+from shared.errors import DecodeError, FieldViolation, LimitError, NotFoundError, ValidationError
+from shared.navigation_policy import NavigationPolicy
+from shared.notifications import Notification, notification_violations
+from shared.paging import Page, scan_index
+from shared.queue import Queue
+from shared.schema import AlertRuleField
+from shared.sealed import Sealer
+from shared.validation import MAX_TAG_CHARS, TAG_RE
+
+__all__ = [
+    "MAX_RULES",
+    "AlertRule",
+    "create_rule",
+    "delete_rule",
+    "list_rules",
+    "notifications_from_json",
+    "notifications_to_json",
+    "rules_for_tags",
+    "seal_notifications",
+]
+
+#: Most rules one tenant may have.
+MAX_RULES = 100
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    rule_id: str
+    tenant_id: str
+    tag: str
+    notifications: tuple[Notification, ...]
+    created_at_ms: int = 0
+
+
+def notifications_to_json(notifications: Iterable[Notification]) -> str:
+    return codec.dumps([{"url": n.url, "events": list(n.events), "secret": n.secret} for n in notifications])
+
+
+def notifications_from_json(raw: str) -> tuple[Notification, ...]:
+    """Raises DecodeError when `raw` is not what `notifications_to_json` writes."""
+    try:
+        rows = cast(list[dict[str, Any]], json.loads(raw))
+        return tuple(
+            Notification(url=str(r["url"]), events=tuple(str(e) for e in r["events"]), secret=str(r.get("secret", "")))
+            for r in rows
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError(f"notifications are malformed: {raw[:80]!r}") from exc
+
+
+def seal_notifications(
+    notifications: Sequence[Notification], sealer: Sealer | None, *, prefix: str
+) -> tuple[Notification, ...]:
+    """`notifications` with every secret sealed.
+
+    Raises:
+        ValidationError: a secret is given but this server has no SENTINEL_SECRET_KEY to seal it.
+    """
+    sealed = []
+    for index, notification in enumerate(notifications):
+        if notification.secret:
+            if sealer is None:
+                field = f"{prefix}notifications[{index}].secret"
+                raise ValidationError([FieldViolation(field, "this server has no SENTINEL_SECRET_KEY to seal it")])
+            notification = dataclasses.replace(notification, secret=sealer.seal(notification.secret))
+        sealed.append(notification)
+    return tuple(sealed)
+
+
+async def _validate(rule: AlertRule, policy: NavigationPolicy) -> None:
+    found: list[FieldViolation] = []
+    if not TAG_RE.fullmatch(rule.tag):
+        found.append(FieldViolation("rule.tag", f"must be 1 to {MAX_TAG_CHARS} letters, digits, '.', '_', ':' or '-'"))
+    if not rule.notifications:
+        found.append(FieldViolation("rule.notifications", "at least one notification"))
+    found += notification_violations(rule.notifications, prefix="rule.")
+    if not found:
+        found += await target_violations(rule.notifications, policy, prefix="rule.")
+    if found:
+        raise ValidationError(found)
+
+
+def _rule_from_hash(raw: dict[str, str]) -> AlertRule:
+    return AlertRule(
+        rule_id=raw[AlertRuleField.ID],
+        tenant_id=raw.get(AlertRuleField.TENANT, ""),
+        tag=raw.get(AlertRuleField.TAG, ""),
+        notifications=notifications_from_json(raw.get(AlertRuleField.NOTIFICATIONS, "[]")),
+        created_at_ms=int(raw.get(AlertRuleField.CREATED, "0") or 0),
+    )
+
+
+async def create_rule(
+    queue: Queue, rule: AlertRule, *, tenant: str, sealer: Sealer | None, policy: NavigationPolicy
+) -> AlertRule:
+    """Validate and store a new rule for `tenant` (its id and creation time are the server's).
+
+    Raises:
+        ValidationError: a malformed tag or notification, a refused target, or a secret without a key.
+        LimitError: the tenant has MAX_RULES rules already.
+    """
+    await _validate(rule, policy)
+    keys = queue.keys
+    if int(await queue.redis.zcard(keys.alert_rules(tenant))) >= MAX_RULES:
+        raise LimitError(f"a tenant may have at most {MAX_RULES} alert rules")
+    stored = dataclasses.replace(
+        rule,
+        rule_id=str(uuid.uuid4()),
+        tenant_id=tenant,
+        notifications=seal_notifications(rule.notifications, sealer, prefix="rule."),
+        created_at_ms=now_ms(),
+    )
+    pipe = queue.redis.pipeline(transaction=True)
+    pipe.hset(
+        keys.alert_rule(stored.rule_id),
+        mapping={
+            AlertRuleField.ID: stored.rule_id,
+            AlertRuleField.TENANT: tenant,
+            AlertRuleField.TAG: stored.tag,
+            AlertRuleField.NOTIFICATIONS: notifications_to_json(stored.notifications),
+            AlertRuleField.CREATED: stored.created_at_ms,
+        },
+    )
+    pipe.zadd(keys.alert_rules(tenant), {stored.rule_id: stored.created_at_ms})
+    pipe.sadd(keys.alert_tag(tenant, stored.tag), stored.rule_id)
+    await pipe.execute()
+    return stored
+
+
+async def _load(queue: Queue, rule_ids: Sequence[str]) -> list[AlertRule | None]:
+    return await load_hashes(queue, [queue.keys.alert_rule(i) for i in rule_ids], _rule_from_hash)
+
+
+async def list_rules(queue: Queue, *, tenant: str, page_size: int, page_token: str = "") -> Page[AlertRule]:
+    """A page of the tenant's rules, newest first."""
+    return await scan_index(
+        queue.redis,
+        queue.keys.alert_rules(tenant),
+        load=lambda ids: _load(queue, ids),
+        keep=lambda rule: rule.tenant_id == tenant,
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+async def delete_rule(queue: Queue, rule_id: str, *, tenant: str) -> None:
+    """Delete one of the tenant's rules; its deliveries already made are kept (and still sent).
+
+    Raises:
+        NotFoundError: no such rule for this tenant.
+    """
+    keys = queue.keys
+    found = (await _load(queue, [rule_id]))[0] if rule_id else None
+    if found is None or found.tenant_id != tenant:
+        raise NotFoundError(f"alert rule {rule_id!r} not found")
+    pipe = queue.redis.pipeline(transaction=True)
+    pipe.delete(keys.alert_rule(rule_id))
+    pipe.zrem(keys.alert_rules(tenant), rule_id)
+    pipe.srem(keys.alert_tag(tenant, found.tag), rule_id)
+    await pipe.execute()
+
+
+async def rules_for_tags(queue: Queue, *, tenant: str, tags: Sequence[str]) -> list[AlertRule]:
+    """The tenant's rules for any of `tags`, each once, oldest first."""
+    if not tags:
+        return []
+    ids = cast(set[str], await queue.redis.sunion([queue.keys.alert_tag(tenant, t) for t in tags]))
+    rules = [r for r in await _load(queue, sorted(ids)) if r is not None and r.tenant_id == tenant]
+    return sorted(rules, key=lambda r: (r.created_at_ms, r.rule_id))

@@ -1,0 +1,86 @@
+"""One webhook attempt: check the target, POST the signed body, read the answer.
+
+The target is vetted by the webhook policy (`shared.alerts.guard`) right before each attempt,
+after resolution, and the connection goes only to the addresses vetted (a pinned resolver), so a
+DNS answer that changes after the check reaches nothing the policy refuses. Redirects are never
+followed: a 3xx is an answer like any other non-2xx. At most 1 KiB of the answer is read.
+A refused target is final (`Answer.final`); every other failure may be tried again.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from shared.alerts.deliveries import MAX_RESPONSE_BYTES, Answer
+from shared.alerts.signing import SIGNATURE_HEADER, signature_header
+from shared.navigation_policy import IpAddress, NavigationPolicy
+
+__all__ = ["DELIVERY_HEADER", "USER_AGENT", "send"]
+
+DELIVERY_HEADER = "Sentinel-Delivery"
+USER_AGENT = "Sentinel-Webhooks/1"
+
+
+class _PinnedResolver(AbstractResolver):
+    """Answers every name with the addresses the policy checked, and nothing else."""
+
+    def __init__(self, addresses: tuple[IpAddress, ...]) -> None:
+        self._addresses = addresses
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(a),
+                port=port,
+                family=socket.AF_INET6 if a.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for a in self._addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def send(
+    url: str,
+    body: str,
+    *,
+    delivery_id: str,
+    secret: str,
+    policy: NavigationPolicy,
+    timeout_ms: int,
+) -> Answer:
+    """POST `body` to `url` once, signed with `secret` ("" = unsigned), and say how it went."""
+    try:
+        verdict = await policy.vet(url)
+    except (OSError, TimeoutError) as exc:
+        return Answer(error=f"cannot resolve the target: {exc or type(exc).__name__}")
+    if verdict.reason is not None:
+        return Answer(error=f"refused by the webhook guard: {verdict.reason}", final=True)
+    raw = body.encode("utf-8")
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, DELIVERY_HEADER: delivery_id}
+    if secret:
+        headers[SIGNATURE_HEADER] = signature_header(secret, int(time.time()), raw)
+    connector = aiohttp.TCPConnector(resolver=_PinnedResolver(verdict.addresses), use_dns_cache=False, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            session.post(url, data=raw, headers=headers, allow_redirects=False) as response,
+        ):
+            answer = (await response.content.read(MAX_RESPONSE_BYTES)).decode("utf-8", "replace")
+            error = "" if 200 <= response.status < 300 else f"the receiver answered HTTP {response.status}"
+            return Answer(status=response.status, body=answer, error=error)
+    except TimeoutError:
+        return Answer(error=f"no answer within {timeout_ms} ms")
+    except aiohttp.ClientError as exc:
+        return Answer(error=f"{type(exc).__name__}: {exc}"[:1000])

@@ -1,0 +1,118 @@
+"""What a caller may set on a schedule: validation naming each field, update masks, and sealing.
+
+`validate_spec` reports every problem at once, each with its field as a client spells it
+(`schedule.cron`, `schedule.template.definition.steps[0].click.selector`). `seal_spec` makes a valid
+spec storable: the template's secret fill values and the notifications' signing secrets sealed
+(`shared.sealed`), a notification sent again without its secret keeping the one stored. No Redis,
+no protobuf; it never echoes a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from shared.errors import FieldViolation, ValidationError
+from shared.notifications import Notification, notification_violations
+from shared.schedules.model import ScheduleSpec
+from shared.schedules.timing import timing_violations
+from shared.sealed import Sealer, seal_command
+from shared.validation import validate_submit
+
+__all__ = ["MASK_PATHS", "apply_mask", "seal_spec", "validate_spec"]
+
+MAX_NAME_CHARS = 200
+MAX_NOTE_CHARS = 500
+MAX_CATCHUP_MS = 366 * 86_400_000
+PREFIX = "schedule."
+
+#: The fields an UpdateSchedule mask may name (an empty mask means all of them). `cron` and
+#: `interval_ms` go together: naming either sets both, so a schedule can switch between them.
+MASK_PATHS = (
+    "name",
+    "cron",
+    "interval_ms",
+    "timezone",
+    "jitter_ms",
+    "overlap",
+    "catchup_window_ms",
+    "template",
+    "paused",
+    "notifications",
+    "note",
+)
+
+
+def validate_spec(spec: ScheduleSpec, *, prefix: str = PREFIX) -> None:
+    """Raise `ValidationError` with every problem of `spec`, each naming its field."""
+    found: list[FieldViolation] = []
+    if not spec.name.strip():
+        found.append(FieldViolation(f"{prefix}name", "must not be empty"))
+    elif len(spec.name) > MAX_NAME_CHARS:
+        found.append(FieldViolation(f"{prefix}name", f"at most {MAX_NAME_CHARS} characters"))
+    found += timing_violations(spec.timing, prefix=prefix)
+    if spec.catchup_window_ms > MAX_CATCHUP_MS:
+        found.append(FieldViolation(f"{prefix}catchup_window_ms", f"at most {MAX_CATCHUP_MS} ms (366 days)"))
+    if len(spec.note) > MAX_NOTE_CHARS:
+        found.append(FieldViolation(f"{prefix}note", f"at most {MAX_NOTE_CHARS} characters"))
+    try:
+        validate_submit(spec.template, prefix=f"{prefix}template.")
+    except ValidationError as exc:
+        found += exc.violations
+    if spec.template.options.idempotency_key:
+        found.append(
+            FieldViolation(f"{prefix}template.options.idempotency_key", "must be empty: each fire is a job of its own")
+        )
+    found += notification_violations(spec.notifications, prefix=prefix)
+    if found:
+        raise ValidationError(found)
+
+
+def apply_mask(current: ScheduleSpec, given: ScheduleSpec, paths: Sequence[str]) -> ScheduleSpec:
+    """`current` with the fields `paths` name taken from `given` (no paths: every settable field).
+
+    Raises:
+        ValidationError: a path names no settable field.
+    """
+    unknown = [p for p in paths if p.split(".")[0] not in MASK_PATHS]
+    if unknown:
+        raise ValidationError(
+            [FieldViolation("update_mask", f"unknown field {unknown[0]!r}; one of {', '.join(MASK_PATHS)}")]
+        )
+    chosen = {p.split(".")[0] for p in paths} or set(MASK_PATHS)
+    timing = current.timing
+    if chosen & {"cron", "interval_ms"}:
+        timing = dataclasses.replace(timing, cron=given.timing.cron, interval_ms=given.timing.interval_ms)
+    if "timezone" in chosen:
+        timing = dataclasses.replace(timing, timezone=given.timing.timezone)
+    if "jitter_ms" in chosen:
+        timing = dataclasses.replace(timing, jitter_ms=given.timing.jitter_ms)
+    plain = {"name", "overlap", "catchup_window_ms", "template", "paused", "notifications", "note"}
+    return dataclasses.replace(current, timing=timing, **{name: getattr(given, name) for name in plain & chosen})
+
+
+def seal_spec(
+    spec: ScheduleSpec, sealer: Sealer | None, *, stored: Sequence[Notification] = (), prefix: str = PREFIX
+) -> ScheduleSpec:
+    """`spec` ready to store: secret fill values and signing secrets sealed (valid input only).
+
+    `stored`: the schedule's notifications as stored (sealed); one given again with the same URL and
+    no secret keeps its stored secret, since secrets are never handed back to be sent again.
+
+    Raises:
+        ValidationError: a secret to seal, but this server has no SENTINEL_SECRET_KEY.
+    """
+    template = seal_command(spec.template, sealer, prefix=f"{prefix}template.")
+    kept = {n.url: n.secret for n in stored if n.secret}
+    notifications: list[Notification] = []
+    for i, notification in enumerate(spec.notifications):
+        secret = notification.secret
+        if secret:
+            if sealer is None:
+                field = f"{prefix}notifications[{i}].secret"
+                raise ValidationError([FieldViolation(field, "this server has no SENTINEL_SECRET_KEY to seal it")])
+            secret = sealer.seal(secret)
+        else:
+            secret = kept.get(notification.url, "")
+        notifications.append(dataclasses.replace(notification, secret=secret))
+    return dataclasses.replace(spec, template=template, notifications=tuple(notifications))

@@ -1,0 +1,63 @@
+-- alert_outcome: apply one job outcome (an events-stream entry) to one alert owner — a schedule, or
+-- a rule and a test name — and enqueue the webhook deliveries it causes.
+--
+-- KEYS[1] the owner's hash (shared.schema.OwnerField)  KEYS[2] the due deliveries zset
+-- ARGV[1] context (JSON): now, event (the entry's id, "<ms>-<seq>"), outcome ('pass', 'fail' or ''
+--   for an event that is neither, e.g. cancelled), owner_ttl_ms, retention_ms, delivery_prefix, and
+--   deliveries: the candidates, each {id, when, fields, indexes}: `when` 'always' (made whatever the
+--   last outcome was) or 'change' (made only when this outcome changes the owner's: a failure after a
+--   pass or after nothing, a pass after a failure); `fields` the delivery hash (DeliveryField -> value,
+--   strings); `indexes` the zsets ListDeliveries reads, by created ms.
+-- Returns the ids of the deliveries made: none when the entry is not newer than the last one the
+-- owner took (already applied, or overtaken by a newer one), nor for a delivery already there.
+--
+-- Atomic so that the compare of the owner's last outcome, its update and the deliveries happen
+-- together: two API replicas, or one replica reading the same entry again after a crash before its
+-- XACK, never both alert. Each delivery hash, and each index, expires after the retention.
+--- @include common
+local ctx = cjson.decode(ARGV[1])
+
+local function parts(id)
+  local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
+  return tonumber(ms or '-1'), tonumber(seq or '-1')
+end
+
+-- Whether stream id `a` comes after stream id `b`.
+local function after(a, b)
+  local ams, aseq = parts(a)
+  local bms, bseq = parts(b)
+  return ams > bms or (ams == bms and aseq > bseq)
+end
+
+local cur = redis.call('HMGET', KEYS[1], 'outcome', 'event')
+if cur[2] and not after(ctx.event, cur[2]) then return {} end
+local last = cur[1] or ''
+local changed = false
+if ctx.outcome == 'fail' then
+  changed = last ~= 'fail'
+elseif ctx.outcome == 'pass' then
+  changed = last == 'fail'
+end
+redis.call('HSET', KEYS[1], 'event', ctx.event)
+if ctx.outcome ~= '' and ctx.outcome ~= last then
+  redis.call('HSET', KEYS[1], 'outcome', ctx.outcome, 'since', ctx.now)
+end
+redis.call('PEXPIRE', KEYS[1], ctx.owner_ttl_ms)
+
+local now, retention = tonumber(ctx.now), tonumber(ctx.retention_ms)
+local made = {}
+for _, d in ipairs(ctx.deliveries) do
+  local key = ctx.delivery_prefix .. d.id
+  if (d.when == 'always' or changed) and redis.call('EXISTS', key) == 0 then
+    set_fields(key, d.fields)
+    redis.call('PEXPIRE', key, retention)
+    redis.call('ZADD', KEYS[2], now, d.id)
+    for _, index in ipairs(d.indexes) do
+      redis.call('ZADD', index, now, d.id)
+      redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention)
+      redis.call('PEXPIRE', index, retention)
+    end
+    made[#made + 1] = d.id
+  end
+end
+return made
