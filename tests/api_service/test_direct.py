@@ -105,9 +105,12 @@ async def start_api(
     return api
 
 
+async def channel_for(servers: AsyncExitStack, port: int, key: str) -> grpc.aio.Channel:
+    return await servers.enter_async_context(open_channel(ClientSettings(api_key=key), f"127.0.0.1:{port}"))
+
+
 async def stub_for(servers: AsyncExitStack, port: int, key: str) -> pb_grpc.TestExecutionStub:
-    channel = await servers.enter_async_context(open_channel(ClientSettings(api_key=key), f"127.0.0.1:{port}"))
-    return pb_grpc.TestExecutionStub(channel)
+    return pb_grpc.TestExecutionStub(await channel_for(servers, port, key))
 
 
 def waits(*ms: int, **options: object) -> pb.SubmitRequest:
@@ -158,6 +161,19 @@ async def test_auth_tenancy_and_validation_are_the_queues(
             pass
     assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
     assert not (await globex.ListJobs(pb.ListJobsRequest(), timeout=10)).jobs
+
+    # Without a queue, the services that are all queue answer FAILED_PRECONDITION naming the mode.
+    admin = await channel_for(servers, api.port, keys["acme-admin"])
+    for refused_call in (
+        pb_grpc.QueueAdminStub(admin).GetStats(pb.GetStatsRequest(), timeout=10),
+        pb_grpc.SchedulesStub(admin).ListSchedules(pb.ListSchedulesRequest(), timeout=10),
+        pb_grpc.AlertsStub(admin).ListAlertRules(pb.ListAlertRulesRequest(), timeout=10),
+        acme.Retry(pb.RetryRequest(job_id=reply.job_id), timeout=10),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as no_queue:
+            await refused_call
+        assert no_queue.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "SENTINEL_EXECUTION=direct" in (no_queue.value.details() or "")
 
     # The executor's Run is an admin call: a tenant's submitter key cannot run jobs on it directly.
     async with open_channel(ClientSettings(api_key=keys["acme-submitter"]), f"127.0.0.1:{executor.port}") as ch:
