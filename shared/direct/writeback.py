@@ -1,7 +1,7 @@
 """Hybrid mode: direct jobs written into Redis once it answers, so Status and ListJobs find them there.
 
 Every second, each finished direct job not yet written is recorded by adopt.lua (job hash, tenant
-and tag indexes, retention zset, a terminal progress entry) in one pipelined round trip; a job
+and tag indexes, retention zset, a terminal progress entry, its terminal event) in one pipelined round trip; a job
 whose hash exists already is left as it is, so none is written twice. While Redis does not answer
 the jobs wait in the API's memory (`JobTable`) and the next pass tries again.
 """
@@ -37,6 +37,7 @@ async def write_back(queue: Queue, entries: list[DirectJob]) -> int:
                 keys.tenant_jobs(tenant),
                 retention,
                 keys.progress(job.job_id),
+                keys.events,
                 *(keys.tenant_tag(tenant, tag) for tag in dict.fromkeys(job.options.tags)),
             ],
             args=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -12,6 +13,7 @@ from shared.direct.writeback import WriteBack
 from shared.model import JobResult, JobState, Progress
 from shared.progress import follow_progress
 from shared.queue import Queue
+from shared.schema import EventField
 from shared.settings import QueueSettings
 from shared.streams import StreamHub
 from tests.queue_helpers import command
@@ -58,6 +60,10 @@ async def test_finished_direct_jobs_are_written_once_and_found_like_queued_ones(
     hub = StreamHub(redis_client, redis_client)
     events = [e async for e in follow_progress(queue, hub, "d0", tenant="acme")]
     assert len(events) == 1 and events[0].terminal and events[0].state is JobState.COMPLETED
+    ended = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(queue.keys.events))
+    assert [(e[EventField.JOB], e[EventField.KIND], e[EventField.TS]) for _, e in ended] == [
+        ("d0", "completed", str(NOW + 20))
+    ]
 
     # A second write of the same job (a reply lost, a restart) changes nothing.
     await redis_client.hset(queue.keys.job("d0"), "worker", "changed since")
@@ -66,3 +72,4 @@ async def test_finished_direct_jobs_are_written_once_and_found_like_queued_ones(
     assert done.written
     assert await redis_client.hget(queue.keys.job("d0"), "worker") == "changed since"
     assert await redis_client.xlen(queue.keys.progress("d0")) == 1
+    assert await redis_client.xlen(queue.keys.events) == 1
