@@ -7,7 +7,10 @@ in `shared.actions`; tests/test_action_registry.py checks every action there has
 Every function gets a *validated* action (the executor validates a job before it runs it): none of
 them checks its input again. Each uses the step's timeout for everything it waits on, raises
 `AssertionFailure` when an expectation does not hold, and returns the names of the artifacts it
-kept (None: none). None of them may put a secret fill value into an error message or log line.
+kept (None: none). None of them may put a secret value into an error message or log line.
+
+A test of request steps only runs without a page (`Run.page` then raises): its steps need only
+`Run.request`, the HTTP client (executor_service/http_check.py).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar, cast
 
+from playwright.async_api import APIRequestContext, Page
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from executor_service.evidence import Evidence
+from executor_service.guard import Guard
+from executor_service.http_check import check
 from shared.errors import AssertionFailure, FieldViolation, ValidationError
 from shared.model import (
     Action,
@@ -37,6 +42,7 @@ from shared.model import (
     Hover,
     Navigate,
     Press,
+    Request,
     Screenshot,
     SelectOption,
     Wait,
@@ -63,14 +69,28 @@ class Run:
     """What every step needs besides its own action.
 
     Attributes:
+        opened: The test's page; None for a test of request steps only, which has no browser context.
+        request: The HTTP client of request steps (the page's own when there is a page: shared cookies).
+        guard: Checks every request step's URL and redirect hops (None: unguarded, tests only).
         masked: Selectors of the elements a secret value was typed into; every screenshot covers them.
+        statuses: The final status of each request a step made (the runner reads and clears it per step).
     """
 
-    page: Page
+    opened: Page | None
+    request: APIRequestContext
     base_url: str
     evidence: Evidence
     sealer: Sealer | None = None
+    guard: Guard | None = None
     masked: list[str] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+
+    @property
+    def page(self) -> Page:
+        """The page. A test runs without one only when all its steps are requests, which never ask."""
+        if self.opened is None:
+            raise RuntimeError("this test runs without a browser page")
+        return self.opened
 
 
 _A = TypeVar("_A")
@@ -114,7 +134,11 @@ async def _click(run: Run, action: Click, index: int, timeout_ms: int) -> None:
 
 @performs(Fill)
 async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
-    value = open_secret(run.sealer, action.value, index=index) if action.secret else action.value
+    value = (
+        open_secret(run.sealer, action.value, field=f"definition.steps[{index}].fill.value")
+        if action.secret
+        else action.value
+    )
     if action.secret and action.selector not in run.masked:
         run.masked.append(action.selector)  # before typing: a failure mid-fill is screenshotted too
     locator = run.page.locator(action.selector).first
@@ -223,6 +247,18 @@ async def _wait(run: Run, action: Wait, index: int, timeout_ms: int) -> None:
     await asyncio.sleep(action.ms / 1000)
 
 
+@performs(Request)
+async def _request(run: Run, action: Request, index: int, timeout_ms: int) -> None:
+    headers = {
+        name: open_secret(run.sealer, value, field=f"definition.steps[{index}].request.headers[{name}]")
+        if action.is_secret(name)
+        else value
+        for name, value in action.headers.items()
+    }
+    url = resolve_url(run.base_url, action.url)
+    await check(run.request, run.guard, action, url=url, headers=headers, timeout_ms=timeout_ms, statuses=run.statuses)
+
+
 # --- shared with the runner ------------------------------------------------------------------
 
 
@@ -239,16 +275,15 @@ async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms
     return await run.evidence.keep(file, content_type="image/png")
 
 
-def open_secret(sealer: Sealer | None, value: str, *, index: int) -> str:
-    """A secret fill value in the clear. Jobs from the API always carry it sealed; a value that is
-    not (a definition handed to the runner directly) is typed as given.
+def open_secret(sealer: Sealer | None, value: str, *, field: str) -> str:
+    """A secret value (at `field`, for errors) in the clear. Jobs from the API always carry it
+    sealed; a value that is not (a definition handed to the runner directly) is used as given.
 
     Raises:
         ValidationError: the value is sealed and cannot be opened here (no key, or another key).
     """
     if not value.startswith(SEALED_PREFIX):
         return value
-    field = f"definition.steps[{index}].fill.value"
     if sealer is None:
         raise ValidationError([FieldViolation(field, "is secret but this executor has no SENTINEL_SECRET_KEY")])
     return sealer.open(value, field=field)

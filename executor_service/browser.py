@@ -5,6 +5,10 @@ browser and gives every job its own `BrowserContext` (own cookies, storage and c
 browser dies (crash, OOM kill) the next `new_context` relaunches it, once, however many jobs ask
 at the same moment.
 
+A test whose steps are all requests needs no browser: `new_api_session` gives it a standalone
+HTTP client (executor_service/http_check.py) from the same Playwright, and never launches
+Chromium for it. `contexts_opened` and `api_sessions_opened` count the two kinds.
+
 This module never runs steps and never closes a job's context: the runner uses the context and
 the job's owner closes it. It does own what outlives a context: the egress proxies still closing,
 which it waits for whenever it closes the browser.
@@ -26,6 +30,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from executor_service.ffmpeg import video_support
 from executor_service.guard import ClosingProxies, NavigationPolicy, Session, open_guarded_context
+from executor_service.http_check import ApiSession, open_api_session
 from shared.errors import BrowserUnavailable
 from shared.model import Viewport
 
@@ -52,6 +57,8 @@ class BrowserManager:
 
     Attributes:
         restarts: How many times a dead browser has been relaunched since `start`.
+        contexts_opened: Browser contexts opened (one per job that needs a page).
+        api_sessions_opened: Request clients opened without a browser context (jobs of requests only).
     """
 
     def __init__(
@@ -82,6 +89,8 @@ class BrowserManager:
         # dead relaunch it once, and stop never races a launch into a leaked process.
         self._lock = asyncio.Lock()
         self.restarts = 0
+        self.contexts_opened = 0
+        self.api_sessions_opened = 0
 
     @property
     def version(self) -> str:
@@ -141,12 +150,33 @@ class BrowserManager:
             options["record_video_dir"] = record_video_dir
             options["record_video_size"] = options.get("viewport", {"width": 1280, "height": 720})
         try:
-            return await self._open_context(browser, options)
+            session = await self._open_context(browser, options)
         except TargetClosedError:
             # The process died but Playwright had not noticed yet when we checked: relaunch once.
             log.warning("browser closed while opening a context; relaunching")
             browser = await self._ensure_browser(dead=browser)
-            return await self._open_context(browser, options)
+            session = await self._open_context(browser, options)
+        self.contexts_opened += 1
+        return session
+
+    async def new_api_session(self) -> ApiSession:
+        """A standalone HTTP client with its guard, for a test of request steps only.
+
+        It needs Playwright but not Chromium: the browser is not launched for it.
+
+        Returns:
+            A new session; the caller must close it.
+
+        Raises:
+            BrowserUnavailable: The manager is stopped.
+        """
+        async with self._lock:
+            if self._stopped:
+                raise BrowserUnavailable("the browser manager is stopped")
+            playwright = await self._ensure_playwright()
+        session = await open_api_session(playwright, self._policy)
+        self.api_sessions_opened += 1
+        return session
 
     async def _open_context(self, browser: Browser, options: dict[str, Any]) -> Session:
         """`options` are Playwright's `new_context` options."""
@@ -170,14 +200,19 @@ class BrowserManager:
                 await self._close_browser()
             return await self._launch()
 
-    async def _launch(self) -> Browser:
-        executable = self._resolve_executable()
+    async def _ensure_playwright(self) -> Playwright:
+        """The running Playwright driver, started if needed (call under the lock)."""
         if self._playwright is None:
             # Before the driver starts: it reads where ffmpeg is from its environment.
             self.video_problem = video_support(self._ffmpeg)
             self._playwright = await async_playwright().start()
+        return self._playwright
+
+    async def _launch(self) -> Browser:
+        executable = self._resolve_executable()
+        playwright = await self._ensure_playwright()
         try:
-            browser = await self._playwright.chromium.launch(
+            browser = await playwright.chromium.launch(
                 executable_path=executable,
                 headless=self._headless,
                 args=self._args,

@@ -6,7 +6,8 @@ carries), never on loose substring matching over arbitrary text: a page that pri
 "timeout" or "net::ERR_FAILED" must not turn an assertion into an infrastructure failure.
 
 The runner's own failures come from `shared.errors`: `AssertionFailure` → ASSERTION,
-`NavigationRefused` → POLICY, `ValidationError` → VALIDATION, `BrowserUnavailable` → BROWSER.
+`NavigationRefused` → POLICY, `ValidationError` → VALIDATION, `BrowserUnavailable` → BROWSER,
+`RequestFailed` (a request step's HTTP request got no answer) → NETWORK.
 
 It must never import Redis or grpc, and never raise.
 """
@@ -19,7 +20,7 @@ from playwright._impl._errors import TargetClosedError
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from shared.errors import AssertionFailure, BrowserUnavailable, NavigationRefused, ValidationError
+from shared.errors import AssertionFailure, BrowserUnavailable, NavigationRefused, RequestFailed, ValidationError
 from shared.model import ErrorCategory
 
 __all__ = ["classify", "net_error_code"]
@@ -80,6 +81,8 @@ def _classify_one(exc: BaseException) -> ErrorCategory:
         return ErrorCategory.VALIDATION
     if isinstance(exc, BrowserUnavailable):
         return ErrorCategory.BROWSER
+    if isinstance(exc, RequestFailed):
+        return ErrorCategory.NETWORK
     # Playwright's TimeoutError subclasses its Error, and the builtin TimeoutError (which
     # asyncio.TimeoutError is, since 3.11) subclasses OSError: both must be decided before those.
     if isinstance(exc, PlaywrightTimeoutError | TimeoutError):

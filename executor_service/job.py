@@ -11,6 +11,9 @@ direct Run call. Only where progress and the end are recorded differs: the run's
 Each attempt has its `Evidence` (executor_service/evidence.py): screenshots, the trace and the
 video are uploaded as they are made, and the result lists what was kept and notes what was not,
 however the run ended (passed, failed, timed out, cancelled).
+
+A test whose steps are all requests (API checks) opens no browser context: it runs with a
+standalone HTTP client (`BrowserManager.new_api_session`), and has no trace, screenshots or video.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from pathlib import Path
 from executor_service.browser import BrowserManager
 from executor_service.classify import classify
 from executor_service.evidence import Evidence
+from executor_service.guard import Session
+from executor_service.http_check import ApiSession
 from executor_service.ledger import Ledger
 from executor_service.recording import Recording, keeps
-from executor_service.runner import RunOutcome, open_secrets, run_steps
+from executor_service.runner import RunOutcome, needs_browser, open_secrets, run_steps
 from executor_service.store import Claim
 from shared import retry
 from shared.artifact_store import ArtifactStore
@@ -116,18 +121,23 @@ async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
     await report(percentage=5, current_step=0, total_steps=total, step_name="", message="Validation complete")
     policy = job.options.artifact_policy
     video = job.options.record_video and policy is not ArtifactPolicy.NEVER
-    session = await env.browser.new_context(
-        viewport=job.definition.viewport, record_video_dir=Recording.video_dir(evidence) if video else None
-    )
-    if video and env.browser.video_problem:
-        evidence.note(f"video not recorded: {env.browser.video_problem}")
+    session: Session | ApiSession
+    if needs_browser(job.definition):
+        session = await env.browser.new_context(
+            viewport=job.definition.viewport, record_video_dir=Recording.video_dir(evidence) if video else None
+        )
+        if video and env.browser.video_problem:
+            evidence.note(f"video not recorded: {env.browser.video_problem}")
+    else:
+        session = await env.browser.new_api_session()
     secrets = open_secrets(job.definition, sealer_for(env.secret_key))
     recording = Recording(session, evidence, secrets)
     failed = True  # until the steps say otherwise: a timeout or cancel mid-run keeps the evidence
     try:
         if policy is not ArtifactPolicy.NEVER:
             await recording.start(title=job.definition.name or job.job_id)
-        await report(percentage=10, current_step=0, total_steps=total, step_name="", message="Browser ready")
+        ready = "Browser ready" if isinstance(session, Session) else "HTTP client ready (no browser needed)"
+        await report(percentage=10, current_step=0, total_steps=total, step_name="", message=ready)
         outcome = await run_steps(
             session,
             job.definition,

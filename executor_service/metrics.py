@@ -20,6 +20,8 @@ _WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
 class _Browser(Protocol):
     restarts: int
+    contexts_opened: int
+    api_sessions_opened: int
 
     @property
     def connected(self) -> bool: ...
@@ -102,3 +104,17 @@ class WorkerCollector(Collector):
         )
         restarts.add_metric([w.worker_id], w.browser.restarts)
         yield restarts
+        opened = {
+            "sentinel_executor_browser_contexts": (
+                "Browser contexts opened (jobs that need a page)",
+                w.browser.contexts_opened,
+            ),
+            "sentinel_executor_api_sessions": (
+                "HTTP clients opened without a browser context (jobs of request steps only)",
+                w.browser.api_sessions_opened,
+            ),
+        }
+        for name, (text, value) in opened.items():
+            counter = CounterMetricFamily(name, text, labels=["worker"])
+            counter.add_metric([w.worker_id], value)
+            yield counter

@@ -6,6 +6,8 @@ a group in the trace viewer, and `close` stops the trace (it needs the open cont
 `trace.zip` only when `keep` says so and only once every secret value is masked out of it
 (`executor_service.redact`), closes the context, then keeps the video, which Playwright finishes
 writing when the context closes. `PageLog` collects a page's console errors and failed requests per step.
+A test of request steps only has no browser context (an `ApiSession`): nothing to trace or film, and
+when evidence would have been kept the result says why there is none.
 
 Nothing here fails a run: a trace or video that cannot be made or kept becomes a note on the
 evidence. Nothing here ever writes a secret value anywhere.
@@ -24,6 +26,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from executor_service.evidence import Evidence
 from executor_service.guard import Session
+from executor_service.http_check import ApiSession
 from executor_service.redact import redact_trace
 from shared.model import ArtifactPolicy
 
@@ -101,9 +104,12 @@ class Recording:
     """The trace and video of one session. Start it right after the context opens; `close` it
     instead of the session."""
 
-    def __init__(self, session: Session, evidence: Evidence, secrets: Sequence[str]) -> None:
+    #: Why a test of request steps only has no trace, screenshots or video.
+    NO_BROWSER = "no trace, screenshots or video: the test has only request steps, so it ran without a browser"
+
+    def __init__(self, session: Session | ApiSession, evidence: Evidence, secrets: Sequence[str]) -> None:
         self._session = session
-        self._context = session.context
+        self._context = session.context if isinstance(session, Session) else None
         self._evidence = evidence
         self._secrets = tuple(secrets)
         self._tracing = False
@@ -115,6 +121,8 @@ class Recording:
         return evidence.path(VIDEO_DIR)
 
     async def start(self, *, title: str) -> None:
+        if self._context is None:
+            return
         try:
             await self._context.tracing.start(title=title, snapshots=True, screenshots=not self._secrets, sources=False)
             self._tracing = True
@@ -123,7 +131,7 @@ class Recording:
 
     async def step(self, name: str) -> None:
         """Open the trace viewer's group for the next step (closing the previous one)."""
-        if not self._tracing:
+        if not self._tracing or self._context is None:
             return
         try:
             if self._in_group:
@@ -137,6 +145,11 @@ class Recording:
     async def close(self, *, keep: bool) -> None:
         """Stop the trace, close the session (always, even if that fails), then keep the video;
         the trace and the video are kept only when `keep`."""
+        if self._context is None:
+            await self._session.close()
+            if keep:
+                self._evidence.note(self.NO_BROWSER)
+            return
         try:
             await self._finish_trace(keep=keep)
         finally:
@@ -144,7 +157,7 @@ class Recording:
         await self._keep_video(keep=keep)
 
     async def _finish_trace(self, *, keep: bool) -> None:
-        if not self._tracing:
+        if not self._tracing or self._context is None:
             return
         self._tracing = False
         path = self._evidence.path(TRACE_FILE)

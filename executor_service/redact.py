@@ -1,6 +1,7 @@
 """Take every secret value out of a Playwright trace, or say why that cannot be done.
 
-A trace records what the test did and what the page held: `fill` arguments in the action log
+A trace records what the test did and what the page held (a page may show a secret header's value
+that its server echoed back): `fill` arguments in the action log
 (`*.trace`, JSON lines), input values in the DOM snapshots, request bodies in the network log and
 its resources. `redact_trace` rewrites the zip with every secret value replaced by `***`, in each
 form a trace stores it: as typed, JSON-escaped, HTML-escaped and URL-encoded.

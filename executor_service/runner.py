@@ -9,7 +9,10 @@ retries or job state: the caller validates, reports the 0/5/10/95/100 % mileston
 failure means, and closes the context.
 
 It must never swallow `asyncio.CancelledError` (a job timeout or cancel has to stop the run at
-once), and never put a secret fill value into a step name, error message or log line.
+once), and never put a secret value into a step name, error message or log line.
+
+A test whose steps are all requests runs in an `ApiSession` (executor_service/http_check.py): no
+browser context, no page, so no page log and no screenshots; `needs_browser` tells the two apart.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ from executor_service.actions import Run, open_secret, perform, screenshot
 from executor_service.classify import classify
 from executor_service.evidence import Evidence
 from executor_service.guard import Guard, Session
+from executor_service.http_check import ApiSession
 from executor_service.recording import PageLog, Recording
+from shared.actions import secrets as secrets_of
 from shared.errors import FieldViolation, NavigationRefused, ValidationError
-from shared.model import ArtifactPolicy, ErrorCategory, Fill, JobError, StepResult, TestDefinition
+from shared.model import ArtifactPolicy, ErrorCategory, JobError, Request, StepResult, TestDefinition
 from shared.sealed import Sealer, sealer_for
 from shared.telemetry import record_step
 
-__all__ = ["Reporter", "RunOutcome", "open_secrets", "run_steps"]
+__all__ = ["Reporter", "RunOutcome", "needs_browser", "open_secrets", "run_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +73,13 @@ class RunOutcome:
         return self.error is None
 
 
+def needs_browser(definition: TestDefinition) -> bool:
+    """Whether a test needs a browser context: any step but a request does."""
+    return not all(isinstance(step.action, Request) for step in definition.steps)
+
+
 async def run_steps(
-    session: Session,
+    session: Session | ApiSession,
     definition: TestDefinition,
     *,
     report: Reporter,
@@ -82,7 +92,8 @@ async def run_steps(
     """Run every step of `definition` in one new page of `session`, stopping at the first failure.
 
     Args:
-        session: A fresh context and its guard; the caller closes it (also on cancellation).
+        session: A fresh context and its guard, or for a test of request steps only an
+            `ApiSession` (no page); the caller closes it (also on cancellation).
         definition: The test to run, validated (`shared.validation`): the steps trust it.
         report: Called before each step with 10-90 % progress.
         evidence: Where screenshots are made and kept: `<attempt>/step-NN-failure.png`,
@@ -115,14 +126,20 @@ async def run_steps(
         for j in range(start, n):
             results.append(StepResult(index=j, name=steps[j].display_name, success=False, skipped=True))
 
-    try:
-        page = await session.context.new_page()
-    except Exception as exc:  # a dead browser or context: no step ran, so none is to blame
-        skip_from(0)
-        failure = JobError(category=classify(exc), message=_error_text(exc, secrets), step_index=-1)
-        return RunOutcome(steps=tuple(results), error=failure, artifacts=())
-    run = Run(page, definition.base_url, evidence, sealer)
-    page_log = PageLog(page)
+    page = None
+    if isinstance(session, Session):
+        try:
+            page = await session.context.new_page()
+        except Exception as exc:  # a dead browser or context: no step ran, so none is to blame
+            skip_from(0)
+            failure = JobError(category=classify(exc), message=_error_text(exc, secrets), step_index=-1)
+            return RunOutcome(steps=tuple(results), error=failure, artifacts=())
+        # A mixed test's requests go through the page's own client: they share its cookies.
+        client = page.request
+    else:
+        client = session.request
+    run = Run(page, client, definition.base_url, evidence, sealer, guard)
+    page_log = PageLog(page) if page is not None else None
 
     for i, step in enumerate(steps):
         await report(
@@ -137,6 +154,7 @@ async def run_steps(
         started = time.monotonic()
         written: tuple[str, ...] = ()
         error: JobError | None = None
+        run.statuses.clear()
         try:
             if step.action is None:  # only an unvalidated definition has one; it runs nothing
                 raise ValidationError([FieldViolation(f"definition.steps[{i}]", "has no action")])
@@ -156,7 +174,7 @@ async def run_steps(
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
             written = await _try_screenshot(run, f"step-{i:02d}-failure")
         artifacts.extend(written)
-        console_errors, failed_requests = page_log.take(lambda line: _masked(line, secrets))
+        console_errors, failed_requests = page_log.take(lambda line: _masked(line, secrets)) if page_log else ((), ())
         results.append(
             StepResult(
                 index=i,
@@ -167,6 +185,7 @@ async def run_steps(
                 artifacts=written,
                 console_errors=console_errors,
                 failed_requests=failed_requests,
+                http_status=run.statuses[-1] if run.statuses else 0,
             )
         )
         if error is not None:
@@ -179,7 +198,9 @@ async def run_steps(
 
 
 async def _try_screenshot(run: Run, name: str) -> tuple[str, ...]:
-    """A best-effort screenshot: a dead page must not turn into a second error."""
+    """A best-effort screenshot: a dead page must not turn into a second error; no page, none."""
+    if run.opened is None:
+        return ()
     try:
         kept = await screenshot(run, name, timeout_ms=FAILURE_SCREENSHOT_TIMEOUT_MS)
         return (kept,) if kept else ()
@@ -189,14 +210,15 @@ async def _try_screenshot(run: Run, name: str) -> tuple[str, ...]:
 
 
 def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    """The first line of the error, trimmed, with every secret fill value masked."""
+    """The first line of the error, trimmed, with every secret value masked."""
     text = str(exc).strip() or type(exc).__name__
     return _masked(text.splitlines()[0].strip(), secrets)
 
 
 def _masked(line: str, secrets: tuple[str, ...]) -> str:
-    """`line` trimmed, with every secret fill value masked."""
-    # A page may echo what was typed into it, so an assertion's "got ..." could carry a secret.
+    """`line` trimmed, with every secret value masked."""
+    # A page may echo what was typed into it, and a server the headers it got, so an assertion's
+    # "got ..." could carry a secret.
     for secret in secrets:
         if secret:
             line = line.replace(secret, "***")
@@ -204,13 +226,13 @@ def _masked(line: str, secrets: tuple[str, ...]) -> str:
 
 
 def open_secrets(definition: TestDefinition, sealer: Sealer | None) -> tuple[str, ...]:
-    """Every secret fill value in the clear, to mask it wherever a page might echo it."""
+    """Every secret value (fills, headers) in the clear, to mask it wherever a page or server might echo it."""
     found: list[str] = []
     for i, step in enumerate(definition.steps):
-        if isinstance(step.action, Fill) and step.action.secret:
+        for field, value in secrets_of(step.action).items() if step.action is not None else ():
             # One that cannot be opened fails its own step when it runs.
             with contextlib.suppress(ValidationError):
-                found.append(open_secret(sealer, step.action.value, index=i))
+                found.append(open_secret(sealer, value, field=f"definition.steps[{i}].{field}"))
     return tuple(found)
 
 

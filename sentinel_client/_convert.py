@@ -128,6 +128,7 @@ def step_result(s: pb.StepResult) -> StepResult:
         artifacts=tuple(s.artifacts),
         console_errors=tuple(s.console_errors),
         failed_requests=tuple(s.failed_requests),
+        http_status=s.http_status,
     )
 
 

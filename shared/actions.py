@@ -16,13 +16,23 @@ The executor keeps the one other table, the runner function of each action
 and validation agree. Adding an action: a dataclass here (and its name in `Action`), its proto
 message and oneof member, its runner function, its tests.
 
-This module never imports protobuf, grpc or Playwright, and `describe()` never shows a fill value
-that is secret.
+Most fields are scalars; a `request` step also has a map (`headers`), a list of names
+(`secret_headers`) and a list of small messages (`expect_json`: `JsonExpectation`). Such fields are
+a `dict`, a `tuple[str, ...]` and a `tuple[<dataclass>, ...]`; `build` makes an action from plain
+values (lists, dicts) by these field types, for every decoder (protobuf, the job hash's JSON).
+
+A value is secret when its action says so (`Fill.secret`, `Request.secret_headers`): `secrets`
+lists an action's secret values and `with_secrets` rewrites them (sealing, opening), so nothing
+else needs to know which actions hold secrets.
+
+This module never imports protobuf, grpc or Playwright, and `describe()` never shows a secret value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias, TypeVar
@@ -39,14 +49,19 @@ __all__ = [
     "Fill",
     "Hover",
     "Is",
+    "JsonExpectation",
     "Navigate",
     "Press",
+    "Request",
     "Screenshot",
     "SelectOption",
     "Wait",
     "WaitFor",
     "action",
+    "build",
     "holds",
+    "secrets",
+    "with_secrets",
 ]
 
 
@@ -63,6 +78,14 @@ class Is(enum.Enum):
     FILE_NAME = "part of an artifact's file name: letters, digits, '.', '_' and '-'"
     WAIT_MS = "a pause in milliseconds"
     FLAG = "a yes/no switch: nothing to check"
+    HTTP_METHOD = "an HTTP method: GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS"
+    HEADERS = "request headers: token names, each once; values without line breaks, sealed when secret"
+    BODY = "a request body: may be empty"
+    HTTP_STATUS = "a response status to expect: 100-599, or 0 for any 2xx"
+    CONTAINS = "text the response body must contain: empty for no check"
+    JSON_CHECKS = "JSONPath expectations: a path that parses, and a JSON literal or empty"
+    SECRET_HEADERS = "names of headers of the same step whose values are sealed like secret fills"
+    REDIRECTS = "how many redirects to follow"
 
 
 #: Every action class by its kind (the protobuf oneof member name), in registration order.
@@ -247,6 +270,50 @@ class Wait:
         return f"wait {self.ms} ms"
 
 
+@dataclass(frozen=True)
+class JsonExpectation:
+    """A JSON-path expectation on a response body: `path` matches, and (unless `equals` is "") its
+    value is the JSON literal `equals`. A path matching several values is compared as their list."""
+
+    path: str
+    equals: str = ""
+
+
+@action(
+    url=Is.URL,
+    method=Is.HTTP_METHOD,
+    headers=Is.HEADERS,
+    body=Is.BODY,
+    expect_status=Is.HTTP_STATUS,
+    expect_body_contains=Is.CONTAINS,
+    expect_json=Is.JSON_CHECKS,
+    secret_headers=Is.SECRET_HEADERS,
+    max_redirects=Is.REDIRECTS,
+)
+@dataclass(frozen=True)
+class Request:
+    """An API check: one HTTP request (and its redirects) and expectations on the final response."""
+
+    url: str
+    method: str = "GET"  # also what an empty method on the wire means
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    expect_status: int = 0  # 0: any 2xx
+    expect_body_contains: str = ""
+    expect_json: tuple[JsonExpectation, ...] = ()
+    secret_headers: tuple[str, ...] = ()
+    max_redirects: int = 10  # also what 0 on the wire means
+    kind: str = field(default="request", init=False)
+
+    def describe(self) -> str:
+        # Headers never: their values may be secret, and names alone say little.
+        return f"{self.method} {self.url}"
+
+    def is_secret(self, header: str) -> bool:
+        """Whether the value of `header` (any case) is secret."""
+        return header.lower() in {name.lower() for name in self.secret_headers}
+
+
 #: Any one action; tests/test_action_registry.py checks it names exactly the classes in `ACTIONS`.
 Action: TypeAlias = (
     Navigate
@@ -263,4 +330,74 @@ Action: TypeAlias = (
     | ExpectUrl
     | Screenshot
     | Wait
+    | Request
 )
+
+
+# --- building actions from plain values --------------------------------------------------------
+
+
+def build(cls: type[_A], values: Mapping[str, Any]) -> _A:
+    """An action (or a message inside one) of class `cls` from plain values, by its fields' types:
+    a list becomes a tuple, of dataclasses when the field holds them; a mapping a dict. Names that
+    are not fields of `cls` are ignored; a missing field takes its default.
+
+    Raises:
+        TypeError: a required field is missing, or a value has the wrong shape for its field.
+    """
+    hints = _hints(cls)
+    names = [f.name for f in fields(cls) if f.init]  # type: ignore[arg-type]
+    return cls(**{name: _plain(hints[name], values[name]) for name in names if name in values})
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    found = _HINTS.get(cls)
+    if found is None:
+        found = _HINTS[cls] = typing.get_type_hints(cls)
+    return found
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _plain(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if isinstance(value, str | bytes | Mapping):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        nested = isinstance(item, type) and dataclasses.is_dataclass(item)
+        return tuple(build(item, v) if nested else v for v in value)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    return value
+
+
+# --- secret values -----------------------------------------------------------------------------
+
+_Act = TypeVar("_Act", bound=Action)
+
+
+def secrets(action: Action) -> dict[str, str]:
+    """Every secret value of `action`, by the field path that holds it (`fill.value`,
+    `request.headers[Authorization]`); empty for an action without secrets."""
+    if isinstance(action, Fill) and action.secret:
+        return {"fill.value": action.value}
+    if isinstance(action, Request):
+        return {f"request.headers[{k}]": v for k, v in action.headers.items() if action.is_secret(k)}
+    return {}
+
+
+def with_secrets(action: _Act, change: Callable[[str, str], str]) -> _Act:
+    """`action` with each secret value `v` at field path `p` (as `secrets` names them) replaced
+    by `change(p, v)`."""
+    if isinstance(action, Fill) and action.secret:
+        return dataclasses.replace(action, value=change("fill.value", action.value))
+    if isinstance(action, Request) and action.secret_headers:
+        headers = {
+            k: change(f"request.headers[{k}]", v) if action.is_secret(k) else v for k, v in action.headers.items()
+        }
+        return dataclasses.replace(action, headers=headers)
+    return action

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from typing import Any
 
+from shared.actions import build
 from shared.errors import DecodeError
 from shared.model import (
     ACTIONS,
@@ -61,10 +62,9 @@ def action_from_dict(data: Mapping[str, Any]) -> Action:
     cls = ACTIONS.get(str(kind))
     if cls is None:
         raise DecodeError(f"unknown step action {kind!r}")
-    names = {f.name for f in fields(cls) if f.init}
     try:
-        return cls(**{k: v for k, v in data.items() if k in names})
-    except TypeError as exc:
+        return build(cls, data)
+    except (TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"malformed {kind} action: {exc}") from exc
 
 
@@ -186,6 +186,7 @@ def result_from_json(raw: str) -> JobResult:
                     skipped=bool(s.get("skipped", False)),
                     console_errors=tuple(s.get("console_errors", ())),
                     failed_requests=tuple(s.get("failed_requests", ())),
+                    http_status=int(s.get("http_status", 0)),
                 )
                 for s in data["steps"]
             ),

@@ -18,7 +18,8 @@
     ├── PermissionDeniedError the key's role is too low for the operation
     ├── StepFailure          a step of a test did not pass (a test *result*, never a status code)
     │   ├── AssertionFailure     an expect_* step did not hold within its timeout
-    │   └── NavigationRefused    the navigation guard refused to let the page load a URL
+    │   ├── NavigationRefused    the navigation guard refused to let the page load a URL
+    │   └── RequestFailed        a request step's HTTP request got no answer (refused, reset, no DNS)
     └── RunInterrupted       a run must stop at once (executor-internal, never a status code)
         ├── LeaseLost            another executor took the job over, or it was finished
         └── CancelRequested      a client asked to cancel the job
@@ -112,6 +113,10 @@ class AssertionFailure(StepFailure):
 
 
 class NavigationRefused(StepFailure):
+    pass
+
+
+class RequestFailed(StepFailure):
     pass
 
 

@@ -173,6 +173,8 @@ class StepResult:
     skipped: bool = False
     console_errors: tuple[str, ...] = ()
     failed_requests: tuple[str, ...] = ()
+    #: A request step's final response status (0: none, or not a request step).
+    http_status: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Sealing secret fill values: encrypted at submit, opened only by the executor right before typing.
+"""Sealing secret values: encrypted at submit, opened only by the executor right before use.
 
-A `fill` step marked `secret` carries a password or token. The API seals its value (Fernet:
+A `fill` step marked `secret` carries a password or token, and so does a `request` step's header
+named in its `secret_headers` (an Authorization header, say). The API seals each such value (Fernet:
 AES-128-CBC + HMAC-SHA256, from `cryptography`) with SENTINEL_SECRET_KEY, a key the API and the
 executors share, before anything is stored; Redis, results, progress, events, logs and traces only
 ever see `sealed:v1:<token>`, and what people see is `***`. The runner opens the value in memory
-just before it types it.
+just before it types or sends it. Which values are secret is the actions' business
+(`shared.actions.secrets` / `with_secrets`).
 
 It must never log a value, sealed or open, and never return an open value from a failed check.
 """
@@ -15,8 +17,9 @@ import dataclasses
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from shared.actions import secrets, with_secrets
 from shared.errors import ConfigError, FieldViolation, ValidationError
-from shared.model import Fill, RunCommand, SubmitCommand
+from shared.model import RunCommand, SubmitCommand
 
 SEALED_PREFIX = "sealed:v1:"
 
@@ -72,22 +75,27 @@ def seal_run(command: RunCommand, sealer: Sealer | None) -> RunCommand:
 
 
 def seal_command(command: SubmitCommand, sealer: Sealer | None, *, prefix: str = "") -> SubmitCommand:
-    """`command` with every secret fill value sealed (validated input only).
+    """`command` with every secret value sealed (validated input only).
 
     Raises:
-        ValidationError: a step is secret but this server has no SENTINEL_SECRET_KEY to seal it.
+        ValidationError: a step has a secret value but this server has no SENTINEL_SECRET_KEY to seal it.
     """
     steps = list(command.definition.steps)
     changed = False
     for i, step in enumerate(steps):
         action = step.action
-        if isinstance(action, Fill) and action.secret:
-            if sealer is None:
-                field = f"{prefix}definition.steps[{i}].fill.secret"
-                raise ValidationError([FieldViolation(field, "this server has no SENTINEL_SECRET_KEY to seal it")])
-            steps[i] = dataclasses.replace(step, action=dataclasses.replace(action, value=sealer.seal(action.value)))
-            changed = True
+        if action is None or not secrets(action):
+            continue
+        if sealer is None:
+            field = f"{prefix}definition.steps[{i}].{action.kind}.{_SECRET_SWITCH.get(action.kind, 'secret')}"
+            raise ValidationError([FieldViolation(field, "this server has no SENTINEL_SECRET_KEY to seal it")])
+        steps[i] = dataclasses.replace(step, action=with_secrets(action, lambda _, value: sealer.seal(value)))
+        changed = True
     if not changed:
         return command
     definition = dataclasses.replace(command.definition, steps=tuple(steps))
     return dataclasses.replace(command, definition=definition)
+
+
+#: The field that makes an action's values secret, for the error when they cannot be sealed.
+_SECRET_SWITCH = {"fill": "secret", "request": "secret_headers"}

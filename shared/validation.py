@@ -14,12 +14,13 @@ error messages, logs and the client's terminal.
 from __future__ import annotations
 
 import re
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from typing import Any, assert_never
 from urllib.parse import urljoin, urlsplit
 
-from shared.actions import ACTIONS, Action, Is, holds
+from shared.actions import ACTIONS, Action, Is, JsonExpectation, Request, holds
 from shared.errors import FieldViolation, ValidationError
+from shared.json_checks import compile_path, parse_literal
 from shared.model import JobOptions, Step, SubmitCommand, TestDefinition, Viewport
 from shared.sealed import SEALED_PREFIX
 
@@ -44,6 +45,24 @@ URL_SCHEMES = ("http", "https")
 MIN_VIEWPORT_WIDTH, MAX_VIEWPORT_WIDTH = 100, 3840
 MIN_VIEWPORT_HEIGHT, MAX_VIEWPORT_HEIGHT = 100, 2160
 MAX_DEFINITION_CHARS = 1_000_000
+# The request step (an API check).
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+MAX_HEADERS = 50
+MAX_HEADER_NAME_CHARS = 256
+MAX_HEADER_VALUE_CHARS = 8192
+#: A secret header value as stored, sealed by the API (`shared.sealed`): longer than what was given.
+MAX_SEALED_HEADER_CHARS = 6 * MAX_HEADER_VALUE_CHARS
+#: Set by the HTTP client itself (lengths, framing, the connection, the proxy): never by a test.
+RESERVED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
+    | {"proxy-authorization", "proxy-connection"}
+)
+MAX_BODY_CHARS = 100_000
+MAX_JSON_CHECKS = 50
+MAX_JSON_PATH_CHARS = 1000
+MAX_JSON_EQUALS_CHARS = 10_000
+MIN_STATUS, MAX_STATUS = 100, 599
+MIN_REDIRECTS, MAX_REDIRECTS = 1, 20
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 64
@@ -61,6 +80,8 @@ MAX_VIOLATIONS = 100
 # fullmatch, not `^...$`: `$` also matches before a trailing newline.
 SCREENSHOT_NAME_RE = re.compile(r"[A-Za-z0-9._-]{0,100}")
 TAG_RE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_TAG_CHARS}}}")
+#: An HTTP header name: a token (RFC 9110 section 5.6.2).
+HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 _ACTION_KINDS = ", ".join(ACTIONS)
 
@@ -151,10 +172,22 @@ def definition_chars(definition: TestDefinition) -> int:
     for step in definition.steps:
         total += len(step.name)
         if step.action is not None:
-            action = step.action
-            values = (getattr(action, f.name) for f in fields(action) if f.name != "kind")
-            total += sum(len(value) for value in values if isinstance(value, str))
+            total += _chars(step.action)
     return total
+
+
+def _chars(value: Any) -> int:
+    """The summed length of the strings in an action's value: its fields, a map's keys and values,
+    a list's items."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(k) + _chars(v) for k, v in value.items())
+    if isinstance(value, tuple):
+        return sum(_chars(item) for item in value)
+    if is_dataclass(value):
+        return sum(_chars(getattr(value, f.name)) for f in fields(value) if f.name != "kind")
+    return 0
 
 
 # --- steps -----------------------------------------------------------------------------------
@@ -206,6 +239,24 @@ def _check_field(out: list[FieldViolation], at: str, kind: Is, value: Any, actio
             _check_range(out, at, value, MIN_WAIT_MS, MAX_WAIT_MS, "ms")
         case Is.FLAG:
             pass
+        case Is.HTTP_METHOD:
+            if value not in HTTP_METHODS:
+                out.append(FieldViolation(at, f"must be one of {', '.join(HTTP_METHODS)}, got {_show(value)}"))
+        case Is.HEADERS:
+            _check_headers(out, at, value, action)
+        case Is.BODY:
+            _check_length(out, at, value, MAX_BODY_CHARS)
+        case Is.HTTP_STATUS:
+            if value != 0:
+                _check_range(out, at, value, MIN_STATUS, MAX_STATUS, "(or 0: any 2xx)")
+        case Is.CONTAINS:
+            _check_length(out, at, value, MAX_TEXT_CHARS)
+        case Is.JSON_CHECKS:
+            _check_json_checks(out, at, value)
+        case Is.SECRET_HEADERS:
+            _check_secret_headers(out, at, value, action)
+        case Is.REDIRECTS:
+            _check_range(out, at, value, MIN_REDIRECTS, MAX_REDIRECTS, "")
         case _:
             assert_never(kind)
 
@@ -264,6 +315,64 @@ def _check_pattern(out: list[FieldViolation], at: str, pattern: str) -> None:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError, ValueError) as exc:
         out.append(FieldViolation(at, f"must be a valid regular expression: {_trim(str(exc))}"))
+
+
+def _check_headers(out: list[FieldViolation], at: str, headers: dict[str, str], action: Action) -> None:
+    if len(headers) > MAX_HEADERS:
+        out.append(FieldViolation(at, f"must have at most {MAX_HEADERS} headers, got {len(headers)}"))
+        return
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if not HEADER_NAME_RE.fullmatch(name) or len(name) > MAX_HEADER_NAME_CHARS:
+            out.append(
+                FieldViolation(
+                    at,
+                    f"names must be up to {MAX_HEADER_NAME_CHARS} letters, digits, '-' and the like, got {_show(name)}",
+                )
+            )
+            continue
+        here = f"{at}[{name}]"
+        lower = name.lower()
+        if lower in seen:
+            out.append(FieldViolation(here, "names a header already given (names are case-insensitive)"))
+        seen.add(lower)
+        if lower in RESERVED_HEADERS:
+            out.append(FieldViolation(here, "is set by the HTTP client and cannot be given"))
+        # The value is never shown: it may be a token.
+        secret = isinstance(action, Request) and action.is_secret(name)
+        sealed = secret and value.startswith(SEALED_PREFIX)
+        _check_length(out, here, value, MAX_SEALED_HEADER_CHARS if sealed else MAX_HEADER_VALUE_CHARS)
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+            out.append(FieldViolation(here, "must not contain line breaks or other control characters"))
+
+
+def _check_secret_headers(out: list[FieldViolation], at: str, names: tuple[str, ...], action: Action) -> None:
+    given = {name.lower() for name in action.headers} if isinstance(action, Request) else set()
+    for i, name in enumerate(names):
+        if name.lower() not in given:
+            out.append(FieldViolation(f"{at}[{i}]", f"must name one of the step's headers, got {_show(name)}"))
+
+
+def _check_json_checks(out: list[FieldViolation], at: str, checks: tuple[JsonExpectation, ...]) -> None:
+    if len(checks) > MAX_JSON_CHECKS:
+        out.append(FieldViolation(at, f"must have at most {MAX_JSON_CHECKS} expectations, got {len(checks)}"))
+        return
+    for i, check in enumerate(checks):
+        path_at, equals_at = f"{at}[{i}].path", f"{at}[{i}].equals"
+        if len(check.path) > MAX_JSON_PATH_CHARS:  # checked before parsing: parsing is not free
+            _check_length(out, path_at, check.path, MAX_JSON_PATH_CHARS)
+        else:
+            try:
+                compile_path(check.path)
+            except ValueError as exc:
+                out.append(FieldViolation(path_at, _trim(str(exc), 160)))
+        if len(check.equals) > MAX_JSON_EQUALS_CHARS:
+            _check_length(out, equals_at, check.equals, MAX_JSON_EQUALS_CHARS)
+        elif check.equals:
+            try:
+                parse_literal(check.equals)
+            except ValueError as exc:
+                out.append(FieldViolation(equals_at, _trim(str(exc), 160)))
 
 
 def _check_viewport(out: list[FieldViolation], at: str, viewport: Viewport) -> None:

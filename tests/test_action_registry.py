@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from typing import Any
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 from executor_service.actions import PERFORMERS
 from protos import sentinel_pb2 as pb
-from shared.actions import ACTIONS, Action, holds
+from shared.actions import ACTIONS, Action, JsonExpectation, holds
 from shared.edge import convert
 from tests.convert_helpers import step_to_proto
 
@@ -26,6 +27,17 @@ PYTHON_TYPE = {
     FieldDescriptor.TYPE_BOOL: "bool",
     FieldDescriptor.TYPE_UINT32: "int",
 }
+
+
+def python_type(field: Any) -> str:
+    """The type an action's dataclass field has for a protobuf field: a map is a dict, a repeated
+    field a tuple (of a dataclass named like the message, for messages)."""
+    message = field.message_type
+    if message is not None and message.GetOptions().map_entry:
+        key, value = (python_type(message.fields_by_name[name]) for name in ("key", "value"))
+        return f"dict[{key}, {value}]"
+    item = message.name if message is not None else PYTHON_TYPE[field.type]
+    return f"tuple[{item}, ...]" if field.is_repeated else item
 
 
 def test_the_registry_holds_every_oneof_member_and_nothing_else() -> None:
@@ -40,7 +52,7 @@ def test_an_action_has_the_fields_of_its_message(kind: str) -> None:
     fields = {f.name: f.type for f in dataclasses.fields(cls) if f.init}
     descriptor = ONEOF[kind]
     assert descriptor is not None
-    message = {f.name: PYTHON_TYPE[f.type] for f in descriptor.fields}
+    message = {f.name: python_type(f) for f in descriptor.fields}
     assert fields == message
 
 
@@ -54,6 +66,13 @@ def test_an_action_declares_every_field_for_validation(kind: str) -> None:
 def test_an_action_has_a_runner_function(kind: str) -> None:
     assert ACTIONS[kind] in PERFORMERS
     assert set(PERFORMERS) == set(ACTIONS.values())
+
+
+def test_a_message_inside_an_action_has_the_fields_of_its_dataclass() -> None:
+    request: Any = ONEOF["request"]
+    expectation = request.fields_by_name["expect_json"].message_type
+    fields = {f.name: f.type for f in dataclasses.fields(JsonExpectation)}
+    assert fields == {f.name: python_type(f) for f in expectation.fields}
 
 
 @pytest.mark.parametrize("kind", ACTIONS)

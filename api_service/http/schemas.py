@@ -67,6 +67,11 @@ def message_schemas(descriptor: Any, into: JSON) -> str:
     into[name] = {}  # reserve the name: messages may refer to each other
     properties: JSON = {}
     for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            # A map is a JSON object in proto3 JSON (`"headers": {"Accept": "application/json"}`).
+            value = field.message_type.fields_by_name["value"]
+            properties[field.json_name] = {"type": "object", "additionalProperties": _SCALARS[value.type]}
+            continue
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             schema = ref(message_schemas(field.message_type, into))
         elif field.type == FieldDescriptor.TYPE_ENUM:
@@ -94,6 +99,7 @@ _STEP_RESULT = obj(
         "artifacts": STRINGS,
         "consoleErrors": STRINGS,
         "failedRequests": STRINGS,
+        "httpStatus": {**INT, "description": "a request step's final response status (0: none)"},
     }
 )
 _JOB_RESULT = obj(

@@ -60,6 +60,7 @@ def step_view(step: StepResult) -> JSON:
         "artifacts": list(step.artifacts),
         "consoleErrors": list(step.console_errors),
         "failedRequests": list(step.failed_requests),
+        "httpStatus": step.http_status,
     }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from protos import sentinel_pb2 as pb
+from shared.actions import build
 from shared.edge.convert_artifacts import artifact_chunks_to_proto, artifact_to_proto
 from shared.edge.convert_enums import (
     artifact_policy_from_proto,
@@ -168,19 +169,35 @@ def _action_from_proto(step: pb.Step) -> Action | None:
     if cls is None:
         return None
     message = getattr(step, kind)
-    return cls(**{f.name: _field_from_proto(message, f) for f in dataclasses.fields(cls) if f.init})
+    return build(
+        cls, {f.name: v for f in dataclasses.fields(cls) if f.init and (v := _carried(message, f)) is not _UNSET}
+    )
 
 
-def _field_from_proto(message: Message, field: dataclasses.Field[Any]) -> Any:
-    """The message's value for `field`, or the action's default when the message does not carry one:
-    unset, for a field with presence (`Check.checked`); the zero value otherwise, since proto3
-    cannot tell "" or 0 from unset (an empty `WaitFor.state` means "visible")."""
+_UNSET = object()
+
+
+def _carried(message: Message, field: dataclasses.Field[Any]) -> Any:
+    """The message's value for `field` as plain values (a map as a dict, a repeated field as a list,
+    a message as a dict of its fields), or `_UNSET` when the action's default applies: unset, for a
+    field with presence (`Check.checked`); the zero value otherwise, since proto3 cannot tell "" or
+    0 from unset (an empty `WaitFor.state` means "visible")."""
     value = getattr(message, field.name)
+    descriptor = message.DESCRIPTOR.fields_by_name[field.name]
+    if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+        return dict(value)
+    if descriptor.is_repeated:
+        return [_message_values(v) if descriptor.message_type is not None else v for v in value]
     if field.default is dataclasses.MISSING:
         return value
-    descriptor = message.DESCRIPTOR.fields_by_name[field.name]
     carried = message.HasField(field.name) if descriptor.has_presence else value != descriptor.default_value
-    return value if carried else field.default
+    return value if carried else _UNSET
+
+
+def _message_values(message: Message) -> dict[str, Any]:
+    """A message inside an action (`JsonExpectation`) as its fields' values; proto3 zero values are
+    the dataclass's defaults there."""
+    return {f.name: getattr(message, f.name) for f in message.DESCRIPTOR.fields}
 
 
 # --- schedules -------------------------------------------------------------------------------

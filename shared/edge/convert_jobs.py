@@ -105,6 +105,7 @@ def step_result_to_proto(step: StepResult) -> pb.StepResult:
         skipped=step.skipped,
         console_errors=step.console_errors,
         failed_requests=step.failed_requests,
+        http_status=step.http_status,
     )
 
 

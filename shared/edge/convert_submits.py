@@ -15,7 +15,7 @@ from protos import sentinel_pb2 as pb
 from shared.edge.convert_enums import artifact_policy_to_proto, priority_to_proto, source_to_proto
 from shared.model import JobOptions, Step, SubmitCommand, TestDefinition
 
-__all__ = ["definition_to_proto", "options_to_proto", "step_to_proto", "submit_to_proto"]
+__all__ = ["definition_to_proto", "options_to_proto", "set_field", "step_to_proto", "submit_to_proto"]
 
 
 def submit_to_proto(command: SubmitCommand) -> pb.SubmitRequest:
@@ -67,5 +67,21 @@ def step_to_proto(step: Step) -> pb.Step:
         member.SetInParent()
         for f in dataclasses.fields(step.action):
             if f.init:
-                setattr(member, f.name, getattr(step.action, f.name))
+                set_field(member, f.name, getattr(step.action, f.name))
     return message
+
+
+def set_field(message: Any, name: str, value: Any) -> None:
+    """Set a field of an action's message from its domain value: a scalar, a dict (a map), or a
+    tuple of scalars or of dataclasses (a repeated field)."""
+    if isinstance(value, dict):
+        getattr(message, name).update(value)
+    elif isinstance(value, tuple):
+        repeated = getattr(message, name)
+        for item in value:
+            if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                repeated.add(**dataclasses.asdict(item))
+            else:
+                repeated.append(item)
+    else:
+        setattr(message, name, value)

@@ -29,8 +29,10 @@ from shared.model import (
     ExpectVisible,
     Fill,
     Hover,
+    JsonExpectation,
     Navigate,
     Press,
+    Request,
     Screenshot,
     SelectOption,
     Step,
@@ -162,6 +164,7 @@ async def test_every_action_passes_and_reports_progress(session: Session, site: 
         Step(ExpectText("#late", "arrived")),
         Step(Wait(20)),
         Step(ExpectTitle("Second")),
+        Step(Request("data.json", expect_json=(JsonExpectation("$.page", '"second"'),))),
     ]
     assert {step.action.kind for step in steps if step.action} == set(ACTIONS)
     recorder = Recorder()
@@ -169,6 +172,7 @@ async def test_every_action_passes_and_reports_progress(session: Session, site: 
 
     assert outcome.error is None, outcome.error
     assert outcome.success
+    assert [s.http_status for s in outcome.steps] == [0] * (len(steps) - 1) + [200]
     n = len(steps)
     assert [s.index for s in outcome.steps] == list(range(n))
     assert all(s.success and not s.skipped and s.error == "" for s in outcome.steps)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from shared import validation as v
-from shared.actions import ACTIONS
+from shared.actions import ACTIONS, JsonExpectation
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     Action,
@@ -22,6 +22,7 @@ from shared.model import (
     JobOptions,
     Navigate,
     Press,
+    Request,
     Screenshot,
     SelectOption,
     Step,
@@ -53,6 +54,18 @@ EVERY_ACTION: tuple[Action, ...] = (
     Screenshot(),
     Screenshot("after-login_1.png", full_page=True),
     Wait(250),
+    Request("/api/health"),
+    Request(
+        "https://api.example.test/v1/login",
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer t0ken"},
+        body='{"user": "ada"}',
+        expect_status=201,
+        expect_body_contains="ok",
+        expect_json=(JsonExpectation("$.user.name", '"ada"'), JsonExpectation("$.items[0].id")),
+        secret_headers=("authorization",),
+        max_redirects=20,
+    ),
 )
 
 
@@ -160,7 +173,7 @@ def test_step_without_action_names_the_step_and_the_choices() -> None:
     found = only(definition(Click("#a"), Click("#b"), None))
     assert found.field == "definition.steps[2]"
     assert found.description.startswith("a step needs an action: one of navigate, click, fill")
-    assert "wait_for" in found.description and found.description.endswith("wait")
+    assert "wait_for" in found.description and found.description.endswith("wait, request")
 
 
 def test_step_name_and_timeout() -> None:

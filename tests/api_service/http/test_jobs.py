@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from shared import codec, runs
-from shared.model import Fill, JobOptions, JobState, RunCommand, RunTestSpec
+from shared.model import Fill, JobOptions, JobState, JsonExpectation, Request, RunCommand, RunTestSpec
 from shared.sealed import SEALED_PREFIX
 from shared.settings import QueueSettings
 from tests.api_service.http.conftest import Http, definition, start_http, submit
@@ -142,6 +142,34 @@ async def test_a_secret_is_refused_without_a_secret_key_naming_the_step(http: Ht
     reply = await http.call("POST", "/tests/execute", body=secret_test())
     assert reply.status == 400
     assert [v["field"] for v in reply.body["error"]["violations"]] == ["testDefinition.steps[1].fill.secret"]
+
+
+async def test_a_request_step_is_accepted_with_its_secret_header_sealed(keyed: Http) -> None:
+    step = {
+        "request": {
+            "method": "POST",
+            "url": "https://api.example.test/items",
+            "headers": {"Authorization": "Bearer t0ken-v4lue", "Content-Type": "application/json"},
+            "secretHeaders": ["Authorization"],
+            "expectJson": [{"path": "$.id"}, {"path": "$.sku", "equals": '"A-1"'}],
+        }
+    }
+    reply = await keyed.call(
+        "POST", "/tests/execute", who="acme-submitter", body={"testDefinition": {"name": "api", "steps": [step]}}
+    )
+    assert reply.status == 202, reply.body
+    raw = cast(dict[str, str], await keyed.redis.hgetall(keyed.queue.keys.job(reply.data["testId"])))
+    stored = codec.job_from_hash(raw).definition.steps[0].action
+    assert isinstance(stored, Request) and stored.headers["Authorization"].startswith(SEALED_PREFIX)
+    assert stored.headers["Content-Type"] == "application/json" and "t0ken-v4lue" not in str(raw)
+    assert stored.expect_json[1] == JsonExpectation("$.sku", '"A-1"')
+    step["request"]["expectJson"] = [{"path": "sku"}]
+    bad = await keyed.call(
+        "POST", "/tests/execute", who="acme-submitter", body={"testDefinition": {"name": "api", "steps": [step]}}
+    )
+    assert bad.status == 400
+    fields = [v["field"] for v in bad.body["error"]["violations"]]
+    assert fields == ["testDefinition.steps[0].request.expect_json[0].path"]
 
 
 async def test_listing_filters_by_status_and_tag_and_pages_newest_first(http: Http) -> None:

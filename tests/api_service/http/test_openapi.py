@@ -61,3 +61,12 @@ async def test_the_document_is_served_without_a_key(keyed: Http) -> None:
     async with keyed.session.get(f"{keyed.base}/api/v1/openapi.json") as resp:
         assert resp.status == 200
         assert await resp.json() == document()
+
+
+def test_a_request_steps_headers_are_a_json_object_as_proto3_json_spells_a_map() -> None:
+    schemas = document()["components"]["schemas"]
+    request = schemas["HttpRequest"]["properties"]
+    assert request["headers"] == {"type": "object", "additionalProperties": {"type": "string"}}
+    assert request["expectJson"] == {"type": "array", "items": {"$ref": "#/components/schemas/JsonExpectation"}}
+    assert request["secretHeaders"] == {"type": "array", "items": {"type": "string"}}
+    assert schemas["StepResult"]["properties"]["httpStatus"]["minimum"] == 0

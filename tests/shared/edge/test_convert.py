@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protos import sentinel_pb2 as pb
-from shared.actions import ACTIONS, Action, Is, holds
+from shared.actions import ACTIONS, Action, Is, JsonExpectation, Request, holds
 from shared.edge import convert as c
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
@@ -39,7 +39,7 @@ from shared.model import (
     WaitFor,
 )
 from shared.validation import validate_submit
-from tests.convert_helpers import definition_to_proto, step_to_proto, submit_to_proto
+from tests.convert_helpers import definition_to_proto, set_field, step_to_proto, submit_to_proto
 
 EVERY_ACTION_JSON = {
     "name": "checkout",
@@ -63,6 +63,19 @@ EVERY_ACTION_JSON = {
         {"screenshot": {}},
         {"screenshot": {"name": "done", "fullPage": True}},
         {"wait": {"ms": 250}},
+        {
+            "request": {
+                "method": "POST",
+                "url": "/api/login",
+                "headers": {"Content-Type": "application/json", "Authorization": "Bearer t0ken"},
+                "body": '{"user": "ada"}',
+                "expectStatus": 201,
+                "expectBodyContains": "ok",
+                "expectJson": [{"path": "$.user.name", "equals": '"ada"'}, {"path": "$.id"}],
+                "secretHeaders": ["Authorization"],
+                "maxRedirects": 3,
+            }
+        },
     ],
 }
 
@@ -102,6 +115,24 @@ def test_conversion_keeps_values_exactly() -> None:
     assert domain.steps[2].action == Fill("#pw", "hunter2", secret=True)
     assert domain.steps[6].action == Check("#agree", checked=True)
     assert domain.steps[7].action == Check("#spam", checked=False)
+    assert domain.steps[17].action == Request(
+        "/api/login",
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer t0ken"},
+        body='{"user": "ada"}',
+        expect_status=201,
+        expect_body_contains="ok",
+        expect_json=(JsonExpectation("$.user.name", '"ada"'), JsonExpectation("$.id")),
+        secret_headers=("Authorization",),
+        max_redirects=3,
+    )
+
+
+def test_a_request_without_method_or_redirects_gets_get_and_ten() -> None:
+    step = json_format.ParseDict({"request": {"url": "/health"}}, pb.Step())
+    action = c.step_from_proto(step).action
+    assert action == Request("/health")
+    assert isinstance(action, Request) and (action.method, action.max_redirects, action.expect_status) == ("GET", 10, 0)
 
 
 def test_submit_from_an_empty_request_uses_the_server_defaults() -> None:
@@ -327,6 +358,14 @@ _VALUES: dict[Is, st.SearchStrategy[Any]] = {
     Is.URL: _url,
     Is.FLAG: st.none() | st.booleans(),
     Is.WAIT_MS: _u32,
+    Is.HTTP_STATUS: _u32,
+    Is.REDIRECTS: _u32,
+    Is.HTTP_METHOD: st.one_of(_text, st.sampled_from(["GET", "POST", "HEAD"])),
+    Is.HEADERS: st.dictionaries(_text, _text, max_size=3),
+    Is.SECRET_HEADERS: st.lists(_text, max_size=2).map(tuple),
+    Is.JSON_CHECKS: st.lists(
+        st.builds(JsonExpectation, st.one_of(_text, st.just("$.a[0]")), st.one_of(_text, st.just("42"))), max_size=2
+    ).map(tuple),
 }
 
 
@@ -339,7 +378,7 @@ def _action_step(kind: str, cls: type[Action]) -> st.SearchStrategy[pb.Step]:
         member.SetInParent()
         for name, value in values.items():
             if value is not None:
-                setattr(member, name, value)
+                set_field(member, name, value)
         return step
 
     return st.fixed_dictionaries({name: _VALUES.get(it, _text) for name, it in holds(cls).items()}).map(build)
