@@ -83,6 +83,11 @@ async def test_direct_mode_runs_follows_cancels_and_lists_jobs_with_no_redis(sta
         assert [s.success for s in job.result.steps] == [True] * len(STEPS)
         assert job.result.worker_id and job.tags == ["direct"] and job.tenant_id == "default"
 
+        # Any step a queued job may have runs directly too: an API check, with no page at all.
+        check = [{"request": {"url": "/index.html", "expectStatus": 200, "expectBodyContains": "E2E Home"}}]
+        checked = await stub.Submit(request(stack.site, check), timeout=10)
+        await wait_state(stub, checked.job_id, pb.JOB_STATE_COMPLETED)
+
         long = await stub.Submit(request(stack.site, [{"navigate": {"url": "/ping.html"}}, {"wait": {"ms": 60000}}]))
         await wait_state(stub, long.job_id, pb.JOB_STATE_RUNNING)
         await wait_for(lambda: pings(stack) >= 3, within=20, what="the page pinging")
@@ -99,7 +104,7 @@ async def test_direct_mode_runs_follows_cancels_and_lists_jobs_with_no_redis(sta
         assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
         listed = await stub.ListJobs(pb.ListJobsRequest(), timeout=10)
-        assert [j.job_id for j in listed.jobs] == [long.job_id, reply.job_id]  # newest first
+        assert [j.job_id for j in listed.jobs] == [long.job_id, checked.job_id, reply.job_id]  # newest first
         tagged = await stub.ListJobs(pb.ListJobsRequest(tag="direct"), timeout=10)
         assert [j.job_id for j in tagged.jobs] == [reply.job_id]
 
