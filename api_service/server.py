@@ -119,8 +119,8 @@ class ApiServer:
         sealer = sealer_for(security.secret_key)
         pb_grpc.add_TestExecutionServicer_to_server(TestExecutionServicer(queue, hub, sealer, store=store), server)
         pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queue, hub, store=store), server)
-        pb_grpc.add_SchedulesServicer_to_server(SchedulesServicer(queue, sealer), server)
         alerts = Alerts(queue, connect_blocking(redis), settings=api.alerts, sealer=sealer)
+        pb_grpc.add_SchedulesServicer_to_server(SchedulesServicer(queue, sealer, policy=alerts.policy), server)
         pb_grpc.add_AlertsServicer_to_server(AlertsServicer(queue, sealer=sealer, policy=alerts.policy), server)
         health, port = edge_server.open_port(
             server,
