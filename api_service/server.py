@@ -192,8 +192,10 @@ class ApiServer:
         alerts: Alerts | None = None
         if queued is not None:
             pb_grpc.add_QueueAdminServicer_to_server(QueueAdminServicer(queued.queue, queued.hub, store=store), server)
-            pb_grpc.add_SchedulesServicer_to_server(SchedulesServicer(queued.queue, sealer), server)
             alerts = Alerts(queued.queue, connect_blocking(redis), settings=api.alerts, sealer=sealer)
+            pb_grpc.add_SchedulesServicer_to_server(
+                SchedulesServicer(queued.queue, sealer, policy=alerts.policy), server
+            )
             pb_grpc.add_AlertsServicer_to_server(
                 AlertsServicer(queued.queue, sealer=sealer, policy=alerts.policy), server
             )

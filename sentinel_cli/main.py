@@ -12,6 +12,8 @@
     sentinel stats [--watch] | events | pause | resume | dlq list|requeue|purge | jobs
     sentinel schedules create FILE (--every 5m | --cron "*/5 * * * *") [--overlap skip] [--tz Europe/Berlin]
     sentinel schedules list | get ID | pause ID | resume ID | trigger ID | delete ID
+    sentinel alerts rules create --tag T --url URL [--event E]… [--secret-env VAR] | rules list | rules delete ID
+    sentinel alerts deliveries [--schedule ID] [--rule ID] [--job ID]
     sentinel keys create --tenant T --role viewer|submitter|admin
     sentinel keys secret
 
@@ -27,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 import sentinel_client
-from sentinel_cli import admin_commands, client, keys, recorder, run_command, schedules
+from sentinel_cli import admin_commands, alerts, client, keys, recorder, run_command, schedules
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
@@ -91,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     artifact_commands.add_parsers(sub)
     admin_commands.add_parsers(sub)
     schedules.add_parser(sub)
+    alerts.add_parser(sub)
     keys.add_parser(sub)
     return parser
 
@@ -140,6 +143,8 @@ def _call_api(args: argparse.Namespace) -> int:
             return 130
     if args.command == schedules.COMMAND:
         return asyncio.run(schedules.run(args, address))
+    if args.command == alerts.COMMAND:
+        return asyncio.run(alerts.run(args, address))
     if args.command in artifact_commands.COMMANDS:
         return asyncio.run(artifact_commands.run(args, address))
     if args.command == "submit":
