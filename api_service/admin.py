@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import grpc
+from google.protobuf.message import Message
+
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared import dead_letters, pausing, queue_health, retention
@@ -16,8 +19,8 @@ from shared.artifact_store import ArtifactStore
 from shared.edge import convert
 from shared.edge.auth import figures_scope, tenant_of
 from shared.edge.convert_admin import event_to_proto, health_to_proto, stats_to_proto
-from shared.edge.status import Context, streaming, unary
-from shared.errors import FieldViolation, NotFoundError, ValidationError
+from shared.edge.status import Context, abort, streaming, unary
+from shared.errors import ConflictError, FieldViolation, NotFoundError, ValidationError
 from shared.events import follow_events
 from shared.model import JobState
 from shared.paging import page_size
@@ -123,3 +126,32 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):
             self._queue, tenant=tenant_of(context), older_than_ms=request.older_than_ms
         )
         return pb.PurgeDeadLettersResponse(purged=purged)
+
+
+def without_queue(service_name: str, reason: str) -> grpc.GenericRpcHandler:
+    """The service `service_name` (QueueAdmin, Schedules, Alerts) for an API with no queue
+    (SENTINEL_EXECUTION=direct): every method answers FAILED_PRECONDITION with `reason`, after the
+    same auth as always."""
+    service = pb.DESCRIPTOR.services_by_name[service_name]
+
+    async def refuse(request: Message, context: Context) -> Message:
+        await abort(context, ConflictError(reason))
+        raise AssertionError("unreachable")
+
+    async def refuse_stream(request: Message, context: Context) -> AsyncIterator[Message]:
+        await abort(context, ConflictError(reason))
+        yield request  # never reached: abort raises
+
+    handlers: dict[str, grpc.RpcMethodHandler[Message, Message]] = {}
+    for method in service.methods:
+        request_type = getattr(pb, method.input_type.name)
+        serialize = Message.SerializeToString
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                refuse_stream, request_deserializer=request_type.FromString, response_serializer=serialize
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                refuse, request_deserializer=request_type.FromString, response_serializer=serialize
+            )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)

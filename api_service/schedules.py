@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.alerts.guard import PUBLIC_ONLY
 from shared.edge import convert
 from shared.edge.auth import tenant_of
 from shared.edge.status import Context, unary
+from shared.navigation_policy import NavigationPolicy
 from shared.paging import page_size
 from shared.queue import Queue
 from shared.schedules import firing, store
@@ -19,16 +21,22 @@ from shared.sealed import Sealer
 
 
 class SchedulesServicer(pb_grpc.SchedulesServicer):
-    def __init__(self, queue: Queue, sealer: Sealer | None = None) -> None:
-        """Args: sealer: seals the template's secret fill values and the notifications' secrets
-        (None: a schedule with a secret is refused)."""
+    def __init__(self, queue: Queue, sealer: Sealer | None = None, *, policy: NavigationPolicy = PUBLIC_ONLY) -> None:
+        """Args:
+        sealer: seals the template's secret fill values and the notifications' secrets (None: a
+            schedule with a secret is refused).
+        policy: the webhook policy notifications' targets are checked by, as alert rules' are.
+        """
         self._queue = queue
         self._sealer = sealer
+        self._policy = policy
 
     @unary
     async def CreateSchedule(self, request: pb.CreateScheduleRequest, context: Context) -> pb.Schedule:
         spec = convert.schedule_from_proto(request.schedule)
-        made = await store.create_schedule(self._queue, spec, tenant=tenant_of(context), sealer=self._sealer)
+        made = await store.create_schedule(
+            self._queue, spec, tenant=tenant_of(context), sealer=self._sealer, policy=self._policy
+        )
         return convert.schedule_to_proto(made)
 
     @unary
@@ -57,6 +65,7 @@ class SchedulesServicer(pb_grpc.SchedulesServicer):
             paths=list(request.update_mask.paths),
             tenant=tenant_of(context),
             sealer=self._sealer,
+            policy=self._policy,
         )
         return convert.schedule_to_proto(changed)
 

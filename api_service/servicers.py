@@ -1,8 +1,10 @@
 """Thin gRPC servicers: convert the request, call a plain async function, convert back.
 
-No business logic lives here: validation is `shared.validation`, queue operations are
-`shared.jobs` / `shared.progress`, artifacts `shared.artifacts`, conversions are
-`shared.edge.convert`, and errors become status codes in `shared.edge.status`.
+No business logic lives here: validation is `shared.validation`, submits, status, progress,
+cancels and lists go to the jobs backend of the execution mode (`shared.direct.backend`: the queue,
+direct runs on executors, or both), artifacts are `shared.artifacts`, conversions are
+`shared.edge.convert`, and errors become status codes in `shared.edge.status`. Retries, artifacts
+and runs need the queue: without one (SENTINEL_EXECUTION=direct) they answer FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ from collections.abc import AsyncIterator
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
-from shared import artifacts, dead_letters, jobs, runs
+from shared import artifacts, dead_letters, runs
 from shared.artifact_store import ArtifactStore
+from shared.direct.backend import JobsBackend, QueueBackend
 from shared.edge import convert
 from shared.edge.auth import tenant_of
 from shared.edge.status import Context, streaming, to_status, unary
-from shared.errors import FieldViolation, SentinelError, ValidationError
+from shared.errors import ConflictError, FieldViolation, SentinelError, ValidationError
 from shared.model import ProgressEvent, SubmitCommand
 from shared.paging import page_size
-from shared.progress import follow_progress
 from shared.queue import Queue
 from shared.sealed import Sealer, seal_command, seal_run
 from shared.streams import StreamHub
@@ -35,23 +37,47 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
     __test__ = False
 
     def __init__(
-        self, queue: Queue, hub: StreamHub, sealer: Sealer | None = None, *, store: ArtifactStore | None = None
+        self,
+        queue: Queue | None,
+        hub: StreamHub | None,
+        sealer: Sealer | None = None,
+        *,
+        store: ArtifactStore | None = None,
+        jobs: JobsBackend | None = None,
     ) -> None:
         """Args:
+        queue, hub: the queue (None: none, in SENTINEL_EXECUTION=direct).
         sealer: seals secret fill values (None: secret values are refused).
         store: where the jobs' artifacts are (None: the artifact RPCs answer UNAVAILABLE).
+        jobs: where submits, status, progress, cancels and lists go (None: the queue).
         """
-        self._queue = queue
-        self._hub = hub
+        self._queue_or_none = queue
+        self._hub_or_none = hub
         self._sealer = sealer
         self._store = store
+        if jobs is None:
+            assert queue is not None and hub is not None, "without a jobs backend the queue is the backend"
+            jobs = QueueBackend(queue, hub)
+        self._jobs = jobs
+
+    @property
+    def _queue(self) -> Queue:
+        if self._queue_or_none is None:
+            raise ConflictError("this needs the queue, and this API runs without one (SENTINEL_EXECUTION=direct)")
+        return self._queue_or_none
+
+    @property
+    def _hub(self) -> StreamHub:
+        if self._hub_or_none is None:
+            raise ConflictError("this needs the queue, and this API runs without one (SENTINEL_EXECUTION=direct)")
+        return self._hub_or_none
 
     @unary
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
         command = convert.submit_from_proto(request)
         validate_submit(command)
         command = seal_command(command, self._sealer)
-        submitted = await jobs.submit(self._queue, command, tenant=tenant_of(context), trace=producer_traceparent())
+        submitted = await self._jobs.submit(command, tenant=tenant_of(context), trace=producer_traceparent())
         return pb.SubmitResponse(job_id=submitted.job_id, duplicate=submitted.duplicate)
 
     @unary
@@ -73,12 +99,12 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
                 if isinstance(exc, ValidationError):
                     error.field_violations.extend(convert.violations_to_proto(exc.violations))
                 items.append(pb.SubmitBatchItem(index=index, error=error))
-        submitted = await jobs.submit_many(
-            self._queue, [c for _, c in valid], tenant=tenant_of(context), trace=producer_traceparent()
+        submitted = await self._jobs.submit_many(
+            [c for _, c in valid], tenant=tenant_of(context), trace=producer_traceparent()
         )
         for (index, _), done in zip(valid, submitted, strict=True):
             if done.limited:
-                status = to_status(jobs.queue_limit_error(self._queue, tenant_of(context)))
+                status = to_status(self._jobs.limit_error(tenant_of(context)))
                 items.append(
                     pb.SubmitBatchItem(index=index, error=pb.ItemError(code=status.code, message=status.message))
                 )
@@ -89,22 +115,20 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
 
     @unary
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.Job:
-        job = await jobs.get_job(self._queue, request.job_id, tenant=tenant_of(context))
+        job = await self._jobs.get_job(request.job_id, tenant=tenant_of(context))
         return convert.job_to_proto(job)
 
     @streaming
     async def StreamProgress(
         self, request: pb.StreamProgressRequest, context: Context
     ) -> AsyncIterator[pb.ProgressEvent]:
-        events = follow_progress(
-            self._queue, self._hub, request.job_id, tenant=tenant_of(context), cursor=request.cursor
-        )
+        events = self._jobs.follow(request.job_id, tenant=tenant_of(context), cursor=request.cursor)
         async for event in events:
             yield convert.progress_event_to_proto(event)
 
     @unary
     async def Cancel(self, request: pb.CancelRequest, context: Context) -> pb.Job:
-        job = await jobs.cancel(self._queue, request.job_id, tenant=tenant_of(context))
+        job = await self._jobs.cancel(request.job_id, tenant=tenant_of(context))
         return convert.job_to_proto(job)
 
     @unary
@@ -119,8 +143,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
 
     @unary
     async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
-        page = await jobs.list_jobs(
-            self._queue,
+        page = await self._jobs.list_jobs(
             tenant=tenant_of(context),
             state=convert.state_from_proto(request.state),
             tag=request.tag,

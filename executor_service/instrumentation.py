@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from executor_service.metrics import ExecutorMetrics, WorkerCollector
 from executor_service.observe import JobObserver
-from executor_service.worker import Worker
+from executor_service.runs import Runs
 from shared.metrics import MetricsEndpoint
 from shared.settings import ExecutorSettings
 
@@ -28,7 +28,7 @@ class Instrumentation:
 
     @classmethod
     def install(
-        cls, worker: Worker, *, settings: ExecutorSettings, tracing: TracerProvider | None = None
+        cls, worker: Runs, *, settings: ExecutorSettings, tracing: TracerProvider | None = None
     ) -> Instrumentation:
         """Instrument `worker`; call before the server and the worker start."""
         registry = CollectorRegistry()

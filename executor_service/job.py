@@ -1,8 +1,12 @@
-"""Running one claimed job: progress, the job timeout, the browser context, the final state.
+"""Running one job: progress, the job timeout, the browser context, the final state.
 
 The progress scale is Sentinel's original one: 0 start, 5 validated, 10 browser ready,
 10 + 80·i/n before step i, 95 cleanup, 100 done. The job's timeout covers everything from the
 claim on and really stops the work: the run is cancelled and its browser context closed.
+
+Every run goes through here, whichever way it came: claimed from the queue, or handed over by a
+direct Run call. Only where progress and the end are recorded differs: the run's `Ledger`
+(executor_service/ledger.py).
 
 Each attempt has its `Evidence` (executor_service/evidence.py): screenshots, the trace and the
 video are uploaded as they are made, and the result lists what was kept and notes what was not,
@@ -19,26 +23,23 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-from redis.exceptions import RedisError
 
 from executor_service.browser import BrowserManager
 from executor_service.classify import classify
 from executor_service.evidence import Evidence
 from executor_service.guard import Session
 from executor_service.http_check import ApiSession
+from executor_service.ledger import Ledger
 from executor_service.recording import Recording, keeps
 from executor_service.runner import RunOutcome, needs_browser, open_secrets, run_steps
-from executor_service.store import Claim, finish, write_progress
+from executor_service.store import Claim
 from shared import retry
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.errors import CancelRequested, LeaseLost, ValidationError
-from shared.model import ArtifactPolicy, ErrorCategory, JobError, JobResult, JobState, Progress, StepResult
-from shared.queue import Queue
+from shared.model import ArtifactPolicy, ErrorCategory, JobError, JobResult, JobState, Progress, RunEnd, StepResult
 from shared.sealed import sealer_for
-from shared.settings import ExecutorSettings
+from shared.settings import ExecutorSettings, QueueSettings
 from shared.validation import validate_definition
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class RunState:
     """What a running job has reported so far (read by GetWorkerStatus and on timeout)."""
 
     claim: Claim
+    #: Where the run's progress and end are recorded.
+    ledger: Ledger
     started_ms: int = field(default_factory=now_ms)
     progress: Progress = field(default_factory=Progress)
     cancel_requested: bool = False
@@ -58,7 +61,8 @@ class RunState:
 
 @dataclass(frozen=True)
 class JobEnv:
-    queue: Queue
+    #: The retry policies and defaults a run's end is judged by.
+    queue_settings: QueueSettings
     browser: BrowserManager
     settings: ExecutorSettings
     worker_id: str
@@ -85,11 +89,7 @@ class _Reporter:
             updated_at_ms=now_ms(),
         )
         self._state.progress = progress
-        try:
-            await write_progress(self._env.queue, self._state.claim, progress)
-        except RedisError as exc:
-            # Progress is best effort: a Redis outage must not fail the test that is running.
-            log.warning("job %s: progress not recorded (%s)", self._state.claim.job_id, exc)
+        await self._state.ledger.progress(self._state.claim, progress)
 
 
 def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ...]:
@@ -238,26 +238,6 @@ def _uncancel() -> None:
         task.uncancel()
 
 
-async def _finish_until_recorded(env: JobEnv, claim: Claim, **kwargs: Any) -> bool:
-    """Record the end of a run, retrying through a Redis outage (for up to one lease).
-
-    If Redis stays away longer, the lease runs out and another executor runs the job again:
-    at-least-once execution, and the fence makes sure only one run's end is recorded.
-    """
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + max(env.queue.settings.lease_ms / 1000, 5.0)
-    delay = 0.1
-    while True:
-        try:
-            return await finish(env.queue, claim, **kwargs)
-        except RedisError as exc:
-            if loop.time() > give_up:
-                raise
-            log.warning("job %s: cannot record its end yet (%s); retrying in %.1f s", claim.job_id, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-
 async def _record(
     env: JobEnv, state: RunState, outcome: RunOutcome, ended: JobState, *, evidence: Evidence, execution_ms: int
 ) -> JobState | None:
@@ -266,7 +246,7 @@ async def _record(
     error = outcome.error
     decision = retry.Decision(retry=False)
     if error is not None and ended is not JobState.CANCELLED:
-        decision = retry.decide(job.attempt, error, job.options, env.queue.settings)
+        decision = retry.decide(job.attempt, error, job.options, env.queue_settings)
         error = replace(error, retryable=decision.retry)
     now = now_ms()
     result = JobResult(
@@ -311,11 +291,9 @@ async def _record(
         and error is not None
         and error.category is not ErrorCategory.ASSERTION
     ):
-        allowed = retry.attempts_allowed(error, job.options, env.queue.settings)
+        allowed = retry.attempts_allowed(error, job.options, env.queue_settings)
         dead = f"{error.category.value}: out of attempts ({job.attempt} of {allowed})"
-    done = await _finish_until_recorded(
-        env,
-        claim,
+    end = RunEnd(
         state=final_state,
         progress=progress,
         result=result,
@@ -323,7 +301,9 @@ async def _record(
         due_ms=now + decision.delay_ms if decision.retry else 0,
         dead_letter_reason=dead,
         execution_ms=execution_ms,
+        worker_id=env.worker_id,
     )
+    done = await state.ledger.finish(claim, end)
     if not done:
         log.warning("job %s: finish refused (stale fence); another executor owns it", job.job_id)
         return None

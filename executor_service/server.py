@@ -1,4 +1,9 @@
-"""The executor service: the worker plus its internal gRPC server (health, status, drain).
+"""The executor service: the worker plus its internal gRPC server (health, status, drain, Run).
+
+In SENTINEL_EXECUTION=queue or hybrid it claims jobs from Redis and serves Run; in direct mode it
+serves Run only and never connects to Redis (health is SERVING without it). Claimed and direct runs
+share the QUEUE_CONCURRENCY slots: a Run call when all are taken answers RESOURCE_EXHAUSTED, so the
+API tries another executor.
 
 Start: a Redis that may evict keys is refused (`shared.redis_policy`) unless
 `SENTINEL_ALLOW_EVICTION=true`.
@@ -15,6 +20,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -22,19 +28,30 @@ import redis.asyncio as aioredis
 from opentelemetry.sdk.trace import TracerProvider
 
 from executor_service.browser import BrowserManager
+from executor_service.direct import run_direct
 from executor_service.guard import NavigationPolicy
 from executor_service.instrumentation import Instrumentation
+from executor_service.runs import Runs
 from executor_service.worker import Worker
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.artifact_store import open_checked_store
 from shared.edge import convert
 from shared.edge import server as edge_server
+from shared.edge.convert_direct import job_from_run_request, run_end_to_proto
 from shared.edge.serving import HealthReporter
-from shared.edge.status import Context
+from shared.edge.status import Context, streaming
+from shared.model import RunEnd
 from shared.queue import Queue, connect, connect_blocking
 from shared.redis_policy import EvictionWatch, watch_eviction
-from shared.settings import ExecutorSettings, QueueSettings, RedisSettings, SecuritySettings
+from shared.settings import (
+    ExecutionMode,
+    ExecutionSettings,
+    ExecutorSettings,
+    QueueSettings,
+    RedisSettings,
+    SecuritySettings,
+)
 from shared.telemetry import tracing_from_env
 
 log = logging.getLogger(__name__)
@@ -47,7 +64,7 @@ def make_worker_id(configured: str) -> str:
 
 
 class ExecutorServicer(pb_grpc.ExecutorServicer):
-    def __init__(self, worker: Worker, health: HealthReporter, grace_s: float) -> None:
+    def __init__(self, worker: Runs, health: HealthReporter, grace_s: float) -> None:
         self._worker = worker
         self._health = health
         self._grace_s = grace_s
@@ -83,15 +100,24 @@ class ExecutorServicer(pb_grpc.ExecutorServicer):
         await self._worker.drain(self._grace_s)
         return pb.DrainResponse(status=self.status())
 
+    @streaming
+    async def Run(self, request: pb.RunJobRequest, context: Context) -> AsyncIterator[pb.RunJobUpdate]:
+        updates = run_direct(self._worker, job_from_run_request(request), trace=request.trace)
+        async for update in updates:
+            if isinstance(update, RunEnd):
+                yield pb.RunJobUpdate(end=run_end_to_proto(update))
+            else:
+                yield pb.RunJobUpdate(progress=convert.progress_to_proto(update))
+
 
 @dataclass
 class ExecutorServer:
     server: grpc.aio.Server
     port: int
-    worker: Worker
+    worker: Runs  # a queue Worker, or (direct mode) runs of Run calls only
     health: HealthReporter
     settings: ExecutorSettings
-    blocking: aioredis.Redis
+    blocking: aioredis.Redis | None
     instrumentation: Instrumentation | None = None
     eviction: EvictionWatch | None = None
 
@@ -104,31 +130,50 @@ class ExecutorServer:
         executor: ExecutorSettings,
         security: SecuritySettings | None = None,
         tracing: TracerProvider | None = None,
+        execution: ExecutionSettings | None = None,
     ) -> ExecutorServer:
         """Start the worker and the internal service; pages may reach only public addresses
-        plus `security.navigation_allow`."""
+        plus `security.navigation_allow`.
+
+        Args:
+            execution: the mode (None: queue); direct mode claims nothing and needs no Redis.
+        """
         security = security or SecuritySettings()
         policy = NavigationPolicy.from_rules(security.navigation_allow)
-        client = connect(redis)
-        # Refuses (ConfigError) a Redis that may evict keys unless SENTINEL_ALLOW_EVICTION is set.
-        eviction = await watch_eviction(client, allow=redis.allow_eviction)
-        blocking = connect_blocking(redis)
-        queue = Queue.open(client, queue_settings)
         worker_id = make_worker_id(executor.worker_id)
         browser = BrowserManager(
             executable_path=executor.chromium, headless=executor.headless, policy=policy, ffmpeg=executor.ffmpeg
         )
         store = await open_checked_store(executor.artifacts)
-        worker = Worker(
-            queue,
-            browser,
-            settings=executor,
-            blocking=blocking,
-            worker_id=worker_id,
-            concurrency=queue_settings.concurrency,
-            secret_key=security.secret_key,
-            store=store,
-        )
+        client: aioredis.Redis | None = None
+        blocking: aioredis.Redis | None = None
+        eviction: EvictionWatch | None = None
+        worker: Runs
+        if execution is not None and execution.mode is ExecutionMode.DIRECT:
+            worker = Runs(
+                browser,
+                settings=executor,
+                queue_settings=queue_settings,
+                worker_id=worker_id,
+                concurrency=queue_settings.concurrency,
+                secret_key=security.secret_key,
+                store=store,
+            )
+        else:
+            client = connect(redis)
+            # Refuses (ConfigError) a Redis that may evict keys unless SENTINEL_ALLOW_EVICTION is set.
+            eviction = await watch_eviction(client, allow=redis.allow_eviction)
+            blocking = connect_blocking(redis)
+            worker = Worker(
+                Queue.open(client, queue_settings),
+                browser,
+                settings=executor,
+                blocking=blocking,
+                worker_id=worker_id,
+                concurrency=queue_settings.concurrency,
+                secret_key=security.secret_key,
+                store=store,
+            )
         instrumentation = Instrumentation.install(worker, settings=executor, tracing=tracing)
         server = edge_server.build(registry=instrumentation.registry, tracing=tracing, security=security)
         health, port = edge_server.open_port(
@@ -146,11 +191,12 @@ class ExecutorServer:
         await server.start()
         await health.start()
         log.info(
-            "executor %s listening on %s:%d (concurrency %d)",
+            "executor %s listening on %s:%d (concurrency %d%s)",
             worker_id,
             executor.host,
             port,
             worker.concurrency,
+            "; direct runs only, no Redis" if client is None else "",
         )
         return cls(
             server=server,
@@ -171,8 +217,10 @@ class ExecutorServer:
         await self.server.stop(1.0)
         if self.instrumentation is not None:
             await self.instrumentation.stop()
-        await self.blocking.aclose()
-        await self.worker.queue.redis.aclose()
+        if self.blocking is not None:
+            await self.blocking.aclose()
+        if isinstance(self.worker, Worker):
+            await self.worker.queue.redis.aclose()
 
 
 async def serve(
@@ -182,10 +230,16 @@ async def serve(
     queue_settings: QueueSettings,
     executor: ExecutorSettings,
     security: SecuritySettings,
+    execution: ExecutionSettings | None = None,
 ) -> None:
     with tracing_from_env("sentinel-executor") as tracing:
         server = await ExecutorServer.start(
-            redis=redis, queue_settings=queue_settings, executor=executor, security=security, tracing=tracing
+            redis=redis,
+            queue_settings=queue_settings,
+            executor=executor,
+            security=security,
+            tracing=tracing,
+            execution=execution,
         )
         await stop.wait()
         log.info("executor stopping")

@@ -2,6 +2,7 @@
 
 Lifecycle (like saq's Worker.start/stop): `start()` launches the claim loop, the promoter of
 delayed jobs and the control listener; `drain()` stops claiming and waits for in-flight jobs.
+Running them is `Runs`'s (executor_service/runs.py), whose slots direct Run calls share.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from executor_service.browser import BrowserManager
-from executor_service.job import JobEnv, RunState, run_job
-from executor_service.observe import JobObserver, log_fields
+from executor_service.job import RunState
+from executor_service.ledger import QueueLedger
+from executor_service.observe import log_fields
+from executor_service.runs import Runs
 from executor_service.store import (
     Claim,
     claim,
@@ -24,12 +26,10 @@ from executor_service.store import (
     next_due_ms,
     promote_due,
     reclaim,
-    release,
     wait_for_entries,
 )
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
-from shared.model import JobState
 from shared.queue import Queue
 from shared.settings import ExecutorSettings
 from shared.tasks import stop_tasks
@@ -37,7 +37,7 @@ from shared.tasks import stop_tasks
 log = logging.getLogger(__name__)
 
 
-class Worker:
+class Worker(Runs):
     def __init__(
         self,
         queue: Queue,
@@ -52,35 +52,27 @@ class Worker:
         block_ms: int = 2000,
         promote_interval_s: float = 0.5,
     ) -> None:
+        super().__init__(
+            browser,
+            settings=settings,
+            queue_settings=queue.settings,
+            worker_id=worker_id,
+            concurrency=concurrency,
+            secret_key=secret_key,
+            store=store,
+        )
         self.queue = queue
-        self.browser = browser
-        self.settings = settings
-        self.worker_id = worker_id
-        self.concurrency = concurrency
+        self._ledger = QueueLedger(queue)
         self._blocking = blocking
         self._block_ms = block_ms
         self._promote_interval_s = promote_interval_s
-        self.in_flight: dict[str, tuple[asyncio.Task[JobState | None], RunState]] = {}
-        self.jobs_processed = 0
-        self.started_at = time.monotonic()
-        self._slot_freed = asyncio.Event()
-        self._stopping = asyncio.Event()
         self._closed = False  # set once in-flight work is over: the supporting loops end
         self._claiming: list[asyncio.Task[None]] = []
         self._supporting: list[asyncio.Task[None]] = []
-        self._env = JobEnv(
-            queue=queue, browser=browser, settings=settings, worker_id=worker_id, secret_key=secret_key, store=store
-        )
-        #: Metrics, the job span and log context around each run (the server installs a full one).
-        self.observer = JobObserver()
-
-    @property
-    def draining(self) -> bool:
-        return self._stopping.is_set()
 
     async def start(self) -> None:
         await self.queue.ensure_groups()
-        await self.browser.start()
+        await super().start()
         # Claiming stops first on drain; the control channel and heartbeats go on until the
         # in-flight jobs are done, so they can still be cancelled and keep their leases.
         self._claiming = [
@@ -98,21 +90,9 @@ class Worker:
         self._stopping.set()
         self._slot_freed.set()
         await stop_tasks(self._claiming)
-        running: list[asyncio.Task[JobState | None]] = [t for t, _ in self.in_flight.values()]
-        if running:
-            log.info("waiting up to %.1f s for %d in-flight job(s)", grace_s, len(running))
-            _, pending = await asyncio.wait(running, timeout=grace_s)
-            for job_task in pending:
-                job_task.cancel()
-            for job_task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await job_task
+        await self._finish_in_flight(grace_s)
         self._closed = True
         await stop_tasks(self._supporting)
-
-    async def stop(self, grace_s: float = 0.0) -> None:
-        await self.drain(grace_s)
-        await self.browser.stop()
 
     # --- claiming ----------------------------------------------------------------------------
 
@@ -120,7 +100,7 @@ class Worker:
         delay = 0.1
         turn = 0  # the shard a claim starts with moves on each time: no shard is always first
         while not self._stopping.is_set():
-            free = self.concurrency - len(self.in_flight)
+            free = self.free
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -158,40 +138,8 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), timeout=min(wait_ms, 60_000) / 1000)
 
     def _start(self, c: Claim) -> None:
-        state = RunState(claim=c)
-        task = asyncio.create_task(self._run(state), name=f"job-{c.job_id}")
-        self.in_flight[c.job_id] = (task, state)
+        self.launch(RunState(claim=c, ledger=self._ledger))
         log.info("job %s attempt %d claimed from %s lane", c.job_id, c.job.attempt, c.lane.value, extra=log_fields(c))
-
-    async def _run(self, state: RunState) -> JobState | None:
-        try:
-            with self.observer.run(state.claim) as observed:
-                ended = observed.ended = await run_job(self._env, state)
-            self.jobs_processed += 1
-            return ended
-        except asyncio.CancelledError:
-            if self.draining:
-                await asyncio.shield(self._hand_back(state))
-            raise
-        except Exception:
-            log.exception("job %s: unexpected error while recording its end", state.claim.job_id)
-            return None
-        finally:
-            self.in_flight.pop(state.claim.job_id, None)
-            self._slot_freed.set()
-
-    async def _hand_back(self, state: RunState) -> None:
-        """Give an unfinished job back to its lane so another executor starts it now."""
-        try:
-            if await release(self.queue, state.claim, reason=f"Handed back: executor {self.worker_id} stopped"):
-                log.info("job %s handed back for another executor", state.claim.job_id, extra=log_fields(state.claim))
-        except RedisError as exc:
-            log.warning(
-                "job %s: could not hand back (%s); it will be reclaimed after its lease",
-                state.claim.job_id,
-                exc,
-                extra=log_fields(state.claim),
-            )
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -199,7 +147,12 @@ class Worker:
         interval = self.queue.settings.lease_ms / 3000
         while not self._closed:
             await asyncio.sleep(interval)
-            running = {state.claim.job_id: (task, state) for task, state in self.in_flight.values()}
+            # Direct runs (a Run call's) hold no lease.
+            running = {
+                state.claim.job_id: (task, state)
+                for task, state in self.in_flight.values()
+                if isinstance(state.ledger, QueueLedger)
+            }
             try:
                 lost = await heartbeat(
                     self.queue, consumer=self.worker_id, claims=[s.claim for _, s in running.values()]
@@ -217,7 +170,7 @@ class Worker:
         interval = self.queue.settings.stalled_interval_ms / 1000
         while not self._stopping.is_set():
             await asyncio.sleep(interval)
-            free = self.concurrency - len(self.in_flight)
+            free = self.free
             if free <= 0 or self._stopping.is_set():
                 continue
             try:

@@ -1039,6 +1039,45 @@ class DrainResponse(_message.Message):
     status: WorkerStatus
     def __init__(self, status: _Optional[_Union[WorkerStatus, _Mapping]] = ...) -> None: ...
 
+class RunJobRequest(_message.Message):
+    __slots__ = ("job", "trace")
+    class JobEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    job: _containers.ScalarMap[str, str]
+    trace: str
+    def __init__(self, job: _Optional[_Mapping[str, str]] = ..., trace: _Optional[str] = ...) -> None: ...
+
+class RunJobEnd(_message.Message):
+    __slots__ = ("state", "progress", "result", "error", "retry_at", "worker_id")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AT_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    state: JobState
+    progress: Progress
+    result: JobResult
+    error: JobError
+    retry_at: _timestamp_pb2.Timestamp
+    worker_id: str
+    def __init__(self, state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., retry_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
+class RunJobUpdate(_message.Message):
+    __slots__ = ("progress", "end")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    progress: Progress
+    end: RunJobEnd
+    def __init__(self, progress: _Optional[_Union[Progress, _Mapping]] = ..., end: _Optional[_Union[RunJobEnd, _Mapping]] = ...) -> None: ...
+
 class Notification(_message.Message):
     __slots__ = ("url", "events", "secret", "secret_set")
     URL_FIELD_NUMBER: _ClassVar[int]

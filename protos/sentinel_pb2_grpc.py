@@ -1052,6 +1052,11 @@ class ExecutorStub:
                 request_serializer=protos_dot_sentinel__pb2.DrainRequest.SerializeToString,
                 response_deserializer=protos_dot_sentinel__pb2.DrainResponse.FromString,
                 _registered_method=True)
+        self.Run = channel.unary_stream(
+                '/sentinel.v1.Executor/Run',
+                request_serializer=protos_dot_sentinel__pb2.RunJobRequest.SerializeToString,
+                response_deserializer=protos_dot_sentinel__pb2.RunJobUpdate.FromString,
+                _registered_method=True)
 
 
 class ExecutorServicer:
@@ -1069,6 +1074,14 @@ class ExecutorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Run(self, request, context):
+        """Run a job now, streaming its progress, then its end. RESOURCE_EXHAUSTED: the executor is full;
+        UNAVAILABLE: it is draining. Cancelling the call cancels the run (its browser context is closed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1081,6 +1094,11 @@ def add_ExecutorServicer_to_server(servicer, server):
                     servicer.Drain,
                     request_deserializer=protos_dot_sentinel__pb2.DrainRequest.FromString,
                     response_serializer=protos_dot_sentinel__pb2.DrainResponse.SerializeToString,
+            ),
+            'Run': grpc.unary_stream_rpc_method_handler(
+                    servicer.Run,
+                    request_deserializer=protos_dot_sentinel__pb2.RunJobRequest.FromString,
+                    response_serializer=protos_dot_sentinel__pb2.RunJobUpdate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1137,6 +1155,33 @@ class Executor:
             '/sentinel.v1.Executor/Drain',
             protos_dot_sentinel__pb2.DrainRequest.SerializeToString,
             protos_dot_sentinel__pb2.DrainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Run(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sentinel.v1.Executor/Run',
+            protos_dot_sentinel__pb2.RunJobRequest.SerializeToString,
+            protos_dot_sentinel__pb2.RunJobUpdate.FromString,
             options,
             channel_credentials,
             insecure,

@@ -215,6 +215,10 @@ class ExecutorStub:
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetWorkerStatus: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.GetWorkerStatusRequest, _sentinel_pb2.WorkerStatus]
     Drain: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.DrainRequest, _sentinel_pb2.DrainResponse]
+    Run: _aio.UnaryStreamMultiCallable[_sentinel_pb2.RunJobRequest, _sentinel_pb2.RunJobUpdate]
+    """Run a job now, streaming its progress, then its end. RESOURCE_EXHAUSTED: the executor is full;
+    UNAVAILABLE: it is draining. Cancelling the call cancels the run (its browser context is closed).
+    """
 
 class ExecutorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -230,6 +234,16 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         request: _sentinel_pb2.DrainRequest,
         context: _aio.ServicerContext[_sentinel_pb2.DrainRequest, _abc.Awaitable[_sentinel_pb2.DrainResponse]],
     ) -> _abc.Awaitable[_sentinel_pb2.DrainResponse]: ...
+
+    @_abc_1.abstractmethod
+    def Run(
+        self,
+        request: _sentinel_pb2.RunJobRequest,
+        context: _aio.ServicerContext[_sentinel_pb2.RunJobRequest, _abc.AsyncIterator[_sentinel_pb2.RunJobUpdate]],
+    ) -> _abc.AsyncIterator[_sentinel_pb2.RunJobUpdate]:
+        """Run a job now, streaming its progress, then its end. RESOURCE_EXHAUSTED: the executor is full;
+        UNAVAILABLE: it is draining. Cancelling the call cancels the run (its browser context is closed).
+        """
 
 def add_ExecutorServicer_to_server(servicer: ExecutorServicer, server: _aio.Server) -> None: ...
 

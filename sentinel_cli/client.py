@@ -83,7 +83,8 @@ def render_result(job: Job, out: TextIO) -> None:
         out.write(f"  {'#':>3}  {'step':<{width}}  {'result':<7}  {'time':>8}\n")
         for s in steps:
             verdict = "skipped" if s.skipped else ("ok" if s.success else "FAILED")
-            out.write(f"  {s.index + 1:>3}  {s.name[:width]:<{width}}  {verdict:<7}  {s.duration_ms:>6}ms\n")
+            http = f"  HTTP {s.http_status}" if s.http_status else ""
+            out.write(f"  {s.index + 1:>3}  {s.name[:width]:<{width}}  {verdict:<7}  {s.duration_ms:>6}ms{http}\n")
             if s.error:
                 out.write(f"       ↳ {s.error}\n")
             evidence = (("artifact", s.artifacts), ("console", s.console_errors), ("request", s.failed_requests))

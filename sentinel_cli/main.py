@@ -12,6 +12,8 @@
     sentinel stats [--watch] | events | pause | resume | dlq list|requeue|purge | jobs
     sentinel schedules create FILE (--every 5m | --cron "*/5 * * * *") [--overlap skip] [--tz Europe/Berlin]
     sentinel schedules list | get ID | pause ID | resume ID | trigger ID | delete ID
+    sentinel alerts rules create --tag T --url URL [--event E]… [--secret-env VAR] | rules list | rules delete ID
+    sentinel alerts deliveries [--schedule ID] [--rule ID] [--job ID]
     sentinel keys create --tenant T --role viewer|submitter|admin
     sentinel keys secret
 
@@ -27,13 +29,14 @@ import sys
 from collections.abc import Sequence
 
 import sentinel_client
-from sentinel_cli import admin_commands, client, keys, recorder, run_command, schedules
+from sentinel_cli import admin_commands, alerts, client, keys, recorder, run_command, schedules
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError
 from shared.settings import (
     ApiSettings,
     ArtifactSettings,
+    ExecutionSettings,
     ExecutorSettings,
     QueueSettings,
     RedisSettings,
@@ -90,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     artifact_commands.add_parsers(sub)
     admin_commands.add_parsers(sub)
     schedules.add_parser(sub)
+    alerts.add_parser(sub)
     keys.add_parser(sub)
     return parser
 
@@ -104,9 +108,16 @@ def _serve(args: argparse.Namespace) -> None:
         api = ApiSettings.from_env()
         security = SecuritySettings.from_env()
         artifacts = ArtifactSettings.from_env()
+        execution = ExecutionSettings.from_env()
         run_until_signal(
             lambda stop: serve_api(
-                stop, redis=redis, queue_settings=queue, api=api, security=security, artifacts=artifacts
+                stop,
+                redis=redis,
+                queue_settings=queue,
+                api=api,
+                security=security,
+                artifacts=artifacts,
+                execution=execution,
             )
         )
     else:
@@ -114,8 +125,11 @@ def _serve(args: argparse.Namespace) -> None:
 
         executor = ExecutorSettings.from_env()
         security = SecuritySettings.from_env(internal=True)
+        mode = ExecutionSettings.from_env(api=False)
         run_until_signal(
-            lambda stop: serve_executor(stop, redis=redis, queue_settings=queue, executor=executor, security=security)
+            lambda stop: serve_executor(
+                stop, redis=redis, queue_settings=queue, executor=executor, security=security, execution=mode
+            )
         )
 
 
@@ -129,6 +143,8 @@ def _call_api(args: argparse.Namespace) -> int:
             return 130
     if args.command == schedules.COMMAND:
         return asyncio.run(schedules.run(args, address))
+    if args.command == alerts.COMMAND:
+        return asyncio.run(alerts.run(args, address))
     if args.command in artifact_commands.COMMANDS:
         return asyncio.run(artifact_commands.run(args, address))
     if args.command == "submit":

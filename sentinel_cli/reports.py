@@ -39,7 +39,10 @@ JSON (`write_json`), shape version `SCHEMA_VERSION` (keys are only ever added wi
                 "skipped"), "category", "message", "durationMs", "attempts",
                 "failingStep": {"index", "name"} or null, "artifacts": [...], "tags": [...],
                 "steps": [{"index", "name", "status", "durationMs", "error", "artifacts",
-                           "consoleErrors", "failedRequests"}]}]}
+                           "consoleErrors", "failedRequests", "httpStatus"}]}]}
+
+A step's `httpStatus` is a request step's final response status (0: not a request step, or no
+answer); the XML's step table shows it after the step's name (`HTTP 503`).
 
 Step indexes count from 0, as the API's do; the XML's step table counts from 1, as
 `sentinel submit --follow` does. Each file is written to a temporary name beside its target and
@@ -79,6 +82,7 @@ class StepRow:
     artifacts: tuple[str, ...] = ()
     console_errors: tuple[str, ...] = ()
     failed_requests: tuple[str, ...] = ()
+    http_status: int = 0  # a request step's final response status (0: none)
 
 
 @dataclass(frozen=True)
@@ -259,11 +263,13 @@ def _failure_text(test: TestReport) -> str:
 
 
 def _step_table(steps: tuple[StepRow, ...]) -> str:
-    """One line a step (number, status, seconds, name, error), its evidence indented below."""
+    """One line a step (number, status, seconds, name, HTTP status, error), its evidence indented below."""
     lines = [f"{'#':>3}  {'status':<7}  {'time':>9}  step"]
     for step in steps:
+        http = f"  HTTP {step.http_status}" if step.http_status else ""
         error = f" — {step.error}" if step.error else ""
-        lines.append(f"{step.index + 1:>3}  {step.status:<7}  {_seconds(step.duration_ms):>8}s  {step.name}{error}")
+        line = f"{step.index + 1:>3}  {step.status:<7}  {_seconds(step.duration_ms):>8}s  {step.name}{http}{error}"
+        lines.append(line)
         evidence = (("console", step.console_errors), ("request", step.failed_requests), ("artifact", step.artifacts))
         lines += [f"       {label}: {line}" for label, entries in evidence for line in entries]
     return "\n".join(lines) + "\n"
@@ -315,6 +321,7 @@ def _test_json(test: TestReport, result: Outcome) -> dict[str, Any]:
                 "artifacts": list(step.artifacts),
                 "consoleErrors": list(step.console_errors),
                 "failedRequests": list(step.failed_requests),
+                "httpStatus": step.http_status,
             }
             for step in test.steps
         ],

@@ -175,6 +175,7 @@ def _test_report(test: RunTest, tags: Sequence[str]) -> reports.TestReport:
                 artifacts=s.artifacts,
                 console_errors=s.console_errors,
                 failed_requests=s.failed_requests,
+                http_status=s.http_status,
             )
             for s in test.steps
         ),

@@ -3,6 +3,7 @@
     sentinel schedules create FILE (--every 5m | --cron "*/5 * * * *") [--name N] [--overlap skip|allow|buffer-one]
                                    [--tz Europe/Berlin] [--jitter 30s] [--catchup 10m] [--paused]
                                    [--priority P] [--tag T]…
+                                   [--notify URL [--notify-event E]… [--notify-secret-env VAR | --notify-secret-prompt]]
     sentinel schedules list
     sentinel schedules get ID
     sentinel schedules pause ID [--note TEXT] | resume ID [--note TEXT]
@@ -10,7 +11,9 @@
     sentinel schedules delete ID
 
 FILE is what `sentinel submit` takes (a definition, a SubmitRequest, or a Chrome Recorder recording).
-Every command is one SDK call (`sentinel_client`); output is plain text for people.
+`--notify` sends a webhook when the schedule's runs start failing or recover (events as `sentinel
+alerts` takes them); its signing secret comes from an environment variable or a prompt, never from
+the command line. Every command is one SDK call (`sentinel_client`); output is plain text for people.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sentinel_cli import recorder
+from sentinel_cli import recorder, webhooks
 from sentinel_cli.client import PRIORITIES, open_client, state_name
 from sentinel_client import Schedule, ScheduleFields, SubmitOptions
 
@@ -44,7 +47,12 @@ def add_parser(sub: Any) -> None:
     """Add `sentinel schedules …` to the `sentinel` argument parser's subcommands."""
     schedules = sub.add_parser(COMMAND, help="run a test by cron or at a fixed interval")
     actions = schedules.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="schedule a test definition (JSON) or recording")
+    create = actions.add_parser(
+        "create",
+        help="schedule a test definition (JSON) or recording",
+        description="Schedule a test. A webhook's signing secret is read from an environment variable "
+        "(--notify-secret-env) or asked for (--notify-secret-prompt), never taken from the command line.",
+    )
     create.add_argument("file")
     when = create.add_mutually_exclusive_group(required=True)
     when.add_argument("--every", type=duration_ms, metavar="DURATION", help="a fixed interval: 30s, 5m, 1h (>= 1s)")
@@ -61,6 +69,7 @@ def add_parser(sub: Any) -> None:
     create.add_argument("--paused", action="store_true", help="create it paused")
     create.add_argument("--priority", choices=sorted(PRIORITIES))
     create.add_argument("--tag", action="append", default=[], metavar="T", help="tag every run (repeatable)")
+    webhooks.add_arguments(create, url="--notify", event="--notify-event", secret="--notify-secret", required=False)
     actions.add_parser("list", help="the schedules, newest first")
     for name, text in (("get", "a schedule, its next fires and latest runs"), ("trigger", "run it once now")):
         actions.add_parser(name, help=text).add_argument("schedule_id")
@@ -94,6 +103,8 @@ def render_schedule(schedule: Schedule, out: TextIO) -> None:
         out.write(f"  note: {schedule.note}\n")
     if schedule.jitter_ms or schedule.catchup_window_ms:
         out.write(f"  jitter {schedule.jitter_ms} ms, catch-up window {schedule.catchup_window_ms} ms\n")
+    for n in schedule.notifications:
+        out.write(f"  notify {webhooks.describe(n)}\n")
     for when in schedule.next_fires:
         out.write(f"  next   {_time(when)}\n")
     for run in schedule.recent_runs:
@@ -107,6 +118,7 @@ def render_schedule(schedule: Schedule, out: TextIO) -> None:
 async def run(args: argparse.Namespace, address: str | None) -> int:
     """Run `sentinel schedules ACTION`; its exit code."""
     action = args.schedule_command
+    notifications = webhooks.notifications(args) if action == "create" else []  # asked for before connecting
     async with open_client(address) as client:
         if action == "create":
             fields: ScheduleFields = {
@@ -116,6 +128,7 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
                 "jitter_ms": args.jitter,
                 "catchup_window_ms": args.catchup,
                 "paused": args.paused,
+                "notifications": notifications,
             }
             if args.cron:
                 fields["cron"] = args.cron

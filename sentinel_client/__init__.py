@@ -39,9 +39,12 @@ from sentinel_client.errors import (
     WaitTimeout,
 )
 from sentinel_client.models import (
+    AlertRule,
     Artifact,
     ArtifactPolicy,
     DeadLetter,
+    Delivery,
+    DeliveryState,
     ErrorCategory,
     Figures,
     HealthStatus,
@@ -70,6 +73,7 @@ from sentinel_client.models import (
 )
 
 __all__ = [
+    "AlertRule",
     "AlreadyExistsError",
     "Artifact",
     "ArtifactPolicy",
@@ -81,6 +85,8 @@ __all__ = [
     "ConfigError",
     "DeadLetter",
     "DeadlineExceededError",
+    "Delivery",
+    "DeliveryState",
     "ErrorCategory",
     "FailedPreconditionError",
     "FieldViolation",

@@ -16,9 +16,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from protos import sentinel_pb2 as pb
 from sentinel_client.errors import InvalidArgumentError
 from sentinel_client.models import (
+    AlertRule,
     Artifact,
     ArtifactPolicy,
     DeadLetter,
+    Delivery,
+    DeliveryState,
     ErrorCategory,
     HealthStatus,
     Job,
@@ -27,6 +30,7 @@ from sentinel_client.models import (
     JobSource,
     JobState,
     LaneStats,
+    Notification,
     OverlapPolicy,
     Page,
     Priority,
@@ -54,6 +58,7 @@ _PROTO_ENUMS: dict[type[StrEnum], tuple[Any, str]] = {
     HealthStatus: (pb.HealthStatus, "HEALTH_STATUS_"),
     RunState: (pb.RunState, "RUN_STATE_"),
     OverlapPolicy: (pb.OverlapPolicy, "OVERLAP_POLICY_"),
+    DeliveryState: (pb.DeliveryState, "DELIVERY_STATE_"),
 }
 
 
@@ -303,3 +308,37 @@ def run(r: pb.Run) -> Run:
 def run_event(e: pb.RunEvent) -> ProgressEvent | Run:
     """A test's progress event, or (the last event) the finished run."""
     return run(e.finished) if e.WhichOneof("event") == "finished" else progress_event(e.progress)
+
+
+def notification(n: pb.Notification) -> Notification:
+    return Notification(url=n.url, events=tuple(n.events), secret_set=n.secret_set)
+
+
+def alert_rule(r: pb.AlertRule) -> AlertRule:
+    return AlertRule(
+        id=r.rule_id,
+        tag=r.tag,
+        notifications=tuple(notification(n) for n in r.notifications),
+        tenant=r.tenant_id,
+        created_at=time(r.created_at),
+    )
+
+
+def delivery(d: pb.Delivery) -> Delivery:
+    return Delivery(
+        id=d.delivery_id,
+        event=d.event,
+        url=d.url,
+        job_id=d.job_id,
+        schedule_id=d.schedule_id,
+        rule_id=d.rule_id,
+        state=enum_from_proto(DeliveryState, d.state),
+        attempts=d.attempts,
+        response_status=d.response_status,
+        response_body=d.response_body,
+        error=d.error,
+        body=d.body,
+        created_at=time(d.created_at),
+        last_attempt_at=time(d.last_attempt_at),
+        next_attempt_at=time(d.next_attempt_at),
+    )

@@ -8,17 +8,17 @@ update sends exactly the fields given, as its update mask.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from google.protobuf import field_mask_pb2, json_format
 
 from protos import sentinel_pb2 as pb
-from sentinel_client._convert import enum_from_proto, enum_to_proto, job, parse_enum, time
+from sentinel_client._convert import enum_from_proto, enum_to_proto, job, notification, parse_enum, time
 from sentinel_client._ops import Unary
 from sentinel_client._requests import SubmitOptions, TestSource, template_request
 from sentinel_client.errors import InvalidArgumentError
-from sentinel_client.models import Job, JobState, Notification, OverlapPolicy, Page, Schedule, ScheduleRun
+from sentinel_client.models import Job, JobState, OverlapPolicy, Page, Schedule, ScheduleRun
 
 _SCHEDULES = "/sentinel.v1.Schedules/"
 
@@ -54,6 +54,17 @@ _MASK = {
 }
 
 
+def notification_messages(notifications: Iterable[Mapping[str, Any]]) -> list[pb.Notification]:
+    """Notification messages from dicts like `{"url": ..., "events": [...], "secret": ...}`."""
+    messages = []
+    for i, given in enumerate(notifications):
+        try:
+            messages.append(json_format.ParseDict(dict(given), pb.Notification()))
+        except (json_format.ParseError, TypeError, ValueError) as exc:
+            raise InvalidArgumentError.of(f"notifications[{i}]", f"is not valid: {exc}") from exc
+    return messages
+
+
 def schedule_message(
     fields: ScheduleFields, *, test: TestSource | None = None, options: SubmitOptions | None = None
 ) -> pb.Schedule:
@@ -69,11 +80,7 @@ def schedule_message(
     if "overlap" in fields:
         policy = parse_enum(OverlapPolicy, str(fields["overlap"]).replace("-", "_"), "overlap")
         message.overlap = enum_to_proto(policy)  # type: ignore[assignment]
-    for i, notification in enumerate(fields.get("notifications", ())):
-        try:
-            message.notifications.append(json_format.ParseDict(dict(notification), pb.Notification()))
-        except (json_format.ParseError, TypeError, ValueError) as exc:
-            raise InvalidArgumentError.of(f"notifications[{i}]", f"is not valid: {exc}") from exc
+    message.notifications.extend(notification_messages(fields.get("notifications", ())))
     if test is not None:
         message.template.CopyFrom(template_request(test, options or {}))
     return message
@@ -93,9 +100,7 @@ def schedule(s: pb.Schedule) -> Schedule:
         note=s.note,
         tenant=s.tenant_id,
         template=json_format.MessageToDict(s.template),
-        notifications=tuple(
-            Notification(url=n.url, events=tuple(n.events), secret_set=n.secret_set) for n in s.notifications
-        ),
+        notifications=tuple(notification(n) for n in s.notifications),
         next_fires=tuple(t for t in (time(f) for f in s.next_fires) if t is not None),
         recent_runs=tuple(
             ScheduleRun(

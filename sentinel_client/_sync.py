@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar, Unpack
+from typing import Any, TypeVar, Unpack
 
 import grpc
 
+from sentinel_client import _alerts as alert_ops
 from sentinel_client import _ops as ops
 from sentinel_client import _schedules as schedule_ops
 from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
@@ -24,8 +25,10 @@ from sentinel_client._retry import Retrying
 from sentinel_client._schedules import ScheduleFields
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
 from sentinel_client.models import (
+    AlertRule,
     Artifact,
     DeadLetter,
+    Delivery,
     ErrorCategory,
     Job,
     JobState,
@@ -283,6 +286,51 @@ class Client(ClientBase[grpc.Channel]):
     def trigger_schedule(self, schedule_id: str) -> Job:
         """Run the schedule's test once now; the job counts as its latest run."""
         return self._call(schedule_ops.trigger(schedule_id))
+
+    # --- alerts -----------------------------------------------------------------------------------
+
+    def create_alert_rule(self, tag: str, notifications: Sequence[Mapping[str, Any]]) -> AlertRule:
+        """Alert on every job tagged `tag`: each notification a dict `{"url": ..., "events": [...],
+        "secret": ...}` (events default to failed and recovered; the secret signs each delivery)."""
+        return self._call(alert_ops.create_rule(tag, notifications))
+
+    def list_alert_rules(self, *, page_size: int = 0, page_token: str = "") -> Page[AlertRule]:
+        """One page of the tenant's alert rules, newest first (page_size 0: the API's default, 50)."""
+        return self._call(alert_ops.list_rules(page_size, page_token))
+
+    def alert_rules(self, *, page_size: int = 100) -> Generator[AlertRule, None, None]:
+        """The tenant's alert rules, newest first, fetched a page at a time as you iterate."""
+        return self._pages(lambda token: alert_ops.list_rules(page_size, token))
+
+    def delete_alert_rule(self, rule_id: str) -> bool:
+        """Delete it; deliveries already made are kept (and still sent)."""
+        return self._call(alert_ops.delete_rule(rule_id))
+
+    def list_deliveries(
+        self,
+        *,
+        schedule_id: str = "",
+        rule_id: str = "",
+        job_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[Delivery]:
+        """One page of webhook deliveries, newest first, only those of the schedule, rule and job given."""
+        return self._call(
+            alert_ops.list_deliveries(
+                schedule_id=schedule_id, rule_id=rule_id, job_id=job_id, page_size=page_size, page_token=page_token
+            )
+        )
+
+    def deliveries(
+        self, *, schedule_id: str = "", rule_id: str = "", job_id: str = "", page_size: int = 100
+    ) -> Generator[Delivery, None, None]:
+        """Webhook deliveries (filtered as `list_deliveries`), fetched a page at a time as you iterate."""
+        return self._pages(
+            lambda token: alert_ops.list_deliveries(
+                schedule_id=schedule_id, rule_id=rule_id, job_id=job_id, page_size=page_size, page_token=token
+            )
+        )
 
     # --- the machinery ----------------------------------------------------------------------------
 

@@ -380,3 +380,41 @@ class Schedule:
     recent_runs: tuple[ScheduleRun, ...] = ()  # newest first
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A tenant-wide alert: the `notifications` of every job tagged `tag` (secrets never handed back)."""
+
+    id: str = ""
+    tag: str = ""
+    notifications: tuple[Notification, ...] = ()
+    tenant: str = ""
+    created_at: datetime | None = None
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # not yet answered with 2xx; tried again with backoff
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # given up after the last attempt
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery (of a schedule's notification or an alert rule's) and the receiver's answer."""
+
+    id: str = ""
+    event: str = ""  # failed, recovered, dead_lettered, ...
+    url: str = ""
+    job_id: str = ""
+    schedule_id: str = ""  # the schedule whose notification it is ("" for a rule's)
+    rule_id: str = ""  # the alert rule whose notification it is ("" for a schedule's)
+    state: DeliveryState | None = None
+    attempts: int = 0
+    response_status: int = 0  # the last answer's HTTP status (0: none)
+    response_body: str = ""  # the last answer's body, at most 1 KiB
+    error: str = ""  # why the last attempt failed
+    body: str = ""  # the JSON body sent
+    created_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None

@@ -290,6 +290,37 @@ def new_job_fields(
     }
 
 
+def job_fields(job: Job, *, trace: str = "") -> dict[str, str]:
+    """The whole hash of `job` as it stands now: a job that ran elsewhere, recorded afterwards
+    (a direct job written into Redis in hybrid mode)."""
+    fields = new_job_fields(
+        job_id=job.job_id,
+        state=job.state,
+        definition=job.definition,
+        options=job.options,
+        metadata=job.metadata,
+        max_attempts=job.max_attempts,
+        timeout_ms=job.timeout_ms,
+        scheduled_for_ms=job.scheduled_for_ms,
+        progress=job.progress,
+        trace=trace,
+    )
+    fields.update(
+        {
+            JobField.ATTEMPT: str(job.attempt),
+            JobField.TRIES: str(job.tries),
+            JobField.STARTED: str(job.started_at_ms),
+            JobField.FINISHED: str(job.finished_at_ms),
+            JobField.WORKER: job.worker_id,
+        }
+    )
+    if job.result is not None:
+        fields[JobField.RESULT] = result_to_json(job.result)
+    if job.error is not None:
+        fields[JobField.ERROR] = error_to_json(job.error)
+    return fields
+
+
 def _int_field(raw: RawHash, name: JobField) -> int:
     value = raw.get(name, "0") or "0"
     try:

@@ -10,8 +10,10 @@
     ├── UnavailableError     Redis (or another dependency) cannot be reached
     │   ├── ShuttingDown         the service is stopping while a stream waited; reconnect with the cursor
     │   ├── BrowserUnavailable   Chromium cannot be launched, or the browser manager is stopped
-    │   └── ArtifactStoreUnavailable  the artifact store cannot be reached, refuses Sentinel's
-    │                                 credentials, or has no such bucket (never the caller's fault)
+    │   ├── ArtifactStoreUnavailable  the artifact store cannot be reached, refuses Sentinel's
+    │   │                             credentials, or has no such bucket (never the caller's fault)
+    │   ├── ExecutorRefused      an executor did not take a direct run (full, draining, unreachable)
+    │   └── ExecutorLost         an executor lost a direct run mid-way (it stopped, the call broke)
     ├── UnauthenticatedError no API key, or one this service does not know
     ├── PermissionDeniedError the key's role is too low for the operation
     ├── StepFailure          a step of a test did not pass (a test *result*, never a status code)
@@ -91,6 +93,14 @@ class BrowserUnavailable(UnavailableError):
 
 
 class ArtifactStoreUnavailable(UnavailableError):
+    pass
+
+
+class ExecutorRefused(UnavailableError):
+    pass
+
+
+class ExecutorLost(UnavailableError):
     pass
 
 

@@ -27,6 +27,7 @@ from shared.model import (
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schema import JobField
+from shared.settings import QueueSettings
 
 #: How long an idempotency key maps to its job.
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -47,7 +48,12 @@ class Submitted:
 
 
 def queue_limit_error(queue: Queue, tenant: str) -> LimitError:
-    limit = queue.settings.tenant_max_queued
+    return tenant_limit_error(queue.settings, tenant)
+
+
+def tenant_limit_error(settings: QueueSettings, tenant: str) -> LimitError:
+    """The tenant has SENTINEL_TENANT_MAX_QUEUED jobs waiting already (queued, or direct ones not started)."""
+    limit = settings.tenant_max_queued
     return LimitError(f"tenant {tenant!r} already has {limit} jobs queued (SENTINEL_TENANT_MAX_QUEUED); try later")
 
 
@@ -87,30 +93,11 @@ def submit_parts(
     script submitting a job must be called on that shard (with that shard's context)."""
     queue = queue.for_tenant(tenant)
     options = command.options
-    settings = queue.settings
     keys = queue.keys
     job_id = job_id or queue.new_id()
     due = now + options.delay_ms if options.delay_ms > 0 else 0
-    fields = codec.new_job_fields(
-        job_id=job_id,
-        state=JobState.SCHEDULED if due or held else JobState.PENDING,
-        definition=command.definition,
-        options=options,
-        metadata=JobMetadata(
-            tenant_id=tenant,
-            user_id=command.user_id,
-            request_id=command.request_id,
-            source=command.source,
-            created_at_ms=now,
-            run_id=run_id,
-            schedule_id=command.schedule_id,
-            fire_time_ms=command.fire_time_ms,
-        ),
-        max_attempts=options.max_attempts or settings.default_attempts,
-        timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
-        scheduled_for_ms=due,
-        progress=Progress(total_steps=len(command.definition.steps), message="Queued", updated_at_ms=now),
-        trace=trace,
+    fields = new_job_record(
+        queue.settings, command, job_id=job_id, tenant=tenant, trace=trace, now=now, run_id=run_id, held=held
     )
     idem = options.idempotency_key
     call_keys = [
@@ -135,6 +122,45 @@ def submit_parts(
         "held": held,
     }
     return call_keys, members
+
+
+def new_job_record(
+    settings: QueueSettings,
+    command: SubmitCommand,
+    *,
+    job_id: str,
+    tenant: str,
+    trace: str,
+    now: int,
+    run_id: str = "",
+    held: bool = False,
+) -> dict[str, str]:
+    """A new job's record (its hash fields), with the queue's defaults for attempts and timeout.
+
+    Queued jobs store it in Redis; direct ones (`shared.direct`) hand it to an executor as it is."""
+    options = command.options
+    due = now + options.delay_ms if options.delay_ms > 0 else 0
+    return codec.new_job_fields(
+        job_id=job_id,
+        state=JobState.SCHEDULED if due or held else JobState.PENDING,
+        definition=command.definition,
+        options=options,
+        metadata=JobMetadata(
+            tenant_id=tenant,
+            user_id=command.user_id,
+            request_id=command.request_id,
+            source=command.source,
+            created_at_ms=now,
+            run_id=run_id,
+            schedule_id=command.schedule_id,
+            fire_time_ms=command.fire_time_ms,
+        ),
+        max_attempts=options.max_attempts or settings.default_attempts,
+        timeout_ms=options.timeout_ms or settings.default_timeout_ms(options.priority),
+        scheduled_for_ms=due,
+        progress=Progress(total_steps=len(command.definition.steps), message="Queued", updated_at_ms=now),
+        trace=trace,
+    )
 
 
 async def submit(queue: Queue, command: SubmitCommand, *, tenant: str, trace: str = "") -> Submitted:

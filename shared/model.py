@@ -223,6 +223,21 @@ class Job:
 
 
 @dataclass(frozen=True)
+class RunEnd:
+    """How one run of a job ended, as its executor records it: in Redis (a claimed run) or as the
+    last message of a direct Run call."""
+
+    state: JobState  # SCHEDULED: another attempt is due at `due_ms`
+    progress: Progress
+    result: JobResult | None = None
+    error: JobError | None = None
+    due_ms: int = 0
+    dead_letter_reason: str = ""
+    execution_ms: int = 0
+    worker_id: str = ""
+
+
+@dataclass(frozen=True)
 class ProgressEvent:
     """One entry of a job's progress stream; `cursor` is its stream id."""
 

@@ -117,6 +117,7 @@ class Scripts:
     pause: AsyncScript
     clean: AsyncScript
     purge: AsyncScript
+    adopt: AsyncScript
     schedule_save: AsyncScript
     schedule_fire: AsyncScript
 
@@ -136,6 +137,7 @@ class Scripts:
             "pause",
             "clean",
             "purge",
+            "adopt",
             "schedule_save",
             "schedule_fire",
         )

@@ -7,6 +7,7 @@ Variable names and defaults follow Sentinel's original queue design (`QUEUE_CONC
 
 from __future__ import annotations
 
+import enum
 import os
 import shutil
 import tempfile
@@ -204,8 +205,6 @@ class QueueSettings:
         name = environ.get("SENTINEL_QUEUE", "default").strip() or "default"
         if any(c in name for c in "{}: "):
             raise ConfigError(f"SENTINEL_QUEUE must not contain '{{', '}}', ':' or spaces, got {name!r}")
-        if not _bool(environ, "USE_QUEUE_SYSTEM", True):
-            raise ConfigError("USE_QUEUE_SYSTEM=false is not supported: Sentinel always runs tests through its queue")
         rate_limits = RateLimitSettings.from_env(environ)
         tenant_window = _int(environ, "SENTINEL_TENANT_WINDOW", 10)
         if rate_limits.tenant.enabled and tenant_window == 0:
@@ -625,3 +624,97 @@ class SecuritySettings:
             secret_key=environ.get("SENTINEL_SECRET_KEY", "").strip(),
             navigation_allow=allow,
         )
+
+
+class ExecutionMode(enum.StrEnum):
+    """How the API runs a submitted test (SENTINEL_EXECUTION)."""
+
+    QUEUE = "queue"  # through Redis Streams: executors claim it
+    DIRECT = "direct"  # on an executor over its internal Run call; no Redis at all
+    HYBRID = "hybrid"  # queued while Redis answers, run directly when it does not
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """The execution mode, and how the API reaches executors when it runs tests directly.
+
+    SENTINEL_EXECUTION is queue (default), direct or hybrid; USE_QUEUE_SYSTEM (the original design's
+    switch) false means direct, true queue, and contradicting SENTINEL_EXECUTION is an error.
+    QUEUE_LOW_PRIORITY_ONLY=true (the original rollout's first phase) queues only LOW jobs and runs
+    the rest directly: hybrid mode, which it implies when SENTINEL_EXECUTION is unset.
+    """
+
+    mode: ExecutionMode = ExecutionMode.QUEUE
+    executors: tuple[str, ...] = ()  # host:port of each executor's internal service
+    low_priority_only: bool = False
+    max_jobs: int = 10_000  # direct jobs the API keeps in memory; the oldest finished go first
+    executor_client: ClientSettings = field(default_factory=lambda: ClientSettings())
+
+    @property
+    def uses_queue(self) -> bool:
+        return self.mode is not ExecutionMode.DIRECT
+
+    @property
+    def runs_direct(self) -> bool:
+        return self.mode is not ExecutionMode.QUEUE
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ, *, api: bool = True) -> ExecutionSettings:
+        """Args: api: for the API (which needs SENTINEL_EXECUTORS to run tests directly)."""
+        raw = environ.get("SENTINEL_EXECUTION", "").strip().lower()
+        modes = ", ".join(m.value for m in ExecutionMode)
+        if raw and raw not in set(ExecutionMode):
+            raise ConfigError(f"SENTINEL_EXECUTION must be one of {modes}, got {raw!r}")
+        mode = ExecutionMode(raw) if raw else None
+        if environ.get("USE_QUEUE_SYSTEM", "").strip():
+            queued = _bool(environ, "USE_QUEUE_SYSTEM", True)
+            # true goes with queue and hybrid (both queue), false with direct only.
+            if mode is not None and (mode is not ExecutionMode.DIRECT) != queued:
+                raise ConfigError(
+                    f"USE_QUEUE_SYSTEM={environ['USE_QUEUE_SYSTEM'].strip()} contradicts SENTINEL_EXECUTION={raw}: "
+                    "set only one of them"
+                )
+            mode = mode or (ExecutionMode.QUEUE if queued else ExecutionMode.DIRECT)
+        low_only = _bool(environ, "QUEUE_LOW_PRIORITY_ONLY", False)
+        if low_only:
+            if mode not in (None, ExecutionMode.HYBRID):
+                raise ConfigError(
+                    f"QUEUE_LOW_PRIORITY_ONLY=true needs SENTINEL_EXECUTION=hybrid (or unset), got {mode.value}"
+                )
+            mode = ExecutionMode.HYBRID
+        mode = mode or ExecutionMode.QUEUE
+        executors = tuple(a.strip() for a in environ.get("SENTINEL_EXECUTORS", "").split(",") if a.strip())
+        for address in executors:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"SENTINEL_EXECUTORS must list host:port addresses, comma-separated, got {address!r}")
+        if api and mode is not ExecutionMode.QUEUE and not executors:
+            raise ConfigError(
+                f"SENTINEL_EXECUTORS must list the executors (host:port, comma-separated) "
+                f"to run tests directly in SENTINEL_EXECUTION={mode.value}"
+            )
+        return cls(
+            mode=mode,
+            executors=executors,
+            low_priority_only=low_only,
+            max_jobs=_int(environ, "SENTINEL_DIRECT_MAX_JOBS", 10_000, minimum=1),
+            executor_client=_executor_client(environ),
+        )
+
+
+def _executor_client(env: Environ) -> ClientSettings:
+    """How the API calls executors: their CA, the API's client certificate (executors with TLS require
+    mTLS) and an API key the executors accept with the admin role."""
+    ca = _path(env, "SENTINEL_EXECUTOR_TLS_CA")
+    cert = _path(env, "SENTINEL_EXECUTOR_TLS_CLIENT_CERT")
+    key = _path(env, "SENTINEL_EXECUTOR_TLS_CLIENT_KEY")
+    if bool(cert) != bool(key):
+        raise ConfigError("SENTINEL_EXECUTOR_TLS_CLIENT_CERT and SENTINEL_EXECUTOR_TLS_CLIENT_KEY must be set together")
+    return ClientSettings(
+        api_key=env.get("SENTINEL_EXECUTOR_API_KEY", "").strip(),
+        tls=bool(ca or cert),
+        tls_ca=ca,
+        tls_cert=cert,
+        tls_key=key,
+        tls_server_name=env.get("SENTINEL_EXECUTOR_TLS_SERVER_NAME", "").strip(),
+    )

@@ -16,6 +16,7 @@ from aiohttp import web
 from shared import access
 from shared.access import KeyRing, Principal
 from shared.artifact_store import ArtifactStore
+from shared.direct.backend import JobsBackend, QueueBackend
 from shared.errors import UnauthenticatedError
 from shared.queue import Queue
 from shared.sealed import Sealer
@@ -37,6 +38,12 @@ class Backend:
     cors_origins: frozenset[str] = frozenset()
     keepalive_s: float = KEEPALIVE_S
     dashboard: Path = DASHBOARD_DIR
+    #: Where submits, status, progress, cancels and lists go (None: the queue; see shared.direct.backend).
+    jobs_backend: JobsBackend | None = None
+
+    @property
+    def jobs(self) -> JobsBackend:
+        return self.jobs_backend or QueueBackend(self.queue, self.hub)
 
 
 BACKEND = web.AppKey("sentinel_backend", Backend)

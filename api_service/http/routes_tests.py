@@ -17,9 +17,9 @@ from api_service.http.context import backend, caller, tenant
 from api_service.http.envelope import ok
 from api_service.http.parsing import query_page, query_word, read_json, submit_from_json
 from api_service.http.views import artifact_view, job_view, progress_event_view, run_view, whoami_view
-from shared import artifacts, dead_letters, jobs, runs
+from shared import artifacts, dead_letters, runs
 from shared.model import JobState, ProgressEvent
-from shared.progress import check_cursor, follow_progress
+from shared.progress import check_cursor
 from shared.sealed import seal_command
 from shared.telemetry import producer_traceparent
 from shared.validation import validate_submit
@@ -34,20 +34,19 @@ async def submit(request: web.Request) -> web.Response:
     command = submit_from_json(body)
     validate_submit(command)
     command = seal_command(command, backend(request).sealer)
-    submitted = await jobs.submit(backend(request).queue, command, tenant=tenant(request), trace=producer_traceparent())
+    submitted = await backend(request).jobs.submit(command, tenant=tenant(request), trace=producer_traceparent())
     message = "already submitted with this idempotency key" if submitted.duplicate else "test queued"
     return ok({"testId": submitted.job_id, "duplicate": submitted.duplicate}, message=message, status=202)
 
 
 async def status(request: web.Request) -> web.Response:
-    job = await jobs.get_job(backend(request).queue, request.match_info["id"], tenant=tenant(request))
+    job = await backend(request).jobs.get_job(request.match_info["id"], tenant=tenant(request))
     return ok(job_view(job))
 
 
 async def list_tests(request: web.Request) -> web.Response:
     size, token = query_page(request)
-    page = await jobs.list_jobs(
-        backend(request).queue,
+    page = await backend(request).jobs.list_jobs(
         tenant=tenant(request),
         state=query_word(request, "status", JobState),
         tag=request.query.get("tag", ""),
@@ -67,13 +66,13 @@ async def events(request: web.Request) -> web.StreamResponse:
     cursor = request.headers.get("Last-Event-ID", "").strip()
     # Checked before the 200 goes out, so an unknown job is a 404 and a bad cursor a 400.
     check_cursor(cursor)
-    await jobs.get_job(app.queue, job_id, tenant=who)
-    followed = follow_progress(app.queue, app.hub, job_id, tenant=who, cursor=cursor)
+    await app.jobs.get_job(job_id, tenant=who)
+    followed = app.jobs.follow(job_id, tenant=who, cursor=cursor)
     return await sse.stream(request, followed, _progress_frame, keepalive_s=app.keepalive_s)
 
 
 async def cancel(request: web.Request) -> web.Response:
-    job = await jobs.cancel(backend(request).queue, request.match_info["id"], tenant=tenant(request))
+    job = await backend(request).jobs.cancel(request.match_info["id"], tenant=tenant(request))
     return ok(job_view(job), message="cancelled" if job.state is JobState.CANCELLED else "cancel requested")
 
 

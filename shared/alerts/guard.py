@@ -16,16 +16,20 @@ from urllib.parse import urlsplit
 
 from shared.errors import FieldViolation
 from shared.navigation_policy import NavigationPolicy
-from shared.notifications import Notification
+from shared.notifications import Notification, notification_violations
 from shared.settings import AlertSettings
 
-__all__ = ["WEBHOOK_ALLOW", "target_violations", "webhook_policy"]
+__all__ = ["PUBLIC_ONLY", "WEBHOOK_ALLOW", "target_violations", "webhook_policy", "webhook_violations"]
 
 WEBHOOK_ALLOW = "SENTINEL_WEBHOOK_ALLOW"
 
 
 def webhook_policy(settings: AlertSettings) -> NavigationPolicy:
     return NavigationPolicy.from_rules(settings.allow, variable=WEBHOOK_ALLOW)
+
+
+#: The policy with nothing allowed beyond public addresses (SENTINEL_WEBHOOK_ALLOW unset).
+PUBLIC_ONLY = webhook_policy(AlertSettings())
 
 
 def _literal_address(url: str) -> bool:
@@ -51,3 +55,12 @@ async def target_violations(
         if verdict.reason is not None:
             found.append(FieldViolation(f"{prefix}notifications[{index}].url", f"refused: {verdict.reason}"))
     return found
+
+
+async def webhook_violations(
+    notifications: Sequence[Notification], policy: NavigationPolicy, *, prefix: str
+) -> list[FieldViolation]:
+    """Every problem of the notifications of a schedule or an alert rule as they are stored: their
+    form (`notification_violations`), then, when that is sound, their targets (`target_violations`)."""
+    found = notification_violations(notifications, prefix=prefix)
+    return found or await target_violations(notifications, policy, prefix=prefix)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from shared import codec
-from shared.alerts.guard import target_violations
+from shared.alerts.guard import webhook_violations
 from shared.alerts.storage import load_hashes
 from shared.clock import now_ms
 from shared.errors import DecodeError, FieldViolation, LimitError, NotFoundError, ValidationError
 from shared.navigation_policy import NavigationPolicy
-from shared.notifications import Notification, notification_violations
+from shared.notifications import Notification
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schema import AlertRuleField
@@ -94,9 +94,7 @@ async def _validate(rule: AlertRule, policy: NavigationPolicy) -> None:
         found.append(FieldViolation("rule.tag", f"must be 1 to {MAX_TAG_CHARS} letters, digits, '.', '_', ':' or '-'"))
     if not rule.notifications:
         found.append(FieldViolation("rule.notifications", "at least one notification"))
-    found += notification_violations(rule.notifications, prefix="rule.")
-    if not found:
-        found += await target_violations(rule.notifications, policy, prefix="rule.")
+    found += await webhook_violations(rule.notifications, policy, prefix="rule.")
     if found:
         raise ValidationError(found)
 

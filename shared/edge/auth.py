@@ -72,6 +72,7 @@ METHOD_ROLES: dict[str, Role] = {
     _SCHEDULES + "ListSchedules": Role.VIEWER,
     _EXECUTOR + "GetWorkerStatus": Role.VIEWER,
     _EXECUTOR + "Drain": Role.ADMIN,
+    _EXECUTOR + "Run": Role.ADMIN,  # the API's own key: it runs any tenant's job (SENTINEL_EXECUTOR_API_KEY)
     _ALERTS + "CreateAlertRule": Role.SUBMITTER,
     _ALERTS + "DeleteAlertRule": Role.SUBMITTER,
     _ALERTS + "ListAlertRules": Role.VIEWER,

@@ -41,7 +41,7 @@ def open_port(
     server: grpc.aio.Server,
     *,
     services: Sequence[str],
-    redis: aioredis.Redis,
+    redis: aioredis.Redis | None,
     host: str,
     port: int,
     security: SecuritySettings,

@@ -1,7 +1,8 @@
 """gRPC plumbing both services share: health reporting, reflection, server options.
 
-The health status follows Redis reachability (NOT_SERVING while Redis does not answer PING)
-and the service's own state (NOT_SERVING once it starts draining). One more name, `liveness`,
+The health status follows Redis reachability (NOT_SERVING while Redis does not answer PING; a
+service that runs without Redis, in SENTINEL_EXECUTION=direct, has none to follow) and the
+service's own state (NOT_SERVING once it starts draining). One more name, `liveness`,
 answers SERVING for as long as the process serves at all: liveness probes ask it, so a Redis
 outage takes pods out of rotation (readiness) without restarting them.
 """
@@ -38,7 +39,7 @@ SERVER_OPTIONS = [
 class HealthReporter:
     """Keeps grpc.health.v1 statuses in line with Redis reachability and draining."""
 
-    def __init__(self, server: grpc.aio.Server, services: Sequence[str], redis: aioredis.Redis) -> None:
+    def __init__(self, server: grpc.aio.Server, services: Sequence[str], redis: aioredis.Redis | None) -> None:
         self.servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
         self._services = ["", *services]
@@ -60,6 +61,10 @@ class HealthReporter:
             await self._watch.stop()
 
     async def _check(self) -> None:
+        if self._redis is None:
+            self._redis_ok = True
+            await self._publish()
+            return
         try:
             ok = bool(await asyncio.wait_for(self._redis.ping(), timeout=2))
         except (RedisError, OSError, TimeoutError):

@@ -1,10 +1,11 @@
 """What a caller may set on a schedule: validation naming each field, update masks, and sealing.
 
 `validate_spec` reports every problem at once, each with its field as a client spells it
-(`schedule.cron`, `schedule.template.definition.steps[0].click.selector`). `seal_spec` makes a valid
-spec storable: the template's secret fill values and the notifications' signing secrets sealed
-(`shared.sealed`), a notification sent again without its secret keeping the one stored. No Redis,
-no protobuf; it never echoes a secret.
+(`schedule.cron`, `schedule.template.definition.steps[0].click.selector`); notifications are
+checked as an alert rule's are (`shared.alerts.guard.webhook_violations`), targets by the webhook
+policy. `seal_spec` makes a valid spec storable: the template's secret fill values and the
+notifications' signing secrets sealed (`shared.sealed`), a notification sent again without its
+secret keeping the one stored. No Redis, no protobuf; it never echoes a secret.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from shared.alerts.guard import webhook_violations
 from shared.errors import FieldViolation, ValidationError
-from shared.notifications import Notification, notification_violations
+from shared.navigation_policy import NavigationPolicy
+from shared.notifications import Notification
 from shared.schedules.model import ScheduleSpec
 from shared.schedules.timing import timing_violations
 from shared.sealed import Sealer, seal_command
@@ -43,8 +46,12 @@ MASK_PATHS = (
 )
 
 
-def validate_spec(spec: ScheduleSpec, *, prefix: str = PREFIX) -> None:
-    """Raise `ValidationError` with every problem of `spec`, each naming its field."""
+async def validate_spec(spec: ScheduleSpec, *, policy: NavigationPolicy, prefix: str = PREFIX) -> None:
+    """Raise `ValidationError` with every problem of `spec`, each naming its field.
+
+    Args:
+        policy: the webhook policy (SENTINEL_WEBHOOK_ALLOW) the notifications' targets are checked by.
+    """
     found: list[FieldViolation] = []
     if not spec.name.strip():
         found.append(FieldViolation(f"{prefix}name", "must not be empty"))
@@ -63,7 +70,7 @@ def validate_spec(spec: ScheduleSpec, *, prefix: str = PREFIX) -> None:
         found.append(
             FieldViolation(f"{prefix}template.options.idempotency_key", "must be empty: each fire is a job of its own")
         )
-    found += notification_violations(spec.notifications, prefix=prefix)
+    found += await webhook_violations(spec.notifications, policy, prefix=prefix)
     if found:
         raise ValidationError(found)
 

@@ -14,9 +14,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import cast
 
+from shared.alerts.guard import PUBLIC_ONLY
 from shared.clock import now_ms
 from shared.errors import FieldViolation, LimitError, NotFoundError, ValidationError
 from shared.model import JobState
+from shared.navigation_policy import NavigationPolicy
 from shared.notifications import Notification
 from shared.paging import Page, scan_index
 from shared.queue import Queue
@@ -83,14 +85,19 @@ async def _save(
     return str(outcome)
 
 
-async def create_schedule(queue: Queue, spec: ScheduleSpec, *, tenant: str, sealer: Sealer | None) -> Schedule:
+async def create_schedule(
+    queue: Queue, spec: ScheduleSpec, *, tenant: str, sealer: Sealer | None, policy: NavigationPolicy = PUBLIC_ONLY
+) -> Schedule:
     """Validate, seal and store a new schedule; its first fire comes after now.
+
+    `policy`: the webhook policy the notifications' targets are checked by (the API's, built from
+    SENTINEL_WEBHOOK_ALLOW; by default only public addresses).
 
     Raises:
         ValidationError: with every problem, each naming its field (`schedule.cron`).
         LimitError: the tenant has SENTINEL_TENANT_MAX_SCHEDULES schedules already.
     """
-    validate_spec(spec)
+    await validate_spec(spec, policy=policy)
     spec = seal_spec(spec, sealer)
     # On the tenant's shard, with its jobs: a fire submits the job in the same script.
     schedule_id = queue.for_tenant(tenant).new_id()
@@ -180,8 +187,11 @@ async def update_schedule(
     paths: Sequence[str],
     tenant: str,
     sealer: Sealer | None,
+    policy: NavigationPolicy = PUBLIC_ONLY,
 ) -> Schedule:
     """Change the fields `paths` name (none: all of them) to `given`'s.
+
+    `policy`: as `create_schedule`'s.
 
     A change of timing counts fire times from now on (no burst of catch-up fires); unpausing is a
     resume. Raises `ValidationError` naming the bad fields (of the schedule as it would become).
@@ -192,7 +202,7 @@ async def update_schedule(
     stored = dataclasses.replace(
         current.spec, notifications=tuple(dataclasses.replace(n, secret="") for n in current.spec.notifications)
     )
-    validate_spec(apply_mask(stored, given, paths))
+    await validate_spec(apply_mask(stored, given, paths), policy=policy)
     spec = apply_mask(current.spec, seal_spec(given, sealer, stored=current.spec.notifications), paths)
     return await _store_change(queue, current, spec, tenant=tenant)
 

@@ -19,12 +19,14 @@ from protos import sentinel_pb2_grpc as pb_grpc
 from shared.queue import Queue
 from shared.schedules.store import schedule_notifications
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
-from shared.settings import ApiSettings, QueueSettings, RedisSettings, SecuritySettings
+from shared.settings import AlertSettings, ApiSettings, QueueSettings, RedisSettings, SecuritySettings
 from tests.api_service.test_api import bad_request_fields, rpc_error
 from tests.support import RedisProcess, wait_for, write_keys
 
 Code = grpc.StatusCode
 LIMIT = 3
+#: SENTINEL_WEBHOOK_ALLOW of this API: notifications may go to this private network.
+ALLOWED_NET = "10.20.0.0/16"
 
 
 @dataclass
@@ -49,7 +51,7 @@ async def api(redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path
     server = await ApiServer.start(
         redis=RedisSettings(url=redis_server.url, configured=True),
         queue_settings=settings,
-        api=ApiSettings(host="127.0.0.1", port=0, scheduler_tick_ms=100),
+        api=ApiSettings(host="127.0.0.1", port=0, scheduler_tick_ms=100, alerts=AlertSettings(allow=(ALLOWED_NET,))),
         security=SecuritySettings(auth_disabled=False, keys_file=str(keys_file), secret_key=secret_key),
     )
     try:
@@ -319,3 +321,24 @@ async def test_delete(api: Api) -> None:
     # Its jobs stay, still found by its id.
     listed = await api.jobs.ListJobs(pb.ListJobsRequest(schedule_id=sid), metadata=md)
     assert [j.job_id for j in listed.jobs] == [job.job_id]
+
+
+async def test_notification_targets_are_checked_by_the_apis_webhook_policy(api: Api) -> None:
+    md = api.md("acme-submitter")
+    refused = schedule(notifications=[{"url": "http://10.1.2.3:8080/hook"}])
+    err = await rpc_error(
+        api.schedules.CreateSchedule(pb.CreateScheduleRequest(schedule=refused), metadata=md), Code.INVALID_ARGUMENT
+    )
+    assert bad_request_fields(err) == ["schedule.notifications[0].url"]
+    assert "SENTINEL_WEBHOOK_ALLOW" in (err.details() or "")
+    allowed = schedule(notifications=[{"url": "http://10.20.0.5/hook"}])
+    made = await api.schedules.CreateSchedule(pb.CreateScheduleRequest(schedule=allowed), metadata=md)
+    assert [n.url for n in made.notifications] == ["http://10.20.0.5/hook"]
+    change = pb.UpdateScheduleRequest(
+        schedule=schedule(scheduleId=made.schedule_id, notifications=[{"url": "http://[::1]:9000/hook"}]),
+        update_mask=field_mask_pb2.FieldMask(paths=["notifications"]),
+    )
+    err = await rpc_error(api.schedules.UpdateSchedule(change, metadata=md), Code.INVALID_ARGUMENT)
+    assert bad_request_fields(err) == ["schedule.notifications[0].url"]
+    kept = await api.schedules.GetSchedule(pb.GetScheduleRequest(schedule_id=made.schedule_id), metadata=md)
+    assert [n.url for n in kept.notifications] == ["http://10.20.0.5/hook"]

@@ -26,6 +26,7 @@ PASSING: list[dict[str, Any]] = [
     {"fill": {"selector": "#name", "value": "Ada"}},
     {"click": {"selector": "#greet"}},
     {"expectText": {"selector": "#out", "text": "Hi, Ada"}},
+    {"name": "the page is served", "request": {"url": "/index.html", "expectStatus": 200}},
 ]
 FAILING: list[dict[str, Any]] = [
     {"navigate": {"url": "/index.html"}},
@@ -92,6 +93,7 @@ async def test_a_directory_runs_as_one_run_with_junit_and_json_reports(
     [failure] = [r for r in cases["wrong name"].result if isinstance(r, Failure)]
     assert "Hi, Grace" in (failure.message or "") and "1/step-01-failure.png" in (failure.text or "")
     assert all(float(case.time) > 0 for case in testsuite)
+    assert "  the page is served  HTTP 200" in (cases["greet"].system_out or "")
     document = json.loads(report.read_text(encoding="utf-8"))
     assert document["schemaVersion"] == 1
     assert sorted(t["outcome"] for t in document["tests"]) == ["failure", "passed", "passed", "passed"]
@@ -101,6 +103,8 @@ async def test_a_directory_runs_as_one_run_with_junit_and_json_reports(
         str(tests / "recorded.json"),
         str(tests / "wrong-name.json"),
     }
+    greet = next(t for t in document["tests"] if t["name"] == "greet")
+    assert [s["httpStatus"] for s in greet["steps"]] == [0, 0, 0, 0, 200]
     job_id = next(t["jobId"] for t in document["tests"] if t["name"] == "wrong name")
     job = await api_stub.Status(pb.StatusRequest(job_id=job_id))
     assert job.run_id and "ci" in job.tags

@@ -216,3 +216,16 @@ def test_the_result_shows_each_steps_evidence_and_how_to_fetch_it() -> None:
         "Job j3 — CANCELLED (attempt 0 of 0)",
         "  error (unspecified): cancelled before it ran",
     ]
+
+
+def test_a_request_steps_http_status_is_shown_in_the_step_table() -> None:
+    steps = (
+        StepResult(index=0, name="GET /health", success=True, duration_ms=12, http_status=200),
+        StepResult(index=1, name="open", success=True, duration_ms=30),
+    )
+    out = io.StringIO()
+    render_result(Job(id="j4", state=JobState.COMPLETED, result=JobResult(success=True, steps=steps)), out)
+    assert out.getvalue().splitlines()[3:5] == [
+        "    1  GET /health  ok           12ms  HTTP 200",
+        "    2  open         ok           30ms",
+    ]

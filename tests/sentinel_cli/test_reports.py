@@ -178,6 +178,22 @@ def test_a_failure_names_its_step_message_and_artifacts(tmp_path: Path) -> None:
     ]
 
 
+def test_a_request_steps_http_status_is_shown_in_both_reports(tmp_path: Path) -> None:
+    steps = (
+        StepRow(0, "GET /health", "passed", 40, http_status=200),
+        StepRow(1, "POST /api/order", "failed", 61, error="expected status 201, got 503", http_status=503),
+    )
+    failed = a_test("API", state="failed", category="assertion", failing_step=1, message="expected 201", steps=steps)
+    _, cases = read_junit(a_run(failed), tmp_path)  # still valid against junit-10.xsd
+    assert cases[0].system_out.splitlines()[1:] == [
+        "  1  passed      0.040s  GET /health  HTTP 200",
+        "  2  failed      0.061s  POST /api/order  HTTP 503 — expected status 201, got 503",
+    ]
+    document = read_json(a_run(failed, a_test()), tmp_path)
+    assert [step["httpStatus"] for step in document["tests"][0]["steps"]] == [200, 503]
+    assert [step["httpStatus"] for step in document["tests"][1]["steps"]] == [0, 0]  # not request steps
+
+
 def test_a_timed_out_test_is_a_failure(tmp_path: Path) -> None:
     timed_out = a_test("Search", state="timeout", category="timeout", failing_step=0, failing_step_name="Open")
     suite, cases = read_junit(a_run(timed_out), tmp_path)
@@ -386,6 +402,7 @@ def test_the_json_report_round_trips_with_the_documented_keys(tmp_path: Path) ->
         "artifacts": [],
         "consoleErrors": [],
         "failedRequests": [],
+        "httpStatus": 0,
     }
 
 

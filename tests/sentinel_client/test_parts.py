@@ -3,6 +3,7 @@ the retry policy's schedule, the error mapping (field violations from a real Bad
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from enum import StrEnum
 from pathlib import Path
@@ -14,15 +15,13 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from protos import sentinel_pb2 as pb
 from sentinel_client import (
     ArtifactPolicy,
-    ErrorCategory,
+    AsyncClient,
+    Client,
     FieldViolation,
-    HealthStatus,
     InternalError,
     InvalidArgumentError,
-    JobSource,
     JobState,
     NotFoundError,
-    Priority,
     RetryPolicy,
     SentinelError,
     UnavailableError,
@@ -33,8 +32,10 @@ from sentinel_client._files import artifact_path
 from sentinel_client._requests import submit_request
 from sentinel_client._retry import Retrying
 from sentinel_client.errors import from_rpc_error
+from tests.sentinel_client.twins import _ITERATORS
 
-ENUMS: list[type[StrEnum]] = [JobState, Priority, ErrorCategory, ArtifactPolicy, JobSource, HealthStatus]
+#: Every SDK enum that mirrors a proto enum.
+ENUMS: list[type[StrEnum]] = list(_PROTO_ENUMS)
 
 
 @pytest.mark.parametrize("cls", ENUMS)
@@ -48,6 +49,28 @@ def test_each_enum_has_a_member_for_every_value_of_its_proto_enum(cls: type[StrE
         assert member is not None, f"{name} has no {cls.__name__} member"
         assert member.value == name.removeprefix(prefix).lower() and enum_to_proto(member) == number
     assert enum_from_proto(cls, 999) is None  # a newer API's value
+
+
+def _methods(cls: type) -> dict[str, inspect.Signature]:
+    """The public methods of a client and their signatures (closing aside: `close` / `aclose`)."""
+    return {
+        name: inspect.signature(attr)
+        for name, attr in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_") and name not in ("close", "aclose")
+    }
+
+
+def test_the_twins_have_the_same_methods_with_the_same_parameters() -> None:
+    blocking, awaited = _methods(Client), _methods(AsyncClient)
+    assert blocking.keys() == awaited.keys()
+    for name, signature in blocking.items():
+        mine = [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+        twin = [(p.name, p.kind, p.default) for p in awaited[name].parameters.values()]
+        assert mine == twin, name
+    # The iterators are the methods `twins.Threaded` pulls a step at a time.
+    iterators = {name for name, signature in blocking.items() if "Generator" in str(signature.return_annotation)}
+    assert iterators == _ITERATORS
+    assert {"create_alert_rule", "list_alert_rules", "delete_alert_rule", "list_deliveries"} < blocking.keys()
 
 
 def test_ended_states() -> None:

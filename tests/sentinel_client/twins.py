@@ -18,7 +18,16 @@ from sentinel_client import AsyncClient, Client, JobHandle, RunHandle
 
 FLAVORS = ("async", "sync")
 #: The clients' methods (and their handles') that return iterators rather than results.
-_ITERATORS = {"events", "jobs", "dead_letters", "watch_events", "run_events", "schedules"}
+_ITERATORS = {
+    "events",
+    "jobs",
+    "dead_letters",
+    "watch_events",
+    "run_events",
+    "schedules",
+    "alert_rules",
+    "deliveries",
+}
 
 
 class Threaded:

@@ -32,8 +32,6 @@ def test_redis_from_url_or_pieces() -> None:
         ({"QUEUE_CONCURRENCY": "x"}, "QUEUE_CONCURRENCY must be an integer ≥ 1, got 'x'"),
         ({"QUEUE_CONCURRENCY": "0"}, "QUEUE_CONCURRENCY must be an integer ≥ 1, got '0'"),
         ({"QUEUE_BACKOFF_DELAY": "-1"}, "QUEUE_BACKOFF_DELAY must be an integer ≥ 0"),
-        ({"USE_QUEUE_SYSTEM": "false"}, "USE_QUEUE_SYSTEM=false is not supported"),
-        ({"USE_QUEUE_SYSTEM": "maybe"}, "USE_QUEUE_SYSTEM must be true or false"),
         ({"SENTINEL_QUEUE": "a:b"}, "SENTINEL_QUEUE must not contain"),
     ],
 )

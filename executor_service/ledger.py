@@ -1,0 +1,89 @@
+"""Where a run records its progress and its end: the queue's Redis, or the Run call that started it.
+
+`run_job` (executor_service/job.py) runs every job the same way — the runner, the evidence, the
+guard, the job timeout, retry decisions — and only tells its ledger what happened. A claimed run's
+`QueueLedger` writes to Redis under the run's fence; a direct run's ledger (executor_service/direct.py)
+hands each update to the Run call. Nothing here runs a step or touches the browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from redis.exceptions import RedisError
+
+from executor_service.observe import log_fields
+from executor_service.store import Claim, finish, release, write_progress
+from shared.model import Progress, RunEnd
+from shared.queue import Queue
+
+log = logging.getLogger(__name__)
+
+
+class Ledger(Protocol):
+    async def progress(self, claim: Claim, progress: Progress) -> None:
+        """Record the run's progress; raises LeaseLost or CancelRequested when the run must stop."""
+
+    async def finish(self, claim: Claim, end: RunEnd) -> bool:
+        """Record the run's end; False when it is no longer this run's to record (a stale fence)."""
+
+    async def hand_back(self, claim: Claim, reason: str) -> None:
+        """The executor stops before the run ended: let the job start again elsewhere."""
+
+
+class QueueLedger:
+    """A claimed run's ledger: every write is one script carrying the run's fence."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+    async def progress(self, claim: Claim, progress: Progress) -> None:
+        try:
+            await write_progress(self.queue, claim, progress)
+        except RedisError as exc:
+            # Progress is best effort: a Redis outage must not fail the test that is running.
+            log.warning("job %s: progress not recorded (%s)", claim.job_id, exc)
+
+    async def finish(self, claim: Claim, end: RunEnd) -> bool:
+        """Record the end of a run, retrying through a Redis outage (for up to one lease).
+
+        If Redis stays away longer, the lease runs out and another executor runs the job again:
+        at-least-once execution, and the fence makes sure only one run's end is recorded.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + max(self.queue.settings.lease_ms / 1000, 5.0)
+        delay = 0.1
+        while True:
+            try:
+                return await finish(
+                    self.queue,
+                    claim,
+                    state=end.state,
+                    progress=end.progress,
+                    result=end.result,
+                    error=end.error,
+                    due_ms=end.due_ms,
+                    dead_letter_reason=end.dead_letter_reason,
+                    execution_ms=end.execution_ms,
+                )
+            except RedisError as exc:
+                if loop.time() > give_up:
+                    raise
+                log.warning("job %s: cannot record its end yet (%s); retrying in %.1f s", claim.job_id, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def hand_back(self, claim: Claim, reason: str) -> None:
+        """Give the unfinished job back to its lane so another executor starts it now."""
+        try:
+            if await release(self.queue, claim, reason=reason):
+                log.info("job %s handed back for another executor", claim.job_id, extra=log_fields(claim))
+        except RedisError as exc:
+            log.warning(
+                "job %s: could not hand back (%s); it will be reclaimed after its lease",
+                claim.job_id,
+                exc,
+                extra=log_fields(claim),
+            )

@@ -1,0 +1,116 @@
+"""`sentinel alerts`: webhooks when the outcome of tagged jobs changes, and what was delivered.
+
+    sentinel alerts rules create --tag TAG --url URL [--event failed --event recovered]
+                                 [--secret-env VAR | --secret-prompt]
+    sentinel alerts rules list
+    sentinel alerts rules delete ID
+    sentinel alerts deliveries [--schedule ID] [--rule ID] [--job ID] [--limit N]
+
+A rule sends the notifications of every job carrying its tag (a schedule's own notifications are
+set with `sentinel schedules create --notify`). Every command is one SDK call (`sentinel_client`);
+output is plain text for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from sentinel_cli import webhooks
+from sentinel_cli.client import open_client
+from sentinel_client import AlertRule, Delivery
+
+COMMAND = "alerts"
+#: The deliveries table: its columns' titles (the last, the error, is not padded).
+_DELIVERY_COLUMNS = ("time", "event", "url", "state", "attempts", "last status", "error")
+
+
+def add_parser(sub: Any) -> None:
+    """Add `sentinel alerts …` to the `sentinel` argument parser's subcommands."""
+    alerts = sub.add_parser(COMMAND, help="webhooks when tagged jobs start failing or recover")
+    actions = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    rules = actions.add_parser("rules", help="the tenant's alert rules")
+    rule_actions = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    create = rule_actions.add_parser(
+        "create",
+        help="alert on every job with a tag",
+        description="Alert on every job carrying TAG. The signing secret is read from an environment variable "
+        "(--secret-env) or asked for (--secret-prompt), never taken from the command line.",
+    )
+    create.add_argument("--tag", required=True, help="the jobs' tag")
+    webhooks.add_arguments(create, url="--url", event="--event", secret="--secret", required=True)
+    rule_actions.add_parser("list", help="the rules, newest first")
+    rule_actions.add_parser("delete", help="delete a rule (deliveries made stay)").add_argument("rule_id")
+    deliveries = actions.add_parser("deliveries", help="webhook deliveries and their answers, newest first")
+    deliveries.add_argument("--schedule", default="", metavar="ID", help="only this schedule's")
+    deliveries.add_argument("--rule", default="", metavar="ID", help="only this alert rule's")
+    deliveries.add_argument("--job", default="", metavar="ID", help="only those about this job")
+    deliveries.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0: all)")
+
+
+def _time(when: datetime | None) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+
+
+def render_rule(rule: AlertRule, out: TextIO) -> None:
+    """A rule: its id and tag, then each notification on a line of its own."""
+    out.write(f"{rule.id}  tag {rule.tag}  {_time(rule.created_at)}\n")
+    for n in rule.notifications:
+        out.write(f"  → {webhooks.describe(n)}\n")
+
+
+def render_deliveries(deliveries: Sequence[Delivery], out: TextIO) -> None:
+    """The deliveries table, each column as wide as its widest cell."""
+    rows = [
+        (
+            _time(d.created_at),
+            d.event,
+            d.url,
+            d.state.value if d.state else "-",
+            str(d.attempts),
+            str(d.response_status) if d.response_status else "-",
+            d.error or "-",
+        )
+        for d in deliveries
+    ]
+    widths = [max(len(row[i]) for row in [_DELIVERY_COLUMNS, *rows]) for i in range(len(_DELIVERY_COLUMNS) - 1)]
+    for row in [_DELIVERY_COLUMNS, *rows]:
+        cells = [f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)]
+        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+
+
+async def run(args: argparse.Namespace, address: str | None) -> int:
+    """Run `sentinel alerts ACTION`; its exit code."""
+    if args.alerts_command == "rules" and args.rules_command == "create":
+        notifications = webhooks.notifications(args)  # asked for before connecting
+        async with open_client(address) as client:
+            render_rule(await client.create_alert_rule(args.tag, notifications), sys.stdout)
+        return 0
+    async with open_client(address) as client:
+        if args.alerts_command == "deliveries":
+            found: list[Delivery] = []
+            listed = client.deliveries(schedule_id=args.schedule, rule_id=args.rule, job_id=args.job)
+            async with contextlib.aclosing(listed):
+                async for delivery in listed:
+                    found.append(delivery)
+                    if args.limit and len(found) >= args.limit:
+                        break
+            if found:
+                render_deliveries(found, sys.stdout)
+            else:
+                print("no deliveries")
+        elif args.rules_command == "list":
+            shown = 0
+            async for rule in client.alert_rules():
+                render_rule(rule, sys.stdout)
+                shown += 1
+            if not shown:
+                print("no alert rules")
+        else:
+            await client.delete_alert_rule(args.rule_id)
+            print(f"{args.rule_id}  deleted")
+    return 0

@@ -1,0 +1,83 @@
+"""Hybrid mode: direct jobs written into Redis once it answers, so Status and ListJobs find them there.
+
+Every second, each finished direct job not yet written is recorded by adopt.lua (job hash, tenant
+and tag indexes, retention zset, a terminal progress entry, its terminal event) in one pipelined round trip; a job
+whose hash exists already is left as it is, so none is written twice. While Redis does not answer
+the jobs wait in the API's memory (`JobTable`) and the next pass tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+
+from shared import codec
+from shared.direct.table import DirectJob, JobTable
+from shared.model import JobState
+from shared.queue import Queue
+from shared.tasks import Periodic
+
+log = logging.getLogger(__name__)
+
+
+async def write_back(queue: Queue, entries: list[DirectJob]) -> int:
+    """Record finished direct jobs in Redis; returns how many were new there. RedisError passes."""
+    if not entries:
+        return 0
+    await queue.scripts.preload(queue.redis, "adopt")
+    pipe = queue.redis.pipeline(transaction=False)
+    for entry in entries:
+        job = entry.job
+        tenant = job.metadata.tenant_id
+        shard = queue.for_tenant(tenant)  # with shards: the tenant's, which the job's id names too
+        keys = shard.keys
+        retention = keys.completed if job.state is JobState.COMPLETED else keys.failed
+        await shard.scripts.adopt(
+            keys=[
+                keys.job(job.job_id),
+                keys.tenant_jobs(tenant),
+                retention,
+                keys.progress(job.job_id),
+                keys.events,
+                *(keys.tenant_tag(tenant, tag) for tag in dict.fromkeys(job.options.tags)),
+            ],
+            args=[
+                shard.context(
+                    id=job.job_id,
+                    job=codec.job_fields(job, trace=entry.trace),
+                    created=job.metadata.created_at_ms,
+                    finished=job.finished_at_ms,
+                )
+            ],
+            client=pipe,
+        )
+    replies = await pipe.execute()
+    for entry in entries:
+        entry.written = True
+    return sum(int(r) for r in replies)
+
+
+class WriteBack:
+    def __init__(self, queue: Queue, table: JobTable, *, interval_s: float = 1.0) -> None:
+        self._queue = queue
+        self._table = table
+        self._task = Periodic("direct-write-back", self.run_once, interval_s=interval_s, first_now=False)
+
+    def start(self) -> None:
+        self._task.start()
+
+    async def stop(self) -> None:
+        await self._task.stop()
+        await self.run_once()  # a last pass: jobs that ended during the shutdown
+
+    async def run_once(self) -> None:
+        pending = [e for e in self._table.entries() if e.job.state.terminal and not e.written]
+        if not pending:
+            return
+        try:
+            written = await write_back(self._queue, pending)
+        except (RedisError, OSError) as exc:
+            log.debug("direct jobs not written back yet (%s)", exc)
+            return
+        log.info("wrote %d direct job(s) into Redis (%d new there)", len(pending), written)
