@@ -18,8 +18,10 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from executor_service import store
-from shared import dead_letters, jobs, pausing, retention, runs
+from shared import codec, dead_letters, jobs, pausing, retention, runs
 from shared.clock import now_ms
+from shared.direct.table import DirectJob
+from shared.direct.writeback import write_back
 from shared.keys import Keys
 from shared.model import (
     JobOptions,
@@ -34,6 +36,7 @@ from shared.schedules import firing
 from shared.schedules import store as store_schedules
 from shared.scripts import Scripts
 from shared.settings import QueueSettings, RateLimit, RateLimitSettings
+from shared.shards import new_id, shard_of
 from tests.queue_helpers import command
 from tests.shared.schedules.helpers import spec as schedule_spec
 from tests.support import wait_for
@@ -192,6 +195,13 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_in_one_slot(cluster_
     c = await claim_one(queue, fired.job_id)
     assert await store.finish(queue, c, **done())
     assert await firing.tick(queue) == 0  # every shard's due set read; nothing due for an hour
+
+    # Hybrid mode writes a finished direct job back on its tenant's shard (adopt.lua).
+    direct_id = new_id(shard_of("acme", 3), 3)
+    record = jobs.new_job_record(settings, command(), job_id=direct_id, tenant="acme", trace="", now=now_ms())
+    finished = dataclasses.replace(codec.job_from_hash(record), state=JobState.COMPLETED, finished_at_ms=now_ms())
+    assert await write_back(queue, [DirectJob(job=finished, record=record, trace="", seq=1, max_events=10)]) == 1
+    assert (await jobs.get_job(queue, direct_id, tenant="acme")).state is JobState.COMPLETED
 
     # pause and resume every shard; clean removes every finished job.
     assert await pausing.pause(queue)
