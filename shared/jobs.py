@@ -249,7 +249,7 @@ async def cancel(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
     queue = queue.for_job(job_id)
     keys = queue.keys
     outcome, state = await queue.scripts.cancel(
-        keys=[keys.job(job_id), keys.delayed, keys.progress(job_id), keys.events, keys.failed],
+        keys=[keys.job(job_id), keys.delayed, keys.progress(job_id), keys.events, keys.failed, *keys.lanes],
         args=[
             queue.context(only_tenant=tenant or "", error=codec.error_to_json(CANCELLED_WAITING), control=keys.control)
         ],

@@ -6,11 +6,15 @@ finish), as the API and an executor would; tests of stats, retention, events and
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from typing import cast
 
 from shared import jobs
 from shared.clock import now_ms
+from shared.keys import GROUP
 from shared.model import (
+    PRIORITY_ORDER,
     JobOptions,
     JobResult,
     JobState,
@@ -82,3 +86,19 @@ def most_in_any_window(stamps: Iterable[int], duration_ms: int) -> int:
             first += 1
         most = max(most, last - first + 1)
     return most
+
+
+async def waiting_places(queue: Queue, tenants: Iterable[str]) -> Counter[str]:
+    """How many places each job waits in: lane entries not yet delivered, and places in the backlogs
+    of `tenants` (fair share)."""
+    places: Counter[str] = Counter()
+    tenants = tuple(tenants)
+    for priority in PRIORITY_ORDER:
+        stream = queue.keys.stream(priority)
+        groups = await queue.redis.xinfo_groups(stream)
+        last = next(g["last-delivered-id"] for g in groups if g["name"] == GROUP)
+        entries = cast(list[tuple[str, dict[str, str]]], await queue.redis.xrange(stream, min=f"({last}", max="+"))
+        places.update(fields["job"] for _, fields in entries)
+        for tenant in tenants:
+            places.update(cast(list[str], await queue.redis.lrange(queue.keys.backlog(priority, tenant), 0, -1)))
+    return places

@@ -16,7 +16,7 @@
 -- held jobs may start then (block on the lanes no longer than that).
 --
 -- The queue-wide limit takes at most its remaining budget of entries. An entry whose tenant is over
--- its own limit is not started: its lane entry is acked and deleted and its job (still PENDING)
+-- its own limit, and whose job still waits, is not started: its lane entry is acked and deleted and its job (still PENDING)
 -- goes back to the head of its tenant's backlog (fair.lua), so other tenants' entries behind it
 -- start meanwhile and nothing is left in the pending entries list.
 --
@@ -49,7 +49,7 @@ if not paused then
         local job = nil
         if not entry.job then
           ack_entry(ctx, KEYS[lane], item[1])
-        elseif fair and not fair_may_start(fair, entry) then
+        elseif fair and fair_holds(fair, entry) then
           ack_entry(ctx, KEYS[lane], item[1])
           held_tenants[#held + 1] = entry.tenant
           held[#held + 1] = entry.job

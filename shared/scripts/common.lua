@@ -44,14 +44,17 @@ local function emit_event(ctx, key, kind, jk, extra)
   end
 end
 
--- Add job `id` to lane stream `lane`, where an executor claims it; `counted` marks an entry its
--- tenant's fair-share window counts (fair.lua).
-local function enter_lane(lane, id, tenant, trace, counted)
+-- Add job `id` (hash `jk`) to lane stream `lane`, where an executor claims it; `counted` marks an
+-- entry its tenant's fair-share window counts (fair.lua). The job's `entry` names the new entry, so
+-- that a cancel finds the place the job waits in (cancel.lua).
+local function enter_lane(lane, jk, id, tenant, trace, counted)
+  local entry_id
   if counted then
-    redis.call('XADD', lane, '*', 'job', id, 'tenant', tenant, 'trace', trace, 'fair', '1')
+    entry_id = redis.call('XADD', lane, '*', 'job', id, 'tenant', tenant, 'trace', trace, 'fair', '1')
   else
-    redis.call('XADD', lane, '*', 'job', id, 'tenant', tenant, 'trace', trace)
+    entry_id = redis.call('XADD', lane, '*', 'job', id, 'tenant', tenant, 'trace', trace)
   end
+  redis.call('HSET', jk, 'entry', entry_id)
 end
 
 -- A lane entry's fields (the flat list XREADGROUP and XAUTOCLAIM give, or nil) by name.

@@ -43,6 +43,12 @@ local function fair_queued(ctx, lane, tenant)
   return tonumber(redis.call('HGET', ctx.prefix .. 'queued:' .. lane, tenant) or '0')
 end
 
+-- One of the tenant's counted entries left the lane (claimed, dropped, held or withdrawn).
+local function fair_dequeued(ctx, lane, tenant)
+  local key = ctx.prefix .. 'queued:' .. lane
+  if redis.call('HINCRBY', key, tenant, -1) <= 0 then redis.call('HDEL', key, tenant) end
+end
+
 -- Whether one more of the tenant's jobs may enter the lane; when not because of its rate limit alone,
 -- also the ms until its limiter lets one more in.
 local function fair_has_room(ctx, lane, tenant)
@@ -57,7 +63,7 @@ local function fair_has_room(ctx, lane, tenant)
 end
 
 local function fair_enter(ctx, lane, stream, tenant, id, trace)
-  enter_lane(stream, id, tenant, trace, true)
+  enter_lane(stream, ctx.jobs .. id, id, tenant, trace, true)
   redis.call('HINCRBY', ctx.prefix .. 'queued:' .. lane, tenant, 1)
 end
 
@@ -122,18 +128,33 @@ local function fair_taken(ctx, lane_index, stream, entry)
   if id and redis.call('HGET', ctx.jobs .. id, 'state') == 'running' then
     redis.call('SADD', ctx.prefix .. 'running:' .. tenant, id)
   end
-  if entry.fair then
-    local key = ctx.prefix .. 'queued:' .. lane
-    if redis.call('HINCRBY', key, tenant, -1) <= 0 then redis.call('HDEL', key, tenant) end
-  end
+  if entry.fair then fair_dequeued(ctx, lane, tenant) end
   return fair_fill(ctx, lane, stream, tenant)
 end
 
--- Claim: whether the entry's tenant may start a job now (its rate limit; the entries it let into the
--- lanes are promised starts, but this entry is one of them).
-local function fair_may_start(ctx, entry)
-  if not ctx.limit or not entry.tenant or entry.tenant == '' then return true end
-  return limit_tenant(ctx.limit, entry.tenant, 0) > 0
+-- Cancel: the pending job `id` of `tenant` gives up its place in lane `lane` (stream `stream`): its
+-- entry there, when `counted` (the entry was found and taken out of the stream, and the tenant's
+-- window counted it), else its place in the tenant's backlog (O(length of the backlog)). The tenant's
+-- next job takes the room. A place left behind would come alive again when the job is run again
+-- (Retry), and the job would then wait in two places.
+local function fair_withdraw(ctx, lane, stream, tenant, id, counted)
+  if counted then
+    fair_dequeued(ctx, lane, tenant)
+  else
+    redis.call('LREM', ctx.prefix .. 'backlog:' .. lane .. ':' .. tenant, 1, id)
+  end
+  fair_fill(ctx, lane, stream, tenant)
+end
+
+-- Claim: whether the entry must be held back for its tenant's rate limit: its job still waits
+-- (PENDING) and the tenant may start no job now (the entries it let into the lanes are promised
+-- starts, but this entry is one of them). An entry whose job no longer waits is not held: claim
+-- drops it (claim_entry), so that no id of a job that has ended (cancelled, say) reaches a backlog,
+-- where it would come alive again were the job run again (Retry), beside the job's new place.
+local function fair_holds(ctx, entry)
+  if not ctx.limit or not entry.tenant or entry.tenant == '' then return false end
+  if limit_tenant(ctx.limit, entry.tenant, 0) > 0 then return false end
+  return redis.call('HGET', ctx.jobs .. entry.job, 'state') == 'pending'
 end
 
 -- Claim: hand the jobs `ids` (of one lane index, in lane order, their entries taken) back to the heads

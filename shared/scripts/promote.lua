@@ -30,7 +30,7 @@ for _, id in ipairs(due) do
     if fair and lanes[lane] then
       fair_submit(fair, lane, lanes[lane], tenant, id, trace)
     else
-      enter_lane(lanes[lane] or KEYS[3], id, tenant, trace)
+      enter_lane(lanes[lane] or KEYS[3], jk, id, tenant, trace)
     end
     -- The hash keeps the failed attempt's progress for Status; its stream starts waiting afresh.
     emit_progress(ctx, ctx.progress_prefix .. id, jk,

@@ -30,7 +30,7 @@ local fair = fair_context(ctx, false)
 if fair and tenant ~= '' then
   fair_submit(fair, ctx.lane, KEYS[2], tenant, id, trace, true)
 else
-  enter_lane(KEYS[2], id, tenant, trace)
+  enter_lane(KEYS[2], KEYS[1], id, tenant, trace)
 end
 emit_progress(ctx, KEYS[3], KEYS[1])
 emit_event(ctx, KEYS[4], 'waiting', KEYS[1])

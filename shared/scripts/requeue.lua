@@ -38,7 +38,7 @@ redis.call('HSET', KEYS[1], 'state', 'pending', 'priority', lane, 'attempt', '0'
 tally_move(tally_of(ctx.stats_prefix, KEYS[1]), nil, 'pending', ctx.now)
 redis.call('ZREM', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
-if not (fair and tenant ~= '') then enter_lane(KEYS[2], id, tenant, trace) end
+if not (fair and tenant ~= '') then enter_lane(KEYS[2], KEYS[1], id, tenant, trace) end
 redis.call('DEL', KEYS[6])
 emit_progress(ctx, KEYS[6], KEYS[1])
 emit_event(ctx, KEYS[7], 'waiting', KEYS[1])

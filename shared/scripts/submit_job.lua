@@ -43,7 +43,7 @@ local function submit_job(ctx, k)
   elseif due > 0 then
     redis.call('ZADD', k.delayed, ctx.due, id)
   elseif not fair then
-    enter_lane(k.lane, id, ctx.tenant, ctx.trace)
+    enter_lane(k.lane, k.job, id, ctx.tenant, ctx.trace)
   end
   tally_move(tally_of(ctx.stats_prefix, k.job), nil, state, ctx.now)
   redis.call('ZADD', k.tenant_jobs, ctx.now, id)

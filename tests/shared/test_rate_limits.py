@@ -11,19 +11,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import cast
 
 import redis.asyncio as aioredis
 
 from executor_service.store import Claim, ClaimBatch, claim, finish, reclaim
+from shared import jobs
+from shared.dead_letters import retry_job
 from shared.keys import GROUP
 from shared.model import JobState, Priority, Progress
 from shared.queue import Queue
 from shared.schema import JobField
 from shared.settings import QueueSettings, RateLimit, RateLimitSettings
 from shared.stats import get_stats
-from tests.queue_helpers import most_in_any_window, submit_jobs
+from tests.queue_helpers import most_in_any_window, submit_jobs, waiting_places
 from tests.support import wait_for
 
 LANE = Priority.MEDIUM
@@ -155,6 +158,42 @@ async def test_entries_already_in_the_lane_past_the_tenant_limit_are_held_not_st
     states = {await queue.redis.hget(queue.keys.job(i), JobField.STATE) for i in a_ids[2:]}
     assert states == {JobState.PENDING.value}
     assert (await get_stats(queue, tenant="a")).waiting == 4
+
+
+async def test_a_job_cancelled_while_held_back_then_retried_waits_in_one_place_and_starts_once(
+    redis_client: aioredis.Redis,
+) -> None:
+    unlimited = await open_queue(redis_client)
+    queue = await open_queue(redis_client, tenant=RateLimit(max=1, duration_ms=60_000))
+    a_ids = await submit_jobs(unlimited, 3, tenant="a")  # all three enter the lane
+    first = await claim(queue, consumer="c", worker_id="w", count=10)
+    assert [c.job_id for c in first.claims] == a_ids[:1]  # A's budget is spent; the other two are held
+    assert await queue.redis.lrange(queue.keys.backlog(LANE, "a"), 0, -1) == a_ids[1:]
+    (b_job,) = await submit_jobs(queue, 1, tenant="b")  # B's limiter lets it into the lane
+
+    # Cancelled where they wait (A's backlog, the lane), then run again.
+    for job_id in (a_ids[1], b_job):
+        await jobs.cancel(queue, job_id, tenant=None)
+    # The cancelled entry no longer takes B's start budget: B's next job enters the lane.
+    (b_next,) = await submit_jobs(queue, 1, tenant="b")
+    assert await queue.redis.llen(queue.keys.backlog(LANE, "b")) == 0
+    await jobs.cancel(queue, b_next, tenant=None)
+    for job_id in (a_ids[1], b_job):
+        await retry_job(queue, job_id, tenant=None)
+
+    # Each waiting job waits in exactly one place: the one its rerun gave it, none left by its cancel.
+    waiting = {*a_ids[1:], b_job}
+    places = await waiting_places(queue, ["a", "b"])
+    assert {job_id: places[job_id] for job_id in waiting} == dict.fromkeys(waiting, 1)
+    assert set(places) == waiting
+    assert (await get_stats(queue)).waiting == 3
+
+    # And each starts once: B now, A's two once nothing limits them.
+    assert [c.job_id for c in (await claim(queue, consumer="c", worker_id="w", count=10)).claims] == [b_job]
+    rest = await claim(unlimited, consumer="c", worker_id="w", count=10)
+    assert sorted(c.job_id for c in rest.claims) == sorted(a_ids[1:])
+    assert {tries for _, tries in (await starts(queue, [*a_ids, b_job])).values()} == {1}
+    assert await waiting_places(queue, ["a", "b"]) == Counter()
 
 
 async def test_a_run_started_again_after_its_executor_died_counts_against_the_limits(

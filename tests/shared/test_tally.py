@@ -24,12 +24,11 @@ from executor_service import store
 from shared import dead_letters, jobs, retention
 from shared.clock import now_ms
 from shared.errors import SentinelError
-from shared.keys import GROUP
 from shared.model import PRIORITY_ORDER, JobState, Progress
 from shared.queue import Queue
 from shared.settings import QueueSettings, RateLimit, RateLimitSettings
 from shared.stats import get_stats
-from tests.queue_helpers import command
+from tests.queue_helpers import command, waiting_places
 
 TENANTS = ("acme", "globex")
 FINISHES = ("completed", "failed", "dead", "timeout", "cancelled", "retry")
@@ -141,23 +140,14 @@ async def _check_figures(queue: Queue) -> None:
 
 async def _check_waiting_jobs_are_queued_once(queue: Queue) -> None:
     """Every PENDING job has exactly one undelivered lane entry or backlog place."""
-    places: Counter[str] = Counter()
-    for priority in PRIORITY_ORDER:
-        stream = queue.keys.stream(priority)
-        groups = await queue.redis.xinfo_groups(stream)
-        last = next(g["last-delivered-id"] for g in groups if g["name"] == GROUP)
-        entries = cast(list[tuple[str, dict[str, str]]], await queue.redis.xrange(stream, min=f"({last}", max="+"))
-        for _, fields in entries:
-            places[fields["job"]] += 1
-        for tenant in TENANTS:
-            for job_id in cast(list[str], await queue.redis.lrange(queue.keys.backlog(priority, tenant), 0, -1)):
-                places[job_id] += 1
+    places = await waiting_places(queue, TENANTS)
     pending = set()
     async for key in queue.redis.scan_iter(match=queue.keys.job("*"), count=500):
         raw = await _hash(queue, key)
         if raw["state"] == JobState.PENDING.value:
             pending.add(raw["id"])
-    # (An entry of a job cancelled or removed meanwhile may stay: the claim that reaches it drops it.)
+    # (A cancel takes a waiting job's place away; an entry of a job removed meanwhile may stay: the
+    # claim that reaches it drops it.)
     assert pending and {job_id: places[job_id] for job_id in pending if places[job_id] != 1} == {}
 
 
