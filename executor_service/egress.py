@@ -138,7 +138,11 @@ class EgressProxy:
         error: Exception | None = None
         for address in verdict.addresses:  # exactly the addresses that were checked
             try:
-                return await asyncio.wait_for(asyncio.open_connection(str(address), port), timeout=_CONNECT_TIMEOUT_S)
+                # asyncio.timeout rather than wait_for: a wait_for cancelled (the proxy closing) just as
+                # the connection is made can drop the open connection unclosed; here the cancellation
+                # reaches open_connection itself, which closes what it opened.
+                async with asyncio.timeout(_CONNECT_TIMEOUT_S):
+                    return await asyncio.open_connection(str(address), port)
             except (OSError, TimeoutError) as exc:
                 error = exc
         self._failed(url, f"cannot connect to {host}:{port}: {error or 'no address'}")
