@@ -28,8 +28,9 @@ PRIORITIES = tuple(p.value for p in Priority)
 #: The CLI's tracer provider while a command runs (None: tracing is off); `main` sets it from OTEL_*.
 TRACING: ContextVar[TracerProvider | None] = ContextVar("sentinel_cli_tracing", default=None)
 
-#: A command that follows a stream (`submit --follow`, `events`) rides out an API restart: it
-#: reconnects with its last cursor for about a minute before it gives up.
+#: A command that follows a stream (`submit --follow`, `run`, `events`) rides out an API restart: it
+#: reconnects with its last cursor for about a minute before it gives up. Its other calls keep the
+#: default policy, so an API that is not there at all is reported within seconds.
 FOLLOW_RETRIES = RetryPolicy(attempts=16, max_backoff=5.0)
 
 
@@ -39,7 +40,7 @@ def open_client(address: str | None, *, follow: bool = False) -> AsyncClient:
     the API's server span)."""
     options: dict[str, Any] = {"interceptors": client_interceptors(TRACING.get())}
     if follow:
-        options["retries"] = FOLLOW_RETRIES
+        options["stream_retries"] = FOLLOW_RETRIES
     return AsyncClient.from_env(target=address, **options)
 
 

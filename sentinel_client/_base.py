@@ -32,6 +32,9 @@ class ClientBase(Generic[Ch]):
         timeout: seconds each call may take (None: no limit); streams and downloads have none.
         interceptors: extra gRPC client interceptors (tracing, say): `grpc.*ClientInterceptor`s for
             `Client`, `grpc.aio.*ClientInterceptor`s for `AsyncClient`.
+        stream_retries: how a stream is reopened from its cursor on UNAVAILABLE (None: as `retries`);
+            a long policy here rides out an API restart while following, and still lets a call to an
+            API that is not there fail after `retries`.
     """
 
     def __init__(
@@ -43,9 +46,16 @@ class ClientBase(Generic[Ch]):
         retries: RetryPolicy | int = DEFAULT_RETRIES,
         timeout: float | None = DEFAULT_TIMEOUT,
         interceptors: Sequence[Any] = (),
+        stream_retries: RetryPolicy | int | None = None,
     ) -> None:
         self._conn = Connection.of(
-            target, api_key=api_key, tls=tls, retries=retries, timeout=timeout, interceptors=interceptors
+            target,
+            api_key=api_key,
+            tls=tls,
+            retries=retries,
+            timeout=timeout,
+            interceptors=interceptors,
+            stream_retries=stream_retries,
         )
         self._channel: Ch = self._open_channel()
 

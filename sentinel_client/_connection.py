@@ -75,6 +75,7 @@ class Connection:
     retries: RetryPolicy
     timeout: float | None
     interceptors: tuple[Any, ...]
+    stream_retries: RetryPolicy
 
     @classmethod
     def of(
@@ -86,6 +87,7 @@ class Connection:
         retries: RetryPolicy | int,
         timeout: float | None,
         interceptors: Sequence[Any],
+        stream_retries: RetryPolicy | int | None = None,
     ) -> Connection:
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"timeout must be a number of seconds > 0 (or None), got {timeout!r}")
@@ -96,6 +98,7 @@ class Connection:
             retries=RetryPolicy.of(retries),
             timeout=timeout,
             interceptors=tuple(interceptors),
+            stream_retries=RetryPolicy.of(retries if stream_retries is None else stream_retries),
         )
 
     @property

@@ -249,7 +249,8 @@ async def test_a_submit_whose_reply_was_lost_is_retried_and_makes_one_job(flavor
 async def test_events_resume_across_an_api_restart_without_gaps_or_repeats(flavor: str, stack: Stack) -> None:
     patient = RetryPolicy(attempts=60, initial_backoff=0.1, max_backoff=0.5)  # rides out ~30 s of restart
     steps: list[dict[str, Any]] = [{"navigate": {"url": "/index.html"}}, *[{"wait": {"ms": 250}} for _ in range(8)]]
-    async with connect(flavor, api_of(stack), retries=patient) as client:
+    # Calls are not retried at all: only the stream policy can carry the stream through the restart.
+    async with connect(flavor, api_of(stack), retries=0, stream_retries=patient) as client:
         job = await client.submit(definition(stack, steps))
         seen, restarted = [], False
         async for event in job.events():
