@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -68,3 +69,22 @@ async def health_becomes(port: int, status: int, *, within: float) -> None:
             return bool((await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)).status == status)
 
         await wait_for(check, within=within, what=f"health {status} on port {port}")
+
+
+#: The ping a witness page sends (`stays_quiet`), told apart from the pages under test by its query.
+WITNESS = "ping.txt?witness"
+
+
+def pings(seen: Sequence[str]) -> int:
+    """Pings of the pages under test (`ping.html` sends one every 100 ms), not the witness's."""
+    return sum("ping.txt" in p and WITNESS not in p for p in seen)
+
+
+async def stays_quiet(seen: Sequence[str], site: str, stub: pb_grpc.TestExecutionStub, quiet: int, what: str) -> None:
+    """The ended jobs' pages send no ping past `quiet` while a live page in the same browser (a
+    witness job) sends six: a loaded machine slows both alike, so no fixed wait is needed."""
+    steps = [{"navigate": {"url": "/ping.html?witness"}}, {"wait": {"ms": 60000}}]
+    witness = await stub.Submit(request(site, steps), timeout=10)
+    await wait_for(lambda: sum(WITNESS in p for p in seen) >= 6, within=30, what="the witness page pinging")
+    assert pings(seen) == quiet, what
+    await stub.Cancel(pb.CancelRequest(job_id=witness.job_id), timeout=10)

@@ -21,7 +21,7 @@ from protos import sentinel_pb2_grpc as pb_grpc
 from shared.keys import Keys
 from shared.schema import EventField, JobField
 from tests.e2e.conftest import Service, Stack
-from tests.e2e.helpers import events_of, request, wait_state
+from tests.e2e.helpers import events_of, pings, request, stays_quiet, wait_state
 from tests.support import free_port, start_redis, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -33,24 +33,6 @@ STEPS: list[dict[str, Any]] = [
     {"click": {"selector": "#greet"}},
     {"expectText": {"selector": "#out", "text": "Hi, Ada"}},
 ]
-
-
-WITNESS = "ping.txt?witness"
-
-
-def pings(stack: Stack) -> int:
-    """Pings of the pages under test (not the witness's)."""
-    return sum("ping.txt" in p and WITNESS not in p for p in stack.seen)
-
-
-async def stays_quiet(stack: Stack, stub: pb_grpc.TestExecutionStub, quiet: int, what: str) -> None:
-    """The ended jobs' pages send no ping past `quiet` while a live page in the same browser (a
-    witness job) sends six: a loaded machine slows both alike, so no fixed wait is needed."""
-    steps = [{"navigate": {"url": "/ping.html?witness"}}, {"wait": {"ms": 60000}}]
-    witness = await stub.Submit(request(stack.site, steps), timeout=10)
-    await wait_for(lambda: sum(WITNESS in p for p in stack.seen) >= 6, within=30, what="the witness page pinging")
-    assert pings(stack) == quiet, what
-    await stub.Cancel(pb.CancelRequest(job_id=witness.job_id), timeout=10)
 
 
 def visits(stack: Stack, marker: str) -> int:
@@ -103,11 +85,11 @@ async def test_direct_mode_runs_follows_cancels_and_lists_jobs_with_no_redis(sta
 
         long = await stub.Submit(request(stack.site, [{"navigate": {"url": "/ping.html"}}, {"wait": {"ms": 60000}}]))
         await wait_state(stub, long.job_id, pb.JOB_STATE_RUNNING)
-        await wait_for(lambda: pings(stack) >= 3, within=20, what="the page pinging")
+        await wait_for(lambda: pings(stack.seen) >= 3, within=20, what="the page pinging")
         cancelled = await stub.Cancel(pb.CancelRequest(job_id=long.job_id), timeout=10)
         assert cancelled.state == pb.JOB_STATE_CANCELLED
         await executor_idle(executor)  # its run ended: the context is closed before a run ends
-        quiet = pings(stack)
+        quiet = pings(stack.seen)
         followed = await events_of(stub, long.job_id)
         assert followed[-1].terminal and followed[-1].state == pb.JOB_STATE_CANCELLED
         with pytest.raises(grpc.aio.AioRpcError) as again:
@@ -118,7 +100,7 @@ async def test_direct_mode_runs_follows_cancels_and_lists_jobs_with_no_redis(sta
         assert [j.job_id for j in listed.jobs] == [long.job_id, checked.job_id, reply.job_id]  # newest first
         tagged = await stub.ListJobs(pb.ListJobsRequest(tag="direct"), timeout=10)
         assert [j.job_id for j in tagged.jobs] == [reply.job_id]
-        await stays_quiet(stack, stub, quiet, "the page kept running after its job was cancelled")
+        await stays_quiet(stack.seen, stack.site, stub, quiet, "the page kept running after its job was cancelled")
 
         admin = pb_grpc.QueueAdminStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as stats:
@@ -143,17 +125,18 @@ async def test_direct_mode_runs_follows_cancels_and_lists_jobs_with_no_redis(sta
         # An API killed outright: its executor sees the call drop and stops the run it was doing.
         orphan = await stub.Submit(request(stack.site, [{"navigate": {"url": "/ping.html"}}, {"wait": {"ms": 60000}}]))
         await wait_state(stub, orphan.job_id, pb.JOB_STATE_RUNNING)
-        before = pings(stack)
-        await wait_for(lambda: pings(stack) >= before + 3, within=20, what="the page pinging")
+        before = pings(stack.seen)
+        await wait_for(lambda: pings(stack.seen) >= before + 3, within=20, what="the page pinging")
     api.process.kill()
     api.process.wait(timeout=10)
     stack.services.remove(api)
     await executor_idle(executor)
-    quiet = pings(stack)
+    quiet = pings(stack.seen)
     witnessing = stack.start("api", **env)  # a new API, only to run the witness page
     async with grpc.aio.insecure_channel(f"127.0.0.1:{witnessing.port}") as channel:
         stub = pb_grpc.TestExecutionStub(channel)
-        await stays_quiet(stack, stub, quiet, "the page kept running after the API that ran its job was killed")
+        what = "the page kept running after the API that ran its job was killed"
+        await stays_quiet(stack.seen, stack.site, stub, quiet, what)
 
 
 async def test_hybrid_mode_runs_jobs_directly_through_a_redis_outage_and_records_them_after(
