@@ -7,7 +7,8 @@
 #   make test      install, lint, then pytest (extra arguments: make test PYTEST_ARGS='-k redis -x')
 #   make dev       everything on this machine: private redis-server, API, one executor, demo site
 #   make bench     the benchmarks in bench/suite.py beside their peers, figures into bench/RESULTS.md
-#                  (one: make bench BENCH=queue_core; a quick check: make bench BENCH_QUICK=1)
+#                  (one: make bench BENCH=queue_core [BENCH_ARGS='--sentinel-at main']; a quick check:
+#                  make bench BENCH_QUICK=1, figures into bench/results/quick/)
 #   make bench-peers  the peers' own environments: BullMQ (npm, bench/peers/bullmq) and taskiq, Celery,
 #                  arq (pip, bench/peers/.venv); never Sentinel's dependencies, never made by install
 #   make clean     caches and build output (make distclean also removes .venv and the node tools)
@@ -46,6 +47,7 @@ PEERS_VENV := $(PEERS)/.venv
 PEERS_PY_STAMP := $(PEERS_VENV)/.installed
 BENCH ?=
 BENCH_QUICK ?=
+BENCH_ARGS ?=
 
 # apt-get needs root; use sudo only when we are not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
@@ -124,7 +126,7 @@ dev: install
 	$(BIN)/sentinel dev --demo
 
 bench: system-deps $(STAMP) bench-peers
-	$(PYTHON) -m bench.suite $(BENCH) $(if $(filter 1 yes true,$(BENCH_QUICK)),--quick)
+	$(PYTHON) -m bench.suite $(BENCH) $(if $(filter 1 yes true,$(BENCH_QUICK)),--quick) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
 
 bench-peers: $(PEERS_NODE_STAMP) $(PEERS_PY_STAMP)
 

@@ -13,7 +13,10 @@ within each round, then the median, since the machine is shared and noisy.
 The peers live in their own environments (`make bench-peers`): bench/peers/bullmq (Node),
 bench/peers/.venv (Python). A peer whose environment or module is missing gets a row saying so.
 
-Usage: .venv/bin/python -m bench.queue_core [--jobs 20000] [--rounds 3] [--json OUT]
+`--sentinel-at REV …` adds a Sentinel row for each git revision, run from its committed tree
+(extracted to a temp directory with `git archive`), so that before and after are measured in one run.
+
+Usage: .venv/bin/python -m bench.queue_core [--jobs 20000] [--rounds 3] [--sentinel-at main] [--json OUT]
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -47,7 +50,8 @@ class Peer:
     name: str
     argv: tuple[str, ...]  # what follows `--redis-url URL --jobs N`
     needs: Path | None = None  # the environment it runs in; missing → the row says so
-    module: str | None = None  # a module of this repository that must exist
+    module: str | None = None  # a module of the checkout it runs in (`cwd`) that must exist
+    cwd: Path = ROOT
     pauses: bool = True  # speaks the --pause protocol
     max_jobs: int | None = None  # slow peers drain fewer jobs (per-job figures stay comparable)
 
@@ -92,10 +96,22 @@ class Run:
     facts: dict[str, Any]
 
 
+def sentinel_at(rev: str, into: Path) -> Peer:
+    """The Sentinel row measured on the committed tree of `rev` (extracted with `git archive` into
+    `into`), beside the working tree's: before and after a change, in the same run."""
+    commit = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True)
+    into.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "archive", rev], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(into)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise SystemExit(f"git archive {rev} failed")
+    return Peer(f"sentinel x2 @ {rev} ({commit.stdout.strip()})", SENTINEL, module=SENTINEL[2], pauses=False, cwd=into)
+
+
 def missing(peer: Peer) -> str | None:
     if peer.needs is not None and not peer.needs.exists():
         return f"not installed ({peer.needs.relative_to(ROOT)}): run `make bench-peers`"
-    if peer.module is not None and importlib.util.find_spec(peer.module) is None:
+    if peer.module is not None and not (peer.cwd / (peer.module.replace(".", "/") + ".py")).exists():
         return f"missing ({peer.module} does not exist yet)"
     return None
 
@@ -104,7 +120,7 @@ def _pauses(peer: Peer) -> bool:
     if peer.pauses or peer.module is None:
         return peer.pauses
     # A module of this repository may learn the protocol later: ask its --help.
-    helptext = subprocess.run([*peer.argv[:3], "--help"], capture_output=True, text=True, cwd=ROOT, check=False)
+    helptext = subprocess.run([*peer.argv[:3], "--help"], capture_output=True, text=True, cwd=peer.cwd, check=False)
     return "--pause" in helptext.stdout
 
 
@@ -122,7 +138,9 @@ def run_peer(peer: Peer, jobs: int, *, timeout_s: float) -> Run:
         before = loaded = RedisCounters.read(server.url)
         cpu0 = children_cpu_s()
         pipes: dict[str, Any] = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": stderr}
-        proc = subprocess.Popen(argv, cwd=ROOT, text=True, start_new_session=True, **pipes)
+        # An extracted checkout is only read: no bytecode is written into it.
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"} if peer.cwd != ROOT else None
+        proc = subprocess.Popen(argv, cwd=peer.cwd, env=env, text=True, start_new_session=True, **pipes)
         assert proc.stdin is not None and proc.stdout is not None
         final: dict[str, Any] | None = None
         watchdog = threading.Timer(timeout_s, proc.kill)  # a peer that hangs must not hang the suite
@@ -190,8 +208,17 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run only these peers (by name)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one peer may take")
     parser.add_argument("--json", type=Path, help="where to write the result (default bench/results/queue_core.json)")
+    parser.add_argument(
+        "--sentinel-at", nargs="*", default=[], metavar="REV", help="also measure Sentinel as committed at REV"
+    )
     args = parser.parse_args()
-    peers = [p for p in PEERS if not args.only or p.name in args.only]
+    with tempfile.TemporaryDirectory(prefix="sentinel-bench-revs-") as tmp:
+        revs = [sentinel_at(rev, Path(tmp) / str(n)) for n, rev in enumerate(args.sentinel_at)]
+        bench([*PEERS[:3], *revs, *PEERS[3:]], args)
+
+
+def bench(all_peers: list[Peer], args: argparse.Namespace) -> None:
+    peers = [p for p in all_peers if not args.only or p.name in args.only or p.name.startswith("sentinel x2 @")]
     problems: dict[str, str | None] = {p.name: missing(p) for p in peers}
     runs: dict[str, list[Run]] = {p.name: [] for p in peers}
     ratios: dict[str, list[float]] = {}
@@ -221,7 +248,7 @@ def main() -> None:
     report = result(
         "queue_core",
         title="Queue core: no-op jobs drained beside the peers (medians over rounds)",
-        settings={"jobs": args.jobs, "rounds": args.rounds, "baseline": BASELINE},
+        settings={"jobs": args.jobs, "rounds": args.rounds, "baseline": BASELINE, "sentinel_at": args.sentinel_at},
         rows=rows,
         ratios={name: round(statistics.median(v), 2) for name, v in ratios.items()},
         peers={name: rs[0].facts for name, rs in runs.items() if rs},

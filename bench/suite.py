@@ -7,7 +7,7 @@ ones). After running, the marked section of bench/RESULTS.md is regenerated from
 result on disk (`bench/report.py`), the prose around it untouched. A benchmark marked `optional`
 may not exist yet: it is skipped with a message, not failed.
 
-Usage: .venv/bin/python -m bench.suite [NAME ...] [--quick] [--render-only]
+Usage: .venv/bin/python -m bench.suite [NAME ...] [--quick] [--render-only] [-- ARGS for one NAME]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench import report
@@ -38,11 +39,11 @@ class Bench:
     quick: tuple[str, ...] = ()  # used instead of `args` in quick mode
     optional: bool = False  # written by a later change; skipped with a message while absent
 
-    def argv(self, *, quick: bool, out: Path) -> list[str]:
-        return [sys.executable, "-m", self.module, *(self.quick if quick else self.args), "--json", str(out)]
+    def argv(self, *, quick: bool, out: Path, extra: Sequence[str] = ()) -> list[str]:
+        return [sys.executable, "-m", self.module, *(self.quick if quick else self.args), *extra, "--json", str(out)]
 
-    def command(self) -> str:
-        return " ".join(["python -m", self.module, *self.args])
+    def command(self, *, quick: bool = False) -> str:
+        return " ".join(["python -m", self.module, *(self.quick if quick else self.args)])
 
     def exists(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -73,9 +74,9 @@ def by_name(names: list[str]) -> list[Bench]:
     return [known[n] for n in names] if names else list(SUITE)
 
 
-def run(bench: Bench, *, quick: bool, results: Path) -> bool:
-    """Run one benchmark; returns whether it succeeded."""
-    argv = bench.argv(quick=quick, out=results / f"{bench.name}.json")
+def run(bench: Bench, *, quick: bool, results: Path, extra: Sequence[str] = ()) -> bool:
+    """Run one benchmark (`extra`: further arguments for it); returns whether it succeeded."""
+    argv = bench.argv(quick=quick, out=results / f"{bench.name}.json", extra=extra)
     print(f"== {bench.name}: {' '.join(argv[1:])}", flush=True)
     started = time.monotonic()
     code = subprocess.run(argv, cwd=ROOT, check=False).returncode
@@ -83,14 +84,14 @@ def run(bench: Bench, *, quick: bool, results: Path) -> bool:
     return code == 0
 
 
-def entries(results: Path) -> list[report.Entry]:
+def entries(results: Path, *, quick: bool = False) -> list[report.Entry]:
     """Every registered benchmark's result in `results`, in the registry's order."""
     found = []
     for bench in SUITE:
         path = results / f"{bench.name}.json"
         if path.exists():
             result = json.loads(path.read_text(encoding="utf-8"))
-            found.append(report.Entry(str(path.relative_to(ROOT)), bench.command(), result))
+            found.append(report.Entry(str(path.relative_to(ROOT)), bench.command(quick=quick), result))
     return found
 
 
@@ -99,7 +100,12 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="a few jobs each: checks the path, not the figures")
     parser.add_argument("--render-only", action="store_true", help="only regenerate bench/RESULTS.md's section")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    # What follows `--` goes to the benchmark itself (one benchmark only): `queue_core -- --rounds 5`.
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if extra and len(args.names) != 1:
+        raise SystemExit("arguments after `--` are for one benchmark: name exactly one")
     # Quick figures say nothing: they go to bench/results/quick/ (git-ignored), with a copy of
     # RESULTS.md to render into, so that a check never overwrites the real figures.
     results, results_md = (QUICK, QUICK / "RESULTS.md") if args.quick else (RESULTS, RESULTS_MD)
@@ -112,9 +118,9 @@ def main() -> None:
             print(f"== {bench.name}: skipped, {bench.module} does not exist yet", flush=True)
             if not bench.optional:
                 failed.append(bench.name)
-        elif not run(bench, quick=args.quick, results=results):
+        elif not run(bench, quick=args.quick, results=results, extra=extra):
             failed.append(bench.name)
-    report.update(results_md, entries(results))
+    report.update(results_md, entries(results, quick=args.quick))
     print(f"== wrote the figures into {results_md.relative_to(ROOT)}")
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)}")
