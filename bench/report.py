@@ -70,11 +70,14 @@ class Entry:
     result: Mapping[str, Any]
 
 
-def render(entry: Entry) -> str:
-    """One benchmark: heading, when, how and where, settings, its table and its ratios."""
+def render(entry: Entry, *, machine: Mapping[str, Any] | None = None) -> str:
+    """One benchmark: heading, when, how and where, settings, its table and its ratios. Its machine
+    facts are named when they differ from `machine` (the ones at the top of the section)."""
     result = entry.result
     parts = [f"### {result.get('title') or result.get('bench') or entry.source}"]
     parts.append(f"Run {result.get('date', '?')} with `{entry.command}`; raw figures in `{entry.source}`.")
+    if result.get("machine") and result["machine"] != machine:
+        parts.append(f"Machine: {facts(result['machine'])}.")
     if result.get("settings"):
         parts.append("Settings: " + ", ".join(f"`{k}={v}`" for k, v in result["settings"].items()) + ".")
     if "rows" not in result:
@@ -90,11 +93,13 @@ def render(entry: Entry) -> str:
 def render_all(entries: Sequence[Entry]) -> str:
     """The whole section: header, the machine (from the newest result), then each benchmark."""
     parts = [HEADER]
+    machine = None
     if entries:
         newest = max((e.result for e in entries), key=lambda r: str(r.get("date", "")))
-        if newest.get("machine"):
-            parts.append(f"**Machine** (newest run, {newest.get('date', '?')}): {facts(newest['machine'])}.")
-    parts += [render(e) for e in entries]
+        machine = newest.get("machine")
+        if machine:
+            parts.append(f"**Machine** (newest run, {newest.get('date', '?')}): {facts(machine)}.")
+    parts += [render(e, machine=machine) for e in entries]
     return "\n\n".join(parts)
 
 
