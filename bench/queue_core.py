@@ -193,6 +193,9 @@ def row(peer: Peer, runs: list[Run], problem: str | None) -> dict[str, Any]:
         "jobs_per_s": _median([r.jobs_per_s for r in runs]),
         "enqueue_jobs_per_s": _median([r.load_jobs_per_s for r in runs]),
         "redis_cpu_us_per_job": _median([r.total.cpu_us for r in runs]),
+        # Counts, unlike times, do not depend on the load: every command Redis ran per job, those
+        # a script ran included (commandstats counts them on their own lines too).
+        "redis_calls_per_job": _median([sum(c.calls for c in r.total.commands.values()) for r in runs]),
         "drain_redis_cpu_us_per_job": _median([d.cpu_us for d in drains]),
         "drain_calls_per_job": _median([sum(c.calls for c in d.commands.values()) for d in drains]),
         "client_cpu_us_per_job": _median([r.client_cpu_us for r in runs]),
