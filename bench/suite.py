@@ -50,16 +50,16 @@ class Bench:
 
 
 SUITE: tuple[Bench, ...] = (
-    Bench("queue_core", "bench.queue_core", quick=("--jobs", "1000", "--rounds", "1")),
+    Bench("queue_core", "bench.queue_core", quick=("--jobs", "500", "--rounds", "1")),
     Bench("submit", "bench.submit", optional=True),
     Bench("subscribers", "bench.subscribers", optional=True),
     Bench("browser", "bench.browser", optional=True),
-    Bench("retention", "bench.retention", quick=("--jobs", "3000", "--sample", "1000", "--backlog", "1000")),
+    Bench("retention", "bench.retention", quick=("--jobs", "1000", "--sample", "500", "--backlog", "500")),
     Bench(
         "retention-off",
         "bench.retention",
         args=("--no-retention", "--jobs", "20000", "--sample", "5000"),
-        quick=("--no-retention", "--jobs", "2000", "--sample", "1000"),
+        quick=("--no-retention", "--jobs", "1000", "--sample", "500"),
     ),
     Bench("fair_share", "bench.fair_share", quick=("--queued", "100")),
     Bench("shards", "bench.shards", quick=("--seconds", "2")),

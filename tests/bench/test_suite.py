@@ -77,6 +77,16 @@ def test_a_result_renders_between_the_markers_and_the_prose_stays(tmp_path: Path
     assert second.count(report.START) == 1 and second.count("### Queue core beside its peers") == 1
 
 
+def test_a_result_from_another_machine_names_it_under_its_heading() -> None:
+    older = {**fixture_result(), "bench": "shards", "title": "Shards", "date": "2026-11-28"}
+    older["machine"] = {"cpu": "Other CPU", "cores": 2}
+    section = report.render_all([entry(), report.Entry("bench/results/shards.json", "python -m bench.shards", older)])
+    top, shards = section.split("### Shards")
+    assert "**Machine** (newest run, 2026-12-06 10:00 UTC): cpu Some CPU" in top
+    assert "Machine: cpu Other CPU, cores 2." in shards
+    assert "Machine: cpu Some CPU" not in top  # the newest result's machine is said once, at the top
+
+
 def test_a_result_outside_the_common_shape_is_named_not_rendered() -> None:
     legacy = report.Entry("bench/results/old.json", "python -m bench.old", {"runs": [1, 2]})
     assert "not in the common shape" in report.render(legacy)
