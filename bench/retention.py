@@ -6,7 +6,7 @@ one job in ten fails and is dead-lettered). The API's periodic cleaner applies
 QUEUE_REMOVE_ON_COMPLETE / QUEUE_REMOVE_ON_FAIL. Every `--sample` finished jobs it records Redis's
 `used_memory` and key count; the backlog is capped (`--backlog`) so the figures show the steady
 state, not a queue growing faster than it drains. `--no-retention` runs the same without it, to
-compare. Writes bench/results/retention[-off].json; bench/RESULTS.md quotes a run.
+compare. Writes bench/results/retention[-off].json (or `--json OUT`); bench/RESULTS.md quotes a run.
 
 Usage: .venv/bin/python -m bench.retention [--jobs 100000] [--no-retention]
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import grpc
 import redis.asyncio as aioredis
 
 from api_service.server import ApiServer
+from bench.harness import result, write_result
 from executor_service.store import Claim, claim, finish, write_progress
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
@@ -36,7 +36,6 @@ from shared.queue import Queue, connect
 from shared.settings import ApiSettings, QueueSettings, RedisSettings
 from shared.stats import get_stats
 
-RESULTS = Path(__file__).with_name("results")
 BATCH = 1000
 
 
@@ -157,7 +156,6 @@ async def bench(*, jobs: int, retention: bool, backlog: int, sample: int, execut
             "dead_lettered": stats.dead_lettered,
             "total_processed": stats.total_processed,
         },
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
     }
 
 
@@ -168,8 +166,11 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=5_000, help="most jobs submitted but not finished")
     parser.add_argument("--sample", type=int, default=10_000, help="record memory every this many jobs")
     parser.add_argument("--executors", type=int, default=4)
+    parser.add_argument(
+        "--json", type=Path, help="where to write the result (default bench/results/retention[-off].json)"
+    )
     args = parser.parse_args()
-    result = asyncio.run(
+    figures = asyncio.run(
         bench(
             jobs=args.jobs,
             retention=not args.no_retention,
@@ -178,10 +179,17 @@ def main() -> None:
             executors=args.executors,
         )
     )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("retention.json" if result["retention"] else "retention-off.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+    name = "retention" if figures["retention"] else "retention-off"
+    rows = [
+        {"finished": s["finished"], "used_memory_mb": round(s["used_memory"] / 1e6, 1), "keys": s["keys"]}
+        for s in [*figures["samples"], figures["after_last_pass"]]
+    ]
+    rows[-1]["when"] = "after the last pass"
+    on_off = "on" if figures["retention"] else "off"
+    title = f"Retention {on_off}: Redis memory as jobs finish ({figures['jobs_per_second']} jobs/s end to end)"
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    out = write_result(result(name, title=title, settings=settings, rows=rows, **figures), args.json)
+    print(json.dumps({k: v for k, v in figures.items() if k != "samples"}, indent=2))
     print(f"written to {out}")
 
 

@@ -8,7 +8,7 @@ claims (`executor_service.store.claim`) and finishes (`store.finish`) them, keep
 `--backlog` of its jobs unfinished. Dispatch throughput = jobs finished per second (each job is
 three scripts: submit, claim, finish). Also the Redis CPU each master spent: with one shard one
 master does all the queue's work, with three each does about a third, which is the headroom shards
-buy once the clients are not the bottleneck. Writes bench/results/shards.json.
+buy once the clients are not the bottleneck. Writes bench/results/shards.json (or `--json OUT`).
 
 Usage: .venv/bin/python -m bench.shards [--processes 3 --seconds 20]
 """
@@ -20,21 +20,19 @@ import asyncio
 import dataclasses
 import json
 import multiprocessing
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import redis
 
+from bench.harness import result, write_result
 from executor_service.store import claim, finish
 from shared import jobs
 from shared.model import JobOptions, JobState, Navigate, Progress, Step, SubmitCommand, TestDefinition
 from shared.queue import Queue, connect
 from shared.settings import QueueSettings, RedisSettings
 from tests.cluster.cluster import start_cluster
-
-RESULTS = Path(__file__).with_name("results") / "shards.json"
 
 
 def command() -> SubmitCommand:
@@ -130,6 +128,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--json", type=Path, help="where to write the result (default bench/results/shards.json)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, start_cluster(Path(tmp)) as cluster:
         masters = [n.port for n in cluster.masters()]
@@ -137,18 +136,18 @@ def main() -> None:
             measure(cluster.url, masters, shards=s, processes=args.processes, seconds=args.seconds, batch=args.batch)
             for s in (1, 3)
         ]
-    report = {
-        "settings": vars(args),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "redis_py": redis.__version__,
-        },
-        "results": [dataclasses.asdict(r) for r in results],
-        "ratio_3_to_1": round(results[1].jobs_per_s / results[0].jobs_per_s, 2) if results[0].jobs_per_s else None,
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    rows = [dataclasses.asdict(r) for r in results]
+    ratio = round(results[1].jobs_per_s / results[0].jobs_per_s, 2) if results[0].jobs_per_s else None
+    report = result(
+        "shards",
+        title="Dispatch on a Redis Cluster with 1 and 3 queue shards",
+        settings={k: v for k, v in vars(args).items() if k != "json"},
+        rows=rows,
+        ratios={"3 shards / 1 shard: jobs/s": ratio},
+        results=rows,
+        ratio_3_to_1=ratio,
+    )
+    write_result(report, args.json)
     print(json.dumps(report, indent=2))
 
 

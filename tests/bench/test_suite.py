@@ -1,0 +1,103 @@
+"""`make bench`'s registry and renderer: what they promise without running a benchmark.
+
+The registry names only benchmarks that exist or are marked optional, each with a distinct result
+file; the renderer writes a result in the common shape between the markers of RESULTS.md and leaves
+the prose around them as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import report, suite
+from bench.harness import CommandCost, RedisCounters
+
+PROSE_BEFORE = "# Benchmark results\n\nHand-written prose, kept | as it is.\n"
+PROSE_AFTER = "\n## Written after the markers\n\nAlso kept.\n"
+
+
+def fixture_result() -> dict[str, object]:
+    """A result as bench.harness.result() shapes it (written out: no machine facts are read here)."""
+    return {
+        "bench": "queue_core",
+        "title": "Queue core beside its peers",
+        "machine": {"cpu": "Some CPU", "cores": 2, "redis": "7.0.15", "playwright": None},
+        "date": "2026-12-06 10:00 UTC",
+        "settings": {"jobs": 100, "rounds": 1},
+        "columns": None,
+        "rows": [
+            {"peer": "bullmq-node x1", "jobs_per_s": 17400.2, "redis_cpu_us_per_job": 41.0, "note": ""},
+            {"peer": "sentinel x2", "jobs_per_s": None, "note": "missing (bench.sentinel_core does not exist yet)"},
+        ],
+        "ratios": {"taskiq x2 / bullmq-node x1: jobs/s": 0.18},
+        "raw": [{"nested": "not a column"}],
+    }
+
+
+def entry() -> report.Entry:
+    return report.Entry("bench/results/queue_core.json", "python -m bench.queue_core", fixture_result())
+
+
+def test_the_registry_names_modules_that_exist_or_are_optional() -> None:
+    for bench in suite.SUITE:
+        assert bench.exists() or bench.optional, f"{bench.module} does not exist and is not marked optional"
+    names = [b.name for b in suite.SUITE]
+    assert len(names) == len(set(names)), "two benchmarks would write the same result file"
+    assert {"queue_core", "retention", "fair_share", "shards"} <= set(names)
+
+
+def test_an_unknown_benchmark_name_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(SystemExit, match="queue_core"):
+        suite.by_name(["no_such_bench"])
+
+
+def test_a_result_renders_between_the_markers_and_the_prose_stays(tmp_path: Path) -> None:
+    results_md = tmp_path / "RESULTS.md"
+    results_md.write_text(PROSE_BEFORE)
+
+    report.update(results_md, [entry()])
+    first = results_md.read_text()
+    assert first.startswith(PROSE_BEFORE)
+    section = first[first.index(report.START) : first.index(report.END)]
+    assert "### Queue core beside its peers" in section
+    assert "| peer | jobs per s | redis cpu us per job | note |" in section
+    assert "| bullmq-node x1 | 17,400 | 41.0 | — |" in section
+    assert "| sentinel x2 | — | — | missing (bench.sentinel_core does not exist yet) |" in section
+    assert "| taskiq x2 / bullmq-node x1: jobs/s | 0.18 |" in section
+    assert "nested" not in section
+    assert "**Machine** (newest run, 2026-12-06 10:00 UTC): cpu Some CPU, cores 2, redis 7.0.15." in section
+
+    # Prose written after the markers survives the next run, and the section is replaced, not appended.
+    results_md.write_text(first + PROSE_AFTER)
+    report.update(results_md, [entry()])
+    second = results_md.read_text()
+    assert second.startswith(PROSE_BEFORE) and second.endswith(PROSE_AFTER)
+    assert second.count(report.START) == 1 and second.count("### Queue core beside its peers") == 1
+
+
+def test_a_result_from_another_machine_names_it_under_its_heading() -> None:
+    older = {**fixture_result(), "bench": "shards", "title": "Shards", "date": "2026-11-28"}
+    older["machine"] = {"cpu": "Other CPU", "cores": 2}
+    section = report.render_all([entry(), report.Entry("bench/results/shards.json", "python -m bench.shards", older)])
+    top, shards = section.split("### Shards")
+    assert "**Machine** (newest run, 2026-12-06 10:00 UTC): cpu Some CPU" in top
+    assert "Machine: cpu Other CPU, cores 2." in shards
+    assert "Machine: cpu Some CPU" not in top  # the newest result's machine is said once, at the top
+
+
+def test_a_result_outside_the_common_shape_is_named_not_rendered() -> None:
+    legacy = report.Entry("bench/results/old.json", "python -m bench.old", {"runs": [1, 2]})
+    assert "not in the common shape" in report.render(legacy)
+
+
+def test_redis_counters_give_per_job_costs() -> None:
+    before = RedisCounters(cpu_s=1.0, commands={"xack": CommandCost(10, 20)})
+    after = RedisCounters(cpu_s=1.5, commands={"xack": CommandCost(1010, 2020), "evalsha": CommandCost(2000, 80_000)})
+    cost = after.minus(before).per_job(1000)
+    assert cost.cpu_us == pytest.approx(500)
+    assert cost.commands["xack"] == CommandCost(1, 2)
+    assert cost.commands["evalsha"] == CommandCost(2, 80)
+    assert cost.command_us == pytest.approx(82)
+    assert cost.top(1) == "evalsha ×2 = 80µs"
