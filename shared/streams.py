@@ -3,8 +3,13 @@
 Every `StreamProgress` (and `WatchEvents`) call subscribes here instead of holding its own
 blocking Redis connection: the hub reads all watched streams with a single `XREAD BLOCK` and
 hands each entry to the subscribers of its stream. A new subscriber wakes the hub with
-`CLIENT UNBLOCK` so it is followed at once. On a Redis Cluster one XREAD per hash tag (queue shard)
-instead, each woken by cancelling it.
+`CLIENT UNBLOCK` so it is followed at once; one waker task sends it, so a burst of thousands of
+subscribers costs a few wake-ups, not one Redis command (and pooled connection) each. On a Redis
+Cluster one XREAD per hash tag (queue shard) instead, each woken by cancelling it.
+
+The hub also bounds how many followers read their opening state (job, replay) from Redis at once
+(`opening`): a burst of subscribers then waits its turn instead of asking the API's connection
+pool for more connections than it has.
 
 Ordering guarantee: a subscriber registered at position P receives every entry after P exactly
 once and in order — the hub rewinds a stream's read position when a subscriber starts behind it,
@@ -14,7 +19,6 @@ and each subscriber drops what it has already seen.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -79,8 +83,14 @@ class _Reader:
     read: asyncio.Future[Any] | None = None  # the XREAD under way (a cluster's is woken by cancelling it)
 
 
+#: Followers reading their opening state at once; well under the API's Redis pool (redis-py's default: 100).
+MAX_OPENING = 32
+
+
 class StreamHub:
-    def __init__(self, reader: aioredis.Redis, control: aioredis.Redis, *, block_ms: int = 5000) -> None:
+    def __init__(
+        self, reader: aioredis.Redis, control: aioredis.Redis, *, block_ms: int = 5000, max_opening: int = MAX_OPENING
+    ) -> None:
         """Args:
         reader: a single-connection client used only for the blocking read; on a Redis Cluster a
             cluster client (`shared.queue.connect_blocking`): then streams are read with one XREAD
@@ -89,6 +99,7 @@ class StreamHub:
             connection the read is on.
         control: any client, used to wake the reader.
         block_ms: longest single XREAD block.
+        max_opening: how many followers may hold `opening` at once.
         """
         self._reader = reader
         self._control = control
@@ -100,8 +111,11 @@ class StreamHub:
         self._readers: dict[str, _Reader] = {}
         self._reader_id: int | None = None
         self._reading = False
+        self._wake_wanted = asyncio.Event()
+        self._waker: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
+        self.opening = asyncio.Semaphore(max_opening)
 
     def _group(self, key: str) -> str:
         return slot_group(key) if self._cluster else ""
@@ -119,10 +133,12 @@ class StreamHub:
         for group, reader in self._readers.items():
             reader.task = asyncio.create_task(self._run(group, reader), name=f"stream-hub-{group}")
         self._reader_for("")  # one Redis: the one reader, started now
+        if not self._cluster:
+            self._waker = asyncio.create_task(self._wake_loop(), name="stream-hub-waker")
 
     async def stop(self) -> None:
         self._closed = True
-        await stop_tasks([reader.task for reader in self._readers.values()])
+        await stop_tasks([self._waker, *(reader.task for reader in self._readers.values())])
         for subs in self._subs.values():
             for sub in subs:
                 sub.queue.put_nowait(None)
@@ -145,7 +161,7 @@ class StreamHub:
             self._rewound.add(key)
             reader = self._reader_for(self._group(key))
             reader.changed.set()
-            await self._wake(reader)
+            self._wake(reader)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -158,15 +174,33 @@ class StreamHub:
             self._pos.pop(sub.key, None)
             self._rewound.discard(sub.key)
 
-    async def _wake(self, reader: _Reader) -> None:
+    def _wake(self, reader: _Reader) -> None:
         if self._cluster:
             if reader.read is not None and not reader.read.done():
                 reader.read.cancel()
             return
-        if not self._reading or self._reader_id is None:
-            return
-        with contextlib.suppress(RedisError):
-            await self._control.client_unblock(self._reader_id)
+        self._wake_wanted.set()
+
+    async def _wake_loop(self) -> None:
+        """Unblock the read under way while a stream waits to be added to it (one Redis: CLIENT UNBLOCK).
+
+        The keys `_run` has not yet put in a read are `_rewound`; it clears them as it starts the
+        next read, so subscribers arriving together share one wake-up. CLIENT UNBLOCK answers 0
+        when the read has not reached Redis yet (it travels on another connection): then again,
+        shortly, until that read is unblocked or another one has started.
+        """
+        while True:
+            await self._wake_wanted.wait()
+            self._wake_wanted.clear()
+            pause = 0.001
+            while self._rewound and self._reading and self._reader_id is not None:
+                try:
+                    if await self._control.client_unblock(self._reader_id):
+                        break
+                except RedisError as exc:
+                    log.debug("stream hub wake-up failed: %s", exc)  # the read's own error path reconnects
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     async def _read(self, reader: _Reader, streams: dict[Any, Any]) -> list[tuple[str, list[Entry]]] | None:
         """One blocking XREAD; None when it was woken (a cluster's read, cancelled)."""
