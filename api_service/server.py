@@ -104,7 +104,10 @@ class QueueParts:
         client = connect(redis)
         eviction = await watch_eviction(client, allow=redis.allow_eviction)
         reader = connect_blocking(redis)
-        return cls(queue=Queue.open(client, settings), hub=StreamHub(reader, client), reader=reader, eviction=eviction)
+        queue = Queue.open(client, settings)
+        # Every script that appends to a progress stream appends to its shard's events stream too.
+        hub = StreamHub(reader, client, doorbells=[shard.keys.events for shard in queue.shards])
+        return cls(queue=queue, hub=hub, reader=reader, eviction=eviction)
 
 
 def _without_queue() -> ConflictError:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,10 +31,10 @@ from redis.exceptions import RedisError
 
 from shared.errors import ShuttingDown
 from shared.tasks import stop_tasks
+from shared.xread import Entry as Entry  # a stream entry, (id, fields): part of this module's interface
+from shared.xread import PackedXread, Position
 
 log = logging.getLogger(__name__)
-
-Entry = tuple[str, dict[str, str]]
 
 
 _ID = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?", re.ASCII)
@@ -83,13 +83,21 @@ class _Reader:
     read: asyncio.Future[Any] | None = None  # the XREAD under way (a cluster's is woken by cancelling it)
 
 
+#: Most entries one read takes from each stream.
+READ_COUNT = 500
 #: Followers reading their opening state at once; well under the API's Redis pool (redis-py's default: 100).
 MAX_OPENING = 32
 
 
 class StreamHub:
     def __init__(
-        self, reader: aioredis.Redis, control: aioredis.Redis, *, block_ms: int = 5000, max_opening: int = MAX_OPENING
+        self,
+        reader: aioredis.Redis,
+        control: aioredis.Redis,
+        *,
+        block_ms: int = 5000,
+        max_opening: int = MAX_OPENING,
+        doorbells: Sequence[str] = (),
     ) -> None:
         """Args:
         reader: a single-connection client used only for the blocking read; on a Redis Cluster a
@@ -100,6 +108,9 @@ class StreamHub:
         control: any client, used to wake the reader.
         block_ms: longest single XREAD block.
         max_opening: how many followers may hold `opening` at once.
+        doorbells: streams that get an entry in the same script as every followed stream (a queue's
+            events stream, one per shard): the reader then blocks on these alone (`shared.xread`).
+            A doorbell missed costs at most `block_ms` of delay, never an entry. Ignored on a cluster.
         """
         self._reader = reader
         self._control = control
@@ -116,6 +127,8 @@ class StreamHub:
         self._started = False
         self._closed = False
         self.opening = asyncio.Semaphore(max_opening)
+        self._packed = PackedXread(block_ms=block_ms, count=READ_COUNT)
+        self._doorbells = () if self._cluster else tuple(doorbells)
 
     def _group(self, key: str) -> str:
         return slot_group(key) if self._cluster else ""
@@ -202,17 +215,16 @@ class StreamHub:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)
 
-    async def _read(self, reader: _Reader, streams: dict[Any, Any]) -> list[tuple[str, list[Entry]]] | None:
+    async def _read(self, reader: _Reader, streams: dict[str, Position]) -> list[tuple[str, list[Entry]]] | None:
         """One blocking XREAD; None when it was woken (a cluster's read, cancelled)."""
         if not self._cluster:
             self._reading = True
             try:
-                return cast(
-                    list[tuple[str, list[Entry]]], await self._reader.xread(streams, block=self._block_ms, count=500)
-                )
+                return await self._packed.read(self._reader, streams)
             finally:
                 self._reading = False
-        reader.read = asyncio.ensure_future(self._reader.xread(streams, block=self._block_ms, count=500))
+        ids: dict[Any, Any] = {key: f"{ms}-{seq}" for key, (ms, seq) in streams.items()}
+        reader.read = asyncio.ensure_future(self._reader.xread(ids, block=self._block_ms, count=READ_COUNT))
         try:
             await asyncio.wait([reader.read])
         finally:
@@ -222,21 +234,30 @@ class StreamHub:
             return None
         return cast(list[tuple[str, list[Entry]]], reader.read.result())
 
+    def _streams_of(self, group: str) -> dict[str, Position]:
+        """The followed streams `group`'s reader reads, at their positions (a copy)."""
+        if not self._cluster:
+            return dict(self._pos)
+        return {k: p for k, p in self._pos.items() if self._group(k) == group}
+
     async def _run(self, group: str, reader: _Reader) -> None:
         delay = 0.05
         while not self._closed:
-            mine = {k: p for k, p in self._pos.items() if self._group(k) == group}
-            if not mine:
+            if not self._streams_of(group):
                 reader.changed.clear()
                 await reader.changed.wait()
                 continue
             try:
                 if self._reader_id is None and not self._cluster:
                     self._reader_id = int(await self._reader.client_id())
-                streams: dict[Any, Any] = {k: f"{p[0]}-{p[1]}" for k, p in self._pos.items() if self._group(k) == group}
+                streams = self._streams_of(group)
                 if not streams:  # the last subscriber left while we were getting the reader's id
                     continue
                 self._rewound.difference_update(streams)
+                if self._doorbells:
+                    await self._poll_then_wait(streams)
+                    delay = 0.05
+                    continue
                 reply = await self._read(reader, streams)
                 delay = 0.05
             except RedisError as exc:
@@ -247,6 +268,19 @@ class StreamHub:
                 continue
             for key, entries in reply or []:
                 self._dispatch(key, entries)
+
+    async def _poll_then_wait(self, streams: dict[str, Position]) -> None:
+        """Read what the streams hold now, then block on the doorbells until one rings (or a wake-up)."""
+        bells, reply = await self._packed.poll(self._reader, streams, self._doorbells)
+        for key, entries in reply:
+            self._dispatch(key, entries)
+        if self._rewound or any(len(entries) >= READ_COUNT for _, entries in reply):
+            return  # a stream to add, or more to read at once
+        self._reading = True
+        try:
+            await self._packed.wait(self._reader, bells)
+        finally:
+            self._reading = False
 
     def _dispatch(self, key: str, entries: list[Entry]) -> None:
         subs = self._subs.get(key)
