@@ -55,6 +55,7 @@ from shared.edge.auth import keyring_for
 from shared.edge.serving import HealthReporter
 from shared.errors import ConflictError
 from shared.metrics import MetricsEndpoint, QueueCollector
+from shared.progress import progress_doorbells
 from shared.queue import Queue, connect, connect_blocking
 from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.retention import Cleaner, OrphanSweeper
@@ -105,8 +106,7 @@ class QueueParts:
         eviction = await watch_eviction(client, allow=redis.allow_eviction)
         reader = connect_blocking(redis)
         queue = Queue.open(client, settings)
-        # Every script that appends to a progress stream appends to its shard's events stream too.
-        hub = StreamHub(reader, client, doorbells=[shard.keys.events for shard in queue.shards])
+        hub = StreamHub(reader, client, doorbells=progress_doorbells(queue))
         return cls(queue=queue, hub=hub, reader=reader, eviction=eviction)
 
 

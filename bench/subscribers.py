@@ -142,7 +142,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_api(tmp: Path, redis_url: str) -> Service:
+def start_api(tmp: Path, redis_url: str, source: Path | None) -> Service:
     keys_file = tmp / "keys.json"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "SENTINEL_", "OTEL_", "API_"))}
@@ -159,6 +159,8 @@ def start_api(tmp: Path, redis_url: str) -> Service:
         SENTINEL_TENANT_MAX_QUEUED="0",
         PYTHONUNBUFFERED="1",
     )
+    if source is not None:  # another checkout's code (`git worktree add` / `git archive` of a commit) for the API
+        env["PYTHONPATH"] = str(source)
     log = tmp / "api.log"
     with log.open("wb") as out:
         process = subprocess.Popen([SENTINEL, "api"], env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
@@ -249,7 +251,7 @@ def run_once(subscribers: int, args: argparse.Namespace) -> dict[str, Any]:
         api: Service | None = None
         procs: list[Any] = []
         try:
-            api = start_api(tmp, server.url)
+            api = start_api(tmp, server.url, args.api_source)
             key = keys["acme-submitter"]
             job_ids = asyncio.run(submit_jobs(api.port, key, jobs))
             pid = api.process.pid
@@ -351,6 +353,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4, help="client processes")
     parser.add_argument("--channels", type=int, default=4, help="gRPC channels (connections) per client process")
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--api-source", type=Path, help="run the API from this source tree (a before/after run)")
     parser.add_argument("--py-spy", type=Path, help="a directory: sample the API with py-spy while progress is written")
     args = parser.parse_args()
     results = []

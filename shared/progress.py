@@ -16,8 +16,22 @@ from shared.errors import FieldViolation, ValidationError
 from shared.jobs import job_of
 from shared.model import Job, ProgressEvent
 from shared.queue import Queue
-from shared.schema import EntryField
-from shared.streams import Entry, StreamHub, parse_id
+from shared.schema import EntryField, EventField
+from shared.streams import Announces, Entry, StreamHub, parse_id
+
+
+def progress_doorbells(queue: Queue) -> dict[str, Announces]:
+    """Each shard's events stream, for the stream hub to block on instead of every progress stream.
+
+    Every script that appends to a job's progress stream appends an event naming the job to the
+    events stream of the job's shard in the same call: an event announces the job's progress stream.
+    """
+
+    def announces(fields: dict[str, str]) -> str | None:
+        job_id = fields.get(EventField.JOB, "")
+        return queue.for_job(job_id).keys.progress(job_id) if job_id else None
+
+    return {shard.keys.events: announces for shard in queue.shards}
 
 
 def check_cursor(cursor: str) -> str:

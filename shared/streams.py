@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,8 +31,8 @@ from redis.exceptions import RedisError
 
 from shared.errors import ShuttingDown
 from shared.tasks import stop_tasks
+from shared.xread import RING_COUNT, PackedXread, Position
 from shared.xread import Entry as Entry  # a stream entry, (id, fields): part of this module's interface
-from shared.xread import PackedXread, Position
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ class _Reader:
     read: asyncio.Future[Any] | None = None  # the XREAD under way (a cluster's is woken by cancelling it)
 
 
+#: What tells from a doorbell entry's fields which followed stream it announces (None: none).
+Announces = Callable[[dict[str, str]], str | None]
 #: Most entries one read takes from each stream.
 READ_COUNT = 500
 #: Followers reading their opening state at once; well under the API's Redis pool (redis-py's default: 100).
@@ -97,7 +99,7 @@ class StreamHub:
         *,
         block_ms: int = 5000,
         max_opening: int = MAX_OPENING,
-        doorbells: Sequence[str] = (),
+        doorbells: Mapping[str, Announces] | None = None,
     ) -> None:
         """Args:
         reader: a single-connection client used only for the blocking read; on a Redis Cluster a
@@ -108,9 +110,11 @@ class StreamHub:
         control: any client, used to wake the reader.
         block_ms: longest single XREAD block.
         max_opening: how many followers may hold `opening` at once.
-        doorbells: streams that get an entry in the same script as every followed stream (a queue's
-            events stream, one per shard): the reader then blocks on these alone (`shared.xread`).
-            A doorbell missed costs at most `block_ms` of delay, never an entry. Ignored on a cluster.
+        doorbells: streams that get an entry in the same script as every append to a followed
+            stream (a queue's events stream, one per shard), each with what tells from an entry's
+            fields which stream it announces (None: none). The reader then blocks on these alone
+            and reads only the streams they announce (`shared.xread`). A doorbell missed costs at
+            most `block_ms` of delay, never an entry. Ignored on a cluster.
         """
         self._reader = reader
         self._control = control
@@ -128,7 +132,10 @@ class StreamHub:
         self._closed = False
         self.opening = asyncio.Semaphore(max_opening)
         self._packed = PackedXread(block_ms=block_ms, count=READ_COUNT)
-        self._doorbells = () if self._cluster else tuple(doorbells)
+        self._doorbells: dict[str, Announces] = {} if self._cluster or not doorbells else dict(doorbells)
+        self._bells_at: dict[str, str] = {}  # how far the doorbells' entries have been acted on
+        self._full_due = True  # every stream to be read (at start, after a timeout, past a count)
+        self._announced: set[str] = set()  # streams the last doorbell entries named
 
     def _group(self, key: str) -> str:
         return slot_group(key) if self._cluster else ""
@@ -253,9 +260,10 @@ class StreamHub:
                 streams = self._streams_of(group)
                 if not streams:  # the last subscriber left while we were getting the reader's id
                     continue
+                fresh = self._rewound.intersection(streams)
                 self._rewound.difference_update(streams)
                 if self._doorbells:
-                    await self._poll_then_wait(streams)
+                    await self._poll_then_wait(streams, fresh)
                     delay = 0.05
                     continue
                 reply = await self._read(reader, streams)
@@ -269,18 +277,45 @@ class StreamHub:
             for key, entries in reply or []:
                 self._dispatch(key, entries)
 
-    async def _poll_then_wait(self, streams: dict[str, Position]) -> None:
-        """Read what the streams hold now, then block on the doorbells until one rings (or a wake-up)."""
-        bells, reply = await self._packed.poll(self._reader, streams, self._doorbells)
+    async def _poll_then_wait(self, streams: dict[str, Position], fresh: set[str]) -> None:
+        """Read the streams there may be news on, then block on the doorbells until one rings.
+
+        Every stream is read (with the doorbells' last ids, first) at start, after a block ran out
+        and when a read or a ring was cut short by its count; otherwise only the streams the last
+        doorbell entries announced and those of new subscribers (`fresh`).
+        """
+        if self._full_due:
+            self._bells_at, reply = await self._packed.poll(self._reader, streams, list(self._doorbells))
+            self._full_due = False
+        else:
+            wanted = {key: streams[key] for key in (fresh | self._announced) if key in streams}
+            _, reply = await self._packed.poll(self._reader, wanted, ())
+        self._announced = set()
         for key, entries in reply:
             self._dispatch(key, entries)
-        if self._rewound or any(len(entries) >= READ_COUNT for _, entries in reply):
-            return  # a stream to add, or more to read at once
+        if any(len(entries) >= READ_COUNT for _, entries in reply):
+            self._full_due = True
+            return
+        if self._rewound:
+            return  # streams to add: read them at once
         self._reading = True
         try:
-            await self._packed.wait(self._reader, bells)
+            rings = await self._packed.wait(self._reader, self._bells_at)
         finally:
             self._reading = False
+        if not rings and not self._rewound:
+            self._full_due = True  # the block ran out: read everything, whatever rang or not
+        for bell, entries in rings:
+            self._bells_at[bell] = entries[-1][0]
+            if len(entries) >= RING_COUNT:
+                self._full_due = True
+            if bell in self._pos:  # the doorbell is followed itself (WatchEvents)
+                self._announced.add(bell)
+            announces = self._doorbells[bell]
+            for _, fields in entries:
+                named = announces(fields)
+                if named is not None and named in self._pos:
+                    self._announced.add(named)
 
     def _dispatch(self, key: str, entries: list[Entry]) -> None:
         subs = self._subs.get(key)

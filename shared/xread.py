@@ -8,11 +8,12 @@ a read joins the pieces. The reply is read on the same connection and shaped as 
 shapes it. Only for one Redis: a cluster reads one slot's streams at a time through redis-py.
 
 With doorbells (`poll`, `wait`): streams whose every append comes with an append to a doorbell
-stream in the same script (a queue's events stream) need no blocking read of their own. A poll
-reads each doorbell's last id and then, not blocking, every followed stream, in one round trip; a
-wait blocks on the doorbells alone, from those ids. Redis registers a blocked client on each key
-it names, so a blocking XREAD of 2,000 streams cost Redis 7 ms a read, against well under one for
-a poll and a wait.
+stream in the same script (a queue's events stream, whose entries name their job) need no blocking
+read of their own. A poll reads each doorbell's last id and then, not blocking, the streams asked
+for, in one round trip; a wait blocks on the doorbells alone, from those ids, and returns their new
+entries, which say which streams to read next. Redis registers a blocked client on each key it
+names, and XREAD looks up each stream's last entry: a read of 2,000 streams cost Redis 7 ms, one of
+10,000 streams 40 ms. With doorbells a delivery costs a wait and a read of the streams it names.
 
 The reads go out on the client's one connection: `poll` and `wait` need a single-connection client.
 """
@@ -26,6 +27,8 @@ import redis.asyncio as aioredis
 
 Entry = tuple[str, dict[str, str]]
 Position = tuple[int, int]
+#: Most doorbell entries one wait takes; more than that and every stream is read again instead.
+RING_COUNT = 1000
 
 
 def _bulk(data: bytes) -> bytes:
@@ -84,15 +87,20 @@ class PackedXread:
     ) -> tuple[dict[str, str], list[tuple[str, list[Entry]]]]:
         """Each doorbell's last id, then what `streams` hold after their positions (not blocking)."""
         asks = [_command(b"XREVRANGE", bell.encode(), b"+", b"-", b"COUNT", b"1") for bell in bells]
-        replies = await _exchange(client, b"".join([*asks, self.pack(streams, block=False)]), len(bells) + 1)
+        if streams:
+            asks.append(self.pack(streams, block=False))
+        replies = await _exchange(client, b"".join(asks), len(asks))
         last = {bell: (top[0][0] if top else "0-0") for bell, top in zip(bells, replies, strict=False)}
-        return last, _shape(replies[-1])
+        # a doorbell with no entries yet: "0-0", so its first entry rings
+        return last, _shape(replies[-1]) if streams else []
 
-    async def wait(self, client: aioredis.Redis, bells: dict[str, str]) -> None:
-        """Block until a doorbell has an entry after its id, the block ends or CLIENT UNBLOCK wakes it."""
-        args = [b"XREAD", b"COUNT", b"1", b"BLOCK", b"%d" % self._block_ms, b"STREAMS"]
+    async def wait(self, client: aioredis.Redis, bells: dict[str, str]) -> list[tuple[str, list[Entry]]]:
+        """The doorbells' entries after their ids, once there are any ([] when the block ended or
+        CLIENT UNBLOCK woke it); at most RING_COUNT a doorbell."""
+        args = [b"XREAD", b"COUNT", b"%d" % RING_COUNT, b"BLOCK", b"%d" % self._block_ms, b"STREAMS"]
         args += [bell.encode() for bell in bells] + [at.encode() for at in bells.values()]
-        await _exchange(client, _command(*args), 1)
+        (reply,) = await _exchange(client, _command(*args), 1)
+        return _shape(reply)
 
 
 def _command(*args: bytes) -> bytes:

@@ -235,13 +235,15 @@ def test_parse_id_rejects_malformed_ids(bad: str) -> None:
 
 
 BELL = "sentinel:{test}:events"
+#: The doorbell's entries name the stream they announce (as the events stream names its job).
+DOORBELLS = {BELL: lambda fields: fields.get("stream")}
 
 
 async def ring(client: aioredis.Redis, key: str, n: int) -> str:
     """Append to `key` and to the doorbell in one transaction, as Sentinel's scripts do."""
     pipe = client.pipeline(transaction=True)
     pipe.xadd(key, {"n": str(n)})
-    pipe.xadd(BELL, {"kind": "progress"})
+    pipe.xadd(BELL, {"kind": "progress", "stream": key})
     added, _ = await pipe.execute()
     return str(added)
 
@@ -250,7 +252,7 @@ async def ring(client: aioredis.Redis, key: str, n: int) -> str:
 async def bell_hub(redis_server: RedisProcess, redis_client: aioredis.Redis) -> AsyncIterator[StreamHub]:
     reader = connect_blocking(RedisSettings(url=redis_server.url, configured=True))
     # A long block: every prompt delivery below must come from the doorbell or a wake-up.
-    hub = StreamHub(reader, redis_client, block_ms=30_000, doorbells=[BELL])
+    hub = StreamHub(reader, redis_client, block_ms=30_000, doorbells=DOORBELLS)
     await hub.start()
     try:
         yield hub
@@ -295,7 +297,7 @@ async def test_an_entry_without_its_doorbell_arrives_after_the_block_at_most(
     redis_server: RedisProcess, redis_client: aioredis.Redis
 ) -> None:
     reader = connect_blocking(RedisSettings(url=redis_server.url, configured=True))
-    hub = StreamHub(reader, redis_client, block_ms=200, doorbells=[BELL])
+    hub = StreamHub(reader, redis_client, block_ms=200, doorbells=DOORBELLS)
     await hub.start()
     try:
         sub = await hub.subscribe(KEY, "0-0")
