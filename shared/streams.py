@@ -247,29 +247,35 @@ class StreamHub:
             return dict(self._pos)
         return {k: p for k, p in self._pos.items() if self._group(k) == group}
 
+    def _has_streams(self, group: str) -> bool:
+        if not self._cluster:
+            return bool(self._pos)
+        return any(self._group(k) == group for k in self._pos)
+
     async def _run(self, group: str, reader: _Reader) -> None:
         delay = 0.05
         while not self._closed:
-            if not self._streams_of(group):
+            if not self._has_streams(group):
                 reader.changed.clear()
                 await reader.changed.wait()
                 continue
             try:
                 if self._reader_id is None and not self._cluster:
                     self._reader_id = int(await self._reader.client_id())
+                if self._doorbells:
+                    fresh, self._rewound = self._rewound, set()
+                    await self._poll_then_wait(fresh)
+                    delay = 0.05
+                    continue
                 streams = self._streams_of(group)
                 if not streams:  # the last subscriber left while we were getting the reader's id
                     continue
-                fresh = self._rewound.intersection(streams)
                 self._rewound.difference_update(streams)
-                if self._doorbells:
-                    await self._poll_then_wait(streams, fresh)
-                    delay = 0.05
-                    continue
                 reply = await self._read(reader, streams)
                 delay = 0.05
             except RedisError as exc:
                 self._reader_id = None
+                self._full_due = True  # what was read before the failure is unknown: read everything
                 log.warning("stream hub read failed, retrying in %.1f s: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -277,7 +283,7 @@ class StreamHub:
             for key, entries in reply or []:
                 self._dispatch(key, entries)
 
-    async def _poll_then_wait(self, streams: dict[str, Position], fresh: set[str]) -> None:
+    async def _poll_then_wait(self, fresh: set[str]) -> None:
         """Read the streams there may be news on, then block on the doorbells until one rings.
 
         Every stream is read (with the doorbells' last ids, first) at start, after a block ran out
@@ -285,10 +291,10 @@ class StreamHub:
         doorbell entries announced and those of new subscribers (`fresh`).
         """
         if self._full_due:
-            self._bells_at, reply = await self._packed.poll(self._reader, streams, list(self._doorbells))
+            self._bells_at, reply = await self._packed.poll(self._reader, dict(self._pos), list(self._doorbells))
             self._full_due = False
         else:
-            wanted = {key: streams[key] for key in (fresh | self._announced) if key in streams}
+            wanted = {key: self._pos[key] for key in (fresh | self._announced) if key in self._pos}
             _, reply = await self._packed.poll(self._reader, wanted, ())
         self._announced = set()
         for key, entries in reply:

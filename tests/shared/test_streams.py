@@ -306,3 +306,19 @@ async def test_an_entry_without_its_doorbell_arrives_after_the_block_at_most(
     finally:
         await hub.stop()
         await reader.aclose()
+
+
+async def test_with_a_doorbell_the_hub_reads_everything_again_after_its_reader_reconnects(
+    bell_hub: StreamHub, redis_client: aioredis.Redis
+) -> None:
+    first = await bell_hub.subscribe(KEY, "0-0")
+    rung = await ring(redis_client, KEY, 0)
+    assert ids(await take(first, 1)) == [rung]
+    (old,) = await wait_for(lambda: blocked_readers(redis_client), within=10, what="the hub to block")
+    unrung = await add(redis_client, KEY, 1)  # no doorbell: the blocked hub does not see it...
+    await redis_client.client_kill_filter(_id=str(old))  # ...until a network blip: then it reads everything
+
+    assert ids(await take(first, 1, within=10)) == unrung
+    late = await bell_hub.subscribe(OTHER, "0-0")
+    rung = await ring(redis_client, OTHER, 0)
+    assert ids(await take(late, 1, within=5)) == [rung]
