@@ -193,6 +193,7 @@ class StreamHub:
             del self._subs[sub.key]
             self._pos.pop(sub.key, None)
             self._rewound.discard(sub.key)
+            self._packed.drop(sub.key)
 
     def _wake(self, reader: _Reader) -> None:
         if self._cluster:

@@ -47,8 +47,6 @@ class PackedXread:
         self._ids: dict[str, tuple[Position, bytes]] = {}
 
     def pack(self, streams: dict[str, Position], *, block: bool = True) -> bytes:
-        if len(self._keys) > 2 * len(streams) + 1024:
-            self._forget(streams)
         keys: list[bytes] = []
         ids: list[bytes] = []
         for key, position in streams.items():
@@ -64,11 +62,10 @@ class PackedXread:
         head = b"*%d\r\n" % (2 * len(streams) + 4 + block * 2) + _bulk(b"XREAD") + options + _bulk(b"STREAMS")
         return b"".join([head, *keys, *ids])
 
-    def _forget(self, keep: dict[str, Position]) -> None:
-        """Drop the pieces of streams no longer followed (once they outnumber the followed ones)."""
-        for cache in (self._keys, self._ids):
-            for key in [k for k in cache if k not in keep]:
-                del cache[key]
+    def drop(self, key: str) -> None:
+        """Forget the pieces of a stream no longer followed."""
+        self._keys.pop(key, None)
+        self._ids.pop(key, None)
 
     async def read(self, client: aioredis.Redis, streams: dict[str, Position]) -> list[tuple[str, list[Entry]]]:
         """One XREAD on `client`'s single connection; [] when it timed out or was unblocked.
