@@ -55,6 +55,7 @@ from shared.edge.auth import keyring_for
 from shared.edge.serving import HealthReporter
 from shared.errors import ConflictError
 from shared.metrics import MetricsEndpoint, QueueCollector
+from shared.progress import progress_doorbells
 from shared.queue import Queue, connect, connect_blocking
 from shared.redis_policy import EvictionWatch, watch_eviction
 from shared.retention import Cleaner, OrphanSweeper
@@ -104,7 +105,9 @@ class QueueParts:
         client = connect(redis)
         eviction = await watch_eviction(client, allow=redis.allow_eviction)
         reader = connect_blocking(redis)
-        return cls(queue=Queue.open(client, settings), hub=StreamHub(reader, client), reader=reader, eviction=eviction)
+        queue = Queue.open(client, settings)
+        hub = StreamHub(reader, client, doorbells=progress_doorbells(queue))
+        return cls(queue=queue, hub=hub, reader=reader, eviction=eviction)
 
 
 def _without_queue() -> ConflictError:

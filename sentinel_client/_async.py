@@ -361,7 +361,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
 
     async def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> AsyncGenerator[T, None]:
         open_stream = op.bind(self._channel)
-        retrying = Retrying(self._conn.stream_retries, safe=True, deadline=deadline)
+        retrying = Retrying(self._conn.stream_retries, safe=True, deadline=deadline, stream=True)
         cursor = op.cursor
         while True:
             call = open_stream(op.request(cursor), timeout=retrying.timeout(None), metadata=self._conn.metadata)

@@ -4,6 +4,9 @@ Only UNAVAILABLE is retried (the API or its Redis could not be reached, or the A
 and only for calls that are safe to repeat: reads, cancel, pause/resume, reopening a stream from
 its cursor, a download (started over), and submit, which always carries an idempotency key. An
 answer such as INVALID_ARGUMENT or NOT_FOUND would only come again, so it is raised at once.
+A stream is also reopened after CANCELLED: the SDK never cancels a stream it still reads, so that
+came from the server's gRPC (which sheds calls arriving faster than it takes them up) or a proxy
+between, and the stream resumes from its cursor.
 The clients own the loops (one blocking, one async); the decisions live here, in `Retrying`.
 """
 
@@ -15,7 +18,14 @@ from dataclasses import dataclass
 
 import grpc
 
-from sentinel_client.errors import ConfigError, DeadlineExceededError, UnavailableError, from_rpc_error
+from sentinel_client.errors import (
+    CallCancelledError,
+    ConfigError,
+    DeadlineExceededError,
+    SentinelError,
+    UnavailableError,
+    from_rpc_error,
+)
 
 
 @dataclass(frozen=True)
@@ -67,12 +77,16 @@ class Retrying:
         policy: the client's policy.
         safe: the call may be repeated; False means every failure is raised at once.
         deadline: a `time.monotonic()` past which nothing is tried again (`wait(timeout)`).
+        stream: a stream reopened from its cursor (CANCELLED is tried again as well).
     """
 
-    def __init__(self, policy: RetryPolicy, *, safe: bool, deadline: float | None = None) -> None:
+    def __init__(self, policy: RetryPolicy, *, safe: bool, deadline: float | None = None, stream: bool = False) -> None:
         self.policy = policy
         self.safe = safe
         self.deadline = deadline
+        self.retried: tuple[type[SentinelError], ...] = (
+            (UnavailableError, CallCancelledError) if stream else (UnavailableError,)
+        )
         self.failures = 0
 
     def progressed(self) -> None:
@@ -96,7 +110,7 @@ class Retrying:
         """The pause before trying again after `exc`; raises the SDK's error when there is no next try."""
         error = from_rpc_error(exc) if isinstance(exc, grpc.RpcError) else exc
         self.failures += 1
-        if not self.safe or not isinstance(error, UnavailableError) or self.failures >= self.policy.attempts:
+        if not self.safe or not isinstance(error, self.retried) or self.failures >= self.policy.attempts:
             if error is exc:
                 raise exc
             raise error from exc

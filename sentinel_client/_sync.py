@@ -354,7 +354,7 @@ class Client(ClientBase[grpc.Channel]):
 
     def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> Generator[T, None, None]:
         open_stream = op.bind(self._channel)
-        retrying = Retrying(self._conn.stream_retries, safe=True, deadline=deadline)
+        retrying = Retrying(self._conn.stream_retries, safe=True, deadline=deadline, stream=True)
         cursor = op.cursor
         while True:
             call = open_stream(op.request(cursor), timeout=retrying.timeout(None), metadata=self._conn.metadata)

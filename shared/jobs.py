@@ -190,6 +190,11 @@ async def get_job(queue: Queue, job_id: str, *, tenant: str | None) -> Job:
     """The job with `job_id`; NotFoundError when it does not exist or is another tenant's."""
     queue = queue.for_job(job_id)
     raw = cast(dict[str, str], await queue.redis.hgetall(queue.keys.job(job_id))) if job_id else {}
+    return job_of(raw, job_id, tenant=tenant)
+
+
+def job_of(raw: dict[str, str], job_id: str, *, tenant: str | None) -> Job:
+    """The job decoded from its hash `raw` (empty: none); NotFoundError when none or another tenant's."""
     if not raw or (tenant is not None and raw.get(JobField.TENANT) != tenant):
         raise NotFoundError(f"job {job_id!r} not found")
     return codec.job_from_hash(raw)

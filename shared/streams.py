@@ -3,8 +3,13 @@
 Every `StreamProgress` (and `WatchEvents`) call subscribes here instead of holding its own
 blocking Redis connection: the hub reads all watched streams with a single `XREAD BLOCK` and
 hands each entry to the subscribers of its stream. A new subscriber wakes the hub with
-`CLIENT UNBLOCK` so it is followed at once. On a Redis Cluster one XREAD per hash tag (queue shard)
-instead, each woken by cancelling it.
+`CLIENT UNBLOCK` so it is followed at once; one waker task sends it, so a burst of thousands of
+subscribers costs a few wake-ups, not one Redis command (and pooled connection) each. On a Redis
+Cluster one XREAD per hash tag (queue shard) instead, each woken by cancelling it.
+
+The hub also bounds how many followers read their opening state (job, replay) from Redis at once
+(`opening`): a burst of subscribers then waits its turn instead of asking the API's connection
+pool for more connections than it has.
 
 Ordering guarantee: a subscriber registered at position P receives every entry after P exactly
 once and in order — the hub rewinds a stream's read position when a subscriber starts behind it,
@@ -14,10 +19,9 @@ and each subscriber drops what it has already seen.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -27,10 +31,10 @@ from redis.exceptions import RedisError
 
 from shared.errors import ShuttingDown
 from shared.tasks import stop_tasks
+from shared.xread import RING_COUNT, PackedXread, Position
+from shared.xread import Entry as Entry  # a stream entry, (id, fields): part of this module's interface
 
 log = logging.getLogger(__name__)
-
-Entry = tuple[str, dict[str, str]]
 
 
 _ID = re.compile(r"(\d{1,20})(?:-(\d{1,20}))?", re.ASCII)
@@ -79,8 +83,24 @@ class _Reader:
     read: asyncio.Future[Any] | None = None  # the XREAD under way (a cluster's is woken by cancelling it)
 
 
+#: What tells from a doorbell entry's fields which followed stream it announces (None: none).
+Announces = Callable[[dict[str, str]], str | None]
+#: Most entries one read takes from each stream.
+READ_COUNT = 500
+#: Followers reading their opening state at once; well under the API's Redis pool (redis-py's default: 100).
+MAX_OPENING = 32
+
+
 class StreamHub:
-    def __init__(self, reader: aioredis.Redis, control: aioredis.Redis, *, block_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        reader: aioredis.Redis,
+        control: aioredis.Redis,
+        *,
+        block_ms: int = 5000,
+        max_opening: int = MAX_OPENING,
+        doorbells: Mapping[str, Announces] | None = None,
+    ) -> None:
         """Args:
         reader: a single-connection client used only for the blocking read; on a Redis Cluster a
             cluster client (`shared.queue.connect_blocking`): then streams are read with one XREAD
@@ -89,6 +109,12 @@ class StreamHub:
             connection the read is on.
         control: any client, used to wake the reader.
         block_ms: longest single XREAD block.
+        max_opening: how many followers may hold `opening` at once.
+        doorbells: streams that get an entry in the same script as every append to a followed
+            stream (a queue's events stream, one per shard), each with what tells from an entry's
+            fields which stream it announces (None: none). The reader then blocks on these alone
+            and reads only the streams they announce (`shared.xread`). A doorbell missed costs at
+            most `block_ms` of delay, never an entry. Ignored on a cluster.
         """
         self._reader = reader
         self._control = control
@@ -100,8 +126,16 @@ class StreamHub:
         self._readers: dict[str, _Reader] = {}
         self._reader_id: int | None = None
         self._reading = False
+        self._wake_wanted = asyncio.Event()
+        self._waker: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
+        self.opening = asyncio.Semaphore(max_opening)
+        self._packed = PackedXread(block_ms=block_ms, count=READ_COUNT)
+        self._doorbells: dict[str, Announces] = {} if self._cluster or not doorbells else dict(doorbells)
+        self._bells_at: dict[str, str] = {}  # how far the doorbells' entries have been acted on
+        self._full_due = True  # every stream to be read (at start, after a timeout, past a count)
+        self._announced: set[str] = set()  # streams the last doorbell entries named
 
     def _group(self, key: str) -> str:
         return slot_group(key) if self._cluster else ""
@@ -119,10 +153,12 @@ class StreamHub:
         for group, reader in self._readers.items():
             reader.task = asyncio.create_task(self._run(group, reader), name=f"stream-hub-{group}")
         self._reader_for("")  # one Redis: the one reader, started now
+        if not self._cluster:
+            self._waker = asyncio.create_task(self._wake_loop(), name="stream-hub-waker")
 
     async def stop(self) -> None:
         self._closed = True
-        await stop_tasks([reader.task for reader in self._readers.values()])
+        await stop_tasks([self._waker, *(reader.task for reader in self._readers.values())])
         for subs in self._subs.values():
             for sub in subs:
                 sub.queue.put_nowait(None)
@@ -145,7 +181,7 @@ class StreamHub:
             self._rewound.add(key)
             reader = self._reader_for(self._group(key))
             reader.changed.set()
-            await self._wake(reader)
+            self._wake(reader)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -157,28 +193,46 @@ class StreamHub:
             del self._subs[sub.key]
             self._pos.pop(sub.key, None)
             self._rewound.discard(sub.key)
+            self._packed.drop(sub.key)
 
-    async def _wake(self, reader: _Reader) -> None:
+    def _wake(self, reader: _Reader) -> None:
         if self._cluster:
             if reader.read is not None and not reader.read.done():
                 reader.read.cancel()
             return
-        if not self._reading or self._reader_id is None:
-            return
-        with contextlib.suppress(RedisError):
-            await self._control.client_unblock(self._reader_id)
+        self._wake_wanted.set()
 
-    async def _read(self, reader: _Reader, streams: dict[Any, Any]) -> list[tuple[str, list[Entry]]] | None:
+    async def _wake_loop(self) -> None:
+        """Unblock the read under way while a stream waits to be added to it (one Redis: CLIENT UNBLOCK).
+
+        The keys `_run` has not yet put in a read are `_rewound`; it clears them as it starts the
+        next read, so subscribers arriving together share one wake-up. CLIENT UNBLOCK answers 0
+        when the read has not reached Redis yet (it travels on another connection): then again,
+        shortly, until that read is unblocked or another one has started.
+        """
+        while True:
+            await self._wake_wanted.wait()
+            self._wake_wanted.clear()
+            pause = 0.001
+            while self._rewound and self._reading and self._reader_id is not None:
+                try:
+                    if await self._control.client_unblock(self._reader_id):
+                        break
+                except RedisError as exc:
+                    log.debug("stream hub wake-up failed: %s", exc)  # the read's own error path reconnects
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    async def _read(self, reader: _Reader, streams: dict[str, Position]) -> list[tuple[str, list[Entry]]] | None:
         """One blocking XREAD; None when it was woken (a cluster's read, cancelled)."""
         if not self._cluster:
             self._reading = True
             try:
-                return cast(
-                    list[tuple[str, list[Entry]]], await self._reader.xread(streams, block=self._block_ms, count=500)
-                )
+                return await self._packed.read(self._reader, streams)
             finally:
                 self._reading = False
-        reader.read = asyncio.ensure_future(self._reader.xread(streams, block=self._block_ms, count=500))
+        ids: dict[Any, Any] = {key: f"{ms}-{seq}" for key, (ms, seq) in streams.items()}
+        reader.read = asyncio.ensure_future(self._reader.xread(ids, block=self._block_ms, count=READ_COUNT))
         try:
             await asyncio.wait([reader.read])
         finally:
@@ -188,18 +242,33 @@ class StreamHub:
             return None
         return cast(list[tuple[str, list[Entry]]], reader.read.result())
 
+    def _streams_of(self, group: str) -> dict[str, Position]:
+        """The followed streams `group`'s reader reads, at their positions (a copy)."""
+        if not self._cluster:
+            return dict(self._pos)
+        return {k: p for k, p in self._pos.items() if self._group(k) == group}
+
+    def _has_streams(self, group: str) -> bool:
+        if not self._cluster:
+            return bool(self._pos)
+        return any(self._group(k) == group for k in self._pos)
+
     async def _run(self, group: str, reader: _Reader) -> None:
         delay = 0.05
         while not self._closed:
-            mine = {k: p for k, p in self._pos.items() if self._group(k) == group}
-            if not mine:
+            if not self._has_streams(group):
                 reader.changed.clear()
                 await reader.changed.wait()
                 continue
             try:
                 if self._reader_id is None and not self._cluster:
                     self._reader_id = int(await self._reader.client_id())
-                streams: dict[Any, Any] = {k: f"{p[0]}-{p[1]}" for k, p in self._pos.items() if self._group(k) == group}
+                if self._doorbells:
+                    fresh, self._rewound = self._rewound, set()
+                    await self._poll_then_wait(fresh)
+                    delay = 0.05
+                    continue
+                streams = self._streams_of(group)
                 if not streams:  # the last subscriber left while we were getting the reader's id
                     continue
                 self._rewound.difference_update(streams)
@@ -207,12 +276,53 @@ class StreamHub:
                 delay = 0.05
             except RedisError as exc:
                 self._reader_id = None
+                self._full_due = True  # what was read before the failure is unknown: read everything
                 log.warning("stream hub read failed, retrying in %.1f s: %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             for key, entries in reply or []:
                 self._dispatch(key, entries)
+
+    async def _poll_then_wait(self, fresh: set[str]) -> None:
+        """Read the streams there may be news on, then block on the doorbells until one rings.
+
+        Every stream is read (with the doorbells' last ids, first) at start, after a block ran out
+        and when a read or a ring was cut short by its count; otherwise only the streams the last
+        doorbell entries announced and those of new subscribers (`fresh`).
+        """
+        if self._full_due:
+            self._bells_at, reply = await self._packed.poll(self._reader, dict(self._pos), list(self._doorbells))
+            self._full_due = False
+        else:
+            wanted = {key: self._pos[key] for key in (fresh | self._announced) if key in self._pos}
+            _, reply = await self._packed.poll(self._reader, wanted, ())
+        self._announced = set()
+        for key, entries in reply:
+            self._dispatch(key, entries)
+        if any(len(entries) >= READ_COUNT for _, entries in reply):
+            self._full_due = True
+            return
+        if self._rewound:
+            return  # streams to add: read them at once
+        self._reading = True
+        try:
+            rings = await self._packed.wait(self._reader, self._bells_at)
+        finally:
+            self._reading = False
+        if not rings and not self._rewound:
+            self._full_due = True  # the block ran out: read everything, whatever rang or not
+        for bell, entries in rings:
+            self._bells_at[bell] = entries[-1][0]
+            if len(entries) >= RING_COUNT:
+                self._full_due = True
+            if bell in self._pos:  # the doorbell is followed itself (WatchEvents)
+                self._announced.add(bell)
+            announces = self._doorbells[bell]
+            for _, fields in entries:
+                named = announces(fields)
+                if named is not None and named in self._pos:
+                    self._announced.add(named)
 
     def _dispatch(self, key: str, entries: list[Entry]) -> None:
         subs = self._subs.get(key)

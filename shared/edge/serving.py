@@ -28,11 +28,19 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 #: The grpc.health.v1 service name of liveness probes: SERVING while the process runs, whatever Redis does.
 LIVENESS_SERVICE = "liveness"
 
+#: Calls that arrived but that the server has not taken up yet. grpc.aio takes them up one at a time,
+#: so a burst (thousands of clients opening progress streams, or reconnecting after a restart) waits
+#: here; past gRPC's defaults (1,000, and 3,000 at most) it drops a growing share of them at random,
+#: and their clients see CANCELLED. The bound stays, well above the subscribers one API serves.
+MAX_PENDING_CALLS = 50_000
+
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+    ("grpc.server.max_pending_requests_hard_limit", 2 * MAX_PENDING_CALLS),
 ]
 
 

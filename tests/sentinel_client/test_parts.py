@@ -31,7 +31,7 @@ from sentinel_client._convert import _PROTO_ENUMS, enum_from_proto, enum_to_prot
 from sentinel_client._files import artifact_path
 from sentinel_client._requests import submit_request
 from sentinel_client._retry import Retrying
-from sentinel_client.errors import from_rpc_error
+from sentinel_client.errors import CallCancelledError, from_rpc_error
 from tests.sentinel_client.twins import _ITERATORS
 
 #: Every SDK enum that mirrors a proto enum.
@@ -147,6 +147,18 @@ def test_only_unavailable_is_retried_and_only_for_safe_calls() -> None:
         Retrying(RetryPolicy(), safe=True).failed(_rpc_error(grpc.StatusCode.NOT_FOUND))
     with pytest.raises(UnavailableError):
         Retrying(RetryPolicy(), safe=False).failed(_rpc_error(grpc.StatusCode.UNAVAILABLE))
+
+
+def test_a_stream_is_reopened_after_cancelled_and_a_unary_call_is_not() -> None:
+    # The SDK never cancels a stream it still reads: CANCELLED came from the server's gRPC or a proxy.
+    stream = Retrying(RetryPolicy(attempts=2), safe=True, stream=True)
+    assert stream.failed(_rpc_error(grpc.StatusCode.CANCELLED)) > 0
+    with pytest.raises(CallCancelledError):
+        stream.failed(_rpc_error(grpc.StatusCode.CANCELLED))
+    with pytest.raises(CallCancelledError):
+        Retrying(RetryPolicy(), safe=True).failed(_rpc_error(grpc.StatusCode.CANCELLED))
+    with pytest.raises(NotFoundError):
+        Retrying(RetryPolicy(), safe=True, stream=True).failed(_rpc_error(grpc.StatusCode.NOT_FOUND))
 
 
 def test_field_violations_come_from_the_bad_request_detail() -> None:

@@ -232,3 +232,93 @@ def test_parse_id_orders_like_redis() -> None:
 def test_parse_id_rejects_malformed_ids(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_id(bad)
+
+
+BELL = "sentinel:{test}:events"
+#: The doorbell's entries name the stream they announce (as the events stream names its job).
+DOORBELLS = {BELL: lambda fields: fields.get("stream")}
+
+
+async def ring(client: aioredis.Redis, key: str, n: int) -> str:
+    """Append to `key` and to the doorbell in one transaction, as Sentinel's scripts do."""
+    pipe = client.pipeline(transaction=True)
+    pipe.xadd(key, {"n": str(n)})
+    pipe.xadd(BELL, {"kind": "progress", "stream": key})
+    added, _ = await pipe.execute()
+    return str(added)
+
+
+@pytest.fixture
+async def bell_hub(redis_server: RedisProcess, redis_client: aioredis.Redis) -> AsyncIterator[StreamHub]:
+    reader = connect_blocking(RedisSettings(url=redis_server.url, configured=True))
+    # A long block: every prompt delivery below must come from the doorbell or a wake-up.
+    hub = StreamHub(reader, redis_client, block_ms=30_000, doorbells=DOORBELLS)
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+        await reader.aclose()
+
+
+async def test_with_a_doorbell_the_hub_blocks_on_it_alone_and_delivers_what_rang_it(
+    bell_hub: StreamHub, redis_client: aioredis.Redis
+) -> None:
+    sub = await bell_hub.subscribe(KEY, "0-0")
+    other = await bell_hub.subscribe(OTHER, "0-0")
+
+    async def blocked_on_the_bell() -> bool:
+        return any(c.get("cmd") == "xread" for c in await redis_client.client_list())
+
+    await wait_for(blocked_on_the_bell, within=10, what="the hub to block")
+    first = [await ring(redis_client, KEY, i) for i in range(3)]
+    assert ids(await take(sub, 3, within=5)) == first
+    more = await ring(redis_client, OTHER, 0)
+    assert ids(await take(other, 1, within=5)) == [more]
+    assert sub.queue.empty() and other.queue.empty()
+
+
+async def test_with_a_doorbell_a_late_subscriber_is_served_at_once(
+    bell_hub: StreamHub, redis_client: aioredis.Redis
+) -> None:
+    first = await bell_hub.subscribe(KEY, "0-0")
+    added = await ring(redis_client, KEY, 0)
+    assert ids(await take(first, 1, within=5)) == [added]
+    waiting = await add(redis_client, OTHER, 2)  # already there: no doorbell will ring for it
+
+    late = await bell_hub.subscribe(OTHER, "0-0")
+    assert ids(await take(late, 2, within=5)) == waiting
+    again = await bell_hub.subscribe(KEY, "0-0")  # behind the hub: rewound, without duplicates
+    assert ids(await take(again, 1, within=5)) == [added]
+    assert first.queue.empty()
+
+
+async def test_an_entry_without_its_doorbell_arrives_after_the_block_at_most(
+    redis_server: RedisProcess, redis_client: aioredis.Redis
+) -> None:
+    reader = connect_blocking(RedisSettings(url=redis_server.url, configured=True))
+    hub = StreamHub(reader, redis_client, block_ms=200, doorbells=DOORBELLS)
+    await hub.start()
+    try:
+        sub = await hub.subscribe(KEY, "0-0")
+        silent = await add(redis_client, KEY, 1)
+        assert ids(await take(sub, 1, within=10)) == silent
+    finally:
+        await hub.stop()
+        await reader.aclose()
+
+
+async def test_with_a_doorbell_the_hub_reads_everything_again_after_its_reader_reconnects(
+    bell_hub: StreamHub, redis_client: aioredis.Redis
+) -> None:
+    first = await bell_hub.subscribe(KEY, "0-0")
+    rung = await ring(redis_client, KEY, 0)
+    assert ids(await take(first, 1)) == [rung]
+    (old,) = await wait_for(lambda: blocked_readers(redis_client), within=10, what="the hub to block")
+    unrung = await add(redis_client, KEY, 1)  # no doorbell: the blocked hub does not see it...
+    await redis_client.client_kill_filter(_id=str(old))  # ...until a network blip: then it reads everything
+
+    assert ids(await take(first, 1, within=10)) == unrung
+    late = await bell_hub.subscribe(OTHER, "0-0")
+    rung = await ring(redis_client, OTHER, 0)
+    assert ids(await take(late, 1, within=5)) == [rung]
