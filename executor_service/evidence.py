@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,18 +49,23 @@ class Evidence:
     notes: list[str] = field(default_factory=list)
     _stored_bytes: int | None = None  # the job's bytes in the store, every attempt; learned on first upload
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _made: bool = False  # whether the spool directory exists yet: it is made when a file needs it
 
     @classmethod
     def open(
         cls, store: ArtifactStore | None, *, job_id: str, attempt: int, spool_root: Path, max_job_bytes: int
     ) -> Evidence:
-        """A fresh spool directory under `spool_root` (created if missing) for one attempt."""
+        """A fresh spool directory under `spool_root` (created if missing) for one attempt, made only
+        when a file first needs it: most runs that pass make no file at all."""
         spool_root.mkdir(parents=True, exist_ok=True)
-        spool = Path(tempfile.mkdtemp(prefix=f"{job_id}-{attempt}-", dir=spool_root))
+        spool = spool_root / f"{job_id}-{attempt}-{uuid.uuid4().hex[:12]}"
         return cls(store=store, job_id=job_id, attempt=attempt, spool=spool, max_job_bytes=max_job_bytes)
 
     def path(self, file: str) -> Path:
         """Where to make `file` (one plain name) before `keep` uploads it."""
+        if not self._made:
+            self.spool.mkdir(mode=0o700, exist_ok=True)
+            self._made = True
         return self.spool / file
 
     def name(self, file: str) -> str:
@@ -116,4 +121,5 @@ class Evidence:
 
     async def close(self) -> None:
         """Delete the spool directory and whatever is still in it (a file that was never kept)."""
-        await asyncio.to_thread(shutil.rmtree, self.spool, True)
+        if self._made:
+            await asyncio.to_thread(shutil.rmtree, self.spool, True)
