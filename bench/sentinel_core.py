@@ -132,7 +132,7 @@ async def serve(url: str, index: int, concurrency: int, go: Event, stop: Event, 
         worker_id=f"bench-{index}",
         concurrency=concurrency,
     )
-    await worker.queue.scripts.preload(client, "claim", "progress", "finish", "heartbeat")
+    await worker.queue.scripts.preload(client, "claim", "record", "heartbeat")
     ready.put(index)
     await asyncio.to_thread(go.wait)
     cpu = os.times()

@@ -15,12 +15,18 @@
 --   rm:<slot> rp:<slot> rf:<slot>   a ring of 60 one-minute buckets: the minute a slot counts,
 --                   runs ended and runs failed in it (processing rate, failures in the last hour)
 
+-- The figures hashes of a job of lane `priority` and tenant `tenant` (as its hash holds them: nil
+-- when the job is gone, and then nil).
+local function tally_keys(prefix, priority, tenant)
+  if not priority then return nil end
+  return {prefix .. 'lane:' .. priority, prefix .. 'tenant:' .. (tenant or '') .. ':' .. priority}
+end
+
 -- The figures hashes a job counts in, from its hash `jk` (one HMGET); nil when the job is gone.
 -- Every function below takes them, and does nothing with nil.
 local function tally_of(prefix, jk)
   local cur = redis.call('HMGET', jk, 'priority', 'tenant')
-  if not cur[1] then return nil end
-  return {prefix .. 'lane:' .. cur[1], prefix .. 'tenant:' .. (cur[2] or '') .. ':' .. cur[1]}
+  return tally_keys(prefix, cur[1], cur[2])
 end
 
 -- The job moves from state `from` to state `to` at `now` (ms, string); `from` nil = a new job,

@@ -31,7 +31,9 @@ PREFIXES = frozenset(FigurePrefix)
 #: Library functions that take fields by name in a table, and the names each may be given.
 FIELD_TABLES = {
     "emit_progress": frozenset({*ProgressField, *EntryField}),
+    "progress_entry": frozenset({*ProgressField, *EntryField}),
     "emit_event": frozenset(EventField),
+    "event_entry": frozenset(EventField),
 }
 #: Hash commands and where their field arguments are (after the key): every other from the
 #: first (pairs), the first only, or all of them.
