@@ -25,6 +25,8 @@
 --- @include common
 local ctx = cjson.decode(ARGV[1])
 local EVENTS, DELAYED, DLQ, COMPLETED, FAILED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- The ends' figures, written once per hash and field after the last op (tally.lua).
+local FIGURES = tally_batch()
 
 -- The job hash fields every op reads, once.
 local function read(jk)
@@ -70,12 +72,12 @@ local function finish(op, jk, lane, pk)
     end
     redis.call('HSET', jk, unpack(fields))
     redis.call('ZADD', state == 'completed' and COMPLETED or FAILED, now, id)
-    if dead and redis.call('ZADD', DLQ, now, id) == 1 then tally_dead(figures, 1) end
-    tally_ended(figures, state, now, tonumber(op.execution_ms))
+    if dead and redis.call('ZADD', DLQ, now, id) == 1 then tally_dead(figures, 1, FIGURES) end
+    tally_ended(figures, state, now, tonumber(op.execution_ms), FIGURES)
     if cur[9] and cur[9] ~= '' then run_note(ctx, jk, DELAYED) end
     kind = state
   end
-  tally_move(figures, 'running', state, now)
+  tally_move(figures, 'running', state, now, FIGURES)
   ack_entry(ctx, lane, op.entry)
   progress_entry(ctx, pk, {state, cur[4], p.pct, p.cur, p.total, p.step, p.msg, p.ts},
     {terminal = state ~= 'scheduled' and '1' or '0'})
@@ -94,4 +96,5 @@ for i, op in ipairs(ctx.ops) do
     statuses[i] = progress(op, jk, pk)
   end
 end
+tally_apply(FIGURES)
 return statuses
