@@ -189,30 +189,10 @@ async def write_progress(queue: Queue, claim_: Claim, progress: Progress) -> Non
     check_progress(claim_, status)
 
 
-async def finish(
-    queue: Queue,
-    claim_: Claim,
-    *,
-    state: JobState,
-    progress: Progress,
-    result: JobResult | None = None,
-    error: JobError | None = None,
-    due_ms: int = 0,
-    dead_letter_reason: str = "",
-    execution_ms: int = 0,
-) -> bool:
-    """End this run in `state` (or SCHEDULED for a retry) and ack its entry; False if fenced off."""
-    write = end_write(
-        claim_,
-        state=state,
-        progress=progress,
-        result=result,
-        error=error,
-        due_ms=due_ms,
-        dead_letter_reason=dead_letter_reason,
-        execution_ms=execution_ms,
-    )
-    (status,) = await record(queue, [write])
+async def finish(queue: Queue, claim_: Claim, **end: Any) -> bool:
+    """End this run in `end["state"]` (or SCHEDULED for a retry) and ack its entry; False if fenced
+    off. `end`: the keyword arguments of `end_write` (state, progress, result, error, ...)."""
+    (status,) = await record(queue, [end_write(claim_, **end)])
     return bool(status)
 
 
