@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Notes kept per attempt; more would only repeat the same outage.
 MAX_NOTES = 20
+
+#: Spool roots made already by this process (a spool made later makes its root again if it went).
+_ROOTS: set[Path] = set()
 
 
 @dataclass
@@ -57,14 +60,16 @@ class Evidence:
     ) -> Evidence:
         """A fresh spool directory under `spool_root` (created if missing) for one attempt, made only
         when a file first needs it: most runs that pass make no file at all."""
-        spool_root.mkdir(parents=True, exist_ok=True)
-        spool = spool_root / f"{job_id}-{attempt}-{uuid.uuid4().hex[:12]}"
+        if spool_root not in _ROOTS:
+            spool_root.mkdir(parents=True, exist_ok=True)
+            _ROOTS.add(spool_root)
+        spool = spool_root / f"{job_id}-{attempt}-{secrets.token_hex(6)}"
         return cls(store=store, job_id=job_id, attempt=attempt, spool=spool, max_job_bytes=max_job_bytes)
 
     def path(self, file: str) -> Path:
         """Where to make `file` (one plain name) before `keep` uploads it."""
         if not self._made:
-            self.spool.mkdir(mode=0o700, exist_ok=True)
+            self.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._made = True
         return self.spool / file
 
