@@ -7,10 +7,11 @@ as plain strings. Any malformed value raises `DecodeError(...) from exc` naming 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
+
+import orjson
 
 from shared.actions import build
 from shared.errors import DecodeError
@@ -40,12 +41,14 @@ RawHash = Mapping[str, str]
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, UTF-8 as it is (orjson: the executor encodes a script context or a result per
+    call; str enums as their values, as json would)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _loads(raw: str, what: str) -> Any:
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"{what} is not valid JSON: {raw[:80]!r}") from exc
 
