@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Notes kept per attempt; more would only repeat the same outage.
 MAX_NOTES = 20
+
+#: Spool roots made already by this process (a spool made later makes its root again if it went).
+_ROOTS: set[Path] = set()
 
 
 @dataclass
@@ -49,18 +52,25 @@ class Evidence:
     notes: list[str] = field(default_factory=list)
     _stored_bytes: int | None = None  # the job's bytes in the store, every attempt; learned on first upload
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _made: bool = False  # whether the spool directory exists yet: it is made when a file needs it
 
     @classmethod
     def open(
         cls, store: ArtifactStore | None, *, job_id: str, attempt: int, spool_root: Path, max_job_bytes: int
     ) -> Evidence:
-        """A fresh spool directory under `spool_root` (created if missing) for one attempt."""
-        spool_root.mkdir(parents=True, exist_ok=True)
-        spool = Path(tempfile.mkdtemp(prefix=f"{job_id}-{attempt}-", dir=spool_root))
+        """A fresh spool directory under `spool_root` (created if missing) for one attempt, made only
+        when a file first needs it: most runs that pass make no file at all."""
+        if spool_root not in _ROOTS:
+            spool_root.mkdir(parents=True, exist_ok=True)
+            _ROOTS.add(spool_root)
+        spool = spool_root / f"{job_id}-{attempt}-{secrets.token_hex(6)}"
         return cls(store=store, job_id=job_id, attempt=attempt, spool=spool, max_job_bytes=max_job_bytes)
 
     def path(self, file: str) -> Path:
         """Where to make `file` (one plain name) before `keep` uploads it."""
+        if not self._made:
+            self.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._made = True
         return self.spool / file
 
     def name(self, file: str) -> str:
@@ -116,4 +126,5 @@ class Evidence:
 
     async def close(self) -> None:
         """Delete the spool directory and whatever is still in it (a file that was never kept)."""
-        await asyncio.to_thread(shutil.rmtree, self.spool, True)
+        if self._made:
+            await asyncio.to_thread(shutil.rmtree, self.spool, True)

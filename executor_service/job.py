@@ -187,7 +187,9 @@ async def _run_and_record(
     job = state.claim.job
     ended: JobState
     try:
-        outcome = await asyncio.wait_for(_run(env, state, evidence), timeout=remaining_s)
+        # asyncio.timeout runs the steps in this task (wait_for would start another per run).
+        async with asyncio.timeout(remaining_s):
+            outcome = await _run(env, state, evidence)
         ended = JobState.COMPLETED if outcome.error is None else JobState.FAILED
     except TimeoutError:
         reason = f"job timed out after {job.timeout_ms} ms"

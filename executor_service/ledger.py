@@ -15,7 +15,8 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from executor_service.observe import log_fields
-from executor_service.store import Claim, finish, release, write_progress
+from executor_service.recorder import Recorder
+from executor_service.store import Claim, check_progress, end_write, progress_write, release
 from shared.model import Progress, RunEnd
 from shared.queue import Queue
 
@@ -34,17 +35,21 @@ class Ledger(Protocol):
 
 
 class QueueLedger:
-    """A claimed run's ledger: every write is one script carrying the run's fence."""
+    """Claimed runs' ledger: every write carries its run's fence; the writes runs make in the same
+    loop turn share one script call (`Recorder`). One ledger serves all of an executor's runs."""
 
     def __init__(self, queue: Queue) -> None:
         self.queue = queue
+        self._recorder = Recorder(queue)
 
     async def progress(self, claim: Claim, progress: Progress) -> None:
         try:
-            await write_progress(self.queue, claim, progress)
+            status = await self._recorder.write(progress_write(claim, progress))
         except RedisError as exc:
             # Progress is best effort: a Redis outage must not fail the test that is running.
             log.warning("job %s: progress not recorded (%s)", claim.job_id, exc)
+            return
+        check_progress(claim, status)
 
     async def finish(self, claim: Claim, end: RunEnd) -> bool:
         """Record the end of a run, retrying through a Redis outage (for up to one lease).
@@ -54,20 +59,20 @@ class QueueLedger:
         """
         loop = asyncio.get_running_loop()
         give_up = loop.time() + max(self.queue.settings.lease_ms / 1000, 5.0)
+        write = end_write(
+            claim,
+            state=end.state,
+            progress=end.progress,
+            result=end.result,
+            error=end.error,
+            due_ms=end.due_ms,
+            dead_letter_reason=end.dead_letter_reason,
+            execution_ms=end.execution_ms,
+        )
         delay = 0.1
         while True:
             try:
-                return await finish(
-                    self.queue,
-                    claim,
-                    state=end.state,
-                    progress=end.progress,
-                    result=end.result,
-                    error=end.error,
-                    due_ms=end.due_ms,
-                    dead_letter_reason=end.dead_letter_reason,
-                    execution_ms=end.execution_ms,
-                )
+                return bool(await self._recorder.write(write))
             except RedisError as exc:
                 if loop.time() > give_up:
                     raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,24 +121,19 @@ async def wait_for_entries(queue: Queue, blocking: aioredis.Redis, last_ids: dic
         read.result()  # a failed read (a node down) raises here, for the caller's backoff
 
 
-async def write_progress(queue: Queue, claim_: Claim, progress: Progress) -> None:
-    """Record progress of a run; raises LeaseLost or CancelRequested when the run must stop."""
-    queue = queue.for_job(claim_.job_id)
-    keys = queue.keys
-    status = int(
-        await queue.scripts.progress(
-            keys=[keys.job(claim_.job_id), keys.progress(claim_.job_id), keys.events],
-            args=[queue.context(fence=claim_.fence, progress=codec.progress_fields(progress))],
-        )
-    )
-    if status == 0:
-        raise LeaseLost(claim_.job_id)
-    if status == 2:
-        raise CancelRequested(claim_.job_id)
+@dataclass(frozen=True)
+class Write:
+    """One run's write for record.lua: its progress, or its end (`members` has a `state`)."""
+
+    claim: Claim
+    members: dict[str, object]
 
 
-async def finish(
-    queue: Queue,
+def progress_write(claim_: Claim, progress: Progress) -> Write:
+    return Write(claim_, {"fence": claim_.fence, "progress": codec.progress_fields(progress)})
+
+
+def end_write(
     claim_: Claim,
     *,
     state: JobState,
@@ -147,36 +143,57 @@ async def finish(
     due_ms: int = 0,
     dead_letter_reason: str = "",
     execution_ms: int = 0,
-) -> bool:
-    """End this run in `state` (or SCHEDULED for a retry) and ack its entry; False if fenced off."""
-    queue = queue.for_job(claim_.job_id)
-    keys = queue.keys
-    retention = keys.completed if state is JobState.COMPLETED else keys.failed
-    done = await queue.scripts.finish(
-        keys=[
-            keys.job(claim_.job_id),
-            keys.stream(claim_.lane),
-            keys.progress(claim_.job_id),
-            keys.events,
-            retention,
-            keys.delayed,
-            keys.dlq,
-        ],
-        args=[
-            queue.context(
-                fence=claim_.fence,
-                entry=claim_.entry_id,
-                state=state.value,
-                progress=codec.progress_fields(progress),
-                result=codec.result_to_json(result) if result is not None else "",
-                error=codec.error_to_json(error) if error is not None else "",
-                due=due_ms,
-                dead_letter_reason=dead_letter_reason,
-                execution_ms=execution_ms,
-            )
-        ],
+) -> Write:
+    return Write(
+        claim_,
+        {
+            "fence": claim_.fence,
+            "entry": claim_.entry_id,
+            "state": state.value,
+            "progress": codec.progress_fields(progress),
+            "result": codec.result_to_json(result) if result is not None else "",
+            "error": codec.error_to_json(error) if error is not None else "",
+            "due": str(due_ms),
+            "dead_letter_reason": dead_letter_reason,
+            "execution_ms": str(execution_ms),
+        },
     )
-    return bool(int(done))
+
+
+async def record(queue: Queue, writes: Sequence[Write]) -> list[int]:
+    """Make `writes` (all of jobs on one shard) in one script call; returns each one's status.
+
+    Progress: 1, 2 when a cancel was requested, 0 when the run lost its job. An end: 1, or 0 when
+    fenced off. Each write checks its own run's fence; the call as a whole is atomic.
+    """
+    queue = queue.for_job(writes[0].claim.job_id)
+    keys = queue.keys
+    call_keys = [keys.events, keys.delayed, keys.dlq, keys.completed, keys.failed]
+    for w in writes:
+        call_keys += [keys.job(w.claim.job_id), keys.stream(w.claim.lane), keys.progress(w.claim.job_id)]
+    statuses = await queue.scripts.record(keys=call_keys, args=[queue.context(ops=[w.members for w in writes])])
+    return [int(s) for s in statuses]
+
+
+def check_progress(claim_: Claim, status: int) -> None:
+    """Raise LeaseLost or CancelRequested when a progress write's status says the run must stop."""
+    if status == 0:
+        raise LeaseLost(claim_.job_id)
+    if status == 2:
+        raise CancelRequested(claim_.job_id)
+
+
+async def write_progress(queue: Queue, claim_: Claim, progress: Progress) -> None:
+    """Record progress of a run; raises LeaseLost or CancelRequested when the run must stop."""
+    (status,) = await record(queue, [progress_write(claim_, progress)])
+    check_progress(claim_, status)
+
+
+async def finish(queue: Queue, claim_: Claim, **end: Any) -> bool:
+    """End this run in `end["state"]` (or SCHEDULED for a retry) and ack its entry; False if fenced
+    off. `end`: the keyword arguments of `end_write` (state, progress, result, error, ...)."""
+    (status,) = await record(queue, [end_write(claim_, **end)])
+    return bool(status)
 
 
 async def promote_due(queue: Queue, *, limit: int = 100) -> int:

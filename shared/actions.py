@@ -345,34 +345,39 @@ def build(cls: type[_A], values: Mapping[str, Any]) -> _A:
     Raises:
         TypeError: a required field is missing, or a value has the wrong shape for its field.
     """
-    hints = _hints(cls)
-    names = [f.name for f in fields(cls) if f.init]  # type: ignore[arg-type]
-    return cls(**{name: _plain(hints[name], values[name]) for name in names if name in values})
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        plan = _PLANS[cls] = [(f.name, _converter(hints[f.name])) for f in fields(cls) if f.init]  # type: ignore[arg-type]
+    return cls(**{name: convert(values[name]) if convert else values[name] for name, convert in plan if name in values})
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    found = _HINTS.get(cls)
-    if found is None:
-        found = _HINTS[cls] = typing.get_type_hints(cls)
-    return found
+#: Per class: each init field's name and how to convert its plain value (None: as it is). Worked
+#: out once per class from its type hints: an action is built for every job an executor claims.
+_PLANS: dict[type[Any], list[tuple[str, Callable[[Any], Any] | None]]] = {}
 
 
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _plain(hint: Any, value: Any) -> Any:
+def _converter(hint: Any) -> Callable[[Any], Any] | None:
     origin = typing.get_origin(hint)
     if origin is tuple:
         item = typing.get_args(hint)[0]
-        if isinstance(value, str | bytes | Mapping):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
         nested = isinstance(item, type) and dataclasses.is_dataclass(item)
-        return tuple(build(item, v) if nested else v for v in value)
+
+        def to_tuple(value: Any) -> tuple[Any, ...]:
+            if isinstance(value, str | bytes | Mapping):
+                raise TypeError(f"expected a list, got {type(value).__name__}")
+            return tuple(build(item, v) if nested else v for v in value)
+
+        return to_tuple
     if origin is dict:
-        if not isinstance(value, Mapping):
-            raise TypeError(f"expected a mapping, got {type(value).__name__}")
-        return dict(value)
-    return value
+
+        def to_dict(value: Any) -> dict[Any, Any]:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"expected a mapping, got {type(value).__name__}")
+            return dict(value)
+
+        return to_dict
+    return None
 
 
 # --- secret values -----------------------------------------------------------------------------

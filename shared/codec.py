@@ -7,10 +7,11 @@ as plain strings. Any malformed value raises `DecodeError(...) from exc` naming 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
+
+import orjson
 
 from shared.actions import build
 from shared.errors import DecodeError
@@ -40,12 +41,14 @@ RawHash = Mapping[str, str]
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, UTF-8 as it is (orjson: the executor encodes a script context or a result per
+    call; str enums as their values, as json would)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _loads(raw: str, what: str) -> Any:
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"{what} is not valid JSON: {raw[:80]!r}") from exc
 
@@ -164,10 +167,39 @@ def error_from_json(raw: str) -> JobError:
     return error_from_dict(_loads(raw, "error"))
 
 
+def _step_result_to_dict(step: StepResult) -> dict[str, Any]:
+    return {
+        "index": step.index,
+        "name": step.name,
+        "success": step.success,
+        "duration_ms": step.duration_ms,
+        "error": step.error,
+        "artifacts": list(step.artifacts),
+        "skipped": step.skipped,
+        "console_errors": list(step.console_errors),
+        "failed_requests": list(step.failed_requests),
+        "http_status": step.http_status,
+    }
+
+
 def result_to_json(result: JobResult) -> str:
-    data = asdict(result)
-    data["error"] = error_to_dict(result.error) if result.error else None
-    return dumps(data)
+    # Spelled out rather than dataclasses.asdict, which deep-copies every value: a result is
+    # encoded once per run, on the executor's hot path.
+    return dumps(
+        {
+            "success": result.success,
+            "steps": [_step_result_to_dict(s) for s in result.steps],
+            "execution_time_ms": result.execution_time_ms,
+            "worker_id": result.worker_id,
+            "attempt": result.attempt,
+            "total_attempts": result.total_attempts,
+            "started_at_ms": result.started_at_ms,
+            "completed_at_ms": result.completed_at_ms,
+            "artifacts": list(result.artifacts),
+            "error": error_to_dict(result.error) if result.error else None,
+            "artifact_notes": list(result.artifact_notes),
+        }
+    )
 
 
 def result_from_json(raw: str) -> JobResult:

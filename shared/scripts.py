@@ -106,8 +106,7 @@ def encode_context(members: Mapping[str, object]) -> str:
 class Scripts:
     submit: AsyncScript
     claim: AsyncScript
-    progress: AsyncScript
-    finish: AsyncScript
+    record: AsyncScript
     promote: AsyncScript
     cancel: AsyncScript
     heartbeat: AsyncScript
@@ -126,8 +125,7 @@ class Scripts:
         names = (
             "submit",
             "claim",
-            "progress",
-            "finish",
+            "record",
             "promote",
             "cancel",
             "heartbeat",

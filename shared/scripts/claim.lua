@@ -35,6 +35,7 @@ local left = math.min(tonumber(ctx.count), (limit_queue(limit)))
 local waiting = {pending = true}
 local fair = fair_context(ctx, false)
 local wake = nil  -- ms until a tenant's limiter lets one of its held jobs start
+local figures = tally_batch()  -- the starts, counted once per figures hash and field at the end
 if not paused then
   for lane = 1, 3 do
     if fair then wake = limit_sooner(wake, fair_pump(fair, lane, KEYS[lane])) end
@@ -54,7 +55,7 @@ if not paused then
           held_tenants[#held + 1] = entry.tenant
           held[#held + 1] = entry.job
         else
-          job = claim_entry(ctx, KEYS[lane], item[1], entry.job, KEYS[5], waiting)
+          job = claim_entry(ctx, KEYS[lane], item[1], entry.job, KEYS[5], waiting, figures)
         end
         if job then
           claimed[#claimed + 1] = {lane, item[1], job}
@@ -66,6 +67,7 @@ if not paused then
     if #held > 0 then wake = limit_sooner(wake, fair_hold(fair, lane, KEYS[lane], held, held_tenants)) end
   end
 end
+tally_apply(figures)
 local last = {}
 local budget, wait = limit_queue(limit)
 if budget <= 0 and not paused then

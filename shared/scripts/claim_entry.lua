@@ -10,22 +10,36 @@
 -- acked and deleted here. Writes the run's first progress entry and the `active` event to
 -- `events_key`, and counts the start in the rate limiters (limit.lua). Reads `job_prefix`,
 -- `progress_prefix`, `stats_prefix`, `worker` and `now` (limit_clock's, with a limiter on) from `ctx`.
-local function claim_entry(ctx, lane, entry_id, id, events_key, from_states)
+-- `figures`: a tally_batch the start is counted in (the caller applies it), or nil to count it now.
+local function claim_entry(ctx, lane, entry_id, id, events_key, from_states, figures)
   local jk = ctx.job_prefix .. id
-  local state = redis.call('HGET', jk, 'state')
+  local flat = redis.call('HGETALL', jk)
+  local job = {}
+  for i = 1, #flat, 2 do job[flat[i]] = flat[i + 1] end
+  local state = job.state
   if not state or not from_states[state] then
     ack_entry(ctx, lane, entry_id)
     return nil
   end
-  local fence = redis.call('HINCRBY', jk, 'fence', 1)
-  redis.call('HINCRBY', jk, 'attempt', 1)
-  redis.call('HINCRBY', jk, 'tries', 1)  -- never reset: names each run's artifacts apart, reruns too
-  redis.call('HSET', jk, 'state', 'running', 'started', ctx.now, 'worker', ctx.worker, 'entry', entry_id,
-    'pct', '0', 'cur', '0', 'step', '', 'msg', 'Claimed by ' .. ctx.worker, 'ts', ctx.now)
-  tally_claimed(tally_of(ctx.stats_prefix, jk), state, ctx.now)
+  -- The run's fields, written at once; the counters as HINCRBY would leave them.
+  local run = {fence = tostring((tonumber(job.fence) or 0) + 1), attempt = tostring((tonumber(job.attempt) or 0) + 1),
+    tries = tostring((tonumber(job.tries) or 0) + 1),  -- never reset: names each run's artifacts apart, reruns too
+    state = 'running', started = ctx.now, worker = ctx.worker, entry = entry_id,
+    pct = '0', cur = '0', step = '', msg = 'Claimed by ' .. ctx.worker, ts = ctx.now}
+  redis.call('HSET', jk, 'fence', run.fence, 'attempt', run.attempt, 'tries', run.tries, 'state', run.state,
+    'started', run.started, 'worker', run.worker, 'entry', run.entry, 'pct', run.pct, 'cur', run.cur,
+    'step', run.step, 'msg', run.msg, 'ts', run.ts)
+  for name, value in pairs(run) do job[name] = value end
+  tally_claimed(tally_keys(ctx.stats_prefix, job.priority, job.tenant), state, ctx.now, figures)
   local lim = limit_context(ctx)
-  if lim then limit_started(lim, redis.call('HGET', jk, 'tenant') or '', id .. ':' .. fence) end
-  emit_progress(ctx, ctx.progress_prefix .. id, jk)
-  emit_event(ctx, events_key, 'active', jk)
-  return redis.call('HGETALL', jk)
+  if lim then limit_started(lim, job.tenant or '', id .. ':' .. run.fence) end
+  progress_entry(ctx, ctx.progress_prefix .. id, {job.state, job.attempt, job.pct, job.cur, job.total, job.step,
+    job.msg, job.ts})
+  event_entry(ctx, events_key, 'active', {job.id, job.state, job.tenant, job.tags})
+  local reply = {}
+  for name, value in pairs(job) do
+    reply[#reply + 1] = name
+    reply[#reply + 1] = value
+  end
+  return reply
 end

@@ -16,24 +16,30 @@ local function set_fields(key, fields)
   if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
 end
 
--- Append an entry to `key`, the progress stream of the job in hash `jk`: the job's state, attempt
--- and progress as its hash holds them now, except where `override` (field -> value) says
+-- Append an entry to `key`, a job's progress stream, from `job` = {state, attempt, pct, cur, total,
+-- step, msg, ts} (as its hash holds them; nil = unset) except where `override` (field -> value) says
 -- otherwise. `terminal = '1'` marks the run's last entry: its followers stop there.
-local function emit_progress(ctx, key, jk, override)
+local function progress_entry(ctx, key, job, override)
   local o = override or {}
-  local job = redis.call('HMGET', jk, 'state', 'attempt', 'pct', 'cur', 'total', 'step', 'msg', 'ts')
   redis.call('XADD', key, 'MAXLEN', '~', ctx.progress_maxlen, '*', 'state', job[1] or '', 'attempt', job[2] or '0',
     'pct', o.pct or job[3] or '0', 'cur', o.cur or job[4] or '0', 'total', job[5] or '0', 'step', o.step or job[6] or '',
     'msg', o.msg or job[7] or '', 'ts', o.ts or job[8] or '0', 'terminal', o.terminal or '0')
 end
 
--- Append an event of `kind` to `key`, the queue's events stream, about the job in hash `jk` (nil:
--- about the queue itself): the job's id, state, tenant and tags as its hash holds them now, so
--- every event carries its job's tags. `extra` (field -> value): the state to report instead of the
--- hash's, the event's time instead of `now`, and a progress event's pct and msg.
-local function emit_event(ctx, key, kind, jk, extra)
+-- Append an entry to `key`, the progress stream of the job in hash `jk`: the job's state, attempt
+-- and progress as its hash holds them now, except where `override` (field -> value) says
+-- otherwise (progress_entry).
+local function emit_progress(ctx, key, jk, override)
+  local job = redis.call('HMGET', jk, 'state', 'attempt', 'pct', 'cur', 'total', 'step', 'msg', 'ts')
+  progress_entry(ctx, key, job, override)
+end
+
+-- Append an event of `kind` to `key`, the queue's events stream, about the job `job` = {id, state,
+-- tenant, tags} (as its hash holds them; nil = unset; {} = about the queue itself). `extra` (field ->
+-- value): the state to report instead of the job's, the event's time instead of `now`, and a
+-- progress event's pct and msg.
+local function event_entry(ctx, key, kind, job, extra)
   local e = extra or {}
-  local job = jk and redis.call('HMGET', jk, 'id', 'state', 'tenant', 'tags') or {}
   local id, state, tenant, tags, ts = job[1] or '', e.state or job[2] or '', job[3] or '', job[4] or '[]', e.ts or ctx.now
   if e.pct then
     redis.call('XADD', key, 'MAXLEN', '~', ctx.events_maxlen, '*', 'kind', kind, 'job', id, 'state', state,
@@ -42,6 +48,14 @@ local function emit_event(ctx, key, kind, jk, extra)
     redis.call('XADD', key, 'MAXLEN', '~', ctx.events_maxlen, '*', 'kind', kind, 'job', id, 'state', state,
       'tenant', tenant, 'ts', ts, 'tags', tags)
   end
+end
+
+-- Append an event of `kind` to `key`, the queue's events stream, about the job in hash `jk` (nil:
+-- about the queue itself): the job's id, state, tenant and tags as its hash holds them now, so
+-- every event carries its job's tags (event_entry; `extra` as there).
+local function emit_event(ctx, key, kind, jk, extra)
+  local job = jk and redis.call('HMGET', jk, 'id', 'state', 'tenant', 'tags') or {}
+  event_entry(ctx, key, kind, job, extra)
 end
 
 -- Add job `id` (hash `jk`) to lane stream `lane`, where an executor claims it; `counted` marks an

@@ -8,16 +8,22 @@ from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
+from executor_service.recorder import Recorder
 from executor_service.store import (
     Claim,
     Reclaimed,
+    check_progress,
     claim,
+    end_write,
     finish,
     heartbeat,
     next_due_ms,
+    progress_write,
     promote_due,
     reclaim,
+    record,
     release,
     write_progress,
 )
@@ -498,3 +504,89 @@ async def test_a_job_held_back_by_its_run_is_never_the_next_one_due(redis_client
     await jobs.submit(queue, SubmitCommand(definition, JobOptions(delay_ms=60_000)), tenant="default")
     due = await next_due_ms(queue)
     assert due is not None and due >= later - 1000
+
+
+# --- several runs' writes in one call (record.lua, executor_service/recorder.py) -------------
+
+
+async def test_one_call_ends_each_run_under_its_own_fence(queue: Queue) -> None:
+    ids = [await submit(queue) for _ in range(3)]
+    runs_ = (await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=3)).claims
+    assert [c.job_id for c in runs_] == ids
+    stale = runs_[1]
+    await queue.redis.hincrby(queue.keys.job(stale.job_id), "fence", 1)  # another executor took it over
+    before = await job_hash(queue, stale.job_id)
+    done = Progress(percentage=100, current_step=2, total_steps=2, message="Complete", updated_at_ms=now_ms())
+
+    statuses = await record(queue, [end_write(c, state=JobState.COMPLETED, progress=done) for c in runs_])
+
+    assert statuses == [1, 0, 1]
+    assert await job_hash(queue, stale.job_id) == before  # fenced off: nothing changed
+    for c in (runs_[0], runs_[2]):
+        assert (await job_hash(queue, c.job_id))["state"] == "completed"
+        assert (await last_progress(queue, c.job_id))["terminal"] == "1"
+    assert sorted(await queue.redis.zrange(queue.keys.completed, 0, -1)) == sorted([runs_[0].job_id, runs_[2].job_id])
+    assert await pending_count(queue, Priority.MEDIUM) == 1  # only the fenced-off run's entry is still held
+
+
+async def test_one_call_mixes_progress_and_ends_and_reports_a_cancel_per_run(queue: Queue) -> None:
+    for _ in range(3):
+        await submit(queue)
+    first, second, third = (await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=3)).claims
+    await queue.redis.hset(queue.keys.job(second.job_id), "cancel", "1")  # a cancel asked for the second
+    failed = Progress(percentage=40, current_step=1, total_steps=2, message="Failed", updated_at_ms=now_ms())
+
+    statuses = await record(
+        queue,
+        [
+            progress_write(first, progress(40, "step one")),
+            progress_write(second, progress(50, "step two")),
+            end_write(third, state=JobState.FAILED, progress=failed, dead_letter_reason="assertion"),
+        ],
+    )
+
+    assert statuses == [1, 2, 1]
+    assert (await job_hash(queue, first.job_id))["pct"] == "40"
+    assert (await last_progress(queue, second.job_id))["msg"] == "step two"  # written, then told to stop
+    assert (await job_hash(queue, third.job_id))["state"] == "failed"
+    assert await queue.redis.zscore(queue.keys.dlq, third.job_id) is not None
+    kinds = [fields["kind"] for _, fields in await entries(queue, queue.keys.events)]
+    assert kinds[-4:] == ["progress", "progress", "failed", "dead_lettered"]
+
+
+async def test_the_recorder_sends_writes_of_one_loop_turn_in_one_call(queue: Queue, redis_server: Any) -> None:
+    ids = [await submit(queue) for _ in range(4)]
+    runs_ = (await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=4)).claims
+    await queue.redis.hincrby(queue.keys.job(runs_[3].job_id), "fence", 1)  # the last run lost its job
+    recorder = Recorder(queue)
+    await queue.redis.script_load(queue.scripts.record.script)  # no NOSCRIPT round to count
+    calls_before = await record_calls(queue)
+
+    statuses = await asyncio.gather(*(recorder.write(progress_write(c, progress(20))) for c in runs_))
+
+    assert statuses == [1, 1, 1, 0]
+    assert await record_calls(queue) == calls_before + 1
+    assert [(await job_hash(queue, i)).get("pct") for i in ids[:3]] == ["20", "20", "20"]
+    with pytest.raises(LeaseLost):
+        check_progress(runs_[3], statuses[3])
+
+
+async def test_the_recorder_hands_each_writer_the_failure_of_its_call(queue: Queue) -> None:
+    await submit(queue)
+    run = await claim_one(queue)
+    await queue.redis.delete(queue.keys.job(run.job_id))
+    await queue.redis.set(queue.keys.job(run.job_id), "not a hash")  # every call on it fails (WRONGTYPE)
+    recorder = Recorder(queue)
+
+    results = await asyncio.gather(
+        recorder.write(progress_write(run, progress(20))),
+        recorder.write(progress_write(run, progress(30))),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(r, ResponseError) for r in results)
+
+
+async def record_calls(queue: Queue) -> int:
+    stats = await queue.redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))

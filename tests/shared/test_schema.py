@@ -2,8 +2,9 @@
 
 The scripts spell field names as literals; Python spells them through `shared.schema`. A small Lua
 tokenizer finds, in every `.lua` file beside `shared/scripts.py`, the field arguments of
-`redis.call` (HSET, HGET, HMGET, HINCRBY, HDEL ... on hashes; the field names of XADD) and the keys
-of the field tables passed to common.lua's `emit_progress` and `emit_event`. A literal must be a
+`redis.call` (HSET, HGET, HMGET, HINCRBY, HDEL ... on hashes; the field names of XADD), the field
+of tally.lua's `tally_incr` and `tally_set`, and the keys of the field tables passed to common.lua's
+`emit_progress`, `progress_entry`, `emit_event` and `event_entry`. A literal must be a
 defined name; a literal that starts a concatenation (`'n:' .. state`) must be a defined prefix.
 Fields named by a variable are not known statically and are left to the behaviour tests.
 """
@@ -31,8 +32,12 @@ PREFIXES = frozenset(FigurePrefix)
 #: Library functions that take fields by name in a table, and the names each may be given.
 FIELD_TABLES = {
     "emit_progress": frozenset({*ProgressField, *EntryField}),
+    "progress_entry": frozenset({*ProgressField, *EntryField}),
     "emit_event": frozenset(EventField),
+    "event_entry": frozenset(EventField),
 }
+#: tally.lua's writers of one figures field (batch, key, field, ...): the field is the third argument.
+FIELD_WRITERS = ("tally_incr", "tally_set")
 #: Hash commands and where their field arguments are (after the key): every other from the
 #: first (pairs), the first only, or all of them.
 PAIRS, FIRST, ALL = "pairs", "first", "all"
@@ -174,6 +179,10 @@ def field_uses(source: str) -> list[Use]:
             elif command == "XADD" and rest:
                 for arg in _xadd_fields(rest):
                     add(arg, ENTRY_FIELDS, command)
+        elif token.text in FIELD_WRITERS and (i == 0 or tokens[i - 1] != Token("name", "function")):
+            args = call_args(tokens, i + 1)
+            if len(args) > 2:
+                add(args[2], HASH_FIELDS, token.text)
         elif token.text in FIELD_TABLES and (i == 0 or tokens[i - 1] != Token("name", "function")):
             flat = [t for arg in call_args(tokens, i + 1) for t in arg]
             for name in _table_keys(flat):
