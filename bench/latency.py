@@ -15,7 +15,11 @@ the API's StreamHub, gRPC).
 Rates: `--rates 2,200` (jobs/s), each for `--seconds`, in the same run on the same processes;
 `--rounds` repeats the pair, interleaved. Writes bench/results/latency.json.
 
-Usage: .venv/bin/python -m bench.latency [--rates 2,200 --seconds 10 --rounds 2] [--json OUT]
+`--source DIR` runs both services from another source tree (`git archive` of an earlier commit), for
+a before/after pair of runs; `--env NAME=VALUE` sets a variable for both (SENTINEL_EVENT_LOOP=asyncio,
+QUEUE_CONCURRENCY=…).
+
+Usage: .venv/bin/python -m bench.latency [--rates 2,200 --seconds 10 --rounds 2] [--source DIR] [--json OUT]
 """
 
 from __future__ import annotations
@@ -167,14 +171,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each rate submits")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--source", type=Path, help="run the API and the executor from this source tree (an earlier commit)"
+    )
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for both services (repeatable)")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     extra = dict(kv.split("=", 1) for kv in args.env)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, open_stack(Path(tmp)) as stack, http_target() as url:
-        api = stack.start("api", **extra)
-        stack.start("executor", SENTINEL_NAVIGATION_ALLOW="127.0.0.1", **extra)
+        api = stack.start("api", source=args.source, **extra)
+        stack.start("executor", source=args.source, SENTINEL_NAVIGATION_ALLOW="127.0.0.1", **extra)
         loop = asyncio.new_event_loop()
         loop.run_until_complete(run_rate(stack, api.address, url, rate=20, seconds=1))  # warm-up, not counted
         for n in range(args.rounds):

@@ -6,11 +6,13 @@
 --        zset, idempotency key, tenant jobs zset, queue events stream, job progress stream, tenant
 --        tag zsets); how many each job has is in its ARGV group
 -- ARGV[1] context (JSON, shared.queue.Queue.context): the members the jobs share (submit_job.lua:
---        tenant, now and the queue's layout and limits)
+--        tenant, now and the queue's layout and limits), and `fields`: the names of a job hash's
+--        fields, in order
 -- ARGV[2..] for each job in turn a group: the number of its keys, then id, lane, due,
---        idempotency_ttl, held ('1' or '0'), trace, the number n of its hash fields' names and values,
---        then those n strings (name, value, name, value, ...) as shared.codec.new_job_fields made
---        them. Plain ARGV, not JSON: decoding the definition in Lua would cost more than writing it.
+--        idempotency_ttl, held ('1' or '0'), trace, then n and n strings: with n >= 0 the values of
+--        its hash fields, one for each name in `fields`; with n < 0 its fields' names and values in
+--        pairs (name, value, name, value, ...: -n strings). As shared.codec.new_job_fields made them.
+--        Plain ARGV, not JSON: decoding the definition in Lua would cost more than writing it.
 -- Returns, for each job in turn, its job id and 1 if an earlier submit with the same idempotency
 -- key made it else 0, or '' and -1 when the tenant already has its maximum of queued jobs (nothing
 -- is written for that job); a flat list {id, code, id, code, ...}.
@@ -21,18 +23,29 @@
 -- (an idempotency key used twice in a chunk gives the second the first's job).
 --- @include submit_job
 local shared = cjson.decode(ARGV[1])
+local names = shared.fields
 local each = {__index = shared}
 local out = {}
 local key, arg = 1, 2
 while arg <= #ARGV do
-  local nkeys, nfields = tonumber(ARGV[arg]), tonumber(ARGV[arg + 7])
+  local nkeys, n = tonumber(ARGV[arg]), tonumber(ARGV[arg + 7])
   local first = arg + 8
+  local flat
+  if n >= 0 then
+    flat = {}
+    for i = 1, n do
+      flat[2 * i - 1] = names[i]
+      flat[2 * i] = ARGV[first + i - 1]
+    end
+  else
+    n = -n
+    flat = {unpack(ARGV, first, first + n - 1)}
+  end
   local ctx = setmetatable({id = ARGV[arg + 1], lane = ARGV[arg + 2], due = ARGV[arg + 3],
-    idempotency_ttl = ARGV[arg + 4], held = ARGV[arg + 5] == '1', trace = ARGV[arg + 6],
-    job_flat = {unpack(ARGV, first, first + nfields - 1)}}, each)
+    idempotency_ttl = ARGV[arg + 4], held = ARGV[arg + 5] == '1', trace = ARGV[arg + 6], job_flat = flat}, each)
   local made = submit_job(ctx, submit_keys(KEYS, key, key + nkeys - 1))
   out[#out + 1] = made[1]
   out[#out + 1] = made[2]
-  key, arg = key + nkeys, first + nfields
+  key, arg = key + nkeys, first + n
 end
 return out

@@ -78,3 +78,19 @@ async def test_a_batch_of_many_chunks_keeps_order_and_shares_records(redis_clien
         assert job.metadata.tenant_id == ("acme" if i % 2 else "globex")
         assert job.definition.name == ("same" if i % 2 else f"job {i}")
         assert job.job_id == made[i].job_id
+
+
+async def test_a_job_whose_hash_has_other_fields_sends_them_by_name(redis_client: aioredis.Redis) -> None:
+    queue = Queue.open(redis_client, QueueSettings())
+    odd = command(name="odd")
+    plain = submits.new_job_record(queue.settings, odd, job_id="x", tenant="acme", trace="", now=1)
+    records = {(id(odd), "", "", False): {**plain, "note": "kept"}}
+    call = submits.SubmitCall(queue, tenant="acme", now=1, records=records)
+    first = call.add(command(name="usual"), trace="")
+    second = call.add(odd, trace="")
+    reply = await queue.scripts.submit(keys=call.keys, args=call.args)
+    assert [s.job_id for s in submits.Submitted.from_replies(reply)] == [first, second]
+    assert await redis_client.hget(queue.keys.job(second), "note") == "kept"
+    assert await redis_client.hget(queue.keys.job(second), "name") == "odd"
+    assert await redis_client.hget(queue.keys.job(first), "note") is None
+    assert await redis_client.hget(queue.keys.job(first), "name") == "usual"
