@@ -150,6 +150,7 @@ async def run_rate(
         "parts_p50_ms": {k: round(statistics.median(v), 2) for k, v in parts.items() if v},
         "parts_p99_ms": {k: round(percentile(v, 99), 2) for k, v in parts.items() if v},
         "cpu_us_per_job": {kind: round(c * 1e6 / max(1, len(sent)), 1) for kind, c in cpu.items()},
+        "job_ids": list(sent),
     }
 
 
@@ -163,6 +164,17 @@ def stack_stamps(stack: Stack, job_ids: list[str]) -> dict[str, tuple[int, int]]
     for job_id, (created, started) in zip(job_ids, pipe.execute(), strict=True):
         out[job_id] = (int(created or 0), int(started or 0))
     return out
+
+
+def wait_started(stack: Stack, job_ids: list[str], *, within: float = 300) -> bool:
+    """Wait until every job has started (a backlog left by a rate the stack could not keep up with
+    must not count against the next rate); False when some have not within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all(started for _, started in stack_stamps(stack, job_ids).values()):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def main() -> None:
@@ -188,6 +200,7 @@ def main() -> None:
             for rate in rates:
                 row = loop.run_until_complete(run_rate(stack, api.address, url, rate=rate, seconds=args.seconds))
                 row["round"] = n + 1
+                row["backlog_drained"] = wait_started(stack, row.pop("job_ids"))
                 results.append(row)
                 print(
                     f"round {n + 1} {rate:6.0f} jobs/s: p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  "

@@ -4,6 +4,8 @@ Starts a private redis-server and `sentinel api` with API keys on (bench/stack.p
 `--rounds` rounds, each interleaving three phases on the same Redis:
 
 - `batch`: `--calls` SubmitBatch calls of `--batch` jobs each, one call in flight (grpc.aio);
+- `distinct`: the same, but each item of a call a test of its own (its URL differs): nothing in it
+  can be converted or validated once for many items;
 - `unary`: `--unary` Submit calls, `--in-flight` at a time from one grpc.aio channel;
 - `health`: as many grpc.health.v1 Check calls, as many in flight, to the same server: the floor
   of a unary call through grpc.aio in Python on this machine (what Submit adds is Sentinel's);
@@ -59,8 +61,18 @@ def submit_request() -> pb.SubmitRequest:
     return pb.SubmitRequest(definition=request_definition("http://127.0.0.1:9/health"))
 
 
-async def batch_phase(stub: pb_grpc.TestExecutionStub, stack: Stack, *, calls: int, size: int) -> int:
-    request = pb.SubmitBatchRequest(requests=[submit_request()] * size)
+async def batch_phase(
+    stub: pb_grpc.TestExecutionStub, stack: Stack, *, calls: int, size: int, distinct: bool = False
+) -> int:
+    """`calls` SubmitBatch calls of `size` jobs: the same test each time, or (`distinct`) each item
+    a test of its own (another URL), which nothing can convert or validate once for many."""
+    if distinct:
+        items = [
+            pb.SubmitRequest(definition=request_definition(f"http://127.0.0.1:9/health?n={i}")) for i in range(size)
+        ]
+    else:
+        items = [submit_request()] * size
+    request = pb.SubmitBatchRequest(requests=items)
     done = 0
     for _ in range(calls):
         reply = await stub.SubmitBatch(request, metadata=stack.metadata, timeout=60)
@@ -162,8 +174,8 @@ def phase_run(
     stack: Stack,
     args: argparse.Namespace,
 ) -> Callable[[], Coroutine[Any, Any, int]]:
-    if phase == "batch":
-        return lambda: batch_phase(stub, stack, calls=args.calls, size=args.batch)
+    if phase in ("batch", "distinct"):
+        return lambda: batch_phase(stub, stack, calls=args.calls, size=args.batch, distinct=phase == "distinct")
     if phase == "unary":
         return lambda: unary_phase(stub, stack, total=args.unary, in_flight=args.in_flight)
     return lambda: health_phase(channel, total=args.unary, in_flight=args.in_flight)
@@ -184,7 +196,7 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         }
     xadd = out.get("xadd/redis-py")
     for key, row in out.items():
-        if xadd and key.startswith("batch/"):
+        if xadd and key.startswith(("batch/", "distinct/")):
             row["ratio_to_xadd"] = round(row["jobs_per_s_median"] / xadd["jobs_per_s_median"], 3)
         compared = out.get(key.replace("/this", "/compared"))
         if key.endswith("/this") and compared:
@@ -199,7 +211,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="jobs per SubmitBatch call")
     parser.add_argument("--unary", type=int, default=3000, help="unary Submit calls per round")
     parser.add_argument("--in-flight", type=int, default=64)
-    parser.add_argument("--phases", default="batch,unary,health,xadd", help="which phases, comma separated")
+    parser.add_argument("--phases", default="batch,distinct,unary,health,xadd", help="which phases, comma separated")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the raw figures go")
     parser.add_argument(
         "--compare",
@@ -230,7 +242,7 @@ def main() -> None:
         for n in range(args.rounds):
             print(f"round {n + 1}/{args.rounds}")
             for name, api in apis.items():
-                for phase in ("batch", "unary", "health"):
+                for phase in ("batch", "distinct", "unary", "health"):
                     if phase in phases:
                         make = phase_run(phase, stubs[name], channels[name], stack, args)
                         measure(phase, name, stack, api.process.pid, run_async(loop, make), rounds)
