@@ -81,6 +81,7 @@ class SubmitCall:
         self.keys: list[str] = []
         self._groups: list[str] = []
         self._names: list[str] | None = None  # the field names the first job's hash has
+        self._last: _RecordKey | None = None  # what the previous job's hash was made from
         self.count = 0
 
     @property
@@ -126,12 +127,16 @@ class SubmitCall:
         names = list(record)
         if self._names is None:
             self._names = names
-        if names == self._names:
+        if self._records is not None and known == self._last:
+            self._groups.append("=")  # the previous job's hash but for the id: a batch's repeated command
+        elif names == self._names:
             self._groups.append(str(len(names)))
             self._groups += record.values()
+            self._last = known
         else:  # a hash of other fields: its names and values in pairs
             self._groups.append(str(-2 * len(names)))
             self._groups += [part for pair in record.items() for part in pair]
+            self._last = None
         self.count += 1
         return job_id
 

@@ -11,7 +11,9 @@
 -- ARGV[2..] for each job in turn a group: the number of its keys, then id, lane, due,
 --        idempotency_ttl, held ('1' or '0'), trace, then n and n strings: with n >= 0 the values of
 --        its hash fields, one for each name in `fields`; with n < 0 its fields' names and values in
---        pairs (name, value, name, value, ...: -n strings). As shared.codec.new_job_fields made them.
+--        pairs (name, value, name, value, ...: -n strings); n = '=' (no strings follow): the hash of
+--        the job before it in this call (given by values), but for the id field, which is this
+--        job's id (a batch's repeated test). As shared.codec.new_job_fields made them.
 --        Plain ARGV, not JSON: decoding the definition in Lua would cost more than writing it.
 -- Returns, for each job in turn, its job id and 1 if an earlier submit with the same idempotency
 -- key made it else 0, or '' and -1 when the tenant already has its maximum of queued jobs (nothing
@@ -24,14 +26,23 @@
 --- @include submit_job
 local shared = cjson.decode(ARGV[1])
 local names = shared.fields
+local id_at = nil  -- where the id's value sits in a flat list of `names` and values
+for i, name in ipairs(names) do
+  if name == 'id' then id_at = 2 * i end
+end
 local each = {__index = shared}
+local prev = nil
 local out = {}
 local key, arg = 1, 2
 while arg <= #ARGV do
   local nkeys, n = tonumber(ARGV[arg]), tonumber(ARGV[arg + 7])
   local first = arg + 8
   local flat
-  if n >= 0 then
+  if not n then  -- '=': the previous job's hash but for its id
+    flat = {unpack(prev)}
+    flat[id_at] = ARGV[arg + 1]
+    n = 0
+  elseif n >= 0 then
     flat = {}
     for i = 1, n do
       flat[2 * i - 1] = names[i]
@@ -41,6 +52,7 @@ while arg <= #ARGV do
     n = -n
     flat = {unpack(ARGV, first, first + n - 1)}
   end
+  prev = flat
   local ctx = setmetatable({id = ARGV[arg + 1], lane = ARGV[arg + 2], due = ARGV[arg + 3],
     idempotency_ttl = ARGV[arg + 4], held = ARGV[arg + 5] == '1', trace = ARGV[arg + 6], job_flat = flat}, each)
   local made = submit_job(ctx, submit_keys(KEYS, key, key + nkeys - 1))

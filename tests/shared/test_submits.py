@@ -94,3 +94,16 @@ async def test_a_job_whose_hash_has_other_fields_sends_them_by_name(redis_client
     assert await redis_client.hget(queue.keys.job(second), "name") == "odd"
     assert await redis_client.hget(queue.keys.job(first), "note") is None
     assert await redis_client.hget(queue.keys.job(first), "name") == "usual"
+
+
+async def test_a_repeated_command_in_a_row_gets_its_own_id_in_each_hash(redis_client: aioredis.Redis) -> None:
+    queue = Queue.open(redis_client, QueueSettings(tenant_max_queued=0))
+    same, other = command(name="same", tags=("smoke",)), command(name="other")
+    order = [same, same, same, other, same, same]
+    made = await submit_each(queue, [NewJob(c, "acme", trace="t") for c in order])
+    assert len({m.job_id for m in made}) == len(order)
+    for c, m in zip(order, made, strict=True):
+        job = await get_job(queue, m.job_id, tenant="acme")
+        assert (job.job_id, job.definition, job.options.tags) == (m.job_id, c.definition, c.options.tags)
+        assert await redis_client.hget(queue.keys.job(m.job_id), "trace") == "t"
+    assert await redis_client.zcard(queue.keys.tenant_tag("acme", "smoke")) == 5
