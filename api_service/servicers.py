@@ -88,17 +88,30 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
             )
         items: list[pb.SubmitBatchItem] = []
         valid: list[tuple[int, SubmitCommand]] = []
+        # Items that are byte for byte the same (one test submitted many times) are converted and
+        # validated once and share one command; not those with secret values, which each job seals
+        # on its own. An item in error is checked again each time, so each error names its index.
+        same: dict[bytes, SubmitCommand] = {}
         for index, item in enumerate(request.requests):
+            raw = item.SerializeToString(deterministic=True)
+            known = same.get(raw)
+            if known is not None:
+                valid.append((index, known))
+                continue
             try:
                 command = convert.submit_from_proto(item)
                 validate_submit(command, prefix=f"requests[{index}].")
-                valid.append((index, seal_command(command, self._sealer, prefix=f"requests[{index}].")))
+                sealed = seal_command(command, self._sealer, prefix=f"requests[{index}].")
             except SentinelError as exc:
                 status = to_status(exc)
                 error = pb.ItemError(code=status.code, message=status.message)
                 if isinstance(exc, ValidationError):
                     error.field_violations.extend(convert.violations_to_proto(exc.violations))
                 items.append(pb.SubmitBatchItem(index=index, error=error))
+                continue
+            if sealed is command:
+                same[raw] = sealed
+            valid.append((index, sealed))
         submitted = await self._jobs.submit_many(
             [c for _, c in valid], tenant=tenant_of(context), trace=producer_traceparent()
         )

@@ -13,7 +13,9 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from shared import eventloop
 from shared.logcontext import FIELDS, JobContextFilter
+from shared.settings import EventLoopSettings
 
 _TEXT_NAMES = {"job_id": "job", "tenant": "tenant", "attempt": "attempt", "trace_id": "trace"}
 
@@ -63,7 +65,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
 
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run `main(stop)` where `stop` is set on SIGINT or SIGTERM."""
+    """Run `main(stop)` where `stop` is set on SIGINT or SIGTERM, on the event loop SENTINEL_EVENT_LOOP
+    chooses (`shared.eventloop`)."""
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -72,4 +75,4 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    asyncio.run(runner())
+    eventloop.run(runner(), EventLoopSettings.from_env())

@@ -718,3 +718,18 @@ def _executor_client(env: Environ) -> ClientSettings:
         tls_key=key,
         tls_server_name=env.get("SENTINEL_EXECUTOR_TLS_SERVER_NAME", "").strip(),
     )
+
+
+@dataclass(frozen=True)
+class EventLoopSettings:
+    """The event loop the long-running services run on (SENTINEL_EVENT_LOOP): `uvloop` (the default,
+    where it is installed) or `asyncio` (the standard library's loop)."""
+
+    uvloop: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> EventLoopSettings:
+        raw = environ.get("SENTINEL_EVENT_LOOP", "").strip().lower() or "uvloop"
+        if raw not in ("uvloop", "asyncio"):
+            raise ConfigError(f"SENTINEL_EVENT_LOOP must be uvloop or asyncio, got {raw!r}")
+        return cls(uvloop=raw == "uvloop")

@@ -34,6 +34,7 @@ from shared.queue import Queue
 from shared.settings import QueueSettings
 from shared.shards import new_id, shard_of
 from shared.streams import StreamHub
+from shared.submits import Submitter
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,14 @@ class QueueBackend:
     def __init__(self, queue: Queue, hub: StreamHub) -> None:
         self.queue = queue
         self._hub = hub
+        # Concurrent submits share script calls (one round trip for those waiting), as a batch does.
+        self._submitter = Submitter(queue)
 
     async def submit(self, command: SubmitCommand, *, tenant: str, trace: str) -> Submitted:
-        return await jobs.submit(self.queue, command, tenant=tenant, trace=trace)
+        submitted = await self._submitter.submit(command, tenant=tenant, trace=trace)
+        if submitted.limited:
+            raise jobs.queue_limit_error(self.queue, tenant)
+        return submitted
 
     async def submit_many(self, commands: list[SubmitCommand], *, tenant: str, trace: str) -> list[Submitted]:
         return await jobs.submit_many(self.queue, commands, tenant=tenant, trace=trace)

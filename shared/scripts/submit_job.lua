@@ -1,12 +1,13 @@
 -- Submitting a job, included (`--- @include submit_job`) by submit.lua and by the scripts that submit
 -- a job as one of their steps (a schedule's fire). Not a script of its own.
 --
--- `submit_keys(keys, first)`: the keys submit_job takes, from `keys` (a script's KEYS) at `first`,
--- in this order: job hash, lane stream (its priority), delayed zset, idempotency key ("" placeholder
--- key when none is used), tenant jobs zset, queue events stream, job progress stream, then the
--- tenant tag zsets to the end.
+-- `submit_keys(keys, first, last)`: the keys submit_job takes, from `keys` (a script's KEYS) at
+-- `first`, in this order: job hash, lane stream (its priority), delayed zset, idempotency key (""
+-- placeholder key when none is used), tenant jobs zset, queue events stream, job progress stream,
+-- then the tenant tag zsets up to `last` (nil: to the end).
 --
--- `submit_job(ctx, k)`: `ctx` holds id, job (the new hash's fields, from shared.codec.new_job_fields),
+-- `submit_job(ctx, k)`: `ctx` holds id, job (the new hash's fields, from shared.codec.new_job_fields;
+-- or job_flat: the same as a flat list name, value, name, value, ...),
 -- lane (its priority), tenant, trace, now (created ms), due (ms, 0 = now), idempotency_ttl (s, 0 = no
 -- key), progress_maxlen, events_maxlen, stats_prefix (tally.lua), job_prefix, fair_prefix,
 -- tenant_window, tenant_max_running, tenant_max_queued (fair.lua; a window of 0 = off, a max queued
@@ -19,10 +20,10 @@
 --- @include fair
 --- @include common
 
-local function submit_keys(keys, first)
+local function submit_keys(keys, first, last)
   local k = {job = keys[first], lane = keys[first + 1], delayed = keys[first + 2], idem = keys[first + 3],
     tenant_jobs = keys[first + 4], events = keys[first + 5], progress = keys[first + 6], tags = {}}
-  for i = first + 7, #keys do k.tags[#k.tags + 1] = keys[i] end
+  for i = first + 7, last or #keys do k.tags[#k.tags + 1] = keys[i] end
   return k
 end
 
@@ -36,7 +37,7 @@ local function submit_job(ctx, k)
   local held = ctx.held == true
   local waits = due > 0 or held
   if fair and not waits and not fair_submit(fair, ctx.lane, k.lane, ctx.tenant, id, ctx.trace) then return {'', -1} end
-  set_fields(k.job, ctx.job)
+  if ctx.job_flat then redis.call('HSET', k.job, unpack(ctx.job_flat)) else set_fields(k.job, ctx.job) end
   local state = waits and 'scheduled' or 'pending'
   if held then
     redis.call('ZADD', k.delayed, '+inf', id)

@@ -21,6 +21,7 @@ from redis.asyncio.client import Pipeline
 
 from executor_service.store import Claim, claim, finish, promote_due, write_progress
 from protos import sentinel_pb2 as pb
+from shared import submits
 from shared.clock import now_ms
 from shared.keys import GROUP
 from shared.model import JobState, Priority, Progress
@@ -320,6 +321,22 @@ async def test_batch_answers_each_item_in_order(api: Harness) -> None:
     assert job_keys == {api.keys.job(items[0].job_id), api.keys.job(items[2].job_id)}
 
 
+async def test_identical_batch_items_each_get_their_own_job_or_error(api: Harness) -> None:
+    bad = with_steps(click(""))
+    batch = pb.SubmitBatchRequest(requests=[request(name="same"), bad, request(name="same"), bad, request(name="same")])
+    response = await api.stub.SubmitBatch(batch)
+
+    items = list(response.items)
+    assert [i.WhichOneof("outcome") for i in items] == ["job_id", "error", "job_id", "error", "job_id"]
+    assert [v.field for v in items[1].error.field_violations] == ["requests[1].definition.steps[0].click.selector"]
+    assert [v.field for v in items[3].error.field_violations] == ["requests[3].definition.steps[0].click.selector"]
+    ids = [items[i].job_id for i in (0, 2, 4)]
+    assert len(set(ids)) == 3
+    for job_id in ids:
+        job = await api.stub.Status(pb.StatusRequest(job_id=job_id))
+        assert (job.job_id, job.name, job.state) == (job_id, "same", pb.JOB_STATE_PENDING)
+
+
 async def test_batch_of_1001_is_rejected_whole(api: Harness) -> None:
     size_before = await api.redis.dbsize()
     batch = pb.SubmitBatchRequest(requests=[request() for _ in range(1001)])
@@ -350,9 +367,10 @@ async def test_batch_of_1000_is_accepted_in_one_round_trip(api: Harness, monkeyp
 
     monkeypatch.undo()
     assert len(executes) == 1, executes  # one pipeline, one execute ...
-    assert executes[0] >= 1000  # ... carrying every submit
+    calls = -(-1000 // submits.SUBMIT_CHUNK)
+    assert executes[0] == calls  # ... carrying every submit, a chunk of jobs per script call
     # The server runs a few scripts of its own meanwhile (health, retention): allow for them.
-    assert 1000 <= await evalsha_calls(api.redis) - evalsha_before <= 1020
+    assert calls <= await evalsha_calls(api.redis) - evalsha_before <= calls + 20
     ids = [item.job_id for item in response.items]
     assert [item.index for item in response.items] == list(range(1000))
     assert all(ids) and len(set(ids)) == 1000

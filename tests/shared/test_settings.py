@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from shared import eventloop
 from shared.errors import ConfigError
 from shared.model import Priority
-from shared.settings import ApiSettings, ExecutorSettings, QueueSettings, RedisSettings
+from shared.settings import ApiSettings, EventLoopSettings, ExecutorSettings, QueueSettings, RedisSettings
 
 
 def test_defaults_follow_the_original_design() -> None:
@@ -77,3 +80,19 @@ def test_the_http_front_door_defaults_to_8080_on_the_grpc_host_and_0_turns_it_of
 def test_bad_http_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ApiSettings.from_env(env)
+
+
+def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
+    assert EventLoopSettings.from_env({}).uvloop
+    assert EventLoopSettings.from_env({"SENTINEL_EVENT_LOOP": "uvloop"}).uvloop
+    assert not EventLoopSettings.from_env({"SENTINEL_EVENT_LOOP": "asyncio"}).uvloop
+    with pytest.raises(ConfigError, match="SENTINEL_EVENT_LOOP must be uvloop or asyncio"):
+        EventLoopSettings.from_env({"SENTINEL_EVENT_LOOP": "trio"})
+
+
+def test_the_services_run_on_the_loop_chosen() -> None:
+    async def kind() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert eventloop.run(kind(), EventLoopSettings(uvloop=True)).startswith("uvloop")
+    assert eventloop.run(kind(), EventLoopSettings(uvloop=False)).startswith("asyncio")
