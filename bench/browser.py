@@ -50,12 +50,14 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from executor_service.browser import DEFAULT_ARGS
 from executor_service.egress import EgressProxy
+from executor_service.guard import ClosingProxies
 from executor_service.navigation_policy import NavigationPolicy
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli.redis_proc import RedisProcess, free_port, start_redis, stop_process
 from shared.access import KeyEntry, Role, hash_key, new_key
 from shared.keys import Keys
+from shared.model import Priority
 
 RESULTS = Path(__file__).with_name("results") / "browser.json"
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
@@ -114,9 +116,11 @@ class Stack:
         wait_serving(process, port, kind)
         return process
 
-    def start_executor(self, concurrency: int) -> subprocess.Popen[bytes]:
+    def start_executor(self, concurrency: int, *, source: Path | None = None) -> subprocess.Popen[bytes]:
+        """(Re)start the executor; `source`: a source tree whose code it runs instead of this one's."""
         self.stop_executor()
-        self.executor = self.launch("executor", free_port(), QUEUE_CONCURRENCY=str(concurrency))
+        extra = {"PYTHONPATH": str(source)} if source is not None else {}
+        self.executor = self.launch("executor", free_port(), QUEUE_CONCURRENCY=str(concurrency), **extra)
         return self.executor
 
     def stop_executor(self) -> None:
@@ -180,12 +184,9 @@ def submit_request(site: str) -> pb.SubmitRequest:
 
 
 async def finished(client: aioredis.Redis) -> tuple[int, int]:
-    keys = Keys()
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.zcard(keys.completed)
-        pipe.zcard(keys.failed)
-        done, failed = await pipe.execute()
-    return int(done), int(failed)
+    """(jobs ended, jobs failed) so far, from the lane's figures (retention trims the sets of jobs, not these)."""
+    done, failed = await client.hmget(Keys().lane_stats(Priority.MEDIUM), ["processed", "failed"])
+    return int(done or 0), int(failed or 0)
 
 
 async def sentinel_round(stack: Stack, jobs: int) -> float:
@@ -205,7 +206,7 @@ async def sentinel_round(stack: Stack, jobs: int) -> float:
             raise RuntimeError(f"submit refused: {errors[0]}")
         while True:
             done, failed = await finished(client)
-            if done - done0 + failed - failed0 >= jobs:
+            if done - done0 >= jobs:
                 break
             await asyncio.sleep(0.02)
         elapsed = time.monotonic() - started
@@ -261,7 +262,7 @@ async def raw_browser() -> AsyncIterator[Browser]:
 def peers(browser: Browser, site: str) -> dict[str, Callable[[], Awaitable[BrowserContext]]]:
     """How each raw peer opens a context."""
     allow = NavigationPolicy.from_rules([site.removeprefix("http://")])
-    proxies: list[EgressProxy] = []
+    closing = ClosingProxies()
 
     async def plain() -> BrowserContext:
         return await browser.new_context()
@@ -274,7 +275,7 @@ def peers(browser: Browser, site: str) -> dict[str, Callable[[], Awaitable[Brows
     async def proxied() -> BrowserContext:
         egress = EgressProxy(allow, refused=lambda *_: None, failed=lambda *_: None)
         context = await browser.new_context(proxy={"server": await egress.start()}, service_workers="block")
-        context.on("close", lambda _: proxies.append(egress))
+        context.on("close", lambda _: closing.close(egress))
         return context
 
     return {"raw": plain, "raw+route": routed, "raw+egress": proxied}
@@ -339,34 +340,51 @@ def profiled(pid: int, out: Path | None) -> Iterator[None]:
 
 
 async def bracketed(
-    stack: Stack, *, rounds: int, jobs: int, concurrency: int, with_peers: bool, profile: Path | None = None
+    stack: Stack,
+    *,
+    rounds: int,
+    jobs: int,
+    concurrency: int,
+    with_peers: bool,
+    profile: Path | None = None,
+    compare: tuple[str, Path] | None = None,
 ) -> dict[str, Any]:
-    executor = stack.start_executor(concurrency)
-    figures: dict[str, list[float]] = {"sentinel": []}
+    """Raw rounds around every Sentinel round; with `compare` (a revision and its source tree), each
+    round runs the executor of this tree and of that revision in turn, so before and after meet the
+    same load."""
+    sides: dict[str, Path | None] = {"sentinel": None}
+    if compare is not None:
+        sides[f"sentinel@{compare[0]}"] = compare[1]
+    figures: dict[str, list[float]] = {side: [] for side in sides}
+    ratios: dict[str, list[float]] = {side: [] for side in sides}
     async with raw_browser() as browser:
         setups = peers(browser, stack.site)
         names = list(setups) if with_peers else ["raw"]
         for name in names:
             figures[name] = []
-        await sentinel_round(stack, concurrency)  # warm up both sides
-        await raw_round(browser, stack.site, concurrency, concurrency, setups["raw"])
+        await raw_round(browser, stack.site, concurrency, concurrency, setups["raw"])  # warm up
         for name in names:
             figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
         for r in range(rounds):
-            with profiled(executor.pid, profile and profile.with_suffix(f".{r + 1}.txt")):
-                figures["sentinel"].append(await sentinel_round(stack, jobs))
-            for name in names:
-                figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
+            for side, source in sides.items():
+                if stack.executor is None or len(sides) > 1:
+                    stack.start_executor(concurrency, source=source)
+                    await sentinel_round(stack, concurrency)  # warm up
+                assert stack.executor is not None
+                with profiled(stack.executor.pid, profile and profile.with_suffix(f".{side}.{r + 1}.txt")):
+                    figures[side].append(await sentinel_round(stack, jobs))
+                for name in names:
+                    figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
+                raw = figures["raw"]
+                ratios[side].append(figures[side][-1] / ((raw[-2] + raw[-1]) / 2))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in figures.items()), flush=True)
-    raw = figures["raw"]
-    ratios = [s / ((raw[i] + raw[i + 1]) / 2) for i, s in enumerate(figures["sentinel"])]
     return {
         "jobs": jobs,
         "concurrency": concurrency,
         "jobs_per_s": figures,
         "medians": {k: statistics.median(v) for k, v in figures.items()},
         "ratios": ratios,
-        "median_ratio": statistics.median(ratios),
+        "median_ratio": {side: statistics.median(v) for side, v in ratios.items()},
     }
 
 
@@ -411,6 +429,16 @@ async def memory(stack: Stack, *, jobs: int, concurrency: int, batch: int) -> di
     }
 
 
+def source_of(revision: str, directory: Path) -> Path:
+    """This repository's tree at `revision`, unpacked under `directory`."""
+    root = Path(__file__).resolve().parent.parent
+    target = directory / f"src-{revision}"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(root), "archive", revision], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
 def machine() -> dict[str, Any]:
     cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip()
@@ -435,6 +463,7 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="also raw+route and raw+egress")
     parser.add_argument("--memory", type=int, default=0, help="run this many jobs and sample memory")
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--compare", metavar="REV", help="also run the executor of git revision REV, round by round")
     parser.add_argument("--py-spy", type=Path, help="profile the executor in each Sentinel round (OUT.<round>.txt)")
     args = parser.parse_args()
     # A SIGTERM (a timeout) unwinds like Ctrl-C, so every process the bench started is stopped.
@@ -459,13 +488,15 @@ def main() -> None:
                     concurrency=int(args.concurrency),
                     with_peers=args.peers,
                     profile=args.py_spy,
+                    compare=(args.compare, source_of(args.compare, Path(tmp))) if args.compare else None,
                 )
             )
             result["bracketed"] = r
             print(f"\n{'':12}{'jobs/s (median)':>18}")
             for name, value in r["medians"].items():
                 print(f"{name:12}{value:>18.2f}")
-            print(f"Sentinel / raw: {', '.join(f'{x:.3f}' for x in r['ratios'])} → median {r['median_ratio']:.3f}")
+            for side, ratios in r["ratios"].items():
+                print(f"{side} / raw: {', '.join(f'{x:.3f}' for x in ratios)} → median {r['median_ratio'][side]:.3f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(args.json.read_text()) if args.json.exists() else {}
     previous.update({k: v for k, v in result.items()})
