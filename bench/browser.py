@@ -377,7 +377,8 @@ async def bracketed(
                     figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
                 raw = figures["raw"]
                 ratios[side].append(figures[side][-1] / ((raw[-2] + raw[-1]) / 2))
-            print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in figures.items()), flush=True)
+            shown = ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in figures.items())
+            print(f"round {r + 1}: jobs/s {shown}; ratios {ratios}", flush=True)
     return {
         "jobs": jobs,
         "concurrency": concurrency,
