@@ -243,7 +243,7 @@ async def test_a_dns_answer_that_changes_between_requests_reaches_nothing(sites:
     denied_port = int(sites.denied.rsplit(":", 1)[1])
     allowed_hits = Recorder()
     # The allowed server listens at the denied server's port on 127.0.0.2: only the address differs.
-    page = b"<link rel='icon' href='data:,'><p id='ok'>plain</p>"  # no favicon request: two requests in all
+    page = b"<link rel='icon' href='data:,'><p id='ok'>plain</p>"  # no favicon request from the allowed page
     allowed = serve(allowed_hits, {"/plain": (200, {}, page)}, host="127.0.0.2", port=denied_port)
     answers: list[str] = []
 
