@@ -1,37 +1,37 @@
 """The navigation guard: what a test's page may reach on the network.
 
-A test runs someone else's script inside the executor's network. A guarded browser context is
-checked at two points, both after DNS resolution (the rules: executor_service/navigation_policy.py):
+A guarded browser context sends all of its traffic through an egress proxy of its own
+(executor_service/egress.py): every navigation, frame, subresource, fetch/XHR, each hop of a
+redirect (Chromium requests it anew) and every WebSocket handshake (a CONNECT tunnel). The proxy
+resolves the host once, checks every address against the navigation policy
+(executor_service/navigation_policy.py) and connects only to the addresses it checked, so a DNS
+answer that changes after the check (rebinding) reaches nothing. A refused request is answered
+`403` by the proxy, never sent, and recorded here; a target that cannot be reached fails in the
+browser as a network error, and why is recorded here too.
 
-1. **In the browser.** Every request the context routes — navigations, frames, images, scripts,
-   fetch/XHR — and every WebSocket handshake is checked before it leaves the browser; a refused
-   one is aborted there (never sent) and recorded, an unresolvable one fails as a network error.
-2. **On the way out.** All of the context's traffic goes through its own egress proxy
-   (executor_service/egress.py), which checks again and connects only to the addresses it
-   checked. That catches what the browser does not route (each hop of a redirect) and DNS
-   answers that change after the first check (rebinding).
+The check is made once, at the proxy, and not also in the browser through Playwright's routes:
+a route costs every request a round trip through the driver (about 15% of a short test's
+throughput), and the proxy sees everything a route would, and redirect hops and DNS answers a
+route cannot. Service workers are blocked: a context's workers would fetch for pages that are gone.
 
 The runner turns a recorded refusal into `NavigationRefused` (category POLICY, never retried).
 Responses are not touched, so streaming (server-sent events, downloads) works as without the
 guard. Nothing here is module-global: a context's guard travels with it in its `Session`, and
 the egress proxies still closing belong to whoever owns the browser (`ClosingProxies`). This
-module never raises out of a route handler and never logs request bodies.
+module never logs request bodies.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Route, WebSocketRoute
-from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Browser, BrowserContext
 
 from executor_service.egress import EgressProxy
-from executor_service.navigation_policy import NavigationPolicy, Verdict
+from executor_service.navigation_policy import NavigationPolicy
 
 __all__ = ["ClosingProxies", "Guard", "NavigationPolicy", "Refusal", "Session", "open_guarded_context"]
 
@@ -61,7 +61,7 @@ class Guard:
         return taken
 
     def refuse(self, url: str, reason: str) -> None:
-        """Record a refused request (the browser's routes and the egress proxy both report here)."""
+        """Record a refused request (the egress proxy reports here)."""
         log.warning("navigation guard refused %s: %s", url[:300], reason)
         self.refusals.append(Refusal(url=url, reason=reason))
 
@@ -74,40 +74,6 @@ class Guard:
         """What could not be reached since the last call, for the step's error message."""
         taken, self.failures = self.failures, []
         return taken
-
-    async def _verdict(self, url: str, *, websocket: bool = False) -> Verdict | None:
-        """The policy's verdict, or None when the host cannot be resolved (a network error, not a policy one)."""
-        try:
-            return await self.policy.vet(url, websocket=websocket)
-        except (OSError, TimeoutError, UnicodeError):
-            return None
-
-    async def on_route(self, route: Route) -> None:
-        url = route.request.url
-        try:
-            verdict = await self._verdict(url)
-            if verdict is None:
-                await route.abort("namenotresolved")
-            elif verdict.reason is not None:
-                self.refuse(url, verdict.reason)
-                await route.abort("blockedbyclient")
-            else:
-                await route.continue_()  # on through the egress proxy, which checks again as it connects
-        except PlaywrightError as exc:
-            log.debug("guarded request %s failed: %s", url[:300], exc)
-            with contextlib.suppress(PlaywrightError):  # the page or context may already be gone
-                await route.abort("failed")
-
-    async def on_websocket(self, ws: WebSocketRoute) -> None:
-        try:
-            verdict = await self._verdict(ws.url, websocket=True)
-            if verdict is not None and verdict.reason is not None:
-                self.refuse(ws.url, verdict.reason)
-                await ws.close(code=1008, reason="refused by the navigation guard")
-                return
-            ws.connect_to_server()
-        except PlaywrightError as exc:
-            log.debug("guarded websocket %s failed: %s", ws.url[:300], exc)
 
 
 @dataclass(frozen=True)
@@ -156,8 +122,8 @@ async def open_guarded_context(
 ) -> Session:
     """A new context of `browser` (Playwright's `new_context` options) with every request guarded.
 
-    Its traffic goes through an egress proxy of its own, closed (through `closing`) when the
-    context closes. Service workers are blocked: they could fetch past the context's routes.
+    Its traffic goes through an egress proxy of its own, which checks every request, closed
+    (through `closing`) when the context closes. Service workers are blocked.
     """
     guard = Guard(policy)
     egress = EgressProxy(policy, refused=guard.refuse, failed=guard.unreachable)
@@ -168,10 +134,4 @@ async def open_guarded_context(
         await egress.close()
         raise
     context.on("close", lambda _: closing.close(egress))
-    try:
-        await context.route("**/*", guard.on_route)
-        await context.route_web_socket(re.compile(".*"), guard.on_websocket)
-    except BaseException:
-        await context.close()
-        raise
     return Session(context, guard)

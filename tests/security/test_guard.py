@@ -85,7 +85,9 @@ class Recorder:
     paths: list[str] = field(default_factory=list)
 
 
-def serve(recorder: Recorder, pages: dict[str, tuple[int, dict[str, str], bytes]]) -> http.server.ThreadingHTTPServer:
+def serve(
+    recorder: Recorder, pages: dict[str, tuple[int, dict[str, str], bytes]], *, host: str = "127.0.0.1", port: int = 0
+) -> http.server.ThreadingHTTPServer:
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
@@ -118,7 +120,7 @@ def serve(recorder: Recorder, pages: dict[str, tuple[int, dict[str, str], bytes]
             except OSError:
                 pass  # the page went away
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -205,7 +207,8 @@ async def test_navigating_to_a_denied_address_fails_with_policy_and_sends_nothin
 ) -> None:
     outcome = await run(guarded, Step(Navigate(sites.denied + "/secret")))
     error = outcome.error  # type: ignore[attr-defined]
-    assert error.category is ErrorCategory.POLICY and "navigation guard refused" in error.message
+    assert error.category is ErrorCategory.POLICY and error.step_index == 0
+    assert f"navigation guard refused {sites.denied}/secret" in error.message
     assert sites.denied_hits.paths == []
 
 
@@ -233,29 +236,46 @@ async def test_server_sent_events_stream_through_the_guard(guarded: BrowserManag
     assert outcome.success, outcome  # type: ignore[attr-defined]
 
 
-async def test_a_dns_answer_that_changes_after_the_check_reaches_nothing(sites: Sites) -> None:
-    """Rebinding: the name looks public when the browser's request is checked, then points at a
-    denied address. The egress proxy resolves for itself and connects only where it checked."""
+async def test_a_dns_answer_that_changes_between_requests_reaches_nothing(sites: Sites) -> None:
+    """Rebinding: rebind.test first resolves to an allowed address, then to a denied one. The egress
+    proxy resolves each request's host itself, checks that answer and connects only to the addresses
+    it checked, so the page loads from the allowed server and the next request is refused, unsent."""
+    denied_port = int(sites.denied.rsplit(":", 1)[1])
+    allowed_hits = Recorder()
+    # The allowed server listens at the denied server's port on 127.0.0.2: only the address differs.
+    page = b"<link rel='icon' href='data:,'><p id='ok'>plain</p>"  # no favicon request from the allowed page
+    allowed = serve(allowed_hits, {"/plain": (200, {}, page)}, host="127.0.0.2", port=denied_port)
     answers: list[str] = []
 
     async def rebinding(host: str, port: int) -> list[IpAddress]:
         if host != "rebind.test":
             return await resolve(host, port)
         answers.append(host)
-        return [ipaddress.ip_address("93.184.216.34" if len(answers) == 1 else "127.0.0.1")]
+        return [ipaddress.ip_address("127.0.0.2" if len(answers) == 1 else "127.0.0.1")]
 
-    policy = NavigationPolicy(resolver=rebinding)
+    policy = NavigationPolicy(rules=NavigationPolicy.from_rules(["127.0.0.2"]).rules, resolver=rebinding)
     manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS, policy=policy)
     await manager.start()
     try:
-        denied_port = sites.denied.rsplit(":", 1)[1]
-        outcome = await run(manager, Step(Navigate(f"http://rebind.test:{denied_port}/secret")))
+        outcome = await run(
+            manager,
+            Step(Navigate(f"http://rebind.test:{denied_port}/plain")),
+            Step(ExpectText("#ok", "plain")),
+            Step(Navigate(f"http://rebind.test:{denied_port}/secret")),
+        )
     finally:
         await manager.stop()
+        allowed.shutdown()
+        allowed.server_close()
     error = outcome.error  # type: ignore[attr-defined]
-    assert error.category is ErrorCategory.POLICY and "rebind.test resolves to 127.0.0.1" in error.message
-    assert len(answers) == 2  # checked in the browser (public), then again at the proxy (loopback)
+    assert error.step_index == 2 and error.category is ErrorCategory.POLICY
+    assert f"http://rebind.test:{denied_port}/secret" in error.message
+    assert "rebind.test resolves to 127.0.0.1" in error.message
+    assert allowed_hits.paths == ["/plain"]
     assert sites.denied_hits.paths == []
+    # Resolved anew for every request (the first answer is never reused); after /secret's 403 page
+    # Chromium may ask for its favicon, a third request, refused the same way.
+    assert len(answers) >= 2
 
 
 async def test_an_unreachable_allowed_target_fails_as_a_network_error_that_says_why() -> None:

@@ -1,0 +1,509 @@
+"""The browser path: Sentinel's jobs per second beside raw Playwright on the same machine.
+
+A 4-step test (navigate a local page, fill, click, expect text) runs as Sentinel jobs through the
+real services — a private `redis-server`, `sentinel api` (API keys on) and `sentinel executor`
+(its navigation guard on, the page's host:port allowed) — and as raw Playwright: one Chromium (the
+same binary and launch flags as the executor's), a fresh context per test, `--concurrency` tests at
+a time. Each Sentinel round is bracketed by raw rounds (raw, Sentinel, raw, Sentinel, …, raw), so
+the ratio of a round is Sentinel / the mean of the raw rounds either side of it; the medians are
+what to read, since the machine is shared. The page is served by a separate process, so neither
+side's Python shares an interpreter with it.
+
+Also as peers in the same run (`--peers`): raw Playwright with `context.route("**/*",
+route.continue_)` (what routing every request through the driver costs) and raw Playwright behind
+Sentinel's egress proxy (executor_service/egress.py, one per context, in the bench's process).
+
+Modes:
+  (default)          `--rounds` bracketed rounds of `--jobs` jobs at `--concurrency`;
+  --sweep 1..8       Sentinel jobs/s at each executor concurrency (QUEUE_CONCURRENCY), raw beside;
+  --memory N         N jobs through one executor; its RSS and its Chromium's sampled as they run.
+
+Writes bench/results/browser.json (or --json OUT). Usage: .venv/bin/python -m bench.browser
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from executor_service.browser import DEFAULT_ARGS
+from executor_service.egress import EgressProxy
+from executor_service.guard import ClosingProxies
+from executor_service.navigation_policy import NavigationPolicy
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_cli.redis_proc import RedisProcess, free_port, start_redis, stop_process
+from shared.access import KeyEntry, Role, hash_key, new_key
+from shared.keys import Keys
+from shared.model import Priority
+
+RESULTS = Path(__file__).with_name("results") / "browser.json"
+SENTINEL = str(Path(sys.executable).with_name("sentinel"))
+CHROMIUM = os.environ.get("SENTINEL_CHROMIUM", "/usr/bin/chromium")
+PAGE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>Bench</title></head><body>"
+    "<input id='name'><button id='greet' onclick=\"document.getElementById('out').textContent ="
+    " 'Hi, ' + document.getElementById('name').value\">Greet</button><p id='out'></p></body></html>"
+)
+NAME = "ada"
+EXPECTED = f"Hi, {NAME}"
+
+Runner = Callable[[int, int], Awaitable[float]]
+
+
+# --- the stack --------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """redis-server, the page's server, `sentinel api` and (restartable) `sentinel executor`."""
+
+    directory: Path
+    redis: RedisProcess
+    site: str
+    api_key: str
+    api_port: int
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    executor: subprocess.Popen[bytes] | None = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "SENTINEL_", "OTEL_"))}
+        env.update(
+            REDIS_URL=self.redis.url,
+            SENTINEL_API_KEYS_FILE=str(self.directory / "keys.json"),
+            SENTINEL_CHROMIUM=CHROMIUM,
+            SENTINEL_ARTIFACTS_DIR=str(self.directory / "artifacts"),
+            SENTINEL_SPOOL_DIR=str(self.directory / "spool"),
+            SENTINEL_NAVIGATION_ALLOW=self.site.removeprefix("http://"),
+            API_HTTP_PORT="0",
+            API_METRICS_PORT="0",
+            EXECUTOR_METRICS_PORT="0",
+            QUEUE_REMOVE_ON_COMPLETE="100",
+            QUEUE_REMOVE_ON_FAIL="100",
+        )
+        env.update(extra)
+        return env
+
+    def launch(self, kind: str, port: int, **extra: str) -> subprocess.Popen[bytes]:
+        port_var = "API_GRPC_PORT" if kind == "api" else "EXECUTOR_GRPC_PORT"
+        log = (self.directory / f"{kind}-{len(self.processes)}.log").open("wb")
+        process = subprocess.Popen(
+            [SENTINEL, kind], env=self.env(**{port_var: str(port)}, **extra), stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes.append(process)
+        wait_serving(process, port, kind)
+        return process
+
+    def start_executor(self, concurrency: int, *, source: Path | None = None) -> subprocess.Popen[bytes]:
+        """(Re)start the executor; `source`: a source tree whose code it runs instead of this one's."""
+        self.stop_executor()
+        extra = {"PYTHONPATH": str(source)} if source is not None else {}
+        self.executor = self.launch("executor", free_port(), QUEUE_CONCURRENCY=str(concurrency), **extra)
+        return self.executor
+
+    def stop_executor(self) -> None:
+        if self.executor is not None:
+            stop_process(self.executor)
+            self.executor = None
+
+
+def wait_serving(process: subprocess.Popen[bytes], port: int, kind: str, within: float = 120) -> None:
+    deadline = time.monotonic() + within
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{kind} exited with {process.returncode}")
+            with contextlib.suppress(grpc.RpcError):
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            time.sleep(0.1)
+    raise RuntimeError(f"{kind} did not serve within {within} s")
+
+
+@contextlib.contextmanager
+def open_stack(directory: Path) -> Iterator[Stack]:
+    (directory / "site").mkdir()
+    (directory / "site" / "index.html").write_text(PAGE)
+    key = new_key()
+    entry = KeyEntry(tenant="bench", role=Role.parse("submitter"), sha256=hash_key(key))
+    (directory / "keys.json").write_text(json.dumps({"keys": [entry.to_json()]}))
+    site_port = free_port()
+    site = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(directory / "site"), str(site_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    redis_process = start_redis(directory)
+    stack = Stack(directory, redis_process, f"http://127.0.0.1:{site_port}", key, free_port())
+    try:
+        stack.launch("api", stack.api_port)
+        yield stack
+    finally:
+        stack.stop_executor()
+        for process in reversed(stack.processes):
+            stop_process(process)
+        redis_process.stop()
+        stop_process(site)
+
+
+# --- one round of Sentinel jobs ----------------------------------------------------------------
+
+
+def submit_request(site: str) -> pb.SubmitRequest:
+    steps = [
+        pb.Step(navigate=pb.Navigate(url="/")),
+        pb.Step(fill=pb.Fill(selector="#name", value=NAME)),
+        pb.Step(click=pb.Click(selector="#greet")),
+        pb.Step(expect_text=pb.ExpectText(selector="#out", text=EXPECTED)),
+    ]
+    return pb.SubmitRequest(definition=pb.TestDefinition(name="bench", base_url=site, steps=steps))
+
+
+async def finished(client: aioredis.Redis) -> tuple[int, int]:
+    """(jobs ended, jobs failed) so far, from the lane's figures (retention trims the sets of jobs, not these)."""
+    done, failed = await client.hmget(Keys().lane_stats(Priority.MEDIUM), ["processed", "failed"])
+    return int(done or 0), int(failed or 0)
+
+
+async def sentinel_round(stack: Stack, jobs: int) -> float:
+    """Submit `jobs` in one SubmitBatch and wait until all have ended; returns jobs per second."""
+    client = aioredis.Redis.from_url(stack.redis.url)
+    metadata = (("authorization", f"Bearer {stack.api_key}"),)
+    try:
+        done0, failed0 = await finished(client)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.api_port}") as channel:
+            stub = pb_grpc.TestExecutionStub(channel)
+            started = time.monotonic()
+            reply = await stub.SubmitBatch(
+                pb.SubmitBatchRequest(requests=[submit_request(stack.site)] * jobs), metadata=metadata
+            )
+        errors = [item.error.message for item in reply.items if item.WhichOneof("outcome") == "error"]
+        if errors:
+            raise RuntimeError(f"submit refused: {errors[0]}")
+        while True:
+            done, failed = await finished(client)
+            if done - done0 >= jobs:
+                break
+            await asyncio.sleep(0.02)
+        elapsed = time.monotonic() - started
+        if failed != failed0:
+            raise RuntimeError(f"{failed - failed0} jobs failed: see the executor's log in {stack.directory}")
+        return jobs / elapsed
+    finally:
+        await client.aclose()
+
+
+# --- raw Playwright ------------------------------------------------------------------------------
+
+
+async def raw_test(page: Page, site: str) -> None:
+    await page.goto(site + "/")
+    await page.locator("#name").first.fill(NAME)
+    await page.locator("#greet").first.click()
+    text = await page.locator("#out").first.text_content()
+    if EXPECTED not in (text or ""):
+        raise RuntimeError(f"raw test saw {text!r}")
+
+
+async def raw_round(
+    browser: Browser, site: str, jobs: int, concurrency: int, setup: Callable[[], Awaitable[BrowserContext]]
+) -> float:
+    remaining = jobs
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            context = await setup()
+            try:
+                await raw_test(await context.new_page(), site)
+            finally:
+                await context.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return jobs / (time.monotonic() - started)
+
+
+@contextlib.asynccontextmanager
+async def raw_browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=list(DEFAULT_ARGS))
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def peers(browser: Browser, site: str) -> dict[str, Callable[[], Awaitable[BrowserContext]]]:
+    """How each raw peer opens a context."""
+    allow = NavigationPolicy.from_rules([site.removeprefix("http://")])
+    closing = ClosingProxies()
+
+    async def plain() -> BrowserContext:
+        return await browser.new_context()
+
+    async def routed() -> BrowserContext:
+        context = await browser.new_context()
+        await context.route("**/*", lambda route: route.continue_())
+        return context
+
+    async def proxied() -> BrowserContext:
+        egress = EgressProxy(allow, refused=lambda *_: None, failed=lambda *_: None)
+        context = await browser.new_context(proxy={"server": await egress.start()}, service_workers="block")
+        context.on("close", lambda _: closing.close(egress))
+        return context
+
+    return {"raw": plain, "raw+route": routed, "raw+egress": proxied}
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+
+def rss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def chromium_pss_kb(pid: int) -> int:
+    """Proportional set size of the executor's descendants (Chromium shares pages between its processes)."""
+    total = 0
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{child}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total
+
+
+# --- modes ------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy (when installed, and `out` given) samples process `pid` while the block runs."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if out is None or not spy.exists():
+        yield
+        return
+    process = subprocess.Popen(
+        [str(spy), "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+async def bracketed(
+    stack: Stack,
+    *,
+    rounds: int,
+    jobs: int,
+    concurrency: int,
+    with_peers: bool,
+    profile: Path | None = None,
+    compare: tuple[str, Path] | None = None,
+) -> dict[str, Any]:
+    """Raw rounds around every Sentinel round; with `compare` (a revision and its source tree), each
+    round runs the executor of this tree and of that revision in turn, so before and after meet the
+    same load."""
+    sides: dict[str, Path | None] = {"sentinel": None}
+    if compare is not None:
+        sides[f"sentinel@{compare[0]}"] = compare[1]
+    figures: dict[str, list[float]] = {side: [] for side in sides}
+    ratios: dict[str, list[float]] = {side: [] for side in sides}
+    async with raw_browser() as browser:
+        setups = peers(browser, stack.site)
+        names = list(setups) if with_peers else ["raw"]
+        for name in names:
+            figures[name] = []
+        await raw_round(browser, stack.site, concurrency, concurrency, setups["raw"])  # warm up
+        for name in names:
+            figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
+        for r in range(rounds):
+            for side, source in sides.items():
+                if stack.executor is None or len(sides) > 1:
+                    stack.start_executor(concurrency, source=source)
+                    await sentinel_round(stack, concurrency)  # warm up
+                assert stack.executor is not None
+                with profiled(stack.executor.pid, profile and profile.with_suffix(f".{side}.{r + 1}.txt")):
+                    figures[side].append(await sentinel_round(stack, jobs))
+                for name in names:
+                    figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
+                raw = figures["raw"]
+                ratios[side].append(figures[side][-1] / ((raw[-2] + raw[-1]) / 2))
+            shown = ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in figures.items())
+            print(f"round {r + 1}: jobs/s {shown}; ratios {ratios}", flush=True)
+    return {
+        "jobs": jobs,
+        "concurrency": concurrency,
+        "jobs_per_s": figures,
+        "medians": {k: statistics.median(v) for k, v in figures.items()},
+        "ratios": ratios,
+        "median_ratio": {side: statistics.median(v) for side, v in ratios.items()},
+    }
+
+
+async def sweep(stack: Stack, *, levels: list[int], jobs: int, rounds: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with raw_browser() as browser:
+        plain = peers(browser, stack.site)["raw"]
+        for level in levels:
+            stack.start_executor(level)
+            await sentinel_round(stack, level)
+            sentinel = [await sentinel_round(stack, jobs) for _ in range(rounds)]
+            raw = [await raw_round(browser, stack.site, jobs, level, plain) for _ in range(rounds)]
+            out[str(level)] = {"sentinel": sentinel, "raw": raw, "sentinel_median": statistics.median(sentinel)}
+            print(f"concurrency {level}: sentinel {statistics.median(sentinel):.2f}, raw {statistics.median(raw):.2f}")
+    stack.stop_executor()
+    return out
+
+
+async def memory(stack: Stack, *, jobs: int, concurrency: int, batch: int) -> dict[str, Any]:
+    executor = stack.start_executor(concurrency)
+    samples: list[dict[str, int]] = []
+    await sentinel_round(stack, concurrency)
+    ran = 0
+    while ran < jobs:
+        await sentinel_round(stack, min(batch, jobs - ran))
+        ran += min(batch, jobs - ran)
+        sample = {
+            "jobs": ran,
+            "executor_rss_kb": rss_kb(executor.pid),
+            "chromium_pss_kb": chromium_pss_kb(executor.pid),
+        }
+        samples.append(sample)
+        print(sample, flush=True)
+    settled = samples[len(samples) // 10 :] or samples
+    executor_rss = [s["executor_rss_kb"] for s in settled]
+    return {
+        "jobs": jobs,
+        "concurrency": concurrency,
+        "samples": samples,
+        "executor_rss_kb_first_last": [settled[0]["executor_rss_kb"], settled[-1]["executor_rss_kb"]],
+        "executor_rss_spread": (max(executor_rss) - min(executor_rss)) / min(executor_rss),
+    }
+
+
+def source_of(revision: str, directory: Path) -> Path:
+    """This repository's tree at `revision`, unpacked under `directory`."""
+    root = Path(__file__).resolve().parent.parent
+    target = directory / f"src-{revision}"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(root), "archive", revision], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def machine() -> dict[str, Any]:
+    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False).stdout
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu": cpu.group(1) if cpu else platform.processor(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "playwright": importlib.metadata.version("playwright"),
+        "chromium": chromium,
+        "redis": redis_version.strip(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=80)
+    parser.add_argument("--concurrency", default="5", help="one level, or a range 1..8 to sweep")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--peers", action="store_true", help="also raw+route and raw+egress")
+    parser.add_argument("--memory", type=int, default=0, help="run this many jobs and sample memory")
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--compare", metavar="REV", help="also run the executor of git revision REV, round by round")
+    parser.add_argument("--py-spy", type=Path, help="profile the executor in each Sentinel round (OUT.<round>.txt)")
+    args = parser.parse_args()
+    # A SIGTERM (a timeout) unwinds like Ctrl-C, so every process the bench started is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp, open_stack(Path(tmp)) as stack:
+        result: dict[str, Any] = {"machine": machine()}
+        if args.memory:
+            result["memory"] = asyncio.run(
+                memory(stack, jobs=args.memory, concurrency=int(args.concurrency), batch=max(args.memory // 20, 1))
+            )
+        elif ".." in args.concurrency:
+            low, high = (int(x) for x in args.concurrency.split(".."))
+            result["sweep"] = asyncio.run(
+                sweep(stack, levels=list(range(low, high + 1)), jobs=args.jobs, rounds=args.rounds)
+            )
+        else:
+            r = asyncio.run(
+                bracketed(
+                    stack,
+                    rounds=args.rounds,
+                    jobs=args.jobs,
+                    concurrency=int(args.concurrency),
+                    with_peers=args.peers,
+                    profile=args.py_spy,
+                    compare=(args.compare, source_of(args.compare, Path(tmp))) if args.compare else None,
+                )
+            )
+            result["bracketed"] = r
+            print(f"\n{'':12}{'jobs/s (median)':>18}")
+            for name, value in r["medians"].items():
+                print(f"{name:12}{value:>18.2f}")
+            for side, ratios in r["ratios"].items():
+                print(f"{side} / raw: {', '.join(f'{x:.3f}' for x in ratios)} → median {r['median_ratio'][side]:.3f}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(args.json.read_text()) if args.json.exists() else {}
+    previous.update({k: v for k, v in result.items()})
+    args.json.write_text(json.dumps(previous, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
