@@ -96,10 +96,15 @@ $(STAMP): pyproject.toml $(VENV)/pyvenv.cfg
 	@touch $@
 
 $(JUNIT_XSD): | $(VENV)/pyvenv.cfg
+	@# A short socket timeout and a few tries: a stalled registry answer fails fast and is tried again.
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	$(BIN)/pip download --disable-pip-version-check -q --no-deps --no-binary :all: -d "$$tmp" '$(JUNIT_XSD_SOURCE)'; \
-	tar -xzf "$$tmp"/*.tar.gz -C "$$tmp" '$(JUNIT_XSD_MEMBER)'; \
-	mkdir -p $(dir $@); mv "$$tmp/$(JUNIT_XSD_MEMBER)" $@; echo "make install: $@"
+	for try in 1 2 3; do \
+	  $(BIN)/pip download --disable-pip-version-check -q --timeout 30 --retries 5 --no-deps --no-binary :all: \
+	    -d "$$tmp" '$(JUNIT_XSD_SOURCE)' && break; \
+	  echo "make install: fetching $(JUNIT_XSD_SOURCE) failed (try $$try of 3)"; \
+	done; \
+	tar -xzf "$$tmp"/*.tar.gz -C "$$tmp" '$(JUNIT_XSD_MEMBER)' && \
+	mkdir -p $(dir $@) && mv "$$tmp/$(JUNIT_XSD_MEMBER)" $@ && echo "make install: $@"
 
 # npm ci starts from an empty node_modules, so the stamp goes with it.
 $(NODE_STAMP): $(RECORDER_TOOLS)/package-lock.json | system-deps
