@@ -18,7 +18,8 @@ Modes:
   --sweep 1..8       Sentinel jobs/s at each executor concurrency (QUEUE_CONCURRENCY), raw beside;
   --memory N         N jobs through one executor; its RSS and its Chromium's sampled as they run.
 
-Writes bench/results/browser.json (or --json OUT). Usage: .venv/bin/python -m bench.browser
+Writes bench/results/browser.json (--sweep: browser-sweep.json, --memory: browser-memory.json; or
+--json OUT) in the common shape of bench/harness.py. Usage: .venv/bin/python -m bench.browser
 """
 
 from __future__ import annotations
@@ -26,12 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
-import importlib.metadata
 import json
 import os
-import platform
-import re
 import signal
 import statistics
 import subprocess
@@ -48,6 +45,7 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from bench import harness
 from executor_service.browser import DEFAULT_ARGS
 from executor_service.egress import EgressProxy
 from executor_service.guard import ClosingProxies
@@ -60,6 +58,7 @@ from shared.keys import Keys
 from shared.model import Priority
 
 RESULTS = Path(__file__).with_name("results") / "browser.json"
+TITLE = "Browser path: Sentinel's jobs/s beside raw Playwright"
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
 CHROMIUM = os.environ.get("SENTINEL_CHROMIUM", "/usr/bin/chromium")
 PAGE = (
@@ -440,20 +439,61 @@ def source_of(revision: str, directory: Path) -> Path:
     return target
 
 
-def machine() -> dict[str, Any]:
-    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
-    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False).stdout
-    return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpu": cpu.group(1) if cpu else platform.processor(),
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "playwright": importlib.metadata.version("playwright"),
-        "chromium": chromium,
-        "redis": redis_version.strip(),
-    }
+def chromium_version() -> str:
+    return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def bracketed_rows(run: dict[str, Any], *, label: Any = None) -> list[dict[str, Any]]:
+    """`bracketed()`'s figures as rows: one per round and executor, its jobs/s, the mean of the raw
+    rounds either side of it and their ratio. `label` (e.g. a run's number) heads each row."""
+    sides = list(run["ratios"])
+    raw = run["jobs_per_s"]["raw"]
+    rows = []
+    for r in range(len(run["ratios"][sides[0]])):
+        for k, side in enumerate(sides):
+            i = 1 + r * len(sides) + k  # the raw round just after this Sentinel round
+            row = {} if label is None else {"run": label}
+            row.update(
+                round=r + 1,
+                executor=side,
+                sentinel_jobs_per_s=run["jobs_per_s"][side][r],
+                raw_jobs_per_s=(raw[i - 1] + raw[i]) / 2,
+                ratio=run["ratios"][side][r],
+            )
+            rows.append(row)
+    return rows
+
+
+def bracketed_ratios(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per executor, the median over every round of Sentinel / raw; with a compared revision, this
+    tree's median over the revision's; with peers, each peer's median jobs/s over raw's."""
+    sides = list(runs[0]["ratios"])
+    per_side = {side: [x for run in runs for x in run["ratios"][side]] for side in sides}
+    ratios: dict[str, float | None] = {f"{side} / raw, median": statistics.median(v) for side, v in per_side.items()}
+    if len(sides) > 1 and statistics.median(per_side[sides[1]]):
+        ratios[f"{sides[0]} / {sides[1]}, median ratio to raw"] = statistics.median(
+            per_side[sides[0]]
+        ) / statistics.median(per_side[sides[1]])
+    for peer in ("raw+route", "raw+egress"):
+        medians = [(run["medians"].get(peer), run["medians"]["raw"]) for run in runs]
+        if all(p is not None for p, _ in medians):
+            ratios[f"{peer} / raw, median jobs/s"] = statistics.median(p / raw for p, raw in medians)
+    return ratios
+
+
+def sweep_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for level, figures in result.items():
+        sentinel, raw = statistics.median(figures["sentinel"]), statistics.median(figures["raw"])
+        rows.append(
+            {
+                "concurrency": int(level),
+                "sentinel_jobs_per_s": sentinel,
+                "raw_jobs_per_s": raw,
+                "ratio": sentinel / raw if raw else None,
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -463,23 +503,40 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--peers", action="store_true", help="also raw+route and raw+egress")
     parser.add_argument("--memory", type=int, default=0, help="run this many jobs and sample memory")
-    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--json", type=Path, help="where the result goes (default: by mode, see above)")
     parser.add_argument("--compare", metavar="REV", help="also run the executor of git revision REV, round by round")
     parser.add_argument("--py-spy", type=Path, help="profile the executor in each Sentinel round (OUT.<round>.txt)")
     args = parser.parse_args()
     # A SIGTERM (a timeout) unwinds like Ctrl-C, so every process the bench started is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json"}
     with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp, open_stack(Path(tmp)) as stack:
-        result: dict[str, Any] = {"machine": machine()}
         if args.memory:
-            result["memory"] = asyncio.run(
+            mem = asyncio.run(
                 memory(stack, jobs=args.memory, concurrency=int(args.concurrency), batch=max(args.memory // 20, 1))
             )
+            report = harness.result(
+                "browser",
+                title=f"{TITLE}: executor memory over {args.memory} jobs",
+                settings=settings,
+                rows=mem["samples"],
+                ratios={"executor RSS spread after the first tenth": mem["executor_rss_spread"]},
+                chromium=chromium_version(),
+                memory=mem,
+            )
+            default = RESULTS.with_name("browser-memory.json")
         elif ".." in args.concurrency:
             low, high = (int(x) for x in args.concurrency.split(".."))
-            result["sweep"] = asyncio.run(
-                sweep(stack, levels=list(range(low, high + 1)), jobs=args.jobs, rounds=args.rounds)
+            swept = asyncio.run(sweep(stack, levels=list(range(low, high + 1)), jobs=args.jobs, rounds=args.rounds))
+            report = harness.result(
+                "browser",
+                title=f"{TITLE}, by executor concurrency",
+                settings=settings,
+                rows=sweep_rows(swept),
+                chromium=chromium_version(),
+                sweep=swept,
             )
+            default = RESULTS.with_name("browser-sweep.json")
         else:
             r = asyncio.run(
                 bracketed(
@@ -492,17 +549,22 @@ def main() -> None:
                     compare=(args.compare, source_of(args.compare, Path(tmp))) if args.compare else None,
                 )
             )
-            result["bracketed"] = r
+            report = harness.result(
+                "browser",
+                title=TITLE,
+                settings=settings,
+                rows=bracketed_rows(r),
+                ratios=bracketed_ratios([r]),
+                chromium=chromium_version(),
+                bracketed=r,
+            )
+            default = RESULTS
             print(f"\n{'':12}{'jobs/s (median)':>18}")
             for name, value in r["medians"].items():
                 print(f"{name:12}{value:>18.2f}")
             for side, ratios in r["ratios"].items():
                 print(f"{side} / raw: {', '.join(f'{x:.3f}' for x in ratios)} → median {r['median_ratio'][side]:.3f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(args.json.read_text()) if args.json.exists() else {}
-    previous.update({k: v for k, v in result.items()})
-    args.json.write_text(json.dumps(previous, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    print(f"wrote {harness.write_result(report, args.json or default)}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import http.server
-import json
 import statistics
 import tempfile
 import threading
@@ -39,12 +38,30 @@ from typing import Any
 
 import grpc
 
-from bench.stack import Stack, cpu_seconds, machine, open_stack, request_definition
+from bench import harness
+from bench.stack import Stack, cpu_seconds, open_stack, request_definition
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli.redis_proc import free_port
 
 RESULTS = Path(__file__).with_name("results") / "latency.json"
+TITLE = "Submit to seen running: latency at a low and a high submit rate"
+JOB = "one `request` step: GET of the bench's local HTTP server (browserless API check)"
+PARTS = ("to_api", "to_start", "to_client")
+COLUMNS = (
+    "round",
+    "rate",
+    "submitted",
+    "seen_running",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    *(f"{part}_p50_ms" for part in PARTS),
+    *(f"{part}_p99_ms" for part in PARTS),
+    "api_cpu_us_per_job",
+    "executor_cpu_us_per_job",
+    "backlog_drained",
+)
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):
@@ -184,6 +201,23 @@ def wait_started(stack: Stack, job_ids: list[str], *, within: float = 120) -> bo
     return False
 
 
+def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per rate (and round): end-to-end p50/p99/max, the parts' p50 and p99, CPU per job."""
+    rows = []
+    for r in results:
+        row = {k: r.get(k) for k in ("round", "rate", "submitted", "seen_running", "p50_ms", "p99_ms", "max_ms")}
+        for q in ("p50", "p99"):
+            row.update({f"{part}_{q}_ms": r.get(f"parts_{q}_ms", {}).get(part) for part in PARTS})
+        cpu = r.get("cpu_us_per_job", {})
+        row.update(
+            api_cpu_us_per_job=cpu.get("api"),
+            executor_cpu_us_per_job=cpu.get("executor"),
+            backlog_drained=r.get("backlog_drained"),
+        )
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rates", default="2,200", help="jobs/s, comma separated")
@@ -215,15 +249,16 @@ def main() -> None:
                     f"parts p50 {row['parts_p50_ms']}  CPU µs/job {row['cpu_us_per_job']}"
                 )
         loop.close()
-        report = {
-            "benchmark": "latency",
-            "machine": machine(stack.client()),
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "job": "one `request` step: GET of the bench's local HTTP server (browserless API check)",
-            "results": results,
-        }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    report = harness.result(
+        "latency",
+        title=TITLE,
+        settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "json"},
+        columns=COLUMNS,
+        rows=table_rows(results),
+        job=JOB,
+        results=results,
+    )
+    harness.write_result(report, args.json)
     print(f"raw figures: {args.json}")
 
 

@@ -45,11 +45,23 @@ import redis
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.stack import Stack, commandstats, cpu_seconds, machine, open_stack, request_definition
+from bench import harness
+from bench.stack import Stack, commandstats, cpu_seconds, open_stack, request_definition
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 
 RESULTS = Path(__file__).with_name("results") / "submit.json"
+TITLE = "Submit throughput: SubmitBatch and unary Submit beside pipelined XADD"
+JOB = "one `request` step (a browserless API check), proto of ~60 bytes"
+COLUMNS = (
+    "phase",
+    "tree",
+    "jobs_per_s",
+    "api_cpu_us_per_job",
+    "redis_cpu_us_per_job",
+    "after_over_before",
+    "over_xadd",
+)
 
 
 def redis_cpu_seconds(client: redis.Redis) -> float:
@@ -204,6 +216,36 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def table_rows(table: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
+    """`summary()` as the common shape's rows (one per phase × tree: medians over rounds) and its
+    ratios (this tree after / the compared tree before, per phase; batch and distinct / XADD)."""
+    rows: list[dict[str, Any]] = []
+    ratios: dict[str, float | None] = {}
+    for key, s in table.items():
+        phase, tree = key.split("/", 1)
+        rows.append(
+            {
+                "phase": phase,
+                "tree": tree,
+                "jobs_per_s": s["jobs_per_s_median"],
+                "api_cpu_us_per_job": s["api_cpu_us_per_job_median"],
+                "redis_cpu_us_per_job": s["redis_cpu_us_per_job_median"],
+                "after_over_before": s.get("ratio_to_compared"),
+                "over_xadd": s.get("ratio_to_xadd"),
+            }
+        )
+        if tree == "this" and "ratio_to_compared" in s:
+            ratios[f"{phase}: this tree / compared tree, jobs/s"] = s["ratio_to_compared"]
+    for key, s in table.items():
+        if key.endswith("/this") and "ratio_to_xadd" in s:
+            ratios[f"{key.split('/')[0]} (this tree) / pipelined XADD, jobs/s"] = s["ratio_to_xadd"]
+    return rows, ratios
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "json"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=5)
@@ -252,17 +294,20 @@ def main() -> None:
         for channel in channels.values():
             loop.run_until_complete(channel.close())
         loop.close()
-        table = summary(rounds)
-        report: dict[str, object] = {
-            "benchmark": "submit",
-            "machine": machine(stack.client()),
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "job": "one `request` step (a browserless API check), proto of ~60 bytes",
-            "summary": table,
-            "rounds": rounds,
-        }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    table = summary(rounds)
+    rows, ratios = table_rows(table)
+    report = harness.result(
+        "submit",
+        title=TITLE,
+        settings=settings_of(args),
+        columns=COLUMNS,
+        rows=rows,
+        ratios=ratios,
+        job=JOB,
+        summary=table,
+        rounds=rounds,
+    )
+    harness.write_result(report, args.json)
     print()
     print(f"{'phase':24}{'jobs/s (median)':>18}{'API CPU µs/job':>18}{'Redis CPU µs/job':>18}")
     for key, row in table.items():

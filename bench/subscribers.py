@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -41,6 +39,7 @@ import grpc
 import redis
 import redis.asyncio as aioredis
 
+from bench import harness
 from executor_service.store import Claim, claim, finish, write_progress
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
@@ -52,6 +51,18 @@ from tests.e2e.conftest import SENTINEL, Service, wait_serving
 from tests.support import free_port, start_redis, write_keys
 
 RESULTS = Path(__file__).with_name("results") / "subscribers.json"
+TITLE = "Progress subscribers: many StreamProgress followers on one API"
+COLUMNS = (
+    "subscribers",
+    "complete",
+    "ended_otherwise",
+    "kb_per_subscriber",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "latency_max_ms",
+    "api_cpu_us_per_delivery",
+    "redis_xread_us_per_delivery",
+)
 #: Seconds a run may take to open its streams, and for streams to end after the last write.
 OPEN_WITHIN = 180.0
 END_WITHIN = 60.0
@@ -344,6 +355,29 @@ def run_once(subscribers: int, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per subscriber count: streams that completed, that ended any other way, API memory
+    per subscriber, delivery latency, API CPU and Redis XREAD time per delivery."""
+    rows = []
+    for r in results:
+        delivered = r.get("timed_deliveries") or 0
+        xread = r.get("redis_commandstats", {}).get("xread", {}).get("usec")
+        rows.append(
+            {
+                "subscribers": r["subscribers"],
+                "complete": r["complete"],
+                "ended_otherwise": sum(n for how, n in r.get("ended", {}).items() if how != "OK"),
+                "kb_per_subscriber": r.get("rss_kb_per_subscriber"),
+                "latency_p50_ms": r["latency_ms"]["p50"],
+                "latency_p99_ms": r["latency_ms"]["p99"],
+                "latency_max_ms": r["latency_ms"]["max"],
+                "api_cpu_us_per_delivery": r.get("api_cpu_us_per_delivery"),
+                "redis_xread_us_per_delivery": round(xread / delivered, 1) if xread is not None and delivered else None,
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--subscribers", type=int, nargs="+", default=[2000, 10000])
@@ -367,25 +401,15 @@ def main() -> None:
             f"max {lat['max']} ms, {result['api_cpu_us_per_delivery']} µs API CPU per delivery",
             flush=True,
         )
-    report = {
-        "benchmark": "subscribers",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "grpcio": grpc.__version__,
-            "redis_py": redis.__version__,
-            "redis_server": subprocess.run(
-                ["redis-server", "--version"], capture_output=True, text=True, check=False
-            ).stdout.strip(),
-            "argv": sys.argv[1:],
-        },
-        "results": results,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    report = harness.result(
+        "subscribers",
+        title=TITLE,
+        settings={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json"},
+        columns=COLUMNS,
+        rows=table_rows(results),
+        results=results,
+    )
+    harness.write_result(report, args.json)
     print(f"raw figures in {args.json}")
 
 

@@ -51,9 +51,30 @@ class Bench:
 
 SUITE: tuple[Bench, ...] = (
     Bench("queue_core", "bench.queue_core", quick=("--jobs", "500", "--rounds", "1")),
-    Bench("submit", "bench.submit", optional=True),
-    Bench("subscribers", "bench.subscribers", optional=True),
-    Bench("browser", "bench.browser", optional=True),
+    Bench(
+        "submit",
+        "bench.submit",
+        args=("--rounds", "4", "--unary", "2000"),
+        quick=("--rounds", "1", "--calls", "1", "--batch", "200", "--unary", "200"),
+    ),
+    Bench(
+        "latency",
+        "bench.latency",
+        args=("--rates", "2,200", "--seconds", "5", "--rounds", "1"),
+        quick=("--rates", "2,20", "--seconds", "2", "--rounds", "1"),
+    ),
+    Bench(
+        "subscribers",
+        "bench.subscribers",
+        args=("--subscribers", "2000", "10000"),
+        quick=("--subscribers", "100", "--processes", "2", "--channels", "1", "--rate", "200"),
+    ),
+    Bench(
+        "browser",
+        "bench.browser",
+        args=("--rounds", "2", "--jobs", "24"),
+        quick=("--rounds", "1", "--jobs", "4", "--concurrency", "2"),
+    ),
     Bench("retention", "bench.retention", quick=("--jobs", "1000", "--sample", "500", "--backlog", "500")),
     Bench(
         "retention-off",

@@ -1,8 +1,8 @@
 """`make bench`'s registry and renderer: what they promise without running a benchmark.
 
 The registry names only benchmarks that exist or are marked optional, each with a distinct result
-file; the renderer writes a result in the common shape between the markers of RESULTS.md and leaves
-the prose around them as it was.
+file, and every committed result of it is in the common shape; the renderer writes a result in the
+common shape between the markers of RESULTS.md and leaves the prose around them as it was.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import report, suite
-from bench.harness import CommandCost, RedisCounters
+from bench import browser, report, suite
+from bench.harness import RESULTS, CommandCost, RedisCounters
 
 PROSE_BEFORE = "# Benchmark results\n\nHand-written prose, kept | as it is.\n"
 PROSE_AFTER = "\n## Written after the markers\n\nAlso kept.\n"
@@ -45,7 +45,34 @@ def test_the_registry_names_modules_that_exist_or_are_optional() -> None:
         assert bench.exists() or bench.optional, f"{bench.module} does not exist and is not marked optional"
     names = [b.name for b in suite.SUITE]
     assert len(names) == len(set(names)), "two benchmarks would write the same result file"
-    assert {"queue_core", "retention", "fair_share", "shards"} <= set(names)
+    assert {"queue_core", "submit", "latency", "subscribers", "browser", "retention", "fair_share", "shards"} <= set(
+        names
+    )
+
+
+def test_every_committed_result_of_the_suite_is_in_the_common_shape() -> None:
+    for found in suite.entries(RESULTS):
+        result = found.result
+        assert {"bench", "title", "machine", "date", "settings", "rows", "ratios"} <= set(result), found.source
+        assert result["rows"], f"{found.source} has no rows"
+        assert "not in the common shape" not in report.render(found)
+
+
+def test_a_browser_round_is_read_against_the_raw_rounds_either_side() -> None:
+    # raw, this tree, raw, the compared tree, raw: each Sentinel round sits between two raw rounds.
+    run = {
+        "jobs_per_s": {"sentinel": [1.0], "sentinel@abc": [0.5], "raw": [2.0, 4.0, 1.0]},
+        "medians": {"sentinel": 1.0, "sentinel@abc": 0.5, "raw": 2.0},
+        "ratios": {"sentinel": [1 / 3], "sentinel@abc": [0.5 / 2.5]},
+    }
+    rows = browser.bracketed_rows(run, label=1)
+    assert [(r["run"], r["round"], r["executor"], r["raw_jobs_per_s"]) for r in rows] == [
+        (1, 1, "sentinel", 3.0),
+        (1, 1, "sentinel@abc", 2.5),
+    ]
+    ratios = browser.bracketed_ratios([run])
+    assert ratios["sentinel / raw, median"] == pytest.approx(1 / 3)
+    assert ratios["sentinel / sentinel@abc, median ratio to raw"] == pytest.approx((1 / 3) / 0.2)
 
 
 def test_an_unknown_benchmark_name_is_refused_with_the_known_ones() -> None:
