@@ -75,6 +75,12 @@ SUITE: tuple[Bench, ...] = (
         args=("--rounds", "2", "--jobs", "24"),
         quick=("--rounds", "1", "--jobs", "4", "--concurrency", "2"),
     ),
+    Bench(
+        "browser-memory",
+        "bench.browser",
+        args=("--memory", "2000", "--concurrency", "5"),
+        quick=("--memory", "20", "--concurrency", "2"),
+    ),
     Bench("retention", "bench.retention", quick=("--jobs", "1000", "--sample", "500", "--backlog", "500")),
     Bench(
         "retention-off",
