@@ -306,6 +306,7 @@ class StreamHub:
         if self._rewound:
             return  # streams to add: read them at once
         self._reading = True
+        waited_from = dict(self._bells_at)
         try:
             rings = await self._packed.wait(self._reader, self._bells_at)
         finally:
@@ -317,12 +318,24 @@ class StreamHub:
             if len(entries) >= RING_COUNT:
                 self._full_due = True
             if bell in self._pos:  # the doorbell is followed itself (WatchEvents)
-                self._announced.add(bell)
+                if self._continues(bell, waited_from.get(bell)):
+                    self._dispatch(bell, entries)  # the ring is its next entries: no second read
+                else:
+                    self._announced.add(bell)
             announces = self._doorbells[bell]
             for _, fields in entries:
                 named = announces(fields)
                 if named is not None and named in self._pos:
                     self._announced.add(named)
+
+    def _continues(self, key: str, after: str | None) -> bool:
+        """Whether entries read from just after `after` follow on from what `key`'s subscribers have."""
+        if after is None or key in self._rewound:
+            return False
+        try:
+            return self._pos.get(key) == parse_id(after)
+        except ValueError:
+            return False
 
     def _dispatch(self, key: str, entries: list[Entry]) -> None:
         subs = self._subs.get(key)
