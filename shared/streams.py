@@ -296,7 +296,8 @@ class StreamHub:
             self._full_due = False
         else:
             wanted = {key: self._pos[key] for key in (fresh | self._announced) if key in self._pos}
-            _, reply = await self._packed.poll(self._reader, wanted, ())
+            # Nothing announced (a ring its own followers took, or one for nobody here): no read.
+            _, reply = await self._packed.poll(self._reader, wanted, ()) if wanted else ({}, [])
         self._announced = set()
         for key, entries in reply:
             self._dispatch(key, entries)

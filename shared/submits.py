@@ -267,7 +267,6 @@ async def submit_each(queue: Queue, new: Sequence[NewJob]) -> list[Submitted]:
     if not new:
         return []
     now = now_ms()
-    await queue.scripts.preload(queue.redis, "submit")
     by_tenant: dict[str, list[int]] = {}
     for index, job in enumerate(new):
         by_tenant.setdefault(job.tenant, []).append(index)
@@ -285,6 +284,7 @@ async def submit_each(queue: Queue, new: Sequence[NewJob]) -> list[Submitted]:
     if len(calls) == 1:  # one call needs no pipeline (whose execute asks SCRIPT EXISTS first)
         replies = [await queue.scripts.submit(keys=calls[0].keys, args=calls[0].args)]
     else:
+        await queue.scripts.preload(queue.redis, "submit")  # a cluster's pipeline cannot load it itself
         pipe: Pipeline = queue.redis.pipeline(transaction=False)
         for call in calls:
             await queue.scripts.submit(keys=call.keys, args=call.args, client=pipe)

@@ -26,9 +26,7 @@ local function claim_entry(ctx, lane, entry_id, id, events_key, from_states, fig
     tries = tostring((tonumber(job.tries) or 0) + 1),  -- never reset: names each run's artifacts apart, reruns too
     state = 'running', started = ctx.now, worker = ctx.worker, entry = entry_id,
     pct = '0', cur = '0', step = '', msg = 'Claimed by ' .. ctx.worker, ts = ctx.now}
-  redis.call('HSET', jk, 'fence', run.fence, 'attempt', run.attempt, 'tries', run.tries, 'state', run.state,
-    'started', run.started, 'worker', run.worker, 'entry', run.entry, 'pct', run.pct, 'cur', run.cur,
-    'step', run.step, 'msg', run.msg, 'ts', run.ts)
+  set_fields(jk, run)
   for name, value in pairs(run) do job[name] = value end
   tally_claimed(tally_keys(ctx.stats_prefix, job.priority, job.tenant), state, ctx.now, figures)
   local lim = limit_context(ctx)

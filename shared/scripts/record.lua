@@ -51,26 +51,24 @@ local function finish(op, jk, lane, pk)
   local dead = op.dead_letter_reason ~= ''
   local figures = tally_keys(ctx.stats_prefix, cur[8], cur[6])
   local p = op.progress
-  local fields = {'state', state}
-  for name, value in pairs(p) do
-    fields[#fields + 1] = name
-    fields[#fields + 1] = value
-  end
-  if op.result ~= '' then fields[#fields + 1] = 'result'; fields[#fields + 1] = op.result end
-  if op.error ~= '' then fields[#fields + 1] = 'error'; fields[#fields + 1] = op.error end
+  -- The job's fields, written in one HSET: the final progress, the state and what the end adds.
+  local fields = {state = state}
+  for name, value in pairs(p) do fields[name] = value end
+  if op.result ~= '' then fields.result = op.result end
+  if op.error ~= '' then fields.error = op.error end
   local kind
   if state == 'scheduled' then
-    fields[#fields + 1] = 'due'; fields[#fields + 1] = op.due
-    redis.call('HSET', jk, unpack(fields))
+    fields.due = op.due
+    set_fields(jk, fields)
     redis.call('ZADD', DELAYED, op.due, id)
     kind = 'retrying'
   else
-    fields[#fields + 1] = 'finished'; fields[#fields + 1] = now
+    fields.finished = now
     if dead then
-      fields[#fields + 1] = 'dlq_reason'; fields[#fields + 1] = op.dead_letter_reason
-      fields[#fields + 1] = 'dlq_at'; fields[#fields + 1] = now
+      fields.dlq_reason = op.dead_letter_reason
+      fields.dlq_at = now
     end
-    redis.call('HSET', jk, unpack(fields))
+    set_fields(jk, fields)
     redis.call('ZADD', state == 'completed' and COMPLETED or FAILED, now, id)
     if dead and redis.call('ZADD', DLQ, now, id) == 1 then tally_dead(figures, 1, FIGURES) end
     tally_ended(figures, state, now, tonumber(op.execution_ms), FIGURES)
