@@ -322,3 +322,29 @@ async def test_with_a_doorbell_the_hub_reads_everything_again_after_its_reader_r
     late = await bell_hub.subscribe(OTHER, "0-0")
     rung = await ring(redis_client, OTHER, 0)
     assert ids(await take(late, 1, within=5)) == [rung]
+
+
+async def test_a_doorbells_own_followers_get_its_ring_without_a_second_read(
+    bell_hub: StreamHub, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WatchEvents follows the events stream, which is also the hub's doorbell: the entries a ring
+    brings are handed to its followers from the ring itself, not read again in the next round."""
+    watcher = await bell_hub.subscribe(BELL, "0-0")
+    await ring(redis_client, KEY, 0)  # nobody follows KEY: only the watcher gets anything
+    assert [fields["stream"] for _, fields in await take(watcher, 1, within=5)] == [KEY]
+    await wait_for(lambda: blocked_readers(redis_client), within=10, what="the hub to block")
+
+    read: list[str] = []
+    packed = bell_hub._packed
+    poll = packed.poll
+
+    async def recording(client: aioredis.Redis, streams: dict[str, Any], bells: Any) -> Any:
+        read.extend(streams)
+        return await poll(client, streams, bells)
+
+    monkeypatch.setattr(packed, "poll", recording)
+    for n in range(1, 4):
+        await ring(redis_client, KEY, n)
+        assert [fields["stream"] for _, fields in await take(watcher, 1, within=5)] == [KEY]
+    assert read == [], "the doorbell's entries were read a second time"
+    assert watcher.queue.empty()
