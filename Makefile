@@ -4,7 +4,8 @@
 #                  tools + the node tools the tests use (tests/recorder_tools, tests/deploy/keda_tools)
 #   make protos    regenerate protos/*_pb2*.py and .pyi from protos/*.proto
 #   make lint      ruff check, ruff format --check, mypy --strict
-#   make test      install, lint, then pytest (extra arguments: make test PYTEST_ARGS='-k redis -x')
+#   make test      install, lint, then pytest in 2 workers (extra arguments: make test PYTEST_ARGS='-k redis -x';
+#                  one process: PYTEST_WORKERS=0)
 #   make dev       everything on this machine: private redis-server, API, one executor, demo site
 #   make bench     the benchmarks in bench/suite.py beside their peers, figures into bench/RESULTS.md
 #                  (one: make bench BENCH=queue_core [BENCH_ARGS='--sentinel-at main']; a quick check:
@@ -24,6 +25,10 @@ PYTHON := $(BIN)/python
 # Marks a finished `pip install -e '.[dev]'`; older than pyproject.toml means install again.
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest worker processes (pytest-xdist), each taking whole test files: the suite waits on processes,
+# Chromium and Redis more than it computes, so two workers on two cores take about 2/3 of the time
+# of one. PYTEST_WORKERS=0 runs every test in pytest's own process.
+PYTEST_WORKERS ?= 2
 # The Chrome Recorder format's own parser (@puppeteer/replay), which the tests check recordings with;
 # older than its package-lock.json means install again.
 RECORDER_TOOLS := tests/recorder_tools
@@ -125,7 +130,7 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collects nothing; make treats that, like any non-zero code, as failure.
 test: install lint
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 dev: install
 	$(BIN)/sentinel dev --demo
