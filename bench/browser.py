@@ -10,8 +10,11 @@ what to read, since the machine is shared. The page is served by a separate proc
 side's Python shares an interpreter with it.
 
 Also as peers in the same run (`--peers`): raw Playwright with `context.route("**/*",
-route.continue_)` (what routing every request through the driver costs) and raw Playwright behind
-Sentinel's egress proxy (executor_service/egress.py, one per context, in the bench's process).
+route.continue_)` (what routing every request through the driver costs), raw Playwright behind
+Sentinel's egress proxy (executor_service/egress.py, one per context, in the bench's process), and
+raw Playwright recording the trace Sentinel records by default (snapshots, screencast, a group per
+step; dropped at the end, as a passing job's is). `--trace-modes on-first-retry,...` also runs the
+executor with those SENTINEL_TRACE values, round by round beside the default.
 
 Modes:
   (default)          `--rounds` bracketed rounds of `--jobs` jobs at `--concurrency`;
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,11 +119,12 @@ class Stack:
         wait_serving(process, port, kind)
         return process
 
-    def start_executor(self, concurrency: int, *, source: Path | None = None) -> subprocess.Popen[bytes]:
-        """(Re)start the executor; `source`: a source tree whose code it runs instead of this one's."""
+    def start_executor(self, concurrency: int, *, source: Path | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """(Re)start the executor; `source`: a source tree whose code it runs instead of this one's;
+        `env`: more of its variables."""
         self.stop_executor()
         extra = {"PYTHONPATH": str(source)} if source is not None else {}
-        self.executor = self.launch("executor", free_port(), QUEUE_CONCURRENCY=str(concurrency), **extra)
+        self.executor = self.launch("executor", free_port(), QUEUE_CONCURRENCY=str(concurrency), **extra, **env)
         return self.executor
 
     def stop_executor(self) -> None:
@@ -219,11 +224,21 @@ async def sentinel_round(stack: Stack, jobs: int) -> float:
 # --- raw Playwright ------------------------------------------------------------------------------
 
 
-async def raw_test(page: Page, site: str) -> None:
-    await page.goto(site + "/")
-    await page.locator("#name").first.fill(NAME)
-    await page.locator("#greet").first.click()
-    text = await page.locator("#out").first.text_content()
+async def raw_test(page: Page, site: str, *, groups: bool = False) -> None:
+    """The test in raw Playwright; `groups`: mark each step in the trace as Sentinel does."""
+    steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+        ("navigate", lambda: page.goto(site + "/")),
+        ("fill", lambda: page.locator("#name").first.fill(NAME)),
+        ("click", lambda: page.locator("#greet").first.click()),
+        ("expect", lambda: page.locator("#out").first.text_content()),
+    ]
+    text = None
+    for n, (name, step) in enumerate(steps):
+        if groups:
+            if n:
+                await page.context.tracing.group_end()
+            await page.context.tracing.group(f"{n + 1}. {name}")
+        text = await step()
     if EXPECTED not in (text or ""):
         raise RuntimeError(f"raw test saw {text!r}")
 
@@ -238,8 +253,11 @@ async def raw_round(
         while remaining > 0:
             remaining -= 1
             context = await setup()
+            traced = context in TRACED
             try:
-                await raw_test(await context.new_page(), site)
+                await raw_test(await context.new_page(), site, groups=traced)
+                if traced:
+                    await context.tracing.stop()  # dropped, as Sentinel drops a passing job's trace
             finally:
                 await context.close()
 
@@ -256,6 +274,10 @@ async def raw_browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+#: Contexts that record a trace (the raw+trace peer): snapshots, screencast and a group per step.
+TRACED: weakref.WeakSet[BrowserContext] = weakref.WeakSet()
 
 
 def peers(browser: Browser, site: str) -> dict[str, Callable[[], Awaitable[BrowserContext]]]:
@@ -277,7 +299,13 @@ def peers(browser: Browser, site: str) -> dict[str, Callable[[], Awaitable[Brows
         context.on("close", lambda _: closing.close(egress))
         return context
 
-    return {"raw": plain, "raw+route": routed, "raw+egress": proxied}
+    async def traced() -> BrowserContext:
+        context = await browser.new_context()
+        await context.tracing.start(snapshots=True, screenshots=True, sources=False)
+        TRACED.add(context)
+        return context
+
+    return {"raw": plain, "raw+route": routed, "raw+egress": proxied, "raw+trace": traced}
 
 
 # --- memory ---------------------------------------------------------------------------------------
@@ -347,13 +375,16 @@ async def bracketed(
     with_peers: bool,
     profile: Path | None = None,
     compare: tuple[str, Path] | None = None,
+    trace_modes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Raw rounds around every Sentinel round; with `compare` (a revision and its source tree), each
     round runs the executor of this tree and of that revision in turn, so before and after meet the
-    same load."""
-    sides: dict[str, Path | None] = {"sentinel": None}
+    same load; each of `trace_modes` (SENTINEL_TRACE values) adds an executor run with it likewise."""
+    sides: dict[str, tuple[Path | None, dict[str, str]]] = {"sentinel": (None, {})}
     if compare is not None:
-        sides[f"sentinel@{compare[0]}"] = compare[1]
+        sides[f"sentinel@{compare[0]}"] = (compare[1], {})
+    for mode in trace_modes:
+        sides[f"sentinel trace={mode}"] = (None, {"SENTINEL_TRACE": mode})
     figures: dict[str, list[float]] = {side: [] for side in sides}
     ratios: dict[str, list[float]] = {side: [] for side in sides}
     async with raw_browser() as browser:
@@ -365,9 +396,9 @@ async def bracketed(
         for name in names:
             figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
         for r in range(rounds):
-            for side, source in sides.items():
+            for side, (source, env) in sides.items():
                 if stack.executor is None or len(sides) > 1:
-                    stack.start_executor(concurrency, source=source)
+                    stack.start_executor(concurrency, source=source, **env)
                     await sentinel_round(stack, concurrency)  # warm up
                 assert stack.executor is not None
                 with profiled(stack.executor.pid, profile and profile.with_suffix(f".{side}.{r + 1}.txt")):
@@ -470,11 +501,12 @@ def bracketed_ratios(runs: list[dict[str, Any]]) -> dict[str, float | None]:
     sides = list(runs[0]["ratios"])
     per_side = {side: [x for run in runs for x in run["ratios"][side]] for side in sides}
     ratios: dict[str, float | None] = {f"{side} / raw, median": statistics.median(v) for side, v in per_side.items()}
-    if len(sides) > 1 and statistics.median(per_side[sides[1]]):
-        ratios[f"{sides[0]} / {sides[1]}, median ratio to raw"] = statistics.median(
-            per_side[sides[0]]
-        ) / statistics.median(per_side[sides[1]])
-    for peer in ("raw+route", "raw+egress"):
+    for other in sides[1:]:
+        if statistics.median(per_side[other]):
+            ratios[f"{sides[0]} / {other}, median ratio to raw"] = statistics.median(
+                per_side[sides[0]]
+            ) / statistics.median(per_side[other])
+    for peer in ("raw+route", "raw+egress", "raw+trace"):
         medians = [(run["medians"].get(peer), run["medians"]["raw"]) for run in runs]
         if all(p is not None for p, _ in medians):
             ratios[f"{peer} / raw, median jobs/s"] = statistics.median(p / raw for p, raw in medians)
@@ -501,7 +533,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=80)
     parser.add_argument("--concurrency", default="5", help="one level, or a range 1..8 to sweep")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--peers", action="store_true", help="also raw+route and raw+egress")
+    parser.add_argument("--peers", action="store_true", help="also raw+route, raw+egress and raw+trace")
+    parser.add_argument(
+        "--trace-modes", default="", help="also run the executor with these SENTINEL_TRACE values, comma separated"
+    )
     parser.add_argument("--memory", type=int, default=0, help="run this many jobs and sample memory")
     parser.add_argument("--json", type=Path, help="where the result goes (default: by mode, see above)")
     parser.add_argument("--compare", metavar="REV", help="also run the executor of git revision REV, round by round")
@@ -547,6 +582,7 @@ def main() -> None:
                     with_peers=args.peers,
                     profile=args.py_spy,
                     compare=(args.compare, source_of(args.compare, Path(tmp))) if args.compare else None,
+                    trace_modes=tuple(m for m in args.trace_modes.split(",") if m),
                 )
             )
             report = harness.result(

@@ -135,7 +135,9 @@ async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
     failed = True  # until the steps say otherwise: a timeout or cancel mid-run keeps the evidence
     try:
         if policy is not ArtifactPolicy.NEVER:
-            await recording.start(title=job.definition.name or job.job_id)
+            await recording.start(
+                title=job.definition.name or job.job_id, untraced=env.settings.trace.skips(job.attempt)
+            )
         ready = "Browser ready" if isinstance(session, Session) else "HTTP client ready (no browser needed)"
         await report(percentage=10, current_step=0, total_steps=total, step_name="", message=ready)
         outcome = await run_steps(

@@ -1,6 +1,7 @@
 """What a run records besides its steps: the Playwright trace, the video, console errors, failed requests.
 
-`Recording` wraps one browser session: `start` begins the trace (DOM snapshots, and screencast
+`Recording` wraps one browser session: `start` begins the trace unless the executor's trace mode
+(SENTINEL_TRACE) skips this attempt (DOM snapshots, and screencast
 frames unless the test types secret values, which a picture would show), `step` marks each step as
 a group in the trace viewer, and `close` stops the trace (it needs the open context), keeping it as
 `trace.zip` only when `keep` says so and only once every secret value is masked out of it
@@ -114,14 +115,19 @@ class Recording:
         self._secrets = tuple(secrets)
         self._tracing = False
         self._in_group = False
+        self._untraced: str | None = None
 
     @staticmethod
     def video_dir(evidence: Evidence) -> Path:
         """Where the context records video (`record_video_dir`), inside the attempt's spool."""
         return evidence.path(VIDEO_DIR)
 
-    async def start(self, *, title: str) -> None:
+    async def start(self, *, title: str, untraced: str | None = None) -> None:
+        """Begin the trace; `untraced`: why this attempt records none (the note if evidence is kept)."""
         if self._context is None:
+            return
+        if untraced is not None:
+            self._untraced = untraced
             return
         try:
             await self._context.tracing.start(title=title, snapshots=True, screenshots=not self._secrets, sources=False)
@@ -157,6 +163,8 @@ class Recording:
         await self._keep_video(keep=keep)
 
     async def _finish_trace(self, *, keep: bool) -> None:
+        if keep and self._untraced is not None:
+            self._evidence.note(f"no trace recorded: {self._untraced}")
         if not self._tracing or self._context is None:
             return
         self._tracing = False

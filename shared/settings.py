@@ -350,6 +350,41 @@ def _default_chromium() -> str:
     return shutil.which("chromium") or "/usr/bin/chromium"
 
 
+class TraceMode(enum.StrEnum):
+    """Which attempts record a Playwright trace (SENTINEL_TRACE), by Playwright's own names for them.
+
+    Recording costs a short browser test about a sixth of its throughput (DOM snapshots and
+    screencast frames, bench/RESULTS.md), whether or not the trace is kept; the job's artifact
+    policy still decides which recorded traces are kept (by default, a failed attempt's).
+    """
+
+    RETAIN_ON_FAILURE = "retain-on-failure"  # every attempt (the default)
+    ON_FIRST_RETRY = "on-first-retry"  # the second attempt only
+    ON_ALL_RETRIES = "on-all-retries"  # every attempt after the first
+    OFF = "off"
+
+    def skips(self, attempt: int) -> str | None:
+        """Why attempt `attempt` (1: the first) records no trace; None when it records one."""
+        if self is TraceMode.RETAIN_ON_FAILURE:
+            return None
+        if self is TraceMode.OFF:
+            return "the executor records no traces (SENTINEL_TRACE=off)"
+        if self is TraceMode.ON_FIRST_RETRY and attempt != 2:
+            return f"the executor records the trace of a job's second attempt only (SENTINEL_TRACE={self.value})"
+        if self is TraceMode.ON_ALL_RETRIES and attempt < 2:
+            return f"the executor records traces from a job's second attempt on (SENTINEL_TRACE={self.value})"
+        return None
+
+    @classmethod
+    def from_env(cls, environ: Environ, name: str = "SENTINEL_TRACE") -> TraceMode:
+        text = environ.get(name, "").strip().lower() or cls.RETAIN_ON_FAILURE.value
+        try:
+            return cls(text)
+        except ValueError:
+            choices = ", ".join(mode.value for mode in cls)
+            raise ConfigError(f"{name} must be one of {choices}, got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class ExecutorSettings:
     host: str = "0.0.0.0"
@@ -361,6 +396,7 @@ class ExecutorSettings:
     artifacts: ArtifactSettings = field(default_factory=lambda: ArtifactSettings())
     ffmpeg: str = ""  # the system's ffmpeg, for videos ("": none)
     step_timeout_ms: int = 30_000
+    trace: TraceMode = TraceMode.RETAIN_ON_FAILURE
     shutdown_grace_ms: int = 30_000
     headless: bool = True
     metrics_port: int = 0  # 0: no /metrics endpoint
@@ -378,6 +414,7 @@ class ExecutorSettings:
             artifacts=ArtifactSettings.from_env(environ),
             ffmpeg=environ.get("SENTINEL_FFMPEG", "").strip() or shutil.which("ffmpeg") or "",
             step_timeout_ms=_int(environ, "SENTINEL_STEP_TIMEOUT_MS", 30_000, minimum=1),
+            trace=TraceMode.from_env(environ),
             shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
             headless=_bool(environ, "SENTINEL_HEADLESS", True),
             metrics_port=_port(environ, "EXECUTOR_METRICS_PORT", 9465),

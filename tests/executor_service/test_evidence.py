@@ -26,6 +26,7 @@ from shared.artifact_file import FileArtifactStore
 from shared.artifact_store import ArtifactStore
 from shared.model import ArtifactPolicy, Click, ExpectText, Fill, Navigate, Step, TestDefinition, Viewport
 from shared.sealed import Sealer, new_secret_key
+from shared.settings import TraceMode
 from tests.support import CHROMIUM_ARGS, chromium_path, serve_directory
 
 PAGES = Path(__file__).parent / "pages"
@@ -78,6 +79,7 @@ async def run(
     store: ArtifactStore | None = None,
     max_job_bytes: int = 10**9,
     secrets: tuple[str, ...] = (),
+    untraced: str | None = None,
 ) -> Ran:
     """Run `steps` the way executor_service.job does: evidence, recording, steps, close."""
     root = tmp_path / "store"
@@ -90,7 +92,7 @@ async def run(
     recording = Recording(session, evidence, secrets)
     box = None
     try:
-        await recording.start(title="evidence")
+        await recording.start(title="evidence", untraced=untraced)
         outcome = await run_steps(
             session,
             TestDefinition(name="evidence", steps=tuple(steps)),
@@ -156,6 +158,21 @@ async def test_a_passing_run_keeps_no_trace_by_default_and_one_when_asked(
     assert default.outcome.success and default.evidence.names == []
     assert always.evidence.names == ["1/final.png", "1/trace.zip"]
     assert not never.outcome.success and never.evidence.names == []
+
+
+async def test_an_attempt_the_trace_mode_skips_keeps_its_screenshot_and_says_why_there_is_no_trace(
+    browser: BrowserManager, site: str, tmp_path: Path
+) -> None:
+    steps = [Step(Navigate(site + "evidence.html")), Step(ExpectText("h1", "Not the title"), timeout_ms=500)]
+    why = TraceMode.ON_FIRST_RETRY.skips(1)
+    failed = await run(browser, tmp_path / "failed", steps, untraced=why)
+    passed = await run(browser, tmp_path / "passed", steps[:1], untraced=why)
+
+    assert not failed.outcome.success
+    assert failed.evidence.names == ["1/step-01-failure.png"]
+    assert failed.evidence.notes == [f"no trace recorded: {why}"]
+    assert not (failed.store_root / JOB / "1" / "trace.zip").exists()
+    assert passed.outcome.success and passed.evidence.names == [] and passed.evidence.notes == []
 
 
 async def test_no_secret_value_reaches_the_trace_and_the_screenshot_masks_the_field(

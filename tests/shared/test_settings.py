@@ -7,7 +7,14 @@ import pytest
 from shared import eventloop
 from shared.errors import ConfigError
 from shared.model import Priority
-from shared.settings import ApiSettings, EventLoopSettings, ExecutorSettings, QueueSettings, RedisSettings
+from shared.settings import (
+    ApiSettings,
+    EventLoopSettings,
+    ExecutorSettings,
+    QueueSettings,
+    RedisSettings,
+    TraceMode,
+)
 
 
 def test_defaults_follow_the_original_design() -> None:
@@ -96,3 +103,15 @@ def test_the_services_run_on_the_loop_chosen() -> None:
 
     assert eventloop.run(kind(), EventLoopSettings(uvloop=True)).startswith("uvloop")
     assert eventloop.run(kind(), EventLoopSettings(uvloop=False)).startswith("asyncio")
+
+
+def test_which_attempts_record_a_trace_follows_playwrights_modes() -> None:
+    assert ExecutorSettings.from_env({}).trace is TraceMode.RETAIN_ON_FAILURE
+    traced = {
+        mode: [n for n in (1, 2, 3) if TraceMode.from_env({"SENTINEL_TRACE": f" {mode.upper()} "}).skips(n) is None]
+        for mode in ("retain-on-failure", "on-first-retry", "on-all-retries", "off")
+    }
+    assert traced == {"retain-on-failure": [1, 2, 3], "on-first-retry": [2], "on-all-retries": [2, 3], "off": []}
+    assert "SENTINEL_TRACE=off" in (TraceMode.OFF.skips(1) or "")
+    with pytest.raises(ConfigError, match=r"SENTINEL_TRACE must be one of retain-on-failure, .*got 'always'"):
+        ExecutorSettings.from_env({"SENTINEL_TRACE": "always"})
