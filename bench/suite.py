@@ -72,8 +72,14 @@ SUITE: tuple[Bench, ...] = (
     Bench(
         "browser",
         "bench.browser",
-        args=("--rounds", "2", "--jobs", "24"),
+        args=("--rounds", "4", "--jobs", "40", "--peers", "--trace-modes", "off"),
         quick=("--rounds", "1", "--jobs", "4", "--concurrency", "2"),
+    ),
+    Bench(
+        "browser-sweep",
+        "bench.browser",
+        args=("--concurrency", "1..8", "--jobs", "40", "--rounds", "1"),
+        quick=("--concurrency", "1..2", "--jobs", "4", "--rounds", "1"),
     ),
     Bench(
         "browser-memory",

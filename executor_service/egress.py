@@ -92,6 +92,10 @@ class EgressProxy:
             await self._relay(reader, writer)
         except _Answered:
             pass
+        except asyncio.CancelledError:
+            # Cut by `close` (the context is gone): the connection just ends. Letting the cancellation
+            # out would have Python 3.11's stream server log it as an error for every open connection.
+            pass
         except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             log.debug("egress connection ended: %s", exc)
         finally:
