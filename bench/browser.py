@@ -51,6 +51,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench import harness
 from executor_service.browser import DEFAULT_ARGS
+from executor_service.chromium_flags import launch_args
 from executor_service.egress import EgressProxy
 from executor_service.guard import ClosingProxies
 from executor_service.navigation_policy import NavigationPolicy
@@ -269,7 +270,7 @@ async def raw_round(
 @contextlib.asynccontextmanager
 async def raw_browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=list(DEFAULT_ARGS))
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=launch_args(DEFAULT_ARGS))
         try:
             yield browser
         finally:

@@ -28,6 +28,7 @@ from playwright._impl._errors import TargetClosedError
 from playwright.async_api import Browser, Playwright, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from executor_service.chromium_flags import launch_args
 from executor_service.ffmpeg import video_support
 from executor_service.guard import ClosingProxies, NavigationPolicy, Session, open_guarded_context
 from executor_service.http_check import ApiSession, open_api_session
@@ -39,7 +40,8 @@ __all__ = ["DEFAULT_ARGS", "BrowserManager"]
 log = logging.getLogger(__name__)
 
 #: Flags for a headless Chromium in a container: no sandbox (containers rarely allow one), no GPU,
-#: and nothing that phones home, so a job's network traffic is only its own.
+#: and nothing that phones home, so a job's network traffic is only its own (the features Chromium
+#: is launched without are added by executor_service.chromium_flags).
 DEFAULT_ARGS: tuple[str, ...] = (
     "--no-sandbox",
     "--disable-gpu",
@@ -215,7 +217,7 @@ class BrowserManager:
             browser = await playwright.chromium.launch(
                 executable_path=executable,
                 headless=self._headless,
-                args=self._args,
+                args=launch_args(self._args),
                 # The executor stops on these signals itself and closes the browser in order; a
                 # Ctrl-C meant for it must not make the driver close the browser under running jobs.
                 handle_sigint=False,
