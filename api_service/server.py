@@ -46,6 +46,7 @@ from api_service.schedules import SchedulesServicer
 from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared import heap
 from shared.alerts.service import Alerts
 from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.direct.backend import HybridBackend, JobsBackend, QueueBackend
@@ -342,6 +343,7 @@ async def serve(
             artifacts=artifacts,
             execution=execution,
         )
+        heap.settle()  # what the start made lives as long as the process: out of every later collection
         await stop.wait()
         log.info("api stopping")
         await server.stop(api.shutdown_grace_ms / 1000)

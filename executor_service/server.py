@@ -35,6 +35,7 @@ from executor_service.runs import Runs
 from executor_service.worker import Worker
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared import heap
 from shared.artifact_store import open_checked_store
 from shared.edge import convert
 from shared.edge import server as edge_server
@@ -241,6 +242,7 @@ async def serve(
             tracing=tracing,
             execution=execution,
         )
+        heap.settle()  # what the start made lives as long as the process: out of every later collection
         await stop.wait()
         log.info("executor stopping")
         await server.stop()

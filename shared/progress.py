@@ -101,6 +101,7 @@ async def follow_progress(
             return  # the client already has the terminal event
         yield _synthetic_terminal(job, last)
         return
+    del job, entries, top  # a live follower may stay for hours: it keeps only its cursor
     sub = await hub.subscribe(key, last)
     try:
         async for entry_id, fields in sub.entries():

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from shared.alerts import rules
-from shared.alerts.consumer import EventConsumer
+from shared.alerts.consumer import READ_PAUSE_S, EventConsumer
 from shared.alerts.deliveries import Delivery, list_deliveries
 from shared.alerts.guard import webhook_policy
 from shared.model import JobState
@@ -56,11 +56,11 @@ class Alerting:
         self.ended.append(job_id)
         return job_id
 
-    async def consumer(self, name: str = "replica-1") -> EventConsumer:
+    async def consumer(self, name: str = "replica-1", *, read_pause_s: float = READ_PAUSE_S) -> EventConsumer:
         """A replica's consumer, its group made (at the stream's end) before any job ends."""
         reader = aioredis.Redis.from_url(self.redis_url, decode_responses=True, single_connection_client=True)
         self.readers.append(reader)
-        consumer = EventConsumer(self.queue, reader, consumer=name, settings=self.settings)
+        consumer = EventConsumer(self.queue, reader, consumer=name, settings=self.settings, read_pause_s=read_pause_s)
         await consumer.ensure_group()
         return consumer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 from shared.alerts.outcomes import apply_entry
@@ -68,6 +69,29 @@ async def test_a_burst_split_between_two_replicas_never_alerts_twice_or_out_of_t
     owners = [key async for key in alerting.queue.redis.scan_iter(match=alerting.queue.keys.alert_owner("*"))]
     assert len(owners) == 1
     assert await alerting.queue.redis.hget(owners[0], "outcome") == "pass"
+
+
+async def test_a_replica_takes_what_came_during_its_pause_in_one_read(alerting: Alerting) -> None:
+    """After a read short of a full batch the replica waits before the next, so the events stream's
+    many entries a job (its progress among them) cost a read per pause, not a read each; every
+    change is still alerted."""
+    pause_s = 0.5
+    replica = await alerting.consumer(read_pause_s=pause_s)
+    await alerting.rule("https://hooks.example.com/a")
+    started = time.monotonic()
+    replica.start()
+    try:
+        for state in ENDS[:8]:
+            await alerting.end_job(state)
+        await wait_for(lambda: all_handled(alerting), within=30, what="the replica to handle every event")
+    finally:
+        await replica.stop()
+    elapsed = time.monotonic() - started
+    entries = await alerting.queue.redis.xlen(alerting.queue.keys.events)
+    assert replica.applied == entries
+    assert replica.reads <= elapsed / pause_s + 1, f"{replica.reads} reads in {elapsed:.2f} s"
+    assert replica.reads < entries
+    assert [d.event for d in await alerting.deliveries()] == ["failed", "recovered", "failed", "recovered"]
 
 
 async def test_events_a_replica_read_and_never_acknowledged_are_taken_over_and_alert_once(alerting: Alerting) -> None:
