@@ -10,16 +10,18 @@ no protobuf here; the rules of a job (validation, sealing) are applied before.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 
 from shared import codec
 from shared.clock import now_ms
 from shared.model import JobMetadata, JobState, Progress, SubmitCommand
 from shared.queue import Queue
 from shared.schema import JobField
+from shared.script_calls import call_each
 from shared.settings import QueueSettings
 
 #: How long an idempotency key maps to its job.
@@ -261,32 +263,36 @@ class NewJob:
 
 async def submit_each(queue: Queue, new: Sequence[NewJob]) -> list[Submitted]:
     """Write jobs in one pipelined round trip: a submit.lua call per tenant and `SUBMIT_CHUNK` jobs,
-    each call atomic, a tenant's jobs in the order given. Returns each job's outcome, in order; a
-    job its tenant's queued-job limit refused is `limited`. The same command object given more than
-    once (with the same trace) has its hash fields made once."""
+    each call atomic, a tenant's jobs in the order given; on one Redis each call is sent as soon as
+    it is made (`shared.script_calls`), so Redis runs one while the next is made. Returns each job's
+    outcome, in order; a job its tenant's queued-job limit refused is `limited`. The same command
+    object given more than once (with the same trace) has its hash fields made once."""
     if not new:
         return []
     now = now_ms()
     by_tenant: dict[str, list[int]] = {}
     for index, job in enumerate(new):
         by_tenant.setdefault(job.tenant, []).append(index)
-    calls: list[SubmitCall] = []
     order: list[int] = []
     records: dict[_RecordKey, dict[str, str]] = {}  # `new` keeps each command, hence its id, alive
-    for tenant, indexes in by_tenant.items():
-        for start in range(0, len(indexes), SUBMIT_CHUNK):
-            chunk = indexes[start : start + SUBMIT_CHUNK]
-            call = SubmitCall(queue, tenant=tenant, now=now, records=records)
-            for index in chunk:
-                call.add(new[index].command, trace=new[index].trace)
-            calls.append(call)
-            order += chunk
-    if len(calls) == 1:  # one call needs no pipeline (whose execute asks SCRIPT EXISTS first)
-        replies = [await queue.scripts.submit(keys=calls[0].keys, args=calls[0].args)]
+
+    def calls() -> Iterator[SubmitCall]:
+        """Each call made when it is asked for: on one Redis it is sent before the next is made."""
+        for tenant, indexes in by_tenant.items():
+            for start in range(0, len(indexes), SUBMIT_CHUNK):
+                chunk = indexes[start : start + SUBMIT_CHUNK]
+                call = SubmitCall(queue, tenant=tenant, now=now, records=records)
+                for index in chunk:
+                    call.add(new[index].command, trace=new[index].trace)
+                order.extend(chunk)
+                yield call
+
+    if not isinstance(queue.redis, RedisCluster):
+        replies = await call_each(queue.redis, queue.scripts.submit, ((c.keys, c.args) for c in calls()))
     else:
         await queue.scripts.preload(queue.redis, "submit")  # a cluster's pipeline cannot load it itself
         pipe: Pipeline = queue.redis.pipeline(transaction=False)
-        for call in calls:
+        for call in calls():
             await queue.scripts.submit(keys=call.keys, args=call.args, client=pipe)
         replies = await pipe.execute()
     outcomes = [done for reply in replies for done in Submitted.from_replies(reply)]

@@ -21,12 +21,14 @@ local FAIR_LANES = {'high', 'medium', 'low'}
 -- Fair share as the script's context `ctx` sets it (fair_prefix, job_prefix, tenant_window,
 -- tenant_max_running, tenant_max_queued, and limit.lua's members), or nil when it is off (a window of 0). `limit_queued`:
 -- a tenant's queued jobs are capped (a new job or a rerun; not a job that was already queued).
+-- `ctx.fair_memo` (a table, or nil): what fair_submit found for the jobs before, kept up to date by
+-- it, for a script that submits many jobs and nothing else (submit.lua's chunk).
 local function fair_context(ctx, limit_queued)
   local window = tonumber(ctx.tenant_window or '0')
   if not ctx.fair_prefix or ctx.fair_prefix == '' or window <= 0 then return nil end
   return {prefix = ctx.fair_prefix, jobs = ctx.job_prefix, window = window, limit = limit_context(ctx),
     max_running = tonumber(ctx.tenant_max_running or '0'),
-    max_queued = limit_queued and tonumber(ctx.tenant_max_queued or '0') or 0}
+    max_queued = limit_queued and tonumber(ctx.tenant_max_queued or '0') or 0, memo = ctx.fair_memo}
 end
 
 -- How many of the tenant's jobs run now; ids of jobs no longer running are dropped.
@@ -90,20 +92,31 @@ end
 -- Submit: a new pending job enters the lane, or the tenant's backlog when it has no room; `first`
 -- puts it at the head of the backlog (a job handed back, which had already reached the lane once).
 -- Returns false when the tenant already has `max_queued` jobs waiting in the lanes.
+-- With `ctx.memo` (jobs submitted one after another by one script, which takes none out): the
+-- tenant's waiting count is read for its first job and counted on from there, and once one of its
+-- jobs went to a lane's backlog the next ones go there too (the backlog is not empty any more).
 local function fair_submit(ctx, lane, stream, tenant, id, trace, first)
   local backlog = ctx.prefix .. 'backlog:' .. lane .. ':' .. tenant
+  local memo = ctx.memo or {}
   if ctx.max_queued > 0 then
-    local waiting = 0
-    for _, name in ipairs(FAIR_LANES) do
-      waiting = waiting + fair_queued(ctx, name, tenant) + redis.call('LLEN', ctx.prefix .. 'backlog:' .. name .. ':' .. tenant)
+    local waiting = memo['waiting:' .. tenant]
+    if not waiting then
+      waiting = 0
+      for _, name in ipairs(FAIR_LANES) do
+        waiting = waiting + fair_queued(ctx, name, tenant) + redis.call('LLEN', ctx.prefix .. 'backlog:' .. name .. ':' .. tenant)
+      end
     end
+    memo['waiting:' .. tenant] = waiting
     if waiting >= ctx.max_queued then return false end
+    memo['waiting:' .. tenant] = waiting + 1
   end
-  if redis.call('LLEN', backlog) == 0 and fair_has_room(ctx, lane, tenant) then
+  local held = memo['held:' .. lane .. ':' .. tenant]
+  if not held and redis.call('LLEN', backlog) == 0 and fair_has_room(ctx, lane, tenant) then
     fair_enter(ctx, lane, stream, tenant, id, trace)
   else
     redis.call(first and 'LPUSH' or 'RPUSH', backlog, id)
-    redis.call('SADD', ctx.prefix .. 'tenants:' .. lane, tenant)
+    if not held then redis.call('SADD', ctx.prefix .. 'tenants:' .. lane, tenant) end
+    memo['held:' .. lane .. ':' .. tenant] = true
   end
   return true
 end

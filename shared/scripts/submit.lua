@@ -26,10 +26,13 @@
 --- @include submit_job
 local shared = cjson.decode(ARGV[1])
 local names = shared.fields
-local id_at = nil  -- where the id's value sits in a flat list of `names` and values
-for i, name in ipairs(names) do
-  if name == 'id' then id_at = 2 * i end
-end
+local at = {}  -- where each field's value sits in a flat list of `names` and values
+for i, name in ipairs(names) do at[name] = 2 * i end
+local id_at = at.id
+-- The fields submit_job reads (its `row`), taken from the flat list rather than read back.
+local READ = {'priority', 'tenant', 'state', 'attempt', 'pct', 'cur', 'total', 'step', 'msg', 'ts', 'tags'}
+shared.figures = tally_batch(shared.now)  -- the chunk's figures: one HINCRBY per hash and field
+shared.fair_memo = {}  -- fair share's counts, read for a tenant's first job and counted on (fair.lua)
 local each = {__index = shared}
 local prev = nil
 local out = {}
@@ -38,6 +41,7 @@ while arg <= #ARGV do
   local nkeys, n = tonumber(ARGV[arg]), tonumber(ARGV[arg + 7])
   local first = arg + 8
   local flat
+  local row = {}
   if not n then  -- '=': the previous job's hash but for its id
     flat = {unpack(prev)}
     flat[id_at] = ARGV[arg + 1]
@@ -51,13 +55,19 @@ while arg <= #ARGV do
   else
     n = -n
     flat = {unpack(ARGV, first, first + n - 1)}
+    for i = 1, n, 2 do row[flat[i]] = flat[i + 1] end
+  end
+  if not next(row) then  -- the values of `names`: each field where `at` says
+    for _, name in ipairs(READ) do row[name] = flat[at[name] or 0] end
   end
   prev = flat
   local ctx = setmetatable({id = ARGV[arg + 1], lane = ARGV[arg + 2], due = ARGV[arg + 3],
-    idempotency_ttl = ARGV[arg + 4], held = ARGV[arg + 5] == '1', trace = ARGV[arg + 6], job_flat = flat}, each)
+    idempotency_ttl = ARGV[arg + 4], held = ARGV[arg + 5] == '1', trace = ARGV[arg + 6], job_flat = flat,
+    row = row}, each)
   local made = submit_job(ctx, submit_keys(KEYS, key, key + nkeys - 1))
   out[#out + 1] = made[1]
   out[#out + 1] = made[2]
   key, arg = key + nkeys, first + n
 end
+tally_apply(shared.figures)
 return out

@@ -7,7 +7,9 @@
 -- then the tenant tag zsets up to `last` (nil: to the end).
 --
 -- `submit_job(ctx, k)`: `ctx` holds id, job (the new hash's fields, from shared.codec.new_job_fields;
--- or job_flat: the same as a flat list name, value, name, value, ...),
+-- or job_flat: the same as a flat list name, value, name, value, ..., with row: at least the fields
+-- priority, tenant, state, attempt, pct, cur, total, step, msg, ts, tags of it by name), figures (a
+-- tally_batch(now) for the job's figures, written by the caller's tally_apply; nil: at once),
 -- lane (its priority), tenant, trace, now (created ms), due (ms, 0 = now), idempotency_ttl (s, 0 = no
 -- key), progress_maxlen, events_maxlen, stats_prefix (tally.lua), job_prefix, fair_prefix,
 -- tenant_window, tenant_max_running, tenant_max_queued (fair.lua; a window of 0 = off, a max queued
@@ -38,6 +40,7 @@ local function submit_job(ctx, k)
   local waits = due > 0 or held
   if fair and not waits and not fair_submit(fair, ctx.lane, k.lane, ctx.tenant, id, ctx.trace) then return {'', -1} end
   if ctx.job_flat then redis.call('HSET', k.job, unpack(ctx.job_flat)) else set_fields(k.job, ctx.job) end
+  local row = ctx.row or ctx.job  -- the fields just written, by name: nothing to read back
   local state = waits and 'scheduled' or 'pending'
   if held then
     redis.call('ZADD', k.delayed, '+inf', id)
@@ -46,11 +49,11 @@ local function submit_job(ctx, k)
   elseif not fair then
     enter_lane(k.lane, k.job, id, ctx.tenant, ctx.trace)
   end
-  tally_move(tally_of(ctx.stats_prefix, k.job), nil, state, ctx.now)
+  tally_move(tally_keys(ctx.stats_prefix, row.priority, row.tenant), nil, state, ctx.now, ctx.figures)
   redis.call('ZADD', k.tenant_jobs, ctx.now, id)
   for _, tag_key in ipairs(k.tags) do redis.call('ZADD', tag_key, ctx.now, id) end
   if ttl > 0 then redis.call('SET', k.idem, id, 'EX', ctx.idempotency_ttl) end
-  emit_progress(ctx, k.progress, k.job)
-  emit_event(ctx, k.events, state == 'pending' and 'waiting' or 'delayed', k.job)
+  progress_entry(ctx, k.progress, {row.state, row.attempt, row.pct, row.cur, row.total, row.step, row.msg, row.ts})
+  event_entry(ctx, k.events, state == 'pending' and 'waiting' or 'delayed', {id, row.state, row.tenant, row.tags})
   return {id, 0}
 end

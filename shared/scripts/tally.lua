@@ -32,8 +32,11 @@ end
 -- Figures changes gathered over the runs one call ends (record.lua) and written once per hash and
 -- field by tally_apply: the increments added up, the last value set. Every function below takes
 -- such a `batch` as its last argument; without one (nil) it writes at once.
-local function tally_batch()
-  return {incr = {}, set = {}, ring = {}}
+-- `rising_now` (ms, string): the batch also takes moves to 'pending', for a call whose every change
+-- to a pending count is +1 (submit.lua's chunk): a count that was 0 before the call then rose from
+-- zero at `rising_now` (waiting_since), which tally_apply tells from the count it reads back.
+local function tally_batch(rising_now)
+  return {incr = {}, set = {}, ring = {}, rising_now = rising_now}
 end
 
 local function tally_incr(batch, key, field, n)
@@ -51,10 +54,11 @@ local function tally_set(batch, key, field, value)
 end
 
 -- The job moves from state `from` to state `to` at `now` (ms, string); `from` nil = a new job,
--- `to` nil = a job removed. A move to 'pending' is never batched (it reads the count it makes).
+-- `to` nil = a job removed. A move to 'pending' is batched only by a batch made with `rising_now`
+-- (it reads the count it makes).
 local function tally_move(keys, from, to, now, batch)
   if not keys or from == to then return end
-  if to == 'pending' then batch = nil end
+  if to == 'pending' and not (batch and batch.rising_now) then batch = nil end
   for _, key in ipairs(keys) do
     if from then tally_incr(batch, key, 'n:' .. from, -1) end
     if to then
@@ -114,7 +118,12 @@ end
 local function tally_apply(batch)
   for key, at in pairs(batch.ring) do tally_turn(key, at[1], at[2]) end
   for key, fields in pairs(batch.incr) do
-    for field, n in pairs(fields) do redis.call('HINCRBY', key, field, n) end
+    for field, n in pairs(fields) do
+      local now_n = redis.call('HINCRBY', key, field, n)
+      if field == 'n:pending' and batch.rising_now and n > 0 and now_n == n then
+        redis.call('HSET', key, 'waiting_since', batch.rising_now)
+      end
+    end
   end
   for key, fields in pairs(batch.set) do
     local flat = {}

@@ -7,7 +7,7 @@ Where a job has to run, the test plays the executor itself with `executor_servic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeAlias, cast
 
 import grpc
@@ -17,14 +17,14 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
-from redis.asyncio.client import Pipeline
 
 from executor_service.store import Claim, claim, finish, promote_due, write_progress
 from protos import sentinel_pb2 as pb
-from shared import submits
+from shared import script_calls, submits
 from shared.clock import now_ms
 from shared.keys import GROUP
 from shared.model import JobState, Priority, Progress
+from shared.script_calls import Call
 from shared.settings import QueueSettings
 from shared.streams import Entry
 from tests.api_service.conftest import Harness
@@ -351,14 +351,15 @@ async def evalsha_calls(client: aioredis.Redis) -> int:
 
 
 async def test_batch_of_1000_is_accepted_in_one_round_trip(api: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    executes: list[int] = []
-    original = Pipeline.execute
+    sent: list[int] = []
+    original = script_calls.call_each
 
-    async def counting_execute(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-        executes.append(len(self.command_stack))
-        return await original(self, raise_on_error)
+    async def counting_call_each(client: Any, script: Any, calls: Iterable[Call]) -> list[Any]:
+        made = list(calls)
+        sent.append(len(made))
+        return await original(client, script, made)
 
-    monkeypatch.setattr(Pipeline, "execute", counting_execute)
+    monkeypatch.setattr(submits, "call_each", counting_call_each)
     evalsha_before = await evalsha_calls(api.redis)
 
     response = await api.stub.SubmitBatch(
@@ -366,9 +367,8 @@ async def test_batch_of_1000_is_accepted_in_one_round_trip(api: Harness, monkeyp
     )
 
     monkeypatch.undo()
-    assert len(executes) == 1, executes  # one pipeline, one execute ...
     calls = -(-1000 // submits.SUBMIT_CHUNK)
-    assert executes[0] == calls  # ... carrying every submit, a chunk of jobs per script call
+    assert sent == [calls], sent  # one connection's calls, replies read at the end: a chunk of jobs per call
     # The server runs a few scripts of its own meanwhile (health, retention): allow for them.
     assert calls <= await evalsha_calls(api.redis) - evalsha_before <= calls + 20
     ids = [item.job_id for item in response.items]

@@ -1,0 +1,70 @@
+"""Many calls of one Lua script on one Redis: each sent as soon as it is made, the replies read after.
+
+A SubmitBatch of 1,000 jobs is ten submit.lua calls. Sent as a redis-py pipeline, every call is made
+and packed first and only then sent, so the API's work and Redis's work on a batch add up (about
+31 and 35 µs a job). Here each call goes out the moment it is made, on one connection, and Redis
+runs it while the next is being made; the replies are read at the end, in order. The calls are
+packed by hiredis (`pack_command`, in C) rather than argument by argument in Python (redis-py's
+packer was a third of the API's time on such a batch).
+
+One connection keeps the calls in the order given, as a pipeline does. A call whose script Redis
+does not hold (`NOSCRIPT`: a restart or `SCRIPT FLUSH`) did nothing; the script is loaded and those
+calls are made again, in order, after the others. A Redis Cluster goes through redis-py's pipeline
+(`call_each` is for one Redis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import hiredis
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, ResponseError
+
+__all__ = ["call_each"]
+
+Call = tuple[Sequence[str], Sequence[str]]
+
+
+async def call_each(client: aioredis.Redis, script: AsyncScript, calls: Iterable[Call]) -> list[Any]:
+    """Run `script` once per (keys, args) of `calls`, each sent as soon as `calls` yields it; the
+    replies in order.
+
+    Raises:
+        ResponseError: the first call Redis answered with an error (the others were still run).
+        RedisError: the connection failed (calls sent before may have run).
+    """
+    pool = client.connection_pool
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    made: list[Call] = []
+    replies: list[Any] = []
+    try:
+        try:
+            for keys, args in calls:
+                made.append((keys, args))
+                command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+                packed = hiredis.pack_command(command)  # type: ignore[arg-type]  # the stub types a 1-tuple
+                await connection.send_packed_command(packed, check_health=len(made) == 1)
+            for _ in made:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect()  # a reply left unread would answer the next command
+            raise
+    finally:
+        await pool.release(connection)
+    for index, reply in enumerate(replies):
+        if isinstance(reply, NoScriptError):  # did nothing: the script is loaded by its ordinary call
+            keys, args = made[index]
+            try:
+                replies[index] = await script(keys=keys, args=args)
+            except ResponseError as exc:
+                replies[index] = exc
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
