@@ -32,28 +32,46 @@ async def call_each(client: aioredis.Redis, script: AsyncScript, calls: Iterable
     """Run `script` once per (keys, args) of `calls`, each sent as soon as `calls` yields it; the
     replies in order.
 
+    A connection error is retried as the client's other commands are (its `retry`): the calls made
+    so far are sent again, as redis-py's pipeline would send its whole stack again.
+
     Raises:
         ResponseError: the first call Redis answered with an error (the others were still run).
-        RedisError: the connection failed (calls sent before may have run).
+        RedisError: the connection failed past the retries (calls sent before may have run).
     """
     pool = client.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    pending = iter(calls)
     made: list[Call] = []
-    replies: list[Any] = []
+
+    async def send(call: Call) -> None:
+        keys, args = call
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        packed = hiredis.pack_command(command)  # type: ignore[arg-type]  # the stub types a 1-tuple
+        await connection.send_packed_command(packed, check_health=call is made[0])
+
+    async def send_and_read() -> list[Any]:
+        for call in made:  # a retry: what was made before the connection failed
+            await send(call)
+        for call in pending:
+            made.append(call)
+            await send(call)
+        replies: list[Any] = []
+        for _ in made:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    async def failed(_: Exception) -> None:
+        await connection.disconnect()  # a reply left unread would answer the next command
+
     try:
         try:
-            for keys, args in calls:
-                made.append((keys, args))
-                command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-                packed = hiredis.pack_command(command)  # type: ignore[arg-type]  # the stub types a 1-tuple
-                await connection.send_packed_command(packed, check_health=len(made) == 1)
-            for _ in made:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
+            replies: list[Any] = await connection.retry.call_with_retry(send_and_read, failed)
         except BaseException:
-            await connection.disconnect()  # a reply left unread would answer the next command
+            await connection.disconnect()
             raise
     finally:
         await pool.release(connection)

@@ -10,7 +10,9 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared.queue import connect
 from shared.script_calls import Call, call_each
+from shared.settings import RedisSettings
 from tests.support import RedisProcess, wait_for_blocking
 
 #: Appends its argument to a list and returns the list's length: the order the calls ran in shows.
@@ -58,3 +60,21 @@ async def test_an_error_is_raised_after_every_call_ran_and_the_connection_stays_
         await call_each(redis_client, script, calls)
     assert await redis_client.lrange("list", 0, -1) == ["a", "c"]
     assert await call_each(redis_client, script, [(["list"], ["d"])]) == [3]
+
+
+async def test_a_connection_redis_closed_is_retried_as_the_clients_other_commands_are(
+    redis_server: RedisProcess,
+) -> None:
+    client = connect(RedisSettings(url=redis_server.url))  # Sentinel's client: it retries connection errors
+    try:
+        script = client.register_script(APPEND)
+        assert await call_each(client, script, [(["kept"], ["a"])]) == [1]  # a pooled connection now
+        killer = redis.Redis.from_url(redis_server.url)
+        try:
+            assert killer.client_kill_filter(_type="normal", skipme=True) >= 1  # as a Redis restart would
+        finally:
+            killer.close()
+        assert await call_each(client, script, ((["kept"], [v]) for v in "bc")) == [2, 3]
+        assert await client.lrange("kept", 0, -1) == ["a", "b", "c"]
+    finally:
+        await client.aclose()
