@@ -54,7 +54,7 @@ SUITE: tuple[Bench, ...] = (
     Bench(
         "submit",
         "bench.submit",
-        args=("--rounds", "4", "--unary", "2000"),
+        args=("--rounds", "9", "--unary", "2000"),
         quick=("--rounds", "1", "--calls", "1", "--batch", "200", "--unary", "200"),
     ),
     Bench(
