@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -80,6 +81,19 @@ class _Reporter:
     async def __call__(
         self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str
     ) -> None:
+        await self.soon(
+            percentage=percentage,
+            current_step=current_step,
+            total_steps=total_steps,
+            step_name=step_name,
+            message=message,
+        )
+
+    def soon(
+        self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str
+    ) -> Awaitable[None]:
+        """Report now without waiting for the write; awaiting the result (always do) raises as a
+        report does. Reports made in one loop turn go in one write, in order."""
         progress = Progress(
             percentage=percentage,
             current_step=current_step,
@@ -89,7 +103,7 @@ class _Reporter:
             updated_at_ms=now_ms(),
         )
         self._state.progress = progress
-        await self._state.ledger.progress(self._state.claim, progress)
+        return self._state.ledger.progress_soon(self._state.claim, progress)
 
 
 def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ...]:
@@ -107,18 +121,36 @@ def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ..
     return tuple(results)
 
 
+async def _all(*reports: Awaitable[None]) -> None:
+    """Await every report, then raise the first one's reason to stop (LeaseLost, CancelRequested)."""
+    first: BaseException | None = None
+    for each in reports:
+        try:
+            await each
+        except (LeaseLost, CancelRequested) as exc:
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
     job = state.claim.job
     report = _Reporter(env, state)
     total = len(job.definition.steps)
-    await report(percentage=0, current_step=0, total_steps=total, step_name="", message="Initializing")
+    # The first two reports go in one write: nothing between them waits (a claimed run's status —
+    # cancel requested, lease lost — is seen once both are written).
+    initializing = report.soon(percentage=0, current_step=0, total_steps=total, step_name="", message="Initializing")
     try:
         violations = validate_definition(job.definition)
         if violations:
             raise ValidationError(violations)
     except ValidationError as exc:
+        await initializing
         return RunOutcome(steps=(), error=JobError(ErrorCategory.VALIDATION, str(exc)), artifacts=())
-    await report(percentage=5, current_step=0, total_steps=total, step_name="", message="Validation complete")
+    validated = report.soon(
+        percentage=5, current_step=0, total_steps=total, step_name="", message="Validation complete"
+    )
+    await _all(initializing, validated)
     policy = job.options.artifact_policy
     video = job.options.record_video and policy is not ArtifactPolicy.NEVER
     session: Session | ApiSession

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Protocol
 
 from redis.exceptions import RedisError
@@ -27,6 +28,10 @@ class Ledger(Protocol):
     async def progress(self, claim: Claim, progress: Progress) -> None:
         """Record the run's progress; raises LeaseLost or CancelRequested when the run must stop."""
 
+    def progress_soon(self, claim: Claim, progress: Progress) -> Awaitable[None]:
+        """Hand the run's progress over now, in order with what comes after it in this loop turn;
+        awaiting the result (always do) raises as `progress` does."""
+
     async def finish(self, claim: Claim, end: RunEnd) -> bool:
         """Record the run's end; False when it is no longer this run's to record (a stale fence)."""
 
@@ -43,8 +48,14 @@ class QueueLedger:
         self._recorder = Recorder(queue)
 
     async def progress(self, claim: Claim, progress: Progress) -> None:
+        await self.progress_soon(claim, progress)
+
+    def progress_soon(self, claim: Claim, progress: Progress) -> Awaitable[None]:
+        return self._checked(claim, self._recorder.submit(progress_write(claim, progress)))
+
+    async def _checked(self, claim: Claim, written: asyncio.Future[int]) -> None:
         try:
-            status = await self._recorder.write(progress_write(claim, progress))
+            status = await written
         except RedisError as exc:
             # Progress is best effort: a Redis outage must not fail the test that is running.
             log.warning("job %s: progress not recorded (%s)", claim.job_id, exc)

@@ -31,6 +31,11 @@ class Recorder:
 
         Raises the RedisError of the call that carried it.
         """
+        return await self.submit(write)
+
+    def submit(self, write: Write) -> asyncio.Future[int]:
+        """Hand `write` over now, to go with the others of this loop turn, after those handed over
+        before it; the future gets its status (or the RedisError of the call that carried it)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[int] = loop.create_future()
         tag = self.queue.for_job(write.claim.job_id).keys.tag
@@ -38,7 +43,7 @@ class Recorder:
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        return await done
+        return done
 
     def _flush(self) -> None:
         self._scheduled = False

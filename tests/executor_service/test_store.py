@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from executor_service.ledger import QueueLedger
 from executor_service.recorder import Recorder
 from executor_service.store import (
     Claim,
@@ -590,3 +591,24 @@ async def test_the_recorder_hands_each_writer_the_failure_of_its_call(queue: Que
 async def record_calls(queue: Queue) -> int:
     stats = await queue.redis.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_reports_handed_over_in_one_loop_turn_go_in_one_call_in_order(queue: Queue) -> None:
+    """A run's first two reports (Initializing, Validation complete) are handed over together and
+    written by one call, in order; a cancel requested before them is raised once both are written."""
+    job_id = await submit(queue)
+    run = await claim_one(queue)
+    ledger = QueueLedger(queue)
+    await queue.redis.script_load(queue.scripts.record.script)  # no NOSCRIPT round to count
+    await jobs.cancel(queue, job_id, tenant=TENANT)  # running: only flagged, the executor is told
+    calls_before = await record_calls(queue)
+
+    initializing = ledger.progress_soon(run, progress(0, "Initializing"))
+    validated = ledger.progress_soon(run, progress(5, "Validation complete"))
+    for report in (initializing, validated):
+        with pytest.raises(CancelRequested):
+            await report
+
+    assert await record_calls(queue) == calls_before + 1
+    entries = cast(list[tuple[str, dict[str, str]]], await queue.redis.xrange(queue.keys.progress(job_id)))
+    assert [(f["pct"], f["msg"]) for _, f in entries[-2:]] == [("0", "Initializing"), ("5", "Validation complete")]
