@@ -54,6 +54,26 @@ DEFAULT_ARGS: tuple[str, ...] = (
 _INSTALL_HINT = "set SENTINEL_CHROMIUM to a Chromium binary, or install one (apt-get install chromium)"
 
 
+def _watch_driver(manager: Any) -> None:
+    """Log the Playwright driver's exit rather than leave it unread.
+
+    A stop signal sent to the whole process group (`timeout`, a supervisor) reaches the driver too;
+    Playwright keeps the driver's exit in a future that only its start awaits, and asyncio then
+    logged "Future exception was never retrieved" with a traceback on every such stop (of
+    `sentinel dev`, say). The future is reached through Playwright's private attributes: a version
+    without them is not watched.
+    """
+    transport = getattr(getattr(manager, "_client", None), "_transport", None)
+    exited = getattr(transport, "on_error_future", None)
+    if isinstance(exited, asyncio.Future):
+        exited.add_done_callback(_driver_exited)
+
+
+def _driver_exited(exited: asyncio.Future[Any]) -> None:
+    if not exited.cancelled() and exited.exception() is not None:
+        log.warning("the Playwright driver exited: %s", exited.exception())
+
+
 class BrowserManager:
     """Owns Playwright and one Chromium; relaunches the browser if it has died.
 
@@ -207,7 +227,9 @@ class BrowserManager:
         if self._playwright is None:
             # Before the driver starts: it reads where ffmpeg is from its environment.
             self.video_problem = video_support(self._ffmpeg)
-            self._playwright = await async_playwright().start()
+            manager = async_playwright()
+            self._playwright = await manager.start()
+            _watch_driver(manager)
         return self._playwright
 
     async def _launch(self) -> Browser:

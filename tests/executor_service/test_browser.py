@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -139,3 +143,38 @@ async def test_a_file_that_is_not_executable_is_unavailable(tmp_path: Path) -> N
     plain.write_text("")
     with pytest.raises(BrowserUnavailable, match="not executable"):
         await BrowserManager(executable_path=str(plain)).start()
+
+
+def _driver_pids() -> list[int]:
+    """This process's Playwright drivers (`node ... run-driver`), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == os.getpid() and b"run-driver" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+async def test_a_driver_stopped_by_a_signal_is_logged_not_left_unread(caplog: pytest.LogCaptureFixture) -> None:
+    """A stop signal sent to the whole process group (`timeout`, a supervisor) reaches the driver too:
+    its exit is logged as a warning, and no "Future exception was never retrieved" comes after the
+    manager stops."""
+    caplog.set_level(logging.WARNING)
+    m = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    await m.start()
+    try:
+        (driver,) = _driver_pids()
+        os.kill(driver, signal.SIGTERM)
+
+        def warned() -> bool:
+            return any("Playwright driver exited" in r.getMessage() for r in caplog.records)
+
+        await wait_for(warned, within=15, what="the driver's exit to be logged")
+    finally:
+        await m.stop()
+    gc.collect()  # an unread future's error is logged when it is collected
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
