@@ -111,6 +111,8 @@ class EventConsumer:
                         await self._stopped_within(self._read_pause_s)
             except (RedisError, OSError) as exc:
                 log.warning("alerts: reading the events stream failed, again in 1 s: %s", exc)
+                with contextlib.suppress(RedisError, OSError):
+                    await self._reader.aclose()  # the next read connects anew (a cluster: asks for its slots)
             except Exception:  # a bug must not end alerting: the entry stays pending, to be taken over
                 log.exception("alerts: handling the events stream failed, again in 1 s")
             await self._stopped_within(1.0)

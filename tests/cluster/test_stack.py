@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ import redis
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.access import KeyEntry, Role, hash_key, new_key
+from shared.keys import ALERTS_GROUP
 from shared.queue import Queue, connect
 from shared.settings import QueueSettings, RedisSettings
 from shared.shards import shard_of
@@ -252,3 +254,22 @@ async def test_a_master_killed_mid_work_fails_over_and_the_queue_goes_on(
     for tenant, key in cluster_stack.keys.items():
         for job_id in before[tenant] + after[tenant]:
             await wait_until(stub, job_id, key, pb.JOB_STATE_COMPLETED, within=120)
+
+    # The API's alerts consumers read on after the failover: every event of the failed-over shard,
+    # those of the jobs that ended since included, is read and acknowledged by the `alerts` group.
+    async def alerts_caught_up() -> bool:
+        queue = await whole_queue(cluster)
+        try:
+            groups: list[dict[str, Any]] = await queue.redis.xinfo_groups(events_key)
+            last = await queue.redis.xrevrange(events_key, count=1)
+        finally:
+            await queue.redis.aclose()
+        group = next(g for g in groups if g["name"] == ALERTS_GROUP)
+        return bool(last and group["pending"] == 0 and group["last-delivered-id"] == last[0][0])
+
+    await wait_for(
+        alerts_caught_up,
+        within=30,
+        what="the alerts consumers to read the failed-over shard",
+        ignoring=(redis.RedisError,),
+    )
