@@ -38,7 +38,7 @@ class StreamLedger:
         self.updates: asyncio.Queue[Update] = asyncio.Queue()
 
     async def progress(self, claim: Claim, progress: Progress) -> None:
-        self.updates.put_nowait(progress)
+        await self.progress_soon(claim, progress)
 
     def progress_soon(self, claim: Claim, progress: Progress) -> Awaitable[None]:
         self.updates.put_nowait(progress)

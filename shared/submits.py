@@ -14,12 +14,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import RedisCluster
 
 from shared import codec
 from shared.clock import now_ms
 from shared.model import JobMetadata, JobState, Progress, SubmitCommand
-from shared.queue import Queue
+from shared.queue import Queue, is_cluster
 from shared.schema import JobField
 from shared.script_calls import call_each
 from shared.settings import QueueSettings
@@ -287,7 +286,7 @@ async def submit_each(queue: Queue, new: Sequence[NewJob]) -> list[Submitted]:
                 order.extend(chunk)
                 yield call
 
-    if not isinstance(queue.redis, RedisCluster):
+    if not is_cluster(queue.redis):
         replies = await call_each(queue.redis, queue.scripts.submit, ((c.keys, c.args) for c in calls()))
     else:
         await queue.scripts.preload(queue.redis, "submit")  # a cluster's pipeline cannot load it itself
