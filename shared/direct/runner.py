@@ -5,7 +5,9 @@ job (job timeout, retry decision) and streams progress, then the end. An executo
 call before the run started (`ExecutorRefused`: full, draining or unreachable) is skipped and the
 next one tried; when every one refused, the runner waits (backing off, within the job's timeout)
 and tries them all again. A run lost mid-way (`ExecutorLost`) is a SYSTEM error, retried as the
-job's retry policy allows (`shared.retry`), on whichever executor is least busy then. Cancelling
+job's retry policy allows (`shared.retry`), on whichever executor is least busy then, passing over
+the ones that lost this job's earlier attempts while another can take it (an executor stopping
+may still answer a call for a moment, then cut that run off too). Cancelling
 the runner's task cancels the Run call: the executor then closes the job's browser context. The
 calls themselves are `shared.edge.executors`'; nothing here speaks gRPC.
 """
@@ -47,8 +49,9 @@ class DirectRunner:
             if job.scheduled_for_ms:
                 await asyncio.sleep(max(job.scheduled_for_ms - now_ms(), 0) / 1000)
             attempt = 1
+            lost_on: set[str] = set()  # the executors that lost this job's earlier attempts
             while True:
-                end = await self._attempt(entry, attempt)
+                end = await self._attempt(entry, attempt, lost_on)
                 self._table.update(entry, _ended(entry.job, end))
                 if end.state is not JobState.SCHEDULED:
                     return
@@ -61,7 +64,7 @@ class DirectRunner:
             error = JobError(ErrorCategory.SYSTEM, f"{type(exc).__name__}: {exc}")
             self._table.update(entry, _ended(entry.job, RunEnd(JobState.FAILED, entry.job.progress, error=error)))
 
-    async def _attempt(self, entry: DirectJob, attempt: int) -> RunEnd:
+    async def _attempt(self, entry: DirectJob, attempt: int, lost_on: set[str]) -> RunEnd:
         job = entry.job
         loop = asyncio.get_running_loop()
         deadline = loop.time() + job.timeout_ms / 1000
@@ -71,7 +74,7 @@ class DirectRunner:
         tenant, limit = job.metadata.tenant_id, self._settings.tenant_max_running
         while True:
             held = bool(limit) and self._running[tenant] >= limit
-            executor = None if held else least_busy(self._executors, exclude=refused)
+            executor = None if held else least_busy(self._executors, exclude=refused, avoid=lost_on)
             if executor is None:
                 if loop.time() + delay > deadline:
                     reason = (
@@ -91,6 +94,7 @@ class DirectRunner:
                 refused.add(executor.address)
             except ExecutorLost as exc:
                 log.warning("job %s: %s", job.job_id, exc)
+                lost_on.add(executor.address)
                 return _lost(entry.job, attempt, JobError(ErrorCategory.SYSTEM, str(exc)), self._settings)
 
     async def _call(self, entry: DirectJob, attempt: int, executor: Executor, record: dict[str, str]) -> RunEnd:

@@ -25,3 +25,10 @@ def test_refused_endpoints_are_skipped_until_none_is_left() -> None:
     assert least_busy([a, b], exclude={"a:1"}) is b
     assert least_busy([a, b], exclude={"a:1", "b:1"}) is None
     assert least_busy([]) is None
+
+
+def test_an_avoided_endpoint_is_chosen_only_when_no_other_is_left() -> None:
+    a, b = Endpoint("a:1"), Endpoint("b:1", in_flight=5)
+    assert least_busy([a, b], avoid={"a:1"}) is b
+    assert least_busy([a, b], exclude={"b:1"}, avoid={"a:1"}) is a
+    assert least_busy([a, b], avoid={"a:1", "b:1"}) is a
