@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
-from shared import eventloop
+from shared import eventloop, taskdump
 from shared.logcontext import FIELDS, JobContextFilter
 from shared.settings import EventLoopSettings
 
@@ -66,13 +66,14 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run `main(stop)` where `stop` is set on SIGINT or SIGTERM, on the event loop SENTINEL_EVENT_LOOP
-    chooses (`shared.eventloop`)."""
+    chooses (`shared.eventloop`); SIGUSR1 logs what every task awaits (`shared.taskdump`)."""
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        taskdump.install(loop)
         await main(stop)
 
     eventloop.run(runner(), EventLoopSettings.from_env())

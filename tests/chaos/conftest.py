@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import PAGES, Stack, api_stub, redis_of
+from tests.e2e.conftest import (
+    FAILED,
+    PAGES,
+    Stack,
+    api_stub,
+    pytest_runtest_makereport,  # noqa: F401  (marks failed tests: their logs are shown)
+    redis_of,
+)
 from tests.support import serve_directory, start_redis
 
 
@@ -22,7 +29,7 @@ class DurableStack(Stack):
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[DurableStack]:
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[DurableStack]:
     """Like the e2e stack, on a durable Redis; `api_stub` and `redis_of` come with it."""
     data = tmp_path / "redis"
     data.mkdir()
@@ -33,8 +40,9 @@ def stack(tmp_path: Path) -> Iterator[DurableStack]:
         try:
             yield stack
         finally:
-            codes = [svc.stop(timeout=30) for svc in reversed(stack.services)]
-            if any(c not in (0, -signal.SIGKILL) for c in codes):
+            failed = request.node.stash.get(FAILED, False)
+            codes = stack.stop_services(failed=failed, timeout=30)
+            if failed or any(c not in (0, -signal.SIGKILL) for c in codes):
                 sys.stderr.write(stack.logs())
             stack.redis.stop()
 

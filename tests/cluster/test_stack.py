@@ -74,8 +74,9 @@ def cluster_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cl
         try:
             yield ClusterStack(stack=stack, cluster=cluster, keys=keys)
         finally:
-            codes = [svc.stop() for svc in reversed(stack.services)]
-            if request.node.stash.get(FAILED, False) or any(c not in (0, -signal.SIGTERM) for c in codes):
+            failed = request.node.stash.get(FAILED, False)
+            codes = stack.stop_services(failed=failed)
+            if failed or any(c not in (0, -signal.SIGTERM) for c in codes):
                 sys.stderr.write(stack.logs())
             assert all(c == 0 for c in codes), f"a service did not exit cleanly on SIGTERM: {codes}"
 

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.sealed import new_secret_key
+from shared.taskdump import END_MARK
 from tests.support import RedisProcess, chromium_path, free_port, serve_directory, start_redis, wait_for_blocking
 
 PAGES = Path(__file__).with_name("pages")
@@ -113,6 +114,25 @@ class Stack:
     def logs(self) -> str:
         return "\n".join(f"--- {s.name} ({s.log.name})\n{s.log.read_text(errors='replace')}" for s in self.services)
 
+    def stop_services(self, *, failed: bool, timeout: float = 20) -> list[int]:
+        """Stop every service (SIGTERM), last started first; their exit codes.
+
+        After a failed test each one still running first logs what its tasks await (SIGUSR1,
+        `shared.taskdump`), so a test that timed out waiting on a service shows where it stood.
+        """
+        if failed:
+            dumping = [s for s in self.services if s.process.poll() is None]
+            for service in dumping:
+                service.process.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(AssertionError):  # a service too stuck to answer: stop it anyway
+                wait_for_blocking(
+                    lambda: all(END_MARK in s.log.read_text(errors="replace") for s in dumping),
+                    within=5,
+                    interval=0.1,
+                    what="the services' task dumps",
+                )
+        return [svc.stop(timeout=timeout) for svc in reversed(self.services)]
+
 
 def wait_serving(service: Service, within: float = 90) -> None:
     """Block until the service's grpc.health.v1 says SERVING (or fail with its log).
@@ -149,7 +169,7 @@ def open_stack(directory: Path, failed: Callable[[], bool]) -> Iterator[Stack]:
         try:
             yield s
         finally:
-            codes = [svc.stop() for svc in reversed(s.services)]
+            codes = s.stop_services(failed=failed())
             s.redis.stop()  # the one running now: a test may have restarted it
             if failed() or any(c not in (0, -signal.SIGTERM) for c in codes):
                 sys.stderr.write(s.logs())

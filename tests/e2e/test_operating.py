@@ -12,6 +12,7 @@ import pytest
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from shared.taskdump import END_MARK
 from tests.e2e.conftest import SENTINEL, Stack
 from tests.e2e.helpers import request, wait_state
 from tests.support import free_port
@@ -87,3 +88,17 @@ async def test_pause_resume_stats_events_metrics_and_job_logs(stack: Stack) -> N
     log = executor.log.read_text()
     claimed = next(line for line in log.splitlines() if reply.job_id in line and "claimed" in line)
     assert f"[job={reply.job_id} tenant=default attempt=1" in claimed
+
+
+def test_after_a_failed_test_each_service_logs_what_its_tasks_await_before_it_stops(stack: Stack) -> None:
+    api = stack.start("api")
+    executor = stack.start("executor")
+    codes = stack.stop_services(failed=True)
+    assert codes == [0, 0]
+    executor_log, api_log = executor.log.read_text(), api.log.read_text()
+    for log in (executor_log, api_log):
+        assert log.count(END_MARK) == 1 and "asyncio tasks (" in log
+    # An idle executor's claim loop is parked in its blocking read of the lanes, down to redis-py.
+    claim_loop = executor_log.split("task 'claim-loop'", 1)[1].split("\ntask ", 1)[0]
+    assert "in Worker._claim_loop" in claim_loop and "in wait_for_entries" in claim_loop, claim_loop
+    assert "task 'health-watch'" in api_log
