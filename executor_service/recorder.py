@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from executor_service.store import Write, record
 from shared.queue import Queue
 
@@ -57,10 +59,18 @@ class Recorder:
     async def _send(self, batch: list[tuple[Write, asyncio.Future[int]]]) -> None:
         try:
             statuses = await record(self.queue, [w for w, _ in batch])
-        except Exception as exc:  # each caller sees its call's failure (a RedisError), as alone
+        except BaseException as exc:
+            # Each caller sees its call's failure (a RedisError), as alone. A call cut off by a
+            # cancellation (the loop closing, or one a client library let out) reaches them as a
+            # connection error: its writes' fate is unknown, and a run's end is retried on that.
+            failure = (
+                exc if isinstance(exc, Exception) else RedisConnectionError(f"the record call was cut off ({exc!r})")
+            )
             for _, done in batch:
                 if not done.done():
-                    done.set_exception(exc)
+                    done.set_exception(failure)
+            if failure is not exc:
+                raise
             return
         for (_, done), status in zip(batch, statuses, strict=True):
             if not done.done():  # its run was cancelled meanwhile: the write was made all the same

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from executor_service.ledger import QueueLedger
@@ -612,3 +613,18 @@ async def test_reports_handed_over_in_one_loop_turn_go_in_one_call_in_order(queu
     assert await record_calls(queue) == calls_before + 1
     entries = cast(list[tuple[str, dict[str, str]]], await queue.redis.xrange(queue.keys.progress(job_id)))
     assert [(f["pct"], f["msg"]) for _, f in entries[-2:]] == [("0", "Initializing"), ("5", "Validation complete")]
+
+
+async def test_a_record_call_cut_off_by_a_cancellation_fails_its_writers_instead_of_leaving_them_waiting(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await submit(queue)
+    run = await claim_one(queue)
+
+    async def cut_off(*_: object) -> list[int]:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr("executor_service.recorder.record", cut_off)
+    recorder = Recorder(queue)
+    with pytest.raises(RedisConnectionError, match="cut off"):
+        await asyncio.wait_for(recorder.write(progress_write(run, progress(20))), timeout=10)
