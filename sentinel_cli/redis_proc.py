@@ -72,7 +72,23 @@ def start_redis(
             "redis-server is not installed: run `make install` (or `apt-get install redis-server`), "
             "or point REDIS_URL at a running Redis"
         )
-    port = port or free_port()
+    # A free port can be taken between finding it and the server binding it (it is one the kernel
+    # also hands to outgoing connections): when the port was not asked for, another is tried.
+    for _ in range(0 if port else 2):
+        try:
+            return _start(binary, directory, port=free_port(), aof=aof, timeout_s=timeout_s, options=options)
+        except _Exited:
+            continue
+    return _start(binary, directory, port=port or free_port(), aof=aof, timeout_s=timeout_s, options=options)
+
+
+class _Exited(RuntimeError):
+    """redis-server exited before it answered (its port taken, most often)."""
+
+
+def _start(
+    binary: str, directory: Path, *, port: int, aof: bool, timeout_s: float, options: Sequence[str]
+) -> RedisProcess:
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""]
     args += ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
     args += ["--maxmemory-policy", "noeviction", *options]
@@ -83,7 +99,7 @@ def start_redis(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited with code {proc.returncode} (port {port} taken?)")
+            raise _Exited(f"redis-server exited with code {proc.returncode} (port {port} taken?)")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
             if s.recv(16).startswith(b"+PONG"):

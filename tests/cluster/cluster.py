@@ -117,7 +117,7 @@ class Cluster:
 def _start_node(directory: Path, port: int) -> Node:
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed (make install)"
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
     args = [
         binary,
         *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""),
@@ -128,21 +128,34 @@ def _start_node(directory: Path, port: int) -> Node:
     return Node(port=port, directory=directory, process=process)
 
 
+def _start_nodes(cluster: Cluster, directory: Path, count: int) -> None:
+    """Start nodes into `cluster.nodes` until `count` of them answer PING. A port found free can be
+    taken before its node binds it (the ports are in the range the kernel hands out to outgoing
+    connections): such a node exits, and another is started on other ports."""
+    for _ in range(5):
+        fresh = [_start_node(directory / f"node-{p}", p) for p in cluster_ports(count - len(cluster.nodes))]
+        cluster.nodes += fresh
+
+        def settled(fresh: list[Node] = fresh) -> bool:
+            for node in fresh:
+                if node.process.poll() is None:
+                    with node.client() as c:
+                        c.ping()
+            return True
+
+        wait_for_blocking(settled, within=30, what="every cluster node to answer PING", ignoring=(redis.RedisError,))
+        cluster.nodes = [n for n in cluster.nodes if n.process.poll() is None]
+        if len(cluster.nodes) == count:
+            return
+    raise AssertionError(f"only {len(cluster.nodes)} of {count} cluster nodes started: their ports were taken")
+
+
 @contextlib.contextmanager
 def start_cluster(directory: Path, *, masters: int = 3, replicas: int = 0) -> Iterator[Cluster]:
     """A cluster of `masters` masters with `replicas` replicas each, its slots spread evenly."""
-    ports = cluster_ports(masters * (1 + replicas))
-    cluster = Cluster(nodes=[_start_node(directory / f"node-{p}", p) for p in ports])
+    cluster = Cluster(nodes=[])
     try:
-
-        def answering() -> bool:
-            for node in cluster.nodes:
-                assert node.process.poll() is None, f"redis-server on {node.port} exited"
-                with node.client() as c:
-                    c.ping()
-            return True
-
-        wait_for_blocking(answering, within=30, what="every cluster node to answer PING", ignoring=(redis.RedisError,))
+        _start_nodes(cluster, directory, masters * (1 + replicas))
         cli = shutil.which("redis-cli")
         assert cli, "redis-cli is not installed (make install)"
         addresses = [n.address for n in cluster.nodes]
