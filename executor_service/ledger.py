@@ -13,13 +13,12 @@ import logging
 from collections.abc import Awaitable
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from executor_service.observe import log_fields
 from executor_service.recorder import Recorder
 from executor_service.store import Claim, check_progress, end_write, progress_write, release
 from shared.model import Progress, RunEnd
 from shared.queue import Queue
+from shared.redis_errors import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class QueueLedger:
     async def _checked(self, claim: Claim, written: asyncio.Future[int]) -> None:
         try:
             status = await written
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             # Progress is best effort: a Redis outage must not fail the test that is running.
             log.warning("job %s: progress not recorded (%s)", claim.job_id, exc)
             return
@@ -84,7 +83,7 @@ class QueueLedger:
         while True:
             try:
                 return bool(await self._recorder.write(write))
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if loop.time() > give_up:
                     raise
                 log.warning("job %s: cannot record its end yet (%s); retrying in %.1f s", claim.job_id, exc, delay)
@@ -96,7 +95,7 @@ class QueueLedger:
         try:
             if await release(self.queue, claim, reason=reason):
                 log.info("job %s handed back for another executor", claim.job_id, extra=log_fields(claim))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning(
                 "job %s: could not hand back (%s); it will be reclaimed after its lease",
                 claim.job_id,

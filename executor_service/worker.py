@@ -12,7 +12,6 @@ import contextlib
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from executor_service.browser import BrowserManager
 from executor_service.job import RunState
@@ -31,8 +30,9 @@ from executor_service.store import (
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.queue import Queue
+from shared.redis_errors import REDIS_ERRORS
 from shared.settings import ExecutorSettings
-from shared.tasks import stop_tasks
+from shared.tasks import stop_tasks, watched
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,13 @@ class Worker(Runs):
         # Claiming stops first on drain; the control channel and heartbeats go on until the
         # in-flight jobs are done, so they can still be cancelled and keep their leases.
         self._claiming = [
-            asyncio.create_task(self._claim_loop(), name="claim-loop"),
-            asyncio.create_task(self._promote_loop(), name="promote-loop"),
-            asyncio.create_task(self._reclaim_loop(), name="reclaim-loop"),
+            watched(self._claim_loop(), name="claim-loop"),
+            watched(self._promote_loop(), name="promote-loop"),
+            watched(self._reclaim_loop(), name="reclaim-loop"),
         ]
         self._supporting = [
-            asyncio.create_task(self._control_loop(), name="control-loop"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop"),
+            watched(self._control_loop(), name="control-loop"),
+            watched(self._heartbeat_loop(), name="heartbeat-loop"),
         ]
 
     async def drain(self, grace_s: float) -> None:
@@ -123,13 +123,16 @@ class Worker(Runs):
                         block = min(self._block_ms, batch.wait_ms) if batch.wait_ms else self._block_ms
                         await wait_for_entries(self.queue, self._blocking, batch.last_ids, block_ms=block)
                 delay = 0.1
-            except RedisError as exc:
-                log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
+            except Exception as exc:  # an executor whose claim loop ended would claim nothing, silently
+                if isinstance(exc, REDIS_ERRORS):
+                    log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
+                else:
+                    log.exception("claim failed unexpectedly, retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 if "NOGROUP" in str(exc):
                     # Redis came back without its data (no persistence): make the lanes again.
-                    with contextlib.suppress(RedisError):
+                    with contextlib.suppress(*REDIS_ERRORS):
                         await self.queue.ensure_groups()
 
     async def _rest(self, wait_ms: int) -> None:
@@ -157,7 +160,7 @@ class Worker(Runs):
                 lost = await heartbeat(
                     self.queue, consumer=self.worker_id, claims=[s.claim for _, s in running.values()]
                 )
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("heartbeat failed: %s", exc)
                 continue
             for job_id in lost:
@@ -175,7 +178,7 @@ class Worker(Runs):
                 continue
             try:
                 found = await reclaim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free)
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("reclaiming stalled jobs failed: %s", exc)
                 continue
             self.observer.reclaimed(claims=len(found.claims), stalled=len(found.stalled))
@@ -201,7 +204,7 @@ class Worker(Runs):
                 due = await next_due_ms(self.queue)
                 if due is not None:
                     wait_s = min(wait_s, max((due - now_ms()) / 1000, 0.005))
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("promoting delayed jobs failed: %s", exc)
             await asyncio.sleep(wait_s)
 
@@ -213,7 +216,7 @@ class Worker(Runs):
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self._on_control(str(message.get("data", "")))
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("control channel lost, resubscribing: %s", exc)
                 await asyncio.sleep(0.5)
 

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.errors import ConfigError
+from shared.redis_errors import REDIS_ERRORS
 from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class EvictionWatch:
         self.policy: EvictionPolicy | None = None  # the last one read; None: not read yet
         self._reachable = True
         self._loop = Periodic(
-            "eviction-check", self._recheck, interval_s=interval_s, first_now=False, tolerated=(RedisError,)
+            "eviction-check", self._recheck, interval_s=interval_s, first_now=False, tolerated=REDIS_ERRORS
         )
 
     async def start(self) -> None:

@@ -24,13 +24,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.errors import ArtifactStoreUnavailable
 from shared.model import JobState
 from shared.queue import Queue
+from shared.redis_errors import REDIS_ERRORS
 from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
@@ -254,7 +253,7 @@ class _OnePerInterval:
         lock: str,
         interval_ms: int,
         first_now: bool = True,
-        tolerated: tuple[type[BaseException], ...] = (RedisError,),
+        tolerated: tuple[type[BaseException], ...] = REDIS_ERRORS,
     ) -> None:
         self._queue = queue
         self._work = work
@@ -315,7 +314,7 @@ class OrphanSweeper(_OnePerInterval):
             lock=queue.keys.artifact_sweep_lock,
             interval_ms=interval_ms,
             first_now=False,
-            tolerated=(RedisError, ArtifactStoreUnavailable),
+            tolerated=(*REDIS_ERRORS, ArtifactStoreUnavailable),
         )
         self._store = store
 

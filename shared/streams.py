@@ -27,10 +27,10 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
 
 from shared.errors import ShuttingDown
-from shared.tasks import stop_tasks
+from shared.redis_errors import REDIS_ERRORS
+from shared.tasks import stop_tasks, watched
 from shared.xread import RING_COUNT, PackedXread, Position
 from shared.xread import Entry as Entry  # a stream entry, (id, fields): part of this module's interface
 
@@ -145,16 +145,16 @@ class StreamHub:
         if reader is None:
             reader = self._readers[group] = _Reader()
             if self._started:
-                reader.task = asyncio.create_task(self._run(group, reader), name=f"stream-hub-{group}")
+                reader.task = watched(self._run(group, reader), name=f"stream-hub-{group}")
         return reader
 
     async def start(self) -> None:
         self._started = True
         for group, reader in self._readers.items():
-            reader.task = asyncio.create_task(self._run(group, reader), name=f"stream-hub-{group}")
+            reader.task = watched(self._run(group, reader), name=f"stream-hub-{group}")
         self._reader_for("")  # one Redis: the one reader, started now
         if not self._cluster:
-            self._waker = asyncio.create_task(self._wake_loop(), name="stream-hub-waker")
+            self._waker = watched(self._wake_loop(), name="stream-hub-waker")
 
     async def stop(self) -> None:
         self._closed = True
@@ -218,7 +218,7 @@ class StreamHub:
                 try:
                     if await self._control.client_unblock(self._reader_id):
                         break
-                except RedisError as exc:
+                except REDIS_ERRORS as exc:
                     log.debug("stream hub wake-up failed: %s", exc)  # the read's own error path reconnects
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.05)
@@ -274,7 +274,7 @@ class StreamHub:
                 self._rewound.difference_update(streams)
                 reply = await self._read(reader, streams)
                 delay = 0.05
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._reader_id = None
                 self._full_due = True  # what was read before the failure is unknown: read everything
                 log.warning("stream hub read failed, retrying in %.1f s: %s", delay, exc)

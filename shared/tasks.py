@@ -9,10 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def watched(coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+    """A task for a loop meant to run as long as its service: should it end with an error, that is
+    logged at once (ERROR, with the traceback) instead of waiting, unread, for the shutdown."""
+    task = asyncio.create_task(coro, name=name)
+    task.add_done_callback(_report_error)
+    return task
+
+
+def _report_error(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("task %s ended with an error and no longer runs", task.get_name(), exc_info=exc)
 
 
 async def stop_tasks(tasks: Iterable[asyncio.Task[Any] | None], *, timeout_s: float = 10.0) -> None:
@@ -37,7 +52,7 @@ class Periodic:
 
     `stop` sets an event as well as cancelling, so the loop ends even when redis-py swallowed the
     cancel mid-command. An error of one of the `tolerated` types is logged and the next round
-    comes as usual; any other error ends the loop (and is logged by `stop_tasks`).
+    comes as usual; any other error ends the loop, and is logged then (`watched`).
     """
 
     def __init__(
@@ -66,7 +81,7 @@ class Periodic:
 
     def start(self) -> None:
         self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name=self.name)
+        self._task = watched(self._run(), name=self.name)
 
     @property
     def running(self) -> bool:

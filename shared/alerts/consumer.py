@@ -21,16 +21,17 @@ from collections.abc import Callable
 from typing import cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from shared.alerts.outcomes import NotificationLookup, apply_entry
 from shared.errors import SentinelError
 from shared.keys import ALERTS_GROUP
 from shared.queue import Queue
+from shared.redis_errors import REDIS_OR_OS_ERRORS
 from shared.schedules.store import schedule_notifications
 from shared.settings import AlertSettings
 from shared.streams import Entry
-from shared.tasks import stop_tasks
+from shared.tasks import stop_tasks, watched
 
 __all__ = ["EventConsumer"]
 
@@ -95,7 +96,7 @@ class EventConsumer:
         self._stopping.clear()
         # The first take-over comes one period after the start, not with it.
         self._last_reclaim = asyncio.get_running_loop().time()
-        self._task = asyncio.create_task(self._run(), name=f"alerts-consumer-{self.consumer}")
+        self._task = watched(self._run(), name=f"alerts-consumer-{self.consumer}")
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -109,9 +110,9 @@ class EventConsumer:
                 while not self._stopping.is_set():
                     if await self.round() < BATCH:
                         await self._stopped_within(self._read_pause_s)
-            except (RedisError, OSError) as exc:
+            except REDIS_OR_OS_ERRORS as exc:
                 log.warning("alerts: reading the events stream failed, again in 1 s: %s", exc)
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_OR_OS_ERRORS):
                     await self._reader.aclose()  # the next read connects anew (a cluster: asks for its slots)
             except Exception:  # a bug must not end alerting: the entry stays pending, to be taken over
                 log.exception("alerts: handling the events stream failed, again in 1 s")

@@ -14,16 +14,15 @@ import contextlib
 import logging
 from urllib.parse import urlsplit
 
-from redis.exceptions import RedisError
-
 from shared.alerts.deliveries import Answer, ClaimedDelivery, claim_due, record_answer
 from shared.alerts.sender import send
 from shared.errors import SentinelError
 from shared.navigation_policy import NavigationPolicy
 from shared.queue import Queue
+from shared.redis_errors import REDIS_OR_OS_ERRORS
 from shared.sealed import Sealer
 from shared.settings import AlertSettings
-from shared.tasks import stop_tasks
+from shared.tasks import stop_tasks, watched
 
 __all__ = ["Dispatcher"]
 
@@ -53,7 +52,7 @@ class Dispatcher:
 
     def start(self) -> None:
         self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="alerts-dispatcher")
+        self._task = watched(self._run(), name="alerts-dispatcher")
 
     async def stop(self) -> None:
         """Stop claiming; attempts under way are cancelled (their leases run out: tried again later)."""
@@ -72,7 +71,7 @@ class Dispatcher:
                 return
             try:
                 await self.dispatch()
-            except (RedisError, OSError) as exc:
+            except REDIS_OR_OS_ERRORS as exc:
                 log.warning("alerts: claiming deliveries failed: %s", exc)
 
     async def dispatch(self) -> int:
@@ -123,7 +122,7 @@ class Dispatcher:
                 max_attempts=self._settings.max_attempts,
                 backoff_base_ms=self._settings.backoff_ms,
             )
-        except (RedisError, OSError) as exc:  # the lease runs out and the delivery is tried again
+        except REDIS_OR_OS_ERRORS as exc:  # the lease runs out and the delivery is tried again
             log.warning("alerts: recording delivery %s failed: %s", delivery.delivery_id, exc)
             return
         # The URL's path and query may hold a receiver's token: only its host is logged.

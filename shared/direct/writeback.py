@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import RedisError
-
 from shared import codec
 from shared.direct.table import DirectJob, JobTable
 from shared.model import JobState
 from shared.queue import Queue
+from shared.redis_errors import REDIS_OR_OS_ERRORS
 from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class WriteBack:
             return
         try:
             written = await write_back(self._queue, pending)
-        except (RedisError, OSError) as exc:
+        except REDIS_OR_OS_ERRORS as exc:
             log.debug("direct jobs not written back yet (%s)", exc)
             return
         log.info("wrote %d direct job(s) into Redis (%d new there)", len(pending), written)

@@ -17,8 +17,8 @@ import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from redis.exceptions import RedisError
 
+from shared.redis_errors import REDIS_OR_OS_ERRORS
 from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class HealthReporter:
             return
         try:
             ok = bool(await asyncio.wait_for(self._redis.ping(), timeout=2))
-        except (RedisError, OSError, TimeoutError):
+        except REDIS_OR_OS_ERRORS:
             ok = False
         if ok != self._redis_ok:
             log.log(logging.INFO if ok else logging.WARNING, "redis %s", "reachable" if ok else "unreachable")

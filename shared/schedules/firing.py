@@ -22,13 +22,12 @@ import dataclasses
 import logging
 from typing import cast
 
-from redis.exceptions import RedisError
-
 from shared import jobs
 from shared.clock import now_ms
 from shared.errors import NotFoundError
 from shared.model import Job, JobSource
 from shared.queue import Queue
+from shared.redis_errors import REDIS_OR_OS_ERRORS
 from shared.schedules import encoding
 from shared.schedules.model import Schedule
 from shared.schedules.store import RECENT_RUNS, due_after, load_schedule
@@ -197,7 +196,7 @@ async def _tick_shard(queue: Queue, at: int) -> int:
     for schedule_id in due:
         try:
             await fire_due(queue, schedule_id, now=at)
-        except (RedisError, OSError):
+        except REDIS_OR_OS_ERRORS:
             raise  # the round fails and is logged; the next one tries again
         except Exception:
             # One schedule that cannot be fired (unreadable) must not stop the others: it is looked at
@@ -228,7 +227,7 @@ class Scheduler:
     """The scheduler loop of one API replica: a tick every `tick_s`, Redis outages logged and ridden out."""
 
     def __init__(self, queue: Queue, *, tick_s: float) -> None:
-        self._loop = Periodic("scheduler", lambda: tick(queue), interval_s=tick_s, tolerated=(RedisError, OSError))
+        self._loop = Periodic("scheduler", lambda: tick(queue), interval_s=tick_s, tolerated=REDIS_OR_OS_ERRORS)
 
     @property
     def running(self) -> bool:

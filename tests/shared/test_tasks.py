@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from shared.tasks import Periodic
+from shared.tasks import Periodic, watched
 from tests.support import wait_for
 
 
@@ -76,3 +76,28 @@ async def test_an_error_not_tolerated_ends_the_loop() -> None:
     await wait_for(lambda: not loop.running, within=10, what="the loop to end on its error")
     assert calls == 1
     await loop.stop()
+
+
+async def test_a_watched_loop_that_ends_with_an_error_is_logged_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken() -> None:
+        raise KeyError("a bug")
+
+    task = watched(broken(), name="claim-loop")
+    await asyncio.wait([task])
+    await asyncio.sleep(0)  # done callbacks run on the loop's next turn
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["task claim-loop ended with an error and no longer runs"]
+    assert errors[0].exc_info is not None and isinstance(errors[0].exc_info[1], KeyError)
+
+
+async def test_a_watched_task_cancelled_or_ended_well_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    async def fine() -> None:
+        return None
+
+    done = watched(fine(), name="fine")
+    cancelled = watched(asyncio.Event().wait(), name="waiting")
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.wait([done, cancelled])
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

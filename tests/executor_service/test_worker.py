@@ -1,0 +1,67 @@
+"""The executor's claim loop outlives whatever one claim raises: a cluster's own errors, a bug."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import SlotNotCoveredError
+
+from executor_service import worker as worker_module
+from executor_service.browser import BrowserManager
+from executor_service.store import ClaimBatch
+from executor_service.worker import Worker
+from shared.queue import Queue
+from shared.redis_errors import REDIS_ERRORS
+from shared.settings import ExecutorSettings, QueueSettings
+from tests.support import RedisProcess, wait_for
+
+
+def test_a_cluster_error_that_is_no_redis_error_is_one_of_redis_errors() -> None:
+    assert isinstance(SlotNotCoveredError("slot 7 is not covered"), REDIS_ERRORS)
+
+
+async def test_the_claim_loop_goes_on_after_a_slot_not_covered_and_after_an_unexpected_error(
+    redis_server: RedisProcess,
+    redis_client: aioredis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[int] = []
+
+    async def claim(queue: Queue, **_: Any) -> ClaimBatch:
+        calls.append(len(calls))
+        if len(calls) == 1:  # what redis-py's cluster client raises while a failover is under way
+            raise SlotNotCoveredError("slot 7 is not covered by the cluster")
+        if len(calls) == 2:
+            raise KeyError("a bug")
+        return ClaimBatch(claims=[], last_ids={}, paused=True)  # paused: the loop rests, then claims again
+
+    monkeypatch.setattr(worker_module, "claim", claim)
+    browser = BrowserManager(executable_path="")
+
+    async def launch_nothing() -> None:  # the claim loop is what is under test
+        return None
+
+    monkeypatch.setattr(browser, "start", launch_nothing)
+    blocking = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    worker = Worker(
+        Queue.open(redis_client, QueueSettings()),
+        browser,
+        settings=ExecutorSettings(spool_dir=str(tmp_path)),
+        blocking=blocking,
+        worker_id="w-1",
+        concurrency=1,
+    )
+    await worker.start()
+    try:
+        await wait_for(lambda: len(calls) >= 3, within=20, what="a third claim, after both errors")
+    finally:
+        await worker.drain(1.0)
+        await blocking.aclose()
+    messages = [r.getMessage() for r in caplog.records if r.name == "executor_service.worker"]
+    assert any(m.startswith("claim failed, retrying") and "not covered" in m for m in messages), messages
+    assert any(m.startswith("claim failed unexpectedly") for m in messages), messages
