@@ -118,7 +118,8 @@ async def wait_for_entries(queue: Queue, blocking: aioredis.Redis, last_ids: dic
             with contextlib.suppress(asyncio.CancelledError):
                 await read
     for read in done:
-        read.result()  # a failed read (a node down) raises here, for the caller's backoff
+        if not read.cancelled():  # cancelled by another hand: as good as woken
+            read.result()  # a failed read (a node down) raises here, for the caller's backoff
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,14 @@ class Worker(Runs):
                         block = min(self._block_ms, batch.wait_ms) if batch.wait_ms else self._block_ms
                         await wait_for_entries(self.queue, self._blocking, batch.last_ids, block_ms=block)
                 delay = 0.1
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # drain() stops the loop
+                # One not meant for this loop (a client library's, let out of a call): go on.
+                log.warning("claim cut off by a cancellation not meant for the claim loop; claiming again")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
             except Exception as exc:  # an executor whose claim loop ended would claim nothing, silently
                 if isinstance(exc, REDIS_ERRORS):
                     log.warning("claim failed, retrying in %.1f s: %s", delay, exc)

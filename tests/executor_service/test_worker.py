@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def test_a_cluster_error_that_is_no_redis_error_is_one_of_redis_errors() -> None
     assert isinstance(SlotNotCoveredError("slot 7 is not covered"), REDIS_ERRORS)
 
 
-async def test_the_claim_loop_goes_on_after_a_slot_not_covered_and_after_an_unexpected_error(
+async def test_the_claim_loop_goes_on_after_a_slot_not_covered_an_unexpected_error_and_a_stray_cancel(
     redis_server: RedisProcess,
     redis_client: aioredis.Redis,
     tmp_path: Path,
@@ -38,6 +39,8 @@ async def test_the_claim_loop_goes_on_after_a_slot_not_covered_and_after_an_unex
             raise SlotNotCoveredError("slot 7 is not covered by the cluster")
         if len(calls) == 2:
             raise KeyError("a bug")
+        if len(calls) == 3:  # a cancellation let out of a client library: the loop's task was not cancelled
+            raise asyncio.CancelledError
         return ClaimBatch(claims=[], last_ids={}, paused=True)  # paused: the loop rests, then claims again
 
     monkeypatch.setattr(worker_module, "claim", claim)
@@ -58,10 +61,12 @@ async def test_the_claim_loop_goes_on_after_a_slot_not_covered_and_after_an_unex
     )
     await worker.start()
     try:
-        await wait_for(lambda: len(calls) >= 3, within=20, what="a third claim, after both errors")
+        await wait_for(lambda: len(calls) >= 4, within=20, what="a fourth claim, after the three errors")
     finally:
         await worker.drain(1.0)
         await blocking.aclose()
     messages = [r.getMessage() for r in caplog.records if r.name == "executor_service.worker"]
     assert any(m.startswith("claim failed, retrying") and "not covered" in m for m in messages), messages
     assert any(m.startswith("claim failed unexpectedly") for m in messages), messages
+    assert any(m.startswith("claim cut off by a cancellation") for m in messages), messages
+    assert not worker.in_flight
