@@ -234,14 +234,22 @@ async def test_metrics_show_queue_depth_and_rpcs_by_code(admin: Admin) -> None:
     with pytest.raises(grpc.aio.AioRpcError):
         await admin.jobs.Status(pb.StatusRequest(job_id="missing"), timeout=5)
     assert admin.server.metrics is not None
-    text = await asyncio.to_thread(scrape, admin.server.metrics.port)
+    port = admin.server.metrics.port
+    failed_call = (
+        'sentinel_rpc_requests_total{code="NOT_FOUND",method="Status",service="sentinel.v1.TestExecution"} 1.0'
+    )
+
+    async def scraped_with_the_failed_call() -> str:
+        text = await asyncio.to_thread(scrape, port)
+        return text if failed_call in text else ""
+
+    # grpc.aio sends an aborted call's status at once, and the server counts the call just after:
+    # a scrape made the moment the client saw the error can come before the count.
+    text = await wait_for(scraped_with_the_failed_call, within=10, what="the failed Status call to be counted")
     assert 'sentinel_queue_jobs{lane="high",queue="default",state="waiting"} 1.0' in text
     assert 'sentinel_queue_jobs_finished_total{outcome="failed",queue="default"} 1.0' in text
     assert "sentinel_queue_up 1.0" in text
     assert 'sentinel_rpc_requests_total{code="OK",method="GetStats",service="sentinel.v1.QueueAdmin"} 1.0' in text
-    assert (
-        'sentinel_rpc_requests_total{code="NOT_FOUND",method="Status",service="sentinel.v1.TestExecution"} 1.0' in text
-    )
     assert 'sentinel_rpc_duration_seconds_count{method="Status",service="sentinel.v1.TestExecution"} 1.0' in text
 
 
