@@ -59,19 +59,21 @@ class Recorder:
     async def _send(self, batch: list[tuple[Write, asyncio.Future[int]]]) -> None:
         try:
             statuses = await record(self.queue, [w for w, _ in batch])
-        except BaseException as exc:
-            # Each caller sees its call's failure (a RedisError), as alone. A call cut off by a
-            # cancellation (the loop closing, or one a client library let out) reaches them as a
-            # connection error: its writes' fate is unknown, and a run's end is retried on that.
-            failure = (
-                exc if isinstance(exc, Exception) else RedisConnectionError(f"the record call was cut off ({exc!r})")
-            )
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(failure)
-            if failure is not exc:
-                raise
+        except Exception as exc:  # each caller sees its call's failure (a RedisError), as alone
+            _fail(batch, exc)
             return
+        except BaseException as exc:
+            # A call cut off by a cancellation (the loop closing, or one a client library let out)
+            # reaches its callers as a connection error: its writes' fate is unknown, and a run's
+            # end is retried on that.
+            _fail(batch, RedisConnectionError(f"the record call was cut off ({exc!r})"))
+            raise
         for (_, done), status in zip(batch, statuses, strict=True):
             if not done.done():  # its run was cancelled meanwhile: the write was made all the same
                 done.set_result(status)
+
+
+def _fail(batch: list[tuple[Write, asyncio.Future[int]]], exc: Exception) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_exception(exc)

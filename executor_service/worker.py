@@ -105,43 +105,47 @@ class Worker(Runs):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            turn += 1
             try:
-                turn += 1
-                batch = await claim(
-                    self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free, start=turn
-                )
-                for c in batch.claims:
-                    self._start(c)
-                if not batch.claims:
-                    if batch.paused:
-                        await asyncio.sleep(0.5)
-                    elif batch.budget_spent:
-                        await self._rest(batch.wait_ms)
-                    else:
-                        # Wake when any lane gets an entry newer than what the claim saw, or when a
-                        # tenant's rate limit lets one of its held jobs start.
-                        block = min(self._block_ms, batch.wait_ms) if batch.wait_ms else self._block_ms
-                        await wait_for_entries(self.queue, self._blocking, batch.last_ids, block_ms=block)
+                await self._claim_round(free, turn)
                 delay = 0.1
+                continue
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is None or task.cancelling():
                     raise  # drain() stops the loop
                 # One not meant for this loop (a client library's, let out of a call): go on.
                 log.warning("claim cut off by a cancellation not meant for the claim loop; claiming again")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                lanes_lost = False
             except Exception as exc:  # an executor whose claim loop ended would claim nothing, silently
                 if isinstance(exc, REDIS_ERRORS):
                     log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
                 else:
                     log.exception("claim failed unexpectedly, retrying in %.1f s", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                if "NOGROUP" in str(exc):
-                    # Redis came back without its data (no persistence): make the lanes again.
-                    with contextlib.suppress(*REDIS_ERRORS):
-                        await self.queue.ensure_groups()
+                lanes_lost = "NOGROUP" in str(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            if lanes_lost:
+                # Redis came back without its data (no persistence): make the lanes again.
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self.queue.ensure_groups()
+
+    async def _claim_round(self, free: int, turn: int) -> None:
+        """Claim up to `free` jobs and start them; with none claimed, wait for what lets one start."""
+        batch = await claim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free, start=turn)
+        for c in batch.claims:
+            self._start(c)
+        if batch.claims:
+            return
+        if batch.paused:
+            await asyncio.sleep(0.5)
+        elif batch.budget_spent:
+            await self._rest(batch.wait_ms)
+        else:
+            # Wake when any lane gets an entry newer than what the claim saw, or when a tenant's rate
+            # limit lets one of its held jobs start.
+            block = min(self._block_ms, batch.wait_ms) if batch.wait_ms else self._block_ms
+            await wait_for_entries(self.queue, self._blocking, batch.last_ids, block_ms=block)
 
     async def _rest(self, wait_ms: int) -> None:
         """Wait out the queue's rate limit: `wait_ms` (at most a minute), or until draining starts."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,37 @@ async def test_the_claim_loop_goes_on_after_a_slot_not_covered_an_unexpected_err
         return ClaimBatch(claims=[], last_ids={}, paused=True)  # paused: the loop rests, then claims again
 
     monkeypatch.setattr(worker_module, "claim", claim)
+    async with running_worker(redis_server, redis_client, tmp_path, monkeypatch):
+        await wait_for(lambda: len(calls) >= 4, within=20, what="a fourth claim, after the three errors")
+    messages = [r.getMessage() for r in caplog.records if r.name == "executor_service.worker"]
+    assert any(m.startswith("claim failed, retrying") and "not covered" in m for m in messages), messages
+    assert any(m.startswith("claim failed unexpectedly") for m in messages), messages
+    assert any(m.startswith("claim cut off by a cancellation") for m in messages), messages
+
+
+async def test_lanes_lost_with_redis_data_are_made_again_by_the_claim_loop(
+    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = Queue.open(redis_client, QueueSettings())
+    async with running_worker(redis_server, redis_client, tmp_path, monkeypatch):
+        lane = queue.keys.lanes[0]
+        assert await redis_client.xinfo_groups(lane)
+        await redis_client.flushall()  # as a Redis restarted without persistence: claims now fail with NOGROUP
+
+        async def lanes_made_again() -> bool:
+            return bool(await redis_client.exists(lane)) and bool(await redis_client.xinfo_groups(lane))
+
+        await wait_for(lanes_made_again, within=20, what="the claim loop to make the lanes and their group again")
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Worker]:
+    """A started Worker on the test's Redis, without a browser (its claim loop is what is under test)."""
     browser = BrowserManager(executable_path="")
 
-    async def launch_nothing() -> None:  # the claim loop is what is under test
+    async def launch_nothing() -> None:
         return None
 
     monkeypatch.setattr(browser, "start", launch_nothing)
@@ -61,12 +91,7 @@ async def test_the_claim_loop_goes_on_after_a_slot_not_covered_an_unexpected_err
     )
     await worker.start()
     try:
-        await wait_for(lambda: len(calls) >= 4, within=20, what="a fourth claim, after the three errors")
+        yield worker
     finally:
         await worker.drain(1.0)
         await blocking.aclose()
-    messages = [r.getMessage() for r in caplog.records if r.name == "executor_service.worker"]
-    assert any(m.startswith("claim failed, retrying") and "not covered" in m for m in messages), messages
-    assert any(m.startswith("claim failed unexpectedly") for m in messages), messages
-    assert any(m.startswith("claim cut off by a cancellation") for m in messages), messages
-    assert not worker.in_flight
