@@ -12,6 +12,9 @@ script stamping `created`), `to_start` (created → the executor's claim stampin
 executor's wake and claim) and `to_client` (started → the event at the client: events stream,
 the API's StreamHub, gRPC).
 
+CPU per job is each service's process with its descendants (the executor's Playwright driver and
+Chromium, when a job starts them), from /proc.
+
 Rates: `--rates 2,200` (jobs/s), each for `--seconds`, in the same run on the same processes;
 `--rounds` repeats the pair, interleaved. Writes bench/results/latency.json.
 
@@ -99,7 +102,7 @@ async def run_rate(
 ) -> dict[str, Any]:
     """Submit at `rate` jobs/s for `seconds`; the latency figures of the jobs seen RUNNING, and the CPU
     each process spent per job meanwhile."""
-    cpu0 = {s.kind: cpu_seconds(s.process.pid) for s in stack.services}
+    cpu0 = {s.kind: cpu_seconds(s.process.pid, tree=True) for s in stack.services}
     async with grpc.aio.insecure_channel(address) as channel:
         jobs_stub = pb_grpc.TestExecutionStub(channel)
         admin = pb_grpc.QueueAdminStub(channel)
@@ -152,7 +155,7 @@ async def run_rate(
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
             await follower
-    cpu = {s.kind: cpu_seconds(s.process.pid) - cpu0[s.kind] for s in stack.services}
+    cpu = {s.kind: cpu_seconds(s.process.pid, tree=True) - cpu0[s.kind] for s in stack.services}
     stamps = stack_stamps(stack, list(sent))
     latencies = [(running[j] - sent[j][0]) * 1000 for j in sent if j in running]
     parts: dict[str, list[float]] = {"to_api": [], "to_start": [], "to_client": []}
@@ -192,10 +195,11 @@ def stack_stamps(stack: Stack, job_ids: list[str]) -> dict[str, tuple[int, int]]
 
 def wait_started(stack: Stack, job_ids: list[str], *, within: float = 120) -> bool:
     """Wait until every job has started (a backlog left by a rate the stack could not keep up with
-    must not count against the next rate); False when some have not within `within` seconds."""
+    must not count against the next rate); False when some have not within `within` seconds. A job
+    whose hash is gone has started: it finished and retention removed it."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if all(started for _, started in stack_stamps(stack, job_ids).values()):
+        if all(started or not created for created, started in stack_stamps(stack, job_ids).values()):
             return True
         time.sleep(0.5)
     return False

@@ -156,10 +156,25 @@ def machine(client: redis_py.Redis) -> dict[str, object]:
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds process `pid` has used so far (/proc)."""
+def cpu_seconds(pid: int, *, tree: bool = False) -> float:
+    """User + system CPU seconds process `pid` has used so far (/proc); with `tree`, its live
+    descendants' too (an executor's Playwright driver and Chromium), and its reaped children's."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if tree:
+        ticks += int(fields[13]) + int(fields[14])
+        for child in _children(pid):
+            with contextlib.suppress(OSError):
+                ticks += round(cpu_seconds(child, tree=True) * os.sysconf("SC_CLK_TCK"))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found.extend(int(p) for p in (task / "children").read_text().split())
+    return found
 
 
 def commandstats(client: redis_py.Redis) -> dict[str, dict[str, float]]:

@@ -22,13 +22,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar, cast
 
-from playwright.async_api import APIRequestContext, Page
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from executor_service.evidence import Evidence
 from executor_service.guard import Guard
 from executor_service.http_check import check
+from executor_service.http_client import HttpClient
 from shared.errors import AssertionFailure, FieldViolation, ValidationError
 from shared.model import (
     Action,
@@ -77,7 +78,7 @@ class Run:
     """
 
     opened: Page | None
-    request: APIRequestContext
+    request: HttpClient
     base_url: str
     evidence: Evidence
     sealer: Sealer | None = None

@@ -5,9 +5,9 @@ browser and gives every job its own `BrowserContext` (own cookies, storage and c
 browser dies (crash, OOM kill) the next `new_context` relaunches it, once, however many jobs ask
 at the same moment.
 
-A test whose steps are all requests needs no browser: `new_api_session` gives it a standalone
-HTTP client (executor_service/http_check.py) from the same Playwright, and never launches
-Chromium for it. `contexts_opened` and `api_sessions_opened` count the two kinds.
+A test whose steps are all requests needs no browser: `new_api_session` gives it an in-process
+HTTP client (executor_service/http_client.py), and starts neither Chromium nor Playwright's driver
+for it. `contexts_opened` and `api_sessions_opened` count the two kinds.
 
 This module never runs steps and never closes a job's context: the runner uses the context and
 the job's owner closes it. It does own what outlives a context: the egress proxies still closing,
@@ -184,7 +184,7 @@ class BrowserManager:
     async def new_api_session(self) -> ApiSession:
         """A standalone HTTP client with its guard, for a test of request steps only.
 
-        It needs Playwright but not Chromium: the browser is not launched for it.
+        It needs neither Chromium nor Playwright's driver: neither is started for it.
 
         Returns:
             A new session; the caller must close it.
@@ -192,11 +192,9 @@ class BrowserManager:
         Raises:
             BrowserUnavailable: The manager is stopped.
         """
-        async with self._lock:
-            if self._stopped:
-                raise BrowserUnavailable("the browser manager is stopped")
-            playwright = await self._ensure_playwright()
-        session = await open_api_session(playwright, self._policy)
+        if self._stopped:
+            raise BrowserUnavailable("the browser manager is stopped")
+        session = open_api_session(self._policy)
         self.api_sessions_opened += 1
         return session
 

@@ -187,7 +187,8 @@ async def _pipe(client: Streams, upstream: Streams, *, first: bytes = b"") -> No
         ]
         await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        # Closed first: `close` may cancel this task again while it waits for the copies below.
+        up_writer.close()
         for task in copies:
             task.cancel()
         await asyncio.gather(*copies, return_exceptions=True)
-        up_writer.close()

@@ -1,23 +1,24 @@
-"""API checks: the `request` step, sent through Playwright's `APIRequestContext`.
+"""API checks: the `request` step, sent through one of executor_service.http_client's clients.
 
 A test that mixes pages and requests sends its requests with its browser context's own client
-(`context.request`), so they share the page's cookies both ways. A test of request steps only opens
-no browser context at all: `open_api_session` gives it a standalone client (`playwright.request`)
-with its own cookie jar, so a login request's cookie still reaches the next request.
+(`PageClient`), so they share the page's cookies both ways. A test of request steps only opens no
+browser context at all: `open_api_session` gives it an in-process client (`StandaloneClient`) with
+its own cookie jar, so a login request's cookie still reaches the next request, and neither
+Chromium nor Playwright's driver is involved.
 
-The navigation guard checks every request and every redirect hop: Playwright is told to follow no
-redirect (`max_redirects=0`) and each `Location` is checked by the navigation policy before it is
-requested; a refused hop fails the step as a refused navigation does (POLICY, never retried). A
-standalone session also sends everything through an egress proxy of its own
-(executor_service/egress.py), like a browser context does, so a DNS answer that changes after the
-check cannot take a request elsewhere. A redirect to another origin does not carry the step's
-secret headers, nor `Authorization` or `Cookie`, along.
+The navigation guard checks every request and every redirect hop: the client follows no redirect
+and each `Location` is checked by the navigation policy before it is requested; a refused hop fails
+the step as a refused navigation does (POLICY, never retried). The check resolves the host once; a
+standalone client connects only to the addresses it checked (a page's client leaves through its
+context's egress proxy, which checks again), so a DNS answer that changes after the check cannot
+take a request elsewhere. A redirect to another origin does not carry the step's secret headers,
+nor `Authorization` or `Cookie`, along.
 
 Secret header values arrive here opened (the runner opens them right before the step). They are
 never logged and never put into an error: every message here is made of the step's method, URL,
-the response's status and body excerpts, never of Playwright's error text beyond its first line
-(its call log lists the request's headers). The runner also masks every secret value in what a
-step reports, for a server that echoes one back.
+the response's status and body excerpts, and the client's one-line reason (http_client keeps the
+clients' own error text, which may list the request's headers, out). The runner also masks every
+secret value in what a step reports, for a server that echoes one back.
 """
 
 from __future__ import annotations
@@ -30,28 +31,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from playwright._impl._errors import TargetClosedError
-from playwright.async_api import APIRequestContext, APIResponse, Playwright
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
-
-from executor_service.egress import EgressProxy
 from executor_service.guard import Guard, Refusal
-from executor_service.navigation_policy import NavigationPolicy
+from executor_service.http_client import HttpClient, Outgoing, Reply, StandaloneClient
+from executor_service.navigation_policy import IpAddress, NavigationPolicy
 from shared.errors import AssertionFailure, NavigationRefused, RequestFailed
 from shared.json_checks import compile_path, describe_value, json_equal, parse_literal, values_at
 from shared.model import Request
 
-__all__ = ["REDIRECT_STATUSES", "Answer", "ApiSession", "check", "exchange", "open_api_session"]
+__all__ = ["Answer", "ApiSession", "check", "exchange", "open_api_session"]
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers that belong to the origin they were given for: a redirect elsewhere drops them.
 _ORIGIN_BOUND = frozenset({"authorization", "cookie"})
 #: The header the egress proxy marks its own answers with (a refusal, an unreachable target).
 _GUARD_HEADER = "x-sentinel-guard"
 #: How much of a response body a failure message shows.
 MAX_EXCERPT_CHARS = 200
-_FETCH_PREFIX = "APIRequestContext.fetch: "
 
 
 @dataclass(frozen=True)
@@ -59,37 +53,21 @@ class ApiSession:
     """The HTTP client of a test whose steps are all requests: no browser context at all.
 
     Attributes:
-        request: A standalone `APIRequestContext` with its own cookie jar.
+        request: An in-process client with its own cookie jar.
         guard: Checks every request and redirect hop (None: unguarded, tests only).
-        egress: The egress proxy every request goes through (None when unguarded).
     """
 
-    request: APIRequestContext
+    request: StandaloneClient
     guard: Guard | None = None
-    egress: EgressProxy | None = None
 
     async def close(self) -> None:
-        """Dispose of the client, then close its egress proxy."""
-        try:
-            await self.request.dispose()
-        finally:
-            if self.egress is not None:
-                await self.egress.close()
+        """Close the client."""
+        await self.request.close()
 
 
-async def open_api_session(playwright: Playwright, policy: NavigationPolicy | None) -> ApiSession:
+def open_api_session(policy: NavigationPolicy | None) -> ApiSession:
     """A standalone request client guarded by `policy` (None: unguarded, tests only)."""
-    if policy is None:
-        return ApiSession(await playwright.request.new_context())
-    guard = Guard(policy)
-    egress = EgressProxy(policy, refused=guard.refuse, failed=guard.unreachable)
-    proxy = await egress.start()
-    try:
-        client = await playwright.request.new_context(proxy={"server": proxy})
-    except BaseException:
-        await egress.close()
-        raise
-    return ApiSession(client, guard, egress)
+    return ApiSession(StandaloneClient(), Guard(policy) if policy is not None else None)
 
 
 @dataclass(frozen=True)
@@ -102,7 +80,7 @@ class Answer:
 
 
 async def check(
-    client: APIRequestContext,
+    client: HttpClient,
     guard: Guard | None,
     action: Request,
     *,
@@ -114,7 +92,7 @@ async def check(
     """Send the step's request and check its final response against the step's expectations.
 
     Args:
-        client: The APIRequestContext to send with.
+        client: The client to send with.
         guard: Checks the URL and every redirect hop (None: unguarded).
         action: The validated step.
         url: The step's URL resolved against the definition's base URL.
@@ -155,7 +133,7 @@ async def check(
 
 
 async def exchange(
-    client: APIRequestContext,
+    client: HttpClient,
     guard: Guard | None,
     *,
     method: str,
@@ -174,21 +152,17 @@ async def exchange(
     first = f"{method} {url[:300]}"
     deadline = time.monotonic() + timeout_ms / 1000
     for _ in range(max_redirects + 1):
-        await _vet(guard, url)
+        pinned = await _vet(guard, url)
         remaining_ms = int((deadline - time.monotonic()) * 1000)
         if remaining_ms <= 0:
             raise TimeoutError(f"{first}: no answer within {timeout_ms} ms")
-        response = await _fetch(
-            client, guard, method=method, url=url, headers=headers, body=body, timeout_ms=remaining_ms, total=timeout_ms
-        )
-        try:
-            location = response.headers.get("location", "")
-            if response.status not in REDIRECT_STATUSES or not location:
-                return Answer(status=response.status, url=url, body=await response.body())
-        finally:
-            await response.dispose()
+        outgoing = Outgoing(method, url, headers, body, timeout_ms=remaining_ms, pinned=pinned)
+        reply = await _send(client, guard, outgoing, total=timeout_ms)
+        location = reply.location
+        if not location:
+            return Answer(status=reply.status, url=url, body=reply.body)
         target = urljoin(url, location)
-        if (response.status == 303 and method != "HEAD") or (response.status in (301, 302) and method == "POST"):
+        if (reply.status == 303 and method != "HEAD") or (reply.status in (301, 302) and method == "POST"):
             method, body = "GET", ""
         if _origin(target) != _origin(url):
             headers = {k: v for k, v in headers.items() if k.lower() not in secret | _ORIGIN_BOUND}
@@ -196,10 +170,14 @@ async def exchange(
     raise AssertionFailure(f"{first}: more than {max_redirects} redirects (the last to {url[:300]})")
 
 
-async def _vet(guard: Guard | None, url: str) -> None:
-    """Let `url` through the guard or raise: refused (recorded on the guard too), or unresolvable."""
+async def _vet(guard: Guard | None, url: str) -> tuple[IpAddress, ...] | None:
+    """Let `url` through the guard or raise: refused (recorded on the guard too), or unresolvable.
+
+    Returns:
+        The addresses checked, the only ones a request to `url` may connect to (None: unguarded).
+    """
     if guard is None:
-        return
+        return None
     try:
         verdict = await guard.policy.vet(url)
     except (OSError, TimeoutError, UnicodeError):
@@ -207,42 +185,21 @@ async def _vet(guard: Guard | None, url: str) -> None:
     if verdict.reason is not None:
         guard.refuse(url, verdict.reason)
         raise NavigationRefused(Refusal(url=url, reason=verdict.reason).describe())
+    return verdict.addresses
 
 
-async def _fetch(
-    client: APIRequestContext,
-    guard: Guard | None,
-    *,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: str,
-    timeout_ms: int,
-    total: int,
-) -> APIResponse:
+async def _send(client: HttpClient, guard: Guard | None, request: Outgoing, *, total: int) -> Reply:
+    named = f"{request.method} {request.url[:300]}"
     try:
-        response = await client.fetch(
-            url,
-            method=method,
-            headers=dict(headers),
-            data=body or None,
-            timeout=timeout_ms,
-            max_redirects=0,
-            fail_on_status_code=False,
-        )
-    except PlaywrightTimeoutError:
-        raise TimeoutError(f"{method} {url[:300]}: no answer within {total} ms") from None
-    except TargetClosedError:
-        raise  # the browser or the client went away: not the site's doing
-    except PlaywrightError as exc:
-        # The first line only: the call log after it lists the request's headers.
-        reason = (exc.message.strip().splitlines() or [""])[0].removeprefix(_FETCH_PREFIX)
-        raise RequestFailed(f"{method} {url[:300]}: {reason or 'no answer'}") from None
-    if guard is not None and response.headers.get(_GUARD_HEADER) and (guard.refusals or guard.failures):
+        reply = await client.send(request)
+    except TimeoutError:
+        raise TimeoutError(f"{named}: no answer within {total} ms") from None
+    except RequestFailed as exc:
+        raise RequestFailed(f"{named}: {exc}") from None
+    if guard is not None and reply.headers.get(_GUARD_HEADER) and (guard.refusals or guard.failures):
         # The egress proxy's own answer, not the site's: the guard has recorded why.
-        await response.dispose()
-        raise RequestFailed(f"{method} {url[:300]}: no answer")
-    return response
+        raise RequestFailed(f"{named}: no answer")
+    return reply
 
 
 def _json_failure(action: Request, body: bytes) -> str | None:

@@ -29,6 +29,7 @@ from executor_service.classify import classify
 from executor_service.evidence import Evidence
 from executor_service.guard import Guard, Session
 from executor_service.http_check import ApiSession
+from executor_service.http_client import HttpClient, PageClient
 from executor_service.recording import PageLog, Recording
 from shared.actions import secrets as secrets_of
 from shared.errors import FieldViolation, NavigationRefused, ValidationError
@@ -135,7 +136,7 @@ async def run_steps(
             failure = JobError(category=classify(exc), message=_error_text(exc, secrets), step_index=-1)
             return RunOutcome(steps=tuple(results), error=failure, artifacts=())
         # A mixed test's requests go through the page's own client: they share its cookies.
-        client = page.request
+        client: HttpClient = PageClient(page.request)
     else:
         client = session.request
     run = Run(page, client, definition.base_url, evidence, sealer, guard)

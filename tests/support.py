@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import inspect
+import ipaddress
 import json
 import shutil
 import time
@@ -21,6 +22,7 @@ from executor_service.browser import DEFAULT_ARGS
 from sentinel_cli.redis_proc import RedisProcess, free_port, start_redis
 from sentinel_cli.static_site import serve_directory
 from shared.access import KeyEntry, Role, hash_key, new_key
+from shared.navigation_policy import IpAddress, resolve
 
 __all__ = ["ROLES", "RedisProcess", "free_port", "serve_directory", "start_redis", "write_keys"]
 
@@ -191,3 +193,18 @@ def write_keys(path: Path) -> dict[str, str]:
             entries.append(KeyEntry(tenant=tenant, role=Role.parse(role), sha256=hash_key(key)).to_json())
     path.write_text(json.dumps({"keys": entries}))
     return made
+
+
+class Rebinding:
+    """A resolver for a NavigationPolicy whose `name` answers `first`, then `then` ever after (a DNS
+    rebinding attack); every other name resolves as usual. `answers` counts the lookups of `name`."""
+
+    def __init__(self, name: str, first: str, then: str) -> None:
+        self.name, self.first, self.then = name, first, then
+        self.answers = 0
+
+    async def __call__(self, host: str, port: int) -> list[IpAddress]:
+        if host != self.name:
+            return await resolve(host, port)
+        self.answers += 1
+        return [ipaddress.ip_address(self.first if self.answers == 1 else self.then)]

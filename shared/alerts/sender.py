@@ -1,7 +1,7 @@
 """One webhook attempt: check the target, POST the signed body, read the answer.
 
 The target is vetted by the webhook policy (`shared.alerts.guard`) right before each attempt,
-after resolution, and the connection goes only to the addresses vetted (a pinned resolver), so a
+after resolution, and the connection goes only to the addresses vetted (shared.pinned), so a
 DNS answer that changes after the check reaches nothing the policy refuses. Redirects are never
 followed: a 3xx is an answer like any other non-2xx. At most 1 KiB of the answer is read.
 A refused target is final (`Answer.final`); every other failure may be tried again.
@@ -9,45 +9,19 @@ A refused target is final (`Answer.final`); every other failure may be tried aga
 
 from __future__ import annotations
 
-import socket
 import time
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from shared.alerts.deliveries import MAX_RESPONSE_BYTES, Answer
 from shared.alerts.signing import SIGNATURE_HEADER, signature_header
-from shared.navigation_policy import IpAddress, NavigationPolicy
+from shared.navigation_policy import NavigationPolicy
+from shared.pinned import pinned_connector
 
 __all__ = ["DELIVERY_HEADER", "USER_AGENT", "send"]
 
 DELIVERY_HEADER = "Sentinel-Delivery"
 USER_AGENT = "Sentinel-Webhooks/1"
-
-
-class _PinnedResolver(AbstractResolver):
-    """Answers every name with the addresses the policy checked, and nothing else."""
-
-    def __init__(self, addresses: tuple[IpAddress, ...]) -> None:
-        self._addresses = addresses
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(a),
-                port=port,
-                family=socket.AF_INET6 if a.version == 6 else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for a in self._addresses
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 async def send(
@@ -70,7 +44,7 @@ async def send(
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, DELIVERY_HEADER: delivery_id}
     if secret:
         headers[SIGNATURE_HEADER] = signature_header(secret, int(time.time()), raw)
-    connector = aiohttp.TCPConnector(resolver=_PinnedResolver(verdict.addresses), use_dns_cache=False, force_close=True)
+    connector = pinned_connector(verdict.addresses)
     timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
     try:
         async with (

@@ -31,7 +31,7 @@ from shared.model import (
     TestDefinition,
 )
 from shared.sealed import Sealer, new_secret_key
-from tests.support import CHROMIUM_ARGS, chromium_path, free_port
+from tests.support import CHROMIUM_ARGS, Rebinding, chromium_path, free_port
 
 KEY = new_secret_key()
 TOKEN = "Bearer tok-5ecret-v4lue"
@@ -285,6 +285,9 @@ async def test_an_all_request_test_passes_without_launching_a_browser(
     ]
     assert all(s.duration_ms >= 0 and s.artifacts == () for s in ran.outcome.steps)
     assert [m for m, _, _ in api.seen] == ["GET", "PUT", "GET"]
+    # A body with no Content-Type is labelled as the page's client (Playwright) labels it.
+    assert api.seen[1][2]["Content-Type"] == "application/octet-stream"
+    assert api.seen[0][2]["User-Agent"].startswith("Sentinel-API-check/")
     assert [c["percentage"] for c in ran.reports.calls] == [10, 36, 63]
     # The observable: no Chromium was launched, no browser context opened, one HTTP client.
     assert (browser.connected, browser.version) == (False, "")
@@ -401,9 +404,51 @@ async def test_no_answer_is_a_network_error_and_a_slow_one_a_timeout(
     category, text = refused.error()
     assert category is ErrorCategory.NETWORK
     assert text.startswith(f"GET {closed}/x: no answer"), text
-    assert "cannot connect to 127.0.0.1" in text  # the egress proxy's reason
+    assert "cannot connect to 127.0.0.1" in text
     assert api.hung.is_set()
     assert slow.error() == (ErrorCategory.TIMEOUT, f"GET {api.url}/hang: no answer within 1000 ms")
+
+
+async def test_a_request_connects_only_to_the_address_the_guard_checked(tmp_path: Path) -> None:
+    """Rebinding: rebind.test first resolves to an allowed address, then to a denied one. The guard
+    resolves each request's host once, checks that answer, and the client connects only to the
+    addresses it checked: the first request reaches the allowed server (the system resolver does
+    not know rebind.test at all, so nothing resolved it again), the second is refused, unsent."""
+    port = free_port()
+    hits: dict[str, list[str]] = {"127.0.0.2": [], "127.0.0.1": []}
+    runners = []
+    for host in hits:
+        app = web.Application()
+
+        async def seen(request: web.Request, host: str = host) -> web.Response:
+            hits[host].append(request.path)
+            return web.Response(text=f"from {host}")
+
+        app.router.add_get("/{tail:.*}", seen)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        runners.append(runner)
+    rebinding = Rebinding("rebind.test", first="127.0.0.2", then="127.0.0.1")
+    policy = NavigationPolicy(rules=NavigationPolicy.from_rules(["127.0.0.2"]).rules, resolver=rebinding)
+    manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS, policy=policy)
+    steps = [
+        Step(Request(f"http://rebind.test:{port}/plain", expect_body_contains="from 127.0.0.2")),
+        Step(Request(f"http://rebind.test:{port}/secret")),
+    ]
+    try:
+        ran = await run(await manager.new_api_session(), steps, tmp_path, base_url="")
+    finally:
+        await manager.stop()
+        for runner in runners:
+            await runner.cleanup()
+
+    category, text = ran.error()
+    assert ran.outcome.steps[0].success and ran.outcome.error is not None and ran.outcome.error.step_index == 1
+    assert category is ErrorCategory.POLICY
+    assert f"http://rebind.test:{port}/secret" in text and "rebind.test resolves to 127.0.0.1" in text
+    assert hits == {"127.0.0.2": ["/plain"], "127.0.0.1": []}
+    assert rebinding.answers == 2
 
 
 # --- secrets -----------------------------------------------------------------------------------

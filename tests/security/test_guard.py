@@ -15,11 +15,11 @@ import pytest
 
 from executor_service.browser import BrowserManager
 from executor_service.evidence import Evidence
-from executor_service.navigation_policy import IpAddress, NavigationPolicy, is_denied_address, resolve
+from executor_service.navigation_policy import NavigationPolicy, is_denied_address
 from executor_service.runner import run_steps
 from shared.errors import ConfigError
 from shared.model import ArtifactPolicy, ErrorCategory, ExpectText, Navigate, Step, TestDefinition
-from tests.support import CHROMIUM_ARGS, chromium_path, free_port
+from tests.support import CHROMIUM_ARGS, Rebinding, chromium_path, free_port
 
 #: Where runs that keep no artifacts make them anyway (never used: their policy is NEVER).
 SPOOL = Path(tempfile.gettempdir()) / "sentinel-test-spool"
@@ -245,14 +245,7 @@ async def test_a_dns_answer_that_changes_between_requests_reaches_nothing(sites:
     # The allowed server listens at the denied server's port on 127.0.0.2: only the address differs.
     page = b"<link rel='icon' href='data:,'><p id='ok'>plain</p>"  # no favicon request from the allowed page
     allowed = serve(allowed_hits, {"/plain": (200, {}, page)}, host="127.0.0.2", port=denied_port)
-    answers: list[str] = []
-
-    async def rebinding(host: str, port: int) -> list[IpAddress]:
-        if host != "rebind.test":
-            return await resolve(host, port)
-        answers.append(host)
-        return [ipaddress.ip_address("127.0.0.2" if len(answers) == 1 else "127.0.0.1")]
-
+    rebinding = Rebinding("rebind.test", first="127.0.0.2", then="127.0.0.1")
     policy = NavigationPolicy(rules=NavigationPolicy.from_rules(["127.0.0.2"]).rules, resolver=rebinding)
     manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS, policy=policy)
     await manager.start()
@@ -275,7 +268,7 @@ async def test_a_dns_answer_that_changes_between_requests_reaches_nothing(sites:
     assert sites.denied_hits.paths == []
     # Resolved anew for every request (the first answer is never reused); after /secret's 403 page
     # Chromium may ask for its favicon, a third request, refused the same way.
-    assert len(answers) >= 2
+    assert rebinding.answers >= 2
 
 
 async def test_an_unreachable_allowed_target_fails_as_a_network_error_that_says_why() -> None:
