@@ -38,7 +38,7 @@ from shared.model import Job, JobState
 from shared.notifications import Notification
 from shared.queue import Queue
 from shared.schedules.store import schedule_notifications
-from shared.schema import DeliveryField, EventField
+from shared.schema import DeliveryField, EventField, JobField
 from shared.settings import AlertSettings
 
 __all__ = [
@@ -204,6 +204,12 @@ async def apply_entry(
     job_id = fields.get(EventField.JOB, "")
     if effect is None or not job_id:
         return []
+    if fields.get(EventField.TAGS, "") in ("", "[]"):
+        # No tags, so no rule covers the job: only its schedule can own it, and most jobs have none.
+        # One field read spares loading and decoding the whole job for every end.
+        schedule_id = await queue.redis.hget(queue.for_job(job_id).keys.job(job_id), JobField.SCHEDULE)
+        if schedule_id == "":
+            return []
     job = (await jobs.load_jobs(queue, [job_id]))[0]
     if job is None:
         log.warning("alerts: job %s ended (%s) but is gone; no alert for it", job_id, fields.get(EventField.KIND))
