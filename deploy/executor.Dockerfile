@@ -11,9 +11,10 @@ COPY . .
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
 
 FROM python:3.11-slim-bookworm
-# fonts-liberation: without any fonts, text renders as boxes in screenshots.
+# fonts-liberation: without any fonts, text renders as boxes in screenshots. ca-certificates: the
+# trust store API checks verify HTTPS against (named though the base image has it: it must stay).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium fonts-liberation ffmpeg \
+    && apt-get install -y --no-install-recommends ca-certificates chromium fonts-liberation ffmpeg \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

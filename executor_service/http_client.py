@@ -23,6 +23,7 @@ call log and some client errors list the request's headers, which may hold secre
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -145,9 +146,12 @@ class StandaloneClient:
     addresses the guard pinned, or (unguarded) wherever the system resolver says.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: what checks servers' certificates (None: the system's trust store, where
+        `SSL_CERT_FILE` / `SSL_CERT_DIR` point OpenSSL elsewhere; tests give a CA of their own)."""
         # unsafe: keep cookies of hosts named by their IP address too, as a browser does.
         self._cookies = aiohttp.CookieJar(unsafe=True)
+        self._tls = tls
 
     async def send(self, request: Outgoing) -> Reply:
         body = request.body
@@ -157,7 +161,7 @@ class StandaloneClient:
         try:
             async with (
                 aiohttp.ClientSession(
-                    connector=pinned_connector(request.pinned),
+                    connector=pinned_connector(request.pinned, tls=self._tls),
                     cookie_jar=self._cookies,
                     # Never a proxy or credentials from the environment: the request goes where it was checked.
                     trust_env=False,
@@ -178,6 +182,13 @@ class StandaloneClient:
             raise TimeoutError() from None
         except aiohttp.ServerDisconnectedError:
             raise RequestFailed("no answer (the connection closed)") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            why = getattr(exc.certificate_error, "verify_message", "") or "certificate verify failed"
+            raise RequestFailed(
+                f"no answer (the certificate of {exc.host}:{exc.port} is not trusted: certificate verify failed: {why})"
+            ) from None
+        except aiohttp.ClientSSLError as exc:
+            raise RequestFailed(f"no answer (the TLS handshake with {exc.host}:{exc.port} failed)") from None
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or type(exc.os_error).__name__
             raise RequestFailed(f"no answer (cannot connect to {exc.host}:{exc.port}: {reason})") from None

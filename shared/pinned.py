@@ -13,6 +13,7 @@ Used by the webhook sender (shared/alerts/sender.py) and the executor's standalo
 from __future__ import annotations
 
 import socket
+import ssl
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -47,9 +48,13 @@ class PinnedResolver(AbstractResolver):
         return None
 
 
-def pinned_connector(addresses: tuple[IpAddress, ...] | None) -> aiohttp.TCPConnector:
+def pinned_connector(
+    addresses: tuple[IpAddress, ...] | None, *, tls: ssl.SSLContext | None = None
+) -> aiohttp.TCPConnector:
     """A connector for one request: to `addresses` only (None: the system's resolver, unguarded),
-    never keeping a connection for another request."""
+    never keeping a connection for another request. `tls` checks the server's certificate (None:
+    aiohttp's default, the system's trust store), always for the name in the URL."""
+    verify: ssl.SSLContext | bool = tls if tls is not None else True
     if addresses is None:
-        return aiohttp.TCPConnector(force_close=True)
-    return aiohttp.TCPConnector(resolver=PinnedResolver(addresses), use_dns_cache=False, force_close=True)
+        return aiohttp.TCPConnector(force_close=True, ssl=verify)
+    return aiohttp.TCPConnector(resolver=PinnedResolver(addresses), use_dns_cache=False, force_close=True, ssl=verify)

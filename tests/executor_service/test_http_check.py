@@ -4,6 +4,7 @@ test serves on 127.0.0.1, behind the navigation guard (only the API's own port i
 from __future__ import annotations
 
 import asyncio
+import ssl
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ from aiohttp import web
 
 from executor_service.browser import BrowserManager
 from executor_service.evidence import Evidence
-from executor_service.guard import Session
+from executor_service.guard import Guard, Session
 from executor_service.http_check import ApiSession
+from executor_service.http_client import StandaloneClient
 from executor_service.navigation_policy import NavigationPolicy
 from executor_service.recording import Recording
 from executor_service.runner import RunOutcome, needs_browser, open_secrets, run_steps
@@ -31,7 +33,7 @@ from shared.model import (
     TestDefinition,
 )
 from shared.sealed import Sealer, new_secret_key
-from tests.support import CHROMIUM_ARGS, Rebinding, chromium_path, free_port
+from tests.support import CHROMIUM_ARGS, Rebinding, chromium_path, free_port, make_cert
 
 KEY = new_secret_key()
 TOKEN = "Bearer tok-5ecret-v4lue"
@@ -449,6 +451,46 @@ async def test_a_request_connects_only_to_the_address_the_guard_checked(tmp_path
     assert f"http://rebind.test:{port}/secret" in text and "rebind.test resolves to 127.0.0.1" in text
     assert hits == {"127.0.0.2": ["/plain"], "127.0.0.1": []}
     assert rebinding.answers == 2
+
+
+# --- HTTPS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def https_api(tmp_path: Path) -> AsyncIterator[tuple[str, ssl.SSLContext]]:
+    """The JSON API over HTTPS on localhost, its certificate signed by a CA of the test's own; yields
+    its URL and a TLS context that trusts that CA."""
+    ca = make_cert(tmp_path, "ca", None, ca=True)
+    make_cert(tmp_path, "server", ca)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    runner = web.AppRunner(_routes(Api()))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=served).start()
+    try:
+        yield f"https://localhost:{port}", ssl.create_default_context(cafile=tmp_path / "ca.pem")
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_https_check_verifies_the_certificate_of_the_name_it_asked_for(
+    https_api: tuple[str, ssl.SSLContext], tmp_path: Path
+) -> None:
+    url, trusting = https_api
+    policy = NavigationPolicy.from_rules([url.removeprefix("https://")])
+    steps = [Step(Request("/api/user", expect_json=(JsonExpectation("$.user.name", '"ada"'),)))]
+
+    trusted = await run(ApiSession(StandaloneClient(tls=trusting), Guard(policy)), steps, tmp_path / "a", base_url=url)
+    untrusted = await run(ApiSession(StandaloneClient(), Guard(policy)), steps, tmp_path / "b", base_url=url)
+
+    # Connected to the checked address (127.0.0.1), verified as `localhost`, the name in the URL.
+    assert trusted.outcome.error is None, trusted.outcome.error
+    assert trusted.outcome.steps[0].http_status == 200
+    category, text = untrusted.error()
+    assert category is ErrorCategory.NETWORK
+    assert text.startswith(f"GET {url}/api/user: no answer (the certificate of localhost:"), text
+    assert text.endswith("is not trusted: certificate verify failed: unable to get local issuer certificate)"), text
 
 
 # --- secrets -----------------------------------------------------------------------------------
