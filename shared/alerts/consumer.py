@@ -23,7 +23,7 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shared.alerts.outcomes import NotificationLookup, apply_entry
+from shared.alerts.outcomes import NotificationLookup, apply_entry, unowned_ends
 from shared.errors import SentinelError
 from shared.keys import ALERTS_GROUP
 from shared.queue import Queue
@@ -161,9 +161,10 @@ class EventConsumer:
         pending (a take-over reads them again) and is raised."""
         done: list[str] = []
         try:
+            unowned = await unowned_ends(self._queue, entries)
             for entry_id, fields in entries:
                 made: list[str] = []
-                if fields is not None:  # None: an entry trimmed while pending
+                if fields is not None and entry_id not in unowned:  # None: an entry trimmed while pending
                     try:
                         made = await apply_entry(
                             self._queue, entry_id, fields, lookup=self._lookup, settings=self._settings

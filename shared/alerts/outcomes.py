@@ -26,7 +26,7 @@ import datetime
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared import codec, jobs
@@ -49,6 +49,7 @@ __all__ = [
     "Owner",
     "apply_entry",
     "effect_of",
+    "unowned_ends",
 ]
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,30 @@ def _candidates(
     return found
 
 
+async def unowned_ends(queue: Queue, entries: Sequence[tuple[str, Mapping[str, str] | None]]) -> set[str]:
+    """The ids of the entries that are job ends no owner can count, so need no more than an XACK.
+
+    An end whose event carries no tags is covered by no rule: only the job's schedule can own it,
+    and most jobs have none. One pipelined read of those jobs' schedule field decides for all of
+    them, where applying each entry would load and decode each whole job.
+    """
+    untagged = [
+        (entry_id, fields[EventField.JOB])
+        for entry_id, fields in entries
+        if fields is not None
+        and fields.get(EventField.JOB)
+        and fields.get(EventField.TAGS, "") in ("", "[]")
+        and effect_of(fields.get(EventField.KIND, ""), fields.get(EventField.STATE, "")) is not None
+    ]
+    if not untagged:
+        return set()
+    pipe = queue.redis.pipeline(transaction=False)
+    for _, job_id in untagged:
+        pipe.hget(queue.for_job(job_id).keys.job(job_id), JobField.SCHEDULE)
+    schedules = await pipe.execute()
+    return {entry_id for (entry_id, _), schedule in zip(untagged, schedules, strict=True) if schedule == ""}
+
+
 async def apply_entry(
     queue: Queue,
     entry_id: str,
@@ -204,12 +229,6 @@ async def apply_entry(
     job_id = fields.get(EventField.JOB, "")
     if effect is None or not job_id:
         return []
-    if fields.get(EventField.TAGS, "") in ("", "[]"):
-        # No tags, so no rule covers the job: only its schedule can own it, and most jobs have none.
-        # One field read spares loading and decoding the whole job for every end.
-        schedule_id = await queue.redis.hget(queue.for_job(job_id).keys.job(job_id), JobField.SCHEDULE)
-        if schedule_id == "":
-            return []
     job = (await jobs.load_jobs(queue, [job_id]))[0]
     if job is None:
         log.warning("alerts: job %s ended (%s) but is gone; no alert for it", job_id, fields.get(EventField.KIND))

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from shared import jobs
-from shared.alerts.outcomes import apply_entry
+from shared.alerts.outcomes import apply_entry, unowned_ends
 from shared.model import JobOptions, JobSource, JobState, Navigate, Step, SubmitCommand, TestDefinition
 from shared.notifications import Notification
 from shared.schedules.model import ScheduleSpec
@@ -168,3 +168,20 @@ async def test_a_schedules_notifications_alert_on_its_jobs_changes(alerting: Ale
     await scheduled_job(alerting, schedule.schedule_id, FAILED)  # fired just before the schedule went
     await drain(consumer)
     assert len(await alerting.deliveries()) == 2
+
+
+async def test_only_ends_of_untagged_unscheduled_jobs_are_passed_over_unloaded(alerting: Alerting) -> None:
+    untagged = await alerting.end_job(FAILED, tags=())
+    tagged = await alerting.end_job(FAILED)
+    scheduled = await scheduled_job(alerting, "sched-1", FAILED)
+    gone = await alerting.end_job(COMPLETED, tags=())
+    await alerting.queue.redis.delete(alerting.queue.for_job(gone).keys.job(gone))
+    stream = await entries(alerting, "failed", "completed", "running", "progress")
+    by_job = {fields["job"]: entry_id for entry_id, fields in stream if fields["kind"] in ("failed", "completed")}
+
+    passed_over = await unowned_ends(alerting.queue, [*stream, ("0-1", None)])
+
+    # Not the tagged job's (a rule may cover it), nor the scheduled one's, nor a gone job's (applying
+    # it logs that it is gone), nor anything that is no job's end.
+    assert set(by_job) == {untagged, tagged, scheduled, gone}
+    assert passed_over == {by_job[untagged]}
