@@ -8,6 +8,7 @@ import inspect
 import ipaddress
 import json
 import shutil
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -208,3 +209,17 @@ class Rebinding:
             return await resolve(host, port)
         self.answers += 1
         return [ipaddress.ip_address(self.first if self.answers == 1 else self.then)]
+
+
+#: Sockets `closed_port` holds for the life of the test process.
+_HELD_PORTS: list[socket.socket] = []
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A port on `host` that nothing listens on for as long as the test process lives: bound here
+    and never listened on, so a connection to it is refused and no other process can take it (a
+    port merely found free a moment ago can be, by another test's server or egress proxy)."""
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind((host, 0))
+    _HELD_PORTS.append(held)
+    return int(held.getsockname()[1])

@@ -27,7 +27,7 @@ from shared.settings import (
     RedisSettings,
     SecuritySettings,
 )
-from tests.support import chromium_path, free_port, wait_for, write_keys
+from tests.support import chromium_path, closed_port, free_port, wait_for, write_keys
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -223,7 +223,8 @@ async def test_a_full_table_refuses_submits_and_the_guard_applies(
     refused = await stub.Submit(
         pb.SubmitRequest(
             definition=pb.TestDefinition(
-                name="guarded", steps=[pb.Step(navigate=pb.Navigate(url=f"http://127.0.0.2:{free_port()}/"))]
+                name="guarded",
+                steps=[pb.Step(navigate=pb.Navigate(url=f"http://127.0.0.2:{closed_port('127.0.0.2')}/"))],
             )
         ),
         timeout=10,

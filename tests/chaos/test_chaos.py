@@ -20,7 +20,7 @@ from shared.keys import Keys
 from tests.chaos.conftest import DurableStack
 from tests.e2e.conftest import Service
 from tests.e2e.helpers import request, wait_state
-from tests.support import free_port, wait_for
+from tests.support import closed_port, wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(360)]
 
@@ -142,7 +142,7 @@ async def test_a_poison_job_is_dead_lettered_after_exactly_its_attempts_on_sched
     stack: DurableStack, api_stub: pb_grpc.TestExecutionStub, redis_of: aioredis.Redis
 ) -> None:
     stack.start("executor")
-    closed = f"http://127.0.0.1:{free_port()}/"
+    closed = f"http://127.0.0.1:{closed_port()}/"
     req = request(stack.site, [{"navigate": {"url": closed}}], maxAttempts=4, backoffMs=1000)
     reply = await api_stub.Submit(req, timeout=10)
     job = await wait_state(api_stub, reply.job_id, pb.JOB_STATE_FAILED, within=60)

@@ -31,7 +31,7 @@ from tests.e2e.dashboard_support import (
     sign_in,
     snap,
 )
-from tests.support import free_port, wait_for
+from tests.support import closed_port, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 __all__ = ["browser", "dashboard", "executor", "open_page", "playwright"]  # fixtures
@@ -49,7 +49,7 @@ FAILING: list[dict[str, Any]] = [
 
 def closed_port_steps() -> list[dict[str, Any]]:
     """A navigation to a port nobody listens on: a network error, dead-lettered at maxAttempts 1."""
-    return [{"navigate": {"url": f"http://127.0.0.1:{free_port()}/"}}]
+    return [{"navigate": {"url": f"http://127.0.0.1:{closed_port()}/"}}]
 
 
 def tile(page: Page, label: str) -> Locator:

@@ -20,7 +20,7 @@ from shared.errors import (
     ValidationError,
 )
 from shared.model import ErrorCategory
-from tests.support import CHROMIUM_ARGS, chromium_path, free_port
+from tests.support import CHROMIUM_ARGS, chromium_path, closed_port
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ async def test_a_real_refused_connection() -> None:
         session = await manager.new_context(viewport=None)
         page = await session.context.new_page()
         with pytest.raises(PlaywrightError) as info:
-            await page.goto(f"http://127.0.0.1:{free_port()}/", timeout=10_000)
+            await page.goto(f"http://127.0.0.1:{closed_port()}/", timeout=10_000)
         await session.close()
     finally:
         await manager.stop()

@@ -33,7 +33,7 @@ from shared.model import (
     TestDefinition,
 )
 from shared.sealed import Sealer, new_secret_key
-from tests.support import CHROMIUM_ARGS, Rebinding, chromium_path, free_port, make_cert
+from tests.support import CHROMIUM_ARGS, Rebinding, chromium_path, closed_port, free_port, make_cert
 
 KEY = new_secret_key()
 TOKEN = "Bearer tok-5ecret-v4lue"
@@ -387,7 +387,7 @@ async def test_a_redirect_to_another_origin_does_not_carry_secret_or_credential_
 async def test_no_answer_is_a_network_error_and_a_slow_one_a_timeout(
     browser: BrowserManager, api: Api, tmp_path: Path
 ) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
+    closed = f"http://127.0.0.1:{closed_port()}"
     policy = NavigationPolicy.from_rules(["127.0.0.1"])
     manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS, policy=policy)
     try:

@@ -42,7 +42,7 @@ from shared.model import (
 )
 from shared.settings import ArtifactSettings
 from shared.validation import validate_definition
-from tests.support import CHROMIUM_ARGS, chromium_path, free_port, serve_directory
+from tests.support import CHROMIUM_ARGS, chromium_path, closed_port, serve_directory
 
 PAGES = Path(__file__).parent / "pages"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -273,7 +273,7 @@ async def test_a_step_timeout_is_a_timeout(session: Session, site: str, tmp_path
 
 
 async def test_a_refused_connection_is_a_network_error(session: Session, tmp_path: Path) -> None:
-    outcome = await run(session, [Step(Navigate("/"))], tmp_path=tmp_path, base_url=f"http://127.0.0.1:{free_port()}")
+    outcome = await run(session, [Step(Navigate("/"))], tmp_path=tmp_path, base_url=f"http://127.0.0.1:{closed_port()}")
     assert outcome.error is not None
     assert outcome.error.category is ErrorCategory.NETWORK
     assert "net::ERR_CONNECTION_REFUSED" in outcome.error.message

@@ -19,7 +19,7 @@ from executor_service.navigation_policy import NavigationPolicy, is_denied_addre
 from executor_service.runner import run_steps
 from shared.errors import ConfigError
 from shared.model import ArtifactPolicy, ErrorCategory, ExpectText, Navigate, Step, TestDefinition
-from tests.support import CHROMIUM_ARGS, Rebinding, chromium_path, free_port
+from tests.support import CHROMIUM_ARGS, Rebinding, chromium_path, closed_port
 
 #: Where runs that keep no artifacts make them anyway (never used: their policy is NEVER).
 SPOOL = Path(tempfile.gettempdir()) / "sentinel-test-spool"
@@ -277,7 +277,7 @@ async def test_an_unreachable_allowed_target_fails_as_a_network_error_that_says_
     )
     await manager.start()
     try:
-        outcome = await run(manager, Step(Navigate(f"http://127.0.0.1:{free_port()}/")))
+        outcome = await run(manager, Step(Navigate(f"http://127.0.0.1:{closed_port()}/")))
     finally:
         await manager.stop()
     error = outcome.error  # type: ignore[attr-defined]

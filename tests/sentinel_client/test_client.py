@@ -35,7 +35,7 @@ from sentinel_client import (
 from tests.e2e.conftest import Stack
 from tests.sentinel_client.conftest import api_of
 from tests.sentinel_client.twins import Calls, connect
-from tests.support import free_port
+from tests.support import closed_port, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -145,7 +145,7 @@ async def test_jobs_pages_through_more_than_one_page(client: AsyncClient, stack:
 
 async def test_a_dead_letter_is_listed_and_retried(client: AsyncClient, stack: Stack) -> None:
     tag = fresh_tag()
-    closed = f"http://127.0.0.1:{free_port()}/"
+    closed = f"http://127.0.0.1:{closed_port()}/"
     job = await client.submit(definition(stack, [{"navigate": {"url": closed}}]), max_attempts=1, tags=[tag])
     failed = await job.wait(timeout=60)
     assert failed.state is JobState.FAILED
