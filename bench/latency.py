@@ -1,9 +1,10 @@
 """Submit → RUNNING latency through the real processes, as a client sees it on WatchEvents.
 
 Starts a private redis-server, `sentinel api` (API keys on) and one `sentinel executor`
-(bench/stack.py), and a local HTTP server the jobs check: each job is a browserless API check, one
-`request` step (GET of the bench's own server, allowed past the navigation guard with
-SENTINEL_NAVIGATION_ALLOW=127.0.0.1, as a user checking a local service would). A client follows
+(bench/stack.py), and a local HTTP server the jobs check (a process of its own): each job is a
+browserless API check, one `request` step (GET of the bench's own server, allowed past the
+navigation guard with SENTINEL_NAVIGATION_ALLOW=127.0.0.1, as a user checking a local service
+would). A client follows
 WatchEvents (states RUNNING) and submits unary Submits at a fixed rate (each its own call, paced on
 a clock, not waiting for the previous one). A job's latency runs from just before its Submit is sent
 to the moment its RUNNING event reaches the client. Where the time goes, from the job hash's own
@@ -31,9 +32,11 @@ import argparse
 import asyncio
 import contextlib
 import http.server
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,17 +82,32 @@ class _Ok(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def serve_target(port: int) -> None:
+    """The target's own process: answer 200 to every GET on 127.0.0.1:`port` until killed."""
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), _Ok).serve_forever()
+
+
 @contextlib.contextmanager
 def http_target() -> Iterator[str]:
-    """A local HTTP server answering 200 to every GET; yields its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    """A local HTTP server answering 200 to every GET, in a process of its own (in this one, its
+    threads would share the GIL with the client that takes the times); yields its URL."""
+    port = free_port()
+    code = f"from bench.latency import serve_target; serve_target({port})"
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1])
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/health"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the HTTP target did not start on port {port}") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/health"
     finally:
-        server.shutdown()
-        server.server_close()
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -60,7 +60,7 @@ SUITE: tuple[Bench, ...] = (
     Bench(
         "latency",
         "bench.latency",
-        args=("--rates", "2,200", "--seconds", "5", "--rounds", "1"),
+        args=("--rates", "2,200", "--seconds", "5", "--rounds", "3"),
         quick=("--rates", "2,20", "--seconds", "2", "--rounds", "1"),
     ),
     Bench(
