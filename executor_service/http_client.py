@@ -24,7 +24,7 @@ call log and some client errors list the request's headers, which may hold secre
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -132,9 +132,7 @@ class PageClient:
             reason = (exc.message.strip().splitlines() or [""])[0].removeprefix(_FETCH_PREFIX)
             raise RequestFailed(reason or "no answer") from None
         try:
-            status, answer_headers = response.status, dict(response.headers)
-            reply = Reply(status, answer_headers, b"")
-            return reply if reply.location else Reply(status, answer_headers, await response.body())
+            return await _reply(response.status, dict(response.headers), response.body)
         finally:
             await response.dispose()
 
@@ -176,14 +174,13 @@ class StandaloneClient:
                 ) as response,
             ):
                 answer_headers = {name.lower(): value for name, value in response.headers.items()}
-                reply = Reply(response.status, answer_headers, b"")
-                return reply if reply.location else Reply(response.status, answer_headers, await response.read())
+                return await _reply(response.status, answer_headers, response.read)
         except TimeoutError:
             raise TimeoutError() from None
         except aiohttp.ServerDisconnectedError:
             raise RequestFailed("no answer (the connection closed)") from None
         except aiohttp.ClientConnectorCertificateError as exc:
-            why = getattr(exc.certificate_error, "verify_message", "") or "certificate verify failed"
+            why = getattr(exc.certificate_error, "verify_message", None) or "no reason given"
             raise RequestFailed(
                 f"no answer (the certificate of {exc.host}:{exc.port} is not trusted: certificate verify failed: {why})"
             ) from None
@@ -199,6 +196,12 @@ class StandaloneClient:
     async def close(self) -> None:
         """Forget the cookies (connections are closed after each request)."""
         self._cookies.clear()
+
+
+async def _reply(status: int, headers: Mapping[str, str], read: Callable[[], Awaitable[bytes]]) -> Reply:
+    """The answer, its body read (`read`) unless it is a redirect, whose body is never read."""
+    reply = Reply(status, headers, b"")
+    return reply if reply.location else Reply(status, headers, await read())
 
 
 def _reason(exc: Exception) -> str:
