@@ -232,7 +232,9 @@ async def test_each_step_carries_the_console_errors_and_failed_requests_it_saw(
         Step(Click("#send")),
         Step(ExpectText("#echo", "typed: plain-value")),
     ]
-    ran = await run(browser, tmp_path, [*steps, Step(Navigate(site + "evidence.html"))])
+    # The page says when its three requests are answered: the last navigation must not cut one off.
+    answered = Step(ExpectText("#answered", "all answered"))
+    ran = await run(browser, tmp_path, [*steps, answered, Step(Navigate(site + "evidence.html"))])
     navigate, fill, *_ = ran.outcome.steps
     assert navigate.console_errors == ("console.error: boom from the page",)
     assert navigate.failed_requests == () and fill.console_errors == () and fill.failed_requests == ()
