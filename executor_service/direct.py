@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from executor_service.job import RunState
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 Update = Progress | RunEnd
 
 
-async def _handed_over() -> None:
-    """Nothing to wait for: the update is already in the call's queue."""
-
-
 class StreamLedger:
     """A direct run's ledger: progress and the end go to the Run call, in order."""
 
@@ -40,9 +36,11 @@ class StreamLedger:
     async def progress(self, claim: Claim, progress: Progress) -> None:
         await self.progress_soon(claim, progress)
 
-    def progress_soon(self, claim: Claim, progress: Progress) -> Awaitable[None]:
+    def progress_soon(self, claim: Claim, progress: Progress) -> asyncio.Future[None]:
         self.updates.put_nowait(progress)
-        return _handed_over()
+        handed_over: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handed_over.set_result(None)  # nothing to wait for: the update is in the call's queue
+        return handed_over
 
     async def finish(self, claim: Claim, end: RunEnd) -> bool:
         self.updates.put_nowait(end)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -74,14 +74,23 @@ class JobEnv:
 
 
 class _Reporter:
+    """A run's progress reports, handed over without waiting for each to be written.
+
+    The ledger records a run's reports in the order they were handed over, and its end after them,
+    so the run goes on at once: reports made in one loop turn go in one write, and the steps do not
+    wait a round trip per report. What a recorded report says (the run must stop: its cancel was
+    requested, or its lease was lost) is raised by the next report, or by `settle()`.
+    """
+
     def __init__(self, env: JobEnv, state: RunState) -> None:
         self._env = env
         self._state = state
+        self._unsettled: deque[asyncio.Future[None]] = deque()
 
     async def __call__(
         self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str
     ) -> None:
-        await self.soon(
+        self.hand_over(
             percentage=percentage,
             current_step=current_step,
             total_steps=total_steps,
@@ -89,11 +98,11 @@ class _Reporter:
             message=message,
         )
 
-    def soon(
-        self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str
-    ) -> Awaitable[None]:
-        """Report now without waiting for the write; awaiting the result (always do) raises as a
-        report does. Reports made in one loop turn go in one write, in order."""
+    def hand_over(self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str) -> None:
+        """Report now without waiting for the write; raises LeaseLost or CancelRequested when an
+        earlier report came back saying the run must stop."""
+        while self._unsettled and self._unsettled[0].done():
+            self._unsettled.popleft().result()
         progress = Progress(
             percentage=percentage,
             current_step=current_step,
@@ -103,7 +112,29 @@ class _Reporter:
             updated_at_ms=now_ms(),
         )
         self._state.progress = progress
-        return self._state.ledger.progress_soon(self._state.claim, progress)
+        self._unsettled.append(self._state.ledger.progress_soon(self._state.claim, progress))
+
+    async def settle(self) -> None:
+        """Wait until every report handed over is recorded; raise the first one's reason to stop
+        (LeaseLost, CancelRequested)."""
+        first: BaseException | None = None
+        while self._unsettled:
+            try:
+                await self._unsettled.popleft()
+            except (LeaseLost, CancelRequested) as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def close(self) -> None:
+        """The run is over: reports still unrecorded are no longer waited for (they are written all
+        the same), and a reason to stop that nobody read is dropped."""
+        for report in self._unsettled:
+            if report.done():
+                report.exception()  # read: no "exception was never retrieved" when it is dropped
+            else:
+                report.cancel()
+        self._unsettled.clear()
 
 
 def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ...]:
@@ -121,36 +152,26 @@ def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ..
     return tuple(results)
 
 
-async def _all(*reports: Awaitable[None]) -> None:
-    """Await every report, then raise the first one's reason to stop (LeaseLost, CancelRequested)."""
-    first: BaseException | None = None
-    for each in reports:
-        try:
-            await each
-        except (LeaseLost, CancelRequested) as exc:
-            first = first or exc
-    if first is not None:
-        raise first
-
-
 async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
-    job = state.claim.job
     report = _Reporter(env, state)
+    try:
+        return await _run_reported(env, state, evidence, report)
+    finally:
+        report.close()
+
+
+async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report: _Reporter) -> RunOutcome:
+    job = state.claim.job
     total = len(job.definition.steps)
-    # The first two reports go in one write: nothing between them waits (a claimed run's status —
-    # cancel requested, lease lost — is seen once both are written).
-    initializing = report.soon(percentage=0, current_step=0, total_steps=total, step_name="", message="Initializing")
+    report.hand_over(percentage=0, current_step=0, total_steps=total, step_name="", message="Initializing")
     try:
         violations = validate_definition(job.definition)
         if violations:
             raise ValidationError(violations)
     except ValidationError as exc:
-        await initializing
+        await report.settle()
         return RunOutcome(steps=(), error=JobError(ErrorCategory.VALIDATION, str(exc)), artifacts=())
-    validated = report.soon(
-        percentage=5, current_step=0, total_steps=total, step_name="", message="Validation complete"
-    )
-    await _all(initializing, validated)
+    report.hand_over(percentage=5, current_step=0, total_steps=total, step_name="", message="Validation complete")
     policy = job.options.artifact_policy
     video = job.options.record_video and policy is not ArtifactPolicy.NEVER
     session: Session | ApiSession
@@ -171,7 +192,7 @@ async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
                 title=job.definition.name or job.job_id, untraced=env.settings.trace.skips(job.attempt)
             )
         ready = "Browser ready" if isinstance(session, Session) else "HTTP client ready (no browser needed)"
-        await report(percentage=10, current_step=0, total_steps=total, step_name="", message=ready)
+        report.hand_over(percentage=10, current_step=0, total_steps=total, step_name="", message=ready)
         outcome = await run_steps(
             session,
             job.definition,
@@ -187,7 +208,8 @@ async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
         # Closing the context is what really stops the work; never skip it, even when cancelled.
         await asyncio.shield(recording.close(keep=keeps(policy, failed=failed)))
     last = outcome.steps[-1].index + 1 if outcome.steps else 0
-    await report(percentage=95, current_step=last, total_steps=total, step_name="", message="Cleaning up")
+    report.hand_over(percentage=95, current_step=last, total_steps=total, step_name="", message="Cleaning up")
+    await report.settle()
     return outcome
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from typing import Protocol
 
 from executor_service.observe import log_fields
 from executor_service.recorder import Recorder
 from executor_service.store import Claim, check_progress, end_write, progress_write, release
+from shared.errors import CancelRequested, LeaseLost
 from shared.model import Progress, RunEnd
 from shared.queue import Queue
 from shared.redis_errors import REDIS_ERRORS
@@ -27,15 +27,37 @@ class Ledger(Protocol):
     async def progress(self, claim: Claim, progress: Progress) -> None:
         """Record the run's progress; raises LeaseLost or CancelRequested when the run must stop."""
 
-    def progress_soon(self, claim: Claim, progress: Progress) -> Awaitable[None]:
-        """Hand the run's progress over now, in order with what comes after it in this loop turn;
-        awaiting the result (always do) raises as `progress` does."""
+    def progress_soon(self, claim: Claim, progress: Progress) -> asyncio.Future[None]:
+        """Hand the run's progress over now, to be recorded before whatever the run hands over
+        after it (its later reports, its end); the future, once the report is recorded, raises as
+        `progress` does."""
 
     async def finish(self, claim: Claim, end: RunEnd) -> bool:
         """Record the run's end; False when it is no longer this run's to record (a stale fence)."""
 
     async def hand_back(self, claim: Claim, reason: str) -> None:
         """The executor stops before the run ended: let the job start again elsewhere."""
+
+
+def _check(claim: Claim, written: asyncio.Future[int], checked: asyncio.Future[None]) -> None:
+    """`checked` as the status of the progress write `written` says: done, or the reason to stop."""
+    if checked.done() or written.cancelled():  # the run stopped waiting: nobody reads it
+        return
+    error = written.exception()
+    if error is not None and not isinstance(error, REDIS_ERRORS):
+        checked.set_exception(error)
+        return
+    if error is not None:
+        # Progress is best effort: a Redis outage must not fail the test that is running.
+        log.warning("job %s: progress not recorded (%s)", claim.job_id, error)
+        checked.set_result(None)
+        return
+    try:
+        check_progress(claim, written.result())
+    except (LeaseLost, CancelRequested) as stop:
+        checked.set_exception(stop)
+    else:
+        checked.set_result(None)
 
 
 class QueueLedger:
@@ -49,17 +71,11 @@ class QueueLedger:
     async def progress(self, claim: Claim, progress: Progress) -> None:
         await self.progress_soon(claim, progress)
 
-    def progress_soon(self, claim: Claim, progress: Progress) -> Awaitable[None]:
-        return self._checked(claim, self._recorder.submit(progress_write(claim, progress)))
-
-    async def _checked(self, claim: Claim, written: asyncio.Future[int]) -> None:
-        try:
-            status = await written
-        except REDIS_ERRORS as exc:
-            # Progress is best effort: a Redis outage must not fail the test that is running.
-            log.warning("job %s: progress not recorded (%s)", claim.job_id, exc)
-            return
-        check_progress(claim, status)
+    def progress_soon(self, claim: Claim, progress: Progress) -> asyncio.Future[None]:
+        checked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        written = self._recorder.submit(progress_write(claim, progress))
+        written.add_done_callback(lambda w: _check(claim, w, checked))
+        return checked
 
     async def finish(self, claim: Claim, end: RunEnd) -> bool:
         """Record the end of a run, retrying through a Redis outage (for up to one lease).

@@ -42,7 +42,9 @@ class Claim:
 @dataclass(frozen=True)
 class ClaimBatch:
     claims: list[Claim]
-    last_ids: dict[str, str]  # lane key → newest id, when nothing was claimed (and the queue's budget is not spent)
+    #: lane key → newest id, when every lane was read to its end (fewer were claimed than asked for,
+    #: or none) and the queue's budget is not spent: what to block on for the next entry.
+    last_ids: dict[str, str]
     paused: bool
     #: ms until a start held back by a rate limit is allowed (0: none is held). With no `last_ids`,
     #: the queue's own limit is spent: nothing starts before then, whatever arrives.
@@ -62,9 +64,10 @@ async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int, star
     """Claim up to `count` waiting jobs, high lane first, in one round trip per shard looked at.
 
     Shards are tried in turn from shard `start` (modulo their number; the caller moves it on each
-    time, so no shard is always served first) until `count` jobs are claimed. When nothing was
-    claimed, `last_ids` holds the lanes of every shard whose start budget is not spent, to block on
-    (`wait_for_entries`), and `wait_ms` the soonest a start held back on any shard is allowed.
+    time, so no shard is always served first) until `count` jobs are claimed. When fewer were
+    claimed (every lane of every shard was read to its end), `last_ids` holds the lanes of every
+    shard whose start budget is not spent, to block on (`wait_for_entries`) without claiming again
+    first, and `wait_ms` the soonest a start held back on any shard is allowed.
     """
     shards = queue.shards
     claims: list[Claim] = []
@@ -86,7 +89,7 @@ async def claim(queue: Queue, *, consumer: str, worker_id: str, count: int, star
         waits += [int(wait_ms)] if int(wait_ms) > 0 else []
     return ClaimBatch(
         claims=claims,
-        last_ids={} if claims else last_ids,
+        last_ids={} if len(claims) >= count else last_ids,
         paused=paused == len(shards),
         wait_ms=min(waits, default=0),
     )

@@ -131,12 +131,13 @@ class Worker(Runs):
                     await self.queue.ensure_groups()
 
     async def _claim_round(self, free: int, turn: int) -> None:
-        """Claim up to `free` jobs and start them; with none claimed, wait for what lets one start."""
+        """Claim up to `free` jobs and start them; when the lanes ran out first, wait for what lets
+        another start (the claim read them to their end: claiming again would find nothing)."""
         batch = await claim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free, start=turn)
         for c in batch.claims:
             self._start(c)
-        if batch.claims:
-            return
+        if batch.claims and not batch.last_ids:
+            return  # more may wait: claim again
         if batch.paused:
             await asyncio.sleep(0.5)
         elif batch.budget_spent:

@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from shared.edge.handlers import Wrapped
+
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -40,6 +42,7 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
             registry=registry,
             buckets=_BUCKETS,
         )
+        self._wrapped = Wrapped()
 
     def _record(self, method: str, context: Any, started: float, default: str) -> None:
         service, _, name = method.lstrip("/").partition("/")
@@ -51,6 +54,9 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = str(handler_call_details.method)
+        return self._wrapped.get(method, handler, lambda below: self._wrap(method, below))
+
+    def _wrap(self, method: str, handler: Any) -> Any:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from shared.edge.handlers import Wrapped
 from shared.edge.status import Context, abort
 from shared.errors import FieldViolation, ValidationError
 
@@ -41,6 +42,9 @@ def _safe(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | Non
 
 
 class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        self._wrapped = Wrapped()
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
@@ -50,26 +54,31 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
         # Only Sentinel's own services: their streaming methods are async generators.
         if typed is None or typed.request_streaming or not str(details.method).startswith("/sentinel.v1."):
             return typed
-        # The stubs type a handler's behaviours as sync functions; grpc.aio's are coroutine
-        # functions and async generators, so from here on the handler is used untyped.
-        handler: Any = typed
-        options = {"request_deserializer": _safe(handler.request_deserializer)}
-        options["response_serializer"] = handler.response_serializer
-        if handler.unary_unary is not None:
-            behavior = handler.unary_unary
+        return self._wrapped.get(str(details.method), typed, _checking)
 
-            async def unary(request: Any, context: Context) -> Any:
-                if isinstance(request, _Malformed):
-                    await abort(context, _invalid(request))
-                return await behavior(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(unary, **options)
-        streaming_behavior = handler.unary_stream
+def _checking(typed: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """`typed` with its request decoded here: a malformed one is refused before the servicer runs."""
+    # The stubs type a handler's behaviours as sync functions; grpc.aio's are coroutine
+    # functions and async generators, so from here on the handler is used untyped.
+    handler: Any = typed
+    options = {"request_deserializer": _safe(handler.request_deserializer)}
+    options["response_serializer"] = handler.response_serializer
+    if handler.unary_unary is not None:
+        behavior = handler.unary_unary
 
-        async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
+        async def unary(request: Any, context: Context) -> Any:
             if isinstance(request, _Malformed):
                 await abort(context, _invalid(request))
-            async for item in streaming_behavior(request, context):
-                yield item
+            return await behavior(request, context)
 
-        return grpc.unary_stream_rpc_method_handler(streaming, **options)
+        return grpc.unary_unary_rpc_method_handler(unary, **options)
+    streaming_behavior = handler.unary_stream
+
+    async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
+        if isinstance(request, _Malformed):
+            await abort(context, _invalid(request))
+        async for item in streaming_behavior(request, context):
+            yield item
+
+    return grpc.unary_stream_rpc_method_handler(streaming, **options)

@@ -8,9 +8,9 @@
 --   (tally.lua), fair_prefix, tenant_window, tenant_max_running (fair.lua; a window of 0 = off),
 --   limit_prefix, rate_max, rate_duration_ms, tenant_rate_max, tenant_rate_duration_ms (limit.lua)
 -- Returns {claimed, last_ids, paused, wait_ms}: claimed = list of {lane index (1-3), entry id, job
--- hash list}; last_ids = the newest entry id of each lane ('0-0' if empty) when nothing was claimed
--- and the queue's start budget is not spent, so the caller can block on XREAD from exactly there
--- without missing an entry added meanwhile; paused = 1 when the queue is paused (then nothing is
+-- hash list}; last_ids = the newest entry id of each lane ('0-0' if empty) when every lane was read
+-- to its end (fewer than N were claimed, or none) and the queue's start budget is not spent, so the
+-- caller can block on XREAD from exactly there without missing an entry added meanwhile; paused = 1 when the queue is paused (then nothing is
 -- read); wait_ms = how long until a start held back by a rate limit is allowed (0 = none is held):
 -- with no last_ids the queue's own limit is spent and nothing starts before then, else a tenant's
 -- held jobs may start then (block on the lanes no longer than that).
@@ -72,7 +72,7 @@ local last = {}
 local budget, wait = limit_queue(limit)
 if budget <= 0 and not paused then
   wake = wait  -- the queue's own limit: nothing starts before then, whatever arrives
-elseif #claimed == 0 then
+elseif #claimed == 0 or left > 0 then
   for lane = 1, 3 do
     local top = redis.call('XREVRANGE', KEYS[lane], '+', '-', 'COUNT', 1)
     last[lane] = top[1] and top[1][1] or '0-0'

@@ -29,6 +29,11 @@ async def test_cancelling_a_running_job_closes_its_page_at_once(
     await wait_state(api_stub, reply.job_id, pb.JOB_STATE_RUNNING)
     await wait_for(lambda: pings(stack.seen) >= 3, within=10, what="the page pinging")
 
+    async def waiting() -> bool:  # the page pings from before its load: the wait step must have begun
+        job = await api_stub.Status(pb.StatusRequest(job_id=reply.job_id), timeout=10)
+        return job.progress.current_step == 2
+
+    await wait_for(waiting, within=20, what="the job to reach its wait step")
     loop = asyncio.get_running_loop()
     asked = loop.time()
     await api_stub.Cancel(pb.CancelRequest(job_id=reply.job_id), timeout=10)

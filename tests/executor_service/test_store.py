@@ -139,7 +139,22 @@ async def test_claim_many_at_once_keeps_lane_order(queue: Queue) -> None:
     high = await submit(queue, priority=Priority.HIGH)
     batch = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=10)
     assert [c.job_id for c in batch.claims] == [high, low]
-    assert batch.last_ids == {}
+    # Fewer than asked for: every lane was read to its end, so the executor can block from there
+    # without claiming again first.
+    newest = {c.job_id: c.entry_id for c in batch.claims}
+    assert batch.last_ids == {
+        queue.keys.stream(Priority.HIGH): newest[high],
+        queue.keys.stream(Priority.MEDIUM): "0-0",
+        queue.keys.stream(Priority.LOW): newest[low],
+    }
+
+
+async def test_a_claim_that_gets_all_it_asked_for_has_nothing_to_block_from(queue: Queue) -> None:
+    await submit(queue, priority=Priority.LOW)
+    first = await submit(queue, priority=Priority.HIGH)
+    batch = await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=1)
+    assert [c.job_id for c in batch.claims] == [first]
+    assert batch.last_ids == {}  # more may wait: the executor claims again
 
 
 async def test_claim_with_nothing_waiting_returns_last_ids_to_block_from(queue: Queue, redis_server: Any) -> None:

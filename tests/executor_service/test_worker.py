@@ -12,10 +12,13 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import SlotNotCoveredError
 
+from executor_service import store
 from executor_service import worker as worker_module
 from executor_service.browser import BrowserManager
 from executor_service.store import ClaimBatch
 from executor_service.worker import Worker
+from shared import jobs
+from shared.model import JobOptions, Navigate, Step, SubmitCommand, TestDefinition
 from shared.queue import Queue
 from shared.redis_errors import REDIS_ERRORS
 from shared.settings import ExecutorSettings, QueueSettings
@@ -69,9 +72,57 @@ async def test_lanes_lost_with_redis_data_are_made_again_by_the_claim_loop(
         await wait_for(lanes_made_again, within=20, what="the claim loop to make the lanes and their group again")
 
 
+async def test_a_claim_that_empties_the_lanes_is_followed_by_a_wait_not_another_claim(
+    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = Queue.open(redis_client, QueueSettings())
+    await queue.ensure_groups()
+    claims: list[int] = []  # how many jobs each claim call returned
+    started: list[str] = []
+    real_claim = store.claim
+
+    async def counted(*args: Any, **kwargs: Any) -> ClaimBatch:
+        batch = await real_claim(*args, **kwargs)
+        claims.append(len(batch.claims))
+        return batch
+
+    monkeypatch.setattr(worker_module, "claim", counted)
+    monkeypatch.setattr(Worker, "_start", lambda self, c: started.append(c.job_id))  # claimed, not run
+    async with running_worker(redis_server, redis_client, tmp_path, monkeypatch, concurrency=5):
+        await wait_for(lambda: claims == [0], within=20, what="the first claim, on empty lanes")
+        first = await submit(queue)
+        await wait_for(lambda: started == [first], within=20, what="the job to be claimed")
+        await wait_for(blocked_on_the_lanes(redis_client), within=20, what="the claim loop to block on the lanes")
+        # One job, five free slots: the claim read the lanes to their end, so the loop blocks on
+        # them at once instead of claiming again to find nothing.
+        assert claims == [0, 1]
+        second = await submit(queue)
+        await wait_for(lambda: started == [first, second], within=20, what="the next job, claimed once woken")
+        assert claims == [0, 1, 1]
+
+
+def blocked_on_the_lanes(client: aioredis.Redis) -> Any:
+    async def blocked() -> bool:
+        return int((await client.info("clients"))["blocked_clients"]) >= 1
+
+    return blocked
+
+
+async def submit(queue: Queue) -> str:
+    definition = TestDefinition(name="t", steps=(Step(Navigate(url="http://example.test/")),))
+    return (
+        await jobs.submit(queue, SubmitCommand(definition=definition, options=JobOptions()), tenant="default")
+    ).job_id
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
-    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis_server: RedisProcess,
+    redis_client: aioredis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    concurrency: int = 1,
 ) -> AsyncIterator[Worker]:
     """A started Worker on the test's Redis, without a browser (its claim loop is what is under test)."""
     browser = BrowserManager(executable_path="")
@@ -87,7 +138,7 @@ async def running_worker(
         settings=ExecutorSettings(spool_dir=str(tmp_path)),
         blocking=blocking,
         worker_id="w-1",
-        concurrency=1,
+        concurrency=concurrency,
     )
     await worker.start()
     try:
