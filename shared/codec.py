@@ -8,7 +8,7 @@ as plain strings. Any malformed value raises `DecodeError(...) from exc` naming 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, replace
+from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
 import orjson
@@ -46,6 +46,28 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+#: Each dataclass's field names, in order (all of them: `kind` of an action is not an init field).
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _fields_of(value: Any) -> dict[str, Any]:
+    """A dataclass as the object of its fields, for orjson: `asdict`'s shape, one level at a time
+    (orjson comes back here for a nested one), without asdict's deep copy of every value."""
+    cls = type(value)
+    names = _FIELDS.get(cls)
+    if names is None:
+        if not is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} is not JSON serializable")
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    return {name: getattr(value, name) for name in names}
+
+
+def dumps_dataclasses(value: Any) -> str:
+    """`dumps` of `value`, where each dataclass in it is written as `asdict` would write it."""
+    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+    return orjson.dumps(value, default=_fields_of, option=option).decode()
+
+
 def _loads(raw: str, what: str) -> Any:
     try:
         return orjson.loads(raw)
@@ -54,10 +76,6 @@ def _loads(raw: str, what: str) -> Any:
 
 
 # --- definition ------------------------------------------------------------------------------
-
-
-def action_to_dict(action: Action) -> dict[str, Any]:
-    return asdict(action)
 
 
 def action_from_dict(data: Mapping[str, Any]) -> Action:
@@ -72,19 +90,12 @@ def action_from_dict(data: Mapping[str, Any]) -> Action:
 
 
 def definition_to_json(definition: TestDefinition) -> str:
-    return dumps(
+    return dumps_dataclasses(
         {
             "name": definition.name,
             "base_url": definition.base_url,
-            "viewport": asdict(definition.viewport) if definition.viewport else None,
-            "steps": [
-                {
-                    "name": s.name,
-                    "timeout_ms": s.timeout_ms,
-                    "action": action_to_dict(s.action) if s.action else None,
-                }
-                for s in definition.steps
-            ],
+            "viewport": definition.viewport,
+            "steps": [{"name": s.name, "timeout_ms": s.timeout_ms, "action": s.action} for s in definition.steps],
         }
     )
 
@@ -114,10 +125,7 @@ def definition_from_json(raw: str) -> TestDefinition:
 
 
 def options_to_json(options: JobOptions) -> str:
-    data = asdict(options)
-    data["priority"] = options.priority.value
-    data["artifact_policy"] = options.artifact_policy.value
-    return dumps(data)
+    return dumps_dataclasses(options)  # its str enums as their values
 
 
 def options_from_json(raw: str) -> JobOptions:

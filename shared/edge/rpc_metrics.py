@@ -43,11 +43,20 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
             buckets=_BUCKETS,
         )
         self._wrapped = Wrapped()
+        self._series: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def _record(self, method: str, context: Any, started: float, default: str) -> None:
-        service, _, name = method.lstrip("/").partition("/")
-        self.calls.labels(service, name, _code(context, default)).inc()
-        self.latency.labels(service, name).observe(time.perf_counter() - started)
+        code = _code(context, default)
+        series = self._series.get((method, code))
+        if series is None:  # each method's and code's children, looked up once
+            service, _, name = method.lstrip("/").partition("/")
+            series = self._series[method, code] = (
+                self.calls.labels(service, name, code),
+                self.latency.labels(service, name),
+            )
+        calls, latency = series
+        calls.inc()
+        latency.observe(time.perf_counter() - started)
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
         handler = await continuation(handler_call_details)
