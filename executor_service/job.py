@@ -74,12 +74,12 @@ class JobEnv:
 
 
 class _Reporter:
-    """A run's progress reports, handed over without waiting for each to be written.
-
-    The ledger records a run's reports in the order they were handed over, and its end after them,
-    so the run goes on at once: reports made in one loop turn go in one write, and the steps do not
-    wait a round trip per report. What a recorded report says (the run must stop: its cancel was
-    requested, or its lease was lost) is raised by the next report, or by `settle()`.
+    """A run's progress reports. Awaiting a report waits until it (and every report handed over
+    before it) is recorded, and raises what it came back with: the run must stop (its cancel was
+    requested, or its lease was lost). `hand_over` reports without waiting; the ledger records a
+    run's reports in the order they were handed over, and reports made in one loop turn go in one
+    write. (Handing every report over without waiting was measured too: it cost the queue core
+    ~25% more executor CPU a job, bench/notes/core.md.)
     """
 
     def __init__(self, env: JobEnv, state: RunState) -> None:
@@ -97,10 +97,11 @@ class _Reporter:
             step_name=step_name,
             message=message,
         )
+        await self.settle()
 
     def hand_over(self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str) -> None:
-        """Report now without waiting for the write; raises LeaseLost or CancelRequested when an
-        earlier report came back saying the run must stop."""
+        """Report now without waiting for the write (await a later report, or `settle()`); raises
+        LeaseLost or CancelRequested when an earlier report came back saying the run must stop."""
         while self._unsettled and self._unsettled[0].done():
             self._unsettled.popleft().result()
         progress = Progress(
@@ -192,7 +193,7 @@ async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report
                 title=job.definition.name or job.job_id, untraced=env.settings.trace.skips(job.attempt)
             )
         ready = "Browser ready" if isinstance(session, Session) else "HTTP client ready (no browser needed)"
-        report.hand_over(percentage=10, current_step=0, total_steps=total, step_name="", message=ready)
+        await report(percentage=10, current_step=0, total_steps=total, step_name="", message=ready)
         outcome = await run_steps(
             session,
             job.definition,
