@@ -37,8 +37,18 @@ from executor_service.store import Claim
 from shared import retry
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
-from shared.errors import CancelRequested, LeaseLost, ValidationError
-from shared.model import ArtifactPolicy, ErrorCategory, JobError, JobResult, JobState, Progress, RunEnd, StepResult
+from shared.errors import CancelRequested, FieldViolation, LeaseLost, ValidationError
+from shared.model import (
+    ArtifactPolicy,
+    ErrorCategory,
+    JobError,
+    JobResult,
+    JobState,
+    Progress,
+    RunEnd,
+    StepResult,
+    TestDefinition,
+)
 from shared.sealed import sealer_for
 from shared.settings import ExecutorSettings, QueueSettings
 from shared.validation import validate_definition
@@ -138,6 +148,24 @@ class _Reporter:
         self._unsettled.clear()
 
 
+#: Definitions checked lately, by object: the codec hands out one object per definition JSON, so the
+#: jobs that share a test are checked once. Each entry holds its definition, so its id stays its own.
+_CHECKED: dict[int, tuple[TestDefinition, tuple[FieldViolation, ...]]] = {}
+_CHECKED_KEPT = 256
+
+
+def _violations(definition: TestDefinition) -> list[FieldViolation]:
+    """`validate_definition(definition)`, remembered for the definitions checked lately."""
+    checked = _CHECKED.get(id(definition))
+    if checked is not None and checked[0] is definition:
+        return list(checked[1])
+    violations = validate_definition(definition)
+    if len(_CHECKED) >= _CHECKED_KEPT:
+        _CHECKED.pop(next(iter(_CHECKED)))  # the oldest
+    _CHECKED[id(definition)] = (definition, tuple(violations))
+    return violations
+
+
 def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ...]:
     """Per-step outcomes when the run was stopped mid-way (timeout, cancel)."""
     definition = state.claim.job.definition
@@ -166,7 +194,7 @@ async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report
     total = len(job.definition.steps)
     report.hand_over(percentage=0, current_step=0, total_steps=total, step_name="", message="Initializing")
     try:
-        violations = validate_definition(job.definition)
+        violations = _violations(job.definition)
         if violations:
             raise ValidationError(violations)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ as plain strings. Any malformed value raises `DecodeError(...) from exc` naming 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
@@ -100,7 +101,28 @@ def definition_to_json(definition: TestDefinition) -> str:
     )
 
 
+#: Decoded definitions kept per process, by their JSON (see `definition_from_json`), and the longest
+#: JSON kept: at most ~256 × 32 KB of text and what it decodes to.
+DEFINITIONS_KEPT = 256
+DEFINITION_KEPT_MAX_CHARS = 32_768
+
+
 def definition_from_json(raw: str) -> TestDefinition:
+    """The definition stored as `raw`.
+
+    Decoded once per process for the same JSON (up to DEFINITION_KEPT_MAX_CHARS), and the same object
+    handed out after: the jobs of a batch, the reruns of a test and a schedule's runs share their
+    definition's JSON byte for byte (not those with secrets: each job seals its own). A definition
+    is an immutable value: nothing changes one in place (`shared.actions.with_secrets` makes a new
+    one).
+
+    Raises:
+        DecodeError: `raw` is not a definition (not remembered: each call raises anew).
+    """
+    return _kept_definition(raw) if len(raw) <= DEFINITION_KEPT_MAX_CHARS else _decode_definition(raw)
+
+
+def _decode_definition(raw: str) -> TestDefinition:
     data = _loads(raw, "definition")
     try:
         viewport = data.get("viewport")
@@ -119,6 +141,9 @@ def definition_from_json(raw: str) -> TestDefinition:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"malformed definition: {exc!r}") from exc
+
+
+_kept_definition = functools.lru_cache(maxsize=DEFINITIONS_KEPT)(_decode_definition)
 
 
 # --- options, errors, results ----------------------------------------------------------------

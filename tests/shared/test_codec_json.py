@@ -10,6 +10,7 @@ import pytest
 
 from shared import codec
 from shared.actions import ACTIONS, Action, JsonExpectation, Request
+from shared.errors import DecodeError
 from shared.model import ArtifactPolicy, JobOptions, Priority, Step, TestDefinition, Viewport
 
 
@@ -61,3 +62,17 @@ def test_options_are_stored_with_every_field_and_enums_as_their_values() -> None
     assert stored == _as_json(options)
     assert stored["priority"] == "high" and stored["artifact_policy"] == "never"
     assert codec.options_from_json(codec.options_to_json(options)) == options
+
+
+def test_a_definition_is_decoded_once_for_the_same_json_and_not_kept_when_long() -> None:
+    short = codec.definition_to_json(TestDefinition(name="t", steps=(Step(_example(Request)),)))
+    long_name = "n" * codec.DEFINITION_KEPT_MAX_CHARS
+    long = codec.definition_to_json(TestDefinition(name=long_name, steps=(Step(_example(Request)),)))
+
+    assert codec.definition_from_json(short) is codec.definition_from_json(short)
+    assert codec.definition_from_json(short) == codec.definition_from_json(str(short))  # equal text, same value
+    assert codec.definition_from_json(long) is not codec.definition_from_json(long)
+    assert codec.definition_from_json(long) == codec.definition_from_json(long)
+    for _ in range(2):  # a malformed one is refused each time, never remembered
+        with pytest.raises(DecodeError, match="malformed definition"):
+            codec.definition_from_json('{"name": "t"}')
