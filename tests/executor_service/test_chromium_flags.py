@@ -31,10 +31,11 @@ def test_one_flag_carries_playwrights_features_the_callers_and_sentinels() -> No
     assert features(args[-1]) == [*theirs, "Foo", *SENTINEL_DISABLED_FEATURES]
 
 
-def browser_command_lines() -> list[list[str]]:
-    """The command lines of the Chromium browser processes (not their helpers) this test started."""
+def browser_command_lines(besides: set[int]) -> list[list[str]]:
+    """The command lines of the Chromium browser processes (not their helpers) this process started,
+    but for the processes in `besides` (started before: another test's browser may still be ending)."""
     found = []
-    for pid in descendants(os.getpid()):
+    for pid in set(descendants(os.getpid())) - besides:
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         except OSError:
@@ -46,9 +47,10 @@ def browser_command_lines() -> list[list[str]]:
 
 async def test_the_launched_chromium_keeps_playwrights_features_off_and_autofill_too() -> None:
     manager = BrowserManager(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    before = set(descendants(os.getpid()))
     await manager.start()
     try:
-        (argv,) = browser_command_lines()
+        (argv,) = browser_command_lines(before)
     finally:
         await manager.stop()
     flags = [features(a) for a in argv if a.startswith(FLAG)]
