@@ -237,8 +237,10 @@ async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report
         # Closing the context is what really stops the work; never skip it, even when cancelled.
         await asyncio.shield(recording.close(keep=keeps(policy, failed=failed)))
     last = outcome.steps[-1].index + 1 if outcome.steps else 0
+    # Not waited for: the run's end follows in this same loop turn and goes in the same write, after
+    # it. The steps are over, so a cancel requested now comes too late to change the outcome, and a
+    # lost lease fences the end off all the same.
     report.hand_over(percentage=95, current_step=last, total_steps=total, step_name="", message="Cleaning up")
-    await report.settle()
     return outcome
 
 

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
 
-from executor_service import job
-from shared import codec, validation
-from shared.actions import Navigate
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from executor_service import job, recorder, store
+from executor_service.browser import BrowserManager
+from executor_service.job import JobEnv
+from executor_service.ledger import QueueLedger
+from executor_service.store import Write
+from shared import codec, jobs, validation
+from shared.actions import Navigate, Request
 from shared.errors import FieldViolation
-from shared.model import Step, TestDefinition
+from shared.model import JobOptions, JobState, Step, SubmitCommand, TestDefinition
+from shared.navigation_policy import NavigationPolicy
+from shared.queue import Queue
+from shared.settings import ExecutorSettings, QueueSettings
+from tests.support import free_port
 
 
 def test_a_definition_object_is_checked_once_and_its_violations_come_back_each_time(
@@ -34,3 +48,56 @@ def test_a_definition_object_is_checked_once_and_its_violations_come_back_each_t
     assert again == first and again is not first  # a list of its own each time
     assert other == first
     assert checked == [shared, alone] and checked[0] is shared and checked[1] is alone
+
+
+def _said(write: Write) -> str:
+    """A record write as the test names it: "end", or its progress message."""
+    return "end" if "state" in write.members else cast(dict[str, str], write.members["progress"])["msg"]
+
+
+async def test_a_runs_cleaning_up_report_and_its_end_go_in_one_write(
+    redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The steps are over when a run reports 95 %: its end follows in the same loop turn, and both go
+    in one record.lua call, the report first (a subscriber sees them in that order)."""
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    calls: list[list[str]] = []  # each record call: its writes, "end" or the progress message
+    real_record = store.record
+
+    async def logged(queue: Queue, writes: Sequence[Write]) -> list[int]:
+        calls.append(
+            ["end" if "state" in w.members else cast(dict[str, str], w.members["progress"])["msg"] for w in writes]
+        )
+        return await real_record(queue, writes)
+
+    monkeypatch.setattr(recorder, "record", logged)
+    queue = Queue.open(redis_client, QueueSettings())
+    await queue.ensure_groups()
+    definition = TestDefinition(name="t", steps=(Step(Request(url=f"http://127.0.0.1:{port}/"), name="ping"),))
+    await jobs.submit(queue, SubmitCommand(definition=definition, options=JobOptions()), tenant="default")
+    (claim,) = (await store.claim(queue, consumer="c", worker_id="w", count=1)).claims
+    browser = BrowserManager(executable_path="", policy=NavigationPolicy.from_rules(["127.0.0.1"]))
+    env = JobEnv(
+        queue_settings=QueueSettings(),
+        browser=browser,
+        settings=ExecutorSettings(spool_dir=str(tmp_path)),
+        worker_id="w",
+    )
+    try:
+        ended = await job.run_job(env, job.RunState(claim=claim, ledger=QueueLedger(queue)))
+    finally:
+        await runner.cleanup()
+
+    assert ended is JobState.COMPLETED
+    assert calls[-1] == ["Cleaning up", "end"]
+    stream = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(queue.keys.progress(claim.job_id)))
+    assert [f["msg"] for _, f in stream][-2:] == ["Cleaning up", "Complete"]
