@@ -92,8 +92,7 @@ class _Reporter:
     ~25% more executor CPU a job, bench/notes/core.md.)
     """
 
-    def __init__(self, env: JobEnv, state: RunState) -> None:
-        self._env = env
+    def __init__(self, state: RunState) -> None:
         self._state = state
         self._unsettled: deque[asyncio.Future[None]] = deque()
 
@@ -110,10 +109,8 @@ class _Reporter:
         await self.settle()
 
     def hand_over(self, *, percentage: int, current_step: int, total_steps: int, step_name: str, message: str) -> None:
-        """Report now without waiting for the write (await a later report, or `settle()`); raises
-        LeaseLost or CancelRequested when an earlier report came back saying the run must stop."""
-        while self._unsettled and self._unsettled[0].done():
-            self._unsettled.popleft().result()
+        """Report now without waiting for the write; what it comes back with is raised by the next
+        awaited report or `settle()`."""
         progress = Progress(
             percentage=percentage,
             current_step=current_step,
@@ -182,7 +179,7 @@ def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ..
 
 
 async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
-    report = _Reporter(env, state)
+    report = _Reporter(state)
     try:
         return await _run_reported(env, state, evidence, report)
     finally:

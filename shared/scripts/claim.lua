@@ -10,10 +10,11 @@
 -- Returns {claimed, last_ids, paused, wait_ms}: claimed = list of {lane index (1-3), entry id, job
 -- hash list}; last_ids = the newest entry id of each lane ('0-0' if empty) when every lane was read
 -- to its end (fewer than N were claimed, or none) and the queue's start budget is not spent, so the
--- caller can block on XREAD from exactly there without missing an entry added meanwhile; paused = 1 when the queue is paused (then nothing is
--- read); wait_ms = how long until a start held back by a rate limit is allowed (0 = none is held):
--- with no last_ids the queue's own limit is spent and nothing starts before then, else a tenant's
--- held jobs may start then (block on the lanes no longer than that).
+-- caller can block on XREAD from exactly there without missing an entry added meanwhile; paused = 1
+-- when the queue is paused (then nothing is read); wait_ms = how long until a start held back by a
+-- rate limit is allowed (0 = none is held): with no last_ids the queue's own limit is spent and
+-- nothing starts before then, else a tenant's held jobs may start then (block on the lanes no longer
+-- than that).
 --
 -- The queue-wide limit takes at most its remaining budget of entries. An entry whose tenant is over
 -- its own limit, and whose job still waits, is not started: its lane entry is acked and deleted and its job (still PENDING)
