@@ -9,13 +9,14 @@ import urllib.request
 
 import grpc
 import pytest
+import redis as redis_py
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.taskdump import END_MARK
 from tests.e2e.conftest import SENTINEL, Stack
 from tests.e2e.helpers import request, wait_state
-from tests.support import free_port
+from tests.support import free_port, wait_for_blocking
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -91,8 +92,16 @@ async def test_pause_resume_stats_events_metrics_and_job_logs(stack: Stack) -> N
 
 
 def test_after_a_failed_test_each_service_logs_what_its_tasks_await_before_it_stops(stack: Stack) -> None:
-    api = stack.start("api")
     executor = stack.start("executor")
+    # SERVING comes before the claim loop's first claim is done: wait until it is parked on the lanes
+    # (the only client so far that blocks in XREAD), or the dump may catch it mid-claim.
+    with redis_py.Redis(port=stack.redis.port, decode_responses=True) as client:
+        wait_for_blocking(
+            lambda: any(c["cmd"] == "xread" and "b" in c["flags"] for c in client.client_list()),
+            within=30,
+            what="the executor's claim loop to block on the lanes",
+        )
+    api = stack.start("api")
     codes = stack.stop_services(failed=True)
     assert codes == [0, 0]
     executor_log, api_log = executor.log.read_text(), api.log.read_text()
