@@ -95,8 +95,7 @@ async def run_direct(runs: Runs, job: Job, *, trace: str = "") -> AsyncIterator[
         if getter is not None:
             getter.cancel()
         if not ended and not task.done():
-            state.cancel_requested = True
-            task.cancel()
+            runs.cancel(task, state)
             log.info("job %s: direct run cancelled by its caller, closing its browser context", job.job_id)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.shield(task)

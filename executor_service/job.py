@@ -68,6 +68,8 @@ class RunState:
     cancel_requested: bool = False
     lease_lost: bool = False
     evidence: Evidence | None = None
+    #: The run's task has begun (`Runs.cancel` may cancel it; before, the run sees the request as it begins).
+    begun: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,8 @@ async def _run_and_record(
     job = state.claim.job
     ended: JobState
     try:
+        if state.cancel_requested:  # asked before the run began: nothing runs
+            raise CancelRequested(job.job_id)
         # asyncio.timeout runs the steps in this task (wait_for would start another per run).
         async with asyncio.timeout(remaining_s):
             outcome = await _run(env, state, evidence)

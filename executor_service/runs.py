@@ -68,12 +68,28 @@ class Runs:
         await self.browser.start()
 
     def launch(self, state: RunState) -> asyncio.Task[JobState | None]:
-        """Start running `state`'s job; it holds a slot until it ends."""
-        task = asyncio.create_task(self._run(state), name=f"job-{state.claim.job_id}")
-        self.in_flight[state.claim.job_id] = (task, state)
+        """Start running `state`'s job; it holds a slot until its task is done, however it ends
+        (a task cancelled before it began never runs a line of `_run`)."""
+        job_id = state.claim.job_id
+        task = asyncio.create_task(self._run(state), name=f"job-{job_id}")
+        self.in_flight[job_id] = (task, state)
+        task.add_done_callback(lambda done: self._ended(job_id, done))
         return task
 
+    def _ended(self, job_id: str, task: asyncio.Task[JobState | None]) -> None:
+        if self.in_flight.get(job_id, (None,))[0] is task:
+            del self.in_flight[job_id]
+        self._slot_freed.set()
+
+    def cancel(self, task: asyncio.Task[JobState | None], state: RunState) -> None:
+        """Stop a run whose cancel was requested: its task at once if it has begun, else the run
+        ends cancelled as it begins (a task cancelled before it began would record no end)."""
+        state.cancel_requested = True
+        if state.begun:
+            task.cancel()
+
     async def _run(self, state: RunState) -> JobState | None:
+        state.begun = True
         try:
             with self.observer.run(state.claim) as observed:
                 ended = observed.ended = await run_job(self._env, state)
@@ -88,9 +104,6 @@ class Runs:
         except Exception:
             log.exception("job %s: unexpected error while recording its end", state.claim.job_id)
             return None
-        finally:
-            self.in_flight.pop(state.claim.job_id, None)
-            self._slot_freed.set()
 
     async def drain(self, grace_s: float) -> None:
         """Start nothing more; give in-flight jobs `grace_s` to finish, then hand the rest back."""

@@ -237,6 +237,5 @@ class Worker(Runs):
         command, _, job_id = data.partition(" ")
         if command == "cancel" and job_id in self.in_flight:
             task, state = self.in_flight[job_id]
-            state.cancel_requested = True
-            task.cancel()
+            self.cancel(task, state)
             log.info("job %s: cancel requested, closing its browser context", job_id, extra=log_fields(state.claim))

@@ -15,6 +15,8 @@ from redis.exceptions import SlotNotCoveredError
 from executor_service import store
 from executor_service import worker as worker_module
 from executor_service.browser import BrowserManager
+from executor_service.job import RunState
+from executor_service.ledger import QueueLedger
 from executor_service.store import ClaimBatch
 from executor_service.worker import Worker
 from shared import jobs
@@ -99,6 +101,26 @@ async def test_a_claim_that_empties_the_lanes_is_followed_by_a_wait_not_another_
         second = await submit(queue)
         await wait_for(lambda: started == [first, second], within=20, what="the next job, claimed once woken")
         assert claims == [0, 1, 1]
+
+
+async def test_a_cancel_that_reaches_a_run_before_its_task_began_ends_the_job_cancelled_and_frees_the_slot(
+    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = Queue.open(redis_client, QueueSettings())
+    await queue.ensure_groups()
+    job_id = await submit(queue)
+    (claimed,) = (await store.claim(queue, consumer="w-1", worker_id="w-1", count=1)).claims
+    async with running_worker(redis_server, redis_client, tmp_path, monkeypatch) as worker:
+        # The control channel's message handled in the same loop turn as the claim: the run's task
+        # has not begun when it is told to stop.
+        worker.launch(RunState(claim=claimed, ledger=QueueLedger(queue)))
+        worker._on_control(f"cancel {job_id}")
+
+        async def cancelled() -> bool:
+            return await redis_client.hget(queue.keys.job(job_id), "state") == "cancelled"
+
+        await wait_for(cancelled, within=20, what="the job to end cancelled")
+        await wait_for(lambda: not worker.in_flight, within=20, what="the run's slot to be free again")
 
 
 def blocked_on_the_lanes(client: aioredis.Redis) -> Any:
