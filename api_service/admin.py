@@ -71,6 +71,7 @@ class QueueAdminServicer(pb_grpc.QueueAdminServicer):
             self._queue,
             self._hub,
             states=[s for s in states if s is not None],
+            kinds=list(request.kinds),
             tag=request.tag,
             cursor=request.cursor,
             tenant=tenant_of(context),

@@ -4,9 +4,9 @@ Starts a private redis-server, `sentinel api` (API keys on) and one `sentinel ex
 (bench/stack.py), and a local HTTP server the jobs check (a process of its own): each job is a
 browserless API check, one `request` step (GET of the bench's own server, allowed past the
 navigation guard with SENTINEL_NAVIGATION_ALLOW=127.0.0.1, as a user checking a local service
-would). A client follows
-WatchEvents (states RUNNING) and submits unary Submits at a fixed rate (each its own call, paced on
-a clock, not waiting for the previous one). A job's latency runs from just before its Submit is sent
+would). A client follows WatchEvents (kind `active`: the claim's event, no progress events) and
+submits unary Submits at a fixed rate (each its own call, paced on a clock, not waiting for the
+previous one). A job's latency runs from just before its Submit is sent
 to the moment its RUNNING event reaches the client. Where the time goes, from the job hash's own
 stamps (ms, one wall clock: every process is on this machine): `to_api` (client → the API's submit
 script stamping `created`), `to_start` (created → the executor's claim stamping `started`: the
@@ -128,7 +128,10 @@ async def run_rate(
         running: dict[str, float] = {}  # job id -> when its RUNNING event arrived (perf_counter)
         sent: dict[str, tuple[float, float]] = {}  # job id -> (perf_counter, wall ms) just before Submit
         watch = admin.WatchEvents(
-            pb.WatchEventsRequest(states=[pb.JOB_STATE_RUNNING]), metadata=stack.metadata, timeout=seconds + 120
+            # A tree from before `kinds` ignores it and sends every RUNNING event (the first is `active`).
+            pb.WatchEventsRequest(states=[pb.JOB_STATE_RUNNING], kinds=["active"]),
+            metadata=stack.metadata,
+            timeout=seconds + 120,
         )
 
         all_seen = asyncio.Event()

@@ -950,14 +950,16 @@ class PurgeDeadLettersResponse(_message.Message):
     def __init__(self, purged: _Optional[int] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("states", "tag", "cursor")
+    __slots__ = ("states", "tag", "cursor", "kinds")
     STATES_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
     states: _containers.RepeatedScalarFieldContainer[JobState]
     tag: str
     cursor: str
-    def __init__(self, states: _Optional[_Iterable[_Union[JobState, str]]] = ..., tag: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, states: _Optional[_Iterable[_Union[JobState, str]]] = ..., tag: _Optional[str] = ..., cursor: _Optional[str] = ..., kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QueueEvent(_message.Message):
     __slots__ = ("cursor", "kind", "job_id", "state", "time", "message", "tags")

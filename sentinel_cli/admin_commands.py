@@ -1,7 +1,7 @@
 """`sentinel stats|events|pause|resume|dlq|jobs`: see and steer a running queue through the API.
 
     sentinel stats [--watch [--interval S]]     the queue's figures and health, per lane
-    sentinel events [--state S]… [--tag T] [--cursor C] [--limit N]
+    sentinel events [--kind K]… [--state S]… [--tag T] [--cursor C] [--limit N]
     sentinel pause | sentinel resume
     sentinel dlq list [--tag T] [--limit N] | dlq requeue ID [--priority P] | dlq purge [--older-than S]
     sentinel jobs [--state S] [--tag T] [--schedule ID] [--limit N] [--page-token T]
@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from sentinel_cli.client import PRIORITIES, open_client, state_name
 from sentinel_client import DeadLetter, Figures, HealthStatus, JobState, Priority, QueueEvent, QueueHealth, QueueStats
+from shared.events import EVENT_KINDS
 
 COMMANDS = ("stats", "events", "pause", "resume", "dlq", "jobs")
 STATES: dict[str, JobState] = {state.value: state for state in JobState}
@@ -32,6 +33,7 @@ def add_parsers(sub: Any) -> None:
     stats.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     stats.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
     events = sub.add_parser("events", help="follow queue events (Ctrl-C to stop)")
+    events.add_argument("--kind", action="append", choices=EVENT_KINDS, default=[], help="only these kinds")
     events.add_argument("--state", action="append", choices=sorted(STATES), default=[], help="only these states")
     events.add_argument("--tag", default="", help="only jobs with this tag")
     events.add_argument("--cursor", default="", help="replay from after this cursor (default: new events only)")
@@ -150,11 +152,13 @@ def render_event(event: QueueEvent) -> str:
     return f"{when}  {event.kind:<13} {state:<10} {job}{tags}  {event.message}".rstrip()
 
 
-async def follow_events(address: str | None, *, states: list[str], tag: str, cursor: str, limit: int = 0) -> int:
+async def follow_events(
+    address: str | None, *, states: list[str], kinds: list[str], tag: str, cursor: str, limit: int = 0
+) -> int:
     """`sentinel events`: print events as they come; reconnects with the last cursor if the API goes away."""
     seen = 0
     async with open_client(address, follow=True) as client:
-        events = client.watch_events(states=[STATES[s] for s in states], tag=tag, cursor=cursor)
+        events = client.watch_events(states=[STATES[s] for s in states], kinds=kinds, tag=tag, cursor=cursor)
         async with contextlib.aclosing(events):
             async for event in events:
                 print(render_event(event), flush=True)
@@ -227,7 +231,9 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
     if args.command == "stats":
         return await show_stats(address, watch=args.watch, interval=args.interval)
     if args.command == "events":
-        return await follow_events(address, states=args.state, tag=args.tag, cursor=args.cursor, limit=args.limit)
+        return await follow_events(
+            address, states=args.state, kinds=args.kind, tag=args.tag, cursor=args.cursor, limit=args.limit
+        )
     if args.command in ("pause", "resume"):
         return await set_paused(address, args.command == "pause")
     if args.command == "dlq":

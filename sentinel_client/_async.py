@@ -242,10 +242,11 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         return await self._call(ops.clean(state, older_than_ms, limit))
 
     def watch_events(
-        self, *, states: Sequence[JobState | str] = (), tag: str = "", cursor: str = ""
+        self, *, states: Sequence[JobState | str] = (), kinds: Sequence[str] = (), tag: str = "", cursor: str = ""
     ) -> AsyncGenerator[QueueEvent, None]:
-        """Queue events as they happen (from after `cursor`; "" = only new ones), resumed after a drop."""
-        return self._stream(ops.watch_events(states, tag, cursor))
+        """Queue events as they happen (from after `cursor`; "" = only new ones), resumed after a drop;
+        only `kinds` (e.g. "active", "completed": `QueueEvent.kind`), `states` and `tag` when given."""
+        return self._stream(ops.watch_events(states, kinds, tag, cursor))
 
     # --- schedules --------------------------------------------------------------------------------
 

@@ -236,11 +236,12 @@ def clean(state: JobState | str | None, older_than_ms: int, limit: int) -> Unary
     return Unary(_ADMIN + "Clean", request, pb.CleanResponse, lambda r: int(r.removed), safe=False)
 
 
-def watch_events(states: Sequence[JobState | str], tag: str, cursor: str) -> Stream[QueueEvent]:
+def watch_events(states: Sequence[JobState | str], kinds: Sequence[str], tag: str, cursor: str) -> Stream[QueueEvent]:
     numbers = [enum_to_proto(parse_enum(JobState, s, "states")) for s in states]
+    names = [kinds] if isinstance(kinds, str) else list(kinds)  # kinds="active" is one kind, not six letters
     return Stream(
         _ADMIN + "WatchEvents",
-        lambda at: pb.WatchEventsRequest(states=numbers, tag=tag, cursor=at),  # type: ignore[arg-type]
+        lambda at: pb.WatchEventsRequest(states=numbers, kinds=names, tag=tag, cursor=at),  # type: ignore[arg-type]
         pb.QueueEvent,
         convert.queue_event,
         cursor_of=lambda event: event.cursor,

@@ -1,4 +1,4 @@
-"""Queue-wide events for WatchEvents: replay from a cursor, then live, filtered by state and tag.
+"""Queue-wide events for WatchEvents: replay from a cursor, then live, filtered by kind, state and tag.
 
 Every script that changes a job writes one entry to the capped `events` stream (waiting, delayed,
 active, progress, completed, failed, timeout, cancelled, retrying, stalled, dead_lettered) and
@@ -26,6 +26,23 @@ from shared.streams import Entry, StreamHub, Subscription, parse_id
 
 #: Most entries one replay read takes; replay goes on until it reaches the live end.
 REPLAY_BATCH = 500
+
+#: Every kind of event the scripts write (a job's end is written as its terminal state's value).
+EVENT_KINDS = (
+    "waiting",
+    "delayed",
+    "active",
+    "progress",
+    "completed",
+    "failed",
+    "timeout",
+    "cancelled",
+    "retrying",
+    "stalled",
+    "dead_lettered",
+    "paused",
+    "resumed",
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,13 @@ def event_from_entry(entry_id: str, fields: dict[str, str]) -> QueueEvent:
         tenant=fields.get(EventField.TENANT, ""),
         percentage=int(pct) if kind == "progress" and pct.isdigit() else None,
     )
+
+
+def check_kinds(kinds: Collection[str], field: str = "kinds") -> None:
+    """Raise ValidationError (naming `field`) unless each of `kinds` is one of `EVENT_KINDS`."""
+    unknown = ", ".join(repr(k) for k in kinds if k not in EVENT_KINDS)
+    if unknown:
+        raise ValidationError([FieldViolation(field, f"must be event kinds ({', '.join(EVENT_KINDS)}), got {unknown}")])
 
 
 def check_cursor(cursor: str) -> None:
@@ -133,6 +157,7 @@ async def follow_events(
     hub: StreamHub,
     *,
     states: Collection[JobState] = (),
+    kinds: Collection[str] = (),
     tag: str = "",
     cursor: str = "",
     tenant: str | None = None,
@@ -141,8 +166,10 @@ async def follow_events(
 
     With `tenant`, only that tenant's job events and queue-level ones (which carry no tenant).
 
-    With `states`, only job events in those states (queue-level events have none, so they are
-    left out); with `tag`, only events of jobs carrying that tag. A cursor older than the capped
+    With `kinds`, only events of those kinds (`EVENT_KINDS`: a watcher of jobs starting asks for
+    "active" and is sent no progress); with `states`, only job events in those states (queue-level
+    events have none, so they are left out); with `tag`, only events of jobs carrying that tag.
+    Entries left out are never decoded. A cursor older than the capped
     stream's oldest entry replays from the oldest entry still kept.
 
     With shards, the shards' event streams merged: replay goes shard by shard, live events come as
@@ -151,14 +178,18 @@ async def follow_events(
     every shard) come from the first shard only.
 
     Raises:
-        ValidationError: a malformed cursor.
+        ValidationError: a malformed cursor, or a kind not in `EVENT_KINDS` (field `kinds`).
         ShuttingDown: the service is shutting down; the client should reconnect with its cursor.
     """
+    check_kinds(kinds)
     keys = [shard.keys.events for shard in queue.shards]
     wanted = frozenset(states)
+    wanted_kinds = frozenset(kinds)
 
     def keep(shard: int, entry_id: str, fields: dict[str, str]) -> QueueEvent | None:
         if shard > 0 and not fields.get(EventField.JOB, ""):
+            return None
+        if wanted_kinds and fields.get(EventField.KIND, "") not in wanted_kinds:
             return None
         if tenant is not None and fields.get(EventField.TENANT, "") not in ("", tenant):
             return None

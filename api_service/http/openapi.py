@@ -12,6 +12,7 @@ import copy
 import functools
 
 from api_service.http.schemas import JSON, SCHEMAS, STRING, envelope, ref, words
+from shared.events import EVENT_KINDS
 from shared.model import ErrorCategory, JobState
 from shared.paging import MAX_PAGE_SIZE
 
@@ -142,7 +143,16 @@ def _paths() -> JSON:
             "get": operation(
                 "The queue's events as Server-Sent Events (`id:` is the cursor); never ends on its own",
                 content=_SSE,
-                parameters=[LAST_EVENT_ID, query("status", words(JobState)), query("tag", STRING)],
+                parameters=[
+                    LAST_EVENT_ID,
+                    query(
+                        "kind",
+                        {"type": "array", "items": {"type": "string", "enum": list(EVENT_KINDS)}},
+                        "only events of these kinds (repeat the parameter: `?kind=active&kind=completed`)",
+                    ),
+                    query("status", words(JobState)),
+                    query("tag", STRING),
+                ],
                 errors=(400,),
             )
         },

@@ -15,7 +15,7 @@ from api_service.http.envelope import HTTP_STATUS, failure, ok
 from api_service.http.parsing import older_than_from_json, query_page, query_word, read_json
 from api_service.http.views import dead_letter_view, health_view, job_view, queue_event_view, stats_view
 from shared import dead_letters, pausing, queue_health
-from shared.events import QueueEvent, check_cursor, follow_events
+from shared.events import QueueEvent, check_cursor, check_kinds, follow_events
 from shared.model import ErrorCategory, JobState
 from shared.queue_health import HealthStatus
 from shared.stats import get_stats
@@ -52,16 +52,20 @@ def _event_frame(event: QueueEvent) -> bytes:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """The queue's events as SSE (the caller's tenant's and queue-level ones), from after
-    `Last-Event-ID` (none: only new ones), never ending on its own."""
+    `Last-Event-ID` (none: only new ones), never ending on its own; `kind` (repeatable), `status`
+    and `tag` filter them."""
     app = backend(request)
     cursor = request.headers.get("Last-Event-ID", "").strip()
     if cursor:
         check_cursor(cursor)  # before the 200 goes out: a bad cursor is a 400
+    kinds = request.query.getall("kind", [])
+    check_kinds(kinds, "kind")  # so is an unknown kind
     state = query_word(request, "status", JobState)
     followed = follow_events(
         app.queue,
         app.hub,
         states=[state] if state is not None else [],
+        kinds=kinds,
         tag=request.query.get("tag", ""),
         cursor=cursor,
         tenant=tenant(request),

@@ -143,11 +143,12 @@ async def test_watch_events_live_filtered_and_resumed_by_cursor(admin: Admin) ->
     everything = admin.stub.WatchEvents(pb.WatchEventsRequest())
     smoke_done = admin.stub.WatchEvents(pb.WatchEventsRequest(tag="smoke", states=[pb.JOB_STATE_COMPLETED]))
     failed_only = admin.stub.WatchEvents(pb.WatchEventsRequest(states=[pb.JOB_STATE_FAILED]))
+    starts_and_failures = admin.stub.WatchEvents(pb.WatchEventsRequest(kinds=["active", "failed"]))
 
     async def subscribed() -> bool:
-        return admin.server.hub.subscriber_count == 3
+        return admin.server.hub.subscriber_count == 4
 
-    await wait_for(subscribed, what="three watchers")
+    await wait_for(subscribed, what="four watchers")
     await admin.stub.Pause(pb.PauseRequest(), timeout=5)
     await admin.stub.Resume(pb.ResumeRequest(), timeout=5)
     smoke = await submit_jobs(admin.queue, 1, tags=("smoke",))
@@ -175,6 +176,8 @@ async def test_watch_events_live_filtered_and_resumed_by_cursor(admin: Admin) ->
     assert (done.kind, done.job_id, done.state) == ("completed", smoke[0], pb.JOB_STATE_COMPLETED)
     [failed] = await collect(failed_only, 1)
     assert (failed.kind, failed.job_id) == ("failed", plain[0])
+    picked = await collect(starts_and_failures, 3)
+    assert [(e.kind, e.job_id) for e in picked] == [("active", smoke[0]), ("active", plain[0]), ("failed", plain[0])]
 
     # Resume after the 4th event: exactly the rest, in order; then live.
     resumed = admin.stub.WatchEvents(pb.WatchEventsRequest(cursor=seen[3].cursor))
@@ -184,6 +187,10 @@ async def test_watch_events_live_filtered_and_resumed_by_cursor(admin: Admin) ->
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await collect(admin.stub.WatchEvents(pb.WatchEventsRequest(cursor="nope")), 1)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await collect(admin.stub.WatchEvents(pb.WatchEventsRequest(kinds=["completed", "done"])), 1)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "kinds: must be event kinds" in str(err.value.details()) and "'done'" in str(err.value.details())
 
 
 async def test_clean_removes_finished_jobs_by_state_and_age(admin: Admin) -> None:

@@ -69,7 +69,9 @@ async def test_stats_shows_lanes_figures_and_health(
 async def test_events_follow_pause_resume_and_jobs(
     api: ApiServer, queue: Queue, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    follower = asyncio.create_task(admin_commands.follow_events(address(api), states=[], tag="", cursor="", limit=3))
+    follower = asyncio.create_task(
+        admin_commands.follow_events(address(api), states=[], kinds=[], tag="", cursor="", limit=3)
+    )
 
     async def watching() -> bool:
         return api.hub.subscriber_count == 1
@@ -85,6 +87,11 @@ async def test_events_follow_pause_resume_and_jobs(
     events = [line.split() for line in lines if not line.startswith("queue ")]
     assert [e[1:3] for e in events] == [["paused", "-"], ["resumed", "-"], ["waiting", "pending"]]
     assert events[2][3:5] == [job_id, "[smoke]"]
+
+    only_waiting = ["events", "--kind", "waiting", "--kind", "delayed", "--cursor", "0-0", "--limit", "1"]
+    assert await admin_commands.run(_parser().parse_args(only_waiting), address(api)) == 0
+    [line] = capsys.readouterr().out.splitlines()  # replayed from the start: the pause and resume left out
+    assert line.split()[1:4] == ["waiting", "pending", job_id]
 
     assert await admin_commands.list_jobs(address(api), state="pending", tag="smoke", limit=10, page_token="") == 0
     out = capsys.readouterr().out

@@ -78,6 +78,10 @@ async def test_an_unknown_job_is_404_and_a_bad_cursor_400_before_any_stream(http
             assert resp.status == 400
             [violation] = (await resp.json())["error"]["violations"]
             assert violation["field"] == "Last-Event-ID"
+    async with sse(http, "/queue/events?kind=active&kind=started") as resp:
+        assert resp.status == 400
+        [violation] = (await resp.json())["error"]["violations"]
+        assert violation["field"] == "kind" and "'started'" in violation["description"]
 
 
 async def test_a_client_that_leaves_stops_its_follower_at_once(http: Http) -> None:
@@ -132,6 +136,10 @@ async def test_queue_events_stream_the_tenants_events_and_resume(http: Http) -> 
     async with sse(http, "/queue/events?status=running", cursor="0-0") as only_running:
         [active] = await take(only_running, 1)
     assert active.event == "active" and active.data["jobId"] == job_id
+
+    async with sse(http, "/queue/events?kind=progress&kind=paused", cursor="0-0") as some_kinds:
+        kinds = await take(some_kinds, 2)
+    assert [e.event for e in kinds] == ["progress", "paused"]
 
 
 async def test_keep_alive_ticks_while_nothing_happens() -> None:
