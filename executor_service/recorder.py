@@ -57,7 +57,7 @@ class Recorder:
         try:
             while pending := self._pending.pop(tag, None):
                 if len(pending) > MAX_BATCH:
-                    self._pending[tag] = pending[MAX_BATCH:] + self._pending.get(tag, [])
+                    self._pending[tag] = pending[MAX_BATCH:]  # just popped: nothing else is there
                     pending = pending[:MAX_BATCH]
                 await self._send(pending)
         finally:

@@ -74,9 +74,7 @@ async def test_a_runs_cleaning_up_report_and_its_end_go_in_one_write(
     real_record = store.record
 
     async def logged(queue: Queue, writes: Sequence[Write]) -> list[int]:
-        calls.append(
-            ["end" if "state" in w.members else cast(dict[str, str], w.members["progress"])["msg"] for w in writes]
-        )
+        calls.append([_said(w) for w in writes])
         return await real_record(queue, writes)
 
     monkeypatch.setattr(recorder, "record", logged)

@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from executor_service import recorder as recorder_module
+from executor_service import store as store_module
 from executor_service.ledger import QueueLedger
 from executor_service.recorder import Recorder
 from executor_service.store import (
@@ -586,6 +588,31 @@ async def test_the_recorder_sends_writes_of_one_loop_turn_in_one_call(queue: Que
     assert [(await job_hash(queue, i)).get("pct") for i in ids[:3]] == ["20", "20", "20"]
     with pytest.raises(LeaseLost):
         check_progress(runs_[3], statuses[3])
+
+
+async def test_the_recorder_sends_one_call_at_a_time_in_hand_over_order_and_splits_long_batches(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await submit(queue)
+    run = await claim_one(queue)
+    monkeypatch.setattr(recorder_module, "MAX_BATCH", 2)
+    calls: list[list[int]] = []  # each record call: the percentages it carried
+    real_record = store_module.record
+
+    async def logged(q: Queue, writes: Any) -> list[int]:
+        calls.append([int(cast(dict[str, Any], w.members["progress"])["pct"]) for w in writes])
+        return await real_record(q, writes)
+
+    monkeypatch.setattr(recorder_module, "record", logged)
+    recorder = Recorder(queue)
+    first = [recorder.submit(progress_write(run, progress(pct))) for pct in (10, 20, 30)]
+    await asyncio.sleep(0)  # the sender starts: its first call (10, 20) is in flight
+    later = [recorder.submit(progress_write(run, progress(pct))) for pct in (40, 50)]
+
+    assert await asyncio.gather(*first, *later) == [1, 1, 1, 1, 1]
+    # At most two a call, in the order handed over; what came during a call went in the next ones.
+    assert calls == [[10, 20], [30, 40], [50]]
+    assert (await job_hash(queue, run.job_id))["pct"] == "50"
 
 
 async def test_the_recorder_hands_each_writer_the_failure_of_its_call(queue: Queue) -> None:
