@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
@@ -24,10 +25,10 @@ from shared.errors import ConflictError, FieldViolation, SentinelError, Validati
 from shared.model import ProgressEvent, SubmitCommand
 from shared.paging import page_size
 from shared.queue import Queue
-from shared.sealed import Sealer, seal_command, seal_run
+from shared.sealed import Sealer, seal_run
 from shared.streams import StreamHub
+from shared.submit_checks import SubmitChecks
 from shared.telemetry import producer_traceparent
-from shared.validation import validate_submit
 
 #: Most jobs one SubmitBatch may carry.
 MAX_BATCH = 1000
@@ -54,6 +55,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
         self._queue_or_none = queue
         self._hub_or_none = hub
         self._sealer = sealer
+        self._checks = SubmitChecks(sealer)
         self._store = store
         if jobs is None:
             assert queue is not None and hub is not None, "without a jobs backend the queue is the backend"
@@ -74,9 +76,8 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
 
     @unary
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
-        command = convert.submit_from_proto(request)
-        validate_submit(command)
-        command = seal_command(command, self._sealer)
+        raw = request.SerializeToString(deterministic=True)
+        command = self._checks.command(raw, partial(convert.submit_from_proto, request))
         submitted = await self._jobs.submit(command, tenant=tenant_of(context), trace=producer_traceparent())
         return pb.SubmitResponse(job_id=submitted.job_id, duplicate=submitted.duplicate)
 
@@ -88,20 +89,16 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
             )
         items: list[pb.SubmitBatchItem] = []
         valid: list[tuple[int, SubmitCommand]] = []
-        # Items that are byte for byte the same (one test submitted many times) are converted and
-        # validated once and share one command; not those with secret values, which each job seals
-        # on its own. An item in error is checked again each time, so each error names its index.
-        same: dict[bytes, SubmitCommand] = {}
+        # Items that are byte for byte the same (one test submitted many times) are checked once and
+        # share one command (`SubmitChecks`); an item in error is checked again each time, so each
+        # error names its index.
         for index, item in enumerate(request.requests):
-            raw = item.SerializeToString(deterministic=True)
-            known = same.get(raw)
-            if known is not None:
-                valid.append((index, known))
-                continue
             try:
-                command = convert.submit_from_proto(item)
-                validate_submit(command, prefix=f"requests[{index}].")
-                sealed = seal_command(command, self._sealer, prefix=f"requests[{index}].")
+                command = self._checks.command(
+                    item.SerializeToString(deterministic=True),
+                    partial(convert.submit_from_proto, item),
+                    prefix=f"requests[{index}].",
+                )
             except SentinelError as exc:
                 status = to_status(exc)
                 error = pb.ItemError(code=status.code, message=status.message)
@@ -109,9 +106,7 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
                     error.field_violations.extend(convert.violations_to_proto(exc.violations))
                 items.append(pb.SubmitBatchItem(index=index, error=error))
                 continue
-            if sealed is command:
-                same[raw] = sealed
-            valid.append((index, sealed))
+            valid.append((index, command))
         submitted = await self._jobs.submit_many(
             [c for _, c in valid], tenant=tenant_of(context), trace=producer_traceparent()
         )

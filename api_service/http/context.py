@@ -9,6 +9,7 @@ handler runs; a handler that finds none fails closed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from shared.errors import UnauthenticatedError
 from shared.queue import Queue
 from shared.sealed import Sealer
 from shared.streams import StreamHub
+from shared.submit_checks import SubmitChecks
 
 #: Seconds between SSE keep-alive comments.
 KEEPALIVE_S = 15.0
@@ -44,6 +46,11 @@ class Backend:
     @property
     def jobs(self) -> JobsBackend:
         return self.jobs_backend or QueueBackend(self.queue, self.hub)
+
+    @cached_property
+    def checks(self) -> SubmitChecks:
+        """Submits checked and sealed, the same body once (`shared.submit_checks`)."""
+        return SubmitChecks(self.sealer)
 
 
 BACKEND = web.AppKey("sentinel_backend", Backend)

@@ -2,12 +2,13 @@
 
 Each handler is the twin of a `TestExecutionServicer` method and calls the same function with the
 same arguments (`shared.jobs`, `shared.progress`, `shared.artifacts`, `shared.dead_letters`,
-`shared.runs`, with `shared.validation` and `shared.sealed` for a submit). No rule lives here.
+`shared.runs`, with `shared.submit_checks` for a submit). No rule lives here.
 """
 
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from pathlib import PurePosixPath
 
 from aiohttp import web
@@ -20,9 +21,7 @@ from api_service.http.views import artifact_view, job_view, progress_event_view,
 from shared import artifacts, dead_letters, runs
 from shared.model import JobState, ProgressEvent
 from shared.progress import check_cursor
-from shared.sealed import seal_command
 from shared.telemetry import producer_traceparent
-from shared.validation import validate_submit
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -31,9 +30,8 @@ async def whoami(request: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.Response:
     body = await read_json(request)
-    command = submit_from_json(body)
-    validate_submit(command)
-    command = seal_command(command, backend(request).sealer)
+    raw = await request.read()  # the body read_json parsed, kept by aiohttp
+    command = backend(request).checks.command(raw, partial(submit_from_json, body))
     submitted = await backend(request).jobs.submit(command, tenant=tenant(request), trace=producer_traceparent())
     message = "already submitted with this idempotency key" if submitted.duplicate else "test queued"
     return ok({"testId": submitted.job_id, "duplicate": submitted.duplicate}, message=message, status=202)

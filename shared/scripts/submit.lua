@@ -12,8 +12,8 @@
 --        idempotency_ttl, held ('1' or '0'), trace, then n and n strings: with n >= 0 the values of
 --        its hash fields, one for each name in `fields`; with n < 0 its fields' names and values in
 --        pairs (name, value, name, value, ...: -n strings); n = '=' (no strings follow): the hash of
---        the job before it in this call (given by values), but for the id field, which is this
---        job's id (a batch's repeated test). As shared.codec.new_job_fields made them.
+--        the job before it in this call (given by values), but for the id and trace fields, which
+--        are this job's id and trace (a repeated test). As shared.codec.new_job_fields made them.
 --        Plain ARGV, not JSON: decoding the definition in Lua would cost more than writing it.
 -- Returns, for each job in turn, its job id and 1 if an earlier submit with the same idempotency
 -- key made it else 0, or '' and -1 when the tenant already has its maximum of queued jobs (nothing
@@ -28,7 +28,7 @@ local shared = cjson.decode(ARGV[1])
 local names = shared.fields
 local at = {}  -- where each field's value sits in a flat list of `names` and values
 for i, name in ipairs(names) do at[name] = 2 * i end
-local id_at = at.id
+local id_at, trace_at = at.id, at.trace
 -- The fields submit_job reads (its `row`), taken from the flat list rather than read back.
 local READ = {'priority', 'tenant', 'state', 'attempt', 'pct', 'cur', 'total', 'step', 'msg', 'ts', 'tags'}
 shared.figures = tally_batch(shared.now)  -- the chunk's figures: one HINCRBY per hash and field
@@ -42,9 +42,10 @@ while arg <= #ARGV do
   local first = arg + 8
   local flat
   local row = {}
-  if not n then  -- '=': the previous job's hash but for its id
+  if not n then  -- '=': the previous job's hash but for its id and trace
     flat = {unpack(prev)}
     flat[id_at] = ARGV[arg + 1]
+    if trace_at then flat[trace_at] = ARGV[arg + 6] end
     n = 0
   elseif n >= 0 then
     flat = {}

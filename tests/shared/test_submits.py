@@ -53,6 +53,22 @@ async def test_concurrent_submits_share_script_calls_and_keep_each_outcome(redis
     assert await redis_client.zcard(queue.keys.tenant_tag("globex", "smoke")) == 1
 
 
+async def test_submits_a_few_loop_turns_apart_share_one_write(redis_client: aioredis.Redis) -> None:
+    queue = Queue.open(redis_client, QueueSettings())
+    submitter = Submitter(queue)
+    await submitter.submit(command(), tenant="initech")  # the script loaded
+    before = await evalsha_calls(redis_client)
+
+    async def after_turns(turns: int) -> submits.Submitted:
+        for _ in range(turns):  # as a gRPC call takes a few turns to reach the servicer
+            await asyncio.sleep(0)
+        return await submitter.submit(command(name=f"after {turns}"), tenant="initech")
+
+    made = await asyncio.gather(*(after_turns(t) for t in range(submits.GATHER_TURNS)))
+    assert len({m.job_id for m in made}) == submits.GATHER_TURNS
+    assert await evalsha_calls(redis_client) - before == 1
+
+
 async def test_a_failed_write_fails_each_waiting_submit() -> None:
     broken = aioredis.Redis(port=1, socket_connect_timeout=0.5)  # nothing listens there
     submitter = Submitter(Queue.open(broken, QueueSettings()))
@@ -84,7 +100,7 @@ async def test_a_job_whose_hash_has_other_fields_sends_them_by_name(redis_client
     queue = Queue.open(redis_client, QueueSettings())
     odd = command(name="odd")
     plain = submits.new_job_record(queue.settings, odd, job_id="x", tenant="acme", trace="", now=1)
-    records = {(id(odd), "", "", False): {**plain, "note": "kept"}}
+    records = {(id(odd), "", False): {**plain, "note": "kept"}}
     call = submits.SubmitCall(queue, tenant="acme", now=1, records=records)
     first = call.add(command(name="usual"), trace="")
     second = call.add(odd, trace="")
@@ -96,14 +112,18 @@ async def test_a_job_whose_hash_has_other_fields_sends_them_by_name(redis_client
     assert await redis_client.hget(queue.keys.job(first), "name") == "usual"
 
 
-async def test_a_repeated_command_in_a_row_gets_its_own_id_in_each_hash(redis_client: aioredis.Redis) -> None:
+async def test_a_repeated_command_in_a_row_gets_its_own_id_and_trace_in_each_hash(
+    redis_client: aioredis.Redis,
+) -> None:
     queue = Queue.open(redis_client, QueueSettings(tenant_max_queued=0))
     same, other = command(name="same", tags=("smoke",)), command(name="other")
     order = [same, same, same, other, same, same]
-    made = await submit_each(queue, [NewJob(c, "acme", trace="t") for c in order])
+    made = await submit_each(queue, [NewJob(c, "acme", trace=f"trace-{i}") for i, c in enumerate(order)])
     assert len({m.job_id for m in made}) == len(order)
-    for c, m in zip(order, made, strict=True):
+    for i, (c, m) in enumerate(zip(order, made, strict=True)):
         job = await get_job(queue, m.job_id, tenant="acme")
         assert (job.job_id, job.definition, job.options.tags) == (m.job_id, c.definition, c.options.tags)
-        assert await redis_client.hget(queue.keys.job(m.job_id), "trace") == "t"
+        assert await redis_client.hget(queue.keys.job(m.job_id), "trace") == f"trace-{i}"
+    lane = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(queue.keys.stream(Priority.MEDIUM)))
+    assert [entry["trace"] for _, entry in lane] == [f"trace-{i}" for i in range(len(order))]
     assert await redis_client.zcard(queue.keys.tenant_tag("acme", "smoke")) == 5
