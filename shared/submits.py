@@ -49,9 +49,11 @@ class Submitted:
 #: one call never holds Redis for long (about 30 µs a job).
 SUBMIT_CHUNK = 100
 
-#: A command object (by id), its run and whether it is held: what a job's hash fields depend on
-#: within one call, besides the job's id and trace (each job's own: they are set on a copy).
-_RecordKey = tuple[int, str, bool]
+#: A command object (by id), its tenant, its run and whether it is held: what a job's hash fields
+#: depend on within one write, besides the job's id and trace (each job's own: they are set on a
+#: copy). The tenant because one checked command serves every tenant that sends the same request
+#: (`shared.submit_checks`), and one write carries several tenants' Submits.
+_RecordKey = tuple[int, str, str, bool]
 
 
 class SubmitCall:
@@ -72,7 +74,7 @@ class SubmitCall:
         records: dict[_RecordKey, dict[str, str]] | None = None,
     ) -> None:
         """Args:
-        records: the hash fields made so far for each command object (with its run and hold),
+        records: the hash fields made so far for each command object (with its tenant, run and hold),
             shared by the calls of one batch: a command given again has its fields made once (but
             the id and the trace).
         """
@@ -103,7 +105,7 @@ class SubmitCall:
         """Add a job; returns its id."""
         job_id = job_id or self.queue.new_id()
         options = command.options
-        known = (id(command), run_id, held)
+        known = (id(command), self.tenant, run_id, held)
         record = self._records.get(known) if self._records is not None else None
         if record is None:
             record = new_job_record(

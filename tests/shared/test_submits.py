@@ -69,6 +69,21 @@ async def test_submits_a_few_loop_turns_apart_share_one_write(redis_client: aior
     assert await evalsha_calls(redis_client) - before == 1
 
 
+async def test_one_command_sent_by_two_tenants_makes_each_its_own_job(redis_client: aioredis.Redis) -> None:
+    # One checked command serves every tenant sending the same request (shared.submit_checks).
+    queue = Queue.open(redis_client, QueueSettings(tenant_max_queued=0))
+    same = command(name="same", tags=("smoke",))
+    tenants = ["acme", "globex", "acme", "globex"]
+    made = await submit_each(queue, [NewJob(same, t, trace=f"trace-{i}") for i, t in enumerate(tenants)])
+    for i, (tenant, m) in enumerate(zip(tenants, made, strict=True)):
+        job = await get_job(queue, m.job_id, tenant=tenant)
+        assert (job.job_id, job.metadata.tenant_id) == (m.job_id, tenant)
+        assert await redis_client.hget(queue.keys.job(m.job_id), "trace") == f"trace-{i}"
+    for tenant in ("acme", "globex"):
+        assert await redis_client.zcard(queue.keys.tenant_jobs(tenant)) == 2
+        assert await redis_client.zcard(queue.keys.tenant_tag(tenant, "smoke")) == 2
+
+
 async def test_a_failed_write_fails_each_waiting_submit() -> None:
     broken = aioredis.Redis(port=1, socket_connect_timeout=0.5)  # nothing listens there
     submitter = Submitter(Queue.open(broken, QueueSettings()))
@@ -100,7 +115,7 @@ async def test_a_job_whose_hash_has_other_fields_sends_them_by_name(redis_client
     queue = Queue.open(redis_client, QueueSettings())
     odd = command(name="odd")
     plain = submits.new_job_record(queue.settings, odd, job_id="x", tenant="acme", trace="", now=1)
-    records = {(id(odd), "", False): {**plain, "note": "kept"}}
+    records = {(id(odd), "acme", "", False): {**plain, "note": "kept"}}
     call = submits.SubmitCall(queue, tenant="acme", now=1, records=records)
     first = call.add(command(name="usual"), trace="")
     second = call.add(odd, trace="")
