@@ -27,6 +27,14 @@ SENTINEL = str(Path(sys.executable).with_name("sentinel"))
 STACK_SECRET_KEY = new_secret_key()
 
 
+#: Ports tried for one service before its start fails (`Stack.start`).
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(AssertionError):
+    """A service exited because the port picked for it was taken before it could bind it."""
+
+
 @dataclass
 class Service:
     name: str
@@ -87,7 +95,16 @@ class Stack:
         return env
 
     def start(self, kind: str, **env: str) -> Service:
-        """Start `sentinel api` or `sentinel executor` on a free port and wait until it serves."""
+        """Start `sentinel api` or `sentinel executor` on a free port and wait until it serves.
+
+        A port is free when picked and bound by the service a moment later; meanwhile another
+        process's outgoing connection can get it as its local port (both come from the ephemeral
+        range). A service that could not bind is started again on another port."""
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._launch(kind, free_port(), env)
+            except PortTaken:
+                self.services.pop()  # it exited: nothing to stop at the end
         return self._launch(kind, free_port(), env)
 
     def restart(self, service: Service, **env: str) -> Service:
@@ -144,7 +161,9 @@ def wait_serving(service: Service, within: float = 90) -> None:
 
         def serving() -> bool:
             if service.process.poll() is not None:
-                raise AssertionError(f"{service.name} exited early:\n{service.log.read_text()}")
+                text = service.log.read_text(errors="replace")
+                taken = PortTaken if f":{service.port}" in text and "Address already in use" in text else AssertionError
+                raise taken(f"{service.name} exited early:\n{text}")
             reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 

@@ -4,6 +4,7 @@ services' /metrics, and job context on the executor's log lines."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import urllib.request
 
@@ -14,6 +15,7 @@ import redis as redis_py
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared.taskdump import END_MARK
+from tests.e2e import conftest as e2e_conftest
 from tests.e2e.conftest import SENTINEL, Stack
 from tests.e2e.helpers import request, wait_state
 from tests.support import free_port, wait_for_blocking
@@ -111,3 +113,20 @@ def test_after_a_failed_test_each_service_logs_what_its_tasks_await_before_it_st
     claim_loop = executor_log.split("task 'claim-loop'", 1)[1].split("\ntask ", 1)[0]
     assert "in Worker._claim_loop" in claim_loop and "in wait_for_entries" in claim_loop, claim_loop
     assert "task 'health-watch'" in api_log
+
+
+def test_a_service_whose_port_was_taken_meanwhile_starts_on_another(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The harness picks a free port, and the service binds it a moment later; in between another
+    # process can take it. That start is made again on another port, and only the one that runs
+    # is left to stop.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = int(held.getsockname()[1])
+        picks = iter([taken])
+        monkeypatch.setattr(e2e_conftest, "free_port", lambda: next(picks, 0) or free_port())
+        api = stack.start("api")
+    assert api.port != taken
+    assert [s.name for s in stack.services] == ["api"]
