@@ -18,7 +18,9 @@ def test_settle_freezes_what_survived_and_garbage_made_later_is_still_collected(
     kept.me = kept
     try:
         frozen = heap.settle()
-        assert frozen == gc.get_freeze_count() > 0
+        # A frozen object whose last reference goes (another thread's, such as the test runner's)
+        # is freed and leaves the frozen set, so the count can only have dropped since.
+        assert 0 < gc.get_freeze_count() <= frozen
         assert not any(o is kept for o in gc.get_objects()), "a survivor was left to the collector"
         later = Node()
         later.me = later  # a cycle: only the collector frees it
