@@ -106,6 +106,16 @@ class SubmitCall:
         job_id = job_id or self.queue.new_id()
         options = command.options
         known = (id(command), self.tenant, run_id, held)
+        call_keys = submit_keys(self.queue, command, job_id=job_id, tenant=self.tenant)
+        self.keys += call_keys
+        due = self.now + options.delay_ms if options.delay_ms > 0 else 0
+        ttl = IDEMPOTENCY_TTL_S if options.idempotency_key else 0
+        held_flag = "1" if held else "0"
+        self._groups += [str(len(call_keys)), job_id, options.priority.value, str(due), str(ttl), held_flag, trace]
+        self.count += 1
+        if self._records is not None and known == self._last:
+            self._groups.append("=")  # the previous job's hash but for the id and trace: a repeated command
+            return job_id
         record = self._records.get(known) if self._records is not None else None
         if record is None:
             record = new_job_record(
@@ -122,18 +132,10 @@ class SubmitCall:
                 self._records[known] = record
         else:
             record = {**record, JobField.ID: job_id, JobField.TRACE: trace}
-        call_keys = submit_keys(self.queue, command, job_id=job_id, tenant=self.tenant)
-        self.keys += call_keys
-        due = self.now + options.delay_ms if options.delay_ms > 0 else 0
-        ttl = IDEMPOTENCY_TTL_S if options.idempotency_key else 0
-        held_flag = "1" if held else "0"
-        self._groups += [str(len(call_keys)), job_id, options.priority.value, str(due), str(ttl), held_flag, trace]
         names = list(record)
         if self._names is None:
             self._names = names
-        if self._records is not None and known == self._last:
-            self._groups.append("=")  # the previous job's hash but for the id and trace: a repeated command
-        elif names == self._names:
+        if names == self._names:
             self._groups.append(str(len(names)))
             self._groups += record.values()
             self._last = known
@@ -141,7 +143,6 @@ class SubmitCall:
             self._groups.append(str(-2 * len(names)))
             self._groups += [part for pair in record.items() for part in pair]
             self._last = None
-        self.count += 1
         return job_id
 
 

@@ -28,7 +28,7 @@ local shared = cjson.decode(ARGV[1])
 local names = shared.fields
 local at = {}  -- where each field's value sits in a flat list of `names` and values
 for i, name in ipairs(names) do at[name] = 2 * i end
-local id_at, trace_at = at.id, at.trace
+local id_at, trace_at = at.id, at.trace  -- new_job_fields always has both
 -- The fields submit_job reads (its `row`), taken from the flat list rather than read back.
 local READ = {'priority', 'tenant', 'state', 'attempt', 'pct', 'cur', 'total', 'step', 'msg', 'ts', 'tags'}
 shared.figures = tally_batch(shared.now)  -- the chunk's figures: one HINCRBY per hash and field
@@ -45,7 +45,7 @@ while arg <= #ARGV do
   if not n then  -- '=': the previous job's hash but for its id and trace
     flat = {unpack(prev)}
     flat[id_at] = ARGV[arg + 1]
-    if trace_at then flat[trace_at] = ARGV[arg + 6] end
+    flat[trace_at] = ARGV[arg + 6]
     n = 0
   elseif n >= 0 then
     flat = {}
