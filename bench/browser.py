@@ -14,7 +14,8 @@ route.continue_)` (what routing every request through the driver costs), raw Pla
 Sentinel's egress proxy (executor_service/egress.py, one per context, in the bench's process), and
 raw Playwright recording the trace Sentinel records by default (snapshots, screencast, a group per
 step; dropped at the end, as a passing job's is). `--trace-modes on-first-retry,...` also runs the
-executor with those SENTINEL_TRACE values, round by round beside the default.
+executor with those SENTINEL_TRACE values, round by round beside the default; `--variant
+LABEL:NAME=VALUE,...` runs it with that environment likewise.
 
 Modes:
   (default)          `--rounds` bracketed rounds of `--jobs` jobs at `--concurrency`;
@@ -377,15 +378,19 @@ async def bracketed(
     profile: Path | None = None,
     compare: tuple[str, Path] | None = None,
     trace_modes: tuple[str, ...] = (),
+    variants: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Raw rounds around every Sentinel round; with `compare` (a revision and its source tree), each
     round runs the executor of this tree and of that revision in turn, so before and after meet the
-    same load; each of `trace_modes` (SENTINEL_TRACE values) adds an executor run with it likewise."""
+    same load; each of `trace_modes` (SENTINEL_TRACE values) adds an executor run with it likewise, and
+    each of `variants` (a label: the executor's environment) one with that environment."""
     sides: dict[str, tuple[Path | None, dict[str, str]]] = {"sentinel": (None, {})}
     if compare is not None:
         sides[f"sentinel@{compare[0]}"] = (compare[1], {})
     for mode in trace_modes:
         sides[f"sentinel trace={mode}"] = (None, {"SENTINEL_TRACE": mode})
+    for label, env in (variants or {}).items():
+        sides[f"sentinel {label}"] = (None, env)
     figures: dict[str, list[float]] = {side: [] for side in sides}
     ratios: dict[str, list[float]] = {side: [] for side in sides}
     async with raw_browser() as browser:
@@ -393,9 +398,17 @@ async def bracketed(
         names = list(setups) if with_peers else ["raw"]
         for name in names:
             figures[name] = []
+        cpu: dict[str, list[float]] = {name: [] for name in figures}
+        cpu_ratios: dict[str, list[float]] = {side: [] for side in sides}
+
+        async def measure(name: str, run: Awaitable[float]) -> None:
+            busy = machine_busy_s()
+            figures[name].append(await run)
+            cpu[name].append((machine_busy_s() - busy) * 1000 / jobs)
+
         await raw_round(browser, stack.site, concurrency, concurrency, setups["raw"])  # warm up
         for name in names:
-            figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
+            await measure(name, raw_round(browser, stack.site, jobs, concurrency, setups[name]))
         for r in range(rounds):
             for side, (source, env) in sides.items():
                 if stack.executor is None or len(sides) > 1:
@@ -403,13 +416,15 @@ async def bracketed(
                     await sentinel_round(stack, concurrency)  # warm up
                 assert stack.executor is not None
                 with profiled(stack.executor.pid, profile and profile.with_suffix(f".{side}.{r + 1}.txt")):
-                    figures[side].append(await sentinel_round(stack, jobs))
+                    await measure(side, sentinel_round(stack, jobs))
                 for name in names:
-                    figures[name].append(await raw_round(browser, stack.site, jobs, concurrency, setups[name]))
-                raw = figures["raw"]
+                    await measure(name, raw_round(browser, stack.site, jobs, concurrency, setups[name]))
+                raw, raw_cpu = figures["raw"], cpu["raw"]
                 ratios[side].append(figures[side][-1] / ((raw[-2] + raw[-1]) / 2))
+                cpu_ratios[side].append(((raw_cpu[-2] + raw_cpu[-1]) / 2) / cpu[side][-1])
             shown = ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in figures.items())
-            print(f"round {r + 1}: jobs/s {shown}; ratios {ratios}", flush=True)
+            shown_cpu = ", ".join(f"{k} {' '.join(f'{x:.0f}' for x in v)}" for k, v in cpu.items())
+            print(f"round {r + 1}: jobs/s {shown}; machine CPU ms/job {shown_cpu}; ratios {ratios}", flush=True)
     return {
         "jobs": jobs,
         "concurrency": concurrency,
@@ -417,7 +432,17 @@ async def bracketed(
         "medians": {k: statistics.median(v) for k, v in figures.items()},
         "ratios": ratios,
         "median_ratio": {side: statistics.median(v) for side, v in ratios.items()},
+        "cpu_ms_per_job": cpu,
+        "cpu_ratios": cpu_ratios,
+        "median_cpu_ratio": {side: statistics.median(v) for side, v in cpu_ratios.items()},
     }
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy so far (/proc/stat: user, nice, system, irq,
+    softirq; not idle, iowait or steal): what a round costs every process that took part in it."""
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 async def sweep(stack: Stack, *, levels: list[int], jobs: int, rounds: int) -> dict[str, Any]:
@@ -471,6 +496,18 @@ def source_of(revision: str, directory: Path) -> Path:
     return target
 
 
+def parse_variants(specs: list[str]) -> dict[str, dict[str, str]]:
+    """`LABEL:NAME=VALUE,NAME=VALUE` each → {label: environment}."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        label, _, assignments = spec.partition(":")
+        pairs = [a.partition("=") for a in assignments.split(",") if a]
+        if not label or not pairs or any(not name or not eq for name, eq, _ in pairs):
+            raise SystemExit(f"--variant {spec!r}: expected LABEL:NAME=VALUE[,NAME=VALUE]")
+        out[label] = {name: value for name, _, value in pairs}
+    return out
+
+
 def chromium_version() -> str:
     return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -492,6 +529,13 @@ def bracketed_rows(run: dict[str, Any], *, label: Any = None) -> list[dict[str, 
                 raw_jobs_per_s=(raw[i - 1] + raw[i]) / 2,
                 ratio=run["ratios"][side][r],
             )
+            if "cpu_ms_per_job" in run:
+                raw_cpu = run["cpu_ms_per_job"]["raw"]
+                row.update(
+                    sentinel_cpu_ms_per_job=run["cpu_ms_per_job"][side][r],
+                    raw_cpu_ms_per_job=(raw_cpu[i - 1] + raw_cpu[i]) / 2,
+                    cpu_ratio=run["cpu_ratios"][side][r],
+                )
             rows.append(row)
     return rows
 
@@ -502,6 +546,11 @@ def bracketed_ratios(runs: list[dict[str, Any]]) -> dict[str, float | None]:
     sides = list(runs[0]["ratios"])
     per_side = {side: [x for run in runs for x in run["ratios"][side]] for side in sides}
     ratios: dict[str, float | None] = {f"{side} / raw, median": statistics.median(v) for side, v in per_side.items()}
+    if all("cpu_ratios" in run for run in runs):
+        for side in sides:
+            ratios[f"raw / {side}, machine CPU per job, median"] = statistics.median(
+                x for run in runs for x in run["cpu_ratios"][side]
+            )
     for other in sides[1:]:
         if statistics.median(per_side[other]):
             ratios[f"{sides[0]} / {other}, median ratio to raw"] = statistics.median(
@@ -537,6 +586,13 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="also raw+route, raw+egress and raw+trace")
     parser.add_argument(
         "--trace-modes", default="", help="also run the executor with these SENTINEL_TRACE values, comma separated"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL:NAME=VALUE[,NAME=VALUE]",
+        help="also run the executor with this environment, round by round (repeatable)",
     )
     parser.add_argument("--memory", type=int, default=0, help="run this many jobs and sample memory")
     parser.add_argument("--json", type=Path, help="where the result goes (default: by mode, see above)")
@@ -584,6 +640,7 @@ def main() -> None:
                     profile=args.py_spy,
                     compare=(args.compare, source_of(args.compare, Path(tmp))) if args.compare else None,
                     trace_modes=tuple(m for m in args.trace_modes.split(",") if m),
+                    variants=parse_variants(args.variant),
                 )
             )
             report = harness.result(
@@ -601,6 +658,9 @@ def main() -> None:
                 print(f"{name:12}{value:>18.2f}")
             for side, ratios in r["ratios"].items():
                 print(f"{side} / raw: {', '.join(f'{x:.3f}' for x in ratios)} → median {r['median_ratio'][side]:.3f}")
+            for side, ratios in r["cpu_ratios"].items():
+                shown = ", ".join(f"{x:.3f}" for x in ratios)
+                print(f"raw CPU / {side} CPU per job: {shown} → median {r['median_cpu_ratio'][side]:.3f}")
     print(f"wrote {harness.write_result(report, args.json or default)}")
 
 

@@ -41,11 +41,11 @@ from executor_service.browser import BrowserManager
 from executor_service.http_check import ApiSession
 from executor_service.runner import Reporter, RunOutcome
 from executor_service.worker import Worker
-from shared import jobs
+from shared import eventloop, jobs
 from shared.keys import Keys
 from shared.model import JobOptions, Navigate, Priority, Step, StepResult, SubmitCommand, TestDefinition
 from shared.queue import Queue, connect, connect_blocking
-from shared.settings import ExecutorSettings, QueueSettings, RedisSettings
+from shared.settings import EventLoopSettings, ExecutorSettings, QueueSettings, RedisSettings
 
 RESULTS = Path(__file__).with_name("results") / "sentinel_core.json"
 #: The executor's concurrency in this benchmark (the worker's slots per process).
@@ -146,16 +146,19 @@ async def serve(url: str, index: int, concurrency: int, go: Event, stop: Event, 
 
 
 def _process(url: str, index: int, concurrency: int, go: Event, stop: Event, ready: Any, profile: str) -> None:
+    """One executor process, on the event loop `sentinel executor` runs on (SENTINEL_EVENT_LOOP:
+    uvloop unless set to asyncio)."""
+    loop = EventLoopSettings.from_env()
     if profile and index == 0:
         profiler = cProfile.Profile()
         profiler.enable()
         try:
-            asyncio.run(serve(url, index, concurrency, go, stop, ready))
+            eventloop.run(serve(url, index, concurrency, go, stop, ready), loop)
         finally:
             profiler.disable()
             profiler.dump_stats(profile)
         return
-    asyncio.run(serve(url, index, concurrency, go, stop, ready))
+    eventloop.run(serve(url, index, concurrency, go, stop, ready), loop)
 
 
 def completed(client: redis.Redis) -> int:
@@ -231,6 +234,7 @@ def run(url: str, *, count: int, processes: int, concurrency: int, tenants: int,
         "processes": processes,
         "concurrency": concurrency,
         "tenants": tenants,
+        "event_loop": "uvloop" if eventloop.loop_factory(EventLoopSettings.from_env()) else "asyncio",
         # CPU time (user + sys) of all executor processes per job: less load-dependent than seconds.
         "executor_cpu_usec_per_job": round(executor_cpu * 1_000_000 / max(done, 1), 1),
         "redis_cpu_usec_per_job": round(cpu * 1_000_000 / max(done, 1), 1),

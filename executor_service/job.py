@@ -212,7 +212,7 @@ async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report
     else:
         session = await env.browser.new_api_session()
     secrets = open_secrets(job.definition, sealer_for(env.secret_key))
-    recording = Recording(session, evidence, secrets)
+    recording = Recording(session, evidence, secrets, screenshots=env.settings.trace_screenshots)
     failed = True  # until the steps say otherwise: a timeout or cancel mid-run keeps the evidence
     try:
         if policy is not ArtifactPolicy.NEVER:

@@ -2,7 +2,8 @@
 
 `Recording` wraps one browser session: `start` begins the trace unless the executor's trace mode
 (SENTINEL_TRACE) skips this attempt (DOM snapshots, and screencast
-frames unless the test types secret values, which a picture would show), `step` marks each step as
+frames unless SENTINEL_TRACE_SCREENSHOTS turns them off or the test types secret values, which a
+picture would show), `step` marks each step as
 a group in the trace viewer, and `close` stops the trace (it needs the open context), keeping it as
 `trace.zip` only when `keep` says so and only once every secret value is masked out of it
 (`executor_service.redact`), closes the context, then keeps the video, which Playwright finishes
@@ -108,11 +109,15 @@ class Recording:
     #: Why a test of request steps only has no trace, screenshots or video.
     NO_BROWSER = "no trace, screenshots or video: the test has only request steps, so it ran without a browser"
 
-    def __init__(self, session: Session | ApiSession, evidence: Evidence, secrets: Sequence[str]) -> None:
+    def __init__(
+        self, session: Session | ApiSession, evidence: Evidence, secrets: Sequence[str], *, screenshots: bool = True
+    ) -> None:
         self._session = session
         self._context = session.context if isinstance(session, Session) else None
         self._evidence = evidence
         self._secrets = tuple(secrets)
+        # Screencast frames would show a secret typed into a plain text field: never with secrets.
+        self._screenshots = screenshots and not self._secrets
         self._tracing = False
         self._in_group = False
         self._untraced: str | None = None
@@ -130,7 +135,7 @@ class Recording:
             self._untraced = untraced
             return
         try:
-            await self._context.tracing.start(title=title, snapshots=True, screenshots=not self._secrets, sources=False)
+            await self._context.tracing.start(title=title, snapshots=True, screenshots=self._screenshots, sources=False)
             self._tracing = True
         except PlaywrightError as exc:
             self._evidence.note(f"no trace recorded: {exc.message.splitlines()[0] if exc.message else exc}")

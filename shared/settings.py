@@ -398,6 +398,8 @@ class ExecutorSettings:
     ffmpeg: str = ""  # the system's ffmpeg, for videos ("": none)
     step_timeout_ms: int = 30_000
     trace: TraceMode = TraceMode.RETAIN_ON_FAILURE
+    #: Whether a trace also records screencast frames (the trace viewer's timeline filmstrip).
+    trace_screenshots: bool = True
     shutdown_grace_ms: int = 30_000
     headless: bool = True
     metrics_port: int = 0  # 0: no /metrics endpoint
@@ -416,6 +418,7 @@ class ExecutorSettings:
             ffmpeg=environ.get("SENTINEL_FFMPEG", "").strip() or shutil.which("ffmpeg") or "",
             step_timeout_ms=_int(environ, "SENTINEL_STEP_TIMEOUT_MS", 30_000, minimum=1),
             trace=TraceMode.from_env(environ),
+            trace_screenshots=_bool(environ, "SENTINEL_TRACE_SCREENSHOTS", True),
             shutdown_grace_ms=_int(environ, "EXECUTOR_SHUTDOWN_GRACE_MS", 30_000),
             headless=_bool(environ, "SENTINEL_HEADLESS", True),
             metrics_port=_port(environ, "EXECUTOR_METRICS_PORT", 9465),

@@ -80,6 +80,7 @@ async def run(
     max_job_bytes: int = 10**9,
     secrets: tuple[str, ...] = (),
     untraced: str | None = None,
+    screenshots: bool = True,
 ) -> Ran:
     """Run `steps` the way executor_service.job does: evidence, recording, steps, close."""
     root = tmp_path / "store"
@@ -89,7 +90,7 @@ async def run(
     session = await browser.new_context(
         viewport=Viewport(800, 600), record_video_dir=Recording.video_dir(evidence) if video else None
     )
-    recording = Recording(session, evidence, secrets)
+    recording = Recording(session, evidence, secrets, screenshots=screenshots)
     box = None
     try:
         await recording.start(title="evidence", untraced=untraced)
@@ -143,6 +144,20 @@ async def test_a_failed_run_keeps_its_trace_with_each_step_and_the_failure_scree
     assert b"1. navigate" in actions and b"2. expect" in actions  # each step is a group in the viewer
     assert any(name.endswith((".jpeg", ".jpg")) for name in entries), "screencast frames when no secret is typed"
     assert not list((tmp_path / "spool").iterdir()), "the executor's disk keeps no copy"
+
+
+async def test_a_trace_without_screenshots_keeps_each_step_and_its_dom_snapshots_but_no_screencast(
+    browser: BrowserManager, site: str, tmp_path: Path
+) -> None:
+    steps = [Step(Navigate(site + "evidence.html")), Step(ExpectText("h1", "Not the title"), timeout_ms=500)]
+    ran = await run(browser, tmp_path, steps, screenshots=False)
+
+    assert ran.evidence.names == ["1/step-01-failure.png", "1/trace.zip"]
+    entries = ran.trace_entries()
+    actions = b"".join(data for name, data in entries.items() if name.endswith(".trace"))
+    assert b"1. navigate" in actions and b"2. expect" in actions
+    assert b'"frame-snapshot"' in actions, "the DOM snapshots the viewer shows for each action"
+    assert not any(name.endswith((".jpeg", ".jpg")) for name in entries), "no screencast frames"
 
 
 async def test_a_passing_run_keeps_no_trace_by_default_and_one_when_asked(

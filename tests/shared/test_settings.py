@@ -115,3 +115,10 @@ def test_which_attempts_record_a_trace_follows_playwrights_modes() -> None:
     assert "SENTINEL_TRACE=off" in (TraceMode.OFF.skips(1) or "")
     with pytest.raises(ConfigError, match=r"SENTINEL_TRACE must be one of retain-on-failure, .*got 'always'"):
         ExecutorSettings.from_env({"SENTINEL_TRACE": "always"})
+
+
+def test_a_trace_records_screencast_frames_unless_turned_off() -> None:
+    assert ExecutorSettings.from_env({}).trace_screenshots is True
+    assert ExecutorSettings.from_env({"SENTINEL_TRACE_SCREENSHOTS": "off"}).trace_screenshots is False
+    with pytest.raises(ConfigError, match=r"SENTINEL_TRACE_SCREENSHOTS must be true or false, got 'some'"):
+        ExecutorSettings.from_env({"SENTINEL_TRACE_SCREENSHOTS": "some"})
