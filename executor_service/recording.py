@@ -1,13 +1,13 @@
 """What a run records besides its steps: the Playwright trace, the video, console errors, failed requests.
 
 `Recording` wraps one browser session: `start` begins the trace unless the executor's trace mode
-(SENTINEL_TRACE) skips this attempt (DOM snapshots, and screencast
-frames unless SENTINEL_TRACE_SCREENSHOTS turns them off or the test types secret values, which a
-picture would show), `step` marks each step as
-a group in the trace viewer, and `close` stops the trace (it needs the open context), keeping it as
-`trace.zip` only when `keep` says so and only once every secret value is masked out of it
-(`executor_service.redact`), closes the context, then keeps the video, which Playwright finishes
-writing when the context closes. `PageLog` collects a page's console errors and failed requests per step.
+(SENTINEL_TRACE) skips this attempt (DOM snapshots, and screencast frames unless
+SENTINEL_TRACE_SCREENSHOTS turns them off or the test types secret values, which a picture would
+show), `step` marks each step as a group in the trace viewer, and `close` stops the trace (it needs
+the open context), keeping it as `trace.zip` only when `keep` says so and only once every secret
+value is masked out of it (`executor_service.redact`), closes the context, then keeps the video,
+which Playwright finishes writing when the context closes. `PageLog` collects a page's console
+errors and failed requests per step.
 A test of request steps only has no browser context (an `ApiSession`): nothing to trace or film, and
 when evidence would have been kept the result says why there is none.
 

@@ -179,7 +179,7 @@ async def record(queue: Queue, writes: Sequence[Write]) -> list[int]:
     args = [queue.context(ops=[w.members for w in writes])]
     if is_cluster(queue.redis):
         statuses = await queue.scripts.record(keys=call_keys, args=args)
-    else:  # packed in C (a call carries three keys a write): redis-py's packer was ~9% of a run's CPU
+    else:  # packed in C, three keys a write: ~2 µs a write less than redis-py's Python packer
         (statuses,) = await call_each(queue.redis, queue.scripts.record, [(call_keys, args)])
     return [int(s) for s in statuses]
 
