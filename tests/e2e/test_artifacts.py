@@ -169,12 +169,20 @@ async def test_a_rerun_keeps_the_first_runs_evidence_beside_its_own(
 
 async def test_an_executor_tracing_on_first_retry_records_the_second_attempts_trace_only(stack: Stack) -> None:
     api = stack.start("api")
-    stack.start("executor", SENTINEL_TRACE="on-first-retry")
+    # Its traces also leave screencast frames out (SENTINEL_TRACE_SCREENSHOTS), keeping the steps.
+    stack.start("executor", SENTINEL_TRACE="on-first-retry", SENTINEL_TRACE_SCREENSHOTS="false")
     async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
         stub = pb_grpc.TestExecutionStub(channel)
         job, _ = await run_to_end(stub, request(stack.site, FAILING, maxAttempts=2, backoffMs=100))
         listed = await stub.ListArtifacts(pb.ListArtifactsRequest(job_id=job.job_id), timeout=10)
+        chunks = stub.GetArtifact(pb.GetArtifactRequest(job_id=job.job_id, name="2/trace.zip"), timeout=30)
+        trace = b"".join([c.data async for c in chunks])
 
     assert job.state == pb.JOB_STATE_FAILED and job.attempt == 2
     assert [a.name for a in listed.artifacts] == ["1/step-03-failure.png", "2/step-03-failure.png", "2/trace.zip"]
     assert list(job.result.artifacts) == ["2/step-03-failure.png", "2/trace.zip"]
+    with zipfile.ZipFile(io.BytesIO(trace)) as z:
+        names = z.namelist()
+        actions = b"".join(z.read(n) for n in names if n.endswith(".trace"))
+    assert b"4. expect #out to contain" in actions, "the failing step is marked in the trace"
+    assert not any(n.endswith((".jpeg", ".jpg")) for n in names), "no screencast frames"
