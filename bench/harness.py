@@ -27,6 +27,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
@@ -158,6 +159,21 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def invocation(argv: Sequence[str] | None = None) -> str:
+    """The command that is making this result, as `python -m bench.NAME ARGS` (without `--json OUT`:
+    where the figures went is said beside them), so a run with other arguments than the suite's is
+    reported as what it was."""
+    argv = list(sys.argv if argv is None else argv)
+    args: list[str] = []
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--json":
+            next(rest, None)
+        elif not arg.startswith("--json="):
+            args.append(arg)
+    return " ".join(["python", "-m", f"bench.{Path(argv[0]).stem}", *args])
+
+
 def result(
     bench: str,
     *,
@@ -174,6 +190,7 @@ def result(
         "title": title,
         "machine": machine(),
         "date": now(),
+        "command": invocation(),
         "settings": dict(settings),
         "columns": list(columns) if columns else None,
         "rows": [dict(r) for r in rows],

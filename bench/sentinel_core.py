@@ -12,7 +12,8 @@ workers (all started) to the last job COMPLETED, as the lanes' figures (GetStats
 Prints one JSON object {"name": "sentinel", "jobs", "seconds", "jobs_per_s", ...}; `--json OUT`
 writes it to OUT as well ("-": stdout only). Without `--redis-url` a private redis-server is
 started, and the Redis `INFO commandstats` per job is added. `--profile FILE` writes a cProfile of
-the first executor process. Not a test: it asserts nothing.
+the first executor process. `--what-if no-progress` leaves every progress report of a run unwritten
+(what the reports cost; not a setting Sentinel has). Not a test: it asserts nothing.
 
 Usage: .venv/bin/python -m bench.sentinel_core [--redis-url URL] --jobs 20000 --processes 2 [--json -]
 """
@@ -43,7 +44,7 @@ from executor_service.runner import Reporter, RunOutcome
 from executor_service.worker import Worker
 from shared import eventloop, jobs
 from shared.keys import Keys
-from shared.model import JobOptions, Navigate, Priority, Step, StepResult, SubmitCommand, TestDefinition
+from shared.model import JobOptions, Navigate, Priority, Progress, Step, StepResult, SubmitCommand, TestDefinition
 from shared.queue import Queue, connect, connect_blocking
 from shared.settings import EventLoopSettings, ExecutorSettings, QueueSettings, RedisSettings
 
@@ -91,9 +92,21 @@ async def no_op_steps(session: object, definition: TestDefinition, *, report: Re
     return RunOutcome(steps=tuple(results), error=None, artifacts=())
 
 
-def _install_no_op_runner() -> None:
+def _install_no_op_runner(*, what_if: str = "") -> None:
     setattr(job_module, "run_steps", no_op_steps)  # noqa: B010 (the module does not re-export it)
     setattr(job_module, "needs_browser", lambda definition: False)  # noqa: B010
+    if what_if == WHAT_IF_NO_PROGRESS:
+        setattr(job_module._Reporter, "hand_over", _kept_not_written)  # noqa: B010
+
+
+#: `--what-if no-progress`: a run's progress reports are kept in the run's state (GetWorkerStatus,
+#: the end's figures) but never written: no progress entries or events but the claim's and the
+#: end's. Not something Sentinel can be configured to do: it measures what the reports cost.
+WHAT_IF_NO_PROGRESS = "no-progress"
+
+
+def _kept_not_written(self: Any, **progress: Any) -> None:
+    self._state.progress = Progress(**progress, updated_at_ms=0)
 
 
 def settings() -> QueueSettings:
@@ -118,8 +131,8 @@ async def load(url: str, count: int, tenants: int, batch: int = 1000) -> None:
         await client.aclose()
 
 
-async def serve(url: str, index: int, concurrency: int, go: Event, stop: Event, ready: Any) -> None:
-    _install_no_op_runner()
+async def serve(url: str, index: int, concurrency: int, go: Event, stop: Event, ready: Any, what_if: str) -> None:
+    _install_no_op_runner(what_if=what_if)
     redis_settings = RedisSettings(url=url, configured=True)
     client = connect(redis_settings)
     blocking = connect_blocking(redis_settings)
@@ -145,7 +158,9 @@ async def serve(url: str, index: int, concurrency: int, go: Event, stop: Event, 
     await blocking.aclose()
 
 
-def _process(url: str, index: int, concurrency: int, go: Event, stop: Event, ready: Any, profile: str) -> None:
+def _process(
+    url: str, index: int, concurrency: int, go: Event, stop: Event, ready: Any, profile: str, what_if: str
+) -> None:
     """One executor process, on the event loop `sentinel executor` runs on (SENTINEL_EVENT_LOOP:
     uvloop unless set to asyncio)."""
     loop = EventLoopSettings.from_env()
@@ -153,12 +168,12 @@ def _process(url: str, index: int, concurrency: int, go: Event, stop: Event, rea
         profiler = cProfile.Profile()
         profiler.enable()
         try:
-            eventloop.run(serve(url, index, concurrency, go, stop, ready), loop)
+            eventloop.run(serve(url, index, concurrency, go, stop, ready, what_if), loop)
         finally:
             profiler.disable()
             profiler.dump_stats(profile)
         return
-    eventloop.run(serve(url, index, concurrency, go, stop, ready), loop)
+    eventloop.run(serve(url, index, concurrency, go, stop, ready, what_if), loop)
 
 
 def completed(client: redis.Redis) -> int:
@@ -185,14 +200,17 @@ def redis_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def run(url: str, *, count: int, processes: int, concurrency: int, tenants: int, profile: str) -> dict[str, Any]:
+def run(
+    url: str, *, count: int, processes: int, concurrency: int, tenants: int, profile: str, what_if: str = ""
+) -> dict[str, Any]:
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushall()
     asyncio.run(load(url, count, tenants))
     ctx = multiprocessing.get_context("spawn")
     go, stop, ready = ctx.Event(), ctx.Event(), ctx.Queue()
     procs = [
-        ctx.Process(target=_process, args=(url, n, concurrency, go, stop, ready, profile)) for n in range(processes)
+        ctx.Process(target=_process, args=(url, n, concurrency, go, stop, ready, profile, what_if))
+        for n in range(processes)
     ]
     for p in procs:
         p.start()
@@ -234,6 +252,7 @@ def run(url: str, *, count: int, processes: int, concurrency: int, tenants: int,
         "processes": processes,
         "concurrency": concurrency,
         "tenants": tenants,
+        "what_if": what_if,
         "event_loop": "uvloop" if eventloop.loop_factory(EventLoopSettings.from_env()) else "asyncio",
         # CPU time (user + sys) of all executor processes per job: less load-dependent than seconds.
         "executor_cpu_usec_per_job": round(executor_cpu * 1_000_000 / max(done, 1), 1),
@@ -254,6 +273,12 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=4, help="tenants the jobs are spread over")
     parser.add_argument("--profile", default="", help="write a cProfile of executor process 0 to this file")
     parser.add_argument("--json", default="", help="also write the figures here ('-': stdout only)")
+    parser.add_argument(
+        "--what-if",
+        default="",
+        choices=["", WHAT_IF_NO_PROGRESS],
+        help="no-progress: runs write no progress reports (what they cost; not a shipped setting)",
+    )
     args = parser.parse_args()
     server = None
     url = args.redis_url
@@ -270,6 +295,7 @@ def main() -> None:
             concurrency=args.concurrency,
             tenants=args.tenants,
             profile=args.profile,
+            what_if=args.what_if,
         )
     finally:
         if server is not None:

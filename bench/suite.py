@@ -124,7 +124,10 @@ def entries(results: Path, *, quick: bool = False) -> list[report.Entry]:
         path = results / f"{bench.name}.json"
         if path.exists():
             result = json.loads(path.read_text(encoding="utf-8"))
-            found.append(report.Entry(str(path.relative_to(ROOT)), bench.command(quick=quick), result))
+            # A result made by hand, with other arguments than the suite's, says how it was made.
+            command = result.get("command") or bench.command(quick=quick)
+            source = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            found.append(report.Entry(str(source), command, result))
     return found
 
 

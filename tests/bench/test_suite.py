@@ -7,12 +7,13 @@ common shape between the markers of RESULTS.md and leaves the prose around them 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from bench import browser, report, suite
-from bench.harness import RESULTS, CommandCost, RedisCounters
+from bench.harness import RESULTS, CommandCost, RedisCounters, invocation
 
 PROSE_BEFORE = "# Benchmark results\n\nHand-written prose, kept | as it is.\n"
 PROSE_AFTER = "\n## Written after the markers\n\nAlso kept.\n"
@@ -73,6 +74,20 @@ def test_a_browser_round_is_read_against_the_raw_rounds_either_side() -> None:
     ratios = browser.bracketed_ratios([run])
     assert ratios["sentinel / raw, median"] == pytest.approx(1 / 3)
     assert ratios["sentinel / sentinel@abc, median ratio to raw"] == pytest.approx((1 / 3) / 0.2)
+
+
+def test_a_result_says_the_command_that_made_it_and_the_suite_reports_that_one(tmp_path: Path) -> None:
+    argv = ["/src/bench/browser.py", "--rounds", "6", "--json", "/tmp/out.json", "--peers", "--json=/tmp/x"]
+    assert invocation(argv) == "python -m bench.browser --rounds 6 --peers"
+
+    made = {**fixture_result(), "command": "python -m bench.queue_core --rounds 5"}
+    (tmp_path / "queue_core.json").write_text(json.dumps(made))
+    (tmp_path / "submit.json").write_text(json.dumps({**fixture_result(), "bench": "submit"}))  # older: none
+    commands = {e.result["bench"]: e.command for e in suite.entries(tmp_path)}
+    assert commands == {
+        "queue_core": "python -m bench.queue_core --rounds 5",
+        "submit": next(b for b in suite.SUITE if b.name == "submit").command(),
+    }
 
 
 def test_an_unknown_benchmark_name_is_refused_with_the_known_ones() -> None:
