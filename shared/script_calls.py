@@ -9,8 +9,9 @@ packer was a third of the API's time on such a batch).
 
 One connection keeps the calls in the order given, as a pipeline does. A call whose script Redis
 does not hold (`NOSCRIPT`: a restart or `SCRIPT FLUSH`) did nothing; the script is loaded and those
-calls are made again, in order, after the others. A Redis Cluster goes through redis-py's pipeline
-(`call_each` is for one Redis).
+calls are made again, in order, after the others. On a Redis Cluster, whose keys live on several
+nodes, the calls go through redis-py instead: a lone call through the script object, more in a
+cluster pipeline (`_through_cluster`). Callers need not tell the two apart.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -39,6 +41,8 @@ async def call_each(client: aioredis.Redis, script: AsyncScript, calls: Iterable
         ResponseError: the first call Redis answered with an error (the others were still run).
         RedisError: the connection failed past the retries (calls sent before may have run).
     """
+    if isinstance(client, RedisCluster):
+        return await _through_cluster(client, script, list(calls))
     pool = client.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
     pending = iter(calls)
@@ -86,3 +90,17 @@ async def call_each(client: aioredis.Redis, script: AsyncScript, calls: Iterable
         if isinstance(reply, ResponseError):
             raise reply
     return replies
+
+
+async def _through_cluster(client: RedisCluster, script: AsyncScript, calls: list[Call]) -> list[Any]:
+    """`calls` on a Redis Cluster: a lone call through the script object (which loads the script
+    where it is missing), more in one cluster pipeline, after loading the script on every primary (a
+    cluster pipeline cannot load it, and a primary promoted by a failover starts without it)."""
+    if len(calls) == 1:
+        keys, args = calls[0]
+        return [await script(keys=keys, args=args)]
+    await client.script_load(script.script)
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]  # a cluster pipeline runs it as one Redis's would
+    return list(await pipe.execute())

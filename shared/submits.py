@@ -13,12 +13,10 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio.client import Pipeline
-
 from shared import codec
 from shared.clock import now_ms
 from shared.model import JobMetadata, JobState, Progress, SubmitCommand
-from shared.queue import Queue, is_cluster
+from shared.queue import Queue
 from shared.schema import JobField
 from shared.script_calls import call_each
 from shared.settings import QueueSettings
@@ -290,14 +288,7 @@ async def submit_each(queue: Queue, new: Sequence[NewJob]) -> list[Submitted]:
                 order.extend(chunk)
                 yield call
 
-    if not is_cluster(queue.redis):
-        replies = await call_each(queue.redis, queue.scripts.submit, ((c.keys, c.args) for c in calls()))
-    else:
-        await queue.scripts.preload(queue.redis, "submit")  # a cluster's pipeline cannot load it itself
-        pipe: Pipeline = queue.redis.pipeline(transaction=False)
-        for call in calls():
-            await queue.scripts.submit(keys=call.keys, args=call.args, client=pipe)
-        replies = await pipe.execute()
+    replies = await call_each(queue.redis, queue.scripts.submit, ((c.keys, c.args) for c in calls()))
     outcomes = [done for reply in replies for done in Submitted.from_replies(reply)]
     result: list[Submitted | None] = [None] * len(new)
     for index, done in zip(order, outcomes, strict=True):

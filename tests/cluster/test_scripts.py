@@ -215,3 +215,18 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_in_one_slot(cluster_
     for name, keys in calls:
         slots = {cluster_client.keyslot(k) for k in keys}  # type: ignore[attr-defined]
         assert len(slots) == 1, f"{name} declared keys in {len(slots)} slots: {keys}"
+
+
+async def test_a_batch_of_several_script_calls_runs_on_a_cluster_whose_primaries_lost_the_script(
+    cluster_client: aioredis.Redis,
+) -> None:
+    """250 jobs of one tenant are three submit.lua calls, which go in one cluster pipeline
+    (`shared.script_calls`): the script is loaded first, so a primary that forgot it (a restart, a
+    failover's new primary) still runs every call."""
+    queue = Queue.open(cluster_client, QueueSettings(shards=3))
+    await queue.ensure_groups()
+    await cluster_client.script_flush()  # every primary
+    submitted = await jobs.submit_many(queue, [command() for _ in range(250)], tenant="acme")
+    assert len({s.job_id for s in submitted}) == 250
+    for s in submitted[:: len(submitted) // 5]:
+        assert (await jobs.get_job(queue, s.job_id, tenant="acme")).state is JobState.PENDING
