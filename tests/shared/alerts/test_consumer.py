@@ -9,7 +9,7 @@ from shared.alerts.outcomes import apply_entry
 from shared.keys import ALERTS_GROUP
 from shared.model import JobState
 from shared.streams import Entry
-from tests.shared.alerts.conftest import Alerting, drain
+from tests.shared.alerts.conftest import NO_TAKE_OVER, Alerting, drain
 from tests.support import wait_for
 
 #: Ends that fail twice, pass twice, fail twice, ...: a failure, then a recovery, every two jobs.
@@ -28,8 +28,9 @@ async def all_handled(alerting: Alerting) -> bool:
 
 async def test_two_replicas_reading_at_once_alert_once_per_change(alerting: Alerting) -> None:
     """Both replicas wait on the group at once, and each end reaches one of them; ends come one
-    after another, as a schedule's runs do, so every change is alerted exactly once."""
-    replicas = [await alerting.consumer("replica-1"), await alerting.consumer("replica-2")]
+    after another, as a schedule's runs do, so every change is alerted exactly once. (No take-overs
+    here: tests below cover an entry handled again after its replica stalled or died.)"""
+    replicas = [await alerting.consumer(name, settings=NO_TAKE_OVER) for name in ("replica-1", "replica-2")]
     await alerting.rule("https://hooks.example.com/a")
     for replica in replicas:
         replica.start()
@@ -48,7 +49,7 @@ async def test_a_burst_split_between_two_replicas_never_alerts_twice_or_out_of_t
     """Ends arriving faster than one replica handles them are split between the two, which may apply
     them out of order: an end overtaken by a later one of the same test alerts nothing (the later
     one is the test's state now), so changes can be skipped but never alerted twice or out of turn."""
-    replicas = [await alerting.consumer("replica-1"), await alerting.consumer("replica-2")]
+    replicas = [await alerting.consumer(name, settings=NO_TAKE_OVER) for name in ("replica-1", "replica-2")]
     await alerting.rule("https://hooks.example.com/a")
     for replica in replicas:
         replica.start()
