@@ -8,7 +8,10 @@ Redis's counters (`bench.harness.RedisCounters`): Redis CPU and `INFO commandsta
 whole run (enqueue + drain), and, for a peer that pauses after loading (`--pause`: it prints
 {"phase":"loaded"} and waits for a line on stdin), for the drain alone. It also counts the CPU the
 peer's own processes used per job. Figures are medians over rounds; ratios to BullMQ are taken
-within each round, then the median, since the machine is shared and noisy.
+within each round, then the median, since the machine is shared and noisy. BullMQ also runs a
+second way, `+progress`: each job reports the percentages a Sentinel run reports before its end
+(`job.updateProgress`, awaited), so that the Sentinel rows have a like-for-like reference beside
+the goal's (BullMQ as it comes, whose no-op jobs report nothing).
 
 The peers live in their own environments (`make bench-peers`): bench/peers/bullmq (Node),
 bench/peers/.venv (Python). A peer whose environment or module is missing gets a row saying so.
@@ -43,6 +46,11 @@ PEERS_DIR = ROOT / "bench" / "peers"
 NODE_DRAIN = PEERS_DIR / "bullmq" / "drain.mjs"
 PEERS_PYTHON = PEERS_DIR / ".venv" / "bin" / "python"
 BASELINE = "bullmq-node x1"
+#: BullMQ reporting what a Sentinel run reports: the reports of the run's fixed scale before its end
+#: (0 start, 5 validated, 10 browser ready, 10 before the one step, 95 cleanup; 100 is the end).
+#: Not the goal's baseline (that is BullMQ as it comes); the like-for-like reference for a job's work.
+LIKE_FOR_LIKE = "bullmq-node x1 +progress"
+SENTINEL_SCALE = "0,5,10,10,95"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +73,9 @@ def _py(module: str, processes: int, **kw: Any) -> Peer:
     )
 
 
-def _node(processes: int, **kw: Any) -> Peer:
-    argv = ("node", str(NODE_DRAIN), "--processes", str(processes), "--concurrency", "50")
+def _node(processes: int, *, progress: str = "", **kw: Any) -> Peer:
+    argv: tuple[str, ...] = ("node", str(NODE_DRAIN), "--processes", str(processes), "--concurrency", "50")
+    argv += ("--progress", progress) if progress else ()
     return Peer(name=kw.pop("name"), argv=argv, needs=NODE_DRAIN.parent / "node_modules", **kw)
 
 
@@ -74,6 +83,7 @@ SENTINEL = (sys.executable, "-m", "bench.sentinel_core", "--processes", "2", "--
 PEERS: tuple[Peer, ...] = (
     _node(1, name=BASELINE),
     _node(2, name="bullmq-node x2"),
+    _node(1, name=LIKE_FOR_LIKE, progress=SENTINEL_SCALE),
     Peer("sentinel x2", SENTINEL, module="bench.sentinel_core", pauses=False),
     _py("taskiq_drain", 2, name="taskiq x2"),
     _py("celery_drain", 2, name="celery x2", max_jobs=5000),
@@ -217,7 +227,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-revs-") as tmp:
         revs = [sentinel_at(rev, Path(tmp) / str(n)) for n, rev in enumerate(args.sentinel_at)]
-        bench([*PEERS[:3], *revs, *PEERS[3:]], args)
+        bench([*PEERS[:4], *revs, *PEERS[4:]], args)
 
 
 def bench(all_peers: list[Peer], args: argparse.Namespace) -> None:
@@ -247,6 +257,11 @@ def bench(all_peers: list[Peer], args: argparse.Namespace) -> None:
                     ratios.setdefault(f"{name} / {BASELINE}: jobs/s", []).append(run.jobs_per_s / base.jobs_per_s)
                     cpu = run.total.cpu_us / base.total.cpu_us if base.total.cpu_us else float("nan")
                     ratios.setdefault(f"{name} / {BASELINE}: Redis CPU per job", []).append(cpu)
+        if LIKE_FOR_LIKE in this_round:
+            like = this_round[LIKE_FOR_LIKE]
+            for name, run in this_round.items():
+                if name.startswith("sentinel"):
+                    ratios.setdefault(f"{name} / {LIKE_FOR_LIKE}: jobs/s", []).append(run.jobs_per_s / like.jobs_per_s)
     rows = [row(p, runs[p.name], problems[p.name]) for p in peers]
     report = result(
         "queue_core",

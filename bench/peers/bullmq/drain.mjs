@@ -1,14 +1,17 @@
 // BullMQ 5 as a peer in Sentinel's queue-core benchmark (bench/queue_core.py).
 //
 //   node drain.mjs --redis-url redis://127.0.0.1:PORT/0 --jobs 20000 [--processes 1] [--concurrency 50]
-//                  [--chunk 1000] [--mode drain|add] [--pause]
+//                  [--chunk 1000] [--mode drain|add] [--pause] [--progress 0,5,10,10,95]
 //
 // Adds N no-op jobs with Queue.addBulk (in chunks), then starts K worker processes (each one
 // Worker with the given concurrency and an empty processor) and times the drain: from the moment
 // every worker is connected and told to run until the last job has completed. BullMQ's defaults
 // otherwise (completed jobs are kept, as Sentinel keeps results). `--mode add` times addBulk alone.
 // With `--pause` it prints {"phase":"loaded"} after adding and waits for a line on stdin, so that
-// the caller can read Redis's counters between the two phases. The last line on stdout is one JSON
+// the caller can read Redis's counters between the two phases. With `--progress P1,P2,…` each job
+// reports those percentages with `job.updateProgress` (awaited, one after the other, each an object
+// with the step and a message, as Sentinel's run reports them) before it completes: the progress
+// scale a Sentinel run reports, written the way a BullMQ user would write it. The last line on stdout is one JSON
 // object: {"name","jobs","seconds","jobs_per_s","load_seconds","load_jobs_per_s",...}.
 import { fork } from "node:child_process";
 import { once } from "node:events";
@@ -27,6 +30,7 @@ const { values: opts } = parseArgs({
     mode: { type: "string", default: "drain" },
     pause: { type: "boolean", default: false },
     worker: { type: "boolean", default: false },
+    progress: { type: "string", default: "" },
   },
 });
 
@@ -37,7 +41,15 @@ function connection(url) {
 
 async function runWorker() {
   // One worker process: connect, say ready, run when told, report completions, close when told.
-  const worker = new Worker(QUEUE, async () => {}, {
+  const scale = opts.progress ? opts.progress.split(",").map(Number) : [];
+  const processor = scale.length
+    ? async (job) => {
+        for (const pct of scale) {
+          await job.updateProgress({ pct, cur: 1, total: 1, step: "No-op", msg: `Reached ${pct}%` });
+        }
+      }
+    : async () => {};
+  const worker = new Worker(QUEUE, processor, {
     connection: connection(opts["redis-url"]),
     concurrency: Number(opts.concurrency),
     autorun: false,
@@ -87,7 +99,8 @@ async function main() {
   }
   const loadSeconds = (performance.now() - loadStart) / 1000;
   const out = {
-    name: opts.mode === "add" ? "bullmq-addBulk" : `bullmq-node x${processes}`,
+    name: opts.mode === "add" ? "bullmq-addBulk" : `bullmq-node x${processes}${opts.progress ? " +progress" : ""}`,
+    progress: opts.progress,
     jobs,
     processes,
     concurrency: Number(opts.concurrency),
