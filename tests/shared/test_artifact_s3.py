@@ -179,11 +179,13 @@ async def test_a_64_mib_file_is_uploaded_in_parts_and_read_back_in_bounded_memor
     assert streamed["chunks"] == 64 and streamed["largest_chunk"] == CHUNK_SIZE
     # Holding the object costs 64 MiB, which the probe sees (so the bounds below mean something);
     # streaming holds a few chunks' worth: the pieces being joined, the new chunk and the caller's
-    # last one (measured: about 4 MiB of Python memory, 6 MiB resident).
+    # last one (measured: about 4 MiB of Python memory, 6 MiB resident; on a loaded machine the
+    # library's threads read ahead of a slow consumer: 10.2 MiB resident seen, so the resident bound
+    # is a quarter of the object, still far below holding it).
     held = await probe("hold", "job1/1/video.webm", env)
     assert int(held["rss_growth"]) > 60 * MiB and int(held["python_peak"]) > 62 * MiB, held
     assert int(streamed["python_peak"]) < 6 * MiB, streamed
-    assert int(streamed["rss_growth"]) < 10 * MiB, streamed
+    assert int(streamed["rss_growth"]) < 16 * MiB, streamed
 
 
 async def probe(mode: str, key: str, env: dict[str, str], *args: str) -> dict[str, int | str]:
