@@ -25,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["call_each"]
+__all__ = ["Call", "call_each", "load_on_cluster"]
 
 Call = tuple[Sequence[str], Sequence[str]]
 
@@ -99,8 +99,19 @@ async def _through_cluster(client: RedisCluster, script: AsyncScript, calls: lis
     if len(calls) == 1:
         keys, args = calls[0]
         return [await script(keys=keys, args=args)]
-    await client.script_load(script.script)
+    await load_on_cluster(client, script)
     pipe = client.pipeline(transaction=False)
     for keys, args in calls:
         await script(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]  # a cluster pipeline runs it as one Redis's would
     return list(await pipe.execute())
+
+
+async def load_on_cluster(client: aioredis.Redis | RedisCluster, *scripts: AsyncScript) -> None:
+    """Load `scripts` on every primary of a Redis Cluster before a cluster pipeline calls them.
+
+    A pipeline on one Redis loads missing scripts itself; a cluster pipeline cannot, and a primary
+    promoted by a failover starts with an empty script cache. One Redis: nothing to do.
+    """
+    if isinstance(client, RedisCluster):
+        for script in scripts:
+            await client.script_load(script.script)

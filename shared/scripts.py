@@ -52,10 +52,10 @@ from functools import cache
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from shared import codec
+from shared.script_calls import load_on_cluster
 
 _DIR = Path(__file__).with_name("scripts")
 _INCLUDE = re.compile(r"^--- @include (\w+)[ \t]*$", re.MULTILINE)
@@ -142,12 +142,6 @@ class Scripts:
         return cls(**{n: client.register_script(source(n)) for n in names})
 
     async def preload(self, client: aioredis.Redis, *names: str) -> None:
-        """Load these scripts on every primary of a cluster before a pipeline calls them.
-
-        A pipeline on one Redis loads missing scripts itself; a cluster pipeline cannot, and a
-        primary promoted by a failover starts with an empty script cache. One Redis: nothing to do.
-        """
-        if isinstance(client, RedisCluster):
-            for name in names:
-                script: AsyncScript = getattr(self, name)
-                await client.script_load(script.script)
+        """Load these scripts on every primary of a cluster before a pipeline calls them
+        (`shared.script_calls.load_on_cluster`)."""
+        await load_on_cluster(client, *(getattr(self, name) for name in names))

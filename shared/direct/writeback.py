@@ -15,6 +15,7 @@ from shared.direct.table import DirectJob, JobTable
 from shared.model import JobState
 from shared.queue import Queue
 from shared.redis_errors import REDIS_OR_OS_ERRORS
+from shared.script_calls import Call, call_each
 from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
@@ -24,34 +25,31 @@ async def write_back(queue: Queue, entries: list[DirectJob]) -> int:
     """Record finished direct jobs in Redis; returns how many were new there. RedisError passes."""
     if not entries:
         return 0
-    await queue.scripts.preload(queue.redis, "adopt")
-    pipe = queue.redis.pipeline(transaction=False)
+    calls: list[Call] = []
     for entry in entries:
         job = entry.job
         tenant = job.metadata.tenant_id
         shard = queue.for_tenant(tenant)  # with shards: the tenant's, which the job's id names too
         keys = shard.keys
         retention = keys.completed if job.state is JobState.COMPLETED else keys.failed
-        await shard.scripts.adopt(
-            keys=[
-                keys.job(job.job_id),
-                keys.tenant_jobs(tenant),
-                retention,
-                keys.progress(job.job_id),
-                keys.events,
-                *(keys.tenant_tag(tenant, tag) for tag in dict.fromkeys(job.options.tags)),
-            ],
-            args=[
-                shard.context(
-                    id=job.job_id,
-                    job=codec.job_fields(job, trace=entry.trace),
-                    created=job.metadata.created_at_ms,
-                    finished=job.finished_at_ms,
-                )
-            ],
-            client=pipe,
-        )
-    replies = await pipe.execute()
+        call_keys = [
+            keys.job(job.job_id),
+            keys.tenant_jobs(tenant),
+            retention,
+            keys.progress(job.job_id),
+            keys.events,
+            *(keys.tenant_tag(tenant, tag) for tag in dict.fromkeys(job.options.tags)),
+        ]
+        args = [
+            shard.context(
+                id=job.job_id,
+                job=codec.job_fields(job, trace=entry.trace),
+                created=job.metadata.created_at_ms,
+                finished=job.finished_at_ms,
+            )
+        ]
+        calls.append((call_keys, args))
+    replies = await call_each(queue.redis, queue.scripts.adopt, calls)
     for entry in entries:
         entry.written = True
     return sum(int(r) for r in replies)
