@@ -81,6 +81,7 @@ SUITE: tuple[Bench, ...] = (
         args=("--concurrency", "1..8", "--jobs", "40", "--rounds", "1"),
         quick=("--concurrency", "1..2", "--jobs", "4", "--rounds", "1"),
     ),
+    Bench("browser-protocol", "bench.browser_protocol", quick=("--jobs", "2")),
     Bench(
         "browser-memory",
         "bench.browser",

@@ -7,12 +7,13 @@ common shape between the markers of RESULTS.md and leaves the prose around them 
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 
 import pytest
 
-from bench import browser, report, suite
+from bench import browser, browser_protocol, report, suite
 from bench.harness import RESULTS, CommandCost, RedisCounters, invocation
 
 PROSE_BEFORE = "# Benchmark results\n\nHand-written prose, kept | as it is.\n"
@@ -143,3 +144,39 @@ def test_redis_counters_give_per_job_costs() -> None:
     assert cost.commands["evalsha"] == CommandCost(2, 80)
     assert cost.command_us == pytest.approx(82)
     assert cost.top(1) == "evalsha ×2 = 80µs"
+
+
+def test_playwright_debug_lines_are_counted_by_kind_and_method() -> None:
+    log = "\n".join(
+        [
+            '2026-12-07T09:51:18.860Z pw:protocol SEND ► {"id":1,"method":"Browser.getVersion"}',
+            '2026-12-07T09:51:19.452Z pw:protocol ◀ RECV {"id":1,"result":{"request":{"method":"GET"}}}',
+            '2026-12-07T09:51:19.739Z pw:protocol ◀ RECV {"method":"Target.attachedToTarget","params":{}}',
+            '2026-12-07T09:51:19.740Z pw:protocol ◀ RECV {"method":"Target.attachedToTarget","params":{}}',
+            'pw:channel SEND> {"id": "lssf@1", "guid": "", "method": "initialize", "params": {}}',
+            'pw:channel <RECV {"id": "lssf@1", "result": {"playwright": {"guid": "Playwright"}}}',
+            '2026-12-07T09:51:18.680Z pw:channel <EVENT {"guid":"","method":"__create__","params":{}}',
+            "a line of the executor's own log",
+        ]
+    )
+    assert browser_protocol.tally(log) == {
+        "cdp send Browser.getVersion": 1,
+        "cdp reply": 1,  # its result's own "method" does not make it an event
+        "cdp event Target.attachedToTarget": 2,
+        "channel call initialize": 1,
+        "channel event __create__": 1,
+    }
+
+
+def test_protocol_rows_keep_the_kinds_that_differ_and_the_totals() -> None:
+    sides = {
+        "sentinel": collections.Counter({"cdp send A": 20, "cdp send B": 40, "channel call C": 10}),
+        "raw": collections.Counter({"cdp send A": 20, "cdp send B": 20}),
+    }
+    rows = browser_protocol.rows_of(sides, 10)
+    assert rows == [
+        {"message": "cdp send B", "sentinel": 4.0, "raw": 2.0},
+        {"message": "channel call C", "sentinel": 1.0, "raw": 0.0},
+        {"message": "all cdp messages", "sentinel": 6.0, "raw": 4.0},
+        {"message": "all channel messages", "sentinel": 1.0, "raw": 0.0},
+    ]

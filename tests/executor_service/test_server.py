@@ -140,6 +140,13 @@ async def test_one_trace_from_submit_to_the_last_step_and_metrics_and_job_logs(s
     try:
         reply = await stack.jobs.Submit(waits(20, 30, name="traced", tags=["smoke"]), timeout=5)
         await finished(stack, reply.job_id)
+        # The job's span ends, and its figures are counted, just after its end is written: a test
+        # that reads the state may get there first (seen on a loaded machine).
+        await wait_for(
+            lambda: any(s.name == "job traced" for s in stack.spans.get_finished_spans()),
+            within=10,
+            what="the job's span ended",
+        )
         await stack.worker.GetWorkerStatus(pb.GetWorkerStatusRequest(), timeout=5)
     finally:
         root.removeHandler(handler)
