@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +87,14 @@ class Recorder:
     paths: list[str] = field(default_factory=list)
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A context closed while its page still loaded (a refused step ends the test at once):
+        # the browser's connection is gone before the answer is written. Anything else is printed.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def serve(
     recorder: Recorder, pages: dict[str, tuple[int, dict[str, str], bytes]], *, host: str = "127.0.0.1", port: int = 0
 ) -> http.server.ThreadingHTTPServer:
@@ -120,7 +130,7 @@ def serve(
             except OSError:
                 pass  # the page went away
 
-    server = http.server.ThreadingHTTPServer((host, port), Handler)
+    server = QuietServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
