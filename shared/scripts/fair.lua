@@ -13,7 +13,8 @@
 --   P .. 'queued:' .. lane                  hash  tenant -> its entries waiting in the lane stream
 --   P .. 'backlog:' .. lane .. ':' .. tenant list  job ids held back, oldest first
 --   P .. 'tenants:' .. lane                 set   tenants with a backlog in the lane
---   P .. 'running:' .. tenant               set   job ids claimed for the tenant (pruned lazily)
+--   P .. 'running:' .. tenant               set   job ids claimed for the tenant (pruned lazily; kept
+--                                                 only with a running limit, the one reader)
 --- @include limit
 --- @include common
 local FAIR_LANES = {'high', 'medium', 'low'}
@@ -138,7 +139,9 @@ local function fair_taken(ctx, lane_index, stream, entry)
   local lane = FAIR_LANES[lane_index]
   local tenant, id = entry.tenant, entry.job
   if not tenant or tenant == '' then return end
-  if id and redis.call('HGET', ctx.jobs .. id, 'state') == 'running' then
+  -- Only fair_running reads the set, and only with a running limit: without one, nothing would
+  -- ever prune it, and it would hold every job the tenant ever ran.
+  if ctx.max_running > 0 and id and redis.call('HGET', ctx.jobs .. id, 'state') == 'running' then
     redis.call('SADD', ctx.prefix .. 'running:' .. tenant, id)
   end
   if entry.fair then fair_dequeued(ctx, lane, tenant) end

@@ -70,6 +70,34 @@ async def test_the_running_limit_holds_a_tenants_jobs_back_until_one_ends(redis_
     assert [c.job_id for c in later] == [a_ids[2]]
 
 
+async def run_all(queue: Queue) -> int:
+    """Claim and complete every job the lanes hand out until they hand out none; returns how many."""
+    ran = 0
+    while claims := (await claim(queue, consumer="c", worker_id="w", count=10)).claims:
+        for c in claims:
+            assert await finish(queue, c, state=JobState.COMPLETED, progress=Progress(percentage=100))
+        ran += len(claims)
+    return ran
+
+
+async def test_without_a_running_limit_fair_share_keeps_no_record_of_runs(queue: Queue) -> None:
+    for i in range(30):
+        await jobs.submit(queue, command(f"a{i}"), tenant="a")
+    assert await run_all(queue) == 30
+    # Nothing reads a tenant's running set without a running limit, so none is kept: it would
+    # hold the id of every job the tenant ever ran (retention removes the jobs, not their ids).
+    assert [k async for k in queue.redis.scan_iter(match=queue.keys.fair_prefix + "running:*")] == []
+
+
+async def test_with_a_running_limit_the_running_set_holds_only_running_jobs(redis_client: aioredis.Redis) -> None:
+    queue = await open_queue(redis_client, tenant_max_running=2)
+    for i in range(6):
+        await jobs.submit(queue, command(f"a{i}"), tenant="a")
+    assert await run_all(queue) == 6
+    await jobs.submit(queue, command("a6"), tenant="a")  # looks at the set, and drops the ended
+    assert await redis_client.scard(queue.keys.fair_prefix + "running:a") == 0
+
+
 async def test_a_cancelled_backlogged_job_never_runs(queue: Queue) -> None:
     ids = [(await jobs.submit(queue, command(f"a{i}"), tenant="a")).job_id for i in range(12)]
     await jobs.cancel(queue, ids[11], tenant="a")  # still in A's backlog (window 10)
