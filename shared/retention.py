@@ -9,6 +9,10 @@ right after it. The store is not Redis, so that cannot be atomic with the script
 fails is logged and retention goes on. What it leaves behind, and anything else stored for a job
 that no longer exists, the `OrphanSweeper` finds and deletes later.
 
+Each `Cleaner` pass also deletes the consumers of the lanes' and the events stream's groups that hold
+no entry and have read nothing for an hour (`forget_consumers`): every executor process and API
+replica reads under a name of its own, and Redis would keep each one that ever ran.
+
 The periodic `Cleaner` and `OrphanSweeper` run in every API replica; a `SET NX PX` lock each lets
 one of them do a pass per interval, and since every removal is atomic, two passes racing (a lock
 that expired mid-pass) still remove each job exactly once. Nothing here runs a job or touches a
@@ -27,6 +31,7 @@ from typing import Any
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.errors import ArtifactStoreUnavailable
+from shared.keys import ALERTS_GROUP, GROUP
 from shared.model import JobState
 from shared.queue import Queue
 from shared.redis_errors import REDIS_ERRORS
@@ -46,6 +51,9 @@ DAY_MS = 86_400_000
 DELETE_CONCURRENCY = 8
 #: How often one replica sweeps the artifact store for artifacts of jobs that no longer exist.
 SWEEP_INTERVAL_MS = 600_000
+#: A consumer of the lanes' or the events stream's group that holds no entry is deleted after this
+#: long without a read (forget.lua).
+CONSUMER_IDLE_MS = 3_600_000
 
 
 def _args(
@@ -218,6 +226,21 @@ async def enforce(queue: Queue, *, now: int | None = None, store: ArtifactStore 
     return removed
 
 
+async def forget_consumers(queue: Queue, *, idle_ms: int | None = None) -> int:
+    """Delete, on every shard, the consumers of the executors' group on the lanes and of the alerts
+    group on the events stream that hold no entry and have read nothing for `idle_ms` (default
+    `CONSUMER_IDLE_MS`; forget.lua); returns how many went. Each executor process and API replica
+    reads under a name of its own, so without this every one that ever ran would stay in its group."""
+    idle_ms = CONSUMER_IDLE_MS if idle_ms is None else idle_ms
+    forgotten = 0
+    for shard in queue.shards:
+        keys = shard.keys
+        for group, streams in ((GROUP, keys.lanes), (ALERTS_GROUP, (keys.events,))):
+            context = shard.context(group=group, idle_ms=idle_ms)
+            forgotten += int(await shard.scripts.forget(keys=list(streams), args=[context]))
+    return forgotten
+
+
 def is_job_id(name: str) -> bool:
     """Whether `name` is a job id as Sentinel makes them (a uuid in its canonical text form)."""
     try:
@@ -303,6 +326,8 @@ class Cleaner(_OnePerInterval):
         self.removed += removed
         if removed:
             log.info("retention removed %d finished job(s)", removed)
+        if forgotten := await forget_consumers(self._queue):
+            log.info("forgot %d consumer(s) that held nothing and read nothing for an hour", forgotten)
         return removed
 
 

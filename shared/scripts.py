@@ -119,6 +119,7 @@ class Scripts:
     adopt: AsyncScript
     schedule_save: AsyncScript
     schedule_fire: AsyncScript
+    forget: AsyncScript
 
     @classmethod
     def load(cls, client: aioredis.Redis) -> Scripts:
@@ -138,6 +139,7 @@ class Scripts:
             "adopt",
             "schedule_save",
             "schedule_fire",
+            "forget",
         )
         return cls(**{n: client.register_script(source(n)) for n in names})
 

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,7 +19,8 @@ from shared.artifact_file import FileArtifactStore
 from shared.artifact_store import ArtifactStore, open_store
 from shared.clock import now_ms
 from shared.errors import ArtifactStoreUnavailable
-from shared.model import JobState
+from shared.keys import ALERTS_GROUP, GROUP
+from shared.model import JobState, Priority, Progress
 from shared.queue import Queue
 from shared.settings import ArtifactSettings, QueueSettings
 from tests.artifact_helpers import BACKENDS, finished_job, fresh_store, put_all, settings_for
@@ -247,3 +249,51 @@ def test_job_ids_are_canonical_uuids() -> None:
     assert retention.is_job_id(job_id)
     for name in (job_id.upper(), job_id.replace("-", ""), f"{{{job_id}}}", "job1", "", "artifacts"):
         assert not retention.is_job_id(name), name
+
+
+async def consumers(queue: Queue, stream: str, group: str) -> dict[str, int]:
+    """The group's consumers on `stream`, with how many entries each holds."""
+    return {str(c["name"]): int(c["pending"]) for c in await queue.redis.xinfo_consumers(stream, group)}
+
+
+async def test_consumers_that_hold_nothing_are_forgotten_and_one_holding_an_entry_never(queue: Queue) -> None:
+    from executor_service.store import claim, finish
+
+    await submit_jobs(queue, 3)
+    await run_jobs(queue, 1, worker="gone")  # an executor that ran a job and stopped: holds nothing
+    busy = (await claim(queue, consumer="busy", worker_id="busy", count=1)).claims  # holds one entry
+    assert len(busy) == 1
+    events = queue.keys.events
+    await queue.redis.xgroup_create(events, ALERTS_GROUP, id="0", mkstream=True)
+    read: Any = await queue.redis.xreadgroup(ALERTS_GROUP, "replica-gone", {events: ">"}, count=1000)
+    await queue.redis.xack(events, ALERTS_GROUP, *[entry_id for entry_id, _ in read[0][1]])
+    medium = queue.keys.stream(Priority.MEDIUM)
+    assert await consumers(queue, medium, GROUP) == {"gone": 0, "busy": 1}
+
+    assert await retention.forget_consumers(queue) == 0  # all of them read within the hour
+    assert await retention.forget_consumers(queue, idle_ms=0) >= 2
+    assert await consumers(queue, medium, GROUP) == {"busy": 1}  # its entry stays claimable by a reclaim
+    assert await consumers(queue, events, ALERTS_GROUP) == {}
+    for lane in queue.keys.lanes:
+        assert set(await consumers(queue, lane, GROUP)) <= {"busy"}
+
+    # The executor whose consumer went is still alive: its next claim makes it again.
+    again = (await claim(queue, consumer="gone", worker_id="gone", count=5)).claims
+    assert len(again) == 1 and "gone" in await consumers(queue, medium, GROUP)
+    assert await finish(queue, busy[0], state=JobState.COMPLETED, progress=Progress(percentage=100))
+    assert await consumers(queue, medium, GROUP) == {"gone": 1, "busy": 0}
+
+
+async def test_forgetting_consumers_needs_no_group_or_stream_yet(redis_client: aioredis.Redis) -> None:
+    queue = Queue.open(redis_client, QueueSettings())  # no groups made, no stream written
+    assert await retention.forget_consumers(queue, idle_ms=0) == 0
+
+
+async def test_a_cleaner_pass_forgets_idle_consumers(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    await submit_jobs(queue, 1)
+    await run_jobs(queue, 1, worker="gone")
+    medium = queue.keys.stream(Priority.MEDIUM)
+    assert "gone" in await consumers(queue, medium, GROUP)
+    monkeypatch.setattr(retention, "CONSUMER_IDLE_MS", 0)
+    await retention.Cleaner(queue).run_once()
+    assert await consumers(queue, medium, GROUP) == {}
