@@ -207,6 +207,8 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_in_one_slot(cluster_
     assert await pausing.pause(queue)
     assert await pausing.resume(queue)
     assert await retention.clean(queue) >= 5
+    # Every job has ended: the executors' consumers hold nothing, and an idle limit of 0 forgets them.
+    assert await retention.forget_consumers(queue, idle_ms=0) >= 1
 
     for shard in queue.shards:  # every shard counted its starts in its own log (a third of the limit each)
         assert await cluster_client.exists(shard.keys.rate_log()) == 1
