@@ -3,6 +3,8 @@ called with aiohttp's client. The test plays the executor with `executor_service
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -95,6 +97,10 @@ async def subscribers(http: Http, n: int) -> None:
     await wait_for(settled, within=10, what=lambda: f"{n} hub subscribers, not {http.server.hub.subscriber_count}")
 
 
+#: Ports start_http tries for the HTTP API before it gives up (each a free_port() pick).
+PORT_ATTEMPTS = 5
+
+
 async def start_http(
     redis_server: RedisProcess,
     redis_client: aioredis.Redis,
@@ -106,13 +112,24 @@ async def start_http(
     queue_settings: QueueSettings | None = None,
 ) -> AsyncIterator[Http]:
     api = api or ApiSettings(host="127.0.0.1", port=0, http_port=free_port())
-    server = await ApiServer.start(
-        redis=RedisSettings(url=redis_server.url, configured=True),
-        queue_settings=queue_settings or QueueSettings(),
-        api=api,
-        security=security,
-        artifacts=artifacts,
-    )
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            server = await ApiServer.start(
+                redis=RedisSettings(url=redis_server.url, configured=True),
+                queue_settings=queue_settings or QueueSettings(),
+                api=api,
+                security=security,
+                artifacts=artifacts,
+            )
+            break
+        except OSError as exc:
+            # The HTTP port is a free_port() pick (API_HTTP_PORT=0 turns HTTP off, so the API cannot
+            # be asked for any free port): another process of the run may take it before the API
+            # binds it. The API stopped everything it had started; try again on another port.
+            code = exc.errno or getattr(exc.__cause__, "errno", None)  # the API's OSError names the variable
+            if code != errno.EADDRINUSE or attempt == PORT_ATTEMPTS - 1:
+                raise
+            api = dataclasses.replace(api, http_port=free_port())
     try:
         assert server.http is not None
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
