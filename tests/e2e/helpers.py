@@ -86,5 +86,9 @@ async def stays_quiet(seen: Sequence[str], site: str, stub: pb_grpc.TestExecutio
     steps = [{"navigate": {"url": "/ping.html?witness"}}, {"wait": {"ms": 60000}}]
     witness = await stub.Submit(request(site, steps), timeout=10)
     await wait_for(lambda: sum(WITNESS in p for p in seen) >= 6, within=30, what="the witness page pinging")
-    assert pings(seen) == quiet, what
+    # One ping the page sent just before its context closed may reach the server's log after `quiet`
+    # was read (a loaded machine: its handler thread ran late); a page still running sends one per
+    # 100 ms, about six while the witness sends its six.
+    late = pings(seen) - quiet
+    assert late <= 1, f"{what}: {late} pings after it ended"
     await stub.Cancel(pb.CancelRequest(job_id=witness.job_id), timeout=10)
