@@ -233,11 +233,10 @@ async def forget_consumers(queue: Queue, *, idle_ms: int | None = None) -> int:
     reads under a name of its own, so without this every one that ever ran would stay in its group."""
     idle_ms = CONSUMER_IDLE_MS if idle_ms is None else idle_ms
     forgotten = 0
-    for shard in queue.shards:
+    for shard in queue.shards:  # one call a shard: its lanes and its events stream share its slot
         keys = shard.keys
-        for group, streams in ((GROUP, keys.lanes), (ALERTS_GROUP, (keys.events,))):
-            context = shard.context(group=group, idle_ms=idle_ms)
-            forgotten += int(await shard.scripts.forget(keys=list(streams), args=[context]))
+        context = shard.context(groups=[GROUP] * len(keys.lanes) + [ALERTS_GROUP], idle_ms=idle_ms)
+        forgotten += int(await shard.scripts.forget(keys=[*keys.lanes, keys.events], args=[context]))
     return forgotten
 
 
@@ -327,7 +326,7 @@ class Cleaner(_OnePerInterval):
         if removed:
             log.info("retention removed %d finished job(s)", removed)
         if forgotten := await forget_consumers(self._queue):
-            log.info("forgot %d consumer(s) that held nothing and read nothing for an hour", forgotten)
+            log.info("forgot %d idle stream consumer(s) that held no entry", forgotten)
         return removed
 
 

@@ -1,8 +1,9 @@
 -- forget: delete the consumers of a stream's group that hold no entry and have read nothing for a
 -- while.
 --
--- KEYS: the streams (each read through ctx.group)
--- ARGV[1] context (JSON, shared.queue.Queue.context): group, idle_ms
+-- KEYS: the streams
+-- ARGV[1] context (JSON, shared.queue.Queue.context): groups (the group each stream is read
+--   through, in KEYS order), idle_ms
 -- Returns how many consumers were deleted.
 --
 -- Every executor process reads the lanes, and every API replica the events stream, under a name of
@@ -14,14 +15,15 @@
 local ctx = cjson.decode(ARGV[1])
 local idle_ms = tonumber(ctx.idle_ms)
 local deleted = 0
-for _, stream in ipairs(KEYS) do
-  local consumers = redis.pcall('XINFO', 'CONSUMERS', stream, ctx.group)
+for i, stream in ipairs(KEYS) do
+  local group = ctx.groups[i]
+  local consumers = redis.pcall('XINFO', 'CONSUMERS', stream, group)
   if not consumers.err then  -- no stream or no group yet: nothing to forget
     for _, fields in ipairs(consumers) do
       local c = {}
-      for i = 1, #fields, 2 do c[fields[i]] = fields[i + 1] end
+      for n = 1, #fields, 2 do c[fields[n]] = fields[n + 1] end
       if c.pending == 0 and c.idle >= idle_ms then
-        redis.call('XGROUP', 'DELCONSUMER', stream, ctx.group, c.name)
+        redis.call('XGROUP', 'DELCONSUMER', stream, group, c.name)
         deleted = deleted + 1
       end
     end
