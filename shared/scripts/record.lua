@@ -28,16 +28,32 @@ local EVENTS, DELAYED, DLQ, COMPLETED, FAILED = KEYS[1], KEYS[2], KEYS[3], KEYS[
 -- The ends' figures, written once per hash and field after the last op (tally.lua).
 local FIGURES = tally_batch()
 
--- The job hash fields every op reads, once.
+-- The job hash fields every op reads, read once a call for each job: a progress op changes none of
+-- them, so the ops after it see what it saw; an end changes the state and forgets what was read.
+local READ = {}
 local function read(jk)
-  return redis.call('HMGET', jk, 'fence', 'state', 'cancel', 'attempt', 'id', 'tenant', 'tags', 'priority', 'run')
+  local cur = READ[jk]
+  if not cur then
+    cur = redis.call('HMGET', jk, 'fence', 'state', 'cancel', 'attempt', 'id', 'tenant', 'tags', 'priority', 'run')
+    READ[jk] = cur
+  end
+  return cur
 end
 
-local function progress(op, jk, pk)
+-- superseded[i]: the next op of op i's job in this call carries the same fence, so it passes when op
+-- i does and writes every progress field again (an op's progress fields are always the same set).
+local superseded, next_fence = {}, {}
+for i = #ctx.ops, 1, -1 do
+  local jk, op = KEYS[3 + 3 * i], ctx.ops[i]
+  superseded[i] = next_fence[jk] == op.fence
+  next_fence[jk] = op.fence
+end
+
+local function progress(i, op, jk, pk)
   local cur = read(jk)
   if cur[1] ~= op.fence or cur[2] ~= 'running' then return 0 end
   local p = op.progress
-  set_fields(jk, p)
+  if not superseded[i] then set_fields(jk, p) end
   progress_entry(ctx, pk, {cur[2], cur[4], p.pct, p.cur, p.total, p.step, p.msg, p.ts})
   event_entry(ctx, EVENTS, 'progress', {cur[5], cur[2], cur[6], cur[7]}, {pct = p.pct, msg = p.msg, ts = p.ts})
   if cur[3] == '1' then return 2 end
@@ -47,6 +63,7 @@ end
 local function finish(op, jk, lane, pk)
   local cur = read(jk)
   if cur[1] ~= op.fence or cur[2] ~= 'running' then return 0 end
+  READ[jk] = nil
   local state, now, id = op.state, ctx.now, cur[5]
   local dead = op.dead_letter_reason ~= ''
   local figures = tally_keys(ctx.stats_prefix, cur[8], cur[6])
@@ -91,7 +108,7 @@ for i, op in ipairs(ctx.ops) do
   if op.state then
     statuses[i] = finish(op, jk, lane, pk)
   else
-    statuses[i] = progress(op, jk, pk)
+    statuses[i] = progress(i, op, jk, pk)
   end
 end
 tally_apply(FIGURES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ from executor_service.recorder import Recorder
 from executor_service.store import (
     Claim,
     Reclaimed,
+    Write,
     check_progress,
     claim,
     end_write,
@@ -571,6 +573,64 @@ async def test_one_call_mixes_progress_and_ends_and_reports_a_cancel_per_run(que
     assert await queue.redis.zscore(queue.keys.dlq, third.job_id) is not None
     kinds = [fields["kind"] for _, fields in await entries(queue, queue.keys.events)]
     assert kinds[-4:] == ["progress", "progress", "failed", "dead_lettered"]
+
+
+async def command_calls(queue: Queue, name: str) -> int:
+    stats = await queue.redis.info("commandstats")
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+async def test_a_runs_writes_in_one_call_read_its_hash_once_and_set_its_progress_fields_once(queue: Queue) -> None:
+    """Reports handed over together (0 and 5; 95 and the end) go in one call: each is in the job's
+    progress stream and the events, in order, but the hash is read and its progress set once: the
+    call costs the hash reads and writes of the end alone."""
+    _, alone_id, job_id = [await submit(queue) for _ in range(3)]
+    first, alone, run = (await claim(queue, consumer=CONSUMER, worker_id=WORKER, count=3)).claims
+    done = Progress(percentage=100, current_step=2, total_steps=2, message="Complete", updated_at_ms=now_ms())
+    await record(queue, [end_write(first, state=JobState.COMPLETED, progress=done)])  # the figures' first writes
+
+    async def hash_calls(writes: list[Write]) -> tuple[list[int], int, int]:
+        reads, sets = await command_calls(queue, "hmget"), await command_calls(queue, "hset")
+        statuses = await record(queue, writes)
+        return statuses, await command_calls(queue, "hmget") - reads, await command_calls(queue, "hset") - sets
+
+    end_alone = await hash_calls([end_write(alone, state=JobState.COMPLETED, progress=done)])
+    together = await hash_calls(
+        [
+            progress_write(run, progress(0, "Initializing")),
+            progress_write(run, progress(5, "Validation complete")),
+            end_write(run, state=JobState.COMPLETED, progress=done),
+        ]
+    )
+
+    assert end_alone[0] == [1] and together[0] == [1, 1, 1]
+    assert together[1:] == end_alone[1:]
+    for job in (alone_id, job_id):
+        written = await job_hash(queue, job)
+        assert (written["state"], written["pct"], written["msg"]) == ("completed", "100", "Complete")
+    stream = [(f["pct"], f["msg"], f["terminal"]) for _, f in await entries(queue, queue.keys.progress(job_id))]
+    assert stream[-3:] == [("0", "Initializing", "0"), ("5", "Validation complete", "0"), ("100", "Complete", "1")]
+    kinds = [f["kind"] for _, f in await entries(queue, queue.keys.events) if f["job"] == job_id]
+    assert kinds[-3:] == ["progress", "progress", "completed"]
+
+
+async def test_a_stale_runs_write_beside_the_new_runs_in_one_call_changes_nothing_either_way_round(
+    queue: Queue,
+) -> None:
+    job_id = await submit(queue)
+    stale = await claim_one(queue)
+    await queue.redis.hincrby(queue.keys.job(job_id), "fence", 1)  # taken over: the new run's fence
+    new = dataclasses.replace(stale, fence=str(int(stale.fence) + 1))
+
+    assert await record(
+        queue, [progress_write(stale, progress(30, "old")), progress_write(new, progress(40, "new"))]
+    ) == [0, 1]
+    assert (await job_hash(queue, job_id))["msg"] == "new"
+    # The new run's write first: the stale one after it does not stand in for it.
+    assert await record(
+        queue, [progress_write(new, progress(50, "newer")), progress_write(stale, progress(60, "old"))]
+    ) == [1, 0]
+    assert ((await job_hash(queue, job_id))["pct"], (await last_progress(queue, job_id))["msg"]) == ("50", "newer")
 
 
 async def test_the_recorder_sends_writes_of_one_loop_turn_in_one_call(queue: Queue, redis_server: Any) -> None:
