@@ -136,6 +136,7 @@ dev: install
 	$(BIN)/sentinel dev --demo
 
 bench: system-deps $(STAMP) bench-peers
+	@command -v valgrind >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y valgrind
 	$(PYTHON) -m bench.suite $(BENCH) $(if $(filter 1 yes true,$(BENCH_QUICK)),--quick) $(if $(BENCH_ARGS),-- $(BENCH_ARGS))
 
 bench-peers: $(PEERS_NODE_STAMP) $(PEERS_PY_STAMP)

@@ -88,6 +88,7 @@ SUITE: tuple[Bench, ...] = (
         args=("--memory", "2000", "--concurrency", "5"),
         quick=("--memory", "20", "--concurrency", "2"),
     ),
+    Bench("redis-instructions", "bench.redis_instructions", quick=("--jobs", "100")),
     Bench("retention", "bench.retention", quick=("--jobs", "1000", "--sample", "500", "--backlog", "500")),
     Bench(
         "retention-off",
