@@ -392,6 +392,19 @@ def _check_required(out: list[FieldViolation], at: str, value: str, limit: int) 
 def _check_length(out: list[FieldViolation], at: str, value: str, limit: int) -> None:
     if len(value) > limit:
         out.append(FieldViolation(at, f"must be at most {limit} characters, got {len(value)}"))
+    _check_text(out, at, value)
+
+
+def _check_text(out: list[FieldViolation], at: str, value: str) -> None:
+    """A string must be text that can be stored: a lone UTF-16 surrogate (a JSON "\\ud800" escape, or
+    a Python str built from one) cannot be encoded as UTF-8, and would fail the write it is in."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        lone = f"\\u{ord(value[exc.start]):04x}"
+        out.append(FieldViolation(at, f"must be valid Unicode text: a lone surrogate {lone} at character {exc.start}"))
 
 
 def _check_range(out: list[FieldViolation], at: str, value: int, low: int, high: int, unit: str) -> None:

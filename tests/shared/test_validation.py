@@ -433,3 +433,28 @@ def test_a_flood_of_violations_is_cut_short_and_says_so() -> None:
 def test_validate_definition_returns_instead_of_raising() -> None:
     assert v.validate_definition(definition()) == []
     assert v.validate_definition(definition(name=""), path="d") == [FieldViolation("d.name", "must not be empty")]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        (JobOptions(idempotency_key="\ud800"), "options.idempotency_key"),
+        (JobOptions(idempotency_key="ok-\udfff"), "options.idempotency_key"),
+    ],
+)
+def test_a_lone_surrogate_is_named_not_stored(options: JobOptions, field: str) -> None:
+    """A lone surrogate cannot be encoded as UTF-8: left in, it would fail the write it is in (the
+    API's unary submits share one), so it is a violation of its own field."""
+    violations = v.validate_options(options)
+    assert [f.field for f in violations] == [field]
+    assert "lone surrogate \\u" in violations[0].description
+
+
+def test_a_lone_surrogate_in_a_definition_is_named() -> None:
+    definition = TestDefinition(name="n\udc00", steps=(Step(Fill(selector="#a", value="x\ud83d")),))
+    fields = {f.field for f in v.validate_definition(definition)}
+    assert fields == {"definition.name", "definition.steps[0].fill.value"}
+
+
+def test_a_surrogate_pair_is_text() -> None:
+    assert v.validate_options(JobOptions(idempotency_key="\U0001f600")) == []
