@@ -68,6 +68,9 @@ class RunState:
     cancel_requested: bool = False
     lease_lost: bool = False
     evidence: Evidence | None = None
+    #: The steps that have ended in this run, in order (`run_steps` adds each as it ends): what a
+    #: timeout or a cancel keeps of them.
+    steps: list[StepResult] = field(default_factory=list)
     #: The run's task has begun (`Runs.cancel` may cancel it; before, the run sees the request as it begins).
     begun: bool = False
 
@@ -165,19 +168,25 @@ def _violations(definition: TestDefinition) -> list[FieldViolation]:
     return violations
 
 
-def _steps_after_interrupt(state: RunState, reason: str) -> tuple[StepResult, ...]:
-    """Per-step outcomes when the run was stopped mid-way (timeout, cancel)."""
+def _steps_after_interrupt(state: RunState, reason: str) -> tuple[tuple[StepResult, ...], int]:
+    """Per-step outcomes when the run was stopped mid-way (timeout, cancel), and the index of the
+    step it stopped in (-1: before any step). The steps that had ended keep their results (time,
+    screenshots, console errors); the one running gets `reason` and the time it ran; the rest are
+    skipped."""
     definition = state.claim.job.definition
-    current = state.progress.current_step  # 1-based; 0 = no step started
+    ended = {result.index: result for result in state.steps}
+    started = state.progress.current_step > 0  # 1-based; 0 = no step started
+    stopped = next((i for i in range(len(definition.steps)) if i not in ended), -1) if started else -1
     results = []
     for i, step in enumerate(definition.steps):
-        if i + 1 < current:
-            results.append(StepResult(index=i, name=step.display_name, success=True))
-        elif i + 1 == current:
-            results.append(StepResult(index=i, name=step.display_name, success=False, error=reason))
+        if i in ended:
+            results.append(ended[i])
+        elif i == stopped:
+            ran_ms = max(now_ms() - state.progress.updated_at_ms, 0) if state.progress.current_step == i + 1 else 0
+            results.append(StepResult(index=i, name=step.display_name, success=False, duration_ms=ran_ms, error=reason))
         else:
             results.append(StepResult(index=i, name=step.display_name, success=False, skipped=True))
-    return tuple(results)
+    return tuple(results), stopped
 
 
 async def _run(env: JobEnv, state: RunState, evidence: Evidence) -> RunOutcome:
@@ -230,6 +239,7 @@ async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report
             artifact_policy=policy,
             secret_key=env.secret_key,
             recording=recording,
+            results=state.steps,
         )
         failed = not outcome.success
     finally:
@@ -281,19 +291,14 @@ async def _run_and_record(
         ended = JobState.COMPLETED if outcome.error is None else JobState.FAILED
     except TimeoutError:
         reason = f"job timed out after {job.timeout_ms} ms"
+        steps, stopped = _steps_after_interrupt(state, reason)
         outcome = RunOutcome(
-            steps=_steps_after_interrupt(state, reason),
-            error=JobError(ErrorCategory.TIMEOUT, reason, step_index=state.progress.current_step - 1),
-            artifacts=(),
+            steps=steps, error=JobError(ErrorCategory.TIMEOUT, reason, step_index=stopped), artifacts=()
         )
         ended = JobState.TIMEOUT
     except CancelRequested:
         state.cancel_requested = True
-        outcome = RunOutcome(
-            steps=_steps_after_interrupt(state, "cancelled"),
-            error=JobError(ErrorCategory.UNKNOWN, "cancelled by request"),
-            artifacts=(),
-        )
+        outcome = _cancelled(state)
         ended = JobState.CANCELLED
     except asyncio.CancelledError:
         if state.lease_lost:
@@ -303,11 +308,7 @@ async def _run_and_record(
         if not state.cancel_requested:
             raise
         _uncancel()
-        outcome = RunOutcome(
-            steps=_steps_after_interrupt(state, "cancelled"),
-            error=JobError(ErrorCategory.UNKNOWN, "cancelled by request"),
-            artifacts=(),
-        )
+        outcome = _cancelled(state)
         ended = JobState.CANCELLED
     except LeaseLost:
         log.warning("job %s: lease lost, another executor owns it now", job.job_id)
@@ -318,6 +319,13 @@ async def _run_and_record(
         ended = JobState.FAILED
     return await _record(
         env, state, outcome, ended, evidence=evidence, execution_ms=int((time.monotonic() - started) * 1000)
+    )
+
+
+def _cancelled(state: RunState) -> RunOutcome:
+    steps, stopped = _steps_after_interrupt(state, "cancelled")
+    return RunOutcome(
+        steps=steps, error=JobError(ErrorCategory.UNKNOWN, "cancelled by request", step_index=stopped), artifacts=()
     )
 
 

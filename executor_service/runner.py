@@ -89,6 +89,7 @@ async def run_steps(
     artifact_policy: ArtifactPolicy,
     secret_key: str = "",
     recording: Recording | None = None,
+    results: list[StepResult] | None = None,
 ) -> RunOutcome:
     """Run every step of `definition` in one new page of `session`, stopping at the first failure.
 
@@ -104,6 +105,8 @@ async def run_steps(
         artifact_policy: NEVER: no failure screenshot; ALWAYS: also a final one after success.
         secret_key: SENTINEL_SECRET_KEY, to open sealed secret fill values right before typing.
         recording: The context's trace, to mark each step in it (None: not traced).
+        results: Where each step's result is added as it ends (None: a list of its own): the
+            caller keeps the steps that ended when the run is stopped mid-way (timeout, cancel).
 
     Returns:
         The per-step results, the failure (if any) and the artifacts written. Failing steps are
@@ -120,7 +123,7 @@ async def run_steps(
     sealer = sealer_for(secret_key)
     secrets = open_secrets(definition, sealer)
     guard = session.guard
-    results: list[StepResult] = []
+    results = [] if results is None else results
     artifacts: list[str] = []
 
     def skip_from(start: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -99,3 +100,56 @@ async def test_a_runs_cleaning_up_report_and_its_end_go_in_one_write(
     assert calls[-1] == ["Cleaning up", "end"]
     stream = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(queue.keys.progress(claim.job_id)))
     assert [f["msg"] for _, f in stream][-2:] == ["Cleaning up", "Complete"]
+
+
+async def test_a_timed_out_run_keeps_the_results_of_the_steps_that_ended(
+    redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """A timeout (or a cancel) stops the run mid-step: the steps before it keep what they recorded
+    (time, HTTP status), the one running gets the reason and the time it ran, the rest are skipped."""
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)  # the slow answer is not waited for
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    queue = Queue.open(redis_client, QueueSettings())
+    await queue.ensure_groups()
+    steps = tuple(
+        Step(Request(url=f"http://127.0.0.1:{port}{path}"), name=name)
+        for path, name in (("/", "first"), ("/slow", "slow"), ("/", "never"))
+    )
+    options = JobOptions(timeout_ms=1500, max_attempts=1)
+    submitted = await jobs.submit(
+        queue, SubmitCommand(TestDefinition(name="t", steps=steps), options), tenant="default"
+    )
+    (claim,) = (await store.claim(queue, consumer="c", worker_id="w", count=1)).claims
+    browser = BrowserManager(executable_path="", policy=NavigationPolicy.from_rules(["127.0.0.1"]))
+    env = JobEnv(
+        queue_settings=QueueSettings(),
+        browser=browser,
+        settings=ExecutorSettings(spool_dir=str(tmp_path)),
+        worker_id="w",
+    )
+    try:
+        ended = await job.run_job(env, job.RunState(claim=claim, ledger=QueueLedger(queue)))
+    finally:
+        await runner.cleanup()
+
+    assert ended is JobState.TIMEOUT
+    result = (await jobs.get_job(queue, submitted.job_id, tenant=None)).result
+    assert result is not None and result.error is not None
+    first, stopped, never = result.steps
+    assert first.success and first.http_status == 200 and first.duration_ms > 0
+    assert not stopped.success and stopped.error == "job timed out after 1500 ms" and stopped.duration_ms > 0
+    assert never.skipped
+    assert result.error.step_index == 1
