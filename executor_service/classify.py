@@ -7,7 +7,8 @@ carries), never on loose substring matching over arbitrary text: a page that pri
 
 The runner's own failures come from `shared.errors`: `AssertionFailure` → ASSERTION,
 `NavigationRefused` → POLICY, `ValidationError` → VALIDATION, `BrowserUnavailable` → BROWSER,
-`RequestFailed` (a request step's HTTP request got no answer) → NETWORK.
+`RequestFailed` (a request step's HTTP request got no answer) → NETWORK. Playwright refusing a
+step's own input (a selector it cannot parse, a key it does not know) → VALIDATION: never retried.
 
 It must never import Redis or grpc, and never raise.
 """
@@ -27,6 +28,20 @@ __all__ = ["classify", "net_error_code"]
 
 # Chromium writes its net errors as `net::ERR_CONNECTION_REFUSED` (see net/base/net_error_list.h).
 _NET_ERROR = re.compile(r"\bnet::(ERR_[A-Z_]+)\b")
+
+# Playwright refusing what a step asked of it before touching the page: a selector it cannot parse,
+# a key it does not know. Its own words, at the start of its message after the call's name
+# (`Locator.click: `), where nothing a page says can appear: the definition is wrong, and running
+# it again cannot help.
+_BAD_STEP_INPUT = re.compile(
+    r"^[A-Za-z]+\.[A-Za-z]+: (?:"
+    r"Unexpected token .* while parsing (?:css )?selector"
+    r"|Unknown engine \".*\" while parsing selector"
+    r"|InvalidSelectorError: "
+    r"|SyntaxError: .* is not a valid XPath expression"
+    r"|Unknown key: \""
+    r")"
+)
 
 # How far down a `raise ... from ...` chain to look before giving up; chains are short in practice
 # and a cycle must not loop forever.
@@ -92,6 +107,8 @@ def _classify_one(exc: BaseException) -> ErrorCategory:
     if isinstance(exc, PlaywrightError):
         if net_error_code(exc) is not None:
             return ErrorCategory.NETWORK
+        if _BAD_STEP_INPUT.match(exc.message):
+            return ErrorCategory.VALIDATION
         # Everything else Playwright raises (a crashed page, a detached frame, a protocol error)
         # is the browser's fault, not the test's.
         return ErrorCategory.BROWSER

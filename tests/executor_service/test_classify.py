@@ -62,6 +62,26 @@ def test_categories_follow_exception_types(exc: BaseException, category: ErrorCa
 
 
 @pytest.mark.parametrize(
+    "message",
+    [
+        'Locator.click: Unexpected token "" while parsing css selector "div[". Did you mean to CSS.escape it?',
+        "Locator.click: SyntaxError: Failed to execute 'evaluate' on 'Document': The string '//*[' is not a valid "
+        "XPath expression.",
+        "Locator.click: InvalidSelectorError: Unexpected end of selector while parsing selector `nosuchrole[name=`",
+        'Locator.click: Unknown engine "internal:foo" while parsing selector internal:foo=bar',
+        'Locator.press: Unknown key: "NotAKey"',
+    ],
+)
+def test_a_step_input_playwright_refuses_is_a_validation_error(message: str) -> None:
+    assert classify(PlaywrightError(message)) is ErrorCategory.VALIDATION
+
+
+def test_a_page_saying_the_same_words_is_not() -> None:
+    # Only Playwright's own refusal, right after the call's name, is the definition's fault.
+    assert classify(PlaywrightError('Page.evaluate: Error: Unknown key: "x"')) is ErrorCategory.BROWSER
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Timeout 500ms exceeded",

@@ -272,6 +272,20 @@ async def test_a_step_timeout_is_a_timeout(session: Session, site: str, tmp_path
     assert outcome.steps[2].skipped
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [Step(Click("div["), timeout_ms=2000), Step(Click("xpath=//*["), timeout_ms=2000), Step(Press("#user", "NotAKey"))],
+    ids=["css", "xpath", "key"],
+)
+async def test_a_selector_or_key_playwright_cannot_read_is_the_definitions_fault(
+    session: Session, site: str, tmp_path: Path, bad: Step
+) -> None:
+    """Not the browser's: a VALIDATION error, which is never retried."""
+    outcome = await run(session, [Step(Navigate(site + "form.html")), bad], tmp_path=tmp_path)
+    assert outcome.error is not None
+    assert (outcome.error.category, outcome.error.step_index) == (ErrorCategory.VALIDATION, 1)
+
+
 async def test_a_refused_connection_is_a_network_error(session: Session, tmp_path: Path) -> None:
     outcome = await run(session, [Step(Navigate("/"))], tmp_path=tmp_path, base_url=f"http://127.0.0.1:{closed_port()}")
     assert outcome.error is not None
