@@ -606,12 +606,14 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RunTest(_message.Message):
-    __slots__ = ("definition", "file")
+    __slots__ = ("definition", "file", "options")
     DEFINITION_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     definition: TestDefinition
     file: str
-    def __init__(self, definition: _Optional[_Union[TestDefinition, _Mapping]] = ..., file: _Optional[str] = ...) -> None: ...
+    options: JobOptions
+    def __init__(self, definition: _Optional[_Union[TestDefinition, _Mapping]] = ..., file: _Optional[str] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ...) -> None: ...
 
 class SubmitRunRequest(_message.Message):
     __slots__ = ("name", "tests", "options", "max_parallel", "user_id", "request_id")

@@ -103,8 +103,9 @@ def template_request(test: TestSource, options: SubmitOptions) -> pb.SubmitReque
 def run_request(
     tests: Iterable[RunTestSource], *, name: str, max_parallel: int, options: SubmitOptions
 ) -> pb.SubmitRunRequest:
-    """The SubmitRun request: every test's definition (with `base_url` applied) and the file it came
-    from, the options they share, always carrying an idempotency key (the run's)."""
+    """The SubmitRun request: every test's definition (with `base_url` applied), the file it came
+    from and its own options (a file's "options"), the options they share (which win where they set
+    a field), always carrying an idempotency key (the run's)."""
     shared = pb.SubmitRequest()
     _apply(shared, options)
     request = pb.SubmitRunRequest(
@@ -119,7 +120,9 @@ def run_request(
         loaded = load_document(test) if isinstance(test, Mapping) else load_file(test)
         _set(loaded.definition, "base_url", options)
         file = source or ("" if isinstance(test, Mapping) else os.fspath(test))
-        request.tests.append(pb.RunTest(definition=loaded.definition, file=file))
+        # The file's own options go with it; the run's (these `options`) win where they set a field.
+        own = loaded.options if loaded.HasField("options") else None
+        request.tests.append(pb.RunTest(definition=loaded.definition, file=file, options=own))
     return request
 
 

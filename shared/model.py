@@ -261,10 +261,12 @@ class RunState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class RunTestSpec:
-    """One test of a run as submitted: its definition and the file it came from."""
+    """One test of a run as submitted: its definition, the file it came from and its options (its
+    own merged with the run's, the run's winning where they set a field; None: the run's alone)."""
 
     definition: TestDefinition
     file: str = ""
+    options: JobOptions | None = None
 
 
 @dataclass(frozen=True)

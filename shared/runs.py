@@ -75,15 +75,25 @@ def validate_run(command: RunCommand) -> None:
     found += validate_options(command.options, path="options")
     for i, test in enumerate(command.tests[:MAX_TESTS]):
         found += validate_definition(test.definition, path=f"tests[{i}].definition")
+        if test.options is not None:
+            found += validate_options(test.options, path=f"tests[{i}].options")
+            if test.options.idempotency_key:
+                found.append(
+                    FieldViolation(
+                        f"tests[{i}].options.idempotency_key",
+                        "a run's test has none of its own: the run's options carry the run's",
+                    )
+                )
     if found:
         raise ValidationError(found)
 
 
 def _job_command(command: RunCommand, index: int) -> SubmitCommand:
     # The run's idempotency key is the run's: each job's own would make every test one job.
+    test = command.tests[index]
     return SubmitCommand(
-        definition=command.tests[index].definition,
-        options=replace(command.options, idempotency_key=""),
+        definition=test.definition,
+        options=replace(test.options or command.options, idempotency_key=""),
         user_id=command.user_id,
         request_id=command.request_id,
     )

@@ -120,12 +120,33 @@ def run_command_from_proto(req: pb.SubmitRunRequest) -> RunCommand:
     """A SubmitRun as domain values: every test's definition, the options they share."""
     return RunCommand(
         name=req.name,
-        tests=tuple(RunTestSpec(definition=definition_from_proto(t.definition), file=t.file) for t in req.tests),
+        tests=tuple(
+            RunTestSpec(
+                definition=definition_from_proto(t.definition),
+                file=t.file,
+                options=_test_options(req.options, t.options) if t.HasField("options") else None,
+            )
+            for t in req.tests
+        ),
         options=options_from_proto(req.options),
         max_parallel=req.max_parallel,
         user_id=req.user_id,
         request_id=req.request_id,
     )
+
+
+def _test_options(run: pb.JobOptions, test: pb.JobOptions) -> JobOptions:
+    """A run's test's options: its own, with every field the run's options set put over them (a
+    command line's `--priority` beats a file's), the tags of both (each once), and the test's own
+    idempotency key (which `validate_run` refuses: the run's is the run's)."""
+    merged = pb.JobOptions()
+    merged.CopyFrom(test)
+    merged.MergeFrom(run)  # scalars the run sets replace the test's; repeated fields are appended
+    tags = list(dict.fromkeys(merged.tags))
+    del merged.tags[:]
+    merged.tags.extend(tags)
+    merged.idempotency_key = test.idempotency_key
+    return options_from_proto(merged)
 
 
 def options_from_proto(options: pb.JobOptions) -> JobOptions:

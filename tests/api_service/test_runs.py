@@ -198,6 +198,31 @@ async def test_submit_run_checks_every_test_and_names_the_field(
     assert missing.value.code() == Code.NOT_FOUND
 
 
+async def test_a_runs_test_keeps_its_own_options_under_the_runs(api: Harness) -> None:
+    """A definition file's options go with its test (`sentinel run` used to drop them): the run's
+    options win where they set a field, the tags are both lists, each tag once."""
+    stub = api.stub
+    request = run_request("own", "plain")  # the run's options: tags ["nightly"]
+    request.options.priority = pb.PRIORITY_HIGH
+    request.tests[0].options.CopyFrom(
+        pb.JobOptions(timeout_ms=4000, max_attempts=1, tags=["slow", "nightly"], priority=pb.PRIORITY_LOW)
+    )
+    submitted = await stub.SubmitRun(request)
+
+    own, plain = [await stub.Status(pb.StatusRequest(job_id=job_id)) for job_id in submitted.job_ids]
+    assert (own.timeout_ms, own.max_attempts) == (4000, 1)
+    assert list(own.tags) == ["slow", "nightly"]
+    assert own.priority == plain.priority == pb.PRIORITY_HIGH  # the run's
+    assert list(plain.tags) == ["nightly"] and plain.max_attempts != 1
+
+    keyed = run_request("a")
+    keyed.tests[0].options.idempotency_key = "mine"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.SubmitRun(keyed)
+    assert refused.value.code() == Code.INVALID_ARGUMENT
+    assert "tests[0].options.idempotency_key" in (refused.value.details() or "")
+
+
 async def test_an_idempotency_key_makes_a_repeated_submit_the_same_run(
     api: Harness,
 ) -> None:
