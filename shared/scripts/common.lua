@@ -84,3 +84,28 @@ local function ack_entry(ctx, lane, entry_id)
   redis.call('XACK', lane, ctx.group, entry_id)
   redis.call('XDEL', lane, entry_id)
 end
+
+-- Entries to ack and delete at the end of a script that ends many (ack_entry, batched): one XACK and
+-- one XDEL per lane stream. Lane entries end oldest first, and each XDEL of a stream's first entry
+-- walks the deleted entries before it to find the next; one XDEL a call walks them once.
+local function ack_batch()
+  return {order = {}, ids = {}}
+end
+
+local function ack_later(batch, lane, entry_id)
+  local ids = batch.ids[lane]
+  if not ids then
+    ids = {}
+    batch.ids[lane] = ids
+    batch.order[#batch.order + 1] = lane
+  end
+  ids[#ids + 1] = entry_id
+end
+
+local function ack_apply(ctx, batch)
+  for _, lane in ipairs(batch.order) do
+    local ids = batch.ids[lane]
+    redis.call('XACK', lane, ctx.group, unpack(ids))
+    redis.call('XDEL', lane, unpack(ids))
+  end
+end

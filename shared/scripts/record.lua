@@ -27,6 +27,8 @@ local ctx = cjson.decode(ARGV[1])
 local EVENTS, DELAYED, DLQ, COMPLETED, FAILED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 -- The ends' figures, written once per hash and field after the last op (tally.lua).
 local FIGURES = tally_batch()
+-- The ends' lane entries, acked and deleted together after the last op (common.lua).
+local ACKS = ack_batch()
 
 -- The job hash fields every op reads, read once a call for each job: a progress op changes none of
 -- them, so the ops after it see what it saw; an end changes the state and forgets what was read.
@@ -93,7 +95,7 @@ local function finish(op, jk, lane, pk)
     kind = state
   end
   tally_move(figures, 'running', state, now, FIGURES)
-  ack_entry(ctx, lane, op.entry)
+  ack_later(ACKS, lane, op.entry)
   progress_entry(ctx, pk, {state, cur[4], p.pct, p.cur, p.total, p.step, p.msg, p.ts},
     {terminal = state ~= 'scheduled' and '1' or '0'})
   local job = {id, state, cur[6], cur[7]}
@@ -112,4 +114,5 @@ for i, op in ipairs(ctx.ops) do
   end
 end
 tally_apply(FIGURES)
+ack_apply(ctx, ACKS)
 return statuses

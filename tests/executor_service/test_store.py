@@ -539,9 +539,12 @@ async def test_one_call_ends_each_run_under_its_own_fence(queue: Queue) -> None:
     before = await job_hash(queue, stale.job_id)
     done = Progress(percentage=100, current_step=2, total_steps=2, message="Complete", updated_at_ms=now_ms())
 
+    deletes = await command_calls(queue, "xdel")
     statuses = await record(queue, [end_write(c, state=JobState.COMPLETED, progress=done) for c in runs_])
 
     assert statuses == [1, 0, 1]
+    assert await command_calls(queue, "xdel") == deletes + 1  # the lane's two entries, deleted together
+    assert await queue.redis.xlen(queue.keys.stream(Priority.MEDIUM)) == 1  # the fenced-off run's is left
     assert await job_hash(queue, stale.job_id) == before  # fenced off: nothing changed
     for c in (runs_[0], runs_[2]):
         assert (await job_hash(queue, c.job_id))["state"] == "completed"
