@@ -83,12 +83,18 @@ async def scan_index(
             continue
         offset = 0
         loaded = await load([m for m, _ in fresh])
-        for (member, score), item in zip(fresh, loaded, strict=True):
+        for i, ((member, score), item) in enumerate(zip(fresh, loaded, strict=True)):
             examined += 1
             last = (score, member)
             if item is not None and keep(item):
                 items.append(item)
                 if len(items) == page_size:
+                    # Filled by the index's last entry: no token that would lead to an empty page.
+                    exhausted = i == len(fresh) - 1 and len(rows) < batch
                     break
+        else:
+            if len(rows) < batch:
+                exhausted = True
+                break
     token = "" if exhausted or last is None or last == after else f"{last[0]:.0f}|{last[1]}"
     return Page(items=items, next_token=token)

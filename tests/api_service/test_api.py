@@ -532,6 +532,15 @@ async def test_list_jobs_default_page_is_50(api: Harness) -> None:
     assert sorted(listed) == sorted(item.job_id for item in batch.items)
 
 
+async def test_a_page_the_last_job_fills_has_no_token_to_an_empty_page(api: Harness) -> None:
+    await submit_spaced(api, [request(name=f"s{i}") for i in range(4)])
+    full = await api.stub.ListJobs(pb.ListJobsRequest(page_size=4))
+    assert len(full.jobs) == 4 and full.next_page_token == ""
+    first = await api.stub.ListJobs(pb.ListJobsRequest(page_size=2))
+    second = await api.stub.ListJobs(pb.ListJobsRequest(page_size=2, page_token=first.next_page_token))
+    assert first.next_page_token and len(second.jobs) == 2 and second.next_page_token == ""
+
+
 async def test_list_jobs_rejects_a_page_size_over_500(api: Harness) -> None:
     err = await rpc_error(api.stub.ListJobs(pb.ListJobsRequest(page_size=501)), Code.INVALID_ARGUMENT)
     assert bad_request_fields(err) == ["page_size"]
