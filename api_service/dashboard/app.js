@@ -84,10 +84,11 @@ async function start() {
   window.addEventListener("hashchange", route);
   const key = keyStore.get();
   try {
-    // With a stored key, or none: a server running with auth disabled lets anyone in.
-    const who = await api("/whoami", { key });
-    if (key || who.authDisabled) {
-      enter(who, key);
+    // Without a stored key, ask first whether the server wants one (/auth needs none): a server
+    // running with auth disabled lets anyone in, and a signed-out load makes no call the server
+    // refuses, which the browser would log as an error.
+    if (key || (await api("/auth")).authDisabled) {
+      enter(await api("/whoami", { key }), key);
       return;
     }
   } catch (error) {

@@ -151,7 +151,7 @@ function renderLanes(box, s) {
   box.replaceChildren(
     table("Figures per lane",
       ["Lane", "Waiting", "Running", "Delayed", "Completed", "Failed", "Dead", "Processed", "Jobs/min", "Avg time"],
-      rows, { numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9] }),
+      rows, { numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9], stack: true }),
     h("p", { class: "muted small" }, "Last job finished: ", when(s.lastProcessedAt)),
   );
 }

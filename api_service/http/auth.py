@@ -2,10 +2,11 @@
 
 The HTTP twin of `shared.edge.auth`'s METHOD_ROLES: every route has a name, and `ROUTE_ROLES`
 says the role it needs (a route not listed needs ADMIN; `OPEN_ROUTES` need no key at all: the
-OpenAPI document and the dashboard's static files). Keys come in `Authorization: Bearer <key>`
-only — never in a URL — and are checked by `shared.access.authorize`, the same function the gRPC
-interceptor uses, so a key has the same tenant and role on both front doors. The middleware runs
-before the handler reads a byte of the body. Nothing here may log or store a key.
+OpenAPI document, `/auth` — whether keys are on — and the dashboard's static files). Keys come in
+`Authorization: Bearer <key>` only — never in a URL — and are checked by `shared.access.authorize`,
+the same function the gRPC interceptor uses, so a key has the same tenant and role on both front
+doors. The middleware runs before the handler reads a byte of the body. Nothing here may log or
+store a key.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ ROUTE_ROLES: dict[str, Role] = {
     "deadletters.purge": Role.ADMIN,
 }
 
-#: Routes anyone may call: the API's description, and the dashboard page (whose data calls carry a key).
-OPEN_ROUTES = frozenset({"openapi", "dashboard.index", "dashboard.files"})
+#: Routes anyone may call: the API's description, whether it needs a key, and the dashboard page
+#: (whose data calls carry a key).
+OPEN_ROUTES = frozenset({"openapi", "auth", "dashboard.index", "dashboard.files"})
 
 HOW = "the header 'Authorization: Bearer <key>'"
 

@@ -7,8 +7,10 @@
 Which code name an error has is decided once for both front doors (`shared.edge.codes`); this
 module only maps the names to HTTP statuses (`HTTP_STATUS`). Violations name fields as gRPC does,
 with the HTTP request's names for the parts that differ (`FIELD_NAMES`: gRPC's `definition.` is
-`testDefinition.`, `options.timeout_ms` is `options.timeout` …). An unexpected error is a 500
-with a generic message: never a stack trace.
+`testDefinition.`, `options.timeout_ms` is `options.timeout` …) and every other field name in the
+lowerCamelCase of proto3 JSON (`steps[0].wait_for` is `steps[0].waitFor`). A 429 or 503 says when
+to try again (`Retry-After`, `RETRY_AFTER_S`). An unexpected error is a 500 with a generic message:
+never a stack trace.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiohttp import web
 from api_service.http.views import now_iso
 from shared.edge.codes import INTERNAL, code_name, message_for
 from shared.errors import ValidationError
+from shared.field_paths import json_path
 
 #: gRPC code names as HTTP statuses (the names come from `shared.edge.codes`).
 HTTP_STATUS: dict[str, int] = {
@@ -42,7 +45,12 @@ CODE_OF_STATUS: dict[int, str] = {
     413: "RESOURCE_EXHAUSTED",
 }
 
-#: gRPC's field paths → the HTTP request's, longest match first; the rest of a path is kept as is.
+#: `Retry-After` (seconds) by status. Nothing below the edge says how long a limit lasts: a tenant's
+#: queue limit frees as its jobs start (rate limits hold jobs, they refuse no request), so a 429 asks
+#: for a second; a 503 (Redis, the artifact store, shutting down) for the few seconds a restart takes.
+RETRY_AFTER_S: dict[int, int] = {429: 1, 503: 5}
+
+#: gRPC's field paths → the HTTP request's, longest match first; the rest of a path is camelCased.
 FIELD_NAMES: dict[str, str] = {
     "definition": "testDefinition",
     "options.timeout_ms": "options.timeout",
@@ -59,11 +67,18 @@ _BY_LENGTH = sorted(FIELD_NAMES.items(), key=lambda item: -len(item[0]))
 
 
 def http_field(path: str) -> str:
-    """A gRPC field path as the HTTP API spells it (`definition.steps[3]` → `testDefinition.steps[3]`)."""
+    """A gRPC field path as the HTTP API spells it (`definition.steps[3].wait_for` →
+    `testDefinition.steps[3].waitFor`): the names of `FIELD_NAMES`, the rest in lowerCamelCase."""
     for grpc_name, http_name in _BY_LENGTH:
         if path == grpc_name or path.startswith((grpc_name + ".", grpc_name + "[")):
-            return http_name + path[len(grpc_name) :]
-    return path
+            return http_name + json_path(path[len(grpc_name) :])
+    return json_path(path)
+
+
+def _with_retry_after(status: int, headers: dict[str, str] | None) -> dict[str, str] | None:
+    if status not in RETRY_AFTER_S:
+        return headers
+    return {"Retry-After": str(RETRY_AFTER_S[status]), **(headers or {})}
 
 
 def _dumps(body: Any) -> str:
@@ -83,7 +98,7 @@ def failure(
     body: dict[str, Any] = {"success": False, "message": message, "timestamp": now_iso(), "error": {"code": code}}
     if data is not None:
         body["data"] = data
-    return web.json_response(body, status=status, dumps=_dumps, headers=headers)
+    return web.json_response(body, status=status, dumps=_dumps, headers=_with_retry_after(status, headers))
 
 
 def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
@@ -105,7 +120,7 @@ def failure_for(exc: BaseException) -> web.Response:
     """The answer to an error from the domain (or Redis): its status, code, message and violations."""
     status, body = error_body(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="sentinel"'} if status == 401 else None
-    return web.json_response(body, status=status, dumps=_dumps, headers=headers)
+    return web.json_response(body, status=status, dumps=_dumps, headers=_with_retry_after(status, headers))
 
 
 def http_failure(exc: web.HTTPException) -> web.Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 
+from api_service.http.envelope import RETRY_AFTER_S
 from api_service.http.schemas import JSON, SCHEMAS, STRING, envelope, ref, words
 from shared.events import EVENT_KINDS
 from shared.model import ErrorCategory, JobState
@@ -19,19 +20,28 @@ from shared.paging import MAX_PAGE_SIZE
 _REASONS = {
     200: "OK",
     202: "Accepted: queued",
-    400: "Invalid request: the violations name each field (JSON body, parameters, Last-Event-ID)",
+    400: "Invalid request: the violations name each field (JSON body, parameters, Last-Event-ID); a query "
+    "parameter the route does not take is one too",
     401: "No API key, or an unknown one",
     403: "The key's role is too low, or the request comes from an origin not allowed",
     404: "No such resource (or another tenant's)",
     409: "The job is in a state that does not allow this",
     413: "The body is over 1 MiB",
-    429: "The tenant's queue limit is reached",
+    415: "The body is not JSON (its Content-Type is neither application/json nor application/*+json)",
+    429: "The tenant's queue limit is reached; Retry-After says when to try again",
     500: "Internal error (a generic message, never a stack trace)",
-    503: "Redis (or the artifact store) is unreachable, or the server is shutting down",
+    503: "Redis (or the artifact store) is unreachable, or the server is shutting down; Retry-After says when "
+    "to try again",
 }
 _ERROR = {"application/json": {"schema": ref("Error")}}
 _SSE = {"text/event-stream": {"schema": {"type": "string"}}}
-_ALWAYS = (401, 403, 500, 503)
+_ALWAYS = (400, 401, 403, 500, 503)
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 LAST_EVENT_ID = {
@@ -71,6 +81,8 @@ def operation(
     responses: JSON = {str(ok): {"description": _REASONS[ok], "content": success}}
     for status in sorted(set(errors) | (set() if open_route else set(_ALWAYS))):
         responses[str(status)] = {"description": _REASONS[status], "content": copy.deepcopy(_ERROR)}
+        if status in RETRY_AFTER_S:
+            responses[str(status)]["headers"] = copy.deepcopy(_RETRY_AFTER)
     found: JSON = {"summary": summary, "responses": responses}
     if parameters:
         found["parameters"] = parameters
@@ -83,6 +95,14 @@ def operation(
 
 def _paths() -> JSON:
     return {
+        "/auth": {
+            "get": operation(
+                "Whether this API needs a key (asked without one)",
+                data=ref("AuthMode"),
+                open_route=True,
+                errors=(400, 403, 500),
+            )
+        },
         "/whoami": {"get": operation("The caller's tenant and role", data=ref("WhoAmI"))},
         "/tests/execute": {
             "post": operation(
@@ -90,14 +110,19 @@ def _paths() -> JSON:
                 ok=202,
                 data=ref("Submitted"),
                 body="SubmitRequest",
-                errors=(400, 413, 429),
+                errors=(400, 413, 415, 429),
             )
         },
         "/tests": {
             "get": operation(
                 "The tenant's tests, newest first",
                 data=ref("JobPage"),
-                parameters=[query("status", words(JobState)), query("tag", STRING), *PAGE],
+                parameters=[
+                    query("status", words(JobState)),
+                    query("tag", STRING),
+                    query("scheduleId", STRING, "only the jobs this schedule fired (or a trigger of it ran)"),
+                    *PAGE,
+                ],
                 errors=(400,),
             )
         },
@@ -126,10 +151,12 @@ def _paths() -> JSON:
             )
         },
         "/queue/jobs/{id}/cancel": {
-            "post": operation("Cancel a test (SUBMITTER)", data=ref("Job"), parameters=[ID], errors=(404, 409))
+            "post": operation("Cancel a test (SUBMITTER)", data=ref("Job"), parameters=[ID], errors=(404, 409, 415))
         },
         "/queue/jobs/{id}/retry": {
-            "post": operation("Retry a finished test (SUBMITTER)", data=ref("Job"), parameters=[ID], errors=(404, 409))
+            "post": operation(
+                "Retry a finished test (SUBMITTER)", data=ref("Job"), parameters=[ID], errors=(404, 409, 415, 429)
+            )
         },
         "/runs/{id}": {"get": operation("A run and its tests", data=ref("Run"), parameters=[ID], errors=(404,))},
         "/queue/stats": {"get": operation("The queue's figures (the caller's tenant's)", data=ref("QueueStats"))},
@@ -156,8 +183,8 @@ def _paths() -> JSON:
                 errors=(400,),
             )
         },
-        "/queue/pause": {"post": operation("Pause the queue (ADMIN)", data=ref("QueueState"))},
-        "/queue/resume": {"post": operation("Resume the queue (ADMIN)", data=ref("QueueState"))},
+        "/queue/pause": {"post": operation("Pause the queue (ADMIN)", data=ref("QueueState"), errors=(415,))},
+        "/queue/resume": {"post": operation("Resume the queue (ADMIN)", data=ref("QueueState"), errors=(415,))},
         "/queue/dead-letters": {
             "get": operation(
                 "Dead letters, newest first (ADMIN)",
@@ -167,7 +194,9 @@ def _paths() -> JSON:
             )
         },
         "/queue/dead-letters/{id}/requeue": {
-            "post": operation("Requeue a dead letter (ADMIN)", data=ref("Job"), parameters=[ID], errors=(404, 409))
+            "post": operation(
+                "Requeue a dead letter (ADMIN)", data=ref("Job"), parameters=[ID], errors=(404, 409, 415, 429)
+            )
         },
         "/queue/dead-letters/purge": {
             "post": operation(
@@ -175,7 +204,7 @@ def _paths() -> JSON:
                 data=ref("Purged"),
                 body="PurgeRequest",
                 body_required=False,
-                errors=(400, 413),
+                errors=(400, 413, 415),
             )
         },
         "/openapi.json": {
@@ -183,7 +212,7 @@ def _paths() -> JSON:
                 "This document",
                 content={"application/json": {"schema": {"type": "object"}}},
                 open_route=True,
-                errors=(403, 500),
+                errors=(400, 403, 500),
             )
         },
     }
@@ -200,7 +229,10 @@ def document() -> JSON:
             "description": (
                 "Browser tests as a service. Every JSON answer is the envelope "
                 "{success, message, timestamp, data} (errors: {success: false, message, timestamp, "
-                "error: {code, violations?}}). Send the API key as `Authorization: Bearer <key>`."
+                "error: {code, violations?}}). Send the API key as `Authorization: Bearer <key>`, and a "
+                "body as JSON (`Content-Type: application/json`; none at all is read as JSON too). Every GET "
+                "also answers HEAD (the headers alone); a method a path does not have answers 405 with "
+                "`Allow`; a 429 or 503 carries `Retry-After`."
             ),
         },
         "servers": [{"url": "/api/v1"}],

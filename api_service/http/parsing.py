@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
 from google.protobuf import json_format
 
+from api_service.http.proto_errors import parse_error_violation
 from protos import sentinel_pb2 as pb
 from shared.edge import convert
 from shared.errors import FieldViolation, ValidationError
@@ -26,6 +28,10 @@ from shared.paging import page_size
 
 #: The largest request body read (1 MiB); a larger one answers 413 before it is read.
 MAX_BODY_BYTES = 1024 * 1024
+#: A `\uD800`…`\uDFFF` escape in raw JSON: only a body holding one can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: Lone surrogates named in one answer at most (a body may hold thousands).
+_MAX_SURROGATE_VIOLATIONS = 10
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -39,7 +45,9 @@ async def read_json(request: web.Request, *, required: bool = True) -> dict[str,
 
     Raises:
         web.HTTPRequestEntityTooLarge: the body is over `MAX_BODY_BYTES` (answered 413).
-        ValidationError: field `body`: not JSON, not an object, or missing when `required`.
+        ValidationError: field `body`: not JSON, not an object, or missing when `required`; or a
+            string (key or value) holding a lone surrogate (`"\\ud800"`), named by its path
+            (`options.idempotencyKey`): no such text can be stored or encoded again.
     """
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
@@ -59,7 +67,44 @@ async def read_json(request: web.Request, *, required: bool = True) -> dict[str,
         raise invalid("body", f"is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise invalid("body", f"must be a JSON object, got {_kind(document)}")
+    if _SURROGATE_ESCAPE.search(raw):  # cheap: most bodies have no such escape, and are not walked
+        found = [FieldViolation(field, description) for field, description in _lone_surrogates(document)]
+        if found:
+            raise ValidationError(found[:_MAX_SURROGATE_VIOLATIONS])
     return document
+
+
+def _lone_surrogates(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(field, description) of every string of `document` holding a lone surrogate, in order.
+
+    Walked with a stack, not recursion: `json.loads` accepts documents nested deeper than a
+    recursive walk on top of a handler's stack could go. A surrogate in a key names the object."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            problem = _surrogate_problem(value)
+            if problem:
+                yield path or "body", f"must be valid Unicode text: {problem}"
+        elif isinstance(value, dict):
+            children: list[tuple[str, Any]] = []
+            for key, item in value.items():
+                problem = _surrogate_problem(key)
+                if problem:
+                    yield path or "body", f"must be valid Unicode text: {problem} of a key"
+                    continue
+                children.append((f"{path}.{key}" if path else key, item))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(value)]))
+
+
+def _surrogate_problem(text: str) -> str:
+    """What is wrong with `text` ("" if nothing): `json.loads` joins a pair, so any surrogate left is alone."""
+    for i, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            return f"a lone surrogate \\u{ord(char):04x} at character {i}"
+    return ""
 
 
 def _kind(value: Any) -> str:
@@ -149,7 +194,10 @@ def definition_from_json(value: Any) -> pb.TestDefinition:
     except RecursionError:
         raise invalid("testDefinition", "is nested too deeply") from None
     except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise invalid("testDefinition", f"is not a valid test definition: {exc}") from None
+        found = parse_error_violation(exc, value, pb.TestDefinition(), at="testDefinition")
+        if found is None:  # a message of a shape not known: protobuf's own words on the whole definition
+            found = FieldViolation("testDefinition", f"is not a valid test definition: {exc}")
+        raise ValidationError([found]) from None
 
 
 def submit_from_json(body: Mapping[str, Any]) -> SubmitCommand:
@@ -171,6 +219,26 @@ def older_than_from_json(body: Mapping[str, Any]) -> int:
     if found:
         raise ValidationError(found)
     return older
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a media type (lowercase, without parameters, as aiohttp gives it) is JSON:
+    `application/json` or a JSON-based one such as `application/merge-patch+json`."""
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+def check_query(request: web.Request, takes: tuple[str, ...]) -> None:
+    """Refuse a query parameter the route does not take (a misspelt filter would list everything).
+
+    Raises:
+        ValidationError: one violation per unknown parameter, naming what the route takes.
+    """
+    unknown = [name for name in dict.fromkeys(request.query) if name not in takes]
+    if unknown:
+        known = f"this route takes {', '.join(takes)}" if takes else "this route takes no query parameters"
+        raise ValidationError([FieldViolation(name[:60], f"unknown query parameter; {known}") for name in unknown])
 
 
 def query_word(request: web.Request, name: str, kind: type[E]) -> E | None:

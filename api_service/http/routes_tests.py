@@ -11,7 +11,7 @@ import contextlib
 from functools import partial
 from pathlib import PurePosixPath
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from api_service.http import sse
 from api_service.http.context import backend, caller, tenant
@@ -22,6 +22,11 @@ from shared import artifacts, dead_letters, runs
 from shared.model import JobState, ProgressEvent
 from shared.progress import check_cursor
 from shared.telemetry import producer_traceparent
+
+
+async def auth_mode(request: web.Request) -> web.Response:
+    """Whether this API needs a key (no key needed to ask): how a signed-out page knows, without a 401."""
+    return ok({"authDisabled": backend(request).keys is None})
 
 
 async def whoami(request: web.Request) -> web.Response:
@@ -48,6 +53,7 @@ async def list_tests(request: web.Request) -> web.Response:
         tenant=tenant(request),
         state=query_word(request, "status", JobState),
         tag=request.query.get("tag", ""),
+        schedule_id=request.query.get("scheduleId", ""),
         page_size=size,
         page_token=token,
     )
@@ -109,9 +115,10 @@ async def artifact(request: web.Request) -> web.StreamResponse:
         )
         response.content_length = found.size
         await response.prepare(request)
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
+        if request.method != hdrs.METH_HEAD:  # HEAD: the headers (size, type) without the bytes
+            await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
     await response.write_eof()
     return response
 

@@ -14,7 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from protos import sentinel_pb2 as pb
 from shared.access import Role
-from shared.model import ArtifactPolicy, ErrorCategory, JobState, Priority, RunState
+from shared.model import ArtifactPolicy, ErrorCategory, JobSource, JobState, Priority, RunState
 from shared.queue_health import HealthStatus
 
 JSON = dict[str, Any]
@@ -126,6 +126,9 @@ _JOB = obj(
         "startedAt": TIME,
         "finishedAt": TIME,
         "runId": {"type": ["string", "null"]},
+        "source": {**words(JobSource), "description": "what submitted it (scheduler: a schedule's fire or trigger)"},
+        "scheduleId": {"type": ["string", "null"], "description": "the schedule that fired it"},
+        "fireTime": {**TIME, "description": "the schedule's fire time it runs for (null: not a fire, or a trigger)"},
         "workerId": STRING,
         "error": nullable("JobError"),
         "result": nullable("JobResult"),
@@ -164,6 +167,7 @@ SCHEMAS: JSON = {
     "JobError": _JOB_ERROR,
     "StepResult": _STEP_RESULT,
     "JobResult": _JOB_RESULT,
+    "AuthMode": obj({"authDisabled": BOOL}),
     "Job": _JOB,
     "JobPage": obj({"jobs": {"type": "array", "items": ref("Job")}, "nextPageToken": {"type": ["string", "null"]}}),
     "ProgressEvent": obj(

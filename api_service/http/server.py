@@ -6,16 +6,26 @@ Every request passes, in order:
 
 1. `guard_origin`: answers CORS preflights and refuses a cross-origin request whose `Origin` is
    not in `API_HTTP_CORS_ORIGINS` (a page on another site must not drive this API through a
-   browser, even with auth disabled);
+   browser, even with auth disabled). With auth disabled it also refuses (403) a request whose
+   `Host` is not loopback (`localhost`, `*.localhost`), an IP address, the listen address or the
+   host of a listed origin: a DNS-rebinding page (`http://attacker.example:8080` resolving to
+   127.0.0.1) is same-origin with itself and sends its own name as `Host`, which no key stops
+   when there are no keys;
 2. `envelope_errors`: every error becomes the envelope with its status (`api_service.http.envelope`);
 3. `authenticate` (`api_service.http.auth`): the key and the route's role, before the body is read;
-4. the route's handler (`routes_tests`, `routes_queue`).
+4. `check_request`: a body must be JSON — `Content-Type: application/json` or
+   `application/*+json`, any charset — else 415 (a form or `text/plain` body, as `curl -d` or an
+   HTML form sends, is refused unread); a body sent with no `Content-Type` at all is read as JSON,
+   for clients that send none. A query parameter the route does not take is a 400 naming it and
+   the ones it takes (`state: unknown query parameter; this route takes status, …`);
+5. the route's handler (`routes_tests`, `routes_queue`).
 
-`on_response_prepare` stamps every answer — JSON, SSE, artifact bytes, dashboard files, errors —
-with the Content-Security-Policy, `X-Content-Type-Options: nosniff` and, for an allowed origin,
-`Access-Control-Allow-Origin`. The runner cancels a handler whose client went away, which is what
-stops an SSE follower at once. No access log: a request line never holds a key, but the gRPC side
-logs no calls either.
+Every GET route answers HEAD too (headers only; an event stream's HEAD checks what its GET checks
+and sends no events). `on_response_prepare` stamps every answer — JSON, SSE, artifact bytes,
+dashboard files, errors — with the Content-Security-Policy, `X-Content-Type-Options: nosniff` and,
+for an allowed origin, `Access-Control-Allow-Origin`. The runner cancels a handler whose client
+went away, which is what stops an SSE follower at once. No access log: a request line never holds
+a key, but the gRPC side logs no calls either.
 """
 
 from __future__ import annotations
@@ -25,14 +35,15 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from api_service.http import openapi, routes_queue, routes_tests
 from api_service.http.auth import make_auth_middleware
 from api_service.http.context import BACKEND, Backend
 from api_service.http.envelope import failure, failure_for, http_failure
-from api_service.http.parsing import MAX_BODY_BYTES
+from api_service.http.hosts import LISTEN_HOST, trusted_host
+from api_service.http.parsing import MAX_BODY_BYTES, check_query, is_json
 from shared.edge.codes import INTERNAL, code_name
 from shared.settings import TlsSettings
 
@@ -66,13 +77,17 @@ class Route:
     path: str  # under PREFIX
     handler: RouteHandler
     name: str  # the key of `auth.ROUTE_ROLES`
+    query: tuple[str, ...] = ()  # the query parameters it takes (any other is a 400)
 
+
+PAGE = ("pageSize", "pageToken")
 
 #: Every API route; the OpenAPI document describes exactly these (tests/api_service/http/test_openapi.py).
 ROUTES: tuple[Route, ...] = (
+    Route("GET", "/auth", routes_tests.auth_mode, "auth"),
     Route("GET", "/whoami", routes_tests.whoami, "whoami"),
     Route("POST", "/tests/execute", routes_tests.submit, "tests.execute"),
-    Route("GET", "/tests", routes_tests.list_tests, "tests.list"),
+    Route("GET", "/tests", routes_tests.list_tests, "tests.list", ("status", "tag", "scheduleId", *PAGE)),
     Route("GET", "/tests/{id}/status", routes_tests.status, "tests.status"),
     Route("GET", "/tests/{id}/events", routes_tests.events, "tests.events"),
     Route("GET", "/tests/{id}/artifacts", routes_tests.list_artifacts, "tests.artifacts"),
@@ -82,14 +97,16 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/runs/{id}", routes_tests.get_run, "runs.get"),
     Route("GET", "/queue/stats", routes_queue.stats, "queue.stats"),
     Route("GET", "/queue/health", routes_queue.health, "queue.health"),
-    Route("GET", "/queue/events", routes_queue.events, "queue.events"),
+    Route("GET", "/queue/events", routes_queue.events, "queue.events", ("kind", "status", "tag")),
     Route("POST", "/queue/pause", routes_queue.pause, "queue.pause"),
     Route("POST", "/queue/resume", routes_queue.resume, "queue.resume"),
-    Route("GET", "/queue/dead-letters", routes_queue.list_dead_letters, "deadletters.list"),
+    Route("GET", "/queue/dead-letters", routes_queue.list_dead_letters, "deadletters.list", ("category", "tag", *PAGE)),
     Route("POST", "/queue/dead-letters/{id}/requeue", routes_queue.requeue, "deadletters.requeue"),
     Route("POST", "/queue/dead-letters/purge", routes_queue.purge, "deadletters.purge"),
     Route("GET", "/openapi.json", openapi_document, "openapi"),
 )
+#: The query parameters of each API route, by route name.
+QUERY: dict[str, tuple[str, ...]] = {route.name: route.query for route in ROUTES}
 
 
 def _own_origin(request: web.Request, origin: str) -> bool:
@@ -101,6 +118,14 @@ def _own_origin(request: web.Request, origin: str) -> bool:
 async def guard_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin", "")
     allowed = request.app[BACKEND].cors_origins
+    if request.app[BACKEND].keys is None and not trusted_host(request):
+        return failure(
+            403,
+            "PERMISSION_DENIED",
+            "with SENTINEL_AUTH=disabled this API answers only requests addressed to localhost, an IP "
+            "address, API_HTTP_HOST or a host of API_HTTP_CORS_ORIGINS (this refuses DNS rebinding); "
+            "use that address, list this one in API_HTTP_CORS_ORIGINS, or turn API keys on",
+        )
     if origin and origin not in allowed and not _own_origin(request, origin):
         return failure(403, "PERMISSION_DENIED", "cross-origin requests are not allowed from this origin")
     if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
@@ -129,6 +154,35 @@ async def envelope_errors(request: web.Request, handler: Handler) -> web.StreamR
         return failure_for(exc)
 
 
+async def _has_body(request: web.Request) -> bool:
+    """Whether the request has a non-empty body: by its length, or (chunked) by reading it (at most
+    MAX_BODY_BYTES: more is a 413), which the handler then reads again from memory."""
+    if request.content_length is not None:
+        return request.content_length > 0
+    return request.body_exists and bool(await request.read())
+
+
+@web.middleware
+async def check_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body that is not JSON is a 415 (unread when its length says it is not empty), and a query
+    parameter the route does not take a 400; after `authenticate`, so a caller without a key
+    learns nothing but that."""
+    name = request.match_info.route.name
+    if name not in QUERY:
+        return await handler(request)  # no such route (404, 405), or a file of the dashboard
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=length)
+    if hdrs.CONTENT_TYPE in request.headers and not is_json(request.content_type) and await _has_body(request):
+        return failure(
+            415,
+            "INVALID_ARGUMENT",
+            f"the body must be JSON, sent as Content-Type: application/json (got {request.content_type[:60]!r})",
+        )
+    check_query(request, QUERY[name])
+    return await handler(request)
+
+
 async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
@@ -149,15 +203,20 @@ async def dashboard_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(target, headers={"Cache-Control": "no-cache"})
 
 
-def build_app(backend: Backend) -> web.Application:
-    """The application: every route of `ROUTES` under /api/v1, the OpenAPI document and the dashboard."""
+def build_app(backend: Backend, *, listen_host: str = "") -> web.Application:
+    """The application: every route of `ROUTES` under /api/v1 (each GET answering HEAD too), the
+    OpenAPI document and the dashboard; `listen_host` is API_HTTP_HOST (see `hosts.trusted_host`)."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[guard_origin, envelope_errors, make_auth_middleware(backend.keys)],
+        middlewares=[guard_origin, envelope_errors, make_auth_middleware(backend.keys), check_request],
     )
     app[BACKEND] = backend
+    app[LISTEN_HOST] = listen_host
     for route in ROUTES:
-        app.router.add_route(route.method, PREFIX + route.path, route.handler, name=route.name)
+        if route.method == "GET":
+            app.router.add_get(PREFIX + route.path, route.handler, name=route.name)  # and HEAD
+        else:
+            app.router.add_route(route.method, PREFIX + route.path, route.handler, name=route.name)
     app.router.add_get("/", dashboard_file, name="dashboard.index")
     app.router.add_get("/dashboard/{path:.*}", dashboard_file, name="dashboard.files")
     app.on_response_prepare.append(_stamp)
@@ -191,7 +250,10 @@ class HttpApi:
             OSError: the port cannot be opened; the message names API_HTTP_PORT.
         """
         runner = web.AppRunner(
-            build_app(backend), handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_timeout
+            build_app(backend, listen_host=host),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=shutdown_timeout,
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=server_ssl(tls))

@@ -22,7 +22,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from api_service.http.envelope import error_body
 from shared.edge.codes import INTERNAL, code_name
@@ -81,13 +81,17 @@ async def stream(
     *,
     keepalive_s: float,
 ) -> web.StreamResponse:
-    """Send `events` as SSE until they end (or the client leaves, or the API stops)."""
+    """Send `events` as SSE until they end (or the client leaves, or the API stops); to a HEAD
+    request, only the headers (what the GET would answer, checked as it is checked)."""
     response = web.StreamResponse(status=200, headers=HEADERS)
     try:
         await response.prepare(request)
-        await response.write(b": connected\n\n")
+        started = request.method != hdrs.METH_HEAD  # HEAD: the headers alone, as the GET answers them
+        if started:
+            await response.write(b": connected\n\n")
     except ConnectionResetError:
-        # The client left before the stream began: an ordinary goodbye, not a server error.
+        started = False  # the client left before the stream began: an ordinary goodbye, not an error
+    if not started:
         if isinstance(events, AsyncGenerator):
             await events.aclose()
         return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from tests.api_service.http.conftest import Http, submit
+from tests.api_service.http.conftest import Http, submit, subscribers
 
 
 def is_utc_iso(text: str) -> bool:
@@ -57,3 +57,34 @@ async def test_events_stream_the_progress_as_sse(http: Http) -> None:
         lines = [(await resp.content.readline()).decode() for _ in range(5)]
     assert lines[0].startswith(":")
     assert lines[2].startswith("id: ") and lines[3] == "event: progress\n" and '"status":"pending"' in lines[4]
+
+
+async def test_auth_says_without_a_key_whether_one_is_needed(http: Http, keyed: Http) -> None:
+    assert (await http.call("GET", "/auth")).data == {"authDisabled": True}
+    signed_out = await keyed.call("GET", "/auth")  # what the dashboard asks before anyone signs in: no 401
+    assert signed_out.status == 200 and signed_out.data == {"authDisabled": False}
+
+
+async def test_every_get_route_answers_head_with_the_headers_alone(http: Http) -> None:
+    job_id = await submit(http)
+    for path in ("/whoami", f"/tests/{job_id}/status", "/tests?status=pending", "/queue/stats", "/openapi.json"):
+        async with http.session.head(f"{http.base}/api/v1{path}") as resp:
+            assert resp.status == 200, path
+            assert resp.headers["Content-Type"].startswith("application/json") and await resp.read() == b""
+    async with http.session.head(f"{http.base}/api/v1/tests/no-such-job/status") as resp:
+        assert resp.status == 404
+    async with http.session.head(f"{http.base}/api/v1/tests?state=x") as resp:
+        assert resp.status == 400
+    async with http.session.head(f"{http.base}/") as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
+    # An event stream's HEAD: its headers at once, checked as the GET is, and no follower left behind.
+    for path in (f"/tests/{job_id}/events", "/queue/events?kind=completed"):
+        async with http.session.head(f"{http.base}/api/v1{path}") as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream"), path
+            assert await resp.read() == b""
+    await subscribers(http, 0)
+    async with http.session.head(f"{http.base}/api/v1/tests/no-such-job/events") as resp:
+        assert resp.status == 404
+    # A method a route does not have is still 405, naming the ones it has.
+    reply = await http.call("GET", "/queue/pause")
+    assert reply.status == 405 and reply.code == "UNIMPLEMENTED" and reply.headers["Allow"] == "POST"

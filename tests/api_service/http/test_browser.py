@@ -125,6 +125,9 @@ async def test_artifacts_are_listed_and_downloaded_streamed(
             assert resp.headers["Content-Type"] == "application/zip"
             assert resp.headers["Content-Disposition"] == 'attachment; filename="trace.zip"'
             assert await resp.read() == trace
+        async with http.session.head(f"{http.base}/api/v1/tests/{job_id}/artifacts/1/trace.zip") as resp:
+            assert resp.status == 200 and resp.content_length == len(trace) and await resp.read() == b""
+            assert resp.headers["Content-Disposition"] == 'attachment; filename="trace.zip"'
         async with http.session.get(f"{http.base}/api/v1/tests/{job_id}/artifacts/1/step-01-failure.png") as resp:
             assert resp.headers["Content-Disposition"].startswith("inline") and await resp.read() == b"\x89PNG fake"
             assert_protected(resp.headers)
@@ -182,3 +185,35 @@ async def test_an_http_port_in_use_fails_the_start_naming_it_and_leaves_nothing_
                 queue_settings=QueueSettings(),
                 api=ApiSettings(host="127.0.0.1", port=0, http_port=port),
             )
+
+
+REBOUND = "attacker.example:18181"  # a name whose DNS the attacker controls, resolved to this API
+
+
+async def test_with_auth_disabled_a_dns_rebinding_host_is_refused(http: Http) -> None:
+    assert (await http.call("POST", "/queue/pause")).status == 200
+    rebound = {"Host": REBOUND, "Origin": f"http://{REBOUND}"}  # same-origin, as the rebound page is
+    for method, path in (("POST", "/queue/resume"), ("GET", "/whoami"), ("GET", "/auth")):
+        refused = await http.call(method, path, headers=rebound)
+        assert refused.status == 403 and refused.code == "PERMISSION_DENIED", (path, refused.body)
+        assert "SENTINEL_AUTH=disabled" in refused.body["message"] and "rebinding" in refused.body["message"]
+    assert (await http.call("GET", "/queue/stats")).data["paused"] is True  # nothing was resumed
+    port = http.base.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"app.localhost:{port}", "127.0.0.2", f"[::1]:{port}", f"192.0.2.7:{port}"):
+        own = await http.call("GET", "/whoami", headers={"Host": host, "Origin": f"http://{host}"})
+        assert own.status == 200, (host, own.body)
+
+
+async def test_a_host_named_in_the_cors_origins_or_the_listen_address_is_the_apis_own(cors: Http) -> None:
+    listed = await cors.call("GET", "/whoami", headers={"Host": "DASH.example.test"})
+    assert listed.status == 200
+    assert (await cors.call("GET", "/whoami", headers={"Host": "other.example.test"})).status == 403
+    backend = Backend(queue=None, hub=None, keys=None)  # type: ignore[arg-type]
+    async with TestClient(TestServer(build_app(backend, listen_host="sentinel.internal"))) as client:
+        assert (await client.get("/api/v1/auth", headers={"Host": "sentinel.internal:8080"})).status == 200
+        assert (await client.get("/api/v1/auth", headers={"Host": "sentinel.internal.evil:8080"})).status == 403
+
+
+async def test_with_keys_the_host_is_not_checked(keyed: Http) -> None:
+    reply = await keyed.call("GET", "/whoami", who="acme-viewer", headers={"Host": REBOUND})
+    assert reply.status == 200  # the key is what admits a caller; a rebound page has none

@@ -127,7 +127,7 @@ def test_without_a_key_every_answer_is_a_documented_refusal(
 ) -> None:
     def call(case: Case) -> None:
         response = case.call_and_validate(base_url=served.base, checks=CHECKS, timeout=30)
-        if path != "/openapi.json":
+        if document()["paths"][path][method.lower()].get("security") != []:  # not an open route
             assert response.status_code == 401, response.text
 
     fuzz(api_schema, method, path, call)

@@ -6,6 +6,7 @@ Through a real ApiServer on a real redis-server; the test plays the executor (te
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -14,11 +15,15 @@ import redis.asyncio as aioredis
 
 from shared import codec, runs
 from shared.model import Fill, JobOptions, JobState, JsonExpectation, Request, RunCommand, RunTestSpec
+from shared.schedules.firing import trigger_schedule
+from shared.schedules.model import OverlapPolicy, ScheduleSpec
+from shared.schedules.store import create_schedule
+from shared.schedules.timing import Timing
 from shared.sealed import SEALED_PREFIX
 from shared.settings import QueueSettings
 from tests.api_service.http.conftest import Http, definition, start_http, submit
 from tests.queue_helpers import command, run_jobs
-from tests.support import RedisProcess
+from tests.support import RedisProcess, wait_for
 
 
 async def execute(http: Http, body: Any) -> Any:
@@ -81,7 +86,7 @@ async def test_violations_name_fields_as_grpc_does_with_the_http_names(http: Htt
         (b"\xff\xfe", "body", "UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "body", "nested too deeply"),
         (b'{"testDefinition": {"name": "t", "stepz": []}}', "testDefinition", "stepz"),
-        (b'{"testDefinition": {"name": "t", "steps": [{"clik": {}}]}}', "testDefinition", "clik"),
+        (b'{"testDefinition": {"name": "t", "steps": [{"clik": {}}]}}', "testDefinition.steps[0]", "clik"),
         (b'{"options": {}}', "testDefinition", "required"),
         (b'{"testDefinition": {}, "extra": 1}', "extra", "not a known field"),
         (b'{"testDefinition": {}, "options": {"priority": "urgent"}}', "options.priority", "high, medium, low"),
@@ -120,6 +125,7 @@ async def test_past_the_tenants_queue_limit_a_submit_is_429(limited: Http) -> No
     await submit(limited)
     reply = await limited.call("POST", "/tests/execute", body={"testDefinition": definition()})
     assert reply.status == 429 and reply.code == "RESOURCE_EXHAUSTED"
+    assert reply.headers["Retry-After"] == "1"
 
 
 def secret_test() -> dict[str, Any]:
@@ -169,7 +175,7 @@ async def test_a_request_step_is_accepted_with_its_secret_header_sealed(keyed: H
     )
     assert bad.status == 400
     fields = [v["field"] for v in bad.body["error"]["violations"]]
-    assert fields == ["testDefinition.steps[0].request.expect_json[0].path"]
+    assert fields == ["testDefinition.steps[0].request.expectJson[0].path"]
 
 
 async def test_listing_filters_by_status_and_tag_and_pages_newest_first(http: Http) -> None:
@@ -225,3 +231,175 @@ async def test_a_run_is_shown_with_its_tests_and_counts(http: Http) -> None:
     [test] = run["tests"]
     assert (test["jobId"], test["file"], test["status"]) == (done.job_ids[0], "suite/a.json", "failed")
     assert (await http.call("GET", "/runs/nope")).status == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"testDefinition": {"name": "t"}, "options": {"idempotencyKey": "\\ud800"}}', "options.idempotencyKey"),
+        (
+            b'{"testDefinition": {"name": "t", "steps": [{"fill": {"selector": "#a", "value": "x\\uDBFFy"}}]}}',
+            "testDefinition.steps[0].fill.value",
+        ),
+        (b'{"testDefinition": {"name": "t"}, "options": {"tags": ["ok", "\\udc00"]}}', "options.tags[1]"),
+        (b'{"testDefinition": {"name": "t"}, "options": {"\\ud800": 1}}', "options"),
+        (b'{"\\udfff": 1}', "body"),
+    ],
+)
+async def test_a_lone_surrogate_anywhere_in_a_body_is_400_naming_its_field(http: Http, body: bytes, field: str) -> None:
+    reply = await http.call("POST", "/tests/execute", data=body, headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and reply.code == "INVALID_ARGUMENT", reply.body
+    [violation] = reply.body["error"]["violations"]
+    assert violation["field"] == field
+    assert "must be valid Unicode text: a lone surrogate \\u" in violation["description"]
+    # The submit failed alone: the API still takes the next one.
+    assert (await execute(http, {"testDefinition": definition()})).status == 202
+
+
+async def test_escaped_backslashes_and_surrogate_pairs_are_ordinary_text(http: Http) -> None:
+    steps = b'[{"navigate": {"url": "https://shop.example.test/"}}]'
+    body = (
+        b'{"testDefinition": {"name": "t \\\\ud800 \\ud83d\\ude00", "steps": '
+        + steps
+        + b'}, "options": {"idempotencyKey": "\\\\uD800"}}'
+    )
+    reply = await http.call("POST", "/tests/execute", data=body, headers={"Content-Type": "application/json"})
+    assert reply.status == 202, reply.body
+    job = (await http.call("GET", f"/tests/{reply.data['testId']}/status")).data
+    assert job["name"] == "t \\ud800 \U0001f600"
+
+
+async def test_violations_name_every_field_in_the_camel_case_of_the_request(http: Http) -> None:
+    steps = [
+        {"navigate": {"url": "/"}},
+        {"timeoutMs": 10**9, "waitFor": {"selector": "#a", "state": "STATE_BOGUS"}},
+        {"expectUrl": {"pattern": ""}},
+    ]
+    body = {"testDefinition": {"name": "t", "baseUrl": "ftp://x", "steps": steps}, "options": {"timeout": 10**9}}
+    reply = await execute(http, body)
+    assert reply.status == 400
+    assert [v["field"] for v in reply.body["error"]["violations"]] == [
+        "testDefinition.baseUrl",
+        "testDefinition.steps[0].navigate.url",
+        "testDefinition.steps[1].timeoutMs",
+        "testDefinition.steps[1].waitFor.state",
+        "testDefinition.steps[2].expectUrl.pattern",
+        "options.timeout",
+    ]
+    assert reply.body["message"].startswith("testDefinition.baseUrl: ")
+
+
+@pytest.mark.parametrize(
+    ("definition_json", "field", "description"),
+    [
+        ({"name": "t", "viewport": {"width": -1}}, "testDefinition.viewport.width", "Value out of range: -1"),
+        ({"name": "t", "stepz": []}, "testDefinition", 'unknown field "stepz"'),
+        (
+            {"name": "t", "steps": [{"navigate": {"url": "/"}}, {"clik": {}}]},
+            "testDefinition.steps[1]",
+            'unknown field "clik"',
+        ),
+        (
+            {"name": "t", "steps": [{"navigate": {"url": "/"}}, {"navigate": {"url": 5}}]},
+            "testDefinition.steps[1].navigate.url",
+            "expected string or bytes-like object, got 'int'",
+        ),
+        (
+            {"name": "t", "steps": [{"request": {"url": "/", "expectJson": [{"path": "$"}, {"pathz": 1}]}}]},
+            "testDefinition.steps[0].request.expectJson[1]",
+            'unknown field "pathz"',
+        ),
+        (
+            {"name": "t", "steps": [{"timeoutMs": "soon", "wait": {"ms": 1}}]},
+            "testDefinition.steps[0].timeoutMs",
+            "invalid literal for int() with base 10: 'soon'",
+        ),
+    ],
+)
+async def test_a_definition_protobuf_cannot_read_names_the_deepest_field(
+    http: Http, definition_json: dict[str, Any], field: str, description: str
+) -> None:
+    reply = await execute(http, {"testDefinition": definition_json})
+    assert reply.status == 400, reply.body
+    assert reply.body["error"]["violations"] == [{"field": field, "description": description}]
+    assert "Available Fields" not in reply.body["message"] and not reply.body["message"].endswith(".")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json", 202),
+        ("application/json; charset=utf-8", 202),
+        ("application/merge-patch+json", 202),
+        (None, 202),  # no Content-Type at all: read as JSON (lenient, as the docstring of server.py says)
+        ("text/plain", 415),
+        ("text/plain; charset=utf-8", 415),
+        ("application/x-www-form-urlencoded", 415),  # what `curl -d` sends
+        ("multipart/form-data; boundary=x", 415),
+    ],
+)
+async def test_a_body_that_is_not_sent_as_json_is_415(http: Http, content_type: str | None, status: int) -> None:
+    body = json.dumps({"testDefinition": definition()}).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with http.session.post(
+        f"{http.base}/api/v1/tests/execute", data=body, headers=headers, skip_auto_headers=["Content-Type"]
+    ) as resp:
+        answer = await resp.json()
+        assert resp.status == status, answer
+    if status == 415:
+        assert answer["success"] is False and answer["error"]["code"] == "INVALID_ARGUMENT"
+        assert "application/json" in answer["message"]
+        assert (await http.call("GET", "/tests")).data["jobs"] == []  # nothing was queued
+
+
+async def test_a_post_without_a_body_needs_no_content_type_and_any_body_must_be_json(http: Http) -> None:
+    job_id = await submit(http)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert (await http.call("POST", f"/queue/jobs/{job_id}/cancel", data=b"", headers=form)).status == 200
+    refused = await http.call("POST", "/queue/pause", data=b"x=1", headers=form)
+    assert refused.status == 415 and (await http.call("GET", "/queue/stats")).data["paused"] is False
+    assert (await http.call("POST", "/no/such/route", data=b"x=1", headers=form)).status == 404
+
+
+async def test_an_unknown_query_parameter_is_400_naming_it_and_what_the_route_takes(http: Http) -> None:
+    reply = await http.call("GET", "/tests?state=failed")
+    assert reply.status == 400 and reply.code == "INVALID_ARGUMENT"
+    assert reply.body["error"]["violations"] == [
+        {
+            "field": "state",
+            "description": "unknown query parameter; this route takes status, tag, scheduleId, pageSize, pageToken",
+        }
+    ]
+    assert reply.body["message"].startswith("state: unknown query parameter")
+    dead = await http.call("GET", "/queue/dead-letters?status=failed")
+    assert dead.status == 400 and dead.body["error"]["violations"][0]["field"] == "status"
+    none = await http.call("GET", "/whoami?x=1")
+    assert none.status == 400 and "takes no query parameters" in none.body["message"]
+    async with http.session.get(f"{http.base}/api/v1/queue/events?state=x") as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["violations"][0]["field"] == "state"
+    assert (await http.call("GET", "/tests?status=failed&tag=&pageSize=5")).status == 200
+
+
+async def test_jobs_a_schedule_fired_say_so_and_are_listed_by_schedule(http: Http) -> None:
+    timing = Timing(interval_ms=1000)
+    template = command()
+    spec = ScheduleSpec(name="every second", timing=timing, template=template, overlap=OverlapPolicy.ALLOW)
+    made = await create_schedule(http.queue, spec, tenant="default", sealer=None)
+    other = await create_schedule(http.queue, spec, tenant="default", sealer=None)
+    plain = await submit(http)
+    triggered = await trigger_schedule(http.queue, made.schedule_id, tenant="default")
+    await trigger_schedule(http.queue, other.schedule_id, tenant="default")
+
+    async def fired() -> list[dict[str, Any]] | None:
+        jobs = (await http.call("GET", f"/tests?scheduleId={made.schedule_id}")).data["jobs"]
+        return jobs if any(j["fireTime"] for j in jobs) else None
+
+    listed = await wait_for(fired, within=15, what="the API's scheduler to fire the schedule")
+    assert plain not in [j["id"] for j in listed] and triggered.job_id in [j["id"] for j in listed]
+    assert {j["scheduleId"] for j in listed} == {made.schedule_id} and {j["source"] for j in listed} == {"scheduler"}
+    by_trigger = next(j for j in listed if j["id"] == triggered.job_id)
+    assert by_trigger["fireTime"] is None
+    assert all(j["fireTime"].endswith("Z") for j in listed if j["id"] != triggered.job_id)
+    mine = (await http.call("GET", f"/tests/{plain}/status")).data
+    assert (mine["source"], mine["scheduleId"], mine["fireTime"]) == ("api", None, None)
+    assert (await http.call("GET", "/tests?scheduleId=no-such-schedule")).data["jobs"] == []

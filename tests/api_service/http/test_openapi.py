@@ -70,3 +70,22 @@ def test_a_request_steps_headers_are_a_json_object_as_proto3_json_spells_a_map()
     assert request["expectJson"] == {"type": "array", "items": {"$ref": "#/components/schemas/JsonExpectation"}}
     assert request["secretHeaders"] == {"type": "array", "items": {"type": "string"}}
     assert schemas["StepResult"]["properties"]["httpStatus"]["minimum"] == 0
+
+
+def test_every_route_documents_exactly_the_query_parameters_it_takes() -> None:
+    for route in ROUTES:
+        op = document()["paths"][route.path][route.method.lower()]
+        documented_query = [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
+        assert sorted(documented_query) == sorted(route.query), route
+
+
+def test_every_route_that_can_meet_the_tenants_queue_limit_documents_429_with_retry_after() -> None:
+    paths = document()["paths"]
+    for path in ("/tests/execute", "/queue/jobs/{id}/retry", "/queue/dead-letters/{id}/requeue"):
+        assert "Retry-After" in paths[path]["post"]["responses"]["429"]["headers"], path
+    for path, item in paths.items():
+        for method, op in item.items():
+            if "503" in op["responses"]:
+                assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
+            if method == "post":
+                assert "415" in op["responses"], path

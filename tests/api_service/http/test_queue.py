@@ -41,6 +41,7 @@ async def test_redis_gone_health_is_503_with_the_reason_and_calls_are_503(
     assert health.status == 503 and health.body["success"] is False and health.code == "UNAVAILABLE"
     assert health.body["data"]["status"] == "unhealthy" and health.body["data"]["stats"] is None
     assert health.body["data"]["reasons"][0].startswith("redis unreachable")
+    assert health.headers["Retry-After"] == "5"
     for method, path in (
         ("GET", "/tests/x/status"),
         ("GET", "/queue/stats"),
@@ -50,6 +51,7 @@ async def test_redis_gone_health_is_503_with_the_reason_and_calls_are_503(
         reply = await http.call(method, path)
         assert reply.status == 503 and reply.code == "UNAVAILABLE", path
         assert "Redis" in reply.body["message"] and "Traceback" not in reply.body["message"]
+        assert reply.headers["Retry-After"] == "5", path
     async with http.session.get(f"{http.base}/api/v1/tests/x/events") as resp:
         assert resp.status == 503
 
