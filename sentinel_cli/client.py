@@ -5,22 +5,33 @@ Every call goes through the SDK (`sentinel_client.AsyncClient`); this module onl
 
 from __future__ import annotations
 
+import asyncio
+import re
 import sys
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any, TextIO
 
+import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
+from sentinel_cli import recorder
 from sentinel_client import (
     AsyncClient,
+    InvalidArgumentError,
     Job,
     JobState,
+    NotFoundError,
     Priority,
     ProgressEvent,
     RetryPolicy,
+    Run,
     SubmitOptions,
     TestSource,
 )
+from sentinel_client._connection import check_target
+from shared.errors import ValidationError
+from shared.field_paths import json_path
 from shared.telemetry import client_interceptors
 
 PRIORITIES = tuple(p.value for p in Priority)
@@ -38,10 +49,53 @@ def open_client(address: str | None, *, follow: bool = False) -> AsyncClient:
     """A client of the API at `address` (None: SENTINEL_API), with the API key and TLS as SENTINEL_API_KEY
     and SENTINEL_TLS* say, and a client span for every call when tracing is on (its context travels to
     the API's server span)."""
+    if address is not None:
+        check_target(address, "--api")  # named as the user gave it; SENTINEL_API is named by the SDK
     options: dict[str, Any] = {"interceptors": client_interceptors(TRACING.get())}
     if follow:
         options["stream_retries"] = FOLLOW_RETRIES
     return AsyncClient.from_env(target=address, **options)
+
+
+#: A run's violation names its test by index (`tests[3].definition.steps[0]`); the CLI names the file.
+_RUN_TEST = re.compile(r"tests\[(\d+)\]\.?(.*)")
+
+
+class Interrupted(Exception):
+    """Ctrl-C while a command waited on the API; the message says what goes on and how to stop it."""
+
+
+def show_invalid(exc: InvalidArgumentError | ValidationError, *, source: str = "", files: Sequence[str] = ()) -> int:
+    """Print every violation on a line of its own, its field as the JSON file spells it
+    (`waitFor`, not `wait_for`) after the file it is in: `source`, or for a run's `tests[i]` the
+    i-th of `files`. Returns 2, the exit code for bad input."""
+    code = f"{exc.code.name}: " if isinstance(exc, InvalidArgumentError) and exc.code else ""
+    violations = [(v.field, v.description) for v in exc.violations]
+    if not violations:
+        print(f"sentinel: {code}{f'{source}: ' if source else ''}{exc}", file=sys.stderr)
+    for field, description in violations:
+        where, path = source, json_path(field)
+        named = _RUN_TEST.fullmatch(path)
+        if named and int(named[1]) < len(files):
+            where, path = files[int(named[1])], named[2]
+        place = ": ".join(part for part in (where, path) if part)
+        print(f"sentinel: {code}{place}: {description}", file=sys.stderr)
+    if source and isinstance(exc, ValidationError) and recorder.unsupported_steps(exc.violations):
+        print(f"sentinel: `sentinel import {source} --skip-unsupported` leaves these steps out", file=sys.stderr)
+    return 2
+
+
+def run_counts(run: Run) -> str:
+    """`2 completed, 1 cancelled`: the run's tests by state."""
+    return ", ".join(f"{n} {state.value}" for state, n in run.counts.items() if n) or "no tests"
+
+
+def attempt_text(job: Job) -> str:
+    """`attempt 2 of 3`; a job that has ended before its last allowed attempt will not run again
+    (its failure is not one that is retried, or it was cancelled), so no "of 3" promises more."""
+    if job.ended and job.attempt < job.max_attempts and job.state is not JobState.COMPLETED:
+        return f"attempt {job.attempt}, not retried"
+    return f"attempt {job.attempt} of {job.max_attempts}"
 
 
 def state_name(state: JobState | None) -> str:
@@ -73,11 +127,17 @@ class ProgressView:
         self._last = line
         self._out.flush()
 
+    def end(self) -> None:
+        """End a live bar's line when it stops before the job's end (Ctrl-C)."""
+        if self._tty and self._last:
+            self._out.write("\n")
+            self._out.flush()
+
 
 def render_result(job: Job, out: TextIO) -> None:
     """A per-step table with each step's evidence, a one-line verdict, and how to fetch the artifacts."""
     steps = job.result.steps if job.result else ()
-    out.write(f"\nJob {job.id} — {state_name(job.state)} (attempt {job.attempt} of {job.max_attempts})\n")
+    out.write(f"\nJob {job.id} — {state_name(job.state)} ({attempt_text(job)})\n")
     if steps:
         width = max(len(s.name) for s in steps)
         width = min(max(width, 4), 60)
@@ -125,12 +185,16 @@ async def submit_and_follow(
         options["base_url"] = base_url
     async with open_client(address, follow=follow_progress) as client:
         job = await client.submit(test, **options)
-        print(f"submitted {job.id}{' (duplicate of an earlier submit)' if job.duplicate else ''}")
+        print(f"submitted {job.id}{' (duplicate of an earlier submit)' if job.duplicate else ''}", flush=True)
         if not follow_progress:
             return 0
         view = ProgressView(sys.stdout)
-        async for event in job.events():
-            view.show(event)
+        try:
+            async for event in job.events():
+                view.show(event)
+        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command
+            view.end()
+            raise Interrupted(f"interrupted; job {job.id} goes on (sentinel cancel {job.id} stops it)") from None
         done = await job.refresh()
         render_result(done, sys.stdout)
         return 0 if done.passed else 1
@@ -146,8 +210,17 @@ async def show_status(address: str | None, job_id: str) -> int:
         return 0
 
 
-async def cancel_job(address: str | None, job_id: str) -> int:
+async def cancel(address: str | None, job_id: str) -> int:
+    """`sentinel cancel ID`: the job with that id, or else the run (every test of it not yet ended)."""
     async with open_client(address) as client:
-        job = await client.cancel(job_id)
+        try:
+            job = await client.cancel(job_id)
+        except NotFoundError:
+            try:
+                run = await client.cancel_run(job_id)
+            except NotFoundError:
+                raise NotFoundError(f"no job or run {job_id!r}", code=grpc.StatusCode.NOT_FOUND) from None
+            print(f"run {run.id}  {run.state.name}  ({run_counts(run)})")
+            return 0
         print(f"{job.id}  {state_name(job.state)}")
         return 0

@@ -6,7 +6,7 @@
     sentinel submit FILE [--priority high|medium|low] [--follow]
     sentinel import RECORDING [-o FILE] [--skip-unsupported]   a Chrome Recorder recording as a definition
     sentinel status ID
-    sentinel cancel ID
+    sentinel cancel ID                             a job, or a run (every test of it not yet ended)
     sentinel artifacts ID [--out DIR]              download a job's screenshots, trace and video
     sentinel trace ID [--out DIR] [--attempt N]    download its Playwright trace
     sentinel stats [--watch] | events | pause | resume | dlq list|requeue|purge | jobs
@@ -19,12 +19,18 @@
 
 The API address for the client commands comes from SENTINEL_API (default localhost:50051), the
 API key from SENTINEL_API_KEY, and TLS from SENTINEL_TLS / SENTINEL_TLS_CA (see the README).
+
+Exit codes (`EXIT_CODES`, the epilog of `sentinel --help`): 0 done; 1 the answer is no (a test
+failed, `stats` is not healthy, no such job, run or schedule); 2 bad usage or input (every
+problem listed, one a line), or an error from the API or reaching it; 130 Ctrl-C; 141 the reader
+of the output went away (`sentinel jobs | head -1`), quietly, as Unix tools end on SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,7 +38,7 @@ import sentinel_client
 from sentinel_cli import admin_commands, alerts, client, keys, recorder, run_command, schedules
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
-from shared.errors import ConfigError, SentinelError
+from shared.errors import ConfigError, SentinelError, ValidationError
 from shared.settings import (
     ApiSettings,
     ArtifactSettings,
@@ -44,6 +50,15 @@ from shared.settings import (
 )
 from shared.telemetry import tracing_from_env
 
+EXIT_CODES = """exit codes:
+  0    done (submit --follow, run: every test passed)
+  1    the answer is no: a test failed, timed out or was cancelled; stats not healthy;
+       no such job, run, schedule or artifact
+  2    bad usage or input (each problem on a line), or the API refused the call or cannot be reached
+  130  interrupted (Ctrl-C); a run or a followed job goes on, and the message says how to cancel it
+  141  the output's reader went away (sentinel jobs | head -1), quietly
+"""
+
 
 def _non_negative(text: str) -> int:
     value = int(text)
@@ -53,7 +68,12 @@ def _non_negative(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sentinel", description="Browser tests as a service.")
+    parser = argparse.ArgumentParser(
+        prog="sentinel",
+        description="Browser tests as a service.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ... (default INFO; dev: WARNING)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--api", default=None, help="API address for client commands (default: $SENTINEL_API)")
@@ -88,8 +108,13 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show a job's state and result")
     status.add_argument("job_id")
-    cancel = sub.add_parser("cancel", help="cancel a waiting or running job")
-    cancel.add_argument("job_id")
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel a waiting or running job, or a run",
+        description="Cancel a waiting or running job; or, when no job has the id, the run that has it"
+        " (every test of the run that has not ended, as Ctrl-C in `sentinel run` suggests).",
+    )
+    cancel.add_argument("job_id", metavar="ID", help="a job id, or the run id `sentinel run` printed")
     artifact_commands.add_parsers(sub)
     admin_commands.add_parsers(sub)
     schedules.add_parser(sub)
@@ -148,11 +173,13 @@ def _call_api(args: argparse.Namespace) -> int:
     if args.command in artifact_commands.COMMANDS:
         return asyncio.run(artifact_commands.run(args, address))
     if args.command == "submit":
-        return asyncio.run(
-            client.submit_and_follow(
-                address, recorder.load_test(args.file), priority=args.priority, follow_progress=args.follow
+        try:
+            test = recorder.load_test(args.file)
+            return asyncio.run(
+                client.submit_and_follow(address, test, priority=args.priority, follow_progress=args.follow)
             )
-        )
+        except (sentinel_client.InvalidArgumentError, ValidationError) as exc:
+            return client.show_invalid(exc, source=args.file)
     if args.command == "run":
         return asyncio.run(
             run_command.run_suite(
@@ -168,39 +195,62 @@ def _call_api(args: argparse.Namespace) -> int:
         )
     if args.command == "status":
         return asyncio.run(client.show_status(address, args.job_id))
-    return asyncio.run(client.cancel_job(address, args.job_id))
+    return asyncio.run(client.cancel(address, args.job_id))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; its exit code."""
+    if args.command in ("api", "executor"):
+        _serve(args)
+        return 0
+    if args.command == "keys":
+        return keys.run(args)
+    if args.command == "import":
+        return recorder.import_command(args.file, output=args.output, skip_unsupported=args.skip_unsupported)
+    if args.command == "dev":
+        from sentinel_cli.dev import run_dev
+
+        setup_logging(args.log_level or "WARNING", args.log_format)
+        return run_dev(demo=args.demo, demo_port=args.demo_port)
+    with tracing_from_env("sentinel-cli") as tracing:
+        client.TRACING.set(tracing)
+        return _call_api(args)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        if args.command in ("api", "executor"):
-            _serve(args)
-            return
-        if args.command == "keys":
-            sys.exit(keys.run(args))
-        if args.command == "import":
-            sys.exit(recorder.import_command(args.file, output=args.output, skip_unsupported=args.skip_unsupported))
-        if args.command == "dev":
-            from sentinel_cli.dev import run_dev
-
-            setup_logging(args.log_level or "WARNING", args.log_format)
-            sys.exit(run_dev(demo=args.demo, demo_port=args.demo_port))
-        with tracing_from_env("sentinel-cli") as tracing:
-            client.TRACING.set(tracing)
-            code = _call_api(args)
-        sys.exit(code)
+        code = _run(args)
+        sys.stdout.flush()  # here, where a reader that went away is seen, not in Python's exit
+    except client.Interrupted as exc:
+        print(f"sentinel: {exc}", file=sys.stderr)
+        code = 130
+    except KeyboardInterrupt:
+        print("sentinel: interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        # The reader is gone (`| head`): nothing more can be said, and Python's own flush of stdout
+        # at exit would fail again, so stdout goes to /dev/null first. 141 = 128 + SIGPIPE, as a
+        # Unix tool killed by the signal reports.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
     except (ConfigError, sentinel_client.ConfigError) as exc:
         print(f"sentinel: configuration error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        code = 2
+    except (sentinel_client.InvalidArgumentError, ValidationError) as exc:
+        code = client.show_invalid(exc)
+    except sentinel_client.NotFoundError as exc:
+        print(f"sentinel: {exc.code.name + ': ' if exc.code else ''}{exc.message}", file=sys.stderr)
+        code = 1
     except sentinel_client.SentinelError as exc:
         # The API's answer shows its status code; an error found on this side (a bad file) does not.
         said = f"{exc.code.name}: {exc.message}" if exc.code else exc.message
         print(f"sentinel: {said}", file=sys.stderr)
-        sys.exit(2)
+        code = 2
     except (SentinelError, OSError) as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
-        sys.exit(2)
+        code = 2
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@ The paths are definition files, Chrome Recorder recordings, directories (every `
 and globs. They are submitted as one run (`SubmitRun`), followed live (`StreamRun`: a line per test
 and an overall bar on a terminal, plain lines otherwise), summed up in a table, and written as
 JUnit XML and JSON reports when asked (`sentinel_cli.reports`). The exit code: 0 when every test
-passed, 1 when any did not, 2 for bad usage or when Sentinel cannot be reached (`main` maps errors).
+passed, 1 when any did not, 2 for bad usage (every problem of every file is listed, by its file) or
+when Sentinel cannot be reached (`main` maps errors). On Ctrl-C the run goes on: the reports say
+where it was, and the message names the command that cancels it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import socket
@@ -18,11 +21,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from sentinel_cli import recorder, reports
-from sentinel_cli.client import open_client
-from sentinel_client import JobState, ProgressEvent, Run, RunTest, RunTestSource, SubmitOptions
+from sentinel_cli.client import Interrupted, open_client, run_counts, show_invalid
+from sentinel_client import (
+    AsyncClient,
+    AsyncRunHandle,
+    InvalidArgumentError,
+    JobState,
+    ProgressEvent,
+    Run,
+    RunTest,
+    RunTestSource,
+    SentinelError,
+    SubmitOptions,
+)
+from sentinel_client._requests import load_file
 from shared.errors import FieldViolation, ValidationError
 
 __all__ = ["collect", "run_suite", "to_report"]
@@ -60,8 +75,43 @@ def collect(paths: Sequence[str]) -> list[Path]:
 
 
 def _load(file: Path) -> RunTestSource:
+    """The test in `file`, checked here so that a bad one is named by its file (the SDK would name
+    only the field).
+
+    Raises:
+        ValidationError: a recording Sentinel cannot run.
+        InvalidArgumentError: a definition that is no valid TestDefinition or SubmitRequest.
+    """
     loaded = recorder.load_test(str(file))  # a recording comes back converted
-    return (loaded, str(file)) if isinstance(loaded, dict) else loaded
+    if isinstance(loaded, dict):
+        return loaded, str(file)
+    load_file(loaded)
+    return loaded
+
+
+def check_writable(**reports: str | None) -> None:
+    """Refuse a report path that cannot be written, before the run (not after it has run for an hour).
+
+    Raises:
+        ValidationError: naming the option (`--junit`) and what is wrong with its path.
+    """
+    problems: list[FieldViolation] = []
+    for option, given in reports.items():
+        if not given:
+            continue
+        path = Path(given)
+        folder = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents) if p.exists())
+        if path.is_dir():
+            problem = "is a directory; name the file to write in it"
+        elif not folder.is_dir():
+            problem = f"cannot be made: {str(folder)!r} is not a directory"
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            problem = f"cannot be written: no permission to write in {str(folder)!r}"
+        else:
+            continue
+        problems.append(FieldViolation(f"--{option.replace('_', '-')}", f"{given!r} {problem}"))
+    if problems:
+        raise ValidationError(problems)
 
 
 @dataclass
@@ -121,7 +171,7 @@ class LiveView:
 def render_summary(run: Run, out: TextIO) -> None:
     """A table of every test: state, time, and where a failing one failed."""
     width = min(max((len(t.name) for t in run.tests), default=4), 48)
-    out.write(f"\nRun {run.id} — {run.state.name} ({_counts(run)})\n")
+    out.write(f"\nRun {run.id} — {run.state.name} ({run_counts(run)})\n")
     out.write(f"  {'test':<{width}}  {'result':<9}  {'time':>8}\n")
     for test in run.tests:
         out.write(f"  {test.name[:width]:<{width}}  {test.state.name:<9}  {test.duration_ms:>6}ms\n")
@@ -132,10 +182,6 @@ def render_summary(run: Run, out: TextIO) -> None:
             out.write(f"  ↳ {where}{test.error.message if test.error else ''}\n")
         if test.artifacts:
             out.write(f"  ↳ artifacts: {', '.join(test.artifacts)}  (sentinel artifacts {test.job_id})\n")
-
-
-def _counts(run: Run) -> str:
-    return ", ".join(f"{n} {state.value}" for state, n in run.counts.items() if n) or "no tests"
 
 
 def to_report(run: Run, *, tags: Sequence[str] = (), started: datetime | None = None) -> reports.RunReport:
@@ -195,9 +241,23 @@ async def run_suite(
     name: str = "",
     out: TextIO = sys.stdout,
 ) -> int:
-    """`sentinel run`: 0 when every test passed, else 1 (errors are raised for `main` to map to 2)."""
+    """`sentinel run`: 0 when every test passed, 1 when any did not, 2 for invalid tests (every
+    problem listed); other errors are raised for `main` to map to 2.
+
+    Raises:
+        Interrupted: Ctrl-C while following the run (after the reports are written).
+    """
     files = collect(paths)
-    tests = [_load(f) for f in files]
+    check_writable(junit=junit, json=json_report)
+    tests: list[RunTestSource] = []
+    invalid = 0
+    for file in files:
+        try:
+            tests.append(_load(file))
+        except (ValidationError, InvalidArgumentError) as exc:
+            invalid = show_invalid(exc, source=str(file))
+    if invalid:
+        return invalid
     options: SubmitOptions = {}
     if tags:
         options["tags"] = list(tags)
@@ -207,23 +267,69 @@ async def run_suite(
     started = datetime.now(UTC)
     began = time.monotonic()
     async with open_client(address, follow=True) as client:
-        handle = await client.submit_run(tests, name=run_name, max_parallel=parallel, **options)
+        try:
+            handle = await client.submit_run(tests, name=run_name, max_parallel=parallel, **options)
+        except InvalidArgumentError as exc:
+            return show_invalid(exc, files=[str(f) for f in files])
         out.write(f"run {handle.id}: {len(files)} test(s){f', {parallel} at a time' if parallel else ''}\n")
-        run = await client.get_run(handle.id)
-        view = LiveView(out, {t.job_id: t.name or os.path.basename(t.file) for t in run.tests}, tty=out.isatty())
+        out.flush()  # the run's id, for Ctrl-C's `sentinel cancel`, before any progress
+        try:
+            run = await _follow(client, handle, out)
+        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command; the run goes on
+            await _interrupted(client, handle.id, _Reports(junit, json_report, tags, started), out)
+    render_summary(run, out)
+    out.write(f"  finished in {time.monotonic() - began:.1f} s\n")
+    _Reports(junit, json_report, tags, started).write(run, out)
+    return 0 if all(t.state is JobState.COMPLETED for t in run.tests) else 1
+
+
+async def _follow(client: AsyncClient, handle: AsyncRunHandle, out: TextIO) -> Run:
+    """Show the run's progress until it ends (or its stream does); the run as it then stands."""
+    run = await client.get_run(handle.id)
+    view = LiveView(out, {t.job_id: t.name or os.path.basename(t.file) for t in run.tests}, tty=out.isatty())
+    try:
         async for item in handle.events():
             if isinstance(item, ProgressEvent):
                 view.show(item)
             else:
                 run = item
+    finally:
         view.close()
-        if not run.ended:  # the stream ended early (the API shut down): the latest word on the run
-            run = await client.get_run(handle.id)
-    render_summary(run, out)
-    out.write(f"  finished in {time.monotonic() - began:.1f} s\n")
-    report = to_report(run, tags=tags, started=started)
-    for path, write in ((junit, reports.write_junit), (json_report, reports.write_json)):
-        if path:
-            write(report, path)
-            out.write(f"  report: {path}\n")
-    return 0 if all(t.state is JobState.COMPLETED for t in run.tests) else 1
+    if not run.ended:  # the stream ended early (the API shut down): the latest word on the run
+        run = await client.get_run(handle.id)
+    return run
+
+
+@dataclass(frozen=True)
+class _Reports:
+    """The reports a run was asked for."""
+
+    junit: str | None
+    json: str | None
+    tags: Sequence[str]
+    started: datetime
+
+    def write(self, run: Run, out: TextIO) -> None:
+        report = to_report(run, tags=self.tags, started=self.started)
+        for path, write in ((self.junit, reports.write_junit), (self.json, reports.write_json)):
+            if path:
+                write(report, path)
+                out.write(f"  report: {path}\n")
+
+
+#: How long Ctrl-C waits for the run's state to write the reports with, before it gives up on them.
+INTERRUPT_GRACE = 5.0
+
+
+async def _interrupted(client: AsyncClient, run_id: str, wanted: _Reports, out: TextIO) -> NoReturn:
+    """After Ctrl-C: the reports as the run stands (tests still running are errors, those not started
+    skipped), then `Interrupted` naming the run and the command that cancels it."""
+    said = f"interrupted; run {run_id} goes on (sentinel cancel {run_id} stops it)"
+    if wanted.junit or wanted.json:
+        try:
+            async with asyncio.timeout(INTERRUPT_GRACE):
+                run = await client.get_run(run_id)
+            wanted.write(run, out)
+        except (TimeoutError, SentinelError) as exc:
+            said += f"; no report written ({exc or 'the API did not answer in time'})"
+    raise Interrupted(said)

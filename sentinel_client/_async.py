@@ -21,7 +21,14 @@ from sentinel_client import _ops as ops
 from sentinel_client import _schedules as schedule_ops
 from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
 from sentinel_client._files import PartialFile
-from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource, run_request, submit_request
+from sentinel_client._requests import (
+    RunTestSource,
+    SubmitOptions,
+    TestSource,
+    check_keywords,
+    run_request,
+    submit_request,
+)
 from sentinel_client._retry import Retrying
 from sentinel_client._schedules import ScheduleFields
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
@@ -54,6 +61,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         return self._conn.aio_channel()
 
     async def aclose(self) -> None:
+        self._closed = True
         await self._channel.close()
 
     async def __aenter__(self) -> AsyncClient:
@@ -122,6 +130,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         `max_parallel`: most of the run's tests waiting or running at once (0: no limit). Retried
         on UNAVAILABLE under the run's idempotency key, so it makes one run however often it is sent.
         """
+        check_keywords(options, SubmitOptions, also=("name", "max_parallel"))
         request = await asyncio.to_thread(run_request, tests, name=name, max_parallel=max_parallel, options=options)
         run_id, job_ids, duplicate = await self._call(ops.submit_run(request))
         return AsyncRunHandle(self, run_id, job_ids=job_ids, duplicate=duplicate)
@@ -189,7 +198,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         Written to a temporary name beside it and renamed when complete; started over on UNAVAILABLE.
         """
         op = ops.get_artifact(job_id, name)
-        chunks = op.bind(self._channel)
+        chunks = op.bind(self._live_channel())
         part = PartialFile(path, name)
 
         async def attempt(_: Retrying) -> Path:
@@ -343,7 +352,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
     # --- the machinery ----------------------------------------------------------------------------
 
     async def _call(self, op: ops.Unary[T]) -> T:
-        call = op.bind(self._channel)
+        call = op.bind(self._live_channel())
 
         async def attempt(retrying: Retrying) -> T:
             timeout = retrying.timeout(self._conn.timeout)
@@ -361,7 +370,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
             await asyncio.sleep(pause)
 
     async def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> AsyncGenerator[T, None]:
-        open_stream = op.bind(self._channel)
+        open_stream = op.bind(self._live_channel())
         retrying = Retrying(self._conn.stream_retries, safe=True, deadline=deadline, stream=True)
         cursor = op.cursor
         while True:

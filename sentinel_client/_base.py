@@ -10,9 +10,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
-from sentinel_client._connection import DEFAULT_TIMEOUT, Connection, TLSConfig, options_from_env
+from sentinel_client._connection import DEFAULT_TIMEOUT, Connection, TLSConfig, check_target, options_from_env
 from sentinel_client._retry import RetryPolicy
-from sentinel_client.errors import WaitTimeout
+from sentinel_client.errors import ConfigError, WaitTimeout
 from sentinel_client.models import ProgressEvent, Run
 
 C = TypeVar("C")
@@ -24,7 +24,8 @@ class ClientBase(Generic[Ch]):
     """The options of both clients.
 
     Args:
-        target: the API's `host:port` (default `localhost:50051`).
+        target: the API's `host:port` (default `localhost:50051`), `[v6 address]:port`, or a gRPC
+            target (`dns:///host:port`, `unix:/path`); a URL (`http://…`) is a ConfigError.
         api_key: sent as `authorization: Bearer <key>` on every call (see `sentinel keys create`).
         tls: True for TLS with the system's roots, or a `TLSConfig` (CA, client certificate for mTLS).
         retries: how calls that are safe to repeat are retried on UNAVAILABLE: a `RetryPolicy`, or
@@ -58,9 +59,20 @@ class ClientBase(Generic[Ch]):
             stream_retries=stream_retries,
         )
         self._channel: Ch = self._open_channel()
+        self._closed = False
 
     def _open_channel(self) -> Ch:
         raise NotImplementedError
+
+    def _live_channel(self) -> Ch:
+        """The channel, while the client is open (gRPC's own error for a closed one names no client).
+
+        Raises:
+            ConfigError: the client has been closed.
+        """
+        if self._closed:
+            raise ConfigError(f"{self!r} is closed: make a new client (or call it inside its `with` block)")
+        return self._channel
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **options: Any) -> Self:
@@ -73,7 +85,10 @@ class ClientBase(Generic[Ch]):
             ConfigError: a variable is malformed (named in the message).
         """
         given = {name: value for name, value in options.items() if not (name == "target" and value is None)}
-        return cls(**{**options_from_env(environ), **given})
+        settings = options_from_env(environ)
+        if "target" not in given:
+            check_target(settings["target"], "SENTINEL_API")  # named as the user set it
+        return cls(**{**settings, **given})
 
     @property
     def target(self) -> str:

@@ -9,7 +9,9 @@ Never falls back to plaintext when TLS was asked for.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,10 @@ from sentinel_client._retry import RetryPolicy
 from sentinel_client.errors import ConfigError
 
 DEFAULT_TARGET = "localhost:50051"
+#: The name-resolver schemes gRPC takes in a target (`dns:///api.internal:50051`, `unix:/run/api.sock`).
+_GRPC_SCHEMES = ("dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock", "xds")
+#: What a target without a scheme must be: `host`, `host:port` or `[v6 address]:port`.
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.%A-Za-z]+\])(?::[0-9]{1,5})?")
 #: Seconds a single call may take, unless the client is given another `timeout`.
 DEFAULT_TIMEOUT = 30.0
 
@@ -89,10 +95,12 @@ class Connection:
         interceptors: Sequence[Any],
         stream_retries: RetryPolicy | int | None = None,
     ) -> Connection:
-        if timeout is not None and timeout <= 0:
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf
+        ):
             raise ConfigError(f"timeout must be a number of seconds > 0 (or None), got {timeout!r}")
         return cls(
-            target=target or DEFAULT_TARGET,
+            target=check_target(target or DEFAULT_TARGET),
             api_key=api_key or None,
             tls=tls if isinstance(tls, TLSConfig) else (TLSConfig() if tls else None),
             retries=RetryPolicy.of(retries),
@@ -121,6 +129,32 @@ class Connection:
         return grpc.aio.secure_channel(
             self.target, self.tls.credentials(), options=self.tls.options(), interceptors=interceptors
         )
+
+
+def check_target(target: object, name: str = "target") -> str:
+    """`target` if gRPC can dial it: `host:port`, `[v6 address]:port`, or a gRPC scheme's target
+    (`dns:///host:port`, `unix:/path`, `unix-abstract:name`, `ipv4:` / `ipv6:` addresses).
+
+    Checked here because gRPC takes any string and only reports UNAVAILABLE once its retries are
+    spent, seconds later, without saying the address itself was wrong.
+
+    Raises:
+        ConfigError: naming `name` (the argument or variable) and what it expected.
+    """
+    expected = f"{name} must be the API's host:port (or a gRPC target such as unix:/path)"
+    if not isinstance(target, str):
+        raise ConfigError(f"{expected}, got {target!r}")
+    scheme, colon_slashes, rest = target.partition("://")
+    if colon_slashes and scheme.lower() in {"http", "https", "grpc", "grpcs"}:
+        tls = " and ask for TLS (tls=True, SENTINEL_TLS=true)" if scheme.lower() in {"https", "grpcs"} else ""
+        raise ConfigError(f"{expected}, not a URL: drop {scheme + '://'!r}{tls}: {rest.rstrip('/')!r}")
+    scheme = target.split(":", 1)[0].lower()
+    if scheme in _GRPC_SCHEMES and target[len(scheme) + 1 :].strip("/"):
+        return target
+    port = target.rpartition(":")[2] if target.rpartition("]")[2].count(":") == 1 else ""
+    if not _HOST_PORT.fullmatch(target) or (port and not 0 < int(port) < 65536):
+        raise ConfigError(f"{expected}, got {target!r}")
+    return target
 
 
 def options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

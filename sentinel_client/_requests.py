@@ -2,24 +2,30 @@
 
 A test is the proto3 JSON form of `sentinel.v1.TestDefinition`, or of a `SubmitRequest` (a
 `definition` with `options`): a document whose top level has any `SubmitRequest` key is the
-latter. Unknown fields are errors, so a misspelt action is reported rather than silently dropped.
+latter; or a Chrome Recorder recording, converted (`_recorder`). Unknown fields are errors, so a
+misspelt action is reported rather than silently dropped, and a field protobuf refuses is named by
+its path in the document (`definition.steps[2].wait.ms`), not only by protobuf's words.
 Options given as keywords override the document's. Every request leaves here with an idempotency
 key (the caller's, or a fresh uuid4), which is what makes a retried submit safe.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias, TypedDict
+from typing import Any, TypeAlias, TypedDict, TypeVar
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from protos import sentinel_pb2 as pb
 from sentinel_client._convert import enum_to_proto, parse_enum
+from sentinel_client._recorder import convert_recording, is_recording
 from sentinel_client.errors import InvalidArgumentError
 from sentinel_client.models import ArtifactPolicy, Priority
 
@@ -51,21 +57,102 @@ class SubmitOptions(TypedDict, total=False):
 
 
 def load_document(document: Mapping[str, Any], *, field: str = "definition") -> pb.SubmitRequest:
-    """A SubmitRequest from the proto3 JSON of a TestDefinition or of a SubmitRequest.
+    """A SubmitRequest from the proto3 JSON of a TestDefinition or of a SubmitRequest, or from a
+    Chrome Recorder recording.
 
     Raises:
-        InvalidArgumentError: one violation of `field` saying what is wrong.
+        InvalidArgumentError: one violation naming the bad field as the document spells it
+            (`definition.steps[2].wait.ms`; `field` when the document as a whole is wrong).
     """
     try:
         if not isinstance(document, Mapping):
             raise InvalidArgumentError.of(field, "must hold a JSON object")
+        if is_recording(document):  # as `sentinel submit` takes it; the API validates what it becomes
+            document = convert_recording(document).definition
         if _SUBMIT_KEYS.intersection(document):
-            return json_format.ParseDict(dict(document), pb.SubmitRequest())
-        return pb.SubmitRequest(definition=json_format.ParseDict(dict(document), pb.TestDefinition()))
+            return _parse(document, pb.SubmitRequest(), "", field)
+        return pb.SubmitRequest(definition=_parse(document, pb.TestDefinition(), "definition", field))
     except RecursionError as exc:
         raise InvalidArgumentError.of(field, "is nested too deeply") from exc
-    except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise InvalidArgumentError.of(field, f"is not a valid test definition: {exc}") from exc
+
+
+M = TypeVar("M", bound=Message)
+
+#: What protobuf puts around the reason it could not parse a field: the fields it was in
+#: ("Failed to parse steps field: "), where ("at \"TestDefinition.steps[0]\""), the names it knows.
+_PARSE_CHAIN = re.compile(r"^(?:Failed to parse \w+ field: )+")
+_PARSE_AT = re.compile(r"\s+at \"?[\w.\[\]]*\"?(?=\.|$)")
+_UNKNOWN_FIELD = re.compile(r'has no field named "([^"]*)"')
+_TWO_OF_ONEOF = re.compile(r'should not have multiple "(\w+)" oneof fields')
+#: What can go wrong parsing a value into a message (a value of the wrong JSON type raises plain errors).
+_PARSE_ERRORS = (json_format.ParseError, ValueError, TypeError, AttributeError)
+_MAX_REASON = 200
+
+
+def _parse(document: Mapping[str, Any], message: M, path: str, field: str) -> M:
+    """`document` parsed into `message`; a failure names the deepest field that is wrong, below
+    `path` (`field` when it is the document as a whole).
+
+    Raises:
+        InvalidArgumentError: one violation of that field.
+    """
+    try:
+        return json_format.ParseDict(dict(document), message)
+    except _PARSE_ERRORS as exc:
+        where, reason = _locate(document, type(message), path, exc)
+        raise InvalidArgumentError.of(where or field, reason) from exc
+
+
+def _locate(document: Mapping[str, Any], cls: type[Message], path: str, exc: Exception) -> tuple[str, str]:
+    """The field of `document` (a `cls`) that protobuf refused, and why: each field is parsed alone
+    (and each item of a list of messages), and the search goes down into the first that fails."""
+    for key, value in document.items():
+        try:
+            json_format.ParseDict({key: value}, cls())
+        except _PARSE_ERRORS as alone:
+            where = f"{path}.{key}" if path else str(key)
+            descriptor = cls.DESCRIPTOR.fields_by_camelcase_name.get(key) or cls.DESCRIPTOR.fields_by_name.get(key)
+            if descriptor is None:
+                return path, _reason(alone)
+            if descriptor.message_type is None or descriptor.message_type.GetOptions().map_entry:
+                return where, _reason(alone)
+            held = getattr(cls(), descriptor.name)
+            if not _repeated(descriptor) and isinstance(value, Mapping):
+                return _locate(value, type(held), where, alone)
+            if _repeated(descriptor) and isinstance(value, list):
+                for i, item in enumerate(value):
+                    found = _locate_item(item, type(held.add()), f"{where}[{i}]")
+                    if found:
+                        return found
+            return where, _reason(alone)
+    return path, _reason(exc)  # every field parses alone: they conflict (two actions in one step)
+
+
+def _locate_item(item: object, cls: type[Message], path: str) -> tuple[str, str] | None:
+    if not isinstance(item, Mapping):
+        return path, "must be a JSON object"
+    try:
+        json_format.ParseDict(dict(item), cls())
+    except _PARSE_ERRORS as exc:
+        return _locate(item, cls, path, exc)
+    return None
+
+
+def _repeated(descriptor: Any) -> bool:
+    # `is_repeated` since protobuf 6.31; `label` before it (gone in 7).
+    return bool(getattr(descriptor, "is_repeated", None) or getattr(descriptor, "label", 0) == 3)
+
+
+def _reason(exc: Exception) -> str:
+    """Protobuf's reason for refusing a field, without the chain of fields it was in, where it was
+    (the caller names the field), the list of field names it knows, and its doubled full stops."""
+    text = _PARSE_CHAIN.sub("", str(exc)).split("\n")[0]
+    if unknown := _UNKNOWN_FIELD.search(text):
+        return f'unknown field "{unknown.group(1)}"'
+    if oneof := _TWO_OF_ONEOF.search(text):
+        return f'has more than one "{oneof.group(1)}" field; give one'
+    reason = _PARSE_AT.sub("", text).rstrip(". ") or "is not valid"
+    return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 1] + "…"  # it may quote a long value
 
 
 def load_file(path: str | os.PathLike[str]) -> pb.SubmitRequest:
@@ -128,7 +215,12 @@ def run_request(
 
 def _apply(request: pb.SubmitRequest, options: SubmitOptions, *, keyed: bool = True) -> None:
     """Apply `options` to `request` (its options, ids and base URL), giving it an idempotency key
-    unless it is not `keyed` (a schedule's template: each fire is a job of its own)."""
+    unless it is not `keyed` (a schedule's template: each fire is a job of its own).
+
+    Raises:
+        TypeError: an option `SubmitOptions` does not have (a misspelt one would be ignored).
+    """
+    check_keywords(options, SubmitOptions)
     given = request.options
     if "priority" in options:
         given.priority = enum_to_proto(parse_enum(Priority, options["priority"], "priority"))  # type: ignore[assignment]
@@ -147,6 +239,21 @@ def _apply(request: pb.SubmitRequest, options: SubmitOptions, *, keyed: bool = T
     _set(request.definition, "base_url", options)
     if keyed and not given.idempotency_key:
         given.idempotency_key = str(uuid.uuid4())
+
+
+def check_keywords(given: Mapping[str, Any], accepted: Any, *, also: Sequence[str] = ()) -> None:
+    """Refuse a keyword argument that is not a key of the TypedDict `accepted` (nor in `also`), as
+    Python refuses an unknown keyword: `**options` would otherwise take a misspelt one silently.
+
+    Raises:
+        TypeError: naming the first unknown keyword, the closest known one and every accepted one.
+    """
+    known = sorted({*also, *accepted.__required_keys__, *accepted.__optional_keys__})
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"unexpected keyword argument {name!r}{hint}; the accepted ones are {', '.join(known)}")
 
 
 def _set(message: Any, name: str, options: Mapping[str, Any]) -> None:

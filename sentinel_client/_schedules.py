@@ -16,7 +16,7 @@ from google.protobuf import field_mask_pb2, json_format
 from protos import sentinel_pb2 as pb
 from sentinel_client._convert import enum_from_proto, enum_to_proto, job, notification, parse_enum, time
 from sentinel_client._ops import Unary
-from sentinel_client._requests import SubmitOptions, TestSource, template_request
+from sentinel_client._requests import SubmitOptions, TestSource, check_keywords, template_request
 from sentinel_client.errors import InvalidArgumentError
 from sentinel_client.models import Job, JobState, OverlapPolicy, Page, Schedule, ScheduleRun
 
@@ -69,7 +69,12 @@ def schedule_message(
     fields: ScheduleFields, *, test: TestSource | None = None, options: SubmitOptions | None = None
 ) -> pb.Schedule:
     """The Schedule message for `fields`, with `test` (a definition or SubmitRequest, dict or file)
-    as its template and `options` applied to it."""
+    as its template and `options` applied to it.
+
+    Raises:
+        TypeError: a field `ScheduleFields` does not have.
+    """
+    check_keywords(fields, ScheduleFields, also=("test", "options"))
     message = pb.Schedule()
     for name in ("name", "cron", "interval_ms", "timezone", "jitter_ms", "catchup_window_ms", "paused", "note"):
         if name in fields:

@@ -20,7 +20,14 @@ from sentinel_client import _ops as ops
 from sentinel_client import _schedules as schedule_ops
 from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
 from sentinel_client._files import PartialFile
-from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource, run_request, submit_request
+from sentinel_client._requests import (
+    RunTestSource,
+    SubmitOptions,
+    TestSource,
+    check_keywords,
+    run_request,
+    submit_request,
+)
 from sentinel_client._retry import Retrying
 from sentinel_client._schedules import ScheduleFields
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
@@ -53,6 +60,7 @@ class Client(ClientBase[grpc.Channel]):
         return self._conn.sync_channel()
 
     def close(self) -> None:
+        self._closed = True
         self._channel.close()
 
     def __enter__(self) -> Client:
@@ -117,6 +125,7 @@ class Client(ClientBase[grpc.Channel]):
         `max_parallel`: most of the run's tests waiting or running at once (0: no limit). Retried
         on UNAVAILABLE under the run's idempotency key, so it makes one run however often it is sent.
         """
+        check_keywords(options, SubmitOptions, also=("name", "max_parallel"))
         request = run_request(tests, name=name, max_parallel=max_parallel, options=options)
         run_id, job_ids, duplicate = self._call(ops.submit_run(request))
         return RunHandle(self, run_id, job_ids=job_ids, duplicate=duplicate)
@@ -184,7 +193,7 @@ class Client(ClientBase[grpc.Channel]):
         Written to a temporary name beside it and renamed when complete; started over on UNAVAILABLE.
         """
         op = ops.get_artifact(job_id, name)
-        chunks = op.bind(self._channel)
+        chunks = op.bind(self._live_channel())
         part = PartialFile(path, name)
 
         def attempt(_: Retrying) -> Path:
@@ -336,7 +345,7 @@ class Client(ClientBase[grpc.Channel]):
     # --- the machinery ----------------------------------------------------------------------------
 
     def _call(self, op: ops.Unary[T]) -> T:
-        call = op.bind(self._channel)
+        call = op.bind(self._live_channel())
         return self._retried(
             op.safe,
             lambda retrying: op.convert(
@@ -354,7 +363,7 @@ class Client(ClientBase[grpc.Channel]):
             time.sleep(pause)
 
     def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> Generator[T, None, None]:
-        open_stream = op.bind(self._channel)
+        open_stream = op.bind(self._live_channel())
         retrying = Retrying(self._conn.stream_retries, safe=True, deadline=deadline, stream=True)
         cursor = op.cursor
         while True:

@@ -14,6 +14,7 @@
     ├── UnimplementedError        UNIMPLEMENTED: the API is older than this SDK
     ├── InternalError             INTERNAL, UNKNOWN, DATA_LOSS: the API failed
     ├── ConfigError               a SENTINEL_* variable (Client.from_env) or a constructor argument is wrong
+    │                             (a URL for a target, a timeout that is no number), or the client is closed
     └── WaitTimeout               also a builtin TimeoutError: `wait(timeout)` ran out before the job ended
 
 `from_rpc_error` is the only place a gRPC error is converted. Nothing else in the SDK lets a

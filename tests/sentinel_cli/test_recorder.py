@@ -16,8 +16,8 @@ import pytest
 
 from sentinel_cli import recorder
 from sentinel_cli.main import main
-from sentinel_cli.recorder_selectors import accessible_name, alternative, choose, names_password, names_select
-from sentinel_cli.recorder_steps import FOCUSED, UNSUPPORTED
+from sentinel_client._recorder_selectors import accessible_name, alternative, choose, names_password, names_select
+from sentinel_client._recorder_steps import FOCUSED, UNSUPPORTED
 from shared.errors import ValidationError
 
 RECORDINGS = Path(__file__).with_name("recordings")
@@ -564,9 +564,15 @@ def test_the_loader_refuses_a_recording_with_steps_sentinel_cannot_run(tmp_path:
 def test_submit_of_a_recording_that_cannot_run_exits_2_naming_the_step(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write(tmp_path, recording(navigate(), click(), {"type": "doubleClick", "selectors": ["a"]}))
+    path = write(
+        tmp_path, recording(navigate(), {"type": "scroll"}, click(), {"type": "doubleClick", "selectors": ["a"]})
+    )
     assert sentinel("--api", "127.0.0.1:1", "submit", path) == 2
-    assert capsys.readouterr().err == "sentinel: steps[2] (doubleClick): Sentinel's click has no click count\n"
+    assert capsys.readouterr().err.splitlines() == [  # every one, as `sentinel import` lists them
+        f"sentinel: {path}: steps[1] (scroll): {UNSUPPORTED['scroll']}",
+        f"sentinel: {path}: steps[3] (doubleClick): Sentinel's click has no click count",
+        f"sentinel: `sentinel import {path} --skip-unsupported` leaves these steps out",
+    ]
 
 
 def test_every_bundled_recording_converts_as_documented() -> None:

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from sentinel_cli.recorder_keys import playwright_knows
-from sentinel_cli.recorder_selectors import Form, alternative, choose, form_of
-from sentinel_cli.recorder_steps import FOCUSED
+from sentinel_client._recorder_keys import playwright_knows
+from sentinel_client._recorder_selectors import Form, alternative, choose, form_of
+from sentinel_client._recorder_steps import FOCUSED
 from tests.support import CHROMIUM_ARGS, chromium_path, serve_directory
 
 RECORDINGS = Path(__file__).with_name("recordings")

@@ -41,10 +41,6 @@ def test_load_a_submit_request(tmp_path: Path) -> None:
         ("{not json", "is not valid JSON"),
         ("", "is not valid JSON"),
         ("[1, 2]", "must hold a JSON object"),
-        ('{"steps": [{"clik": {"selector": "#a"}}]}', "clik"),
-        ('{"steps": [{"click": {}, "fill": {}}]}', "oneof"),
-        ('{"definition": {"name": 5}, "options": {"priority": "URGENT"}}', "not a valid test definition"),
-        ('{"name": "n", "steps": [{"wait": {"ms": -1}}]}', "not a valid test definition"),
         ("[" * 100_000, "nested too deeply"),
     ],
 )
@@ -54,3 +50,41 @@ def test_bad_files_raise_an_invalid_argument_error_on_file(tmp_path: Path, text:
     [violation] = caught.value.violations
     assert violation.field == "file"
     assert says in violation.description
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "description"),
+    [
+        ({"name": "n", "viewport": {"width": -1}}, "definition.viewport.width", "Value out of range: -1"),
+        (
+            {"name": "n", "steps": [{"wait": {"ms": 1}}, {"timeoutMs": -1, "wait": {"ms": 1}}]},
+            "definition.steps[1].timeoutMs",
+            "Value out of range: -1",
+        ),
+        (
+            {"name": "n", "steps": [{"wait": {"ms": "abc"}}]},
+            "definition.steps[0].wait.ms",
+            "invalid literal for int() with base 10: 'abc'",
+        ),
+        ({"steps": [{"click": {}, "fill": {}}]}, "definition.steps[0]", 'has more than one "action" field; give one'),
+        ({"steps": [{"clik": {"selector": "#a"}}]}, "definition.steps[0]", 'unknown field "clik"'),
+        ({"name": "n", "stepz": []}, "definition", 'unknown field "stepz"'),
+        ({"steps": [{"navigate": {"url": "/", "wait": 1}}]}, "definition.steps[0].navigate", 'unknown field "wait"'),
+        ({"steps": [{"wait_for": {"selector": 5}}]}, "definition.steps[0].wait_for.selector", "expected string"),
+        ({"steps": [5]}, "definition.steps[0]", "must be a JSON object"),
+        ({"definition": {"name": 5}}, "definition.name", "expected string or bytes-like object, got 'int'"),
+        ({"definition": {"name": "n"}, "options": {"priority": "URGENT"}}, "options.priority", "Invalid enum value"),
+        ({"definition": {"name": "n"}, "options": {"maxAttempts": -2}}, "options.maxAttempts", "Value out of range"),
+    ],
+)
+def test_a_field_protobuf_refuses_is_named_by_its_path_in_the_file(
+    tmp_path: Path, document: dict[str, object], field: str, description: str
+) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        load(tmp_path, json.dumps(document))
+    [violation] = caught.value.violations
+    assert violation.field == field
+    assert violation.description.startswith(description)
+    assert "Available Fields" not in violation.description and not violation.description.endswith(".")
+    assert "Failed to parse" not in violation.description
+    assert caught.value.message == f"{field}: {violation.description}"

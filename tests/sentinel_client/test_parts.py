@@ -1,12 +1,18 @@
-"""The SDK's parts that need no server: enum coverage of the proto, requests from files and dicts,
-the retry policy's schedule, the error mapping (field violations from a real BadRequest detail)."""
+"""The SDK's parts that need no server: enum coverage of the proto, requests from files and dicts
+(and Chrome Recorder recordings), the retry policy's schedule, the error mapping (field violations
+from a real BadRequest detail), and what is refused before any call (unknown keyword arguments, a
+malformed target or timeout, a closed client)."""
 
 from __future__ import annotations
 
 import inspect
+import json
+import re
+import time
 import uuid
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +23,7 @@ from sentinel_client import (
     ArtifactPolicy,
     AsyncClient,
     Client,
+    ConfigError,
     FieldViolation,
     InternalError,
     InvalidArgumentError,
@@ -26,13 +33,16 @@ from sentinel_client import (
     SentinelError,
     UnavailableError,
     WaitTimeout,
+    _recorder_steps,
 )
 from sentinel_client._convert import _PROTO_ENUMS, enum_from_proto, enum_to_proto
 from sentinel_client._files import artifact_path
 from sentinel_client._requests import submit_request
 from sentinel_client._retry import Retrying
 from sentinel_client.errors import CallCancelledError, from_rpc_error
-from tests.sentinel_client.twins import _ITERATORS
+from shared import validation
+from tests.sentinel_client.twins import _ITERATORS, Calls, connect
+from tests.support import closed_port
 
 #: Every SDK enum that mirrors a proto enum.
 ENUMS: list[type[StrEnum]] = list(_PROTO_ENUMS)
@@ -97,7 +107,7 @@ def test_a_file_is_a_bare_definition_or_a_submit_request_and_keywords_win(tmp_pa
     [
         ("{not json", "file", "is not valid JSON"),
         ("[1, 2]", "file", "must hold a JSON object"),
-        ('{"name": "n", "stepz": []}', "file", "is not a valid test definition"),
+        ('{"name": "n", "stepz": []}', "definition", 'unknown field "stepz"'),
     ],
 )
 def test_a_bad_file_is_refused_naming_it(tmp_path: Path, content: str, field: str, said: str) -> None:
@@ -193,3 +203,99 @@ def test_an_artifact_name_that_is_no_path_below_the_folder_is_refused(tmp_path: 
 
 def test_an_artifact_name_becomes_its_attempts_folder(tmp_path: Path) -> None:
     assert artifact_path(tmp_path, "12/trace.zip") == tmp_path / "12" / "trace.zip"
+
+
+async def test_an_unknown_keyword_argument_is_refused_naming_it_and_the_accepted_ones(flavor: str) -> None:
+    calls = Calls(flavor)
+    async with connect(flavor, f"127.0.0.1:{closed_port()}", interceptors=[calls.interceptor()]) as client:
+        with pytest.raises(TypeError, match=r"'timeout' \(did you mean 'timeout_ms'\?\); the accepted ones are .*"):
+            await client.submit({"name": "n"}, timeout=5)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match=r"'max_paralel' \(did you mean 'max_parallel'\?\)") as run:
+            await client.submit_run([{"name": "n"}], max_paralel=1, priorty="high")  # type: ignore[call-arg]
+        assert "max_parallel, name, priority" in str(run.value)
+        with pytest.raises(TypeError, match=r"'tag' \(did you mean 'tags'\?\)"):
+            await client.submit_run([{"name": "n"}], tag=["x"])  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match=r"'every'; the accepted ones are .*interval_ms"):
+            await client.create_schedule({"name": "n"}, every="5m")  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="'priorty'"):
+            await client.create_schedule({"name": "n"}, cron="* * * * *", options={"priorty": "low"})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="'crn'"):
+            await client.update_schedule("s1", crn="* * * * *")  # type: ignore[call-arg]
+    assert calls.made == {}, "refused before any call"
+
+
+@pytest.mark.parametrize(
+    ("target", "said"),
+    [
+        ("http://127.0.0.1:19151", "target must be the API's host:port .*not a URL: drop 'http://': '127.0.0.1:19151'"),
+        ("https://api.example.com/", "drop 'https://' and ask for TLS .*'api.example.com'"),
+        ("not a target::", "target must be the API's host:port .*got 'not a target::'"),
+        ("localhost:99999", "got 'localhost:99999'"),
+        ("localhost:", "got 'localhost:'"),
+    ],
+)
+def test_a_malformed_target_is_refused_at_once(target: str, said: str) -> None:
+    for cls in (Client, AsyncClient):
+        began = time.monotonic()
+        with pytest.raises(ConfigError, match=said):
+            cls(target)
+        assert time.monotonic() - began < 0.5
+    with pytest.raises(ConfigError, match="SENTINEL_API must be the API's host:port"):
+        Client.from_env({"SENTINEL_API": target})
+
+
+@pytest.mark.parametrize(
+    "target", ["localhost:50051", "127.0.0.1:1", "[::1]:50051", "api", "dns:///api.internal:50051", "unix:/tmp/s.sock"]
+)
+def test_the_targets_grpc_dials_are_taken(target: str) -> None:
+    Client(target).close()
+    Client.from_env({"SENTINEL_API": target}).close()
+    Client.from_env({"SENTINEL_API": "http://x"}, target=target).close()  # an argument wins over the variable
+
+
+@pytest.mark.parametrize("timeout", ["5", -1, 0, True, float("nan"), float("inf")])
+def test_a_timeout_that_is_not_a_number_of_seconds_is_a_config_error(timeout: object) -> None:
+    with pytest.raises(
+        ConfigError, match=re.escape(f"timeout must be a number of seconds > 0 (or None), got {timeout!r}")
+    ):
+        Client("localhost:1", timeout=timeout)  # type: ignore[arg-type]
+
+
+async def test_a_closed_client_says_so(flavor: str) -> None:
+    async with connect(flavor, f"127.0.0.1:{closed_port()}") as client:
+        pass
+    for attempt in (client.get("j1"), client.submit({"name": "n", "steps": [{"wait": {"ms": 1}}]})):
+        with pytest.raises(ConfigError, match="is closed"):
+            await attempt
+    with pytest.raises(ConfigError, match="is closed"):
+        [event async for event in client.events("j1")]
+
+
+def test_a_chrome_recorder_recording_is_submitted_as_the_cli_submits_it(tmp_path: Path) -> None:
+    steps: list[dict[str, Any]] = [
+        {"type": "setViewport", "width": 800, "height": 600},
+        {"type": "navigate", "url": "https://shop.test/"},
+        {"type": "click", "selectors": [["#login"]], "offsetX": 1, "offsetY": 1},
+    ]
+    recording = {"title": "Sign in", "steps": steps}
+    path = tmp_path / "recording.json"
+    path.write_text(json.dumps(recording), encoding="utf-8")
+    request = submit_request(path, {"priority": "high"})
+    assert request.definition.name == "Sign in" and request.definition.viewport.width == 800
+    assert [s.WhichOneof("action") for s in request.definition.steps] == ["navigate", "click"]
+    assert request.definition.steps[1].click.selector == "#login"
+    assert submit_request(recording, {}).definition == request.definition  # a dict too
+
+    steps += [{"type": "scroll"}, {"type": "doubleClick", "selectors": ["a"]}]
+    path.write_text(json.dumps(recording), encoding="utf-8")
+    with pytest.raises(InvalidArgumentError) as refused:
+        submit_request(path, {})
+    assert [v.field for v in refused.value.violations] == ["steps[3] (scroll)", "steps[4] (doubleClick)"]
+    assert str(refused.value).splitlines()[1] == "steps[4] (doubleClick): Sentinel's click has no click count"
+
+
+def test_the_recorders_name_limits_are_sentinels() -> None:
+    assert (_recorder_steps.MAX_NAME_CHARS, _recorder_steps.MAX_STEP_NAME_CHARS) == (
+        validation.MAX_NAME_CHARS,
+        validation.MAX_STEP_NAME_CHARS,
+    )

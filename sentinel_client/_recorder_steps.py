@@ -4,16 +4,16 @@
 recording's types Sentinel has no step for are in `UNSUPPORTED`, each with the reason why. A converter
 gets the step (`RecordedStep`, whose accessors refuse a malformed field by its path, `steps[3].url`)
 and the state of the whole flow (`Flow`), and returns zero or more `Out` steps, or raises `Refused`
-with the reason it cannot run the step. `sentinel_cli.recorder` drives them in order.
+with the reason it cannot run the step. `sentinel_client._recorder` drives them in order.
 
 The rules (the README's "Importing from Chrome's Recorder" says the same):
 
 - `setViewport` becomes the definition's viewport; mobile or touch emulation is refused.
 - `navigate`, `click`, `hover` are the same steps; a click with another button than the primary one,
   or while a modifier key is held, is refused.
-- `change` becomes `select` when a selector shows a `<select>` (`recorder_selectors.names_select`),
+- `change` becomes `select` when a selector shows a `<select>` (`_recorder_selectors.names_select`),
   else `fill`, secret when a selector mentions a password.
-- `keyDown`/`keyUp` become presses in the focused element (`recorder_keys.Keys`).
+- `keyDown`/`keyUp` become presses in the focused element (`_recorder_keys.Keys`).
 - `waitForElement` counts the elements its selector matches (visible=false inverts the condition; it
   never checks visibility): "at least n" becomes `waitFor` attached of the n-th, "at most n" `waitFor`
   detached of the n+1-th; "exactly n" (n > 0) and attribute or property checks are refused.
@@ -31,12 +31,26 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentinel_cli.recorder_keys import Keys
-from sentinel_cli.recorder_selectors import accessible_name, choose, names_password, names_select
-from shared.errors import FieldViolation, ValidationError
-from shared.validation import MAX_STEP_NAME_CHARS
+from sentinel_client._recorder_keys import Keys
+from sentinel_client._recorder_selectors import accessible_name, choose, names_password, names_select
+from sentinel_client.errors import FieldViolation, InvalidArgumentError
 
-__all__ = ["CONVERTERS", "UNSUPPORTED", "WHOLE_LIMIT", "Flow", "Out", "RecordedStep", "Refused", "converts"]
+#: Sentinel's limits on a test's and a step's name (`shared.validation`'s; a test keeps them equal).
+MAX_NAME_CHARS = 200
+MAX_STEP_NAME_CHARS = 200
+
+__all__ = [
+    "CONVERTERS",
+    "MAX_NAME_CHARS",
+    "UNSUPPORTED",
+    "WHOLE_LIMIT",
+    "Flow",
+    "Out",
+    "RecordedStep",
+    "Refused",
+    "converts",
+    "invalid",
+]
 
 #: The focused element, or the page's body when nothing has focus: where a recorded key goes.
 FOCUSED = ":focus, body:not(:has(:focus))"
@@ -106,9 +120,9 @@ class RecordedStep:
     def type(self) -> str:
         return str(self.raw["type"])
 
-    def malformed(self, key: str, problem: str) -> ValidationError:
+    def malformed(self, key: str, problem: str) -> InvalidArgumentError:
         """A field that is not what the format says (`@puppeteer/replay`'s parse() would refuse it)."""
-        return ValidationError([FieldViolation(f"steps[{self.index}].{key}", f"{problem} (a {self.type} step)")])
+        return invalid([FieldViolation(f"steps[{self.index}].{key}", f"{problem} (a {self.type} step)")])
 
     def text(self, key: str) -> str:
         value = self.raw.get(key)
@@ -295,6 +309,11 @@ def _close(flow: Flow, step: RecordedStep) -> list[Out]:
     if step.index < flow.last_action:
         raise Refused("it closes the page before the recording ends; a Sentinel test drives one page to its end")
     return []  # the test ends here, and the executor closes its page
+
+
+def invalid(violations: list[FieldViolation]) -> InvalidArgumentError:
+    """The SDK's local error for a recording: every violation, each on its own line of the message."""
+    return InvalidArgumentError("\n".join(f"{v.field}: {v.description}" for v in violations), violations=violations)
 
 
 def _cut(text: str, limit: int = MAX_STEP_NAME_CHARS) -> str:

@@ -1,0 +1,175 @@
+"""`sentinel submit`, `status` and `cancel` as a user runs them: the real console script against a real
+API server (port 0) and redis-server, with no executor, so a submitted job waits for as long as a
+test needs. What the user sees is checked: every problem of a bad file on its own line, exit codes
+as `sentinel --help` documents them, Ctrl-C and a reader that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api_service.server import ApiServer
+from sentinel_cli.client import render_result
+from sentinel_client import AsyncClient, ErrorCategory, Job, JobError, JobState, RunState
+from shared.settings import ApiSettings, QueueSettings, RedisSettings
+from tests.support import RedisProcess
+
+pytestmark = pytest.mark.timeout(60)
+
+SENTINEL = str(Path(sys.executable).with_name("sentinel"))
+WAITS = [{"navigate": {"url": "https://shop.test/"}}, {"wait": {"ms": 1000}}]
+
+
+@pytest.fixture
+async def api(redis_server: RedisProcess) -> AsyncIterator[str]:
+    server = await ApiServer.start(
+        redis=RedisSettings(url=redis_server.url, configured=True),
+        queue_settings=QueueSettings(),
+        api=ApiSettings(host="127.0.0.1", port=0),
+    )
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        await server.stop(0)
+
+
+def write(path: Path, document: Any) -> str:
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return str(path)
+
+
+async def sentinel(api: str, *argv: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run the console script; its exit code, stdout and stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OTEL_"))}
+    env["SENTINEL_API"] = api
+    process = await asyncio.create_subprocess_exec(
+        SENTINEL, *argv, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=45)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def interrupted(api: str, *argv: str, ready: str) -> tuple[int, str, str]:
+    """Run the console script, press Ctrl-C once stdout has a line matching `ready`; what it did then."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OTEL_"))}
+    env["SENTINEL_API"] = api
+    process = await asyncio.create_subprocess_exec(
+        SENTINEL, *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    seen = ""
+    while not re.search(ready, seen):
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        assert line, f"ended before {ready!r}: {seen}{(await process.stderr.read()).decode()}"
+        seen += line.decode()
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode is not None
+    return process.returncode, seen + out.decode(), err.decode()
+
+
+async def test_submit_shows_every_violation_on_a_line_as_the_file_spells_the_field(api: str, tmp_path: Path) -> None:
+    steps = [{"click": {"selector": ""}}, {"waitFor": {"selector": ""}}, {"expectText": {"selector": "#a"}}]
+    bad = write(tmp_path / "bad.json", {"name": "bad", "steps": steps})
+
+    code, _, err = await sentinel(api, "submit", bad)
+
+    assert code == 2
+    assert err.splitlines() == [
+        f"sentinel: INVALID_ARGUMENT: {bad}: definition.steps[0].click.selector: must not be empty",
+        f"sentinel: INVALID_ARGUMENT: {bad}: definition.steps[1].waitFor.selector: must not be empty",
+        f"sentinel: INVALID_ARGUMENT: {bad}: definition.steps[2].expectText.text: must not be empty",
+    ]
+
+
+async def test_submit_names_the_file_and_the_field_protobuf_refuses(api: str, tmp_path: Path) -> None:
+    for document, said in (
+        ({"name": "n", "viewport": {"width": -1}, "steps": WAITS}, "definition.viewport.width: Value out of range: -1"),
+        ({"name": "n", "steps": [{"wait": {"ms": "abc"}}]}, "definition.steps[0].wait.ms: invalid literal for int()"),
+        ({"name": "n", "steps": [{"wait": {"ms": 1}, "click": {"selector": "a"}}]}, "definition.steps[0]: has more"),
+        ({"name": "n", "steps": [{"wiat": {"ms": 1}}]}, 'definition.steps[0]: unknown field "wiat"'),
+    ):
+        path = write(tmp_path / "bad.json", document)
+        code, _, err = await sentinel(api, "submit", path)
+        assert code == 2 and err.startswith(f"sentinel: {path}: {said}"), err
+        assert len(err.splitlines()) == 1 and ".." not in err and "Available Fields" not in err
+
+
+async def test_cancel_takes_a_run_id_and_an_unknown_id_exits_1_like_artifacts(api: str, tmp_path: Path) -> None:
+    async with AsyncClient(api) as client:
+        run = await client.submit_run([{"name": f"t{i}", "steps": WAITS} for i in range(2)])
+        job = await client.submit({"name": "alone", "steps": WAITS})
+
+        code, out, err = await sentinel(api, "cancel", run.id)
+        assert code == 0, err
+        assert out == f"run {run.id}  CANCELLED  (2 cancelled)\n"
+        assert (await client.get_run(run.id)).state is RunState.CANCELLED
+        code, out, _ = await sentinel(api, "cancel", job.id)
+        assert code == 0 and out == f"{job.id}  CANCELLED\n"
+
+    for argv, said in (
+        (["cancel", "nope"], "sentinel: NOT_FOUND: no job or run 'nope'\n"),
+        (["status", "nope"], "sentinel: NOT_FOUND: job 'nope' not found\n"),
+        (["artifacts", "nope"], "sentinel: job 'nope' not found\n"),
+    ):
+        code, _, err = await sentinel(api, *argv, cwd=tmp_path)
+        assert (code, err) == (1, said), argv
+    _, out, _ = await sentinel(api, "cancel", "--help")
+    assert "or, when no job has the id, the run" in out
+
+
+async def test_ctrl_c_while_following_a_job_exits_130_with_one_line(api: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "waits.json", {"name": "waits", "steps": WAITS})
+
+    code, out, err = await interrupted(api, "submit", path, "--follow", ready=r"PENDING")
+
+    job_id = out.split()[1]
+    assert code == 130
+    assert err == f"sentinel: interrupted; job {job_id} goes on (sentinel cancel {job_id} stops it)\n"
+
+
+async def test_a_reader_that_goes_away_ends_the_output_quietly_with_141(api: str) -> None:
+    async with AsyncClient(api) as client:
+        for i in range(3):
+            await client.submit({"name": f"t{i}", "steps": WAITS})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OTEL_"))}
+    env["SENTINEL_API"] = api
+    read, write_end = os.pipe()
+    os.close(read)  # the reader is gone before the first line: `| head -0`, as `| head -1` after one
+    try:
+        process = await asyncio.create_subprocess_exec(
+            SENTINEL, "jobs", env=env, stdout=write_end, stderr=asyncio.subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=45)
+    assert (process.returncode, err.decode()) == (141, "")
+
+
+@pytest.mark.parametrize(
+    ("state", "attempt", "max_attempts", "said"),
+    [
+        (JobState.FAILED, 1, 3, "FAILED (attempt 1, not retried)"),  # an assertion: never retried by default
+        (JobState.FAILED, 3, 3, "FAILED (attempt 3 of 3)"),
+        (JobState.COMPLETED, 1, 3, "COMPLETED (attempt 1 of 3)"),
+        (JobState.CANCELLED, 1, 3, "CANCELLED (attempt 1, not retried)"),
+    ],
+)
+def test_a_job_that_ended_before_its_last_attempt_does_not_promise_more(
+    state: JobState, attempt: int, max_attempts: int, said: str
+) -> None:
+    out = io.StringIO()
+    error = JobError(message="expected 'Hi, Ada'", category=ErrorCategory.ASSERTION)
+    render_result(Job(id="j1", state=state, attempt=attempt, max_attempts=max_attempts, error=error), out)
+    assert out.getvalue().splitlines()[1] == f"Job j1 — {said}"
