@@ -91,7 +91,7 @@ def test_header_names_are_case_insensitive_for_duplicates_and_secrets() -> None:
 
 def test_a_relative_url_needs_a_base_url() -> None:
     (violation,) = found(Request("/x"), base_url="")
-    assert violation.field == f"{AT}.url" and "base_url" in violation.description
+    assert violation.field == f"{AT}.url" and "base URL" in violation.description
 
 
 def test_violations_never_show_a_header_value() -> None:

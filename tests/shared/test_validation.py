@@ -276,7 +276,7 @@ def test_navigate_urls_that_resolve_to_http_pass(base: str, url: str) -> None:
 def test_relative_url_without_base_url_is_refused_at_the_step() -> None:
     found = only(definition(Click("#a"), Navigate("/login"), base_url=""))
     assert found.field == "definition.steps[1].navigate.url"
-    assert "relative" in found.description and "base_url" in found.description
+    assert "relative" in found.description and "base URL" in found.description
     assert only(definition(Navigate("example.test/x"), base_url="")).field == "definition.steps[0].navigate.url"
 
 
