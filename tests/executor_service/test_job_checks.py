@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -56,57 +56,11 @@ def _said(write: Write) -> str:
     return "end" if "state" in write.members else cast(dict[str, str], write.members["progress"])["msg"]
 
 
-async def test_a_runs_cleaning_up_report_and_its_end_go_in_one_write(
-    redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The steps are over when a run reports 95 %: its end follows in the same loop turn, and both go
-    in one record.lua call, the report first (a subscriber sees them in that order)."""
-
-    async def ok(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/", ok)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    calls: list[list[str]] = []  # each record call: its writes, "end" or the progress message
-    real_record = store.record
-
-    async def logged(queue: Queue, writes: Sequence[Write]) -> list[int]:
-        calls.append([_said(w) for w in writes])
-        return await real_record(queue, writes)
-
-    monkeypatch.setattr(recorder, "record", logged)
-    queue = Queue.open(redis_client, QueueSettings())
-    await queue.ensure_groups()
-    definition = TestDefinition(name="t", steps=(Step(Request(url=f"http://127.0.0.1:{port}/"), name="ping"),))
-    await jobs.submit(queue, SubmitCommand(definition=definition, options=JobOptions()), tenant="default")
-    (claim,) = (await store.claim(queue, consumer="c", worker_id="w", count=1)).claims
-    browser = BrowserManager(executable_path="", policy=NavigationPolicy.from_rules(["127.0.0.1"]))
-    env = JobEnv(
-        queue_settings=QueueSettings(),
-        browser=browser,
-        settings=ExecutorSettings(spool_dir=str(tmp_path)),
-        worker_id="w",
-    )
-    try:
-        ended = await job.run_job(env, job.RunState(claim=claim, ledger=QueueLedger(queue)))
-    finally:
-        await runner.cleanup()
-
-    assert ended is JobState.COMPLETED
-    assert calls[-1] == ["Cleaning up", "end"]
-    stream = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(queue.keys.progress(claim.job_id)))
-    assert [f["msg"] for _, f in stream][-2:] == ["Cleaning up", "Complete"]
-
-
-async def test_a_timed_out_run_keeps_the_results_of_the_steps_that_ended(
-    redis_client: aioredis.Redis, tmp_path: Path
-) -> None:
-    """A timeout (or a cancel) stops the run mid-step: the steps before it keep what they recorded
-    (time, HTTP status), the one running gets the reason and the time it ran, the rest are skipped."""
+async def run_one(
+    redis_client: aioredis.Redis, tmp_path: Path, steps: Callable[[str], tuple[Step, ...]], options: JobOptions
+) -> tuple[JobState | None, Queue, str]:
+    """Submit a test of request steps against a site of this test's (`/` answers at once, `/slow` in
+    30 s), claim it and run it with the executor's `run_job`; its end, its queue and its job id."""
 
     async def ok(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -118,35 +72,62 @@ async def test_a_timed_out_run_keeps_the_results_of_the_steps_that_ended(
     app = web.Application()
     app.router.add_get("/", ok)
     app.router.add_get("/slow", slow)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)  # the slow answer is not waited for
+    runner = web.AppRunner(app, shutdown_timeout=0.5)  # a slow answer is not waited for
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     queue = Queue.open(redis_client, QueueSettings())
     await queue.ensure_groups()
-    steps = tuple(
-        Step(Request(url=f"http://127.0.0.1:{port}{path}"), name=name)
-        for path, name in (("/", "first"), ("/slow", "slow"), ("/", "never"))
-    )
-    options = JobOptions(timeout_ms=1500, max_attempts=1)
-    submitted = await jobs.submit(
-        queue, SubmitCommand(TestDefinition(name="t", steps=steps), options), tenant="default"
-    )
+    command = SubmitCommand(TestDefinition(name="t", steps=steps(f"http://127.0.0.1:{port}")), options)
+    submitted = await jobs.submit(queue, command, tenant="default")
     (claim,) = (await store.claim(queue, consumer="c", worker_id="w", count=1)).claims
     browser = BrowserManager(executable_path="", policy=NavigationPolicy.from_rules(["127.0.0.1"]))
-    env = JobEnv(
-        queue_settings=QueueSettings(),
-        browser=browser,
-        settings=ExecutorSettings(spool_dir=str(tmp_path)),
-        worker_id="w",
-    )
+    settings = ExecutorSettings(spool_dir=str(tmp_path))
+    env = JobEnv(queue_settings=QueueSettings(), browser=browser, settings=settings, worker_id="w")
     try:
         ended = await job.run_job(env, job.RunState(claim=claim, ledger=QueueLedger(queue)))
     finally:
         await runner.cleanup()
+    return ended, queue, submitted.job_id
+
+
+async def test_a_runs_cleaning_up_report_and_its_end_go_in_one_write(
+    redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The steps are over when a run reports 95 %: its end follows in the same loop turn, and both go
+    in one record.lua call, the report first (a subscriber sees them in that order)."""
+    calls: list[list[str]] = []  # each record call: its writes, "end" or the progress message
+    real_record = store.record
+
+    async def logged(queue: Queue, writes: Sequence[Write]) -> list[int]:
+        calls.append([_said(w) for w in writes])
+        return await real_record(queue, writes)
+
+    monkeypatch.setattr(recorder, "record", logged)
+    ended, queue, job_id = await run_one(
+        redis_client, tmp_path, lambda site: (Step(Request(url=f"{site}/"), name="ping"),), JobOptions()
+    )
+
+    assert ended is JobState.COMPLETED
+    assert calls[-1] == ["Cleaning up", "end"]
+    stream = cast(list[tuple[str, dict[str, str]]], await redis_client.xrange(queue.keys.progress(job_id)))
+    assert [f["msg"] for _, f in stream][-2:] == ["Cleaning up", "Complete"]
+
+
+async def test_a_timed_out_run_keeps_the_results_of_the_steps_that_ended(
+    redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """A timeout (or a cancel) stops the run mid-step: the steps before it keep what they recorded
+    (time, HTTP status), the one running gets the reason and the time it ran, the rest are skipped."""
+
+    def steps(site: str) -> tuple[Step, ...]:
+        paths = (("/", "first"), ("/slow", "slow"), ("/", "never"))
+        return tuple(Step(Request(url=f"{site}{path}"), name=name) for path, name in paths)
+
+    ended, queue, job_id = await run_one(redis_client, tmp_path, steps, JobOptions(timeout_ms=1500, max_attempts=1))
 
     assert ended is JobState.TIMEOUT
-    result = (await jobs.get_job(queue, submitted.job_id, tenant=None)).result
+    result = (await jobs.get_job(queue, job_id, tenant=None)).result
     assert result is not None and result.error is not None
     first, stopped, never = result.steps
     assert first.success and first.http_status == 200 and first.duration_ms > 0
