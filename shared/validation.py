@@ -279,7 +279,9 @@ def _check_navigate(out: list[FieldViolation], at: str, url: str, base_url: str)
         return
     if not base_url and relative:
         out.append(
-            FieldViolation(at, f"is relative ({_show(url)}) but the definition has no base URL (baseUrl) to resolve it against")
+            FieldViolation(
+                at, f"is relative ({_show(url)}) but the definition has no base URL (baseUrl) to resolve it against"
+            )
         )
         return
     _check_url(out, at, resolved)
