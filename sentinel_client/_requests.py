@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from protos import sentinel_pb2 as pb
+from protos.json_errors import PARSE_ERRORS, refused_field
 from sentinel_client._convert import enum_to_proto, parse_enum
 from sentinel_client._recorder import convert_recording, is_recording
 from sentinel_client.errors import InvalidArgumentError
@@ -78,16 +78,6 @@ def load_document(document: Mapping[str, Any], *, field: str = "definition") -> 
 
 M = TypeVar("M", bound=Message)
 
-#: What protobuf puts around the reason it could not parse a field: the fields it was in
-#: ("Failed to parse steps field: "), where ("at \"TestDefinition.steps[0]\""), the names it knows.
-_PARSE_CHAIN = re.compile(r"^(?:Failed to parse \w+ field: )+")
-_PARSE_AT = re.compile(r"\s+at \"?[\w.\[\]]*\"?(?=\.|$)")
-_UNKNOWN_FIELD = re.compile(r'has no field named "([^"]*)"')
-_TWO_OF_ONEOF = re.compile(r'should not have multiple "(\w+)" oneof fields')
-#: What can go wrong parsing a value into a message (a value of the wrong JSON type raises plain errors).
-_PARSE_ERRORS = (json_format.ParseError, ValueError, TypeError, AttributeError)
-_MAX_REASON = 200
-
 
 def _parse(document: Mapping[str, Any], message: M, path: str, field: str) -> M:
     """`document` parsed into `message`; a failure names the deepest field that is wrong, below
@@ -98,61 +88,9 @@ def _parse(document: Mapping[str, Any], message: M, path: str, field: str) -> M:
     """
     try:
         return json_format.ParseDict(dict(document), message)
-    except _PARSE_ERRORS as exc:
-        where, reason = _locate(document, type(message), path, exc)
+    except PARSE_ERRORS as exc:
+        where, reason = refused_field(document, type(message), path, exc)
         raise InvalidArgumentError.of(where or field, reason) from exc
-
-
-def _locate(document: Mapping[str, Any], cls: type[Message], path: str, exc: Exception) -> tuple[str, str]:
-    """The field of `document` (a `cls`) that protobuf refused, and why: each field is parsed alone
-    (and each item of a list of messages), and the search goes down into the first that fails."""
-    for key, value in document.items():
-        try:
-            json_format.ParseDict({key: value}, cls())
-        except _PARSE_ERRORS as alone:
-            where = f"{path}.{key}" if path else str(key)
-            descriptor = cls.DESCRIPTOR.fields_by_camelcase_name.get(key) or cls.DESCRIPTOR.fields_by_name.get(key)
-            if descriptor is None:
-                return path, _reason(alone)
-            if descriptor.message_type is None or descriptor.message_type.GetOptions().map_entry:
-                return where, _reason(alone)
-            held = getattr(cls(), descriptor.name)
-            if not _repeated(descriptor) and isinstance(value, Mapping):
-                return _locate(value, type(held), where, alone)
-            if _repeated(descriptor) and isinstance(value, list):
-                for i, item in enumerate(value):
-                    found = _locate_item(item, type(held.add()), f"{where}[{i}]")
-                    if found:
-                        return found
-            return where, _reason(alone)
-    return path, _reason(exc)  # every field parses alone: they conflict (two actions in one step)
-
-
-def _locate_item(item: object, cls: type[Message], path: str) -> tuple[str, str] | None:
-    if not isinstance(item, Mapping):
-        return path, "must be a JSON object"
-    try:
-        json_format.ParseDict(dict(item), cls())
-    except _PARSE_ERRORS as exc:
-        return _locate(item, cls, path, exc)
-    return None
-
-
-def _repeated(descriptor: Any) -> bool:
-    # `is_repeated` since protobuf 6.31; `label` before it (gone in 7).
-    return bool(getattr(descriptor, "is_repeated", None) or getattr(descriptor, "label", 0) == 3)
-
-
-def _reason(exc: Exception) -> str:
-    """Protobuf's reason for refusing a field, without the chain of fields it was in, where it was
-    (the caller names the field), the list of field names it knows, and its doubled full stops."""
-    text = _PARSE_CHAIN.sub("", str(exc)).split("\n")[0]
-    if unknown := _UNKNOWN_FIELD.search(text):
-        return f'unknown field "{unknown.group(1)}"'
-    if oneof := _TWO_OF_ONEOF.search(text):
-        return f'has more than one "{oneof.group(1)}" field; give one'
-    reason = _PARSE_AT.sub("", text).rstrip(". ") or "is not valid"
-    return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 1] + "…"  # it may quote a long value
 
 
 def load_file(path: str | os.PathLike[str]) -> pb.SubmitRequest:

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from google.protobuf import json_format
 
-from api_service.http.proto_errors import parse_error_violation
 from protos import sentinel_pb2 as pb
+from protos.json_errors import PARSE_ERRORS, refused_field
 from shared.edge import convert
 from shared.errors import FieldViolation, ValidationError
 from shared.model import ArtifactPolicy, JobOptions, Priority, SubmitCommand
@@ -193,11 +193,9 @@ def definition_from_json(value: Any) -> pb.TestDefinition:
         return json_format.ParseDict(value, pb.TestDefinition())
     except RecursionError:
         raise invalid("testDefinition", "is nested too deeply") from None
-    except (json_format.ParseError, ValueError, TypeError) as exc:
-        found = parse_error_violation(exc, value, pb.TestDefinition(), at="testDefinition")
-        if found is None:  # a message of a shape not known: protobuf's own words on the whole definition
-            found = FieldViolation("testDefinition", f"is not a valid test definition: {exc}")
-        raise ValidationError([found]) from None
+    except PARSE_ERRORS as exc:
+        field, reason = refused_field(value, pb.TestDefinition, "testDefinition", exc)
+        raise invalid(field, reason) from None
 
 
 def submit_from_json(body: Mapping[str, Any]) -> SubmitCommand:
