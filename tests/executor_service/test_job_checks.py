@@ -59,15 +59,15 @@ def _said(write: Write) -> str:
 async def run_one(
     redis_client: aioredis.Redis, tmp_path: Path, steps: Callable[[str], tuple[Step, ...]], options: JobOptions
 ) -> tuple[JobState | None, Queue, str]:
-    """Submit a test of request steps against a site of this test's (`/` answers at once, `/slow` in
-    30 s), claim it and run it with the executor's `run_job`; its end, its queue and its job id."""
+    """Submit a test of request steps against a site of this test's (`/` answers at once, `/slow`
+    never), claim it and run it with the executor's `run_job`; its end, its queue and its job id."""
 
     async def ok(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     async def slow(_: web.Request) -> web.Response:
-        await asyncio.sleep(30)
-        return web.Response(text="late")
+        await asyncio.Event().wait()  # never answers: the run's timeout is what ends it
+        return web.Response(text="never")
 
     app = web.Application()
     app.router.add_get("/", ok)
