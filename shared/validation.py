@@ -398,15 +398,22 @@ def _check_length(out: list[FieldViolation], at: str, value: str, limit: int) ->
 
 
 def _check_text(out: list[FieldViolation], at: str, value: str) -> None:
-    """A string must be text that can be stored: a lone UTF-16 surrogate (a JSON "\\ud800" escape, or
-    a Python str built from one) cannot be encoded as UTF-8, and would fail the write it is in."""
-    if value.isascii():
-        return
+    problem = unicode_problem(value)
+    if problem:
+        out.append(FieldViolation(at, f"must be valid Unicode text: {problem}"))
+
+
+def unicode_problem(text: str) -> str:
+    """What keeps `text` from being stored ("" when nothing): a lone UTF-16 surrogate (a JSON
+    "\\ud800" escape, or a Python str built from one) cannot be encoded as UTF-8, and would fail the
+    write it is in. `json.loads` joins a surrogate pair, so any surrogate left is alone."""
+    if text.isascii():
+        return ""
     try:
-        value.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        lone = f"\\u{ord(value[exc.start]):04x}"
-        out.append(FieldViolation(at, f"must be valid Unicode text: a lone surrogate {lone} at character {exc.start}"))
+        return f"a lone surrogate \\u{ord(text[exc.start]):04x} at character {exc.start}"
+    return ""
 
 
 def _check_range(out: list[FieldViolation], at: str, value: int, low: int, high: int, unit: str) -> None:

@@ -25,6 +25,7 @@ from shared.edge import convert
 from shared.errors import FieldViolation, ValidationError
 from shared.model import ArtifactPolicy, JobOptions, Priority, SubmitCommand
 from shared.paging import page_size
+from shared.validation import unicode_problem
 
 #: The largest request body read (1 MiB); a larger one answers 413 before it is read.
 MAX_BODY_BYTES = 1024 * 1024
@@ -83,13 +84,13 @@ def _lone_surrogates(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
     while stack:
         path, value = stack.pop()
         if isinstance(value, str):
-            problem = _surrogate_problem(value)
+            problem = unicode_problem(value)
             if problem:
                 yield path or "body", f"must be valid Unicode text: {problem}"
         elif isinstance(value, dict):
             children: list[tuple[str, Any]] = []
             for key, item in value.items():
-                problem = _surrogate_problem(key)
+                problem = unicode_problem(key)
                 if problem:
                     yield path or "body", f"must be valid Unicode text: {problem} of a key"
                     continue
@@ -97,14 +98,6 @@ def _lone_surrogates(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
             stack.extend(reversed(children))
         elif isinstance(value, list):
             stack.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(value)]))
-
-
-def _surrogate_problem(text: str) -> str:
-    """What is wrong with `text` ("" if nothing): `json.loads` joins a pair, so any surrogate left is alone."""
-    for i, char in enumerate(text):
-        if "\ud800" <= char <= "\udfff":
-            return f"a lone surrogate \\u{ord(char):04x} at character {i}"
-    return ""
 
 
 def _kind(value: Any) -> str:
