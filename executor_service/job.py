@@ -170,22 +170,21 @@ def _violations(definition: TestDefinition) -> list[FieldViolation]:
 
 def _steps_after_interrupt(state: RunState, reason: str) -> tuple[tuple[StepResult, ...], int]:
     """Per-step outcomes when the run was stopped mid-way (timeout, cancel), and the index of the
-    step it stopped in (-1: before any step). The steps that had ended keep their results (time,
-    screenshots, console errors); the one running gets `reason` and the time it ran; the rest are
-    skipped."""
-    definition = state.claim.job.definition
-    ended = {result.index: result for result in state.steps}
+    step it stopped in (-1: before any step, or after the last). The steps that had ended keep their
+    results (time, screenshots, console errors); the one running gets `reason` and the time it ran;
+    the rest are skipped."""
+    steps = state.claim.job.definition.steps
+    ended = state.steps  # `run_steps` ends them in order and stops at the first that fails
     started = state.progress.current_step > 0  # 1-based; 0 = no step started
-    stopped = next((i for i in range(len(definition.steps)) if i not in ended), -1) if started else -1
-    results = []
-    for i, step in enumerate(definition.steps):
-        if i in ended:
-            results.append(ended[i])
-        elif i == stopped:
+    stopped = len(ended) if started and len(ended) < len(steps) else -1
+    results = list(ended)
+    for i in range(len(ended), len(steps)):
+        name = steps[i].display_name
+        if i == stopped:
             ran_ms = max(now_ms() - state.progress.updated_at_ms, 0) if state.progress.current_step == i + 1 else 0
-            results.append(StepResult(index=i, name=step.display_name, success=False, duration_ms=ran_ms, error=reason))
+            results.append(StepResult(index=i, name=name, success=False, duration_ms=ran_ms, error=reason))
         else:
-            results.append(StepResult(index=i, name=step.display_name, success=False, skipped=True))
+            results.append(StepResult(index=i, name=name, success=False, skipped=True))
     return tuple(results), stopped
 
 
