@@ -264,7 +264,7 @@ async def run_suite(
     if priority:
         options["priority"] = priority
     run_name = name or " ".join(paths)[:200]
-    started = datetime.now(UTC)
+    wanted = _Reports(junit, json_report, tags, datetime.now(UTC))
     began = time.monotonic()
     async with open_client(address, follow=True) as client:
         try:
@@ -276,10 +276,10 @@ async def run_suite(
         try:
             run = await _follow(client, handle, out)
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command; the run goes on
-            await _interrupted(client, handle.id, _Reports(junit, json_report, tags, started), out)
+            await _interrupted(client, handle.id, wanted, out)
     render_summary(run, out)
     out.write(f"  finished in {time.monotonic() - began:.1f} s\n")
-    _Reports(junit, json_report, tags, started).write(run, out)
+    wanted.write(run, out)
     return 0 if all(t.state is JobState.COMPLETED for t in run.tests) else 1
 
 
