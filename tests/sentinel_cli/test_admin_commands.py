@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,11 @@ from sentinel_cli import admin_commands
 from sentinel_cli.main import _parser
 from shared.model import JobState, Priority
 from shared.queue import Queue
-from shared.settings import ApiSettings, QueueSettings, RedisSettings
+from shared.settings import QueueSettings
 from tests.queue_helpers import run_jobs, submit_jobs
-from tests.support import RedisProcess, wait_for
+from tests.support import wait_for
 
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
-
-
-@pytest.fixture
-async def api(redis_server: RedisProcess) -> AsyncIterator[ApiServer]:
-    server = await ApiServer.start(
-        redis=RedisSettings(url=redis_server.url, configured=True),
-        queue_settings=QueueSettings(),
-        api=ApiSettings(host="127.0.0.1", port=0),
-    )
-    try:
-        yield server
-    finally:
-        await server.stop(0)
 
 
 @pytest.fixture

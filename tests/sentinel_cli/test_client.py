@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ import pytest
 from api_service.server import ApiServer
 from sentinel_cli.client import render_result
 from sentinel_client import AsyncClient, ErrorCategory, Job, JobError, JobState, RunState
-from shared.settings import ApiSettings, QueueSettings, RedisSettings
-from tests.support import RedisProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,16 +28,9 @@ WAITS = [{"navigate": {"url": "https://shop.test/"}}, {"wait": {"ms": 1000}}]
 
 
 @pytest.fixture
-async def api(redis_server: RedisProcess) -> AsyncIterator[str]:
-    server = await ApiServer.start(
-        redis=RedisSettings(url=redis_server.url, configured=True),
-        queue_settings=QueueSettings(),
-        api=ApiSettings(host="127.0.0.1", port=0),
-    )
-    try:
-        yield f"127.0.0.1:{server.port}"
-    finally:
-        await server.stop(0)
+def api(api: ApiServer) -> str:
+    """The address of the package's API server (tests/sentinel_cli/conftest.py)."""
+    return f"127.0.0.1:{api.port}"
 
 
 def write(path: Path, document: Any) -> str:

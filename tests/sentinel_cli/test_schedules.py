@@ -9,7 +9,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,8 @@ import pytest
 from api_service.server import ApiServer
 from sentinel_cli import admin_commands, schedules
 from sentinel_cli.main import _parser
-from shared.settings import ApiSettings, QueueSettings, RedisSettings
-from tests.support import RedisProcess
 
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
-
-
-@pytest.fixture
-async def api(redis_server: RedisProcess) -> AsyncIterator[ApiServer]:
-    server = await ApiServer.start(
-        redis=RedisSettings(url=redis_server.url, configured=True),
-        queue_settings=QueueSettings(),
-        api=ApiSettings(host="127.0.0.1", port=0),
-    )
-    try:
-        yield server
-    finally:
-        await server.stop(0)
 
 
 @pytest.fixture
