@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, TextIO
 
@@ -155,8 +155,8 @@ def render_result(job: Job, out: TextIO) -> None:
     if job.result and job.result.execution_time_ms:
         out.write(f"  executed in {job.result.execution_time_ms} ms on {job.result.worker_id}\n")
     if job.error and job.error.message and not steps:
-        category = job.error.category.value if job.error.category else "unspecified"
-        out.write(f"  error ({category}): {job.error.message}\n")
+        kind = f"error ({job.error.category.value})" if job.error.category else "ended"  # no category: a cancel
+        out.write(f"  {kind}: {job.error.message}\n")
     for note in job.result.artifact_notes if job.result else ():
         out.write(f"  note: {note}\n")
     names = {*(job.result.artifacts if job.result else ()), *(a for s in steps for a in s.artifacts)}
@@ -200,27 +200,76 @@ async def submit_and_follow(
         return 0 if done.passed else 1
 
 
-async def show_status(address: str | None, job_id: str) -> int:
+def render_tests(run: Run, out: TextIO) -> None:
+    """A table of the run's tests: state, time, and where a failing one failed."""
+    width = min(max([4, *(len(t.name) for t in run.tests)]), 48)  # never narrower than its title
+    out.write(f"  {'test':<{width}}  {'result':<9}  {'time':>8}\n")
+    for test in run.tests:
+        out.write(f"  {test.name[:width]:<{width}}  {test.state.name:<9}  {test.duration_ms:>6}ms\n")
+        if not test.passed and (test.failing_step_name or test.error):
+            where = (
+                f"step {test.failing_step + 1} ({test.failing_step_name}): " if test.failing_step is not None else ""
+            )
+            out.write(f"  ↳ {where}{test.error.message if test.error else ''}\n")
+        if test.artifacts:
+            out.write(f"  ↳ artifacts: {', '.join(test.artifacts)}  (sentinel artifacts {test.job_id})\n")
+
+
+def run_tally(run: Run) -> str:
+    """`1 passed, 1 failed, 2 not ended`: passed and failed (or timed out) always, the rest when there are any."""
+    states = [t.state for t in run.tests]
+    failed = sum(s in (JobState.FAILED, JobState.TIMEOUT) for s in states)
+    cancelled = states.count(JobState.CANCELLED)
+    waiting = sum(not s.ended for s in states)
+    parts = [f"{states.count(JobState.COMPLETED)} passed", f"{failed} failed"]
+    parts += [f"{cancelled} cancelled"] if cancelled else []
+    parts += [f"{waiting} not ended"] if waiting else []
+    return ", ".join(parts)
+
+
+def render_run(run: Run, out: TextIO) -> None:
+    """`sentinel status RUN_ID`: the run's state and counts, then its tests (as `sentinel run`'s summary)."""
+    name = f"  {run.name}" if run.name else ""
+    out.write(f"run {run.id}  {run.state.name}  ({run_counts(run)}){name}\n")
+    out.write(f"  {len(run.tests)} test(s): {run_tally(run)}\n")
+    render_tests(run, out)
+
+
+async def _job_or_run(
+    id_: str, job_call: Callable[[str], Awaitable[Job]], run_call: Callable[[str], Awaitable[Run]]
+) -> Job | Run:
+    """`job_call(id_)`, or `run_call(id_)` when no job has the id (a job id and a run id never meet);
+    NotFoundError naming both when neither has it."""
+    try:
+        return await job_call(id_)
+    except NotFoundError:
+        try:
+            return await run_call(id_)
+        except NotFoundError:
+            raise NotFoundError(f"no job or run {id_!r}", code=grpc.StatusCode.NOT_FOUND) from None
+
+
+async def show_status(address: str | None, id_: str) -> int:
+    """`sentinel status ID`: the job with that id, or else the run (as `cancel` takes either); 0 when
+    found (whatever its state), NotFoundError (exit 1) when neither is."""
     async with open_client(address) as client:
-        job = await client.get(job_id)
-        p = job.progress
-        print(f"{job.id}  {state_name(job.state)}  {p.percentage}%  {p.message}")
-        if job.ended:
-            render_result(job, sys.stdout)
+        found = await _job_or_run(id_, client.get, client.get_run)
+    if isinstance(found, Run):
+        render_run(found, sys.stdout)
         return 0
+    p = found.progress
+    print(f"{found.id}  {state_name(found.state)}  {p.percentage}%  {p.message}")
+    if found.ended:
+        render_result(found, sys.stdout)
+    return 0
 
 
 async def cancel(address: str | None, job_id: str) -> int:
     """`sentinel cancel ID`: the job with that id, or else the run (every test of it not yet ended)."""
     async with open_client(address) as client:
-        try:
-            job = await client.cancel(job_id)
-        except NotFoundError:
-            try:
-                run = await client.cancel_run(job_id)
-            except NotFoundError:
-                raise NotFoundError(f"no job or run {job_id!r}", code=grpc.StatusCode.NOT_FOUND) from None
-            print(f"run {run.id}  {run.state.name}  ({run_counts(run)})")
-            return 0
-        print(f"{job.id}  {state_name(job.state)}")
-        return 0
+        found = await _job_or_run(job_id, client.cancel, client.cancel_run)
+    if isinstance(found, Run):
+        print(f"run {found.id}  {found.state.name}  ({run_counts(found)})")
+    else:
+        print(f"{found.id}  {state_name(found.state)}")
+    return 0

@@ -5,7 +5,7 @@
     sentinel executor           an executor service
     sentinel submit FILE [--priority high|medium|low] [--follow]
     sentinel import RECORDING [-o FILE] [--skip-unsupported]   a Chrome Recorder recording as a definition
-    sentinel status ID
+    sentinel status ID                             a job, or a run (its tests, their states, passed/failed)
     sentinel cancel ID                             a job, or a run (every test of it not yet ended)
     sentinel artifacts ID [--out DIR]              download a job's screenshots, trace and video
     sentinel trace ID [--out DIR] [--attempt N]    download its Playwright trace
@@ -56,6 +56,7 @@ EXIT_CODES = """exit codes:
        no such job, run, schedule or artifact
   2    bad usage or input (each problem on a line), or the API refused the call or cannot be reached
   130  interrupted (Ctrl-C); a run or a followed job goes on, and the message says how to cancel it
+       (or, when `run` was stopped before the run's id was known, whether it was submitted at all)
   141  the output's reader went away (sentinel jobs | head -1), quietly
 """
 
@@ -106,8 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         "--skip-unsupported", action="store_true", help="leave out the steps Sentinel cannot run, listing them"
     )
 
-    status = sub.add_parser("status", help="show a job's state and result")
-    status.add_argument("job_id")
+    status = sub.add_parser(
+        "status",
+        help="show a job's state and result, or a run's",
+        description="Show a job's state and result; or, when no job has the id, the run that has it: its state,"
+        " how many of its tests passed and failed, and each test's state (as `sentinel run` sums it up).",
+    )
+    status.add_argument("job_id", metavar="ID", help="a job id, or the run id `sentinel run` printed")
     cancel = sub.add_parser(
         "cancel",
         help="cancel a waiting or running job, or a run",

@@ -24,7 +24,14 @@ JUnit XML (`write_junit`), for Jenkins' junit plugin and GitLab's unit test repo
 with one <testcase> per test. A test's classname is its definition file's stem with dots made
 underscores ("checkout.v2.json" → "checkout_v2"): Jenkins splits a classname at its last dot into
 package and class, so this shows as class "checkout_v2" under "(root)", and GitLab shows it as the
-suite. Two things go beyond the junit-10.xsd of Jenkins' xUnit plugin (a validating reader may
+suite. Files in different folders with the same stem would share a classname (and Jenkins would
+mix up their tests' histories), so each of them is named by its path below the folder they have in
+common, without extension, folders joined by dots: "checks/a/login.json" and "checks/b/login.json"
+→ "a.login" and "b.login" (class "login" in packages "a" and "b"). Only those files are named so:
+every other file keeps its stem, and so the history Jenkins keeps by classname, when a file is added
+in another folder (a classname made of the whole run's common folder would change for every test
+then). Two that would still be alike (`login.v2.json` and `login_v2.json`) get `_2`, `_3`… in the
+order of their paths. Two things go beyond the junit-10.xsd of Jenkins' xUnit plugin (a validating reader may
 refuse them; lenient ones skip them): a `file` attribute on <testcase> (GitLab shows it) and
 <properties> inside <testcase> (job_id, attempts, state, category, tags; Jenkins' junit plugin
 keeps them with keepProperties, and Playwright writes them too). Text that XML 1.0 cannot carry
@@ -58,6 +65,7 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
@@ -65,7 +73,17 @@ from typing import Any
 
 from shared.model import ErrorCategory, JobState
 
-__all__ = ["SCHEMA_VERSION", "Outcome", "RunReport", "StepRow", "TestReport", "outcome", "write_json", "write_junit"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Outcome",
+    "RunReport",
+    "StepRow",
+    "TestReport",
+    "classnames",
+    "outcome",
+    "write_json",
+    "write_junit",
+]
 
 SCHEMA_VERSION = 1
 
@@ -188,8 +206,10 @@ def write_junit(report: RunReport, path: str | os.PathLike[str]) -> None:
     if report.hostname:
         suite_attrs["hostname"] = report.hostname
     suite = _element(root, "testsuite", suite_attrs)
+    names = classnames(test.source for test in report.tests)
     for test, result in zip(report.tests, outcomes, strict=True):
-        _testcase(suite, test, result, fallback_class=name)
+        classname = names[test.source] if test.source else _dotless(name)
+        _testcase(suite, test, result, classname=classname)
     ET.indent(root)
     _write_atomically(Path(path), ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
 
@@ -221,9 +241,45 @@ def write_json(report: RunReport, path: str | os.PathLike[str]) -> None:
 # --- JUnit XML -------------------------------------------------------------------------------
 
 
-def _testcase(suite: ET.Element, test: TestReport, result: Outcome, *, fallback_class: str) -> None:
-    stem = PurePath(test.source).stem if test.source else fallback_class
-    attrs = {"name": test.name, "classname": stem.replace(".", "_"), "time": _seconds(test.duration_ms)}
+def classnames(sources: Iterable[str]) -> dict[str, str]:
+    """The JUnit classname of each definition file in `sources` (the rule in the module docstring):
+    its stem, or where files in different folders share one, its path below their common folder.
+    Distinct files always get distinct names; a file's name depends on the other files only when
+    they share its stem."""
+    by_stem: dict[str, list[str]] = {}
+    for source in dict.fromkeys(s for s in sources if s):
+        by_stem.setdefault(_dotless(PurePath(source).stem), []).append(source)
+    names: dict[str, str] = {}
+    for stem, alike in by_stem.items():
+        if len(alike) == 1:
+            names[alike[0]] = stem
+            continue
+        # Below the folders the files have in common: the same wherever the checkout is.
+        paths = [PurePath(source) for source in alike]
+        parts = [path.with_suffix("").parts for path in paths]
+        common = 0
+        while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+            common += 1
+        for source, path, own in zip(alike, paths, parts, strict=True):
+            kept = (part for part in own[common:] if part not in (path.anchor, ".."))
+            names[source] = ".".join(_dotless(part) for part in kept)
+    taken: set[str] = set()
+    for source in sorted(names):  # by path, so the suffixes do not depend on the order given
+        name, n = names[source], 1
+        while (unique := name if n == 1 else f"{name}_{n}") in taken:
+            n += 1
+        names[source] = unique
+        taken.add(unique)
+    return names
+
+
+def _dotless(name: str) -> str:
+    """`name` with its dots made underscores: Jenkins reads a classname's dots as package separators."""
+    return name.replace(".", "_")
+
+
+def _testcase(suite: ET.Element, test: TestReport, result: Outcome, *, classname: str) -> None:
+    attrs = {"name": test.name, "classname": classname, "time": _seconds(test.duration_ms)}
     if test.source:
         attrs["file"] = test.source
     case = _element(suite, "testcase", attrs)

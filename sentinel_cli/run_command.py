@@ -6,7 +6,10 @@ and an overall bar on a terminal, plain lines otherwise), summed up in a table, 
 JUnit XML and JSON reports when asked (`sentinel_cli.reports`). The exit code: 0 when every test
 passed, 1 when any did not, 2 for bad usage (every problem of every file is listed, by its file) or
 when Sentinel cannot be reached (`main` maps errors). On Ctrl-C the run goes on: the reports say
-where it was, and the message names the command that cancels it.
+where it was, and the message names the command that cancels it. A Ctrl-C before the run's id is
+known says whether anything was submitted: nothing, when the files were still being read; when the
+submit was on its way, its answer is awaited a moment (the run is made, or not, whatever the CLI
+does now), and without one the message says the run may have been made and where its tests show.
 """
 
 from __future__ import annotations
@@ -17,17 +20,20 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from sentinel_cli import recorder, reports
-from sentinel_cli.client import Interrupted, open_client, run_counts, show_invalid
+from sentinel_cli.client import Interrupted, open_client, render_tests, run_counts, show_invalid
 from sentinel_client import (
     AsyncClient,
     AsyncRunHandle,
+    CallCancelledError,
+    DeadlineExceededError,
+    InternalError,
     InvalidArgumentError,
     JobState,
     ProgressEvent,
@@ -36,11 +42,12 @@ from sentinel_client import (
     RunTestSource,
     SentinelError,
     SubmitOptions,
+    UnavailableError,
 )
 from sentinel_client._requests import load_file
 from shared.errors import FieldViolation, ValidationError
 
-__all__ = ["collect", "run_suite", "to_report"]
+__all__ = ["collect", "job_tags", "run_suite", "to_report"]
 
 #: More tests than this and a terminal shows only the overall bar and each test's end.
 MAX_LIVE_LINES = 25
@@ -74,19 +81,24 @@ def collect(paths: Sequence[str]) -> list[Path]:
     return list(found)
 
 
-def _load(file: Path) -> RunTestSource:
-    """The test in `file`, checked here so that a bad one is named by its file (the SDK would name
-    only the field).
+def _load(file: Path) -> tuple[RunTestSource, tuple[str, ...]]:
+    """The test in `file` and the tags of the file's own options, checked here so that a bad one is
+    named by its file (the SDK would name only the field).
 
     Raises:
         ValidationError: a recording Sentinel cannot run.
         InvalidArgumentError: a definition that is no valid TestDefinition or SubmitRequest.
     """
-    loaded = recorder.load_test(str(file))  # a recording comes back converted
+    loaded = recorder.load_test(str(file))  # a recording comes back converted, with no options
     if isinstance(loaded, dict):
-        return loaded, str(file)
-    load_file(loaded)
-    return loaded
+        return (loaded, str(file)), ()
+    return loaded, tuple(load_file(loaded).options.tags)
+
+
+def job_tags(own: Sequence[str], run: Sequence[str]) -> tuple[str, ...]:
+    """A run's test's tags as the API gives its job: the file's own, then the run's, each once
+    (`shared.edge.convert`: the run's options go over the test's, repeated fields appended)."""
+    return tuple(dict.fromkeys([*own, *run]))
 
 
 def check_writable(**reports: str | None) -> None:
@@ -170,30 +182,28 @@ class LiveView:
 
 def render_summary(run: Run, out: TextIO) -> None:
     """A table of every test: state, time, and where a failing one failed."""
-    width = min(max((len(t.name) for t in run.tests), default=4), 48)
     out.write(f"\nRun {run.id} — {run.state.name} ({run_counts(run)})\n")
-    out.write(f"  {'test':<{width}}  {'result':<9}  {'time':>8}\n")
-    for test in run.tests:
-        out.write(f"  {test.name[:width]:<{width}}  {test.state.name:<9}  {test.duration_ms:>6}ms\n")
-        if not test.passed and (test.failing_step_name or test.error):
-            where = (
-                f"step {test.failing_step + 1} ({test.failing_step_name}): " if test.failing_step is not None else ""
-            )
-            out.write(f"  ↳ {where}{test.error.message if test.error else ''}\n")
-        if test.artifacts:
-            out.write(f"  ↳ artifacts: {', '.join(test.artifacts)}  (sentinel artifacts {test.job_id})\n")
+    render_tests(run, out)
 
 
-def to_report(run: Run, *, tags: Sequence[str] = (), started: datetime | None = None) -> reports.RunReport:
-    """The run as the report writers take it."""
+def to_report(
+    run: Run,
+    *,
+    tags: Sequence[str] = (),
+    file_tags: Mapping[str, Sequence[str]] | None = None,
+    started: datetime | None = None,
+) -> reports.RunReport:
+    """The run as the report writers take it; each test tagged as its job is (`job_tags`): with
+    the run's `tags` and, from `file_tags` by the test's file, the file's own."""
     began = started or run.created_at or datetime.now(UTC)
     ended = run.finished_at or datetime.now(UTC)
+    own = file_tags or {}
     return reports.RunReport(
         run_id=run.id,
         name=run.name,
         started_at=began,
         duration_ms=max(int((ended - began).total_seconds() * 1000), 0),
-        tests=tuple(_test_report(t, tags) for t in run.tests),
+        tests=tuple(_test_report(t, job_tags(own.get(t.file, ()), tags)) for t in run.tests),
         hostname=socket.gethostname(),
     )
 
@@ -245,15 +255,17 @@ async def run_suite(
     problem listed); other errors are raised for `main` to map to 2.
 
     Raises:
-        Interrupted: Ctrl-C while following the run (after the reports are written).
+        Interrupted: Ctrl-C; once the run's id is known, after the reports are written.
     """
     files = collect(paths)
     check_writable(junit=junit, json=json_report)
     tests: list[RunTestSource] = []
+    file_tags: dict[str, tuple[str, ...]] = {}
     invalid = 0
     for file in files:
         try:
-            tests.append(_load(file))
+            test, file_tags[str(file)] = _load(file)
+            tests.append(test)
         except (ValidationError, InvalidArgumentError) as exc:
             invalid = show_invalid(exc, source=str(file))
     if invalid:
@@ -264,14 +276,25 @@ async def run_suite(
     if priority:
         options["priority"] = priority
     run_name = name or " ".join(paths)[:200]
-    wanted = _Reports(junit, json_report, tags, datetime.now(UTC))
+    wanted = _Reports(junit, json_report, tags, file_tags, datetime.now(UTC))
     began = time.monotonic()
+    said = f"{len(files)} test(s){f', {parallel} at a time' if parallel else ''}"
     async with open_client(address, follow=True) as client:
         try:
-            handle = await client.submit_run(tests, name=run_name, max_parallel=parallel, **options)
+            await asyncio.sleep(0)  # a Ctrl-C while the files were read lands here, before any submit
+        except asyncio.CancelledError:
+            raise Interrupted("interrupted before the run was submitted; nothing was sent to the API") from None
+        submitting = asyncio.ensure_future(client.submit_run(tests, name=run_name, max_parallel=parallel, **options))
+        try:
+            # Shielded: Ctrl-C must not drop a submit that may already be on its way unanswered.
+            handle = await asyncio.shield(submitting)
         except InvalidArgumentError as exc:
             return show_invalid(exc, files=[str(f) for f in files])
-        out.write(f"run {handle.id}: {len(files)} test(s){f', {parallel} at a time' if parallel else ''}\n")
+        except asyncio.CancelledError:
+            handle = await _submit_interrupted(submitting, tags)
+            out.write(f"run {handle.id}: {said}\n")
+            await _interrupted(client, handle.id, wanted, out)
+        out.write(f"run {handle.id}: {said}\n")
         out.flush()  # the run's id, for Ctrl-C's `sentinel cancel`, before any progress
         try:
             run = await _follow(client, handle, out)
@@ -307,10 +330,11 @@ class _Reports:
     junit: str | None
     json: str | None
     tags: Sequence[str]
+    file_tags: Mapping[str, Sequence[str]]  # a file's own tags, by its path as the run has it
     started: datetime
 
     def write(self, run: Run, out: TextIO) -> None:
-        report = to_report(run, tags=self.tags, started=self.started)
+        report = to_report(run, tags=self.tags, file_tags=self.file_tags, started=self.started)
         for path, write in ((self.junit, reports.write_junit), (self.json, reports.write_json)):
             if path:
                 write(report, path)
@@ -319,6 +343,33 @@ class _Reports:
 
 #: How long Ctrl-C waits for the run's state to write the reports with, before it gives up on them.
 INTERRUPT_GRACE = 5.0
+
+
+async def _submit_interrupted(submitting: asyncio.Future[AsyncRunHandle], tags: Sequence[str]) -> AsyncRunHandle:
+    """After Ctrl-C while the submit was on its way: the run, when the API answers within
+    INTERRUPT_GRACE (it then goes on as after any Ctrl-C); else `Interrupted` saying whether the run
+    was made: not when the submit failed, perhaps when there was no answer (then where its tests
+    would show, for no command lists runs)."""
+    try:
+        async with asyncio.timeout(INTERRUPT_GRACE):
+            return await submitting
+    except TimeoutError:
+        why = f"no answer in {INTERRUPT_GRACE:g} s"
+    except SentinelError as exc:
+        why = f"{exc.code.name + ': ' if exc.code else ''}{exc.message}"
+        if not isinstance(exc, _NO_WORD):
+            raise Interrupted(f"interrupted while submitting the run, which failed ({why}); no run was made") from None
+    finally:
+        submitting.cancel()  # a no-op once it has ended
+    where = f"sentinel jobs --tag {tags[0]}" if tags else "sentinel jobs"
+    raise Interrupted(
+        f"interrupted while submitting the run ({why}): it may or may not have been made; if it was, it goes on"
+        f" and its tests are among the newest jobs ({where}; sentinel cancel <job-id> stops one)"
+    )
+
+
+#: Errors of a submit that say nothing of whether the run was made (any other is a refusal).
+_NO_WORD = (UnavailableError, DeadlineExceededError, CallCancelledError, InternalError)
 
 
 async def _interrupted(client: AsyncClient, run_id: str, wanted: _Reports, out: TextIO) -> NoReturn:

@@ -214,7 +214,7 @@ def test_the_result_shows_each_steps_evidence_and_how_to_fetch_it() -> None:
     render_result(Job(id="j3", state=JobState.CANCELLED, error=JobError(message="cancelled before it ran")), out)
     assert out.getvalue().splitlines()[1:] == [
         "Job j3 — CANCELLED (attempt 0 of 0)",
-        "  error (unspecified): cancelled before it ran",
+        "  ended: cancelled before it ran",
     ]
 
 

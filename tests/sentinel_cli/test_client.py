@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from api_service.server import ApiServer
-from sentinel_cli.client import render_result
-from sentinel_client import AsyncClient, ErrorCategory, Job, JobError, JobState, RunState
+from sentinel_cli.client import render_result, render_run
+from sentinel_client import AsyncClient, ErrorCategory, Job, JobError, JobState, Run, RunState, RunTest
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -110,13 +110,54 @@ async def test_cancel_takes_a_run_id_and_an_unknown_id_exits_1_like_artifacts(ap
 
     for argv, said in (
         (["cancel", "nope"], "sentinel: NOT_FOUND: no job or run 'nope'\n"),
-        (["status", "nope"], "sentinel: NOT_FOUND: job 'nope' not found\n"),
+        (["status", "nope"], "sentinel: NOT_FOUND: no job or run 'nope'\n"),
         (["artifacts", "nope"], "sentinel: job 'nope' not found\n"),
     ):
         code, _, err = await sentinel(api, *argv, cwd=tmp_path)
         assert (code, err) == (1, said), argv
     _, out, _ = await sentinel(api, "cancel", "--help")
     assert "or, when no job has the id, the run" in out
+
+
+async def test_status_takes_a_run_id_and_shows_its_tests(api: str) -> None:
+    async with AsyncClient(api) as client:
+        run = await client.submit_run([{"name": f"t{i}", "steps": WAITS} for i in range(2)], name="nightly")
+        await client.cancel(run.job_ids[1])
+
+    code, out, err = await sentinel(api, "status", run.id)
+
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"run {run.id}  RUNNING  (1 pending, 1 cancelled)  nightly",
+        "  2 test(s): 0 passed, 0 failed, 1 cancelled, 1 not ended",
+        "  test  result         time",
+        "  t0    PENDING         0ms",
+        "  t1    CANCELLED       0ms",
+        "  ↳ cancelled before it ran",
+    ]
+    code, out, _ = await sentinel(api, "status", run.job_ids[0])  # a job id still shows the job
+    assert code == 0 and out.startswith(f"{run.job_ids[0]}  PENDING")
+    code, _, err = await sentinel(api, "status")
+    assert code == 2 and "the following arguments are required: ID" in err
+    _, out, _ = await sentinel(api, "status", "--help")
+    assert "or, when no job has the id, the run" in out
+
+
+def test_a_runs_status_counts_passed_and_failed_tests() -> None:
+    error = JobError(message="expected 'Hi, Ada'", category=ErrorCategory.ASSERTION)
+    tests = (
+        RunTest(job_id="j1", name="log in", state=JobState.COMPLETED, duration_ms=812),
+        RunTest(job_id="j2", name="pay", state=JobState.FAILED, duration_ms=95, failing_step=1, error=error),
+        RunTest(job_id="j3", name="slow", state=JobState.TIMEOUT, duration_ms=30000),
+    )
+    run = Run(id="r1", name="", state=RunState.FAILED, tests=tests, counts={JobState.COMPLETED: 1, JobState.FAILED: 2})
+    out = io.StringIO()
+    render_run(run, out)
+    assert out.getvalue().splitlines()[:2] == [
+        "run r1  FAILED  (1 completed, 2 failed)",
+        "  3 test(s): 1 passed, 2 failed",
+    ]
+    assert "  ↳ step 2 (): expected 'Hi, Ada'" in out.getvalue()
 
 
 async def test_ctrl_c_while_following_a_job_exits_130_with_one_line(api: str, tmp_path: Path) -> None:

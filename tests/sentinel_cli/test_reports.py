@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sentinel_cli.reports import (
     RunReport,
     StepRow,
     TestReport,
+    classnames,
     outcome,
     write_json,
     write_junit,
@@ -126,6 +128,43 @@ def test_a_run_that_passed(tmp_path: Path) -> None:
         "  1  passed      0.812s  Open the shop",
         "  2  passed      0.095s  See the cart",
     ]
+
+
+def test_files_of_one_name_in_different_folders_get_distinct_classnames(tmp_path: Path) -> None:
+    """Jenkins keys a test's history by classname and name, and splits the classname at its last dot
+    into package and class: two login.json files must not both be class "login"."""
+    tests = (
+        a_test("Log in", source="checks/a/login.json"),
+        a_test("Log in", source="checks/b/login.json"),
+        a_test("Pay", source="checks/a/pay.json"),
+        a_test("Log in again", source="checks/b/login.json"),
+        a_test("Deep", source="checks/c/deeper/login.json"),
+    )
+    _, cases = read_junit(a_run(*tests), tmp_path)  # still valid against junit-10.xsd
+
+    assert [(c.name, c.classname) for c in cases] == [
+        ("Log in", "a.login"),  # below checks/, the folder the three login.json have in common
+        ("Log in", "b.login"),
+        ("Pay", "pay"),  # no other pay.json: its name is as it always was
+        ("Log in again", "b.login"),  # one file, one classname
+        ("Deep", "c.deeper.login"),
+    ]
+    # The same files given in another order, or from another checkout, are named alike.
+    elsewhere = [replace(t, source=f"/builds/7/{t.source}") for t in reversed(tests)]
+    _, again = read_junit(a_run(*elsewhere), tmp_path)
+    assert {(c.name, c.classname) for c in again} == {(c.name, c.classname) for c in cases}
+
+
+def test_classnames_stay_distinct_when_dots_made_underscores_make_them_alike() -> None:
+    names = classnames(["s/login_v2.json", "s/login.v2.json", "s/x/login.v2.json", "/abs/a/pay.json", "b/pay.json"])
+    assert names == {
+        "s/login.v2.json": "login_v2",
+        "s/login_v2.json": "login_v2_2",  # alike once dots are underscores: numbered in the order of their paths
+        "s/x/login.v2.json": "x.login_v2",
+        "/abs/a/pay.json": "abs.a.pay",  # nothing in common with a relative path: no root folder in the name
+        "b/pay.json": "b.pay",
+    }
+    assert len(set(names.values())) == len(names)
 
 
 def test_a_failure_names_its_step_message_and_artifacts(tmp_path: Path) -> None:

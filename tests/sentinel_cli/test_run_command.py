@@ -6,14 +6,21 @@ Chromium to its end is tests/e2e/test_sentinel_run.py.)"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from junitparser import JUnitXml, Skipped
 
 from sentinel_cli import run_command
-from sentinel_client import AsyncClient, RunState
+from sentinel_cli.client import Interrupted
+from sentinel_client import AsyncClient, RunState, RunTestSource
 from shared.errors import ValidationError
 from tests.sentinel_cli.test_client import WAITS, interrupted, sentinel, write
 from tests.sentinel_cli.test_client import api as api
@@ -88,3 +95,161 @@ async def test_ctrl_c_leaves_the_run_going_writes_the_reports_and_names_the_canc
     assert code == 0 and out.startswith(f"run {run_id}  CANCELLED")
     async with AsyncClient(api) as client:
         assert (await client.get_run(run_id)).state is RunState.CANCELLED
+
+
+async def test_each_testcase_has_its_own_tags_and_a_classname_of_its_own(api: str, tmp_path: Path) -> None:
+    """A test's JUnit `tags` are its job's (the file's own and the run's, each once), and two files
+    named login.json in different folders are told apart (a.login, b.login)."""
+    own = {"definition": {"name": "tagged", "steps": WAITS}, "options": {"tags": ["smoke", "ci"]}}
+    tagged = write(_folder(tmp_path / "checks" / "a") / "login.json", own)
+    plain = write(_folder(tmp_path / "checks" / "b") / "login.json", {"name": "plain", "steps": WAITS})
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+
+    code, _, _ = await interrupted(
+        api,
+        "run",
+        tagged,
+        plain,
+        "--tag",
+        "ci",
+        "--tag",
+        "nightly",
+        "--junit",
+        str(junit),
+        "--json",
+        str(report),
+        ready=r"run \S+: 2 test",
+    )
+
+    assert code == 130
+    cases = {case.get("name"): case for case in ET.parse(junit).iter("testcase")}
+    tags = {name: _properties(case)["tags"] for name, case in cases.items()}
+    assert tags == {"tagged": "smoke,ci,nightly", "plain": "ci,nightly"}
+    assert {name: case.get("classname") for name, case in cases.items()} == {"tagged": "a.login", "plain": "b.login"}
+    document = json.loads(report.read_text(encoding="utf-8"))
+    async with AsyncClient(api) as client:  # as the run submitted them: each job's own tags
+        for test in document["tests"]:
+            job = await client.get(test["jobId"])
+            assert test["tags"] == list(job.tags) == tags[test["name"]].split(",")
+
+
+async def test_ctrl_c_while_the_files_are_read_submits_nothing_and_says_so(
+    api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tests = [write(tmp_path / f"t{i}.json", {"name": f"t{i}", "steps": WAITS}) for i in range(2)]
+    load = run_command._load
+
+    def load_then_ctrl_c(file: Path) -> tuple[RunTestSource, tuple[str, ...]]:
+        current = asyncio.current_task()
+        assert current is not None
+        current.cancel()  # what asyncio.run does to the command on SIGINT, while it reads a file
+        return load(file)
+
+    monkeypatch.setattr(run_command, "_load", load_then_ctrl_c)
+    out = io.StringIO()
+    command = asyncio.create_task(run_command.run_suite(api, tests, out=out))
+    with pytest.raises(Interrupted) as stopped:
+        await command
+
+    assert str(stopped.value) == "interrupted before the run was submitted; nothing was sent to the API"
+    assert out.getvalue() == ""
+    async with AsyncClient(api) as client:
+        assert [job async for job in client.jobs()] == []
+
+
+async def test_ctrl_c_while_the_submit_is_unanswered_says_the_run_may_have_been_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_command, "INTERRUPT_GRACE", 0.5)
+    test = write(tmp_path / "t.json", {"name": "t", "steps": WAITS})
+    async with _proxy(None) as (address, sent, _):  # takes the submit, never answers
+        command = asyncio.create_task(run_command.run_suite(address, [test], tags=["ci"], out=io.StringIO()))
+        await asyncio.wait_for(sent.wait(), timeout=10)
+        command.cancel()  # Ctrl-C
+        with pytest.raises(Interrupted) as stopped:
+            await command
+
+    assert str(stopped.value) == (
+        "interrupted while submitting the run (no answer in 0.5 s): it may or may not have been made; if it was,"
+        " it goes on and its tests are among the newest jobs (sentinel jobs --tag ci; sentinel cancel <job-id>"
+        " stops one)"
+    )
+
+
+async def test_ctrl_c_while_the_submit_is_on_its_way_names_the_run_it_made(api: str, tmp_path: Path) -> None:
+    """The submit is not dropped half-way: its answer is awaited, and the run named as after any Ctrl-C."""
+    test = write(tmp_path / "t.json", {"name": "t", "steps": WAITS})
+    junit = tmp_path / "junit.xml"
+    async with _proxy(api) as (address, sent, release):  # holds the submit until released
+        out = io.StringIO()
+        command = asyncio.create_task(run_command.run_suite(address, [test], junit=str(junit), out=out))
+        await asyncio.wait_for(sent.wait(), timeout=10)
+        command.cancel()  # Ctrl-C
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(Interrupted) as stopped:
+            await command
+
+    run_id = out.getvalue().split()[1].rstrip(":")
+    assert str(stopped.value) == f"interrupted; run {run_id} goes on (sentinel cancel {run_id} stops it)"
+    assert out.getvalue() == f"run {run_id}: 1 test(s)\n  report: {junit}\n"
+    async with AsyncClient(api) as client:
+        assert [t.name for t in (await client.get_run(run_id)).tests] == ["t"]
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def _properties(case: ET.Element) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+
+
+@contextlib.asynccontextmanager
+async def _proxy(target: str | None) -> AsyncIterator[tuple[str, asyncio.Event, asyncio.Event]]:
+    """A TCP proxy to `target` (None: nowhere, a peer that never answers) on a free port: its address,
+    an event set once the client has sent something, and one that lets what it sent through."""
+    sent, release = asyncio.Event(), asyncio.Event()
+    tasks: list[asyncio.Task[Any]] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter | None, *, gated: bool) -> None:
+        while data := await reader.read(65536):
+            sent.set()
+            if gated:
+                await release.wait()
+            if writer is not None:
+                writer.write(data)
+                await writer.drain()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        if target is None:
+            await pipe(reader, None, gated=False)
+            return
+        host, port = target.rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writers.append(up_writer)
+        await asyncio.gather(pipe(reader, up_writer, gated=True), pipe(up_reader, writer, gated=False))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await serve(reader, writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}", sent, release
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for writer in writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        await server.wait_closed()
