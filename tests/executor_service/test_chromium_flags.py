@@ -33,14 +33,17 @@ def test_one_flag_carries_playwrights_features_the_callers_and_sentinels() -> No
 
 def browser_command_lines(besides: set[int]) -> list[list[str]]:
     """The command lines of the Chromium browser processes (not their helpers) this process started,
-    but for the processes in `besides` (started before: another test's browser may still be ending)."""
-    found = []
+    but for the processes in `besides` (started before: another test's browser may still be ending).
+    A child the browser has forked but not yet exec'd shows the browser's own command line: one
+    command line is one browser."""
+    found: list[list[str]] = []
     for pid in set(descendants(os.getpid())) - besides:
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        if "--remote-debugging-pipe" in argv and not any(a.startswith("--type=") for a in argv):
+        browser = "--remote-debugging-pipe" in argv and not any(a.startswith("--type=") for a in argv)
+        if browser and argv not in found:
             found.append(argv)
     return found
 
