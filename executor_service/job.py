@@ -266,7 +266,7 @@ async def run_job(env: JobEnv, state: RunState) -> JobState | None:
         env.store,
         job_id=job.job_id,
         # Names count every run of the job, so a rerun (Retry) never overwrites the first run's files.
-        attempt=max(job.tries, job.attempt),
+        attempt=job.runs,
         spool_root=Path(env.settings.spool_dir),
         max_job_bytes=env.settings.artifacts.max_job_bytes,
     )
@@ -323,9 +323,9 @@ async def _run_and_record(
 
 def _cancelled(state: RunState) -> RunOutcome:
     steps, stopped = _steps_after_interrupt(state, "cancelled")
-    return RunOutcome(
-        steps=steps, error=JobError(ErrorCategory.UNKNOWN, "cancelled by request", step_index=stopped), artifacts=()
-    )
+    # No category: nothing failed, a client asked (UNKNOWN would say "something broke, we don't
+    # know what"). The state CANCELLED and the message say what happened.
+    return RunOutcome(steps=steps, error=JobError(None, "cancelled by request", step_index=stopped), artifacts=())
 
 
 def _uncancel() -> None:
@@ -362,7 +362,7 @@ async def _record(
     total = len(job.definition.steps)
     if decision.retry:
         final_state = JobState.SCHEDULED
-        category = error.category.value if error else "unknown"
+        category = error.category.value if error and error.category else "unknown"
         message = f"Attempt {job.attempt} failed ({category}); retrying in {decision.delay_ms} ms"
         percentage = state.progress.percentage
     else:
@@ -386,6 +386,7 @@ async def _record(
     if (
         final_state in (JobState.FAILED, JobState.TIMEOUT)
         and error is not None
+        and error.category is not None
         and error.category is not ErrorCategory.ASSERTION
     ):
         allowed = retry.attempts_allowed(error, job.options, env.queue_settings)

@@ -244,9 +244,9 @@ STOPPED_CANCELLED = "Cancelled (its executor stopped)"
 STOPPED_STALLED = "Stalled: its executor stopped heartbeating {count} times"
 
 
-def _ending(message: str) -> dict[str, str]:
+def _ending(message: str, category: ErrorCategory | None) -> dict[str, str]:
     """A stopped job's progress message and its error, encoded for reclaim.lua."""
-    return {"message": message, "error": codec.error_to_json(JobError(ErrorCategory.SYSTEM, message))}
+    return {"message": message, "error": codec.error_to_json(JobError(category, message))}
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,11 @@ async def reclaim(queue: Queue, *, consumer: str, worker_id: str, count: int) ->
                     worker=worker_id,
                     lease_ms=s.lease_ms,
                     max_stalled=s.max_stalled_count,
-                    endings={"cancelled": _ending(STOPPED_CANCELLED), "failed": _ending(STOPPED_STALLED)},
+                    endings={
+                        # A cancel asked for is a cancel (no failure category), however its run ended.
+                        "cancelled": _ending(STOPPED_CANCELLED, None),
+                        "failed": _ending(STOPPED_STALLED, ErrorCategory.SYSTEM),
+                    },
                 )
             ],
         )

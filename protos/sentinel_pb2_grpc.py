@@ -147,7 +147,7 @@ class TestExecutionServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListArtifacts(self, request, context):
-        """A job's artifacts (screenshots, trace.zip, video), every attempt's, from the artifact store.
+        """A job's artifacts (screenshots, trace.zip, video), every run's, from the artifact store.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -25,7 +25,7 @@ class TestExecutionStub:
     Retry: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.RetryRequest, _sentinel_pb2.Job]
     ListJobs: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.ListJobsRequest, _sentinel_pb2.ListJobsResponse]
     ListArtifacts: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.ListArtifactsRequest, _sentinel_pb2.ListArtifactsResponse]
-    """A job's artifacts (screenshots, trace.zip, video), every attempt's, from the artifact store."""
+    """A job's artifacts (screenshots, trace.zip, video), every run's, from the artifact store."""
     GetArtifact: _aio.UnaryStreamMultiCallable[_sentinel_pb2.GetArtifactRequest, _sentinel_pb2.ArtifactChunk]
     """One artifact, streamed in chunks of at most 1 MiB; the first chunk carries the metadata."""
     SubmitRun: _aio.UnaryUnaryMultiCallable[_sentinel_pb2.SubmitRunRequest, _sentinel_pb2.SubmitRunResponse]
@@ -91,7 +91,7 @@ class TestExecutionServicer(metaclass=_abc_1.ABCMeta):
         request: _sentinel_pb2.ListArtifactsRequest,
         context: _aio.ServicerContext[_sentinel_pb2.ListArtifactsRequest, _abc.Awaitable[_sentinel_pb2.ListArtifactsResponse]],
     ) -> _abc.Awaitable[_sentinel_pb2.ListArtifactsResponse]:
-        """A job's artifacts (screenshots, trace.zip, video), every attempt's, from the artifact store."""
+        """A job's artifacts (screenshots, trace.zip, video), every run's, from the artifact store."""
 
     @_abc_1.abstractmethod
     def GetArtifact(

@@ -173,7 +173,7 @@ def options_from_json(raw: str) -> JobOptions:
 
 def error_to_dict(error: JobError) -> dict[str, Any]:
     return {
-        "category": error.category.value,
+        "category": error.category.value if error.category is not None else "",  # "": a cancel
         "message": error.message,
         "step_index": error.step_index,
         "retryable": error.retryable,
@@ -183,7 +183,7 @@ def error_to_dict(error: JobError) -> dict[str, Any]:
 def error_from_dict(data: Mapping[str, Any]) -> JobError:
     try:
         return JobError(
-            category=ErrorCategory(data["category"]),
+            category=ErrorCategory(data["category"]) if data["category"] else None,
             message=str(data["message"]),
             step_index=int(data.get("step_index", -1)),
             retryable=bool(data.get("retryable", False)),

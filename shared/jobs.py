@@ -13,7 +13,7 @@ from typing import cast
 from shared import codec
 from shared.clock import now_ms
 from shared.errors import ConflictError, LimitError, NotFoundError
-from shared.model import ErrorCategory, Job, JobError, JobState, SubmitCommand
+from shared.model import Job, JobError, JobState, SubmitCommand
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schema import JobField
@@ -26,7 +26,7 @@ from shared.submits import submit_call as submit_call
 from shared.submits import submit_parts as submit_parts
 
 #: The error of a job cancelled before it ran.
-CANCELLED_WAITING = JobError(ErrorCategory.UNKNOWN, "cancelled before it ran")
+CANCELLED_WAITING = JobError(None, "cancelled before it ran")  # no category: nothing failed
 
 
 def queue_limit_error(queue: Queue, tenant: str) -> LimitError:

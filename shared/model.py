@@ -156,7 +156,9 @@ class Progress:
 
 @dataclass(frozen=True)
 class JobError:
-    category: ErrorCategory
+    #: None for a cancel: nothing failed, so no failure category fits (the job's state says
+    #: CANCELLED; the message says by whom). Shown as ERROR_CATEGORY_UNSPECIFIED / null.
+    category: ErrorCategory | None
     message: str
     step_index: int = -1
     retryable: bool = False
@@ -220,6 +222,12 @@ class Job:
     @property
     def priority(self) -> Priority:
         return self.options.priority
+
+    @property
+    def runs(self) -> int:
+        """The job's run number now: every attempt and every rerun counted, so artifacts named by it
+        never overwrite an earlier run's (a record from before `tries` counts by its attempt)."""
+        return max(self.tries, self.attempt)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def attempts_allowed(error: JobError, options: JobOptions, settings: QueueSettin
     assertion is retried); otherwise the category's retries (QUEUE_RETRY_<CATEGORY>) plus the first
     run; an error of unknown kind gets QUEUE_DEFAULT_ATTEMPTS.
     """
-    if error.category in NEVER_RETRY:
+    if error.category is None or error.category in NEVER_RETRY:  # None: a cancel, never run again
         return 1
     if options.max_attempts:
         return options.max_attempts
@@ -47,7 +47,7 @@ def backoff_ms(
     attempt: int, error: JobError, options: JobOptions, settings: QueueSettings, *, jitter: float = 0.1
 ) -> int:
     """Delay before run `attempt + 1`: the base doubled for each run so far, ±jitter, capped."""
-    policy = settings.retry_policies.get(error.category.value)
+    policy = settings.retry_policies.get(error.category.value) if error.category else None
     base = options.backoff_ms or (policy[1] if policy and policy[1] else settings.backoff_delay_ms)
     delay = min(base * 2 ** max(attempt - 1, 0), settings.backoff_max_ms)
     if jitter:

@@ -48,7 +48,7 @@ MAX_TESTS = 1000
 MAX_PARALLEL = 1000
 MAX_NAME_CHARS = 200
 #: The error of a run's test that never ran because its run was cancelled or refused.
-NOT_RUN = JobError(ErrorCategory.UNKNOWN, "cancelled with its run before it ran")
+NOT_RUN = JobError(None, "cancelled with its run before it ran")  # no category: nothing failed
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
+from shared.errors import FieldViolation, ValidationError
 from shared.model import SubmitCommand
 from shared.sealed import Sealer, seal_command
 from shared.validation import validate_submit
@@ -45,7 +46,8 @@ class SubmitChecks:
 
         Args:
             raw: the request's bytes, the same for the same request (None: not remembered).
-            convert: the request as domain values (`shared.edge.convert`, the REST parser).
+            convert: the request as domain values (`shared.edge.convert`, the REST parser); it may
+                raise `ValidationError` for a shape it cannot convert, with paths inside the request.
             prefix: prepended to every field path of an error, e.g. ``"requests[4]."``.
 
         Raises:
@@ -56,7 +58,13 @@ class SubmitChecks:
             if known is not None:
                 self._kept.move_to_end(raw)
                 return known
-        command = convert()
+        try:
+            command = convert()
+        except ValidationError as exc:  # a shape the conversion refused (an unknown enum number)
+            if not prefix:
+                raise
+            found = [FieldViolation(f"{prefix}{v.field}", v.description) for v in exc.violations]
+            raise ValidationError(found) from None
         validate_submit(command, prefix=prefix)
         sealed = seal_command(command, self._sealer, prefix=prefix)
         if raw is not None and sealed is command and self._kept_max and len(raw) <= KEPT_MAX_BYTES:

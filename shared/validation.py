@@ -130,6 +130,7 @@ def validate_definition(definition: TestDefinition, *, path: str = "definition")
         out.append(FieldViolation(f"{path}.steps", f"must have at most {MAX_STEPS} steps, got {len(definition.steps)}"))
     for i, step in enumerate(definition.steps):
         _check_step(out, f"{path}.steps[{i}]", step, definition.base_url)
+    _check_file_names(out, path, definition.steps)
     total = definition_chars(definition)
     if total > MAX_DEFINITION_CHARS:
         out.append(FieldViolation(path, f"must hold at most {MAX_DEFINITION_CHARS} characters in all, got {total}"))
@@ -146,6 +147,7 @@ def validate_options(options: JobOptions, *, path: str = "options") -> list[Fiel
     _check_length(out, f"{path}.idempotency_key", options.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
     if len(options.tags) > MAX_TAGS:
         out.append(FieldViolation(f"{path}.tags", f"must have at most {MAX_TAGS} tags, got {len(options.tags)}"))
+    first: dict[str, int] = {}
     for i, tag in enumerate(options.tags):
         if not TAG_RE.fullmatch(tag):
             out.append(
@@ -154,6 +156,11 @@ def validate_options(options: JobOptions, *, path: str = "options") -> list[Fiel
                     f"must be 1 to {MAX_TAG_CHARS} letters, digits, '.', '_', ':' or '-', got {_show(tag)}",
                 )
             )
+        elif tag in first:
+            # A tag is a set member (ListJobs filters by it): a repeat is a mistake, not a weight.
+            out.append(FieldViolation(f"{path}.tags[{i}]", f"repeats {_show(tag)} (tags[{first[tag]}])"))
+        else:
+            first[tag] = i
     return out
 
 
@@ -191,6 +198,33 @@ def _chars(value: Any) -> int:
 
 
 # --- steps -----------------------------------------------------------------------------------
+
+
+#: File names a run makes itself beside its steps' own (`executor_service.runner`): a step's name
+#: must not overwrite them.
+RESERVED_FILE_NAME_RE = re.compile(r"final|step-\d+-failure", re.IGNORECASE)
+
+
+def _check_file_names(out: list[FieldViolation], path: str, steps: tuple[Step, ...]) -> None:
+    """A file a step names is one artifact of the run: two steps naming the same file, or a step
+    naming one the run makes itself, would overwrite it."""
+    first: dict[str, str] = {}
+    for i, step in enumerate(steps):
+        if step.action is None:
+            continue
+        for name, kind in holds(type(step.action)).items():
+            value = getattr(step.action, name)
+            if kind is not Is.FILE_NAME or not value:
+                continue
+            at = f"{path}.steps[{i}].{step.action.kind}.{name}"
+            key = value.lower()  # one file on a case-insensitive disk or bucket browser
+            if RESERVED_FILE_NAME_RE.fullmatch(value):
+                out.append(FieldViolation(at, f"names a file the run makes itself, got {_show(value)}"))
+            elif key in first:
+                why = f"repeats {_show(value)} ({first[key]}): one file would overwrite the other"
+                out.append(FieldViolation(at, why))
+            else:
+                first[key] = f"steps[{i}]"
 
 
 def _check_step(out: list[FieldViolation], at: str, step: Step, base_url: str) -> None:

@@ -13,7 +13,7 @@ function fileOf(artifact) {
 }
 
 function urlOf(jobId, artifact) {
-  // A name is "<attempt>/<file>"; a bare file name is read under its attempt.
+  // A name is "<run>/<file>" (`attempt` is that run); a bare file name is read under its run.
   const parts = artifact.name.includes("/") ? artifact.name.split("/") : [String(artifact.attempt), artifact.name];
   return `/tests/${enc(jobId)}/artifacts/${parts.map(enc).join("/")}`;
 }
@@ -39,20 +39,32 @@ export function artifactsSection(box, job) {
     }
     const notes = job.result?.artifactNotes ?? [];
     if (!artifacts.length && !notes.length) return;
-    const attempts = new Set(artifacts.map((a) => a.attempt)).size;
-    const label = (a) => (attempts > 1 ? `${fileOf(a)} (attempt ${a.attempt})` : fileOf(a));
+    // An artifact's `attempt` is the run that made it: every attempt and every "Run again" counted,
+    // unlike the job's attempt, which starts over at a rerun. `job.runs` is the current run.
+    const current = job.runs || Math.max(0, ...artifacts.map((a) => a.attempt));
+    const runs = new Set(artifacts.map((a) => a.attempt));
+    const byRun = runs.size > 1 || (runs.size === 1 && !runs.has(current));
+    const label = (a) => (byRun ? `${fileOf(a)} (run ${a.attempt})` : fileOf(a));
     const images = artifacts.filter((a) => a.contentType?.startsWith("image/"));
     const files = artifacts.filter((a) => !a.contentType?.startsWith("image/"));
-    // The failure screenshot of the last attempt first: it is what someone opening a failed job
-    // came to see. Then the newest attempt's pictures before older ones.
-    const latest = Math.max(...artifacts.map((a) => a.attempt));
+    // The failure screenshot of the current run first: it is what someone opening a failed job
+    // came to see. Then the newest run's pictures and files before older ones.
     const failing = job.error?.stepIndex ?? -1;
-    const isFailure = (a) => failing >= 0 && a.stepIndex === failing && a.attempt === latest;
+    const isFailure = (a) => failing >= 0 && a.stepIndex === failing && a.attempt === current;
     images.sort((a, b) => Number(isFailure(b)) - Number(isFailure(a)) || b.attempt - a.attempt);
+    files.sort((a, b) => b.attempt - a.attempt);
+    const caption = (a) => (isFailure(a)
+      ? `Failure screenshot — step ${a.stepIndex + 1}${byRun ? `, run ${a.attempt}` : ""}`
+      : label(a));
 
     const section = h("section", { "aria-labelledby": "evidence-title" }, h("h2", { id: "evidence-title" }, "Evidence"));
+    if (byRun) {
+      section.append(h("p", { class: "hint runs-hint" },
+        `Run ${current} is the job's latest run. Every attempt and every “Run again” is a new run; the files `
+        + "of earlier runs are kept, each labelled with the run that made it."));
+    }
     if (images.length) {
-      section.append(h("div", { class: "shots" }, images.map((a) => screenshot(a, label(a), isFailure(a)))));
+      section.append(h("div", { class: "shots" }, images.map((a) => screenshot(a, caption(a), isFailure(a)))));
     }
     if (files.length) {
       section.append(h("ul", { class: "downloads", "aria-label": "Files" }, files.map((a) => h("li", {}, download(a, label(a))))));
@@ -63,9 +75,8 @@ export function artifactsSection(box, job) {
     box.replaceChildren(section);
   }
 
-  function screenshot(artifact, label, failure) {
-    const caption = failure ? `Failure screenshot — step ${artifact.stepIndex + 1}` : label;
-    const img = h("img", { alt: `${caption} (${fileOf(artifact)})`, class: "shot", "data-artifact": artifact.name });
+  function screenshot(artifact, caption, failure) {
+    const img = h("img", { alt: failure ? `${caption} (${fileOf(artifact)})` : caption, class: "shot", "data-artifact": artifact.name });
     // Full size in a new tab: the blob URL belongs to this page, so no key is needed there.
     const link = h("a", { class: "shot-link", target: "_blank", rel: "noopener", title: "Open full size" }, img);
     const figure = h("figure", { class: failure ? "shot-figure shot-failure" : "shot-figure" },
@@ -76,7 +87,7 @@ export function artifactsSection(box, job) {
         link.href = img.src;
       })
       .catch((error) => {
-        if (error.name !== "AbortError") figure.replaceChildren(notice("error", `${label} could not be loaded: ${error.message}`));
+        if (error.name !== "AbortError") figure.replaceChildren(notice("error", `${caption} could not be loaded: ${error.message}`));
       });
     return figure;
   }

@@ -128,7 +128,7 @@ function metaList(job) {
   return h("dl", { class: "meta card" },
     item("Id", h("span", { class: "mono" }, job.id)),
     item("Priority", h("span", { class: `priority priority-${job.priority}` }, job.priority)),
-    item("Attempt", `${job.attempt ?? 0} of ${job.maxAttempts ?? 0}`),
+    item("Attempt", attemptText(job)),
     item("Tags", tagList(job.tags)),
     item("Created", when(job.createdAt)),
     item("Started", when(job.startedAt)),
@@ -139,13 +139,29 @@ function metaList(job) {
   );
 }
 
+/**
+ * "1 of 3"; once the job has run more often than its attempt shows — it was run again, or a run was
+ * handed back by a stopping executor — "1 of 1 · run 2": runs count every attempt and every "Run
+ * again", never restart, and are what the evidence is named by.
+ */
+function attemptText(job) {
+  const attempt = job.attempt ?? 0;
+  const runs = job.runs ?? 0;
+  const text = `${attempt} of ${job.maxAttempts ?? 0}`;
+  if (attempt < 1 || runs <= attempt) return text;
+  return h("span", { title: "Runs count every attempt and every “Run again”; the evidence is named by run." },
+    `${text} · run ${runs}`);
+}
+
 function errorSection(job) {
   const e = job.error;
   const at = e.stepIndex !== undefined && e.stepIndex !== null && e.stepIndex >= 0
     ? ` at step ${e.stepIndex + 1}${stepName(job, e.stepIndex)}` : "";
   return h("section", { class: "card error-card", "aria-labelledby": "error-title" },
     h("h2", { id: "error-title" }, "Error"),
-    h("p", { class: "error-kind" }, h("span", { class: "badge badge-failed" }, e.category || "error"), at),
+    h("p", { class: "error-kind" }, e.category
+      ? h("span", { class: "badge badge-failed" }, e.category)
+      : h("span", { class: "badge badge-cancelled" }, "cancelled"), at),
     h("pre", { class: "error-text" }, e.message || "(no message)"),
   );
 }

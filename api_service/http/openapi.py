@@ -144,7 +144,13 @@ def _paths() -> JSON:
                 content={"*/*": {"schema": {"type": "string", "format": "binary"}}},
                 parameters=[
                     ID,
-                    {"name": "attempt", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
+                    {
+                        "name": "attempt",
+                        "in": "path",
+                        "required": True,
+                        "description": "the run that made it, as in the artifact's name and `attempt`",
+                        "schema": {"type": "string", "minLength": 1},
+                    },
                     {"name": "file", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
                 ],
                 errors=(400, 404),

@@ -87,7 +87,9 @@ def message_schemas(descriptor: Any, into: JSON) -> str:
 # --- the JSON shapes of api_service.http.views -----------------------------------------------
 
 _PROGRESS = obj({"percentage": INT, "currentStep": INT, "totalSteps": INT, "stepName": STRING, "message": STRING})
-_JOB_ERROR = obj({"category": words(ErrorCategory), "message": STRING, "stepIndex": {"type": "integer"}})
+#: A cancel's error has no category (null): nothing failed.
+_CATEGORY: JSON = {"type": ["string", "null"], "enum": [*words(ErrorCategory)["enum"], None]}
+_JOB_ERROR = obj({"category": _CATEGORY, "message": STRING, "stepIndex": {"type": "integer"}})
 _STEP_RESULT = obj(
     {
         "index": INT,
@@ -119,8 +121,13 @@ _JOB = obj(
         "status": words(JobState),
         "priority": words(Priority),
         "progress": ref("Progress"),
-        "attempt": INT,
+        "attempt": {**INT, "description": "the attempt under way or last made, of maxAttempts; restarts after a retry"},
         "maxAttempts": INT,
+        "runs": {
+            **INT,
+            "description": "runs so far, every attempt and every retry (rerun) counted; never restarts. The newest "
+            "run's artifacts are named <runs>/<file> (0: never run)",
+        },
         "tags": STRINGS,
         "createdAt": TIME,
         "startedAt": TIME,
@@ -210,7 +217,11 @@ SCHEMAS: JSON = {
             "name": STRING,
             "contentType": STRING,
             "sizeBytes": INT,
-            "attempt": INT,
+            "attempt": {
+                **INT,
+                "description": "the run that made it (its name's first segment): every attempt and every retry "
+                "(rerun) counted, unlike Job.attempt",
+            },
             "stepIndex": {"type": "integer"},
             "createdAt": TIME,
         }

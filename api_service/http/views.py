@@ -46,7 +46,8 @@ def progress_view(progress: Progress) -> JSON:
 def error_view(error: JobError | None) -> JSON | None:
     if error is None:
         return None
-    return {"category": error.category.value, "message": error.message, "stepIndex": error.step_index}
+    category = error.category.value if error.category else None  # None: a cancel
+    return {"category": category, "message": error.message, "stepIndex": error.step_index}
 
 
 def step_view(step: StepResult) -> JSON:
@@ -86,6 +87,8 @@ def job_view(job: Job) -> JSON:
         "progress": progress_view(job.progress),
         "attempt": job.attempt,
         "maxAttempts": job.max_attempts,
+        # Runs so far, reruns included: what artifact names count (`attempt` restarts at a rerun).
+        "runs": job.runs,
         "tags": list(job.options.tags),
         "createdAt": iso(job.metadata.created_at_ms),
         "startedAt": iso(job.started_at_ms),

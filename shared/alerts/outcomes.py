@@ -138,7 +138,7 @@ def delivery_body(job: Job, owner: Owner, *, event: str, delivery_id: str, occur
             "state": job.state.value,
             "test_name": job.definition.name,
             "error": error.message if error is not None else "",
-            "error_category": error.category.value if error is not None else "",
+            "error_category": error.category.value if error is not None and error.category else "",
             "tenant": job.metadata.tenant_id,
             "tags": list(job.options.tags),
             "attempt": job.attempt,

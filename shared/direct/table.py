@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 
 from shared.errors import ConflictError, LimitError, NotFoundError, ShuttingDown
 from shared.jobs import CANCELLED_WAITING
-from shared.model import ErrorCategory, Job, JobError, JobState, Progress, ProgressEvent
+from shared.model import Job, JobError, JobState, Progress, ProgressEvent
 from shared.paging import Page
 from shared.progress import check_cursor
 from shared.streams import parse_id
 
 #: The error of a job cancelled while it ran on an executor.
-CANCELLED_RUNNING = JobError(ErrorCategory.UNKNOWN, "cancelled by request")
+CANCELLED_RUNNING = JobError(None, "cancelled by request")  # no category: nothing failed
 
 
 @dataclass(eq=False)

@@ -1,10 +1,13 @@
 """The one place protobuf becomes domain values and back: the API's conversion layer.
 
 Servicers call these at their edge; nothing behind them sees a protobuf message. Converting
-from protobuf never validates and never raises on a well-formed message: a step with no action
-becomes `Step(action=None)` and an empty definition an empty `TestDefinition`, so that
-`shared.validation` can report every problem with its field path in one answer. Step actions
-convert generically over their registry (`shared.actions`), never action by action.
+from protobuf never validates: a step with no action becomes `Step(action=None)` and an empty
+definition an empty `TestDefinition`, so that `shared.validation` can report every problem with its
+field path in one answer. The one thing refused here is an enum number this server does not know
+(`options.priority = 99`): no domain value can hold it, and taking the default instead would run
+the job other than asked. Like a word the HTTP parser does not know, it is a `ValidationError`
+naming the field, raised before validation. Step actions convert generically over their registry
+(`shared.actions`), never action by action.
 Submits only come in: turning one back into protobuf is for tests (tests/convert_helpers.py).
 Enum maps live in `convert_enums`, the outbound job views in `convert_jobs`, artifacts in
 `convert_artifacts`, runs in `convert_runs`, schedules in `convert_schedules` and submits back to protobuf
@@ -29,6 +32,7 @@ from shared.edge.convert_enums import (
     error_category_to_proto,
     priority_from_proto,
     priority_to_proto,
+    refuse_unknown_enums,
     source_from_proto,
     source_to_proto,
     state_from_proto,
@@ -63,6 +67,7 @@ from shared.model import (
     Viewport,
 )
 from shared.schedules.model import ScheduleSpec
+from shared.schedules.rules import PREFIX as SCHEDULE_PREFIX
 
 __all__ = [
     "artifact_chunks_to_proto",
@@ -83,6 +88,7 @@ __all__ = [
     "priority_to_proto",
     "progress_event_to_proto",
     "progress_to_proto",
+    "refuse_unknown_enums",
     "result_to_proto",
     "run_command_from_proto",
     "run_test_to_proto",
@@ -106,7 +112,12 @@ __all__ = [
 
 
 def submit_from_proto(req: pb.SubmitRequest) -> SubmitCommand:
-    """A submit request as domain values, with the server's defaults for unspecified enums."""
+    """A submit request as domain values, with the server's defaults for unspecified enums.
+
+    Raises:
+        ValidationError: an enum field holds a number this server does not know (`options.priority`).
+    """
+    refuse_unknown_enums((req, ""), (req.options, "options."))
     return SubmitCommand(
         definition=definition_from_proto(req.definition),
         options=options_from_proto(req.options),
@@ -117,7 +128,16 @@ def submit_from_proto(req: pb.SubmitRequest) -> SubmitCommand:
 
 
 def run_command_from_proto(req: pb.SubmitRunRequest) -> RunCommand:
-    """A SubmitRun as domain values: every test's definition, the options they share."""
+    """A SubmitRun as domain values: every test's definition, the options they share.
+
+    Raises:
+        ValidationError: an enum field of the run's or a test's own options holds a number this
+            server does not know (`tests[2].options.priority`), checked before they are merged.
+    """
+    refuse_unknown_enums(
+        (req.options, "options."),
+        *((t.options, f"tests[{i}].options.") for i, t in enumerate(req.tests) if t.HasField("options")),
+    )
     return RunCommand(
         name=req.name,
         tests=tuple(
@@ -225,5 +245,14 @@ def _message_values(message: Message) -> dict[str, Any]:
 
 
 def schedule_from_proto(message: pb.Schedule) -> ScheduleSpec:
-    """What a CreateSchedule or UpdateSchedule sets, its template converted as a Submit is."""
+    """What a CreateSchedule or UpdateSchedule sets, its template converted as a Submit is.
+
+    Raises:
+        ValidationError: an enum field holds a number this server does not know, named as the
+            request spells it (`schedule.overlap`, `schedule.template.options.priority`).
+    """
+    template = f"{SCHEDULE_PREFIX}template."
+    refuse_unknown_enums(
+        (message, SCHEDULE_PREFIX), (message.template, template), (message.template.options, f"{template}options.")
+    )
     return schedule_spec_from_proto(message, submit_from_proto(message.template))

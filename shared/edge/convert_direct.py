@@ -83,8 +83,12 @@ def result_from_proto(result: pb.JobResult) -> JobResult:
 
 
 def job_error_from_proto(error: pb.JobError) -> JobError:
+    # UNSPECIFIED is a cancel's (no category); a number this side does not know is UNKNOWN.
+    category = None
+    if error.category != pb.ERROR_CATEGORY_UNSPECIFIED:
+        category = error_category_from_proto(error.category) or ErrorCategory.UNKNOWN
     return JobError(
-        category=error_category_from_proto(error.category) or ErrorCategory.UNKNOWN,
+        category=category,
         message=error.message,
         step_index=error.step_index,
         retryable=error.retryable,

@@ -8,8 +8,12 @@ alike and returns None, leaving the default to the caller. Nothing here may impo
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
+
 from protos import sentinel_pb2 as pb
+from shared.errors import FieldViolation, ValidationError
 from shared.model import ArtifactPolicy, ErrorCategory, JobSource, JobState, Priority
+from shared.validation import MAX_VIOLATIONS
 
 PRIORITY_TO_PROTO: dict[Priority, pb.Priority] = {
     Priority.HIGH: pb.PRIORITY_HIGH,
@@ -105,3 +109,31 @@ def source_to_proto(source: JobSource) -> pb.JobSource:
 def source_from_proto(value: int) -> JobSource | None:
     """The domain job source, or None for UNSPECIFIED (and unknown numbers)."""
     return _JOB_SOURCE_FROM_PROTO.get(value)
+
+
+def refuse_unknown_enums(*messages: tuple[Message, str]) -> None:
+    """Refuse an enum field (of each message, not of the messages inside it) holding a number its
+    enum does not define. Proto3 enums are open, so such a number parses; the `*_from_proto` maps
+    would read it as UNSPECIFIED and the server's default would silently apply.
+
+    Args:
+        messages: each message with the path of its fields (``"options."``).
+
+    Raises:
+        ValidationError: one violation per such field, naming it and the numbers' names.
+    """
+    found: list[FieldViolation] = []
+    for message, path in messages:
+        for field in message.DESCRIPTOR.fields:
+            enum_type = field.enum_type
+            if enum_type is None:
+                continue
+            value = getattr(message, field.name)
+            numbered = list(enumerate(value)) if field.is_repeated else [(None, value)]
+            for index, number in numbered:
+                if number not in enum_type.values_by_number:
+                    at = f"{path}{field.name}" if index is None else f"{path}{field.name}[{index}]"
+                    names = ", ".join(v.name for v in enum_type.values)
+                    found.append(FieldViolation(at, f"must be one of {names}, got {number}"))
+    if found:
+        raise ValidationError(found[:MAX_VIOLATIONS])

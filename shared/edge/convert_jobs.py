@@ -49,6 +49,7 @@ def job_to_proto(job: Job) -> pb.Job:
         run_id=job.metadata.run_id,
         schedule_id=job.metadata.schedule_id,
         fire_time=timestamp(job.metadata.fire_time_ms),
+        runs=_u32(job.runs),
     )
 
 
@@ -112,7 +113,7 @@ def step_result_to_proto(step: StepResult) -> pb.StepResult:
 def job_error_to_proto(error: JobError) -> pb.JobError:
     """A categorized job error as protobuf."""
     return pb.JobError(
-        category=error_category_to_proto(error.category),
+        category=error_category_to_proto(error.category) if error.category else pb.ERROR_CATEGORY_UNSPECIFIED,
         message=error.message,
         step_index=max(-1, min(error.step_index, _INT32_MAX)),
         retryable=error.retryable,

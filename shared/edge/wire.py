@@ -2,7 +2,9 @@
 
 grpc decodes a request before any servicer code runs, and a body that is not valid protobuf
 would surface as UNKNOWN ("Unexpected DecodeError"). This interceptor decodes it itself and turns
-a failure into a `ValidationError`, mapped like every other error in `shared.edge.status`.
+a failure into a `ValidationError`, mapped like every other error in `shared.edge.status`. A
+request whose own enum fields hold a number the enum does not define (proto3 enums are open) is
+refused the same way, naming the field, rather than read as "unspecified".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from shared.edge.convert_enums import refuse_unknown_enums
 from shared.edge.handlers import Wrapped
 from shared.edge.status import Context, abort
 from shared.errors import FieldViolation, ValidationError
@@ -21,22 +24,31 @@ from shared.errors import FieldViolation, ValidationError
 
 @dataclass(frozen=True)
 class _Malformed:
-    reason: str
-
-
-def _invalid(malformed: _Malformed) -> ValidationError:
-    return ValidationError([FieldViolation("request", f"is not a valid protobuf message: {malformed.reason[:200]}")])
+    error: ValidationError
 
 
 def _safe(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
     if decode is None:
         return None
+    has_enums: bool | None = None  # whether the method's request has enum fields of its own
 
     def decode_or_mark(raw: bytes) -> Any:
+        nonlocal has_enums
         try:
-            return decode(raw)
+            request = decode(raw)
         except DecodeError as exc:
-            return _Malformed(str(exc))
+            reason = f"is not a valid protobuf message: {str(exc)[:200]}"
+            return _Malformed(ValidationError([FieldViolation("request", reason)]))
+        if has_enums is None:
+            has_enums = any(f.enum_type is not None for f in request.DESCRIPTOR.fields)
+        if has_enums:
+            # An enum number this server does not know (a priority, a state filter) is refused here
+            # for every method; the enums of the messages inside a submit, where they convert.
+            try:
+                refuse_unknown_enums((request, ""))
+            except ValidationError as exc:
+                return _Malformed(exc)
+        return request
 
     return decode_or_mark
 
@@ -69,7 +81,7 @@ def _checking(typed: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[A
 
         async def unary(request: Any, context: Context) -> Any:
             if isinstance(request, _Malformed):
-                await abort(context, _invalid(request))
+                await abort(context, request.error)
             return await behavior(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary, **options)
@@ -77,7 +89,7 @@ def _checking(typed: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[A
 
     async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
         if isinstance(request, _Malformed):
-            await abort(context, _invalid(request))
+            await abort(context, request.error)
         async for item in streaming_behavior(request, context):
             yield item
 

@@ -13,6 +13,7 @@ from typing import Any, TypeAlias, cast
 import grpc
 import pytest
 import redis.asyncio as aioredis
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -20,6 +21,7 @@ from grpc_status import rpc_status
 
 from executor_service.store import Claim, claim, finish, promote_due, write_progress
 from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
 from shared import script_calls, submits
 from shared.clock import now_ms
 from shared.keys import GROUP
@@ -253,6 +255,23 @@ INVALID: list[tuple[str, pb.SubmitRequest, str]] = [
         pb.SubmitRequest(definition=definition(), options=pb.JobOptions(tags=["has space"])),
         "options.tags[0]",
     ),
+    (
+        "repeated tag",
+        pb.SubmitRequest(definition=definition(), options=pb.JobOptions(tags=["smoke", "smoke"])),
+        "options.tags[1]",
+    ),
+    # Proto3 enums are open: an unknown number parses, and must not be read as "unspecified".
+    (
+        "unknown priority",
+        pb.SubmitRequest(definition=definition(), options=pb.JobOptions(priority=99)),  # type: ignore[arg-type]
+        "options.priority",
+    ),
+    (
+        "unknown artifact policy",
+        pb.SubmitRequest(definition=definition(), options=pb.JobOptions(artifact_policy=7)),  # type: ignore[arg-type]
+        "options.artifact_policy",
+    ),
+    ("unknown source", pb.SubmitRequest(definition=definition(), source=9), "source"),  # type: ignore[arg-type]
 ]
 
 
@@ -269,6 +288,27 @@ async def test_invalid_submit_is_rejected_and_touches_nothing(api: Harness, req:
     assert await sentinel_keys(api) == keys_before
     for priority in Priority:
         assert await api.redis.xlen(api.keys.stream(priority)) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "request_", "field"),
+    [
+        ("Retry", pb.RetryRequest(job_id="j", priority=99), "priority"),  # type: ignore[arg-type]
+        ("ListJobs", pb.ListJobsRequest(state=42), "state"),  # type: ignore[arg-type]
+        ("RequeueDeadLetter", pb.RequeueDeadLetterRequest(job_id="j", priority=7), "priority"),  # type: ignore[arg-type]
+        ("ListDeadLetters", pb.ListDeadLettersRequest(category=30), "category"),  # type: ignore[arg-type]
+    ],
+)
+async def test_any_request_with_an_unknown_enum_number_is_refused_naming_the_field(
+    api: Harness, method: str, request_: Message, field: str
+) -> None:
+    """Proto3 enums are open: not only a submit's but every request's own enum fields are checked
+    before the method runs (a priority read as "the job's own", a filter read as "any", would
+    silently do what the caller did not ask)."""
+    stub = getattr(api.stub, method, None) or getattr(pb_grpc.QueueAdminStub(api.channel), method)
+    err = await rpc_error(stub(request_), Code.INVALID_ARGUMENT)
+    assert bad_request_fields(err) == [field]
+    assert "got " in (err.details() or "")
 
 
 async def test_all_violations_are_reported_at_once(api: Harness) -> None:
@@ -335,6 +375,24 @@ async def test_identical_batch_items_each_get_their_own_job_or_error(api: Harnes
     for job_id in ids:
         job = await api.stub.Status(pb.StatusRequest(job_id=job_id))
         assert (job.job_id, job.name, job.state) == (job_id, "same", pb.JOB_STATE_PENDING)
+
+
+async def test_a_batch_item_with_an_unknown_enum_number_is_an_error_naming_its_index(api: Harness) -> None:
+    bad = request(name="bad")
+    bad.options.priority = 99  # type: ignore[assignment]
+    response = await api.stub.SubmitBatch(pb.SubmitBatchRequest(requests=[request(name="good"), bad]))
+
+    good, refused = response.items
+    assert good.WhichOneof("outcome") == "job_id"
+    assert refused.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [(v.field, v.description) for v in refused.error.field_violations] == [
+        (
+            "requests[1].options.priority",
+            "must be one of PRIORITY_UNSPECIFIED, PRIORITY_HIGH, PRIORITY_MEDIUM, PRIORITY_LOW, got 99",
+        )
+    ]
+    assert refused.error.message.startswith("requests[1].options.priority: ")
+    assert await lane_job_ids(api, Priority.MEDIUM) == [good.job_id]
 
 
 async def test_batch_of_1001_is_rejected_whole(api: Harness) -> None:
@@ -584,6 +642,16 @@ async def test_cancel_a_pending_job(api: Harness) -> None:
     err = await rpc_error(api.stub.Cancel(pb.CancelRequest(job_id=job_id)), Code.FAILED_PRECONDITION)
     assert job_id in (err.details() or "")
     assert (await api.stub.Status(pb.StatusRequest(job_id=job_id))).state == pb.JOB_STATE_CANCELLED
+
+
+async def test_a_cancelled_jobs_error_has_no_category(api: Harness) -> None:
+    job_id = await submit(api)
+    await api.stub.Cancel(pb.CancelRequest(job_id=job_id))
+
+    job = await api.stub.Status(pb.StatusRequest(job_id=job_id))
+
+    assert job.state == pb.JOB_STATE_CANCELLED and job.HasField("error")
+    assert (job.error.category, job.error.message) == (pb.ERROR_CATEGORY_UNSPECIFIED, "cancelled before it ran")
 
 
 async def test_cancel_ends_a_live_progress_stream(api: Harness) -> None:

@@ -25,10 +25,11 @@ from protos import sentinel_pb2_grpc as pb_grpc
 from shared.access import KeyEntry, Role, hash_key, new_key
 from shared.artifact_store import CHUNK_SIZE, ArtifactStore
 from shared.artifacts import artifact_key
-from shared.model import StepResult
+from shared.model import JobState, StepResult
 from shared.queue import Queue
 from shared.settings import ArtifactSettings, QueueSettings, SecuritySettings
 from tests.artifact_helpers import BACKENDS, finished_job, fresh_store, put_all, settings_for, start_api
+from tests.queue_helpers import run_jobs
 from tests.support import RedisProcess, free_port
 
 Code = grpc.StatusCode
@@ -164,6 +165,24 @@ async def test_an_empty_artifact_is_one_chunk_with_the_metadata(api: Api) -> Non
 async def test_a_job_without_artifacts_lists_none(api: Api) -> None:
     job_id = await finished_job(api.queue)
     assert list((await api.stub.ListArtifacts(pb.ListArtifactsRequest(job_id=job_id))).artifacts) == []
+
+
+async def test_a_rerun_starts_its_attempts_over_and_its_artifacts_and_runs_count_on(api: Api) -> None:
+    job_id = await finished_job(api.queue, artifacts=("1/trace.zip",))
+    await put_all(api.store, job_id, {"1/trace.zip": b"PK first run"})
+    first = await api.stub.Status(pb.StatusRequest(job_id=job_id))
+    assert (first.attempt, first.runs) == (1, 1)
+
+    waiting = await api.stub.Retry(pb.RetryRequest(job_id=job_id))
+    assert (waiting.attempt, waiting.runs) == (0, 1), "no attempt yet; one run so far"
+    assert await run_jobs(api.queue, 1, state=JobState.FAILED) == [job_id]  # the rerun: its second run
+    await put_all(api.store, job_id, {"2/trace.zip": b"PK second run"})  # named as the executor names it
+
+    again = await api.stub.Status(pb.StatusRequest(job_id=job_id))
+    assert (again.state, again.attempt, again.runs) == (pb.JOB_STATE_FAILED, 1, 2)
+    listed = (await api.stub.ListArtifacts(pb.ListArtifactsRequest(job_id=job_id))).artifacts
+    assert [(a.name, a.attempt) for a in listed] == [("1/trace.zip", 1), ("2/trace.zip", 2)]
+    assert max(a.attempt for a in listed) == again.runs, "the newest files are under the job's latest run"
 
 
 async def test_unknown_jobs_and_names_are_not_found_and_bad_names_invalid(api: Api) -> None:

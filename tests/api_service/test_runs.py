@@ -16,6 +16,7 @@ from shared.errors import NotFoundError
 from shared.model import ErrorCategory, JobError, JobResult, JobState, Progress, StepResult
 from shared.queue import Queue
 from tests.api_service.conftest import Harness
+from tests.api_service.test_api import bad_request_fields, rpc_error
 
 Code = grpc.StatusCode
 WORKER = "fake-executor"
@@ -165,6 +166,11 @@ async def test_cancel_run_stops_every_test_that_has_not_ended(api: Harness) -> N
 
     assert run.state == pb.RUN_STATE_CANCELLED
     assert [t.state for t in run.tests] == [pb.JOB_STATE_RUNNING, pb.JOB_STATE_CANCELLED, pb.JOB_STATE_CANCELLED]
+    never_ran = await stub.Status(pb.StatusRequest(job_id=run.tests[2].job_id))
+    assert (never_ran.error.category, never_ran.error.message) == (
+        pb.ERROR_CATEGORY_UNSPECIFIED,
+        "cancelled before it ran",
+    )
     assert await claim_all(queue) == [], "nothing held back is released"
     await end(queue, running, JobState.CANCELLED)  # its executor stops it as asked
     run = await stub.GetRun(pb.GetRunRequest(run_id=submitted.run_id))
@@ -196,6 +202,16 @@ async def test_submit_run_checks_every_test_and_names_the_field(
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await stub.GetRun(pb.GetRunRequest(run_id="no-such-run"))
     assert missing.value.code() == Code.NOT_FOUND
+
+
+async def test_submit_run_refuses_unknown_enum_numbers_naming_the_field(api: Harness) -> None:
+    bad = run_request("a", "b")
+    bad.options.artifact_policy = 12  # type: ignore[assignment]
+    bad.tests[1].options.priority = 99  # type: ignore[assignment]
+    err = await rpc_error(api.stub.SubmitRun(bad), Code.INVALID_ARGUMENT)
+    assert bad_request_fields(err) == ["options.artifact_policy", "tests[1].options.priority"]
+    assert (err.details() or "").startswith("options.artifact_policy: must be one of ARTIFACT_POLICY_UNSPECIFIED")
+    assert not [key async for key in api.redis.scan_iter(match=api.keys.job("*"))]
 
 
 async def test_a_runs_test_keeps_its_own_options_under_the_runs(api: Harness) -> None:

@@ -161,6 +161,18 @@ async def test_a_bad_schedule_is_refused_naming_every_field(api: Api) -> None:
     assert not (await api.schedules.ListSchedules(pb.ListSchedulesRequest(), metadata=api.md("acme-viewer"))).schedules
 
 
+async def test_a_schedule_with_an_unknown_enum_number_is_refused_naming_the_field(api: Api) -> None:
+    bad = schedule()
+    bad.overlap = 17  # type: ignore[assignment]
+    bad.template.options.priority = 99  # type: ignore[assignment]
+    err = await rpc_error(
+        api.schedules.CreateSchedule(pb.CreateScheduleRequest(schedule=bad), metadata=api.md("acme-submitter")),
+        Code.INVALID_ARGUMENT,
+    )
+    assert bad_request_fields(err) == ["schedule.overlap", "schedule.template.options.priority"]
+    assert not (await api.schedules.ListSchedules(pb.ListSchedulesRequest(), metadata=api.md("acme-viewer"))).schedules
+
+
 async def test_a_tenant_has_at_most_its_limit_of_schedules(api: Api) -> None:
     for _ in range(LIMIT):
         await create(api)

@@ -156,15 +156,16 @@ async def test_a_rerun_keeps_the_first_runs_evidence_beside_its_own(
     await stub.Retry(pb.RetryRequest(job_id=first.job_id), timeout=10)  # attempts start over
     again = await wait_state(stub, first.job_id, pb.JOB_STATE_FAILED, within=60)
 
-    assert again.attempt == 1, "a rerun's attempts start over"
+    assert (first.attempt, first.runs) == (1, 1)
+    assert (again.attempt, again.runs) == (1, 2), "a rerun's attempts start over; its runs count on"
     assert list(again.result.artifacts) == ["2/step-03-failure.png", "2/trace.zip"], "named apart from the first run's"
     listed = await stub.ListArtifacts(pb.ListArtifactsRequest(job_id=first.job_id), timeout=10)
-    assert [a.name for a in listed.artifacts] == [
-        "1/step-03-failure.png",
-        "1/trace.zip",
-        "2/step-03-failure.png",
-        "2/trace.zip",
-    ]
+    assert [(a.name, a.attempt) for a in listed.artifacts] == [
+        ("1/step-03-failure.png", 1),
+        ("1/trace.zip", 1),
+        ("2/step-03-failure.png", 2),
+        ("2/trace.zip", 2),
+    ], "an artifact's attempt is the run that made it, the first segment of its name"
 
 
 async def test_an_executor_tracing_on_first_retry_records_the_second_attempts_trace_only(stack: Stack) -> None:

@@ -215,10 +215,24 @@ async def test_a_failed_job_shows_its_screenshot_inline_and_offers_its_trace(
         assert archive.testzip() is None and archive.namelist()
     await snap(page, dashboard, "job-failed")
 
+    attempt = page.locator("dl.meta div").filter(has=page.locator("dt", has_text=re.compile("^Attempt$"))).locator("dd")
+    await expect(attempt).to_have_text("1 of 1")
+    await expect(page.get_by_text("latest run")).to_have_count(0)
+
     await page.get_by_role("button", name="Run again").click()  # followed live again, to its end
     await expect(page.locator(".view-head .badge")).not_to_have_text("failed", timeout=WAIT_MS)
     await expect(page.locator(".view-head .badge")).to_have_text("failed", timeout=WAIT_MS * 2)
-    await expect(page.get_by_role("img", name=re.compile("^Failure screenshot"))).to_be_visible(timeout=WAIT_MS)
+    # The rerun's attempts start over, its files are named by run beside the first run's.
+    await expect(attempt).to_have_text("1 of 1 · run 2", timeout=WAIT_MS)
+    evidence = page.get_by_role("region", name="Evidence")
+    await expect(evidence.get_by_text("Run 2 is the job's latest run.")).to_be_visible(timeout=WAIT_MS)
+    failure = page.get_by_role("img", name=re.compile("^Failure screenshot — step 4, run 2"))
+    await expect(failure).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_role("img", name="step-03-failure.png (run 1)")).to_be_visible()
+    downloads = evidence.get_by_role("list", name="Files").get_by_role("link")
+    await expect(downloads).to_have_text(["Download trace.zip (run 2)", "Download trace.zip (run 1)"])
+    await expect(downloads.first).to_have_attribute("data-artifact", "2/trace.zip")
+    await snap(page, dashboard, "job-rerun")
 
 
 @pytest.mark.usefixtures("executor")

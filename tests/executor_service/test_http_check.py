@@ -204,7 +204,7 @@ class Ran:
     reports: Reports
     store: Path
 
-    def error(self) -> tuple[ErrorCategory, str]:
+    def error(self) -> tuple[ErrorCategory | None, str]:
         assert self.outcome.error is not None, self.outcome
         return self.outcome.error.category, self.outcome.error.message
 

@@ -39,6 +39,7 @@ from shared.errors import CancelRequested, LeaseLost
 from shared.keys import GROUP
 from shared.model import (
     Click,
+    JobError,
     JobOptions,
     JobResult,
     JobState,
@@ -469,6 +470,24 @@ async def test_a_job_stalling_too_often_fails_and_is_dead_lettered(redis_client:
     assert await redis_client.zscore(queue.keys.dlq, job_id) is not None
     assert await redis_client.xlen(queue.keys.stream(Priority.MEDIUM)) == 0
     assert await pending_count(queue, Priority.MEDIUM) == 0
+
+
+async def test_a_cancelled_job_whose_executor_stopped_ends_cancelled_with_no_error_category(
+    redis_client: aioredis.Redis,
+) -> None:
+    queue = await short_lease_queue(redis_client)
+    job_id = await submit(queue)
+    await claim_one(queue)
+    await jobs.cancel(queue, job_id, tenant=TENANT)  # running: flagged, its executor never answers
+    await asyncio.sleep(EXPIRED_S)
+
+    found = await reclaim(queue, consumer="other", worker_id="other", count=5)
+
+    assert found.claims == [] and found.stalled == []
+    raw = await job_hash(queue, job_id)
+    assert raw["state"] == "cancelled"
+    # Nothing failed: no category (SYSTEM or UNKNOWN would send a reader looking for a fault).
+    assert codec.error_from_json(raw["error"]) == JobError(None, "Cancelled (its executor stopped)")
 
 
 async def test_reclaim_reports_pending_ids_whose_entries_were_deleted(redis_client: aioredis.Redis) -> None:

@@ -121,6 +121,10 @@ async def test_a_cancel_that_reaches_a_run_before_its_task_began_ends_the_job_ca
 
         await wait_for(cancelled, within=20, what="the job to end cancelled")
         await wait_for(lambda: not worker.in_flight, within=20, what="the run's slot to be free again")
+    job = await jobs.get_job(queue, job_id, tenant="default")
+    # A cancel is no failure: its error has no category (not UNKNOWN), and says what happened.
+    assert job.error is not None and job.result is not None and job.result.error == job.error
+    assert (job.error.category, job.error.message) == (None, "cancelled by request")
 
 
 def blocked_on_the_lanes(client: aioredis.Redis) -> Any:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 
-from shared import codec
+import pytest
+
+from shared import codec, jobs, runs
+from shared.direct import table
 from shared.model import ErrorCategory, JobError, JobResult, StepResult
 
 FULL = JobResult(
@@ -36,3 +39,12 @@ def test_every_field_of_a_result_and_its_steps_is_encoded_in_declaration_order()
     assert list(data) == [f.name for f in fields(JobResult)]
     assert list(data["steps"][0]) == [f.name for f in fields(StepResult)]
     assert data["error"] == {"category": "assertion", "message": "m", "step_index": 1, "retryable": True}
+
+
+@pytest.mark.parametrize(
+    "error", [jobs.CANCELLED_WAITING, runs.NOT_RUN, table.CANCELLED_RUNNING], ids=["waiting", "run", "direct"]
+)
+def test_a_cancels_error_has_no_category_and_keeps_none_through_the_codec(error: JobError) -> None:
+    assert error.category is None and "cancelled" in error.message
+    assert json.loads(codec.error_to_json(error))["category"] == ""
+    assert codec.error_from_json(codec.error_to_json(error)) == error

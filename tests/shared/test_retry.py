@@ -61,3 +61,9 @@ def test_category_policies_are_configurable() -> None:
     assert backoff_ms(1, error(ErrorCategory.SYSTEM), JobOptions(), settings, jitter=0) == 60_000
     with pytest.raises(ConfigError, match="QUEUE_RETRY_NETWORK must be <retries>:<delay ms>"):
         QueueSettings.from_env({"QUEUE_RETRY_NETWORK": "lots"})
+
+
+def test_an_error_without_a_category_a_cancel_is_never_run_again() -> None:
+    cancelled = JobError(None, "cancelled by request")
+    assert attempts_allowed(cancelled, JobOptions(max_attempts=5), SETTINGS) == 1
+    assert backoff_ms(1, cancelled, JobOptions(), SETTINGS, jitter=0) == SETTINGS.backoff_delay_ms

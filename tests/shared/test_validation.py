@@ -353,6 +353,14 @@ def test_good_tags_pass() -> None:
     assert violations(options=JobOptions(tags=("env:prod", "team.web", "smoke-1", "A_B"))) == []
 
 
+def test_a_repeated_tag_names_the_repeat_and_what_it_repeats() -> None:
+    found = violations(options=JobOptions(tags=("smoke", "smoke", "Smoke", "ci", "smoke")))
+    assert found == [
+        FieldViolation("options.tags[1]", "repeats 'smoke' (tags[0])"),
+        FieldViolation("options.tags[4]", "repeats 'smoke' (tags[0])"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [
@@ -458,3 +466,26 @@ def test_a_lone_surrogate_in_a_definition_is_named() -> None:
 
 def test_a_surrogate_pair_is_text() -> None:
     assert v.validate_options(JobOptions(idempotency_key="\U0001f600")) == []
+
+
+@pytest.mark.parametrize(
+    ("names", "at", "says"),
+    [
+        (("home", "home"), "definition.steps[1].screenshot.name", "repeats 'home' (steps[0])"),
+        (("home", "HOME"), "definition.steps[1].screenshot.name", "repeats 'HOME' (steps[0])"),
+        (("final",), "definition.steps[0].screenshot.name", "names a file the run makes itself"),
+        (("step-04-failure",), "definition.steps[0].screenshot.name", "names a file the run makes itself"),
+    ],
+)
+def test_a_screenshot_name_that_would_overwrite_another_file_is_refused(
+    names: tuple[str, ...], at: str, says: str
+) -> None:
+    steps = tuple(Step(Screenshot(n)) for n in names)
+    found = v.validate_definition(TestDefinition(name="t", steps=steps))
+    assert [f.field for f in found] == [at]
+    assert says in found[0].description
+
+
+def test_unnamed_and_distinct_screenshot_names_are_valid() -> None:
+    steps = (Step(Screenshot()), Step(Screenshot()), Step(Screenshot("home")), Step(Screenshot("home-2")))
+    assert v.validate_definition(TestDefinition(name="t", steps=steps)) == []

@@ -90,6 +90,9 @@ async def test_violations_name_fields_as_grpc_does_with_the_http_names(http: Htt
         (b'{"options": {}}', "testDefinition", "required"),
         (b'{"testDefinition": {}, "extra": 1}', "extra", "not a known field"),
         (b'{"testDefinition": {}, "options": {"priority": "urgent"}}', "options.priority", "high, medium, low"),
+        (b'{"testDefinition": {}, "options": {"priority": 99}}', "options.priority", "high, medium, low"),
+        (b'{"testDefinition": {}, "options": {"artifactPolicy": 9}}', "options.artifactPolicy", "always, never"),
+        (b'{"testDefinition": {}, "options": {"tags": ["smoke", "smoke"]}}', "options.tags[1]", "repeats 'smoke'"),
         (b'{"testDefinition": {}, "options": {"timeout": "5s"}}', "options.timeout", "whole number"),
         (b'{"testDefinition": {}, "options": {"recordVideo": "yes"}}', "options.recordVideo", "true or false"),
     ],
@@ -210,6 +213,7 @@ async def test_cancel_then_cancel_again_is_409_and_retry_queues_it_again(http: H
     job_id = await submit(http)
     reply = await http.call("POST", f"/queue/jobs/{job_id}/cancel")
     assert reply.status == 200 and reply.data["status"] == "cancelled"
+    assert reply.data["error"] == {"category": None, "message": "cancelled before it ran", "stepIndex": -1}
     again = await http.call("POST", f"/queue/jobs/{job_id}/cancel")
     assert again.status == 409 and again.code == "FAILED_PRECONDITION" and "already finished" in again.body["message"]
     retried = await http.call("POST", f"/queue/jobs/{job_id}/retry")
@@ -218,6 +222,21 @@ async def test_cancel_then_cancel_again_is_409_and_retry_queues_it_again(http: H
     assert busy.status == 409
     for path in ("/queue/jobs/nope/cancel", "/queue/jobs/nope/retry"):
         assert (await http.call("POST", path)).status == 404
+
+
+async def test_a_rerun_starts_its_attempts_over_and_counts_on_its_runs(http: Http) -> None:
+    job_id = await submit(http)
+    await run_jobs(http.queue, 1, state=JobState.FAILED)
+    first = (await http.call("GET", f"/tests/{job_id}/status")).data
+    assert (first["status"], first["attempt"], first["runs"]) == ("failed", 1, 1)
+
+    retried = await http.call("POST", f"/queue/jobs/{job_id}/retry")
+    assert (retried.data["status"], retried.data["attempt"], retried.data["runs"]) == ("pending", 0, 1)
+    await run_jobs(http.queue, 1, state=JobState.FAILED)  # the rerun: its second run, artifacts under 2/
+    again = (await http.call("GET", f"/tests/{job_id}/status")).data
+    assert (again["status"], again["attempt"], again["runs"]) == ("failed", 1, 2)
+    [listed] = [j for j in (await http.call("GET", "/tests")).data["jobs"] if j["id"] == job_id]
+    assert (listed["attempt"], listed["runs"]) == (1, 2)
 
 
 async def test_a_run_is_shown_with_its_tests_and_counts(http: Http) -> None:

@@ -121,6 +121,7 @@ async def test_cancel_ends_a_waiting_job_and_stops_its_task_but_not_a_finished_o
     cancelled = table.cancel("a", tenant="acme", now=NOW + 5)
     assert cancelled.job.state is JobState.CANCELLED and cancelled.job.finished_at_ms == NOW + 5
     assert cancelled.job.error is not None and "before it ran" in cancelled.job.error.message
+    assert cancelled.job.error.category is None  # nothing failed: no category
     with pytest.raises(asyncio.CancelledError):
         await entry.task
     events = await collect(table, "a")

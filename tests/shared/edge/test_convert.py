@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from protos import sentinel_pb2 as pb
 from shared.actions import ACTIONS, Action, Is, JsonExpectation, Request, holds
 from shared.edge import convert as c
+from shared.edge.convert_direct import job_error_from_proto
 from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     ArtifactPolicy,
@@ -198,12 +199,52 @@ def test_half_a_viewport_is_kept_for_validation_to_refuse() -> None:
     assert c.definition_from_proto(definition).viewport == Viewport(0, 600)
 
 
-def test_unknown_enum_numbers_fall_back_to_defaults() -> None:
+def test_unknown_enum_numbers_are_refused_naming_each_field() -> None:
     req = pb.SubmitRequest(options=pb.JobOptions(priority=99, artifact_policy=42), source=7)  # type: ignore[arg-type]
-    command = c.submit_from_proto(req)
-    assert command.options.priority is Priority.MEDIUM
-    assert command.options.artifact_policy is ArtifactPolicy.ON_FAILURE
-    assert command.source is JobSource.API
+    with pytest.raises(ValidationError) as caught:
+        c.submit_from_proto(req)
+    assert caught.value.violations == [
+        FieldViolation(
+            "source",
+            "must be one of JOB_SOURCE_UNSPECIFIED, JOB_SOURCE_API, JOB_SOURCE_SCHEDULER, JOB_SOURCE_WEBHOOK, got 7",
+        ),
+        FieldViolation(
+            "options.priority",
+            "must be one of PRIORITY_UNSPECIFIED, PRIORITY_HIGH, PRIORITY_MEDIUM, PRIORITY_LOW, got 99",
+        ),
+        FieldViolation(
+            "options.artifact_policy",
+            "must be one of ARTIFACT_POLICY_UNSPECIFIED, ARTIFACT_POLICY_ON_FAILURE, ARTIFACT_POLICY_ALWAYS,"
+            " ARTIFACT_POLICY_NEVER, got 42",
+        ),
+    ]
+
+
+def test_unknown_enum_numbers_of_a_run_are_named_before_its_options_merge() -> None:
+    req = pb.SubmitRunRequest(
+        options=pb.JobOptions(priority=pb.PRIORITY_HIGH, artifact_policy=9),  # type: ignore[arg-type]
+        tests=[
+            pb.RunTest(definition=every_action_proto()),
+            # The run's priority would win the merge: the test's own bad number is named all the same.
+            pb.RunTest(definition=every_action_proto(), options=pb.JobOptions(priority=5)),  # type: ignore[arg-type]
+        ],
+    )
+    with pytest.raises(ValidationError) as caught:
+        c.run_command_from_proto(req)
+    assert [v.field for v in caught.value.violations] == ["options.artifact_policy", "tests[1].options.priority"]
+
+
+def test_unknown_enum_numbers_of_a_schedule_are_named_as_its_request_spells_them() -> None:
+    schedule = pb.Schedule(overlap=8, template=pb.SubmitRequest(options=pb.JobOptions(priority=99)))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError) as caught:
+        c.schedule_from_proto(schedule)
+    assert [v.field for v in caught.value.violations] == ["schedule.overlap", "schedule.template.options.priority"]
+
+
+def test_known_enum_numbers_convert() -> None:
+    req = pb.SubmitRequest(options=pb.JobOptions(priority=pb.PRIORITY_LOW, artifact_policy=pb.ARTIFACT_POLICY_ALWAYS))
+    options = c.submit_from_proto(req).options
+    assert (options.priority, options.artifact_policy) == (Priority.LOW, ArtifactPolicy.ALWAYS)
 
 
 # --- enums ---------------------------------------------------------------------------------
@@ -330,6 +371,27 @@ def test_job_error_without_step_and_out_of_range_figures() -> None:
     assert message.scheduled_for.ToMilliseconds() == T0
 
 
+def test_a_cancels_error_without_a_category_is_unspecified_both_ways() -> None:
+    cancelled = JobError(None, "cancelled by request", step_index=2)
+    message = c.job_error_to_proto(cancelled)
+    assert (message.category, message.message, message.step_index) == (
+        pb.ERROR_CATEGORY_UNSPECIFIED,
+        cancelled.message,
+        2,
+    )
+    # A direct run's end comes back from its executor as protobuf: still no category, not UNKNOWN.
+    assert job_error_from_proto(message) == cancelled
+    assert job_error_from_proto(pb.JobError(category=99, message="new")).category is ErrorCategory.UNKNOWN  # type: ignore[arg-type]
+
+
+def test_a_jobs_runs_count_every_run_its_attempt_restarts_at_a_rerun() -> None:
+    rerun = c.job_to_proto(make_job(attempt=1, tries=3))  # the third run: the first attempt of a rerun
+    assert (rerun.attempt, rerun.runs) == (1, 3)
+    legacy = c.job_to_proto(make_job(attempt=2, tries=0))  # stored before runs were counted
+    assert legacy.runs == 2, "numbered as the executor names artifacts: never below the attempt"
+    assert c.job_to_proto(make_job(attempt=0, tries=0)).runs == 0
+
+
 def test_progress_event_and_violations() -> None:
     event = ProgressEvent("j1", "1-0", JobState.COMPLETED, Progress(100, 5, 5), attempt=1, terminal=True)
     message = c.progress_event_to_proto(event)
@@ -410,7 +472,11 @@ _requests = st.builds(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_requests)
 def test_any_request_converts_and_validates_without_surprises(req: pb.SubmitRequest) -> None:
-    command = c.submit_from_proto(req)
+    try:
+        command = c.submit_from_proto(req)  # refuses an unknown priority number (4 here)
+    except ValidationError as exc:
+        assert req.options.priority == 4 and [v.field for v in exc.violations] == ["options.priority"]
+        return
     try:
         validate_submit(command)
     except ValidationError as exc:
