@@ -165,6 +165,7 @@ def job(j: pb.Job) -> Job:
         error=job_error(j.error) if j.HasField("error") else None,
         attempt=j.attempt,
         max_attempts=j.max_attempts,
+        runs=j.runs,
         timeout_ms=j.timeout_ms,
         tenant=j.tenant_id,
         worker_id=j.worker_id,

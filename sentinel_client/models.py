@@ -134,8 +134,9 @@ class Job:
     progress: Progress = Progress()
     result: JobResult | None = None
     error: JobError | None = None
-    attempt: int = 0
+    attempt: int = 0  # restarts at 1 when the job is run again (retry)
     max_attempts: int = 0
+    runs: int = 0  # every attempt and every rerun counted: the newest artifacts are under "<runs>/"
     timeout_ms: int = 0
     tenant: str = ""
     worker_id: str = ""
@@ -182,18 +183,18 @@ class Page(Generic[T]):
 class Artifact:
     """A stored artifact of a job: a screenshot, the Playwright trace, a video."""
 
-    name: str = ""  # "<attempt>/<file>", e.g. "1/step-04-failure.png"
+    name: str = ""  # "<run>/<file>", e.g. "1/step-04-failure.png"
     content_type: str = ""
     size_bytes: int = 0
-    attempt: int = 0
+    attempt: int = 0  # the job's run that made it (`Job.runs` then), reruns counted
     step_index: int | None = None  # the step that made it; None for the whole run
     created_at: datetime | None = None
 
     def path_in(self, directory: str | os.PathLike[str]) -> Path:
-        """Where this artifact goes below `directory`: `<directory>/<attempt>/<file>`.
+        """Where this artifact goes below `directory`: `<directory>/<run>/<file>`.
 
         Raises:
-            InvalidArgumentError: the name is not `<attempt>/<file>` (it would leave `directory`).
+            InvalidArgumentError: the name is not `<run>/<file>` (it would leave `directory`).
         """
         return artifact_path(directory, self.name)
 

@@ -69,7 +69,7 @@ async def test_submit_a_dict_follow_it_live_and_wait_for_the_result(client: Asyn
     assert JobState.RUNNING in {e.state for e in events}
     assert isinstance(done, Job) and done.state is JobState.COMPLETED and done.passed and done.ended
     assert f"{done.state}" == "completed" and done.priority is Priority.HIGH and done.tags == ("sdk",)
-    assert done.max_attempts == 2 and done.attempt == 1
+    assert done.max_attempts == 2 and done.attempt == 1 and done.runs == 1
     assert done.result is not None and done.result.success
     assert [type(s) for s in done.result.steps] == [StepResult] * 4
     assert [s.success for s in done.result.steps] == [True] * 4 and done.result.execution_time_ms > 0
@@ -161,6 +161,7 @@ async def test_a_dead_letter_is_listed_and_retried(client: AsyncClient, stack: S
     assert rerun.state in (JobState.PENDING, JobState.RUNNING)  # the idle executor may have claimed it
     again = await job.wait(timeout=60)
     assert again.state is JobState.FAILED and again.finished_at != failed.finished_at
+    assert (failed.attempt, failed.runs, again.attempt, again.runs) == (1, 1, 1, 2)  # a rerun's attempt restarts
 
     requeued = await client.requeue_dead_letter(job.id)
     assert requeued.id == job.id and requeued.priority is Priority.LOW  # the API's lane for requeues
