@@ -41,9 +41,11 @@ class Ledger(Protocol):
 
 def _check(claim: Claim, written: asyncio.Future[int], checked: asyncio.Future[None]) -> None:
     """`checked` as the status of the progress write `written` says: done, or the reason to stop."""
-    if checked.done() or written.cancelled():  # the run stopped waiting: nobody reads it
+    if written.cancelled():
         return
-    error = written.exception()
+    error = written.exception()  # read even when nobody waits, or asyncio logs it as never retrieved
+    if checked.done():  # the run stopped waiting: nobody reads it
+        return
     if error is not None and not isinstance(error, REDIS_ERRORS):
         checked.set_exception(error)
         return
@@ -81,7 +83,8 @@ class QueueLedger:
         """Record the end of a run, retrying through a Redis outage (for up to one lease).
 
         If Redis stays away longer, the lease runs out and another executor runs the job again:
-        at-least-once execution, and the fence makes sure only one run's end is recorded.
+        at-least-once execution, and the fence makes sure only one run's end is recorded. The end
+        is then not this run's to record: False, as for a stale fence.
         """
         loop = asyncio.get_running_loop()
         give_up = loop.time() + max(self.queue.settings.lease_ms / 1000, 5.0)
@@ -101,7 +104,14 @@ class QueueLedger:
                 return bool(await self._recorder.write(write))
             except REDIS_ERRORS as exc:
                 if loop.time() > give_up:
-                    raise
+                    # What the lease is for, not a fault of this executor: no traceback.
+                    log.warning(
+                        "job %s: could not record its end within its lease (%s); it will be run again",
+                        claim.job_id,
+                        exc,
+                        extra=log_fields(claim),
+                    )
+                    return False
                 log.warning("job %s: cannot record its end yet (%s); retrying in %.1f s", claim.job_id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -201,7 +201,9 @@ class Worker(Runs):
                 log.warning("job %s failed: stalled too many times", job_id)
             for c in found.claims:
                 log.warning(
-                    "job %s: its executor stopped heartbeating; running it again", c.job_id, extra=log_fields(c)
+                    "job %s: its lease ran out (no heartbeat of its run reached Redis); running it again",
+                    c.job_id,
+                    extra=log_fields(c),
                 )
                 self._start(c)
 

@@ -8,6 +8,8 @@ servicers between `build` and `open`.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 
 import grpc
@@ -70,5 +72,15 @@ def open_port(
     enable_reflection(server, services)
     bound = listen(server, host, port, security.tls)
     if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port} ({variable})")
+        raise OSError(f"cannot listen on {host}:{port}: {_bind_error(host, port)} ({variable})")
     return health, bound
+
+
+def _bind_error(host: str, port: int) -> str:
+    """Why `host:port` cannot be bound, as the system says it ("Address already in use"); gRPC
+    only says that it failed."""
+    try:
+        with socket.create_server((host.strip("[]"), port)):
+            return "gRPC could not bind it"
+    except OSError as exc:
+        return os.strerror(exc.errno) if exc.errno else str(exc)

@@ -41,6 +41,9 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
     ("grpc.server.max_pending_requests_hard_limit", 2 * MAX_PENDING_CALLS),
+    # gRPC sets SO_REUSEPORT by default: a second server on a port already in use would bind it too and
+    # take every other connection. A port in use is refused at start instead, as the HTTP port is.
+    ("grpc.so_reuseport", 0),
 ]
 
 

@@ -30,11 +30,15 @@ def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
 
 
 def listen(server: grpc.aio.Server, host: str, port: int, tls: TlsSettings) -> int:
-    """Open `host:port` on `server` (TLS when configured); returns the bound port (0 = failed)."""
+    """Open `host:port` on `server` (TLS when configured); returns the bound port (0 = failed: in use,
+    or not an address of this machine)."""
     address = f"{host}:{port}"
-    if tls.enabled:
-        return int(server.add_secure_port(address, server_credentials(tls)))
-    return int(server.add_insecure_port(address))
+    try:
+        if tls.enabled:
+            return int(server.add_secure_port(address, server_credentials(tls)))
+        return int(server.add_insecure_port(address))
+    except RuntimeError:  # grpcio raises "Failed to bind to address" where older versions returned 0
+        return 0
 
 
 class _BearerKey(grpc.AuthMetadataPlugin):

@@ -11,7 +11,10 @@
 -- `events_key`, and counts the start in the rate limiters (limit.lua). Reads `job_prefix`,
 -- `progress_prefix`, `stats_prefix`, `worker` and `now` (limit_clock's, with a limiter on) from `ctx`.
 -- `figures`: a tally_batch the start is counted in (the caller applies it), or nil to count it now.
-local function claim_entry(ctx, lane, entry_id, id, events_key, from_states, figures)
+-- `takeover`: the run replaces one whose executor stopped (reclaim): it is the same attempt, run
+-- again (the stalled count, not the attempts, bounds take-overs, as a stalled job in BullMQ);
+-- `tries` counts it, so its files never overwrite the lost run's.
+local function claim_entry(ctx, lane, entry_id, id, events_key, from_states, figures, takeover)
   local jk = ctx.job_prefix .. id
   local flat = redis.call('HGETALL', jk)
   local job = {}
@@ -22,7 +25,9 @@ local function claim_entry(ctx, lane, entry_id, id, events_key, from_states, fig
     return nil
   end
   -- The run's fields, written at once; the counters as HINCRBY would leave them.
-  local run = {fence = tostring((tonumber(job.fence) or 0) + 1), attempt = tostring((tonumber(job.attempt) or 0) + 1),
+  local attempt = tonumber(job.attempt) or 0
+  if not takeover or attempt == 0 then attempt = attempt + 1 end
+  local run = {fence = tostring((tonumber(job.fence) or 0) + 1), attempt = tostring(attempt),
     tries = tostring((tonumber(job.tries) or 0) + 1),  -- never reset: names each run's artifacts apart, reruns too
     state = 'running', started = ctx.now, worker = ctx.worker, entry = entry_id,
     pct = '0', cur = '0', step = '', msg = 'Claimed by ' .. ctx.worker, ts = ctx.now}

@@ -75,7 +75,7 @@ for lane = 1, 3 do
         stop(KEYS[lane], item[1], id, jk, cur[1], 'failed', count)
       else
         emit_event(ctx, KEYS[4], 'stalled', jk, {state = 'running'})
-        local job = claim_entry(ctx, KEYS[lane], item[1], id, KEYS[4], resumable)
+        local job = claim_entry(ctx, KEYS[lane], item[1], id, KEYS[4], resumable, nil, true)
         if job then
           claimed[#claimed + 1] = {lane, item[1], job}
           left = left - 1

@@ -115,7 +115,7 @@ async def test_executors_killed_again_and_again_lose_no_job_and_finish_none_twic
     assert set((await terminal_counts(redis_of, job_ids)).values()) == {1}
     done = await completions(redis_of)
     assert all(done[j] == 1 for j in job_ids), "a job was completed twice (or never)"
-    reruns = sum(j.attempt > 1 for j in finished.values())
+    reruns = sum(j.runs > 1 for j in finished.values())
     assert reruns > 0, "the kills hit no running job: the test proved nothing"
 
 

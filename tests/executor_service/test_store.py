@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -47,6 +48,7 @@ from shared.model import (
     Priority,
     Progress,
     RunCommand,
+    RunEnd,
     RunTestSpec,
     Step,
     StepResult,
@@ -434,7 +436,9 @@ async def test_an_expired_lease_is_reclaimed_with_a_new_fence_and_the_old_run_is
     found = await reclaim(queue, consumer="other", worker_id="other", count=5)
     assert [c.job_id for c in found.claims] == [job_id]
     taken = found.claims[0]
-    assert taken.fence != dead.fence and taken.job.attempt == 2 and taken.job.worker_id == "other"
+    assert taken.fence != dead.fence and taken.job.worker_id == "other"
+    # The same attempt run again (a take-over is bounded by the stalled count), a new run.
+    assert (taken.job.attempt, taken.job.tries, taken.job.runs) == (1, 2, 2)
     assert not await finish(queue, dead, state=JobState.COMPLETED, progress=Progress(percentage=100))
     with pytest.raises(LeaseLost):
         await write_progress(queue, dead, Progress(percentage=50))
@@ -752,3 +756,52 @@ async def test_a_record_call_cut_off_by_a_cancellation_fails_its_writers_instead
     recorder = Recorder(queue)
     with pytest.raises(RedisConnectionError, match="cut off"):
         await asyncio.wait_for(recorder.write(progress_write(run, progress(20))), timeout=10)
+
+
+async def test_an_end_redis_refuses_for_a_whole_lease_is_left_to_the_take_over_with_one_warning(
+    redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the lease is for: the run's end is not this run's to record any more (False, as for a
+    stale fence), said as a warning, with no traceback and no "unexpected error"."""
+    queue = await short_lease_queue(redis_client)  # tried for 5 s, the shortest it tries for
+    await submit(queue)
+    run = await claim_one(queue)
+
+    async def refused(*_: object) -> list[int]:
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(recorder_module, "record", refused)
+    end = RunEnd(state=JobState.COMPLETED, progress=progress(100))
+    with caplog.at_level("WARNING", logger="executor_service.ledger"):
+        assert await asyncio.wait_for(QueueLedger(queue).finish(run, end), timeout=60) is False
+    last = caplog.records[-1]
+    assert last.levelname == "WARNING" and "could not record its end within its lease" in last.getMessage()
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_a_progress_write_nobody_waits_for_any_more_leaves_no_unread_error(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that stopped waiting for its report (cancelled) while Redis failed the write: the
+    failure is read all the same, so asyncio never logs "Future exception was never retrieved"."""
+    await submit(queue)
+    run = await claim_one(queue)
+
+    async def refused(*_: object) -> list[int]:
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(recorder_module, "record", refused)
+    unread: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: unread.append(context))
+    try:
+        report = QueueLedger(queue).progress_soon(run, progress(20))
+        report.cancel()  # the run stopped waiting before the write failed
+        for _ in range(5):  # the write is sent and fails within a few loop turns
+            await asyncio.sleep(0)
+        del report
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert [c.get("message") for c in unread] == []

@@ -58,3 +58,32 @@ async def test_each_call_is_taken_up_by_waiting_on_one_pending_call_not_one_per_
     assert unimplemented.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert len(waited) >= 6  # the accept loop's wait, once per call taken up
     assert max(waited) == 1
+
+
+async def test_a_second_server_on_a_port_in_use_is_refused_naming_why_and_the_setting() -> None:
+    """gRPC sets SO_REUSEPORT by default: a second server (an API started twice, an executor on the
+    API's port) would bind the same port and take every other connection. It is refused instead."""
+    first = edge_server.build(registry=CollectorRegistry(), tracing=None, security=SecuritySettings())
+    second = edge_server.build(registry=CollectorRegistry(), tracing=None, security=SecuritySettings())
+
+    def open_port(server: grpc.aio.Server, port: int, variable: str) -> int:
+        _, bound = edge_server.open_port(
+            server,
+            services=["sentinel.v1.TestExecution"],
+            redis=None,
+            host="127.0.0.1",
+            port=port,
+            security=SecuritySettings(),
+            variable=variable,
+        )
+        return bound
+
+    port = open_port(first, 0, "A_PORT")
+    await first.start()
+    try:
+        with pytest.raises(
+            OSError, match=rf"^cannot listen on 127\.0\.0\.1:{port}: Address already in use \(B_PORT\)$"
+        ):
+            open_port(second, port, "B_PORT")
+    finally:
+        await first.stop(None)
