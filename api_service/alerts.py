@@ -3,7 +3,8 @@
 Each method converts, calls a plain async function (`shared.alerts.rules`,
 `shared.alerts.deliveries`) and converts back. Everything is the caller's tenant's: another
 tenant's rule is NOT_FOUND like an unknown one. Viewers read rules and deliveries; submitters
-create and delete rules (`shared.edge.auth.METHOD_ROLES`).
+create and delete rules (`shared.edge.auth.METHOD_ROLES`). Webhook URLs are write-only like
+secrets: every answer shows them masked (`shared.alerts.urls`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from shared.sealed import Sealer
 class AlertsServicer(pb_grpc.AlertsServicer):
     def __init__(self, queue: Queue, *, sealer: Sealer | None, policy: NavigationPolicy) -> None:
         """Args:
-        sealer: seals notification secrets (None: a rule with a secret is refused).
+        sealer: seals notification secrets and URLs, and opens URLs to mask them (None: a rule
+            with a secret is refused; URLs are stored plain).
         policy: the webhook policy new rules' targets are checked by.
         """
         self._queue = queue
@@ -46,6 +48,7 @@ class AlertsServicer(pb_grpc.AlertsServicer):
         page = await rules.list_rules(
             self._queue,
             tenant=tenant_of(context),
+            sealer=self._sealer,
             page_size=page_size(request.page_size),
             page_token=request.page_token,
         )
@@ -61,6 +64,7 @@ class AlertsServicer(pb_grpc.AlertsServicer):
         page = await deliveries.list_deliveries(
             self._queue,
             tenant=tenant_of(context),
+            sealer=self._sealer,
             schedule_id=request.schedule_id,
             rule_id=request.rule_id,
             job_id=request.job_id,

@@ -18,7 +18,8 @@ its context's egress proxy (executor_service/egress.py), which checks them again
 Errors are converted here, at the boundary, into one shape: `TimeoutError` for no final answer in
 time, `RequestFailed` for no answer at all (refused, reset, closed unanswered, a bad URL). Their
 messages never carry the client library's error text beyond one line naming the cause (Playwright's
-call log and some client errors list the request's headers, which may hold secret values).
+call log and some client errors list the request's headers, which may hold secret values); the
+standalone client's words are `shared.http_failures`', which webhook deliveries use too.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from shared.errors import RequestFailed
+from shared.http_failures import no_answer
 from shared.navigation_policy import IpAddress
 from shared.pinned import pinned_connector
 
@@ -177,21 +179,8 @@ class StandaloneClient:
                 return await _reply(response.status, answer_headers, response.read)
         except TimeoutError:
             raise TimeoutError() from None
-        except aiohttp.ServerDisconnectedError:
-            raise RequestFailed("no answer (the connection closed)") from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            why = getattr(exc.certificate_error, "verify_message", None) or "no reason given"
-            raise RequestFailed(
-                f"no answer (the certificate of {exc.host}:{exc.port} is not trusted: certificate verify failed: {why})"
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise RequestFailed(f"no answer (the TLS handshake with {exc.host}:{exc.port} failed)") from None
-        except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
-            raise RequestFailed(f"no answer (cannot connect to {exc.host}:{exc.port}: {reason})") from None
         except (aiohttp.ClientError, ValueError) as exc:
-            # Named by kind rather than by aiohttp's text: some of its messages quote the request.
-            raise RequestFailed(_reason(exc)) from None
+            raise RequestFailed(no_answer(exc)) from None
 
     async def close(self) -> None:
         """Forget the cookies (connections are closed after each request)."""
@@ -202,16 +191,3 @@ async def _reply(status: int, headers: Mapping[str, str], read: Callable[[], Awa
     """The answer, its body read (`read`) unless it is a redirect, whose body is never read."""
     reply = Reply(status, headers, b"")
     return reply if reply.location else Reply(status, headers, await read())
-
-
-def _reason(exc: Exception) -> str:
-    """One line naming what went wrong, without the request's headers."""
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "not a valid URL"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"a malformed answer ({exc.message.splitlines()[0] if exc.message else type(exc).__name__})"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "the answer's body was cut off"
-    if isinstance(exc, aiohttp.ClientOSError):
-        return f"connection failed ({exc.strerror or type(exc).__name__})"
-    return type(exc).__name__

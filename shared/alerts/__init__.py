@@ -13,6 +13,7 @@
 - `deliveries`: the delivery records, their claim under a lease, their answers, ListDeliveries.
 - `signing`: the `Sentinel-Signature` header (`t=<unix s>,v1=<hex HMAC-SHA256 of "<t>.<body>">`).
 - `sender`: one HTTP attempt, its target checked by the navigation policy first.
+- `urls`: a webhook URL sealed at rest (with a key) and only ever shown masked.
 - `consumer`, `dispatcher`: the two loops each API replica runs; `service` starts and stops them.
 
 Plain asyncio and Redis: nothing here imports grpc or protobuf.

@@ -6,21 +6,25 @@ tenant's indexes — all, by schedule, by rule, by job — which ListDeliveries 
 first. `claim_due` takes due deliveries under a lease (alert_claim.lua) and `record_answer` keeps
 each answer (alert_record.lua): 2xx is DELIVERED; anything else is tried again after a backoff
 (base × 1, 5, 30, 120, 600) until the last attempt, then FAILED. Deliveries, their indexes and
-their answers expire after SENTINEL_WEBHOOK_RETENTION_DAYS.
+their answers expire after SENTINEL_WEBHOOK_RETENTION_DAYS. A delivery keeps its notification's URL
+as stored (sealed when there is a key); ListDeliveries shows it masked (`shared.alerts.urls`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import uuid
 from dataclasses import dataclass
 from typing import cast
 
 from shared.alerts.storage import load_hashes, script
+from shared.alerts.urls import shown_url
 from shared.clock import now_ms
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schema import DeliveryField
+from shared.sealed import Sealer
 
 __all__ = [
     "BACKOFF_STEPS",
@@ -32,6 +36,7 @@ __all__ = [
     "delivery_from_hash",
     "list_deliveries",
     "record_answer",
+    "shown",
 ]
 
 #: The retry delays as multiples of SENTINEL_WEBHOOK_BACKOFF_MS; later retries wait the last one.
@@ -51,6 +56,7 @@ class Delivery:
     delivery_id: str
     tenant_id: str
     event: str
+    #: As stored (sealed when there is a key), or masked in what `list_deliveries` gives.
     url: str
     body: str
     state: DeliveryState = DeliveryState.PENDING
@@ -110,17 +116,24 @@ def delivery_from_hash(raw: dict[str, str]) -> Delivery:
     )
 
 
+def shown(delivery: Delivery, sealer: Sealer | None) -> Delivery:
+    """`delivery` as a caller sees it: its URL masked."""
+    return dataclasses.replace(delivery, url=shown_url(delivery.url, sealer))
+
+
 async def list_deliveries(
     queue: Queue,
     *,
     tenant: str,
+    sealer: Sealer | None,
     schedule_id: str = "",
     rule_id: str = "",
     job_id: str = "",
     page_size: int,
     page_token: str = "",
 ) -> Page[Delivery]:
-    """A page of the tenant's deliveries, newest first, of one schedule, rule and/or job when named.
+    """A page of the tenant's deliveries as a caller sees them (`shown`), newest first, of one
+    schedule, rule and/or job when named.
 
     The narrowest index named is read (job, then schedule, then rule); the other filters are applied
     to what it holds. A tenant's deliveries are on its shard, where its jobs' events are.
@@ -144,7 +157,7 @@ async def list_deliveries(
             and (not rule_id or d.rule_id == rule_id)
         )
 
-    return await scan_index(
+    page = await scan_index(
         queue.redis,
         index,
         load=lambda ids: load_hashes(queue, [keys.alert_delivery(i) for i in ids], delivery_from_hash),
@@ -152,6 +165,7 @@ async def list_deliveries(
         page_size=page_size,
         page_token=page_token,
     )
+    return Page([shown(d, sealer) for d in page.items], page.next_token)
 
 
 async def claim_due(queue: Queue, *, count: int, lease_ms: int) -> list[ClaimedDelivery]:

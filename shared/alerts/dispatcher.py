@@ -4,7 +4,8 @@ At most `concurrency` attempts run at once per replica. A claim moves the delive
 the end of its lease (twice the attempt timeout, plus 5 s), so a replica that dies mid-attempt
 leaves the delivery to be tried again by another once the lease ends; the answer is recorded only
 under the lease it was claimed with. The loop looks for due deliveries every `poll_ms`, and at once
-when woken (new deliveries made in this replica, an attempt ended).
+when woken (new deliveries made in this replica, an attempt ended). An attempt opens the sealed URL
+and signing secret (`shared.alerts.urls`, `shared.sealed`) right before it is made; neither is logged.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from urllib.parse import urlsplit
 
 from shared.alerts.deliveries import Answer, ClaimedDelivery, claim_due, record_answer
 from shared.alerts.sender import send
+from shared.alerts.urls import mask_url, open_url
 from shared.errors import SentinelError
 from shared.navigation_policy import NavigationPolicy
 from shared.queue import Queue
@@ -101,13 +102,15 @@ class Dispatcher:
 
     async def _attempt(self, claimed: ClaimedDelivery) -> None:
         delivery = claimed.delivery
+        url = ""
         try:
+            url = open_url(delivery.url, self._sealer)
             secret = self._secret(claimed)
         except SentinelError as exc:
             answer = Answer(error=str(exc))
         else:
             answer = await send(
-                delivery.url,
+                url,
                 delivery.body,
                 delivery_id=delivery.delivery_id,
                 secret=secret,
@@ -125,12 +128,12 @@ class Dispatcher:
         except REDIS_OR_OS_ERRORS as exc:  # the lease runs out and the delivery is tried again
             log.warning("alerts: recording delivery %s failed: %s", delivery.delivery_id, exc)
             return
-        # The URL's path and query may hold a receiver's token: only its host is logged.
+        # The URL's path and query may hold a receiver's token: only its masked form is logged.
         log.info(
             "alerts: delivery %s (%s to %s) attempt %d: %s -> %s",
             delivery.delivery_id,
             delivery.event,
-            urlsplit(delivery.url).hostname,
+            mask_url(url) if url else "?",
             delivery.attempts,
             answer.status or answer.error,
             state.value if state is not None else "lease lost",

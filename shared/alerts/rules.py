@@ -2,7 +2,9 @@
 
 A rule is a hash (`Keys.alert_rule`) listed in its tenant's zset (newest first) and in the set of
 its tenant's rules for its tag, which the consumer reads to find the rules a job answers to.
-Secrets are sealed (`shared.sealed`) before anything is stored and leave only to sign a delivery.
+Secrets are sealed (`shared.sealed`) before anything is stored and leave only to sign a delivery;
+URLs are sealed too when there is a key, and leave only to be sent to: what a caller is given of a
+rule (`create_rule`, `list_rules`) shows each URL masked (`shared.alerts.urls`).
 Rules are tenant-scoped: another tenant's rule is `NotFoundError`, like an unknown one.
 """
 
@@ -18,6 +20,7 @@ from typing import Any, cast
 from shared import codec
 from shared.alerts.guard import webhook_violations
 from shared.alerts.storage import load_hashes
+from shared.alerts.urls import seal_url, shown_url
 from shared.clock import now_ms
 from shared.errors import DecodeError, FieldViolation, LimitError, NotFoundError, ValidationError
 from shared.navigation_policy import NavigationPolicy
@@ -38,6 +41,7 @@ __all__ = [
     "notifications_to_json",
     "rules_for_tags",
     "seal_notifications",
+    "shown",
 ]
 
 #: Most rules one tenant may have.
@@ -72,7 +76,7 @@ def notifications_from_json(raw: str) -> tuple[Notification, ...]:
 def seal_notifications(
     notifications: Sequence[Notification], sealer: Sealer | None, *, prefix: str
 ) -> tuple[Notification, ...]:
-    """`notifications` with every secret sealed.
+    """`notifications` with every secret sealed, and every URL too when there is a key (`sealer`).
 
     Raises:
         ValidationError: a secret is given but this server has no SENTINEL_SECRET_KEY to seal it.
@@ -84,8 +88,14 @@ def seal_notifications(
                 field = f"{prefix}notifications[{index}].secret"
                 raise ValidationError([FieldViolation(field, "this server has no SENTINEL_SECRET_KEY to seal it")])
             notification = dataclasses.replace(notification, secret=sealer.seal(notification.secret))
-        sealed.append(notification)
+        sealed.append(dataclasses.replace(notification, url=seal_url(notification.url, sealer)))
     return tuple(sealed)
+
+
+def shown(rule: AlertRule, sealer: Sealer | None) -> AlertRule:
+    """`rule` as a caller sees it: each URL masked (its secret stays sealed: only whether one is set shows)."""
+    notifications = tuple(dataclasses.replace(n, url=shown_url(n.url, sealer)) for n in rule.notifications)
+    return dataclasses.replace(rule, notifications=notifications)
 
 
 async def _validate(rule: AlertRule, policy: NavigationPolicy) -> None:
@@ -112,7 +122,8 @@ def _rule_from_hash(raw: dict[str, str]) -> AlertRule:
 async def create_rule(
     queue: Queue, rule: AlertRule, *, tenant: str, sealer: Sealer | None, policy: NavigationPolicy
 ) -> AlertRule:
-    """Validate and store a new rule for `tenant` (its id and creation time are the server's).
+    """Validate and store a new rule for `tenant` (its id and creation time are the server's); the
+    rule as a caller sees it (`shown`).
 
     Raises:
         ValidationError: a malformed tag or notification, a refused target, or a secret without a key.
@@ -144,17 +155,19 @@ async def create_rule(
     pipe.zadd(keys.alert_rules(tenant), {stored.rule_id: stored.created_at_ms})
     pipe.sadd(keys.alert_tag(tenant, stored.tag), stored.rule_id)
     await pipe.execute()
-    return stored
+    return shown(stored, sealer)
 
 
 async def _load(queue: Queue, rule_ids: Sequence[str]) -> list[AlertRule | None]:
     return await load_hashes(queue, [queue.keys.alert_rule(i) for i in rule_ids], _rule_from_hash)
 
 
-async def list_rules(queue: Queue, *, tenant: str, page_size: int, page_token: str = "") -> Page[AlertRule]:
-    """A page of the tenant's rules, newest first."""
+async def list_rules(
+    queue: Queue, *, tenant: str, sealer: Sealer | None, page_size: int, page_token: str = ""
+) -> Page[AlertRule]:
+    """A page of the tenant's rules as a caller sees them (`shown`), newest first."""
     queue = queue.for_tenant(tenant)
-    return await scan_index(
+    page = await scan_index(
         queue.redis,
         queue.keys.alert_rules(tenant),
         load=lambda ids: _load(queue, ids),
@@ -162,6 +175,7 @@ async def list_rules(queue: Queue, *, tenant: str, page_size: int, page_token: s
         page_size=page_size,
         page_token=page_token,
     )
+    return Page([shown(rule, sealer) for rule in page.items], page.next_token)
 
 
 async def delete_rule(queue: Queue, rule_id: str, *, tenant: str) -> None:
@@ -183,7 +197,7 @@ async def delete_rule(queue: Queue, rule_id: str, *, tenant: str) -> None:
 
 
 async def rules_for_tags(queue: Queue, *, tenant: str, tags: Sequence[str]) -> list[AlertRule]:
-    """The tenant's rules for any of `tags`, each once, oldest first."""
+    """The tenant's rules for any of `tags`, each once, oldest first, as stored (URLs and secrets sealed)."""
     if not tags:
         return []
     queue = queue.for_tenant(tenant)

@@ -4,7 +4,9 @@ The target is vetted by the webhook policy (`shared.alerts.guard`) right before 
 after resolution, and the connection goes only to the addresses vetted (shared.pinned), so a
 DNS answer that changes after the check reaches nothing the policy refuses. Redirects are never
 followed: a 3xx is an answer like any other non-2xx. At most 1 KiB of the answer is read.
-A refused target is final (`Answer.final`); every other failure may be tried again.
+A refused target is final (`Answer.final`); every other failure may be tried again. A failure is
+worded as a request step words it (`shared.http_failures`: `no answer (cannot connect to …)`),
+never with the client library's text, which may quote the URL.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import aiohttp
 
 from shared.alerts.deliveries import MAX_RESPONSE_BYTES, Answer
 from shared.alerts.signing import SIGNATURE_HEADER, signature_header
+from shared.http_failures import no_answer
 from shared.navigation_policy import NavigationPolicy
 from shared.pinned import pinned_connector
 
@@ -56,5 +59,5 @@ async def send(
             return Answer(status=response.status, body=answer, error=error)
     except TimeoutError:
         return Answer(error=f"no answer within {timeout_ms} ms")
-    except aiohttp.ClientError as exc:
-        return Answer(error=f"{type(exc).__name__}: {exc}"[:1000])
+    except (aiohttp.ClientError, ValueError) as exc:
+        return Answer(error=no_answer(exc))

@@ -1,6 +1,7 @@
 """Alert rules and deliveries between protobuf and the domain, part of the API's conversion layer.
 
-A notification's secret only comes in (see `convert_notifications`). Nothing here may import grpc.
+A notification's secret only comes in (see `convert_notifications`); its URL goes out as the domain
+gives it, masked (`shared.alerts.urls`). Nothing here may import grpc.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ and deliveries are the caller's tenant's, viewers read, submitters write."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,8 @@ async def test_deliveries_are_listed_by_rule_and_job_for_their_tenant_only(api: 
     acme = await wait_for(lambda: delivered("acme-viewer"), what="acme's deliveries recorded")
     assert sorted((d.job_id, d.rule_id) for d in acme) == sorted([(job_a, rule_a.rule_id), (job_b, rule_b.rule_id)])
     one = next(d for d in acme if d.job_id == job_a)
-    assert (one.event, one.url, one.attempts, one.response_status) == ("failed", api.receiver.url, 1, 200)
+    masked = api.receiver.url.removesuffix("/hook") + "/…"  # the URL is never answered whole
+    assert (one.event, one.url, one.attempts, one.response_status) == ("failed", masked, 1, 200)
     assert one.created_at.seconds and one.last_attempt_at.seconds and not one.next_attempt_at.seconds
     assert '"event":"failed"' in one.body and one.response_body.startswith("answer 200 to request")
     assert [d.job_id for d in await api.deliveries("acme-viewer", rule_id=rule_a.rule_id)] == [job_a]
@@ -180,3 +182,50 @@ async def test_deliveries_are_listed_by_rule_and_job_for_their_tenant_only(api: 
         pb.ListDeliveriesRequest(page_size=1, page_token=first.next_page_token), metadata=api.md("acme-viewer")
     )
     assert {first.deliveries[0].job_id, rest.deliveries[0].job_id} == {job_a, job_b}
+
+
+async def stored_text(redis_client: aioredis.Redis) -> str:
+    """Every key and value in Redis, as one text."""
+    found = []
+    async for key in redis_client.scan_iter():
+        kind = str(await redis_client.type(key))
+        value: object
+        if kind == "hash":
+            value = await redis_client.hgetall(key)
+        elif kind == "zset":
+            value = await redis_client.zrange(key, 0, -1)
+        elif kind == "set":
+            value = await redis_client.smembers(key)
+        elif kind == "stream":
+            value = await redis_client.xrange(key)
+        elif kind == "list":
+            value = await redis_client.lrange(key, 0, -1)
+        else:
+            value = await redis_client.get(key)
+        found.append(repr((key, value)))
+    return "\n".join(found)
+
+
+async def test_a_webhook_url_is_answered_only_masked_and_stored_sealed(api: Api, redis_client: aioredis.Redis) -> None:
+    """Its credentials and token reach the receiver, and nobody else: not a viewer, not Redis."""
+    token = "tok_0123456789abcdefWXYZ"
+    url = api.receiver.url.replace("http://", "http://user:hunter2@") + f"?token={token}"
+    masked = api.receiver.url + "?…WXYZ"  # http://127.0.0.1:<port>/hook?…WXYZ
+    made = await api.rule("acme-submitter", "checkout", url=url)
+    assert made.notifications[0].url == masked
+    listed = await api.stub.ListAlertRules(pb.ListAlertRulesRequest(), metadata=api.md("acme-viewer"))
+    assert [n.url for r in listed.rules for n in r.notifications] == [masked]
+
+    job_id = await fail_job(api, "acme", ("checkout",))
+    (received,) = await wait_for(lambda: api.receiver.received, within=30, what="the delivery")
+    assert received.headers["Authorization"] == "Basic " + base64.b64encode(b"user:hunter2").decode()
+
+    async def delivered() -> pb.Delivery | None:
+        found = await api.deliveries("acme-viewer", job_id=job_id)
+        return found[0] if found and found[0].state == pb.DELIVERY_STATE_DELIVERED else None
+
+    delivery = await wait_for(delivered, what="the delivery recorded")
+    assert delivery.url == masked
+    stored = await stored_text(redis_client)
+    assert job_id in stored and "sealed:v1:" in stored
+    assert "hunter2" not in stored and token not in stored and "user:" not in stored

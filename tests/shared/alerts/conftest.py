@@ -75,7 +75,7 @@ class Alerting:
     async def deliveries(self, **filters: str) -> list[Delivery]:
         """Every delivery of the tenant, filtered as ListDeliveries filters, in the order their jobs
         ended (deliveries made within one millisecond have no order of their own); one job's by event."""
-        page = await list_deliveries(self.queue, tenant=TENANT, page_size=500, **filters)
+        page = await list_deliveries(self.queue, tenant=TENANT, sealer=self.sealer, page_size=500, **filters)
         order = {job_id: i for i, job_id in enumerate(self.ended)}
         return sorted(page.items, key=lambda d: (order.get(d.job_id, -1), d.event))
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from shared.alerts import rules
 from shared.alerts.deliveries import Answer, Delivery, DeliveryState, claim_due, record_answer
 from shared.alerts.dispatcher import Dispatcher
 from shared.alerts.guard import webhook_policy
 from shared.alerts.signing import sign, signature_header
 from shared.model import JobState
+from shared.notifications import Notification
 from shared.settings import AlertSettings
+from tests.queue_helpers import TENANT
 from tests.shared.alerts.conftest import Alerting, drain
 from tests.support import wait_for
 from tests.webhook_receiver import Receiver, hmac_sha256, run_receiver, signature_holds
@@ -99,6 +103,45 @@ async def test_a_private_target_not_allowed_is_refused_at_delivery(alerting: Ale
     assert failed.attempts == 1 and failed.response_status == 0
     assert "refused by the webhook guard" in failed.error and "SENTINEL_WEBHOOK_ALLOW" in failed.error
     assert receiver.received == []
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_refused_connection_is_worded_as_a_request_step_words_it(alerting: Alerting) -> None:
+    settings = dataclasses.replace(alerting.settings, max_attempts=1)
+    port = closed_port()
+    async with dispatching(alerting, settings):
+        await failing_check(alerting, Receiver(url=f"http://127.0.0.1:{port}/hook"))
+        failed = await wait_for(lambda: _only(alerting, lambda d: d.state is DeliveryState.FAILED))
+    assert failed.error.startswith(f"no answer (cannot connect to 127.0.0.1:{port}: "), failed.error
+    assert "ClientConnectorError" not in failed.error and "ssl:" not in failed.error
+
+
+async def test_a_url_stored_sealed_is_sent_to_and_one_stored_without_a_key_too(alerting: Alerting) -> None:
+    async with run_receiver() as receiver, dispatching(alerting):
+        consumer = await alerting.consumer()
+        sealed = await alerting.rule(receiver.url, tag="sealed")
+        plain = rules.AlertRule(rule_id="", tenant_id="", tag="plain", notifications=(Notification(url=receiver.url),))
+        policy = webhook_policy(alerting.settings)
+        unsealed = await rules.create_rule(alerting.queue, plain, tenant=TENANT, sealer=None, policy=policy)
+        stored = {
+            rule.tag: str(
+                await alerting.queue.redis.hget(alerting.queue.keys.alert_rule(rule.rule_id), "notifications")
+            )
+            for rule in (sealed, unsealed)
+        }
+        assert "sealed:v1:" in stored["sealed"] and "127.0.0.1" not in stored["sealed"]
+        assert receiver.url in stored["plain"]  # no key to seal it with: kept as given, and it works
+        await alerting.end_job(JobState.FAILED, tags=("sealed", "plain"))
+        await drain(consumer)
+        await wait_for(lambda: len(receiver.received) == 2, what="both deliveries")
+    (made,) = {d.url for d in await alerting.deliveries()}
+    assert made == receiver.url.removesuffix("/hook") + "/…"  # listed masked, sealed or not
 
 
 async def test_an_unsigned_notification_sends_no_signature(alerting: Alerting) -> None:
