@@ -1,6 +1,6 @@
 """`sentinel schedules`: run a test again and again, by cron or at a fixed interval, through the API.
 
-    sentinel schedules create FILE (--every 5m | --cron "*/5 * * * *") [--name N] [--overlap skip|allow|buffer-one]
+    sentinel schedules create FILE (--every 5m | --cron "*/5 * * * *") [--name N] [--overlap skip|allow|buffer_one]
                                    [--tz Europe/Berlin] [--jitter 30s] [--catchup 10m] [--paused]
                                    [--priority P] [--tag T]…
                                    [--notify URL [--notify-event E]… [--notify-secret-env VAR | --notify-secret-prompt]]
@@ -14,6 +14,9 @@ FILE is what `sentinel submit` takes (a definition, a SubmitRequest, or a Chrome
 `--notify` sends a webhook when the schedule's runs start failing or recover (events as `sentinel
 alerts` takes them); its signing secret comes from an environment variable or a prompt, never from
 the command line. Every command is one SDK call (`sentinel_client`); output is plain text for people.
+Times are shown in the schedule's own time zone with their UTC offset (`2026-12-07 09:00:00-05:00`
+for a cron in America/New_York; `+00:00` for UTC), as its cron reads them. An error the API finds in
+what a flag set names the flag (`--jitter: at most 4999 ms …`).
 """
 
 from __future__ import annotations
@@ -24,23 +27,68 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sentinel_cli import recorder, webhooks
 from sentinel_cli.client import PRIORITIES, open_client, state_name
-from sentinel_client import Schedule, ScheduleFields, SubmitOptions
+from sentinel_client import InvalidArgumentError, Schedule, ScheduleFields, SubmitOptions
+from sentinel_client.errors import FieldViolation
+from shared.schedules.timing import MAX_INTERVAL_MS, MIN_INTERVAL_MS
 
 COMMAND = "schedules"
-OVERLAPS = ("skip", "allow", "buffer-one")
+#: The overlap policies as the README and every listing spell them; `buffer-one` is taken too.
+OVERLAPS = ("skip", "allow", "buffer_one")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
+_DURATION = re.compile(r"(-?)(\d+)(ms|s|m|h|d)")
+#: The flag of `create` that sets each field of the Schedule, so an error the API finds names what
+#: the user typed. A field not here (the template's definition) keeps its path.
+_FLAGS = {
+    "schedule.name": "--name",
+    "schedule.cron": "--cron",
+    "schedule.interval_ms": "--every",
+    "schedule.timezone": "--tz",
+    "schedule.jitter_ms": "--jitter",
+    "schedule.overlap": "--overlap",
+    "schedule.catchup_window_ms": "--catchup",
+    "schedule.paused": "--paused",
+    "schedule.template.options.priority": "--priority",
+    "schedule.template.options.tags": "--tag",
+    "schedule.notifications": "--notify",
+}
+_NOTIFY_FLAGS = {"url": "--notify", "events": "--notify-event", "secret": "--notify-secret-env"}
+
+
+def _signed_ms(text: str) -> int:
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"a duration like 30s, 5m, 1h, 500ms or 1d, got {text!r}")
+    sign = -1 if match.group(1) else 1
+    return sign * int(match.group(2)) * _UNITS_MS[match.group(3)]
 
 
 def duration_ms(text: str) -> int:
     """`5m`, `30s`, `1h`, `500ms`, `1d` as milliseconds (argparse's type for durations)."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"a duration like 30s, 5m, 1h, 500ms or 1d, got {text!r}")
-    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+    ms = _signed_ms(text)
+    if ms < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return ms
+
+
+def interval_ms(text: str) -> int:
+    """`--every`'s type: a duration the API takes as an interval (1s to 366 days)."""
+    ms = _signed_ms(text)
+    if ms < 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    if not MIN_INTERVAL_MS <= ms <= MAX_INTERVAL_MS:
+        raise argparse.ArgumentTypeError(
+            f"must be between 1s and 366d ({MIN_INTERVAL_MS} and {MAX_INTERVAL_MS} ms), got {text!r}"
+        )
+    return ms
+
+
+def overlap(text: str) -> str:
+    """`--overlap`'s type: `buffer-one` is `buffer_one`, as the SDK takes it too."""
+    return text.strip().lower().replace("-", "_")
 
 
 def add_parser(sub: Any) -> None:
@@ -53,12 +101,20 @@ def add_parser(sub: Any) -> None:
         description="Schedule a test. A webhook's signing secret is read from an environment variable "
         "(--notify-secret-env) or asked for (--notify-secret-prompt), never taken from the command line.",
     )
+    # `--every -5m` is a (refused) value, not an unknown option: argparse takes only `-5` or `-1.5` so.
+    create._negative_number_matcher = re.compile(r"^-\d")
     create.add_argument("file")
     when = create.add_mutually_exclusive_group(required=True)
-    when.add_argument("--every", type=duration_ms, metavar="DURATION", help="a fixed interval: 30s, 5m, 1h (>= 1s)")
+    when.add_argument("--every", type=interval_ms, metavar="DURATION", help="a fixed interval: 30s, 5m, 1h (>= 1s)")
     when.add_argument("--cron", help='5 fields ("*/5 * * * *"), or 6 with seconds first')
-    create.add_argument("--name", default="", help="the schedule's name (default: the test's)")
-    create.add_argument("--overlap", choices=OVERLAPS, default="skip", help="while the last run goes on (default skip)")
+    create.add_argument("--name", default="", help="the schedule's name (default: the file's name without .json)")
+    create.add_argument(
+        "--overlap",
+        type=overlap,
+        choices=OVERLAPS,
+        default="skip",
+        help="while the last run goes on (default skip; buffer-one is taken too)",
+    )
     create.add_argument("--tz", default="", help="IANA time zone of the cron (default UTC)")
     create.add_argument(
         "--jitter", type=duration_ms, default=0, metavar="DURATION", help="run each fire up to this late"
@@ -80,8 +136,16 @@ def add_parser(sub: Any) -> None:
     actions.add_parser("delete", help="delete it (its jobs stay)").add_argument("schedule_id")
 
 
-def _time(when: datetime | None) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+def _zone(schedule: Schedule) -> ZoneInfo:
+    try:
+        return ZoneInfo(schedule.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _time(when: datetime | None, zone: ZoneInfo) -> str:
+    """`2026-12-07 09:00:00-05:00`: in the schedule's zone, with its offset (never the machine's)."""
+    return when.astimezone(zone).isoformat(sep=" ", timespec="seconds") if when else "-"
 
 
 def _timing(schedule: Schedule) -> str:
@@ -92,12 +156,14 @@ def _timing(schedule: Schedule) -> str:
 
 def render_line(schedule: Schedule, out: TextIO) -> None:
     """One schedule on a line (`list`, and what the changing commands print)."""
-    nxt = "paused" if schedule.paused else f"next {_time(schedule.next_fires[0] if schedule.next_fires else None)}"
+    first = schedule.next_fires[0] if schedule.next_fires else None
+    nxt = "paused" if schedule.paused else f"next {_time(first, _zone(schedule))}"
     out.write(f"{schedule.id}  {schedule.name}  {_timing(schedule)}  {schedule.overlap.value}  {nxt}\n")
 
 
 def render_schedule(schedule: Schedule, out: TextIO) -> None:
-    """`sentinel schedules get`: the schedule, its next fires and its latest runs."""
+    """`sentinel schedules get`: the schedule, its next fires and its latest runs (a held fire first)."""
+    zone = _zone(schedule)
     render_line(schedule, out)
     if schedule.note:
         out.write(f"  note: {schedule.note}\n")
@@ -106,13 +172,36 @@ def render_schedule(schedule: Schedule, out: TextIO) -> None:
     for n in schedule.notifications:
         out.write(f"  notify {webhooks.describe(n)}\n")
     for when in schedule.next_fires:
-        out.write(f"  next   {_time(when)}\n")
+        out.write(f"  next   {_time(when, zone)}\n")
     for run in schedule.recent_runs:
-        what = "triggered" if run.triggered else "fired"
-        if run.skipped:
-            out.write(f"  {_time(run.fire_time)}  skipped  {run.reason}\n")
+        at = _time(run.fire_time, zone)
+        if run.held:
+            out.write(f"  {at}  {run.reason or 'held'}\n")
+        elif run.skipped:
+            out.write(f"  {at}  skipped  {run.reason}\n")
         else:
-            out.write(f"  {_time(run.fire_time)}  {what}  {run.job_id}  {state_name(run.state)}\n")
+            what = "triggered" if run.triggered else "fired"
+            out.write(f"  {at}  {what}  {run.job_id}  {state_name(run.state)}\n")
+
+
+def flag_errors(exc: InvalidArgumentError) -> InvalidArgumentError:
+    """`exc` with each field `create` sets named by its flag (`schedule.jitter_ms` → `--jitter`)."""
+    renamed = [FieldViolation(_flag_of(v.field), v.description) for v in exc.violations]
+    if not renamed:
+        return exc
+    message = "\n".join(f"{v.field}: {v.description}" for v in renamed)
+    return InvalidArgumentError(message, violations=renamed, code=exc.code)
+
+
+def _flag_of(field: str) -> str:
+    for path, flag in _FLAGS.items():
+        rest = field.removeprefix(path)
+        if rest == field or rest[:1] not in ("", ".", "["):
+            continue
+        if flag == "--notify":  # notifications[0].events → --notify-event
+            return _NOTIFY_FLAGS.get(rest.partition("].")[2].partition(".")[0].partition("[")[0], flag)
+        return flag
+    return field
 
 
 async def run(args: argparse.Namespace, address: str | None) -> int:
@@ -123,7 +212,7 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
         if action == "create":
             fields: ScheduleFields = {
                 "name": args.name or _name_of(args.file),
-                "overlap": args.overlap.replace("-", "_"),
+                "overlap": args.overlap,
                 "timezone": args.tz,
                 "jitter_ms": args.jitter,
                 "catchup_window_ms": args.catchup,
@@ -139,7 +228,11 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
                 options["priority"] = args.priority
             if args.tag:
                 options["tags"] = args.tag
-            made = await client.create_schedule(recorder.load_test(args.file), options=options, **fields)
+            test = recorder.load_test(args.file)
+            try:
+                made = await client.create_schedule(test, options=options, **fields)
+            except InvalidArgumentError as exc:
+                raise flag_errors(exc) from exc
             render_line(made, sys.stdout)
         elif action == "list":
             async for schedule in client.schedules():
@@ -160,5 +253,6 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
 
 
 def _name_of(path: str) -> str:
-    """A schedule's default name: its file's stem (the API refuses an empty name)."""
+    """A schedule's default name: its file's stem, as the SDK's `create_schedule` names a file's
+    (here also for a recording, which reaches the SDK converted, as a dict)."""
     return Path(path).stem

@@ -39,13 +39,14 @@ class ScheduleSpec:
 
 @dataclass(frozen=True)
 class ScheduleRun:
-    """One of a schedule's latest fires: the job it started, or why it started none."""
+    """One of a schedule's latest fires: the job it started, or why it started none; or the fire
+    BUFFER_ONE holds until the running fire ends (no job, not skipped, `store.HELD` as its reason)."""
 
     fire_time_ms: int
     job_id: str = ""
     state: JobState | None = None  # the job's state now (None: no job, or it is gone)
     skipped: bool = False
-    reason: str = ""  # why it was skipped
+    reason: str = ""  # why it was skipped (or that it is held)
     triggered: bool = False  # a TriggerSchedule, not a fire time
 
 

@@ -5,7 +5,8 @@ tenant's schedule is `NotFoundError`. Every write is one `schedule_save.lua` cal
 the hash, the tenant index and the due zset together); what fires them is `shared.schedules.firing`.
 
 A change of timing restarts the schedule's count from now (a new anchor, nothing to catch up), and
-so does a resume: fires that fell while a schedule was paused never run.
+so does a resume: fires that fell while a schedule was paused never run. A fire BUFFER_ONE held is
+dropped by a pause or a change of timing, and recorded among the runs as skipped (schedule_save.lua).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from shared.notifications import Notification
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schedules import encoding
-from shared.schedules.model import Schedule, ScheduleSpec
+from shared.schedules.model import Schedule, ScheduleRun, ScheduleSpec
 from shared.schedules.rules import MAX_NOTE_CHARS, apply_mask, seal_spec, validate_spec
 from shared.schedules.timing import Timing, jitter_of, next_fire, next_fires
 from shared.schema import JobField
@@ -31,6 +32,7 @@ from shared.schema import ScheduleField as F
 from shared.sealed import Sealer
 
 __all__ = [
+    "HELD",
     "NEXT_FIRES",
     "RECENT_RUNS",
     "create_schedule",
@@ -48,6 +50,8 @@ __all__ = [
 #: Fire times a schedule shows ahead, and runs it keeps to show.
 NEXT_FIRES = 5
 RECENT_RUNS = 20
+#: The reason of the fire BUFFER_ONE holds, shown first among the runs while it waits (no job, not skipped).
+HELD = "held: waits for the running fire to end"
 
 
 def due_after(schedule_id: str, timing: Timing, *, anchor_ms: int, after_ms: int) -> int:
@@ -69,7 +73,12 @@ async def _save(
     queue = queue.for_job(schedule_id)  # a schedule id names its shard, its tenant's (`Queue.new_id`)
     keys = queue.keys
     outcome = await queue.scripts.schedule_save(
-        keys=[keys.schedule(schedule_id), keys.tenant_schedules(tenant), keys.schedules_due],
+        keys=[
+            keys.schedule(schedule_id),
+            keys.tenant_schedules(tenant),
+            keys.schedules_due,
+            keys.schedule_runs(schedule_id),
+        ],
         args=[
             queue.context(
                 mode=mode,
@@ -79,6 +88,7 @@ async def _save(
                 max=queue.settings.tenant_max_schedules,
                 retime=retime,
                 next_due="" if next_due is None else next_due,
+                runs_max=RECENT_RUNS,
             )
         ],
     )
@@ -141,7 +151,8 @@ def _with_next_fires(schedule: Schedule, now: int) -> Schedule:
 
 
 async def get_schedule(queue: Queue, schedule_id: str, *, tenant: str | None) -> Schedule:
-    """The schedule with its next fire times and its latest runs (each with its job's state now)."""
+    """The schedule with its next fire times and its latest runs (each with its job's state now), the
+    fire BUFFER_ONE holds first (`HELD`)."""
     schedule = await load_schedule(queue, schedule_id, tenant=tenant)
     queue = queue.for_job(schedule_id)
     entries = cast(list[str], await queue.redis.lrange(queue.keys.schedule_runs(schedule_id), 0, RECENT_RUNS - 1))
@@ -154,6 +165,8 @@ async def get_schedule(queue: Queue, schedule_id: str, *, tenant: str | None) ->
         dataclasses.replace(run, state=JobState(state) if state else None)
         for run, state in zip(runs, states, strict=True)
     ]
+    if schedule.buffered_ms and not schedule.spec.paused:
+        runs.insert(0, ScheduleRun(fire_time_ms=schedule.buffered_ms, reason=HELD))
     return dataclasses.replace(_with_next_fires(schedule, now_ms()), recent_runs=tuple(runs))
 
 

@@ -10,7 +10,9 @@ Every API replica computes the same fire times for a schedule, so that claiming 
   fall-back hour, a cron whose hour field is fixed (`30 2 * * *`) fires once, at the first of the
   two 02:30s, while one that runs every hour or more often fires in real time through both;
 - **jitter**: each fire runs up to `jitter_ms` later, by an offset drawn from a hash of the schedule's
-  id and the fire time, so every replica agrees on it.
+  id and the fire time, so every replica agrees on it. It must be less than the interval, or than
+  the shortest gap between a cron's fires (fires are submitted in order: a longer jitter would hold
+  the next fire behind a late one).
 
 Pure computation: no Redis, no protobuf. Times are Unix milliseconds.
 """
@@ -18,6 +20,7 @@ Pure computation: no Redis, no protobuf. Times are Unix milliseconds.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +40,7 @@ __all__ = [
     "jitter_of",
     "next_fire",
     "next_fires",
+    "shortest_gap_ms",
     "timing_violations",
 ]
 
@@ -46,6 +50,10 @@ MAX_JITTER_MS = 3_600_000
 MAX_CRON_CHARS = 200
 #: A cron that cannot find its next fire within this many years (`0 0 30 2 *`) is refused.
 _CRON_HORIZON_YEARS = 5
+#: A cron's jitter must be less than the shortest gap between its fires, found among this many
+#: fires ahead, within this long: enough for daily, weekly and monthly patterns, and quick (~50 ms).
+GAP_FIRES = 1000
+GAP_HORIZON_MS = 366 * 86_400_000
 
 
 @dataclass(frozen=True)
@@ -73,14 +81,37 @@ def timing_violations(timing: Timing, *, prefix: str) -> list[FieldViolation]:
     zone = _zone(timing.timezone)
     if zone is None:
         found.append(FieldViolation(f"{prefix}timezone", f"not an IANA time zone: {timing.timezone[:80]!r}"))
-    if timing.cron:
-        problem = _cron_problem(timing.cron)
-        if problem:
-            found.append(FieldViolation(f"{prefix}cron", problem))
-    limit = MAX_JITTER_MS if not timing.interval_ms else min(MAX_JITTER_MS, timing.interval_ms - 1)
+    problem = _cron_problem(timing.cron) if timing.cron else ""
+    if problem:
+        found.append(FieldViolation(f"{prefix}cron", problem))
+    limit, why = MAX_JITTER_MS, "1 h"
+    if timing.interval_ms:
+        limit, why = min(limit, timing.interval_ms - 1), "less than the interval, at most 1 h"
+    elif timing.cron and timing.jitter_ms and zone is not None and not problem:
+        # A jitter as long as a gap between fires would hold the next fire behind the late one (fires
+        # are submitted in order): "each fire delayed by its own fixed amount" would no longer hold.
+        gap = shortest_gap_ms(timing, after_ms=round(time.time() * 1000), stop_at_ms=timing.jitter_ms)
+        if gap and gap - 1 < limit:
+            limit, why = gap - 1, f"less than the shortest gap between the cron's fires, {gap} ms"
     if timing.jitter_ms > limit:
-        found.append(FieldViolation(f"{prefix}jitter_ms", f"at most {limit} ms (less than the interval, at most 1 h)"))
+        found.append(FieldViolation(f"{prefix}jitter_ms", f"at most {limit} ms ({why})"))
     return found
+
+
+def shortest_gap_ms(timing: Timing, *, after_ms: int, stop_at_ms: int = 0) -> int:
+    """The shortest time between two consecutive fires of `timing` among its next `GAP_FIRES` fires
+    after `after_ms`, within `GAP_HORIZON_MS` (0: fewer than two fires in that time). It stops at
+    the first gap of at most `stop_at_ms` (that one is short enough to refuse a jitter)."""
+    shortest, previous, seen = 0, 0, 0
+    for at in fires_after(timing, anchor_ms=after_ms, after_ms=after_ms):
+        if at - after_ms > GAP_HORIZON_MS or seen >= GAP_FIRES:
+            break
+        if previous and (not shortest or at - previous < shortest):
+            shortest = at - previous
+            if shortest <= stop_at_ms:
+                break
+        previous, seen = at, seen + 1
+    return shortest
 
 
 def _cron_problem(expression: str) -> str:

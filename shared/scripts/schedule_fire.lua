@@ -24,6 +24,7 @@
 -- it: the loser's compare-and-set fails and writes nothing; and a crash cannot leave a claimed fire
 -- without its job, or a job without its claim.
 --- @include submit_job
+--- @include schedule_run
 local ctx = cjson.decode(ARGV[1])
 local sk = KEYS[1]
 local s = redis.call('HMGET', sk, 'tenant', 'last_fire', 'last_job', 'buffered', 'overlap', 'paused', 'gen')
@@ -36,15 +37,9 @@ if not s[1] then return {'gone', ''} end
 local op, now, fire = ctx.op, tonumber(ctx.now), tonumber(ctx.fire)
 local buffered = s[4] or ''
 
-local function record(entry)
-  redis.call('LPUSH', KEYS[3], cjson.encode(entry))
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ctx.runs_max) - 1)
-end
+local function record(entry) record_run(ctx, KEYS[3], entry) end
 
-local function skip(reason)
-  redis.call('HINCRBY', sk, 'skipped', 1)
-  record({fire = ctx.fire, skipped = true, reason = reason})
-end
+local function skip(reason) skip_run(ctx, sk, KEYS[3], ctx.fire, reason) end
 
 -- The previous run (the latest job) has not ended: it exists and is not in a final state.
 local function busy()

@@ -158,6 +158,13 @@ async def test_a_bad_schedule_is_refused_naming_every_field(api: Api) -> None:
         Code.INVALID_ARGUMENT,
     )
     assert bad_request_fields(err) == ["schedule.interval_ms"]
+    # A cron's jitter must be less than the shortest gap between its fires, as an interval's must.
+    jittery = schedule(cron="*/5 * * * *", jitterMs="600000")
+    err = await rpc_error(
+        api.schedules.CreateSchedule(pb.CreateScheduleRequest(schedule=jittery), metadata=api.md("acme-submitter")),
+        Code.INVALID_ARGUMENT,
+    )
+    assert bad_request_fields(err) == ["schedule.jitter_ms"] and "299999 ms" in (err.details() or "")
     assert not (await api.schedules.ListSchedules(pb.ListSchedulesRequest(), metadata=api.md("acme-viewer"))).schedules
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import re
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 
 from api_service.server import ApiServer
 from sentinel_cli import admin_commands, schedules
 from sentinel_cli.main import _parser
+from sentinel_client import InvalidArgumentError, JobState, OverlapPolicy, Schedule, ScheduleRun
 
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
 
@@ -49,6 +54,78 @@ def test_durations() -> None:
             schedules.duration_ms(bad)
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # The interval's own rule, named by its flag (not "set exactly one of cron and interval_ms").
+        (["--every", "0s"], "argument --every: must be between 1s and 366d (1000 and 31622400000 ms), got '0s'"),
+        (["--every", "500ms"], "argument --every: must be between 1s and 366d"),
+        # A negative duration is a value to refuse, not an unknown option ("expected one argument").
+        (["--every", "-5m"], "argument --every: must be positive, got '-5m'"),
+        (["--every", "5m", "--jitter", "-1s"], "argument --jitter: must not be negative, got '-1s'"),
+        (["--every", "5m", "--catchup", "-1m"], "argument --catchup: must not be negative, got '-1m'"),
+    ],
+)
+def test_a_bad_duration_is_refused_naming_its_flag(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        args("create", "t.json", *argv)
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_the_overlap_policy_is_taken_as_the_readme_and_the_listings_spell_it() -> None:
+    for spelt in ("buffer_one", "buffer-one", "BUFFER_ONE"):
+        assert args("create", "t.json", "--every", "5m", "--overlap", spelt).overlap == "buffer_one"
+    assert tuple(p.value for p in OverlapPolicy) == schedules.OVERLAPS
+
+
+def test_times_are_shown_in_the_schedules_zone_with_their_offset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # the machine's zone plays no part
+    time.tzset()
+    try:
+        nine = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)  # 09:00 in New York
+        made = Schedule(
+            id="s1",
+            name="ny9",
+            cron="0 9 * * *",
+            timezone="America/New_York",
+            next_fires=(nine,),
+            recent_runs=(
+                ScheduleRun(fire_time=nine - timedelta(days=1), reason="held: waits for the running fire to end"),
+                ScheduleRun(fire_time=nine - timedelta(days=2), job_id="j1", state=JobState.COMPLETED),
+            ),
+        )
+        out = io.StringIO()
+        schedules.render_schedule(made, out)
+        lines = out.getvalue().splitlines()
+        assert lines[0] == "s1  ny9  cron '0 9 * * *' America/New_York  skip  next 2026-12-07 09:00:00-05:00"
+        assert "  next   2026-12-07 09:00:00-05:00" in lines
+        assert "  2026-12-06 09:00:00-05:00  held: waits for the running fire to end" in lines
+        assert "  2026-12-05 09:00:00-05:00  fired  j1  COMPLETED" in lines
+        out = io.StringIO()
+        schedules.render_line(Schedule(id="s2", name="i", interval_ms=60_000, next_fires=(nine,)), out)
+        assert out.getvalue().endswith("next 2026-12-07 14:00:00+00:00\n")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+async def test_the_apis_refusal_of_a_flags_value_names_the_flag(api: ApiServer, test_file: Path) -> None:
+    for argv, flag, said in (
+        (["--cron", "*/5 * * * *", "--jitter", "10m"], "--jitter", "shortest gap between the cron's fires"),
+        (["--every", "5s", "--jitter", "5s"], "--jitter", "less than the interval"),
+        (["--cron", "61 * * * *"], "--cron", "not a valid cron"),
+        (["--every", "5m", "--tz", "Mars/Olympus"], "--tz", "IANA"),
+    ):
+        with pytest.raises(InvalidArgumentError) as refused:
+            await schedules.run(args("create", str(test_file), *argv), f"127.0.0.1:{api.port}")
+        assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in refused.value.violations] == [flag], refused.value.violations
+        assert said in refused.value.violations[0].description
+        assert refused.value.message.startswith(f"{flag}: ")
+
+
 async def test_create_list_get_pause_resume_trigger_delete(
     api: ApiServer, test_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -66,13 +143,14 @@ async def test_create_list_get_pause_resume_trigger_delete(
         "--jitter",
         "2s",
     )
-    match = re.match(r"(\S+)  sign-in  every 300s  buffer_one  next \d{4}-", out)
+    match = re.match(r"(\S+)  sign-in  every 300s  buffer_one  next \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00:00\n", out)
     assert match, out
     sid = match.group(1)
     cron = await run(
         api, capsys, "create", str(test_file), "--cron", "*/5 * * * *", "--tz", "Europe/Berlin", "--name", "n"
     )
     assert "  n  cron '*/5 * * * *' Europe/Berlin  skip  next " in cron
+    assert re.search(r"next \S+ \d\d:\d[05]:00\+0[12]:00\n", cron), cron  # Berlin's time, with its offset
 
     listed = await run(api, capsys, "list")
     assert listed.count("\n") == 2 and sid in listed
@@ -109,4 +187,4 @@ async def test_a_bad_schedule_exits_2_naming_the_field(api: ApiServer, test_file
     )
     _, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2
-    assert "INVALID_ARGUMENT" in err.decode() and "schedule.cron" in err.decode()
+    assert err.decode().startswith("sentinel: INVALID_ARGUMENT: --cron: not a valid cron expression")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
 from sentinel_client import (
@@ -13,6 +17,7 @@ from sentinel_client import (
     NotFoundError,
     OverlapPolicy,
     Schedule,
+    ScheduleRun,
 )
 
 DEFINITION = {"name": "sdk schedule", "steps": [{"wait": {"ms": 10}}]}
@@ -73,3 +78,60 @@ async def test_a_bad_schedule_names_its_fields(client: AsyncClient) -> None:
         await client.create_schedule(DEFINITION, name="bad", interval_ms=1000, overlap="sometimes")
     with pytest.raises(InvalidArgumentError):
         await client.update_schedule("any")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "said"),
+    [
+        ({"interval_ms": -5}, "schedule.interval_ms", "must be an integer ≥ 0, got -5"),
+        ({"interval_ms": True}, "schedule.interval_ms", "must be an integer ≥ 0, got True"),
+        ({"interval_ms": 5000, "jitter_ms": -1}, "schedule.jitter_ms", "must be an integer ≥ 0, got -1"),
+        ({"interval_ms": 5000, "overlap": "x"}, "schedule.overlap", "must be one of skip, allow, buffer_one"),
+        ({"interval_ms": 5000, "timezone": 1}, "schedule.timezone", "must be a string, got 1"),
+        ({"interval_ms": 5000, "paused": "yes"}, "schedule.paused", "must be true or false"),
+        ({"interval_ms": 5000, "options": {"priority": "urgent"}}, "schedule.template.options.priority", "urgent"),
+        ({"interval_ms": 5000, "options": {"timeout_ms": -1}}, "schedule.template.options.timeout_ms", "≥ 0"),
+        (
+            {"interval_ms": 5000, "notifications": [{"url": "https://h.example.test/", "evnts": []}]},
+            "schedule.notifications[0]",
+            'unknown field "evnts"',
+        ),
+    ],
+)
+async def test_a_mistake_found_before_the_call_is_the_error_the_api_would_give(
+    client: AsyncClient, fields: dict[str, Any], field: str, said: str
+) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        await client.create_schedule(DEFINITION, name="bad", **fields)
+    error = info.value
+    assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in error.violations] == [field] and said in error.violations[0].description
+    assert error.message.startswith(f"{field}: ") and "Value out of range" not in error.message
+
+
+async def test_an_update_naming_nothing_is_refused_as_the_api_would(client: AsyncClient) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        await client.update_schedule("any")
+    assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in info.value.violations] == ["update_mask"]
+
+
+async def test_a_files_schedule_is_named_after_the_file_unless_named(client: AsyncClient, tmp_path: Path) -> None:
+    path = tmp_path / "nightly-login.json"
+    path.write_text(json.dumps(DEFINITION))
+    made = await client.create_schedule(path, interval_ms=3_600_000)
+    assert made.name == "nightly-login"
+    named = await client.create_schedule(str(path), interval_ms=3_600_000, name="sign in")
+    assert named.name == "sign in"
+    for schedule in (made, named):
+        await client.delete_schedule(schedule.id)
+    with pytest.raises(InvalidArgumentError) as info:  # a dict has no file name: the API asks for one
+        await client.create_schedule(DEFINITION, interval_ms=3_600_000)
+    assert [v.field for v in info.value.violations] == ["schedule.name"]
+
+
+def test_a_held_fire_is_a_run_with_no_job_that_was_not_skipped() -> None:
+    assert ScheduleRun(reason="held: waits for the running fire to end").held
+    assert not ScheduleRun(job_id="j1").held
+    assert not ScheduleRun(skipped=True, reason="the previous run had not ended").held
+    assert not ScheduleRun(job_id="j2", triggered=True).held

@@ -116,6 +116,57 @@ async def test_buffer_one_runs_one_held_fire_when_the_previous_run_ends(queue: Q
     assert (await store.load_schedule(queue, sid, tenant=TENANT)).buffered_ms == 0
 
 
+async def test_a_held_fire_is_shown_first_among_the_runs_while_it_waits(queue: Queue) -> None:
+    schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.BUFFER_ONE), tenant=TENANT, sealer=None)
+    t = schedule.anchor_ms
+    sid = schedule.schedule_id
+    await firing.fire_due(queue, sid, now=t + 1000)
+    assert await firing.fire_due(queue, sid, now=t + 2000) == [(t + 2000, "buffered")]
+    held, started = (await store.get_schedule(queue, sid, tenant=TENANT)).recent_runs
+    assert (held.fire_time_ms, held.job_id, held.skipped, held.reason) == (t + 2000, "", False, store.HELD)
+    assert started.fire_time_ms == t + 1000 and started.job_id
+    await run_jobs(queue, 1)
+    await firing.fire_due(queue, sid, now=t + 2500)  # it runs: now a run like any other
+    shown = await store.get_schedule(queue, sid, tenant=TENANT)
+    assert [(r.fire_time_ms, bool(r.job_id)) for r in shown.recent_runs] == [(t + 2000, True), (t + 1000, True)]
+
+
+async def test_a_pause_drops_the_held_fire_and_records_it_as_skipped(queue: Queue) -> None:
+    schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.BUFFER_ONE), tenant=TENANT, sealer=None)
+    t = schedule.anchor_ms
+    sid = schedule.schedule_id
+    await firing.fire_due(queue, sid, now=t + 1000)
+    assert await firing.fire_due(queue, sid, now=t + 2000) == [(t + 2000, "buffered")]
+    paused = await store.pause_schedule(queue, sid, tenant=TENANT, note="deploying")
+    assert paused.buffered_ms == 0 and paused.skipped == 1
+    dropped = paused.recent_runs[0]
+    assert (dropped.fire_time_ms, dropped.job_id, dropped.skipped) == (t + 2000, "", True)
+    assert "paused while this fire was held" in dropped.reason
+    # The run it waited for ends, and the schedule is resumed: the dropped fire never runs.
+    await run_jobs(queue, 1)
+    resumed = await store.resume_schedule(queue, sid, tenant=TENANT, note="")
+    assert await firing.fire_due(queue, sid, now=resumed.last_fire_ms + 500) == []
+    assert [f for f, _ in await fired_jobs(queue, schedule)] == [t + 1000]
+
+
+async def test_a_change_of_timing_drops_the_held_fire_and_says_so(queue: Queue) -> None:
+    schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.BUFFER_ONE), tenant=TENANT, sealer=None)
+    t = schedule.anchor_ms
+    sid = schedule.schedule_id
+    await firing.fire_due(queue, sid, now=t + 1000)
+    await firing.fire_due(queue, sid, now=t + 2000)
+    changed = await store.update_schedule(
+        queue, sid, spec(interval_ms=60_000), paths=["interval_ms"], tenant=TENANT, sealer=None
+    )
+    assert changed.buffered_ms == 0 and changed.recent_runs[0].skipped
+    assert "timing changed while this fire was held" in changed.recent_runs[0].reason
+    # An update that neither pauses nor retimes keeps it held.
+    await firing.fire_due(queue, sid, now=changed.anchor_ms + 60_000)
+    assert (await store.load_schedule(queue, sid, tenant=TENANT)).buffered_ms == changed.anchor_ms + 60_000
+    renamed = await store.update_schedule(queue, sid, spec(), paths=["name"], tenant=TENANT, sealer=None)
+    assert renamed.buffered_ms == changed.anchor_ms + 60_000 and renamed.recent_runs[0].reason == store.HELD
+
+
 async def test_catch_up_runs_each_fire_within_the_window_once(queue: Queue) -> None:
     schedule = await store.create_schedule(
         queue, spec(overlap=OverlapPolicy.ALLOW, catchup_window_ms=60_000), tenant=TENANT, sealer=None

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.schedules.timing import Timing, jitter_of, next_fire, next_fires, timing_violations
+from shared.schedules.timing import Timing, jitter_of, next_fire, next_fires, shortest_gap_ms, timing_violations
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -103,7 +103,14 @@ def test_jitter_is_fixed_per_schedule_and_fire_time_and_within_bounds() -> None:
         (Timing(cron="0 0 30 2 *"), "schedule.cron", "not a valid cron"),
         (Timing(interval_ms=1000, timezone="Mars/Olympus"), "schedule.timezone", "IANA"),
         (Timing(interval_ms=1000, jitter_ms=1000), "schedule.jitter_ms", "at most 999"),
-        (Timing(cron="0 * * * *", jitter_ms=3_600_001), "schedule.jitter_ms", "at most 3600000"),
+        (Timing(cron="0 0 * * *", jitter_ms=3_600_001), "schedule.jitter_ms", "at most 3600000 ms (1 h)"),
+        # A cron's jitter must be less than the shortest gap between its fires, as an interval's is.
+        (Timing(cron="0 * * * *", jitter_ms=3_600_000), "schedule.jitter_ms", "at most 3599999"),
+        (Timing(cron="*/5 * * * *", jitter_ms=600_000), "schedule.jitter_ms", "shortest gap between the cron's fires"),
+        (Timing(cron="* * * * * *", jitter_ms=5000), "schedule.jitter_ms", "at most 999 ms"),
+        (Timing(cron="*/5 * * * * *", jitter_ms=3_000_000), "schedule.jitter_ms", "at most 4999 ms"),
+        # The shortest gap, not the usual one: 30 min once a day.
+        (Timing(cron="0,30 9 * * *", jitter_ms=1_800_000), "schedule.jitter_ms", "1800000 ms"),
     ],
 )
 def test_timing_rules_name_the_field(timing: Timing, field: str, words: str) -> None:
@@ -116,5 +123,18 @@ def test_good_timings_pass() -> None:
         Timing(cron="*/5 * * * *", timezone="Europe/Berlin"),
         Timing(cron="*/10 * * * * *"),
         Timing(interval_ms=1000, jitter_ms=999),
+        Timing(cron="*/5 * * * *", jitter_ms=299_999),
+        Timing(cron="0,30 9 * * *", timezone="America/New_York", jitter_ms=1_799_999),
+        Timing(cron="0 9 * * 1-5", jitter_ms=3_600_000),
     ):
         assert timing_violations(timing, prefix="schedule.") == []
+
+
+def test_the_shortest_gap_of_a_cron_is_found_over_its_next_fires() -> None:
+    start = ms(datetime(2026, 1, 5, tzinfo=UTC))  # a Monday
+    assert shortest_gap_ms(Timing(cron="*/10 9-17 * * 1-5"), after_ms=start) == 600_000
+    assert shortest_gap_ms(Timing(cron="0 9 * * 1-5"), after_ms=start) == 86_400_000
+    # It stops at the first gap short enough to refuse the jitter it is asked about.
+    assert shortest_gap_ms(Timing(cron="0,45 9 * * *"), after_ms=start, stop_at_ms=3_600_000) == 2_700_000
+    # Fewer than two fires within a year: no gap (and no limit but the hour).
+    assert shortest_gap_ms(Timing(cron="0 0 29 2 *"), after_ms=ms(datetime(2029, 3, 1, tzinfo=UTC))) == 0
