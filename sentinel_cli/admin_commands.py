@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from typing import Any, TextIO
 
+from sentinel_cli import arguments
 from sentinel_cli.client import PRIORITIES, open_client, state_name
 from sentinel_client import DeadLetter, Figures, HealthStatus, JobState, Priority, QueueEvent, QueueHealth, QueueStats
 from shared.events import EVENT_KINDS
@@ -31,29 +32,31 @@ def add_parsers(sub: Any) -> None:
     """Add the commands to the `sentinel` argument parser's subcommands."""
     stats = sub.add_parser("stats", help="the queue's figures and health, per priority lane")
     stats.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
-    stats.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    stats.add_argument("--interval", type=arguments.interval, default=2.0, help="seconds between refreshes (default 2)")
     events = sub.add_parser("events", help="follow queue events (Ctrl-C to stop)")
     events.add_argument("--kind", action="append", choices=EVENT_KINDS, default=[], help="only these kinds")
     events.add_argument("--state", action="append", choices=sorted(STATES), default=[], help="only these states")
     events.add_argument("--tag", default="", help="only jobs with this tag")
     events.add_argument("--cursor", default="", help="replay from after this cursor (default: new events only)")
-    events.add_argument("--limit", type=int, default=0, help="stop after this many events")
+    events.add_argument("--limit", type=arguments.count, default=0, help="stop after this many events")
     sub.add_parser("pause", help="claim nothing new (running jobs finish; submits are accepted)")
     sub.add_parser("resume", help="claim again")
     dlq = sub.add_parser("dlq", help="dead-lettered jobs")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     dlq_list = dlq_sub.add_parser("list", help="newest first")
     dlq_list.add_argument("--tag", default="")
-    dlq_list.add_argument("--limit", type=int, default=50)
+    dlq_list.add_argument("--limit", type=arguments.count, default=50, help="at most this many (0: all)")
     requeue = dlq_sub.add_parser("requeue", help="run a dead-lettered job again, attempts reset")
     requeue.add_argument("job_id")
     requeue.add_argument("--priority", choices=sorted(PRIORITIES), help="lane (default low)")
     purge = dlq_sub.add_parser("purge", help="drop dead letters (the jobs stay until retention)")
-    purge.add_argument("--older-than", type=float, default=0, metavar="SECONDS", help="only older ones (default all)")
+    purge.add_argument(
+        "--older-than", type=arguments.seconds, default=0, metavar="SECONDS", help="only older ones (default all)"
+    )
     listing = sub.add_parser("jobs", help="list jobs, newest first")
     listing.add_argument("--state", choices=sorted(STATES))
     listing.add_argument("--tag", default="")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=arguments.count, default=20)
     listing.add_argument("--page-token", default="")
     listing.add_argument("--schedule", default="", metavar="ID", help="only the jobs this schedule fired")
 
@@ -157,7 +160,7 @@ async def follow_events(
 ) -> int:
     """`sentinel events`: print events as they come; reconnects with the last cursor if the API goes away."""
     seen = 0
-    async with open_client(address, follow=True) as client:
+    async with open_client(address) as client:
         events = client.watch_events(states=[STATES[s] for s in states], kinds=kinds, tag=tag, cursor=cursor)
         async with contextlib.aclosing(events):
             async for event in events:

@@ -4,29 +4,34 @@
                                  [--secret-env VAR | --secret-prompt]
     sentinel alerts rules list
     sentinel alerts rules delete ID
-    sentinel alerts deliveries [--schedule ID] [--rule ID] [--job ID] [--limit N]
+    sentinel alerts deliveries [--schedule ID] [--rule ID] [--job ID] [--limit N] [--page-token T]
 
 A rule sends the notifications of every job carrying its tag (a schedule's own notifications are
-set with `sentinel schedules create --notify`). Every command is one SDK call (`sentinel_client`);
-output is plain text for people.
+set with `sentinel schedules create --notify`). Every command is one SDK call (`sentinel_client`),
+`deliveries` one per page; output is plain text for people. URLs are shown as the API answers them:
+masked (README, Alerts).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from sentinel_cli import webhooks
+from sentinel_cli import arguments, webhooks
 from sentinel_cli.client import open_client
-from sentinel_client import AlertRule, Delivery
+from sentinel_client import AlertRule, AsyncClient, Delivery
 
 COMMAND = "alerts"
 #: The deliveries table: its columns' titles (the last, the error, is not padded).
-_DELIVERY_COLUMNS = ("time", "event", "url", "state", "attempts", "last status", "error")
+_DELIVERY_COLUMNS = ("time", "event", "url", "state", "attempts", "last status", "next attempt", "error")
+#: How many deliveries are listed unless `--limit` says otherwise.
+_DEFAULT_LIMIT = 50
+#: The most deliveries one ListDeliveries call is asked for (the API's most, `shared.paging`).
+_MAX_PAGE = 500
 
 
 def add_parser(sub: Any) -> None:
@@ -49,7 +54,14 @@ def add_parser(sub: Any) -> None:
     deliveries.add_argument("--schedule", default="", metavar="ID", help="only this schedule's")
     deliveries.add_argument("--rule", default="", metavar="ID", help="only this alert rule's")
     deliveries.add_argument("--job", default="", metavar="ID", help="only those about this job")
-    deliveries.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0: all)")
+    deliveries.add_argument(
+        "--limit",
+        type=arguments.count,
+        default=_DEFAULT_LIMIT,
+        metavar="N",
+        help="at most this many (default 50; 0: all)",
+    )
+    deliveries.add_argument("--page-token", default="", metavar="T", help="go on from where a listing stopped")
 
 
 def _time(when: datetime | None) -> str:
@@ -73,6 +85,7 @@ def render_deliveries(deliveries: Sequence[Delivery], out: TextIO) -> None:
             d.state.value if d.state else "-",
             str(d.attempts),
             str(d.response_status) if d.response_status else "-",
+            _time(d.next_attempt_at),
             d.error or "-",
         )
         for d in deliveries
@@ -92,17 +105,13 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
         return 0
     async with open_client(address) as client:
         if args.alerts_command == "deliveries":
-            found: list[Delivery] = []
-            listed = client.deliveries(schedule_id=args.schedule, rule_id=args.rule, job_id=args.job)
-            async with contextlib.aclosing(listed):
-                async for delivery in listed:
-                    found.append(delivery)
-                    if args.limit and len(found) >= args.limit:
-                        break
+            found, token = await _deliveries(client, args)
             if found:
                 render_deliveries(found, sys.stdout)
             else:
                 print("no deliveries")
+            if token:
+                print(f"more: {_next_page(args, token)}")
         elif args.rules_command == "list":
             shown = 0
             async for rule in client.alert_rules():
@@ -114,3 +123,29 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
             await client.delete_alert_rule(args.rule_id)
             print(f"{args.rule_id}  deleted")
     return 0
+
+
+async def _deliveries(client: AsyncClient, args: argparse.Namespace) -> tuple[list[Delivery], str]:
+    """Up to `--limit` deliveries (0: all) from `--page-token` on, and the token of what follows ("": none)."""
+    found: list[Delivery] = []
+    token = args.page_token
+    while True:
+        wanted = min(args.limit - len(found), _MAX_PAGE) if args.limit else _MAX_PAGE
+        page = await client.list_deliveries(
+            schedule_id=args.schedule, rule_id=args.rule, job_id=args.job, page_size=wanted, page_token=token
+        )
+        found += page.items
+        token = page.next_page_token
+        if not token or (args.limit and len(found) >= args.limit):
+            return found, token
+
+
+def _next_page(args: argparse.Namespace, token: str) -> str:
+    """The command that lists the next page: this one's filters and limit, and `token`."""
+    argv = ["sentinel", "alerts", "deliveries"]
+    for flag, value in (("--schedule", args.schedule), ("--rule", args.rule), ("--job", args.job)):
+        if value:
+            argv += [flag, value]
+    if args.limit != _DEFAULT_LIMIT:
+        argv += ["--limit", str(args.limit)]
+    return shlex.join([*argv, "--page-token", token])

@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from typing import Any, TextIO
+from typing import TextIO
 
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
@@ -24,7 +24,6 @@ from sentinel_client import (
     NotFoundError,
     Priority,
     ProgressEvent,
-    RetryPolicy,
     Run,
     SubmitOptions,
     TestSource,
@@ -39,22 +38,16 @@ PRIORITIES = tuple(p.value for p in Priority)
 #: The CLI's tracer provider while a command runs (None: tracing is off); `main` sets it from OTEL_*.
 TRACING: ContextVar[TracerProvider | None] = ContextVar("sentinel_cli_tracing", default=None)
 
-#: A command that follows a stream (`submit --follow`, `run`, `events`) rides out an API restart: it
-#: reconnects with its last cursor for about a minute before it gives up. Its other calls keep the
-#: default policy, so an API that is not there at all is reported within seconds.
-FOLLOW_RETRIES = RetryPolicy(attempts=16, max_backoff=5.0)
 
-
-def open_client(address: str | None, *, follow: bool = False) -> AsyncClient:
+def open_client(address: str | None) -> AsyncClient:
     """A client of the API at `address` (None: SENTINEL_API), with the API key and TLS as SENTINEL_API_KEY
     and SENTINEL_TLS* say, and a client span for every call when tracing is on (its context travels to
     the API's server span)."""
     if address is not None:
         check_target(address, "--api")  # named as the user gave it; SENTINEL_API is named by the SDK
-    options: dict[str, Any] = {"interceptors": client_interceptors(TRACING.get())}
-    if follow:
-        options["stream_retries"] = FOLLOW_RETRIES
-    return AsyncClient.from_env(target=address, **options)
+    # A command that follows a stream (`submit --follow`, `run`, `events`) rides out an API restart
+    # as every SDK stream does by default: it reconnects with its last cursor for about a minute.
+    return AsyncClient.from_env(target=address, interceptors=client_interceptors(TRACING.get()))
 
 
 #: A run's violation names its test by index (`tests[3].definition.steps[0]`); the CLI names the file.
@@ -183,7 +176,7 @@ async def submit_and_follow(
         options["priority"] = priority
     if base_url:
         options["base_url"] = base_url
-    async with open_client(address, follow=follow_progress) as client:
+    async with open_client(address) as client:
         job = await client.submit(test, **options)
         print(f"submitted {job.id}{' (duplicate of an earlier submit)' if job.duplicate else ''}", flush=True)
         if not follow_progress:

@@ -13,7 +13,7 @@
     sentinel schedules create FILE (--every 5m | --cron "*/5 * * * *") [--overlap skip] [--tz Europe/Berlin]
     sentinel schedules list | get ID | pause ID | resume ID | trigger ID | delete ID
     sentinel alerts rules create --tag T --url URL [--event E]… [--secret-env VAR] | rules list | rules delete ID
-    sentinel alerts deliveries [--schedule ID] [--rule ID] [--job ID]
+    sentinel alerts deliveries [--schedule ID] [--rule ID] [--job ID] [--limit N] [--page-token T]
     sentinel keys create --tenant T --role viewer|submitter|admin
     sentinel keys secret
 
@@ -35,7 +35,7 @@ import sys
 from collections.abc import Sequence
 
 import sentinel_client
-from sentinel_cli import admin_commands, alerts, client, keys, recorder, run_command, schedules
+from sentinel_cli import admin_commands, alerts, arguments, client, keys, recorder, run_command, schedules
 from sentinel_cli import artifacts as artifact_commands
 from sentinel_cli.runtime import run_until_signal, setup_logging
 from shared.errors import ConfigError, SentinelError, ValidationError
@@ -59,13 +59,6 @@ EXIT_CODES = """exit codes:
        (or, when `run` was stopped before the run's id was known, whether it was submitted at all)
   141  the output's reader went away (sentinel jobs | head -1), quietly
 """
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", metavar="FILE", dest="json_report", help="write a JSON report")
     run.add_argument("--tag", action="append", default=[], metavar="T", help="tag every test (repeatable)")
-    run.add_argument("--parallel", type=_non_negative, default=0, metavar="N", help="at most N tests at once")
+    run.add_argument("--parallel", type=arguments.count, default=0, metavar="N", help="at most N tests at once")
     run.add_argument("--priority", choices=sorted(client.PRIORITIES))
     run.add_argument("--name", default="", help="the run's name (default: the paths)")
 
@@ -249,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"sentinel: {exc.code.name + ': ' if exc.code else ''}{exc.message}", file=sys.stderr)
         code = 1
     except sentinel_client.SentinelError as exc:
-        # The API's answer shows its status code; an error found on this side (a bad file) does not.
+        # With its status code: the API's answer, and an error the SDK found first (a bad file) alike.
         said = f"{exc.code.name}: {exc.message}" if exc.code else exc.message
         print(f"sentinel: {said}", file=sys.stderr)
         code = 2

@@ -279,7 +279,7 @@ async def run_suite(
     wanted = _Reports(junit, json_report, tags, file_tags, datetime.now(UTC))
     began = time.monotonic()
     said = f"{len(files)} test(s){f', {parallel} at a time' if parallel else ''}"
-    async with open_client(address, follow=True) as client:
+    async with open_client(address) as client:
         try:
             await asyncio.sleep(0)  # a Ctrl-C while the files were read lands here, before any submit
         except asyncio.CancelledError:

@@ -14,6 +14,7 @@ from typing import Any
 from protos import sentinel_pb2 as pb
 from sentinel_client._convert import alert_rule, delivery
 from sentinel_client._ops import Unary
+from sentinel_client._requests import set_scalar, with_scalars
 from sentinel_client._schedules import notification_messages
 from sentinel_client.models import AlertRule, Delivery, Page
 
@@ -22,7 +23,8 @@ _ALERTS = "/sentinel.v1.Alerts/"
 
 def create_rule(tag: str, notifications: Sequence[Mapping[str, Any]]) -> Unary[AlertRule]:
     # Not safe to repeat: a CreateAlertRule sent twice makes two rules (and two alerts per change).
-    rule = pb.AlertRule(tag=tag, notifications=notification_messages(notifications))
+    rule = pb.AlertRule(notifications=notification_messages(notifications, prefix="rule."))
+    set_scalar(rule, "tag", tag, "rule.tag")
     request = pb.CreateAlertRuleRequest(rule=rule)
     return Unary(_ALERTS + "CreateAlertRule", request, pb.AlertRule, alert_rule, safe=False)
 
@@ -32,7 +34,7 @@ def _rule_page(reply: pb.ListAlertRulesResponse) -> Page[AlertRule]:
 
 
 def list_rules(page_size: int, page_token: str) -> Unary[Page[AlertRule]]:
-    request = pb.ListAlertRulesRequest(page_size=page_size, page_token=page_token)
+    request = with_scalars(pb.ListAlertRulesRequest(page_token=page_token), page_size=page_size)
     return Unary(_ALERTS + "ListAlertRules", request, pb.ListAlertRulesResponse, _rule_page, safe=True)
 
 
@@ -49,7 +51,8 @@ def _delivery_page(reply: pb.ListDeliveriesResponse) -> Page[Delivery]:
 def list_deliveries(
     *, schedule_id: str, rule_id: str, job_id: str, page_size: int, page_token: str
 ) -> Unary[Page[Delivery]]:
-    request = pb.ListDeliveriesRequest(
-        schedule_id=schedule_id, rule_id=rule_id, job_id=job_id, page_size=page_size, page_token=page_token
+    request = with_scalars(
+        pb.ListDeliveriesRequest(schedule_id=schedule_id, rule_id=rule_id, job_id=job_id, page_token=page_token),
+        page_size=page_size,
     )
     return Unary(_ALERTS + "ListDeliveries", request, pb.ListDeliveriesResponse, _delivery_page, safe=True)

@@ -263,8 +263,9 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         self, test: TestSource, *, options: SubmitOptions | None = None, **fields: Unpack[ScheduleFields]
     ) -> Schedule:
         """Schedule a test (a definition or SubmitRequest, dict or file): `cron=` or `interval_ms=`,
-        and the other `ScheduleFields`; `options` (priority, tags, ...) apply to the test."""
-        return await self._call(schedule_ops.create(schedule_ops.schedule_message(fields, test=test, options=options)))
+        and the other `ScheduleFields`; `options` (priority, tags, ...) apply to the test. Without
+        `name=`, a file's schedule is named after the file (`login` for `tests/login.json`)."""
+        return await self._call(schedule_ops.create(test, fields, options=options))
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         """The schedule with its next fire times and latest runs."""

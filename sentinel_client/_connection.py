@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from sentinel_client._retry import RetryPolicy
+from sentinel_client._retry import RetryPolicy, stream_policy
 from sentinel_client.errors import ConfigError
 
 DEFAULT_TARGET = "localhost:50051"
@@ -106,7 +106,7 @@ class Connection:
             retries=RetryPolicy.of(retries),
             timeout=timeout,
             interceptors=tuple(interceptors),
-            stream_retries=RetryPolicy.of(retries if stream_retries is None else stream_retries),
+            stream_retries=stream_policy(retries, stream_retries),
         )
 
     @property

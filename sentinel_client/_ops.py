@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from protos import sentinel_pb2 as pb
 from sentinel_client import _convert as convert
 from sentinel_client._convert import enum_to_proto, parse_enum
+from sentinel_client._requests import with_scalars
 from sentinel_client.models import (
     Artifact,
     DeadLetter,
@@ -123,12 +124,9 @@ def list_jobs(
     state: JobState | str | None, tag: str, page_size: int, page_token: str, schedule_id: str = ""
 ) -> Unary[Page[Job]]:
     number = enum_to_proto(parse_enum(JobState, state, "state"))
-    request = pb.ListJobsRequest(
-        state=number,  # type: ignore[arg-type]
-        tag=tag,
+    request = with_scalars(
+        pb.ListJobsRequest(state=number, tag=tag, page_token=page_token, schedule_id=schedule_id),  # type: ignore[arg-type]
         page_size=page_size,
-        page_token=page_token,
-        schedule_id=schedule_id,
     )
     return Unary(_JOBS + "ListJobs", request, pb.ListJobsResponse, convert.job_page, safe=True)
 
@@ -215,7 +213,10 @@ def list_dead_letters(
     category: ErrorCategory | str | None, tag: str, page_size: int, page_token: str
 ) -> Unary[Page[DeadLetter]]:
     number = enum_to_proto(parse_enum(ErrorCategory, category, "category"))
-    request = pb.ListDeadLettersRequest(category=number, tag=tag, page_size=page_size, page_token=page_token)  # type: ignore[arg-type]
+    request = with_scalars(
+        pb.ListDeadLettersRequest(category=number, tag=tag, page_token=page_token),  # type: ignore[arg-type]
+        page_size=page_size,
+    )
     return Unary(_ADMIN + "ListDeadLetters", request, pb.ListDeadLettersResponse, convert.dead_letter_page, safe=True)
 
 
@@ -226,13 +227,13 @@ def requeue_dead_letter(job_id: str, priority: Priority | str | None) -> Unary[J
 
 
 def purge_dead_letters(older_than_ms: int) -> Unary[int]:
-    request = pb.PurgeDeadLettersRequest(older_than_ms=older_than_ms)
+    request = with_scalars(pb.PurgeDeadLettersRequest(), older_than_ms=older_than_ms)
     return Unary(_ADMIN + "PurgeDeadLetters", request, pb.PurgeDeadLettersResponse, lambda r: int(r.purged), safe=False)
 
 
 def clean(state: JobState | str | None, older_than_ms: int, limit: int) -> Unary[int]:
     number = enum_to_proto(parse_enum(JobState, state, "state"))
-    request = pb.CleanRequest(state=number, older_than_ms=older_than_ms, limit=limit)  # type: ignore[arg-type]
+    request = with_scalars(pb.CleanRequest(state=number), older_than_ms=older_than_ms, limit=limit)  # type: ignore[arg-type]
     return Unary(_ADMIN + "Clean", request, pb.CleanResponse, lambda r: int(r.removed), safe=False)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeAlias, TypedDict, TypeVar
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from protos import sentinel_pb2 as pb
@@ -37,6 +38,9 @@ TestSource: TypeAlias = Mapping[str, Any] | str | os.PathLike[str]
 RunTestSource: TypeAlias = TestSource | tuple[TestSource, str]
 
 _SUBMIT_KEYS = frozenset(name for f in pb.SubmitRequest.DESCRIPTOR.fields for name in (f.name, f.json_name))
+_DEFINITION_KEYS = frozenset(name for f in pb.TestDefinition.DESCRIPTOR.fields for name in (f.name, f.json_name))
+#: The most an unsigned protobuf integer field holds, by its type.
+_UINT_MAX = {FieldDescriptor.CPPTYPE_UINT32: 2**32 - 1, FieldDescriptor.CPPTYPE_UINT64: 2**64 - 1}
 
 
 class SubmitOptions(TypedDict, total=False):
@@ -56,9 +60,12 @@ class SubmitOptions(TypedDict, total=False):
     request_id: str
 
 
-def load_document(document: Mapping[str, Any], *, field: str = "definition") -> pb.SubmitRequest:
+def load_document(document: Mapping[str, Any], *, field: str = "definition", prefix: str = "") -> pb.SubmitRequest:
     """A SubmitRequest from the proto3 JSON of a TestDefinition or of a SubmitRequest, or from a
     Chrome Recorder recording.
+
+    `prefix`: where the SubmitRequest sits in the request the API gets (`schedule.template.`), so a
+    bad field is named as the API would name it (`schedule.template.definition.steps[2].wait.ms`).
 
     Raises:
         InvalidArgumentError: one violation naming the bad field as the document spells it
@@ -70,10 +77,29 @@ def load_document(document: Mapping[str, Any], *, field: str = "definition") -> 
         if is_recording(document):  # as `sentinel submit` takes it; the API validates what it becomes
             document = convert_recording(document).definition
         if _SUBMIT_KEYS.intersection(document):
-            return _parse(document, pb.SubmitRequest(), "", field)
-        return pb.SubmitRequest(definition=_parse(document, pb.TestDefinition(), "definition", field))
+            _check_shape(document, field)
+            return _parse(document, pb.SubmitRequest(), prefix.rstrip("."), field)
+        return pb.SubmitRequest(definition=_parse(document, pb.TestDefinition(), f"{prefix}definition", field))
     except RecursionError as exc:
         raise InvalidArgumentError.of(field, "is nested too deeply") from exc
+
+
+def _check_shape(document: Mapping[str, Any], field: str) -> None:
+    """Refuse a SubmitRequest (it has `options`, say) that also has a definition's own fields at its
+    top level: protobuf would only say `unknown field "name"`, not that the shape is wrong.
+
+    Raises:
+        InvalidArgumentError: naming both kinds of keys and the two shapes a test may have.
+    """
+    stray = [key for key in document if key in _DEFINITION_KEYS and key not in _SUBMIT_KEYS]
+    if stray:
+        given = ", ".join(f'"{key}"' for key in sorted(_SUBMIT_KEYS.intersection(document)))
+        beside = ", ".join(f'"{key}"' for key in stray)
+        raise InvalidArgumentError.of(
+            field,
+            f"has {given} beside a definition's fields ({beside}): a test is either a bare definition, "
+            'or {"definition": {...}, "options": {...}}',
+        )
 
 
 M = TypeVar("M", bound=Message)
@@ -93,8 +119,9 @@ def _parse(document: Mapping[str, Any], message: M, path: str, field: str) -> M:
         raise InvalidArgumentError.of(where or field, reason) from exc
 
 
-def load_file(path: str | os.PathLike[str]) -> pb.SubmitRequest:
-    """A SubmitRequest from a definition file, as `sentinel submit FILE` reads it.
+def load_file(path: str | os.PathLike[str], *, prefix: str = "") -> pb.SubmitRequest:
+    """A SubmitRequest from a definition file, as `sentinel submit FILE` reads it (`prefix`: as
+    `load_document`'s).
 
     Raises:
         OSError: the file cannot be read.
@@ -107,7 +134,7 @@ def load_file(path: str | os.PathLike[str]) -> pb.SubmitRequest:
         raise InvalidArgumentError.of("file", f"is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise InvalidArgumentError.of("file", "is nested too deeply") from exc
-    return load_document(document, field="file")
+    return load_document(document, field="file", prefix=prefix)
 
 
 def submit_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest:
@@ -117,11 +144,15 @@ def submit_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest
     return request
 
 
-def template_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest:
+def template_request(test: TestSource, options: SubmitOptions, *, prefix: str) -> pb.SubmitRequest:
     """A schedule's template: the Submit request for `test` with `options` applied, without an
-    idempotency key (each fire must make a job of its own)."""
-    request = load_document(test) if isinstance(test, Mapping) else load_file(test)
-    _apply(request, options, keyed=False)
+    idempotency key (each fire must make a job of its own); a bad field is named below `prefix`
+    (`schedule.template.`), as the API names it."""
+    if isinstance(test, Mapping):
+        request = load_document(test, field=f"{prefix}definition", prefix=prefix)
+    else:
+        request = load_file(test, prefix=prefix)
+    _apply(request, options, keyed=False, prefix=prefix)
     return request
 
 
@@ -140,10 +171,10 @@ def run_request(
         user_id=shared.user_id,
         request_id=shared.request_id,
     )
-    for item in tests:
+    for i, item in enumerate(tests):
         test, source = item if isinstance(item, tuple) else (item, "")
         loaded = load_document(test) if isinstance(test, Mapping) else load_file(test)
-        _set(loaded.definition, "base_url", options)
+        _set(loaded.definition, "base_url", options, f"tests[{i}].definition.")
         file = source or ("" if isinstance(test, Mapping) else os.fspath(test))
         # The file's own options go with it; the run's (these `options`) win where they set a field.
         own = loaded.options if loaded.HasField("options") else None
@@ -151,30 +182,38 @@ def run_request(
     return request
 
 
-def _apply(request: pb.SubmitRequest, options: SubmitOptions, *, keyed: bool = True) -> None:
+def _apply(request: pb.SubmitRequest, options: SubmitOptions, *, keyed: bool = True, prefix: str = "") -> None:
     """Apply `options` to `request` (its options, ids and base URL), giving it an idempotency key
-    unless it is not `keyed` (a schedule's template: each fire is a job of its own).
+    unless it is not `keyed` (a schedule's template: each fire is a job of its own). A bad option is
+    named by its path in the request, below `prefix` (`options.priority`, `schedule.template.options.priority`).
 
     Raises:
         TypeError: an option `SubmitOptions` does not have (a misspelt one would be ignored).
+        InvalidArgumentError: an option of the wrong kind.
     """
     check_keywords(options, SubmitOptions)
     given = request.options
+    at = f"{prefix}options."
     if "priority" in options:
-        given.priority = enum_to_proto(parse_enum(Priority, options["priority"], "priority"))  # type: ignore[assignment]
+        lane = parse_enum(Priority, options["priority"], f"{at}priority")
+        given.priority = enum_to_proto(lane)  # type: ignore[assignment]
     if "artifact_policy" in options:
-        policy = parse_enum(ArtifactPolicy, options["artifact_policy"], "artifact_policy")
+        policy = parse_enum(ArtifactPolicy, options["artifact_policy"], f"{at}artifact_policy")
         given.artifact_policy = enum_to_proto(policy)  # type: ignore[assignment]
     if "tags" in options:
-        if isinstance(options["tags"], str):
-            raise InvalidArgumentError.of("tags", "must be a list of tags, not one string")
+        tags = options["tags"]
+        if isinstance(tags, str):
+            raise InvalidArgumentError.of(f"{at}tags", "must be a list of tags, not one string")
+        for i, tag in enumerate(tags):
+            if not isinstance(tag, str):
+                raise InvalidArgumentError.of(f"{at}tags[{i}]", f"must be a string, got {tag!r}")
         given.ClearField("tags")
-        given.tags.extend(options["tags"])
+        given.tags.extend(tags)
     for name in ("timeout_ms", "max_attempts", "backoff_ms", "delay_ms", "idempotency_key", "record_video"):
-        _set(given, name, options)
+        _set(given, name, options, at)
     for name in ("user_id", "request_id"):
-        _set(request, name, options)
-    _set(request.definition, "base_url", options)
+        _set(request, name, options, prefix)
+    _set(request.definition, "base_url", options, f"{prefix}definition.")
     if keyed and not given.idempotency_key:
         given.idempotency_key = str(uuid.uuid4())
 
@@ -194,10 +233,45 @@ def check_keywords(given: Mapping[str, Any], accepted: Any, *, also: Sequence[st
             raise TypeError(f"unexpected keyword argument {name!r}{hint}; the accepted ones are {', '.join(known)}")
 
 
-def _set(message: Any, name: str, options: Mapping[str, Any]) -> None:
-    if name not in options:
-        return
+def _set(message: Message, name: str, options: Mapping[str, Any], prefix: str) -> None:
+    if name in options:
+        set_scalar(message, name, options[name], f"{prefix}{name}")
+
+
+def set_scalar(message: Message, name: str, value: Any, path: str) -> None:
+    """Set the scalar field `name` of `message` to `value`, refusing a value of the wrong kind before
+    protobuf does, in the API's words and by `path`, the field's path in the request the API gets
+    (`schedule.interval_ms: must be an integer ≥ 0, got -5`).
+
+    Raises:
+        InvalidArgumentError: `value` is not of the field's kind, or out of its range.
+    """
+    problem = _scalar_problem(message.DESCRIPTOR.fields_by_name[name].cpp_type, value)
+    if problem:
+        raise InvalidArgumentError.of(path, problem)
     try:
-        setattr(message, name, options[name])
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError.of(name, f"is not valid: {exc}") from exc
+        setattr(message, name, value)
+    except (TypeError, ValueError) as exc:  # a kind not checked above (none today)
+        raise InvalidArgumentError.of(path, f"is not valid: {exc}") from exc
+
+
+def with_scalars(message: M, **values: Any) -> M:
+    """`message` with each scalar field set by `set_scalar`, named as the caller's keyword names it
+    (`page_size: must be an integer ≥ 0, got -1`, not protobuf's "Value out of range")."""
+    for name, value in values.items():
+        set_scalar(message, name, value, name)
+    return message
+
+
+def _scalar_problem(kind: int, value: Any) -> str:
+    """What is wrong with `value` for a field of protobuf's C++ type `kind` ("" when nothing)."""
+    if kind in _UINT_MAX:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"must be an integer ≥ 0, got {value!r}"
+        if value > _UINT_MAX[kind]:
+            return f"must be an integer ≤ {_UINT_MAX[kind]}, got {value!r}"
+    elif kind == FieldDescriptor.CPPTYPE_BOOL and not isinstance(value, bool):
+        return f"must be true or false, got {value!r}"
+    elif kind == FieldDescriptor.CPPTYPE_STRING and not isinstance(value, str):
+        return f"must be a string, got {value!r}"
+    return ""

@@ -70,6 +70,21 @@ class RetryPolicy:
         return base * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
+#: A stream's default: it reconnects from its cursor for about a minute (16 attempts, pauses up to
+#: 5 s), through an API restart or a rolling deploy; unary calls keep `RetryPolicy()`, so an API that
+#: is not there at all is reported within seconds.
+STREAM_RETRIES = RetryPolicy(attempts=16, max_backoff=5.0)
+
+
+def stream_policy(retries: RetryPolicy | int, stream_retries: RetryPolicy | int | None) -> RetryPolicy:
+    """A stream's policy: `stream_retries` when given; else `retries` when the client set its own
+    (0: no retries, streams included); else `STREAM_RETRIES`."""
+    if stream_retries is not None:
+        return RetryPolicy.of(stream_retries)
+    policy = RetryPolicy.of(retries)
+    return STREAM_RETRIES if policy == RetryPolicy() else policy
+
+
 class Retrying:
     """One call's attempts: whether a failure is tried again, and the pause before it.
 

@@ -9,18 +9,29 @@ update sends exactly the fields given, as its update mask.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypedDict
 
 from google.protobuf import field_mask_pb2, json_format
 
 from protos import sentinel_pb2 as pb
+from protos.json_errors import PARSE_ERRORS, refused_field
 from sentinel_client._convert import enum_from_proto, enum_to_proto, job, notification, parse_enum, time
 from sentinel_client._ops import Unary
-from sentinel_client._requests import SubmitOptions, TestSource, check_keywords, template_request
+from sentinel_client._requests import (
+    SubmitOptions,
+    TestSource,
+    check_keywords,
+    set_scalar,
+    template_request,
+    with_scalars,
+)
 from sentinel_client.errors import InvalidArgumentError
 from sentinel_client.models import Job, JobState, OverlapPolicy, Page, Schedule, ScheduleRun
 
 _SCHEDULES = "/sentinel.v1.Schedules/"
+#: Where the Schedule message sits in its requests: the API names a bad field `schedule.cron`.
+PREFIX = "schedule."
 
 
 class ScheduleFields(TypedDict, total=False):
@@ -54,14 +65,19 @@ _MASK = {
 }
 
 
-def notification_messages(notifications: Iterable[Mapping[str, Any]]) -> list[pb.Notification]:
-    """Notification messages from dicts like `{"url": ..., "events": [...], "secret": ...}`."""
+def notification_messages(notifications: Iterable[Mapping[str, Any]], *, prefix: str) -> list[pb.Notification]:
+    """Notification messages from dicts like `{"url": ..., "events": [...], "secret": ...}`; a bad
+    one is named below `prefix` as the API names it (`schedule.notifications[0].events`)."""
     messages = []
     for i, given in enumerate(notifications):
+        path = f"{prefix}notifications[{i}]"
+        if not isinstance(given, Mapping):
+            raise InvalidArgumentError.of(path, f"must be a dict of url, events and secret, got {given!r}")
         try:
             messages.append(json_format.ParseDict(dict(given), pb.Notification()))
-        except (json_format.ParseError, TypeError, ValueError) as exc:
-            raise InvalidArgumentError.of(f"notifications[{i}]", f"is not valid: {exc}") from exc
+        except PARSE_ERRORS as exc:
+            where, reason = refused_field(given, pb.Notification, path, exc)
+            raise InvalidArgumentError.of(where, reason) from exc
     return messages
 
 
@@ -73,22 +89,27 @@ def schedule_message(
 
     Raises:
         TypeError: a field `ScheduleFields` does not have.
+        InvalidArgumentError: a field of the wrong kind, named as the API names it (`schedule.jitter_ms`).
     """
     check_keywords(fields, ScheduleFields, also=("test", "options"))
     message = pb.Schedule()
     for name in ("name", "cron", "interval_ms", "timezone", "jitter_ms", "catchup_window_ms", "paused", "note"):
         if name in fields:
-            try:
-                setattr(message, name, fields[name])
-            except (TypeError, ValueError) as exc:
-                raise InvalidArgumentError.of(name, f"is not valid: {exc}") from exc
+            set_scalar(message, name, fields[name], f"{PREFIX}{name}")
     if "overlap" in fields:
-        policy = parse_enum(OverlapPolicy, str(fields["overlap"]).replace("-", "_"), "overlap")
-        message.overlap = enum_to_proto(policy)  # type: ignore[assignment]
-    message.notifications.extend(notification_messages(fields.get("notifications", ())))
+        given = fields["overlap"]
+        spelt = given.replace("-", "_") if isinstance(given, str) else given
+        message.overlap = enum_to_proto(parse_enum(OverlapPolicy, spelt, f"{PREFIX}overlap"))  # type: ignore[assignment]
+    message.notifications.extend(notification_messages(fields.get("notifications", ()), prefix=PREFIX))
     if test is not None:
-        message.template.CopyFrom(template_request(test, options or {}))
+        message.template.CopyFrom(template_request(test, options or {}, prefix=f"{PREFIX}template."))
     return message
+
+
+def default_name(test: TestSource) -> str:
+    """A schedule's name when none is given: its file's name without the extension, as `sentinel
+    schedules create` names it ("" for a dict: the API then asks for a name)."""
+    return "" if isinstance(test, Mapping) else Path(test).stem
 
 
 def schedule(s: pb.Schedule) -> Schedule:
@@ -127,7 +148,11 @@ def _page(reply: pb.ListSchedulesResponse) -> Page[Schedule]:
     return Page(tuple(schedule(s) for s in reply.schedules), reply.next_page_token)
 
 
-def create(message: pb.Schedule) -> Unary[Schedule]:
+def create(test: TestSource, fields: ScheduleFields, *, options: SubmitOptions | None) -> Unary[Schedule]:
+    """Schedule `test`; with no `name` (or an empty one), a file's schedule is named after the file."""
+    message = schedule_message(fields, test=test, options=options)
+    if not message.name.strip():
+        message.name = default_name(test)
     # Not safe to repeat: a CreateSchedule sent twice makes two schedules.
     request = pb.CreateScheduleRequest(schedule=message)
     return Unary(_SCHEDULES + "CreateSchedule", request, pb.Schedule, schedule, safe=False)
@@ -139,7 +164,7 @@ def get(schedule_id: str) -> Unary[Schedule]:
 
 
 def list_page(page_size: int, page_token: str) -> Unary[Page[Schedule]]:
-    request = pb.ListSchedulesRequest(page_size=page_size, page_token=page_token)
+    request = with_scalars(pb.ListSchedulesRequest(page_token=page_token), page_size=page_size)
     return Unary(_SCHEDULES + "ListSchedules", request, pb.ListSchedulesResponse, _page, safe=True)
 
 
@@ -151,7 +176,7 @@ def update(
     message.schedule_id = schedule_id
     paths = [_MASK[name] for name in fields if name in _MASK] + (["template"] if test is not None else [])
     if not paths:
-        raise InvalidArgumentError.of("update", "name at least one field to change")
+        raise InvalidArgumentError.of("update_mask", "name at least one field to change")
     request = pb.UpdateScheduleRequest(schedule=message, update_mask=field_mask_pb2.FieldMask(paths=paths))
     return Unary(_SCHEDULES + "UpdateSchedule", request, pb.Schedule, schedule, safe=True)
 

@@ -1,6 +1,6 @@
 """The SDK's one exception tree; every failed gRPC call becomes one of these, at one place.
 
-    SentinelError                 .code (the gRPC status, None when raised on this side), .message
+    SentinelError                 .code (the gRPC status), .message
     ├── InvalidArgumentError      INVALID_ARGUMENT, or a bad test file; .violations: [(field, description)]
     ├── NotFoundError             NOT_FOUND: no such job or artifact (or not your tenant's)
     ├── AlreadyExistsError        ALREADY_EXISTS
@@ -18,12 +18,14 @@
     └── WaitTimeout               also a builtin TimeoutError: `wait(timeout)` ran out before the job ended
 
 `from_rpc_error` is the only place a gRPC error is converted. Nothing else in the SDK lets a
-`grpc.RpcError` reach the caller.
+`grpc.RpcError` reach the caller. An error the SDK finds itself, before any call, carries the code
+the API would have answered (`default_code`: a bad field is INVALID_ARGUMENT whichever side
+catches it); only ConfigError and WaitTimeout, which no API answer means, have `.code` None.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import grpc
 
@@ -41,14 +43,18 @@ class SentinelError(Exception):
     """Base of every error the SDK raises.
 
     Attributes:
-        code: the status code the API answered with; None for an error raised on this side.
+        code: the status code the API answered with; for an error raised on this side, the one the
+            API would have answered (the class's `default_code`; None for ConfigError, WaitTimeout).
         message: the API's message (or the SDK's), also `str(error)`.
     """
+
+    #: `.code` of an error raised on this side.
+    default_code: ClassVar[grpc.StatusCode | None] = None
 
     def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code
+        self.code = code if code is not None else self.default_code
 
     def __repr__(self) -> str:
         code = f", code={self.code.name}" if self.code else ""
@@ -56,7 +62,10 @@ class SentinelError(Exception):
 
 
 class InvalidArgumentError(SentinelError):
-    """The request is malformed; `violations` names each bad field."""
+    """The request is malformed; `violations` names each bad field, by its path in the request as
+    the API names it (`schedule.interval_ms`), whichever side found it."""
+
+    default_code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(
         self,
@@ -70,52 +79,53 @@ class InvalidArgumentError(SentinelError):
 
     @classmethod
     def of(cls, field: str, description: str) -> InvalidArgumentError:
-        """A local error for one bad field, worded like the API's: `file: is not valid JSON`."""
+        """A local error for one bad field, worded like the API's: `schedule.jitter_ms: must be an
+        integer ≥ 0, got -1` (INVALID_ARGUMENT, as the API's)."""
         return cls(f"{field}: {description}", violations=[FieldViolation(field, description)])
 
 
 class NotFoundError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.NOT_FOUND
 
 
 class AlreadyExistsError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.ALREADY_EXISTS
 
 
 class FailedPreconditionError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class UnauthenticatedError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class PermissionDeniedError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class ResourceExhaustedError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class UnavailableError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.UNAVAILABLE
 
 
 class DeadlineExceededError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class CallCancelledError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.CANCELLED
 
 
 class UnimplementedError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.UNIMPLEMENTED
 
 
 class InternalError(SentinelError):
-    pass
+    default_code = grpc.StatusCode.INTERNAL
 
 
 class ConfigError(SentinelError):

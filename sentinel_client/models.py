@@ -349,14 +349,21 @@ class Notification:
 
 @dataclass(frozen=True)
 class ScheduleRun:
-    """One of a schedule's latest fires: the job it started, or why it started none."""
+    """One of a schedule's latest fires: the job it started, or why it started none; or, first, the
+    fire `buffer_one` holds until the running fire ends (`held`)."""
 
     job_id: str = ""
     fire_time: datetime | None = None  # a trigger: when it was triggered
     state: JobState | None = None  # the job's state now (None: no job, or it is gone)
     skipped: bool = False
-    reason: str = ""
+    reason: str = ""  # why it was skipped, or "held: waits for the running fire to end"
     triggered: bool = False
+
+    @property
+    def held(self) -> bool:
+        """The fire `buffer_one` holds: it has no job yet and is not skipped (a pause drops it, as
+        skipped)."""
+        return not self.job_id and not self.skipped and not self.triggered
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,24 @@ async def test_the_console_script_runs_them(api: ApiServer, queue: Queue) -> Non
     )
     _, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 2 and "invalid choice" in err.decode()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["stats", "--watch", "--interval", "0"], "--interval: must be at least 0.2 seconds, got 0"),
+        (["stats", "--watch", "--interval", "nan"], "--interval: must be at least 0.2 seconds, got nan"),
+        (["jobs", "--limit", "-1"], "--limit: must be 0 or more, got -1"),
+        (["dlq", "list", "--limit", "-1"], "--limit: must be 0 or more, got -1"),
+        (["dlq", "purge", "--older-than", "-5"], "--older-than: must be 0 or more seconds, got -5"),
+        (["events", "--limit", "-2"], "--limit: must be 0 or more, got -2"),
+    ],
+)
+def test_a_bad_number_is_a_usage_error_naming_the_flag(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a traceback (protobuf refusing a negative uint32) nor a watch refreshing 650 times a second."""
+    with pytest.raises(SystemExit) as exit_:
+        _parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err

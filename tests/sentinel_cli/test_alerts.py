@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -95,12 +96,13 @@ async def test_rules_create_list_delete_and_their_deliveries(api: Api, monkeypat
         "CHECKOUT_HOOK_SECRET",
     )
     match = re.match(rf"({ID})  tag checkout  \d{{4}}-\S+ \S+\n  → (\S+)  failed,recovered  signed\n$", made)
-    assert match and match.group(2) == api.receiver.url, made
+    masked = api.receiver.url.removesuffix("/hook") + "/…"  # URLs are answered masked
+    assert match and match.group(2) == masked, made
     rule_id = match.group(1)
     other = await api.run(
         "alerts", "rules", "create", "--tag", "search", "--url", api.receiver.url, "--event", "failed"
     )
-    assert other.endswith(f"  → {api.receiver.url}  failed  unsigned\n")
+    assert other.endswith(f"  → {masked}  failed  unsigned\n")
     listed = await api.run("alerts", "rules", "list")
     assert listed.index("tag search") < listed.index("tag checkout")  # newest first
 
@@ -112,9 +114,10 @@ async def test_rules_create_list_delete_and_their_deliveries(api: Api, monkeypat
         return out if " delivered " in out else None
 
     lines = (await wait_for(table, within=30, what="the delivery recorded")).splitlines()
-    assert re.split(r"\s{2,}", lines[0]) == ["time", "event", "url", "state", "attempts", "last status", "error"]
+    columns = ["time", "event", "url", "state", "attempts", "last status", "next attempt", "error"]
+    assert re.split(r"\s{2,}", lines[0]) == columns
     assert len(lines) == 2
-    assert re.split(r"\s{2,}", lines[1])[1:] == ["failed", api.receiver.url, "delivered", "1", "200", "-"]
+    assert re.split(r"\s{2,}", lines[1])[1:] == ["failed", masked, "delivered", "1", "200", "-", "-"]
     assert await api.run("alerts", "deliveries", "--job", "no-such-job") == "no deliveries\n"
 
     assert await api.run("alerts", "rules", "delete", rule_id) == f"{rule_id}  deleted\n"
@@ -196,3 +199,34 @@ def test_a_missing_secret_variable_or_a_secret_without_a_url_exits_2(
         )
     assert exit_.value.code == 2
     assert "need a receiver URL" in capsys.readouterr().err
+
+
+async def test_deliveries_are_paged_and_show_when_they_are_tried_again(api: Api) -> None:
+    for _ in range(3):  # three rules for one tag: one failing job, three deliveries
+        await api.run("alerts", "rules", "create", "--tag", "paged", "--url", api.receiver.url, "--event", "failed")
+    api.receiver.answers = [503, 503, 503]
+    job_id = await fail_job(api.queue, "paged")
+
+    async def tried() -> str | None:
+        out = await api.run("alerts", "deliveries", "--job", job_id, "--limit", "0")
+        return out if out.count(" 503 ") == 3 else None
+
+    table = (await wait_for(tried, within=30, what="three answers 503")).splitlines()
+    assert len(table) == 4 and "more:" not in "\n".join(table)  # --limit 0: all of them
+    for line in table[1:]:  # pending, due again after the backoff (1 s by default): its time
+        cells = re.split(r"\s{2,}", line)
+        assert cells[3:6] == ["pending", "1", "503"] and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", cells[6])
+
+    first = (await api.run("alerts", "deliveries", "--job", job_id, "--limit", "2")).splitlines()
+    assert len(first) == 4 and first[-1].startswith("more: sentinel alerts deliveries --job ")
+    argv = shlex.split(first[-1].removeprefix("more: "))
+    assert argv[:7] == ["sentinel", "alerts", "deliveries", "--job", job_id, "--limit", "2"]
+    rest = (await api.run(*argv[1:])).splitlines()
+    assert len(rest) == 2 and rest[1].split()[2] == "failed"  # the third, and no more after it
+
+
+def test_a_negative_limit_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--api", "127.0.0.1:1", "alerts", "deliveries", "--limit", "-3"])
+    assert exit_.value.code == 2
+    assert "--limit: must be 0 or more, got -3" in capsys.readouterr().err

@@ -92,7 +92,7 @@ async def test_submit_names_the_file_and_the_field_protobuf_refuses(api: str, tm
     ):
         path = write(tmp_path / "bad.json", document)
         code, _, err = await sentinel(api, "submit", path)
-        assert code == 2 and err.startswith(f"sentinel: {path}: {said}"), err
+        assert code == 2 and err.startswith(f"sentinel: INVALID_ARGUMENT: {path}: {said}"), err
         assert len(err.splitlines()) == 1 and ".." not in err and "Available Fields" not in err
 
 

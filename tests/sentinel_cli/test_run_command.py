@@ -45,7 +45,8 @@ async def test_every_problem_of_every_file_is_named_by_its_file(api: str, tmp_pa
     code, out, err = await sentinel(api, "run", good, local, str(RECORDING))
     assert code == 2 and out == ""  # nothing was submitted
     lines = err.splitlines()
-    assert lines[0] == f"sentinel: {local}: definition.viewport.width: Value out of range: -1"
+    # Found by the SDK before any call, and said as the API's refusals are: with INVALID_ARGUMENT.
+    assert lines[0] == f"sentinel: INVALID_ARGUMENT: {local}: definition.viewport.width: Value out of range: -1"
     unsupported = [line for line in lines if line.startswith(f"sentinel: {RECORDING}: steps[")]
     assert len(unsupported) == 17 and "(and" not in err  # every step Sentinel cannot run, as import lists them
     assert lines[-1] == f"sentinel: `sentinel import {RECORDING} --skip-unsupported` leaves these steps out"

@@ -209,13 +209,15 @@ async def test_the_apis_refusals_become_the_sdks_errors(client: AsyncClient, sta
     fields = [field for field, _ in invalid.value.violations]
     assert "definition.steps[1].click.selector" in fields and all(d for _, d in invalid.value.violations)
 
-    # Found on this side, before any call: no status code, and the field named as the API would.
+    # Found on this side, before any call: the API's status code, and the field named as the API would.
     with pytest.raises(InvalidArgumentError) as local:
         await client.submit({"name": "x", "stepz": []})
-    assert local.value.code is None and [v.field for v in local.value.violations] == ["definition"]
+    assert local.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in local.value.violations] == ["definition"]
     with pytest.raises(InvalidArgumentError) as priority:
         await client.submit(definition(stack, PASSING), priority="urgent")
-    assert priority.value.violations[0].field == "priority" and "high, medium, low" in priority.value.message
+    assert priority.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert priority.value.violations[0].field == "options.priority" and "high, medium, low" in priority.value.message
 
 
 async def test_an_unreachable_api_is_retried_then_given_up(flavor: str) -> None:

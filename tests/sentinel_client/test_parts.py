@@ -115,19 +115,44 @@ def test_a_bad_file_is_refused_naming_it(tmp_path: Path, content: str, field: st
     path.write_text(content)
     with pytest.raises(InvalidArgumentError) as refused:
         submit_request(path, {})
-    assert refused.value.code is None and refused.value.violations[0].field == field
+    assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT and refused.value.violations[0].field == field
     assert said in refused.value.message and refused.value.message.startswith(f"{field}: ")
+
+
+def test_a_definition_with_options_beside_it_is_refused_naming_both_shapes(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps({"name": "n", "steps": [{"wait": {"ms": 1}}], "options": {"priority": "PRIORITY_HIGH"}}))
+    with pytest.raises(InvalidArgumentError) as refused:
+        submit_request(path, {})
+    (violation,) = refused.value.violations
+    assert violation.field == "file" and 'has "options" beside a definition\'s fields ("name", "steps")' in str(
+        refused.value
+    )
+    assert 'either a bare definition, or {"definition": {...}, "options": {...}}' in violation.description
+    # Both shapes on their own are taken.
+    path.write_text(json.dumps({"definition": {"name": "n", "steps": []}, "options": {"priority": "PRIORITY_HIGH"}}))
+    assert submit_request(path, {}).options.priority == pb.PRIORITY_HIGH
 
 
 def test_bad_keyword_options_are_refused_naming_them() -> None:
     for options, field in (
-        ({"tags": "smoke"}, "tags"),
-        ({"timeout_ms": -1}, "timeout_ms"),
-        ({"priority": 3}, "priority"),
+        ({"tags": "smoke"}, "options.tags"),
+        ({"tags": ["ok", 7]}, "options.tags[1]"),
+        ({"timeout_ms": -1}, "options.timeout_ms"),
+        ({"max_attempts": True}, "options.max_attempts"),
+        ({"priority": 3}, "options.priority"),
+        ({"base_url": 3}, "definition.base_url"),
+        ({"user_id": None}, "user_id"),
     ):
         with pytest.raises(InvalidArgumentError) as refused:
             submit_request({"name": "n"}, options)  # type: ignore[arg-type]
+        # The path the API names, its code, and words of its own rather than protobuf's.
         assert [v.field for v in refused.value.violations] == [field]
+        assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert "Value out of range" not in refused.value.message
+    with pytest.raises(InvalidArgumentError) as refused:
+        submit_request({"name": "n"}, {"timeout_ms": -1})
+    assert refused.value.message == "options.timeout_ms: must be an integer ≥ 0, got -1"
 
 
 def test_the_default_retry_policy_makes_four_attempts_over_a_few_seconds() -> None:
@@ -187,6 +212,14 @@ def test_field_violations_come_from_the_bad_request_detail() -> None:
     assert isinstance(garbled, InvalidArgumentError) and garbled.violations == []
     assert type(from_rpc_error(_rpc_error(grpc.StatusCode.DATA_LOSS))) is InternalError
     assert type(from_rpc_error(_rpc_error(grpc.StatusCode.ABORTED))) is SentinelError
+
+
+def test_an_error_raised_on_this_side_has_the_code_the_api_would_answer() -> None:
+    assert InvalidArgumentError.of("schedule.cron", "bad").code is grpc.StatusCode.INVALID_ARGUMENT
+    assert UnavailableError("the download ended early").code is grpc.StatusCode.UNAVAILABLE
+    assert NotFoundError("no job 'x'").code is grpc.StatusCode.NOT_FOUND
+    assert CallCancelledError("x", code=grpc.StatusCode.UNKNOWN).code is grpc.StatusCode.UNKNOWN  # a given one wins
+    assert ConfigError("SENTINEL_API is a URL").code is None  # no API answer means this
 
 
 def test_wait_timeout_is_a_timeout_error() -> None:
@@ -299,3 +332,36 @@ def test_the_recorders_name_limits_are_sentinels() -> None:
         validation.MAX_NAME_CHARS,
         validation.MAX_STEP_NAME_CHARS,
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (lambda c: anext(c.jobs(page_size=-1)), "page_size: must be an integer ≥ 0, got -1"),
+        (lambda c: anext(c.dead_letters(page_size=-1)), "page_size: must be an integer ≥ 0, got -1"),
+        (lambda c: c.purge_dead_letters(older_than_ms=-5), "older_than_ms: must be an integer ≥ 0, got -5"),
+        (lambda c: c.clean(older_than_ms=1, limit=-1), "limit: must be an integer ≥ 0, got -1"),
+        (lambda c: anext(c.schedules(page_size=2**40)), "page_size: must be an integer ≤ 4294967295"),
+    ],
+)
+async def test_a_negative_number_is_refused_before_any_call_naming_the_keyword(call: Any, says: str) -> None:
+    """Not protobuf's bare ValueError ("Value out of range"): the SDK's own error, as for any bad field."""
+    async with AsyncClient("127.0.0.1:1") as client:  # nothing listens: the call is never made
+        with pytest.raises(InvalidArgumentError) as refused:
+            await call(client)
+    assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert says in str(refused.value)
+
+
+def test_a_stream_rides_out_an_api_restart_by_default_and_follows_the_clients_own_retries() -> None:
+    """By default a stream reconnects for about a minute (an API restart, a rolling deploy), while
+    unary calls give up within seconds; a client that sets its retries sets its streams' too."""
+    with Client("127.0.0.1:1") as default:
+        assert default._conn.retries == RetryPolicy()
+        assert default._conn.stream_retries == RetryPolicy(attempts=16, max_backoff=5.0)
+    pauses = [min(5.0, 0.5 * 2 ** (n - 1)) for n in range(1, 16)]  # the pauses between 16 attempts
+    assert 55 < sum(pauses) < 70
+    with Client("127.0.0.1:1", retries=0) as none:
+        assert none._conn.stream_retries == RetryPolicy(attempts=1)
+    with Client("127.0.0.1:1", retries=0, stream_retries=3) as own:
+        assert own._conn.stream_retries == RetryPolicy(attempts=4)
