@@ -788,7 +788,7 @@ class ArtifactChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class LaneStats(_message.Message):
-    __slots__ = ("priority", "waiting", "active", "completed", "failed", "delayed", "paused", "total_processed", "total_failed", "processing_rate", "avg_processing_time", "last_processed_at", "dead_lettered")
+    __slots__ = ("priority", "waiting", "active", "completed", "failed", "delayed", "paused", "total_processed", "total_failed", "processing_rate", "avg_processing_time", "last_processed_at", "dead_lettered", "cancelled", "total_cancelled")
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -802,6 +802,8 @@ class LaneStats(_message.Message):
     AVG_PROCESSING_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_PROCESSED_AT_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     priority: Priority
     waiting: int
     active: int
@@ -815,7 +817,9 @@ class LaneStats(_message.Message):
     avg_processing_time: float
     last_processed_at: _timestamp_pb2.Timestamp
     dead_lettered: int
-    def __init__(self, priority: _Optional[_Union[Priority, str]] = ..., waiting: _Optional[int] = ..., active: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., delayed: _Optional[int] = ..., paused: _Optional[bool] = ..., total_processed: _Optional[int] = ..., total_failed: _Optional[int] = ..., processing_rate: _Optional[float] = ..., avg_processing_time: _Optional[float] = ..., last_processed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered: _Optional[int] = ...) -> None: ...
+    cancelled: int
+    total_cancelled: int
+    def __init__(self, priority: _Optional[_Union[Priority, str]] = ..., waiting: _Optional[int] = ..., active: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., delayed: _Optional[int] = ..., paused: _Optional[bool] = ..., total_processed: _Optional[int] = ..., total_failed: _Optional[int] = ..., processing_rate: _Optional[float] = ..., avg_processing_time: _Optional[float] = ..., last_processed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered: _Optional[int] = ..., cancelled: _Optional[int] = ..., total_cancelled: _Optional[int] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ("queue",)
@@ -824,7 +828,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self, queue: _Optional[str] = ...) -> None: ...
 
 class QueueStats(_message.Message):
-    __slots__ = ("queue", "waiting", "active", "completed", "failed", "delayed", "paused", "total_processed", "total_failed", "processing_rate", "avg_processing_time", "last_processed_at", "dead_lettered", "lanes", "tenant")
+    __slots__ = ("queue", "waiting", "active", "completed", "failed", "delayed", "paused", "total_processed", "total_failed", "processing_rate", "avg_processing_time", "last_processed_at", "dead_lettered", "lanes", "tenant", "cancelled", "total_cancelled")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -840,6 +844,8 @@ class QueueStats(_message.Message):
     DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
     LANES_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     queue: str
     waiting: int
     active: int
@@ -855,7 +861,9 @@ class QueueStats(_message.Message):
     dead_lettered: int
     lanes: _containers.RepeatedCompositeFieldContainer[LaneStats]
     tenant: str
-    def __init__(self, queue: _Optional[str] = ..., waiting: _Optional[int] = ..., active: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., delayed: _Optional[int] = ..., paused: _Optional[bool] = ..., total_processed: _Optional[int] = ..., total_failed: _Optional[int] = ..., processing_rate: _Optional[float] = ..., avg_processing_time: _Optional[float] = ..., last_processed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStats, _Mapping]]] = ..., tenant: _Optional[str] = ...) -> None: ...
+    cancelled: int
+    total_cancelled: int
+    def __init__(self, queue: _Optional[str] = ..., waiting: _Optional[int] = ..., active: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., delayed: _Optional[int] = ..., paused: _Optional[bool] = ..., total_processed: _Optional[int] = ..., total_failed: _Optional[int] = ..., processing_rate: _Optional[float] = ..., avg_processing_time: _Optional[float] = ..., last_processed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_lettered: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStats, _Mapping]]] = ..., tenant: _Optional[str] = ..., cancelled: _Optional[int] = ..., total_cancelled: _Optional[int] = ...) -> None: ...
 
 class GetHealthRequest(_message.Message):
     __slots__ = ("queue",)

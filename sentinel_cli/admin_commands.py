@@ -85,7 +85,8 @@ def render_health(health: QueueHealth, out: TextIO) -> None:
         out.write(_row(_lane(lane.priority), lane))
     out.write(_row("total", s))
     out.write(
-        f"\n  processed {s.total_processed} ({s.total_failed} failed)   last finished {_time(s.last_processed_at)}\n"
+        f"\n  processed {s.total_processed} ({s.total_failed} failed, {s.total_cancelled} cancelled)"
+        f"   last finished {_time(s.last_processed_at)}\n"
     )
 
 
@@ -97,6 +98,7 @@ _COLUMNS = (
     ("delayed", 9),
     ("completed", 11),
     ("failed", 8),
+    ("cancelled", 11),
     ("dead", 6),
     ("processed", 11),
     ("jobs/min", 10),
@@ -113,6 +115,7 @@ def _row(name: str, figures: Figures) -> str:
         figures.delayed,
         figures.completed,
         figures.failed,
+        figures.cancelled,
         figures.dead_lettered,
         figures.total_processed,
         f"{figures.processing_rate:.1f}",

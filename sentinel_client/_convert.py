@@ -221,6 +221,8 @@ def _figures(s: pb.QueueStats | pb.LaneStats) -> dict[str, Any]:
         "paused": s.paused,
         "total_processed": s.total_processed,
         "total_failed": s.total_failed,
+        "cancelled": s.cancelled,
+        "total_cancelled": s.total_cancelled,
         "processing_rate": s.processing_rate,
         "avg_processing_time": s.avg_processing_time,
         "last_processed_at": time(s.last_processed_at),

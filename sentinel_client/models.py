@@ -206,12 +206,14 @@ class Figures:
     waiting: int = 0
     active: int = 0
     completed: int = 0
-    failed: int = 0
+    failed: int = 0  # failed and timed-out jobs kept
     delayed: int = 0
     dead_lettered: int = 0
     paused: bool = False
-    total_processed: int = 0
+    total_processed: int = 0  # runs that ended, ever: completed, failed and cancelled
     total_failed: int = 0
+    cancelled: int = 0  # cancelled jobs kept (a cancel is not a failure)
+    total_cancelled: int = 0
     processing_rate: float = 0.0  # jobs per minute
     avg_processing_time: float = 0.0  # milliseconds
     last_processed_at: datetime | None = None

@@ -132,12 +132,14 @@ def queue_metrics(stats: QueueStats, *, due: int) -> Iterable[Metric]:
     )
     kept.add_metric([q, "completed"], stats.completed)
     kept.add_metric([q, "failed"], stats.failed)
+    kept.add_metric([q, "cancelled"], stats.cancelled)
     yield kept
     done = CounterMetricFamily(
         "sentinel_queue_jobs_finished",
         "Jobs that ended, by outcome, since the queue began",
         labels=["queue", "outcome"],
     )
-    done.add_metric([q, "completed"], stats.total_processed - stats.total_failed)
+    done.add_metric([q, "completed"], stats.total_processed - stats.total_failed - stats.total_cancelled)
     done.add_metric([q, "failed"], stats.total_failed)
+    done.add_metric([q, "cancelled"], stats.total_cancelled)
     yield done

@@ -98,6 +98,7 @@ class Figure(StrEnum):
     DEAD_LETTERED = "dlq"
     PROCESSED = "processed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     TIMED = "timed"
     PROCESSING_MS = "processing_ms"
     LAST_PROCESSED = "last_processed"

@@ -23,8 +23,8 @@ from shared.schema import Figure, FigurePrefix
 RATE_WINDOW_MIN = 5
 #: Failures counted for health: those of the last hour (the ring holds 60 one-minute buckets).
 FAILURE_WINDOW_MIN = 60
-#: Unsuccessful ends: kept in the failed retention set, counted as `failed`.
-_UNSUCCESSFUL = (JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED)
+#: Unsuccessful ends, counted as `failed` (kept in the failed retention set with the cancelled jobs).
+_UNSUCCESSFUL = (JobState.FAILED, JobState.TIMEOUT)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,10 +35,12 @@ class Figures:
     active: int = 0
     delayed: int = 0
     completed: int = 0  # completed jobs still kept (retention)
-    failed: int = 0  # failed, timed-out and cancelled jobs still kept
+    failed: int = 0  # failed and timed-out jobs still kept
+    cancelled: int = 0  # cancelled jobs still kept (a cancel is no failure)
     dead_lettered: int = 0
-    total_processed: int = 0  # every run that ended, ever (completed + failed)
+    total_processed: int = 0  # every run that ended, ever (completed + failed + cancelled)
     total_failed: int = 0
+    total_cancelled: int = 0
     processing_rate: float = 0.0  # jobs per minute
     timed: int = 0  # ended runs whose processing time is known
     processing_ms: int = 0  # their time, summed
@@ -67,9 +69,11 @@ class Figures:
             delayed=count(JobState.SCHEDULED),
             completed=count(JobState.COMPLETED),
             failed=sum(count(s) for s in _UNSUCCESSFUL),
+            cancelled=count(JobState.CANCELLED),
             dead_lettered=max(_int(raw.get(Figure.DEAD_LETTERED)), 0),
             total_processed=_int(raw.get(Figure.PROCESSED)),
             total_failed=_int(raw.get(Figure.FAILED)),
+            total_cancelled=_int(raw.get(Figure.CANCELLED)),
             processing_rate=rate,
             timed=_int(raw.get(Figure.TIMED)),
             processing_ms=_int(raw.get(Figure.PROCESSING_MS)),
@@ -88,9 +92,11 @@ class Figures:
             delayed=self.delayed + other.delayed,
             completed=self.completed + other.completed,
             failed=self.failed + other.failed,
+            cancelled=self.cancelled + other.cancelled,
             dead_lettered=self.dead_lettered + other.dead_lettered,
             total_processed=self.total_processed + other.total_processed,
             total_failed=self.total_failed + other.total_failed,
+            total_cancelled=self.total_cancelled + other.total_cancelled,
             processing_rate=round(self.processing_rate + other.processing_rate, 3),
             timed=self.timed + other.timed,
             processing_ms=self.processing_ms + other.processing_ms,

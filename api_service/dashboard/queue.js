@@ -116,6 +116,7 @@ const TILES = [
   ["Delayed", (s) => figure(s.delayed)],
   ["Completed", (s) => figure(s.completed)],
   ["Failed", (s) => figure(s.failed)],
+  ["Cancelled", (s) => figure(s.cancelled)],
   ["Dead letters", (s) => figure(s.deadLettered)],
   ["Jobs / min", (s) => figure(s.processingRate, 1), "last 5 min"],
   ["Avg time", (s) => duration(s.avgProcessingTime)],
@@ -142,7 +143,7 @@ function renderLanes(box, s) {
   const byLane = new Map((s.lanes ?? []).map((l) => [l.priority, l]));
   const row = (name, l, cls) => h("tr", { class: cls },
     h("th", { scope: "row" }, name),
-    [l.waiting, l.active, l.delayed, l.completed, l.failed, l.deadLettered, l.totalProcessed].map((v) => h("td", { class: "num" }, figure(v))),
+    [l.waiting, l.active, l.delayed, l.completed, l.failed, l.cancelled, l.deadLettered, l.totalProcessed].map((v) => h("td", { class: "num" }, figure(v))),
     h("td", { class: "num" }, figure(l.processingRate, 1)),
     h("td", { class: "num" }, duration(l.avgProcessingTime)),
   );
@@ -150,7 +151,7 @@ function renderLanes(box, s) {
   rows.push(row("total", s, "total"));
   box.replaceChildren(
     table("Figures per lane",
-      ["Lane", "Waiting", "Running", "Delayed", "Completed", "Failed", "Dead", "Processed", "Jobs/min", "Avg time"],
+      ["Lane", "Waiting", "Running", "Delayed", "Completed", "Failed", "Cancelled", "Dead", "Processed", "Jobs/min", "Avg time"],
       rows, { numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9], stack: true }),
     h("p", { class: "muted small" }, "Last job finished: ", when(s.lastProcessedAt)),
   );

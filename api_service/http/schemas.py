@@ -150,6 +150,8 @@ _FIGURES: JSON = {
     "paused": BOOL,
     "totalProcessed": INT,
     "totalFailed": INT,
+    "cancelled": INT,
+    "totalCancelled": INT,
     "processingRate": NUMBER,
     "avgProcessingTime": NUMBER,
     "lastProcessedAt": TIME,

@@ -142,6 +142,8 @@ def _figures(figures: Figures) -> JSON:
         "paused": figures.paused,
         "totalProcessed": figures.total_processed,
         "totalFailed": figures.total_failed,
+        "cancelled": figures.cancelled,
+        "totalCancelled": figures.total_cancelled,
         "processingRate": figures.processing_rate,
         "avgProcessingTime": figures.avg_processing_time_ms,
         "lastProcessedAt": iso(figures.last_processed_at_ms),

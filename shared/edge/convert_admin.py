@@ -36,6 +36,8 @@ def _figures(figures: Figures) -> dict[str, Any]:
         "avg_processing_time": figures.avg_processing_time_ms,
         "last_processed_at": timestamp(figures.last_processed_at_ms),
         "dead_lettered": figures.dead_lettered,
+        "cancelled": figures.cancelled,
+        "total_cancelled": figures.total_cancelled,
     }
 
 

@@ -8,7 +8,8 @@
 --   n:<state>       jobs in each state now (pending, scheduled, running, completed, failed, ...);
 --                   a job leaves its count when clean.lua removes it
 --   dlq             dead-lettered jobs still in the dead-letter set
---   processed, failed   runs that ended, ever, and how many of them unsuccessfully
+--   processed, failed, cancelled   runs that ended, ever; how many failed (or timed out), and how
+--                   many were cancelled (a cancel is no failure: health's failures leave it out)
 --   timed, processing_ms  ended runs whose time is known, and that time summed
 --   last_processed, last_claimed, waiting_since   ms: the last end, the last claim, and when
 --                   the count of waiting jobs last rose from zero (staleness in queue_health)
@@ -94,7 +95,8 @@ local function tally_ended(keys, state, now, ms, batch)
   if not keys then return end
   local minute = math.floor(tonumber(now) / 60000)
   local slot = tostring(minute % 60)
-  local failed = state ~= 'completed'
+  local cancelled = state == 'cancelled'
+  local failed = state ~= 'completed' and not cancelled
   for _, key in ipairs(keys) do
     tally_incr(batch, key, 'processed', 1)
     tally_set(batch, key, 'last_processed', now)
@@ -103,6 +105,7 @@ local function tally_ended(keys, state, now, ms, batch)
       tally_incr(batch, key, 'processing_ms', ms)
     end
     if failed then tally_incr(batch, key, 'failed', 1) end
+    if cancelled then tally_incr(batch, key, 'cancelled', 1) end
     if batch then
       batch.ring[key] = {tostring(minute), slot}
     else

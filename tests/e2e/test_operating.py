@@ -69,8 +69,8 @@ async def test_pause_resume_stats_events_metrics_and_job_logs(stack: Stack) -> N
 
         stats = await asyncio.to_thread(cli, stack, api.port, "stats")
         assert stats.returncode == 0 and "running  health HEALTHY" in stats.stdout
-        assert "  medium          0       0        0          1       0     0          1 " in stats.stdout
-        assert "processed 1 (0 failed)" in stats.stdout
+        assert "  medium          0       0        0          1       0          0     0          1 " in stats.stdout
+        assert "processed 1 (0 failed, 0 cancelled)" in stats.stdout
         raw_out, raw_err = await asyncio.wait_for(events.communicate(), timeout=30)
         out, err = raw_out.decode(), raw_err.decode()
         lines = out.splitlines()

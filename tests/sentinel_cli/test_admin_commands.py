@@ -40,11 +40,14 @@ async def test_stats_shows_lanes_figures_and_health(
     assert await admin_commands.show_stats(address(api)) == 0
     out = capsys.readouterr().out
     assert "queue default (all tenants)  running  health HEALTHY" in out
-    assert "  lane      waiting  active  delayed  completed  failed  dead  processed  jobs/min  avg ms\n" in out
-    assert "  high            1       0        0          1       0     0          1 " in out
-    assert "  medium          3       0        0          0       0     0          0       0.0       0\n" in out
-    assert "  total           4       0        0          1       0     0          1 " in out
-    assert "processed 1 (0 failed)   last finished 20" in out
+    titles = "  lane      waiting  active  delayed  completed  failed  cancelled  dead  processed  jobs/min  avg ms\n"
+    assert titles in out
+    assert "  high            1       0        0          1       0          0     0          1 " in out
+    assert (
+        "  medium          3       0        0          0       0          0     0          0       0.0       0\n" in out
+    )
+    assert "  total           4       0        0          1       0          0     0          1 " in out
+    assert "processed 1 (0 failed, 0 cancelled)   last finished 20" in out
 
     await admin_commands.set_paused(address(api), True)
     assert await admin_commands.show_stats(address(api), watch=True, interval=0.05, times=2) == 1

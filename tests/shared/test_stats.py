@@ -147,3 +147,16 @@ def test_rate_counts_only_recent_minutes() -> None:
     rate, failed = rate_figures(metrics, now)
     assert rate == pytest.approx(15 / 4.5, abs=0.001)
     assert failed == 3
+
+
+async def test_a_cancel_is_counted_as_cancelled_never_as_a_failure(queue: Queue) -> None:
+    """An operator cancelling runs says nothing of the site: the failure figures, and health's
+    failures of the last hour (QUEUE_MAX_FAILED), leave cancels out."""
+    await submit_jobs(queue, 3)
+    await run_jobs(queue, 2, state=JobState.CANCELLED, execution_ms=50)
+    await run_jobs(queue, 1, state=JobState.FAILED, execution_ms=50)
+    stats = await get_stats(queue)
+    assert (stats.failed, stats.cancelled) == (1, 2)
+    assert (stats.total_processed, stats.total_failed, stats.total_cancelled, stats.failed_last_hour) == (3, 1, 2, 1)
+    strict = dataclasses.replace(queue.settings, max_failed=1)
+    assert evaluate(stats, strict, now=now_ms()).status is HealthStatus.HEALTHY  # 1 failure: not over 1
