@@ -12,12 +12,16 @@ from tests.support import RedisProcess, start_redis, wait_for
 async def test_stats_count_the_lanes_and_outcomes(http: Http) -> None:
     await submit_jobs(http.queue, 2, priority=Priority.HIGH)
     await submit_jobs(http.queue, 1, priority=Priority.LOW)
+    await submit_jobs(http.queue, 1, priority=Priority.LOW)
     await run_jobs(http.queue, 1, execution_ms=200)
+    await run_jobs(http.queue, 1, state=JobState.CANCELLED, execution_ms=200)  # the second high one
     stats = (await http.call("GET", "/queue/stats")).data
-    assert (stats["queue"], stats["waiting"], stats["completed"], stats["totalProcessed"]) == ("default", 2, 1, 1)
+    assert (stats["queue"], stats["waiting"], stats["completed"], stats["totalProcessed"]) == ("default", 2, 1, 2)
+    assert (stats["failed"], stats["cancelled"], stats["totalFailed"], stats["totalCancelled"]) == (0, 1, 0, 1)
     assert stats["avgProcessingTime"] == 200 and stats["lastProcessedAt"].endswith("Z") and stats["tenant"] is None
     assert [lane["priority"] for lane in stats["lanes"]] == ["high", "medium", "low"]
-    assert [lane["waiting"] for lane in stats["lanes"]] == [1, 0, 1]
+    assert [lane["waiting"] for lane in stats["lanes"]] == [0, 0, 2]
+    assert [lane["cancelled"] for lane in stats["lanes"]] == [1, 0, 0]
 
 
 async def test_pause_and_resume_show_in_health_as_degraded_with_200(http: Http) -> None:
