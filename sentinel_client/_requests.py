@@ -173,8 +173,13 @@ def run_request(
     )
     for i, item in enumerate(tests):
         test, source = item if isinstance(item, tuple) else (item, "")
-        loaded = load_document(test) if isinstance(test, Mapping) else load_file(test)
-        _set(loaded.definition, "base_url", options, f"tests[{i}].definition.")
+        at = f"tests[{i}]."  # a bad field is named as the API names it: tests[2].definition.steps[0]…
+        loaded = (
+            load_document(test, field=f"{at}definition", prefix=at)
+            if isinstance(test, Mapping)
+            else load_file(test, prefix=at)
+        )
+        _set(loaded.definition, "base_url", options, f"{at}definition.")
         file = source or ("" if isinstance(test, Mapping) else os.fspath(test))
         # The file's own options go with it; the run's (these `options`) win where they set a field.
         own = loaded.options if loaded.HasField("options") else None

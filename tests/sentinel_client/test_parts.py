@@ -365,3 +365,18 @@ def test_a_stream_rides_out_an_api_restart_by_default_and_follows_the_clients_ow
         assert none._conn.stream_retries == RetryPolicy(attempts=1)
     with Client("127.0.0.1:1", retries=0, stream_retries=3) as own:
         assert own._conn.stream_retries == RetryPolicy(attempts=4)
+
+
+def test_a_runs_bad_test_is_named_by_its_index_as_the_api_names_it(tmp_path: Path) -> None:
+    """Caught before any call, a bad field of a run's test (a dict or a file) is named as the API
+    would name it: `tests[i].definition…`, so a caller with many tests knows which one."""
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text(json.dumps({"name": "f", "steps": [{"click": {"selector": 3}}]}))
+    good = {"name": "a", "steps": [{"navigate": {"url": "http://x.test"}}]}
+    with Client("127.0.0.1:1") as client:  # nothing listens: the call is never made
+        with pytest.raises(InvalidArgumentError) as in_dict:
+            client.submit_run([good, {"name": "b", "steps": [{"wait": {"ms": "x"}}]}])
+        with pytest.raises(InvalidArgumentError) as in_file:
+            client.submit_run([good, good, bad_file])
+    assert [v.field for v in in_dict.value.violations] == ["tests[1].definition.steps[0].wait.ms"]
+    assert [v.field for v in in_file.value.violations] == ["tests[2].definition.steps[0].click.selector"]
