@@ -30,6 +30,7 @@ from executor_service.evidence import Evidence
 from executor_service.guard import Guard
 from executor_service.http_check import check
 from executor_service.http_client import HttpClient
+from shared import screenshots
 from shared.errors import AssertionFailure, FieldViolation, ValidationError
 from shared.model import (
     Action,
@@ -57,7 +58,6 @@ __all__ = ["PERFORMERS", "Run", "open_secret", "perform", "performs", "screensho
 #: How often expect_* steps look again while they wait for their condition.
 POLL_INTERVAL_S = 0.1
 _MIN_PROBE_MS = 100.0
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 #: What Playwright says when `fill` meets an element that takes no text.
 _NOT_FILLABLE = "Element is not an <input>"
 
@@ -239,7 +239,9 @@ async def _expect_url(run: Run, action: ExpectUrl, index: int, timeout_ms: int) 
 
 @performs(Screenshot)
 async def _screenshot(run: Run, action: Screenshot, index: int, timeout_ms: int) -> Artifacts:
-    name = await screenshot(run, action.name or f"step-{index:02d}", full_page=action.full_page, timeout_ms=timeout_ms)
+    name = await screenshot(
+        run, screenshots.step_name(action.name, index), full_page=action.full_page, timeout_ms=timeout_ms
+    )
     return (name,) if name else ()
 
 
@@ -269,8 +271,7 @@ async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms
     Returns:
         Its artifact name, or None when it could not be stored (the evidence notes why).
     """
-    # The name comes from the test definition: keep it to one plain file name.
-    file = (_UNSAFE_NAME.sub("-", name.removesuffix(".png")).strip(".-") or "screenshot") + ".png"
+    file = screenshots.file_of(name)
     mask = [run.page.locator(selector) for selector in run.masked]
     await run.page.screenshot(path=run.evidence.path(file), full_page=full_page, timeout=timeout_ms, mask=mask)
     return await run.evidence.keep(file, content_type="image/png")

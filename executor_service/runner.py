@@ -31,6 +31,7 @@ from executor_service.guard import Guard, Session
 from executor_service.http_check import ApiSession
 from executor_service.http_client import HttpClient, PageClient
 from executor_service.recording import PageLog, Recording
+from shared import screenshots
 from shared.actions import secrets as secrets_of
 from shared.errors import FieldViolation, NavigationRefused, ValidationError
 from shared.model import ArtifactPolicy, ErrorCategory, JobError, Request, StepResult, TestDefinition
@@ -176,7 +177,7 @@ async def run_steps(
         duration_ms = _elapsed_ms(started)
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
-            written = await _try_screenshot(run, f"step-{i:02d}-failure")
+            written = await _try_screenshot(run, screenshots.failure_name(i))
         artifacts.extend(written)
         console_errors, failed_requests = page_log.take(lambda line: _masked(line, secrets)) if page_log else ((), ())
         results.append(
@@ -197,7 +198,7 @@ async def run_steps(
             return RunOutcome(steps=tuple(results), error=error, artifacts=tuple(artifacts))
 
     if artifact_policy is ArtifactPolicy.ALWAYS:
-        artifacts.extend(await _try_screenshot(run, "final"))
+        artifacts.extend(await _try_screenshot(run, screenshots.FINAL))
     return RunOutcome(steps=tuple(results), error=None, artifacts=tuple(artifacts))
 
 

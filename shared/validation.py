@@ -18,6 +18,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any, assert_never
 from urllib.parse import urljoin, urlsplit
 
+from shared import screenshots
 from shared.actions import ACTIONS, Action, Is, JsonExpectation, Request, holds
 from shared.errors import FieldViolation, ValidationError
 from shared.json_checks import compile_path, parse_literal
@@ -200,31 +201,28 @@ def _chars(value: Any) -> int:
 # --- steps -----------------------------------------------------------------------------------
 
 
-#: File names a run makes itself beside its steps' own (`executor_service.runner`): a step's name
-#: must not overwrite them.
-RESERVED_FILE_NAME_RE = re.compile(r"final|step-\d+-failure", re.IGNORECASE)
-
-
 def _check_file_names(out: list[FieldViolation], path: str, steps: tuple[Step, ...]) -> None:
-    """A file a step names is one artifact of the run: two steps naming the same file, or a step
-    naming one the run makes itself, would overwrite it."""
+    """A step's screenshot is one artifact of the run, kept under the file `shared.screenshots`
+    names: two steps making the same file (a name, the same with `.png`, an unnamed step's
+    `step-NN`), or a step making one the run makes itself (`final`, a step's failure), would
+    overwrite it. Compared without case: one file on a case-insensitive disk or bucket browser."""
     first: dict[str, str] = {}
     for i, step in enumerate(steps):
         if step.action is None:
             continue
         for name, kind in holds(type(step.action)).items():
-            value = getattr(step.action, name)
-            if kind is not Is.FILE_NAME or not value:
+            if kind is not Is.FILE_NAME:
                 continue
+            value = getattr(step.action, name)
+            file = screenshots.file_of(screenshots.step_name(value, i))
             at = f"{path}.steps[{i}].{step.action.kind}.{name}"
-            key = value.lower()  # one file on a case-insensitive disk or bucket browser
-            if RESERVED_FILE_NAME_RE.fullmatch(value):
-                out.append(FieldViolation(at, f"names a file the run makes itself, got {_show(value)}"))
-            elif key in first:
-                why = f"repeats {_show(value)} ({first[key]}): one file would overwrite the other"
+            if screenshots.made_by_the_run(file):
+                out.append(FieldViolation(at, f"names a file the run makes itself ({file}), got {_show(value)}"))
+            elif file.lower() in first:
+                why = f"repeats {_show(value or file)} ({first[file.lower()]}): both make {file}, one would be lost"
                 out.append(FieldViolation(at, why))
             else:
-                first[key] = f"steps[{i}]"
+                first[file.lower()] = f"steps[{i}]"
 
 
 def _check_step(out: list[FieldViolation], at: str, step: Step, base_url: str) -> None:

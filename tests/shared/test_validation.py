@@ -475,6 +475,10 @@ def test_a_surrogate_pair_is_text() -> None:
         (("home", "HOME"), "definition.steps[1].screenshot.name", "repeats 'HOME' (steps[0])"),
         (("final",), "definition.steps[0].screenshot.name", "names a file the run makes itself"),
         (("step-04-failure",), "definition.steps[0].screenshot.name", "names a file the run makes itself"),
+        # As the executor names the files: `.png` once, an unnamed step's `step-NN`.
+        (("final.png",), "definition.steps[0].screenshot.name", "names a file the run makes itself (final.png)"),
+        (("home", "home.png"), "definition.steps[1].screenshot.name", "repeats 'home.png' (steps[0])"),
+        (("step-01", ""), "definition.steps[1].screenshot.name", "repeats 'step-01.png' (steps[0])"),
     ],
 )
 def test_a_screenshot_name_that_would_overwrite_another_file_is_refused(
