@@ -81,6 +81,9 @@ async def test_an_admin_sees_the_queue_figures_and_new_jobs_live(dashboard: Dash
     await expect(feed.locator("li", has_text="completed").get_by_role("link", name=first[:8])).to_be_visible()
     total = page.locator("tr.total")
     await expect(total.locator("td[data-label=Processed]")).to_have_text("1")  # in the lanes table
+    # Every figure's header is aligned as a number, the lane's name is not.
+    headers = page.get_by_role("table", name="Figures per lane").locator("thead th")
+    assert await headers.evaluate_all("ths => ths.map((th) => th.classList.contains('num'))") == [False] + [True] * 10
     await snap(page, dashboard, "queue")
 
     # Pause and resume: the button, the badge and the health reason follow.
