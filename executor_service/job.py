@@ -401,9 +401,7 @@ async def _record(
         execution_ms=execution_ms,
         worker_id=env.worker_id,
     )
-    done = await state.ledger.finish(claim, end)
-    if not done:
-        log.warning("job %s: finish refused (stale fence); another executor owns it", job.job_id)
+    if not await state.ledger.finish(claim, end):  # the ledger said why (a stale fence, Redis away a lease)
         return None
     log.info("job %s attempt %d ended %s", job.job_id, job.attempt, final_state.value)
     return final_state

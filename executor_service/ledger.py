@@ -101,7 +101,10 @@ class QueueLedger:
         delay = 0.1
         while True:
             try:
-                return bool(await self._recorder.write(write))
+                if await self._recorder.write(write):
+                    return True
+                log.warning("job %s: finish refused (stale fence); another executor owns it", claim.job_id)
+                return False
             except REDIS_ERRORS as exc:
                 if loop.time() > give_up:
                     # What the lease is for, not a fault of this executor: no traceback.

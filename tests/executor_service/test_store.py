@@ -786,8 +786,10 @@ async def test_a_progress_write_nobody_waits_for_any_more_leaves_no_unread_error
     failure is read all the same, so asyncio never logs "Future exception was never retrieved"."""
     await submit(queue)
     run = await claim_one(queue)
+    calls: list[int] = []
 
     async def refused(*_: object) -> list[int]:
+        calls.append(1)
         raise RedisConnectionError("Connection refused")
 
     monkeypatch.setattr(recorder_module, "record", refused)
@@ -795,13 +797,15 @@ async def test_a_progress_write_nobody_waits_for_any_more_leaves_no_unread_error
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _, context: unread.append(context))
     try:
-        report = QueueLedger(queue).progress_soon(run, progress(20))
+        ledger = QueueLedger(queue)
+        report = ledger.progress_soon(run, progress(20))
         report.cancel()  # the run stopped waiting before the write failed
-        for _ in range(5):  # the write is sent and fails within a few loop turns
-            await asyncio.sleep(0)
         del report
+        # The write was sent and failed: its sender is gone (its future holds the failure, or would).
+        await wait_for(lambda: bool(calls) and not ledger._recorder._senders, within=10, what="the write to fail")
         gc.collect()
         await asyncio.sleep(0)
     finally:
         loop.set_exception_handler(None)
+    assert calls == [1]
     assert [c.get("message") for c in unread] == []
