@@ -50,16 +50,11 @@ CODE_OF_STATUS: dict[int, str] = {
 #: for a second; a 503 (Redis, the artifact store, shutting down) for the few seconds a restart takes.
 RETRY_AFTER_S: dict[int, int] = {429: 1, 503: 5}
 
-#: gRPC's field paths → the HTTP request's, longest match first; the rest of a path is camelCased.
+#: gRPC's field paths the HTTP API names otherwise, longest match first; every other name is the
+#: gRPC one in lowerCamelCase (`options.max_attempts` → `options.maxAttempts`, `page_size` → `pageSize`).
 FIELD_NAMES: dict[str, str] = {
     "definition": "testDefinition",
     "options.timeout_ms": "options.timeout",
-    "options.max_attempts": "options.maxAttempts",
-    "options.delay_ms": "options.delayMs",
-    "options.idempotency_key": "options.idempotencyKey",
-    "options.backoff_ms": "options.backoffMs",
-    "page_size": "pageSize",
-    "page_token": "pageToken",
     "cursor": "Last-Event-ID",
     "job_id": "id",
 }

@@ -11,14 +11,13 @@ none. Reads headers and settings only; never a DNS lookup.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
-from api_service.http.context import BACKEND
-
-#: Where the app listens (API_HTTP_HOST): a `Host` naming it is the API's own.
-LISTEN_HOST = web.AppKey("sentinel_listen_host", str)
+#: The names a `Host` may give besides loopback and addresses (`named_hosts`), made once with the app.
+NAMED_HOSTS = web.AppKey("sentinel_named_hosts", frozenset[str])
 
 
 def _hostname(authority: str) -> str:
@@ -27,6 +26,11 @@ def _hostname(authority: str) -> str:
         return (urlsplit(f"//{authority}").hostname or "").rstrip(".")
     except ValueError:
         return ""
+
+
+def named_hosts(listen_host: str, cors_origins: Iterable[str]) -> frozenset[str]:
+    """The listen address (API_HTTP_HOST) and the hosts of the CORS origins, as `_hostname` spells them."""
+    return frozenset({listen_host.lower(), *(_hostname(o.partition("://")[2]) for o in cors_origins)} - {""})
 
 
 def trusted_host(request: web.Request) -> bool:
@@ -49,5 +53,4 @@ def trusted_host(request: web.Request) -> bool:
         pass
     else:
         return True
-    origins = request.app[BACKEND].cors_origins
-    return host == request.app[LISTEN_HOST].lower() or host in {_hostname(o.partition("://")[2]) for o in origins}
+    return host in request.app[NAMED_HOSTS]

@@ -42,7 +42,7 @@ from api_service.http import openapi, routes_queue, routes_tests
 from api_service.http.auth import make_auth_middleware
 from api_service.http.context import BACKEND, Backend
 from api_service.http.envelope import failure, failure_for, http_failure
-from api_service.http.hosts import LISTEN_HOST, trusted_host
+from api_service.http.hosts import NAMED_HOSTS, named_hosts, trusted_host
 from api_service.http.parsing import MAX_BODY_BYTES, check_query, is_json
 from shared.edge.codes import INTERNAL, code_name
 from shared.settings import TlsSettings
@@ -211,7 +211,7 @@ def build_app(backend: Backend, *, listen_host: str = "") -> web.Application:
         middlewares=[guard_origin, envelope_errors, make_auth_middleware(backend.keys), check_request],
     )
     app[BACKEND] = backend
-    app[LISTEN_HOST] = listen_host
+    app[NAMED_HOSTS] = named_hosts(listen_host, backend.cors_origins)
     for route in ROUTES:
         if route.method == "GET":
             app.router.add_get(PREFIX + route.path, route.handler, name=route.name)  # and HEAD
