@@ -60,9 +60,9 @@ def _locate(document: Mapping[str, Any], cls: type[Message], path: str, exc: Exc
             if descriptor.message_type is None or descriptor.message_type.GetOptions().map_entry:
                 return where, _reason(alone)
             held = getattr(cls(), descriptor.name)
-            if not _repeated(descriptor) and isinstance(value, Mapping):
+            if not descriptor.is_repeated and isinstance(value, Mapping):
                 return _locate(value, type(held), where, alone)
-            if _repeated(descriptor) and isinstance(value, list):
+            if descriptor.is_repeated and isinstance(value, list):
                 for i, item in enumerate(value):
                     found = _locate_item(item, type(held.add()), f"{where}[{i}]")
                     if found:
@@ -79,11 +79,6 @@ def _locate_item(item: object, cls: type[Message], path: str) -> tuple[str, str]
     except PARSE_ERRORS as exc:
         return _locate(item, cls, path, exc)
     return None
-
-
-def _repeated(descriptor: Any) -> bool:
-    # `is_repeated` since protobuf 6.31; `label` before it (gone in 7).
-    return bool(getattr(descriptor, "is_repeated", None) or getattr(descriptor, "label", 0) == 3)
 
 
 def _reason(exc: Exception) -> str:

@@ -24,14 +24,13 @@ from typing import Any, TextIO
 from sentinel_cli import arguments, webhooks
 from sentinel_cli.client import open_client
 from sentinel_client import AlertRule, AsyncClient, Delivery
+from shared.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 COMMAND = "alerts"
 #: The deliveries table: its columns' titles (the last, the error, is not padded).
 _DELIVERY_COLUMNS = ("time", "event", "url", "state", "attempts", "last status", "next attempt", "error")
-#: How many deliveries are listed unless `--limit` says otherwise.
-_DEFAULT_LIMIT = 50
-#: The most deliveries one ListDeliveries call is asked for (the API's most, `shared.paging`).
-_MAX_PAGE = 500
+#: How many deliveries are listed unless `--limit` says otherwise: a page of the API's.
+_DEFAULT_LIMIT = DEFAULT_PAGE_SIZE
 
 
 def add_parser(sub: Any) -> None:
@@ -130,7 +129,7 @@ async def _deliveries(client: AsyncClient, args: argparse.Namespace) -> tuple[li
     found: list[Delivery] = []
     token = args.page_token
     while True:
-        wanted = min(args.limit - len(found), _MAX_PAGE) if args.limit else _MAX_PAGE
+        wanted = min(args.limit - len(found), MAX_PAGE_SIZE) if args.limit else MAX_PAGE_SIZE
         page = await client.list_deliveries(
             schedule_id=args.schedule, rule_id=args.rule, job_id=args.job, page_size=wanted, page_token=token
         )

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import TextIO
 
-import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from sentinel_cli import recorder
@@ -25,6 +24,7 @@ from sentinel_client import (
     Priority,
     ProgressEvent,
     Run,
+    SentinelError,
     SubmitOptions,
     TestSource,
 )
@@ -56,6 +56,12 @@ _RUN_TEST = re.compile(r"tests\[(\d+)\]\.?(.*)")
 
 class Interrupted(Exception):
     """Ctrl-C while a command waited on the API; the message says what goes on and how to stop it."""
+
+
+def described(exc: SentinelError) -> str:
+    """An SDK error as the CLI says it: its status code (the API's, or the one the SDK gave an error
+    it found first), then its message."""
+    return f"{exc.code.name}: {exc.message}" if exc.code else exc.message
 
 
 def show_invalid(exc: InvalidArgumentError | ValidationError, *, source: str = "", files: Sequence[str] = ()) -> int:
@@ -239,7 +245,7 @@ async def _job_or_run(
         try:
             return await run_call(id_)
         except NotFoundError:
-            raise NotFoundError(f"no job or run {id_!r}", code=grpc.StatusCode.NOT_FOUND) from None
+            raise NotFoundError(f"no job or run {id_!r}") from None
 
 
 async def show_status(address: str | None, id_: str) -> int:

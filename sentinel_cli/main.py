@@ -238,14 +238,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = 2
     except (sentinel_client.InvalidArgumentError, ValidationError) as exc:
         code = client.show_invalid(exc)
-    except sentinel_client.NotFoundError as exc:
-        print(f"sentinel: {exc.code.name + ': ' if exc.code else ''}{exc.message}", file=sys.stderr)
-        code = 1
     except sentinel_client.SentinelError as exc:
-        # With its status code: the API's answer, and an error the SDK found first (a bad file) alike.
-        said = f"{exc.code.name}: {exc.message}" if exc.code else exc.message
-        print(f"sentinel: {said}", file=sys.stderr)
-        code = 2
+        print(f"sentinel: {client.described(exc)}", file=sys.stderr)
+        code = 1 if isinstance(exc, sentinel_client.NotFoundError) else 2  # "the answer is no" vs. failed
     except (SentinelError, OSError) as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
         code = 2

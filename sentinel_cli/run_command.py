@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from sentinel_cli import recorder, reports
-from sentinel_cli.client import Interrupted, open_client, render_tests, run_counts, show_invalid
+from sentinel_cli.client import Interrupted, described, open_client, render_tests, run_counts, show_invalid
 from sentinel_client import (
     AsyncClient,
     AsyncRunHandle,
@@ -356,7 +356,7 @@ async def _submit_interrupted(submitting: asyncio.Future[AsyncRunHandle], tags: 
     except TimeoutError:
         why = f"no answer in {INTERRUPT_GRACE:g} s"
     except SentinelError as exc:
-        why = f"{exc.code.name + ': ' if exc.code else ''}{exc.message}"
+        why = described(exc)
         if not isinstance(exc, _NO_WORD):
             raise Interrupted(f"interrupted while submitting the run, which failed ({why}); no run was made") from None
     finally:

@@ -78,8 +78,8 @@ def load_document(document: Mapping[str, Any], *, field: str = "definition", pre
             document = convert_recording(document).definition
         if _SUBMIT_KEYS.intersection(document):
             _check_shape(document, field)
-            return _parse(document, pb.SubmitRequest(), prefix.rstrip("."), field)
-        return pb.SubmitRequest(definition=_parse(document, pb.TestDefinition(), f"{prefix}definition", field))
+            return parse_document(document, pb.SubmitRequest(), prefix.rstrip("."), field)
+        return pb.SubmitRequest(definition=parse_document(document, pb.TestDefinition(), f"{prefix}definition", field))
     except RecursionError as exc:
         raise InvalidArgumentError.of(field, "is nested too deeply") from exc
 
@@ -105,7 +105,7 @@ def _check_shape(document: Mapping[str, Any], field: str) -> None:
 M = TypeVar("M", bound=Message)
 
 
-def _parse(document: Mapping[str, Any], message: M, path: str, field: str) -> M:
+def parse_document(document: Mapping[str, Any], message: M, path: str, field: str) -> M:
     """`document` parsed into `message`; a failure names the deepest field that is wrong, below
     `path` (`field` when it is the document as a whole).
 

@@ -15,13 +15,13 @@ from typing import Any, TypedDict
 from google.protobuf import field_mask_pb2, json_format
 
 from protos import sentinel_pb2 as pb
-from protos.json_errors import PARSE_ERRORS, refused_field
 from sentinel_client._convert import enum_from_proto, enum_to_proto, job, notification, parse_enum, time
 from sentinel_client._ops import Unary
 from sentinel_client._requests import (
     SubmitOptions,
     TestSource,
     check_keywords,
+    parse_document,
     set_scalar,
     template_request,
     with_scalars,
@@ -73,11 +73,7 @@ def notification_messages(notifications: Iterable[Mapping[str, Any]], *, prefix:
         path = f"{prefix}notifications[{i}]"
         if not isinstance(given, Mapping):
             raise InvalidArgumentError.of(path, f"must be a dict of url, events and secret, got {given!r}")
-        try:
-            messages.append(json_format.ParseDict(dict(given), pb.Notification()))
-        except PARSE_ERRORS as exc:
-            where, reason = refused_field(given, pb.Notification, path, exc)
-            raise InvalidArgumentError.of(where, reason) from exc
+        messages.append(parse_document(given, pb.Notification(), path, path))
     return messages
 
 

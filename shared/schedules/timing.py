@@ -20,7 +20,6 @@ Pure computation: no Redis, no protobuf. Times are Unix milliseconds.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
+from shared.clock import now_ms
 from shared.errors import FieldViolation
 
 __all__ = [
@@ -90,7 +90,7 @@ def timing_violations(timing: Timing, *, prefix: str) -> list[FieldViolation]:
     elif timing.cron and timing.jitter_ms and zone is not None and not problem:
         # A jitter as long as a gap between fires would hold the next fire behind the late one (fires
         # are submitted in order): "each fire delayed by its own fixed amount" would no longer hold.
-        gap = shortest_gap_ms(timing, after_ms=round(time.time() * 1000), stop_at_ms=timing.jitter_ms)
+        gap = shortest_gap_ms(timing, after_ms=now_ms(), stop_at_ms=timing.jitter_ms)
         if gap and gap - 1 < limit:
             limit, why = gap - 1, f"less than the shortest gap between the cron's fires, {gap} ms"
     if timing.jitter_ms > limit:

@@ -134,7 +134,11 @@ def test_the_shortest_gap_of_a_cron_is_found_over_its_next_fires() -> None:
     start = ms(datetime(2026, 1, 5, tzinfo=UTC))  # a Monday
     assert shortest_gap_ms(Timing(cron="*/10 9-17 * * 1-5"), after_ms=start) == 600_000
     assert shortest_gap_ms(Timing(cron="0 9 * * 1-5"), after_ms=start) == 86_400_000
-    # It stops at the first gap short enough to refuse the jitter it is asked about.
-    assert shortest_gap_ms(Timing(cron="0,45 9 * * *"), after_ms=start, stop_at_ms=3_600_000) == 2_700_000
+    # It stops at the first gap short enough to refuse the jitter it is asked about: 00:00 → 01:00 → 12:00
+    # → 00:00 next day; the first gap (1 h) is short enough for a 2 h question, before the 11 h one.
+    daily = Timing(cron="0 0,1,12 * * *")
+    assert shortest_gap_ms(daily, after_ms=start - 1, stop_at_ms=7_200_000) == 3_600_000
+    assert shortest_gap_ms(daily, after_ms=start + 1, stop_at_ms=12 * 3_600_000) == 11 * 3_600_000
+    assert shortest_gap_ms(daily, after_ms=start + 1) == 3_600_000  # without a stop, the shortest of all
     # Fewer than two fires within a year: no gap (and no limit but the hour).
     assert shortest_gap_ms(Timing(cron="0 0 29 2 *"), after_ms=ms(datetime(2029, 3, 1, tzinfo=UTC))) == 0
