@@ -2,7 +2,8 @@
 
 Tenant-scoped like jobs (another tenant's schedule is NOT_FOUND); viewers read, submitters change
 (`shared.edge.auth.METHOD_ROLES`). Validation names fields as `schedule.cron`,
-`schedule.template.definition.steps[0].click.selector`; secrets are sealed with the API's sealer.
+`schedule.template.definition.steps[0].click.selector`; secrets (and, with a key, webhook URLs) are
+sealed with the API's sealer, and a schedule is only ever answered with its URLs masked.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from shared.edge.status import Context, unary
 from shared.navigation_policy import NavigationPolicy
 from shared.paging import page_size
 from shared.queue import Queue
-from shared.schedules import firing, store
+from shared.schedules import firing, rules, store
+from shared.schedules.model import Schedule
 from shared.sealed import Sealer
 
 
@@ -31,18 +33,22 @@ class SchedulesServicer(pb_grpc.SchedulesServicer):
         self._sealer = sealer
         self._policy = policy
 
+    def _shown(self, schedule: Schedule) -> pb.Schedule:
+        """Every schedule a caller is given goes through here: its notifications' URLs masked."""
+        return convert.schedule_to_proto(rules.shown(schedule, self._sealer))
+
     @unary
     async def CreateSchedule(self, request: pb.CreateScheduleRequest, context: Context) -> pb.Schedule:
         spec = convert.schedule_from_proto(request.schedule)
         made = await store.create_schedule(
             self._queue, spec, tenant=tenant_of(context), sealer=self._sealer, policy=self._policy
         )
-        return convert.schedule_to_proto(made)
+        return self._shown(made)
 
     @unary
     async def GetSchedule(self, request: pb.GetScheduleRequest, context: Context) -> pb.Schedule:
         found = await store.get_schedule(self._queue, request.schedule_id, tenant=tenant_of(context))
-        return convert.schedule_to_proto(found)
+        return self._shown(found)
 
     @unary
     async def ListSchedules(self, request: pb.ListSchedulesRequest, context: Context) -> pb.ListSchedulesResponse:
@@ -52,9 +58,7 @@ class SchedulesServicer(pb_grpc.SchedulesServicer):
             page_size=page_size(request.page_size),
             page_token=request.page_token,
         )
-        return pb.ListSchedulesResponse(
-            schedules=[convert.schedule_to_proto(s) for s in page.items], next_page_token=page.next_token
-        )
+        return pb.ListSchedulesResponse(schedules=[self._shown(s) for s in page.items], next_page_token=page.next_token)
 
     @unary
     async def UpdateSchedule(self, request: pb.UpdateScheduleRequest, context: Context) -> pb.Schedule:
@@ -67,7 +71,7 @@ class SchedulesServicer(pb_grpc.SchedulesServicer):
             sealer=self._sealer,
             policy=self._policy,
         )
-        return convert.schedule_to_proto(changed)
+        return self._shown(changed)
 
     @unary
     async def DeleteSchedule(self, request: pb.DeleteScheduleRequest, context: Context) -> pb.DeleteScheduleResponse:
@@ -79,14 +83,14 @@ class SchedulesServicer(pb_grpc.SchedulesServicer):
         paused = await store.pause_schedule(
             self._queue, request.schedule_id, tenant=tenant_of(context), note=request.note
         )
-        return convert.schedule_to_proto(paused)
+        return self._shown(paused)
 
     @unary
     async def ResumeSchedule(self, request: pb.ResumeScheduleRequest, context: Context) -> pb.Schedule:
         resumed = await store.resume_schedule(
             self._queue, request.schedule_id, tenant=tenant_of(context), note=request.note
         )
-        return convert.schedule_to_proto(resumed)
+        return self._shown(resumed)
 
     @unary
     async def TriggerSchedule(self, request: pb.TriggerScheduleRequest, context: Context) -> pb.Job:

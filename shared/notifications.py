@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from shared.alerts.urls import MASK, UNREADABLE
 from shared.errors import FieldViolation
 
 __all__ = [
@@ -58,6 +59,11 @@ def notification_violations(notifications: Sequence[Notification], *, prefix: st
         url = urlsplit(notification.url)
         if len(notification.url) > MAX_URL_CHARS:
             violations.append(FieldViolation(f"{at}.url", f"at most {MAX_URL_CHARS} characters"))
+        elif notification.url == UNREADABLE:
+            violations.append(FieldViolation(f"{at}.url", "sealed with a key this server lacks: send the whole URL"))
+        elif MASK in notification.url:
+            stands_for_none = f"masked ('{MASK}') and stands for none of the URLs stored: send the whole URL"
+            violations.append(FieldViolation(f"{at}.url", stands_for_none))
         elif url.scheme not in ("http", "https") or not url.hostname:
             violations.append(FieldViolation(f"{at}.url", "an absolute http(s) URL"))
         unknown = [event for event in notification.events if event not in EVENTS]

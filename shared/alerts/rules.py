@@ -11,24 +11,27 @@ Rules are tenant-scoped: another tenant's rule is `NotFoundError`, like an unkno
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
-from shared import codec
 from shared.alerts.guard import webhook_violations
 from shared.alerts.storage import load_hashes
-from shared.alerts.urls import seal_url, shown_url
 from shared.clock import now_ms
-from shared.errors import DecodeError, FieldViolation, LimitError, NotFoundError, ValidationError
+from shared.errors import FieldViolation, LimitError, NotFoundError, ValidationError
 from shared.navigation_policy import NavigationPolicy
 from shared.notifications import Notification
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schema import AlertRuleField
 from shared.sealed import Sealer
+from shared.stored_notifications import (
+    notifications_from_json,
+    notifications_to_json,
+    seal_notifications,
+    shown_notifications,
+)
 from shared.validation import MAX_TAG_CHARS, TAG_RE
 
 __all__ = [
@@ -37,10 +40,7 @@ __all__ = [
     "create_rule",
     "delete_rule",
     "list_rules",
-    "notifications_from_json",
-    "notifications_to_json",
     "rules_for_tags",
-    "seal_notifications",
     "shown",
 ]
 
@@ -57,45 +57,9 @@ class AlertRule:
     created_at_ms: int = 0
 
 
-def notifications_to_json(notifications: Iterable[Notification]) -> str:
-    return codec.dumps([{"url": n.url, "events": list(n.events), "secret": n.secret} for n in notifications])
-
-
-def notifications_from_json(raw: str) -> tuple[Notification, ...]:
-    """Raises DecodeError when `raw` is not what `notifications_to_json` writes."""
-    try:
-        rows = cast(list[dict[str, Any]], json.loads(raw))
-        return tuple(
-            Notification(url=str(r["url"]), events=tuple(str(e) for e in r["events"]), secret=str(r.get("secret", "")))
-            for r in rows
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DecodeError(f"notifications are malformed: {raw[:80]!r}") from exc
-
-
-def seal_notifications(
-    notifications: Sequence[Notification], sealer: Sealer | None, *, prefix: str
-) -> tuple[Notification, ...]:
-    """`notifications` with every secret sealed, and every URL too when there is a key (`sealer`).
-
-    Raises:
-        ValidationError: a secret is given but this server has no SENTINEL_SECRET_KEY to seal it.
-    """
-    sealed = []
-    for index, notification in enumerate(notifications):
-        if notification.secret:
-            if sealer is None:
-                field = f"{prefix}notifications[{index}].secret"
-                raise ValidationError([FieldViolation(field, "this server has no SENTINEL_SECRET_KEY to seal it")])
-            notification = dataclasses.replace(notification, secret=sealer.seal(notification.secret))
-        sealed.append(dataclasses.replace(notification, url=seal_url(notification.url, sealer)))
-    return tuple(sealed)
-
-
 def shown(rule: AlertRule, sealer: Sealer | None) -> AlertRule:
     """`rule` as a caller sees it: each URL masked (its secret stays sealed: only whether one is set shows)."""
-    notifications = tuple(dataclasses.replace(n, url=shown_url(n.url, sealer)) for n in rule.notifications)
-    return dataclasses.replace(rule, notifications=notifications)
+    return dataclasses.replace(rule, notifications=shown_notifications(rule.notifications, sealer))
 
 
 async def _validate(rule: AlertRule, policy: NavigationPolicy) -> None:

@@ -27,12 +27,14 @@ from urllib.parse import urlsplit
 from shared.errors import SentinelError
 from shared.sealed import SEALED_PREFIX, Sealer
 
-__all__ = ["MAX_SHOWN_SEGMENT", "MIN_HIDDEN", "UNREADABLE", "mask_url", "open_url", "seal_url", "shown_url"]
+__all__ = ["MASK", "MAX_SHOWN_SEGMENT", "MIN_HIDDEN", "UNREADABLE", "mask_url", "open_url", "seal_url", "shown_url"]
 
 #: The longest first path segment shown (a longer one may be a token: Telegram's `/bot<token>/…`).
 MAX_SHOWN_SEGMENT = 24
 #: The fewest hidden characters for the last 4 of them to be shown.
 MIN_HIDDEN = 16
+#: What stands for the hidden part of a masked URL.
+MASK = "…"
 #: What a sealed URL this server cannot open is shown as.
 UNREADABLE = "(sealed: this server's SENTINEL_SECRET_KEY cannot open it)"
 
@@ -42,7 +44,7 @@ def mask_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "…"
+        return MASK
     origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
     tail = parts.path + (f"?{parts.query}" if parts.query else "")
     first = ""
@@ -54,7 +56,7 @@ def mask_url(url: str) -> str:
     if len(rest) <= 1:  # nothing, "/" or "?"
         return origin + tail
     hidden = rest[1:]
-    return f"{origin}{first}{rest[0]}…{hidden[-4:] if len(hidden) >= MIN_HIDDEN else ''}"
+    return f"{origin}{first}{rest[0]}{MASK}{hidden[-4:] if len(hidden) >= MIN_HIDDEN else ''}"
 
 
 def seal_url(url: str, sealer: Sealer | None) -> str:

@@ -13,12 +13,12 @@ from typing import Any
 from shared import codec
 from shared.errors import DecodeError
 from shared.model import JobSource, SubmitCommand
-from shared.notifications import Notification
 from shared.schedules.model import OverlapPolicy, Schedule, ScheduleRun, ScheduleSpec
 from shared.schedules.timing import Timing
 from shared.schema import ScheduleField as F
+from shared.stored_notifications import notifications_from_json, notifications_to_json
 
-__all__ = ["notifications_to_json", "run_from_json", "schedule_from_hash", "spec_fields"]
+__all__ = ["run_from_json", "schedule_from_hash", "spec_fields"]
 
 
 def spec_fields(spec: ScheduleSpec) -> dict[str, str]:
@@ -40,20 +40,6 @@ def spec_fields(spec: ScheduleSpec) -> dict[str, str]:
         F.PAUSED: "1" if spec.paused else "0",
         F.NOTE: spec.note,
     }
-
-
-def notifications_to_json(notifications: tuple[Notification, ...]) -> str:
-    return codec.dumps([{"url": n.url, "events": list(n.events), "secret": n.secret} for n in notifications])
-
-
-def _notifications(raw: str) -> tuple[Notification, ...]:
-    try:
-        return tuple(
-            Notification(url=str(n["url"]), events=tuple(str(e) for e in n["events"]), secret=str(n.get("secret", "")))
-            for n in json.loads(raw or "[]")
-        )
-    except (ValueError, TypeError, KeyError) as exc:
-        raise DecodeError(f"malformed schedule notifications: {exc!r}") from exc
 
 
 def _int(raw: Mapping[str, str], name: F) -> int:
@@ -92,7 +78,7 @@ def schedule_from_hash(raw: Mapping[str, str]) -> Schedule:
         catchup_window_ms=_int(raw, F.CATCHUP),
         paused=raw.get(F.PAUSED) == "1",
         note=raw.get(F.NOTE, ""),
-        notifications=_notifications(raw.get(F.NOTIFICATIONS, "")),
+        notifications=notifications_from_json(raw.get(F.NOTIFICATIONS, "")),
     )
     return Schedule(
         schedule_id=schedule_id,

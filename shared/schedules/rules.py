@@ -3,9 +3,10 @@
 `validate_spec` reports every problem at once, each with its field as a client spells it
 (`schedule.cron`, `schedule.template.definition.steps[0].click.selector`); notifications are
 checked as an alert rule's are (`shared.alerts.guard.webhook_violations`), targets by the webhook
-policy. `seal_spec` makes a valid spec storable: the template's secret fill values and the
-notifications' signing secrets sealed (`shared.sealed`), a notification sent again without its
-secret keeping the one stored. No Redis, no protobuf; it never echoes a secret.
+policy. `seal_spec` makes a valid spec storable: the template's secret fill values, the
+notifications' signing secrets and (with a key) their URLs sealed (`shared.sealed`), a notification
+sent again without its secret keeping the one stored. `shown` is what a caller is given: URLs masked
+(`shared.stored_notifications`). No Redis, no protobuf; it never echoes a secret.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from shared.alerts.guard import webhook_violations
 from shared.errors import FieldViolation, ValidationError
 from shared.navigation_policy import NavigationPolicy
 from shared.notifications import Notification
-from shared.schedules.model import ScheduleSpec
-from shared.schedules.timing import timing_violations
+from shared.schedules.model import Schedule, ScheduleSpec
+from shared.schedules.timing import Timing, timing_violations
 from shared.sealed import Sealer, seal_command
+from shared.stored_notifications import seal_notifications, shown_notifications
 from shared.validation import validate_submit
 
-__all__ = ["MASK_PATHS", "apply_mask", "seal_spec", "validate_spec"]
+__all__ = ["MASK_PATHS", "apply_mask", "seal_spec", "shown", "validate_spec"]
 
 MAX_NAME_CHARS = 200
 MAX_NOTE_CHARS = 500
@@ -46,18 +48,23 @@ MASK_PATHS = (
 )
 
 
-async def validate_spec(spec: ScheduleSpec, *, policy: NavigationPolicy, prefix: str = PREFIX) -> None:
+async def validate_spec(
+    spec: ScheduleSpec, *, policy: NavigationPolicy, stored: Timing | None = None, prefix: str = PREFIX
+) -> None:
     """Raise `ValidationError` with every problem of `spec`, each naming its field.
 
     Args:
         policy: the webhook policy (SENTINEL_WEBHOOK_ALLOW) the notifications' targets are checked by.
+        stored: the timing stored, when `spec` changes a schedule: the same timing is not checked
+            again (a cron's shortest gap takes up to tens of ms to find, for a rename).
     """
     found: list[FieldViolation] = []
     if not spec.name.strip():
         found.append(FieldViolation(f"{prefix}name", "must not be empty"))
     elif len(spec.name) > MAX_NAME_CHARS:
         found.append(FieldViolation(f"{prefix}name", f"at most {MAX_NAME_CHARS} characters"))
-    found += timing_violations(spec.timing, prefix=prefix)
+    if spec.timing != stored:
+        found += timing_violations(spec.timing, prefix=prefix)
     if spec.catchup_window_ms > MAX_CATCHUP_MS:
         found.append(FieldViolation(f"{prefix}catchup_window_ms", f"at most {MAX_CATCHUP_MS} ms (366 days)"))
     if len(spec.note) > MAX_NOTE_CHARS:
@@ -101,7 +108,8 @@ def apply_mask(current: ScheduleSpec, given: ScheduleSpec, paths: Sequence[str])
 def seal_spec(
     spec: ScheduleSpec, sealer: Sealer | None, *, stored: Sequence[Notification] = (), prefix: str = PREFIX
 ) -> ScheduleSpec:
-    """`spec` ready to store: secret fill values and signing secrets sealed (valid input only).
+    """`spec` ready to store: secret fill values and signing secrets sealed, and the notifications'
+    URLs when there is a key (valid input only).
 
     `stored`: the schedule's notifications as stored (sealed); one given again with the same URL and
     no secret keeps its stored secret, since secrets are never handed back to be sent again.
@@ -110,16 +118,11 @@ def seal_spec(
         ValidationError: a secret to seal, but this server has no SENTINEL_SECRET_KEY.
     """
     template = seal_command(spec.template, sealer, prefix=f"{prefix}template.")
-    kept = {n.url: n.secret for n in stored if n.secret}
-    notifications: list[Notification] = []
-    for i, notification in enumerate(spec.notifications):
-        secret = notification.secret
-        if secret:
-            if sealer is None:
-                field = f"{prefix}notifications[{i}].secret"
-                raise ValidationError([FieldViolation(field, "this server has no SENTINEL_SECRET_KEY to seal it")])
-            secret = sealer.seal(secret)
-        else:
-            secret = kept.get(notification.url, "")
-        notifications.append(dataclasses.replace(notification, secret=secret))
-    return dataclasses.replace(spec, template=template, notifications=tuple(notifications))
+    notifications = seal_notifications(spec.notifications, sealer, prefix=prefix, stored=stored)
+    return dataclasses.replace(spec, template=template, notifications=notifications)
+
+
+def shown(schedule: Schedule, sealer: Sealer | None) -> Schedule:
+    """`schedule` as a caller sees it: each notification's URL masked (secrets stay sealed)."""
+    spec = dataclasses.replace(schedule.spec, notifications=shown_notifications(schedule.spec.notifications, sealer))
+    return dataclasses.replace(schedule, spec=spec)

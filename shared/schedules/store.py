@@ -30,6 +30,7 @@ from shared.schedules.timing import Timing, jitter_of, next_fire, next_fires
 from shared.schema import JobField
 from shared.schema import ScheduleField as F
 from shared.sealed import Sealer
+from shared.stored_notifications import resolve_shown
 
 __all__ = [
     "HELD",
@@ -207,16 +208,18 @@ async def update_schedule(
     `policy`: as `create_schedule`'s.
 
     A change of timing counts fire times from now on (no burst of catch-up fires); unpausing is a
-    resume. Raises `ValidationError` naming the bad fields (of the schedule as it would become).
+    resume. A notification given with its URL as it is shown (masked) keeps the stored URL.
+    Raises `ValidationError` naming the bad fields (of the schedule as it would become).
     """
     current = await load_schedule(queue, schedule_id, tenant=tenant)
-    # Checked as it would become, but with the stored secrets left out: sealed, they are longer than
-    # any secret a caller may send.
-    stored = dataclasses.replace(
-        current.spec, notifications=tuple(dataclasses.replace(n, secret="") for n in current.spec.notifications)
-    )
-    await validate_spec(apply_mask(stored, given, paths), policy=policy)
-    spec = apply_mask(current.spec, seal_spec(given, sealer, stored=current.spec.notifications), paths)
+    stored = current.spec.notifications
+    # Sent back as they were shown, the notifications' URLs are masked: each stands for its stored URL.
+    given = dataclasses.replace(given, notifications=resolve_shown(given.notifications, stored, sealer))
+    # Checked as it would become; the stored notifications are not checked again (sealed, their URLs
+    # and secrets are not what a caller sends), the ones given are.
+    unchecked = dataclasses.replace(current.spec, notifications=())
+    await validate_spec(apply_mask(unchecked, given, paths), policy=policy, stored=current.spec.timing)
+    spec = apply_mask(current.spec, seal_spec(given, sealer, stored=stored), paths)
     return await _store_change(queue, current, spec, tenant=tenant)
 
 

@@ -352,12 +352,95 @@ async def test_notification_targets_are_checked_by_the_apis_webhook_policy(api: 
     assert "SENTINEL_WEBHOOK_ALLOW" in (err.details() or "")
     allowed = schedule(notifications=[{"url": "http://10.20.0.5/hook"}])
     made = await api.schedules.CreateSchedule(pb.CreateScheduleRequest(schedule=allowed), metadata=md)
-    assert [n.url for n in made.notifications] == ["http://10.20.0.5/hook"]
+    assert [n.url for n in made.notifications] == ["http://10.20.0.5/…"]  # shown masked
     change = pb.UpdateScheduleRequest(
         schedule=schedule(scheduleId=made.schedule_id, notifications=[{"url": "http://[::1]:9000/hook"}]),
         update_mask=field_mask_pb2.FieldMask(paths=["notifications"]),
     )
     err = await rpc_error(api.schedules.UpdateSchedule(change, metadata=md), Code.INVALID_ARGUMENT)
     assert bad_request_fields(err) == ["schedule.notifications[0].url"]
-    kept = await api.schedules.GetSchedule(pb.GetScheduleRequest(schedule_id=made.schedule_id), metadata=md)
-    assert [n.url for n in kept.notifications] == ["http://10.20.0.5/hook"]
+    kept = await schedule_notifications(api.queue, "acme", made.schedule_id)
+    assert [api.sealer.open(n.url, field="url") for n in kept] == ["http://10.20.0.5/hook"]
+
+
+#: Two receivers whose URLs are shown alike (`https://hooks.example.test/…`), and one told apart.
+TOKEN_A = "https://hooks.example.test/a-token"
+TOKEN_B = "https://hooks.example.test/b-token"
+SLACK = "https://hooks.example.test/services/T000/B000/XXXXXXXXXXXXXXXXXXXXq3z"
+
+
+async def test_notification_urls_are_sealed_shown_masked_and_kept_when_sent_back_masked(api: Api) -> None:
+    md = api.md("acme-submitter")
+    made = await create(
+        api,
+        notifications=[
+            {"url": TOKEN_A, "secret": "secret-a", "events": ["failed"]},
+            {"url": TOKEN_B, "secret": "secret-b", "events": ["completed"]},
+            {"url": SLACK},
+        ],
+    )
+    got = await api.schedules.GetSchedule(pb.GetScheduleRequest(schedule_id=made.schedule_id), metadata=md)
+    listed = await api.schedules.ListSchedules(pb.ListSchedulesRequest(), metadata=md)
+    shown = [
+        "https://hooks.example.test/…",
+        "https://hooks.example.test/…",
+        "https://hooks.example.test/services/…Xq3z",
+    ]
+    for answer in (made, got, listed.schedules[0]):
+        assert [n.url for n in answer.notifications] == shown
+        assert b"-token" not in answer.SerializeToString() and b"T000" not in answer.SerializeToString()
+    stored = await schedule_notifications(api.queue, "acme", made.schedule_id)
+    assert all(n.url.startswith(SEALED_PREFIX) for n in stored)  # sealed at rest: the API has a key
+    assert [api.sealer.open(n.url, field="url") for n in stored] == [TOKEN_A, TOKEN_B, SLACK]
+
+    # Read, edit, write: what GetSchedule showed, sent back with the events changed, keeps every
+    # receiver (in order: the n-th masked URL of a mask is the n-th stored one) and its secret.
+    edited = [{"url": n.url, "events": ["failed", "recovered"]} for n in got.notifications]
+    again = await api.schedules.UpdateSchedule(
+        pb.UpdateScheduleRequest(
+            schedule=schedule(scheduleId=made.schedule_id, notifications=edited),
+            update_mask=field_mask_pb2.FieldMask(paths=["notifications"]),
+        ),
+        metadata=md,
+    )
+    assert [n.url for n in again.notifications] == shown
+    assert [n.secret_set for n in again.notifications] == [True, True, False]
+    kept = await schedule_notifications(api.queue, "acme", made.schedule_id)
+    assert [api.sealer.open(n.url, field="url") for n in kept] == [TOKEN_A, TOKEN_B, SLACK]
+    assert [api.sealer.open(n.secret, field="secret") for n in kept[:2]] == ["secret-a", "secret-b"]
+    assert all(n.events == ("failed", "recovered") for n in kept)
+
+    # A masked URL standing for none of the stored ones is refused by name: a mask no stored URL
+    # shows, and a third of a mask only two stored URLs show.
+    for given, bad in (
+        ([{"url": "https://hooks.example.test/services/…zzzz"}], 0),
+        ([{"url": shown[0]}, {"url": shown[0]}, {"url": shown[0]}], 2),
+    ):
+        err = await rpc_error(
+            api.schedules.UpdateSchedule(
+                pb.UpdateScheduleRequest(
+                    schedule=schedule(scheduleId=made.schedule_id, notifications=given),
+                    update_mask=field_mask_pb2.FieldMask(paths=["notifications"]),
+                ),
+                metadata=md,
+            ),
+            Code.INVALID_ARGUMENT,
+        )
+        assert bad_request_fields(err) == [f"schedule.notifications[{bad}].url"]
+        assert "masked" in (err.details() or "")
+    # A new schedule has nothing stored for a masked URL to stand for.
+    err = await rpc_error(create(api, notifications=[{"url": shown[2]}]), Code.INVALID_ARGUMENT)
+    assert bad_request_fields(err) == ["schedule.notifications[0].url"]
+    # A whole URL is taken as given, and keeps the secret of the stored one it names.
+    whole = await api.schedules.UpdateSchedule(
+        pb.UpdateScheduleRequest(
+            schedule=schedule(scheduleId=made.schedule_id, notifications=[{"url": TOKEN_B}]),
+            update_mask=field_mask_pb2.FieldMask(paths=["notifications"]),
+        ),
+        metadata=md,
+    )
+    assert [(n.url, n.secret_set) for n in whole.notifications] == [(shown[1], True)]
+    last = await schedule_notifications(api.queue, "acme", made.schedule_id)
+    assert [(api.sealer.open(n.url, field="url"), api.sealer.open(n.secret, field="secret")) for n in last] == [
+        (TOKEN_B, "secret-b")
+    ]

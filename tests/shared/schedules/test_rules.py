@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,7 +15,7 @@ from shared.alerts.guard import PUBLIC_ONLY, webhook_policy
 from shared.errors import ValidationError
 from shared.notifications import Notification
 from shared.queue import Queue
-from shared.schedules import store
+from shared.schedules import store, timing
 from shared.schedules.model import ScheduleSpec
 from shared.schedules.rules import validate_spec
 from shared.settings import AlertSettings, QueueSettings
@@ -81,3 +82,25 @@ async def test_create_and_update_check_targets_with_the_policy_given(queue: Queu
     assert list(found) == ["schedule.notifications[0].url"]
     kept = await store.get_schedule(queue, made.schedule_id, tenant=TENANT)
     assert [n.url for n in kept.spec.notifications] == [PRIVATE]
+
+
+async def test_an_update_checks_a_timing_only_when_it_changes(queue: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cron's shortest gap (what bounds its jitter) takes up to tens of ms to find: a rename, a pause
+    note or new notifications do not look for it again; a new cron or jitter does, and is refused."""
+    made = await store.create_schedule(queue, spec(cron="*/5 * * * *", jitter_ms=60_000), tenant=TENANT, sealer=None)
+    searched: list[int] = []
+    search = timing.shortest_gap_ms
+
+    def counting(*args: Any, **kwargs: Any) -> int:
+        searched.append(1)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(timing, "shortest_gap_ms", counting)
+    renamed = dataclasses.replace(made.spec, name="renamed")
+    changed = await store.update_schedule(queue, made.schedule_id, renamed, paths=["name"], tenant=TENANT, sealer=None)
+    assert changed.spec.name == "renamed" and not searched
+    longer = dataclasses.replace(made.spec, timing=dataclasses.replace(made.spec.timing, jitter_ms=300_000))
+    found = await violations(
+        store.update_schedule(queue, made.schedule_id, longer, paths=["jitter_ms"], tenant=TENANT, sealer=None)
+    )
+    assert list(found) == ["schedule.jitter_ms"] and searched
