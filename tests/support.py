@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, overload
 
+import redis.asyncio as aioredis
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -223,3 +224,25 @@ def closed_port(host: str = "127.0.0.1") -> int:
     held.bind((host, 0))
     _HELD_PORTS.append(held)
     return int(held.getsockname()[1])
+
+
+async def stored_text(redis: aioredis.Redis) -> str:
+    """Every key and value in Redis, as one text."""
+    found = []
+    async for key in redis.scan_iter():
+        kind = str(await redis.type(key))
+        value: object
+        if kind == "hash":
+            value = await redis.hgetall(key)
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1)
+        elif kind == "set":
+            value = await redis.smembers(key)
+        elif kind == "stream":
+            value = await redis.xrange(key)
+        elif kind == "list":
+            value = await redis.lrange(key, 0, -1)
+        else:
+            value = await redis.get(key)
+        found.append(repr((key, value)))
+    return "\n".join(found)

@@ -42,18 +42,16 @@ def invalid(field: str, description: str) -> ValidationError:
 
 
 async def read_json(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    """The request's JSON object body ({} for an empty optional one).
+    """The request's JSON object body ({} for an empty optional one). A body over `MAX_BODY_BYTES`
+    never gets here: the `check_request` middleware answers 413 by its length, and the app's
+    `client_max_size` stops a chunked one at the same size.
 
     Raises:
-        web.HTTPRequestEntityTooLarge: the body is over `MAX_BODY_BYTES` (answered 413).
         ValidationError: field `body`: not JSON, not an object, or missing when `required`; or a
             string (key or value) holding a lone surrogate (`"\\ud800"`), named by its path
             (`options.idempotencyKey`): no such text can be stored or encoded again.
     """
-    length = request.content_length
-    if length is not None and length > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=length)
-    raw = await request.read()  # the app's client_max_size stops a chunked body at the same size
+    raw = await request.read()
     if not raw.strip():
         if required:
             raise invalid("body", "must be a JSON object")

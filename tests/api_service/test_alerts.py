@@ -22,7 +22,7 @@ from shared.queue import Queue
 from shared.sealed import new_secret_key
 from shared.settings import AlertSettings, ApiSettings, QueueSettings, RedisSettings, SecuritySettings
 from tests.queue_helpers import run_jobs, submit_jobs
-from tests.support import RedisProcess, wait_for, write_keys
+from tests.support import RedisProcess, stored_text, wait_for, write_keys
 from tests.webhook_receiver import Receiver, run_receiver
 
 Code = grpc.StatusCode
@@ -182,28 +182,6 @@ async def test_deliveries_are_listed_by_rule_and_job_for_their_tenant_only(api: 
         pb.ListDeliveriesRequest(page_size=1, page_token=first.next_page_token), metadata=api.md("acme-viewer")
     )
     assert {first.deliveries[0].job_id, rest.deliveries[0].job_id} == {job_a, job_b}
-
-
-async def stored_text(redis_client: aioredis.Redis) -> str:
-    """Every key and value in Redis, as one text."""
-    found = []
-    async for key in redis_client.scan_iter():
-        kind = str(await redis_client.type(key))
-        value: object
-        if kind == "hash":
-            value = await redis_client.hgetall(key)
-        elif kind == "zset":
-            value = await redis_client.zrange(key, 0, -1)
-        elif kind == "set":
-            value = await redis_client.smembers(key)
-        elif kind == "stream":
-            value = await redis_client.xrange(key)
-        elif kind == "list":
-            value = await redis_client.lrange(key, 0, -1)
-        else:
-            value = await redis_client.get(key)
-        found.append(repr((key, value)))
-    return "\n".join(found)
 
 
 async def test_a_webhook_url_is_answered_only_masked_and_stored_sealed(api: Api, redis_client: aioredis.Redis) -> None:

@@ -21,7 +21,7 @@ from shared.schedules.store import schedule_notifications
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
 from shared.settings import AlertSettings, ApiSettings, QueueSettings, RedisSettings, SecuritySettings
 from tests.api_service.test_api import bad_request_fields, rpc_error
-from tests.support import RedisProcess, wait_for, write_keys
+from tests.support import RedisProcess, stored_text, wait_for, write_keys
 
 Code = grpc.StatusCode
 LIMIT = 3
@@ -392,6 +392,7 @@ async def test_notification_urls_are_sealed_shown_masked_and_kept_when_sent_back
     stored = await schedule_notifications(api.queue, "acme", made.schedule_id)
     assert all(n.url.startswith(SEALED_PREFIX) for n in stored)  # sealed at rest: the API has a key
     assert [api.sealer.open(n.url, field="url") for n in stored] == [TOKEN_A, TOKEN_B, SLACK]
+    assert "-token" not in await stored_text(api.queue.redis) and "T000" not in await stored_text(api.queue.redis)
 
     # Read, edit, write: what GetSchedule showed, sent back with the events changed, keeps every
     # receiver (in order: the n-th masked URL of a mask is the n-th stored one) and its secret.

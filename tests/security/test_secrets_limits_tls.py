@@ -32,7 +32,7 @@ from shared.model import ArtifactPolicy, ExpectText, Fill, Navigate, Step, TestD
 from shared.queue import connect
 from shared.sealed import SEALED_PREFIX, Sealer, new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings, TlsSettings
-from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory, wait_for
+from tests.support import CHROMIUM_ARGS, RedisProcess, chromium_path, make_cert, serve_directory, stored_text, wait_for
 
 #: Where runs that keep no artifacts make them anyway (never used: their policy is NEVER).
 SPOOL = Path(tempfile.gettempdir()) / "sentinel-test-spool"
@@ -69,27 +69,11 @@ def secret_request() -> pb.SubmitRequest:
     return pb.SubmitRequest(definition=pb.TestDefinition(name="login", steps=steps))
 
 
-async def dump_all(client: aioredis.Redis) -> str:
-    """Every string in every key of the database, as one text."""
-    out = []
-    async for key in client.scan_iter(count=1000):
-        kind = await client.type(key)
-        if kind == "hash":
-            out.append(repr(await client.hgetall(key)))
-        elif kind == "stream":
-            out.append(repr(await client.xrange(key)))
-        elif kind == "string":
-            out.append(repr(await client.get(key)))
-        elif kind == "list":
-            out.append(repr(await client.lrange(key, 0, -1)))
-    return "\n".join(out)
-
-
 async def test_a_secret_value_is_never_stored_in_clear(
     api: pb_grpc.TestExecutionStub, redis_client: aioredis.Redis
 ) -> None:
     job_id = (await api.Submit(secret_request())).job_id
-    stored = await dump_all(redis_client)
+    stored = await stored_text(redis_client)
     assert SECRET not in stored and SEALED_PREFIX in stored
     job = await api.Status(pb.StatusRequest(job_id=job_id))
     assert SECRET not in str(job)

@@ -100,12 +100,19 @@ async def test_allow_runs_beside_the_unfinished_run(queue: Queue) -> None:
     assert len(await fired_jobs(queue, schedule)) == 3
 
 
-async def test_buffer_one_runs_one_held_fire_when_the_previous_run_ends(queue: Queue) -> None:
+async def holding_a_fire(queue: Queue) -> tuple[Schedule, int]:
+    """A BUFFER_ONE schedule whose fire at anchor + 1 s started and whose fire at + 2 s is held;
+    the schedule and its anchor."""
     schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.BUFFER_ONE), tenant=TENANT, sealer=None)
     t = schedule.anchor_ms
+    assert await firing.fire_due(queue, schedule.schedule_id, now=t + 1000) == [(t + 1000, "started")]
+    assert await firing.fire_due(queue, schedule.schedule_id, now=t + 2000) == [(t + 2000, "buffered")]
+    return schedule, t
+
+
+async def test_buffer_one_runs_one_held_fire_when_the_previous_run_ends(queue: Queue) -> None:
+    schedule, t = await holding_a_fire(queue)
     sid = schedule.schedule_id
-    assert await firing.fire_due(queue, sid, now=t + 1000) == [(t + 1000, "started")]
-    assert await firing.fire_due(queue, sid, now=t + 2000) == [(t + 2000, "buffered")]
     # The buffered fire waits; a third fire is skipped, and the schedule is looked at again soon.
     assert await firing.fire_due(queue, sid, now=t + 3000) == [(t + 2000, "busy"), (t + 3000, "skipped")]
     score = await queue.redis.zscore(queue.keys.schedules_due, sid)
@@ -117,11 +124,8 @@ async def test_buffer_one_runs_one_held_fire_when_the_previous_run_ends(queue: Q
 
 
 async def test_a_held_fire_is_shown_first_among_the_runs_while_it_waits(queue: Queue) -> None:
-    schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.BUFFER_ONE), tenant=TENANT, sealer=None)
-    t = schedule.anchor_ms
+    schedule, t = await holding_a_fire(queue)
     sid = schedule.schedule_id
-    await firing.fire_due(queue, sid, now=t + 1000)
-    assert await firing.fire_due(queue, sid, now=t + 2000) == [(t + 2000, "buffered")]
     held, started = (await store.get_schedule(queue, sid, tenant=TENANT)).recent_runs
     assert (held.fire_time_ms, held.job_id, held.skipped, held.reason) == (t + 2000, "", False, store.HELD)
     assert started.fire_time_ms == t + 1000 and started.job_id
@@ -132,11 +136,8 @@ async def test_a_held_fire_is_shown_first_among_the_runs_while_it_waits(queue: Q
 
 
 async def test_a_pause_drops_the_held_fire_and_records_it_as_skipped(queue: Queue) -> None:
-    schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.BUFFER_ONE), tenant=TENANT, sealer=None)
-    t = schedule.anchor_ms
+    schedule, t = await holding_a_fire(queue)
     sid = schedule.schedule_id
-    await firing.fire_due(queue, sid, now=t + 1000)
-    assert await firing.fire_due(queue, sid, now=t + 2000) == [(t + 2000, "buffered")]
     paused = await store.pause_schedule(queue, sid, tenant=TENANT, note="deploying")
     assert paused.buffered_ms == 0 and paused.skipped == 1
     dropped = paused.recent_runs[0]
@@ -150,11 +151,8 @@ async def test_a_pause_drops_the_held_fire_and_records_it_as_skipped(queue: Queu
 
 
 async def test_a_change_of_timing_drops_the_held_fire_and_says_so(queue: Queue) -> None:
-    schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.BUFFER_ONE), tenant=TENANT, sealer=None)
-    t = schedule.anchor_ms
+    schedule, _ = await holding_a_fire(queue)
     sid = schedule.schedule_id
-    await firing.fire_due(queue, sid, now=t + 1000)
-    await firing.fire_due(queue, sid, now=t + 2000)
     changed = await store.update_schedule(
         queue, sid, spec(interval_ms=60_000), paths=["interval_ms"], tenant=TENANT, sealer=None
     )
