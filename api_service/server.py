@@ -174,7 +174,7 @@ class ApiServer:
         queued = await QueueParts.open(redis, queue_settings) if execution.uses_queue else None
         store = await open_artifacts(artifacts)
         queue = queued.queue if queued is not None else None
-        direct = DirectExecution.open(execution, queue_settings, queue) if execution.runs_direct else None
+        direct = DirectExecution.open(execution, queue_settings, queue, store=store) if execution.runs_direct else None
         jobs: JobsBackend
         if queued is None:
             assert direct is not None

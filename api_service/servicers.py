@@ -3,8 +3,9 @@
 No business logic lives here: validation is `shared.validation`, submits, status, progress,
 cancels and lists go to the jobs backend of the execution mode (`shared.direct.backend`: the queue,
 direct runs on executors, or both), artifacts are `shared.artifacts`, conversions are
-`shared.edge.convert`, and errors become status codes in `shared.edge.status`. Retries, artifacts
-and runs need the queue: without one (SENTINEL_EXECUTION=direct) they answer FAILED_PRECONDITION.
+`shared.edge.convert`, and errors become status codes in `shared.edge.status`. Retries and runs
+need the queue: without one (SENTINEL_EXECUTION=direct) they answer FAILED_PRECONDITION. Artifacts
+find their job through the jobs backend too, so a direct job's are served from the store as well.
 """
 
 from __future__ import annotations
@@ -163,13 +164,13 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
 
     @unary
     async def ListArtifacts(self, request: pb.ListArtifactsRequest, context: Context) -> pb.ListArtifactsResponse:
-        found = await artifacts.list_artifacts(self._queue, self._store, request.job_id, tenant=tenant_of(context))
+        found = await artifacts.list_artifacts(self._jobs, self._store, request.job_id, tenant=tenant_of(context))
         return pb.ListArtifactsResponse(artifacts=[convert.artifact_to_proto(a) for a in found])
 
     @streaming
     async def GetArtifact(self, request: pb.GetArtifactRequest, context: Context) -> AsyncIterator[pb.ArtifactChunk]:
         opened = await artifacts.open_artifact(
-            self._queue, self._store, request.job_id, request.name, tenant=tenant_of(context)
+            self._jobs, self._store, request.job_id, request.name, tenant=tenant_of(context)
         )
         async with contextlib.aclosing(opened.chunks) as chunks:
             async for chunk in convert.artifact_chunks_to_proto(opened.artifact, chunks):

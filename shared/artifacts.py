@@ -2,9 +2,11 @@
 
 An artifact's public **name** is `<attempt>/<file>` (`1/step-04-failure.png`, `2/trace.zip`); its
 key in the artifact store is `<job id>/<name>` (`artifact_key`). Every read first proves the job
-exists and is the caller's tenant's (`shared.jobs.get_job`), so one tenant can neither read nor
-learn of another's artifacts. A name comes from the caller and is checked here before it is joined
-into a key: no `..`, no leading `/`, exactly an attempt number and one file segment.
+exists and is the caller's tenant's through the API's jobs backend (`JobLookup`: the queue's
+`shared.jobs.get_job`, the API's memory for direct jobs, both in hybrid mode), so one tenant can
+neither read nor learn of another's artifacts, whatever the execution mode. A name comes from the
+caller and is checked here before it is joined into a key: no `..`, no leading `/`, exactly an
+attempt number and one file segment.
 
 Reads stream: `open_artifact` hands out the store's chunk iterator and never holds the object.
 No grpc here; the API's servicer converts these values at its edge.
@@ -17,12 +19,11 @@ import re
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from shared.artifact_store import DEFAULT_CONTENT_TYPE, ArtifactInfo, ArtifactStore, check_key
 from shared.errors import ArtifactStoreUnavailable, FieldViolation, NotFoundError, ValidationError
-from shared.jobs import get_job
 from shared.model import Job
-from shared.queue import Queue
 
 #: Content types of the files Sentinel makes, the same on every machine (mimetypes reads the
 #: system's tables, which may lack some of them); anything else is guessed by `mimetypes`.
@@ -38,6 +39,14 @@ CONTENT_TYPES = {
 }
 #: A failure screenshot's file name starts with the 0-based index of its step: `step-04-failure.png`.
 _STEP_PREFIX = re.compile(r"step-(\d{1,6})-")
+
+
+class JobLookup(Protocol):
+    """Where a job is found for its tenant: any jobs backend (`shared.direct.backend`)."""
+
+    async def get_job(self, job_id: str, *, tenant: str | None) -> Job:
+        """The job; NotFoundError when there is none, or it is another tenant's."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,7 @@ def _artifact(job: Job, info: ArtifactInfo, name: str, attempt: int) -> Artifact
 
 
 async def list_artifacts(
-    queue: Queue, store: ArtifactStore | None, job_id: str, *, tenant: str | None
+    jobs: JobLookup, store: ArtifactStore | None, job_id: str, *, tenant: str | None
 ) -> Sequence[Artifact]:
     """Every artifact of the job, all attempts, sorted by attempt then name.
 
@@ -143,7 +152,7 @@ async def list_artifacts(
         NotFoundError: no such job, or another tenant's.
         ArtifactStoreUnavailable: no store, or it cannot be reached.
     """
-    job = await get_job(queue, job_id, tenant=tenant)
+    job = await jobs.get_job(job_id, tenant=tenant)
     prefix = f"{job.job_id}/"
     found: list[Artifact] = []
     for info in await _require(store).list(job.job_id):
@@ -157,7 +166,7 @@ async def list_artifacts(
 
 
 async def open_artifact(
-    queue: Queue, store: ArtifactStore | None, job_id: str, name: str, *, tenant: str | None
+    jobs: JobLookup, store: ArtifactStore | None, job_id: str, name: str, *, tenant: str | None
 ) -> OpenArtifact:
     """The artifact `name` of the job: its metadata, and its bytes as a stream of chunks.
 
@@ -167,7 +176,7 @@ async def open_artifact(
         ArtifactStoreUnavailable: no store, or it cannot be reached.
     """
     attempt, _ = parse_name(name)
-    job = await get_job(queue, job_id, tenant=tenant)
+    job = await jobs.get_job(job_id, tenant=tenant)
     store = _require(store)
     key = artifact_key(job.job_id, name)
     try:

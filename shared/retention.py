@@ -17,12 +17,14 @@ The periodic `Cleaner` and `OrphanSweeper` run in every API replica; a `SET NX P
 one of them do a pass per interval, and since every removal is atomic, two passes racing (a lock
 that expired mid-pass) still remove each job exactly once. Nothing here runs a job or touches a
 running one, and the sweep only deletes under top-level names that are job ids (uuids) whose job
-hash is gone.
+hash is gone and whose newest file is a day old (`SWEEP_GRACE_MS`: a hybrid API's direct job has
+files before it has a record in Redis).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +53,10 @@ DAY_MS = 86_400_000
 DELETE_CONCURRENCY = 8
 #: How often one replica sweeps the artifact store for artifacts of jobs that no longer exist.
 SWEEP_INTERVAL_MS = 600_000
+#: A job's files written this recently are never swept, whatever Redis says: a hybrid API's direct
+#: job writes its files before its record reaches Redis (its attempts run first, then the write-back),
+#: and the job is in that API's memory only, which the replica sweeping cannot see.
+SWEEP_GRACE_MS = 86_400_000
 #: A consumer of the lanes' or the events stream's group that holds no entry is deleted after this
 #: long without a read (forget.lua).
 CONSUMER_IDLE_MS = 3_600_000
@@ -248,20 +254,27 @@ def is_job_id(name: str) -> bool:
         return False
 
 
-async def sweep_orphans(queue: Queue, store: ArtifactStore) -> int:
+async def sweep_orphans(queue: Queue, store: ArtifactStore, *, grace_ms: int = SWEEP_GRACE_MS) -> int:
     """Delete the artifacts of jobs that no longer exist; returns how many jobs' artifacts went.
 
-    Only top-level names that are job ids are looked at; anything else in the store is left alone.
+    Only top-level names that are job ids are looked at; anything else in the store is left alone,
+    and so is a job without a record whose newest file is younger than `grace_ms` (`SWEEP_GRACE_MS`).
     """
     names = [name for name in await store.top_level() if is_job_id(name)]
-    orphans: list[str] = []
+    unknown: list[str] = []
     for start in range(0, len(names), LOOKUP_BATCH):
         chunk = names[start : start + LOOKUP_BATCH]
         pipe = queue.redis.pipeline(transaction=False)
         for job_id in chunk:
             pipe.exists(queue.for_job(job_id).keys.job(job_id))
         exists = await pipe.execute()
-        orphans += [job_id for job_id, found in zip(chunk, exists, strict=True) if not int(found)]
+        unknown += [job_id for job_id, found in zip(chunk, exists, strict=True) if not int(found)]
+    since = datetime.datetime.fromtimestamp((now_ms() - grace_ms) / 1000, datetime.UTC)
+    orphans = [
+        job_id
+        for job_id in unknown
+        if not grace_ms or all(info.last_modified < since for info in await store.list(f"{job_id}/"))
+    ]
     if orphans:
         await delete_artifacts(store, orphans)
     return len(orphans)
@@ -334,7 +347,14 @@ class OrphanSweeper(_OnePerInterval):
     """Runs `sweep_orphans` every `interval_ms` (first after one interval) in whichever replica
     takes the lock."""
 
-    def __init__(self, queue: Queue, store: ArtifactStore, *, interval_ms: int = SWEEP_INTERVAL_MS) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        store: ArtifactStore,
+        *,
+        interval_ms: int = SWEEP_INTERVAL_MS,
+        grace_ms: int = SWEEP_GRACE_MS,
+    ) -> None:
         super().__init__(
             queue,
             self._pass,
@@ -345,9 +365,10 @@ class OrphanSweeper(_OnePerInterval):
             tolerated=(*REDIS_ERRORS, ArtifactStoreUnavailable),
         )
         self._store = store
+        self._grace_ms = grace_ms
 
     async def _pass(self) -> int:
-        swept = await sweep_orphans(self._queue, self._store)
+        swept = await sweep_orphans(self._queue, self._store, grace_ms=self._grace_ms)
         if swept:
             log.info("deleted the artifacts of %d job(s) that no longer exist", swept)
         return swept

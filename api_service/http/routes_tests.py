@@ -19,6 +19,8 @@ from api_service.http.envelope import ok
 from api_service.http.parsing import query_page, query_word, read_json, submit_from_json
 from api_service.http.views import artifact_view, job_view, progress_event_view, run_view, whoami_view
 from shared import artifacts, dead_letters, runs
+from shared.direct.backend import DirectSubmitted
+from shared.jobs import Submitted
 from shared.model import JobState, ProgressEvent
 from shared.progress import check_cursor
 from shared.telemetry import producer_traceparent
@@ -38,8 +40,16 @@ async def submit(request: web.Request) -> web.Response:
     raw = await request.read()  # the body read_json parsed, kept by aiohttp
     command = backend(request).checks.command(raw, partial(submit_from_json, body))
     submitted = await backend(request).jobs.submit(command, tenant=tenant(request), trace=producer_traceparent())
-    message = "already submitted with this idempotency key" if submitted.duplicate else "test queued"
-    return ok({"testId": submitted.job_id, "duplicate": submitted.duplicate}, message=message, status=202)
+    return ok({"testId": submitted.job_id, "duplicate": submitted.duplicate}, message=_submitted(submitted), status=202)
+
+
+def _submitted(submitted: Submitted) -> str:
+    """What became of a submit: queued, or (hybrid mode) run directly and why."""
+    if submitted.duplicate:
+        return "already submitted with this idempotency key"
+    if isinstance(submitted, DirectSubmitted):
+        return f"test running directly: {submitted.reason}" if submitted.reason else "test running directly"
+    return "test queued"
 
 
 async def status(request: web.Request) -> web.Response:
@@ -87,7 +97,7 @@ async def retry(request: web.Request) -> web.Response:
 
 async def list_artifacts(request: web.Request) -> web.Response:
     app = backend(request)
-    found = await artifacts.list_artifacts(app.queue, app.store, request.match_info["id"], tenant=tenant(request))
+    found = await artifacts.list_artifacts(app.jobs, app.store, request.match_info["id"], tenant=tenant(request))
     return ok({"artifacts": [artifact_view(a) for a in found]})
 
 
@@ -101,7 +111,7 @@ async def artifact(request: web.Request) -> web.StreamResponse:
     """One artifact's bytes, streamed from the store as they are read (never held whole)."""
     app = backend(request)
     name = f"{request.match_info['attempt']}/{request.match_info['file']}"
-    opened = await artifacts.open_artifact(app.queue, app.store, request.match_info["id"], name, tenant=tenant(request))
+    opened = await artifacts.open_artifact(app.jobs, app.store, request.match_info["id"], name, tenant=tenant(request))
     async with contextlib.aclosing(opened.chunks) as chunks:
         # The first read happens before the 200 goes out, so a store failure still answers 503.
         first = await anext(chunks, b"")

@@ -10,12 +10,16 @@ every mode:
 - `HybridBackend`: queues while Redis answers and runs directly when it does not (a connection
   error, never a validation or limit error); with QUEUE_LOW_PRIORITY_ONLY only LOW jobs are
   queued. Reads look in memory first, then in Redis, where `WriteBack` records direct jobs.
+
+A submit the direct backend took answers `DirectSubmitted`, which says why the job was not queued
+(hybrid mode), so a front door can tell its caller the job runs directly.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -40,12 +44,22 @@ log = logging.getLogger(__name__)
 
 #: What tells hybrid mode that Redis does not answer (and not that it refused the request).
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+#: Why hybrid mode ran a job directly.
+QUEUE_UNREACHABLE = "the queue is unreachable"
+NOT_LOW_PRIORITY = "QUEUE_LOW_PRIORITY_ONLY queues only low-priority tests"
+
+
+@dataclass(frozen=True)
+class DirectSubmitted(Submitted):
+    """A submit the direct backend took: the job runs on an executor over its Run call, not queued."""
+
+    reason: str = ""  # why it was not queued (hybrid mode); "" in direct mode, which has no queue
 
 
 class JobsBackend(Protocol):
     async def submit(self, command: SubmitCommand, *, tenant: str, trace: str) -> Submitted: ...
 
-    async def submit_many(self, commands: list[SubmitCommand], *, tenant: str, trace: str) -> list[Submitted]:
+    async def submit_many(self, commands: list[SubmitCommand], *, tenant: str, trace: str) -> Sequence[Submitted]:
         """Each command's outcome, in order; a job the limits refused has `limited` set."""
 
     def limit_error(self, tenant: str) -> LimitError:
@@ -124,10 +138,10 @@ class DirectBackend:
         self._runner = runner
         self._settings = settings
 
-    async def submit(self, command: SubmitCommand, *, tenant: str, trace: str) -> Submitted:
+    async def submit(self, command: SubmitCommand, *, tenant: str, trace: str) -> DirectSubmitted:
         duplicate = self.table.duplicate_of(tenant, command.options.idempotency_key)
         if duplicate:
-            return Submitted(job_id=duplicate, duplicate=True)
+            return DirectSubmitted(job_id=duplicate, duplicate=True)
         limit = self._settings.tenant_max_queued
         if limit and self.table.waiting(tenant) >= limit:
             raise jobs.tenant_limit_error(self._settings, tenant)
@@ -136,15 +150,15 @@ class DirectBackend:
         record = jobs.new_job_record(self._settings, command, job_id=job_id, tenant=tenant, trace=trace, now=now_ms())
         entry = self.table.add(codec.job_from_hash(record), record, trace)
         self._runner.start(entry)
-        return Submitted(job_id=job_id, duplicate=False)
+        return DirectSubmitted(job_id=job_id, duplicate=False)
 
-    async def submit_many(self, commands: list[SubmitCommand], *, tenant: str, trace: str) -> list[Submitted]:
+    async def submit_many(self, commands: list[SubmitCommand], *, tenant: str, trace: str) -> list[DirectSubmitted]:
         done = []
         for command in commands:
             try:
                 done.append(await self.submit(command, tenant=tenant, trace=trace))
             except LimitError:
-                done.append(Submitted(job_id="", duplicate=False, limited=True))
+                done.append(DirectSubmitted(job_id="", duplicate=False, limited=True))
         return done
 
     def limit_error(self, tenant: str) -> LimitError:
@@ -184,12 +198,14 @@ class HybridBackend:
         return not self._low_priority_only or command.options.priority is Priority.LOW
 
     async def submit(self, command: SubmitCommand, *, tenant: str, trace: str) -> Submitted:
+        reason = NOT_LOW_PRIORITY
         if self._queues(command):
             try:
                 return await self._queued.submit(command, tenant=tenant, trace=trace)
             except REDIS_DOWN as exc:
                 log.warning("queue unreachable (%s): running the job directly", exc)
-        return await self._direct.submit(command, tenant=tenant, trace=trace)
+                reason = QUEUE_UNREACHABLE
+        return replace(await self._direct.submit(command, tenant=tenant, trace=trace), reason=reason)
 
     async def submit_many(self, commands: list[SubmitCommand], *, tenant: str, trace: str) -> list[Submitted]:
         queued = [c for c in commands if self._queues(c)]
@@ -197,13 +213,18 @@ class HybridBackend:
             answers = iter(await self._queued.submit_many(queued, tenant=tenant, trace=trace))
         except REDIS_DOWN as exc:
             log.warning("queue unreachable (%s): running %d job(s) directly", exc, len(queued))
-            return await self._direct.submit_many(commands, tenant=tenant, trace=trace)
-        done = []
+            ran = await self._direct.submit_many(commands, tenant=tenant, trace=trace)
+            return [
+                replace(d, reason=QUEUE_UNREACHABLE if self._queues(c) else NOT_LOW_PRIORITY)
+                for c, d in zip(commands, ran, strict=True)
+            ]
+        done: list[Submitted] = []
         for command in commands:
             if self._queues(command):
                 done.append(next(answers))
             else:
-                done.extend(await self._direct.submit_many([command], tenant=tenant, trace=trace))
+                ran = await self._direct.submit_many([command], tenant=tenant, trace=trace)
+                done.extend(replace(d, reason=NOT_LOW_PRIORITY) for d in ran)
         return done
 
     def limit_error(self, tenant: str) -> LimitError:

@@ -4,7 +4,9 @@
 queue, where finished direct jobs are written back). `stop` cancels the direct jobs still waiting
 or running — their Run calls are cancelled, so each executor closes the job's browser context —
 and records them CANCELLED ("the API stopped"); in hybrid mode a last write-back pass records them
-in Redis if it answers. Everything else the table held is lost with the process.
+in Redis if it answers. Everything else the table held is lost with the process. With an artifact
+store, the artifacts of each job the table evicts are deleted (`shared.direct.evictions`); those of
+the jobs held at stop are kept.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, replace
 
+from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.direct.backend import DirectBackend
+from shared.direct.evictions import EvictedArtifacts
 from shared.direct.runner import DirectRunner
 from shared.direct.table import JobTable, cancelled
 from shared.direct.writeback import WriteBack
@@ -32,15 +36,30 @@ class DirectExecution:
     table: JobTable
     backend: DirectBackend
     writeback: WriteBack | None
+    evictions: EvictedArtifacts | None = None
 
     @classmethod
-    def open(cls, execution: ExecutionSettings, queue_settings: QueueSettings, queue: Queue | None) -> DirectExecution:
-        """Args: queue: the queue to write finished direct jobs into (None: direct mode, none)."""
+    def open(
+        cls,
+        execution: ExecutionSettings,
+        queue_settings: QueueSettings,
+        queue: Queue | None,
+        *,
+        store: ArtifactStore | None = None,
+    ) -> DirectExecution:
+        """Args:
+        queue: the queue to write finished direct jobs into (None: direct mode, none).
+        store: the artifact store, where an evicted job's artifacts are deleted (None: none is).
+        """
         pool = ExecutorPool(execution.executors, execution.executor_client)
         table = JobTable(max_jobs=execution.max_jobs, max_events=queue_settings.progress_maxlen)
         writeback = WriteBack(queue, table) if queue is not None else None
+        evictions = EvictedArtifacts(store, writeback=writeback) if store is not None else None
+        if evictions is not None:
+            table.on_evict = evictions.evicted
         runner = DirectRunner(pool.executors, table, queue_settings)
-        return cls(pool=pool, table=table, backend=DirectBackend(table, runner, queue_settings), writeback=writeback)
+        backend = DirectBackend(table, runner, queue_settings)
+        return cls(pool=pool, table=table, backend=backend, writeback=writeback, evictions=evictions)
 
     def start(self) -> None:
         if self.writeback is not None:
@@ -60,4 +79,6 @@ class DirectExecution:
         self.table.close()
         if self.writeback is not None:
             await self.writeback.stop()
+        if self.evictions is not None:
+            await self.evictions.stop()
         await self.pool.close()

@@ -3,7 +3,8 @@
 A direct job lives only here (and, in hybrid mode, in Redis once written back), so Status,
 StreamProgress (replay from a cursor, then live), Cancel and ListJobs read this table. It holds at
 most SENTINEL_DIRECT_MAX_JOBS jobs: a new one evicts the oldest finished; when none has finished,
-the submit is refused (RESOURCE_EXHAUSTED). A job's progress events are numbered 1, 2, … (its
+the submit is refused (RESOURCE_EXHAUSTED); `on_evict` hears of each evicted job (its artifacts are
+deleted then: `shared.direct.evictions`). A job's progress events are numbered 1, 2, … (its
 cursors) and at most `max_events` are kept, the terminal one always. Tenancy is checked as for
 queued jobs: another tenant's job is "not found". Nothing here does I/O.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 from shared.errors import ConflictError, LimitError, NotFoundError, ShuttingDown
@@ -71,6 +72,8 @@ class JobTable:
     def __init__(self, *, max_jobs: int, max_events: int = 1000) -> None:
         self._max_jobs = max_jobs
         self._max_events = max_events
+        #: Called with each job the table evicted, right after; it must not block or raise.
+        self.on_evict: Callable[[DirectJob], None] | None = None
         self._jobs: dict[str, DirectJob] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()  # oldest finished first
         self._idempotency: dict[tuple[str, str], str] = {}
@@ -126,6 +129,8 @@ class JobTable:
         key = (entry.job.metadata.tenant_id, entry.job.options.idempotency_key)
         if self._idempotency.get(key) == job_id:
             del self._idempotency[key]
+        if self.on_evict is not None:
+            self.on_evict(entry)
 
     def find(self, job_id: str, *, tenant: str | None) -> DirectJob | None:
         """The tenant's job with this id (any tenant's for None), or None."""

@@ -3,11 +3,14 @@
 Every second, each finished direct job not yet written is recorded by adopt.lua (job hash, tenant
 and tag indexes, retention zset, a terminal progress entry, its terminal event) in one pipelined round trip; a job
 whose hash exists already is left as it is, so none is written twice. While Redis does not answer
-the jobs wait in the API's memory (`JobTable`) and the next pass tries again.
+the jobs wait in the API's memory (`JobTable`) and the next pass tries again. A job written back is
+Redis's from then on: its retention removes it and deletes its artifacts, so its eviction from
+memory must not (`written` tells, once a pass that may be writing it is over).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from shared import codec
@@ -60,6 +63,7 @@ class WriteBack:
         self._queue = queue
         self._table = table
         self._task = Periodic("direct-write-back", self.run_once, interval_s=interval_s, first_now=False)
+        self._passing = asyncio.Lock()  # held by a pass from choosing its jobs to marking them written
 
     def start(self) -> None:
         self._task.start()
@@ -68,13 +72,19 @@ class WriteBack:
         await self._task.stop()
         await self.run_once()  # a last pass: jobs that ended during the shutdown
 
+    async def written(self, entry: DirectJob) -> bool:
+        """Whether the job is in Redis now (and Redis's to clean), once a pass in flight is over."""
+        async with self._passing:
+            return entry.written
+
     async def run_once(self) -> None:
-        pending = [e for e in self._table.entries() if e.job.state.terminal and not e.written]
-        if not pending:
-            return
-        try:
-            written = await write_back(self._queue, pending)
-        except REDIS_OR_OS_ERRORS as exc:
-            log.debug("direct jobs not written back yet (%s)", exc)
-            return
+        async with self._passing:
+            pending = [e for e in self._table.entries() if e.job.state.terminal and not e.written]
+            if not pending:
+                return
+            try:
+                written = await write_back(self._queue, pending)
+            except REDIS_OR_OS_ERRORS as exc:
+                log.debug("direct jobs not written back yet (%s)", exc)
+                return
         log.info("wrote %d direct job(s) into Redis (%d new there)", len(pending), written)

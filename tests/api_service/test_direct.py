@@ -87,6 +87,7 @@ async def start_api(
     *,
     max_jobs: int = 100,
     queue: QueueSettings | None = None,
+    artifacts: ArtifactSettings | None = None,
 ) -> ApiServer:
     execution = ExecutionSettings(
         mode=ExecutionMode.DIRECT,
@@ -99,6 +100,7 @@ async def start_api(
         queue_settings=queue or QueueSettings(),
         api=ApiSettings(host="127.0.0.1", port=0),
         security=security,
+        artifacts=artifacts,
         execution=execution,
     )
     servers.push_async_callback(api.stop, 0)
@@ -284,3 +286,75 @@ async def test_a_tenants_waiting_and_running_limits_apply_to_direct_jobs(
 
 async def _state_is(stub: pb_grpc.TestExecutionStub, job_id: str, state: int) -> bool:
     return (await stub.Status(pb.StatusRequest(job_id=job_id), timeout=10)).state == state
+
+
+def failing() -> pb.SubmitRequest:
+    """A test that leaves evidence: a screenshot, then a step that fails (its screenshot and the trace)."""
+    steps = [
+        pb.Step(name="blank", screenshot=pb.Screenshot(name="blank")),
+        pb.Step(name="never", timeout_ms=1000, expect_title=pb.ExpectTitle(text="never this title")),
+    ]
+    return pb.SubmitRequest(definition=pb.TestDefinition(name="fails", steps=steps))
+
+
+async def test_a_direct_jobs_artifacts_are_listed_and_served_to_its_tenant_only(
+    servers: AsyncExitStack, tmp_path: Path, security: SecuritySettings, keys: dict[str, str]
+) -> None:
+    executor = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-a")
+    store = ArtifactSettings(url=(tmp_path / "artifacts").as_uri())  # the executor's store
+    api = await start_api(servers, security, keys["acme-admin"], [f"127.0.0.1:{executor.port}"], artifacts=store)
+    acme = await stub_for(servers, api.port, keys["acme-viewer"])
+    submitter = await stub_for(servers, api.port, keys["acme-submitter"])
+    globex = await stub_for(servers, api.port, keys["globex-admin"])
+
+    reply = await submitter.Submit(failing(), timeout=10)
+    job = await finished(acme, reply.job_id)
+    assert job.state == pb.JOB_STATE_FAILED and job.result.artifacts
+    listed = await acme.ListArtifacts(pb.ListArtifactsRequest(job_id=reply.job_id), timeout=10)
+    names = [a.name for a in listed.artifacts]
+    assert set(names) == set(job.result.artifacts) and "1/trace.zip" in names  # `sentinel trace` finds it
+    for artifact in listed.artifacts:
+        request = pb.GetArtifactRequest(job_id=reply.job_id, name=artifact.name)
+        chunks = [c async for c in acme.GetArtifact(request, timeout=10)]
+        data = b"".join(c.data for c in chunks)
+        assert len(data) == artifact.size_bytes == chunks[0].size_bytes > 0
+        assert chunks[0].content_type == artifact.content_type
+        assert data == (tmp_path / "artifacts" / reply.job_id / artifact.name).read_bytes()
+    trace = next(a for a in listed.artifacts if a.name == "1/trace.zip")
+    assert trace.content_type == "application/zip" and trace.step_index == -1
+
+    # Another tenant's job is "not found", as for Status; so is a job this API does not hold.
+    for job_id in (reply.job_id, "00000000-0000-4000-8000-000000000000"):
+        with pytest.raises(grpc.aio.AioRpcError) as hidden:
+            await (globex if job_id == reply.job_id else acme).ListArtifacts(
+                pb.ListArtifactsRequest(job_id=job_id), timeout=10
+            )
+        assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as hidden:
+        async for _ in globex.GetArtifact(pb.GetArtifactRequest(job_id=reply.job_id, name="1/trace.zip"), timeout=10):
+            pass
+    assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_evicted_direct_jobs_artifacts_are_deleted_from_the_store(
+    servers: AsyncExitStack, tmp_path: Path, security: SecuritySettings, keys: dict[str, str]
+) -> None:
+    """`sentinel api` in direct mode, wired as it starts: a table of one job, a store shared with the
+    executor. The next job evicts the finished one, and its files go with it (in the background)."""
+    executor = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-a")
+    store = ArtifactSettings(url=(tmp_path / "artifacts").as_uri())
+    api = await start_api(
+        servers, security, keys["acme-admin"], [f"127.0.0.1:{executor.port}"], artifacts=store, max_jobs=1
+    )
+    submitter = await stub_for(servers, api.port, keys["acme-submitter"])
+    first = await submitter.Submit(failing(), timeout=10)
+    assert (await finished(submitter, first.job_id)).state == pb.JOB_STATE_FAILED
+    kept = tmp_path / "artifacts" / first.job_id
+    assert (kept / "1" / "trace.zip").is_file()
+
+    second = await submitter.Submit(waits(10), timeout=10)  # evicts the first
+    await wait_for(lambda: not kept.exists(), within=30, what="the evicted job's artifacts to be deleted")
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await submitter.Status(pb.StatusRequest(job_id=first.job_id), timeout=10)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    assert (await finished(submitter, second.job_id)).state == pb.JOB_STATE_COMPLETED
