@@ -644,7 +644,7 @@ class SubmitRunResponse(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., job_ids: _Optional[_Iterable[str]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class RunTestResult(_message.Message):
-    __slots__ = ("job_id", "name", "file", "state", "duration_ms", "attempt", "failing_step", "failing_step_name", "error", "artifacts", "steps", "artifact_notes", "finished_at")
+    __slots__ = ("job_id", "name", "file", "state", "duration_ms", "attempt", "failing_step", "failing_step_name", "error", "artifacts", "steps", "artifact_notes", "finished_at", "tags")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
@@ -658,6 +658,7 @@ class RunTestResult(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_NOTES_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     name: str
     file: str
@@ -671,7 +672,8 @@ class RunTestResult(_message.Message):
     steps: _containers.RepeatedCompositeFieldContainer[StepResult]
     artifact_notes: _containers.RepeatedScalarFieldContainer[str]
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., file: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., duration_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., failing_step: _Optional[int] = ..., failing_step_name: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., artifacts: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., artifact_notes: _Optional[_Iterable[str]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., file: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., duration_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., failing_step: _Optional[int] = ..., failing_step_name: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., artifacts: _Optional[_Iterable[str]] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., artifact_notes: _Optional[_Iterable[str]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RunCounts(_message.Message):
     __slots__ = ("pending", "scheduled", "running", "completed", "failed", "timeout", "cancelled")

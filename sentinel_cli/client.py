@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
+from pathlib import PurePath
 from typing import TextIO
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from sentinel_cli import recorder
+from sentinel_cli import recorder, reports
 from sentinel_client import (
     AsyncClient,
     InvalidArgumentError,
@@ -24,6 +26,7 @@ from sentinel_client import (
     Priority,
     ProgressEvent,
     Run,
+    RunTest,
     SentinelError,
     SubmitOptions,
     TestSource,
@@ -34,6 +37,8 @@ from shared.field_paths import json_path
 from shared.telemetry import client_interceptors
 
 PRIORITIES = tuple(p.value for p in Priority)
+#: The most a test's label takes in a run's table and its progress lines.
+LABEL_WIDTH = 48
 
 #: The CLI's tracer provider while a command runs (None: tracing is off); `main` sets it from OTEL_*.
 TRACING: ContextVar[TracerProvider | None] = ContextVar("sentinel_cli_tracing", default=None)
@@ -199,12 +204,46 @@ async def submit_and_follow(
         return 0 if done.passed else 1
 
 
+def row_labels(tests: Sequence[RunTest]) -> dict[str, str]:
+    """Each test's label by its job id, at most LABEL_WIDTH characters: its name, or where tests share
+    a name, its name and the file that tells it apart, as its path below the folder those files have
+    in common (`log in (a/login.json)`: the rule that tells JUnit classnames apart); a test with no
+    file, or with a file another of them has too, is told by its job id."""
+    by_name: dict[str, list[RunTest]] = {}
+    for test in tests:
+        by_name.setdefault(test.name or PurePath(test.file).name or test.job_id, []).append(test)
+    labels: dict[str, str] = {}
+    for name, alike in by_name.items():
+        if len(alike) == 1:
+            labels[alike[0].job_id] = name[:LABEL_WIDTH]
+            continue
+        files = Counter(test.file for test in alike)
+        below = reports.below_common_folder(file for file in files if file and files[file] == 1)
+        for test in alike:
+            where = below[test.file].as_posix() if test.file in below else test.job_id
+            labels[test.job_id] = _fit(name, where, LABEL_WIDTH)
+    return labels
+
+
+def _fit(name: str, where: str, width: int) -> str:
+    """`name (where)` in at most `width` characters: the name is shortened first (to no less than
+    half of them), then `where` from its start, so that what tells tests apart stays in sight."""
+    tail = f" ({where})"
+    if len(name) + len(tail) <= width:
+        return name + tail
+    keep = max(width - len(tail), width // 2)
+    head = name if len(name) <= keep else f"{name[: keep - 1]}…"
+    room = width - len(head)
+    return head + (tail if len(tail) <= room else f" (…{where[-max(room - 4, 1) :]})")
+
+
 def render_tests(run: Run, out: TextIO) -> None:
     """A table of the run's tests: state, time, and where a failing one failed."""
-    width = min(max([4, *(len(t.name) for t in run.tests)]), 48)  # never narrower than its title
+    labels = row_labels(run.tests)
+    width = max([4, *(len(label) for label in labels.values())])  # never narrower than its title
     out.write(f"  {'test':<{width}}  {'result':<9}  {'time':>8}\n")
     for test in run.tests:
-        out.write(f"  {test.name[:width]:<{width}}  {test.state.name:<9}  {test.duration_ms:>6}ms\n")
+        out.write(f"  {labels[test.job_id]:<{width}}  {test.state.name:<9}  {test.duration_ms:>6}ms\n")
         if not test.passed and (test.failing_step_name or test.error):
             where = (
                 f"step {test.failing_step + 1} ({test.failing_step_name}): " if test.failing_step is not None else ""
@@ -227,9 +266,10 @@ def run_tally(run: Run) -> str:
 
 
 def render_run(run: Run, out: TextIO) -> None:
-    """`sentinel status RUN_ID`: the run's state and counts, then its tests (as `sentinel run`'s summary)."""
+    """`sentinel status RUN_ID`: the run's state, its tests counted once, then its tests (as `sentinel
+    run`'s summary)."""
     name = f"  {run.name}" if run.name else ""
-    out.write(f"run {run.id}  {run.state.name}  ({run_counts(run)}){name}\n")
+    out.write(f"run {run.id}  {run.state.name}{name}\n")
     out.write(f"  {len(run.tests)} test(s): {run_tally(run)}\n")
     render_tests(run, out)
 

@@ -79,6 +79,7 @@ __all__ = [
     "RunReport",
     "StepRow",
     "TestReport",
+    "below_common_folder",
     "classnames",
     "outcome",
     "write_json",
@@ -254,15 +255,8 @@ def classnames(sources: Iterable[str]) -> dict[str, str]:
         if len(alike) == 1:
             names[alike[0]] = stem
             continue
-        # Below the folders the files have in common: the same wherever the checkout is.
-        paths = [PurePath(source) for source in alike]
-        parts = [path.with_suffix("").parts for path in paths]
-        common = 0
-        while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
-            common += 1
-        for source, path, own in zip(alike, paths, parts, strict=True):
-            kept = (part for part in own[common:] if part not in (path.anchor, ".."))
-            names[source] = ".".join(_dotless(part) for part in kept)
+        for source, below in below_common_folder(alike).items():
+            names[source] = ".".join(_dotless(part) for part in below.with_suffix("").parts)
     taken: set[str] = set()
     for source in sorted(names):  # by path, so the suffixes do not depend on the order given
         name, n = names[source], 1
@@ -271,6 +265,21 @@ def classnames(sources: Iterable[str]) -> dict[str, str]:
         names[source] = unique
         taken.add(unique)
     return names
+
+
+def below_common_folder(sources: Iterable[str]) -> dict[str, PurePath]:
+    """Each file of `sources` as its path below the folder they all have in common ("checks/a/login.json"
+    and "checks/b/login.json": "a/login.json" and "b/login.json"), the same wherever the checkout is:
+    never a bare folder (the file's own name always remains), with no anchor and no `..`."""
+    paths = {source: PurePath(source) for source in sources}
+    parts = [path.parts for path in paths.values()]
+    common = 0
+    while parts and all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    return {
+        source: PurePath(*(part for part in path.parts[common:] if part not in (path.anchor, "..")))
+        for source, path in paths.items()
+    }
 
 
 def _dotless(name: str) -> str:

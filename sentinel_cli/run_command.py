@@ -20,14 +20,23 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from sentinel_cli import recorder, reports
-from sentinel_cli.client import Interrupted, described, open_client, render_tests, run_counts, show_invalid
+from sentinel_cli.client import (
+    LABEL_WIDTH,
+    Interrupted,
+    described,
+    open_client,
+    render_tests,
+    row_labels,
+    run_counts,
+    show_invalid,
+)
 from sentinel_client import (
     AsyncClient,
     AsyncRunHandle,
@@ -44,10 +53,10 @@ from sentinel_client import (
     SubmitOptions,
     UnavailableError,
 )
-from sentinel_client._requests import load_file
+from sentinel_client._requests import load_document, read_document
 from shared.errors import FieldViolation, ValidationError
 
-__all__ = ["collect", "job_tags", "run_suite", "to_report"]
+__all__ = ["collect", "run_suite", "to_report"]
 
 #: More tests than this and a terminal shows only the overall bar and each test's end.
 MAX_LIVE_LINES = 25
@@ -81,24 +90,21 @@ def collect(paths: Sequence[str]) -> list[Path]:
     return list(found)
 
 
-def _load(file: Path) -> tuple[RunTestSource, tuple[str, ...]]:
-    """The test in `file` and the tags of the file's own options, checked here so that a bad one is
-    named by its file (the SDK would name only the field).
+def _load(file: Path) -> RunTestSource:
+    """The test in `file`, read once, paired with its path for the reports: a recording converted,
+    any other file's document checked here, so that every bad file is named by its path (the SDK
+    would stop at the first, naming only the field).
 
     Raises:
+        OSError: the file cannot be read.
         ValidationError: a recording Sentinel cannot run.
         InvalidArgumentError: a definition that is no valid TestDefinition or SubmitRequest.
     """
-    loaded = recorder.load_test(str(file))  # a recording comes back converted, with no options
-    if isinstance(loaded, dict):
-        return (loaded, str(file)), ()
-    return loaded, tuple(load_file(loaded).options.tags)
-
-
-def job_tags(own: Sequence[str], run: Sequence[str]) -> tuple[str, ...]:
-    """A run's test's tags as the API gives its job: the file's own, then the run's, each once
-    (`shared.edge.convert`: the run's options go over the test's, repeated fields appended)."""
-    return tuple(dict.fromkeys([*own, *run]))
+    document = read_document(file)
+    if recorder.is_recording(document):
+        return recorder.convert_recording(document).definition, str(file)
+    load_document(document, field="file")
+    return document, str(file)
 
 
 def check_writable(**reports: str | None) -> None:
@@ -131,7 +137,7 @@ class LiveView:
     """The run's progress: one line per test and an overall bar on a terminal, plain lines otherwise."""
 
     out: TextIO
-    names: dict[str, str]  # job id -> test name
+    names: dict[str, str]  # job id -> the test's label (`row_labels`)
     tty: bool = False
     states: dict[str, ProgressEvent] = field(default_factory=dict)
     _drawn: int = 0
@@ -162,17 +168,17 @@ class LiveView:
         return f"[{'█' * filled}{'░' * (_BAR - filled)}] {done}/{total} tests done"
 
     def _line(self, event: ProgressEvent) -> str:
-        name = self.names.get(event.job_id, event.job_id)[:48]
+        name = self.names.get(event.job_id, event.job_id)[:LABEL_WIDTH]
         p = event.progress
         detail = p.message if not event.terminal else event.state.name
-        return f"{name:<48} {event.state.name:<9} {p.percentage:3d}%  {detail}"[:160]
+        return f"{name:<{LABEL_WIDTH}} {event.state.name:<9} {p.percentage:3d}%  {detail}"[:160]
 
     def _redraw(self) -> None:
         lines = []
         if len(self.names) <= MAX_LIVE_LINES:
             for job_id, name in self.names.items():
                 event = self.states.get(job_id)
-                lines.append(self._line(event) if event else f"{name[:48]:<48} {'WAITING':<9}")
+                lines.append(self._line(event) if event else f"{name[:LABEL_WIDTH]:<{LABEL_WIDTH}} {'WAITING':<9}")
         lines.append(self._overall())
         up = f"\x1b[{self._drawn - 1}F" if self._drawn > 1 else "\r"
         self.out.write(up + "".join(f"\x1b[2K{line}\n" for line in lines[:-1]) + f"\x1b[2K{lines[-1]}")
@@ -186,29 +192,21 @@ def render_summary(run: Run, out: TextIO) -> None:
     render_tests(run, out)
 
 
-def to_report(
-    run: Run,
-    *,
-    tags: Sequence[str] = (),
-    file_tags: Mapping[str, Sequence[str]] | None = None,
-    started: datetime | None = None,
-) -> reports.RunReport:
-    """The run as the report writers take it; each test tagged as its job is (`job_tags`): with
-    the run's `tags` and, from `file_tags` by the test's file, the file's own."""
+def to_report(run: Run, *, started: datetime | None = None) -> reports.RunReport:
+    """The run as the report writers take it; each test tagged as the API says its job is."""
     began = started or run.created_at or datetime.now(UTC)
     ended = run.finished_at or datetime.now(UTC)
-    own = file_tags or {}
     return reports.RunReport(
         run_id=run.id,
         name=run.name,
         started_at=began,
         duration_ms=max(int((ended - began).total_seconds() * 1000), 0),
-        tests=tuple(_test_report(t, job_tags(own.get(t.file, ()), tags)) for t in run.tests),
+        tests=tuple(_test_report(t) for t in run.tests),
         hostname=socket.gethostname(),
     )
 
 
-def _test_report(test: RunTest, tags: Sequence[str]) -> reports.TestReport:
+def _test_report(test: RunTest) -> reports.TestReport:
     return reports.TestReport(
         name=test.name,
         job_id=test.job_id,
@@ -235,7 +233,7 @@ def _test_report(test: RunTest, tags: Sequence[str]) -> reports.TestReport:
             )
             for s in test.steps
         ),
-        tags=tuple(tags),
+        tags=test.tags,
     )
 
 
@@ -260,12 +258,10 @@ async def run_suite(
     files = collect(paths)
     check_writable(junit=junit, json=json_report)
     tests: list[RunTestSource] = []
-    file_tags: dict[str, tuple[str, ...]] = {}
     invalid = 0
     for file in files:
         try:
-            test, file_tags[str(file)] = _load(file)
-            tests.append(test)
+            tests.append(_load(file))
         except (ValidationError, InvalidArgumentError) as exc:
             invalid = show_invalid(exc, source=str(file))
     if invalid:
@@ -276,7 +272,7 @@ async def run_suite(
     if priority:
         options["priority"] = priority
     run_name = name or " ".join(paths)[:200]
-    wanted = _Reports(junit, json_report, tags, file_tags, datetime.now(UTC))
+    wanted = _Reports(junit, json_report, datetime.now(UTC))
     began = time.monotonic()
     said = f"{len(files)} test(s){f', {parallel} at a time' if parallel else ''}"
     async with open_client(address) as client:
@@ -309,7 +305,7 @@ async def run_suite(
 async def _follow(client: AsyncClient, handle: AsyncRunHandle, out: TextIO) -> Run:
     """Show the run's progress until it ends (or its stream does); the run as it then stands."""
     run = await client.get_run(handle.id)
-    view = LiveView(out, {t.job_id: t.name or os.path.basename(t.file) for t in run.tests}, tty=out.isatty())
+    view = LiveView(out, row_labels(run.tests), tty=out.isatty())
     try:
         async for item in handle.events():
             if isinstance(item, ProgressEvent):
@@ -329,12 +325,10 @@ class _Reports:
 
     junit: str | None
     json: str | None
-    tags: Sequence[str]
-    file_tags: Mapping[str, Sequence[str]]  # a file's own tags, by its path as the run has it
     started: datetime
 
     def write(self, run: Run, out: TextIO) -> None:
-        report = to_report(run, tags=self.tags, file_tags=self.file_tags, started=self.started)
+        report = to_report(run, started=self.started)
         for path, write in ((self.junit, reports.write_junit), (self.json, reports.write_json)):
             if path:
                 write(report, path)

@@ -290,6 +290,7 @@ def run_test(t: pb.RunTestResult) -> RunTest:
         steps=tuple(step_result(s) for s in t.steps),
         artifact_notes=tuple(t.artifact_notes),
         finished_at=time(t.finished_at),
+        tags=tuple(t.tags),
     )
 
 

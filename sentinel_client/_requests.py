@@ -127,14 +127,23 @@ def load_file(path: str | os.PathLike[str], *, prefix: str = "") -> pb.SubmitReq
         OSError: the file cannot be read.
         InvalidArgumentError: the field `file` says what is wrong with its content.
     """
+    return load_document(read_document(path), field="file", prefix=prefix)
+
+
+def read_document(path: str | os.PathLike[str]) -> Any:
+    """The JSON document in a test file (a byte order mark before it is ignored), read once.
+
+    Raises:
+        OSError: the file cannot be read.
+        InvalidArgumentError: the field `file` says what is wrong with its content.
+    """
     text = Path(path).read_text(encoding="utf-8")
     try:
-        document = json.loads(text.removeprefix("\ufeff"))
+        return json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         raise InvalidArgumentError.of("file", f"is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise InvalidArgumentError.of("file", "is nested too deeply") from exc
-    return load_document(document, field="file", prefix=prefix)
 
 
 def submit_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest:

@@ -300,6 +300,7 @@ class RunTest:
     steps: tuple[StepResult, ...] = ()
     artifact_notes: tuple[str, ...] = ()
     finished_at: datetime | None = None
+    tags: tuple[str, ...] = ()  # its job's, as the API merged them: its own and the run's, each once
 
     @property
     def passed(self) -> bool:

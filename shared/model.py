@@ -270,11 +270,14 @@ class RunState(enum.StrEnum):
 @dataclass(frozen=True)
 class RunTestSpec:
     """One test of a run as submitted: its definition, the file it came from and its options (its
-    own merged with the run's, the run's winning where they set a field; None: the run's alone)."""
+    own merged with the run's, the run's winning where they set a field; None: the run's alone).
+    `own_options` are its own as submitted, before that merge, which are validated on their own
+    (None: it has none, or the merged options are its own: they are validated then)."""
 
     definition: TestDefinition
     file: str = ""
     options: JobOptions | None = None
+    own_options: JobOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,7 @@ class RunTestOutcome:
     finished_at_ms: int = 0
     result: JobResult | None = None
     error: JobError | None = None
+    tags: tuple[str, ...] = ()  # its job's: its own and the run's, each once
 
     @property
     def duration_ms(self) -> int:

@@ -27,19 +27,21 @@ from shared.model import (
     ErrorCategory,
     Job,
     JobError,
+    JobOptions,
     JobState,
     ProgressEvent,
     Run,
     RunCommand,
     RunState,
     RunTestOutcome,
+    RunTestSpec,
     SubmitCommand,
 )
 from shared.progress import follow_progress
 from shared.queue import Queue
 from shared.schema import JobField, RunField
 from shared.streams import StreamHub
-from shared.validation import MAX_ID_CHARS, validate_definition, validate_options
+from shared.validation import MAX_ID_CHARS, validate_definition, validate_options, validate_own_options
 
 __all__ = ["MAX_PARALLEL", "MAX_TESTS", "RunSubmitted", "cancel_run", "follow_run", "get_run", "submit_run"]
 
@@ -72,20 +74,26 @@ def validate_run(command: RunCommand) -> None:
     for field, value in (("user_id", command.user_id), ("request_id", command.request_id)):
         if len(value) > MAX_ID_CHARS:
             found.append(FieldViolation(field, f"at most {MAX_ID_CHARS} characters, got {len(value)}"))
+    # The run's options once, as `options`; each test's own by its own path (`tests[2].options`).
     found += validate_options(command.options, path="options")
     for i, test in enumerate(command.tests[:MAX_TESTS]):
         found += validate_definition(test.definition, path=f"tests[{i}].definition")
-        if test.options is not None:
-            found += validate_options(test.options, path=f"tests[{i}].options")
-            if test.options.idempotency_key:
-                found.append(
-                    FieldViolation(
-                        f"tests[{i}].options.idempotency_key",
-                        "a run's test has none of its own: the run's options carry the run's",
-                    )
-                )
+        found += _own_option_violations(command.options, test, path=f"tests[{i}].options")
     if found:
         raise ValidationError(found)
+
+
+def _own_option_violations(run: JobOptions, test: RunTestSpec, *, path: str) -> list[FieldViolation]:
+    """What is wrong with a test's own options, checked before their merge with the run's: a bad
+    value of the run's is the run's alone, not every test's."""
+    own = test.own_options if test.own_options is not None else test.options
+    if own is None:
+        return []
+    found = validate_own_options(own, run=run, merged=test.options or own, path=path)
+    if own.idempotency_key:
+        why = "a run's test has none of its own: the run's options carry the run's"
+        found.append(FieldViolation(f"{path}.idempotency_key", why))
+    return found
 
 
 def _job_command(command: RunCommand, index: int) -> SubmitCommand:
@@ -119,6 +127,7 @@ async def submit_run(queue: Queue, command: RunCommand, *, tenant: str, trace: s
             return RunSubmitted(str(earlier), tuple(t.job_id for t in run.tests), duplicate=True)
     now = now_ms()
     job_ids = [queue.new_id() for _ in command.tests]
+    job_commands = [_job_command(command, i) for i in range(len(job_ids))]
     limit = command.max_parallel or len(job_ids)
     await queue.scripts.preload(queue.redis, "submit")
     pipe = queue.redis.pipeline(transaction=False)
@@ -138,15 +147,21 @@ async def submit_run(queue: Queue, command: RunCommand, *, tenant: str, trace: s
     pipe.rpush(keys.run_jobs(run_id), *job_ids)
     if len(job_ids) > limit:
         pipe.rpush(keys.run_held(run_id), *job_ids[limit:])
-    for job_id, test in zip(job_ids, command.tests, strict=True):
+    for job_id, test, job_command in zip(job_ids, command.tests, job_commands, strict=True):
+        # The job's options too: its tags are reported with its end, after the job is gone.
         pipe.hset(
             keys.run_test(run_id, job_id),
-            mapping={JobField.ID: job_id, JobField.NAME: test.definition.name, RunField.FILE: test.file},
+            mapping={
+                JobField.ID: job_id,
+                JobField.NAME: test.definition.name,
+                RunField.FILE: test.file,
+                JobField.OPTIONS: codec.options_to_json(job_command.options),
+            },
         )
-    for i, job_id in enumerate(job_ids):
+    for i, (job_id, job_command) in enumerate(zip(job_ids, job_commands, strict=True)):
         call_keys, args = jobs.submit_call(
             queue,
-            _job_command(command, i),
+            job_command,
             tenant=tenant,
             trace=trace,
             now=now,
@@ -186,6 +201,11 @@ def _recorded(job_id: str, test: dict[str, str]) -> RunTestOutcome:
         error = codec.error_from_json(test[JobField.ERROR]) if test.get(JobField.ERROR) else None
     except (DecodeError, ValueError):
         result, error = None, JobError(ErrorCategory.UNKNOWN, "the test's recorded end is unreadable")
+    try:
+        # A run stored before its tests' options were kept has none: its tests show no tags.
+        tags = codec.options_from_json(test[JobField.OPTIONS]).tags if test.get(JobField.OPTIONS) else ()
+    except DecodeError:
+        tags = ()
     return RunTestOutcome(
         job_id=job_id,
         name=test.get(JobField.NAME, ""),
@@ -196,6 +216,7 @@ def _recorded(job_id: str, test: dict[str, str]) -> RunTestOutcome:
         finished_at_ms=int(test.get(JobField.FINISHED) or 0),
         result=result,
         error=error,
+        tags=tags,
     )
 
 
@@ -210,6 +231,7 @@ def _live(job: Job, test: dict[str, str]) -> RunTestOutcome:
         finished_at_ms=job.finished_at_ms,
         result=job.result,
         error=job.error,
+        tags=job.options.tags,
     )
 
 

@@ -165,6 +165,18 @@ def validate_options(options: JobOptions, *, path: str = "options") -> list[Fiel
     return out
 
 
+def validate_own_options(own: JobOptions, *, run: JobOptions, merged: JobOptions, path: str) -> list[FieldViolation]:
+    """Every violation in a run's test's own options (`tests[2].options`), checked on their own: the
+    run's options are checked once, as `options`, and a tag in both is no repeat (the merge keeps it
+    once). Of the merge (`merged`, what the test's job gets) only what neither could break alone is
+    checked: together they may hold more tags than a job carries."""
+    out = validate_options(own, path=path)
+    if len(own.tags) <= MAX_TAGS and len(run.tags) <= MAX_TAGS < len(merged.tags):
+        why = f"must have at most {MAX_TAGS} tags with the run's, got {len(merged.tags)}"
+        out.append(FieldViolation(f"{path}.tags", why))
+    return out
+
+
 def resolve_url(base_url: str, url: str) -> str:
     """The URL a navigate step opens: `url` resolved against the definition's base URL.
 

@@ -168,6 +168,7 @@ _RUN_TEST = obj(
         "failingStepName": {"type": ["string", "null"]},
         "error": nullable("JobError"),
         "artifacts": STRINGS,
+        "tags": STRINGS,
     }
 )
 

@@ -205,6 +205,7 @@ def run_test_view(test: RunTestOutcome) -> JSON:
         "failingStepName": failing.name if failing is not None else None,
         "error": error_view(test.error),
         "artifacts": list(test.result.artifacts) if test.result is not None else [],
+        "tags": list(test.tags),
     }
 
 

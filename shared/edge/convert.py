@@ -145,6 +145,7 @@ def run_command_from_proto(req: pb.SubmitRunRequest) -> RunCommand:
                 definition=definition_from_proto(t.definition),
                 file=t.file,
                 options=_test_options(req.options, t.options) if t.HasField("options") else None,
+                own_options=options_from_proto(t.options) if t.HasField("options") else None,
             )
             for t in req.tests
         ),

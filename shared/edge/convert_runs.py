@@ -22,7 +22,7 @@ RUN_STATE_TO_PROTO: dict[RunState, pb.RunState] = {
 
 
 def run_test_to_proto(test: RunTestOutcome) -> pb.RunTestResult:
-    """One test of a run: its state, how long it took, where it failed and what it left."""
+    """One test of a run: its state, how long it took, where it failed, what it left and its job's tags."""
     failing = test.failing_step
     result = test.result
     return pb.RunTestResult(
@@ -39,6 +39,7 @@ def run_test_to_proto(test: RunTestOutcome) -> pb.RunTestResult:
         steps=[step_result_to_proto(s) for s in result.steps] if result is not None else [],
         artifact_notes=result.artifact_notes if result is not None else (),
         finished_at=timestamp(test.finished_at_ms),
+        tags=test.tags,
     )
 
 

@@ -15,6 +15,7 @@ from shared.clock import now_ms
 from shared.errors import NotFoundError
 from shared.model import ErrorCategory, JobError, JobResult, JobState, Progress, StepResult
 from shared.queue import Queue
+from shared.validation import MAX_JOB_TIMEOUT_MS, MAX_TAGS
 from tests.api_service.conftest import Harness
 from tests.api_service.test_api import bad_request_fields, rpc_error
 
@@ -124,6 +125,7 @@ async def test_a_runs_summary_outlives_its_jobs_and_the_run_expires_later(
     run = await stub.GetRun(pb.GetRunRequest(run_id=submitted.run_id))
     assert run.state == pb.RUN_STATE_FAILED
     assert [(t.name, t.state) for t in run.tests] == [("a", pb.JOB_STATE_COMPLETED), ("b", pb.JOB_STATE_FAILED)]
+    assert [list(t.tags) for t in run.tests] == [["nightly"], ["nightly"]]  # as their jobs had them
     assert run.tests[1].failing_step_name == "click #buy" and list(run.tests[1].artifacts) == ["1/step-01-failure.png"]
     ttl_ms = await queue.redis.pttl(queue.keys.run(submitted.run_id))
     assert 0 < ttl_ms <= queue.settings.run_retention_ms
@@ -230,6 +232,8 @@ async def test_a_runs_test_keeps_its_own_options_under_the_runs(api: Harness) ->
     assert list(own.tags) == ["slow", "nightly"]
     assert own.priority == plain.priority == pb.PRIORITY_HIGH  # the run's
     assert list(plain.tags) == ["nightly"] and plain.max_attempts != 1
+    run = await stub.GetRun(pb.GetRunRequest(run_id=submitted.run_id))
+    assert [list(t.tags) for t in run.tests] == [list(own.tags), list(plain.tags)]  # what a report shows
 
     keyed = run_request("a")
     keyed.tests[0].options.idempotency_key = "mine"
@@ -237,6 +241,52 @@ async def test_a_runs_test_keeps_its_own_options_under_the_runs(api: Harness) ->
         await stub.SubmitRun(keyed)
     assert refused.value.code() == Code.INVALID_ARGUMENT
     assert "tests[0].options.idempotency_key" in (refused.value.details() or "")
+
+
+async def test_a_bad_run_option_is_named_once_and_a_tests_own_by_its_own_path(api: Harness) -> None:
+    """The run's options are every test's, but a bad one is the run's: one violation, not one a test."""
+    request = run_request("a", "b", "c")
+    request.options.timeout_ms = MAX_JOB_TIMEOUT_MS + 1
+    request.tests[0].options.CopyFrom(pb.JobOptions(tags=["smoke"]))
+    request.tests[1].options.CopyFrom(pb.JobOptions(max_attempts=2))
+    request.tests[2].options.CopyFrom(pb.JobOptions(max_attempts=11, timeout_ms=MAX_JOB_TIMEOUT_MS + 2))
+
+    err = await rpc_error(api.stub.SubmitRun(request), Code.INVALID_ARGUMENT)
+
+    # tests[2]'s own timeout would lose the merge to the run's; it is named all the same.
+    assert bad_request_fields(err) == [
+        "options.timeout_ms",
+        "tests[2].options.timeout_ms",
+        "tests[2].options.max_attempts",
+    ]
+    assert not [key async for key in api.redis.scan_iter(match=api.keys.job("*"))]
+
+
+async def test_a_tests_own_repeated_tag_is_refused_but_one_it_shares_with_the_run_is_not(api: Harness) -> None:
+    request = run_request("shares", "repeats")  # the run's options: tags ["nightly"]
+    request.tests[0].options.CopyFrom(pb.JobOptions(tags=["smoke", "nightly"]))
+    request.tests[1].options.CopyFrom(pb.JobOptions(tags=["smoke", "slow", "smoke"]))
+
+    err = await rpc_error(api.stub.SubmitRun(request), Code.INVALID_ARGUMENT)
+
+    assert bad_request_fields(err) == ["tests[1].options.tags[2]"]
+    assert "tests[1].options.tags[2]: repeats 'smoke' (tags[0])" in (err.details() or "")
+
+    del request.tests[1]  # a tag in both the run's options and the test's own is the merge's, once
+    submitted = await api.stub.SubmitRun(request)
+    job = await api.stub.Status(pb.StatusRequest(job_id=submitted.job_ids[0]))
+    assert list(job.tags) == ["smoke", "nightly"]
+
+
+async def test_more_tags_than_a_job_carries_once_merged_are_named_at_the_tests_own(api: Harness) -> None:
+    request = run_request("a", "b")
+    request.options.tags[:] = [f"run-{i}" for i in range(MAX_TAGS // 2 + 1)]
+    request.tests[1].options.CopyFrom(pb.JobOptions(tags=[f"own-{i}" for i in range(MAX_TAGS // 2)]))
+
+    err = await rpc_error(api.stub.SubmitRun(request), Code.INVALID_ARGUMENT)
+
+    assert bad_request_fields(err) == ["tests[1].options.tags"]
+    assert f"must have at most {MAX_TAGS} tags with the run's, got {MAX_TAGS + 1}" in (err.details() or "")
 
 
 async def test_an_idempotency_key_makes_a_repeated_submit_the_same_run(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from api_service.server import ApiServer
-from sentinel_cli.client import render_result, render_run
+from sentinel_cli.client import LABEL_WIDTH, render_result, render_run, row_labels
 from sentinel_client import AsyncClient, ErrorCategory, Job, JobError, JobState, Run, RunState, RunTest
 
 pytestmark = pytest.mark.timeout(60)
@@ -128,7 +128,7 @@ async def test_status_takes_a_run_id_and_shows_its_tests(api: str) -> None:
 
     assert code == 0, err
     assert out.splitlines() == [
-        f"run {run.id}  RUNNING  (1 pending, 1 cancelled)  nightly",
+        f"run {run.id}  RUNNING  nightly",
         "  2 test(s): 0 passed, 0 failed, 1 cancelled, 1 not ended",
         "  test  result         time",
         "  t0    PENDING         0ms",
@@ -143,7 +143,7 @@ async def test_status_takes_a_run_id_and_shows_its_tests(api: str) -> None:
     assert "or, when no job has the id, the run" in out
 
 
-def test_a_runs_status_counts_passed_and_failed_tests() -> None:
+def test_a_runs_status_counts_its_tests_once_passed_and_failed() -> None:
     error = JobError(message="expected 'Hi, Ada'", category=ErrorCategory.ASSERTION)
     tests = (
         RunTest(job_id="j1", name="log in", state=JobState.COMPLETED, duration_ms=812),
@@ -154,10 +154,43 @@ def test_a_runs_status_counts_passed_and_failed_tests() -> None:
     out = io.StringIO()
     render_run(run, out)
     assert out.getvalue().splitlines()[:2] == [
-        "run r1  FAILED  (1 completed, 2 failed)",
+        "run r1  FAILED",
         "  3 test(s): 1 passed, 2 failed",
     ]
     assert "  ↳ step 2 (): expected 'Hi, Ada'" in out.getvalue()
+
+
+def test_tests_that_share_a_name_are_told_apart_by_their_files() -> None:
+    """As JUnit classnames are: by the path below the folder the files have in common."""
+    long = "checks that a returning customer can log in with a saved card"
+    tests = (
+        RunTest(job_id="j1", name="log in", file="suite/checks/a/login.json", state=JobState.COMPLETED),
+        RunTest(job_id="j2", name="log in", file="suite/checks/b/login.json", state=JobState.FAILED),
+        RunTest(job_id="j3", name="pay", file="suite/checks/pay.json", state=JobState.COMPLETED),
+        RunTest(job_id="j4", name=long, file="suite/smoke/login.json"),
+        RunTest(job_id="j5", name=long, file="suite/nightly/login.json"),
+        RunTest(job_id="j6", name="made", state=JobState.COMPLETED),  # no file: told by its job id
+        RunTest(job_id="j7", name="made", state=JobState.COMPLETED),
+        RunTest(job_id="j8", name="deep", file=f"one/{'x' * 60}/t.json"),
+        RunTest(job_id="j9", name="deep", file="two/t.json"),
+    )
+    run = Run(id="r1", name="", state=RunState.FAILED, tests=tests)
+    out = io.StringIO()
+    render_run(run, out)
+
+    labels = row_labels(tests)
+    assert [labels[t.job_id] for t in tests[:3]] == ["log in (a/login.json)", "log in (b/login.json)", "pay"]
+    # Too long for a row: the name is cut first, then the path from its start; never the file's name.
+    assert labels["j4"] == "checks that a returning cust… (smoke/login.json)"
+    assert labels["j5"] == "checks that a returning cu… (nightly/login.json)"
+    assert labels["j8"] == f"deep (…{'x' * 33}/t.json)" and labels["j9"] == "deep (two/t.json)"
+    assert all(len(label) <= LABEL_WIDTH for label in labels.values())
+    assert (labels["j6"], labels["j7"]) == ("made (j6)", "made (j7)")
+    rows = out.getvalue().splitlines()[3:5]
+    assert rows == [
+        f"  {'log in (a/login.json)':<{LABEL_WIDTH}}  COMPLETED       0ms",
+        f"  {'log in (b/login.json)':<{LABEL_WIDTH}}  FAILED          0ms",
+    ]
 
 
 async def test_ctrl_c_while_following_a_job_exits_130_with_one_line(api: str, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from junitparser import JUnitXml, Skipped
 
 from sentinel_cli import run_command
 from sentinel_cli.client import Interrupted
-from sentinel_client import AsyncClient, RunState, RunTestSource
+from sentinel_client import AsyncClient, Run, RunState, RunTest, RunTestSource
+from sentinel_client._requests import run_request
 from shared.errors import ValidationError
 from tests.sentinel_cli.test_client import WAITS, interrupted, sentinel, write
 from tests.sentinel_cli.test_client import api as api
@@ -134,13 +136,53 @@ async def test_each_testcase_has_its_own_tags_and_a_classname_of_its_own(api: st
             assert test["tags"] == list(job.tags) == tags[test["name"]].split(",")
 
 
+async def test_tests_of_two_files_that_share_a_name_show_as_two(api: str, tmp_path: Path) -> None:
+    """Told apart as their JUnit classnames are: by each file's path below their common folder."""
+    first = write(_folder(tmp_path / "checks" / "a") / "login.json", {"name": "log in", "steps": WAITS})
+    second = write(_folder(tmp_path / "checks" / "b") / "login.json", {"name": "log in", "steps": WAITS})
+
+    code, out, _ = await interrupted(api, "run", first, second, ready=r"(?s)\nlog in .*\nlog in ")
+
+    assert code == 130
+    rows = {line.split("  ")[0].rstrip() for line in out.splitlines() if line.startswith("log in")}
+    assert rows == {"log in (a/login.json)", "log in (b/login.json)"}  # each test's progress, as it came
+
+
+def test_each_file_is_read_once_and_the_sdk_reads_none_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [
+        write(tmp_path / "plain.json", {"name": "plain", "steps": WAITS}),
+        write(tmp_path / "own.json", {"definition": {"name": "own", "steps": WAITS}, "options": {"tags": ["smoke"]}}),
+        str(Path(__file__).parent / "recordings" / "checkout.json"),
+    ]
+    reads: Counter[str] = Counter()
+    read_text = Path.read_text
+
+    def counted(path: Path, *args: Any, **kwargs: Any) -> str:
+        reads[str(path)] += 1
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    loaded = [run_command._load(Path(file)) for file in files]
+    request = run_request(loaded, name="suite", max_parallel=0, options={})
+
+    assert reads == dict.fromkeys(files, 1)
+    assert [t.file for t in request.tests] == files  # each named by its file, for the reports
+    assert [list(t.options.tags) for t in request.tests] == [[], ["smoke"], []]
+
+
+def test_a_reports_tags_are_the_ones_the_api_gave_each_test() -> None:
+    tests = (RunTest(job_id="j1", name="t", tags=("smoke", "ci")), RunTest(job_id="j2", name="u"))
+    report = run_command.to_report(Run(id="r1", name="", state=RunState.RUNNING, tests=tests))
+    assert [t.tags for t in report.tests] == [("smoke", "ci"), ()]
+
+
 async def test_ctrl_c_while_the_files_are_read_submits_nothing_and_says_so(
     api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tests = [write(tmp_path / f"t{i}.json", {"name": f"t{i}", "steps": WAITS}) for i in range(2)]
     load = run_command._load
 
-    def load_then_ctrl_c(file: Path) -> tuple[RunTestSource, tuple[str, ...]]:
+    def load_then_ctrl_c(file: Path) -> RunTestSource:
         current = asyncio.current_task()
         assert current is not None
         current.cancel()  # what asyncio.run does to the command on SIGINT, while it reads a file

@@ -58,6 +58,7 @@ async def test_a_suite_runs_as_one_run_with_each_tests_outcome(
     assert failed.artifacts and failed.steps[1].error and failed.duration_ms > 0
     job = await client.get(handle.job_ids[0])
     assert tag in job.tags
+    assert [t.tags for t in done.tests] == [job.tags] * 4 == [(tag,)] * 4  # each test's job's, as the API says
     assert (await client.get_run(handle.id)).tests == done.tests
 
 

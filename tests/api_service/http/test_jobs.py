@@ -241,7 +241,7 @@ async def test_a_rerun_starts_its_attempts_over_and_counts_on_its_runs(http: Htt
 
 async def test_a_run_is_shown_with_its_tests_and_counts(http: Http) -> None:
     spec = RunTestSpec(definition=command().definition, file="suite/a.json")
-    nightly = RunCommand(name="nightly", tests=(spec,), options=JobOptions())
+    nightly = RunCommand(name="nightly", tests=(spec,), options=JobOptions(tags=("nightly",)))
     done = await runs.submit_run(http.queue, nightly, tenant="default")
     await run_jobs(http.queue, 1, state=JobState.FAILED)
     run = (await http.call("GET", f"/runs/{done.run_id}")).data
@@ -249,6 +249,7 @@ async def test_a_run_is_shown_with_its_tests_and_counts(http: Http) -> None:
     assert run["counts"]["failed"] == 1 and run["counts"]["completed"] == 0 and run["finishedAt"]
     [test] = run["tests"]
     assert (test["jobId"], test["file"], test["status"]) == (done.job_ids[0], "suite/a.json", "failed")
+    assert test["tags"] == ["nightly"]  # its job's: the run's and its own
     assert (await http.call("GET", "/runs/nope")).status == 404
 
 
