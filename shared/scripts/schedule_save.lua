@@ -27,8 +27,9 @@ end
 local held = redis.call('HGET', KEYS[1], 'buffered') or ''
 set_fields(KEYS[1], ctx.fields)
 if ctx.retime == true then redis.call('HINCRBY', KEYS[1], 'gen', 1) end
-local paused = redis.call('HGET', KEYS[1], 'paused') == '1'
-if held ~= '' and (paused or (redis.call('HGET', KEYS[1], 'buffered') or '') == '') then
+-- `fields` always carries `paused`, and `buffered` cleared when the timing changed.
+local paused = ctx.fields.paused == '1'
+if held ~= '' and (paused or ctx.fields.buffered == '') then
   redis.call('HSET', KEYS[1], 'buffered', '')
   skip_run(ctx, KEYS[1], KEYS[4], held, paused
     and 'the schedule was paused while this fire was held (overlap BUFFER_ONE)'
