@@ -16,6 +16,7 @@ A test of request steps only runs without a page (`Run.page` then raises): its s
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -274,6 +275,21 @@ async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms
     file = screenshots.file_of(name)
     mask = [run.page.locator(selector) for selector in run.masked]
     await run.page.screenshot(path=run.evidence.path(file), full_page=full_page, timeout=timeout_ms, mask=mask)
+    return await run.evidence.keep(file, content_type="image/png")
+
+
+async def unsettled_screenshot(run: Run, name: str, *, timeout_ms: float) -> str | None:
+    """What the browser shows now, straight from Chromium (CDP `Page.captureScreenshot`), kept as
+    `screenshot` keeps one. For a page Playwright's screenshot waits on for ever — one whose
+    navigation has not committed yet, where it waits for the coming document's fonts — so it masks
+    nothing: only for a test that typed no secret (`run.masked` empty).
+    """
+    file = screenshots.file_of(name)
+    # Never detached: on a page still navigating, Chromium does not answer a detach (seen with
+    # Chromium 156); the session goes with the context, which the attempt closes next.
+    session = await run.page.context.new_cdp_session(run.page)
+    shot = await asyncio.wait_for(session.send("Page.captureScreenshot", {"format": "png"}), timeout_ms / 1000)
+    run.evidence.path(file).write_bytes(base64.b64decode(shot["data"]))
     return await run.evidence.keep(file, content_type="image/png")
 
 

@@ -24,7 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from executor_service.actions import Run, open_secret, perform, screenshot
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from executor_service.actions import Run, open_secret, perform, screenshot, unsettled_screenshot
 from executor_service.classify import classify
 from executor_service.evidence import Evidence
 from executor_service.guard import Guard, Session
@@ -44,7 +46,9 @@ log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
 #: A failure screenshot is a courtesy; it must not hold a dying job up for a full step timeout.
-FAILURE_SCREENSHOT_TIMEOUT_MS = 5_000
+#: Playwright's waits for the page to settle (fonts loaded) for at most this long, and then the
+#: browser is asked for what it shows as it is, for at most as long again.
+FAILURE_SCREENSHOT_TIMEOUT_MS = 2_000
 
 
 class Reporter(Protocol):
@@ -203,15 +207,37 @@ async def run_steps(
 
 
 async def _try_screenshot(run: Run, name: str) -> tuple[str, ...]:
-    """A best-effort screenshot: a dead page must not turn into a second error; no page, none."""
+    """A best-effort screenshot: a dead page must not turn into a second error; no page, none.
+
+    A page still loading (a navigation that timed out, a server that has not answered) never
+    settles for Playwright's screenshot; the browser is then asked for what it shows — often the
+    blank page the user would have seen, which is the evidence — unless a secret was typed, which
+    only Playwright's screenshot covers. A screenshot not taken is said in the notes."""
     if run.opened is None:
         return ()
     try:
         kept = await screenshot(run, name, timeout_ms=FAILURE_SCREENSHOT_TIMEOUT_MS)
-        return (kept,) if kept else ()
-    except Exception:
-        log.info("could not take screenshot %r", name, exc_info=True)
-        return ()
+    except PlaywrightTimeoutError:
+        if run.masked:
+            run.evidence.note(
+                f"{run.evidence.name(screenshots.file_of(name))} not taken: the page did not settle within "
+                f"{FAILURE_SCREENSHOT_TIMEOUT_MS / 1000:g} s, and only a settled page has its secret fields covered"
+            )
+            return ()
+        try:
+            kept = await unsettled_screenshot(run, name, timeout_ms=FAILURE_SCREENSHOT_TIMEOUT_MS)
+        except Exception as exc:
+            return _not_taken(run, name, exc)
+    except Exception as exc:
+        return _not_taken(run, name, exc)
+    return (kept,) if kept else ()
+
+
+def _not_taken(run: Run, name: str, exc: Exception) -> tuple[str, ...]:
+    log.info("could not take screenshot %r", name, exc_info=exc)
+    reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    run.evidence.note(f"{run.evidence.name(screenshots.file_of(name))} not taken: {reason[:200]}")
+    return ()
 
 
 def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:

@@ -108,7 +108,9 @@ async def run(
     reporter: Recorder | None = None,
     policy: ArtifactPolicy = ArtifactPolicy.ON_FAILURE,
     step_timeout_ms: int = SETUP_TIMEOUT_MS,
+    notes: list[str] | None = None,
 ) -> RunOutcome:
+    """`steps` run as a test; `notes`, when given, gets the evidence's notes (what was not kept)."""
     definition = TestDefinition(name="t", steps=tuple(steps), base_url=base_url)
     store = FileArtifactStore(tmp_path / "store", max_artifact_bytes=ArtifactSettings().max_artifact_bytes)
     evidence = Evidence.open(store, job_id=JOB, attempt=1, spool_root=tmp_path / "spool", max_job_bytes=10**9)
@@ -122,6 +124,8 @@ async def run(
             artifact_policy=policy,
         )
     finally:
+        if notes is not None:
+            notes.extend(evidence.notes)
         await evidence.close()
 
 
@@ -270,6 +274,53 @@ async def test_a_step_timeout_is_a_timeout(session: Session, site: str, tmp_path
     assert "500ms" in outcome.error.message
     assert "\n" not in outcome.error.message  # first line only: no Playwright call log
     assert outcome.steps[2].skipped
+
+
+@pytest.fixture
+async def unanswered() -> AsyncIterator[str]:
+    """A URL whose server takes the request and never answers; its connections close with the test."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/slow"
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_a_page_still_loading_gets_its_failure_screenshot(
+    session: Session, tmp_path: Path, unanswered: str
+) -> None:
+    """Playwright's screenshot waits for a page whose navigation has not committed to settle, which
+    it never does: what the browser shows (the blank page the user would have seen) is kept."""
+    notes: list[str] = []
+    outcome = await run(session, [Step(Navigate(unanswered), timeout_ms=1000)], tmp_path=tmp_path, notes=notes)
+    assert outcome.error is not None and outcome.error.category is ErrorCategory.TIMEOUT
+    shot = f"{PREFIX}/step-00-failure.png"
+    assert outcome.steps[0].artifacts == (shot,) and notes == [], notes
+    assert_png(stored(tmp_path, shot))
+
+
+async def test_a_page_still_loading_after_a_secret_was_typed_gets_a_note_instead(
+    session: Session, site: str, tmp_path: Path, unanswered: str
+) -> None:
+    """Only a settled page has its secret fields covered: nothing is shown raw, and the notes say why."""
+    steps = [
+        Step(Navigate(site + "form.html")),
+        Step(Fill("#password", SECRET, secret=True)),
+        Step(Navigate(unanswered), timeout_ms=1000),
+    ]
+    notes: list[str] = []
+    outcome = await run(session, steps, tmp_path=tmp_path, notes=notes)
+    assert outcome.error is not None and outcome.error.step_index == 2
+    assert outcome.steps[2].artifacts == () and pngs(tmp_path) == []
+    assert len(notes) == 1 and notes[0].startswith(f"{PREFIX}/step-02-failure.png not taken: the page did not settle")
 
 
 @pytest.mark.parametrize(
