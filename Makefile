@@ -22,8 +22,9 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
-# Marks a finished `pip install -e '.[dev]'`; older than pyproject.toml means install again.
-STAMP := $(VENV)/.installed
+# Marks a finished editable install (see $(STAMP) below); older than pyproject.toml means install again.
+# Named after the install mode, so a venv made with another mode is installed again.
+STAMP := $(VENV)/.installed-compat
 PYTEST_ARGS ?=
 # pytest worker processes (pytest-xdist), each taking whole test files: the suite waits on processes,
 # Chromium and Redis more than it computes, so two workers on two cores take about 2/3 of the time
@@ -95,9 +96,11 @@ system-deps:
 $(VENV)/pyvenv.cfg: | system-deps
 	python3 -m venv $(VENV)
 
-# Reinstalls only when pyproject.toml changes (or the venv was recreated).
+# Reinstalls only when pyproject.toml changes (or the venv was recreated). editable_mode=compat puts the
+# repository on sys.path with a plain .pth entry: type checkers (mypy, pyright) follow it to sentinel_client's
+# py.typed sources, and cannot follow setuptools' default import-hook finder. New modules need no reinstall.
 $(STAMP): pyproject.toml $(VENV)/pyvenv.cfg
-	$(BIN)/pip install --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
 	@touch $@
 
 $(JUNIT_XSD): | $(VENV)/pyvenv.cfg

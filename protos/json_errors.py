@@ -34,6 +34,18 @@ _UNKNOWN_FIELD = re.compile(r'has no field named "([^"]*)"')
 _TWO_OF_ONEOF = re.compile(r'should not have multiple "(\w+)" oneof fields')
 #: The longest reason shown (protobuf quotes the refused value, which may be long).
 _MAX_REASON = 200
+#: How protobuf (or Python's `int()` under it) says a value is no integer: said instead as
+#: Sentinel's own checks say it (`must be an integer, got 'abc'`).
+_NOT_AN_INTEGER = re.compile(
+    r"invalid literal for int\(\) with base 10: "
+    r"|Couldn't parse integer: "
+    r"|Couldn't parse non-integer string: "
+    r"|Bool value \w+ is not acceptable for integer field"
+    r"|int\(\) argument must be "
+)
+#: The longest refused value quoted.
+_MAX_SHOWN = 60
+_NO_VALUE = object()
 
 
 def refused_field(document: Mapping[str, Any], cls: type[Message], path: str, exc: Exception) -> tuple[str, str]:
@@ -58,7 +70,7 @@ def _locate(document: Mapping[str, Any], cls: type[Message], path: str, exc: Exc
             if descriptor is None:
                 return path, _reason(alone)
             if descriptor.message_type is None or descriptor.message_type.GetOptions().map_entry:
-                return where, _reason(alone)
+                return where, _reason(alone, value)
             held = getattr(cls(), descriptor.name)
             if not descriptor.is_repeated and isinstance(value, Mapping):
                 return _locate(value, type(held), where, alone)
@@ -81,10 +93,16 @@ def _locate_item(item: object, cls: type[Message], path: str) -> tuple[str, str]
     return None
 
 
-def _reason(exc: Exception) -> str:
-    """Protobuf's reason for refusing a field, without the chain of fields it was in, where it was
-    (the caller names the field), the list of field names it knows, and its doubled full stops."""
+def _reason(exc: Exception, value: object = _NO_VALUE) -> str:
+    """Protobuf's reason for refusing a field (holding `value`, when known), without the chain of
+    fields it was in, where it was (the caller names the field), the list of field names it knows,
+    and its doubled full stops; a value that is no integer said as Sentinel's checks say it."""
     text = _PARSE_CHAIN.sub("", str(exc)).split("\n")[0]
+    if _NOT_AN_INTEGER.match(text):
+        if value is _NO_VALUE:
+            return "must be an integer"
+        shown = repr(value)
+        return f"must be an integer, got {shown if len(shown) <= _MAX_SHOWN else shown[: _MAX_SHOWN - 1] + '…'}"
     if unknown := _UNKNOWN_FIELD.search(text):
         return f'unknown field "{unknown.group(1)}"'
     if oneof := _TWO_OF_ONEOF.search(text):

@@ -1,9 +1,13 @@
-"""argparse types for the CLI's numbers: a bad one is a usage error (exit 2) naming the value, never
-a traceback or a request the API must refuse."""
+"""Checks of the CLI's option values: argparse types for its numbers, and what stops a path given
+for an output from being written. A bad value is a usage error (exit 2) naming the option and the
+value, found before anything is asked of the API, never a traceback, a raw `OSError` or a request
+the API must refuse."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 #: The shortest wait between two refreshes of a watching command: faster only loads the API.
 MIN_INTERVAL_S = 0.2
@@ -14,6 +18,14 @@ def count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive(text: str) -> int:
+    """A whole number, 1 or more (an attempt: the first is 1)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
 
 
@@ -31,3 +43,30 @@ def interval(text: str) -> float:
     if not value >= MIN_INTERVAL_S:
         raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL_S:g} seconds, got {text}")
     return value
+
+
+def file_problem(path: Path) -> str | None:
+    """What stops `path` from being written as a file (a report), or None: said after the path."""
+    if path.is_dir():
+        return "is a directory; name the file to write in it"
+    return _folder_problem(path.parent)
+
+
+def folder_problem(path: Path) -> str | None:
+    """What stops files from being written below `path` (a download's `--out`, made when missing),
+    or None: said after the path. Checked before a download, whose own error would name a
+    temporary file the user never chose."""
+    if path.exists() and not path.is_dir():
+        return "is not a directory"
+    return _folder_problem(path)
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """What stops `folder` from being made (when missing) and written in, or None."""
+    absolute = folder.absolute()
+    nearest = next(p for p in (absolute, *absolute.parents) if p.exists())
+    if not nearest.is_dir():
+        return f"cannot be made: {str(nearest)!r} is not a directory"
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        return f"cannot be written: no permission to write in {str(nearest)!r}"
+    return None

@@ -3,10 +3,12 @@
     sentinel artifacts JOB_ID [--out DIR]              every artifact, into DIR/<attempt>/<file>
     sentinel trace JOB_ID [--out DIR] [--attempt N]    the newest attempt's trace.zip (or attempt N's)
 
-DIR is `./<job id>` unless given. The SDK streams each file to a temporary name beside it and
-renames it into place once complete and of the size the API announced, so an interrupted download
-never leaves a file that looks whole, and no artifact is ever held in memory. A name from the API
-is checked (`<attempt>/<file>`) before it becomes a path, so nothing is written outside DIR.
+DIR is `./<job id>` unless given; it is made when missing, and is checked before anything is asked
+of the API, so a DIR that is a file (or below one) is a usage error naming `--out`. The SDK streams
+each file to a temporary name beside it and renames it into place once complete and of the size the
+API announced, so an interrupted download never leaves a file that looks whole, and no artifact is
+ever held in memory. A name from the API is checked (`<attempt>/<file>`) before it becomes a path,
+so nothing is written outside DIR.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sentinel_cli.arguments import folder_problem, positive
 from sentinel_cli.client import open_client
 from sentinel_client import Artifact, AsyncClient, NotFoundError
+from shared.errors import FieldViolation, ValidationError
 
 COMMANDS = ("artifacts", "trace")
 TRACE = "trace.zip"
@@ -32,7 +36,9 @@ def add_parsers(sub: Any) -> None:
     trace = sub.add_parser("trace", help="download a job's Playwright trace and say how to open it")
     trace.add_argument("job_id")
     trace.add_argument("--out", metavar="DIR", help="where to put it (default ./JOB_ID): DIR/<attempt>/trace.zip")
-    trace.add_argument("--attempt", type=int, metavar="N", help="that attempt's trace (default: the newest)")
+    trace.add_argument(
+        "--attempt", type=positive, metavar="N", help="that attempt's trace, 1 or more (default: the newest)"
+    )
 
 
 def size_text(size: int) -> str:
@@ -85,9 +91,27 @@ async def download_trace(client: AsyncClient, job_id: str, out: Path, *, attempt
     return 0
 
 
+def out_folder(given: str | None, job_id: str) -> Path:
+    """The folder to download into: `--out`, else `./<job id>`.
+
+    Raises:
+        ValidationError: field `--out`, when files cannot be written below it (it is a file, say).
+    """
+    out = Path(given or job_id)
+    problem = folder_problem(out)
+    if problem:
+        default = "" if given else " (the default --out: the job's id)"
+        raise ValidationError([FieldViolation("--out", f"{str(out)!r}{default} {problem}")])
+    return out
+
+
 async def run(args: argparse.Namespace, address: str | None) -> int:
-    """Run one of COMMANDS; exit code 1 when the job (or an artifact of it) is not found."""
-    out = Path(args.out or args.job_id)
+    """Run one of COMMANDS; exit code 1 when the job (or an artifact of it) is not found.
+
+    Raises:
+        ValidationError: `--out` names no folder files can be written in (before any call).
+    """
+    out = out_folder(args.out, args.job_id)
     async with open_client(address) as client:
         try:
             if args.command == "trace":

@@ -2,10 +2,13 @@
 
 The paths are definition files, Chrome Recorder recordings, directories (every `*.json` below them)
 and globs. They are submitted as one run (`SubmitRun`), followed live (`StreamRun`: a line per test
-and an overall bar on a terminal, plain lines otherwise), summed up in a table, and written as
-JUnit XML and JSON reports when asked (`sentinel_cli.reports`). The exit code: 0 when every test
-passed, 1 when any did not, 2 for bad usage (every problem of every file is listed, by its file) or
-when Sentinel cannot be reached (`main` maps errors). On Ctrl-C the run goes on: the reports say
+and an overall bar on a terminal, plain lines otherwise), summed up in a table, and written as JUnit
+XML and JSON reports when asked (`sentinel_cli.reports`). The exit code: 0 when every test passed, 1
+when any did not, 2 for bad usage or when Sentinel cannot be reached (`main` maps errors). Bad files
+are listed in two rounds, every problem of every file by its file each time: first all those found
+here (unreadable, not JSON, no valid definition, a recording Sentinel cannot run), and nothing is
+sent while there are any; then the API's, which refuses the whole run. The API has no check-only
+call, so the second round can only follow the first. On Ctrl-C the run goes on: the reports say
 where it was, and the message names the command that cancels it. A Ctrl-C before the run's id is
 known says whether anything was submitted: nothing, when the files were still being read; when the
 submit was on its way, its answer is awaited a moment (the run is made, or not, whatever the CLI
@@ -15,8 +18,6 @@ does now), and without one the message says the run may have been made and where
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
 import socket
 import sys
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from sentinel_cli import recorder, reports
+from sentinel_cli.arguments import file_problem
 from sentinel_cli.client import (
     LABEL_WIDTH,
     Interrupted,
@@ -54,40 +56,30 @@ from sentinel_client import (
     UnavailableError,
 )
 from sentinel_client._requests import load_document, read_document
+from sentinel_client._sources import definition_files
 from shared.errors import FieldViolation, ValidationError
 
-__all__ = ["collect", "run_suite", "to_report"]
+__all__ = ["collect", "load_all", "run_suite", "to_report"]
 
 #: More tests than this and a terminal shows only the overall bar and each test's end.
 MAX_LIVE_LINES = 25
 _BAR = 30
 
 
-def collect(paths: Sequence[str]) -> list[Path]:
+def collect(paths: Sequence[str]) -> tuple[list[Path], list[FieldViolation]]:
     """The definition files `paths` name: files as given, directories' `*.json` (recursively,
-    sorted), globs expanded; each file once, in that order.
-
-    Raises:
-        ValidationError: a path that names no file (field `paths[i]`).
+    sorted), globs expanded; each file once, in that order. Beside them, a problem for each path
+    that names no file (field `paths[i]`), to be listed with the files' own problems.
     """
     found: dict[Path, None] = {}
     problems: list[FieldViolation] = []
     for i, given in enumerate(paths):
-        matches = sorted(glob.glob(given, recursive=True)) if glob.has_magic(given) else [given]
-        files: list[Path] = []
-        for match in matches:
-            path = Path(match)
-            if path.is_dir():
-                files += sorted(p for p in path.rglob("*.json") if p.is_file() and "node_modules" not in p.parts)
-            elif path.is_file():
-                files.append(path)
+        files = definition_files(given)  # the SDK's rule: `submit_run("tests/")` takes the same files
         if not files:
             problems.append(FieldViolation(f"paths[{i}]", f"{given!r} names no definition file"))
         for file in files:
             found.setdefault(file, None)
-    if problems:
-        raise ValidationError(problems)
-    return list(found)
+    return list(found), problems
 
 
 def _load(file: Path) -> RunTestSource:
@@ -96,38 +88,61 @@ def _load(file: Path) -> RunTestSource:
     would stop at the first, naming only the field).
 
     Raises:
-        OSError: the file cannot be read.
-        ValidationError: a recording Sentinel cannot run.
+        ValidationError: a file that cannot be read (field `file`), or a recording Sentinel cannot run.
         InvalidArgumentError: a definition that is no valid TestDefinition or SubmitRequest.
     """
-    document = read_document(file)
+    try:
+        document = read_document(file)
+    except UnicodeDecodeError as exc:  # a ValueError: `main` would show a traceback
+        raise ValidationError([FieldViolation("file", f"is not UTF-8 text: {exc.reason} at byte {exc.start}")]) from exc
+    except OSError as exc:  # as a problem of this file, so that the other files' are listed too
+        raise ValidationError([FieldViolation("file", f"cannot be read: {exc.strerror or exc}")]) from exc
     if recorder.is_recording(document):
         return recorder.convert_recording(document).definition, str(file)
     load_document(document, field="file")
     return document, str(file)
 
 
+def load_all(paths: Sequence[str]) -> tuple[list[Path], list[RunTestSource]] | None:
+    """Every test the paths name, read and checked as far as can be done here; None when any path or
+    file has a problem, after listing every one of them, each by its path, and saying that nothing
+    was sent: the API's own checks of the other files run only once these are fixed (it has no
+    check-only call to ask first)."""
+    files, missing = collect(paths)
+    if missing:
+        show_invalid(ValidationError(missing))
+    tests: list[RunTestSource] = []
+    for file in files:
+        try:
+            tests.append(_load(file))
+        except (ValidationError, InvalidArgumentError) as exc:
+            show_invalid(exc, source=str(file))
+    if not missing and len(tests) == len(files):
+        return files, tests
+    others = f", so the API has not yet checked the other {len(tests)} file(s)" if tests else ""
+    print(f"sentinel: nothing was submitted{others}; fix these and run again", file=sys.stderr)
+    return None
+
+
 def check_writable(**reports: str | None) -> None:
-    """Refuse a report path that cannot be written, before the run (not after it has run for an hour).
+    """Refuse a report path that cannot be written, or that another report is written to too,
+    before the run (not after it has run for an hour).
 
     Raises:
         ValidationError: naming the option (`--junit`) and what is wrong with its path.
     """
     problems: list[FieldViolation] = []
+    taken: dict[Path, str] = {}  # resolved, so that `./x` and `x` (or a link to it) are one file
     for option, given in reports.items():
         if not given:
             continue
-        path = Path(given)
-        folder = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents) if p.exists())
-        if path.is_dir():
-            problem = "is a directory; name the file to write in it"
-        elif not folder.is_dir():
-            problem = f"cannot be made: {str(folder)!r} is not a directory"
-        elif not os.access(folder, os.W_OK | os.X_OK):
-            problem = f"cannot be written: no permission to write in {str(folder)!r}"
-        else:
-            continue
-        problems.append(FieldViolation(f"--{option.replace('_', '-')}", f"{given!r} {problem}"))
+        flag = f"--{option.replace('_', '-')}"
+        problem = file_problem(Path(given))
+        first = taken.setdefault(Path(given).resolve(), flag)
+        if problem is None and first != flag:
+            problem = f"is the {first} report's file too; give each report a file of its own"
+        if problem:
+            problems.append(FieldViolation(flag, f"{given!r} {problem}"))
     if problems:
         raise ValidationError(problems)
 
@@ -250,22 +265,16 @@ async def run_suite(
     out: TextIO = sys.stdout,
 ) -> int:
     """`sentinel run`: 0 when every test passed, 1 when any did not, 2 for invalid tests (every
-    problem listed); other errors are raised for `main` to map to 2.
+    problem listed, `load_all`); other errors are raised for `main` to map to 2.
 
     Raises:
         Interrupted: Ctrl-C; once the run's id is known, after the reports are written.
     """
-    files = collect(paths)
     check_writable(junit=junit, json=json_report)
-    tests: list[RunTestSource] = []
-    invalid = 0
-    for file in files:
-        try:
-            tests.append(_load(file))
-        except (ValidationError, InvalidArgumentError) as exc:
-            invalid = show_invalid(exc, source=str(file))
-    if invalid:
-        return invalid
+    loaded = load_all(paths)
+    if loaded is None:
+        return 2
+    files, tests = loaded
     options: SubmitOptions = {}
     if tags:
         options["tags"] = list(tags)

@@ -16,9 +16,10 @@ The SDK imports only its generated protos, grpc, protobuf and the standard libra
 
 from sentinel_client._async import AsyncClient, AsyncJobHandle, AsyncRunHandle
 from sentinel_client._connection import TLSConfig
-from sentinel_client._requests import RunTestSource, SubmitOptions, TestSource
+from sentinel_client._requests import SubmitOptions
 from sentinel_client._retry import RetryPolicy
 from sentinel_client._schedules import ScheduleFields
+from sentinel_client._sources import RunTestSource, TestSource
 from sentinel_client._sync import Client, JobHandle, RunHandle
 from sentinel_client.errors import (
     AlreadyExistsError,

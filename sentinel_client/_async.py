@@ -21,16 +21,11 @@ from sentinel_client import _ops as ops
 from sentinel_client import _schedules as schedule_ops
 from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
 from sentinel_client._files import PartialFile
-from sentinel_client._requests import (
-    RunTestSource,
-    SubmitOptions,
-    TestSource,
-    check_keywords,
-    run_request,
-    submit_request,
-)
+from sentinel_client._loop_channel import LoopChannel
+from sentinel_client._requests import SubmitOptions, check_keywords, run_request, submit_request
 from sentinel_client._retry import Retrying
 from sentinel_client._schedules import ScheduleFields
+from sentinel_client._sources import RunTestSource, TestSource
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
 from sentinel_client.models import (
     AlertRule,
@@ -54,15 +49,24 @@ from sentinel_client.models import (
 T = TypeVar("T")
 
 
-class AsyncClient(ClientBase[grpc.aio.Channel]):
-    """An asyncio client of a Sentinel API (see `ClientBase` for the options). Close it, or `async with`."""
+class AsyncClient(ClientBase[LoopChannel]):
+    """An asyncio client of a Sentinel API (see `ClientBase` for the options). Close it, or `async with`.
 
-    def _open_channel(self) -> grpc.aio.Channel:
-        return self._conn.aio_channel()
+    It may be made outside any event loop (at import time, say): its channel is opened by its first
+    call, in that call's loop, and opened again in a new loop once that one has been closed (a second
+    `asyncio.run`). Used from two open loops at once, it raises ConfigError: make one per loop.
+    """
+
+    def _open_channel(self) -> LoopChannel:
+        return LoopChannel(self._conn.aio_opener(), repr(self))
+
+    async def _aio_channel(self) -> grpc.aio.Channel:
+        return await self._live_channel().get()
 
     async def aclose(self) -> None:
+        """Close the client and its channel (calls still on it are cancelled); later calls raise ConfigError."""
         self._closed = True
-        await self._channel.close()
+        await self._channel.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -78,6 +82,8 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         """Submit a test: a definition dict (or a SubmitRequest-shaped one), or a JSON file's path.
 
         Retried on UNAVAILABLE under its idempotency key, so it makes one job however often it is sent.
+        Raises InvalidArgumentError for a bad test, naming the field (`definition.steps[2].wait.ms`),
+        or `file` for a file that cannot be read (missing, a folder: with the OS's reason).
         """
         request = await asyncio.to_thread(submit_request, test, options)
         job_id, duplicate = await self._call(ops.submit(request))
@@ -88,6 +94,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         return AsyncJobHandle(self, job_id)
 
     async def get(self, job_id: str) -> Job:
+        """The job as it stands now. Raises NotFoundError for a job that is not there (or is another tenant's)."""
         return await self._call(ops.status(job_id))
 
     async def cancel(self, job_id: str) -> Job:
@@ -122,13 +129,21 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
     # --- runs -----------------------------------------------------------------------------------
 
     async def submit_run(
-        self, tests: Iterable[RunTestSource], *, name: str = "", max_parallel: int = 0, **options: Unpack[SubmitOptions]
+        self,
+        tests: Iterable[RunTestSource] | str | os.PathLike[str],
+        *,
+        name: str = "",
+        max_parallel: int = 0,
+        **options: Unpack[SubmitOptions],
     ) -> AsyncRunHandle:
         """Submit tests as one run (files, definitions, or either paired with the file name to show for
-        it); `options` apply to every test.
+        it); `options` apply to every test. A folder or a glob, in the list or alone (`"tests/"`), stands
+        for its definition files as `sentinel run` takes them: every `*.json` below a folder, sorted.
 
         `max_parallel`: most of the run's tests waiting or running at once (0: no limit). Retried
         on UNAVAILABLE under the run's idempotency key, so it makes one run however often it is sent.
+        Raises InvalidArgumentError for a bad test, named `tests[i]` (counting the tests sent: a
+        folder's files one each): a field of it, a file that cannot be read, a folder with no tests.
         """
         check_keywords(options, SubmitOptions, also=("name", "max_parallel"))
         request = await asyncio.to_thread(run_request, tests, name=name, max_parallel=max_parallel, options=options)
@@ -140,6 +155,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         return AsyncRunHandle(self, run_id)
 
     async def get_run(self, run_id: str) -> Run:
+        """The run as it stands now: its state, counts and every test. Raises NotFoundError for an unknown run."""
         return await self._call(ops.get_run(run_id))
 
     async def cancel_run(self, run_id: str) -> Run:
@@ -190,15 +206,21 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
     # --- artifacts --------------------------------------------------------------------------------
 
     async def artifacts(self, job_id: str) -> list[Artifact]:
+        """The job's stored artifacts (screenshots, the trace, a video): name, size, content type, and the
+        run and step that made each. Raises NotFoundError for an unknown job, UnavailableError when the
+        artifact store cannot be reached."""
         return await self._call(ops.list_artifacts(job_id))
 
     async def download_artifact(self, job_id: str, name: str, path: str | os.PathLike[str]) -> Path:
-        """Stream artifact `name` ("1/trace.zip") into the file `path`; returns the path.
+        """Stream artifact `name` ("1/trace.zip") into the file `path`, or into the directory `path`
+        under its own file name (`path/trace.zip`); returns the file's path.
 
         Written to a temporary name beside it and renamed when complete; started over on UNAVAILABLE.
+        Raises NotFoundError for an unknown job or artifact; an OSError (naming the path) when the
+        file cannot be written.
         """
         op = ops.get_artifact(job_id, name)
-        chunks = op.bind(self._live_channel())
+        chunks = op.bind(await self._aio_channel())
         part = PartialFile(path, name)
 
         async def attempt(_: Retrying) -> Path:
@@ -225,29 +247,49 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
     # --- queue administration ---------------------------------------------------------------------
 
     async def stats(self, queue: str = "") -> QueueStats:
+        """The queue's figures, lane by lane (only the tenant's jobs when the API checks keys); `queue`
+        "": the default queue."""
         return await self._call(ops.stats(queue))
 
     async def health(self, queue: str = "") -> QueueHealth:
+        """The queue's health: HEALTHY, DEGRADED (paused, or stalled) or UNHEALTHY, with the reasons and
+        its figures."""
         return await self._call(ops.health(queue))
 
     async def pause(self, queue: str = "") -> QueueState:
+        """Stop claiming jobs until `resume` (running ones finish; submits are still taken); returns the
+        queue's state. Needs the admin role (else PermissionDeniedError)."""
         return await self._call(ops.pause(queue))
 
     async def resume(self, queue: str = "") -> QueueState:
+        """Claim jobs again after `pause`; returns the queue's state. Needs the admin role (else
+        PermissionDeniedError)."""
         return await self._call(ops.resume(queue))
 
     def dead_letters(
         self, *, category: ErrorCategory | str | None = None, tag: str = "", page_size: int = 100
     ) -> AsyncGenerator[DeadLetter, None]:
+        """The jobs that ran out of attempts, newest first, fetched a page at a time as you iterate;
+        only those of `category` and `tag` when given. Needs the admin role (else PermissionDeniedError)."""
         return self._pages(lambda token: ops.list_dead_letters(category, tag, page_size, token))
 
     async def requeue_dead_letter(self, job_id: str, *, priority: Priority | str | None = None) -> Job:
+        """Run a dead-lettered job again, attempts reset, in the low lane unless `priority` says;
+        returns the job. Raises NotFoundError when it is no dead letter. Not retried on UNAVAILABLE.
+        Needs the admin role (else PermissionDeniedError)."""
         return await self._call(ops.requeue_dead_letter(job_id, priority))
 
     async def purge_dead_letters(self, *, older_than_ms: int = 0) -> int:
+        """Drop the dead letters older than `older_than_ms` (0: all); returns how many. Their jobs
+        stay until retention removes them. Not retried on UNAVAILABLE. Needs the admin role (else
+        PermissionDeniedError)."""
         return await self._call(ops.purge_dead_letters(older_than_ms))
 
     async def clean(self, *, state: JobState | str | None = None, older_than_ms: int = 0, limit: int = 0) -> int:
+        """Remove finished jobs older than `older_than_ms`, of `state` (None: every finished state), at
+        most `limit` (0: no limit), with their artifacts; returns how many. Raises InvalidArgumentError
+        for a state that is not a finished one. Not retried on UNAVAILABLE. Needs the admin role (else
+        PermissionDeniedError)."""
         return await self._call(ops.clean(state, older_than_ms, limit))
 
     def watch_events(
@@ -295,6 +337,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         return await self._call(schedule_ops.delete(schedule_id))
 
     async def pause_schedule(self, schedule_id: str, *, note: str = "") -> Schedule:
+        """Stop firing the schedule until `resume_schedule` (`note` says why); returns it."""
         return await self._call(schedule_ops.pause(schedule_id, note))
 
     async def resume_schedule(self, schedule_id: str, *, note: str = "") -> Schedule:
@@ -353,7 +396,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
     # --- the machinery ----------------------------------------------------------------------------
 
     async def _call(self, op: ops.Unary[T]) -> T:
-        call = op.bind(self._live_channel())
+        call = op.bind(await self._aio_channel())
 
         async def attempt(retrying: Retrying) -> T:
             timeout = retrying.timeout(self._conn.timeout)
@@ -371,7 +414,7 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
             await asyncio.sleep(pause)
 
     async def _stream(self, op: ops.Stream[T], *, deadline: float | None = None) -> AsyncGenerator[T, None]:
-        open_stream = op.bind(self._live_channel())
+        open_stream = op.bind(await self._aio_channel())
         retrying = Retrying(self._conn.stream_retries, safe=True, deadline=deadline, stream=True)
         cursor = op.cursor
         while True:
@@ -406,24 +449,37 @@ class AsyncJobHandle(HandleBase[AsyncClient]):
     """A submitted (or named) job: `.id`, and the calls about it."""
 
     async def refresh(self) -> Job:
+        """The job as it stands now (`AsyncClient.get`). Raises NotFoundError for a job that is not there."""
         return await self._client.get(self.id)
 
     def events(self, *, cursor: str = "") -> AsyncGenerator[ProgressEvent, None]:
+        """The job's progress events from `cursor` ("" = the start), live, until its terminal one
+        (`AsyncClient.events`); reopened after a dropped stream. Raises NotFoundError for a job that is not there."""
         return self._client.events(self.id, cursor=cursor)
 
     async def wait(self, timeout: float | None = None) -> Job:  # noqa: ASYNC109
+        """The job once it has ended (`AsyncClient.wait`). Raises WaitTimeout (also a TimeoutError) when
+        `timeout` seconds pass first (None: no limit)."""
         return await self._client.wait(self.id, timeout)
 
     async def cancel(self) -> Job:
+        """Cancel the job while it waits or runs (`AsyncClient.cancel`); returns it. Raises
+        FailedPreconditionError once it has ended."""
         return await self._client.cancel(self.id)
 
     async def retry(self, *, priority: Priority | str | None = None) -> Job:
+        """Run the job again after it failed, timed out or was cancelled, attempts reset, in its own lane
+        unless `priority` says (`AsyncClient.retry`); returns it. Raises FailedPreconditionError while it
+        waits or runs. Not retried on UNAVAILABLE."""
         return await self._client.retry(self.id, priority=priority)
 
     async def artifacts(self) -> list[Artifact]:
+        """The job's stored artifacts (`AsyncClient.artifacts`): name, size, content type, run and step."""
         return await self._client.artifacts(self.id)
 
     async def download_artifacts(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Every artifact of the job into `directory/<run>/<file>` (`AsyncClient.download_artifacts`);
+        returns the paths."""
         return await self._client.download_artifacts(self.id, directory)
 
 
@@ -437,13 +493,20 @@ class AsyncRunHandle(HandleBase[AsyncClient]):
         self.job_ids = tuple(job_ids)
 
     async def refresh(self) -> Run:
+        """The run as it stands now (`AsyncClient.get_run`). Raises NotFoundError for a run that is not there."""
         return await self._client.get_run(self.id)
 
     def events(self) -> AsyncGenerator[ProgressEvent | Run, None]:
+        """Every test's progress events, then (last) the finished run (`AsyncClient.run_events`); reopened
+        after a dropped stream, without repeats."""
         return self._client.run_events(self.id)
 
     async def wait(self, timeout: float | None = None) -> Run:  # noqa: ASYNC109
+        """The run once every test has ended (`AsyncClient.wait_run`). Raises WaitTimeout (also a TimeoutError)
+        when `timeout` seconds pass first (None: no limit)."""
         return await self._client.wait_run(self.id, timeout)
 
     async def cancel(self) -> Run:
+        """Cancel every test of the run that has not ended (`AsyncClient.cancel_run`); returns the run. Raises
+        FailedPreconditionError once it has ended."""
         return await self._client.cancel_run(self.id)

@@ -75,23 +75,26 @@ class ClientBase(Generic[Ch]):
         return self._channel
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, **options: Any) -> Self:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Self:
         """A client configured as the `sentinel` CLI is: `SENTINEL_API`, `SENTINEL_API_KEY`, `SENTINEL_TLS`,
         `SENTINEL_TLS_CA`, `SENTINEL_TLS_CLIENT_CERT` / `_KEY`, `SENTINEL_TLS_SERVER_NAME`.
 
-        `options` (the constructor's keywords) win over the environment; a `target` of None is ignored.
+        `environ`: where to read them (None: `os.environ`, read when called; never a default value,
+        which help() and generated docs would print with every secret in it). `options` (the
+        constructor's keywords) win over the environment; a `target` of None is ignored.
 
         Raises:
             ConfigError: a variable is malformed (named in the message).
         """
         given = {name: value for name, value in options.items() if not (name == "target" and value is None)}
-        settings = options_from_env(environ)
+        settings = options_from_env(os.environ if environ is None else environ)
         if "target" not in given:
             check_target(settings["target"], "SENTINEL_API")  # named as the user set it
         return cls(**{**settings, **given})
 
     @property
     def target(self) -> str:
+        """The API's address, as the client dials it (`host:port`, or a gRPC target)."""
         return self._conn.target
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,11 @@ class TLSConfig:
             raise ConfigError("TLSConfig: cert and key must be given together")
 
     def credentials(self) -> grpc.ChannelCredentials:
+        """gRPC's credentials from these files, read now.
+
+        Raises:
+            ConfigError: a file cannot be read (named in the message).
+        """
         return grpc.ssl_channel_credentials(
             root_certificates=_read(self.ca),
             private_key=_read(self.key),
@@ -59,6 +64,7 @@ class TLSConfig:
         )
 
     def options(self) -> list[tuple[str, Any]]:
+        """The channel options these settings need (the name to expect in the API's certificate)."""
         return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
 
 
@@ -121,14 +127,18 @@ class Connection:
             channel = grpc.secure_channel(self.target, self.tls.credentials(), options=self.tls.options())
         return grpc.intercept_channel(channel, *self.interceptors) if self.interceptors else channel
 
-    def aio_channel(self) -> grpc.aio.Channel:
-        """An asyncio channel, with the interceptors (`grpc.aio.*ClientInterceptor`) on it."""
+    def aio_opener(self) -> Callable[[], grpc.aio.Channel]:
+        """What opens an asyncio channel, with the interceptors (`grpc.aio.*ClientInterceptor`) on it,
+        in the loop running when it is called; TLS files are read now, so a bad one fails at once.
+
+        Raises:
+            ConfigError: a TLS file cannot be read.
+        """
         interceptors = list(self.interceptors) or None
         if self.tls is None:
-            return grpc.aio.insecure_channel(self.target, interceptors=interceptors)
-        return grpc.aio.secure_channel(
-            self.target, self.tls.credentials(), options=self.tls.options(), interceptors=interceptors
-        )
+            return lambda: grpc.aio.insecure_channel(self.target, interceptors=interceptors)
+        credentials, options = self.tls.credentials(), self.tls.options()
+        return lambda: grpc.aio.secure_channel(self.target, credentials, options=options, interceptors=interceptors)
 
 
 def check_target(target: object, name: str = "target") -> str:

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from protos import sentinel_pb2 as pb
 from sentinel_client.errors import InvalidArgumentError
 from sentinel_client.models import (
+    EPOCH,
     AlertRule,
     Artifact,
     ArtifactPolicy,
@@ -172,7 +173,7 @@ def job(j: pb.Job) -> Job:
         user_id=j.user_id,
         request_id=j.request_id,
         source=enum_from_proto(JobSource, j.source),
-        created_at=time(j.created_at),
+        created_at=time(j.created_at) or EPOCH,  # set by the API on every job; never None
         started_at=time(j.started_at),
         finished_at=time(j.finished_at),
         scheduled_for=time(j.scheduled_for),

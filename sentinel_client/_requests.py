@@ -12,12 +12,10 @@ key (the caller's, or a fresh uuid4), which is what makes a retried submit safe.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, TypeAlias, TypedDict, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
@@ -27,15 +25,10 @@ from protos import sentinel_pb2 as pb
 from protos.json_errors import PARSE_ERRORS, refused_field
 from sentinel_client._convert import enum_to_proto, parse_enum
 from sentinel_client._recorder import convert_recording, is_recording
+from sentinel_client._sources import RunTests, TestSource, read_test, run_tests
+from sentinel_client._sources import read_document as read_document  # `sentinel run` reads files with it
 from sentinel_client.errors import InvalidArgumentError
 from sentinel_client.models import ArtifactPolicy, Priority
-
-#: A test to submit: its definition (or a SubmitRequest) as a dict, or the path of a JSON file.
-TestSource: TypeAlias = Mapping[str, Any] | str | os.PathLike[str]
-
-#: A test of a run: a TestSource, or one paired with the file name reports should show for it
-#: (a definition made from a file, say; a path names itself).
-RunTestSource: TypeAlias = TestSource | tuple[TestSource, str]
 
 _SUBMIT_KEYS = frozenset(name for f in pb.SubmitRequest.DESCRIPTOR.fields for name in (f.name, f.json_name))
 _DEFINITION_KEYS = frozenset(name for f in pb.TestDefinition.DESCRIPTOR.fields for name in (f.name, f.json_name))
@@ -119,31 +112,15 @@ def parse_document(document: Mapping[str, Any], message: M, path: str, field: st
         raise InvalidArgumentError.of(where or field, reason) from exc
 
 
-def load_file(path: str | os.PathLike[str], *, prefix: str = "") -> pb.SubmitRequest:
+def load_file(path: str | os.PathLike[str], *, prefix: str = "", field: str = "file") -> pb.SubmitRequest:
     """A SubmitRequest from a definition file, as `sentinel submit FILE` reads it (`prefix`: as
     `load_document`'s).
 
     Raises:
-        OSError: the file cannot be read.
-        InvalidArgumentError: the field `file` says what is wrong with its content.
+        InvalidArgumentError: the field `field` says what is wrong: the file cannot be read (a
+            missing file, a folder: the OS's reason), or its content.
     """
-    return load_document(read_document(path), field="file", prefix=prefix)
-
-
-def read_document(path: str | os.PathLike[str]) -> Any:
-    """The JSON document in a test file (a byte order mark before it is ignored), read once.
-
-    Raises:
-        OSError: the file cannot be read.
-        InvalidArgumentError: the field `file` says what is wrong with its content.
-    """
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        return json.loads(text.removeprefix("\ufeff"))
-    except json.JSONDecodeError as exc:
-        raise InvalidArgumentError.of("file", f"is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise InvalidArgumentError.of("file", "is nested too deeply") from exc
+    return load_document(read_test(path, field), field=field, prefix=prefix)
 
 
 def submit_request(test: TestSource, options: SubmitOptions) -> pb.SubmitRequest:
@@ -165,12 +142,17 @@ def template_request(test: TestSource, options: SubmitOptions, *, prefix: str) -
     return request
 
 
-def run_request(
-    tests: Iterable[RunTestSource], *, name: str, max_parallel: int, options: SubmitOptions
-) -> pb.SubmitRunRequest:
+def run_request(tests: RunTests, *, name: str, max_parallel: int, options: SubmitOptions) -> pb.SubmitRunRequest:
     """The SubmitRun request: every test's definition (with `base_url` applied), the file it came
     from and its own options (a file's "options"), the options they share (which win where they set
-    a field), always carrying an idempotency key (the run's)."""
+    a field), always carrying an idempotency key (the run's). Folders and globs among `tests` (or
+    `tests` itself, one path) stand for their definition files (`_sources.run_tests`).
+
+    Raises:
+        TypeError: `tests` is not a list of tests, nor one path.
+        InvalidArgumentError: a test is not valid, or its file cannot be read (`tests[i]`, counting
+            the tests sent: a folder's files one each).
+    """
     shared = pb.SubmitRequest()
     _apply(shared, options)
     request = pb.SubmitRunRequest(
@@ -180,13 +162,13 @@ def run_request(
         user_id=shared.user_id,
         request_id=shared.request_id,
     )
-    for i, item in enumerate(tests):
+    for i, item in enumerate(run_tests(tests)):
         test, source = item if isinstance(item, tuple) else (item, "")
         at = f"tests[{i}]."  # a bad field is named as the API names it: tests[2].definition.steps[0]…
         loaded = (
             load_document(test, field=f"{at}definition", prefix=at)
             if isinstance(test, Mapping)
-            else load_file(test, prefix=at)
+            else load_file(test, prefix=at, field=f"tests[{i}]")
         )
         _set(loaded.definition, "base_url", options, f"{at}definition.")
         file = source or ("" if isinstance(test, Mapping) else os.fspath(test))

@@ -19,13 +19,13 @@ from sentinel_client._convert import enum_from_proto, enum_to_proto, job, notifi
 from sentinel_client._ops import Unary
 from sentinel_client._requests import (
     SubmitOptions,
-    TestSource,
     check_keywords,
     parse_document,
     set_scalar,
     template_request,
     with_scalars,
 )
+from sentinel_client._sources import TestSource
 from sentinel_client.errors import InvalidArgumentError
 from sentinel_client.models import Job, JobState, OverlapPolicy, Page, Schedule, ScheduleRun
 

@@ -20,16 +20,10 @@ from sentinel_client import _ops as ops
 from sentinel_client import _schedules as schedule_ops
 from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
 from sentinel_client._files import PartialFile
-from sentinel_client._requests import (
-    RunTestSource,
-    SubmitOptions,
-    TestSource,
-    check_keywords,
-    run_request,
-    submit_request,
-)
+from sentinel_client._requests import SubmitOptions, check_keywords, run_request, submit_request
 from sentinel_client._retry import Retrying
 from sentinel_client._schedules import ScheduleFields
+from sentinel_client._sources import RunTestSource, TestSource
 from sentinel_client.errors import DeadlineExceededError, UnavailableError
 from sentinel_client.models import (
     AlertRule,
@@ -60,6 +54,7 @@ class Client(ClientBase[grpc.Channel]):
         return self._conn.sync_channel()
 
     def close(self) -> None:
+        """Close the client and its channel; a call made after raises ConfigError (`with` closes it for you)."""
         self._closed = True
         self._channel.close()
 
@@ -75,6 +70,8 @@ class Client(ClientBase[grpc.Channel]):
         """Submit a test: a definition dict (or a SubmitRequest-shaped one), or a JSON file's path.
 
         Retried on UNAVAILABLE under its idempotency key, so it makes one job however often it is sent.
+        Raises InvalidArgumentError for a bad test, naming the field (`definition.steps[2].wait.ms`),
+        or `file` for a file that cannot be read (missing, a folder: with the OS's reason).
         """
         job_id, duplicate = self._call(ops.submit(submit_request(test, options)))
         return JobHandle(self, job_id, duplicate=duplicate)
@@ -84,6 +81,7 @@ class Client(ClientBase[grpc.Channel]):
         return JobHandle(self, job_id)
 
     def get(self, job_id: str) -> Job:
+        """The job as it stands now. Raises NotFoundError for a job that is not there (or is another tenant's)."""
         return self._call(ops.status(job_id))
 
     def cancel(self, job_id: str) -> Job:
@@ -117,13 +115,21 @@ class Client(ClientBase[grpc.Channel]):
     # --- runs -----------------------------------------------------------------------------------
 
     def submit_run(
-        self, tests: Iterable[RunTestSource], *, name: str = "", max_parallel: int = 0, **options: Unpack[SubmitOptions]
+        self,
+        tests: Iterable[RunTestSource] | str | os.PathLike[str],
+        *,
+        name: str = "",
+        max_parallel: int = 0,
+        **options: Unpack[SubmitOptions],
     ) -> RunHandle:
         """Submit tests as one run (files, definitions, or either paired with the file name to show for
-        it); `options` apply to every test.
+        it); `options` apply to every test. A folder or a glob, in the list or alone (`"tests/"`), stands
+        for its definition files as `sentinel run` takes them: every `*.json` below a folder, sorted.
 
         `max_parallel`: most of the run's tests waiting or running at once (0: no limit). Retried
         on UNAVAILABLE under the run's idempotency key, so it makes one run however often it is sent.
+        Raises InvalidArgumentError for a bad test, named `tests[i]` (counting the tests sent: a
+        folder's files one each): a field of it, a file that cannot be read, a folder with no tests.
         """
         check_keywords(options, SubmitOptions, also=("name", "max_parallel"))
         request = run_request(tests, name=name, max_parallel=max_parallel, options=options)
@@ -135,6 +141,7 @@ class Client(ClientBase[grpc.Channel]):
         return RunHandle(self, run_id)
 
     def get_run(self, run_id: str) -> Run:
+        """The run as it stands now: its state, counts and every test. Raises NotFoundError for an unknown run."""
         return self._call(ops.get_run(run_id))
 
     def cancel_run(self, run_id: str) -> Run:
@@ -185,12 +192,18 @@ class Client(ClientBase[grpc.Channel]):
     # --- artifacts --------------------------------------------------------------------------------
 
     def artifacts(self, job_id: str) -> list[Artifact]:
+        """The job's stored artifacts (screenshots, the trace, a video): name, size, content type, and the
+        run and step that made each. Raises NotFoundError for an unknown job, UnavailableError when the
+        artifact store cannot be reached."""
         return self._call(ops.list_artifacts(job_id))
 
     def download_artifact(self, job_id: str, name: str, path: str | os.PathLike[str]) -> Path:
-        """Stream artifact `name` ("1/trace.zip") into the file `path`; returns the path.
+        """Stream artifact `name` ("1/trace.zip") into the file `path`, or into the directory `path`
+        under its own file name (`path/trace.zip`); returns the file's path.
 
         Written to a temporary name beside it and renamed when complete; started over on UNAVAILABLE.
+        Raises NotFoundError for an unknown job or artifact; an OSError (naming the path) when the
+        file cannot be written.
         """
         op = ops.get_artifact(job_id, name)
         chunks = op.bind(self._live_channel())
@@ -218,29 +231,49 @@ class Client(ClientBase[grpc.Channel]):
     # --- queue administration ---------------------------------------------------------------------
 
     def stats(self, queue: str = "") -> QueueStats:
+        """The queue's figures, lane by lane (only the tenant's jobs when the API checks keys); `queue`
+        "": the default queue."""
         return self._call(ops.stats(queue))
 
     def health(self, queue: str = "") -> QueueHealth:
+        """The queue's health: HEALTHY, DEGRADED (paused, or stalled) or UNHEALTHY, with the reasons and
+        its figures."""
         return self._call(ops.health(queue))
 
     def pause(self, queue: str = "") -> QueueState:
+        """Stop claiming jobs until `resume` (running ones finish; submits are still taken); returns the
+        queue's state. Needs the admin role (else PermissionDeniedError)."""
         return self._call(ops.pause(queue))
 
     def resume(self, queue: str = "") -> QueueState:
+        """Claim jobs again after `pause`; returns the queue's state. Needs the admin role (else
+        PermissionDeniedError)."""
         return self._call(ops.resume(queue))
 
     def dead_letters(
         self, *, category: ErrorCategory | str | None = None, tag: str = "", page_size: int = 100
     ) -> Generator[DeadLetter, None, None]:
+        """The jobs that ran out of attempts, newest first, fetched a page at a time as you iterate;
+        only those of `category` and `tag` when given. Needs the admin role (else PermissionDeniedError)."""
         return self._pages(lambda token: ops.list_dead_letters(category, tag, page_size, token))
 
     def requeue_dead_letter(self, job_id: str, *, priority: Priority | str | None = None) -> Job:
+        """Run a dead-lettered job again, attempts reset, in the low lane unless `priority` says;
+        returns the job. Raises NotFoundError when it is no dead letter. Not retried on UNAVAILABLE.
+        Needs the admin role (else PermissionDeniedError)."""
         return self._call(ops.requeue_dead_letter(job_id, priority))
 
     def purge_dead_letters(self, *, older_than_ms: int = 0) -> int:
+        """Drop the dead letters older than `older_than_ms` (0: all); returns how many. Their jobs
+        stay until retention removes them. Not retried on UNAVAILABLE. Needs the admin role (else
+        PermissionDeniedError)."""
         return self._call(ops.purge_dead_letters(older_than_ms))
 
     def clean(self, *, state: JobState | str | None = None, older_than_ms: int = 0, limit: int = 0) -> int:
+        """Remove finished jobs older than `older_than_ms`, of `state` (None: every finished state), at
+        most `limit` (0: no limit), with their artifacts; returns how many. Raises InvalidArgumentError
+        for a state that is not a finished one. Not retried on UNAVAILABLE. Needs the admin role (else
+        PermissionDeniedError)."""
         return self._call(ops.clean(state, older_than_ms, limit))
 
     def watch_events(
@@ -288,6 +321,7 @@ class Client(ClientBase[grpc.Channel]):
         return self._call(schedule_ops.delete(schedule_id))
 
     def pause_schedule(self, schedule_id: str, *, note: str = "") -> Schedule:
+        """Stop firing the schedule until `resume_schedule` (`note` says why); returns it."""
         return self._call(schedule_ops.pause(schedule_id, note))
 
     def resume_schedule(self, schedule_id: str, *, note: str = "") -> Schedule:
@@ -398,24 +432,37 @@ class JobHandle(HandleBase[Client]):
     """A submitted (or named) job: `.id`, and the calls about it."""
 
     def refresh(self) -> Job:
+        """The job as it stands now (`Client.get`). Raises NotFoundError for a job that is not there."""
         return self._client.get(self.id)
 
     def events(self, *, cursor: str = "") -> Generator[ProgressEvent, None, None]:
+        """The job's progress events from `cursor` ("" = the start), live, until its terminal one
+        (`Client.events`); reopened after a dropped stream. Raises NotFoundError for a job that is not there."""
         return self._client.events(self.id, cursor=cursor)
 
     def wait(self, timeout: float | None = None) -> Job:
+        """The job once it has ended (`Client.wait`). Raises WaitTimeout (also a TimeoutError) when
+        `timeout` seconds pass first (None: no limit)."""
         return self._client.wait(self.id, timeout)
 
     def cancel(self) -> Job:
+        """Cancel the job while it waits or runs (`Client.cancel`); returns it. Raises
+        FailedPreconditionError once it has ended."""
         return self._client.cancel(self.id)
 
     def retry(self, *, priority: Priority | str | None = None) -> Job:
+        """Run the job again after it failed, timed out or was cancelled, attempts reset, in its own lane
+        unless `priority` says (`Client.retry`); returns it. Raises FailedPreconditionError while it
+        waits or runs. Not retried on UNAVAILABLE."""
         return self._client.retry(self.id, priority=priority)
 
     def artifacts(self) -> list[Artifact]:
+        """The job's stored artifacts (`Client.artifacts`): name, size, content type, run and step."""
         return self._client.artifacts(self.id)
 
     def download_artifacts(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Every artifact of the job into `directory/<run>/<file>` (`Client.download_artifacts`);
+        returns the paths."""
         return self._client.download_artifacts(self.id, directory)
 
 
@@ -427,13 +474,20 @@ class RunHandle(HandleBase[Client]):
         self.job_ids = tuple(job_ids)
 
     def refresh(self) -> Run:
+        """The run as it stands now (`Client.get_run`). Raises NotFoundError for a run that is not there."""
         return self._client.get_run(self.id)
 
     def events(self) -> Generator[ProgressEvent | Run, None, None]:
+        """Every test's progress events, then (last) the finished run (`Client.run_events`); reopened
+        after a dropped stream, without repeats."""
         return self._client.run_events(self.id)
 
     def wait(self, timeout: float | None = None) -> Run:
+        """The run once every test has ended (`Client.wait_run`). Raises WaitTimeout (also a TimeoutError)
+        when `timeout` seconds pass first (None: no limit)."""
         return self._client.wait_run(self.id, timeout)
 
     def cancel(self) -> Run:
+        """Cancel every test of the run that has not ended (`Client.cancel_run`); returns the run. Raises
+        FailedPreconditionError once it has ended."""
         return self._client.cancel_run(self.id)

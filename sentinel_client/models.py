@@ -1,16 +1,16 @@
 """What the SDK hands back: frozen dataclasses and string enums, never protobuf messages.
 
 Enum values are the lowercase names the CLI and the README use (`JobState.COMPLETED == "completed"`),
-times are timezone-aware `datetime`s in UTC (None when unset), durations are milliseconds (`*_ms`).
-Every field has a default, so tests can build the values they need. Nothing here touches grpc or
-protobuf: `sentinel_client._convert` fills these from the wire.
+times are timezone-aware `datetime`s in UTC (None when unset; a job's `created_at` is always set),
+durations are milliseconds (`*_ms`). Every field has a default, so tests can build the values they
+need. Nothing here touches grpc or protobuf: `sentinel_client._convert` fills these from the wire.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -18,6 +18,8 @@ from typing import Any, Generic, TypeVar
 from sentinel_client._files import artifact_path
 
 T = TypeVar("T")
+#: `Job.created_at` of a job built by hand (the API sets it on every job it makes, at the submit).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class JobState(StrEnum):
@@ -143,7 +145,7 @@ class Job:
     user_id: str = ""
     request_id: str = ""
     source: JobSource | None = None
-    created_at: datetime | None = None
+    created_at: datetime = EPOCH  # when it was submitted: set on every job the API describes
     started_at: datetime | None = None
     finished_at: datetime | None = None
     scheduled_for: datetime | None = None
@@ -152,10 +154,12 @@ class Job:
 
     @property
     def ended(self) -> bool:
+        """It is in a final state: it will not run again unless retried."""
         return self.state.ended
 
     @property
     def passed(self) -> bool:
+        """It completed: every step passed."""
         return self.state is JobState.COMPLETED
 
 
@@ -280,6 +284,7 @@ class RunState(StrEnum):
 
     @property
     def ended(self) -> bool:
+        """Every test of the run has ended (or the run was cancelled)."""
         return self is not RunState.RUNNING
 
 
@@ -304,6 +309,7 @@ class RunTest:
 
     @property
     def passed(self) -> bool:
+        """The test completed: every step passed."""
         return self.state is JobState.COMPLETED
 
 
@@ -323,10 +329,12 @@ class Run:
 
     @property
     def ended(self) -> bool:
+        """Every test of the run has ended (or the run was cancelled)."""
         return self.state.ended
 
     @property
     def passed(self) -> bool:
+        """Every test of the run completed."""
         return self.state is RunState.PASSED
 
 

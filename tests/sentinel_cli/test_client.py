@@ -86,7 +86,7 @@ async def test_submit_shows_every_violation_on_a_line_as_the_file_spells_the_fie
 async def test_submit_names_the_file_and_the_field_protobuf_refuses(api: str, tmp_path: Path) -> None:
     for document, said in (
         ({"name": "n", "viewport": {"width": -1}, "steps": WAITS}, "definition.viewport.width: Value out of range: -1"),
-        ({"name": "n", "steps": [{"wait": {"ms": "abc"}}]}, "definition.steps[0].wait.ms: invalid literal for int()"),
+        ({"name": "n", "steps": [{"wait": {"ms": "abc"}}]}, "definition.steps[0].wait.ms: must be an integer, got"),
         ({"name": "n", "steps": [{"wait": {"ms": 1}, "click": {"selector": "a"}}]}, "definition.steps[0]: has more"),
         ({"name": "n", "steps": [{"wiat": {"ms": 1}}]}, 'definition.steps[0]: unknown field "wiat"'),
     ):

@@ -31,6 +31,11 @@ from tests.support import closed_port
 pytestmark = pytest.mark.timeout(60)
 
 RECORDING = Path(__file__).parent / "recordings" / "unsupported.json"
+#: The last line after problems found before anything was sent.
+NOT_SENT = (
+    "sentinel: nothing was submitted, so the API has not yet checked the other {others} file(s);"
+    " fix these and run again"
+)
 
 
 async def test_every_problem_of_every_file_is_named_by_its_file(api: str, tmp_path: Path) -> None:
@@ -51,7 +56,8 @@ async def test_every_problem_of_every_file_is_named_by_its_file(api: str, tmp_pa
     assert lines[0] == f"sentinel: INVALID_ARGUMENT: {local}: definition.viewport.width: Value out of range: -1"
     unsupported = [line for line in lines if line.startswith(f"sentinel: {RECORDING}: steps[")]
     assert len(unsupported) == 17 and "(and" not in err  # every step Sentinel cannot run, as import lists them
-    assert lines[-1] == f"sentinel: `sentinel import {RECORDING} --skip-unsupported` leaves these steps out"
+    assert lines[-2] == f"sentinel: `sentinel import {RECORDING} --skip-unsupported` leaves these steps out"
+    assert lines[-1] == NOT_SENT.format(others=1)
     async with AsyncClient(api) as client:
         assert [job async for job in client.jobs()] == []
 

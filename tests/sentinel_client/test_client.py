@@ -109,6 +109,8 @@ async def test_submit_a_file_with_options_and_fetch_the_failure_evidence(
     assert (tmp_path / "evidence" / "1" / "step-03-failure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     one = await client.download_artifact(job.id, "1/trace.zip", tmp_path / "trace.zip")
     assert one.read_bytes() == (tmp_path / "evidence" / "1" / "trace.zip").read_bytes()
+    into = await client.download_artifact(job.id, "1/trace.zip", tmp_path / "evidence")  # a directory, as cp takes
+    assert into == tmp_path / "evidence" / "trace.zip" and into.read_bytes() == one.read_bytes()
     assert not await asyncio.to_thread(lambda: list(tmp_path.rglob("*.part")))  # no partial file left
 
 

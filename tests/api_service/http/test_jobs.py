@@ -332,7 +332,7 @@ async def test_violations_name_every_field_in_the_camel_case_of_the_request(http
         (
             {"name": "t", "steps": [{"timeoutMs": "soon", "wait": {"ms": 1}}]},
             "testDefinition.steps[0].timeoutMs",
-            "invalid literal for int() with base 10: 'soon'",
+            "must be an integer, got 'soon'",
         ),
     ],
 )
