@@ -105,13 +105,30 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/queue/dead-letters/purge", routes_queue.purge, "deadletters.purge"),
     Route("GET", "/openapi.json", openapi_document, "openapi"),
 )
+#: What a page of an allowed origin may read of an answer: a download's name and size, and when to
+#: try again (429, 503) or how to sign in (401).
+EXPOSED_HEADERS = "Content-Disposition, Content-Length, Retry-After, WWW-Authenticate"
 #: The query parameters of each API route, by route name.
 QUERY: dict[str, tuple[str, ...]] = {route.name: route.query for route in ROUTES}
 
 
+#: The dashboard's own files: public code with no data in it, served whatever the `Origin` (a module
+#: script is fetched in CORS mode, so the browser sends one with it).
+DASHBOARD_ROUTES = frozenset({"dashboard.index", "dashboard.files"})
+
+
 def _own_origin(request: web.Request, origin: str) -> bool:
-    # Scheme aside (a proxy may end TLS in front of us), the page's host is ours.
-    return origin.partition("://")[2] == request.host
+    """Whether the page that sent `origin` is one of ours: scheme aside (a proxy may end TLS in front
+    of us), its host is the one the request was sent to — `Host`, or, behind a reverse proxy that
+    rewrites `Host`, the first `X-Forwarded-Host` or `Forwarded: host=` it passes on. A browser
+    cannot forge those on another origin's behalf: a cross-origin request with such a header is
+    preflighted first, and the preflight of a foreign origin is refused here."""
+    authority = origin.partition("://")[2]
+    if not authority:  # "null": a sandboxed page, a file, a redirect across origins
+        return False
+    forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    first = request.forwarded[0] if request.forwarded else {}
+    return authority in (request.host, forwarded, first.get("host"))
 
 
 @web.middleware
@@ -126,8 +143,18 @@ async def guard_origin(request: web.Request, handler: Handler) -> web.StreamResp
             "address, API_HTTP_HOST or a host of API_HTTP_CORS_ORIGINS (this refuses DNS rebinding); "
             "use that address, list this one in API_HTTP_CORS_ORIGINS, or turn API keys on",
         )
-    if origin and origin not in allowed and not _own_origin(request, origin):
-        return failure(403, "PERMISSION_DENIED", "cross-origin requests are not allowed from this origin")
+    if (
+        origin
+        and origin not in allowed
+        and request.match_info.route.name not in DASHBOARD_ROUTES
+        and not _own_origin(request, origin)
+    ):
+        return failure(
+            403,
+            "PERMISSION_DENIED",
+            "cross-origin requests are not allowed from this origin (behind a reverse proxy: pass the "
+            "browser's Host on, or X-Forwarded-Host, or list the origin in API_HTTP_CORS_ORIGINS)",
+        )
     if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
         return web.Response(
             status=204,
@@ -189,7 +216,7 @@ async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
     origin = request.headers.get("Origin", "")
     if origin and origin in request.app[BACKEND].cors_origins:
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = "Content-Disposition, Content-Length"
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         response.headers.add("Vary", "Origin")
 
 

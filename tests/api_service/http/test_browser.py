@@ -68,6 +68,42 @@ async def test_a_listed_origin_gets_cors_and_any_other_is_refused(cors: Http) ->
     assert own.status == 200 and "Access-Control-Allow-Origin" not in own.headers
 
 
+async def test_behind_a_reverse_proxy_that_rewrites_host_the_dashboard_works(keyed: Http) -> None:
+    """nginx's default `proxy_pass` sends `Host: sentinel:8080`; the browser sends the public origin.
+    The dashboard's files are served whatever the origin (a module script is fetched in CORS mode),
+    and the API's calls are the page's own when the proxy passes the public host on. (With auth
+    disabled, a rewritten `Host` must be a trusted one: that guards against DNS rebinding.)"""
+    public = "https://sentinel.example.test"
+    rewritten = {"Origin": public, "Host": "sentinel:8080"}
+    script = await keyed.session.get(f"{keyed.base}/dashboard/app.js", headers=rewritten)
+    assert script.status == 200 and "javascript" in script.headers["Content-Type"]
+    refused = await keyed.call("POST", "/queue/pause", who="acme-admin", headers=rewritten)
+    assert refused.status == 403 and "X-Forwarded-Host" in refused.body["message"]
+    assert (await keyed.call("GET", "/queue/stats", who="acme-admin")).data["paused"] is False
+    for passed_on in (
+        {"X-Forwarded-Host": "sentinel.example.test"},
+        {"Forwarded": "for=1.2.3.4;host=sentinel.example.test"},
+    ):
+        paused = await keyed.call("POST", "/queue/pause", who="acme-admin", headers=rewritten | passed_on)
+        assert paused.status == 200 and "Access-Control-Allow-Origin" not in paused.headers
+        assert (
+            await keyed.call("POST", "/queue/resume", who="acme-admin", headers=rewritten | passed_on)
+        ).status == 200
+    # Another origin is not made the API's own by a forwarded host that is not its own.
+    foreign = await keyed.call(
+        "POST",
+        "/queue/pause",
+        headers={"Origin": "https://evil.example.test", "X-Forwarded-Host": "sentinel.example.test"},
+    )
+    assert foreign.status == 403
+
+
+async def test_a_listed_origin_may_read_when_to_try_again(cors: Http) -> None:
+    refused = await cors.session.get(f"{cors.base}/api/v1/whoami", headers={"Origin": ALLOWED, "Authorization": ""})
+    exposed = {h.strip() for h in refused.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"Retry-After", "WWW-Authenticate", "Content-Disposition"} <= exposed
+
+
 async def test_without_listed_origins_no_cross_origin_access(http: Http) -> None:
     reply = await http.call("GET", "/whoami", headers={"Origin": ALLOWED})
     assert reply.status == 403 and "Access-Control-Allow-Origin" not in reply.headers
