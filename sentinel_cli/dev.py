@@ -98,7 +98,7 @@ async def _main(stop: asyncio.Event, *, redis: RedisSettings, demo: bool, site_u
         f"  redis       {redis.url}\n"
         f"  demo site   {site_url}\n"
         f"  artifacts   {api.store.location if api.store else artifacts.url}  (sentinel artifacts <job-id>)\n"
-        f"  auth        disabled (SENTINEL_AUTH=disabled): every caller is tenant 'default', role admin\n"
+        f"  auth        disabled (SENTINEL_AUTH=disabled): every caller is tenant 'default', role operator\n"
         f"  navigation  public addresses and the demo site ({', '.join(security.navigation_allow)})\n"
         f"Try: SENTINEL_API={address} sentinel submit examples/login.json --follow\n"
         f"Press Ctrl-C to stop.",

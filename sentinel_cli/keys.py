@@ -21,7 +21,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="print a new API key and its keys-file entry")
     create.add_argument("--tenant", required=True, help="the tenant the key acts for")
-    create.add_argument("--role", required=True, choices=[r.label for r in Role], help="viewer < submitter < admin")
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=[r.label for r in Role],
+        help="viewer < submitter < admin < operator (pauses the whole queue)",
+    )
     actions.add_parser("secret", help="print a new SENTINEL_SECRET_KEY")
 
 

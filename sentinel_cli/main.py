@@ -14,7 +14,7 @@
     sentinel schedules list | get ID | pause ID | resume ID | trigger ID | delete ID
     sentinel alerts rules create --tag T --url URL [--event E]… [--secret-env VAR] | rules list | rules delete ID
     sentinel alerts deliveries [--schedule ID] [--rule ID] [--job ID] [--limit N] [--page-token T]
-    sentinel keys create --tenant T --role viewer|submitter|admin
+    sentinel keys create --tenant T --role viewer|submitter|admin|operator
     sentinel keys secret
 
 The API address for the client commands comes from SENTINEL_API (default localhost:50051), the

@@ -6,7 +6,9 @@ the request body. Keys live in a JSON file (SENTINEL_API_KEYS_FILE) as SHA-256 h
     {"keys": [{"tenant": "acme", "role": "submitter", "sha256": "<hex sha256 of the key>"}]}
 
 Roles are ordered: a `viewer` reads its tenant's jobs and figures; a `submitter` also submits,
-cancels and retries them; an `admin` also manages the queue (pause, resume, dead letters, clean).
+cancels and retries them; an `admin` also manages its tenant's part of the queue (dead letters,
+clean); an `operator` also pauses and resumes the whole queue, which stops every tenant's work, so
+no tenant's admin may. An operator key still belongs to a tenant, whose jobs it sees.
 The gRPC edge (`shared.edge.auth`) and the HTTP front door (`api_service.http.auth`) both admit
 callers with `authorize` here, so the two answer the same key, role and tenant alike.
 Nothing here may log or store a key in clear.
@@ -35,6 +37,7 @@ class Role(enum.IntEnum):
     VIEWER = 1
     SUBMITTER = 2
     ADMIN = 3
+    OPERATOR = 4
 
     @property
     def label(self) -> str:
@@ -45,7 +48,7 @@ class Role(enum.IntEnum):
         try:
             return cls[text.strip().upper()]
         except KeyError:
-            raise ValueError(f"role must be viewer, submitter or admin, got {text!r}") from None
+            raise ValueError(f"role must be viewer, submitter, admin or operator, got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class Principal:
     role: Role
 
 
-#: The caller when auth is disabled.
-ANONYMOUS_ADMIN = Principal(tenant=DEFAULT_TENANT, role=Role.ADMIN)
+#: The caller when auth is disabled: the one team running Sentinel, which may do everything.
+ANONYMOUS = Principal(tenant=DEFAULT_TENANT, role=Role.OPERATOR)
 
 
 def hash_key(key: str) -> str:
@@ -139,7 +142,7 @@ def authorize(keys: KeyRing | None, key: str, *, needed: Role, action: str, how:
     """The caller holding `key`, if its role is at least `needed`.
 
     Args:
-        keys: the key ring; None means auth is disabled (everyone is tenant `default`, admin).
+        keys: the key ring; None means auth is disabled (everyone is tenant `default`, operator).
         action: what is asked (a method or route name), for the denial's message.
         how: how a key is sent on this front door, for the message when none was.
 
@@ -148,7 +151,7 @@ def authorize(keys: KeyRing | None, key: str, *, needed: Role, action: str, how:
         PermissionDeniedError: the key's role is below `needed`.
     """
     if keys is None:
-        return ANONYMOUS_ADMIN
+        return ANONYMOUS
     if not key:
         raise UnauthenticatedError(f"missing API key: send {how}")
     principal = keys.identify(key)
@@ -163,4 +166,4 @@ def figures_scope(principal: Principal) -> str | None:
     """Whose figures stats and health answer with: the caller's tenant, or None (the whole queue)
     when auth is disabled — then there are no tenants to keep apart, and the one team running
     Sentinel sees everything, as on /metrics."""
-    return None if principal is ANONYMOUS_ADMIN else principal.tenant
+    return None if principal is ANONYMOUS else principal.tenant

@@ -14,12 +14,21 @@ The same judgement serves the whole queue and one tenant's share of it (GetHealt
 tenant about its own jobs). `evaluate` is a pure function over `QueueStats`; `assess` reads the
 figures and the eviction policy (one round trip each) and is what GetHealth and the HTTP health
 route call. No grpc.
+
+The verdict goes to tenants (any viewer key), so it must never carry internals: when Redis does
+not answer, its reason is generic (`UNREACHABLE_REASON`); the driver's error, which names Redis's
+host and port, goes to this module's log, once when Redis stops answering and once when it
+answers again (not per request), and `/metrics` says the same with `sentinel_queue_up`.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
+import weakref
 from dataclasses import dataclass
+
+import redis.asyncio as aioredis
 
 from shared.clock import now_ms
 from shared.queue import Queue
@@ -27,8 +36,13 @@ from shared.redis_policy import UNREACHABLE, EvictionPolicy, read_policy
 from shared.settings import QueueSettings
 from shared.stats import QueueStats, get_stats
 
+log = logging.getLogger(__name__)
+
 #: A backlog that needs longer than this at the current rate makes the queue degraded.
 BACKLOG_LIMIT_MIN = 30
+#: The reason of an unhealthy verdict when Redis does not answer: what every other call says, no
+#: address or driver error (those are logged).
+UNREACHABLE_REASON = "redis unreachable: the queue store does not answer; try again shortly"
 
 
 class HealthStatus(enum.StrEnum):
@@ -44,9 +58,23 @@ class QueueHealth:
     stats: QueueStats | None
 
 
-def unreachable(detail: str) -> QueueHealth:
-    """The health of a queue whose Redis does not answer."""
-    return QueueHealth(status=HealthStatus.UNHEALTHY, reasons=(f"redis unreachable: {detail}",), stats=None)
+def unreachable() -> QueueHealth:
+    """The health of a queue whose Redis does not answer (the reason names no internals)."""
+    return QueueHealth(status=HealthStatus.UNHEALTHY, reasons=(UNREACHABLE_REASON,), stats=None)
+
+
+#: The Redis clients whose last assessment found them unreachable: a change either way is logged
+#: once, not on every health request (a dashboard polls it).
+_UNREACHABLE: weakref.WeakSet[aioredis.Redis] = weakref.WeakSet()
+
+
+def _note_reachable(redis: aioredis.Redis, error: BaseException | None) -> None:
+    if error is not None and redis not in _UNREACHABLE:
+        _UNREACHABLE.add(redis)
+        log.warning("queue health: Redis unreachable: %s", str(error) or type(error).__name__)
+    elif error is None and redis in _UNREACHABLE:
+        _UNREACHABLE.discard(redis)
+        log.info("queue health: Redis answers again")
 
 
 def _seconds(ms: int) -> str:
@@ -63,7 +91,9 @@ async def assess(queue: Queue, *, tenant: str | None = None) -> QueueHealth:
         stats = await get_stats(queue, tenant=tenant)
         policy = await read_policy(queue.redis)
     except UNREACHABLE as exc:
-        return unreachable(str(exc) or type(exc).__name__)
+        _note_reachable(queue.redis, exc)
+        return unreachable()
+    _note_reachable(queue.redis, None)
     return evaluate(stats, queue.settings, now=now_ms(), eviction=policy)
 
 

@@ -181,7 +181,7 @@ def make_cert(tmp: Path, name: str, issuer: tuple[Any, Any] | None, *, ca: bool 
     return cert, key
 
 
-ROLES = ("viewer", "submitter", "admin")
+ROLES = ("viewer", "submitter", "admin", "operator")
 
 
 def write_keys(path: Path) -> dict[str, str]:

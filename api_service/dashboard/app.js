@@ -9,7 +9,7 @@ import * as jobs from "./jobs.js";
 import * as queue from "./queue.js";
 import { showSignIn } from "./signin.js";
 
-const RANK = { viewer: 1, submitter: 2, admin: 3 };
+const RANK = { viewer: 1, submitter: 2, admin: 3, operator: 4 };
 
 const main = document.getElementById("main");
 const topbar = document.getElementById("topbar");
@@ -77,6 +77,8 @@ function signOut(note = "", noteKind = "info") {
 }
 
 async function start() {
+  // index.html's "did not start" message: it is shown by CSS after a few seconds unless removed here.
+  document.getElementById("boot-failed")?.remove();
   onUnauthorized(() => {
     if (session) signOut("Your key is no longer accepted. Sign in again.");
   });

@@ -121,5 +121,11 @@ export function notice(kind, ...children) {
   return h("div", { class: `notice notice-${kind}`, role: kind === "error" ? "alert" : "status" }, ...children);
 }
 
+/** An error notice with a Retry button, for a load that failed and may well work the next time. */
+export function retryNotice(text, retry) {
+  return notice("error", h("span", {}, text), " ",
+    h("button", { type: "button", class: "notice-action", onclick: retry }, "Retry"));
+}
+
 export const TERMINAL = new Set(["completed", "failed", "timeout", "cancelled"]);
 export const STATES = ["pending", "scheduled", "running", "completed", "failed", "timeout", "cancelled"];

@@ -1,12 +1,11 @@
-// A finished job's evidence: screenshots shown inline and other files (trace.zip, video.webm)
-// offered as downloads. Artifact URLs need the key in a header, so each file is fetched into a
-// Blob and shown through a blob: URL, revoked when the view goes away.
+// A finished job's evidence: the latest run's screenshots shown inline, every other file (its
+// trace.zip and video, earlier runs' files) offered as a download. Artifact URLs need the key in a
+// header, so a file is fetched into a Blob and shown or saved through a blob: URL, revoked when the
+// view goes away. Only what is shown is fetched when the page opens: a job run again and again has
+// a trace (and maybe a video) per run, megabytes each, and most people never download one.
 
 import { api, blob, enc } from "./api.js";
 import { bytes, h, notice } from "./dom.js";
-
-/** Files up to this size are fetched at once; bigger ones (videos) when the link is clicked. */
-const EAGER_BYTES = 25 * 1024 * 1024;
 
 function fileOf(artifact) {
   return artifact.name.split("/").pop();
@@ -45,13 +44,14 @@ export function artifactsSection(box, job) {
     const runs = new Set(artifacts.map((a) => a.attempt));
     const byRun = runs.size > 1 || (runs.size === 1 && !runs.has(current));
     const label = (a) => (byRun ? `${fileOf(a)} (run ${a.attempt})` : fileOf(a));
-    const images = artifacts.filter((a) => a.contentType?.startsWith("image/"));
-    const files = artifacts.filter((a) => !a.contentType?.startsWith("image/"));
+    const inline = (a) => a.contentType?.startsWith("image/") && a.attempt === current;
+    const images = artifacts.filter(inline);
+    const files = artifacts.filter((a) => !inline(a));
     // The failure screenshot of the current run first: it is what someone opening a failed job
-    // came to see. Then the newest run's pictures and files before older ones.
+    // came to see. Then the newest run's files before older ones.
     const failing = job.error?.stepIndex ?? -1;
     const isFailure = (a) => failing >= 0 && a.stepIndex === failing && a.attempt === current;
-    images.sort((a, b) => Number(isFailure(b)) - Number(isFailure(a)) || b.attempt - a.attempt);
+    images.sort((a, b) => Number(isFailure(b)) - Number(isFailure(a)));
     files.sort((a, b) => b.attempt - a.attempt);
     const caption = (a) => (isFailure(a)
       ? `Failure screenshot — step ${a.stepIndex + 1}${byRun ? `, run ${a.attempt}` : ""}`
@@ -92,35 +92,36 @@ export function artifactsSection(box, job) {
     return figure;
   }
 
+  /**
+   * A download fetched when first clicked: the click waits for the bytes, points the link at
+   * their blob: URL and clicks it again, which saves the file under its own name. Later clicks
+   * save the same blob.
+   */
   function download(artifact, label) {
     const size = artifact.sizeBytes ?? 0;
-    const link = h("a", { class: "button download", download: fileOf(artifact), "data-artifact": artifact.name },
+    const about = ` ${artifact.contentType || "file"}, ${bytes(size)}`;
+    const link = h("a", { class: "button download", href: "#", download: fileOf(artifact), "data-artifact": artifact.name },
       `Download ${label}`);
-    const meta = h("span", { class: "muted small" }, ` ${artifact.contentType || "file"}, ${bytes(size)}`);
-    const get = () => blob(urlOf(job.id, artifact), { signal: controller.signal }).then((b) => {
-      link.href = keep(b);
-    });
-    if (size <= EAGER_BYTES) {
+    const meta = h("span", { class: "muted small" }, about);
+    let fetching = false;
+    link.addEventListener("click", async (event) => {
+      if (link.href.startsWith("blob:")) return;
+      event.preventDefault();
+      if (fetching) return;
+      fetching = true;
       link.setAttribute("aria-disabled", "true");
-      get().then(() => link.removeAttribute("aria-disabled")).catch((error) => {
+      meta.textContent = " fetching…";
+      try {
+        link.href = keep(await blob(urlOf(job.id, artifact), { signal: controller.signal }));
+        meta.textContent = about;
+        link.click();
+      } catch (error) {
         if (error.name !== "AbortError") meta.textContent = ` could not be fetched: ${error.message}`;
-      });
-    } else {
-      // Fetched on the first click; the click after that downloads the blob.
-      link.href = "#";
-      link.addEventListener("click", async (event) => {
-        if (link.href.startsWith("blob:")) return;
-        event.preventDefault();
-        meta.textContent = " fetching…";
-        try {
-          await get();
-          meta.textContent = ` ${bytes(size)}`;
-          link.click();
-        } catch (error) {
-          if (error.name !== "AbortError") meta.textContent = ` could not be fetched: ${error.message}`;
-        }
-      });
-    }
+      } finally {
+        fetching = false;
+        link.removeAttribute("aria-disabled");
+      }
+    });
     const hint = fileOf(artifact) === "trace.zip"
       ? h("span", { class: "hint" }, "Open it with ", h("code", {}, "npx playwright show-trace trace.zip"),
         " to step through the run.")

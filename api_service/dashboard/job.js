@@ -1,11 +1,11 @@
 // #/jobs/<id> — one job: what it is, a progress bar that follows its event stream while it runs,
-// then its error, step table and evidence (screenshots inline, other files to download), all
-// fetched with the key into blob URLs.
+// then its error, step table and evidence (the latest run's screenshots inline, other files to
+// download), all fetched with the key into blob URLs.
 
 import { api, enc } from "./api.js";
-import { TERMINAL, badge, duration, h, notice, progressBar, setProgress, table, when } from "./dom.js";
+import { TERMINAL, badge, duration, h, notice, progressBar, retryNotice, setProgress, table, when } from "./dom.js";
 import { tagList } from "./jobs.js";
-import { liveIndicator } from "./live.js";
+import { liveIndicator, watchQueue } from "./live.js";
 import { artifactsSection } from "./evidence.js";
 import { follow } from "./sse.js";
 
@@ -15,10 +15,17 @@ export function show(root, ctx) {
   let stream = null;
   let evidence = null;
   let stopped = false;
+  let waitForApi = null; // stops the queue stream watched while the job cannot be read
+  const apiState = liveIndicator(); // that stream's state, shown meanwhile
 
   function stopStream() {
     stream?.stop();
     stream = null;
+  }
+
+  function stopWaiting() {
+    waitForApi?.();
+    waitForApi = null;
   }
 
   async function load() {
@@ -26,16 +33,37 @@ export function show(root, ctx) {
       draw(await api(`/tests/${enc(id)}/status`));
     } catch (error) {
       if (stopped) return;
-      const text = error.status === 404
-        ? `There is no job ${id} (it may have been removed after its retention time).`
-        : `The job could not be read: ${error.message}`;
-      root.replaceChildren(h("div", { class: "view-head" }, h("h1", {}, "Job")), notice("error", text),
-        h("p", {}, h("a", { href: "#/jobs" }, "Back to jobs")));
+      if (error.status === 404) {
+        stopWaiting();
+        showProblem([], notice("error", `There is no job ${id} (it may have been removed after its retention time).`));
+      } else {
+        unreadable(error);
+      }
     }
+  }
+
+  function showProblem(head, problem) {
+    stopStream();
+    evidence?.stop();
+    evidence = null;
+    root.replaceChildren(h("div", { class: "view-head" }, h("h1", {}, "Job"), head), problem,
+      h("p", {}, h("a", { href: "#/jobs" }, "Back to jobs")));
+  }
+
+  /**
+   * The job could not be read for now (the API restarting, Redis down): say so with a Retry
+   * button, and read it again by itself once the queue's event stream connects — the API answers
+   * again then. One stream for as long as reading fails, so a read that fails again waits for the
+   * next reconnection (or a click) instead of trying in a loop.
+   */
+  function unreadable(error) {
+    showProblem(apiState.el, retryNotice(`The job could not be read: ${error.message}`, load));
+    waitForApi ??= watchQueue(() => {}, apiState, { onLive: load });
   }
 
   function draw(job) {
     if (stopped) return;
+    stopWaiting();
     stopStream();
     evidence?.stop();
     evidence = null;
@@ -111,6 +139,7 @@ export function show(root, ctx) {
   load();
   return () => {
     stopped = true;
+    stopWaiting();
     stopStream();
     evidence?.stop();
   };

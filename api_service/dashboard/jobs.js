@@ -1,8 +1,9 @@
 // #/jobs — the tenant's jobs, newest first, filtered by state and tag; new jobs appear as they
-// are submitted and rows follow their jobs' state and progress, from the queue's event stream.
+// are submitted and rows follow their jobs' state and progress, from the queue's event stream. A
+// job that leaves the state the list is filtered by leaves the list, as a reload would show it.
 
 import { api, enc, query } from "./api.js";
-import { STATES, badge, h, notice, progressBar, setProgress, table, when } from "./dom.js";
+import { STATES, badge, h, progressBar, retryNotice, setProgress, table, when } from "./dom.js";
 import { filterForm, loadMore } from "./filters.js";
 import { liveIndicator, watchQueue } from "./live.js";
 
@@ -53,18 +54,42 @@ export function show(root, ctx) {
     list.hidden = false;
   }
 
-  async function load(pageToken = "") {
+  function remove(id) {
+    rows.get(id)?.tr.remove();
+    rows.delete(id);
+    empty.hidden = rows.size > 0 || failed !== null;
+    list.hidden = rows.size === 0;
+  }
+
+  // A page that could not be read is asked again from the notice's Retry button, and by itself
+  // when the event stream connects: after an API restart or an outage, the stream being back is
+  // the sign the list can be read again. `fresh` reads the list anew, in place of the rows shown.
+  let failed = null; // { pageToken, fresh } of the load that failed
+  let loading = false;
+  async function load(pageToken = "", { fresh = false } = {}) {
+    if (loading) return;
+    loading = true;
     more.replaceChildren();
     try {
       const page = await api(`/tests${query({ status, tag, pageSize: PAGE_SIZE, pageToken })}`);
+      failed = null;
+      problem.replaceChildren();
+      if (fresh) {
+        rows.clear();
+        tbody.replaceChildren();
+      }
       for (const job of page.jobs ?? []) add(job);
       empty.hidden = rows.size > 0;
       list.hidden = rows.size === 0;
       loadMore(more, page.nextPageToken, load);
     } catch (error) {
-      problem.replaceChildren(notice("error", `Jobs could not be listed: ${error.message}`));
+      failed = { pageToken, fresh };
+      problem.replaceChildren(retryNotice(`Jobs could not be listed: ${error.message}`, retry));
+    } finally {
+      loading = false;
     }
   }
+  const retry = () => failed && load(failed.pageToken, { fresh: failed.fresh });
 
   // A job's row is redrawn from its status when its state changes; only progress is taken from
   // the event itself. One fetch per job at a time: events that arrive meanwhile ask for another.
@@ -78,7 +103,10 @@ export function show(root, ctx) {
     try {
       const job = await api(`/tests/${enc(id)}/status`);
       const known = rows.get(id);
-      if (known) {
+      if (known && !matches(job)) {
+        remove(id); // it left the state the list shows: finished while the list shows running ones
+        announce.textContent = `${job.name || job.id} is ${job.status} now and left the list`;
+      } else if (known) {
         const row = jobRow(job);
         list.labelRow(row.tr);
         known.tr.replaceWith(row.tr);
@@ -109,7 +137,11 @@ export function show(root, ctx) {
     } else if (known || arrives(event)) {
       fetchJob(event.jobId);
     }
-  }, live, { tag });
+  }, live, {
+    tag,
+    // Back without a cursor, the stream could not replay what happened meanwhile: read it all again.
+    onLive: ({ missed }) => (failed ? retry() : missed && load("", { fresh: true })),
+  });
   load();
   return stopEvents;
 }

@@ -1,5 +1,5 @@
 // #/queue — the queue's figures per lane (refreshed as events arrive), its health and reasons,
-// recent activity, and pause/resume for admins.
+// recent activity, and pause/resume for operators.
 
 import { api } from "./api.js";
 import { badge, clock, duration, figure, h, notice, table, when } from "./dom.js";
@@ -51,7 +51,7 @@ export function show(root, ctx) {
   }
 
   function renderControl() {
-    if (!ctx.can("admin") || !stats) {
+    if (!ctx.can("operator") || !stats) {
       control.replaceChildren();
       return;
     }

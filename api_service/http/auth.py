@@ -33,8 +33,8 @@ ROUTE_ROLES: dict[str, Role] = {
     "queue.stats": Role.VIEWER,
     "queue.health": Role.VIEWER,
     "queue.events": Role.VIEWER,
-    "queue.pause": Role.ADMIN,
-    "queue.resume": Role.ADMIN,
+    "queue.pause": Role.OPERATOR,  # the whole queue: every tenant's work stops
+    "queue.resume": Role.OPERATOR,
     "deadletters.list": Role.ADMIN,
     "deadletters.requeue": Role.ADMIN,
     "deadletters.purge": Role.ADMIN,
@@ -48,7 +48,7 @@ HOW = "the header 'Authorization: Bearer <key>'"
 
 
 def make_auth_middleware(keys: access.KeyRing | None) -> Middleware:
-    """The middleware admitting callers with `keys` (None: auth disabled, everyone is default/admin)."""
+    """The middleware admitting callers with `keys` (None: auth disabled, everyone is default/operator)."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:

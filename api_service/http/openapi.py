@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from typing import Any
 
 from api_service.http.envelope import RETRY_AFTER_S
 from api_service.http.schemas import JSON, SCHEMAS, STRING, envelope, ref, words
@@ -26,7 +27,7 @@ _REASONS = {
     403: "The key's role is too low, or the request comes from an origin not allowed",
     404: "No such resource (or another tenant's)",
     409: "The job is in a state that does not allow this",
-    413: "The body is over 1 MiB",
+    413: "The body is over 1 MiB (any route that takes a body)",
     415: "The body is not JSON (its Content-Type is neither application/json nor application/*+json)",
     429: "The tenant's queue limit is reached; Retry-After says when to try again",
     500: "Internal error (a generic message, never a stack trace)",
@@ -36,6 +37,8 @@ _REASONS = {
 _ERROR = {"application/json": {"schema": ref("Error")}}
 _SSE = {"text/event-stream": {"schema": {"type": "string"}}}
 _ALWAYS = (400, 401, 403, 500, 503)
+#: What a route that takes a body (every POST: `check_request` checks them all) may answer about it.
+_BODY = (413, 415)
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "seconds to wait before trying again",
@@ -57,6 +60,22 @@ def query(name: str, schema: JSON, description: str = "") -> JSON:
     found = {"name": name, "in": "query", "required": False, "schema": schema}
     return found | ({"description": description} if description else {})
 
+
+def query_words(kind: Any) -> JSON:
+    """A query parameter's enum: `kind`'s words, or empty (which, like absent, filters nothing:
+    `parsing.query_word`)."""
+    found = words(kind)
+    return found | {"enum": ["", *found["enum"]]}
+
+
+#: An artifact's run, as `shared.artifacts.parse_name` takes it: a positive integer, no leading zero.
+ATTEMPT = {
+    "name": "attempt",
+    "in": "path",
+    "required": True,
+    "description": "the run that made it, as in the artifact's name and `attempt`",
+    "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+}
 
 PAGE = [
     query("pageSize", {"type": "integer", "minimum": 0, "maximum": MAX_PAGE_SIZE}, "0 or absent: 50"),
@@ -110,7 +129,7 @@ def _paths() -> JSON:
                 ok=202,
                 data=ref("Submitted"),
                 body="SubmitRequest",
-                errors=(400, 413, 415, 429),
+                errors=(400, *_BODY, 429),
             )
         },
         "/tests": {
@@ -118,7 +137,7 @@ def _paths() -> JSON:
                 "The tenant's tests, newest first",
                 data=ref("JobPage"),
                 parameters=[
-                    query("status", words(JobState)),
+                    query("status", query_words(JobState)),
                     query("tag", STRING),
                     query("scheduleId", STRING, "only the jobs this schedule fired (or a trigger of it ran)"),
                     *PAGE,
@@ -144,24 +163,18 @@ def _paths() -> JSON:
                 content={"*/*": {"schema": {"type": "string", "format": "binary"}}},
                 parameters=[
                     ID,
-                    {
-                        "name": "attempt",
-                        "in": "path",
-                        "required": True,
-                        "description": "the run that made it, as in the artifact's name and `attempt`",
-                        "schema": {"type": "string", "minLength": 1},
-                    },
+                    ATTEMPT,
                     {"name": "file", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
                 ],
                 errors=(400, 404),
             )
         },
         "/queue/jobs/{id}/cancel": {
-            "post": operation("Cancel a test (SUBMITTER)", data=ref("Job"), parameters=[ID], errors=(404, 409, 415))
+            "post": operation("Cancel a test (SUBMITTER)", data=ref("Job"), parameters=[ID], errors=(404, 409, *_BODY))
         },
         "/queue/jobs/{id}/retry": {
             "post": operation(
-                "Retry a finished test (SUBMITTER)", data=ref("Job"), parameters=[ID], errors=(404, 409, 415, 429)
+                "Retry a finished test (SUBMITTER)", data=ref("Job"), parameters=[ID], errors=(404, 409, *_BODY, 429)
             )
         },
         "/runs/{id}": {"get": operation("A run and its tests", data=ref("Run"), parameters=[ID], errors=(404,))},
@@ -183,25 +196,27 @@ def _paths() -> JSON:
                         {"type": "array", "items": {"type": "string", "enum": list(EVENT_KINDS)}},
                         "only events of these kinds (repeat the parameter: `?kind=active&kind=completed`)",
                     ),
-                    query("status", words(JobState)),
+                    query("status", query_words(JobState)),
                     query("tag", STRING),
                 ],
                 errors=(400,),
             )
         },
-        "/queue/pause": {"post": operation("Pause the queue (ADMIN)", data=ref("QueueState"), errors=(415,))},
-        "/queue/resume": {"post": operation("Resume the queue (ADMIN)", data=ref("QueueState"), errors=(415,))},
+        "/queue/pause": {
+            "post": operation("Pause the queue: every tenant's work (OPERATOR)", data=ref("QueueState"), errors=_BODY)
+        },
+        "/queue/resume": {"post": operation("Resume the queue (OPERATOR)", data=ref("QueueState"), errors=_BODY)},
         "/queue/dead-letters": {
             "get": operation(
                 "Dead letters, newest first (ADMIN)",
                 data=ref("DeadLetterPage"),
-                parameters=[query("category", words(ErrorCategory)), query("tag", STRING), *PAGE],
+                parameters=[query("category", query_words(ErrorCategory)), query("tag", STRING), *PAGE],
                 errors=(400,),
             )
         },
         "/queue/dead-letters/{id}/requeue": {
             "post": operation(
-                "Requeue a dead letter (ADMIN)", data=ref("Job"), parameters=[ID], errors=(404, 409, 415, 429)
+                "Requeue a dead letter (ADMIN)", data=ref("Job"), parameters=[ID], errors=(404, 409, *_BODY, 429)
             )
         },
         "/queue/dead-letters/purge": {
@@ -210,7 +225,7 @@ def _paths() -> JSON:
                 data=ref("Purged"),
                 body="PurgeRequest",
                 body_required=False,
-                errors=(400, 413, 415),
+                errors=(400, *_BODY),
             )
         },
         "/openapi.json": {

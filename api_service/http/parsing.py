@@ -111,10 +111,17 @@ def _known(body: Mapping[str, Any], allowed: set[str], *, at: str = "") -> list[
 
 
 def _int(found: list[FieldViolation], field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """A whole number ≥ 0: a JSON integer, or a number whose fraction is zero (`1000.0`).
+
+    JSON Schema, and so the OpenAPI document's `integer`, counts `1000.0` as an integer, and many
+    encoders (JavaScript after arithmetic, some Go and Java serializers) write whole numbers so.
+    `1000.5`, a boolean, a string, a negative number and `NaN`/`Infinity` (which `json.loads` reads,
+    as it reads `1e400`) are refused; a huge value is the range checks' (`shared.validation`)."""
+    whole = int(value) if isinstance(value, float) and value.is_integer() else value
+    if isinstance(whole, bool) or not isinstance(whole, int) or whole < 0:
         found.append(FieldViolation(field, f"must be a whole number ≥ 0, got {json.dumps(value)[:40]}"))
         return 0
-    return value
+    return whole
 
 
 def _str(found: list[FieldViolation], field: str, value: Any) -> str:

@@ -16,6 +16,16 @@ from protos import sentinel_pb2 as pb
 from shared.access import Role
 from shared.model import ArtifactPolicy, ErrorCategory, JobSource, JobState, Priority, RunState
 from shared.queue_health import HealthStatus
+from shared.validation import (
+    MAX_ATTEMPTS,
+    MAX_DELAY_MS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_JOB_TIMEOUT_MS,
+    MAX_NAME_CHARS,
+    MAX_STEPS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+)
 
 JSON = dict[str, Any]
 
@@ -266,11 +276,25 @@ SCHEMAS: JSON = {
         "type": "object",
         "properties": {
             "priority": words(Priority),
-            "timeout": {**INT, "description": "ms for the whole job; 0 or absent: by priority"},
-            "tags": STRINGS,
-            "maxAttempts": INT,
-            "delayMs": INT,
-            "idempotencyKey": STRING,
+            "timeout": {
+                **INT,
+                "maximum": MAX_JOB_TIMEOUT_MS,
+                "description": "ms for the whole job; 0 or absent: by priority",
+            },
+            "tags": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_TAG_CHARS,
+                    "description": "letters, digits, '.', '_', ':' or '-'",
+                },
+                "maxItems": MAX_TAGS,
+                "uniqueItems": True,
+            },
+            "maxAttempts": {**INT, "maximum": MAX_ATTEMPTS, "description": "0 or absent: the queue's default"},
+            "delayMs": {**INT, "maximum": MAX_DELAY_MS},
+            "idempotencyKey": {**STRING, "maxLength": MAX_IDEMPOTENCY_KEY_CHARS},
             "artifactPolicy": words(ArtifactPolicy),
             "recordVideo": BOOL,
         },
@@ -300,6 +324,17 @@ SCHEMAS: JSON = {
     },
 }
 message_schemas(pb.TestDefinition.DESCRIPTOR, SCHEMAS)
+# The descriptor knows types only: the main limits of `shared.validation` (not every rule of it)
+# are stated here, so that a request the document allows is one the server takes.
+SCHEMAS["TestDefinition"]["properties"]["name"] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_CHARS,
+    "pattern": r"\S",
+    "description": "not only spaces",
+}
+SCHEMAS["TestDefinition"]["properties"]["steps"] |= {"minItems": 1, "maxItems": MAX_STEPS}
+SCHEMAS["TestDefinition"]["required"] = ["name", "steps"]
 
 
 def envelope(data: JSON) -> JSON:

@@ -4,7 +4,7 @@
 the `authorization: Bearer <key>` metadata, checks it against the key ring (`shared.access`) and
 the role the method needs (`METHOD_ROLES`), and keeps the caller for the servicers'
 `tenant_of(context)`. With auth disabled (SENTINEL_AUTH=disabled) every caller is tenant `default`
-with the admin role. Denials become status codes in `shared.edge.status` like every other error.
+with the operator role. Denials become status codes in `shared.edge.status` like every other error.
 Nothing here may log or store a key in clear.
 """
 
@@ -56,8 +56,8 @@ METHOD_ROLES: dict[str, Role] = {
     _ADMIN + "GetStats": Role.VIEWER,
     _ADMIN + "GetHealth": Role.VIEWER,
     _ADMIN + "WatchEvents": Role.VIEWER,
-    _ADMIN + "Pause": Role.ADMIN,
-    _ADMIN + "Resume": Role.ADMIN,
+    _ADMIN + "Pause": Role.OPERATOR,  # the whole queue: every tenant's work stops
+    _ADMIN + "Resume": Role.OPERATOR,
     _ADMIN + "ListDeadLetters": Role.ADMIN,
     _ADMIN + "RequeueDeadLetter": Role.ADMIN,
     _ADMIN + "PurgeDeadLetters": Role.ADMIN,
@@ -127,7 +127,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call but health and reflection, and checks its method's role."""
 
     def __init__(self, keys: KeyRing | None) -> None:
-        """Args: keys: the key ring; None means auth is disabled (everyone is default/admin)."""
+        """Args: keys: the key ring; None means auth is disabled (everyone is default/operator)."""
         self._keys = keys
 
     def authorize(self, method: str, metadata: Sequence[tuple[str, Any]] | None) -> Principal:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, Request, expect
 
 from tests.e2e.conftest import Stack
 from tests.e2e.dashboard_support import (
@@ -67,9 +67,9 @@ async def still_not_reloaded(page: Page) -> bool:
 
 
 @pytest.mark.usefixtures("executor")
-async def test_an_admin_sees_the_queue_figures_and_new_jobs_live(dashboard: Dashboard, open_page: OpenPage) -> None:
+async def test_an_operator_sees_the_queue_figures_and_new_jobs_live(dashboard: Dashboard, open_page: OpenPage) -> None:
     page = await open_page()
-    await sign_in(page, dashboard, "admin")
+    await sign_in(page, dashboard, "operator")
     await not_reloaded(page)
     await expect(page.locator(".live")).to_have_text("Live", timeout=WAIT_MS)
     await expect(page.locator(".health .badge").first).to_have_text("healthy", timeout=WAIT_MS)
@@ -187,6 +187,8 @@ async def test_a_failed_job_shows_its_screenshot_inline_and_offers_its_trace(
     await dashboard.wait_job(job_id, "failed")
     page = await open_page()
     await sign_in(page, dashboard, "admin")
+    fetched: list[str] = []  # the files fetched, as "<run>/<file>"; each with the key in its header
+    page.on("request", lambda r: fetched.append(artifact_fetched(r, dashboard)) if "/artifacts/" in r.url else None)
     await go(page, f"#/jobs/{job_id}")
 
     await expect(page.get_by_role("heading", name="Greets Grace", level=1)).to_be_visible(timeout=WAIT_MS)
@@ -205,23 +207,24 @@ async def test_a_failed_job_shows_its_screenshot_inline_and_offers_its_trace(
     )
     assert width > 0
 
+    # Only what is shown is fetched: the screenshots; the trace when its download is clicked.
     trace = page.get_by_role("link", name="Download trace.zip")
-    await expect(trace).to_have_attribute("href", re.compile("^blob:"), timeout=WAIT_MS)
     await expect(trace).to_have_attribute("download", "trace.zip")
-    async with page.expect_download(timeout=WAIT_MS) as started:
-        await trace.click()
-    download = await started.value
-    assert download.suggested_filename == "trace.zip"
-    saved = tmp_path / "trace.zip"
-    await download.save_as(saved)
+    await expect(trace).not_to_have_attribute("href", re.compile("^blob:"))
+    assert sorted(fetched) == await shown_screenshots(page)
+    saved = await download(page, trace, tmp_path)
+    assert saved.name == "trace.zip" and fetched.count("1/trace.zip") == 1, fetched
     with zipfile.ZipFile(io.BytesIO(saved.read_bytes())) as archive:
         assert archive.testzip() is None and archive.namelist()
+    await download(page, trace, tmp_path)  # again: the same bytes, not fetched twice
+    assert fetched.count("1/trace.zip") == 1, fetched
     await snap(page, dashboard, "job-failed")
 
     attempt = page.locator("dl.meta div").filter(has=page.locator("dt", has_text=re.compile("^Attempt$"))).locator("dd")
     await expect(attempt).to_have_text("1 of 1")
     await expect(page.get_by_text("latest run")).to_have_count(0)
 
+    fetched.clear()
     await page.get_by_role("button", name="Run again").click()  # followed live again, to its end
     await expect(page.locator(".view-head .badge")).not_to_have_text("failed", timeout=WAIT_MS)
     await expect(page.locator(".view-head .badge")).to_have_text("failed", timeout=WAIT_MS * 2)
@@ -230,12 +233,45 @@ async def test_a_failed_job_shows_its_screenshot_inline_and_offers_its_trace(
     evidence = page.get_by_role("region", name="Evidence")
     await expect(evidence.get_by_text("Run 2 is the job's latest run.")).to_be_visible(timeout=WAIT_MS)
     failure = page.get_by_role("img", name=re.compile("^Failure screenshot — step 4, run 2"))
-    await expect(failure).to_be_visible(timeout=WAIT_MS)
-    await expect(page.get_by_role("img", name="step-03-failure.png (run 1)")).to_be_visible()
+    await expect(failure).to_have_attribute("src", re.compile("^blob:"), timeout=WAIT_MS)
+    # The latest run's screenshots inline; the first run's files are downloads, fetched when clicked.
+    shown = await shown_screenshots(page)
+    assert shown and all(name.startswith("2/") for name in shown) and sorted(fetched) == shown, fetched
     downloads = evidence.get_by_role("list", name="Files").get_by_role("link")
-    await expect(downloads).to_have_text(["Download trace.zip (run 2)", "Download trace.zip (run 1)"])
+    await expect(downloads.first).to_have_text("Download trace.zip (run 2)")
     await expect(downloads.first).to_have_attribute("data-artifact", "2/trace.zip")
+    await expect(downloads.filter(has_text="Download trace.zip (run 1)")).to_have_count(1)
+    earlier = downloads.filter(has_text="Download step-03-failure.png (run 1)")
+    saved = await download(page, earlier, tmp_path)
+    assert saved.name == "step-03-failure.png" and saved.read_bytes().startswith(b"\x89PNG"), saved
+    assert "1/step-03-failure.png" in fetched and not any(n.endswith("trace.zip") for n in fetched), fetched
     await snap(page, dashboard, "job-rerun")
+
+
+def artifact_fetched(request: Request, dashboard: Dashboard) -> str:
+    """An artifact request's "<run>/<file>" if it sent the key in its header (never in the URL)."""
+    if request.headers.get("authorization") != f"Bearer {dashboard.keys['admin']}":
+        return f"without the key: {request.url}"
+    return "/".join(request.url.split("/artifacts/", 1)[1].split("/")[-2:])
+
+
+async def shown_screenshots(page: Page) -> list[str]:
+    """The artifacts shown inline ("<run>/<file>", sorted), once every one of them has loaded."""
+    shots = page.get_by_role("region", name="Evidence").locator("img.shot")
+    await expect(shots.first).to_be_visible(timeout=WAIT_MS)
+    loaded = "imgs => imgs.every((img) => img.src.startsWith('blob:') && img.complete)"
+    await wait_for(lambda: shots.evaluate_all(loaded), within=30, what="the screenshots to load")
+    return sorted(await shots.evaluate_all("imgs => imgs.map((img) => img.dataset.artifact)"))
+
+
+async def download(page: Page, link: Locator, folder: Path) -> Path:
+    """Click a download link; the file saved under the name the page gave it."""
+    async with page.expect_download(timeout=WAIT_MS) as started:
+        await link.click()
+    download = await started.value
+    saved = folder / download.suggested_filename
+    await download.save_as(saved)
+    return saved
 
 
 @pytest.mark.usefixtures("executor")
@@ -313,6 +349,21 @@ async def test_a_viewer_sees_no_admin_controls_and_the_server_refuses_them(
     assert stats["data"]["paused"] is False
 
 
+async def test_a_tenants_admin_cannot_pause_the_queue_every_tenant_shares(
+    dashboard: Dashboard, open_page: OpenPage
+) -> None:
+    page = await open_page()
+    await sign_in(page, dashboard, "admin")
+    await expect(page.locator(".health .badge").first).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_role("link", name="Dead letters")).to_be_visible()  # an admin's page
+    await expect(page.get_by_role("button", name=re.compile("Pause|Resume"))).to_have_count(0)
+    for path in ("/queue/pause", "/queue/resume"):
+        status, envelope = await dashboard.call("POST", path, role="admin")
+        assert status == 403 and "operator" in envelope["message"], (path, envelope)
+    _, stats = await dashboard.call("GET", "/queue/stats", role="admin")
+    assert stats["data"]["paused"] is False
+
+
 async def test_with_auth_disabled_the_dashboard_opens_without_a_key(stack: Stack, browser: Browser) -> None:
     port = free_port()
     stack.start("api", API_HTTP_HOST="127.0.0.1", API_HTTP_PORT=str(port))  # the stack's SENTINEL_AUTH=disabled
@@ -321,7 +372,7 @@ async def test_with_auth_disabled_the_dashboard_opens_without_a_key(stack: Stack
         page = await context.new_page()
         await page.goto(f"http://127.0.0.1:{port}/")
         await expect(page.get_by_role("heading", name="Queue", level=1)).to_be_visible(timeout=WAIT_MS)
-        await expect(page.locator(".who-text")).to_have_text("admin · auth disabled")
+        await expect(page.locator(".who-text")).to_have_text("operator · auth disabled")
         await expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
         await expect(page.get_by_role("button", name="Pause queue")).to_be_visible(timeout=WAIT_MS)
     finally:

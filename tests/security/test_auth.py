@@ -104,7 +104,7 @@ async def test_health_and_reflection_stay_open(api: Api) -> None:
 
 
 async def test_roles_viewer_reads_submitter_submits_admin_manages(api: Api) -> None:
-    viewer, submitter, admin = (api.md(f"acme-{r}") for r in ROLES)
+    viewer, submitter, admin, operator = (api.md(f"acme-{r}") for r in ROLES)
     assert await code_of(api.jobs.Submit(request(), metadata=viewer)) is Code.PERMISSION_DENIED
     job_id = (await api.jobs.Submit(request(), metadata=submitter)).job_id
     assert (await api.jobs.Status(pb.StatusRequest(job_id=job_id), metadata=viewer)).tenant_id == "acme"
@@ -119,9 +119,15 @@ async def test_roles_viewer_reads_submitter_submits_admin_manages(api: Api) -> N
     ):
         assert await code_of(call) is Code.PERMISSION_DENIED
     message = await details_of(api.admin.Pause(pb.PauseRequest(), metadata=submitter))
-    assert "admin" in message and api.keys["acme-submitter"] not in message
+    assert "operator" in message and api.keys["acme-submitter"] not in message
     await api.jobs.Cancel(pb.CancelRequest(job_id=job_id), metadata=submitter)
     await api.admin.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=admin)
+    # Pausing stops every tenant's work: no tenant's admin may, only an operator.
+    assert await code_of(api.admin.Pause(pb.PauseRequest(), metadata=admin)) is Code.PERMISSION_DENIED
+    assert await code_of(api.admin.Resume(pb.ResumeRequest(), metadata=admin)) is Code.PERMISSION_DENIED
+    assert "operator" in await details_of(api.admin.Pause(pb.PauseRequest(), metadata=admin))
+    assert (await api.admin.Pause(pb.PauseRequest(), metadata=operator)).paused
+    assert not (await api.admin.Resume(pb.ResumeRequest(), metadata=operator)).paused
 
 
 async def test_another_tenants_job_is_not_found_exactly_like_an_unknown_id(api: Api) -> None:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(60)
 MAX_QUEUED = 2
 STEPS = [{"navigate": {"url": "https://shop.example.test/"}}]
 #: Who holds a key: "<tenant>-<role>"; each flavor's limit test has a tenant of its own.
-HOLDERS = ("acme-viewer", "acme-submitter", "acme-admin", *(f"capped{f}-submitter" for f in FLAVORS))
+HOLDERS = ("acme-viewer", "acme-submitter", "acme-admin", "acme-operator", *(f"capped{f}-submitter" for f in FLAVORS))
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ async def test_a_tenant_over_its_queued_limit_is_refused_and_not_retried(
 
 
 async def test_from_env_reads_the_address_and_the_key(stack: Stack, keys: dict[str, str]) -> None:
-    environ = {"SENTINEL_API": api_of(stack), "SENTINEL_API_KEY": keys["acme-admin"]}
+    environ = {"SENTINEL_API": api_of(stack), "SENTINEL_API_KEY": keys["acme-operator"]}
     async with AsyncClient.from_env(environ) as client:
         assert client.target == api_of(stack)
         assert (await client.pause()).paused and not (await client.resume()).paused

@@ -147,7 +147,7 @@ async def start_http(
 
 @pytest.fixture
 async def http(redis_server: RedisProcess, redis_client: aioredis.Redis) -> AsyncIterator[Http]:
-    """The HTTP API with auth disabled (every caller is tenant `default`, admin)."""
+    """The HTTP API with auth disabled (every caller is tenant `default`, operator)."""
     async for harness in start_http(redis_server, redis_client):
         yield harness
 

@@ -18,7 +18,11 @@ from tests.api_service.http.conftest import Http, submit, subscribers
 from tests.api_service.http.sse_client import take
 from tests.queue_helpers import run_jobs
 
-LOWER = {Role.SUBMITTER: ("viewer",), Role.ADMIN: ("viewer", "submitter")}
+LOWER = {
+    Role.SUBMITTER: ("viewer",),
+    Role.ADMIN: ("viewer", "submitter"),
+    Role.OPERATOR: ("viewer", "submitter", "admin"),
+}
 GUARDED = [
     (r.method, r.path, ROUTE_ROLES[r.name]) for r in ROUTES if ROUTE_ROLES.get(r.name, Role.VIEWER) > Role.VIEWER
 ]

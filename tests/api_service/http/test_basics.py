@@ -16,7 +16,7 @@ async def test_whoami_answers_in_the_envelope(http: Http) -> None:
     assert reply.status == 200
     assert reply.body["success"] is True and reply.body["message"]
     assert is_utc_iso(reply.body["timestamp"])
-    assert reply.data == {"tenant": "default", "role": "admin", "authDisabled": True}
+    assert reply.data == {"tenant": "default", "role": "operator", "authDisabled": True}
 
 
 async def test_whoami_names_the_keys_tenant_and_role(keyed: Http) -> None:

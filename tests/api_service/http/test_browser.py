@@ -84,10 +84,10 @@ async def test_behind_a_reverse_proxy_that_rewrites_host_the_dashboard_works(key
         {"X-Forwarded-Host": "sentinel.example.test"},
         {"Forwarded": "for=1.2.3.4;host=sentinel.example.test"},
     ):
-        paused = await keyed.call("POST", "/queue/pause", who="acme-admin", headers=rewritten | passed_on)
+        paused = await keyed.call("POST", "/queue/pause", who="acme-operator", headers=rewritten | passed_on)
         assert paused.status == 200 and "Access-Control-Allow-Origin" not in paused.headers
         assert (
-            await keyed.call("POST", "/queue/resume", who="acme-admin", headers=rewritten | passed_on)
+            await keyed.call("POST", "/queue/resume", who="acme-operator", headers=rewritten | passed_on)
         ).status == 200
     # Another origin is not made the API's own by a forwarded host that is not its own.
     foreign = await keyed.call(

@@ -3,6 +3,15 @@ letters, and 503 for every call while Redis is unreachable."""
 
 from __future__ import annotations
 
+import json
+import logging
+
+import grpc
+import pytest
+
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from shared import queue_health
 from shared.model import JobState, Priority
 from tests.api_service.http.conftest import Http, submit
 from tests.queue_helpers import run_jobs, submit_jobs
@@ -38,14 +47,25 @@ async def test_pause_and_resume_show_in_health_as_degraded_with_200(http: Http) 
 
 
 async def test_redis_gone_health_is_503_with_the_reason_and_calls_are_503(
-    http: Http, redis_server: RedisProcess
+    http: Http, redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=queue_health.__name__)
     redis_server.stop()
     health = await http.call("GET", "/queue/health")
     assert health.status == 503 and health.body["success"] is False and health.code == "UNAVAILABLE"
     assert health.body["data"]["status"] == "unhealthy" and health.body["data"]["stats"] is None
-    assert health.body["data"]["reasons"][0].startswith("redis unreachable")
+    assert health.body["data"]["reasons"] == [queue_health.UNREACHABLE_REASON]
+    assert health.body["message"] == f"queue unhealthy: {queue_health.UNREACHABLE_REASON}"
     assert health.headers["Retry-After"] == "5"
+    # Any viewer reads this: no address, port or driver error (those are the operator's, in the log).
+    for secret in (str(redis_server.port), "127.0.0.1", "Error", "refused"):
+        assert secret not in json.dumps(health.body), secret
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{http.server.port}") as channel:  # the other front door
+        verdict = await pb_grpc.QueueAdminStub(channel).GetHealth(pb.GetHealthRequest(), timeout=20)
+    assert list(verdict.reasons) == [queue_health.UNREACHABLE_REASON]
+    assert (await http.call("GET", "/queue/health")).status == 503
+    logged = [r.getMessage() for r in caplog.records if r.name == queue_health.__name__]
+    assert len(logged) == 1 and str(redis_server.port) in logged[0], logged  # once, with the detail
     for method, path in (
         ("GET", "/tests/x/status"),
         ("GET", "/queue/stats"),
@@ -66,6 +86,8 @@ async def test_redis_gone_health_is_503_with_the_reason_and_calls_are_503(
             return (await http.call("GET", "/queue/health")).status == 200
 
         await wait_for(answers, within=15, interval=0.2, what="health to answer 200 again")
+        logged = [r.getMessage() for r in caplog.records if r.name == queue_health.__name__]
+        assert logged[1:] == ["queue health: Redis answers again"], logged
     finally:
         revived.stop()
 
