@@ -20,6 +20,7 @@ call far behind; a short script should not exit within moments of one (or leave 
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import re
 from collections.abc import AsyncGenerator, Sequence
@@ -61,15 +62,18 @@ class S3ArtifactStore(ArtifactStore):
         settings: ArtifactSettings,
         *,
         connect_timeout_s: float = 5.0,
-        request_timeout_s: float = 30.0,
+        request_timeout_s: float = 10.0,
         transfer_timeout_s: float = 900.0,
         max_retries: int = 3,
-        retry_timeout_s: float = 20.0,
+        retry_timeout_s: float = 5.0,
     ) -> None:
         """Args:
         settings: an `s3://` URL and the AWS settings read with it.
         connect_timeout_s: to open a connection.
-        request_timeout_s: a whole metadata request (stat, list, delete).
+        request_timeout_s: a whole metadata request (stat, list, delete), and a download's wait for
+            the start of its answer. With `retry_timeout_s` it keeps a store that takes connections
+            and never answers to an `UNAVAILABLE` naming it within ~10-15 s, before a client's own
+            30 s deadline, so the caller learns which store failed.
         transfer_timeout_s: a whole upload part or download, body included.
         max_retries: retries of a failed request (connection errors, 5xx, timeouts).
         retry_timeout_s: no retry starts later than this after the first attempt.
@@ -108,6 +112,7 @@ class S3ArtifactStore(ArtifactStore):
                 self.bucket, prefix=self.prefix or None, config=config, client_options=options, retry_config=retry
             )
 
+        self._request_timeout_s = request_timeout_s
         try:
             self._meta = client(request_timeout_s)
             self._data = client(transfer_timeout_s)
@@ -147,7 +152,12 @@ class S3ArtifactStore(ArtifactStore):
 
     async def _read(self, key: str, chunk_size: int) -> AsyncGenerator[bytes, None]:
         try:
-            result = await obstore.get_async(self._data, key)
+            # The body may take `transfer_timeout_s`; the start of the answer no longer than a request.
+            result = await asyncio.wait_for(obstore.get_async(self._data, key), self._request_timeout_s)
+        except TimeoutError:
+            raise ArtifactStoreUnavailable(
+                f"artifact store {self.location} did not answer within {self._request_timeout_s:g} s"
+            ) from None
         except (BaseError, OSError) as exc:
             raise self._error(exc, missing=key) from exc
         # The library's pieces are network-sized (at least min_chunk_size); they are cut and joined

@@ -6,6 +6,7 @@ silent, paging through more than one listing page, and streaming a large object 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -131,6 +132,22 @@ async def test_a_silent_endpoint_times_out_within_the_bounds(silent_endpoint: st
     with pytest.raises(ArtifactStoreUnavailable):
         await asyncio.wait_for(store.stat("job1/1/a.png"), timeout=30)
     assert time.monotonic() - started < 20  # the configured bounds, not the library's minutes
+
+
+async def test_a_silent_endpoint_fails_a_download_within_a_requests_bounds(silent_endpoint: str) -> None:
+    """A download may take `transfer_timeout_s` (15 min) for its body, never for the start of the answer."""
+    settings = ArtifactSettings.from_env(
+        {"SENTINEL_ARTIFACTS_URL": "s3://artifacts", "AWS_ENDPOINT_URL": silent_endpoint, "AWS_REGION": "us-east-1"}
+        | {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "silent-secret"}
+    )
+    store = S3ArtifactStore(settings, request_timeout_s=0.5, max_retries=1, retry_timeout_s=2)
+    started = time.monotonic()
+    with pytest.raises(ArtifactStoreUnavailable, match=r"did not answer within 0\.5 s"):
+        async with contextlib.aclosing(store.read("job1/1/a.png")) as chunks:
+            await asyncio.wait_for(anext(chunks), timeout=30)
+    assert time.monotonic() - started < 20
+    # The defaults answer before a client's own 30 s deadline (the SDK's and the CLI's).
+    assert S3ArtifactStore(settings)._request_timeout_s <= 10
 
 
 async def test_listing_and_deleting_page_past_1000_objects(moto_s3: MotoS3, bucket: str) -> None:
