@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import grpc
@@ -48,3 +49,10 @@ async def api(redis_server: RedisProcess, redis_client: aioredis.Redis) -> Async
             )
     finally:
         await server.stop(0)
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[AsyncExitStack]:
+    """Servers a test starts, stopped (last started, first stopped) when it ends."""
+    async with AsyncExitStack() as stack:
+        yield stack

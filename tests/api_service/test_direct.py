@@ -4,7 +4,6 @@ limits as the queue; the least busy executor is chosen, a full or unreachable on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -43,12 +42,6 @@ def keys(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def security(tmp_path: Path, keys: dict[str, str]) -> SecuritySettings:
     return SecuritySettings(auth_disabled=False, keys_file=str(tmp_path / "keys.json"), navigation_allow=("127.0.0.1",))
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[AsyncExitStack]:
-    async with AsyncExitStack() as stack:
-        yield stack
 
 
 async def start_executor(

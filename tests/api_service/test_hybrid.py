@@ -5,7 +5,6 @@ job's artifacts served while it is in the API's memory, then from Redis once wri
 from __future__ import annotations
 
 import errno
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -86,12 +85,6 @@ class Hybrid:
             return job if job.state in (pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED) else None
 
         return await wait_for(done, within=60, what=f"job {job_id} to finish")
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[AsyncExitStack]:
-    async with AsyncExitStack() as stack:
-        yield stack
 
 
 async def start_hybrid(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 import socket
@@ -122,12 +123,17 @@ def silent_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}"
 
 
-async def test_a_silent_endpoint_times_out_within_the_bounds(silent_endpoint: str) -> None:
+def silent_store(endpoint: str) -> S3ArtifactStore:
+    """A store at `endpoint`, which never answers, with bounds of half a second."""
     settings = ArtifactSettings.from_env(
-        {"SENTINEL_ARTIFACTS_URL": "s3://artifacts", "AWS_ENDPOINT_URL": silent_endpoint, "AWS_REGION": "us-east-1"}
+        {"SENTINEL_ARTIFACTS_URL": "s3://artifacts", "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1"}
         | {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "silent-secret"}
     )
-    store = S3ArtifactStore(settings, request_timeout_s=0.5, max_retries=1, retry_timeout_s=2)
+    return S3ArtifactStore(settings, request_timeout_s=0.5, max_retries=1, retry_timeout_s=2)
+
+
+async def test_a_silent_endpoint_times_out_within_the_bounds(silent_endpoint: str) -> None:
+    store = silent_store(silent_endpoint)
     started = time.monotonic()
     with pytest.raises(ArtifactStoreUnavailable):
         await asyncio.wait_for(store.stat("job1/1/a.png"), timeout=30)
@@ -136,18 +142,14 @@ async def test_a_silent_endpoint_times_out_within_the_bounds(silent_endpoint: st
 
 async def test_a_silent_endpoint_fails_a_download_within_a_requests_bounds(silent_endpoint: str) -> None:
     """A download may take `transfer_timeout_s` (15 min) for its body, never for the start of the answer."""
-    settings = ArtifactSettings.from_env(
-        {"SENTINEL_ARTIFACTS_URL": "s3://artifacts", "AWS_ENDPOINT_URL": silent_endpoint, "AWS_REGION": "us-east-1"}
-        | {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "silent-secret"}
-    )
-    store = S3ArtifactStore(settings, request_timeout_s=0.5, max_retries=1, retry_timeout_s=2)
+    store = silent_store(silent_endpoint)
     started = time.monotonic()
     with pytest.raises(ArtifactStoreUnavailable, match=r"did not answer within 0\.5 s"):
         async with contextlib.aclosing(store.read("job1/1/a.png")) as chunks:
             await asyncio.wait_for(anext(chunks), timeout=30)
     assert time.monotonic() - started < 20
     # The defaults answer before a client's own 30 s deadline (the SDK's and the CLI's).
-    assert S3ArtifactStore(settings)._request_timeout_s <= 10
+    assert inspect.signature(S3ArtifactStore).parameters["request_timeout_s"].default <= 10
 
 
 async def test_listing_and_deleting_page_past_1000_objects(moto_s3: MotoS3, bucket: str) -> None:
