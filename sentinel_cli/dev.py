@@ -38,12 +38,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @contextlib.contextmanager
 def demo_site(port: int) -> Iterator[str]:
-    """Serve the demo site on 127.0.0.1:`port`; yields its base URL."""
-    try:
-        with serve_directory(DEMO_SITE, port=port) as url:
-            yield url
-    except OSError as exc:
-        raise OSError(f"demo site: cannot listen on 127.0.0.1:{port} ({exc}); use --demo-port") from exc
+    """Serve the demo site on 127.0.0.1:`port`; yields its base URL. Only a failure to listen is the
+    site's: what fails while it serves (the services started beside it) is reported as itself."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(serve_directory(DEMO_SITE, port=port))
+        except OSError as exc:
+            raise OSError(f"demo site: cannot listen on 127.0.0.1:{port} ({exc}); use --demo-port") from exc
+        yield url
 
 
 def dev_security(site_url: str) -> SecuritySettings:

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sentinel_cli import dev
 from tests.support import chromium_path, free_port, wait_for_blocking
 
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
@@ -91,3 +93,17 @@ def test_dev_without_redis_server_says_how_to_fix_it(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "redis-server is not installed" in done.stderr and "make install" in done.stderr
+
+
+def test_only_a_failure_to_listen_is_blamed_on_the_demo_site() -> None:
+    """What fails while the site serves (a service's port taken) is reported as itself."""
+    with pytest.raises(OSError, match=r"^cannot listen on 127\.0\.0\.1:50052") as inside, dev.demo_site(free_port()):
+        raise OSError("cannot listen on 127.0.0.1:50052: Address already in use (EXECUTOR_GRPC_PORT)")
+    assert "demo site" not in str(inside.value)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = rf"demo site: cannot listen on 127\.0\.0\.1:{port} .*--demo-port"
+        with pytest.raises(OSError, match=refused), dev.demo_site(port):
+            pass
