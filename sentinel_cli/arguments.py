@@ -13,20 +13,21 @@ from pathlib import Path
 MIN_INTERVAL_S = 0.2
 
 
+def _at_least(text: str, least: int) -> int:
+    value = int(text)
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {least} or more, got {value}")
+    return value
+
+
 def count(text: str) -> int:
     """A whole number, 0 or more."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return _at_least(text, 0)
 
 
 def positive(text: str) -> int:
     """A whole number, 1 or more (an attempt: the first is 1)."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
+    return _at_least(text, 1)
 
 
 def seconds(text: str) -> float:

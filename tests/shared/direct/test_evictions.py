@@ -107,15 +107,23 @@ async def test_a_store_that_fails_a_delete_is_logged_and_the_table_goes_on(
     assert len(table) == 1 and len(await kept(store, IDS[0])) == 2
 
 
-async def test_in_hybrid_mode_a_written_back_job_is_redis_and_its_retention_deletes_its_artifacts_once(
-    tmp_path: Path, redis_client: aioredis.Redis
-) -> None:
+def hybrid(
+    tmp_path: Path, redis_client: aioredis.Redis, *, max_jobs: int
+) -> tuple[FileArtifactStore, Queue, JobTable, WriteBack, EvictedArtifacts]:
+    """A hybrid API's parts: a table of `max_jobs`, its write-back to Redis, and the deletes of evictions."""
     store = FileArtifactStore(tmp_path / "artifacts", max_artifact_bytes=MAX_BYTES)
     queue = Queue.open(redis_client, QueueSettings())
-    table = JobTable(max_jobs=2)
+    table = JobTable(max_jobs=max_jobs)
     back = WriteBack(queue, table)
     evictions = EvictedArtifacts(store, writeback=back)
     table.on_evict = evictions.evicted
+    return store, queue, table, back, evictions
+
+
+async def test_in_hybrid_mode_a_written_back_job_is_redis_and_its_retention_deletes_its_artifacts_once(
+    tmp_path: Path, redis_client: aioredis.Redis
+) -> None:
+    store, queue, table, back, evictions = hybrid(tmp_path, redis_client, max_jobs=2)
     written, unwritten = add(table, IDS[0]), add(table, IDS[1])
     for job_id in IDS[:2]:
         await with_artifacts(store, job_id)
@@ -140,12 +148,7 @@ async def test_in_hybrid_mode_a_written_back_job_is_redis_and_its_retention_dele
 async def test_an_eviction_during_a_write_back_pass_waits_for_it_to_know_who_owns_the_job(
     tmp_path: Path, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = FileArtifactStore(tmp_path / "artifacts", max_artifact_bytes=MAX_BYTES)
-    queue = Queue.open(redis_client, QueueSettings())
-    table = JobTable(max_jobs=1)
-    back = WriteBack(queue, table)
-    evictions = EvictedArtifacts(store, writeback=back)
-    table.on_evict = evictions.evicted
+    store, queue, table, back, evictions = hybrid(tmp_path, redis_client, max_jobs=1)
     entry = add(table, IDS[0])
     await with_artifacts(store, IDS[0])
     finish(table, entry)
