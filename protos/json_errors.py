@@ -101,11 +101,15 @@ def _reason(exc: Exception, value: object = _NO_VALUE) -> str:
     if _NOT_AN_INTEGER.match(text):
         if value is _NO_VALUE:
             return "must be an integer"
-        shown = repr(value)
-        return f"must be an integer, got {shown if len(shown) <= _MAX_SHOWN else shown[: _MAX_SHOWN - 1] + '…'}"
+        return f"must be an integer, got {_clip(repr(value), _MAX_SHOWN)}"
     if unknown := _UNKNOWN_FIELD.search(text):
         return f'unknown field "{unknown.group(1)}"'
     if oneof := _TWO_OF_ONEOF.search(text):
         return f'has more than one "{oneof.group(1)}" field; give one'
     reason = _PARSE_AT.sub("", text).rstrip(". ") or "is not valid"
-    return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 1] + "…"  # it may quote a long value
+    return _clip(reason, _MAX_REASON)  # it may quote a long value
+
+
+def _clip(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with "…" when it is longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -58,7 +58,7 @@ def add_parser(sub: Any) -> None:
         type=arguments.count,
         default=_DEFAULT_LIMIT,
         metavar="N",
-        help="at most this many (default 50; 0: all)",
+        help=f"at most this many (default {_DEFAULT_LIMIT}; 0: all)",
     )
     deliveries.add_argument("--page-token", default="", metavar="T", help="go on from where a listing stopped")
 

@@ -8,8 +8,8 @@ index in the recording, and turns the SDK's error into the CLI's `ValidationErro
 
 - `sentinel import RECORDING.json [-o FILE] [--skip-unsupported]` (`import_command`) writes the
   definition as proto3 JSON;
-- `load_test` is how `sentinel submit` and `sentinel run` read a test file, so they take a
-  recording as it is.
+- `load_test` is how `sentinel submit` and `sentinel schedules create` read a test file, so they
+  take a recording as it is (`sentinel run` reads its files once, in `run_command`).
 
 It never runs a test or talks to the API, and never shows a typed (`change`) value.
 """

@@ -55,8 +55,8 @@ from sentinel_client import (
     SubmitOptions,
     UnavailableError,
 )
-from sentinel_client._requests import load_document, read_document
-from sentinel_client._sources import definition_files
+from sentinel_client._requests import load_document
+from sentinel_client._sources import definition_files, read_document
 from shared.errors import FieldViolation, ValidationError
 
 __all__ = ["collect", "load_all", "run_suite", "to_report"]

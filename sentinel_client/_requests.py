@@ -26,7 +26,6 @@ from protos.json_errors import PARSE_ERRORS, refused_field
 from sentinel_client._convert import enum_to_proto, parse_enum
 from sentinel_client._recorder import convert_recording, is_recording
 from sentinel_client._sources import RunTests, TestSource, read_test, run_tests
-from sentinel_client._sources import read_document as read_document  # `sentinel run` reads files with it
 from sentinel_client.errors import InvalidArgumentError
 from sentinel_client.models import ArtifactPolicy, Priority
 

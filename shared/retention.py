@@ -270,11 +270,14 @@ async def sweep_orphans(queue: Queue, store: ArtifactStore, *, grace_ms: int = S
         exists = await pipe.execute()
         unknown += [job_id for job_id, found in zip(chunk, exists, strict=True) if not int(found)]
     since = datetime.datetime.fromtimestamp((now_ms() - grace_ms) / 1000, datetime.UTC)
-    orphans = [
-        job_id
-        for job_id in unknown
-        if not grace_ms or all(info.last_modified < since for info in await store.list(f"{job_id}/"))
-    ]
+    limit = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+    async def old_enough(job_id: str) -> bool:
+        async with limit:
+            return all(info.last_modified < since for info in await store.list(f"{job_id}/"))
+
+    aged = await asyncio.gather(*(old_enough(job_id) for job_id in unknown)) if grace_ms else [True] * len(unknown)
+    orphans = [job_id for job_id, old in zip(unknown, aged, strict=True) if old]
     if orphans:
         await delete_artifacts(store, orphans)
     return len(orphans)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import cast
@@ -148,14 +149,14 @@ async def submit_run(queue: Queue, command: RunCommand, *, tenant: str, trace: s
     if len(job_ids) > limit:
         pipe.rpush(keys.run_held(run_id), *job_ids[limit:])
     for job_id, test, job_command in zip(job_ids, command.tests, job_commands, strict=True):
-        # The job's options too: its tags are reported with its end, after the job is gone.
+        # The job's tags too: they are reported with its end, after the job is gone.
         pipe.hset(
             keys.run_test(run_id, job_id),
             mapping={
                 JobField.ID: job_id,
                 JobField.NAME: test.definition.name,
                 RunField.FILE: test.file,
-                JobField.OPTIONS: codec.options_to_json(job_command.options),
+                JobField.TAGS: codec.dumps(list(job_command.options.tags)),
             },
         )
     for i, (job_id, job_command) in enumerate(zip(job_ids, job_commands, strict=True)):
@@ -202,9 +203,9 @@ def _recorded(job_id: str, test: dict[str, str]) -> RunTestOutcome:
     except (DecodeError, ValueError):
         result, error = None, JobError(ErrorCategory.UNKNOWN, "the test's recorded end is unreadable")
     try:
-        # A run stored before its tests' options were kept has none: its tests show no tags.
-        tags = codec.options_from_json(test[JobField.OPTIONS]).tags if test.get(JobField.OPTIONS) else ()
-    except DecodeError:
+        # A run stored before its tests' tags were kept has none: its tests show no tags.
+        tags = tuple(str(tag) for tag in json.loads(test.get(JobField.TAGS) or "[]"))
+    except (ValueError, TypeError):
         tags = ()
     return RunTestOutcome(
         job_id=job_id,

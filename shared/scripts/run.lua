@@ -9,7 +9,7 @@
 --   R .. id                      hash  the run (shared.schema.RunField)
 --   R .. id .. ':jobs'           list  its job ids, in order
 --   R .. id .. ':held'           list  job ids not released yet, in order
---   R .. id .. ':test:' .. job   hash  a test: name, file, its job's options (for its tags), and its end as the job recorded it
+--   R .. id .. ':test:' .. job   hash  a test: name, file, its job's tags, and its end as the job recorded it
 
 -- The job in hash `jk` has just ended (completed, failed, timed out, cancelled): tell its run.
 -- `delayed` is the queue's delayed zset (a key the calling script declares in its KEYS).

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sentinel_cli import run_command
-from sentinel_client._requests import read_document
+from sentinel_client._sources import read_document
 from shared.errors import ValidationError
 from tests.sentinel_cli.test_client import WAITS, sentinel, write
 from tests.sentinel_cli.test_run_command import NOT_SENT

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -18,7 +17,7 @@ from shared.notifications import Notification
 from shared.settings import AlertSettings
 from tests.queue_helpers import TENANT
 from tests.shared.alerts.conftest import Alerting, drain
-from tests.support import wait_for
+from tests.support import closed_port, wait_for
 from tests.webhook_receiver import Receiver, hmac_sha256, run_receiver, signature_holds
 
 
@@ -103,13 +102,6 @@ async def test_a_private_target_not_allowed_is_refused_at_delivery(alerting: Ale
     assert failed.attempts == 1 and failed.response_status == 0
     assert "refused by the webhook guard" in failed.error and "SENTINEL_WEBHOOK_ALLOW" in failed.error
     assert receiver.received == []
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 nothing listens on (it was free a moment ago)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_refused_connection_is_worded_as_a_request_step_words_it(alerting: Alerting) -> None:

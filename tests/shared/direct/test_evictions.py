@@ -165,6 +165,7 @@ async def test_an_eviction_during_a_write_back_pass_waits_for_it_to_know_who_own
     passing = asyncio.create_task(back.run_once())
     await asyncio.wait_for(writing.wait(), timeout=5)
     add(table, IDS[1])  # evicted while the pass that writes it is under way
+    assert table.find(IDS[0], tenant=None) is None and not entry.written
     await asyncio.sleep(0)
     go.set()
     await passing
