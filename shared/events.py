@@ -152,6 +152,20 @@ async def _live(hub: StreamHub, keys: list[str], positions: list[str]) -> AsyncI
             hub.unsubscribe(sub)
 
 
+async def current_cursor(queue: Queue) -> str:
+    """The cursor of the queue's newest event now: `follow_events` from it yields only what comes
+    after (a stream that must be resumable before its first event starts from it)."""
+    return encode_cursor(await _newest(queue, [shard.keys.events for shard in queue.shards]))
+
+
+async def _newest(queue: Queue, keys: list[str]) -> list[str]:
+    positions = []
+    for key in keys:
+        top = cast(list[Entry], await queue.redis.xrevrange(key, max="+", min="-", count=1))
+        positions.append(top[0][0] if top else "0-0")
+    return positions
+
+
 async def follow_events(
     queue: Queue,
     hub: StreamHub,
@@ -211,10 +225,7 @@ async def follow_events(
                 if (event := at(shard, entry_id, fields)) is not None:
                     yield event
     else:
-        positions = []
-        for key in keys:
-            top = cast(list[Entry], await queue.redis.xrevrange(key, max="+", min="-", count=1))
-            positions.append(top[0][0] if top else "0-0")
+        positions = await _newest(queue, keys)
     async for shard, (entry_id, fields) in _live(hub, keys, list(positions)):
         if (event := at(shard, entry_id, fields)) is not None:
             yield event

@@ -94,6 +94,7 @@ def operation(
     body_required: bool = True,
     content: JSON | None = None,
     open_route: bool = False,
+    description: str | None = None,
 ) -> JSON:
     """One operation: its success answer (`data` in the envelope, or raw `content`) and error answers."""
     success = content if content is not None else {"application/json": {"schema": envelope(data or {})}}
@@ -103,6 +104,8 @@ def operation(
         if status in RETRY_AFTER_S:
             responses[str(status)]["headers"] = copy.deepcopy(_RETRY_AFTER)
     found: JSON = {"summary": summary, "responses": responses}
+    if description is not None:
+        found["description"] = description
     if parameters:
         found["parameters"] = parameters
     if body is not None:
@@ -188,6 +191,8 @@ def _paths() -> JSON:
         "/queue/events": {
             "get": operation(
                 "The queue's events as Server-Sent Events (`id:` is the cursor); never ends on its own",
+                description="Without `Last-Event-ID` the stream first sends its position (an `id:` line with no"
+                " data, which sets an EventSource's `lastEventId`), so a reconnect resumes from where it began.",
                 content=_SSE,
                 parameters=[
                     LAST_EVENT_ID,

@@ -15,7 +15,7 @@ from api_service.http.envelope import HTTP_STATUS, failure, ok
 from api_service.http.parsing import older_than_from_json, query_page, query_word, read_json
 from api_service.http.views import dead_letter_view, health_view, job_view, queue_event_view, stats_view
 from shared import dead_letters, pausing, queue_health
-from shared.events import QueueEvent, check_cursor, check_kinds, follow_events
+from shared.events import QueueEvent, check_cursor, check_kinds, current_cursor, follow_events
 from shared.model import ErrorCategory, JobState
 from shared.queue_health import HealthStatus
 from shared.stats import get_stats
@@ -61,6 +61,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     kinds = request.query.getall("kind", [])
     check_kinds(kinds, "kind")  # so is an unknown kind
     state = query_word(request, "status", JobState)
+    opening = b""
+    if not cursor:  # the stream's position now goes out first, so a client that drops before any event resumes from it
+        cursor = await current_cursor(app.queue)
+        opening = sse.position(cursor)
     followed = follow_events(
         app.queue,
         app.hub,
@@ -70,7 +74,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         cursor=cursor,
         tenant=tenant(request),
     )
-    return await sse.stream(request, followed, _event_frame, keepalive_s=app.keepalive_s)
+    return await sse.stream(request, followed, _event_frame, keepalive_s=app.keepalive_s, opening=opening)
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:

@@ -3,7 +3,10 @@
 Each item is `id: <cursor>`, `event: <name>`, `data: <JSON>`, so a client that reconnects with
 `Last-Event-ID: <last cursor>` resumes right after it, missing nothing and repeating nothing (the
 followers in `shared.progress` and `shared.events` replay from a cursor). A comment line goes out
-every `keepalive_s` seconds of silence so that proxies keep the connection open.
+every `keepalive_s` seconds of silence so that proxies keep the connection open. A stream that
+starts at "now" sends its position first (`position`: an `id:` line alone, which sets the client's
+last event id without dispatching an event), so even a client that drops before the first event
+resumes where it began.
 
 Lifecycle: the follower is the handler's own async generator. When the client goes away the
 server cancels the handler (the runner is built with `handler_cancellation`), which cancels the
@@ -45,6 +48,11 @@ def frame(*, cursor: str, event: str, data: Any) -> bytes:
     return f"id: {cursor}\nevent: {event}\ndata: {text}\n\n".encode()
 
 
+def position(cursor: str) -> bytes:
+    """The stream's position, dispatching no event: EventSource sets `lastEventId` from it."""
+    return f"id: {cursor}\n\n".encode()
+
+
 async def ticking(events: AsyncIterator[T], every: float) -> AsyncGenerator[T | None, None]:
     """`events`, with None whenever `every` seconds pass without one; closes `events` when closed."""
     pending: asyncio.Future[T] | None = None
@@ -80,15 +88,17 @@ async def stream(
     render: Callable[[T], bytes],
     *,
     keepalive_s: float,
+    opening: bytes = b"",
 ) -> web.StreamResponse:
-    """Send `events` as SSE until they end (or the client leaves, or the API stops); to a HEAD
-    request, only the headers (what the GET would answer, checked as it is checked)."""
+    """Send `events` as SSE until they end (or the client leaves, or the API stops), after
+    `opening` (e.g. a `position`); to a HEAD request, only the headers (what the GET would answer,
+    checked as it is checked)."""
     response = web.StreamResponse(status=200, headers=HEADERS)
     try:
         await response.prepare(request)
         started = request.method != hdrs.METH_HEAD  # HEAD: the headers alone, as the GET answers them
         if started:
-            await response.write(b": connected\n\n")
+            await response.write(b": connected\n\n" + opening)
     except ConnectionResetError:
         started = False  # the client left before the stream began: an ordinary goodbye, not an error
     if not started:

@@ -8,9 +8,11 @@ hybrid mode the orphan sweep deletes what is left; in direct mode nothing else w
 
 In hybrid mode a job written back into Redis is Redis's from then on: retention removes it and
 deletes its artifacts (`shared.retention`), so its eviction from memory deletes nothing here. A
-write-back pass that may be writing the job is waited for before deciding (`WriteBack.written`), so
-each job's artifacts are deleted once, by whichever owns the job then. Nothing is deleted when the
-API stops: only an eviction makes a job unreachable on purpose.
+write-back pass that may be writing the job is waited for before deciding (`WriteBack.in_redis`),
+so each job's artifacts are deleted once, by whichever owns the job then. When Redis cannot tell
+(a pass carried the job and broke, and Redis does not answer now) the files stay: the orphan sweep
+deletes them later if Redis turns out not to hold the job. Nothing is deleted when the API stops:
+only an eviction makes a job unreachable on purpose.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 from shared.artifact_store import ArtifactStore
 from shared.direct.table import DirectJob
 from shared.direct.writeback import WriteBack
+from shared.redis_errors import REDIS_OR_OS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,18 @@ class EvictedArtifacts:
 
     async def _delete(self, entry: DirectJob) -> None:
         job_id = entry.job_id
-        if self._writeback is not None and await self._writeback.written(entry):
-            return  # Redis's retention deletes them with the job
+        if self._writeback is not None:
+            try:
+                if await self._writeback.in_redis(entry):
+                    return  # Redis's retention deletes them with the job
+            except REDIS_OR_OS_ERRORS as exc:
+                log.info(
+                    "kept the artifacts of evicted direct job %s: Redis cannot tell whether it holds the job (%s);"
+                    " the orphan sweep deletes them if it does not",
+                    job_id,
+                    exc,
+                )
+                return
         async with self._limit:
             try:
                 deleted = await self._store.delete_prefix(job_id)

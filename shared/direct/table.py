@@ -40,6 +40,7 @@ class DirectJob:
     events: deque[ProgressEvent] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
     written: bool = False  # hybrid: its record is in Redis now
+    sent: bool = False  # hybrid: a write-back call carried it (Redis may hold it even if `written` is not set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 

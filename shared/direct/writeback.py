@@ -5,7 +5,10 @@ and tag indexes, retention zset, a terminal progress entry, its terminal event) 
 whose hash exists already is left as it is, so none is written twice. While Redis does not answer
 the jobs wait in the API's memory (`JobTable`) and the next pass tries again. A job written back is
 Redis's from then on: its retention removes it and deletes its artifacts, so its eviction from
-memory must not (`written` tells, once a pass that may be writing it is over).
+memory must not (`in_redis` tells, once a pass that may be writing it is over). A pass that breaks
+part way (the connection lost after Redis ran some of its calls) marks none of its jobs written;
+the next pass writes them again (adopt.lua leaves one already there as it is), and `in_redis` asks
+Redis about a job a broken pass carried.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ async def write_back(queue: Queue, entries: list[DirectJob]) -> int:
             )
         ]
         calls.append((call_keys, args))
+    for entry in entries:
+        entry.sent = True  # from here Redis may hold it, whatever comes back
     replies = await call_each(queue.redis, queue.scripts.adopt, calls)
     for entry in entries:
         entry.written = True
@@ -72,10 +77,17 @@ class WriteBack:
         await self._task.stop()
         await self.run_once()  # a last pass: jobs that ended during the shutdown
 
-    async def written(self, entry: DirectJob) -> bool:
-        """Whether the job is in Redis now (and Redis's to clean), once a pass in flight is over."""
+    async def in_redis(self, entry: DirectJob) -> bool:
+        """Whether Redis holds the job's record now (and cleans it), once a pass in flight is over.
+
+        Asks Redis only about a job a pass carried without seeing it written (a pass that broke part
+        way). Raises RedisError / OSError when Redis cannot tell.
+        """
         async with self._passing:
-            return entry.written
+            if entry.written or not entry.sent:
+                return entry.written
+            shard = self._queue.for_tenant(entry.job.metadata.tenant_id)
+            return bool(await shard.redis.exists(shard.keys.job(entry.job_id)))
 
     async def run_once(self) -> None:
         async with self._passing:

@@ -33,6 +33,21 @@ async def events(response: aiohttp.ClientResponse) -> AsyncIterator[Event]:
             fields[name] = value
 
 
+async def opening_position(response: aiohttp.ClientResponse) -> str:
+    """The id of the stream's first block, which must carry no data: a position (an EventSource sets
+    its `lastEventId` from it and dispatches nothing)."""
+    fields: dict[str, str] = {}
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if not line and fields:
+            assert "data" not in fields, fields
+            return fields["id"]
+        if line and not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    raise AssertionError("the stream ended before its position")
+
+
 async def take(response: aiohttp.ClientResponse, n: int) -> list[Event]:
     """The next `n` events of `response`."""
     found: list[Event] = []

@@ -14,7 +14,7 @@ from executor_service.store import Claim, claim, finish, write_progress
 from shared.clock import now_ms
 from shared.model import JobState, Progress
 from tests.api_service.http.conftest import Http, submit, subscribers
-from tests.api_service.http.sse_client import Event, rest, take
+from tests.api_service.http.sse_client import Event, opening_position, rest, take
 
 
 def progress(pct: int) -> Progress:
@@ -140,6 +140,19 @@ async def test_queue_events_stream_the_tenants_events_and_resume(http: Http) -> 
     async with sse(http, "/queue/events?kind=progress&kind=paused", cursor="0-0") as some_kinds:
         kinds = await take(some_kinds, 2)
     assert [e.event for e in kinds] == ["progress", "paused"]
+
+
+async def test_a_queue_stream_that_drops_before_its_first_event_resumes_from_where_it_began(http: Http) -> None:
+    before = await submit(http)  # an event from before the stream began: not sent on resume
+    async with sse(http, "/queue/events") as first:
+        begun = await opening_position(first)
+    job_id = await submit(http, tags=["while-away"])  # happens while the client is disconnected
+    async with sse(http, "/queue/events", cursor=begun) as resumed:
+        [missed] = await take(resumed, 1)
+    assert (missed.event, missed.data["jobId"]) == ("waiting", job_id) and before != job_id
+    async with sse(http, "/queue/events", cursor="0-0") as whole:
+        everything = await take(whole, 2)
+    assert [e.data["jobId"] for e in everything] == [before, job_id] and everything[0].id == begun
 
 
 async def test_keep_alive_ticks_while_nothing_happens() -> None:

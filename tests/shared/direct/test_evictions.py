@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
-from shared import codec, jobs, retention
+from shared import codec, jobs, retention, script_calls
 from shared.artifact_file import FileArtifactStore
 from shared.artifact_store import ArtifactStore
 from shared.direct import writeback
@@ -23,6 +25,7 @@ from shared.direct.writeback import WriteBack
 from shared.errors import ArtifactStoreUnavailable
 from shared.model import JobState, Progress
 from shared.queue import Queue
+from shared.script_calls import Call
 from shared.settings import ClientSettings, ExecutionMode, ExecutionSettings, QueueSettings
 from tests.queue_helpers import command
 from tests.support import wait_for
@@ -107,9 +110,10 @@ async def test_a_store_that_fails_a_delete_is_logged_and_the_table_goes_on(
     assert len(table) == 1 and len(await kept(store, IDS[0])) == 2
 
 
-def hybrid(
-    tmp_path: Path, redis_client: aioredis.Redis, *, max_jobs: int
-) -> tuple[FileArtifactStore, Queue, JobTable, WriteBack, EvictedArtifacts]:
+HybridParts = tuple[FileArtifactStore, Queue, JobTable, WriteBack, EvictedArtifacts]
+
+
+def hybrid(tmp_path: Path, redis_client: aioredis.Redis, *, max_jobs: int) -> HybridParts:
     """A hybrid API's parts: a table of `max_jobs`, its write-back to Redis, and the deletes of evictions."""
     store = FileArtifactStore(tmp_path / "artifacts", max_artifact_bytes=MAX_BYTES)
     queue = Queue.open(redis_client, QueueSettings())
@@ -145,13 +149,20 @@ async def test_in_hybrid_mode_a_written_back_job_is_redis_and_its_retention_dele
     assert await kept(store, IDS[0]) == []
 
 
-async def test_an_eviction_during_a_write_back_pass_waits_for_it_to_know_who_owns_the_job(
-    tmp_path: Path, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store, queue, table, back, evictions = hybrid(tmp_path, redis_client, max_jobs=1)
+async def one_finished(tmp_path: Path, redis_client: aioredis.Redis) -> tuple[HybridParts, DirectJob]:
+    """A hybrid API's parts with a table of one job, finished, with artifacts and not written back yet."""
+    parts = hybrid(tmp_path, redis_client, max_jobs=1)
+    store, _, table, _, _ = parts
     entry = add(table, IDS[0])
     await with_artifacts(store, IDS[0])
     finish(table, entry)
+    return parts, entry
+
+
+async def test_an_eviction_during_a_write_back_pass_waits_for_it_to_know_who_owns_the_job(
+    tmp_path: Path, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (store, queue, table, back, evictions), entry = await one_finished(tmp_path, redis_client)
 
     writing, go = asyncio.Event(), asyncio.Event()
     real = writeback.write_back
@@ -172,6 +183,58 @@ async def test_an_eviction_during_a_write_back_pass_waits_for_it_to_know_who_own
     await evictions.stop()
     assert entry.written and len(await kept(store, IDS[0])) == 2
     assert await redis_client.exists(queue.keys.job(IDS[0]))
+
+
+def break_passes(monkeypatch: pytest.MonkeyPatch, *, after_redis_ran: bool) -> None:
+    """Write-back passes lose their connection: after Redis ran their calls, or before it got them."""
+    real = script_calls.call_each
+
+    async def broken(client: aioredis.Redis, script: Any, calls: Iterable[Call]) -> list[Any]:
+        if after_redis_ran:
+            await real(client, script, calls)
+        raise redis.exceptions.ConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(writeback, "call_each", broken)
+
+
+async def test_a_job_a_broken_write_back_pass_left_in_redis_keeps_its_artifacts_when_evicted(
+    tmp_path: Path, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (store, queue, table, back, evictions), entry = await one_finished(tmp_path, redis_client)
+    break_passes(monkeypatch, after_redis_ran=True)
+    await back.run_once()  # Redis ran adopt.lua; the reply never came back
+    assert not entry.written and await redis_client.exists(queue.keys.job(IDS[0]))
+
+    add(table, IDS[1])  # evicts it: Redis holds its record, so Redis's retention owns its files
+    await evictions.stop()
+    assert len(await kept(store, IDS[0])) == 2
+
+
+async def test_a_job_a_broken_pass_never_wrote_loses_its_artifacts_and_kept_while_redis_cannot_tell(
+    tmp_path: Path, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (store, queue, table, back, evictions), first = await one_finished(tmp_path, redis_client)
+    await with_artifacts(store, IDS[1])
+    break_passes(monkeypatch, after_redis_ran=False)
+    await back.run_once()
+    assert not first.written and not await redis_client.exists(queue.keys.job(IDS[0]))
+    add(table, IDS[1])  # evicts it: Redis says it has no such job, so no one else will delete its files
+    await evictions.stop()
+    assert await kept(store, IDS[0]) == []
+
+    second = table.get(IDS[1], tenant=None)
+    finish(table, second)
+    await back.run_once()
+
+    async def unreachable(*_: object) -> int:
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(redis_client, "exists", unreachable)
+    with caplog.at_level(logging.INFO, logger="shared.direct.evictions"):
+        add(table, IDS[2])  # evicts the second while Redis cannot say whether it holds it
+        await evictions.stop()
+    assert len(await kept(store, IDS[1])) == 2  # left to the orphan sweep
+    assert f"kept the artifacts of evicted direct job {IDS[1]}: Redis cannot tell" in caplog.text
 
 
 async def test_direct_execution_deletes_evicted_jobs_artifacts_and_keeps_the_held_ones_when_it_stops(
