@@ -29,8 +29,8 @@ export function liveIndicator() {
  * Follow GET /queue/events (only a tag's jobs' events with `tag`); `onEvent(event)` gets each
  * queue event's JSON. `onLive({ missed })` runs each time the stream connects: the API answers
  * again, so a view whose last load failed tries it again. `missed` says the stream came back
- * without a cursor to resume from (no event had arrived before it dropped), so the events of the
- * time it was down are lost and what the view shows may be stale. Returns stop().
+ * without a cursor to resume from (it dropped before even the position the API sends first), so
+ * the events of the time it was down are lost and what the view shows may be stale. Returns stop().
  */
 export function watchQueue(onEvent, indicator, { tag = "", onLive = () => {} } = {}) {
   let connected = false;

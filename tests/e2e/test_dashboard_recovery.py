@@ -66,8 +66,8 @@ async def test_the_job_list_and_a_job_page_read_again_once_the_api_is_back(
     await expect(problem).to_have_count(0)
     await expect(page.locator(".live")).to_have_text("Live")
 
-    # Down again while the job runs: no event had come, so the stream comes back with no cursor to
-    # replay from, and the list is read again instead of showing the job pending for ever.
+    # Down again while the job runs: no event had come, but the stream began with its position, so it
+    # comes back with a cursor and replays what happened meanwhile, instead of showing the job pending.
     await asyncio.to_thread(dashboard.api.stop)
     await expect(page.locator(".live")).not_to_have_text("Live", timeout=WAIT_MS)
     await asyncio.to_thread(stack.start, "executor", **dashboard.env)
