@@ -181,6 +181,8 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
         command = convert.run_command_from_proto(request)
         runs.validate_run(command)
         command = seal_run(command, self._sealer)
+        if request.validate_only:
+            return pb.SubmitRunResponse()  # checked as a submit is; nothing stored, no key taken
         done = await runs.submit_run(self._queue, command, tenant=tenant_of(context), trace=producer_traceparent())
         return pb.SubmitRunResponse(run_id=done.run_id, job_ids=done.job_ids, duplicate=done.duplicate)
 

@@ -618,20 +618,22 @@ class RunTest(_message.Message):
     def __init__(self, definition: _Optional[_Union[TestDefinition, _Mapping]] = ..., file: _Optional[str] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ...) -> None: ...
 
 class SubmitRunRequest(_message.Message):
-    __slots__ = ("name", "tests", "options", "max_parallel", "user_id", "request_id")
+    __slots__ = ("name", "tests", "options", "max_parallel", "user_id", "request_id", "validate_only")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TESTS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_PARALLEL_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     name: str
     tests: _containers.RepeatedCompositeFieldContainer[RunTest]
     options: JobOptions
     max_parallel: int
     user_id: str
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[RunTest, _Mapping]]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., max_parallel: _Optional[int] = ..., user_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, name: _Optional[str] = ..., tests: _Optional[_Iterable[_Union[RunTest, _Mapping]]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., max_parallel: _Optional[int] = ..., user_id: _Optional[str] = ..., request_id: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class SubmitRunResponse(_message.Message):
     __slots__ = ("run_id", "job_ids", "duplicate")

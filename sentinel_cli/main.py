@@ -4,6 +4,7 @@
     sentinel api                the gRPC API service
     sentinel executor           an executor service
     sentinel submit FILE [--priority high|medium|low] [--follow]
+    sentinel run PATH… [--junit F] [--json F] [--parallel N] [--tag T] [--dry-run]   a suite as one run
     sentinel import RECORDING [-o FILE] [--skip-unsupported]   a Chrome Recorder recording as a definition
     sentinel status ID                             a job, or a run (its tests, their states, passed/failed)
     sentinel cancel ID                             a job, or a run (every test of it not yet ended)
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--parallel", type=arguments.count, default=0, metavar="N", help="at most N tests at once")
     run.add_argument("--priority", choices=sorted(client.PRIORITIES))
     run.add_argument("--name", default="", help="the run's name (default: the paths)")
+    run.add_argument("--dry-run", action="store_true", help="check every file, here and on the API, and submit nothing")
 
     recording = sub.add_parser("import", help="convert a Chrome DevTools Recorder recording (JSON) into a definition")
     recording.add_argument("file")
@@ -190,6 +192,7 @@ def _call_api(args: argparse.Namespace) -> int:
                 parallel=args.parallel,
                 priority=args.priority,
                 name=args.name,
+                dry_run=args.dry_run,
             )
         )
     if args.command == "status":

@@ -5,14 +5,15 @@ and globs. They are submitted as one run (`SubmitRun`), followed live (`StreamRu
 and an overall bar on a terminal, plain lines otherwise), summed up in a table, and written as JUnit
 XML and JSON reports when asked (`sentinel_cli.reports`). The exit code: 0 when every test passed, 1
 when any did not, 2 for bad usage or when Sentinel cannot be reached (`main` maps errors). Bad files
-are listed in two rounds, every problem of every file by its file each time: first all those found
-here (unreadable, not JSON, no valid definition, a recording Sentinel cannot run), and nothing is
-sent while there are any; then the API's, which refuses the whole run. The API has no check-only
-call, so the second round can only follow the first. On Ctrl-C the run goes on: the reports say
-where it was, and the message names the command that cancels it. A Ctrl-C before the run's id is
-known says whether anything was submitted: nothing, when the files were still being read; when the
-submit was on its way, its answer is awaited a moment (the run is made, or not, whatever the CLI
-does now), and without one the message says the run may have been made and where its tests show.
+are listed at once, every problem of every file by its file: those found here (unreadable, not JSON,
+no valid definition, a recording Sentinel cannot run), and beside them the API's checks of the other
+files (`validate_run`: SubmitRun's checks, nothing submitted); nothing is submitted while there are
+any. `--dry-run` runs both checks and stops there (0: the run would be accepted). On Ctrl-C the run
+goes on: the reports say where it was, and the message names the command that cancels it. A Ctrl-C
+before the run's id is known says whether anything was submitted: nothing, when the files were still
+being read; when the submit was on its way, its answer is awaited a moment (the run is made, or not,
+whatever the CLI does now), and without one the message says the run may have been made and where
+its tests show.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ from sentinel_client import (
     ProgressEvent,
     Run,
     RunTest,
-    RunTestSource,
     SentinelError,
     SubmitOptions,
+    TestSource,
     UnavailableError,
 )
 from sentinel_client._requests import load_document
@@ -82,7 +83,7 @@ def collect(paths: Sequence[str]) -> tuple[list[Path], list[FieldViolation]]:
     return list(found), problems
 
 
-def _load(file: Path) -> RunTestSource:
+def _load(file: Path) -> tuple[TestSource, str]:
     """The test in `file`, read once, paired with its path for the reports: a recording converted,
     any other file's document checked here, so that every bad file is named by its path (the SDK
     would stop at the first, naming only the field).
@@ -103,25 +104,59 @@ def _load(file: Path) -> RunTestSource:
     return document, str(file)
 
 
-def load_all(paths: Sequence[str]) -> tuple[list[Path], list[RunTestSource]] | None:
-    """Every test the paths name, read and checked as far as can be done here; None when any path or
-    file has a problem, after listing every one of them, each by its path, and saying that nothing
-    was sent: the API's own checks of the other files run only once these are fixed (it has no
-    check-only call to ask first)."""
+@dataclass(frozen=True)
+class Loaded:
+    """The tests the paths name, as far as they could be read here."""
+
+    files: list[Path]  # every file the paths name
+    tests: list[tuple[TestSource, str]]  # those read and checked here, each with its path
+    complete: bool  # no path or file had a problem
+
+
+def load_all(paths: Sequence[str]) -> Loaded:
+    """Every test the paths name, read and checked as far as can be done here, every problem of every
+    path and file listed as it is found, each by its path."""
     files, missing = collect(paths)
     if missing:
         show_invalid(ValidationError(missing))
-    tests: list[RunTestSource] = []
+    tests: list[tuple[TestSource, str]] = []
     for file in files:
         try:
             tests.append(_load(file))
         except (ValidationError, InvalidArgumentError) as exc:
             show_invalid(exc, source=str(file))
-    if not missing and len(tests) == len(files):
-        return files, tests
-    others = f", so the API has not yet checked the other {len(tests)} file(s)" if tests else ""
-    print(f"sentinel: nothing was submitted{others}; fix these and run again", file=sys.stderr)
-    return None
+    return Loaded(files, tests, complete=not missing and len(tests) == len(files))
+
+
+async def check_only(
+    client: AsyncClient, loaded: Loaded, *, name: str, parallel: int, options: SubmitOptions, out: TextIO
+) -> int:
+    """The API's checks of the tests read here (`validate_run`), listed beside the problems already
+    shown; nothing is submitted. 0 when every file would be accepted, 2 otherwise.
+
+    Raises:
+        SentinelError: the API could not check them, when no problem was found here (otherwise the
+            problems found are the answer, and the message says the API did not check the others).
+    """
+    accepted = loaded.complete
+    if loaded.tests:
+        try:
+            await client.validate_run(loaded.tests, name=name, max_parallel=parallel, **options)
+        except InvalidArgumentError as exc:
+            show_invalid(exc, files=[file for _, file in loaded.tests])
+            accepted = False
+        except SentinelError as exc:
+            if loaded.complete:
+                raise
+            print(
+                f"sentinel: the API could not check the other {len(loaded.tests)} file(s): {described(exc)}",
+                file=sys.stderr,
+            )
+    if accepted:
+        out.write(f"{len(loaded.tests)} test(s) checked here and by the API: all valid; nothing was submitted\n")
+        return 0
+    print("sentinel: nothing was submitted; fix these and run again", file=sys.stderr)
+    return 2
 
 
 def check_writable(**reports: str | None) -> None:
@@ -262,19 +297,19 @@ async def run_suite(
     parallel: int = 0,
     priority: str | None = None,
     name: str = "",
+    dry_run: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """`sentinel run`: 0 when every test passed, 1 when any did not, 2 for invalid tests (every
-    problem listed, `load_all`); other errors are raised for `main` to map to 2.
+    problem listed, here and the API's: `check_only`, which is all `dry_run` does); other errors
+    are raised for `main` to map to 2.
 
     Raises:
         Interrupted: Ctrl-C; once the run's id is known, after the reports are written.
     """
     check_writable(junit=junit, json=json_report)
     loaded = load_all(paths)
-    if loaded is None:
-        return 2
-    files, tests = loaded
+    files, tests = loaded.files, loaded.tests
     options: SubmitOptions = {}
     if tags:
         options["tags"] = list(tags)
@@ -285,6 +320,8 @@ async def run_suite(
     began = time.monotonic()
     said = f"{len(files)} test(s){f', {parallel} at a time' if parallel else ''}"
     async with open_client(address) as client:
+        if dry_run or not loaded.complete:
+            return await check_only(client, loaded, name=run_name, parallel=parallel, options=options, out=out)
         try:
             await asyncio.sleep(0)  # a Ctrl-C while the files were read lands here, before any submit
         except asyncio.CancelledError:

@@ -168,6 +168,14 @@ def submit_run(request: pb.SubmitRunRequest) -> Unary[tuple[str, tuple[str, ...]
     )
 
 
+def validate_run(request: pb.SubmitRunRequest) -> Unary[None]:
+    """SubmitRun's checks of `request` alone: nothing is submitted (so it is safe to repeat)."""
+    checked = pb.SubmitRunRequest()
+    checked.CopyFrom(request)
+    checked.validate_only = True
+    return Unary(_JOBS + "SubmitRun", checked, pb.SubmitRunResponse, lambda _: None, True)
+
+
 def get_run(run_id: str) -> Unary[Run]:
     return Unary(_JOBS + "GetRun", pb.GetRunRequest(run_id=run_id), pb.Run, convert.run, safe=True)
 

@@ -136,6 +136,22 @@ class Client(ClientBase[grpc.Channel]):
         run_id, job_ids, duplicate = self._call(ops.submit_run(request))
         return RunHandle(self, run_id, job_ids=job_ids, duplicate=duplicate)
 
+    def validate_run(
+        self,
+        tests: Iterable[RunTestSource] | str | os.PathLike[str],
+        *,
+        name: str = "",
+        max_parallel: int = 0,
+        **options: Unpack[SubmitOptions],
+    ) -> None:
+        """Check a run as `submit_run` would, here and on the API (every test, the options, whether
+        its secrets can be sealed), and submit nothing. Returns None when `submit_run` with the same
+        arguments would be accepted; raises InvalidArgumentError naming every problem otherwise.
+        """
+        check_keywords(options, SubmitOptions, also=("name", "max_parallel"))
+        request = run_request(tests, name=name, max_parallel=max_parallel, options=options)
+        self._call(ops.validate_run(request))
+
     def run(self, run_id: str) -> RunHandle:
         """A handle on an existing run (no call is made)."""
         return RunHandle(self, run_id)

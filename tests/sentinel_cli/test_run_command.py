@@ -31,11 +31,8 @@ from tests.support import closed_port
 pytestmark = pytest.mark.timeout(60)
 
 RECORDING = Path(__file__).parent / "recordings" / "unsupported.json"
-#: The last line after problems found before anything was sent.
-NOT_SENT = (
-    "sentinel: nothing was submitted, so the API has not yet checked the other {others} file(s);"
-    " fix these and run again"
-)
+#: The last line after the problems of a run that was not submitted.
+NOT_SENT = "sentinel: nothing was submitted; fix these and run again"
 
 
 async def test_every_problem_of_every_file_is_named_by_its_file(api: str, tmp_path: Path) -> None:
@@ -49,15 +46,35 @@ async def test_every_problem_of_every_file_is_named_by_its_file(api: str, tmp_pa
     assert err.splitlines() == [said]
 
     local = write(tmp_path / "c-local.json", {"name": "local", "viewport": {"width": -1}, "steps": WAITS})
-    code, out, err = await sentinel(api, "run", good, local, str(RECORDING))
+    code, out, err = await sentinel(api, "run", good, local, str(RECORDING), server_refuses)
     assert code == 2 and out == ""  # nothing was submitted
     lines = err.splitlines()
     # Found by the SDK before any call, and said as the API's refusals are: with INVALID_ARGUMENT.
     assert lines[0] == f"sentinel: INVALID_ARGUMENT: {local}: definition.viewport.width: Value out of range: -1"
     unsupported = [line for line in lines if line.startswith(f"sentinel: {RECORDING}: steps[")]
     assert len(unsupported) == 17 and "(and" not in err  # every step Sentinel cannot run, as import lists them
-    assert lines[-2] == f"sentinel: `sentinel import {RECORDING} --skip-unsupported` leaves these steps out"
-    assert lines[-1] == NOT_SENT.format(others=1)
+    assert lines[-3] == f"sentinel: `sentinel import {RECORDING} --skip-unsupported` leaves these steps out"
+    assert lines[-2] == said  # the API checked the files read here, in the same go, and submitted nothing
+    assert lines[-1] == NOT_SENT
+    async with AsyncClient(api) as client:
+        assert [job async for job in client.jobs()] == []
+
+
+async def test_dry_run_checks_every_file_here_and_on_the_api_and_submits_nothing(api: str, tmp_path: Path) -> None:
+    good = write(tmp_path / "a-good.json", {"name": "good", "steps": WAITS})
+    also = write(tmp_path / "b-also.json", {"name": "also", "steps": WAITS})
+    code, out, err = await sentinel(api, "run", "--dry-run", str(tmp_path), "--parallel", "1")
+    assert (code, err) == (0, "")
+    assert out == "2 test(s) checked here and by the API: all valid; nothing was submitted\n"
+
+    server_refuses = write(tmp_path / "c-empty.json", {"name": "empty", "steps": [{"waitFor": {"selector": ""}}]})
+    code, out, err = await sentinel(api, "run", "--dry-run", good, also, server_refuses, "--parallel", "5000")
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "sentinel: INVALID_ARGUMENT: maxParallel: at most 1000, got 5000",
+        f"sentinel: INVALID_ARGUMENT: {server_refuses}: definition.steps[0].waitFor.selector: must not be empty",
+        NOT_SENT,
+    ]
     async with AsyncClient(api) as client:
         assert [job async for job in client.jobs()] == []
 

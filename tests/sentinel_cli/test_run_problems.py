@@ -1,7 +1,7 @@
-"""`sentinel run` refusing bad input before anything is sent: every problem found here, of every path
-and file, listed together (a file that is not JSON, or not text, hides no other), with a last line
-saying nothing was sent, so the API has not checked the other files; and two reports given one
-path. The API address is a closed port: had anything been sent, the answer would be UNAVAILABLE."""
+"""`sentinel run` refusing bad input before anything is submitted: every problem found here, of every
+path and file, listed together (a file that is not JSON, or not text, hides no other), with a last
+line saying nothing was submitted and, when the API cannot be reached to check the other files, a
+line saying so; and two reports given one path. The API address is a closed port."""
 
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ async def test_a_file_that_is_not_json_hides_no_other_files_problems(tmp_path: P
     good = write(tmp_path / "pass.json", {"name": "pass", "steps": WAITS})
     missing = str(tmp_path / "nope.json")
 
-    code, out, err = await sentinel(_nowhere(), "run", server_only, str(broken), missing, str(latin), local, good)
+    nowhere = _nowhere()
+    code, out, err = await sentinel(nowhere, "run", server_only, str(broken), missing, str(latin), local, good)
+    unreachable = err.splitlines()[4].partition("UNAVAILABLE: ")[2]
+    assert nowhere in unreachable
 
     assert code == 2 and out == ""
     assert err.splitlines() == [
@@ -43,7 +46,8 @@ async def test_a_file_that_is_not_json_hides_no_other_files_problems(tmp_path: P
         " quotes: line 1 column 2 (char 1)",
         f"sentinel: {latin}: file: is not UTF-8 text: invalid start byte at byte 0",
         f"sentinel: INVALID_ARGUMENT: {local}: definition.viewport.width: Value out of range: -1",
-        NOT_SENT.format(others=2),  # bad.json's empty selector is the API's to find: it was not asked
+        f"sentinel: the API could not check the other 2 file(s): UNAVAILABLE: {unreachable}",
+        NOT_SENT,  # bad.json's empty selector is the API's to find: it could not be asked
     ]
 
 
@@ -61,11 +65,12 @@ def test_a_file_that_cannot_be_read_is_a_problem_of_that_file(
 
     monkeypatch.setattr("sentinel_cli.run_command.read_document", refused)
 
-    assert run_command.load_all([locked, str(broken)]) is None
+    loaded = run_command.load_all([locked, str(broken)])
+    assert not loaded.complete and loaded.tests == [] and [str(f) for f in loaded.files] == [locked, str(broken)]
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == f"sentinel: {locked}: file: cannot be read: Permission denied"
     assert lines[1].startswith(f"sentinel: INVALID_ARGUMENT: {broken}: file: is not valid JSON")
-    assert lines[2:] == ["sentinel: nothing was submitted; fix these and run again"]  # no other file to check
+    assert lines[2:] == []
 
 
 async def test_two_reports_given_one_path_are_refused_before_the_run(

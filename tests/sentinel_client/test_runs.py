@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from sentinel_client import AsyncClient, ErrorCategory, JobState, ProgressEvent, Run, RunState, RunTestSource
+from sentinel_client import (
+    AsyncClient,
+    ErrorCategory,
+    InvalidArgumentError,
+    JobState,
+    ProgressEvent,
+    Run,
+    RunState,
+    RunTestSource,
+)
 from tests.e2e.conftest import Stack
 from tests.sentinel_client.test_client import PASSING, definition, fresh_tag
 
@@ -72,3 +81,23 @@ async def test_a_run_is_cancelled_and_its_waiting_tests_never_run(client: AsyncC
     assert [t.state for t in cancelled.tests][1:] == [JobState.CANCELLED, JobState.CANCELLED]
     done = await client.wait_run(handle.id, timeout=60)
     assert done.state is RunState.CANCELLED and done.counts[JobState.CANCELLED] == 3
+
+
+async def test_validate_run_checks_a_run_as_submit_run_would_and_submits_nothing(
+    client: AsyncClient, stack: Stack
+) -> None:
+    tag = fresh_tag()
+    good = definition(stack, PASSING, name="good")
+    await client.validate_run([good, good], name="checked", max_parallel=1, tags=[tag])  # accepted: no error
+
+    empty = definition(stack, [{"click": {"selector": ""}}], name="empty")  # only the API finds this one
+    with pytest.raises(InvalidArgumentError) as refused:
+        await client.validate_run([good, empty], max_parallel=10_000, tags=[tag])
+    assert sorted(v.field for v in refused.value.violations) == [
+        "max_parallel",
+        "tests[1].definition.steps[0].click.selector",
+    ]
+    assert [job async for job in client.jobs(tag=tag)] == []  # neither call made a job
+    with pytest.raises(InvalidArgumentError) as submitted:  # submit_run refuses what validate_run did
+        await client.submit_run([good, empty], max_parallel=10_000, tags=[tag])
+    assert submitted.value.violations == refused.value.violations
