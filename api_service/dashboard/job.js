@@ -18,14 +18,17 @@ export function show(root, ctx) {
   let waitForApi = null; // stops the queue stream watched while the job cannot be read
   const apiState = liveIndicator(); // that stream's state, shown meanwhile
 
-  function stopStream() {
+  /** Stop what the page shows live: the job's progress stream and its evidence's loads, and
+   * (unless `keepWaiting`) the queue stream watched while the job could not be read. */
+  function stopLive({ keepWaiting = false } = {}) {
+    if (!keepWaiting) {
+      waitForApi?.();
+      waitForApi = null;
+    }
     stream?.stop();
     stream = null;
-  }
-
-  function stopWaiting() {
-    waitForApi?.();
-    waitForApi = null;
+    evidence?.stop();
+    evidence = null;
   }
 
   async function load() {
@@ -34,7 +37,7 @@ export function show(root, ctx) {
     } catch (error) {
       if (stopped) return;
       if (error.status === 404) {
-        stopWaiting();
+        stopLive();
         showProblem([], notice("error", `There is no job ${id} (it may have been removed after its retention time).`));
       } else {
         unreadable(error);
@@ -43,9 +46,7 @@ export function show(root, ctx) {
   }
 
   function showProblem(head, problem) {
-    stopStream();
-    evidence?.stop();
-    evidence = null;
+    stopLive({ keepWaiting: true });
     root.replaceChildren(h("div", { class: "view-head" }, h("h1", {}, "Job"), head), problem,
       h("p", {}, h("a", { href: "#/jobs" }, "Back to jobs")));
   }
@@ -63,10 +64,7 @@ export function show(root, ctx) {
 
   function draw(job) {
     if (stopped) return;
-    stopWaiting();
-    stopStream();
-    evidence?.stop();
-    evidence = null;
+    stopLive();
     ctx.setTitle(job.name || `Job ${id.slice(0, 8)}`);
     const problem = h("div", {});
     const parts = {
@@ -139,9 +137,7 @@ export function show(root, ctx) {
   load();
   return () => {
     stopped = true;
-    stopWaiting();
-    stopStream();
-    evidence?.stop();
+    stopLive();
   };
 }
 

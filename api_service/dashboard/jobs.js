@@ -50,13 +50,17 @@ export function show(root, ctx) {
     rows.set(job.id, row);
     if (atTop) tbody.prepend(row.tr);
     else tbody.append(row.tr);
-    empty.hidden = true;
-    list.hidden = false;
+    showRows();
   }
 
   function remove(id) {
     rows.get(id)?.tr.remove();
     rows.delete(id);
+    showRows();
+  }
+
+  /** The table when it has rows; else "No jobs…", unless the list could not be read (its notice says why). */
+  function showRows() {
     empty.hidden = rows.size > 0 || failed !== null;
     list.hidden = rows.size === 0;
   }
@@ -79,8 +83,7 @@ export function show(root, ctx) {
         tbody.replaceChildren();
       }
       for (const job of page.jobs ?? []) add(job);
-      empty.hidden = rows.size > 0;
-      list.hidden = rows.size === 0;
+      showRows();
       loadMore(more, page.nextPageToken, load);
     } catch (error) {
       failed = { pageToken, fresh };
