@@ -86,14 +86,20 @@ def apply_mask(current: ScheduleSpec, given: ScheduleSpec, paths: Sequence[str])
     """`current` with the fields `paths` name taken from `given` (no paths: every settable field).
 
     Raises:
-        ValidationError: a path names no settable field.
+        ValidationError: a path names no settable field, or a part of one (`template.definition.name`:
+            a field is replaced whole, so a path into it would replace what it does not name).
     """
     unknown = [p for p in paths if p.split(".")[0] not in MASK_PATHS]
     if unknown:
         raise ValidationError(
             [FieldViolation("update_mask", f"unknown field {unknown[0]!r}; one of {', '.join(MASK_PATHS)}")]
         )
-    chosen = {p.split(".")[0] for p in paths} or set(MASK_PATHS)
+    nested = [p for p in paths if "." in p]
+    if nested:
+        whole = nested[0].split(".")[0]
+        why = f"{nested[0]!r} names a part of a field; fields are replaced whole: give {whole!r} with all of it"
+        raise ValidationError([FieldViolation("update_mask", why)])
+    chosen = set(paths) or set(MASK_PATHS)
     timing = current.timing
     if chosen & {"cron", "interval_ms"}:
         timing = dataclasses.replace(timing, cron=given.timing.cron, interval_ms=given.timing.interval_ms)

@@ -7,8 +7,10 @@ Every API replica computes the same fire times for a schedule, so that claiming 
   schedule's timing was last set (its creation, or an update that changed the timing);
 - **cron**: 5 fields (minute first), or 6 with seconds first, evaluated by `croniter` in the
   schedule's IANA time zone. A spring-forward gap fires at the first time after it; in a
-  fall-back hour, a cron whose hour field is fixed (`30 2 * * *`) fires once, at the first of the
-  two 02:30s, while one that runs every hour or more often fires in real time through both;
+  fall-back hour, a fixed-time cron (`30 2 * * *`, `0 2,14 * * *`) fires once, at the first of the
+  two 02:30s, while one whose hours run through the repeated one — `*`, a step, or a range or list
+  holding the hour before it (`0 0-23 * * *`, `30 1-3 * * *`) — fires in real time through both.
+  croniter's random fields (`R`) are refused: each evaluation would draw other fire times;
 - **jitter**: each fire runs up to `jitter_ms` later, by an offset drawn from a hash of the schedule's
   id and the fire time, so every replica agrees on it. It must be less than the interval, or than
   the shortest gap between a cron's fires (fires are submitted in order: a longer jitter would hold
@@ -120,6 +122,8 @@ def _cron_problem(expression: str) -> str:
     fields = expression.split()
     if len(fields) not in (5, 6):
         return f"5 fields (minute hour day month weekday), or 6 with seconds first; got {len(fields)}"
+    if any(part[:1] in ("R", "r") for field in fields for part in field.split(",")):
+        return "random fields (R) are not allowed: every API replica must compute the same fire times"
     try:
         iterator = croniter(
             expression,
@@ -140,7 +144,7 @@ def _zone(name: str) -> ZoneInfo | None:
         return None
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of tzdata ("America")
         return None
 
 
@@ -171,16 +175,25 @@ def fires_after(timing: Timing, *, anchor_ms: int, after_ms: int) -> Iterator[in
 def _cron_fires(timing: Timing, after_ms: int) -> Iterator[int]:
     zone = _zone(timing.timezone) or UTC
     fields = timing.cron.split()
-    fixed_hour = not any(c in fields[-4] for c in "*/")
+    seconds_first = len(fields) == 6
+    hours = _hours(timing.cron, seconds_first)
+    every_hour = "*" in hours or any(c in fields[-4] for c in "*/")
     start = datetime.fromtimestamp(after_ms / 1000, zone)
-    iterator = croniter(timing.cron, start, second_at_beginning=len(fields) == 6)
+    iterator = croniter(timing.cron, start, second_at_beginning=seconds_first)
     while True:
         at = round(float(iterator.get_next(float)) * 1000)
         if at <= after_ms:
             continue
-        if fixed_hour and datetime.fromtimestamp(at / 1000, zone).fold == 1:
+        local = datetime.fromtimestamp(at / 1000, zone)
+        if local.fold == 1 and not every_hour and (local.hour - 1) % 24 not in hours:
             continue  # the repeated hour of a fall-back: a fixed-time fire already ran at its first pass
         yield at
+
+
+@lru_cache(maxsize=256)
+def _hours(cron: str, seconds_first: bool) -> frozenset[int | str]:
+    """The hours a cron fires in ({"*"}: all 24)."""
+    return frozenset(croniter.expand(cron, second_at_beginning=seconds_first)[0][1])
 
 
 def next_fires(timing: Timing, *, anchor_ms: int, after_ms: int, count: int) -> tuple[int, ...]:

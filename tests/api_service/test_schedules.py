@@ -265,6 +265,19 @@ async def test_update_with_a_mask_changes_only_what_it_names(api: Api) -> None:
         Code.INVALID_ARGUMENT,
     )
     assert bad_request_fields(err) == ["update_mask"]
+    err = await rpc_error(  # a path into a field: the field would be replaced whole, so it is refused
+        api.schedules.UpdateSchedule(
+            pb.UpdateScheduleRequest(
+                schedule=schedule(scheduleId=made.schedule_id),
+                update_mask=field_mask_pb2.FieldMask(paths=["template.definition.name"]),
+            ),
+            metadata=md,
+        ),
+        Code.INVALID_ARGUMENT,
+    )
+    assert bad_request_fields(err) == ["update_mask"] and "'template.definition.name' names a part" in (
+        err.details() or ""
+    )
     everything = await api.schedules.UpdateSchedule(
         pb.UpdateScheduleRequest(schedule=schedule(scheduleId=made.schedule_id, name="all", timezone="Europe/Berlin")),
         metadata=md,

@@ -72,6 +72,40 @@ def test_fall_back_fires_a_fixed_time_once_and_a_frequent_cron_through_both_hour
     assert all(b - a == 1_800_000 for a, b in itertools.pairwise(half_hourly))
 
 
+@pytest.mark.parametrize(
+    ("cron", "at_two"),
+    [
+        ("0 * * * *", ["02:00:00+02:00", "02:00:00+01:00"]),
+        ("0 0-23 * * *", ["02:00:00+02:00", "02:00:00+01:00"]),  # every hour, written as a range
+        ("0 1-3 * * *", ["02:00:00+02:00", "02:00:00+01:00"]),  # hourly through the repeated hour
+        ("0 0,1,2,3 * * *", ["02:00:00+02:00", "02:00:00+01:00"]),
+        ("0 2,14 * * *", ["02:00:00+02:00"]),  # fixed times: once
+        ("0 2-3 * * *", ["02:00:00+02:00"]),  # begins in the repeated hour: its 02:00 is a fixed time
+        ("0 0 2 * * *", ["02:00:00+02:00"]),  # six fields, seconds first
+        ("0 0 1-3 * * *", ["02:00:00+02:00", "02:00:00+01:00"]),
+    ],
+)
+def test_fall_back_fires_in_real_time_a_cron_whose_hours_run_through_the_repeated_one(
+    cron: str, at_two: list[str]
+) -> None:
+    start = ms(datetime(2026, 10, 25, 1, 30, tzinfo=BERLIN))
+    fires = next_fires(Timing(cron=cron, timezone="Europe/Berlin"), anchor_ms=0, after_ms=start, count=3)
+    assert [local(f)[11:] for f in fires if local(f).startswith("2026-10-25T02")] == at_two
+
+
+def test_a_random_cron_is_refused_as_replicas_would_draw_other_fire_times() -> None:
+    for cron in ("R * * * *", "r * * * *", "R/5 * * * *", "0 R(0-5) * * *", "0 0 * * R", "1 0 1 MAR FRI"):
+        found = timing_violations(Timing(cron=cron), prefix="schedule.")
+        refused = [v for v in found if v.field == "schedule.cron" and "random fields (R)" in v.description]
+        assert bool(refused) is (cron != "1 0 1 MAR FRI"), (cron, found)  # a month or day name is no R
+
+
+def test_a_time_zone_that_names_a_folder_of_zones_is_refused_not_an_error() -> None:
+    for name in ("America", "Europe", "Etc", "America/Argentina"):
+        found = timing_violations(Timing(interval_ms=1000, timezone=name), prefix="schedule.")
+        assert [v.field for v in found] == ["schedule.timezone"], (name, found)
+
+
 def test_interval_fires_count_from_the_anchor() -> None:
     timing = Timing(interval_ms=5000)
     anchor = 1_000_000
