@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from sentinel_cli import arguments
-from sentinel_cli.client import PRIORITIES, open_client, state_name
+from sentinel_cli.client import PRIORITIES, open_client, shown_time, state_name
 from sentinel_client import DeadLetter, Figures, HealthStatus, JobState, Priority, QueueEvent, QueueHealth, QueueStats
 from shared.events import EVENT_KINDS
 
@@ -61,11 +61,6 @@ def add_parsers(sub: Any) -> None:
     listing.add_argument("--schedule", default="", metavar="ID", help="only the jobs this schedule fired")
 
 
-def _time(when: datetime | None) -> str:
-    """A time in the local zone, to the second ("-" when unset)."""
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
-
-
 def _lane(priority: Priority | None) -> str:
     return priority.value if priority else "?"
 
@@ -86,7 +81,7 @@ def render_health(health: QueueHealth, out: TextIO) -> None:
     out.write(_row("total", s))
     out.write(
         f"\n  processed {s.total_processed} ({s.total_failed} failed, {s.total_cancelled} cancelled)"
-        f"   last finished {_time(s.last_processed_at)}\n"
+        f"   last finished {shown_time(s.last_processed_at)}\n"
     )
 
 
@@ -199,7 +194,7 @@ async def _list_dead_letters(letters: AsyncGenerator[DeadLetter, None], limit: i
     shown = 0
     async with contextlib.aclosing(letters):
         async for d in letters:
-            print(f"{d.job_id}  {_time(d.dead_lettered_at)}  {d.attempts} attempt(s)  {d.name}  {d.reason}")
+            print(f"{d.job_id}  {shown_time(d.dead_lettered_at)}  {d.attempts} attempt(s)  {d.name}  {d.reason}")
             if d.error and d.error.message:
                 category = d.error.category.value if d.error.category else "unspecified"
                 print(f"    ↳ {category}: {d.error.message}")
@@ -225,7 +220,7 @@ async def list_jobs(
         tags = f"  [{','.join(job.tags)}]" if job.tags else ""
         print(
             f"{job.id}  {state_name(job.state):<9} {_lane(job.priority):<6} "
-            f"{_time(job.created_at)}  {job.attempt}/{job.max_attempts}  {job.name}{tags}{ended}"
+            f"{shown_time(job.created_at)}  {job.attempt}/{job.max_attempts}  {job.name}{tags}{ended}"
         )
     if page.next_page_token:
         print(f"more: sentinel jobs --page-token '{page.next_page_token}'")

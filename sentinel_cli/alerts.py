@@ -18,11 +18,10 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, TextIO
 
 from sentinel_cli import arguments, webhooks
-from sentinel_cli.client import open_client
+from sentinel_cli.client import open_client, shown_time
 from sentinel_client import AlertRule, AsyncClient, Delivery
 from shared.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -63,13 +62,9 @@ def add_parser(sub: Any) -> None:
     deliveries.add_argument("--page-token", default="", metavar="T", help="go on from where a listing stopped")
 
 
-def _time(when: datetime | None) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
-
-
 def render_rule(rule: AlertRule, out: TextIO) -> None:
     """A rule: its id and tag, then each notification on a line of its own."""
-    out.write(f"{rule.id}  tag {rule.tag}  {_time(rule.created_at)}\n")
+    out.write(f"{rule.id}  tag {rule.tag}  {shown_time(rule.created_at)}\n")
     for n in rule.notifications:
         out.write(f"  → {webhooks.describe(n)}\n")
 
@@ -78,13 +73,13 @@ def render_deliveries(deliveries: Sequence[Delivery], out: TextIO) -> None:
     """The deliveries table, each column as wide as its widest cell."""
     rows = [
         (
-            _time(d.created_at),
+            shown_time(d.created_at),
             d.event,
             d.url,
             d.state.value if d.state else "-",
             str(d.attempts),
             str(d.response_status) if d.response_status else "-",
-            _time(d.next_attempt_at),
+            shown_time(d.next_attempt_at),
             d.error or "-",
         )
         for d in deliveries

@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
+from datetime import datetime, tzinfo
 from pathlib import PurePath
 from typing import TextIO
 
@@ -100,6 +101,12 @@ def attempt_text(job: Job) -> str:
     if job.ended and job.attempt < job.max_attempts and job.state is not JobState.COMPLETED:
         return f"attempt {job.attempt}, not retried"
     return f"attempt {job.attempt} of {job.max_attempts}"
+
+
+def shown_time(when: datetime | None, zone: tzinfo | None = None) -> str:
+    """`2026-12-07 09:00:00-05:00`: to the second, in `zone` (None: this machine's), always with its
+    UTC offset so that nobody reads one zone's time as another's ("-" when unset)."""
+    return when.astimezone(zone).isoformat(sep=" ", timespec="seconds") if when else "-"
 
 
 def state_name(state: JobState | None) -> str:

@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sentinel_cli import recorder, webhooks
-from sentinel_cli.client import PRIORITIES, open_client, state_name
+from sentinel_cli.client import PRIORITIES, open_client, shown_time, state_name
 from sentinel_client import InvalidArgumentError, Schedule, ScheduleFields, SubmitOptions
 from sentinel_client.errors import FieldViolation
 from shared.schedules.timing import MAX_INTERVAL_MS, MIN_INTERVAL_MS
@@ -143,11 +142,6 @@ def _zone(schedule: Schedule) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _time(when: datetime | None, zone: ZoneInfo) -> str:
-    """`2026-12-07 09:00:00-05:00`: in the schedule's zone, with its offset (never the machine's)."""
-    return when.astimezone(zone).isoformat(sep=" ", timespec="seconds") if when else "-"
-
-
 def _timing(schedule: Schedule) -> str:
     if schedule.cron:
         return f"cron {schedule.cron!r} {schedule.timezone}"
@@ -157,7 +151,7 @@ def _timing(schedule: Schedule) -> str:
 def render_line(schedule: Schedule, out: TextIO) -> None:
     """One schedule on a line (`list`, and what the changing commands print)."""
     first = schedule.next_fires[0] if schedule.next_fires else None
-    nxt = "paused" if schedule.paused else f"next {_time(first, _zone(schedule))}"
+    nxt = "paused" if schedule.paused else f"next {shown_time(first, _zone(schedule))}"
     out.write(f"{schedule.id}  {schedule.name}  {_timing(schedule)}  {schedule.overlap.value}  {nxt}\n")
 
 
@@ -172,9 +166,9 @@ def render_schedule(schedule: Schedule, out: TextIO) -> None:
     for n in schedule.notifications:
         out.write(f"  notify {webhooks.describe(n)}\n")
     for when in schedule.next_fires:
-        out.write(f"  next   {_time(when, zone)}\n")
+        out.write(f"  next   {shown_time(when, zone)}\n")
     for run in schedule.recent_runs:
-        at = _time(run.fire_time, zone)
+        at = shown_time(run.fire_time, zone)
         if run.held:
             out.write(f"  {at}  {run.reason or 'held'}\n")
         elif run.skipped:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -85,6 +86,7 @@ async def test_events_follow_pause_resume_and_jobs(
     assert await admin_commands.list_jobs(address(api), state="pending", tag="smoke", limit=10, page_token="") == 0
     out = capsys.readouterr().out
     assert job_id in out and "PENDING" in out and "[smoke]" in out
+    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d ", out), out  # a time says its zone's offset
     await admin_commands.list_jobs(address(api), state="completed", tag="", limit=10, page_token="")
     assert capsys.readouterr().out == "no jobs\n"
 

@@ -216,7 +216,9 @@ async def test_deliveries_are_paged_and_show_when_they_are_tried_again(api: Api)
     assert len(table) == 4 and "more:" not in "\n".join(table)  # --limit 0: all of them
     for line in table[1:]:  # pending, due again after the backoff (1 s by default): its time
         cells = re.split(r"\s{2,}", line)
-        assert cells[3:6] == ["pending", "1", "503"] and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", cells[6])
+        assert cells[3:6] == ["pending", "1", "503"] and re.fullmatch(
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d", cells[6]
+        )
 
     first = (await api.run("alerts", "deliveries", "--job", job_id, "--limit", "2")).splitlines()
     assert len(first) == 4 and first[-1].startswith("more: sentinel alerts deliveries --job ")
