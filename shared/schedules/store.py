@@ -152,8 +152,8 @@ def _with_next_fires(schedule: Schedule, now: int) -> Schedule:
 
 
 async def get_schedule(queue: Queue, schedule_id: str, *, tenant: str | None) -> Schedule:
-    """The schedule with its next fire times and its latest runs (each with its job's state now), the
-    fire BUFFER_ONE holds first (`HELD`)."""
+    """The schedule with its next fire times and its latest runs, newest fire first (each with its
+    job's state now), the fire BUFFER_ONE holds first of all (`HELD`)."""
     schedule = await load_schedule(queue, schedule_id, tenant=tenant)
     queue = queue.for_job(schedule_id)
     entries = cast(list[str], await queue.redis.lrange(queue.keys.schedule_runs(schedule_id), 0, RECENT_RUNS - 1))
@@ -166,6 +166,7 @@ async def get_schedule(queue: Queue, schedule_id: str, *, tenant: str | None) ->
         dataclasses.replace(run, state=JobState(state) if state else None)
         for run, state in zip(runs, states, strict=True)
     ]
+    runs.sort(key=lambda run: run.fire_time_ms, reverse=True)  # a held fire is recorded when it runs, later
     if schedule.buffered_ms and not schedule.spec.paused:
         runs.insert(0, ScheduleRun(fire_time_ms=schedule.buffered_ms, reason=HELD))
     return dataclasses.replace(_with_next_fires(schedule, now_ms()), recent_runs=tuple(runs))

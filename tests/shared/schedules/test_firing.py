@@ -121,6 +121,12 @@ async def test_buffer_one_runs_one_held_fire_when_the_previous_run_ends(queue: Q
     assert await firing.fire_due(queue, sid, now=t + 3500) == [(t + 2000, "started")]
     assert [f for f, _ in await fired_jobs(queue, schedule)] == [t + 1000, t + 2000]
     assert (await store.load_schedule(queue, sid, tenant=TENANT)).buffered_ms == 0
+    shown = await store.get_schedule(queue, sid, tenant=TENANT)  # by fire time, though the held one ran last
+    assert [(r.fire_time_ms, r.skipped) for r in shown.recent_runs] == [
+        (t + 3000, True),
+        (t + 2000, False),
+        (t + 1000, False),
+    ]
 
 
 async def test_a_held_fire_is_shown_first_among_the_runs_while_it_waits(queue: Queue) -> None:
