@@ -30,7 +30,7 @@ from executor_service.store import (
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
 from shared.queue import Queue
-from shared.redis_errors import REDIS_ERRORS
+from shared.redis_errors import REDIS_ERRORS, REDIS_UNREACHABLE
 from shared.settings import ExecutorSettings
 from shared.tasks import stop_tasks, watched
 
@@ -71,7 +71,10 @@ class Worker(Runs):
         self._supporting: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await self.queue.ensure_groups()
+        try:
+            await self.queue.ensure_groups()
+        except REDIS_UNREACHABLE as exc:  # serve, unready; the claim loop makes the lanes once Redis answers
+            log.warning("redis not reachable at start (%s): claiming waits for it", exc)
         await super().start()
         # Claiming stops first on drain; the control channel and heartbeats go on until the
         # in-flight jobs are done, so they can still be cancelled and keep their leases.

@@ -25,12 +25,10 @@ import logging
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.errors import ConfigError
-from shared.redis_errors import REDIS_ERRORS
+from shared.redis_errors import REDIS_ERRORS, REDIS_UNREACHABLE
 from shared.tasks import Periodic
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,7 @@ CHECK_INTERVAL_S = 15.0
 #: A read of the policy that takes longer counts as Redis not answering.
 READ_TIMEOUT_S = 5.0
 #: Errors that mean Redis did not answer (as opposed to refusing a command).
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+UNREACHABLE = REDIS_UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ async def read_policy(client: aioredis.Redis) -> EvictionPolicy:
     """Redis's eviction policy: `INFO memory` first (answers where `CONFIG` is disabled), then `CONFIG GET`.
 
     Raises:
-        redis ConnectionError / TimeoutError, OSError: Redis did not answer.
+        `UNREACHABLE` (a connection error, a timeout, a cluster that is down): Redis did not answer.
     """
     problems: list[str] = []
     try:
@@ -96,6 +94,8 @@ async def read_policy(client: aioredis.Redis) -> EvictionPolicy:
         if policy:
             return EvictionPolicy(policy, source="INFO memory")
         problems.append("INFO memory has no maxmemory_policy")
+    except UNREACHABLE:  # CLUSTERDOWN / TRYAGAIN are replies too, but say Redis is not serving
+        raise
     except ResponseError as exc:  # disabled, renamed or not allowed to this user
         problems.append(f"INFO memory refused: {exc}")
     try:
@@ -104,6 +104,8 @@ async def read_policy(client: aioredis.Redis) -> EvictionPolicy:
         if policy:
             return EvictionPolicy(policy, source="CONFIG GET")
         problems.append("CONFIG GET maxmemory-policy answered nothing")
+    except UNREACHABLE:
+        raise
     except ResponseError as exc:
         problems.append(f"CONFIG GET refused: {exc}")
     return EvictionPolicy("", detail="; ".join(problems))

@@ -22,9 +22,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from shared import codec, jobs
 from shared.clock import now_ms
 from shared.direct.runner import DirectRunner
@@ -35,6 +32,7 @@ from shared.model import Job, JobState, Priority, ProgressEvent, SubmitCommand
 from shared.paging import Page
 from shared.progress import follow_progress
 from shared.queue import Queue
+from shared.redis_errors import REDIS_UNREACHABLE
 from shared.settings import QueueSettings
 from shared.shards import new_id, shard_of
 from shared.streams import StreamHub
@@ -43,7 +41,7 @@ from shared.submits import Submitter
 log = logging.getLogger(__name__)
 
 #: What tells hybrid mode that Redis does not answer (and not that it refused the request).
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_DOWN = REDIS_UNREACHABLE
 #: Why hybrid mode ran a job directly.
 QUEUE_UNREACHABLE = "the queue is unreachable"
 NOT_LOW_PRIORITY = "QUEUE_LOW_PRIORITY_ONLY queues only low-priority tests"

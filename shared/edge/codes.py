@@ -10,9 +10,6 @@ Nothing here imports grpc.
 
 from __future__ import annotations
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from shared.errors import (
     ConflictError,
     LimitError,
@@ -23,6 +20,7 @@ from shared.errors import (
     UnavailableError,
     ValidationError,
 )
+from shared.redis_errors import REDIS_UNREACHABLE
 
 INTERNAL = "INTERNAL"
 
@@ -35,8 +33,7 @@ CODE_NAMES: list[tuple[type[BaseException], str]] = [
     (UnavailableError, "UNAVAILABLE"),
     (UnauthenticatedError, "UNAUTHENTICATED"),
     (PermissionDeniedError, "PERMISSION_DENIED"),
-    (RedisConnectionError, "UNAVAILABLE"),
-    (RedisTimeoutError, "UNAVAILABLE"),
+    *((cls, "UNAVAILABLE") for cls in REDIS_UNREACHABLE if not issubclass(cls, OSError)),
 ]
 
 
@@ -50,7 +47,7 @@ def code_name(exc: BaseException) -> str:
 
 def message_for(exc: BaseException) -> str:
     """What the caller is told about `exc`: its own message for Sentinel's errors, never internals."""
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+    if code_name(exc) == "UNAVAILABLE" and isinstance(exc, REDIS_UNREACHABLE):
         return "the queue store (Redis) is unreachable; try again shortly"
     if isinstance(exc, SentinelError):
         return str(exc)

@@ -94,25 +94,26 @@ class Stack:
         env.update(extra)
         return env
 
-    def start(self, kind: str, **env: str) -> Service:
-        """Start `sentinel api` or `sentinel executor` on a free port and wait until it serves.
+    def start(self, kind: str, *, health: str = "", **env: str) -> Service:
+        """Start `sentinel api` or `sentinel executor` on a free port and wait until it serves
+        (`health`: until that grpc.health.v1 service says SERVING: `liveness` while Redis is away).
 
         A port is free when picked and bound by the service a moment later; meanwhile another
         process's outgoing connection can get it as its local port (both come from the ephemeral
         range). A service that could not bind is started again on another port."""
         for _ in range(PORT_ATTEMPTS - 1):
             try:
-                return self._launch(kind, free_port(), env)
+                return self._launch(kind, free_port(), env, health=health)
             except PortTaken:
                 self.services.pop()  # it exited: nothing to stop at the end
-        return self._launch(kind, free_port(), env)
+        return self._launch(kind, free_port(), env, health=health)
 
     def restart(self, service: Service, **env: str) -> Service:
         """Stop `service` cleanly and start its kind again on the same port, so clients find it where it was."""
         assert service.stop() == 0, f"{service.name} did not exit cleanly on SIGTERM"
         return self._launch(service.name, service.port, env)
 
-    def _launch(self, kind: str, port: int, env: dict[str, str]) -> Service:
+    def _launch(self, kind: str, port: int, env: dict[str, str], *, health: str = "") -> Service:
         port_var = "API_GRPC_PORT" if kind == "api" else "EXECUTOR_GRPC_PORT"
         host_var = "API_GRPC_HOST" if kind == "api" else "EXECUTOR_GRPC_HOST"
         log = self.directory / f"{kind}-{len(self.services)}.log"
@@ -125,7 +126,7 @@ class Stack:
             )
         service = Service(name=kind, process=process, port=port, log=log)
         self.services.append(service)
-        wait_serving(service)
+        wait_serving(service, health=health)
         return service
 
     def logs(self) -> str:
@@ -151,8 +152,9 @@ class Stack:
         return [svc.stop(timeout=timeout) for svc in reversed(self.services)]
 
 
-def wait_serving(service: Service, within: float = 90) -> None:
-    """Block until the service's grpc.health.v1 says SERVING (or fail with its log).
+def wait_serving(service: Service, within: float = 90, *, health: str = "") -> None:
+    """Block until the service's grpc.health.v1 (its `health` service; "": overall) says SERVING
+    (or fail with its log).
 
     A service usually answers within a second or two; on a machine whose cores are busy, importing
     its modules and launching Chromium has been seen to take 30 s, hence the wide bound."""
@@ -164,7 +166,7 @@ def wait_serving(service: Service, within: float = 90) -> None:
                 text = service.log.read_text(errors="replace")
                 taken = PortTaken if f":{service.port}" in text and "Address already in use" in text else AssertionError
                 raise taken(f"{service.name} exited early:\n{text}")
-            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=health), timeout=1)
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
         wait_for_blocking(

@@ -1,0 +1,72 @@
+"""A Redis Cluster that does not answer, seen by real `sentinel api` and `sentinel executor` processes:
+calls answer UNAVAILABLE (as with one Redis), not INTERNAL, and a service started while the cluster
+is away waits unready instead of dying (Kubernetes would restart it in a loop)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from protos import sentinel_pb2 as pb
+from protos import sentinel_pb2_grpc as pb_grpc
+from shared.direct.backend import REDIS_DOWN
+from shared.edge.codes import code_name, message_for
+from shared.redis_policy import UNREACHABLE
+from tests.cluster.cluster import Cluster
+from tests.e2e.conftest import Stack
+from tests.e2e.helpers import request
+from tests.support import closed_port
+
+pytestmark = pytest.mark.timeout(180)
+
+ENV = {"REDIS_CLUSTER": "true", "SENTINEL_QUEUE_SHARDS": "3"}
+UNREACHABLE_TEXT = "the queue store (Redis) is unreachable; try again shortly"
+
+
+async def submit_refused(port: int) -> grpc.aio.AioRpcError:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.TestExecutionStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Submit(request("http://127.0.0.1:1", [{"navigate": {"url": "/"}}]), timeout=30)
+        return refused.value
+
+
+async def test_a_cluster_that_stops_answering_is_unavailable_and_services_start_without_it(
+    tmp_path: pytest.TempPathFactory, cluster: Cluster
+) -> None:
+    stack = Stack(redis=cluster, directory=tmp_path, site="", seen=[])  # type: ignore[arg-type]
+    try:
+        api = stack.start("api", **ENV)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+            stub = pb_grpc.TestExecutionStub(channel)
+            admin = pb_grpc.QueueAdminStub(channel)
+            assert (await stub.Submit(request("http://127.0.0.1:1", [{"navigate": {"url": "/"}}]), timeout=30)).job_id
+
+            cluster.stop()  # every node: maintenance, a network cut
+            refused = await submit_refused(api.port)
+            assert (refused.code(), refused.details()) == (grpc.StatusCode.UNAVAILABLE, UNREACHABLE_TEXT)
+            health = await admin.GetHealth(pb.GetHealthRequest(), timeout=30)
+            assert health.status == pb.HEALTH_STATUS_UNHEALTHY and "redis unreachable" in health.reasons[0]
+
+        # Started while the cluster does not answer: both wait, unready, instead of exiting.
+        away = {**ENV, "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
+        late_api = stack.start("api", health="liveness", **away)
+        stack.start("executor", health="liveness", **away)
+        refused = await submit_refused(late_api.port)
+        assert (refused.code(), refused.details()) == (grpc.StatusCode.UNAVAILABLE, UNREACHABLE_TEXT)
+    finally:
+        codes = stack.stop_services(failed=False)
+    assert codes == [0, 0, 0], stack.logs()
+
+
+def test_every_cluster_outage_error_means_unreachable_to_every_part() -> None:
+    from redis.exceptions import ClusterDownError, RedisClusterUnreachableError, SlotNotCoveredError, TryAgainError
+
+    for exc in (
+        RedisClusterUnreachableError("Redis Cluster cannot be connected."),
+        SlotNotCoveredError("Slot 1 is not covered by the cluster."),
+        ClusterDownError("The cluster is down"),
+        TryAgainError("TRYAGAIN"),
+    ):
+        assert (code_name(exc), message_for(exc)) == ("UNAVAILABLE", UNREACHABLE_TEXT), exc
+        assert isinstance(exc, REDIS_DOWN) and isinstance(exc, UNREACHABLE), exc  # hybrid's fallback, the start
