@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from sentinel_client._pem import certificates_problem, pair_problem
 from sentinel_client._retry import RetryPolicy, stream_policy
 from sentinel_client.errors import ConfigError
 
@@ -55,8 +56,14 @@ class TLSConfig:
         """gRPC's credentials from these files, read now.
 
         Raises:
-            ConfigError: a file cannot be read (named in the message).
+            ConfigError: a file cannot be read, holds no PEM certificate or key, or the key is
+                encrypted or another certificate's (the file named in the message).
         """
+        problem = _files_problem(
+            os.fspath(self.ca or ""), os.fspath(self.cert or ""), os.fspath(self.key or ""), ca_name="ca", pair_names=""
+        )
+        if problem is not None:
+            raise ConfigError(f"TLSConfig: {problem}")
         return grpc.ssl_channel_credentials(
             root_certificates=_read(self.ca),
             private_key=_read(self.key),
@@ -66,6 +73,21 @@ class TLSConfig:
     def options(self) -> list[tuple[str, Any]]:
         """The channel options these settings need (the name to expect in the API's certificate)."""
         return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+
+
+def _files_problem(ca: str, cert: str, key: str, *, ca_name: str, pair_names: str) -> str | None:
+    """What is wrong with the CA file and the client pair ("": not given), each named as its setting
+    is (`pair_names` + `cert` / `key`)."""
+    if ca and (problem := certificates_problem(ca, ca_name)) is not None:
+        return problem
+    if cert and key:
+        return pair_problem(
+            cert,
+            key,
+            cert_name=f"{pair_names}cert".upper() if pair_names else "cert",
+            key_name=f"{pair_names}key".upper() if pair_names else "key",
+        )
+    return None
 
 
 def _read(path: str | os.PathLike[str] | None) -> bytes | None:
@@ -178,6 +200,9 @@ def options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     key = _path(environ, "SENTINEL_TLS_CLIENT_KEY")
     if bool(cert) != bool(key):
         raise ConfigError("SENTINEL_TLS_CLIENT_CERT and SENTINEL_TLS_CLIENT_KEY must be set together")
+    problem = _files_problem(ca, cert, key, ca_name="SENTINEL_TLS_CA", pair_names="SENTINEL_TLS_CLIENT_")
+    if problem is not None:
+        raise ConfigError(problem)
     server_name = environ.get("SENTINEL_TLS_SERVER_NAME", "").strip()
     tls = _bool(environ, "SENTINEL_TLS") or bool(ca or cert)
     return {

@@ -578,6 +578,7 @@ class ClientSettings:
     tls_cert: str = ""  # client certificate and key, for an API that requires mTLS
     tls_key: str = ""
     tls_server_name: str = ""  # expected name in the server's certificate, if not the address's host
+    tls_variables: str = "SENTINEL_TLS"  # the files came from <this>_CA, _CLIENT_CERT, _CLIENT_KEY (errors name them)
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ClientSettings:
@@ -758,6 +759,7 @@ def _executor_client(env: Environ) -> ClientSettings:
         tls_cert=cert,
         tls_key=key,
         tls_server_name=env.get("SENTINEL_EXECUTOR_TLS_SERVER_NAME", "").strip(),
+        tls_variables="SENTINEL_EXECUTOR_TLS",
     )
 
 

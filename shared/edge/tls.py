@@ -2,7 +2,9 @@
 
 Servers: `listen` opens the port with TLS when a certificate is configured (and requires client
 certificates when a client CA is), else plaintext. Clients: `open_channel` dials with TLS when
-the client settings ask for it, and attaches the API key to every call.
+the client settings ask for it, and attaches the API key to every call. Every file is checked with
+`ssl` before gRPC sees it: gRPC only logs a bad one, then fails to bind (or to connect), which
+reads as a port (or network) problem; here a bad file raises `ConfigError` naming its variable.
 It must never read the environment itself, and never fall back to plaintext when TLS was asked for.
 """
 
@@ -14,6 +16,8 @@ from typing import Any
 
 import grpc
 
+from sentinel_client._pem import certificates_problem, pair_problem
+from shared.errors import ConfigError
 from shared.settings import ClientSettings, TlsSettings
 
 
@@ -21,8 +25,30 @@ def _read(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
+def _check_certificates(path: str, name: str) -> None:
+    """ConfigError naming `name` unless `path` can be read and holds at least one PEM certificate."""
+    problem = certificates_problem(path, name)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+def _check_pair(cert: str, key: str, *, cert_name: str, key_name: str) -> None:
+    """ConfigError naming `cert_name` or `key_name` unless `cert` holds a PEM certificate and `key`
+    its PEM private key, unencrypted."""
+    problem = pair_problem(cert, key, cert_name=cert_name, key_name=key_name)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
 def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
-    """Credentials for a TLS server; with a client CA, clients must present a certificate it signed."""
+    """Credentials for a TLS server; with a client CA, clients must present a certificate it signed.
+
+    Raises:
+        ConfigError: a file is unreadable, not PEM, an encrypted key or the key of another certificate.
+    """
+    _check_pair(tls.cert_file, tls.key_file, cert_name="SENTINEL_TLS_CERT", key_name="SENTINEL_TLS_KEY")
+    if tls.client_ca_file:
+        _check_certificates(tls.client_ca_file, "SENTINEL_TLS_CLIENT_CA")
     pair = [(_read(tls.key_file), _read(tls.cert_file))]
     if tls.client_ca_file:
         return grpc.ssl_server_credentials(pair, root_certificates=_read(tls.client_ca_file), require_client_auth=True)
@@ -31,11 +57,16 @@ def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
 
 def listen(server: grpc.aio.Server, host: str, port: int, tls: TlsSettings) -> int:
     """Open `host:port` on `server` (TLS when configured); returns the bound port (0 = failed: in use,
-    or not an address of this machine)."""
+    or not an address of this machine).
+
+    Raises:
+        ConfigError: a TLS file is bad (see `server_credentials`).
+    """
     address = f"{host}:{port}"
+    credentials = server_credentials(tls) if tls.enabled else None  # a bad file: ConfigError, not 0
     try:
-        if tls.enabled:
-            return int(server.add_secure_port(address, server_credentials(tls)))
+        if credentials is not None:
+            return int(server.add_secure_port(address, credentials))
         return int(server.add_insecure_port(address))
     except RuntimeError:  # grpcio raises "Failed to bind to address" where older versions returned 0
         return 0
@@ -72,7 +103,18 @@ def open_channel(
 
 
 def channel_credentials(settings: ClientSettings) -> grpc.ChannelCredentials:
-    """TLS credentials for a client: the CA to trust, and a client certificate for mTLS."""
+    """TLS credentials for a client: the CA to trust, and a client certificate for mTLS.
+
+    Raises:
+        ConfigError: a file is bad, named by its variable (`settings.tls_variables` + `_CA`, ...).
+    """
+    prefix = settings.tls_variables
+    if settings.tls_ca:
+        _check_certificates(settings.tls_ca, f"{prefix}_CA")
+    if settings.tls_cert:
+        _check_pair(
+            settings.tls_cert, settings.tls_key, cert_name=f"{prefix}_CLIENT_CERT", key_name=f"{prefix}_CLIENT_KEY"
+        )
     return grpc.ssl_channel_credentials(
         root_certificates=_read(settings.tls_ca) if settings.tls_ca else None,
         private_key=_read(settings.tls_key) if settings.tls_key else None,
