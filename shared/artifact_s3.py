@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import re
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
@@ -56,6 +57,16 @@ _CREDENTIAL_CODES = (
 )
 
 
+def _unset_empty_aws_variables() -> None:
+    """Remove the process's empty AWS_* variables. Sentinel's settings read an empty one as unset
+    (docker compose passes `AWS_ENDPOINT_URL: ${AWS_ENDPOINT_URL:-}` as ""), but the S3 client reads
+    the environment too, underneath the configuration it is given, and takes "" for a value: an
+    empty endpoint made it panic at the first request, killing the service; empty keys would stand
+    in for the instance's own credentials."""
+    for name in [n for n, value in os.environ.items() if n.startswith("AWS_") and not value.strip()]:
+        del os.environ[name]
+
+
 class S3ArtifactStore(ArtifactStore):
     def __init__(
         self,
@@ -79,6 +90,7 @@ class S3ArtifactStore(ArtifactStore):
         retry_timeout_s: no retry starts later than this after the first attempt.
         """
         super().__init__(max_artifact_bytes=settings.max_artifact_bytes)
+        _unset_empty_aws_variables()
         where = settings.location
         self.bucket = where.bucket
         self.prefix = where.prefix

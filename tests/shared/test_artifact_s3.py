@@ -25,7 +25,7 @@ from shared.artifact_store import CHUNK_SIZE, ArtifactStore, open_store
 from shared.errors import ArtifactStoreUnavailable, UnavailableError
 from shared.settings import ArtifactSettings
 from tests.moto_s3 import MotoS3
-from tests.support import free_port
+from tests.support import closed_port, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
@@ -112,6 +112,25 @@ async def test_an_unreachable_endpoint_fails_within_seconds() -> None:
     assert "unreachable-secret" not in chain_text(caught.value)
     with pytest.raises(ArtifactStoreUnavailable):
         await asyncio.wait_for(store.stat("job1/1/a.png"), timeout=30)
+
+
+async def test_empty_aws_variables_in_the_environment_are_unset_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker compose passes `AWS_ENDPOINT_URL: ${AWS_ENDPOINT_URL:-}`: "" on real AWS. The S3 client
+    reads the environment itself and panicked on an empty endpoint (a BaseException: the service died)."""
+    closed = f"http://127.0.0.1:{closed_port()}"  # the request goes to a proxy that is not there: nothing leaves
+    for name, value in {
+        "AWS_ENDPOINT_URL": "",
+        "AWS_SESSION_TOKEN": " ",
+        "HTTPS_PROXY": closed,
+        "HTTP_PROXY": closed,
+    }.items():
+        monkeypatch.setenv(name, value)
+    env = {"SENTINEL_ARTIFACTS_URL": "s3://artifacts/p", "AWS_REGION": "eu-west-1"}
+    env |= {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "empty-env-secret", "AWS_ENDPOINT_URL": ""}
+    store = S3ArtifactStore(ArtifactSettings.from_env(env), request_timeout_s=2, max_retries=0, retry_timeout_s=1)
+    with pytest.raises(ArtifactStoreUnavailable, match="cannot be reached"):
+        await asyncio.wait_for(store.list("job1"), timeout=30)
+    assert "AWS_ENDPOINT_URL" not in os.environ and "AWS_SESSION_TOKEN" not in os.environ
 
 
 @pytest.fixture
