@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 
 from shared.errors import ConfigError
 from shared.redis_errors import REDIS_ERRORS, REDIS_UNREACHABLE
@@ -150,6 +150,13 @@ class EvictionWatch:
                 )
             self._reachable = False
             return
+        except RedisClusterException as exc:
+            if "cluster mode is not enabled" in str(exc).lower():  # redis-py's words, its only sign of it
+                raise ConfigError(
+                    "REDIS_CLUSTER=true, but the Redis at REDIS_URL is no cluster node (cluster mode is not"
+                    " enabled on it): unset REDIS_CLUSTER, or name a node of the cluster"
+                ) from None
+            raise
         came_back = not self._reachable
         changed = policy != self.policy
         self._reachable = True

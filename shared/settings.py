@@ -72,6 +72,11 @@ class RedisSettings:
             raise ConfigError(
                 "REDIS_CLUSTER=true needs a redis:// or rediss:// REDIS_URL (a node's address), not unix://"
             )
+        db = urlsplit(settings.url).path.strip("/") or "0"
+        if db != "0":
+            variable = "REDIS_URL" if environ.get("REDIS_URL", "").strip() else "REDIS_DB"
+            why = f"a Redis Cluster has database 0 only; {variable} names database {db}"
+            raise ConfigError(f"REDIS_CLUSTER=true: {why}")
         return replace(settings, cluster=True)
 
     @classmethod
@@ -81,6 +86,7 @@ class RedisSettings:
         if url:
             if not url.startswith(("redis://", "rediss://", "unix://")):
                 raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+            _check_redis_url(url)
             return cls(url=url, configured=True, allow_eviction=allow_eviction)
         host = environ.get("REDIS_HOST", "").strip()
         configured = bool(host or environ.get("REDIS_PORT", "").strip())
@@ -97,6 +103,21 @@ class RedisSettings:
             configured=configured,
             allow_eviction=allow_eviction,
         )
+
+
+def _check_redis_url(url: str) -> None:
+    """ConfigError unless a redis:// or rediss:// URL's port is a port and its path a database
+    number (redis-py would take `/abc` for database 0, silently)."""
+    if url.startswith("unix://"):
+        return
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (parsing it is the check)
+    except ValueError:
+        raise ConfigError("REDIS_URL's port must be a number from 0 to 65535") from None  # the URL may hold a password
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ConfigError(f"REDIS_URL's path must be a database number (redis://host:6379/0), got {'/' + db!r}")
 
 
 #: Retries and base delay (ms) per error category: Sentinel's original design.

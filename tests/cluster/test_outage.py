@@ -1,8 +1,12 @@
 """A Redis Cluster that does not answer, seen by real `sentinel api` and `sentinel executor` processes:
 calls answer UNAVAILABLE (as with one Redis), not INTERNAL, and a service started while the cluster
-is away waits unready instead of dying (Kubernetes would restart it in a loop)."""
+is away waits unready instead of dying (Kubernetes would restart it in a loop); REDIS_CLUSTER=true
+on a Redis that is no cluster node is a configuration error saying so."""
 
 from __future__ import annotations
+
+import subprocess
+from pathlib import Path
 
 import grpc
 import pytest
@@ -13,9 +17,9 @@ from shared.direct.backend import REDIS_DOWN
 from shared.edge.codes import code_name, message_for
 from shared.redis_policy import UNREACHABLE
 from tests.cluster.cluster import Cluster
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import SENTINEL, Stack
 from tests.e2e.helpers import request
-from tests.support import closed_port
+from tests.support import RedisProcess, closed_port, free_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -70,3 +74,16 @@ def test_every_cluster_outage_error_means_unreachable_to_every_part() -> None:
     ):
         assert (code_name(exc), message_for(exc)) == ("UNAVAILABLE", UNREACHABLE_TEXT), exc
         assert isinstance(exc, REDIS_DOWN) and isinstance(exc, UNREACHABLE), exc  # hybrid's fallback, the start
+
+
+def test_a_service_pointed_at_a_redis_that_is_no_cluster_node_says_so(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    stack = Stack(redis=redis_server, directory=tmp_path, site="", seen=[])
+    env = stack.env(API_GRPC_PORT=str(free_port()), API_GRPC_HOST="127.0.0.1", **ENV)
+    done = subprocess.run([SENTINEL, "api"], env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "sentinel: configuration error: REDIS_CLUSTER=true, but the Redis at REDIS_URL is no cluster node"
+        " (cluster mode is not enabled on it): unset REDIS_CLUSTER, or name a node of the cluster"
+    )

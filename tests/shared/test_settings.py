@@ -55,6 +55,17 @@ def test_bad_ports_and_urls_are_refused() -> None:
         ApiSettings.from_env({"API_GRPC_PORT": "70000"})
     with pytest.raises(ConfigError, match="REDIS_URL must start with"):
         RedisSettings.from_env({"REDIS_URL": "http://x"})
+    # redis-py would take `/abc` for database 0, silently; a port past 65535 failed at the first call.
+    with pytest.raises(ConfigError, match=r"REDIS_URL's path must be a database number .* got '/abc'"):
+        RedisSettings.from_env({"REDIS_URL": "redis://r:6379/abc"})
+    with pytest.raises(ConfigError, match=r"^REDIS_URL's port must be a number from 0 to 65535$"):
+        RedisSettings.from_env({"REDIS_URL": "redis://:secret-pw@r:99999/0"})  # the password is not shown
+    with pytest.raises(ConfigError, match="a Redis Cluster has database 0 only; REDIS_URL names database 1"):
+        RedisSettings.from_env({"REDIS_URL": "redis://r:7000/1", "REDIS_CLUSTER": "true"})
+    with pytest.raises(ConfigError, match="REDIS_DB names database 2"):
+        RedisSettings.from_env({"REDIS_HOST": "r", "REDIS_DB": "2", "REDIS_CLUSTER": "true"})
+    assert RedisSettings.from_env({"REDIS_URL": "redis://r:7000", "REDIS_CLUSTER": "true"}).cluster
+    assert RedisSettings.from_env({"REDIS_URL": "unix:///run/redis.sock?db=3"}).url.endswith("?db=3")
 
 
 def test_the_http_front_door_defaults_to_8080_on_the_grpc_host_and_0_turns_it_off() -> None:
