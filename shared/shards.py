@@ -74,8 +74,11 @@ def encode_cursor(positions: Sequence[str]) -> str:
 
 
 def decode_cursor(cursor: str, count: int, *, field: str = "cursor") -> list[str]:
-    """The per-shard stream ids of a cursor from `encode_cursor` (not checked as stream ids here)."""
+    """The per-shard stream ids of a cursor from `encode_cursor` (not checked as stream ids here);
+    `0-0` alone, "from the start", stands for the start of every shard's stream."""
     parts = cursor.split(SEPARATOR)
+    if parts == ["0-0"]:
+        return ["0-0"] * count
     if len(parts) != count:
         raise ValidationError([FieldViolation(field, f"is not a cursor of this queue's {count} shard(s): {cursor!r}")])
     return parts

@@ -55,6 +55,9 @@ def test_ids_name_their_shard_and_placement_is_stable() -> None:
     assert decode_cursor(encode_cursor(["1-0", "2-5", "0-0"]), 3) == ["1-0", "2-5", "0-0"]
     with pytest.raises(ValidationError):
         decode_cursor("1-0,2-0", 3)
+    assert decode_cursor("0-0", 3) == ["0-0"] * 3  # "from the start" (the README's --cursor 0-0) on every shard
+    with pytest.raises(ValidationError):
+        decode_cursor("5-0", 3)  # any other lone id: which shard's?
 
 
 async def test_an_idle_executor_wakes_for_a_job_on_any_shard(
