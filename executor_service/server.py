@@ -40,7 +40,7 @@ from shared.artifact_store import open_checked_store
 from shared.edge import convert
 from shared.edge import server as edge_server
 from shared.edge.convert_direct import job_from_run_request, run_end_to_proto
-from shared.edge.serving import HealthReporter
+from shared.edge.serving import DIRECT_SERVICE, HealthReporter
 from shared.edge.status import Context, streaming
 from shared.model import RunEnd
 from shared.queue import Queue, connect, connect_blocking
@@ -185,6 +185,7 @@ class ExecutorServer:
             port=executor.port,
             security=security,
             variable="EXECUTOR_GRPC_PORT",
+            without_redis=(DIRECT_SERVICE,),
         )
         grace_s = executor.shutdown_grace_ms / 1000
         pb_grpc.add_ExecutorServicer_to_server(ExecutorServicer(worker, health, grace_s), server)

@@ -59,8 +59,10 @@ def open_port(
     port: int,
     security: SecuritySettings,
     variable: str,
+    without_redis: Sequence[str] = (),
 ) -> tuple[HealthReporter, int]:
-    """Add health and reflection for `services` and listen on `host:port`.
+    """Add health and reflection for `services` (and the health names `without_redis`, which
+    follow draining only) and listen on `host:port`.
 
     Returns:
         The health reporter (start it once the server runs) and the bound port.
@@ -68,7 +70,7 @@ def open_port(
     Raises:
         OSError: the port cannot be opened; the message names `variable`, the setting to change.
     """
-    health = HealthReporter(server, services, redis)
+    health = HealthReporter(server, services, redis, without_redis=without_redis)
     enable_reflection(server, services)
     bound = listen(server, host, port, security.tls)
     if bound == 0:

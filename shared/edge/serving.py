@@ -4,7 +4,10 @@ The health status follows Redis reachability (NOT_SERVING while Redis does not a
 service that runs without Redis, in SENTINEL_EXECUTION=direct, has none to follow) and the
 service's own state (NOT_SERVING once it starts draining). One more name, `liveness`,
 answers SERVING for as long as the process serves at all: liveness probes ask it, so a Redis
-outage takes pods out of rotation (readiness) without restarting them.
+outage takes pods out of rotation (readiness) without restarting them. An executor also answers
+for `direct`: SERVING until it drains, whatever Redis does, since a hybrid API sends it jobs
+directly exactly while Redis is away (the readiness of executors a hybrid API reaches through a
+Service asks for it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 #: The grpc.health.v1 service name of liveness probes: SERVING while the process runs, whatever Redis does.
 LIVENESS_SERVICE = "liveness"
+#: The name an executor answers for its direct runs: SERVING until it drains, whatever Redis does.
+DIRECT_SERVICE = "direct"
 
 #: Calls that arrived but that the server has not taken up yet. grpc.aio takes them up one at a time,
 #: so a burst (thousands of clients opening progress streams, or reconnecting after a restart) waits
@@ -50,10 +55,19 @@ SERVER_OPTIONS = [
 class HealthReporter:
     """Keeps grpc.health.v1 statuses in line with Redis reachability and draining."""
 
-    def __init__(self, server: grpc.aio.Server, services: Sequence[str], redis: aioredis.Redis | None) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        services: Sequence[str],
+        redis: aioredis.Redis | None,
+        *,
+        without_redis: Sequence[str] = (),
+    ) -> None:
+        """`services` follow Redis and draining; `without_redis` names follow draining only."""
         self.servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
         self._services = ["", *services]
+        self._without_redis = list(without_redis)
         self._redis = redis
         self._draining = False
         self._redis_ok = False
@@ -86,10 +100,13 @@ class HealthReporter:
         await self._publish()
 
     async def _publish(self) -> None:
-        serving = self._redis_ok and not self._draining
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in self._services:
-            await self.servicer.set(name, status)
+        for names, serving in (
+            (self._services, self._redis_ok and not self._draining),
+            (self._without_redis, not self._draining),
+        ):
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in names:
+                await self.servicer.set(name, status)
 
 
 def enable_reflection(server: grpc.aio.Server, services: Sequence[str]) -> None:

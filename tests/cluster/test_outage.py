@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
@@ -55,7 +56,10 @@ async def test_a_cluster_that_stops_answering_is_unavailable_and_services_start_
         # Started while the cluster does not answer: both wait, unready, instead of exiting.
         away = {**ENV, "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
         late_api = stack.start("api", health="liveness", **away)
-        stack.start("executor", health="liveness", **away)
+        executor = stack.start("executor", health="direct", **away)  # ready for a hybrid API's direct runs
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{executor.port}") as channel:
+            overall = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert overall.status == health_pb2.HealthCheckResponse.NOT_SERVING  # it claims nothing meanwhile
         refused = await submit_refused(late_api.port)
         assert (refused.code(), refused.details()) == (grpc.StatusCode.UNAVAILABLE, UNREACHABLE_TEXT)
     finally:
