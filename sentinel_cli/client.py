@@ -31,6 +31,7 @@ from sentinel_client import (
     SentinelError,
     SubmitOptions,
     TestSource,
+    UnavailableError,
 )
 from sentinel_client._connection import check_target
 from shared.errors import ValidationError
@@ -200,13 +201,21 @@ async def submit_and_follow(
         if not follow_progress:
             return 0
         view = ProgressView(sys.stdout)
+        last: ProgressEvent | None = None
         try:
-            async for event in job.events():
-                view.show(event)
+            async for last in job.events():
+                view.show(last)
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command
             view.end()
             raise Interrupted(f"interrupted; job {job.id} goes on (sentinel cancel {job.id} stops it)") from None
-        done = await job.refresh()
+        try:
+            done = await job.refresh()
+        except UnavailableError as exc:
+            if last is None or not last.terminal:
+                raise
+            # The job's end was seen; only its result could not be read (a direct-mode API that stopped).
+            print(f"sentinel: the result of job {job.id} could not be read: {described(exc)}", file=sys.stderr)
+            return 0 if last.state is JobState.COMPLETED else 1
         render_result(done, sys.stdout)
         return 0 if done.passed else 1
 

@@ -4,6 +4,7 @@ limits as the queue; the least busy executor is chosen, a full or unreachable on
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from api_service.server import ApiServer
 from executor_service.server import ExecutorServer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_cli import client as cli
 from shared.edge.tls import open_channel
 from shared.settings import (
     ApiSettings,
@@ -351,3 +353,43 @@ async def test_an_evicted_direct_jobs_artifacts_are_deleted_from_the_store(
         await submitter.Status(pb.StatusRequest(job_id=first.job_id), timeout=10)
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
     assert (await finished(submitter, second.job_id)).state == pb.JOB_STATE_COMPLETED
+
+
+async def test_submit_follow_that_saw_its_job_end_exits_by_that_end_when_the_api_is_gone(
+    servers: AsyncExitStack,
+    tmp_path: Path,
+    security: SecuritySettings,
+    keys: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    executor = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-a")
+    execution = ExecutionSettings(
+        mode=ExecutionMode.DIRECT,
+        executors=(f"127.0.0.1:{executor.port}",),
+        executor_client=ClientSettings(api_key=keys["acme-admin"]),
+    )
+    api = await ApiServer.start(
+        redis=NO_REDIS,
+        queue_settings=QueueSettings(),
+        api=ApiSettings(host="127.0.0.1", port=0),
+        security=security,
+        execution=execution,
+    )
+    monkeypatch.setenv("SENTINEL_API_KEY", keys["acme-submitter"])
+    test = {"name": "waits", "steps": [{"wait": {"ms": 60000}}]}
+    following = asyncio.create_task(
+        cli.submit_and_follow(f"127.0.0.1:{api.port}", test, priority=None, follow_progress=True)
+    )
+    stub = await stub_for(servers, api.port, keys["acme-submitter"])
+
+    async def running() -> bool:
+        listed = await stub.ListJobs(pb.ListJobsRequest(), timeout=10)
+        return any(j.state == pb.JOB_STATE_RUNNING for j in listed.jobs)
+
+    await wait_for(running, within=60, what="the job to run")
+    await api.stop(0)  # a direct-mode API that stops cancels its jobs: the follower sees the end, then nothing answers
+    code = await asyncio.wait_for(following, timeout=60)
+    err = capsys.readouterr().err
+    assert code == 1, err  # the end it saw (cancelled), not 2 for the API that is gone
+    assert "could not be read: UNAVAILABLE" in err
