@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from sentinel_cli import arguments
 from sentinel_cli.client import PRIORITIES, open_client, shown_time, state_name
-from sentinel_client import DeadLetter, Figures, HealthStatus, JobState, Priority, QueueEvent, QueueHealth, QueueStats
+from sentinel_client import DeadLetter, Figures, HealthStatus, JobState, Priority, QueueEvent, QueueHealth
 from shared.events import EVENT_KINDS
 
 COMMANDS = ("stats", "events", "pause", "resume", "dlq", "jobs")
@@ -67,14 +67,17 @@ def _lane(priority: Priority | None) -> str:
 
 def render_health(health: QueueHealth, out: TextIO) -> None:
     """The `sentinel stats` table."""
-    s = health.stats or QueueStats()
     verdict = health.status.name if health.status else "UNSPECIFIED"
+    if health.stats is None:  # Redis did not answer: no figures, nor whether the queue is paused
+        out.write(f"queue: no figures  health {verdict}\n")
+        for reason in health.reasons:
+            out.write(f"  ! {reason}\n")
+        return
+    s = health.stats
     scope = f"tenant {s.tenant}" if s.tenant else "all tenants"
-    out.write(f"queue {s.queue or '?'} ({scope})  {'PAUSED' if s.paused else 'running'}  health {verdict}\n")
+    out.write(f"queue {s.queue} ({scope})  {'PAUSED' if s.paused else 'running'}  health {verdict}\n")
     for reason in health.reasons:
         out.write(f"  ! {reason}\n")
-    if health.stats is None:
-        return
     out.write("\n" + _cells(title for title, _ in _COLUMNS))
     for lane in s.lanes:
         out.write(_row(_lane(lane.priority), lane))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import sys
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from api_service.server import ApiServer
 from sentinel_cli import admin_commands
 from sentinel_cli.main import _parser
+from sentinel_client import HealthStatus, QueueHealth
 from shared.model import JobState, Priority
 from shared.queue import Queue
 from shared.settings import QueueSettings
@@ -54,6 +56,13 @@ async def test_stats_shows_lanes_figures_and_health(
     assert await admin_commands.show_stats(address(api), watch=True, interval=0.05, times=2) == 1
     out = capsys.readouterr().out
     assert out.count("health DEGRADED") == 2 and "  ! paused: claiming nothing new (4 waiting)" in out
+
+
+def test_stats_without_figures_says_so_rather_than_guessing() -> None:
+    out = io.StringIO()
+    reason = "redis unreachable: the queue store does not answer; try again shortly"
+    admin_commands.render_health(QueueHealth(status=HealthStatus.UNHEALTHY, reasons=(reason,), stats=None), out)
+    assert out.getvalue() == f"queue: no figures  health UNHEALTHY\n  ! {reason}\n"  # not "queue ? … running"
 
 
 async def test_events_follow_pause_resume_and_jobs(
