@@ -71,8 +71,10 @@ METHOD_ROLES: dict[str, Role] = {
     _SCHEDULES + "GetSchedule": Role.VIEWER,
     _SCHEDULES + "ListSchedules": Role.VIEWER,
     _EXECUTOR + "GetWorkerStatus": Role.VIEWER,
-    _EXECUTOR + "Drain": Role.ADMIN,
-    _EXECUTOR + "Run": Role.ADMIN,  # the API's own key: it runs any tenant's job (SENTINEL_EXECUTOR_API_KEY)
+    # An executor serves every tenant: draining it stops everyone's work, and Run takes any
+    # tenant's job (and writes its artifacts) as the caller says, so no tenant's admin may.
+    _EXECUTOR + "Drain": Role.OPERATOR,
+    _EXECUTOR + "Run": Role.OPERATOR,  # the API's own key (SENTINEL_EXECUTOR_API_KEY)
     _ALERTS + "CreateAlertRule": Role.SUBMITTER,
     _ALERTS + "DeleteAlertRule": Role.SUBMITTER,
     _ALERTS + "ListAlertRules": Role.VIEWER,

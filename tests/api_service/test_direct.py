@@ -130,7 +130,7 @@ async def test_auth_tenancy_and_validation_are_the_queues(
     servers: AsyncExitStack, tmp_path: Path, security: SecuritySettings, keys: dict[str, str]
 ) -> None:
     executor = await start_executor(servers, tmp_path, security, concurrency=2, name="exec-a")
-    api = await start_api(servers, security, keys["acme-admin"], [f"127.0.0.1:{executor.port}"])
+    api = await start_api(servers, security, keys["acme-operator"], [f"127.0.0.1:{executor.port}"])
     acme = await stub_for(servers, api.port, keys["acme-submitter"])
     globex = await stub_for(servers, api.port, keys["globex-admin"])
     viewer = await stub_for(servers, api.port, keys["acme-viewer"])
@@ -187,7 +187,7 @@ async def test_jobs_go_to_the_least_busy_executor_and_wait_when_all_are_full(
     second = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-b")
     dead = f"127.0.0.1:{free_port()}"  # unreachable: skipped
     addresses = [dead, f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
-    api = await start_api(servers, security, keys["acme-admin"], addresses)
+    api = await start_api(servers, security, keys["acme-operator"], addresses)
     stub = await stub_for(servers, api.port, keys["acme-submitter"])
 
     ids = [(await stub.Submit(waits(1500), timeout=10)).job_id for _ in range(3)]
@@ -204,7 +204,7 @@ async def test_a_full_table_refuses_submits_and_the_guard_applies(
     servers: AsyncExitStack, tmp_path: Path, security: SecuritySettings, keys: dict[str, str]
 ) -> None:
     executor = await start_executor(servers, tmp_path, security, concurrency=2, name="exec-a")
-    api = await start_api(servers, security, keys["acme-admin"], [f"127.0.0.1:{executor.port}"], max_jobs=1)
+    api = await start_api(servers, security, keys["acme-operator"], [f"127.0.0.1:{executor.port}"], max_jobs=1)
     stub = await stub_for(servers, api.port, keys["acme-submitter"])
 
     long = await stub.Submit(waits(60_000), timeout=10)
@@ -236,7 +236,7 @@ async def test_a_run_lost_with_its_executor_is_retried_on_another_as_the_policy_
     leaving = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-a", grace_ms=0)
     staying = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-b")
     api = await start_api(
-        servers, security, keys["acme-admin"], [f"127.0.0.1:{leaving.port}", f"127.0.0.1:{staying.port}"]
+        servers, security, keys["acme-operator"], [f"127.0.0.1:{leaving.port}", f"127.0.0.1:{staying.port}"]
     )
     stub = await stub_for(servers, api.port, keys["acme-submitter"])
 
@@ -260,7 +260,7 @@ async def test_a_tenants_waiting_and_running_limits_apply_to_direct_jobs(
 ) -> None:
     executor = await start_executor(servers, tmp_path, security, concurrency=3, name="exec-a")
     limits = QueueSettings(tenant_max_running=1, tenant_max_queued=1)
-    api = await start_api(servers, security, keys["acme-admin"], [f"127.0.0.1:{executor.port}"], queue=limits)
+    api = await start_api(servers, security, keys["acme-operator"], [f"127.0.0.1:{executor.port}"], queue=limits)
     acme = await stub_for(servers, api.port, keys["acme-submitter"])
     globex = await stub_for(servers, api.port, keys["globex-submitter"])
 
@@ -297,7 +297,7 @@ async def test_a_direct_jobs_artifacts_are_listed_and_served_to_its_tenant_only(
 ) -> None:
     executor = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-a")
     store = ArtifactSettings(url=(tmp_path / "artifacts").as_uri())  # the executor's store
-    api = await start_api(servers, security, keys["acme-admin"], [f"127.0.0.1:{executor.port}"], artifacts=store)
+    api = await start_api(servers, security, keys["acme-operator"], [f"127.0.0.1:{executor.port}"], artifacts=store)
     acme = await stub_for(servers, api.port, keys["acme-viewer"])
     submitter = await stub_for(servers, api.port, keys["acme-submitter"])
     globex = await stub_for(servers, api.port, keys["globex-admin"])
@@ -339,7 +339,7 @@ async def test_an_evicted_direct_jobs_artifacts_are_deleted_from_the_store(
     executor = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-a")
     store = ArtifactSettings(url=(tmp_path / "artifacts").as_uri())
     api = await start_api(
-        servers, security, keys["acme-admin"], [f"127.0.0.1:{executor.port}"], artifacts=store, max_jobs=1
+        servers, security, keys["acme-operator"], [f"127.0.0.1:{executor.port}"], artifacts=store, max_jobs=1
     )
     submitter = await stub_for(servers, api.port, keys["acme-submitter"])
     first = await submitter.Submit(failing(), timeout=10)
@@ -367,7 +367,7 @@ async def test_submit_follow_that_saw_its_job_end_exits_by_that_end_when_the_api
     execution = ExecutionSettings(
         mode=ExecutionMode.DIRECT,
         executors=(f"127.0.0.1:{executor.port}",),
-        executor_client=ClientSettings(api_key=keys["acme-admin"]),
+        executor_client=ClientSettings(api_key=keys["acme-operator"]),
     )
     api = await ApiServer.start(
         redis=NO_REDIS,
@@ -393,3 +393,21 @@ async def test_submit_follow_that_saw_its_job_end_exits_by_that_end_when_the_api
     err = capsys.readouterr().err
     assert code == 1, err  # the end it saw (cancelled), not 2 for the API that is gone
     assert "could not be read: UNAVAILABLE" in err
+
+
+async def test_no_tenants_admin_may_run_or_drain_an_executor_only_an_operator(
+    servers: AsyncExitStack, tmp_path: Path, security: SecuritySettings, keys: dict[str, str]
+) -> None:
+    """An executor serves every tenant: Run takes any tenant's job as the caller writes it (and would
+    write that job's artifacts), Drain stops everyone's work. A tenant's admin key is refused both."""
+    executor = await start_executor(servers, tmp_path, security, concurrency=1, name="exec-a")
+    admin = pb_grpc.ExecutorStub(await channel_for(servers, executor.port, keys["globex-admin"]))
+    record = {"id": "someone-elses-job", "tenant": "acme"}
+    with pytest.raises(grpc.aio.AioRpcError) as ran:
+        [u async for u in admin.Run(pb.RunJobRequest(job=record), timeout=10)]
+    with pytest.raises(grpc.aio.AioRpcError) as drained:
+        await admin.Drain(pb.DrainRequest(), timeout=10)
+    for refused in (ran.value, drained.value):
+        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED and "operator" in (refused.details() or "")
+    operator = pb_grpc.ExecutorStub(await channel_for(servers, executor.port, keys["globex-operator"]))
+    assert not (await operator.GetWorkerStatus(pb.GetWorkerStatusRequest(), timeout=10)).draining
