@@ -31,6 +31,7 @@ from executor_service.guard import Session
 from executor_service.http_check import ApiSession
 from executor_service.redact import redact_trace
 from shared.model import ArtifactPolicy
+from shared.validation import MAX_SECRET_CHARS
 
 __all__ = ["MAX_LOG_LINES", "PageLog", "Recording", "keeps"]
 
@@ -58,12 +59,13 @@ class _Lines:
 
     def add(self, line: str) -> None:
         if len(self.lines) < MAX_LOG_LINES:
-            self.lines.append(line[:MAX_LINE_CHARS])
+            # Cut to size only once masked (`take`): a secret cut in two would no longer be found.
+            self.lines.append(line[: MAX_LINE_CHARS + MAX_SECRET_CHARS])
         else:
             self.dropped += 1
 
     def take(self, mask: Callable[[str], str]) -> tuple[str, ...]:
-        lines = [mask(line) for line in self.lines]
+        lines = [mask(line)[:MAX_LINE_CHARS] for line in self.lines]
         if self.dropped:
             lines[-1] = f"… and {self.dropped + 1} more"
         self.lines, self.dropped = [], 0

@@ -53,6 +53,8 @@ MAX_HEADER_NAME_CHARS = 256
 MAX_HEADER_VALUE_CHARS = 8192
 #: A secret header value as stored, sealed by the API (`shared.sealed`): longer than what was given.
 MAX_SEALED_HEADER_CHARS = 6 * MAX_HEADER_VALUE_CHARS
+#: The longest secret value in the clear (a fill value or a header value).
+MAX_SECRET_CHARS = max(MAX_FILL_VALUE_CHARS, MAX_HEADER_VALUE_CHARS)
 #: Set by the HTTP client itself (lengths, framing, the connection, the proxy): never by a test.
 RESERVED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}

@@ -19,8 +19,8 @@ from executor_service.guard import Guard, Session
 from executor_service.http_check import ApiSession
 from executor_service.http_client import StandaloneClient
 from executor_service.navigation_policy import NavigationPolicy
-from executor_service.recording import Recording
-from executor_service.runner import RunOutcome, needs_browser, open_secrets, run_steps
+from executor_service.recording import Recording, _Lines
+from executor_service.runner import RunOutcome, _masked, needs_browser, open_secrets, run_steps
 from shared.artifact_file import FileArtifactStore
 from shared.model import (
     ArtifactPolicy,
@@ -524,6 +524,43 @@ async def test_a_secret_header_reaches_the_server_and_nothing_else(
     assert sealed not in repr(ran.reports.calls)
 
 
+async def test_a_secret_the_failure_excerpt_would_cut_in_two_shows_none_of_it(
+    browser: BrowserManager, api: Api, tmp_path: Path
+) -> None:
+    """The excerpt of an echoed body is cut at 200 characters: wherever that falls in the secret
+    header (even with its spaces run together), no part of the secret is shown."""
+    sealed = Sealer(KEY).seal(TOKEN)
+    session = await browser.new_api_session()
+    shown: list[str] = []
+    for pad in range(108, 150, 3):  # moves the cut through the echoed token, and past it
+        step = Step(
+            Request(
+                "/echo",
+                method="POST",
+                body="x" * pad,
+                headers={"Authorization": sealed},
+                secret_headers=("Authorization",),
+                expect_status=201,
+            )
+        )
+        ran = await run(session, [step], tmp_path / str(pad), base_url=api.url)
+        _, text = ran.error()
+        shown.append(text)
+        leaked = [TOKEN[:k] for k in range(3, len(TOKEN) + 1) if TOKEN[:k] in text]
+        assert not leaked and "tok-5ecret" not in text, (pad, text)
+    assert any("'…" in text for text in shown) and any("***" in text for text in shown)
+
+    # A JSON value shown in "got …" is cut at 200 characters too, before the runner masks it.
+    for pad in range(150, 190, 3):
+        headers = {"X-Trace": "y" * pad, "Authorization": sealed}
+        expectation = JsonExpectation("$.headers", equals="{}")
+        step = Step(Request("/echo", headers=headers, secret_headers=("Authorization",), expect_json=(expectation,)))
+        ran = await run(session, [step], tmp_path / f"json-{pad}", base_url=api.url)
+        _, text = ran.error()
+        leaked = [TOKEN[:k] for k in range(3, len(TOKEN) + 1) if TOKEN[:k] in text]
+        assert not leaked and "got {" in text, (pad, text)
+
+
 async def test_a_mixed_test_keeps_its_trace_without_the_secret_header(
     browser: BrowserManager, api: Api, tmp_path: Path
 ) -> None:
@@ -563,3 +600,11 @@ async def test_a_mixed_test_shares_cookies_between_the_page_and_its_requests(
     assert ran.outcome.error is None, ran.outcome.error
     assert [s.http_status for s in ran.outcome.steps] == [0, 200, 200, 0, 0]
     assert (browser.contexts_opened, browser.api_sessions_opened) == (1, 0)
+
+
+def test_a_console_line_is_cut_to_size_only_once_its_secrets_are_masked() -> None:
+    lines = _Lines()
+    lines.add("p" * 490 + TOKEN + " and after")  # a page that logged a typed secret near the line's end
+    [shown] = lines.take(lambda line: _masked(line, (TOKEN,)))
+    assert shown == "p" * 490 + "*** and af"  # MAX_LINE_CHARS (500) of the masked line
+    assert not any(TOKEN[:k] in shown for k in range(3, len(TOKEN) + 1))
