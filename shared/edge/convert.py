@@ -52,6 +52,7 @@ from shared.edge.convert_jobs import (
 from shared.edge.convert_runs import run_test_to_proto, run_to_proto
 from shared.edge.convert_schedules import overlap_from_proto, schedule_spec_from_proto, schedule_to_proto
 from shared.edge.convert_submits import definition_to_proto, options_to_proto, submit_to_proto
+from shared.errors import FieldViolation, ValidationError
 from shared.model import (
     ACTIONS,
     Action,
@@ -115,9 +116,13 @@ def submit_from_proto(req: pb.SubmitRequest) -> SubmitCommand:
     """A submit request as domain values, with the server's defaults for unspecified enums.
 
     Raises:
-        ValidationError: an enum field holds a number this server does not know (`options.priority`).
+        ValidationError: an enum field holds a number this server does not know (`options.priority`),
+            or `source` claims the scheduler (only a schedule's fire is that, with its schedule id).
     """
     refuse_unknown_enums((req, ""), (req.options, "options."))
+    if req.source == pb.JOB_SOURCE_SCHEDULER:
+        why = "JOB_SOURCE_SCHEDULER is set by Sentinel's scheduler for a schedule's fires, never by a client"
+        raise ValidationError([FieldViolation("source", why)])
     return SubmitCommand(
         definition=definition_from_proto(req.definition),
         options=options_from_proto(req.options),

@@ -199,6 +199,14 @@ def test_half_a_viewport_is_kept_for_validation_to_refuse() -> None:
     assert c.definition_from_proto(definition).viewport == Viewport(0, 600)
 
 
+def test_a_client_cannot_say_its_submit_is_a_schedules_fire() -> None:
+    with pytest.raises(ValidationError) as caught:
+        c.submit_from_proto(pb.SubmitRequest(source=pb.JOB_SOURCE_SCHEDULER))
+    [violation] = caught.value.violations
+    assert violation.field == "source" and "set by Sentinel's scheduler" in violation.description
+    assert c.submit_from_proto(pb.SubmitRequest(source=pb.JOB_SOURCE_WEBHOOK)).source is JobSource.WEBHOOK
+
+
 def test_unknown_enum_numbers_are_refused_naming_each_field() -> None:
     req = pb.SubmitRequest(options=pb.JobOptions(priority=99, artifact_policy=42), source=7)  # type: ignore[arg-type]
     with pytest.raises(ValidationError) as caught:
