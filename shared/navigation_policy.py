@@ -89,10 +89,26 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+#: IPv6 prefixes whose last 32 bits are an IPv4 address that traffic to them reaches: IPv4-compatible
+#: (::a.b.c.d, deprecated), IPv4-translated (SIIT, ::ffff:0:a.b.c.d) and NAT64's well-known prefix
+#: (64:ff9b::a.b.c.d, which a NAT64 gateway forwards to that IPv4 address).
+_EMBEDDING_IPV4 = tuple(ipaddress.IPv6Network(prefix) for prefix in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
+#: NAT64's local-use prefix (RFC 8215): where its IPv4 address sits depends on the network's setup.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def is_denied_address(address: IpAddress) -> bool:
-    """True for every address a test must not reach unless allowed: anything not global, and multicast."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """True for every address a test must not reach unless allowed: anything not global, and
+    multicast — for an IPv6 address that carries an IPv4 one (mapped, compatible, translated, NAT64,
+    6to4), by the IPv4 address it reaches."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return True
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and any(address in network for network in _EMBEDDING_IPV4):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            address = embedded
     return not address.is_global or address.is_multicast
 
 

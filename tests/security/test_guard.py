@@ -43,13 +43,21 @@ SPOOL = Path(tempfile.gettempdir()) / "sentinel-test-spool"
         "fc00::1",
         "::ffff:127.0.0.1",
         "::",
+        # IPv6 forms that carry an IPv4 address traffic reaches: by that address.
+        "::127.0.0.1",  # IPv4-compatible
+        "::ffff:0:7f00:1",  # IPv4-translated (SIIT)
+        "64:ff9b::a9fe:a9fe",  # NAT64 to 169.254.169.254, the cloud metadata service
+        "64:ff9b:1::a00:1",  # NAT64's local-use prefix
+        "2002:7f00:1::1",  # 6to4 from 127.0.0.1
     ],
 )
 def test_non_public_addresses_are_denied(address: str) -> None:
     assert is_denied_address(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert not is_denied_address(ipaddress.ip_address(address))
 
