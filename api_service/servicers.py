@@ -160,7 +160,9 @@ class TestExecutionServicer(pb_grpc.TestExecutionServicer):
             page_size=page_size(request.page_size),
             page_token=request.page_token,
         )
-        return pb.ListJobsResponse(jobs=[convert.job_to_proto(j) for j in page.items], next_page_token=page.next_token)
+        return pb.ListJobsResponse(
+            jobs=[convert.job_to_proto(j) for j in page.items], next_page_token=page.next_token, partial=page.partial
+        )
 
     @unary
     async def ListArtifacts(self, request: pb.ListArtifactsRequest, context: Context) -> pb.ListArtifactsResponse:

@@ -216,6 +216,8 @@ async def list_jobs(
         page = await client.list_jobs(
             state=state, tag=tag, schedule_id=schedule_id, page_size=limit, page_token=page_token
         )
+    if page.partial:
+        print(f"sentinel: note: {page.partial}", file=sys.stderr)
     if not page.items:
         print("no jobs")
     for job in page.items:

@@ -183,7 +183,7 @@ def job(j: pb.Job) -> Job:
 
 
 def job_page(reply: pb.ListJobsResponse) -> Page[Job]:
-    return Page(tuple(job(j) for j in reply.jobs), reply.next_page_token)
+    return Page(tuple(job(j) for j in reply.jobs), reply.next_page_token, reply.partial)
 
 
 def progress_event(e: pb.ProgressEvent) -> ProgressEvent:

@@ -181,6 +181,7 @@ class Page(Generic[T]):
 
     items: tuple[T, ...] = ()
     next_page_token: str = ""
+    partial: str = ""  # not empty: why only part of what was asked for is listed (a hybrid API with Redis away)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     next_token: str
+    partial: str = ""  # not empty: why the page holds only part of what was asked for (hybrid, Redis away)
 
 
 #: A page's size when the request names none, and the most one request may ask for.

@@ -67,7 +67,8 @@ async def list_tests(request: web.Request) -> web.Response:
         page_size=size,
         page_token=token,
     )
-    return ok({"jobs": [job_view(j) for j in page.items], "nextPageToken": page.next_token or None})
+    listed = {"jobs": [job_view(j) for j in page.items], "nextPageToken": page.next_token or None}
+    return ok(listed | ({"partial": page.partial} if page.partial else {}))
 
 
 def _progress_frame(event: ProgressEvent) -> bytes:

@@ -189,7 +189,14 @@ SCHEMAS: JSON = {
     "JobResult": _JOB_RESULT,
     "AuthMode": obj({"authDisabled": BOOL}),
     "Job": _JOB,
-    "JobPage": obj({"jobs": {"type": "array", "items": ref("Job")}, "nextPageToken": {"type": ["string", "null"]}}),
+    "JobPage": obj(
+        {
+            "jobs": {"type": "array", "items": ref("Job")},
+            "nextPageToken": {"type": ["string", "null"]},
+            "partial": {"type": "string", "description": "present when only part of the jobs is listed, saying why"},
+        },
+        optional=("partial",),
+    ),
     "ProgressEvent": obj(
         {
             "jobId": STRING,

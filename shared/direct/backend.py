@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 REDIS_DOWN = REDIS_UNREACHABLE
 #: Why hybrid mode ran a job directly.
 QUEUE_UNREACHABLE = "the queue is unreachable"
+#: Why a listing holds only the jobs in the API's memory.
+PARTIAL_LISTING = "the queue (Redis) does not answer: only the jobs this API ran directly are listed"
 NOT_LOW_PRIORITY = "QUEUE_LOW_PRIORITY_ONLY queues only low-priority tests"
 
 
@@ -258,6 +260,7 @@ class HybridBackend:
             )
         except REDIS_DOWN as exc:
             log.warning("queue unreachable (%s): listing the direct jobs in memory", exc)
-            return await self._direct.list_jobs(
+            page = await self._direct.list_jobs(
                 tenant=tenant, state=state, tag=tag, schedule_id=schedule_id, page_size=page_size, page_token=page_token
             )
+            return replace(page, partial=PARTIAL_LISTING)

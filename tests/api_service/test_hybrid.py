@@ -18,6 +18,9 @@ from api_service.server import ApiServer
 from executor_service.server import ExecutorServer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_cli import admin_commands
+from sentinel_client import AsyncClient
+from shared.direct.backend import PARTIAL_LISTING
 from shared.keys import Keys
 from shared.settings import (
     ApiSettings,
@@ -168,7 +171,7 @@ async def test_a_job_run_directly_is_answered_so_and_its_artifacts_are_served_be
 
 
 async def test_a_job_run_directly_because_redis_is_down_says_so_and_serves_its_artifacts_from_memory(
-    servers: AsyncExitStack, tmp_path: Path
+    servers: AsyncExitStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "redis").mkdir()
     redis = start_redis(tmp_path / "redis")
@@ -186,3 +189,17 @@ async def test_a_job_run_directly_because_redis_is_down_says_so_and_serves_its_a
     assert sorted(await hybrid.grpc_artifacts(direct)) == sorted(job.result.artifacts)
     stored = (tmp_path / "artifacts" / direct / "1" / "trace.zip").read_bytes()
     assert await hybrid.grpc_artifact(direct, "1/trace.zip") == stored
+
+    # Listing while Redis is away: the jobs in memory, and every front door says that is all it is.
+    listed = await hybrid.stub.ListJobs(pb.ListJobsRequest(), timeout=30)
+    assert [j.job_id for j in listed.jobs] == [direct] and listed.partial == PARTIAL_LISTING
+    async with hybrid.session.get(f"{hybrid.base}/tests") as resp:
+        page = (await resp.json())["data"]
+    assert [j["id"] for j in page["jobs"]] == [direct] and page["partial"] == PARTIAL_LISTING
+    async with AsyncClient(f"127.0.0.1:{hybrid.api.port}") as client:
+        assert (await client.list_jobs()).partial == PARTIAL_LISTING
+    assert (
+        await admin_commands.list_jobs(f"127.0.0.1:{hybrid.api.port}", state=None, tag="", limit=10, page_token="") == 0
+    )
+    shown = capsys.readouterr()
+    assert direct in shown.out and shown.err == f"sentinel: note: {PARTIAL_LISTING}\n"
