@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from sentinel_cli import arguments, webhooks
+from sentinel_cli.arguments import flag_errors
 from sentinel_cli.client import open_client, shown_time
-from sentinel_client import AlertRule, AsyncClient, Delivery
+from sentinel_client import AlertRule, AsyncClient, Delivery, InvalidArgumentError
 from shared.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 COMMAND = "alerts"
@@ -62,6 +63,17 @@ def add_parser(sub: Any) -> None:
     deliveries.add_argument("--page-token", default="", metavar="T", help="go on from where a listing stopped")
 
 
+#: The options of `rules create` and `deliveries`, by the fields they set (`arguments.flag_errors`).
+_RULE_FLAGS = {
+    "rule.tag": "--tag",
+    "rule.notifications": "--url",
+    "rule.notifications[].events": "--event",
+    "rule.notifications[].secret": "--secret-env",
+}
+_DELIVERY_FLAGS = {"page_token": "--page-token", "page_size": "--limit", "job_id": "--job", "rule_id": "--rule"}
+_DELIVERY_FLAGS |= {"schedule_id": "--schedule"}
+
+
 def render_rule(rule: AlertRule, out: TextIO) -> None:
     """A rule: its id and tag, then each notification on a line of its own."""
     out.write(f"{rule.id}  tag {rule.tag}  {shown_time(rule.created_at)}\n")
@@ -95,11 +107,18 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
     if args.alerts_command == "rules" and args.rules_command == "create":
         notifications = webhooks.notifications(args)  # asked for before connecting
         async with open_client(address) as client:
-            render_rule(await client.create_alert_rule(args.tag, notifications), sys.stdout)
+            try:
+                made = await client.create_alert_rule(args.tag, notifications)
+            except InvalidArgumentError as exc:
+                raise flag_errors(exc, _RULE_FLAGS) from exc
+            render_rule(made, sys.stdout)
         return 0
     async with open_client(address) as client:
         if args.alerts_command == "deliveries":
-            found, token = await _deliveries(client, args)
+            try:
+                found, token = await _deliveries(client, args)
+            except InvalidArgumentError as exc:
+                raise flag_errors(exc, _DELIVERY_FLAGS) from exc
             if found:
                 render_deliveries(found, sys.stdout)
             else:

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+
+from sentinel_client import FieldViolation, InvalidArgumentError
 
 #: The shortest wait between two refreshes of a watching command: faster only loads the API.
 MIN_INTERVAL_S = 0.2
@@ -71,3 +75,23 @@ def _folder_problem(folder: Path) -> str | None:
     if not os.access(nearest, os.W_OK | os.X_OK):
         return f"cannot be written: no permission to write in {str(nearest)!r}"
     return None
+
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def flag_errors(exc: InvalidArgumentError, flags: Mapping[str, str]) -> InvalidArgumentError:
+    """`exc` with each field a command's option sets named by that option, as the user gave it:
+    `flags` maps a field path, indexes written `[]` (`schedule.notifications[].events`), to its
+    option; a path names the field and everything below it, the longest path that fits wins."""
+    renamed = [FieldViolation(_flag_of(v.field, flags), v.description) for v in exc.violations]
+    if not renamed:
+        return exc
+    message = "\n".join(f"{v.field}: {v.description}" for v in renamed)
+    return InvalidArgumentError(message, violations=renamed, code=exc.code)
+
+
+def _flag_of(field: str, flags: Mapping[str, str]) -> str:
+    general = _INDEX.sub("[]", field)
+    fitting = [path for path in flags if general == path or general.startswith((f"{path}.", f"{path}["))]
+    return flags[max(fitting, key=len)] if fitting else field

@@ -29,9 +29,9 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sentinel_cli import recorder, webhooks
+from sentinel_cli.arguments import flag_errors
 from sentinel_cli.client import PRIORITIES, open_client, shown_time, state_name
 from sentinel_client import InvalidArgumentError, Schedule, ScheduleFields, SubmitOptions
-from sentinel_client.errors import FieldViolation
 from shared.schedules.timing import MAX_INTERVAL_MS, MIN_INTERVAL_MS
 
 COMMAND = "schedules"
@@ -53,8 +53,9 @@ _FLAGS = {
     "schedule.template.options.priority": "--priority",
     "schedule.template.options.tags": "--tag",
     "schedule.notifications": "--notify",
+    "schedule.notifications[].events": "--notify-event",
+    "schedule.notifications[].secret": "--notify-secret-env",
 }
-_NOTIFY_FLAGS = {"url": "--notify", "events": "--notify-event", "secret": "--notify-secret-env"}
 
 
 def _signed_ms(text: str) -> int:
@@ -178,26 +179,6 @@ def render_schedule(schedule: Schedule, out: TextIO) -> None:
             out.write(f"  {at}  {what}  {run.job_id}  {state_name(run.state)}\n")
 
 
-def flag_errors(exc: InvalidArgumentError) -> InvalidArgumentError:
-    """`exc` with each field `create` sets named by its flag (`schedule.jitter_ms` → `--jitter`)."""
-    renamed = [FieldViolation(_flag_of(v.field), v.description) for v in exc.violations]
-    if not renamed:
-        return exc
-    message = "\n".join(f"{v.field}: {v.description}" for v in renamed)
-    return InvalidArgumentError(message, violations=renamed, code=exc.code)
-
-
-def _flag_of(field: str) -> str:
-    for path, flag in _FLAGS.items():
-        rest = field.removeprefix(path)
-        if rest == field or rest[:1] not in ("", ".", "["):
-            continue
-        if flag == "--notify":  # notifications[0].events → --notify-event
-            return _NOTIFY_FLAGS.get(rest.partition("].")[2].partition(".")[0].partition("[")[0], flag)
-        return flag
-    return field
-
-
 async def run(args: argparse.Namespace, address: str | None) -> int:
     """Run `sentinel schedules ACTION`; its exit code."""
     action = args.schedule_command
@@ -226,7 +207,7 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
             try:
                 made = await client.create_schedule(test, options=options, **fields)
             except InvalidArgumentError as exc:
-                raise flag_errors(exc) from exc
+                raise flag_errors(exc, _FLAGS) from exc
             render_line(made, sys.stdout)
         elif action == "list":
             async for schedule in client.schedules():

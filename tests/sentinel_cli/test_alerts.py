@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from api_service.server import ApiServer
 from sentinel_cli import alerts, schedules
 from sentinel_cli.main import _parser, main
+from sentinel_client import InvalidArgumentError
 from shared.model import JobState
 from shared.queue import Queue
 from shared.sealed import new_secret_key
@@ -233,3 +234,15 @@ def test_a_negative_limit_is_refused(capsys: pytest.CaptureFixture[str]) -> None
         main(["--api", "127.0.0.1:1", "alerts", "deliveries", "--limit", "-3"])
     assert exit_.value.code == 2
     assert "--limit: must be 0 or more, got -3" in capsys.readouterr().err
+
+
+async def test_refusals_name_the_option_the_user_gave(api: Api) -> None:
+    async def refused(*argv: str) -> list[tuple[str, str]]:
+        with pytest.raises(InvalidArgumentError) as caught:
+            await api.run(*argv)
+        return [(v.field, v.description) for v in caught.value.violations]
+
+    [(field, why)] = await refused("alerts", "rules", "create", "--tag", "t", "--url", "http://10.1.2.3/hook")
+    assert field == "--url" and "10.1.2.3" in why  # not rule.notifications[0].url
+    [(field, _)] = await refused("alerts", "deliveries", "--page-token", "not-a-token")
+    assert field == "--page-token"  # not page_token / pageToken
