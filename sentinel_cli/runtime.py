@@ -76,4 +76,5 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         taskdump.install(loop)
         await main(stop)
 
-    eventloop.run(runner(), EventLoopSettings.from_env())
+    settings = EventLoopSettings.from_env()  # a bad value refused before the coroutine exists (no "never awaited")
+    eventloop.run(runner(), settings)

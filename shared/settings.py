@@ -680,6 +680,7 @@ class SecuritySettings:
                 "or set SENTINEL_AUTH=disabled to let every caller in as tenant 'default'"
             )
         allow = tuple(a.strip() for a in environ.get("SENTINEL_NAVIGATION_ALLOW", "").split(",") if a.strip())
+        NavigationPolicy.from_rules(allow)  # a malformed entry stops every service, not only the executors
         return cls(
             auth_disabled=mode == "disabled",
             keys_file=keys_file,

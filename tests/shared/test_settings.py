@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +17,12 @@ from shared.settings import (
     ExecutorSettings,
     QueueSettings,
     RedisSettings,
+    SecuritySettings,
     TraceMode,
 )
+from tests.support import closed_port
+
+SENTINEL = str(Path(sys.executable).with_name("sentinel"))
 
 
 def test_defaults_follow_the_original_design() -> None:
@@ -106,6 +114,27 @@ def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
     assert not EventLoopSettings.from_env({"SENTINEL_EVENT_LOOP": "asyncio"}).uvloop
     with pytest.raises(ConfigError, match="SENTINEL_EVENT_LOOP must be uvloop or asyncio"):
         EventLoopSettings.from_env({"SENTINEL_EVENT_LOOP": "trio"})
+
+
+def test_a_malformed_navigation_allow_entry_stops_the_api_too() -> None:
+    with pytest.raises(ConfigError, match="SENTINEL_NAVIGATION_ALLOW"):
+        SecuritySettings.from_env({"SENTINEL_AUTH": "disabled", "SENTINEL_NAVIGATION_ALLOW": "ok.test,999.1.1.1/99"})
+    allowed = SecuritySettings.from_env(
+        {"SENTINEL_AUTH": "disabled", "SENTINEL_NAVIGATION_ALLOW": "a.test, 10.0.0.0/8"}
+    )
+    assert allowed.navigation_allow == ("a.test", "10.0.0.0/8")
+
+
+def test_a_service_given_a_bad_event_loop_says_only_that() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "REDIS_", "API_"))}
+    env |= {
+        "SENTINEL_EVENT_LOOP": "trio",
+        "SENTINEL_AUTH": "disabled",
+        "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
+    }
+    done = subprocess.run([SENTINEL, "api"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2  # and no "coroutine … was never awaited" warning before the message
+    assert done.stderr == "sentinel: configuration error: SENTINEL_EVENT_LOOP must be uvloop or asyncio, got 'trio'\n"
 
 
 def test_the_services_run_on_the_loop_chosen() -> None:
