@@ -62,6 +62,7 @@ import enum
 import json
 import os
 import re
+import stat
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -413,6 +414,18 @@ def _iso(moment: datetime) -> str:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` as the file `path` by renaming a finished temporary file over it, so a reader never
+    sees half a report. Through a symlink, the file it names is written (the link stays); a path that
+    is no regular file (`/dev/stdout`, a pipe, `/dev/null`) is written to, never replaced."""
+    try:
+        kind = os.stat(path).st_mode  # follows symlinks
+    except FileNotFoundError:
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind):
+        with path.open("wb") as out:
+            out.write(data)
+        return
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
     try:

@@ -4,7 +4,10 @@ read back with json.loads."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import os
+import stat
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -465,6 +468,27 @@ def test_a_report_replaces_the_last_one_whole(tmp_path: Path, write: Any) -> Non
     assert "second" in path.read_text(encoding="utf-8")
     assert "first" not in path.read_text(encoding="utf-8")
     assert [p.name for p in path.parent.iterdir()] == ["out"]  # no temporary file left
+
+
+@pytest.mark.parametrize("write", [write_junit, write_json])
+def test_a_report_through_a_symlink_or_into_a_pipe_writes_what_they_name_and_keeps_them(
+    tmp_path: Path, write: Any
+) -> None:
+    """`--json /dev/stdout` (a CI log) or a link to a shared folder: a rename over the path would put
+    a plain file where the link or the device was (as root, over /dev/stdout itself)."""
+    (tmp_path / "shared").mkdir()
+    link = tmp_path / "report"
+    link.symlink_to(tmp_path / "shared" / "report.out")
+    write(a_run(a_test("linked")), link)
+    assert link.is_symlink() and "linked" in (tmp_path / "shared" / "report.out").read_text(encoding="utf-8")
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with concurrent.futures.ThreadPoolExecutor(1) as reader:
+        read = reader.submit(pipe.read_bytes)  # opens the pipe's other end, as a CI log reader would
+        write(a_run(a_test("piped")), pipe)
+        assert b"piped" in read.result(timeout=30)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)  # still the pipe, not a file put in its place
 
 
 @pytest.mark.parametrize("write", [write_junit, write_json])
