@@ -19,6 +19,7 @@ its tests show.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import time
@@ -67,15 +68,18 @@ MAX_LIVE_LINES = 25
 _BAR = 30
 
 
-def collect(paths: Sequence[str]) -> tuple[list[Path], list[FieldViolation]]:
+def collect(paths: Sequence[str], *, reports: Sequence[str] = ()) -> tuple[list[Path], list[FieldViolation]]:
     """The definition files `paths` name: files as given, directories' `*.json` (recursively,
-    sorted), globs expanded; each file once, in that order. Beside them, a problem for each path
-    that names no file (field `paths[i]`), to be listed with the files' own problems.
+    sorted), globs expanded; each file once, in that order, but the run's own `reports` (a rerun's
+    `sentinel run . --json report.json` would read the last run's report as a test). Beside them, a
+    problem for each path that names no file (field `paths[i]`), to be listed with the files' own.
     """
+    written = {Path(os.path.realpath(report)) for report in reports}
     found: dict[Path, None] = {}
     problems: list[FieldViolation] = []
     for i, given in enumerate(paths):
-        files = definition_files(given)  # the SDK's rule: `submit_run("tests/")` takes the same files
+        # The SDK's rule: `submit_run("tests/")` takes the same files.
+        files = [f for f in definition_files(given) if Path(os.path.realpath(f)) not in written]
         if not files:
             problems.append(FieldViolation(f"paths[{i}]", f"{given!r} names no definition file"))
         for file in files:
@@ -113,10 +117,10 @@ class Loaded:
     complete: bool  # no path or file had a problem
 
 
-def load_all(paths: Sequence[str]) -> Loaded:
-    """Every test the paths name, read and checked as far as can be done here, every problem of every
-    path and file listed as it is found, each by its path."""
-    files, missing = collect(paths)
+def load_all(paths: Sequence[str], *, reports: Sequence[str] = ()) -> Loaded:
+    """Every test the paths name (but the run's own `reports`), read and checked as far as can be done
+    here, every problem of every path and file listed as it is found, each by its path."""
+    files, missing = collect(paths, reports=reports)
     if missing:
         show_invalid(ValidationError(missing))
     tests: list[tuple[TestSource, str]] = []
@@ -308,7 +312,7 @@ async def run_suite(
         Interrupted: Ctrl-C; once the run's id is known, after the reports are written.
     """
     check_writable(junit=junit, json=json_report)
-    loaded = load_all(paths)
+    loaded = load_all(paths, reports=[r for r in (junit, json_report) if r])
     files, tests = loaded.files, loaded.tests
     options: SubmitOptions = {}
     if tags:

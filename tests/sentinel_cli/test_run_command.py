@@ -79,6 +79,14 @@ async def test_dry_run_checks_every_file_here_and_on_the_api_and_submits_nothing
         assert [job async for job in client.jobs()] == []
 
 
+async def test_a_rerun_in_the_same_folder_does_not_read_its_own_last_report_as_a_test(api: str, tmp_path: Path) -> None:
+    write(tmp_path / "a-good.json", {"name": "good", "steps": WAITS})
+    (tmp_path / "report.json").write_text(json.dumps({"schemaVersion": 1, "tests": []}), encoding="utf-8")
+    code, out, err = await sentinel(api, "run", "--dry-run", str(tmp_path), "--json", str(tmp_path / "report.json"))
+    assert (code, err) == (0, "")
+    assert out.startswith("1 test(s) checked")  # a-good.json only
+
+
 async def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path) -> None:
     test = write(tmp_path / "t.json", {"name": "t", "steps": WAITS})
     (tmp_path / "file").write_text("", encoding="utf-8")
