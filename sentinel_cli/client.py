@@ -62,7 +62,12 @@ _RUN_TEST = re.compile(r"tests\[(\d+)\]\.?(.*)")
 
 
 class Interrupted(Exception):
-    """Ctrl-C while a command waited on the API; the message says what goes on and how to stop it."""
+    """Ctrl-C (or SIGTERM) while a command waited on the API; the message says what goes on and how to
+    stop it; `code` is the exit code (130 for Ctrl-C, 143 for SIGTERM: 128 + the signal)."""
+
+    def __init__(self, message: str, *, code: int = 130) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def described(exc: SentinelError) -> str:

@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.flush()  # here, where a reader that went away is seen, not in Python's exit
     except client.Interrupted as exc:
         print(f"sentinel: {exc}", file=sys.stderr)
-        code = 130
+        code = exc.code
     except KeyboardInterrupt:
         print("sentinel: interrupted", file=sys.stderr)
         code = 130

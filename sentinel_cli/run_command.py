@@ -19,15 +19,17 @@ its tests show.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, ParamSpec, TextIO
 
 from sentinel_cli import recorder, reports
 from sentinel_cli.arguments import file_problem
@@ -291,6 +293,40 @@ def _test_report(test: RunTest) -> reports.TestReport:
     )
 
 
+P = ParamSpec("P")
+
+
+def _sigterm_as_interrupt(command: Callable[P, Coroutine[Any, Any, int]]) -> Callable[P, Coroutine[Any, Any, int]]:
+    """`command` with SIGTERM taken as Ctrl-C is: a CI job that is cancelled or runs out of time
+    (Jenkins' abort, GitLab's cancel, `timeout`) gets its reports written as the run stands and the
+    message naming the run, exit 143, instead of dying with nothing written."""
+
+    @functools.wraps(command)
+    async def taking_sigterm(*args: P.args, **kwargs: P.kwargs) -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        terminated: list[bool] = []
+
+        def on_sigterm() -> None:
+            terminated.append(True)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        try:
+            return await command(*args, **kwargs)
+        except Interrupted as exc:
+            if not terminated:
+                raise
+            said = str(exc).replace("interrupted", "terminated (SIGTERM)", 1)
+            raise Interrupted(said, code=128 + signal.SIGTERM) from None
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    return taking_sigterm
+
+
+@_sigterm_as_interrupt
 async def run_suite(
     address: str | None,
     paths: Sequence[str],
@@ -309,7 +345,8 @@ async def run_suite(
     are raised for `main` to map to 2.
 
     Raises:
-        Interrupted: Ctrl-C; once the run's id is known, after the reports are written.
+        Interrupted: Ctrl-C (or SIGTERM, exit 143); once the run's id is known, after the reports
+            are written.
     """
     check_writable(junit=junit, json=json_report)
     loaded = load_all(paths, reports=[r for r in (junit, json_report) if r])

@@ -50,8 +50,9 @@ async def sentinel(api: str, *argv: str, cwd: Path | None = None) -> tuple[int, 
     return process.returncode, out.decode(), err.decode()
 
 
-async def interrupted(api: str, *argv: str, ready: str) -> tuple[int, str, str]:
-    """Run the console script, press Ctrl-C once stdout has a line matching `ready`; what it did then."""
+async def interrupted(api: str, *argv: str, ready: str, sig: int = signal.SIGINT) -> tuple[int, str, str]:
+    """Run the console script, press Ctrl-C (or send `sig`) once stdout has a line matching `ready`;
+    what it did then."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OTEL_"))}
     env["SENTINEL_API"] = api
     process = await asyncio.create_subprocess_exec(
@@ -63,7 +64,7 @@ async def interrupted(api: str, *argv: str, ready: str) -> tuple[int, str, str]:
         line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
         assert line, f"ended before {ready!r}: {seen}{(await process.stderr.read()).decode()}"
         seen += line.decode()
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode is not None
     return process.returncode, seen + out.decode(), err.decode()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import io
 import json
+import signal
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -129,6 +130,22 @@ async def test_ctrl_c_leaves_the_run_going_writes_the_reports_and_names_the_canc
     assert code == 0 and out.startswith(f"run {run_id}  CANCELLED")
     async with AsyncClient(api) as client:
         assert (await client.get_run(run_id)).state is RunState.CANCELLED
+
+
+async def test_sigterm_as_a_cancelled_ci_job_sends_it_is_taken_as_ctrl_c_with_its_own_exit_code(
+    api: str, tmp_path: Path
+) -> None:
+    test = write(tmp_path / "t.json", {"name": "t", "steps": WAITS})
+    junit = tmp_path / "junit.xml"
+    code, out, err = await interrupted(
+        api, "run", test, "--junit", str(junit), ready=r"run \S+: 1 test", sig=signal.SIGTERM
+    )
+    run_id = out.split()[1].rstrip(":")
+    assert code == 143  # 128 + SIGTERM, as a shell reports a command the signal ended
+    assert err == f"sentinel: terminated (SIGTERM); run {run_id} goes on (sentinel cancel {run_id} stops it)\n"
+    [suite] = list(JUnitXml.fromfile(str(junit)))
+    [case] = list(suite)
+    assert suite.tests == 1 and isinstance(case.result[0], Skipped)  # written as the run stood
 
 
 async def test_each_testcase_has_its_own_tags_and_a_classname_of_its_own(api: str, tmp_path: Path) -> None:
