@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import os
 import signal
 import socket
@@ -383,6 +384,21 @@ async def run_suite(
             run = await _follow(client, handle, out)
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command; the run goes on
             await _interrupted(client, handle.id, wanted, out)
+        except BrokenPipeError:
+            if not (wanted.junit or wanted.json):
+                raise
+            # The output's reader went away (`| head`): the run is still followed to its end, without
+            # a word, for the reports asked for; then the pipe's end is `main`'s to report (141).
+            run = await _follow(client, handle, io.StringIO())
+            wanted.write(run, io.StringIO())
+            raise
+        except SentinelError as exc:  # the API was lost for longer than the SDK rides out
+            rest = f"sentinel status {handle.id} shows it, sentinel cancel {handle.id} stops it"
+            print(
+                f"sentinel: lost the API while following run {handle.id} ({described(exc)}); it goes on: {rest}",
+                file=sys.stderr,
+            )
+            return 2
     render_summary(run, out)
     out.write(f"  finished in {time.monotonic() - began:.1f} s\n")
     wanted.write(run, out)

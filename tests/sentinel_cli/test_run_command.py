@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import signal
+import subprocess
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -25,7 +27,7 @@ from sentinel_cli.client import Interrupted
 from sentinel_client import AsyncClient, Run, RunState, RunTest, RunTestSource
 from sentinel_client._requests import run_request
 from shared.errors import ValidationError
-from tests.sentinel_cli.test_client import WAITS, interrupted, sentinel, write
+from tests.sentinel_cli.test_client import SENTINEL, WAITS, interrupted, sentinel, write
 from tests.sentinel_cli.test_client import api as api
 from tests.support import closed_port
 
@@ -146,6 +148,29 @@ async def test_sigterm_as_a_cancelled_ci_job_sends_it_is_taken_as_ctrl_c_with_it
     [suite] = list(JUnitXml.fromfile(str(junit)))
     [case] = list(suite)
     assert suite.tests == 1 and isinstance(case.result[0], Skipped)  # written as the run stood
+
+
+async def test_a_reader_that_goes_away_still_gets_the_run_its_reports(api: str, tmp_path: Path) -> None:
+    """`sentinel run … --json r.json | head -1`: the pipe's end does not drop the reports asked for; the
+    run is followed to its end without a word, the reports written, then exit 141 as for any pipe."""
+    test = write(tmp_path / "t.json", {"name": "t", "steps": WAITS})
+    report = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OTEL_"))} | {"SENTINEL_API": api}
+    process = subprocess.Popen([SENTINEL, "run", test, "--json", str(report)], env=env, stdout=subprocess.PIPE)  # noqa: ASYNC220 (a pipe whose end this test closes, as `head` does)
+    try:
+        assert process.stdout is not None
+        first = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), timeout=30)
+        run_id = first.decode().split()[1].rstrip(":")
+        process.stdout.close()  # `head -1` has its line and leaves
+        async with AsyncClient(api) as client:
+            await client.cancel_run(run_id)  # the run ends (no executor here); its events meet the closed pipe
+        code = await asyncio.to_thread(process.wait, 60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 141
+    document = json.loads(report.read_text(encoding="utf-8"))
+    assert document["runId"] == run_id and [t["outcome"] for t in document["tests"]] == ["skipped"]
 
 
 async def test_each_testcase_has_its_own_tags_and_a_classname_of_its_own(api: str, tmp_path: Path) -> None:
