@@ -225,6 +225,16 @@ async def submit_and_follow(
         return 0 if done.passed else 1
 
 
+#: Control characters (C0, DEL, C1: a bell, an ANSI colour code's ESC) in text a test or a page chose.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` fit for a terminal or a CI log: each control character shown as `\\x1b` instead of
+    acted on (a test named with colour codes or a bell would otherwise colour or ring the log)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def row_labels(tests: Sequence[RunTest]) -> dict[str, str]:
     """Each test's label by its job id, at most LABEL_WIDTH characters: its name, or where tests share
     a name, its name and the file that tells it apart, as its path below the folder those files have
@@ -232,7 +242,7 @@ def row_labels(tests: Sequence[RunTest]) -> dict[str, str]:
     file, or with a file another of them has too, is told by its job id."""
     by_name: dict[str, list[RunTest]] = {}
     for test in tests:
-        by_name.setdefault(test.name or PurePath(test.file).name or test.job_id, []).append(test)
+        by_name.setdefault(printable(test.name or PurePath(test.file).name or test.job_id), []).append(test)
     labels: dict[str, str] = {}
     for name, alike in by_name.items():
         if len(alike) == 1:
@@ -269,7 +279,7 @@ def render_tests(run: Run, out: TextIO) -> None:
             where = (
                 f"step {test.failing_step + 1} ({test.failing_step_name}): " if test.failing_step is not None else ""
             )
-            out.write(f"  ↳ {where}{test.error.message if test.error else ''}\n")
+            out.write(f"  ↳ {printable(where)}{printable(test.error.message) if test.error else ''}\n")
         if test.artifacts:
             out.write(f"  ↳ artifacts: {', '.join(test.artifacts)}  (sentinel artifacts {test.job_id})\n")
 

@@ -323,7 +323,7 @@ def _failure_text(test: TestReport) -> str:
     lines.append(test.message.strip() or _headline(test))
     names = list(dict.fromkeys([*test.artifacts, *(name for step in test.steps for name in step.artifacts)]))
     if names:
-        lines += ["", f"artifacts (download them with: sentinel artifacts {test.job_id}):"]
+        lines += ["", f"artifacts (download them with: sentinel artifacts {test.job_id}, while the job is retained):"]
         lines += [f"  {name}" for name in names]
     return "\n".join(lines) + "\n"
 

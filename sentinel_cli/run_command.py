@@ -39,6 +39,7 @@ from sentinel_cli.client import (
     Interrupted,
     described,
     open_client,
+    printable,
     render_tests,
     row_labels,
     run_counts,
@@ -227,7 +228,7 @@ class LiveView:
     def _line(self, event: ProgressEvent) -> str:
         name = self.names.get(event.job_id, event.job_id)[:LABEL_WIDTH]
         p = event.progress
-        detail = p.message if not event.terminal else event.state.name
+        detail = printable(p.message) if not event.terminal else event.state.name
         return f"{name:<{LABEL_WIDTH}} {event.state.name:<9} {p.percentage:3d}%  {detail}"[:160]
 
     def _redraw(self) -> None:

@@ -188,7 +188,7 @@ class AsyncClient(ClientBase[LoopChannel]):
 
     async def wait_run(self, run_id: str, timeout: float | None = None) -> Run:  # noqa: ASYNC109
         """The run once every test has ended. Raises WaitTimeout when `timeout` seconds pass first."""
-        waiting = Waiting(run_id, timeout)
+        waiting = Waiting(run_id, timeout, kind="run")
         try:
             async for item in self._stream(ops.stream_run(run_id), deadline=waiting.deadline):
                 if isinstance(item, Run):

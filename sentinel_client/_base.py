@@ -131,10 +131,12 @@ class HandleBase(Generic[C]):
 
 
 class Waiting:
-    """One `wait(job_id, timeout)`: its deadline, the last state seen, and the error when time runs out."""
+    """One `wait(job_id, timeout)` (or `wait_run`: `kind` "run"): its deadline, the last state seen,
+    and the error when time runs out."""
 
-    def __init__(self, job_id: str, timeout: float | None) -> None:
+    def __init__(self, job_id: str, timeout: float | None, *, kind: str = "job") -> None:
         self.job_id = job_id
+        self.kind = kind
         self.timeout = timeout
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.last_state: str | None = None
@@ -147,4 +149,4 @@ class Waiting:
         deadline the wait's stream has is the wait's own (gRPC's clock may call it a moment early)."""
         if self.timeout is None:
             return None
-        return WaitTimeout(self.job_id, self.timeout, self.last_state)
+        return WaitTimeout(self.job_id, self.timeout, self.last_state, kind=self.kind)

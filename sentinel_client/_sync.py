@@ -174,7 +174,7 @@ class Client(ClientBase[grpc.Channel]):
 
     def wait_run(self, run_id: str, timeout: float | None = None) -> Run:
         """The run once every test has ended. Raises WaitTimeout when `timeout` seconds pass first."""
-        waiting = Waiting(run_id, timeout)
+        waiting = Waiting(run_id, timeout, kind="run")
         try:
             for item in self._stream(ops.stream_run(run_id), deadline=waiting.deadline):
                 if isinstance(item, Run):

@@ -133,11 +133,12 @@ class ConfigError(SentinelError):
 
 
 class WaitTimeout(SentinelError, TimeoutError):
-    """`wait(timeout)` ran out before the job ended; the job goes on (cancel it if it should not)."""
+    """`wait(timeout)` ran out before the job (or the run: `wait_run`) ended; it goes on (cancel it if
+    it should not). `job_id` is the run's id for a run."""
 
-    def __init__(self, job_id: str, timeout: float, last_state: str | None) -> None:
+    def __init__(self, job_id: str, timeout: float, last_state: str | None, *, kind: str = "job") -> None:
         seen = f" (last seen {last_state})" if last_state else ""
-        super().__init__(f"job {job_id} has not ended within {timeout:g} s{seen}")
+        super().__init__(f"{kind} {job_id} has not ended within {timeout:g} s{seen}")
         self.job_id = job_id
         self.last_state = last_state
 

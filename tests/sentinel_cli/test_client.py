@@ -194,6 +194,18 @@ def test_tests_that_share_a_name_are_told_apart_by_their_files() -> None:
     ]
 
 
+def test_control_characters_a_test_or_page_chose_are_shown_not_acted_on() -> None:
+    """A CI log shows what a test is called and what failed; a bell or an ANSI colour code in them is
+    written as text, never sent to the terminal to ring or colour it."""
+    error = JobError(category=ErrorCategory.ASSERTION, message="expected \x1b[31mred\x1b[0m\x07")
+    tests = (RunTest(job_id="j1", name="\x1b[2Jclear", file="t.json", state=JobState.FAILED, error=error),)
+    out = io.StringIO()
+    render_run(Run(id="r1", name="", state=RunState.FAILED, tests=tests), out)
+    shown = out.getvalue()
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "\\x1b[2Jclear" in shown and "expected \\x1b[31mred\\x1b[0m\\x07" in shown
+
+
 async def test_ctrl_c_while_following_a_job_exits_130_with_one_line(api: str, tmp_path: Path) -> None:
     path = write(tmp_path / "waits.json", {"name": "waits", "steps": WAITS})
 

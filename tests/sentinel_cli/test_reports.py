@@ -207,7 +207,7 @@ def test_a_failure_names_its_step_message_and_artifacts(tmp_path: Path) -> None:
         "expected 'Thanks' in h1, got 'Oops'",
         "locator: h1.title",
         "",
-        "artifacts (download them with: sentinel artifacts job-checkout):",
+        "artifacts (download them with: sentinel artifacts job-checkout, while the job is retained):",
         "  2/trace.zip",
         "  2/step-01-failure.png",
     ]

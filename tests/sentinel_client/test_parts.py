@@ -35,6 +35,7 @@ from sentinel_client import (
     WaitTimeout,
     _recorder_steps,
 )
+from sentinel_client._base import Waiting
 from sentinel_client._convert import _PROTO_ENUMS, enum_from_proto, enum_to_proto
 from sentinel_client._files import artifact_path
 from sentinel_client._requests import submit_request
@@ -226,6 +227,7 @@ def test_wait_timeout_is_a_timeout_error() -> None:
     error = WaitTimeout("j1", 2.5, "running")
     assert isinstance(error, TimeoutError) and isinstance(error, SentinelError) and error.code is None
     assert str(error) == "job j1 has not ended within 2.5 s (last seen running)"
+    assert str(Waiting("r1", 0.5, kind="run").expired()) == "run r1 has not ended within 0.5 s"  # wait_run's
 
 
 @pytest.mark.parametrize("name", ["../x.png", "1/../x.png", "/etc/x", "1/a/b", "0/x", "x/y", "1/.hidden", "1/", "1"])
