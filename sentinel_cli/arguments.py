@@ -85,10 +85,7 @@ def flag_errors(exc: InvalidArgumentError, flags: Mapping[str, str]) -> InvalidA
     `flags` maps a field path, indexes written `[]` (`schedule.notifications[].events`), to its
     option; a path names the field and everything below it, the longest path that fits wins."""
     renamed = [FieldViolation(_flag_of(v.field, flags), v.description) for v in exc.violations]
-    if not renamed:
-        return exc
-    message = "\n".join(f"{v.field}: {v.description}" for v in renamed)
-    return InvalidArgumentError(message, violations=renamed, code=exc.code)
+    return InvalidArgumentError.listing(renamed, code=exc.code) if renamed else exc
 
 
 def _flag_of(field: str, flags: Mapping[str, str]) -> str:

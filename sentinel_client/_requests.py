@@ -26,7 +26,7 @@ from protos.json_errors import PARSE_ERRORS, refused_field
 from sentinel_client._convert import enum_to_proto, parse_enum
 from sentinel_client._recorder import convert_recording, is_recording
 from sentinel_client._sources import RunTests, TestSource, read_test, run_tests
-from sentinel_client.errors import InvalidArgumentError
+from sentinel_client.errors import FieldViolation, InvalidArgumentError
 from sentinel_client.models import ArtifactPolicy, Priority
 
 _SUBMIT_KEYS = frozenset(name for f in pb.SubmitRequest.DESCRIPTOR.fields for name in (f.name, f.json_name))
@@ -67,7 +67,15 @@ def load_document(document: Mapping[str, Any], *, field: str = "definition", pre
         if not isinstance(document, Mapping):
             raise InvalidArgumentError.of(field, "must hold a JSON object")
         if is_recording(document):  # as `sentinel submit` takes it; the API validates what it becomes
-            document = convert_recording(document).definition
+            try:
+                document = convert_recording(document).definition
+            except InvalidArgumentError as exc:  # its steps named where the request has them (tests[2].steps[1] …)
+                if not prefix:
+                    raise
+                below = [FieldViolation(f"{prefix}{v.field}", v.description) for v in exc.violations]
+                raise InvalidArgumentError(
+                    "\n".join(f"{v.field}: {v.description}" for v in below), violations=below
+                ) from None
         if _SUBMIT_KEYS.intersection(document):
             _check_shape(document, field)
             return parse_document(document, pb.SubmitRequest(), prefix.rstrip("."), field)
@@ -161,19 +169,26 @@ def run_request(tests: RunTests, *, name: str, max_parallel: int, options: Submi
         user_id=shared.user_id,
         request_id=shared.request_id,
     )
+    problems: list[FieldViolation] = []  # every bad test's, not only the first one's
     for i, item in enumerate(run_tests(tests)):
         test, source = item if isinstance(item, tuple) else (item, "")
         at = f"tests[{i}]."  # a bad field is named as the API names it: tests[2].definition.steps[0]…
-        loaded = (
-            load_document(test, field=f"{at}definition", prefix=at)
-            if isinstance(test, Mapping)
-            else load_file(test, prefix=at, field=f"tests[{i}]")
-        )
-        _set(loaded.definition, "base_url", options, f"{at}definition.")
+        try:
+            loaded = (
+                load_document(test, field=f"{at}definition", prefix=at)
+                if isinstance(test, Mapping)
+                else load_file(test, prefix=at, field=f"tests[{i}]")
+            )
+            _set(loaded.definition, "base_url", options, f"{at}definition.")
+        except InvalidArgumentError as exc:
+            problems += exc.violations or [FieldViolation(f"tests[{i}]", exc.message)]
+            continue
         file = source or ("" if isinstance(test, Mapping) else os.fspath(test))
         # The file's own options go with it; the run's (these `options`) win where they set a field.
         own = loaded.options if loaded.HasField("options") else None
         request.tests.append(pb.RunTest(definition=loaded.definition, file=file, options=own))
+    if problems:
+        raise InvalidArgumentError.listing(problems)
     return request
 
 

@@ -81,7 +81,12 @@ class InvalidArgumentError(SentinelError):
     def of(cls, field: str, description: str) -> InvalidArgumentError:
         """A local error for one bad field, worded like the API's: `schedule.jitter_ms: must be an
         integer ≥ 0, got -1` (INVALID_ARGUMENT, as the API's)."""
-        return cls(f"{field}: {description}", violations=[FieldViolation(field, description)])
+        return cls.listing([FieldViolation(field, description)])
+
+    @classmethod
+    def listing(cls, violations: list[FieldViolation], *, code: grpc.StatusCode | None = None) -> InvalidArgumentError:
+        """An error for several bad fields, its message a line for each (`field: what is wrong`)."""
+        return cls("\n".join(f"{v.field}: {v.description}" for v in violations), violations=violations, code=code)
 
 
 class NotFoundError(SentinelError):

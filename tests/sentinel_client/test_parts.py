@@ -383,3 +383,16 @@ def test_a_runs_bad_test_is_named_by_its_index_as_the_api_names_it(tmp_path: Pat
             client.submit_run([good, good, bad_file])
     assert [v.field for v in in_dict.value.violations] == ["tests[1].definition.steps[0].wait.ms"]
     assert [v.field for v in in_file.value.violations] == ["tests[2].definition.steps[0].click.selector"]
+
+
+def test_every_bad_test_of_a_run_is_named_not_only_the_first(tmp_path: Path) -> None:
+    """`validate_run` (and `submit_run`) name every test's problem found before the call, a
+    recording's steps Sentinel cannot run by the test they are in (`tests[2].steps[1] (doubleClick)`)."""
+    recording = {"title": "r", "steps": [{"type": "navigate", "url": "http://x.test/"}, {"type": "doubleClick"}]}
+    good = {"name": "a", "steps": [{"navigate": {"url": "http://x.test"}}]}
+    tests: list[Any] = [{"name": "b", "steps": [{"wait": {"ms": "x"}}]}, good, recording, tmp_path / "missing.json"]
+    with Client("127.0.0.1:1") as client, pytest.raises(InvalidArgumentError) as refused:  # no call is made
+        client.validate_run(tests)
+    fields = [v.field for v in refused.value.violations]
+    assert fields == ["tests[0].definition.steps[0].wait.ms", "tests[2].steps[1] (doubleClick)", "tests[3]"], fields
+    assert str(refused.value).count("\n") == 2  # one line a problem
