@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 from executor_service.guard import Guard, Refusal
 from executor_service.http_client import HttpClient, Outgoing, Reply, StandaloneClient
 from executor_service.navigation_policy import IpAddress, NavigationPolicy
+from executor_service.redact import secret_forms
 from shared.errors import AssertionFailure, NavigationRefused, RequestFailed
 from shared.json_checks import compile_path, describe_value, json_equal, parse_literal, values_at
 from shared.model import Request
@@ -118,11 +119,12 @@ async def check(
         max_redirects=action.max_redirects,
     )
     statuses.append(answer.status)
-    # A server may echo the secret headers it got: masked before any excerpt is cut or reshaped.
+    # A server may echo the secret headers it got (as sent, or JSON-, HTML- or URL-escaped): masked
+    # before any excerpt is cut or reshaped, since a secret cut in two is no longer found.
+    secrets = tuple(value for name, value in headers.items() if value and action.is_secret(name))
     shown = answer.body
-    for name, value in headers.items():
-        if value and action.is_secret(name):
-            shown = shown.replace(value.encode(), b"***")
+    for form in (form for secret in secrets for form in secret_forms(secret)):
+        shown = shown.replace(form, b"***")
     expected = action.expect_status
     if not (200 <= answer.status <= 299 if expected == 0 else answer.status == expected):
         raise AssertionFailure(f"expected status {expected or '2xx'}, got {answer.status}{_said(shown)}")
@@ -132,7 +134,7 @@ async def check(
             raise AssertionFailure(f"body does not contain {action.expect_body_contains!r}{_said(shown)}")
     if action.expect_json:
         # Off the event loop: a big body or a costly filter must not stall the other jobs.
-        failure = await asyncio.to_thread(_json_failure, action, answer.body)
+        failure = await asyncio.to_thread(_json_failure, action, answer.body, shown, secrets)
         if failure is not None:
             raise AssertionFailure(failure)
 
@@ -207,12 +209,13 @@ async def _send(client: HttpClient, guard: Guard | None, request: Outgoing, *, t
     return reply
 
 
-def _json_failure(action: Request, body: bytes) -> str | None:
-    """Why the body fails the step's first failing JSON expectation (None: all hold)."""
+def _json_failure(action: Request, body: bytes, shown: bytes, secrets: tuple[str, ...]) -> str | None:
+    """Why the body fails the step's first failing JSON expectation (None: all hold); `shown` is the
+    body with `secrets` masked, for an excerpt, and a value quoted is masked before it is cut."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
-        return f"body is not JSON{_said(body)}"
+        return f"body is not JSON{_said(shown)}"
     for expectation in action.expect_json:
         found = values_at(compile_path(expectation.path), document)
         if not found:
@@ -221,7 +224,7 @@ def _json_failure(action: Request, body: bytes) -> str | None:
             got = found[0] if len(found) == 1 else found
             want = parse_literal(expectation.equals)
             if not json_equal(got, want):
-                return f"{expectation.path}: expected {describe_value(want)}, got {describe_value(got)}"
+                return f"{expectation.path}: expected {describe_value(want)}, got {describe_value(got, secrets)}"
     return None
 
 

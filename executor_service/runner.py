@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -248,34 +248,15 @@ def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
 
 
 def _masked(line: str, secrets: tuple[str, ...]) -> str:
-    """`line` trimmed, with every secret value masked, whole or cut short."""
+    """`line` trimmed, with every secret value masked, as given and as a message may quote it
+    (`repr`, JSON). Where a message was cut short, its maker masked before cutting."""
     # A page may echo what was typed into it, and a server the headers it got, so an assertion's
     # "got ..." could carry a secret.
     for secret in secrets:
-        if secret:
-            line = line.replace(secret, "***")
-    return _mask_cut_secrets(line, secrets)[:MAX_ERROR_CHARS]
-
-
-#: Where a message was shortened before it reached `_masked` (a body excerpt, a JSON value): `…`,
-#: after the closing quote of a cut string when there is one.
-_CUT = re.compile("['\"]?\u2026")
-
-
-def _mask_cut_secrets(line: str, secrets: tuple[str, ...]) -> str:
-    """`line` with the start of a secret that a shortening cut off masked: the text just before each
-    cut (`…`) that is how a secret begins (a server that echoed a key, its excerpt cut mid-key)."""
-    for cut in reversed(list(_CUT.finditer(line))):
-        head = line[: cut.start()]
-        longest = 0
-        for secret in secrets:
-            for start in range(max(0, len(head) - len(secret) + 1), len(head)):
-                if secret.startswith(head[start:]):
-                    longest = max(longest, len(head) - start)
-                    break
-        if longest:
-            line = f"{head[:-longest]}***{line[cut.start() :]}"
-    return line
+        for form in dict.fromkeys((secret, repr(secret)[1:-1], json.dumps(secret)[1:-1])):
+            if form:
+                line = line.replace(form, "***")
+    return line[:MAX_ERROR_CHARS]
 
 
 def open_secrets(definition: TestDefinition, sealer: Sealer | None) -> tuple[str, ...]:

@@ -81,6 +81,14 @@ def _routes(api: Api) -> web.Application:
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "x-trace")}
         return web.json_response({"method": request.method, "body": await request.text(), "headers": headers})
 
+    async def echo_html(request: web.Request) -> web.Response:
+        # Not JSON, indented: a byte cut of its excerpt can fall inside the echoed header.
+        await record(request)
+        pad = " " * int(request.query.get("pad", "0"))
+        return web.Response(
+            text=f"<html>\n{pad}<p>{request.headers.get('Authorization', '')}</p>", content_type="text/html"
+        )
+
     async def hop(request: web.Request) -> web.Response:
         await record(request)
         left = int(request.match_info["n"])
@@ -136,6 +144,7 @@ def _routes(api: Api) -> web.Application:
     app.router.add_get("/status/{code}", status)
     app.router.add_get("/text", text)
     app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/echo-html", echo_html)
     app.router.add_get("/redirect/{n}", hop)
     app.router.add_get("/away", away)
     app.router.add_get("/loop", loop)
@@ -549,6 +558,21 @@ async def test_a_secret_the_failure_excerpt_would_cut_in_two_shows_none_of_it(
         leaked = [TOKEN[:k] for k in range(3, len(TOKEN) + 1) if TOKEN[:k] in text]
         assert not leaked and "tok-5ecret" not in text, (pad, text)
     assert any("'…" in text for text in shown) and any("***" in text for text in shown)
+
+    # A body that is not JSON, its excerpt cut by bytes before its whitespace is folded.
+    for pad in range(760, 800, 5):
+        step = Step(
+            Request(
+                f"/echo-html?pad={pad}",
+                headers={"Authorization": sealed},
+                secret_headers=("Authorization",),
+                expect_json=(JsonExpectation("$.a"),),
+            )
+        )
+        ran = await run(session, [step], tmp_path / f"html-{pad}", base_url=api.url)
+        _, text = ran.error()
+        leaked = [TOKEN[:k] for k in range(3, len(TOKEN) + 1) if TOKEN[:k] in text]
+        assert not leaked and "body is not JSON" in text, (pad, text)
 
     # A JSON value shown in "got …" is cut at 200 characters too, before the runner masks it.
     for pad in range(150, 190, 3):
