@@ -42,14 +42,18 @@ def pair_problem(cert: str, key: str, *, cert_name: str, key_name: str) -> str |
     problem = certificates_problem(cert, cert_name)
     if problem is not None:
         return problem
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # what gRPC accepts (an RSA-1024 key), not OpenSSL's default policy
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_no_password)
+        context.load_cert_chain(cert, key, password=_no_password)
     except _Encrypted:
         return f"{key_name} is encrypted; give an unencrypted key ({key!r})"
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
             return f"{key_name} does not match {cert_name}: {key!r} is not the key of {cert!r}"
-        return f"{key_name} holds no PEM private key ({key!r})"  # the certificate parsed above: the key did not
+        if exc.reason in ("PEM_LIB", "NO_START_LINE", "BAD_BASE64_DECODE", None):
+            return f"{key_name} holds no PEM private key ({key!r})"  # the certificate parsed above: the key did not
+        return f"{key_name} cannot be used with {cert_name} ({key!r}): {exc.reason or exc}"
     except OSError as exc:
         return _unreadable(key_name, key, exc)
     return None

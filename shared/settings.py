@@ -117,7 +117,10 @@ def _check_redis_url(url: str) -> None:
         raise ConfigError("REDIS_URL's port must be a number from 0 to 65535") from None  # the URL may hold a password
     db = parts.path.strip("/")
     if db and not db.isdigit():
-        raise ConfigError(f"REDIS_URL's path must be a database number (redis://host:6379/0), got {'/' + db!r}")
+        raise ConfigError(
+            "REDIS_URL's path must be a database number (redis://host:6379/0); a password holding '/'"
+            " must be written %2F"
+        )  # the path is not shown: it may hold the rest of such a password
 
 
 #: Retries and base delay (ms) per error category: Sentinel's original design.

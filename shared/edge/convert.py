@@ -112,7 +112,7 @@ __all__ = [
 # --- submit: protobuf → domain ---------------------------------------------------------------
 
 
-def submit_from_proto(req: pb.SubmitRequest) -> SubmitCommand:
+def submit_from_proto(req: pb.SubmitRequest, *, template: bool = False) -> SubmitCommand:
     """A submit request as domain values, with the server's defaults for unspecified enums.
 
     Raises:
@@ -120,7 +120,7 @@ def submit_from_proto(req: pb.SubmitRequest) -> SubmitCommand:
             or `source` claims the scheduler (only a schedule's fire is that, with its schedule id).
     """
     refuse_unknown_enums((req, ""), (req.options, "options."))
-    if req.source == pb.JOB_SOURCE_SCHEDULER:
+    if req.source == pb.JOB_SOURCE_SCHEDULER and not template:  # a template's fires are the scheduler's
         why = "JOB_SOURCE_SCHEDULER is set by Sentinel's scheduler for a schedule's fires, never by a client"
         raise ValidationError([FieldViolation("source", why)])
     return SubmitCommand(
@@ -261,4 +261,4 @@ def schedule_from_proto(message: pb.Schedule) -> ScheduleSpec:
     refuse_unknown_enums(
         (message, SCHEDULE_PREFIX), (message.template, template), (message.template.options, f"{template}options.")
     )
-    return schedule_spec_from_proto(message, submit_from_proto(message.template))
+    return schedule_spec_from_proto(message, submit_from_proto(message.template, template=True))

@@ -205,6 +205,8 @@ def test_a_client_cannot_say_its_submit_is_a_schedules_fire() -> None:
     [violation] = caught.value.violations
     assert violation.field == "source" and "set by Sentinel's scheduler" in violation.description
     assert c.submit_from_proto(pb.SubmitRequest(source=pb.JOB_SOURCE_WEBHOOK)).source is JobSource.WEBHOOK
+    template = pb.Schedule(template=pb.SubmitRequest(source=pb.JOB_SOURCE_SCHEDULER), interval_ms=60_000)
+    assert c.schedule_from_proto(template).template.source is JobSource.SCHEDULER  # a template's is ignored
 
 
 def test_unknown_enum_numbers_are_refused_naming_each_field() -> None:

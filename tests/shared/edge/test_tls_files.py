@@ -7,6 +7,7 @@ service used to report as a port problem (API_GRPC_PORT). Certificates are made 
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import subprocess
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from sentinel_client import Client, TLSConfig
 from sentinel_client import ConfigError as SdkConfigError
@@ -167,3 +171,26 @@ def test_a_cli_command_with_a_bad_ca_file_says_so_not_unavailable(files: Files, 
     assert done.returncode == 2, done
     assert done.stderr.strip().splitlines()[-1].endswith(f"SENTINEL_TLS_CA holds no PEM certificate ({files.junk!r})")
     assert "UNAVAILABLE" not in done.stderr
+
+
+def test_a_small_rsa_key_that_grpc_takes_passes_the_check(tmp_path: Path) -> None:
+    """OpenSSL's default policy refuses an RSA-1024 key ('ee key too small'); gRPC serves with it,
+    so the check must not stop a service that ran before (and never call it 'no PEM key')."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "small.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "small.key").write_bytes(pem)
+    tls = TlsSettings(cert_file=str(tmp_path / "small.pem"), key_file=str(tmp_path / "small.key"))
+    server_credentials(tls)  # no ConfigError
