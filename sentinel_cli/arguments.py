@@ -54,7 +54,9 @@ def file_problem(path: Path) -> str | None:
     """What stops `path` from being written as a file (a report), or None: said after the path."""
     if path.is_dir():
         return "is a directory; name the file to write in it"
-    return _folder_problem(path.parent)
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): written to where it is
+        return None if os.access(path, os.W_OK) else "cannot be written: no permission"
+    return _folder_problem(Path(os.path.realpath(path)).parent)  # through a link, where the file it names is
 
 
 def folder_problem(path: Path) -> str | None:

@@ -6,14 +6,16 @@ Every call goes through the SDK (`sentinel_client.AsyncClient`); this module onl
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import signal
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from datetime import datetime, tzinfo
 from pathlib import PurePath
-from typing import TextIO
+from typing import Any, ParamSpec, TextIO
 
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -31,7 +33,6 @@ from sentinel_client import (
     SentinelError,
     SubmitOptions,
     TestSource,
-    UnavailableError,
 )
 from sentinel_client._connection import check_target
 from shared.errors import ValidationError
@@ -68,6 +69,47 @@ class Interrupted(Exception):
     def __init__(self, message: str, *, code: int = 130) -> None:
         super().__init__(message)
         self.code = code
+
+
+P = ParamSpec("P")
+
+
+def sigterm_as_interrupt(command: Callable[P, Coroutine[Any, Any, int]]) -> Callable[P, Coroutine[Any, Any, int]]:
+    """`command` with SIGTERM taken as Ctrl-C is: a CI job that is cancelled or runs out of time
+    (Jenkins' abort, GitLab's cancel, `timeout`) gets what Ctrl-C gets (`sentinel run`'s reports
+    written as the run stands, the run or job named), then `Interrupted` with exit 143, instead of
+    the process dying with nothing written. The handler it replaces is put back after."""
+
+    @functools.wraps(command)
+    async def taking_sigterm(*args: P.args, **kwargs: P.kwargs) -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        terminated: list[bool] = []
+
+        def on_sigterm() -> None:
+            terminated.append(True)
+            task.cancel()
+
+        before = signal.getsignal(signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        try:
+            return await command(*args, **kwargs)
+        except Interrupted as exc:
+            if not terminated:
+                raise
+            said = str(exc).replace("interrupted", "terminated (SIGTERM)", 1)
+            raise Interrupted(said, code=128 + signal.SIGTERM) from None
+        except asyncio.CancelledError:
+            if not terminated:
+                raise
+            raise Interrupted("terminated (SIGTERM)", code=128 + signal.SIGTERM) from None  # nothing under way
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            if before is not None:  # None: not set from Python, nothing to put back
+                signal.signal(signal.SIGTERM, before)
+
+    return taking_sigterm
 
 
 def described(exc: SentinelError) -> str:
@@ -183,6 +225,7 @@ def render_result(job: Job, out: TextIO) -> None:
         out.write(f"  trace:     sentinel trace {job.id}\n")
 
 
+@sigterm_as_interrupt
 async def submit_and_follow(
     address: str | None,
     test: TestSource,
@@ -215,7 +258,7 @@ async def submit_and_follow(
             raise Interrupted(f"interrupted; job {job.id} goes on (sentinel cancel {job.id} stops it)") from None
         try:
             done = await job.refresh()
-        except UnavailableError as exc:
+        except SentinelError as exc:
             if last is None or not last.terminal:
                 raise
             # The job's end was seen; only its result could not be read (a direct-mode API that stopped).

@@ -24,7 +24,8 @@ API key from SENTINEL_API_KEY, and TLS from SENTINEL_TLS / SENTINEL_TLS_CA (see 
 Exit codes (`EXIT_CODES`, the epilog of `sentinel --help`): 0 done; 1 the answer is no (a test
 failed, `stats` is not healthy, no such job, run or schedule); 2 bad usage or input (every
 problem listed, one a line), or an error from the API or reaching it; 130 Ctrl-C; 141 the reader
-of the output went away (`sentinel jobs | head -1`), quietly, as Unix tools end on SIGPIPE.
+of the output went away (`sentinel jobs | head -1`), quietly, as Unix tools end on SIGPIPE; 143
+SIGTERM (`run` and `submit --follow` take it as Ctrl-C).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ EXIT_CODES = """exit codes:
   2    bad usage or input (each problem on a line), or the API refused the call or cannot be reached
   130  interrupted (Ctrl-C); a run or a followed job goes on, and the message says how to cancel it
        (or, when `run` was stopped before the run's id was known, whether it was submitted at all)
-  141  the output's reader went away (sentinel jobs | head -1), quietly
+  141  the output's reader went away (sentinel jobs | head -1), quietly; run still writes its reports
+  143  terminated (SIGTERM, as a cancelled CI job is): run and submit --follow as on Ctrl-C
 """
 
 

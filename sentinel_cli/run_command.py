@@ -19,18 +19,16 @@ its tests show.
 from __future__ import annotations
 
 import asyncio
-import functools
 import io
 import os
-import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TextIO
+from typing import NoReturn, TextIO
 
 from sentinel_cli import recorder, reports
 from sentinel_cli.arguments import file_problem
@@ -44,6 +42,7 @@ from sentinel_cli.client import (
     row_labels,
     run_counts,
     show_invalid,
+    sigterm_as_interrupt,
 )
 from sentinel_client import (
     AsyncClient,
@@ -67,6 +66,8 @@ from shared.errors import FieldViolation, ValidationError
 
 __all__ = ["collect", "load_all", "run_suite", "to_report"]
 
+#: The last line under a run's problems, wherever they were found.
+NOT_SUBMITTED = "sentinel: nothing was submitted; fix these and run again"
 #: More tests than this and a terminal shows only the overall bar and each test's end.
 MAX_LIVE_LINES = 25
 _BAR = 30
@@ -163,7 +164,7 @@ async def check_only(
     if accepted:
         out.write(f"{len(loaded.tests)} test(s) checked here and by the API: all valid; nothing was submitted\n")
         return 0
-    print("sentinel: nothing was submitted; fix these and run again", file=sys.stderr)
+    print(NOT_SUBMITTED, file=sys.stderr)
     return 2
 
 
@@ -295,40 +296,7 @@ def _test_report(test: RunTest) -> reports.TestReport:
     )
 
 
-P = ParamSpec("P")
-
-
-def _sigterm_as_interrupt(command: Callable[P, Coroutine[Any, Any, int]]) -> Callable[P, Coroutine[Any, Any, int]]:
-    """`command` with SIGTERM taken as Ctrl-C is: a CI job that is cancelled or runs out of time
-    (Jenkins' abort, GitLab's cancel, `timeout`) gets its reports written as the run stands and the
-    message naming the run, exit 143, instead of dying with nothing written."""
-
-    @functools.wraps(command)
-    async def taking_sigterm(*args: P.args, **kwargs: P.kwargs) -> int:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        terminated: list[bool] = []
-
-        def on_sigterm() -> None:
-            terminated.append(True)
-            task.cancel()
-
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-        try:
-            return await command(*args, **kwargs)
-        except Interrupted as exc:
-            if not terminated:
-                raise
-            said = str(exc).replace("interrupted", "terminated (SIGTERM)", 1)
-            raise Interrupted(said, code=128 + signal.SIGTERM) from None
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-
-    return taking_sigterm
-
-
-@_sigterm_as_interrupt
+@sigterm_as_interrupt
 async def run_suite(
     address: str | None,
     paths: Sequence[str],
@@ -374,7 +342,9 @@ async def run_suite(
             # Shielded: Ctrl-C must not drop a submit that may already be on its way unanswered.
             handle = await asyncio.shield(submitting)
         except InvalidArgumentError as exc:
-            return show_invalid(exc, files=[str(f) for f in files])
+            show_invalid(exc, files=[str(f) for f in files])
+            print(NOT_SUBMITTED, file=sys.stderr)
+            return 2
         except asyncio.CancelledError:
             handle = await _submit_interrupted(submitting, tags)
             out.write(f"run {handle.id}: {said}\n")
@@ -391,18 +361,22 @@ async def run_suite(
             # The output's reader went away (`| head`): the run is still followed to its end, without
             # a word, for the reports asked for; then the pipe's end is `main`'s to report (141).
             run = await _follow(client, handle, io.StringIO())
-            wanted.write(run, io.StringIO())
+            wanted.write_files(run)
             raise
-        except SentinelError as exc:  # the API was lost for longer than the SDK rides out
+        except (UnavailableError, DeadlineExceededError) as exc:  # lost for longer than the SDK rides out
             rest = f"sentinel status {handle.id} shows it, sentinel cancel {handle.id} stops it"
+            unwritten = "; no report written" if wanted.junit or wanted.json else ""
             print(
-                f"sentinel: lost the API while following run {handle.id} ({described(exc)}); it goes on: {rest}",
+                f"sentinel: lost the API while following run {handle.id} ({described(exc)}); it goes on: {rest}"
+                + unwritten,
                 file=sys.stderr,
             )
             return 2
+    written = wanted.write_files(run)  # before the summary: a reader that leaves during it costs no report
     render_summary(run, out)
     out.write(f"  finished in {time.monotonic() - began:.1f} s\n")
-    wanted.write(run, out)
+    for path in written:
+        out.write(f"  report: {path}\n")
     return 0 if all(t.state is JobState.COMPLETED for t in run.tests) else 1
 
 
@@ -431,12 +405,20 @@ class _Reports:
     json: str | None
     started: datetime
 
-    def write(self, run: Run, out: TextIO) -> None:
+    def write_files(self, run: Run) -> list[str]:
+        """Write the reports asked for; their paths."""
         report = to_report(run, started=self.started)
+        written = []
         for path, write in ((self.junit, reports.write_junit), (self.json, reports.write_json)):
             if path:
                 write(report, path)
-                out.write(f"  report: {path}\n")
+                written.append(path)
+        return written
+
+    def write(self, run: Run, out: TextIO) -> None:
+        """Write the reports asked for, and say where."""
+        for path in self.write_files(run):
+            out.write(f"  report: {path}\n")
 
 
 #: How long Ctrl-C waits for the run's state to write the reports with, before it gives up on them.

@@ -18,6 +18,7 @@ from protos import sentinel_pb2 as pb
 from sentinel_client import _convert as convert
 from sentinel_client._convert import enum_to_proto, parse_enum
 from sentinel_client._requests import with_scalars
+from sentinel_client.errors import FailedPreconditionError
 from sentinel_client.models import (
     Artifact,
     DeadLetter,
@@ -169,11 +170,20 @@ def submit_run(request: pb.SubmitRunRequest) -> Unary[tuple[str, tuple[str, ...]
 
 
 def validate_run(request: pb.SubmitRunRequest) -> Unary[None]:
-    """SubmitRun's checks of `request` alone: nothing is submitted (so it is safe to repeat)."""
+    """SubmitRun's checks of `request` alone: nothing is submitted. Not repeated after UNAVAILABLE: an
+    API older than `validate_only` ignores it and makes the run (said, not hidden: `_checked_only`)."""
     checked = pb.SubmitRunRequest()
     checked.CopyFrom(request)
     checked.validate_only = True
-    return Unary(_JOBS + "SubmitRun", checked, pb.SubmitRunResponse, lambda _: None, True)
+    return Unary(_JOBS + "SubmitRun", checked, pb.SubmitRunResponse, _checked_only, False)
+
+
+def _checked_only(reply: pb.SubmitRunResponse) -> None:
+    if reply.run_id:
+        raise FailedPreconditionError(
+            f"the API does not know validate_only (an older release): it submitted run {reply.run_id}"
+            f" instead of only checking it (sentinel cancel {reply.run_id} stops it)"
+        )
 
 
 def get_run(run_id: str) -> Unary[Run]:

@@ -313,7 +313,7 @@ def _close(flow: Flow, step: RecordedStep) -> list[Out]:
 
 def invalid(violations: list[FieldViolation]) -> InvalidArgumentError:
     """The SDK's local error for a recording: every violation, each on its own line of the message."""
-    return InvalidArgumentError("\n".join(f"{v.field}: {v.description}" for v in violations), violations=violations)
+    return InvalidArgumentError.listing(violations)
 
 
 def _cut(text: str, limit: int = MAX_STEP_NAME_CHARS) -> str:

@@ -73,9 +73,7 @@ def load_document(document: Mapping[str, Any], *, field: str = "definition", pre
                 if not prefix:
                     raise
                 below = [FieldViolation(f"{prefix}{v.field}", v.description) for v in exc.violations]
-                raise InvalidArgumentError(
-                    "\n".join(f"{v.field}: {v.description}" for v in below), violations=below
-                ) from None
+                raise InvalidArgumentError.listing(below) from None
         if _SUBMIT_KEYS.intersection(document):
             _check_shape(document, field)
             return parse_document(document, pb.SubmitRequest(), prefix.rstrip("."), field)

@@ -5,7 +5,10 @@ line saying so; and two reports given one path. The API address is a closed port
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,9 +16,9 @@ import pytest
 from sentinel_cli import run_command
 from sentinel_client._sources import read_document
 from shared.errors import ValidationError
-from tests.sentinel_cli.test_client import WAITS, sentinel, write
+from tests.sentinel_cli.test_client import SENTINEL, WAITS, sentinel, write
 from tests.sentinel_cli.test_run_command import NOT_SENT
-from tests.support import closed_port
+from tests.support import closed_port, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,3 +93,39 @@ async def test_two_reports_given_one_path_are_refused_before_the_run(
     assert (code, out) == (2, "")
     assert err == "sentinel: --json: './x.out' is the --junit report's file too; give each report a file of its own\n"
     assert not (tmp_path / "x.out").exists()
+
+
+async def test_sigterm_while_the_api_is_asked_ends_with_143_and_one_line(tmp_path: Path) -> None:
+    """SIGTERM during a --dry-run's call to an API that never answers: no traceback, exit 143."""
+    test = write(tmp_path / "t.json", {"name": "t", "steps": WAITS})
+    held: list[socket.socket] = []  # connections taken and kept open, so the CLI waits on them
+
+    def connected() -> bool:
+        try:
+            connection, _ = silent.accept()
+        except BlockingIOError:
+            return False
+        held.append(connection)
+        return True
+
+    with socket.socket() as silent:  # takes connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent.setblocking(False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "OTEL_"))}
+        env["SENTINEL_API"] = f"127.0.0.1:{silent.getsockname()[1]}"
+        process = await asyncio.create_subprocess_exec(
+            SENTINEL, "run", "--dry-run", test, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            await wait_for(connected, within=30, what="the CLI to call the API")
+            process.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            for connection in held:
+                connection.close()
+    assert process.returncode == 143
+    assert err.decode() == "sentinel: terminated (SIGTERM)\n"

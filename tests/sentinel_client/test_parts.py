@@ -38,9 +38,10 @@ from sentinel_client import (
 from sentinel_client._base import Waiting
 from sentinel_client._convert import _PROTO_ENUMS, enum_from_proto, enum_to_proto
 from sentinel_client._files import artifact_path
+from sentinel_client._ops import _checked_only
 from sentinel_client._requests import submit_request
 from sentinel_client._retry import Retrying
-from sentinel_client.errors import CallCancelledError, from_rpc_error
+from sentinel_client.errors import CallCancelledError, FailedPreconditionError, from_rpc_error
 from shared import validation
 from tests.sentinel_client.twins import _ITERATORS, Calls, connect
 from tests.support import closed_port
@@ -396,3 +397,10 @@ def test_every_bad_test_of_a_run_is_named_not_only_the_first(tmp_path: Path) -> 
     fields = [v.field for v in refused.value.violations]
     assert fields == ["tests[0].definition.steps[0].wait.ms", "tests[2].steps[1] (doubleClick)", "tests[3]"], fields
     assert str(refused.value).count("\n") == 2  # one line a problem
+
+
+def test_validate_run_says_so_when_an_older_api_submitted_the_run() -> None:
+    """An API older than `validate_only` ignores it and makes the run: that is said, never hidden."""
+    _checked_only(pb.SubmitRunResponse())  # checked only: nothing to say
+    with pytest.raises(FailedPreconditionError, match=r"it submitted run r1 .*sentinel cancel r1"):
+        _checked_only(pb.SubmitRunResponse(run_id="r1", job_ids=["j1"]))

@@ -125,6 +125,8 @@ async def test_empty_aws_variables_in_the_environment_are_unset_not_a_crash(monk
         "HTTP_PROXY": closed,
     }.items():
         monkeypatch.setenv(name, value)
+    for name in ("NO_PROXY", "no_proxy"):  # every request through the dead proxy: none leaves the machine
+        monkeypatch.delenv(name, raising=False)
     env = {"SENTINEL_ARTIFACTS_URL": "s3://artifacts/p", "AWS_REGION": "eu-west-1"}
     env |= {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "empty-env-secret", "AWS_ENDPOINT_URL": ""}
     store = S3ArtifactStore(ArtifactSettings.from_env(env), request_timeout_s=2, max_retries=0, retry_timeout_s=1)

@@ -134,6 +134,11 @@ def test_a_service_given_a_bad_event_loop_says_only_that() -> None:
         "SENTINEL_EVENT_LOOP": "trio",
         "SENTINEL_AUTH": "disabled",
         "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
+        # Had the check gone, the API would start: on loopback ports of its own, not 50051 and 8080.
+        "API_GRPC_HOST": "127.0.0.1",
+        "API_GRPC_PORT": "0",
+        "API_HTTP_PORT": "0",
+        "API_METRICS_PORT": "0",
     }
     done = subprocess.run([SENTINEL, "api"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2  # and no "coroutine … was never awaited" warning before the message
