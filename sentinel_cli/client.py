@@ -204,18 +204,19 @@ def render_result(job: Job, out: TextIO) -> None:
         for s in steps:
             verdict = "skipped" if s.skipped else ("ok" if s.success else "FAILED")
             http = f"  HTTP {s.http_status}" if s.http_status else ""
-            out.write(f"  {s.index + 1:>3}  {s.name[:width]:<{width}}  {verdict:<7}  {s.duration_ms:>6}ms{http}\n")
+            name = printable(s.name)[:width]
+            out.write(f"  {s.index + 1:>3}  {name:<{width}}  {verdict:<7}  {s.duration_ms:>6}ms{http}\n")
             if s.error:
-                out.write(f"       ↳ {s.error}\n")
+                out.write(f"       ↳ {printable(s.error)}\n")
             evidence = (("artifact", s.artifacts), ("console", s.console_errors), ("request", s.failed_requests))
             for label, lines in evidence:
                 for line in lines:
-                    out.write(f"       ↳ {label}: {line}\n")
+                    out.write(f"       ↳ {label}: {printable(line)}\n")
     if job.result and job.result.execution_time_ms:
         out.write(f"  executed in {job.result.execution_time_ms} ms on {job.result.worker_id}\n")
     if job.error and job.error.message and not steps:
         kind = f"error ({job.error.category.value})" if job.error.category else "ended"  # no category: a cancel
-        out.write(f"  {kind}: {job.error.message}\n")
+        out.write(f"  {kind}: {printable(job.error.message)}\n")
     for note in job.result.artifact_notes if job.result else ():
         out.write(f"  note: {note}\n")
     names = {*(job.result.artifacts if job.result else ()), *(a for s in steps for a in s.artifacts)}

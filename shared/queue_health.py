@@ -32,7 +32,8 @@ import redis.asyncio as aioredis
 
 from shared.clock import now_ms
 from shared.queue import Queue
-from shared.redis_policy import UNREACHABLE, EvictionPolicy, read_policy
+from shared.redis_errors import REDIS_UNREACHABLE
+from shared.redis_policy import EvictionPolicy, read_policy
 from shared.settings import QueueSettings
 from shared.stats import QueueStats, get_stats
 
@@ -90,7 +91,7 @@ async def assess(queue: Queue, *, tenant: str | None = None) -> QueueHealth:
     try:
         stats = await get_stats(queue, tenant=tenant)
         policy = await read_policy(queue.redis)
-    except UNREACHABLE as exc:
+    except REDIS_UNREACHABLE as exc:
         _note_reachable(queue.redis, exc)
         return unreachable()
     _note_reachable(queue.redis, None)

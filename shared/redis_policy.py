@@ -41,8 +41,6 @@ ALLOW_VARIABLE = "SENTINEL_ALLOW_EVICTION"
 CHECK_INTERVAL_S = 15.0
 #: A read of the policy that takes longer counts as Redis not answering.
 READ_TIMEOUT_S = 5.0
-#: Errors that mean Redis did not answer (as opposed to refusing a command).
-UNREACHABLE = REDIS_UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ async def read_policy(client: aioredis.Redis) -> EvictionPolicy:
     """Redis's eviction policy: `INFO memory` first (answers where `CONFIG` is disabled), then `CONFIG GET`.
 
     Raises:
-        `UNREACHABLE` (a connection error, a timeout, a cluster that is down): Redis did not answer.
+        `REDIS_UNREACHABLE` (a connection error, a timeout, a cluster that is down): Redis did not answer.
     """
     problems: list[str] = []
     try:
@@ -94,7 +92,7 @@ async def read_policy(client: aioredis.Redis) -> EvictionPolicy:
         if policy:
             return EvictionPolicy(policy, source="INFO memory")
         problems.append("INFO memory has no maxmemory_policy")
-    except UNREACHABLE:  # CLUSTERDOWN / TRYAGAIN are replies too, but say Redis is not serving
+    except REDIS_UNREACHABLE:  # CLUSTERDOWN / TRYAGAIN are replies too, but say Redis is not serving
         raise
     except ResponseError as exc:  # disabled, renamed or not allowed to this user
         problems.append(f"INFO memory refused: {exc}")
@@ -104,7 +102,7 @@ async def read_policy(client: aioredis.Redis) -> EvictionPolicy:
         if policy:
             return EvictionPolicy(policy, source="CONFIG GET")
         problems.append("CONFIG GET maxmemory-policy answered nothing")
-    except UNREACHABLE:
+    except REDIS_UNREACHABLE:
         raise
     except ResponseError as exc:
         problems.append(f"CONFIG GET refused: {exc}")
@@ -128,7 +126,9 @@ class EvictionWatch:
         """Read the policy, then keep watching it.
 
         Raises:
-            ConfigError: Redis evicts and `SENTINEL_ALLOW_EVICTION` is not set (nothing keeps running).
+            ConfigError: Redis evicts and `SENTINEL_ALLOW_EVICTION` is not set (nothing keeps running),
+                or REDIS_CLUSTER=true names a Redis that is no cluster node. Not raised when Redis
+                does not answer yet: the service starts unready, and the later checks only log.
         """
         await self._check(starting=True)
         self._loop.start()
@@ -142,7 +142,7 @@ class EvictionWatch:
     async def _check(self, *, starting: bool) -> None:
         try:
             policy = await asyncio.wait_for(read_policy(self._client), timeout=READ_TIMEOUT_S)
-        except UNREACHABLE as exc:
+        except REDIS_UNREACHABLE as exc:
             if self._reachable:
                 log.warning(
                     "cannot check Redis maxmemory-policy, Redis does not answer (%s): checked when it does",

@@ -40,8 +40,6 @@ from shared.submits import Submitter
 
 log = logging.getLogger(__name__)
 
-#: What tells hybrid mode that Redis does not answer (and not that it refused the request).
-REDIS_DOWN = REDIS_UNREACHABLE
 #: Why hybrid mode ran a job directly.
 QUEUE_UNREACHABLE = "the queue is unreachable"
 #: Why a listing holds only the jobs in the API's memory.
@@ -202,7 +200,7 @@ class HybridBackend:
         if self._queues(command):
             try:
                 return await self._queued.submit(command, tenant=tenant, trace=trace)
-            except REDIS_DOWN as exc:
+            except REDIS_UNREACHABLE as exc:  # Redis does not answer (not: it refused the request)
                 log.warning("queue unreachable (%s): running the job directly", exc)
                 reason = QUEUE_UNREACHABLE
         return replace(await self._direct.submit(command, tenant=tenant, trace=trace), reason=reason)
@@ -211,7 +209,7 @@ class HybridBackend:
         queued = [c for c in commands if self._queues(c)]
         try:
             answers = iter(await self._queued.submit_many(queued, tenant=tenant, trace=trace))
-        except REDIS_DOWN as exc:
+        except REDIS_UNREACHABLE as exc:
             log.warning("queue unreachable (%s): running %d job(s) directly", exc, len(queued))
             ran = await self._direct.submit_many(commands, tenant=tenant, trace=trace)
             return [
@@ -258,7 +256,7 @@ class HybridBackend:
             return await self._queued.list_jobs(
                 tenant=tenant, state=state, tag=tag, schedule_id=schedule_id, page_size=page_size, page_token=page_token
             )
-        except REDIS_DOWN as exc:
+        except REDIS_UNREACHABLE as exc:
             log.warning("queue unreachable (%s): listing the direct jobs in memory", exc)
             page = await self._direct.list_jobs(
                 tenant=tenant, state=state, tag=tag, schedule_id=schedule_id, page_size=page_size, page_token=page_token

@@ -69,6 +69,7 @@ def open_port(
 
     Raises:
         OSError: the port cannot be opened; the message names `variable`, the setting to change.
+        ConfigError: a TLS file is unreadable, holds no PEM, or its key is another's or encrypted.
     """
     health = HealthReporter(server, services, redis, without_redis=without_redis)
     enable_reflection(server, services)
