@@ -34,7 +34,7 @@ from urllib.parse import urljoin, urlsplit
 from executor_service.guard import Guard, Refusal
 from executor_service.http_client import HttpClient, Outgoing, Reply, StandaloneClient
 from executor_service.navigation_policy import IpAddress, NavigationPolicy
-from executor_service.redact import secret_forms
+from executor_service.redact import masked, masked_bytes
 from shared.errors import AssertionFailure, NavigationRefused, RequestFailed
 from shared.json_checks import compile_path, describe_value, json_equal, parse_literal, values_at
 from shared.model import Request
@@ -122,9 +122,7 @@ async def check(
     # A server may echo the secret headers it got (as sent, or JSON-, HTML- or URL-escaped): masked
     # before any excerpt is cut or reshaped, since a secret cut in two is no longer found.
     secrets = tuple(value for name, value in headers.items() if value and action.is_secret(name))
-    shown = answer.body
-    for form in (form for secret in secrets for form in secret_forms(secret)):
-        shown = shown.replace(form, b"***")
+    shown = masked_bytes(answer.body, secrets)
     expected = action.expect_status
     if not (200 <= answer.status <= 299 if expected == 0 else answer.status == expected):
         raise AssertionFailure(f"expected status {expected or '2xx'}, got {answer.status}{_said(shown)}")
@@ -224,7 +222,8 @@ def _json_failure(action: Request, body: bytes, shown: bytes, secrets: tuple[str
             got = found[0] if len(found) == 1 else found
             want = parse_literal(expectation.equals)
             if not json_equal(got, want):
-                return f"{expectation.path}: expected {describe_value(want)}, got {describe_value(got, secrets)}"
+                got_text = describe_value(got, mask=lambda text: masked(text, secrets))
+                return f"{expectation.path}: expected {describe_value(want)}, got {got_text}"
     return None
 
 

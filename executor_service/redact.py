@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "MIN_SECRET_CHARS", "redact_trace", "secret_forms"]
+__all__ = ["MASK", "MIN_SECRET_CHARS", "masked", "masked_bytes", "redact_trace", "secret_forms", "secret_texts"]
 
 MASK = "***"
 #: Shorter secrets cannot be told apart from the rest of the trace.
@@ -37,18 +37,38 @@ _IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".webp", ".gif", ".ico", ".avif")
 _JSON_LINES_SUFFIXES = (".trace", ".network", ".stacks")
 
 
-def secret_forms(secret: str) -> list[bytes]:
-    """The ways `secret` can appear in a trace's text, longest first (so no form is cut by another)."""
+def secret_texts(secret: str) -> list[str]:
+    """The ways `secret` can appear in text — a trace, a server's answer, an error message: as given,
+    JSON-, Python-, HTML-escaped and URL-encoded — longest first (so no form is cut by another)."""
     forms = {
         secret,
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
         html.escape(secret, quote=True),
         html.escape(secret, quote=False),
         quote(secret, safe=""),
         quote_plus(secret, safe=""),
     }
-    return sorted((f.encode() for f in forms if f), key=len, reverse=True)
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def secret_forms(secret: str) -> list[bytes]:
+    """`secret_texts` as bytes, longest first."""
+    return [form.encode() for form in secret_texts(secret)]
+
+
+def masked(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every form of every secret (`secret_texts`) replaced by MASK. Mask before cutting
+    a text short: a secret cut in two is no longer found."""
+    for form in sorted({f for s in secrets if s for f in secret_texts(s)}, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text
+
+
+def masked_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
+    """`masked` for bytes (a response body)."""
+    return _scrub(data, sorted({f for s in secrets if s for f in secret_forms(s)}, key=len, reverse=True))
 
 
 def _base64_cores(secret: str) -> list[bytes]:

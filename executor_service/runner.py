@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from executor_service.guard import Guard, Session
 from executor_service.http_check import ApiSession
 from executor_service.http_client import HttpClient, PageClient
 from executor_service.recording import PageLog, Recording
+from executor_service.redact import masked
 from shared import screenshots
 from shared.actions import secrets as secrets_of
 from shared.errors import FieldViolation, NavigationRefused, ValidationError
@@ -248,15 +248,11 @@ def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
 
 
 def _masked(line: str, secrets: tuple[str, ...]) -> str:
-    """`line` trimmed, with every secret value masked, as given and as a message may quote it
-    (`repr`, JSON). Where a message was cut short, its maker masked before cutting."""
+    """`line` trimmed, with every secret value masked in every form a message may quote it in
+    (`redact.masked`). Where a message was cut short, its maker masked before cutting."""
     # A page may echo what was typed into it, and a server the headers it got, so an assertion's
     # "got ..." could carry a secret.
-    for secret in secrets:
-        for form in dict.fromkeys((secret, repr(secret)[1:-1], json.dumps(secret)[1:-1])):
-            if form:
-                line = line.replace(form, "***")
-    return line[:MAX_ERROR_CHARS]
+    return masked(line, secrets)[:MAX_ERROR_CHARS]
 
 
 def open_secrets(definition: TestDefinition, sealer: Sealer | None) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ or raises with the body in the message beyond the short excerpts a failure repor
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 from jsonpath import JSONPath, JSONPathEnvironment, JSONPathError
@@ -71,11 +71,10 @@ def json_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
-def describe_value(value: Any, secrets: Sequence[str] = ()) -> str:
-    """`value` as JSON, cut short for a failure message, `secrets` in it masked first (a secret cut
-    in two would no longer be found)."""
+def describe_value(value: Any, *, mask: Callable[[str], str] | None = None) -> str:
+    """`value` as JSON, cut short for a failure message, after `mask` (which hides secret values:
+    a secret cut in two would no longer be found)."""
     text = json.dumps(value, ensure_ascii=False)
-    for secret in secrets:
-        if secret:
-            text = text.replace(json.dumps(secret, ensure_ascii=False)[1:-1], "***")
+    if mask is not None:
+        text = mask(text)
     return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
