@@ -276,7 +276,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 def printable(text: str) -> str:
     """`text` fit for a terminal or a CI log: each control character shown as `\\x1b` instead of
     acted on (a test named with colour codes or a bell would otherwise colour or ring the log)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(reports.visible_escape, text)
 
 
 def row_labels(tests: Sequence[RunTest]) -> dict[str, str]:

@@ -351,10 +351,11 @@ def _element(parent: ET.Element | None, tag: str, attrs: dict[str, str], text: s
 
 
 def _xml_text(text: str) -> str:
-    return _NOT_XML.sub(_visible, _ANSI.sub("", text))
+    return _NOT_XML.sub(visible_escape, _ANSI.sub("", text))
 
 
-def _visible(match: re.Match[str]) -> str:
+def visible_escape(match: re.Match[str]) -> str:
+    """The character `match` found, written as its escape (`\\x07`, `\\ud800`)."""
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 

@@ -182,40 +182,30 @@ def test_wheel_holds_every_package_and_file_of_the_sources(wheel: Path) -> None:
     assert not missing, f"files missing from the wheel: {missing}"
 
 
-def test_services_import_from_the_unpacked_wheel(unpacked: Path) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(unpacked),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONWARNINGS": "error",
-    }
-    lua = sorted(path.stem for path in (ROOT / "shared" / "scripts").glob("*.lua"))
-    assert lua, "no Lua scripts in shared/scripts"
-    script = IMPORT_CHECK.replace("ENTRY_MODULES", repr(ENTRY_MODULES)).replace("LUA_SCRIPTS", repr(lua))
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(unpacked), *PACKAGES],
+def from_wheel(unpacked: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python *args` with the unpacked wheel first on the path, in its folder (not the checkout's)."""
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=unpacked,
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(unpacked), "PYTHONDONTWRITEBYTECODE": "1", **env},
         timeout=240,
         check=False,
     )
+
+
+def test_services_import_from_the_unpacked_wheel(unpacked: Path) -> None:
+    lua = sorted(path.stem for path in (ROOT / "shared" / "scripts").glob("*.lua"))
+    assert lua, "no Lua scripts in shared/scripts"
+    script = IMPORT_CHECK.replace("ENTRY_MODULES", repr(ENTRY_MODULES)).replace("LUA_SCRIPTS", repr(lua))
+    result = from_wheel(unpacked, "-c", script, str(unpacked), *PACKAGES, PYTHONWARNINGS="error")
     assert result.returncode == 0, f"importing from the wheel failed:\n{result.stdout}\n{result.stderr}"
     assert result.stdout.rstrip().endswith("ok")
 
 
 def test_health_probe_runs_from_the_unpacked_wheel(unpacked: Path) -> None:
     """The images' HEALTHCHECK command, `python -m sentinel_cli.healthcheck`, starts from the wheel."""
-    env = {**os.environ, "PYTHONPATH": str(unpacked), "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "sentinel_cli.healthcheck", "--help"],
-        cwd=unpacked,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = from_wheel(unpacked, "-m", "sentinel_cli.healthcheck", "--help")
     assert result.returncode == 0, result.stderr
     assert "usage: python -m sentinel_cli.healthcheck" in result.stdout
