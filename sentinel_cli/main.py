@@ -4,7 +4,8 @@
     sentinel api                the gRPC API service
     sentinel executor           an executor service
     sentinel submit FILE [--priority high|medium|low] [--follow]
-    sentinel run PATH… [--junit F] [--json F] [--parallel N] [--tag T] [--dry-run]   a suite as one run
+    sentinel run PATH… [--junit F] [--json F] [--artifacts DIR] [--parallel N] [--tag T] [--dry-run]
+                                                   a suite as one run
     sentinel import RECORDING [-o FILE] [--skip-unsupported]   a Chrome Recorder recording as a definition
     sentinel status ID                             a job, or a run (its tests, their states, passed/failed)
     sentinel cancel ID                             a job, or a run (every test of it not yet ended)
@@ -91,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", metavar="PATH", help="files, directories (every *.json below) or globs")
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", metavar="FILE", dest="json_report", help="write a JSON report")
+    run.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="when the run ends, download the failing tests' screenshots and traces into DIR/<job id>/"
+        " (the reports name them)",
+    )
     run.add_argument("--tag", action="append", default=[], metavar="T", help="tag every test (repeatable)")
     run.add_argument("--parallel", type=arguments.count, default=0, metavar="N", help="at most N tests at once")
     run.add_argument("--priority", choices=sorted(client.PRIORITIES))
@@ -190,6 +197,7 @@ def _call_api(args: argparse.Namespace) -> int:
                 args.paths,
                 junit=args.junit,
                 json_report=args.json_report,
+                artifacts=args.artifacts,
                 tags=args.tag,
                 parallel=args.parallel,
                 priority=args.priority,

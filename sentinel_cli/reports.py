@@ -44,9 +44,14 @@ JSON (`write_json`), shape version `SCHEMA_VERSION` (keys are only ever added wi
      "summary": {"tests", "passed", "failures", "errors", "skipped"},
      "tests": [{"name", "jobId", "source", "state", "outcome" ("passed" | "failure" | "error" |
                 "skipped"), "category", "message", "durationMs", "attempts",
-                "failingStep": {"index", "name"} or null, "artifacts": [...], "tags": [...],
+                "failingStep": {"index", "name"} or null, "artifacts": [...], "artifactFiles": [...],
+                "tags": [...],
                 "steps": [{"index", "name", "status", "durationMs", "error", "artifacts",
                            "consoleErrors", "failedRequests", "httpStatus"}]}]}
+
+`artifactFiles` are the test's artifacts as `sentinel run --artifacts DIR` downloaded them (paths as
+DIR was given; empty without it); the XML names each in the test's <system-out> as a
+`[[ATTACHMENT|path]]` line, which Jenkins' JUnit Attachments plugin and GitLab's test reports show.
 
 A step's `httpStatus` is a request step's final response status (0: not a request step, or no
 answer); the XML's step table shows it after the step's name (`HTTP 503`).
@@ -128,6 +133,7 @@ class TestReport:
     artifacts: tuple[str, ...] = ()
     steps: tuple[StepRow, ...] = ()
     tags: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # its artifacts as downloaded here (`sentinel run --artifacts`), local paths
 
 
 @dataclass(frozen=True)
@@ -305,8 +311,9 @@ def _testcase(suite: ET.Element, test: TestReport, result: Outcome, *, classname
         tag = "failure" if result is Outcome.FAILURE else "error"
         kind = test.category or test.state
         _element(case, tag, {"message": _headline(test), "type": kind}, _failure_text(test))
-    if test.steps:
-        _element(case, "system-out", {}, _step_table(test.steps))
+    if test.steps or test.files:
+        table = _step_table(test.steps) if test.steps else ""
+        _element(case, "system-out", {}, table + _attachments(test.files))
 
 
 def _headline(test: TestReport) -> str:
@@ -322,7 +329,9 @@ def _failure_text(test: TestReport) -> str:
         lines.append(f"failed at step {test.failing_step + 1}{name}")
     lines.append(test.message.strip() or _headline(test))
     names = list(dict.fromkeys([*test.artifacts, *(name for step in test.steps for name in step.artifacts)]))
-    if names:
+    if test.files:
+        lines += ["", "artifacts, downloaded:", *(f"  {file}" for file in test.files)]
+    elif names:
         lines += ["", f"artifacts (download them with: sentinel artifacts {test.job_id}, while the job is retained):"]
         lines += [f"  {name}" for name in names]
     return "\n".join(lines) + "\n"
@@ -339,6 +348,11 @@ def _step_table(steps: tuple[StepRow, ...]) -> str:
         evidence = (("console", step.console_errors), ("request", step.failed_requests), ("artifact", step.artifacts))
         lines += [f"       {label}: {line}" for label, entries in evidence for line in entries]
     return "\n".join(lines) + "\n"
+
+
+def _attachments(files: tuple[str, ...]) -> str:
+    """A `[[ATTACHMENT|path]]` line a file, the form Jenkins' JUnit Attachments plugin and GitLab read."""
+    return "".join(f"[[ATTACHMENT|{file}]]\n" for file in files)
 
 
 def _element(parent: ET.Element | None, tag: str, attrs: dict[str, str], text: str = "") -> ET.Element:
@@ -377,6 +391,7 @@ def _test_json(test: TestReport, result: Outcome) -> dict[str, Any]:
         "attempts": test.attempts,
         "failingStep": failing,
         "artifacts": list(test.artifacts),
+        "artifactFiles": list(test.files),
         "tags": list(test.tags),
         "steps": [
             {

@@ -24,14 +24,14 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from sentinel_cli import recorder, reports
-from sentinel_cli.arguments import file_problem
+from sentinel_cli import evidence, recorder, reports
+from sentinel_cli.arguments import file_problem, folder_problem
 from sentinel_cli.client import (
     LABEL_WIDTH,
     Interrupted,
@@ -73,23 +73,29 @@ MAX_LIVE_LINES = 25
 _BAR = 30
 
 
-def collect(paths: Sequence[str], *, reports: Sequence[str] = ()) -> tuple[list[Path], list[FieldViolation]]:
+def collect(paths: Sequence[str], *, outputs: Sequence[str] = ()) -> tuple[list[Path], list[FieldViolation]]:
     """The definition files `paths` name: files as given, directories' `*.json` (recursively,
-    sorted), globs expanded; each file once, in that order, but the run's own `reports` (a rerun's
-    `sentinel run . --json report.json` would read the last run's report as a test). Beside them, a
-    problem for each path that names no file (field `paths[i]`), to be listed with the files' own.
+    sorted), globs expanded; each file once, in that order, but the run's own `outputs`, its report
+    files and its artifacts folder (a rerun's `sentinel run . --json report.json` would read the
+    last run's report as a test, and a downloaded JSON file as another). Beside them, a problem for
+    each path that names no file (field `paths[i]`), to be listed with the files' own.
     """
-    written = {Path(os.path.realpath(report)) for report in reports}
+    written = [Path(os.path.realpath(output)) for output in outputs]
     found: dict[Path, None] = {}
     problems: list[FieldViolation] = []
     for i, given in enumerate(paths):
         # The SDK's rule: `submit_run("tests/")` takes the same files.
-        files = [f for f in definition_files(given) if Path(os.path.realpath(f)) not in written]
+        files = [f for f in definition_files(given) if not _below(Path(os.path.realpath(f)), written)]
         if not files:
             problems.append(FieldViolation(f"paths[{i}]", f"{given!r} names no definition file"))
         for file in files:
             found.setdefault(file, None)
     return list(found), problems
+
+
+def _below(file: Path, outputs: Sequence[Path]) -> bool:
+    """Whether `file` is one of `outputs` or lies below one."""
+    return any(file.is_relative_to(output) for output in outputs)
 
 
 def _load(file: Path) -> tuple[TestSource, str]:
@@ -122,10 +128,10 @@ class Loaded:
     complete: bool  # no path or file had a problem
 
 
-def load_all(paths: Sequence[str], *, reports: Sequence[str] = ()) -> Loaded:
-    """Every test the paths name (but the run's own `reports`), read and checked as far as can be done
+def load_all(paths: Sequence[str], *, outputs: Sequence[str] = ()) -> Loaded:
+    """Every test the paths name (but the run's own `outputs`), read and checked as far as can be done
     here, every problem of every path and file listed as it is found, each by its path."""
-    files, missing = collect(paths, reports=reports)
+    files, missing = collect(paths, outputs=outputs)
     if missing:
         show_invalid(ValidationError(missing))
     tests: list[tuple[TestSource, str]] = []
@@ -168,25 +174,26 @@ async def check_only(
     return 2
 
 
-def check_writable(**reports: str | None) -> None:
-    """Refuse a report path that cannot be written, or that another report is written to too,
-    before the run (not after it has run for an hour).
+def check_writable(*, junit: str | None, json: str | None, artifacts: str | None = None) -> None:
+    """Refuse a report path that cannot be written, or that another report is written to too, and an
+    `--artifacts` folder files cannot be written below, before the run (not after it has run for an hour).
 
     Raises:
-        ValidationError: naming the option (`--junit`) and what is wrong with its path.
+        ValidationError: naming each option (`--junit`) and what is wrong with its path.
     """
     problems: list[FieldViolation] = []
     taken: dict[Path, str] = {}  # resolved, so that `./x` and `x` (or a link to it) are one file
-    for option, given in reports.items():
+    for flag, given in (("--junit", junit), ("--json", json)):
         if not given:
             continue
-        flag = f"--{option.replace('_', '-')}"
         problem = file_problem(Path(given))
         first = taken.setdefault(Path(given).resolve(), flag)
         if problem is None and first != flag:
             problem = f"is the {first} report's file too; give each report a file of its own"
         if problem:
             problems.append(FieldViolation(flag, f"{given!r} {problem}"))
+    if artifacts and (problem := folder_problem(Path(artifacts))):
+        problems.append(FieldViolation("--artifacts", f"{artifacts!r} {problem}"))
     if problems:
         raise ValidationError(problems)
 
@@ -251,8 +258,12 @@ def render_summary(run: Run, out: TextIO) -> None:
     render_tests(run, out)
 
 
-def to_report(run: Run, *, started: datetime | None = None) -> reports.RunReport:
-    """The run as the report writers take it; each test tagged as the API says its job is."""
+def to_report(
+    run: Run, *, started: datetime | None = None, files: Mapping[str, tuple[str, ...]] | None = None
+) -> reports.RunReport:
+    """The run as the report writers take it; each test tagged as the API says its job is, with the
+    files of its artifacts downloaded here (`files`: job id -> paths)."""
+    files = files or {}
     began = started or run.created_at or datetime.now(UTC)
     ended = run.finished_at or datetime.now(UTC)
     return reports.RunReport(
@@ -260,12 +271,12 @@ def to_report(run: Run, *, started: datetime | None = None) -> reports.RunReport
         name=run.name,
         started_at=began,
         duration_ms=max(int((ended - began).total_seconds() * 1000), 0),
-        tests=tuple(_test_report(t) for t in run.tests),
+        tests=tuple(_test_report(t, files.get(t.job_id, ())) for t in run.tests),
         hostname=socket.gethostname(),
     )
 
 
-def _test_report(test: RunTest) -> reports.TestReport:
+def _test_report(test: RunTest, files: tuple[str, ...]) -> reports.TestReport:
     return reports.TestReport(
         name=test.name,
         job_id=test.job_id,
@@ -293,6 +304,7 @@ def _test_report(test: RunTest) -> reports.TestReport:
             for s in test.steps
         ),
         tags=test.tags,
+        files=files,
     )
 
 
@@ -303,6 +315,7 @@ async def run_suite(
     *,
     junit: str | None = None,
     json_report: str | None = None,
+    artifacts: str | None = None,
     tags: Sequence[str] = (),
     parallel: int = 0,
     priority: str | None = None,
@@ -318,8 +331,8 @@ async def run_suite(
         Interrupted: Ctrl-C (or SIGTERM, exit 143); once the run's id is known, after the reports
             are written.
     """
-    check_writable(junit=junit, json=json_report)
-    loaded = load_all(paths, reports=[r for r in (junit, json_report) if r])
+    check_writable(junit=junit, json=json_report, artifacts=artifacts)
+    loaded = load_all(paths, outputs=[r for r in (junit, json_report, artifacts) if r])
     files, tests = loaded.files, loaded.tests
     options: SubmitOptions = {}
     if tags:
@@ -327,7 +340,7 @@ async def run_suite(
     if priority:
         options["priority"] = priority
     run_name = name or " ".join(paths)[:200]
-    wanted = _Reports(junit, json_report, datetime.now(UTC))
+    wanted = _Reports(junit, json_report, datetime.now(UTC), Path(artifacts) if artifacts else None)
     began = time.monotonic()
     said = f"{len(files)} test(s){f', {parallel} at a time' if parallel else ''}"
     async with open_client(address) as client:
@@ -353,6 +366,7 @@ async def run_suite(
         out.flush()  # the run's id, for Ctrl-C's `sentinel cancel`, before any progress
         try:
             run = await _follow(client, handle, out)
+            downloaded = await wanted.download(client, run)
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command; the run goes on
             await _interrupted(client, handle.id, wanted, out)
         except BrokenPipeError:
@@ -361,7 +375,7 @@ async def run_suite(
             # The output's reader went away (`| head`): the run is still followed to its end, without
             # a word, for the reports asked for; then the pipe's end is `main`'s to report (141).
             run = await _follow(client, handle, io.StringIO())
-            wanted.write_files(run)
+            wanted.write_files(run, await wanted.download(client, run))
             raise
         except (UnavailableError, DeadlineExceededError) as exc:  # lost for longer than the SDK rides out
             rest = f"sentinel status {handle.id} shows it, sentinel cancel {handle.id} stops it"
@@ -372,11 +386,14 @@ async def run_suite(
                 file=sys.stderr,
             )
             return 2
-    written = wanted.write_files(run)  # before the summary: a reader that leaves during it costs no report
+    written = wanted.write_files(run, downloaded)  # before the summary: a reader that leaves during it costs no report
     render_summary(run, out)
     out.write(f"  finished in {time.monotonic() - began:.1f} s\n")
     for path in written:
         out.write(f"  report: {path}\n")
+    if wanted.artifacts:
+        count = sum(len(paths) for paths in downloaded.values())
+        out.write(f"  artifacts: {count} file(s) of {len(downloaded)} failing test(s) in {wanted.artifacts}\n")
     return 0 if all(t.state is JobState.COMPLETED for t in run.tests) else 1
 
 
@@ -404,10 +421,17 @@ class _Reports:
     junit: str | None
     json: str | None
     started: datetime
+    artifacts: Path | None = None  # `--artifacts`: where the failing tests' files go
 
-    def write_files(self, run: Run) -> list[str]:
-        """Write the reports asked for; their paths."""
-        report = to_report(run, started=self.started)
+    async def download(self, client: AsyncClient, run: Run) -> dict[str, tuple[str, ...]]:
+        """The failing tests' artifacts, into `artifacts` when asked: job id -> the files' paths."""
+        if self.artifacts is None:
+            return {}
+        return await evidence.download(client, evidence.wanted(to_report(run)), self.artifacts)
+
+    def write_files(self, run: Run, files: Mapping[str, tuple[str, ...]] | None = None) -> list[str]:
+        """Write the reports asked for, naming the downloaded `files`; their paths."""
+        report = to_report(run, started=self.started, files=files)
         written = []
         for path, write in ((self.junit, reports.write_junit), (self.json, reports.write_json)):
             if path:

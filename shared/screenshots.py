@@ -9,6 +9,7 @@ import re
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 #: The files a run makes itself (`FINAL`, every step's `failure_name`), whatever the case.
 _THE_RUNS = re.compile(r"final\.png|step-\d+-failure\.png", re.IGNORECASE)
+_FAILURE = re.compile(r"step-\d+-failure\.png", re.IGNORECASE)
 #: The run's last screenshot (artifact policy ALWAYS).
 FINAL = "final"
 
@@ -32,3 +33,8 @@ def failure_name(index: int) -> str:
 def made_by_the_run(file: str) -> bool:
     """Whether `file` (as `file_of` gives it) is one the run makes itself, not a step's own."""
     return _THE_RUNS.fullmatch(file) is not None
+
+
+def is_failure_shot(file: str) -> bool:
+    """Whether `file` (as `file_of` gives it) is the screenshot taken when a step failed."""
+    return _FAILURE.fullmatch(file) is not None

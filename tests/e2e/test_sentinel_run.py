@@ -59,10 +59,11 @@ def suite(stack: Stack, root: Path, *, failing: bool) -> Path:
     return root
 
 
-async def sentinel(stack: Stack, api: str, *args: str) -> subprocess.CompletedProcess[str]:
+async def sentinel(stack: Stack, api: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
         subprocess.run,
         [SENTINEL, *args],
+        cwd=cwd,
         env=stack.env(SENTINEL_API=api),
         capture_output=True,
         text=True,
@@ -78,9 +79,8 @@ async def test_a_directory_runs_as_one_run_with_junit_and_json_reports(
     tests = suite(stack, tmp_path / "suite", failing=True)
     junit, report = tmp_path / "out" / "junit.xml", tmp_path / "out" / "report.json"
 
-    done = await sentinel(
-        stack, api, "run", str(tests), "--junit", str(junit), "--json", str(report), "--parallel", "2", "--tag", "ci"
-    )
+    reports = ("--junit", str(junit), "--json", str(report), "--artifacts", "evidence")
+    done = await sentinel(stack, api, "run", str(tests), *reports, "--parallel", "2", "--tag", "ci", cwd=tmp_path)
 
     assert done.returncode == 1, done.stdout + done.stderr
     assert "4 test(s), 2 at a time" in done.stdout
@@ -108,6 +108,14 @@ async def test_a_directory_runs_as_one_run_with_junit_and_json_reports(
     job_id = next(t["jobId"] for t in document["tests"] if t["name"] == "wrong name")
     job = await api_stub.Status(pb.StatusRequest(job_id=job_id))
     assert job.run_id and "ci" in job.tags
+    # The failing test's evidence, downloaded below the working directory and attached in both reports,
+    # the failure screenshot first; the passing tests' none.
+    files = [f"evidence/{job_id}/1/step-01-failure.png", f"evidence/{job_id}/1/trace.zip"]
+    assert next(t["artifactFiles"] for t in document["tests"] if t["name"] == "wrong name") == files
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "evidence").rglob("*.*")) == files
+    assert (tmp_path / files[0]).read_bytes().startswith(b"\x89PNG")
+    assert (cases["wrong name"].system_out or "").splitlines()[-2:] == [f"[[ATTACHMENT|{f}]]" for f in files]
+    assert "artifacts: 2 file(s) of 1 failing test(s) in evidence" in done.stdout
 
 
 async def test_exit_codes_every_test_passed_bad_usage_and_no_api(

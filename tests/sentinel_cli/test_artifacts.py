@@ -8,7 +8,8 @@ import io
 import os
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -16,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from sentinel_cli import artifacts as artifact_commands
+from sentinel_cli import evidence, reports
 from sentinel_cli.client import render_result
 from sentinel_cli.main import _parser
 from sentinel_client import (
@@ -170,6 +172,44 @@ async def test_the_console_script_runs_them(api: Api, tmp_path: Path) -> None:
         assert process.returncode == code, err.decode()
         assert said in (out + err).decode()
     assert (tmp_path / job_id / "1" / "trace.zip").read_bytes() == b"PK"
+
+
+async def test_a_runs_failing_tests_evidence_is_downloaded_newest_attempt_and_failure_screenshot_first(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = await finished_job(api.queue)
+    files = {
+        "1/step-01-failure.png": b"first failure",
+        "1/trace.zip": b"PK 1",
+        "2/checkout.png": b"a step's own",
+        "2/trace.zip": b"PK 2",
+        "2/step-03-failure.png": b"second failure",
+        "2/data.json": b"{}",
+    }
+    await put_all(api.store, job_id, files)
+
+    def test(name: str, job: str, state: str, category: str = "") -> reports.TestReport:
+        return reports.TestReport(name, job, state, 10, 1, "t.json", category=category)
+
+    failed, erred = test("checkout", job_id, "failed", "assertion"), test("gone \x1b[2J", UNKNOWN, "failed", "browser")
+    run = reports.RunReport("r", "", datetime.now(UTC), 1, (test("ok", "j", "completed"), failed, erred))
+    run = replace(run, tests=(*run.tests, test("cancelled", "k", "cancelled"), test("still", "l", "running")))
+    assert evidence.wanted(run) == [failed, erred, run.tests[-1]]  # failures and errors, not the passed or skipped
+
+    monkeypatch.chdir(tmp_path)
+    err = io.StringIO()
+    async with AsyncClient(api.address) as client:
+        downloaded = await evidence.download(client, [failed, erred], Path("evidence"), err=err)
+
+    below = f"evidence/{job_id}"
+    order = ["2/step-03-failure.png", "2/checkout.png", "2/data.json", "2/trace.zip", "1/step-01-failure.png"]
+    assert downloaded == {job_id: tuple(f"{below}/{name}" for name in [*order, "1/trace.zip"]), UNKNOWN: ()}
+    assert files_below(tmp_path / below) == files
+    # The test that could not be downloaded is named, control characters as text; the others still are.
+    assert err.getvalue() == (
+        f"sentinel: the artifacts of test gone \\x1b[2J (job {UNKNOWN}) could not all be downloaded:"
+        f" NOT_FOUND: job '{UNKNOWN}' not found\n"
+    )
 
 
 def test_the_result_shows_each_steps_evidence_and_how_to_fetch_it() -> None:

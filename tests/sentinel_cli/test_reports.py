@@ -219,6 +219,25 @@ def test_a_failure_names_its_step_message_and_artifacts(tmp_path: Path) -> None:
     ]
 
 
+def test_downloaded_artifacts_are_attachments_jenkins_and_gitlab_read(tmp_path: Path) -> None:
+    files = ("evidence/j1/2/step-01-failure.png", "evidence/j1/2/trace.zip", "evidence/j1/1/trace.zip")
+    failed = a_test("Checkout", state="failed", category="assertion", message="no button", files=files)
+    bare = a_test("Bare", state="failed", category="browser", message="crashed", steps=(), files=files[:1])
+    suite, cases = read_junit(a_run(a_test(), failed, bare), tmp_path)  # still valid against junit-10.xsd
+
+    assert counts(suite) == (3, 1, 1, 0)
+    attachments = ["[[ATTACHMENT|evidence/j1/2/step-01-failure.png]]", "[[ATTACHMENT|evidence/j1/2/trace.zip]]"]
+    attachments.append("[[ATTACHMENT|evidence/j1/1/trace.zip]]")
+    # One a line, after the step table; GitLab shows the first: the failure screenshot.
+    assert cases[1].system_out.splitlines()[-3:] == attachments
+    assert cases[2].system_out.splitlines() == attachments[:1]  # no step table to come first
+    assert "ATTACHMENT" not in (cases[0].system_out or "")
+    [result] = cases[1].result
+    assert result.text.splitlines()[-4:] == ["artifacts, downloaded:", *(f"  {file}" for file in files)]
+    document = read_json(a_run(a_test(), failed), tmp_path)
+    assert [t["artifactFiles"] for t in document["tests"]] == [[], list(files)]
+
+
 def test_a_request_steps_http_status_is_shown_in_both_reports(tmp_path: Path) -> None:
     steps = (
         StepRow(0, "GET /health", "passed", 40, http_status=200),
@@ -423,10 +442,11 @@ def test_the_json_report_round_trips_with_the_documented_keys(tmp_path: Path) ->
         "attempts",
         "failingStep",
         "artifacts",
+        "artifactFiles",
         "tags",
         "steps",
     }
-    assert passed["failingStep"] is None
+    assert passed["failingStep"] is None and passed["artifactFiles"] == failure["artifactFiles"] == []
     assert failure["failingStep"] == {"index": 1, "name": "See the cart"}
     assert (failure["jobId"], failure["outcome"], failure["artifacts"], failure["tags"]) == (
         "job-checkout",

@@ -82,10 +82,13 @@ async def test_dry_run_checks_every_file_here_and_on_the_api_and_submits_nothing
         assert [job async for job in client.jobs()] == []
 
 
-async def test_a_rerun_in_the_same_folder_does_not_read_its_own_last_report_as_a_test(api: str, tmp_path: Path) -> None:
+async def test_a_rerun_in_the_same_folder_does_not_read_its_own_last_outputs_as_tests(api: str, tmp_path: Path) -> None:
     write(tmp_path / "a-good.json", {"name": "good", "steps": WAITS})
     (tmp_path / "report.json").write_text(json.dumps({"schemaVersion": 1, "tests": []}), encoding="utf-8")
-    code, out, err = await sentinel(api, "run", "--dry-run", str(tmp_path), "--json", str(tmp_path / "report.json"))
+    (tmp_path / "evidence" / "job" / "1").mkdir(parents=True)
+    write(tmp_path / "evidence" / "job" / "1" / "data.json", {"downloaded": "by the last run"})
+    own = ("--json", str(tmp_path / "report.json"), "--artifacts", str(tmp_path / "evidence"))
+    code, out, err = await sentinel(api, "run", "--dry-run", str(tmp_path), *own)
     assert (code, err) == (0, "")
     assert out.startswith("1 test(s) checked")  # a-good.json only
 
@@ -96,7 +99,11 @@ async def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(tm
     nowhere = f"127.0.0.1:{closed_port()}"  # were the run submitted, this would say UNAVAILABLE
     with pytest.raises(ValidationError) as refused:
         await run_command.run_suite(
-            nowhere, [test], junit=str(tmp_path), json_report=str(tmp_path / "file" / "report.json")
+            nowhere,
+            [test],
+            junit=str(tmp_path),
+            json_report=str(tmp_path / "file" / "report.json"),
+            artifacts=str(tmp_path / "file"),
         )
     assert [(v.field, v.description) for v in refused.value.violations] == [
         ("--junit", f"{str(tmp_path)!r} is a directory; name the file to write in it"),
@@ -104,6 +111,7 @@ async def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(tm
             "--json",
             f"{str(tmp_path / 'file' / 'report.json')!r} cannot be made: {str(tmp_path / 'file')!r} is not a directory",
         ),
+        ("--artifacts", f"{str(tmp_path / 'file')!r} is not a directory"),
     ]
     code, _, err = await sentinel(nowhere, "run", test, "--junit", str(tmp_path))
     assert code == 2 and err.startswith("sentinel: --junit: ") and "UNAVAILABLE" not in err
