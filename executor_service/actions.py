@@ -61,6 +61,7 @@ POLL_INTERVAL_S = 0.1
 _MIN_PROBE_MS = 100.0
 #: What Playwright says when `fill` meets an element that takes no text.
 _NOT_FILLABLE = "Element is not an <input>"
+_NOT_SELECT = "Element is not a <select> element"
 
 _WaitState = Literal["attached", "detached", "hidden", "visible"]
 Artifacts: TypeAlias = tuple[str, ...]
@@ -151,7 +152,12 @@ async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
             raise
         # A <select>: Chrome's Recorder records choosing an option as a `change` (imported as a
         # fill), so a fill of a <select> chooses the option with that value or label.
-        await locator.select_option(value, timeout=timeout_ms)
+        try:
+            await locator.select_option(value, timeout=timeout_ms)
+        except PlaywrightError as not_select:
+            if _NOT_SELECT in not_select.message:
+                raise exc from None  # no <select> either: the fill's own error says what the element is not
+            raise
 
 
 @performs(Press)
@@ -198,11 +204,18 @@ async def _expect_text(run: Run, action: ExpectText, index: int, timeout_ms: int
         except PlaywrightTimeoutError:
             if not seen:
                 raise AssertionFailure(f"{expected}, but no element matched within {timeout_ms} ms") from None
-        if got is not None and action.text in got:
+        if got is not None and _spaced(action.text) in _spaced(got):
             return
         if time.monotonic() >= deadline:
             raise AssertionFailure(f"{expected}, got {got!r}")
         await asyncio.sleep(min(POLL_INTERVAL_S, max(deadline - time.monotonic(), 0.0)))
+
+
+def _spaced(text: str) -> str:
+    """`text` as expectText compares it, as Playwright's toContainText does: every run of white space
+    (line breaks and indentation of the HTML, no-break spaces) one space, none at either end, and
+    zero-width spaces gone."""
+    return " ".join(text.replace("\u200b", "").split())
 
 
 @performs(ExpectVisible)

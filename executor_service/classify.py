@@ -9,6 +9,13 @@ The runner's own failures come from `shared.errors`: `AssertionFailure` → ASSE
 `NavigationRefused` → POLICY, `ValidationError` → VALIDATION, `BrowserUnavailable` → BROWSER,
 `RequestFailed` (a request step's HTTP request got no answer) → NETWORK. Playwright refusing a
 step's own input (a selector it cannot parse, a key it does not know) → VALIDATION: never retried.
+A locator action that found no element it could act on within the step's timeout (missing, hidden,
+covered, disabled), or an element of the wrong kind for it (`fill` of a `<div>`), → ASSERTION: the
+page is not what the test expects — a verdict on the site, as Playwright Test counts it, retried only
+when the job asks (a navigation's timeout stays TIMEOUT: the site was slow to answer).
+
+`call_log` reads the "Call log:" Playwright appends to an error into the lines that say what went
+on (which element the locator resolved to, what intercepts the click), for the failure's message.
 
 It must never import Redis or grpc, and never raise.
 """
@@ -24,7 +31,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from shared.errors import AssertionFailure, BrowserUnavailable, NavigationRefused, RequestFailed, ValidationError
 from shared.model import ErrorCategory
 
-__all__ = ["classify", "net_error_code"]
+__all__ = ["call_log", "classify", "net_error_code"]
 
 # Chromium writes its net errors as `net::ERR_CONNECTION_REFUSED` (see net/base/net_error_list.h).
 _NET_ERROR = re.compile(r"\bnet::(ERR_[A-Z_]+)\b")
@@ -42,6 +49,30 @@ _BAD_STEP_INPUT = re.compile(
     r"|Unknown key: \""
     r")"
 )
+
+# A locator action (`Locator.click: `) that timed out waiting for an element it could act on, or was
+# refused by the element itself: Playwright's own words after the call's name, where no page text
+# can appear.
+_ELEMENT_VERDICT = re.compile(
+    r"^Locator\.[A-Za-z_]+: (?:"
+    r"Timeout \d+ms exceeded"
+    r"|Error: Element is not "
+    r"|Error: Not a checkbox or radio button"
+    r"|Error: Clicking the checkbox did not change its state"
+    r"|Error: Cannot type text into "
+    r"|Error: Input of type \"[^\"]*\" cannot be filled"
+    r"|Error: Malformed value"
+    r")"
+)
+
+# Call-log lines that only say Playwright is going on (waiting, retrying, scrolling); what is left
+# says what it found.
+_PROGRESS = re.compile(
+    r"(?:retrying \w+ action|waiting \d+ms|scrolling into view if needed|done scrolling|attempting \w+ action"
+    r"|waiting for element to be [a-z, ]+|\w+\(.*\))"
+)
+# How many lines of a call log a message keeps at most.
+_CALL_LOG_LINES = 6
 
 # How far down a `raise ... from ...` chain to look before giving up; chains are short in practice
 # and a cycle must not loop forever.
@@ -100,6 +131,8 @@ def _classify_one(exc: BaseException) -> ErrorCategory:
         return ErrorCategory.NETWORK
     # Playwright's TimeoutError subclasses its Error, and the builtin TimeoutError (which
     # asyncio.TimeoutError is, since 3.11) subclasses OSError: both must be decided before those.
+    if isinstance(exc, PlaywrightError) and _ELEMENT_VERDICT.match(exc.message):
+        return ErrorCategory.ASSERTION
     if isinstance(exc, PlaywrightTimeoutError | TimeoutError):
         return ErrorCategory.TIMEOUT
     if isinstance(exc, TargetClosedError):
@@ -115,3 +148,19 @@ def _classify_one(exc: BaseException) -> ErrorCategory:
     if isinstance(exc, OSError | MemoryError):
         return ErrorCategory.SYSTEM
     return ErrorCategory.UNKNOWN
+
+
+def call_log(message: str) -> list[str]:
+    """What the "Call log:" of a Playwright error's `message` says went on, a line each, in order,
+    each once: the progress lines (waiting, retrying, the action's own call, which may quote a typed
+    value) left out, and the `.first` Sentinel's locators add taken off. Empty without a call log."""
+    _, found, log = message.partition("\nCall log:\n")
+    if not found:
+        return []
+    kept: dict[str, None] = {}
+    for raw in log.splitlines():
+        line = re.sub(r"^(?:- |\d+ × )", "", raw.strip()).strip()
+        line = re.sub(r'(locator\(".*?"\))\.first\b', r"\1", line)
+        if line and not _PROGRESS.fullmatch(line):
+            kept.setdefault(line, None)
+    return list(kept)[:_CALL_LOG_LINES]

@@ -27,7 +27,7 @@ from typing import Protocol
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from executor_service.actions import Run, open_secret, perform, screenshot, unsettled_screenshot
-from executor_service.classify import classify
+from executor_service.classify import call_log, classify
 from executor_service.evidence import Evidence
 from executor_service.guard import Guard, Session
 from executor_service.http_check import ApiSession
@@ -242,9 +242,14 @@ def _not_taken(run: Run, name: str, exc: Exception) -> tuple[str, ...]:
 
 
 def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    """The first line of the error, trimmed, with every secret value masked."""
+    """The error's first line, trimmed, on one line with what Playwright's call log says went on
+    (`call_log`: the element the locator resolved to, what intercepts the click), with every secret
+    value masked."""
     text = str(exc).strip() or type(exc).__name__
-    return _masked(text.splitlines()[0].strip(), secrets)
+    said = text.splitlines()[0].strip()
+    if log := call_log(text):
+        said += f" Call log: {'; '.join(log)}"
+    return _masked(said, secrets)
 
 
 def _masked(line: str, secrets: tuple[str, ...]) -> str:

@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 from shared import screenshots
 from shared.actions import ACTIONS, Action, Is, JsonExpectation, Request, holds
 from shared.errors import FieldViolation, ValidationError
+from shared.field_paths import json_path
 from shared.json_checks import compile_path, parse_literal
 from shared.model import JobOptions, Step, SubmitCommand, TestDefinition, Viewport
 from shared.sealed import SEALED_PREFIX
@@ -86,7 +87,7 @@ TAG_RE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_TAG_CHARS}}}")
 #: An HTTP header name: a token (RFC 9110 section 5.6.2).
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
-_ACTION_KINDS = ", ".join(ACTIONS)
+_ACTION_KINDS = ", ".join(json_path(kind) for kind in ACTIONS)  # as a JSON file spells them: `waitFor`
 
 
 # --- public API ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from executor_service.browser import BrowserManager
-from executor_service.classify import classify, net_error_code
+from executor_service.classify import call_log, classify, net_error_code
 from shared.errors import (
     AssertionFailure,
     BrowserUnavailable,
@@ -27,7 +27,12 @@ from tests.support import CHROMIUM_ARGS, chromium_path, closed_port
     ("exc", "category"),
     [
         (TimeoutError("slow"), ErrorCategory.TIMEOUT),  # asyncio.TimeoutError is this class since 3.11
-        (PlaywrightTimeoutError("Locator.click: Timeout 500ms exceeded."), ErrorCategory.TIMEOUT),
+        # A locator action that never found an element to act on: the page is not what the test expects.
+        (PlaywrightTimeoutError("Locator.click: Timeout 500ms exceeded."), ErrorCategory.ASSERTION),
+        (PlaywrightError("Locator.check: Error: Not a checkbox or radio button"), ErrorCategory.ASSERTION),
+        (PlaywrightError("Locator.select_option: Error: Element is not a <select> element"), ErrorCategory.ASSERTION),
+        # A navigation that timed out: the site was slow to answer.
+        (PlaywrightTimeoutError("Page.goto: Timeout 500ms exceeded."), ErrorCategory.TIMEOUT),
         # A timed-out navigation still says "timeout" first, even with a net code in its log.
         (
             PlaywrightTimeoutError("Page.goto: Timeout 100ms exceeded. net::ERR_ABORTED"),
@@ -93,6 +98,36 @@ def test_text_alone_decides_nothing(text: str) -> None:
     # What a page or a library happens to print must not pick a retry policy.
     assert classify(RuntimeError(text)) is ErrorCategory.UNKNOWN
     assert net_error_code(RuntimeError(text)) is None
+
+
+def test_a_page_saying_an_element_is_not_a_field_is_not_a_verdict() -> None:
+    assert classify(PlaywrightError("Page.evaluate: Error: Element is not a <select> element")) is ErrorCategory.BROWSER
+
+
+def test_the_call_log_keeps_what_playwright_found_each_once() -> None:
+    message = (
+        "Locator.click: Timeout 1500ms exceeded.\nCall log:\n"
+        '  - waiting for locator("#b").first\n'
+        '    - locator resolved to <button id="b">Click me</button>\n'
+        "  - attempting click action\n"
+        "    2 × waiting for element to be visible, enabled and stable\n"
+        "      - element is visible, enabled and stable\n"
+        "      - scrolling into view if needed\n"
+        "      - done scrolling\n"
+        '      - <div id="overlay"></div> intercepts pointer events\n'
+        "    - retrying click action\n"
+        "    - waiting 20ms\n"
+        "    2 × waiting for element to be visible, enabled and stable\n"
+        '      - <div id="overlay"></div> intercepts pointer events\n'
+        '    - fill("what was typed")\n'
+    )
+    assert call_log(message) == [
+        'waiting for locator("#b")',
+        'locator resolved to <button id="b">Click me</button>',
+        "element is visible, enabled and stable",
+        '<div id="overlay"></div> intercepts pointer events',
+    ]
+    assert call_log("Locator.click: Timeout 1500ms exceeded.") == []
 
 
 def test_an_unknown_wrapper_falls_back_to_its_cause() -> None:

@@ -261,7 +261,9 @@ async def test_always_policy_adds_a_final_screenshot(session: Session, site: str
     assert_png(stored(tmp_path, f"{PREFIX}/final.png"))
 
 
-async def test_a_step_timeout_is_a_timeout(session: Session, site: str, tmp_path: Path) -> None:
+async def test_an_element_that_never_comes_fails_the_test_as_an_assertion(
+    session: Session, site: str, tmp_path: Path
+) -> None:
     steps = [
         Step(Navigate(site + "form.html")),
         Step(WaitFor("#never"), timeout_ms=500),
@@ -269,11 +271,50 @@ async def test_a_step_timeout_is_a_timeout(session: Session, site: str, tmp_path
     ]
     outcome = await run(session, steps, tmp_path=tmp_path)
     assert outcome.error is not None
-    assert outcome.error.category is ErrorCategory.TIMEOUT
+    # The page is not what the test expects: a verdict, retried only when the job asks.
+    assert outcome.error.category is ErrorCategory.ASSERTION
     assert outcome.error.step_index == 1
-    assert "500ms" in outcome.error.message
-    assert "\n" not in outcome.error.message  # first line only: no Playwright call log
+    message = 'Locator.wait_for: Timeout 500ms exceeded. Call log: waiting for locator("#never") to be visible'
+    assert outcome.error.message == message  # one line, the call log's words in it
     assert outcome.steps[2].skipped
+
+
+@pytest.mark.parametrize(
+    ("action", "timeout_ms", "said"),
+    [
+        # Long enough for Playwright to try the click once, however loaded the machine, and say why it could not.
+        (
+            Click("#covered"),
+            3000,
+            'Locator.click: Timeout 3000ms exceeded. Call log: waiting for locator("#covered"); locator resolved to'
+            ' <button id="covered" type="button">Buy</button>; element is visible, enabled and stable;'
+            ' <div id="overlay"></div> intercepts pointer events',
+        ),
+        (Click("#absent"), 500, 'Locator.click: Timeout 500ms exceeded. Call log: waiting for locator("#absent")'),
+        # The fill's own error, not the <select> fallback's.
+        (Fill("#plain", "x"), 500, "Locator.fill: Error: Element is not an <input>, <textarea>, <select> or"),
+    ],
+    ids=["covered", "absent", "not-a-field"],
+)
+async def test_an_element_a_step_cannot_act_on_says_what_playwright_saw(
+    session: Session, site: str, tmp_path: Path, action: Click | Fill, timeout_ms: int, said: str
+) -> None:
+    steps = [Step(Navigate(site + "actions.html")), Step(action, timeout_ms=timeout_ms)]
+    outcome = await run(session, steps, tmp_path=tmp_path)
+    assert outcome.error is not None and outcome.error.category is ErrorCategory.ASSERTION
+    assert outcome.error.message.startswith(said) and "\n" not in outcome.error.message
+
+
+async def test_expect_text_compares_white_space_as_playwright_does(session: Session, site: str, tmp_path: Path) -> None:
+    steps = [
+        Step(Navigate(site + "actions.html")),
+        Step(ExpectText("#spaced", "Hello world")),  # a line break and indentation in the HTML
+        Step(ExpectText("#price", " Price: 10")),  # a no-break space
+        Step(ExpectText("#spaced", "Helloworld"), timeout_ms=300),
+    ]
+    outcome = await run(session, steps, tmp_path=tmp_path)
+    assert [s.success for s in outcome.steps] == [True, True, True, False]
+    assert outcome.error is not None and outcome.error.category is ErrorCategory.ASSERTION
 
 
 @pytest.fixture
@@ -369,7 +410,7 @@ async def test_a_secret_never_appears_in_errors(session: Session, site: str, tmp
     failing = [Step(Navigate(site + "echo.html")), Step(Fill("#absent", SECRET, secret=True), timeout_ms=200)]
     outcome = await run(session, failing, tmp_path=tmp_path)
     assert outcome.error is not None
-    assert outcome.error.category is ErrorCategory.TIMEOUT
+    assert outcome.error.category is ErrorCategory.ASSERTION
     assert SECRET not in repr(outcome)
 
 

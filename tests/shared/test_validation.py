@@ -173,7 +173,8 @@ def test_step_without_action_names_the_step_and_the_choices() -> None:
     found = only(definition(Click("#a"), Click("#b"), None))
     assert found.field == "definition.steps[2]"
     assert found.description.startswith("a step needs an action: one of navigate, click, fill")
-    assert "wait_for" in found.description and found.description.endswith("wait, request")
+    assert "waitFor, expectText" in found.description  # as a JSON file spells them
+    assert "wait_for" not in found.description and found.description.endswith("wait, request")
 
 
 def test_step_name_and_timeout() -> None:
