@@ -177,11 +177,12 @@ async def test_redis_killed_during_submits_loses_no_acknowledged_job(
                 refused += 1
                 await asyncio.sleep(0.05)
 
-    writer = asyncio.create_task(submit_many(150))
-    await wait_for(lambda: len(acknowledged) >= 40, within=30, what="40 acknowledged submits")
+    # Jobs acknowledged before the kill, during it and after it; each a browser job the executor runs.
+    writer = asyncio.create_task(submit_many(90))
+    await wait_for(lambda: len(acknowledged) >= 30, within=30, what="30 acknowledged submits")
     stack.restart_redis(kill=True)
     await writer
-    assert len(acknowledged) > 40
+    assert len(acknowledged) > 30
     finished = await wait_all_terminal(api_stub, acknowledged, within=DRAIN_S)
     assert {j.state for j in finished.values()} == {pb.JOB_STATE_COMPLETED}
 
