@@ -76,7 +76,8 @@ class Run:
         request: The HTTP client of request steps (the page's own when there is a page: shared cookies).
         guard: Checks every request step's URL and redirect hops (None: unguarded, tests only).
         masked: Selectors of the elements a secret value was typed into; every screenshot covers them.
-        statuses: The final status of each request a step made (the runner reads and clears it per step).
+        statuses: The final status of each request or page load a step made (the runner reads and clears it
+            per step).
     """
 
     opened: Page | None
@@ -126,8 +127,15 @@ async def perform(run: Run, action: Action, *, index: int, timeout_ms: int) -> A
 
 @performs(Navigate)
 async def _navigate(run: Run, action: Navigate, index: int, timeout_ms: int) -> None:
-    # An HTTP error status is a page like any other; only a failed load raises.
-    await run.page.goto(resolve_url(run.base_url, action.url), timeout=timeout_ms)
+    # An HTTP error status is a page like any other (only a failed load raises) unless the step
+    # expects one; the status is the step's either way. No response: the URL changed only its #fragment.
+    url = resolve_url(run.base_url, action.url)
+    response = await run.page.goto(url, timeout=timeout_ms)
+    status = response.status if response is not None else 0
+    run.statuses.append(status)
+    if action.expect_status and status != action.expect_status:
+        got = f"HTTP {status}" if status else "no response (the same document)"
+        raise AssertionFailure(f"expected {url} to answer HTTP {action.expect_status}, got {got}")
 
 
 @performs(Click)

@@ -169,10 +169,12 @@ class Step(_message.Message):
     def __init__(self, name: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., navigate: _Optional[_Union[Navigate, _Mapping]] = ..., click: _Optional[_Union[Click, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ..., press: _Optional[_Union[Press, _Mapping]] = ..., select: _Optional[_Union[SelectOption, _Mapping]] = ..., check: _Optional[_Union[Check, _Mapping]] = ..., hover: _Optional[_Union[Hover, _Mapping]] = ..., wait_for: _Optional[_Union[WaitFor, _Mapping]] = ..., expect_text: _Optional[_Union[ExpectText, _Mapping]] = ..., expect_visible: _Optional[_Union[ExpectVisible, _Mapping]] = ..., expect_title: _Optional[_Union[ExpectTitle, _Mapping]] = ..., expect_url: _Optional[_Union[ExpectUrl, _Mapping]] = ..., screenshot: _Optional[_Union[Screenshot, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ..., request: _Optional[_Union[HttpRequest, _Mapping]] = ...) -> None: ...
 
 class Navigate(_message.Message):
-    __slots__ = ("url",)
+    __slots__ = ("url", "expect_status")
     URL_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_STATUS_FIELD_NUMBER: _ClassVar[int]
     url: str
-    def __init__(self, url: _Optional[str] = ...) -> None: ...
+    expect_status: int
+    def __init__(self, url: _Optional[str] = ..., expect_status: _Optional[int] = ...) -> None: ...
 
 class Click(_message.Message):
     __slots__ = ("selector",)

@@ -53,7 +53,7 @@ JSON (`write_json`), shape version `SCHEMA_VERSION` (keys are only ever added wi
 DIR was given; empty without it); the XML names each in the test's <system-out> as a
 `[[ATTACHMENT|path]]` line, which Jenkins' JUnit Attachments plugin and GitLab's test reports show.
 
-A step's `httpStatus` is a request step's final response status (0: not a request step, or no
+A step's `httpStatus` is a request or navigate step's final response status (0: another step, or no
 answer); the XML's step table shows it after the step's name (`HTTP 503`).
 
 Step indexes count from 0, as the API's do; the XML's step table counts from 1, as
@@ -107,7 +107,7 @@ class StepRow:
     artifacts: tuple[str, ...] = ()
     console_errors: tuple[str, ...] = ()
     failed_requests: tuple[str, ...] = ()
-    http_status: int = 0  # a request step's final response status (0: none)
+    http_status: int = 0  # a request or navigate step's final response status (0: none)
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class StepResult:
     artifacts: tuple[str, ...] = ()  # artifact names, "<attempt>/<file>"
     console_errors: tuple[str, ...] = ()
     failed_requests: tuple[str, ...] = ()
-    http_status: int = 0  # a request step's final response status (0: none)
+    http_status: int = 0  # a request or navigate step's final response status (0: none)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class Is(enum.Enum):
     HEADERS = "request headers: token names, each once; values without line breaks, sealed when secret"
     BODY = "a request body: may be empty"
     HTTP_STATUS = "a response status to expect: 100-599, or 0 for any 2xx"
+    PAGE_STATUS = "the status a page's document must answer with: 100-599, or 0 for any"
     CONTAINS = "text the response body must contain: empty for no check"
     JSON_CHECKS = "JSONPath expectations: a path that parses, and a JSON literal or empty"
     SECRET_HEADERS = "names of headers of the same step whose values are sealed like secret fills"
@@ -121,10 +122,11 @@ def holds(cls: type[Action]) -> Mapping[str, Is]:
     return _HOLDS[cls]
 
 
-@action(url=Is.URL)
+@action(url=Is.URL, expect_status=Is.PAGE_STATUS)
 @dataclass(frozen=True)
 class Navigate:
     url: str
+    expect_status: int = 0  # 0: any (a page that answers 404 is a page like any other)
     kind: str = field(default="navigate", init=False)
 
     def describe(self) -> str:

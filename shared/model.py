@@ -175,7 +175,7 @@ class StepResult:
     skipped: bool = False
     console_errors: tuple[str, ...] = ()
     failed_requests: tuple[str, ...] = ()
-    #: A request step's final response status (0: none, or not a request step).
+    #: A request or navigate step's final response status (0: none, or another step).
     http_status: int = 0
 
 

@@ -296,6 +296,9 @@ def _check_field(out: list[FieldViolation], at: str, kind: Is, value: Any, actio
         case Is.HTTP_STATUS:
             if value != 0:
                 _check_range(out, at, value, MIN_STATUS, MAX_STATUS, "(or 0: any 2xx)")
+        case Is.PAGE_STATUS:
+            if value != 0:
+                _check_range(out, at, value, MIN_STATUS, MAX_STATUS, "(or 0: any)")
         case Is.CONTAINS:
             _check_length(out, at, value, MAX_TEXT_CHARS)
         case Is.JSON_CHECKS:

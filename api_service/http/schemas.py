@@ -111,7 +111,7 @@ _STEP_RESULT = obj(
         "artifacts": STRINGS,
         "consoleErrors": STRINGS,
         "failedRequests": STRINGS,
-        "httpStatus": {**INT, "description": "a request step's final response status (0: none)"},
+        "httpStatus": {**INT, "description": "a request or navigate step's final response status (0: none)"},
     }
 )
 _JOB_RESULT = obj(

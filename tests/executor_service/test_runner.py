@@ -176,7 +176,8 @@ async def test_every_action_passes_and_reports_progress(session: Session, site: 
 
     assert outcome.error is None, outcome.error
     assert outcome.success
-    assert [s.http_status for s in outcome.steps] == [0] * (len(steps) - 1) + [200]
+    # The page load's status and the request's; a click that navigates is no page load of its own.
+    assert [s.http_status for s in outcome.steps] == [200] + [0] * (len(steps) - 2) + [200]
     n = len(steps)
     assert [s.index for s in outcome.steps] == list(range(n))
     assert all(s.success and not s.skipped and s.error == "" for s in outcome.steps)
@@ -386,9 +387,17 @@ async def test_a_refused_connection_is_a_network_error(session: Session, tmp_pat
     assert outcome.error.step_index == 0
 
 
-async def test_an_http_error_status_is_not_a_failure(session: Session, site: str, tmp_path: Path) -> None:
+async def test_an_http_error_status_is_not_a_failure_unless_the_step_expects_another(
+    session: Session, site: str, tmp_path: Path
+) -> None:
     outcome = await run(session, [Step(Navigate("missing.html"))], tmp_path=tmp_path, base_url=site)
-    assert outcome.error is None
+    assert outcome.error is None and outcome.steps[0].http_status == 404
+
+    steps = [Step(Navigate("form.html", expect_status=200)), Step(Navigate("missing.html", expect_status=200))]
+    outcome = await run(session, steps, tmp_path=tmp_path, base_url=site)
+    assert [(s.success, s.http_status) for s in outcome.steps] == [(True, 200), (False, 404)]
+    assert outcome.error is not None and outcome.error.category is ErrorCategory.ASSERTION
+    assert outcome.error.message == f"expected {site}missing.html to answer HTTP 200, got HTTP 404"
 
 
 async def test_a_secret_never_appears_in_errors(session: Session, site: str, tmp_path: Path) -> None:

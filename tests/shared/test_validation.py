@@ -227,6 +227,8 @@ def test_bad_selector_for_every_action_that_has_one(make: Callable[[str], Action
         (Wait(v.MAX_WAIT_MS + 1), "wait.ms"),
         (Navigate(""), "navigate.url"),
         (Navigate("  "), "navigate.url"),
+        (Navigate("/", expect_status=99), "navigate.expect_status"),
+        (Navigate("/", expect_status=600), "navigate.expect_status"),
     ],
 )
 def test_action_field_violations(action: Action, field: str) -> None:
@@ -238,6 +240,8 @@ def test_descriptions_say_what_was_expected() -> None:
     assert state.description == "must be one of attached, detached, visible, hidden, got 'gone'"
     wait = only(definition(Wait(0)))
     assert wait.description == "must be between 1 and 60000 ms, got 0"
+    status = only(definition(Navigate("/", expect_status=600)))
+    assert status.description == "must be between 100 and 599 (or 0: any), got 600"
     pattern = only(definition(ExpectUrl("(unclosed")))
     assert pattern.description.startswith("must be a valid regular expression: missing )")
 

@@ -431,6 +431,7 @@ _VALUES: dict[Is, st.SearchStrategy[Any]] = {
     Is.FLAG: st.none() | st.booleans(),
     Is.WAIT_MS: _u32,
     Is.HTTP_STATUS: _u32,
+    Is.PAGE_STATUS: _u32,
     Is.REDIRECTS: _u32,
     Is.HTTP_METHOD: st.one_of(_text, st.sampled_from(["GET", "POST", "HEAD"])),
     Is.HEADERS: st.dictionaries(_text, _text, max_size=3),
