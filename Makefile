@@ -4,7 +4,7 @@
 #                  tools + the node tools the tests use (tests/recorder_tools, tests/deploy/keda_tools)
 #   make protos    regenerate protos/*_pb2*.py and .pyi from protos/*.proto
 #   make lint      ruff check, ruff format --check, mypy --strict
-#   make test      install, lint, then pytest in 2 workers (extra arguments: make test PYTEST_ARGS='-k redis -x';
+#   make test      install, lint, then pytest in 3 workers (extra arguments: make test PYTEST_ARGS='-k redis -x';
 #                  one process: PYTEST_WORKERS=0)
 #   make dev       everything on this machine: private redis-server, API, one executor, demo site
 #   make bench     the benchmarks in bench/suite.py beside their peers, figures into bench/RESULTS.md
@@ -28,8 +28,9 @@ STAMP := $(VENV)/.installed-compat
 PYTEST_ARGS ?=
 # pytest worker processes (pytest-xdist), each taking whole test files: the suite waits on processes,
 # Chromium and Redis more than it computes, so two workers on two cores take about 2/3 of the time
-# of one. PYTEST_WORKERS=0 runs every test in pytest's own process.
-PYTEST_WORKERS ?= 2
+# of one, and three about 0.87 of two (11:12 against 12:48 here, the machine loaded alike).
+# PYTEST_WORKERS=0 runs every test in pytest's own process.
+PYTEST_WORKERS ?= 3
 # The Chrome Recorder format's own parser (@puppeteer/replay), which the tests check recordings with;
 # older than its package-lock.json means install again.
 RECORDER_TOOLS := tests/recorder_tools

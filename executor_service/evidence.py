@@ -7,7 +7,9 @@ stored) and deletes the local copy, uploaded or not: the executor's disk keeps n
 
 Evidence is a courtesy to the user, never a reason for a test to fail: an unreachable store, a
 refused upload or a size cap becomes a note (`JobResult.artifact_notes`), and the artifact is
-left out of the result's names.
+left out of the result's names. A store that failed (did not answer, could not write) is not asked
+again in the same attempt: each later file is noted at once, so an outage costs a run one store
+timeout, not one per file.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Evidence:
     _stored_bytes: int | None = None  # the job's bytes in the store, every attempt; learned on first upload
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _made: bool = False  # whether the spool directory exists yet: it is made when a file needs it
+    _store_down: str = ""  # why the store failed in this attempt: later files are not tried
 
     @classmethod
     def open(
@@ -100,6 +103,10 @@ class Evidence:
             self.note(f"{name} not kept: no artifact store is configured")
             return None
         async with self._lock:  # the job cap counts every upload, one at a time
+            if self._store_down:
+                earlier = f"the artifact store failed earlier in this run ({self._store_down})"
+                self.note(f"{name} not kept: not tried, {earlier}")
+                return None
             try:
                 size = (await asyncio.to_thread(local.stat)).st_size
                 stored = await self._job_bytes()
@@ -112,6 +119,8 @@ class Evidence:
                 await self.store.put_file(artifact_key(self.job_id, name), local, content_type=content_type)
             except (ArtifactStoreUnavailable, LimitError, ValidationError, OSError) as exc:
                 self.note(f"{name} not kept: {exc}")
+                if isinstance(exc, ArtifactStoreUnavailable):
+                    self._store_down = f"{str(exc)[:120]}…" if len(str(exc)) > 120 else str(exc)
                 return None
             self._stored_bytes = stored + size
         self.names.append(name)

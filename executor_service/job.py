@@ -71,8 +71,15 @@ class RunState:
     #: The steps that have ended in this run, in order (`run_steps` adds each as it ends): what a
     #: timeout or a cancel keeps of them.
     steps: list[StepResult] = field(default_factory=list)
+    #: The failure of the step that failed, once decided (before its evidence is made): what the run
+    #: ends with even if the job's timeout fires while the evidence is made or uploaded.
+    failure: JobError | None = None
     #: The run's task has begun (`Runs.cancel` may cancel it; before, the run sees the request as it begins).
     begun: bool = False
+
+    def failed(self, error: JobError) -> None:
+        """A step failed with `error` (`run_steps` says so before making its evidence)."""
+        self.failure = error
 
 
 @dataclass(frozen=True)
@@ -239,6 +246,7 @@ async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report
             secret_key=env.secret_key,
             recording=recording,
             results=state.steps,
+            failing=state.failed,
         )
         failed = not outcome.success
     finally:
@@ -290,11 +298,16 @@ async def _run_and_record(
         ended = JobState.COMPLETED if outcome.error is None else JobState.FAILED
     except TimeoutError:
         reason = f"job timed out after {job.timeout_ms} ms"
-        steps, stopped = _steps_after_interrupt(state, reason)
-        outcome = RunOutcome(
-            steps=steps, error=JobError(ErrorCategory.TIMEOUT, reason, step_index=stopped), artifacts=()
-        )
-        ended = JobState.TIMEOUT
+        if state.failure is not None:  # a step had failed: the timeout cut its evidence short, not the verdict
+            steps, _ = _steps_after_interrupt(state, state.failure.message)
+            evidence.note(f"evidence cut short: the job's timeout ({job.timeout_ms} ms) came while it was kept")
+            outcome = RunOutcome(steps=steps, error=state.failure, artifacts=())
+            ended = JobState.FAILED
+        else:
+            steps, stopped = _steps_after_interrupt(state, reason)
+            error = JobError(ErrorCategory.TIMEOUT, reason, step_index=stopped)
+            outcome = RunOutcome(steps=steps, error=error, artifacts=())
+            ended = JobState.TIMEOUT
     except CancelRequested:
         state.cancel_requested = True
         outcome = _cancelled(state)

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,6 +97,7 @@ async def run_steps(
     secret_key: str = "",
     recording: Recording | None = None,
     results: list[StepResult] | None = None,
+    failing: Callable[[JobError], None] | None = None,
 ) -> RunOutcome:
     """Run every step of `definition` in one new page of `session`, stopping at the first failure.
 
@@ -113,6 +115,8 @@ async def run_steps(
         recording: The context's trace, to mark each step in it (None: not traced).
         results: Where each step's result is added as it ends (None: a list of its own): the
             caller keeps the steps that ended when the run is stopped mid-way (timeout, cancel).
+        failing: Told a step's failure as soon as it is decided, before its evidence is made: a
+            timeout during the evidence then keeps the verdict.
 
     Returns:
         The per-step results, the failure (if any) and the artifacts written. Failing steps are
@@ -181,6 +185,8 @@ async def run_steps(
             error = dataclasses.replace(error, message=_masked(f"{error.message} ({unreached[-1]})", secrets))
         duration_ms = _elapsed_ms(started)
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
+        if error is not None and failing is not None:
+            failing(error)
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
             written = await _try_screenshot(run, screenshots.failure_name(i))
         artifacts.extend(written)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import inspect
 import ipaddress
@@ -10,7 +11,7 @@ import json
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, overload
 
@@ -214,6 +215,25 @@ class Rebinding:
 
 #: Sockets `closed_port` holds for the life of the test process.
 _HELD_PORTS: list[socket.socket] = []
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[str]:
+    """`http://127.0.0.1:<port>` of a server that takes connections and never answers (a site or an
+    artifact store that hangs); its connections close with the block."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
+        await server.wait_closed()
 
 
 def closed_port(host: str = "127.0.0.1") -> int:

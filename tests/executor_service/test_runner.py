@@ -42,7 +42,7 @@ from shared.model import (
 )
 from shared.settings import ArtifactSettings
 from shared.validation import validate_definition
-from tests.support import CHROMIUM_ARGS, chromium_path, closed_port, serve_directory
+from tests.support import CHROMIUM_ARGS, chromium_path, closed_port, serve_directory, silent_server
 
 PAGES = Path(__file__).parent / "pages"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -321,19 +321,8 @@ async def test_expect_text_compares_white_space_as_playwright_does(session: Sess
 @pytest.fixture
 async def unanswered() -> AsyncIterator[str]:
     """A URL whose server takes the request and never answers; its connections close with the test."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/slow"
-    finally:
-        server.close()
-        for writer in held:
-            writer.close()
-        await server.wait_closed()
+    async with silent_server() as url:
+        yield f"{url}/slow"
 
 
 async def test_a_page_still_loading_gets_its_failure_screenshot(

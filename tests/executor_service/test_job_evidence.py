@@ -1,0 +1,106 @@
+"""A job's verdict never depends on its evidence: an artifact store that takes connections and never
+answers, through the executor's `run_job` with a real Chromium, a real redis-server and the real S3
+client. A failed step stays the job's failure when the job's timeout comes while its screenshot is
+being kept; and a store that did not answer is not asked again in the same attempt."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from executor_service import job, store
+from executor_service.browser import BrowserManager
+from executor_service.evidence import Evidence
+from executor_service.job import JobEnv
+from executor_service.ledger import QueueLedger
+from shared import jobs
+from shared.artifact_file import FileArtifactStore
+from shared.artifact_s3 import S3ArtifactStore
+from shared.model import ErrorCategory, ExpectText, JobOptions, JobState, Navigate, Step, SubmitCommand, TestDefinition
+from shared.navigation_policy import NavigationPolicy
+from shared.queue import Queue
+from shared.settings import ArtifactSettings, ExecutorSettings, QueueSettings
+from tests.support import CHROMIUM_ARGS, chromium_path, serve_directory, silent_server
+
+pytestmark = pytest.mark.timeout(90)
+PAGES = Path(__file__).parent / "pages"
+
+
+@pytest.fixture
+async def silent_store() -> AsyncIterator[str]:
+    """An S3 endpoint that takes connections and never answers."""
+    async with silent_server() as url:
+        yield url
+
+
+async def test_a_failed_step_stays_the_verdict_when_the_timeout_comes_while_its_evidence_is_kept(
+    redis_client: aioredis.Redis, tmp_path: Path, silent_store: str
+) -> None:
+    settings = ArtifactSettings(
+        url="s3://evidence/jobs", endpoint_url=silent_store, access_key_id="k", secret_access_key="s"
+    )
+    hung = S3ArtifactStore(settings, request_timeout_s=30, retry_timeout_s=30)  # longer than the job
+    queue = Queue.open(redis_client, QueueSettings())
+    await queue.ensure_groups()
+    with serve_directory(PAGES) as site:
+        steps = (Step(Navigate(f"{site}/form.html")), Step(ExpectText("h1", "Checkout"), timeout_ms=300))
+        # Long enough for the steps on a loaded machine; the hung upload outlasts it.
+        options = JobOptions(timeout_ms=8000, max_attempts=1)
+        command = SubmitCommand(TestDefinition(name="t", steps=steps), options)
+        submitted = await jobs.submit(queue, command, tenant="default")
+        (claim,) = (await store.claim(queue, consumer="c", worker_id="w", count=1)).claims
+        browser = BrowserManager(
+            executable_path=chromium_path(),
+            args=CHROMIUM_ARGS,
+            ffmpeg=shutil.which("ffmpeg") or "",
+            policy=NavigationPolicy.from_rules(["127.0.0.1"]),
+        )
+        await browser.start()
+        env = JobEnv(
+            queue_settings=QueueSettings(),
+            browser=browser,
+            settings=ExecutorSettings(spool_dir=str(tmp_path)),
+            worker_id="w",
+            store=hung,
+        )
+        try:
+            ended = await job.run_job(env, job.RunState(claim=claim, ledger=QueueLedger(queue)))
+        finally:
+            await browser.stop()
+
+    assert ended is JobState.FAILED  # not TIMEOUT: the step had failed before the timeout came
+    result = (await jobs.get_job(queue, submitted.job_id, tenant=None)).result
+    assert result is not None and result.error is not None
+    assert result.error.category is ErrorCategory.ASSERTION and result.error.step_index == 1
+    assert result.error.message == "expected \"h1\" to contain 'Checkout', got 'Sign in'"
+    assert [(s.success, s.error) for s in result.steps] == [(True, ""), (False, result.error.message)]
+    assert any("evidence cut short: the job's timeout (8000 ms)" in note for note in result.artifact_notes)
+
+
+async def test_a_store_that_failed_is_not_asked_again_in_the_same_attempt(tmp_path: Path) -> None:
+    blocked = tmp_path / "store"
+    blocked.write_text("a file where the store's directory should be")
+    failing = FileArtifactStore(blocked, max_artifact_bytes=10**9)
+    evidence = Evidence.open(failing, job_id="j", attempt=1, spool_root=tmp_path / "spool", max_job_bytes=10**9)
+    try:
+        evidence.path("a.png").write_bytes(b"a")
+        assert await evidence.keep("a.png") is None
+        blocked.unlink()  # the store would answer now, but this attempt no longer asks it
+        evidence.path("b.png").write_bytes(b"b")
+        assert await evidence.keep("b.png") is None
+    finally:
+        await evidence.close()
+    first, second = evidence.notes
+    assert first.startswith("1/a.png not kept: artifact directory")
+    assert second.startswith("1/b.png not kept: not tried, the artifact store failed earlier in this run (")
+
+    again = Evidence.open(failing, job_id="j", attempt=2, spool_root=tmp_path / "spool", max_job_bytes=10**9)
+    try:
+        again.path("c.png").write_bytes(b"c")
+        assert await again.keep("c.png") == "2/c.png"  # the next attempt asks again
+    finally:
+        await again.close()
