@@ -39,7 +39,10 @@ _JSON_LINES_SUFFIXES = (".trace", ".network", ".stacks")
 
 def secret_texts(secret: str) -> list[str]:
     """The ways `secret` can appear in text — a trace, a server's answer, an error message: as given,
-    JSON-, Python-, HTML-escaped and URL-encoded — longest first (so no form is cut by another)."""
+    JSON-, Python-, HTML-escaped and URL-encoded, and base64-encoded whole (standard and URL-safe,
+    padded or not, the padding URL-encoded too: a page that sends `btoa(secret)` in a query) — longest
+    first (so no form is cut by another)."""
+    raw = secret.encode()
     forms = {
         secret,
         json.dumps(secret)[1:-1],
@@ -50,6 +53,8 @@ def secret_texts(secret: str) -> list[str]:
         quote(secret, safe=""),
         quote_plus(secret, safe=""),
     }
+    for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        forms |= {encoded, encoded.rstrip("="), quote(encoded, safe="")}
     return sorted((f for f in forms if f), key=len, reverse=True)
 
 

@@ -6,9 +6,9 @@ import base64
 import json
 import zipfile
 from pathlib import Path
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
-from executor_service.redact import MASK, redact_trace, secret_forms
+from executor_service.redact import MASK, masked, redact_trace, secret_forms
 
 SECRET = 'pa55 "w0rd"&<me>/+'
 
@@ -49,6 +49,14 @@ def test_every_form_of_the_secret_is_masked_and_the_trace_stays_valid(tmp_path: 
         json.loads(line)
     assert json.loads(entries["trace.trace"].splitlines()[0])["params"]["value"] == MASK
     assert entries["resources/shot.jpeg"] == picture
+
+
+def test_a_secret_base64_encoded_whole_is_masked_in_text() -> None:
+    # A page that sends btoa(secret) in a query string: the failed-request line quotes it.
+    raw = SECRET.encode()
+    standard, urlsafe = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    line = f"GET /collect?b64={quote(standard, safe='')}&u={urlsafe.rstrip('=')}&plain={standard} — HTTP 404"
+    assert masked(line, [SECRET]) == "GET /collect?b64=***&u=***&plain=*** — HTTP 404"
 
 
 def test_a_secret_left_base64_encoded_means_no_trace(tmp_path: Path) -> None:
