@@ -85,7 +85,15 @@ async def download_trace(client: AsyncClient, job_id: str, out: Path, *, attempt
         kept = f" (attempts with one: {', '.join(str(n) for n in sorted(traces))})" if traces else ""
         print(f"sentinel: job {job_id} has no trace{which}{kept}", file=sys.stderr)
         return 1
-    path, size = await download(client, job_id, traces[attempt if attempt is not None else max(traces)], out)
+    chosen = attempt if attempt is not None else max(traces)
+    newest = max(a.attempt for a in listing)
+    if attempt is None and newest > chosen:  # the newest run's trace was not kept (a size cap, a store outage)
+        print(
+            f"sentinel: the newest run ({newest}) kept no trace (sentinel status {job_id} says why);"
+            f" this is run {chosen}'s",
+            file=sys.stderr,
+        )
+    path, size = await download(client, job_id, traces[chosen], out)
     print(f"{path}  {size_text(size)}")
     print(f"open it with:  playwright show-trace {shlex.quote(str(path))}")
     return 0

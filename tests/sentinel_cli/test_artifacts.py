@@ -140,6 +140,16 @@ async def test_trace_takes_the_newest_attempt_or_the_one_asked(
     assert await sentinel(api, "trace", bare) == 1
     assert capsys.readouterr().err == f"sentinel: job {bare} has no trace\n"
 
+    # The newest run kept a screenshot but no trace: the older trace comes, and says it is the older one.
+    capped = await finished_job(api.queue)
+    await put_all(api.store, capped, {"1/trace.zip": b"PK one", "2/step-00-failure.png": b"png"})
+    assert await sentinel(api, "trace", capped, "--out", str(tmp_path / "c")) == 0
+    said = capsys.readouterr()
+    assert said.err == (
+        f"sentinel: the newest run (2) kept no trace (sentinel status {capped} says why); this is run 1's\n"
+    )
+    assert said.out.startswith(f"{tmp_path / 'c'}/1/trace.zip  6 B\n")
+
 
 async def test_a_download_that_fails_leaves_no_file(api: Api, tmp_path: Path) -> None:
     job_id = await finished_job(api.queue)
