@@ -24,6 +24,7 @@ from sentinel_client import (
     AsyncClient,
     InvalidArgumentError,
     Job,
+    JobError,
     JobState,
     NotFoundError,
     Priority,
@@ -217,6 +218,8 @@ def render_result(job: Job, out: TextIO) -> None:
     if job.error and job.error.message and not steps:
         kind = f"error ({job.error.category.value})" if job.error.category else "ended"  # no category: a cancel
         out.write(f"  {kind}: {printable(job.error.message)}\n")
+    if job.flaky:
+        out.write(f"  flaky: {flaky_text(job.attempt, job.error)}\n")
     for note in job.result.artifact_notes if job.result else ():
         out.write(f"  note: {note}\n")
     names = {*(job.result.artifacts if job.result else ()), *(a for s in steps for a in s.artifacts)}
@@ -324,8 +327,17 @@ def render_tests(run: Run, out: TextIO) -> None:
                 f"step {test.failing_step + 1} ({test.failing_step_name}): " if test.failing_step is not None else ""
             )
             out.write(f"  ↳ {printable(where)}{printable(test.error.message) if test.error else ''}\n")
+        if test.flaky:
+            out.write(f"  ↳ flaky: {flaky_text(test.attempt, test.error)}\n")
         if test.artifacts:
             out.write(f"  ↳ artifacts: {', '.join(test.artifacts)}  (sentinel artifacts {test.job_id})\n")
+
+
+def flaky_text(attempt: int, error: JobError | None) -> str:
+    """`passed on attempt 2; attempt 1 failed (assertion): …`, for a job or test that is `flaky`."""
+    category = f" ({error.category.value})" if error and error.category else ""
+    said = printable(error.message) if error else ""
+    return f"passed on attempt {attempt}; attempt {attempt - 1} failed{category}: {said}"
 
 
 def run_tally(run: Run) -> str:
@@ -334,7 +346,8 @@ def run_tally(run: Run) -> str:
     failed = sum(s in (JobState.FAILED, JobState.TIMEOUT) for s in states)
     cancelled = states.count(JobState.CANCELLED)
     waiting = sum(not s.ended for s in states)
-    parts = [f"{states.count(JobState.COMPLETED)} passed", f"{failed} failed"]
+    flaky = sum(t.flaky for t in run.tests)
+    parts = [f"{states.count(JobState.COMPLETED)} passed{f' ({flaky} flaky)' if flaky else ''}", f"{failed} failed"]
     parts += [f"{cancelled} cancelled"] if cancelled else []
     parts += [f"{waiting} not ended"] if waiting else []
     return ", ".join(parts)

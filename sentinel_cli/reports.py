@@ -45,9 +45,13 @@ JSON (`write_json`), shape version `SCHEMA_VERSION` (keys are only ever added wi
      "tests": [{"name", "jobId", "source", "state", "outcome" ("passed" | "failure" | "error" |
                 "skipped"), "category", "message", "durationMs", "attempts",
                 "failingStep": {"index", "name"} or null, "artifacts": [...], "artifactFiles": [...],
-                "tags": [...],
+                "flaky", "tags": [...],
                 "steps": [{"index", "name", "status", "durationMs", "error", "artifacts",
                            "consoleErrors", "failedRequests", "httpStatus"}]}]}
+
+`flaky` is true for a test that passed on a later attempt after an earlier one failed (Playwright
+Test's word): its outcome is `passed`, its `category` and `message` are the failed attempt's, and the
+XML says so in a `flaky` property and the first line of its <system-out>.
 
 `artifactFiles` are the test's artifacts as `sentinel run --artifacts DIR` downloaded them (paths as
 DIR was given; empty without it); the XML names each in the test's <system-out> as a
@@ -134,6 +138,7 @@ class TestReport:
     steps: tuple[StepRow, ...] = ()
     tags: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # its artifacts as downloaded here (`sentinel run --artifacts`), local paths
+    flaky: bool = False  # it passed on a later attempt; `category` and `message` are the failed attempt's
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,7 @@ def _testcase(suite: ET.Element, test: TestReport, result: Outcome, *, classname
     properties = _element(case, "properties", {})
     facts = {"job_id": test.job_id, "attempts": str(test.attempts), "state": test.state, "category": test.category}
     facts["tags"] = ",".join(test.tags)
+    facts["flaky"] = "true" if test.flaky else ""
     for key, value in facts.items():
         if value:
             _element(properties, "property", {"name": key, "value": value})
@@ -311,9 +317,9 @@ def _testcase(suite: ET.Element, test: TestReport, result: Outcome, *, classname
         tag = "failure" if result is Outcome.FAILURE else "error"
         kind = test.category or test.state
         _element(case, tag, {"message": _headline(test), "type": kind}, _failure_text(test))
-    if test.steps or test.files:
+    if test.steps or test.files or test.flaky:
         table = _step_table(test.steps) if test.steps else ""
-        _element(case, "system-out", {}, table + _attachments(test.files))
+        _element(case, "system-out", {}, _flaky_line(test) + table + _attachments(test.files))
 
 
 def _headline(test: TestReport) -> str:
@@ -348,6 +354,15 @@ def _step_table(steps: tuple[StepRow, ...]) -> str:
         evidence = (("console", step.console_errors), ("request", step.failed_requests), ("artifact", step.artifacts))
         lines += [f"       {label}: {line}" for label, entries in evidence for line in entries]
     return "\n".join(lines) + "\n"
+
+
+def _flaky_line(test: TestReport) -> str:
+    """`flaky: passed on attempt 2; attempt 1 failed (assertion): …` for a flaky test, else ""."""
+    if not test.flaky:
+        return ""
+    category = f" ({test.category})" if test.category else ""
+    said = test.message.strip().splitlines()[0] if test.message.strip() else ""
+    return f"flaky: passed on attempt {test.attempts}; attempt {test.attempts - 1} failed{category}: {said}\n"
 
 
 def _attachments(files: tuple[str, ...]) -> str:
@@ -392,6 +407,7 @@ def _test_json(test: TestReport, result: Outcome) -> dict[str, Any]:
         "failingStep": failing,
         "artifacts": list(test.artifacts),
         "artifactFiles": list(test.files),
+        "flaky": test.flaky,
         "tags": list(test.tags),
         "steps": [
             {

@@ -305,6 +305,7 @@ def _test_report(test: RunTest, files: tuple[str, ...]) -> reports.TestReport:
         ),
         tags=test.tags,
         files=files,
+        flaky=test.flaky,
     )
 
 

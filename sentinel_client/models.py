@@ -75,6 +75,12 @@ class HealthStatus(StrEnum):
     UNHEALTHY = "unhealthy"
 
 
+def _flaky(state: JobState, attempt: int, error: JobError | None) -> bool:
+    """A job or a run's test that completed after a failed attempt: a completed job keeps the error
+    of its last failed attempt."""
+    return state is JobState.COMPLETED and attempt > 1 and error is not None
+
+
 @dataclass(frozen=True)
 class Progress:
     percentage: int = 0
@@ -161,6 +167,12 @@ class Job:
     def passed(self) -> bool:
         """It completed: every step passed."""
         return self.state is JobState.COMPLETED
+
+    @property
+    def flaky(self) -> bool:
+        """It completed on a later attempt after an earlier one failed (Playwright Test's "flaky"):
+        `error` is then the last failed attempt's, attempt `attempt - 1`."""
+        return _flaky(self.state, self.attempt, self.error)
 
 
 @dataclass(frozen=True)
@@ -312,6 +324,11 @@ class RunTest:
     def passed(self) -> bool:
         """The test completed: every step passed."""
         return self.state is JobState.COMPLETED
+
+    @property
+    def flaky(self) -> bool:
+        """It completed on a later attempt after an earlier one failed: `error` is that attempt's (`Job.flaky`)."""
+        return _flaky(self.state, self.attempt, self.error)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from shared.errors import CancelRequested, LeaseLost
 from shared.keys import GROUP
 from shared.model import (
     Click,
+    ErrorCategory,
     JobError,
     JobOptions,
     JobResult,
@@ -326,6 +327,20 @@ async def test_completed_finish_acks_deletes_records_and_retains(queue: Queue) -
     with pytest.raises(LeaseLost):
         await write_progress(queue, run, progress(100))
     assert (await job_hash(queue, job_id))["state"] == "completed"
+
+
+async def test_a_job_that_passes_on_retry_keeps_its_failed_attempts_error(queue: Queue) -> None:
+    """What a client calls flaky (`Job.flaky`): completed on attempt 2, with attempt 1's error."""
+    job_id = await submit(queue)
+    first = await claim_one(queue)
+    failed = JobError(ErrorCategory.ASSERTION, "expected '#s' to contain 'good', got 'bad'", step_index=1)
+    assert await finish(queue, first, state=JobState.SCHEDULED, progress=progress(50), error=failed, due_ms=now_ms())
+    assert await promote_due(queue) == 1
+    second = await claim_one(queue)
+    assert await finish(queue, second, state=JobState.COMPLETED, progress=progress(100))
+
+    job = await jobs.get_job(queue, job_id, tenant=None)
+    assert (job.state, job.attempt, job.error) == (JobState.COMPLETED, 2, failed)
 
 
 async def test_scheduled_finish_waits_in_delayed_until_promoted(queue: Queue) -> None:

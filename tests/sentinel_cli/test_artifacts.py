@@ -23,6 +23,7 @@ from sentinel_cli.main import _parser
 from sentinel_client import (
     Artifact,
     AsyncClient,
+    ErrorCategory,
     InvalidArgumentError,
     Job,
     JobError,
@@ -266,6 +267,19 @@ def test_the_result_shows_each_steps_evidence_and_how_to_fetch_it() -> None:
         "Job j3 — CANCELLED (attempt 0 of 0)",
         "  ended: cancelled before it ran",
     ]
+
+
+def test_a_job_that_passed_on_a_later_attempt_says_it_is_flaky() -> None:
+    failed = JobError(category=ErrorCategory.ASSERTION, message="expected '#s' to contain 'good', got 'bad'")
+    passed = JobResult(success=True)
+    job = Job(id="j5", state=JobState.COMPLETED, attempt=2, max_attempts=3, error=failed, result=passed)
+    assert job.flaky
+    out = io.StringIO()
+    render_result(job, out)
+    said = "  flaky: passed on attempt 2; attempt 1 failed (assertion): expected '#s' to contain 'good', got 'bad'\n"
+    assert said in out.getvalue()
+    first_time = Job(id="j6", state=JobState.COMPLETED, attempt=1, max_attempts=3, result=JobResult(success=True))
+    assert not first_time.flaky and not Job(id="j7", state=JobState.FAILED, attempt=2, error=failed).flaky
 
 
 def test_a_request_steps_http_status_is_shown_in_the_step_table() -> None:

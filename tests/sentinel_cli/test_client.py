@@ -144,21 +144,26 @@ async def test_status_takes_a_run_id_and_shows_its_tests(api: str) -> None:
     assert "or, when no job has the id, the run" in out
 
 
-def test_a_runs_status_counts_its_tests_once_passed_and_failed() -> None:
+def test_a_runs_status_counts_its_tests_once_passed_flaky_and_failed() -> None:
     error = JobError(message="expected 'Hi, Ada'", category=ErrorCategory.ASSERTION)
     tests = (
         RunTest(job_id="j1", name="log in", state=JobState.COMPLETED, duration_ms=812),
         RunTest(job_id="j2", name="pay", state=JobState.FAILED, duration_ms=95, failing_step=1, error=error),
         RunTest(job_id="j3", name="slow", state=JobState.TIMEOUT, duration_ms=30000),
+        RunTest(job_id="j4", name="cart", state=JobState.COMPLETED, duration_ms=90, attempt=2, error=error),
     )
-    run = Run(id="r1", name="", state=RunState.FAILED, tests=tests, counts={JobState.COMPLETED: 1, JobState.FAILED: 2})
+    counts = {JobState.COMPLETED: 2, JobState.FAILED: 2}
+    run = Run(id="r1", name="", state=RunState.FAILED, tests=tests, counts=counts)
     out = io.StringIO()
     render_run(run, out)
     assert out.getvalue().splitlines()[:2] == [
         "run r1  FAILED",
-        "  3 test(s): 1 passed, 2 failed",
+        "  4 test(s): 2 passed (1 flaky), 2 failed",
     ]
     assert "  ↳ step 2 (): expected 'Hi, Ada'" in out.getvalue()
+    # A test that passed on its second attempt says what its first one failed with.
+    flaky = "  ↳ flaky: passed on attempt 2; attempt 1 failed (assertion): expected 'Hi, Ada'"
+    assert out.getvalue().splitlines()[-1] == flaky
 
 
 def test_tests_that_share_a_name_are_told_apart_by_their_files() -> None:

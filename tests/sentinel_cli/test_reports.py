@@ -238,6 +238,25 @@ def test_downloaded_artifacts_are_attachments_jenkins_and_gitlab_read(tmp_path: 
     assert [t["artifactFiles"] for t in document["tests"]] == [[], list(files)]
 
 
+def test_a_test_that_passed_on_a_later_attempt_is_a_flaky_pass(tmp_path: Path) -> None:
+    flaky = a_test(
+        "Checkout", attempts=2, category="assertion", message="expected '#s' to contain 'good', got 'bad'", flaky=True
+    )
+    suite, cases = read_junit(a_run(a_test(), flaky), tmp_path)
+
+    assert counts(suite) == (2, 0, 0, 0)  # it passed
+    assert cases[1].result == []
+    assert cases[1].system_out.splitlines()[0] == (
+        "flaky: passed on attempt 2; attempt 1 failed (assertion): expected '#s' to contain 'good', got 'bad'"
+    )
+    [properties] = case_elements(tmp_path)[1].findall("properties")
+    assert {p.get("name"): p.get("value") for p in properties}["flaky"] == "true"
+    [plain] = case_elements(tmp_path)[0].findall("properties")
+    assert "flaky" not in {p.get("name") for p in plain}
+    document = read_json(a_run(a_test(), flaky), tmp_path)
+    assert [(t["outcome"], t["flaky"]) for t in document["tests"]] == [("passed", False), ("passed", True)]
+
+
 def test_a_request_steps_http_status_is_shown_in_both_reports(tmp_path: Path) -> None:
     steps = (
         StepRow(0, "GET /health", "passed", 40, http_status=200),
@@ -443,10 +462,12 @@ def test_the_json_report_round_trips_with_the_documented_keys(tmp_path: Path) ->
         "failingStep",
         "artifacts",
         "artifactFiles",
+        "flaky",
         "tags",
         "steps",
     }
     assert passed["failingStep"] is None and passed["artifactFiles"] == failure["artifactFiles"] == []
+    assert passed["flaky"] is failure["flaky"] is False
     assert failure["failingStep"] == {"index": 1, "name": "See the cart"}
     assert (failure["jobId"], failure["outcome"], failure["artifacts"], failure["tags"]) == (
         "job-checkout",
