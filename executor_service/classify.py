@@ -56,7 +56,7 @@ _BAD_STEP_INPUT = re.compile(
 _ELEMENT_VERDICT = re.compile(
     r"^Locator\.[A-Za-z_]+: (?:"
     r"Timeout \d+ms exceeded"
-    r"|Error: Element is not "
+    r"|Error: Element is not an? <"
     r"|Error: Not a checkbox or radio button"
     r"|Error: Clicking the checkbox did not change its state"
     r"|Error: Cannot type text into "
@@ -65,13 +65,21 @@ _ELEMENT_VERDICT = re.compile(
     r")"
 )
 
-# Call-log lines that only say Playwright is going on (waiting, retrying, scrolling); what is left
-# says what it found.
+# A locator action that did act (clicked, pressed) and then waited for the navigation it started:
+# its timeout is the site being slow to answer, not the element.
+_ACTED = re.compile(r"^\s*- (?:[\w ]+ action done|waiting for scheduled navigations to finish)\s*$", re.MULTILINE)
+
+# Call-log entries that only say Playwright is going on (waiting, retrying, scrolling, an element
+# that is ready); what is left says what it found.
 _PROGRESS = re.compile(
-    r"(?:retrying \w+ action|waiting \d+ms|scrolling into view if needed|done scrolling|attempting \w+ action"
-    r"|waiting for element to be [a-z, ]+|\w+\(.*\))"
+    r"(?:retrying [\w ]+ action(?:, attempt #\d+)?|waiting \d+ms|scrolling into view if needed|done scrolling"
+    r"|attempting [\w ]+ action|performing [\w ]+ action|waiting for element to be [a-z, ]+"
+    r"|element is (?:visible|enabled|stable|editable)[a-z, ]*)"
 )
-# How many lines of a call log a message keeps at most.
+# The action's own call (`fill("…")`), which quotes what was typed, over as many lines as it has.
+_CALL = re.compile(r"\w+\(", re.ASCII)
+# How many entries of a call log a message keeps at most: the first (what the locator waited for)
+# and the last ones, which say why the action could not be done.
 _CALL_LOG_LINES = 6
 
 # How far down a `raise ... from ...` chain to look before giving up; chains are short in practice
@@ -131,7 +139,7 @@ def _classify_one(exc: BaseException) -> ErrorCategory:
         return ErrorCategory.NETWORK
     # Playwright's TimeoutError subclasses its Error, and the builtin TimeoutError (which
     # asyncio.TimeoutError is, since 3.11) subclasses OSError: both must be decided before those.
-    if isinstance(exc, PlaywrightError) and _ELEMENT_VERDICT.match(exc.message):
+    if isinstance(exc, PlaywrightError) and _ELEMENT_VERDICT.match(exc.message) and not _ACTED.search(exc.message):
         return ErrorCategory.ASSERTION
     if isinstance(exc, PlaywrightTimeoutError | TimeoutError):
         return ErrorCategory.TIMEOUT
@@ -151,16 +159,26 @@ def _classify_one(exc: BaseException) -> ErrorCategory:
 
 
 def call_log(message: str) -> list[str]:
-    """What the "Call log:" of a Playwright error's `message` says went on, a line each, in order,
-    each once: the progress lines (waiting, retrying, the action's own call, which may quote a typed
-    value) left out, and the `.first` Sentinel's locators add taken off. Empty without a call log."""
+    """What the "Call log:" of a Playwright error's `message` says went on, an entry a line, in order,
+    each once: the first entry (what the locator waited for) and the last ones (why the action could
+    not be done), at most `_CALL_LOG_LINES`; the progress entries (waiting, retrying, an element that
+    is ready) and the action's own call (which quotes what was typed, over as many lines as it has)
+    left out, and the `.first` Sentinel's locators add taken off. Empty without a call log."""
     _, found, log = message.partition("\nCall log:\n")
     if not found:
         return []
-    kept: dict[str, None] = {}
+    entries: list[str] = []
     for raw in log.splitlines():
-        line = re.sub(r"^(?:- |\d+ × )", "", raw.strip()).strip()
-        line = re.sub(r'(locator\(".*?"\))\.first\b', r"\1", line)
-        if line and not _PROGRESS.fullmatch(line):
-            kept.setdefault(line, None)
-    return list(kept)[:_CALL_LOG_LINES]
+        line = raw.strip()
+        entry = re.sub(r"^(?:- |\d+ × )", "", line)
+        if entry == line and entries:  # no marker: the entry before goes on (a typed value's line break)
+            entries[-1] += "\n" + line
+        else:
+            entries.append(entry.strip())
+    kept: dict[str, None] = {}
+    for entry in entries:
+        entry = re.sub(r'(locator\(".*?"\))\.first\b', r"\1", entry)
+        if entry and not _PROGRESS.fullmatch(entry) and not _CALL.match(entry):
+            kept.setdefault(entry.replace("\n", " "), None)
+    said = list(kept)
+    return said if len(said) <= _CALL_LOG_LINES else [said[0], *said[-(_CALL_LOG_LINES - 1) :]]

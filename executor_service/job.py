@@ -71,15 +71,18 @@ class RunState:
     #: The steps that have ended in this run, in order (`run_steps` adds each as it ends): what a
     #: timeout or a cancel keeps of them.
     steps: list[StepResult] = field(default_factory=list)
-    #: The failure of the step that failed, once decided (before its evidence is made): what the run
-    #: ends with even if the job's timeout fires while the evidence is made or uploaded.
-    failure: JobError | None = None
+    #: The run's verdict once its steps decided it (before the evidence that follows is made): a
+    #: step's failure, or None when every step passed. What the run ends with even if the job's
+    #: timeout fires while the evidence is made or uploaded.
+    verdict: JobError | None = None
+    decided: bool = False
     #: The run's task has begun (`Runs.cancel` may cancel it; before, the run sees the request as it begins).
     begun: bool = False
 
-    def failed(self, error: JobError) -> None:
-        """A step failed with `error` (`run_steps` says so before making its evidence)."""
-        self.failure = error
+    def decide(self, error: JobError | None) -> None:
+        """The steps decided the run: a step failed with `error`, or (None) every step passed
+        (`run_steps` says so before making the evidence that follows)."""
+        self.verdict, self.decided = error, True
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report
             secret_key=env.secret_key,
             recording=recording,
             results=state.steps,
-            failing=state.failed,
+            decided=state.decide,
         )
         failed = not outcome.success
     finally:
@@ -298,11 +301,11 @@ async def _run_and_record(
         ended = JobState.COMPLETED if outcome.error is None else JobState.FAILED
     except TimeoutError:
         reason = f"job timed out after {job.timeout_ms} ms"
-        if state.failure is not None:  # a step had failed: the timeout cut its evidence short, not the verdict
-            steps, _ = _steps_after_interrupt(state, state.failure.message)
+        if state.decided:  # the steps had decided: the timeout cut the evidence short, not the verdict
+            steps, _ = _steps_after_interrupt(state, state.verdict.message if state.verdict else reason)
             evidence.note(f"evidence cut short: the job's timeout ({job.timeout_ms} ms) came while it was kept")
-            outcome = RunOutcome(steps=steps, error=state.failure, artifacts=())
-            ended = JobState.FAILED
+            outcome = RunOutcome(steps=steps, error=state.verdict, artifacts=())
+            ended = JobState.COMPLETED if state.verdict is None else JobState.FAILED
         else:
             steps, stopped = _steps_after_interrupt(state, reason)
             error = JobError(ErrorCategory.TIMEOUT, reason, step_index=stopped)

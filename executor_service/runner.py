@@ -97,7 +97,7 @@ async def run_steps(
     secret_key: str = "",
     recording: Recording | None = None,
     results: list[StepResult] | None = None,
-    failing: Callable[[JobError], None] | None = None,
+    decided: Callable[[JobError | None], None] | None = None,
 ) -> RunOutcome:
     """Run every step of `definition` in one new page of `session`, stopping at the first failure.
 
@@ -115,8 +115,9 @@ async def run_steps(
         recording: The context's trace, to mark each step in it (None: not traced).
         results: Where each step's result is added as it ends (None: a list of its own): the
             caller keeps the steps that ended when the run is stopped mid-way (timeout, cancel).
-        failing: Told a step's failure as soon as it is decided, before its evidence is made: a
-            timeout during the evidence then keeps the verdict.
+        decided: Told the verdict as soon as it is known — a step's failure, or None when the last
+            step passed — before the evidence that follows it is made: a timeout during the
+            evidence then keeps the verdict.
 
     Returns:
         The per-step results, the failure (if any) and the artifacts written. Failing steps are
@@ -185,8 +186,8 @@ async def run_steps(
             error = dataclasses.replace(error, message=_masked(f"{error.message} ({unreached[-1]})", secrets))
         duration_ms = _elapsed_ms(started)
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
-        if error is not None and failing is not None:
-            failing(error)
+        if error is not None and decided is not None:
+            decided(error)
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
             written = await _try_screenshot(run, screenshots.failure_name(i))
         artifacts.extend(written)
@@ -208,6 +209,8 @@ async def run_steps(
             skip_from(i + 1)
             return RunOutcome(steps=tuple(results), error=error, artifacts=tuple(artifacts))
 
+    if decided is not None:
+        decided(None)
     if artifact_policy is ArtifactPolicy.ALWAYS:
         artifacts.extend(await _try_screenshot(run, screenshots.FINAL))
     return RunOutcome(steps=tuple(results), error=None, artifacts=tuple(artifacts))
@@ -251,9 +254,12 @@ def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
     """The error's first line, trimmed, on one line with what Playwright's call log says went on
     (`call_log`: the element the locator resolved to, what intercepts the click), with every secret
     value masked."""
-    text = str(exc).strip() or type(exc).__name__
+    text = masked(str(exc).strip() or type(exc).__name__, secrets)  # whole, before it is cut into lines
     said = text.splitlines()[0].strip()
-    if log := call_log(text):
+    log = call_log(text)
+    if secrets:  # an element's text cut short (`…`) may end in part of a secret, which no mask finds
+        log = [line for line in log if "…" not in line]
+    if log:
         said += f" Call log: {'; '.join(log)}"
     return _masked(said, secrets)
 

@@ -86,8 +86,9 @@ async def download_trace(client: AsyncClient, job_id: str, out: Path, *, attempt
         print(f"sentinel: job {job_id} has no trace{which}{kept}", file=sys.stderr)
         return 1
     chosen = attempt if attempt is not None else max(traces)
-    newest = max(a.attempt for a in listing)
-    if attempt is None and newest > chosen:  # the newest run's trace was not kept (a size cap, a store outage)
+    # The job's runs, not its files: a newest run that kept nothing (a store outage) has none to list.
+    newest = (await client.get(job_id)).runs if attempt is None else chosen
+    if newest > chosen:  # the newest run's trace was not kept (a size cap, a store outage, a passing run)
         print(
             f"sentinel: the newest run ({newest}) kept no trace (sentinel status {job_id} says why);"
             f" this is run {chosen}'s",

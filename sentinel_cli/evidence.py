@@ -10,8 +10,9 @@ The JUnit report then names each file in its test's <system-out> as a `[[ATTACHM
 the form Jenkins' JUnit Attachments plugin and GitLab's unit test reports read (GitLab shows the
 first, so the failure screenshot comes first: newest attempt first, its failure screenshot, its
 other images, the rest), and the JSON report lists them as `artifactFiles`. The paths are written
-as DIR was given: a relative DIR, below the checkout, is what both servers resolve (Jenkins from the
-workspace, GitLab from the project directory).
+relative to the working directory when DIR lies below it (given absolute or not), else as given:
+a relative path below the checkout is what both servers resolve (Jenkins from the workspace, GitLab
+from the project directory).
 
 A test whose files cannot be downloaded (its job removed already, the store unreachable, a file
 that cannot be written) is named on stderr with the reason; the others are still downloaded, and
@@ -21,6 +22,7 @@ the run's exit code is the run's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -37,6 +39,15 @@ _IMAGES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif"})
 _WANTED = frozenset({reports.Outcome.FAILURE, reports.Outcome.ERROR})
 
 
+def attachable(folder: Path) -> Path:
+    """`folder` as the reports name it: relative to the working directory when it lies below it (the
+    checkout, which Jenkins and GitLab resolve attachment paths from), else as given."""
+    if folder.is_absolute():
+        with contextlib.suppress(ValueError):
+            return folder.relative_to(Path.cwd())
+    return folder
+
+
 def wanted(report: reports.RunReport) -> list[reports.TestReport]:
     """The tests whose evidence is downloaded: those that failed or erred."""
     return [test for test in report.tests if reports.outcome(test) in _WANTED]
@@ -51,22 +62,28 @@ def attachment_order(artifact: Artifact) -> tuple[int, int, str]:
 
 
 async def download(
-    client: AsyncClient, tests: Iterable[reports.TestReport], folder: Path, *, err: TextIO = sys.stderr
-) -> dict[str, tuple[str, ...]]:
-    """Every artifact of each test into `folder/<job id>/<attempt>/<file>`; each job's files, in
-    `attachment_order`, as paths under `folder` as given. A test whose files could not all be
-    downloaded is named on `err` with the reason, and keeps the files that were."""
+    client: AsyncClient,
+    tests: Iterable[reports.TestReport],
+    folder: Path,
+    into: dict[str, tuple[str, ...]],
+    *,
+    err: TextIO = sys.stderr,
+) -> None:
+    """Every artifact of each test into `folder/<job id>/<attempt>/<file>`; `into` maps each job to its
+    files, in `attachment_order`, as paths under `folder` as given, as each file is done (so an
+    interrupted download still says what it got). A test whose files could not all be downloaded is
+    named on `err` with the reason, and keeps the files that were."""
     gate = asyncio.Semaphore(PARALLEL_TESTS)
 
-    async def one(test: reports.TestReport) -> tuple[str, tuple[str, ...]]:
-        done: list[str] = []
+    async def one(test: reports.TestReport) -> None:
+        into[test.job_id] = ()
         async with gate:
             try:
                 listing = sorted(await client.artifacts(test.job_id), key=attachment_order)
                 for artifact in listing:
                     to = artifact.path_in(folder / test.job_id)
                     path = await client.download_artifact(test.job_id, artifact.name, to)
-                    done.append(str(path))
+                    into[test.job_id] += (str(path),)
             except (SentinelError, OSError) as exc:
                 why = described(exc) if isinstance(exc, SentinelError) else str(exc)
                 print(
@@ -74,6 +91,5 @@ async def download(
                     f" downloaded: {why}",
                     file=err,
                 )
-        return test.job_id, tuple(done)
 
-    return dict(await asyncio.gather(*(one(test) for test in tests)))
+    await asyncio.gather(*(one(test) for test in tests))

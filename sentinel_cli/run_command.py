@@ -19,6 +19,7 @@ its tests show.
 from __future__ import annotations
 
 import asyncio
+import glob
 import io
 import os
 import socket
@@ -174,9 +175,13 @@ async def check_only(
     return 2
 
 
-def check_writable(*, junit: str | None, json: str | None, artifacts: str | None = None) -> None:
+def check_writable(
+    *, junit: str | None, json: str | None, artifacts: str | None = None, paths: Sequence[str] = ()
+) -> None:
     """Refuse a report path that cannot be written, or that another report is written to too, and an
-    `--artifacts` folder files cannot be written below, before the run (not after it has run for an hour).
+    `--artifacts` folder files cannot be written below, that is a report's file, or that holds the
+    tests `paths` name (never read as tests, it would hide them), before the run (not after it has
+    run for an hour).
 
     Raises:
         ValidationError: naming each option (`--junit`) and what is wrong with its path.
@@ -192,8 +197,16 @@ def check_writable(*, junit: str | None, json: str | None, artifacts: str | None
             problem = f"is the {first} report's file too; give each report a file of its own"
         if problem:
             problems.append(FieldViolation(flag, f"{given!r} {problem}"))
-    if artifacts and (problem := folder_problem(Path(artifacts))):
-        problems.append(FieldViolation("--artifacts", f"{artifacts!r} {problem}"))
+    if artifacts:
+        folder = Path(artifacts).resolve()
+        holds = [p for p in paths if not glob.has_magic(p) and Path(p).resolve().is_relative_to(folder)]
+        problem = folder_problem(Path(artifacts))
+        if problem is None and folder in taken:
+            problem = f"is the {taken[folder]} report's file too; give the artifacts a folder of their own"
+        if problem is None and holds:
+            problem = f"holds the tests {holds[0]!r}, which it would hide; give the artifacts a folder of their own"
+        if problem:
+            problems.append(FieldViolation("--artifacts", f"{artifacts!r} {problem}"))
     if problems:
         raise ValidationError(problems)
 
@@ -332,7 +345,7 @@ async def run_suite(
         Interrupted: Ctrl-C (or SIGTERM, exit 143); once the run's id is known, after the reports
             are written.
     """
-    check_writable(junit=junit, json=json_report, artifacts=artifacts)
+    check_writable(junit=junit, json=json_report, artifacts=artifacts, paths=paths)
     loaded = load_all(paths, outputs=[r for r in (junit, json_report, artifacts) if r])
     files, tests = loaded.files, loaded.tests
     options: SubmitOptions = {}
@@ -341,7 +354,8 @@ async def run_suite(
     if priority:
         options["priority"] = priority
     run_name = name or " ".join(paths)[:200]
-    wanted = _Reports(junit, json_report, datetime.now(UTC), Path(artifacts) if artifacts else None)
+    folder = evidence.attachable(Path(artifacts)) if artifacts else None
+    wanted = _Reports(junit, json_report, datetime.now(UTC), folder)
     began = time.monotonic()
     said = f"{len(files)} test(s){f', {parallel} at a time' if parallel else ''}"
     async with open_client(address) as client:
@@ -367,7 +381,6 @@ async def run_suite(
         out.flush()  # the run's id, for Ctrl-C's `sentinel cancel`, before any progress
         try:
             run = await _follow(client, handle, out)
-            downloaded = await wanted.download(client, run)
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command; the run goes on
             await _interrupted(client, handle.id, wanted, out)
         except BrokenPipeError:
@@ -376,7 +389,9 @@ async def run_suite(
             # The output's reader went away (`| head`): the run is still followed to its end, without
             # a word, for the reports asked for; then the pipe's end is `main`'s to report (141).
             run = await _follow(client, handle, io.StringIO())
-            wanted.write_files(run, await wanted.download(client, run))
+            downloaded: dict[str, tuple[str, ...]] = {}
+            await wanted.download(client, run, downloaded)
+            wanted.write_files(run, downloaded)
             raise
         except (UnavailableError, DeadlineExceededError) as exc:  # lost for longer than the SDK rides out
             rest = f"sentinel status {handle.id} shows it, sentinel cancel {handle.id} stops it"
@@ -387,6 +402,15 @@ async def run_suite(
                 file=sys.stderr,
             )
             return 2
+        downloaded = {}
+        try:
+            await wanted.download(client, run, downloaded)
+        except asyncio.CancelledError:  # Ctrl-C: the run has ended; the reports name what was downloaded
+            wanted.write(run, out, downloaded)
+            raise Interrupted(
+                f"interrupted while downloading the artifacts; run {handle.id} has ended (the reports name the"
+                " files downloaded)"
+            ) from None
     written = wanted.write_files(run, downloaded)  # before the summary: a reader that leaves during it costs no report
     render_summary(run, out)
     out.write(f"  finished in {time.monotonic() - began:.1f} s\n")
@@ -424,11 +448,11 @@ class _Reports:
     started: datetime
     artifacts: Path | None = None  # `--artifacts`: where the failing tests' files go
 
-    async def download(self, client: AsyncClient, run: Run) -> dict[str, tuple[str, ...]]:
-        """The failing tests' artifacts, into `artifacts` when asked: job id -> the files' paths."""
-        if self.artifacts is None:
-            return {}
-        return await evidence.download(client, evidence.wanted(to_report(run)), self.artifacts)
+    async def download(self, client: AsyncClient, run: Run, into: dict[str, tuple[str, ...]]) -> None:
+        """The failing tests' artifacts, into `artifacts` when asked; `into` maps each job id to the
+        files' paths as they come."""
+        if self.artifacts is not None:
+            await evidence.download(client, evidence.wanted(to_report(run)), self.artifacts, into)
 
     def write_files(self, run: Run, files: Mapping[str, tuple[str, ...]] | None = None) -> list[str]:
         """Write the reports asked for, naming the downloaded `files`; their paths."""
@@ -440,9 +464,9 @@ class _Reports:
                 written.append(path)
         return written
 
-    def write(self, run: Run, out: TextIO) -> None:
-        """Write the reports asked for, and say where."""
-        for path in self.write_files(run):
+    def write(self, run: Run, out: TextIO, files: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        """Write the reports asked for, naming the downloaded `files`, and say where."""
+        for path in self.write_files(run, files):
             out.write(f"  report: {path}\n")
 
 

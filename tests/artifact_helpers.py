@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from api_service.server import ApiServer
-from executor_service.store import claim, finish
+from executor_service.store import claim, finish, promote_due
 from shared.artifact_store import ArtifactStore, open_store
 from shared.artifacts import artifact_key, content_type_of
 from shared.clock import now_ms
@@ -60,16 +60,22 @@ async def finished_job(
     steps: tuple[StepResult, ...] = (),
     artifacts: tuple[str, ...] = (),
     state: JobState = JobState.FAILED,
+    runs: int = 1,
 ) -> str:
-    """A job submitted, claimed and finished in `state` with a result of `steps` and `artifacts`.
+    """A job submitted, claimed and finished in `state` with a result of `steps` and `artifacts`,
+    after `runs - 1` attempts that ended to be retried.
 
     Claims the next waiting job: call it while no other job waits.
     """
     await queue.ensure_groups()
     [job_id] = await submit_jobs(queue, 1, tenant=tenant)
+    for _ in range(runs - 1):
+        [retried] = (await claim(queue, consumer="test", worker_id="test", count=1)).claims
+        assert await finish(queue, retried, state=JobState.SCHEDULED, progress=Progress(), due_ms=now_ms())
+        assert await promote_due(queue) == 1
     batch = await claim(queue, consumer="test", worker_id="test", count=1)
     [run] = batch.claims
-    assert run.job_id == job_id
+    assert run.job_id == job_id and run.job.runs == runs
     result = JobResult(
         success=state is JobState.COMPLETED,
         steps=steps,

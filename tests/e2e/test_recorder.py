@@ -24,8 +24,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "sentinel_cli" / "recordings"
 RECORDED_ORIGIN = "http://127.0.0.1:8088"
-#: A row of --follow's per-step table for a step that passed: "    3  fill "Name"   ok    12ms".
-PASSED_ROW = re.compile(r"^\s+\d+\s+.*\s+ok\s+\d+ms$", re.MULTILINE)
+#: A row of --follow's per-step table for a step that passed: "    3  fill "Name"   ok    12ms", a
+#: page load's with its status after it ("  HTTP 200").
+PASSED_ROW = re.compile(r"^\s+\d+\s+.*\s+ok\s+\d+ms(?:  HTTP \d{3})?$", re.MULTILINE)
 
 
 def sentinel(stack: Stack, *args: str, api_port: int = 0) -> subprocess.CompletedProcess[str]:

@@ -124,10 +124,52 @@ def test_the_call_log_keeps_what_playwright_found_each_once() -> None:
     assert call_log(message) == [
         'waiting for locator("#b")',
         'locator resolved to <button id="b">Click me</button>',
-        "element is visible, enabled and stable",
         '<div id="overlay"></div> intercepts pointer events',
     ]
     assert call_log("Locator.click: Timeout 1500ms exceeded.") == []
+
+
+def test_a_long_call_log_keeps_what_the_locator_waited_for_and_its_last_words() -> None:
+    reasons = ["element is not visible", "element is not stable", "element is outside of the viewport"]
+    lines = ['  - waiting for locator("#buy").first', "    - locator resolved to <button>Buy</button>"]
+    lines += [f"      - {reason}" for reason in reasons]
+    lines += ["      - element is visible, enabled and stable", "    - performing click action"]
+    lines += [
+        "    - retrying select option action, attempt #2",
+        '      - <div id="cookie">…</div> intercepts pointer events',
+    ]
+    lines += ["    - click action done"]
+    said = call_log("Locator.click: Timeout 1500ms exceeded.\nCall log:\n" + "\n".join(lines) + "\n")
+    assert said == [
+        'waiting for locator("#buy")',
+        *reasons,
+        '<div id="cookie">…</div> intercepts pointer events',
+        "click action done",
+    ]
+
+
+def test_a_typed_value_over_several_lines_is_left_out_whole() -> None:
+    message = (
+        "Locator.fill: Timeout 500ms exceeded.\nCall log:\n"
+        '  - waiting for locator("#ta").first\n'
+        '    - fill("line-one\nline-two")\n'
+        "      - element is not enabled\n"
+    )
+    assert call_log(message) == ['waiting for locator("#ta")', "element is not enabled"]
+
+
+def test_a_click_that_was_done_and_waited_for_a_slow_page_is_a_timeout() -> None:
+    message = (
+        "Locator.click: Timeout 1500ms exceeded.\nCall log:\n"
+        '  - waiting for locator("#slow").first\n'
+        '    - locator resolved to <a id="slow" href="/x">go slow</a>\n'
+        "  - click action done\n"
+        "  - waiting for scheduled navigations to finish\n"
+    )
+    assert classify(PlaywrightTimeoutError(message)) is ErrorCategory.TIMEOUT
+    assert (
+        classify(PlaywrightError("Locator.click: Error: Element is not attached to the DOM")) is ErrorCategory.BROWSER
+    )
 
 
 def test_an_unknown_wrapper_falls_back_to_its_cause() -> None:

@@ -20,7 +20,18 @@ from executor_service.ledger import QueueLedger
 from shared import jobs
 from shared.artifact_file import FileArtifactStore
 from shared.artifact_s3 import S3ArtifactStore
-from shared.model import ErrorCategory, ExpectText, JobOptions, JobState, Navigate, Step, SubmitCommand, TestDefinition
+from shared.model import (
+    ArtifactPolicy,
+    ErrorCategory,
+    ExpectText,
+    JobOptions,
+    JobResult,
+    JobState,
+    Navigate,
+    Step,
+    SubmitCommand,
+    TestDefinition,
+)
 from shared.navigation_policy import NavigationPolicy
 from shared.queue import Queue
 from shared.settings import ArtifactSettings, ExecutorSettings, QueueSettings
@@ -37,20 +48,21 @@ async def silent_store() -> AsyncIterator[str]:
         yield url
 
 
-async def test_a_failed_step_stays_the_verdict_when_the_timeout_comes_while_its_evidence_is_kept(
-    redis_client: aioredis.Redis, tmp_path: Path, silent_store: str
-) -> None:
+async def run_with_a_hung_store(
+    redis_client: aioredis.Redis, tmp_path: Path, silent_store: str, steps: tuple[Step, ...], options: JobOptions
+) -> tuple[JobState | None, JobResult]:
+    """Run a test of `steps` through `run_job`, its artifact store an S3 endpoint that never answers
+    (for longer than the job's timeout); how it ended and its recorded result."""
     settings = ArtifactSettings(
         url="s3://evidence/jobs", endpoint_url=silent_store, access_key_id="k", secret_access_key="s"
     )
-    hung = S3ArtifactStore(settings, request_timeout_s=30, retry_timeout_s=30)  # longer than the job
+    # Each request waits longer than the job has left once a step has run (the job's end then waits
+    # one more of them for its trace, as a run with a hung store does).
+    hung = S3ArtifactStore(settings, request_timeout_s=12, max_retries=0)
     queue = Queue.open(redis_client, QueueSettings())
     await queue.ensure_groups()
     with serve_directory(PAGES) as site:
-        steps = (Step(Navigate(f"{site}/form.html")), Step(ExpectText("h1", "Checkout"), timeout_ms=300))
-        # Long enough for the steps on a loaded machine; the hung upload outlasts it.
-        options = JobOptions(timeout_ms=8000, max_attempts=1)
-        command = SubmitCommand(TestDefinition(name="t", steps=steps), options)
+        command = SubmitCommand(TestDefinition(name="t", base_url=f"{site}/", steps=steps), options)
         submitted = await jobs.submit(queue, command, tenant="default")
         (claim,) = (await store.claim(queue, consumer="c", worker_id="w", count=1)).claims
         browser = BrowserManager(
@@ -71,14 +83,42 @@ async def test_a_failed_step_stays_the_verdict_when_the_timeout_comes_while_its_
             ended = await job.run_job(env, job.RunState(claim=claim, ledger=QueueLedger(queue)))
         finally:
             await browser.stop()
+    result = (await jobs.get_job(queue, submitted.job_id, tenant=None)).result
+    assert result is not None
+    return ended, result
+
+
+#: Long enough for the steps on a loaded machine; the hung upload outlasts it.
+JOB_TIMEOUT_MS = 8000
+CUT_SHORT = f"evidence cut short: the job's timeout ({JOB_TIMEOUT_MS} ms) came while it was kept"
+
+
+async def test_a_failed_step_stays_the_verdict_when_the_timeout_comes_while_its_evidence_is_kept(
+    redis_client: aioredis.Redis, tmp_path: Path, silent_store: str
+) -> None:
+    steps = (Step(Navigate("form.html")), Step(ExpectText("h1", "Checkout"), timeout_ms=300))
+    options = JobOptions(timeout_ms=JOB_TIMEOUT_MS, max_attempts=1)
+    ended, result = await run_with_a_hung_store(redis_client, tmp_path, silent_store, steps, options)
 
     assert ended is JobState.FAILED  # not TIMEOUT: the step had failed before the timeout came
-    result = (await jobs.get_job(queue, submitted.job_id, tenant=None)).result
-    assert result is not None and result.error is not None
+    assert result.error is not None
     assert result.error.category is ErrorCategory.ASSERTION and result.error.step_index == 1
     assert result.error.message == "expected \"h1\" to contain 'Checkout', got 'Sign in'"
     assert [(s.success, s.error) for s in result.steps] == [(True, ""), (False, result.error.message)]
-    assert any("evidence cut short: the job's timeout (8000 ms)" in note for note in result.artifact_notes)
+    assert CUT_SHORT in result.artifact_notes
+
+
+async def test_a_passed_run_stays_passed_when_the_timeout_comes_while_its_evidence_is_kept(
+    redis_client: aioredis.Redis, tmp_path: Path, silent_store: str
+) -> None:
+    steps = (Step(Navigate("form.html")), Step(ExpectText("h1", "Sign in")))
+    # ALWAYS: a final screenshot and the trace are kept after the steps passed.
+    options = JobOptions(timeout_ms=JOB_TIMEOUT_MS, max_attempts=1, artifact_policy=ArtifactPolicy.ALWAYS)
+    ended, result = await run_with_a_hung_store(redis_client, tmp_path, silent_store, steps, options)
+
+    assert ended is JobState.COMPLETED and result.error is None and result.success
+    assert [s.success for s in result.steps] == [True, True]
+    assert CUT_SHORT in result.artifact_notes
 
 
 async def test_a_store_that_failed_is_not_asked_again_in_the_same_attempt(tmp_path: Path) -> None:

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from executor_service.actions import _contains
 from executor_service.browser import BrowserManager
 from executor_service.evidence import Evidence
 from executor_service.guard import Session
-from executor_service.runner import RunOutcome, run_steps
+from executor_service.runner import RunOutcome, _error_text, run_steps
 from shared.actions import ACTIONS
 from shared.artifact_file import FileArtifactStore
 from shared.model import (
@@ -288,8 +290,7 @@ async def test_an_element_that_never_comes_fails_the_test_as_an_assertion(
             Click("#covered"),
             3000,
             'Locator.click: Timeout 3000ms exceeded. Call log: waiting for locator("#covered"); locator resolved to'
-            ' <button id="covered" type="button">Buy</button>; element is visible, enabled and stable;'
-            ' <div id="overlay"></div> intercepts pointer events',
+            ' <button id="covered" type="button">Buy</button>; <div id="overlay"></div> intercepts pointer events',
         ),
         (Click("#absent"), 500, 'Locator.click: Timeout 500ms exceeded. Call log: waiting for locator("#absent")'),
         # The fill's own error, not the <select> fallback's.
@@ -306,6 +307,22 @@ async def test_an_element_a_step_cannot_act_on_says_what_playwright_saw(
     assert outcome.error.message.startswith(said) and "\n" not in outcome.error.message
 
 
+def test_a_secret_in_the_call_log_is_masked_even_cut_short() -> None:
+    secret = "Hunter2-very-secret-value"
+    message = (
+        "Locator.click: Timeout 500ms exceeded.\nCall log:\n"
+        '  - waiting for locator("#go").first\n'
+        f'    - locator resolved to <p id="echo">Your new password is now set: {secret[:5]}…</p>\n'
+        f'      - <p id="echo">{secret}</p> intercepts pointer events\n'
+    )
+    said = _error_text(PlaywrightTimeoutError(message), (secret,))
+    assert said == (
+        'Locator.click: Timeout 500ms exceeded. Call log: waiting for locator("#go");'
+        ' <p id="echo">***</p> intercepts pointer events'
+    )
+    assert "Hunte" not in said
+
+
 async def test_expect_text_compares_white_space_as_playwright_does(session: Session, site: str, tmp_path: Path) -> None:
     steps = [
         Step(Navigate(site + "actions.html")),
@@ -316,6 +333,8 @@ async def test_expect_text_compares_white_space_as_playwright_does(session: Sess
     outcome = await run(session, steps, tmp_path=tmp_path)
     assert [s.success for s in outcome.steps] == [True, True, True, False]
     assert outcome.error is not None and outcome.error.category is ErrorCategory.ASSERTION
+    # Text of white space only is looked for as it is (normalised, it would be found in anything).
+    assert _contains("a  b", "  ") and not _contains("Price:\xa010", "  ")
 
 
 @pytest.fixture

@@ -141,15 +141,17 @@ async def test_trace_takes_the_newest_attempt_or_the_one_asked(
     assert await sentinel(api, "trace", bare) == 1
     assert capsys.readouterr().err == f"sentinel: job {bare} has no trace\n"
 
-    # The newest run kept a screenshot but no trace: the older trace comes, and says it is the older one.
-    capped = await finished_job(api.queue)
-    await put_all(api.store, capped, {"1/trace.zip": b"PK one", "2/step-00-failure.png": b"png"})
-    assert await sentinel(api, "trace", capped, "--out", str(tmp_path / "c")) == 0
-    said = capsys.readouterr()
-    assert said.err == (
-        f"sentinel: the newest run (2) kept no trace (sentinel status {capped} says why); this is run 1's\n"
-    )
-    assert said.out.startswith(f"{tmp_path / 'c'}/1/trace.zip  6 B\n")
+    # The newest run kept a screenshot but no trace, or kept nothing at all: the older trace comes, and
+    # says it is the older one.
+    for newest in ({"2/step-00-failure.png": b"png"}, {}):
+        capped = await finished_job(api.queue, runs=2)
+        await put_all(api.store, capped, {"1/trace.zip": b"PK one", **newest})
+        assert await sentinel(api, "trace", capped, "--out", str(tmp_path / "c")) == 0
+        said = capsys.readouterr()
+        assert said.err == (
+            f"sentinel: the newest run (2) kept no trace (sentinel status {capped} says why); this is run 1's\n"
+        )
+        assert said.out.startswith(f"{tmp_path / 'c'}/1/trace.zip  6 B\n")
 
 
 async def test_a_download_that_fails_leaves_no_file(api: Api, tmp_path: Path) -> None:
@@ -208,9 +210,13 @@ async def test_a_runs_failing_tests_evidence_is_downloaded_newest_attempt_and_fa
     assert evidence.wanted(run) == [failed, erred, run.tests[-1]]  # failures and errors, not the passed or skipped
 
     monkeypatch.chdir(tmp_path)
+    # Named as Jenkins and GitLab resolve them: relative to the checkout when the folder is in it.
+    assert evidence.attachable(tmp_path / "evidence") == Path("evidence")
+    assert evidence.attachable(tmp_path.parent / "elsewhere") == tmp_path.parent / "elsewhere"
     err = io.StringIO()
+    downloaded: dict[str, tuple[str, ...]] = {}
     async with AsyncClient(api.address) as client:
-        downloaded = await evidence.download(client, [failed, erred], Path("evidence"), err=err)
+        await evidence.download(client, [failed, erred], Path("evidence"), downloaded, err=err)
 
     below = f"evidence/{job_id}"
     order = ["2/step-03-failure.png", "2/checkout.png", "2/data.json", "2/trace.zip", "1/step-01-failure.png"]

@@ -116,6 +116,17 @@ async def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(tm
     code, _, err = await sentinel(nowhere, "run", test, "--junit", str(tmp_path))
     assert code == 2 and err.startswith("sentinel: --junit: ") and "UNAVAILABLE" not in err
 
+    # The artifacts' folder may be neither a report's file nor a folder the tests are in.
+    report = str(tmp_path / "out" / "junit.xml")
+    for artifacts, said in (
+        (report, "is the --junit report's file too; give the artifacts a folder of their own"),
+        (str(tmp_path), f"holds the tests {test!r}, which it would hide; give the artifacts a folder of their own"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            await run_command.run_suite(nowhere, [test], junit=report, artifacts=artifacts)
+        [violation] = refused.value.violations
+        assert (violation.field, violation.description) == ("--artifacts", f"{artifacts!r} {said}")
+
 
 async def test_ctrl_c_leaves_the_run_going_writes_the_reports_and_names_the_cancel_command(
     api: str, tmp_path: Path
