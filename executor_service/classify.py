@@ -47,6 +47,7 @@ _BAD_STEP_INPUT = re.compile(
     r"|InvalidSelectorError: "
     r"|SyntaxError: .* is not a valid XPath expression"
     r"|Unknown key: \""
+    r"|Error: Malformed value"
     r")"
 )
 
@@ -61,7 +62,6 @@ _ELEMENT_VERDICT = re.compile(
     r"|Error: Clicking the checkbox did not change its state"
     r"|Error: Cannot type text into "
     r"|Error: Input of type \"[^\"]*\" cannot be filled"
-    r"|Error: Malformed value"
     r")"
 )
 

@@ -104,7 +104,7 @@ class Evidence:
             return None
         async with self._lock:  # the job cap counts every upload, one at a time
             if self._store_down:
-                earlier = f"the artifact store failed earlier in this run ({self._store_down})"
+                earlier = f"the artifact store failed earlier in this attempt ({self._store_down})"
                 self.note(f"{name} not kept: not tried, {earlier}")
                 return None
             try:

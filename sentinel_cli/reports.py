@@ -337,7 +337,8 @@ def _failure_text(test: TestReport) -> str:
     names = list(dict.fromkeys([*test.artifacts, *(name for step in test.steps for name in step.artifacts)]))
     if test.files:
         lines += ["", "artifacts, downloaded:", *(f"  {file}" for file in test.files)]
-    elif names:
+        names = [name for name in names if not any(file.endswith(f"/{test.job_id}/{name}") for file in test.files)]
+    if names:
         lines += ["", f"artifacts (download them with: sentinel artifacts {test.job_id}, while the job is retained):"]
         lines += [f"  {name}" for name in names]
     return "\n".join(lines) + "\n"

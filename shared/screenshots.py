@@ -8,8 +8,8 @@ import re
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 #: The files a run makes itself (`FINAL`, every step's `failure_name`), whatever the case.
-_THE_RUNS = re.compile(r"final\.png|step-\d+-failure\.png", re.IGNORECASE)
 _FAILURE = re.compile(r"step-\d+-failure\.png", re.IGNORECASE)
+_THE_RUNS = re.compile(rf"final\.png|{_FAILURE.pattern}", re.IGNORECASE)
 #: The run's last screenshot (artifact policy ALWAYS).
 FINAL = "final"
 

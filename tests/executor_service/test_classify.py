@@ -75,6 +75,7 @@ def test_categories_follow_exception_types(exc: BaseException, category: ErrorCa
         "Locator.click: InvalidSelectorError: Unexpected end of selector while parsing selector `nosuchrole[name=`",
         'Locator.click: Unknown engine "internal:foo" while parsing selector internal:foo=bar',
         'Locator.press: Unknown key: "NotAKey"',
+        "Locator.fill: Error: Malformed value",  # a date input filled with what is no date
     ],
 )
 def test_a_step_input_playwright_refuses_is_a_validation_error(message: str) -> None:

@@ -136,7 +136,7 @@ async def test_a_store_that_failed_is_not_asked_again_in_the_same_attempt(tmp_pa
         await evidence.close()
     first, second = evidence.notes
     assert first.startswith("1/a.png not kept: artifact directory")
-    assert second.startswith("1/b.png not kept: not tried, the artifact store failed earlier in this run (")
+    assert second.startswith("1/b.png not kept: not tried, the artifact store failed earlier in this attempt (")
 
     again = Evidence.open(failing, job_id="j", attempt=2, spool_root=tmp_path / "spool", max_job_bytes=10**9)
     try:

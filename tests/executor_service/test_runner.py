@@ -401,9 +401,13 @@ async def test_an_http_error_status_is_not_a_failure_unless_the_step_expects_ano
     outcome = await run(session, [Step(Navigate("missing.html"))], tmp_path=tmp_path, base_url=site)
     assert outcome.error is None and outcome.steps[0].http_status == 404
 
-    steps = [Step(Navigate("form.html", expect_status=200)), Step(Navigate("missing.html", expect_status=200))]
+    steps = [
+        Step(Navigate("form.html", expect_status=200)),
+        Step(Navigate("form.html#user", expect_status=200)),  # the same document: its status stands
+        Step(Navigate("missing.html", expect_status=200)),
+    ]
     outcome = await run(session, steps, tmp_path=tmp_path, base_url=site)
-    assert [(s.success, s.http_status) for s in outcome.steps] == [(True, 200), (False, 404)]
+    assert [(s.success, s.http_status) for s in outcome.steps] == [(True, 200), (True, 200), (False, 404)]
     assert outcome.error is not None and outcome.error.category is ErrorCategory.ASSERTION
     assert outcome.error.message == f"expected {site}missing.html to answer HTTP 200, got HTTP 404"
 

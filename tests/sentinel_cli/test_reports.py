@@ -234,6 +234,17 @@ def test_downloaded_artifacts_are_attachments_jenkins_and_gitlab_read(tmp_path: 
     assert "ATTACHMENT" not in (cases[0].system_out or "")
     [result] = cases[1].result
     assert result.text.splitlines()[-4:] == ["artifacts, downloaded:", *(f"  {file}" for file in files)]
+    # A file that was not downloaded is still named, with the command that fetches it.
+    partly = a_test("Partly", state="failed", category="assertion", job_id="j1", artifacts=("2/trace.zip", "2/x.png"))
+    suite, cases = read_junit(a_run(replace(partly, files=files[1:2])), tmp_path)
+    [result] = cases[0].result
+    assert result.text.splitlines()[-5:] == [
+        "artifacts, downloaded:",
+        "  evidence/j1/2/trace.zip",
+        "",
+        "artifacts (download them with: sentinel artifacts j1, while the job is retained):",
+        "  2/x.png",
+    ]
     document = read_json(a_run(a_test(), failed), tmp_path)
     assert [t["artifactFiles"] for t in document["tests"]] == [[], list(files)]
 
