@@ -73,11 +73,12 @@ def open_api_session(policy: NavigationPolicy | None) -> ApiSession:
 
 @dataclass(frozen=True)
 class Answer:
-    """The final response of a request and its redirects."""
+    """The final response of a request and its redirects; its headers' names in lower case."""
 
     status: int
     url: str
     body: bytes
+    headers: Mapping[str, str]
 
 
 async def check(
@@ -116,7 +117,7 @@ async def check(
         body=action.body,
         secret=frozenset(name.lower() for name in action.secret_headers),
         timeout_ms=timeout_ms,
-        max_redirects=action.max_redirects,
+        max_redirects=action.max_redirects if action.follows_redirects else 0,
     )
     statuses.append(answer.status)
     # A server may echo the secret headers it got (as sent, or JSON-, HTML- or URL-escaped): masked
@@ -126,6 +127,14 @@ async def check(
     expected = action.expect_status
     if not (200 <= answer.status <= 299 if expected == 0 else answer.status == expected):
         raise AssertionFailure(f"expected status {expected or '2xx'}, got {answer.status}{_said(shown)}")
+    for name, wanted in action.expect_headers.items():
+        got = answer.headers.get(name.lower())
+        if got is None:
+            raise AssertionFailure(f"expected header {name!r} to contain {wanted!r}, but the response has none")
+        if wanted not in got:
+            raise AssertionFailure(
+                f"expected header {name!r} to contain {wanted!r}, got {masked(got, secrets)[:300]!r}"
+            )
     if action.expect_body_contains:
         text = answer.body.decode("utf-8", "replace")
         if action.expect_body_contains not in text:
@@ -149,7 +158,8 @@ async def exchange(
     timeout_ms: int,
     max_redirects: int,
 ) -> Answer:
-    """Send a request and follow its redirects (at most `max_redirects`), checking every hop.
+    """Send a request and follow its redirects (at most `max_redirects`; 0: none, the redirect is
+    the answer), checking every hop.
 
     A 303 (and a 301/302 answering a POST) turns the next hop into a GET without a body, as
     browsers do. Raises as `check` does.
@@ -164,8 +174,8 @@ async def exchange(
         outgoing = Outgoing(method, url, headers, body, timeout_ms=remaining_ms, pinned=pinned)
         reply = await _send(client, guard, outgoing, total=timeout_ms)
         location = reply.location
-        if not location:
-            return Answer(status=reply.status, url=url, body=reply.body)
+        if not location or not max_redirects:
+            return Answer(status=reply.status, url=url, body=reply.body, headers=reply.headers)
         target = urljoin(url, location)
         if (reply.status == 303 and method != "HEAD") or (reply.status in (301, 302) and method == "POST"):
             method, body = "GET", ""

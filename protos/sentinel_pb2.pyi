@@ -271,8 +271,15 @@ class Wait(_message.Message):
     def __init__(self, ms: _Optional[int] = ...) -> None: ...
 
 class HttpRequest(_message.Message):
-    __slots__ = ("method", "url", "headers", "body", "expect_status", "expect_body_contains", "expect_json", "secret_headers", "max_redirects")
+    __slots__ = ("method", "url", "headers", "body", "expect_status", "expect_body_contains", "expect_json", "secret_headers", "max_redirects", "expect_headers")
     class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ExpectHeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -288,6 +295,7 @@ class HttpRequest(_message.Message):
     EXPECT_JSON_FIELD_NUMBER: _ClassVar[int]
     SECRET_HEADERS_FIELD_NUMBER: _ClassVar[int]
     MAX_REDIRECTS_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_HEADERS_FIELD_NUMBER: _ClassVar[int]
     method: str
     url: str
     headers: _containers.ScalarMap[str, str]
@@ -297,7 +305,8 @@ class HttpRequest(_message.Message):
     expect_json: _containers.RepeatedCompositeFieldContainer[JsonExpectation]
     secret_headers: _containers.RepeatedScalarFieldContainer[str]
     max_redirects: int
-    def __init__(self, method: _Optional[str] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[str] = ..., expect_status: _Optional[int] = ..., expect_body_contains: _Optional[str] = ..., expect_json: _Optional[_Iterable[_Union[JsonExpectation, _Mapping]]] = ..., secret_headers: _Optional[_Iterable[str]] = ..., max_redirects: _Optional[int] = ...) -> None: ...
+    expect_headers: _containers.ScalarMap[str, str]
+    def __init__(self, method: _Optional[str] = ..., url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[str] = ..., expect_status: _Optional[int] = ..., expect_body_contains: _Optional[str] = ..., expect_json: _Optional[_Iterable[_Union[JsonExpectation, _Mapping]]] = ..., secret_headers: _Optional[_Iterable[str]] = ..., max_redirects: _Optional[int] = ..., expect_headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class JsonExpectation(_message.Message):
     __slots__ = ("path", "equals")

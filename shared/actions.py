@@ -87,6 +87,7 @@ class Is(enum.Enum):
     JSON_CHECKS = "JSONPath expectations: a path that parses, and a JSON literal or empty"
     SECRET_HEADERS = "names of headers of the same step whose values are sealed like secret fills"
     REDIRECTS = "how many redirects to follow"
+    EXPECT_HEADERS = "response headers to expect: token names, each once, and text their values contain"
 
 
 #: Every action class by its kind (the protobuf oneof member name), in registration order.
@@ -291,6 +292,7 @@ class JsonExpectation:
     expect_json=Is.JSON_CHECKS,
     secret_headers=Is.SECRET_HEADERS,
     max_redirects=Is.REDIRECTS,
+    expect_headers=Is.EXPECT_HEADERS,
 )
 @dataclass(frozen=True)
 class Request:
@@ -305,7 +307,13 @@ class Request:
     expect_json: tuple[JsonExpectation, ...] = ()
     secret_headers: tuple[str, ...] = ()
     max_redirects: int = 10  # also what 0 on the wire means
+    expect_headers: dict[str, str] = field(default_factory=dict)  # name (any case) -> text its value contains
     kind: str = field(default="request", init=False)
+
+    @property
+    def follows_redirects(self) -> bool:
+        """False when the step expects a redirect status (3xx): the redirect itself is checked."""
+        return not 300 <= self.expect_status <= 399
 
     def describe(self) -> str:
         # Headers never: their values may be secret, and names alone say little.

@@ -307,6 +307,8 @@ def _check_field(out: list[FieldViolation], at: str, kind: Is, value: Any, actio
             _check_secret_headers(out, at, value, action)
         case Is.REDIRECTS:
             _check_range(out, at, value, MIN_REDIRECTS, MAX_REDIRECTS, "")
+        case Is.EXPECT_HEADERS:
+            _check_expected_headers(out, at, value)
         case _:
             assert_never(kind)
 
@@ -369,26 +371,14 @@ def _check_pattern(out: list[FieldViolation], at: str, pattern: str) -> None:
         out.append(FieldViolation(at, f"must be a valid regular expression: {_trim(str(exc))}"))
 
 
+def _check_expected_headers(out: list[FieldViolation], at: str, headers: dict[str, str]) -> None:
+    for _, value, here in _header_names(out, at, headers):
+        _check_length(out, here, value, MAX_HEADER_VALUE_CHARS)
+
+
 def _check_headers(out: list[FieldViolation], at: str, headers: dict[str, str], action: Action) -> None:
-    if len(headers) > MAX_HEADERS:
-        out.append(FieldViolation(at, f"must have at most {MAX_HEADERS} headers, got {len(headers)}"))
-        return
-    seen: set[str] = set()
-    for name, value in headers.items():
-        if not HEADER_NAME_RE.fullmatch(name) or len(name) > MAX_HEADER_NAME_CHARS:
-            out.append(
-                FieldViolation(
-                    at,
-                    f"names must be up to {MAX_HEADER_NAME_CHARS} letters, digits, '-' and the like, got {_show(name)}",
-                )
-            )
-            continue
-        here = f"{at}[{name}]"
-        lower = name.lower()
-        if lower in seen:
-            out.append(FieldViolation(here, "names a header already given (names are case-insensitive)"))
-        seen.add(lower)
-        if lower in RESERVED_HEADERS:
+    for name, value, here in _header_names(out, at, headers):
+        if name.lower() in RESERVED_HEADERS:
             out.append(FieldViolation(here, "is set by the HTTP client and cannot be given"))
         # The value is never shown: it may be a token.
         secret = isinstance(action, Request) and action.is_secret(name)
@@ -396,6 +386,27 @@ def _check_headers(out: list[FieldViolation], at: str, headers: dict[str, str], 
         _check_length(out, here, value, MAX_SEALED_HEADER_CHARS if sealed else MAX_HEADER_VALUE_CHARS)
         if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
             out.append(FieldViolation(here, "must not contain line breaks or other control characters"))
+
+
+def _header_names(out: list[FieldViolation], at: str, headers: dict[str, str]) -> list[tuple[str, str, str]]:
+    """The headers whose names are fit to check further, each with its field path (`at[name]`); a
+    violation for too many headers, a bad name and a name given twice (names are case-insensitive)."""
+    if len(headers) > MAX_HEADERS:
+        out.append(FieldViolation(at, f"must have at most {MAX_HEADERS} headers, got {len(headers)}"))
+        return []
+    fit: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if not HEADER_NAME_RE.fullmatch(name) or len(name) > MAX_HEADER_NAME_CHARS:
+            description = f"names must be up to {MAX_HEADER_NAME_CHARS} letters, digits, '-' and the like"
+            out.append(FieldViolation(at, f"{description}, got {_show(name)}"))
+            continue
+        here = f"{at}[{name}]"
+        if name.lower() in seen:
+            out.append(FieldViolation(here, "names a header already given (names are case-insensitive)"))
+        seen.add(name.lower())
+        fit.append((name, value, here))
+    return fit
 
 
 def _check_secret_headers(out: list[FieldViolation], at: str, names: tuple[str, ...], action: Action) -> None:

@@ -321,6 +321,17 @@ async def test_an_all_request_test_passes_without_launching_a_browser(
         (Request("/api/user", expect_json=(JsonExpectation("$.active", "1"),)), "$.active: expected 1, got true", 200),
         (Request("/api/user", expect_json=(JsonExpectation("$.user.email"),)), "$.user.email: no value matches", 200),
         (Request("/loop", max_redirects=3), "GET {url}/loop: more than 3 redirects (the last to {url}/loop)", 0),
+        (Request("/redirect/0", expect_status=301), "expected status 301, got 302", 302),  # not followed
+        (
+            Request("/redirect/0", expect_status=302, expect_headers={"Location": "/elsewhere"}),
+            "expected header 'Location' to contain '/elsewhere', got '/api/user'",
+            302,
+        ),
+        (
+            Request("/api/user", expect_headers={"X-Request-Id": "1"}),
+            "expected header 'X-Request-Id' to contain '1', but the response has none",
+            200,
+        ),
     ],
 )
 async def test_a_failed_expectation_is_an_assertion_naming_what_was_seen(
@@ -352,6 +363,18 @@ async def test_a_redirect_chain_is_followed_hop_by_hop(browser: BrowserManager, 
     assert ran.outcome.error is None, ran.outcome.error
     assert api.paths() == ["/redirect/2", "/redirect/1", "/redirect/0", "/api/user", "/see-other", "/echo"]
     assert [s.http_status for s in ran.outcome.steps] == [200, 200]
+
+
+async def test_a_step_that_expects_a_redirect_checks_it_and_does_not_follow_it(
+    browser: BrowserManager, api: Api, tmp_path: Path
+) -> None:
+    expectations = {"location": "/redirect/0", "Content-Type": "text/plain"}  # header names in any case
+    steps = [Step(Request("/redirect/1", expect_status=302, expect_headers=expectations))]
+    ran = await run(await browser.new_api_session(), steps, tmp_path, base_url=api.url)
+
+    assert ran.outcome.error is None, ran.outcome.error
+    assert api.paths() == ["/redirect/1"]  # the redirect's target was never asked
+    assert [s.http_status for s in ran.outcome.steps] == [302]
 
 
 async def test_a_redirect_hop_the_guard_refuses_fails_as_policy_and_is_never_sent(

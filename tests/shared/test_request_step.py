@@ -32,6 +32,7 @@ FULL = Request(
     expect_json=(JsonExpectation("$.user.name", '"ada"'), JsonExpectation("$.items[*].id")),
     secret_headers=("Authorization",),
     max_redirects=5,
+    expect_headers={"Content-Type": "json", "Set-Cookie": "sid="},
 )
 
 
@@ -78,6 +79,9 @@ def test_a_full_request_and_a_bare_one_are_valid() -> None:
         (Request("/x", headers={"Content-Length": "3"}), "headers[Content-Length]"),
         (Request("/x", headers={"X-Big": "v" * (v.MAX_HEADER_VALUE_CHARS + 1)}), "headers[X-Big]"),
         (Request("/x", headers={f"X-{i}": "1" for i in range(v.MAX_HEADERS + 1)}), "headers"),
+        (Request("/x", expect_headers={"bad name": "1"}), "expect_headers"),
+        (Request("/x", expect_headers={"X-A": "1", "x-a": "2"}), "expect_headers[x-a]"),
+        (Request("/x", expect_headers={"X-Big": "v" * (v.MAX_HEADER_VALUE_CHARS + 1)}), "expect_headers[X-Big]"),
     ],
 )
 def test_each_bad_field_is_named(action: Request, field: str) -> None:
@@ -104,7 +108,7 @@ def test_violations_never_show_a_header_value() -> None:
 def test_every_string_of_a_request_counts_toward_the_definition_size() -> None:
     definition = TestDefinition(name="api", base_url=BASE, steps=(Step(FULL),))
     strings = ["api", BASE, *FULL.headers, *FULL.headers.values(), FULL.url, FULL.method, FULL.body]
-    strings += [FULL.expect_body_contains, *FULL.secret_headers]
+    strings += [FULL.expect_body_contains, *FULL.secret_headers, *FULL.expect_headers, *FULL.expect_headers.values()]
     strings += [s for e in FULL.expect_json for s in (e.path, e.equals)]
     assert v.definition_chars(definition) == sum(len(s) for s in strings)
 
@@ -118,6 +122,7 @@ def test_a_request_round_trips_through_protobuf_and_proto3_json() -> None:
     assert convert.definition_from_proto(message) == definition
     as_json = json_format.MessageToDict(message)
     assert as_json["steps"][0]["request"]["headers"] == FULL.headers
+    assert as_json["steps"][0]["request"]["expectHeaders"] == FULL.expect_headers
     assert as_json["steps"][0]["request"]["expectJson"][1] == {"path": "$.items[*].id"}
     assert convert.definition_from_proto(json_format.ParseDict(as_json, pb.TestDefinition())) == definition
 

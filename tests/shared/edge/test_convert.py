@@ -433,6 +433,7 @@ _VALUES: dict[Is, st.SearchStrategy[Any]] = {
     Is.HTTP_STATUS: _u32,
     Is.PAGE_STATUS: _u32,
     Is.REDIRECTS: _u32,
+    Is.EXPECT_HEADERS: st.dictionaries(_text, _text, max_size=3),
     Is.HTTP_METHOD: st.one_of(_text, st.sampled_from(["GET", "POST", "HEAD"])),
     Is.HEADERS: st.dictionaries(_text, _text, max_size=3),
     Is.SECRET_HEADERS: st.lists(_text, max_size=2).map(tuple),
