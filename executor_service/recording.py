@@ -43,6 +43,8 @@ MAX_LINE_CHARS = 500
 #: Stopping the trace writes the zip; a wedged browser must not hold a finished job up for long.
 TRACE_STOP_TIMEOUT_S = 30.0
 TRACE_FILE = "trace.zip"
+#: A failure's line in the trace viewer is its message, cut to this.
+MAX_GROUP_CHARS = 300
 _LOAD_FAILED = "Failed to load resource:"
 VIDEO_DIR = "video"
 
@@ -154,6 +156,17 @@ class Recording:
             self._in_group = True
         except PlaywrightError:
             log.debug("could not mark step %r in the trace", name, exc_info=True)
+
+    async def failed(self, message: str) -> None:
+        """Mark the current step failed in the trace: a group named `✗ <message>` inside it, the
+        viewer's line for the failure (Sentinel's own expectations poll, so no call in the trace fails)."""
+        if not self._tracing or self._context is None:
+            return
+        try:
+            await self._context.tracing.group(f"✗ {message}"[:MAX_GROUP_CHARS])
+            await self._context.tracing.group_end()
+        except PlaywrightError:
+            log.debug("could not mark the failure in the trace", exc_info=True)
 
     async def close(self, *, keep: bool) -> None:
         """Stop the trace, close the session (always, even if that fails), then keep the video;

@@ -188,6 +188,8 @@ async def run_steps(
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
         if error is not None and decided is not None:
             decided(error)
+        if error is not None and recording is not None:
+            await recording.failed(error.message)
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:
             written = await _try_screenshot(run, screenshots.failure_name(i))
         artifacts.extend(written)

@@ -290,6 +290,9 @@ def to_report(
 
 
 def _test_report(test: RunTest, files: tuple[str, ...]) -> reports.TestReport:
+    # A passed test keeps the error of a failed attempt only when it is that attempt's (flaky); one
+    # left from an earlier run of a rerun job says nothing about this run.
+    error = test.error if not test.passed or test.flaky else None
     return reports.TestReport(
         name=test.name,
         job_id=test.job_id,
@@ -299,8 +302,8 @@ def _test_report(test: RunTest, files: tuple[str, ...]) -> reports.TestReport:
         source=test.file,
         failing_step=test.failing_step if test.failing_step is not None else -1,
         failing_step_name=test.failing_step_name,
-        category=test.error.category.value if test.error and test.error.category else "",
-        message=test.error.message if test.error else "",
+        category=error.category.value if error and error.category else "",
+        message=error.message if error else "",
         artifacts=test.artifacts,
         steps=tuple(
             reports.StepRow(

@@ -142,6 +142,8 @@ async def test_a_failed_run_keeps_its_trace_with_each_step_and_the_failure_scree
     assert any(name.endswith(".trace") for name in entries), sorted(entries)
     actions = b"".join(data for name, data in entries.items() if name.endswith(".trace"))
     assert b"1. navigate" in actions and b"2. expect" in actions  # each step is a group in the viewer
+    # The failure is a line of its own in the viewer, inside its step.
+    assert "✗ expected \\\"h1\\\" to contain 'Not the title'".encode() in actions, actions[-2000:]
     assert any(name.endswith((".jpeg", ".jpg")) for name in entries), "screencast frames when no secret is typed"
     assert not list((tmp_path / "spool").iterdir()), "the executor's disk keeps no copy"
 

@@ -24,7 +24,7 @@ from junitparser import JUnitXml, Skipped
 
 from sentinel_cli import run_command
 from sentinel_cli.client import Interrupted
-from sentinel_client import AsyncClient, Run, RunState, RunTest, RunTestSource
+from sentinel_client import AsyncClient, ErrorCategory, JobError, JobState, Run, RunState, RunTest, RunTestSource
 from sentinel_client._requests import run_request
 from shared.errors import ValidationError
 from tests.sentinel_cli.test_client import SENTINEL, WAITS, interrupted, sentinel, write
@@ -266,6 +266,18 @@ def test_a_reports_tags_are_the_ones_the_api_gave_each_test() -> None:
     tests = (RunTest(job_id="j1", name="t", tags=("smoke", "ci")), RunTest(job_id="j2", name="u"))
     report = run_command.to_report(Run(id="r1", name="", state=RunState.RUNNING, tests=tests))
     assert [t.tags for t in report.tests] == [("smoke", "ci"), ()]
+
+
+def test_a_passed_test_carries_a_failed_attempts_error_only_when_it_is_flaky() -> None:
+    failed = JobError(message="expected 'Hi, Ada'", category=ErrorCategory.ASSERTION)
+    tests = (
+        RunTest(job_id="j1", name="flaky", state=JobState.COMPLETED, attempt=2, error=failed),
+        RunTest(job_id="j2", name="rerun", state=JobState.COMPLETED, attempt=1, error=failed),  # an earlier run's
+        RunTest(job_id="j3", name="failed", state=JobState.FAILED, attempt=1, error=failed),
+    )
+    report = run_command.to_report(Run(id="r1", name="", state=RunState.FAILED, tests=tests))
+    said = [(t.flaky, t.category, t.message) for t in report.tests]
+    assert said == [(True, "assertion", failed.message), (False, "", ""), (False, "assertion", failed.message)]
 
 
 async def test_ctrl_c_while_the_files_are_read_submits_nothing_and_says_so(
