@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -76,8 +77,14 @@ class RunState:
     #: timeout fires while the evidence is made or uploaded.
     verdict: JobError | None = None
     decided: bool = False
+    #: When the job's timeout comes, on the event loop's clock (set as the steps begin).
+    deadline: float = math.inf
     #: The run's task has begun (`Runs.cancel` may cancel it; before, the run sees the request as it begins).
     begun: bool = False
+
+    def timed_out(self) -> bool:
+        """The job's timeout has come (what a cancellation of its steps then is; else a cancel or a shutdown)."""
+        return asyncio.get_running_loop().time() >= self.deadline
 
     def decide(self, error: JobError | None) -> None:
         """The steps decided the run: a step failed with `error`, or (None) every step passed
@@ -250,6 +257,7 @@ async def _run_reported(env: JobEnv, state: RunState, evidence: Evidence, report
             recording=recording,
             results=state.steps,
             decided=state.decide,
+            timed_out=state.timed_out,
         )
         failed = not outcome.success
     finally:
@@ -296,7 +304,8 @@ async def _run_and_record(
         if state.cancel_requested:  # asked before the run began: nothing runs
             raise CancelRequested(job.job_id)
         # asyncio.timeout runs the steps in this task (wait_for would start another per run).
-        async with asyncio.timeout(remaining_s):
+        state.deadline = asyncio.get_running_loop().time() + remaining_s
+        async with asyncio.timeout_at(state.deadline):
             outcome = await _run(env, state, evidence)
         ended = JobState.COMPLETED if outcome.error is None else JobState.FAILED
     except TimeoutError:

@@ -17,6 +17,7 @@ browser context, no page, so no page log and no screenshots; `needs_browser` tel
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -98,6 +99,7 @@ async def run_steps(
     recording: Recording | None = None,
     results: list[StepResult] | None = None,
     decided: Callable[[JobError | None], None] | None = None,
+    timed_out: Callable[[], bool] | None = None,
 ) -> RunOutcome:
     """Run every step of `definition` in one new page of `session`, stopping at the first failure.
 
@@ -118,6 +120,8 @@ async def run_steps(
         decided: Told the verdict as soon as it is known — a step's failure, or None when the last
             step passed — before the evidence that follows it is made: a timeout during the
             evidence then keeps the verdict.
+        timed_out: Whether the job's timeout has come: a step it stops then gets its failure
+            screenshot before the stop goes on (a cancel or a shutdown stops at once).
 
     Returns:
         The per-step results, the failure (if any) and the artifacts written. Failing steps are
@@ -176,6 +180,12 @@ async def run_steps(
             timeout_ms = step.timeout_ms or step_timeout_ms
             written = await perform(run, step.action, index=i, timeout_ms=timeout_ms)
             _raise_refused(guard)
+        except asyncio.CancelledError:
+            # The job's timeout stopped this step: what the page shows is its evidence, as a failed
+            # step's (the screenshot is bounded; the stop goes on after it).
+            if timed_out is not None and timed_out() and artifact_policy is not ArtifactPolicy.NEVER:
+                await _try_screenshot(run, screenshots.failure_name(i))
+            raise
         except Exception as exc:  # CancelledError is a BaseException and passes through
             # A refused request explains whatever the step saw (a failed load, a missing element).
             cause = _refused(guard) or exc

@@ -182,7 +182,8 @@ async def test_a_timed_out_job_ends_timeout_and_its_page_stops_running(
     assert job.result.steps[0].success and not job.result.steps[1].success
     # The step that ended keeps its time; the one the timeout stopped, the time it ran.
     assert job.result.steps[0].duration_ms > 0 and job.result.steps[1].duration_ms > 0
-    assert list(job.result.artifacts) == ["1/trace.zip"], "a timed-out run keeps its trace"
+    # A timed-out run keeps what the page showed when the timeout stopped its step, and its trace.
+    assert list(job.result.artifacts) == ["1/step-01-failure.png", "1/trace.zip"]
     assert events[-1].terminal and events[-1].state == pb.JOB_STATE_TIMEOUT
     quiet = pings(stack.seen)
     assert quiet > 5, "the page was pinging while the job ran"
