@@ -3,7 +3,8 @@
 A job's screenshots and trace live in the artifact store only while the job is retained, and the
 queue keeps few failed jobs by default (`QUEUE_REMOVE_ON_FAIL`): a CI run's evidence can be gone
 minutes after the run. With `--artifacts DIR` the run's end downloads every artifact of every test
-that failed or erred (`reports.outcome`: not the passed, not the skipped) into `DIR/<job id>/<attempt>/<file>`,
+that failed or erred (`reports.outcome`: not the passed, not the skipped), and of every flaky one,
+into `DIR/<job id>/<attempt>/<file>`,
 the layout `sentinel artifacts JOB --out DIR/JOB` makes, so a CI job can keep DIR as its own artifact.
 
 The JUnit report then names each file in its test's <system-out> as a `[[ATTACHMENT|path]]` line,
@@ -49,8 +50,9 @@ def attachable(folder: Path) -> Path:
 
 
 def wanted(report: reports.RunReport) -> list[reports.TestReport]:
-    """The tests whose evidence is downloaded: those that failed or erred."""
-    return [test for test in report.tests if reports.outcome(test) in _WANTED]
+    """The tests whose evidence is downloaded: those that failed or erred, and the flaky ones (what
+    their failed attempt kept)."""
+    return [test for test in report.tests if reports.outcome(test) in _WANTED or test.flaky]
 
 
 def attachment_order(artifact: Artifact) -> tuple[int, int, str]:

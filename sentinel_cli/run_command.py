@@ -421,7 +421,7 @@ async def run_suite(
         out.write(f"  report: {path}\n")
     if wanted.artifacts:
         count = sum(len(paths) for paths in downloaded.values())
-        out.write(f"  artifacts: {count} file(s) of {len(downloaded)} failing test(s) in {wanted.artifacts}\n")
+        out.write(f"  artifacts: {count} file(s) of {len(downloaded)} failed or flaky test(s) in {wanted.artifacts}\n")
     return 0 if all(t.state is JobState.COMPLETED for t in run.tests) else 1
 
 

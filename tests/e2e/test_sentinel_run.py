@@ -115,7 +115,7 @@ async def test_a_directory_runs_as_one_run_with_junit_and_json_reports(
     assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "evidence").rglob("*.*")) == files
     assert (tmp_path / files[0]).read_bytes().startswith(b"\x89PNG")
     assert (cases["wrong name"].system_out or "").splitlines()[-2:] == [f"[[ATTACHMENT|{f}]]" for f in files]
-    assert "artifacts: 2 file(s) of 1 failing test(s) in evidence" in done.stdout
+    assert "artifacts: 2 file(s) of 1 failed or flaky test(s) in evidence" in done.stdout
 
 
 async def test_exit_codes_every_test_passed_bad_usage_and_no_api(

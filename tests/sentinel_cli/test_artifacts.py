@@ -206,8 +206,11 @@ async def test_a_runs_failing_tests_evidence_is_downloaded_newest_attempt_and_fa
 
     failed, erred = test("checkout", job_id, "failed", "assertion"), test("gone \x1b[2J", UNKNOWN, "failed", "browser")
     run = reports.RunReport("r", "", datetime.now(UTC), 1, (test("ok", "j", "completed"), failed, erred))
-    run = replace(run, tests=(*run.tests, test("cancelled", "k", "cancelled"), test("still", "l", "running")))
-    assert evidence.wanted(run) == [failed, erred, run.tests[-1]]  # failures and errors, not the passed or skipped
+    flaky = replace(test("flaky", "m", "completed", "assertion"), attempts=2, flaky=True)
+    others = (test("cancelled", "k", "cancelled"), test("still", "l", "running"), flaky)
+    run = replace(run, tests=(*run.tests, *others))
+    # Failures, errors and what a flaky test's failed attempt kept; not the passed or the skipped.
+    assert evidence.wanted(run) == [failed, erred, others[1], flaky]
 
     monkeypatch.chdir(tmp_path)
     # Named as Jenkins and GitLab resolve them: relative to the checkout when the folder is in it.
