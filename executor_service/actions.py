@@ -137,7 +137,8 @@ async def _navigate(run: Run, action: Navigate, index: int, timeout_ms: int) -> 
     status = response.status if response is not None else int(await run.page.evaluate(_DOCUMENT_STATUS) or 0)
     run.statuses.append(status)
     if action.expect_status and status != action.expect_status:
-        raise AssertionFailure(f"expected {url} to answer HTTP {action.expect_status}, got HTTP {status}")
+        got = f"HTTP {status}" if status else "no HTTP status (a document not loaded over HTTP, or its status unknown)"
+        raise AssertionFailure(f"expected {url} to answer HTTP {action.expect_status}, got {got}")
 
 
 @performs(Click)

@@ -65,9 +65,12 @@ _ELEMENT_VERDICT = re.compile(
     r")"
 )
 
-# A locator action that did act (clicked, pressed) and then waited for the navigation it started:
-# its timeout is the site being slow to answer, not the element.
-_ACTED = re.compile(r"^\s*- (?:[\w ]+ action done|waiting for scheduled navigations to finish)\s*$", re.MULTILINE)
+# A locator action that did act (a click done, a key sent: press waits for nothing before it) and
+# then waited for the navigation it started: its timeout is the site being slow to answer.
+_ACTED = re.compile(
+    r"^\s*- (?:[\w ]+ action done|waiting for scheduled navigations to finish|elementHandle\.press\(.*)\s*$",
+    re.MULTILINE,
+)
 
 # Call-log entries that only say Playwright is going on (waiting, retrying, scrolling, an element
 # that is ready); what is left says what it found.
@@ -77,7 +80,7 @@ _PROGRESS = re.compile(
     r"|element is (?:visible|enabled|stable|editable)[a-z, ]*)"
 )
 # The action's own call (`fill("…")`), which quotes what was typed, over as many lines as it has.
-_CALL = re.compile(r"\w+\(", re.ASCII)
+_CALL = re.compile(r"[\w.]+\(", re.ASCII)
 # How many entries of a call log a message keeps at most: the first (what the locator waited for)
 # and the last ones, which say why the action could not be done.
 _CALL_LOG_LINES = 6

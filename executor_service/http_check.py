@@ -133,7 +133,7 @@ async def check(
             raise AssertionFailure(f"expected header {name!r} to contain {wanted!r}, but the response has none")
         if wanted not in got:
             raise AssertionFailure(
-                f"expected header {name!r} to contain {wanted!r}, got {masked(got, secrets)[:300]!r}"
+                f"expected header {name!r} to contain {wanted!r}, got {_header_shown(name, got, secrets)}"
             )
     if action.expect_body_contains:
         text = answer.body.decode("utf-8", "replace")
@@ -144,6 +144,14 @@ async def check(
         failure = await asyncio.to_thread(_json_failure, action, answer.body, shown, secrets)
         if failure is not None:
             raise AssertionFailure(failure)
+
+
+def _header_shown(name: str, value: str, secrets: tuple[str, ...]) -> str:
+    """A response header's value as a failure shows it: a cookie's value is a session's credential,
+    so `Set-Cookie` shows the cookies' names only; any other value masked and cut."""
+    if name.lower() == "set-cookie":
+        return "cookies " + ", ".join(repr(line.split("=", 1)[0].strip()) for line in value.splitlines())
+    return repr(masked(value, secrets)[:300])
 
 
 async def exchange(

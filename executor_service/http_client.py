@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
+from multidict import CIMultiDictProxy
 from playwright._impl._errors import TargetClosedError
 from playwright.async_api import APIRequestContext
 from playwright.async_api import Error as PlaywrightError
@@ -91,6 +92,15 @@ class Reply:
     def location(self) -> str:
         """Where a redirect points ('' when the answer is not a redirect or names no target)."""
         return self.headers.get("location", "") if self.status in REDIRECT_STATUSES else ""
+
+
+def joined_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
+    """Each header once, its name in lower case, a repeated one's values joined as a page's client
+    (Playwright) joins them: `Set-Cookie` a line each, any other with ", "."""
+    return {
+        name: ("\n" if name == "set-cookie" else ", ").join(headers.getall(name))
+        for name in dict.fromkeys(key.lower() for key in headers)
+    }
 
 
 class HttpClient(Protocol):
@@ -175,7 +185,7 @@ class StandaloneClient:
                     allow_redirects=False,
                 ) as response,
             ):
-                answer_headers = {name.lower(): value for name, value in response.headers.items()}
+                answer_headers = joined_headers(response.headers)
                 return await _reply(response.status, answer_headers, response.read)
         except TimeoutError:
             raise TimeoutError() from None

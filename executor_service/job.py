@@ -311,10 +311,7 @@ async def _run_and_record(
     except TimeoutError:
         reason = f"job timed out after {job.timeout_ms} ms"
         if state.decided:  # the steps had decided: the timeout cut the evidence short, not the verdict
-            steps, _ = _steps_after_interrupt(state, state.verdict.message if state.verdict else reason)
-            evidence.note(f"evidence cut short: the job's timeout ({job.timeout_ms} ms) came while it was kept")
-            outcome = RunOutcome(steps=steps, error=state.verdict, artifacts=())
-            ended = JobState.COMPLETED if state.verdict is None else JobState.FAILED
+            outcome, ended = _decided(state, evidence, f"the job's timeout ({job.timeout_ms} ms)")
         else:
             steps, stopped = _steps_after_interrupt(state, reason)
             error = JobError(ErrorCategory.TIMEOUT, reason, step_index=stopped)
@@ -322,8 +319,9 @@ async def _run_and_record(
             ended = JobState.TIMEOUT
     except CancelRequested:
         state.cancel_requested = True
-        outcome = _cancelled(state)
-        ended = JobState.CANCELLED
+        outcome, ended = (
+            _decided(state, evidence, "a cancel") if state.decided else (_cancelled(state), JobState.CANCELLED)
+        )
     except asyncio.CancelledError:
         if state.lease_lost:
             log.warning("job %s: lease lost, stopped; another executor owns it now", job.job_id)
@@ -332,8 +330,10 @@ async def _run_and_record(
         if not state.cancel_requested:
             raise
         _uncancel()
-        outcome = _cancelled(state)
-        ended = JobState.CANCELLED
+        # The steps over, a cancel comes too late to change the outcome; it cuts the evidence short.
+        outcome, ended = (
+            _decided(state, evidence, "a cancel") if state.decided else (_cancelled(state), JobState.CANCELLED)
+        )
     except LeaseLost:
         log.warning("job %s: lease lost, another executor owns it now", job.job_id)
         return None
@@ -344,6 +344,17 @@ async def _run_and_record(
     return await _record(
         env, state, outcome, ended, evidence=evidence, execution_ms=int((time.monotonic() - started) * 1000)
     )
+
+
+def _decided(state: RunState, evidence: Evidence, what: str) -> tuple[RunOutcome, JobState]:
+    """The run as its steps decided it, when `what` (a timeout, a cancel) stopped the evidence that
+    followed: the failed step's error, or none when every step passed."""
+    failed = state.verdict
+    steps, _ = _steps_after_interrupt(state, failed.message if failed else "")
+    evidence.note(f"evidence cut short: {what} came while it was kept")
+    return RunOutcome(
+        steps=steps, error=failed, artifacts=()
+    ), JobState.COMPLETED if failed is None else JobState.FAILED
 
 
 def _cancelled(state: RunState) -> RunOutcome:

@@ -335,9 +335,8 @@ def render_tests(run: Run, out: TextIO) -> None:
 
 def flaky_text(attempt: int, error: JobError | None) -> str:
     """`passed on attempt 2; attempt 1 failed (assertion): …`, for a job or test that is `flaky`."""
-    category = f" ({error.category.value})" if error and error.category else ""
-    said = printable(error.message) if error else ""
-    return f"passed on attempt {attempt}; attempt {attempt - 1} failed{category}: {said}"
+    category = error.category.value if error and error.category else ""
+    return printable(reports.flaky_text(attempt, category, error.message if error else ""))
 
 
 def run_tally(run: Run) -> str:

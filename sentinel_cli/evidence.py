@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -44,8 +45,9 @@ def attachable(folder: Path) -> Path:
     """`folder` as the reports name it: relative to the working directory when it lies below it (the
     checkout, which Jenkins and GitLab resolve attachment paths from), else as given."""
     if folder.is_absolute():
+        # Physical paths: a workspace reached through a link is still the working directory.
         with contextlib.suppress(ValueError):
-            return folder.relative_to(Path.cwd())
+            return Path(os.path.realpath(folder)).relative_to(os.path.realpath(Path.cwd()))
     return folder
 
 

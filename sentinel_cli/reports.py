@@ -91,6 +91,7 @@ __all__ = [
     "TestReport",
     "below_common_folder",
     "classnames",
+    "flaky_text",
     "outcome",
     "write_json",
     "write_junit",
@@ -337,7 +338,8 @@ def _failure_text(test: TestReport) -> str:
     names = list(dict.fromkeys([*test.artifacts, *(name for step in test.steps for name in step.artifacts)]))
     if test.files:
         lines += ["", "artifacts, downloaded:", *(f"  {file}" for file in test.files)]
-        names = [name for name in names if not any(file.endswith(f"/{test.job_id}/{name}") for file in test.files)]
+        fetched = {PurePath(file).parts[-2:] for file in test.files if PurePath(file).parts[-3:-2] == (test.job_id,)}
+        names = [name for name in names if tuple(name.split("/")) not in fetched]
     if names:
         lines += ["", f"artifacts (download them with: sentinel artifacts {test.job_id}, while the job is retained):"]
         lines += [f"  {name}" for name in names]
@@ -357,13 +359,17 @@ def _step_table(steps: tuple[StepRow, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def flaky_text(attempt: int, category: str, message: str) -> str:
+    """`passed on attempt 2; attempt 1 failed (assertion): …`: what a flaky test's reports and the
+    CLI say of it; `message` is the failed attempt's first line."""
+    kind = f" ({category})" if category else ""
+    said = message.strip().splitlines()[0] if message.strip() else ""
+    return f"passed on attempt {attempt}; attempt {attempt - 1} failed{kind}: {said}"
+
+
 def _flaky_line(test: TestReport) -> str:
-    """`flaky: passed on attempt 2; attempt 1 failed (assertion): …` for a flaky test, else ""."""
-    if not test.flaky:
-        return ""
-    category = f" ({test.category})" if test.category else ""
-    said = test.message.strip().splitlines()[0] if test.message.strip() else ""
-    return f"flaky: passed on attempt {test.attempts}; attempt {test.attempts - 1} failed{category}: {said}\n"
+    """The first <system-out> line of a flaky test, else ""."""
+    return f"flaky: {flaky_text(test.attempts, test.category, test.message)}\n" if test.flaky else ""
 
 
 def _attachments(files: tuple[str, ...]) -> str:

@@ -19,7 +19,6 @@ its tests show.
 from __future__ import annotations
 
 import asyncio
-import glob
 import io
 import os
 import socket
@@ -199,16 +198,28 @@ def check_writable(
             problems.append(FieldViolation(flag, f"{given!r} {problem}"))
     if artifacts:
         folder = Path(artifacts).resolve()
-        holds = [p for p in paths if not glob.has_magic(p) and Path(p).resolve().is_relative_to(folder)]
         problem = folder_problem(Path(artifacts))
         if problem is None and folder in taken:
             problem = f"is the {taken[folder]} report's file too; give the artifacts a folder of their own"
-        if problem is None and holds:
-            problem = f"holds the tests {holds[0]!r}, which it would hide; give the artifacts a folder of their own"
+        if problem is None and (hidden := _tests_below(paths, folder)):
+            problem = f"holds the test {str(hidden)!r}, which it would hide; give the artifacts a folder of their own"
         if problem:
             problems.append(FieldViolation("--artifacts", f"{artifacts!r} {problem}"))
     if problems:
         raise ValidationError(problems)
+
+
+def _tests_below(paths: Sequence[str], folder: Path) -> Path | None:
+    """The first definition file `paths` name (directories and globs expanded) that lies in `folder`
+    but not where a download puts a file (`<job id>/<attempt>/<file>`: a last run's, never a test)."""
+    for given in paths:
+        for file in definition_files(given):
+            below = Path(os.path.realpath(file))
+            if below.is_relative_to(folder):
+                parts = below.relative_to(folder).parts
+                if not (len(parts) == 3 and parts[1].isdigit()):
+                    return file
+    return None
 
 
 @dataclass

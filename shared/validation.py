@@ -301,8 +301,10 @@ def _check_field(out: list[FieldViolation], at: str, kind: Is, value: Any, actio
                 _check_range(out, at, value, MIN_STATUS, MAX_STATUS, "(or 0: any)")
         case Is.CONTAINS:
             _check_length(out, at, value, MAX_TEXT_CHARS)
+            _check_not_on_a_redirect(out, at, value, action)
         case Is.JSON_CHECKS:
             _check_json_checks(out, at, value)
+            _check_not_on_a_redirect(out, at, value, action)
         case Is.SECRET_HEADERS:
             _check_secret_headers(out, at, value, action)
         case Is.REDIRECTS:
@@ -371,9 +373,20 @@ def _check_pattern(out: list[FieldViolation], at: str, pattern: str) -> None:
         out.append(FieldViolation(at, f"must be a valid regular expression: {_trim(str(exc))}"))
 
 
+def _check_not_on_a_redirect(out: list[FieldViolation], at: str, value: object, action: Action) -> None:
+    """A body expectation beside an expected redirect (3xx), whose body is never read, could not hold."""
+    if value and isinstance(action, Request) and not action.follows_redirects:
+        out.append(
+            FieldViolation(
+                at, f"cannot hold: expectStatus {action.expect_status} checks a redirect, whose body is not read"
+            )
+        )
+
+
 def _check_expected_headers(out: list[FieldViolation], at: str, headers: dict[str, str]) -> None:
     for _, value, here in _header_names(out, at, headers):
         _check_length(out, here, value, MAX_HEADER_VALUE_CHARS)
+        _check_header_chars(out, here, value)
 
 
 def _check_headers(out: list[FieldViolation], at: str, headers: dict[str, str], action: Action) -> None:
@@ -384,8 +397,12 @@ def _check_headers(out: list[FieldViolation], at: str, headers: dict[str, str], 
         secret = isinstance(action, Request) and action.is_secret(name)
         sealed = secret and value.startswith(SEALED_PREFIX)
         _check_length(out, here, value, MAX_SEALED_HEADER_CHARS if sealed else MAX_HEADER_VALUE_CHARS)
-        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
-            out.append(FieldViolation(here, "must not contain line breaks or other control characters"))
+        _check_header_chars(out, here, value)
+
+
+def _check_header_chars(out: list[FieldViolation], at: str, value: str) -> None:
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+        out.append(FieldViolation(at, "must not contain line breaks or other control characters"))
 
 
 def _header_names(out: list[FieldViolation], at: str, headers: dict[str, str]) -> list[tuple[str, str, str]]:

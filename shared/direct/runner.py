@@ -141,7 +141,8 @@ def _ended(job: Job, end: RunEnd) -> Job:
         state=end.state,
         progress=end.progress,
         result=end.result or job.result,
-        error=end.error,
+        # A completed attempt after a failed one keeps that failure (`Job.flaky`), as the queue does.
+        error=end.error if end.error is not None or end.state is not JobState.COMPLETED else job.error,
         finished_at_ms=now_ms() if end.state.terminal else 0,
         scheduled_for_ms=end.due_ms,
         worker_id=end.worker_id or job.worker_id,

@@ -173,6 +173,18 @@ def test_a_click_that_was_done_and_waited_for_a_slow_page_is_a_timeout() -> None
     )
 
 
+def test_a_key_press_that_was_sent_and_waited_for_a_slow_page_is_a_timeout() -> None:
+    # Playwright's own log of an Enter that submitted a form to a server answering late.
+    message = (
+        "Locator.press: Timeout 1500ms exceeded.\nCall log:\n"
+        '  - waiting for locator("#t").first\n'
+        '    - locator resolved to <input id="t" name="q"/>\n'
+        '  - elementHandle.press("Enter")\n'
+    )
+    assert classify(PlaywrightTimeoutError(message)) is ErrorCategory.TIMEOUT
+    assert call_log(message) == ['waiting for locator("#t")', 'locator resolved to <input id="t" name="q"/>']
+
+
 def test_an_unknown_wrapper_falls_back_to_its_cause() -> None:
     try:
         try:

@@ -98,6 +98,15 @@ def _routes(api: Api) -> web.Application:
         await record(request)
         raise web.HTTPFound(api.away + "/stolen")
 
+    async def cookies(request: web.Request) -> web.Response:
+        await record(request)
+        response = web.Response(text="two cookies and a repeated header")
+        response.headers.add("Set-Cookie", "a=1; Path=/")
+        response.headers.add("Set-Cookie", "session=s3cret-session; HttpOnly")
+        response.headers.add("X-Multi", "first")
+        response.headers.add("X-Multi", "second")
+        return response
+
     async def loop(request: web.Request) -> web.Response:
         await record(request)
         raise web.HTTPFound("/loop")
@@ -141,6 +150,7 @@ def _routes(api: Api) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/api/user", user)
+    app.router.add_get("/cookies", cookies)
     app.router.add_get("/status/{code}", status)
     app.router.add_get("/text", text)
     app.router.add_route("*", "/echo", echo)
@@ -363,6 +373,23 @@ async def test_a_redirect_chain_is_followed_hop_by_hop(browser: BrowserManager, 
     assert ran.outcome.error is None, ran.outcome.error
     assert api.paths() == ["/redirect/2", "/redirect/1", "/redirect/0", "/api/user", "/see-other", "/echo"]
     assert [s.http_status for s in ran.outcome.steps] == [200, 200]
+
+
+@pytest.mark.parametrize("with_page", [False, True], ids=["api-only", "mixed"])
+async def test_a_repeated_response_header_is_checked_alike_by_both_clients(
+    browser: BrowserManager, api: Api, tmp_path: Path, with_page: bool
+) -> None:
+    session = await (browser.new_context() if with_page else browser.new_api_session())
+    expected = {"Set-Cookie": "a=1", "x-multi": "first, second"}
+    steps = [
+        Step(Request("/cookies", expect_headers=expected)),
+        Step(Request("/cookies", expect_headers={"Set-Cookie": "b="})),
+    ]
+    ran = await run(session, steps, tmp_path, base_url=api.url)
+
+    assert [s.success for s in ran.outcome.steps] == [True, False]
+    # A cookie's value is a credential: a failure names the cookies only.
+    assert ran.outcome.steps[1].error == "expected header 'Set-Cookie' to contain 'b=', got cookies 'a', 'session'"
 
 
 async def test_a_step_that_expects_a_redirect_checks_it_and_does_not_follow_it(

@@ -5,6 +5,7 @@ being kept; and a store that did not answer is not asked again in the same attem
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,7 +36,7 @@ from shared.model import (
 from shared.navigation_policy import NavigationPolicy
 from shared.queue import Queue
 from shared.settings import ArtifactSettings, ExecutorSettings, QueueSettings
-from tests.support import CHROMIUM_ARGS, chromium_path, serve_directory, silent_server
+from tests.support import CHROMIUM_ARGS, chromium_path, serve_directory, silent_server, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 PAGES = Path(__file__).parent / "pages"
@@ -49,10 +50,17 @@ async def silent_store() -> AsyncIterator[str]:
 
 
 async def run_with_a_hung_store(
-    redis_client: aioredis.Redis, tmp_path: Path, silent_store: str, steps: tuple[Step, ...], options: JobOptions
+    redis_client: aioredis.Redis,
+    tmp_path: Path,
+    silent_store: str,
+    steps: tuple[Step, ...],
+    options: JobOptions,
+    *,
+    cancel_once_decided: bool = False,
 ) -> tuple[JobState | None, JobResult]:
     """Run a test of `steps` through `run_job`, its artifact store an S3 endpoint that never answers
-    (for longer than the job's timeout); how it ended and its recorded result."""
+    (for longer than the job's timeout); how it ended and its recorded result. `cancel_once_decided`:
+    cancel the run as the executor does (`Runs.cancel`) once its steps have decided it."""
     settings = ArtifactSettings(
         url="s3://evidence/jobs", endpoint_url=silent_store, access_key_id="k", secret_access_key="s"
     )
@@ -79,13 +87,33 @@ async def run_with_a_hung_store(
             worker_id="w",
             store=hung,
         )
+        state = job.RunState(claim=claim, ledger=QueueLedger(queue), begun=True)
+        running = asyncio.create_task(job.run_job(env, state))
         try:
-            ended = await job.run_job(env, job.RunState(claim=claim, ledger=QueueLedger(queue)))
+            if cancel_once_decided:
+                await wait_for(lambda: state.decided, within=60, what="the steps to decide the run")
+                state.cancel_requested = True
+                running.cancel()
+            ended = await running
         finally:
             await browser.stop()
     result = (await jobs.get_job(queue, submitted.job_id, tenant=None)).result
     assert result is not None
     return ended, result
+
+
+async def test_a_cancel_while_the_evidence_is_kept_comes_too_late_to_change_the_verdict(
+    redis_client: aioredis.Redis, tmp_path: Path, silent_store: str
+) -> None:
+    steps = (Step(Navigate("form.html")), Step(ExpectText("h1", "Checkout"), timeout_ms=300))
+    options = JobOptions(timeout_ms=60_000, max_attempts=1)
+    ended, result = await run_with_a_hung_store(
+        redis_client, tmp_path, silent_store, steps, options, cancel_once_decided=True
+    )
+
+    assert ended is JobState.FAILED and result.error is not None  # not CANCELLED
+    assert result.error.message == "expected \"h1\" to contain 'Checkout', got 'Sign in'"
+    assert "evidence cut short: a cancel came while it was kept" in result.artifact_notes
 
 
 #: Long enough for the steps on a loaded machine; the hung upload outlasts it.

@@ -245,6 +245,13 @@ def test_downloaded_artifacts_are_attachments_jenkins_and_gitlab_read(tmp_path: 
         "artifacts (download them with: sentinel artifacts j1, while the job is retained):",
         "  2/x.png",
     ]
+    # Downloaded into the working directory itself (`--artifacts .`): the same files are known as fetched.
+    suite, cases = read_junit(a_run(replace(partly, files=("j1/2/trace.zip",))), tmp_path)
+    [result] = cases[0].result
+    assert result.text.splitlines()[-2:] == [
+        "artifacts (download them with: sentinel artifacts j1, while the job is retained):",
+        "  2/x.png",
+    ]
     document = read_json(a_run(a_test(), failed), tmp_path)
     assert [t["artifactFiles"] for t in document["tests"]] == [[], list(files)]
 

@@ -118,12 +118,17 @@ async def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(tm
 
     # The artifacts' folder may be neither a report's file nor a folder the tests are in.
     report = str(tmp_path / "out" / "junit.xml")
-    for artifacts, said in (
-        (report, "is the --junit report's file too; give the artifacts a folder of their own"),
-        (str(tmp_path), f"holds the tests {test!r}, which it would hide; give the artifacts a folder of their own"),
+    (tmp_path / "nested").mkdir()
+    inner = write(tmp_path / "nested" / "inner.json", {"name": "inner", "steps": WAITS})
+    hides = "which it would hide; give the artifacts a folder of their own"
+    for paths, artifacts, said in (
+        ([test], report, "is the --junit report's file too; give the artifacts a folder of their own"),
+        ([test], str(tmp_path), f"holds the test {test!r}, {hides}"),
+        ([str(tmp_path)], str(tmp_path / "nested"), f"holds the test {inner!r}, {hides}"),  # inside a folder given
+        ([str(tmp_path / "**" / "*.json")], str(tmp_path / "nested"), f"holds the test {inner!r}, {hides}"),  # a glob's
     ):
         with pytest.raises(ValidationError) as refused:
-            await run_command.run_suite(nowhere, [test], junit=report, artifacts=artifacts)
+            await run_command.run_suite(nowhere, paths, junit=report, artifacts=artifacts)
         [violation] = refused.value.violations
         assert (violation.field, violation.description) == ("--artifacts", f"{artifacts!r} {said}")
 

@@ -82,6 +82,10 @@ def test_a_full_request_and_a_bare_one_are_valid() -> None:
         (Request("/x", expect_headers={"bad name": "1"}), "expect_headers"),
         (Request("/x", expect_headers={"X-A": "1", "x-a": "2"}), "expect_headers[x-a]"),
         (Request("/x", expect_headers={"X-Big": "v" * (v.MAX_HEADER_VALUE_CHARS + 1)}), "expect_headers[X-Big]"),
+        (Request("/x", expect_headers={"X-Line": "a\nb"}), "expect_headers[X-Line]"),
+        # A redirect's body is never read: nothing could be found in it.
+        (Request("/x", expect_status=302, expect_body_contains="moved"), "expect_body_contains"),
+        (Request("/x", expect_status=301, expect_json=(JsonExpectation("$.a"),)), "expect_json"),
     ],
 )
 def test_each_bad_field_is_named(action: Request, field: str) -> None:
