@@ -112,7 +112,8 @@ async def test_a_cancel_while_the_evidence_is_kept_comes_too_late_to_change_the_
     )
 
     assert ended is JobState.FAILED and result.error is not None  # not CANCELLED
-    assert result.error.message == "expected \"h1\" to contain 'Checkout', got 'Sign in'"
+    # (`but no element matched within 300 ms` on a machine too loaded to read the heading in time)
+    assert result.error.message.startswith("expected \"h1\" to contain 'Checkout', ")
     assert "evidence cut short: a cancel came while it was kept" in result.artifact_notes
 
 
@@ -131,7 +132,8 @@ async def test_a_failed_step_stays_the_verdict_when_the_timeout_comes_while_its_
     assert ended is JobState.FAILED  # not TIMEOUT: the step had failed before the timeout came
     assert result.error is not None
     assert result.error.category is ErrorCategory.ASSERTION and result.error.step_index == 1
-    assert result.error.message == "expected \"h1\" to contain 'Checkout', got 'Sign in'"
+    # (`but no element matched within 300 ms` on a machine too loaded to read the heading in time)
+    assert result.error.message.startswith("expected \"h1\" to contain 'Checkout', ")
     assert [(s.success, s.error) for s in result.steps] == [(True, ""), (False, result.error.message)]
     assert CUT_SHORT in result.artifact_notes
 

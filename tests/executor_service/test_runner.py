@@ -294,7 +294,7 @@ async def test_an_element_that_never_comes_fails_the_test_as_an_assertion(
         ),
         (Click("#absent"), 500, 'Locator.click: Timeout 500ms exceeded. Call log: waiting for locator("#absent")'),
         # The fill's own error, not the <select> fallback's.
-        (Fill("#plain", "x"), 500, "Locator.fill: Error: Element is not an <input>, <textarea>, <select> or"),
+        (Fill("#plain", "x"), 3000, "Locator.fill: Error: Element is not an <input>, <textarea>, <select> or"),
     ],
     ids=["covered", "absent", "not-a-field"],
 )
