@@ -319,9 +319,7 @@ async def _run_and_record(
             ended = JobState.TIMEOUT
     except CancelRequested:
         state.cancel_requested = True
-        outcome, ended = (
-            _decided(state, evidence, "a cancel") if state.decided else (_cancelled(state), JobState.CANCELLED)
-        )
+        outcome, ended = _cancelled(state, evidence)
     except asyncio.CancelledError:
         if state.lease_lost:
             log.warning("job %s: lease lost, stopped; another executor owns it now", job.job_id)
@@ -330,10 +328,7 @@ async def _run_and_record(
         if not state.cancel_requested:
             raise
         _uncancel()
-        # The steps over, a cancel comes too late to change the outcome; it cuts the evidence short.
-        outcome, ended = (
-            _decided(state, evidence, "a cancel") if state.decided else (_cancelled(state), JobState.CANCELLED)
-        )
+        outcome, ended = _cancelled(state, evidence)
     except LeaseLost:
         log.warning("job %s: lease lost, another executor owns it now", job.job_id)
         return None
@@ -357,11 +352,16 @@ def _decided(state: RunState, evidence: Evidence, what: str) -> tuple[RunOutcome
     ), JobState.COMPLETED if failed is None else JobState.FAILED
 
 
-def _cancelled(state: RunState) -> RunOutcome:
+def _cancelled(state: RunState, evidence: Evidence) -> tuple[RunOutcome, JobState]:
+    """The run a cancel stopped: CANCELLED, or once its steps are over (`decided`) as they decided it,
+    since a cancel then comes too late to change the outcome (it cuts the evidence short)."""
+    if state.decided:
+        return _decided(state, evidence, "a cancel")
     steps, stopped = _steps_after_interrupt(state, "cancelled")
     # No category: nothing failed, a client asked (UNKNOWN would say "something broke, we don't
     # know what"). The state CANCELLED and the message say what happened.
-    return RunOutcome(steps=steps, error=JobError(None, "cancelled by request", step_index=stopped), artifacts=())
+    error = JobError(None, "cancelled by request", step_index=stopped)
+    return RunOutcome(steps=steps, error=error, artifacts=()), JobState.CANCELLED
 
 
 def _uncancel() -> None:

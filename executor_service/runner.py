@@ -273,7 +273,7 @@ def _error_text(exc: BaseException, secrets: tuple[str, ...]) -> str:
         log = [line for line in log if "…" not in line]
     if log:
         said += f" Call log: {'; '.join(log)}"
-    return _masked(said, secrets)
+    return said[:MAX_ERROR_CHARS]  # masked whole already
 
 
 def _masked(line: str, secrets: tuple[str, ...]) -> str:

@@ -30,14 +30,13 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
-from sentinel_cli import reports
+from sentinel_cli import artifacts, reports
 from sentinel_cli.client import described, printable
 from sentinel_client import Artifact, AsyncClient, SentinelError
 from shared.screenshots import is_failure_shot
 
 #: Tests whose files are downloaded at once (each test's files one after another).
 PARALLEL_TESTS = 4
-_IMAGES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif"})
 _WANTED = frozenset({reports.Outcome.FAILURE, reports.Outcome.ERROR})
 
 
@@ -59,9 +58,8 @@ def wanted(report: reports.RunReport) -> list[reports.TestReport]:
 
 def attachment_order(artifact: Artifact) -> tuple[int, int, str]:
     """The newest attempt first; within it the failure screenshot, the other images, the rest."""
-    suffix = PurePosixPath(artifact.name).suffix.lower()
     file = PurePosixPath(artifact.name).name
-    kind = 0 if is_failure_shot(file) else 1 if suffix in _IMAGES else 2
+    kind = 0 if is_failure_shot(file) else 1 if artifact.content_type.startswith("image/") else 2
     return (-artifact.attempt, kind, artifact.name)
 
 
@@ -85,8 +83,7 @@ async def download(
             try:
                 listing = sorted(await client.artifacts(test.job_id), key=attachment_order)
                 for artifact in listing:
-                    to = artifact.path_in(folder / test.job_id)
-                    path = await client.download_artifact(test.job_id, artifact.name, to)
+                    path, _ = await artifacts.download(client, test.job_id, artifact, folder / test.job_id)
                     into[test.job_id] += (str(path),)
             except (SentinelError, OSError) as exc:
                 why = described(exc) if isinstance(exc, SentinelError) else str(exc)

@@ -403,9 +403,9 @@ async def run_suite(
             # The output's reader went away (`| head`): the run is still followed to its end, without
             # a word, for the reports asked for; then the pipe's end is `main`'s to report (141).
             run = await _follow(client, handle, io.StringIO())
-            downloaded: dict[str, tuple[str, ...]] = {}
-            await wanted.download(client, run, downloaded)
-            wanted.write_files(run, downloaded)
+            got: dict[str, tuple[str, ...]] = {}
+            await wanted.download(client, run, got)
+            wanted.write_files(run, got)
             raise
         except (UnavailableError, DeadlineExceededError) as exc:  # lost for longer than the SDK rides out
             rest = f"sentinel status {handle.id} shows it, sentinel cancel {handle.id} stops it"
@@ -416,7 +416,7 @@ async def run_suite(
                 file=sys.stderr,
             )
             return 2
-        downloaded = {}
+        downloaded: dict[str, tuple[str, ...]] = {}
         try:
             await wanted.download(client, run, downloaded)
         except asyncio.CancelledError:  # Ctrl-C: the run has ended; the reports name what was downloaded
