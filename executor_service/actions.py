@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar, cast
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
+from playwright.async_api import FrameLocator, Locator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from executor_service.evidence import Evidence
@@ -77,9 +77,10 @@ class Run:
         opened: The test's page; None for a test of request steps only, which has no browser context.
         request: The HTTP client of request steps (the page's own when there is a page: shared cookies).
         guard: Checks every request step's URL and redirect hops (None: unguarded, tests only).
-        masked: Selectors of the elements a secret value was typed into; every screenshot covers them.
+        masked: The elements a secret value was typed into, as (frames, selector); every screenshot covers them.
         statuses: The final status of each request or page load a step made (the runner reads and clears it
             per step).
+        frames: The iframe the running step acts in (`Step.frames`; the runner sets it per step).
     """
 
     opened: Page | None
@@ -88,8 +89,9 @@ class Run:
     evidence: Evidence
     sealer: Sealer | None = None
     guard: Guard | None = None
-    masked: list[str] = field(default_factory=list)
+    masked: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    frames: tuple[str, ...] = ()
 
     @property
     def page(self) -> Page:
@@ -97,6 +99,26 @@ class Run:
         if self.opened is None:
             raise RuntimeError("this test runs without a browser page")
         return self.opened
+
+    def element(self, selector: str) -> Locator:
+        """The first element `selector` matches in the step's frame."""
+        return locate(self.page, self.frames, selector).first
+
+    def shown(self, selector: str) -> str:
+        """`selector` as messages quote it, with the frame it is looked for in."""
+        inside = f" in frame {' > '.join(self.frames)}" if self.frames else ""
+        return f'"{selector}"{inside}'
+
+
+def locate(page: Page, frames: tuple[str, ...], selector: str) -> Locator:
+    """Every element `selector` matches inside `frames`: the first <iframe> the first selector matches
+    on the page, then the first the next one matches in that frame's document, and so on (like an
+    element, a frame is the first match: nothing here is strict). Playwright follows a frame across
+    origins and processes, and waits for it as it waits for an element."""
+    scope: Page | FrameLocator = page
+    for frame in frames:
+        scope = scope.locator(frame).first.content_frame
+    return scope.locator(selector)
 
 
 _A = TypeVar("_A")
@@ -143,7 +165,7 @@ async def _navigate(run: Run, action: Navigate, index: int, timeout_ms: int) -> 
 
 @performs(Click)
 async def _click(run: Run, action: Click, index: int, timeout_ms: int) -> None:
-    await run.page.locator(action.selector).first.click(timeout=timeout_ms)
+    await run.element(action.selector).click(timeout=timeout_ms)
 
 
 @performs(Fill)
@@ -153,9 +175,9 @@ async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
         if action.secret
         else action.value
     )
-    if action.secret and action.selector not in run.masked:
-        run.masked.append(action.selector)  # before typing: a failure mid-fill is screenshotted too
-    locator = run.page.locator(action.selector).first
+    if action.secret and (run.frames, action.selector) not in run.masked:
+        run.masked.append((run.frames, action.selector))  # before typing: a failure mid-fill is screenshotted too
+    locator = run.element(action.selector)
     try:
         await locator.fill(value, timeout=timeout_ms)
     except PlaywrightError as exc:
@@ -173,35 +195,35 @@ async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
 
 @performs(Press)
 async def _press(run: Run, action: Press, index: int, timeout_ms: int) -> None:
-    await run.page.locator(action.selector).first.press(action.key, timeout=timeout_ms)
+    await run.element(action.selector).press(action.key, timeout=timeout_ms)
 
 
 @performs(SelectOption)
 async def _select(run: Run, action: SelectOption, index: int, timeout_ms: int) -> None:
-    await run.page.locator(action.selector).first.select_option(value=action.value, timeout=timeout_ms)
+    await run.element(action.selector).select_option(value=action.value, timeout=timeout_ms)
 
 
 @performs(Check)
 async def _check(run: Run, action: Check, index: int, timeout_ms: int) -> None:
-    locator = run.page.locator(action.selector).first
+    locator = run.element(action.selector)
     await (locator.check(timeout=timeout_ms) if action.checked else locator.uncheck(timeout=timeout_ms))
 
 
 @performs(Hover)
 async def _hover(run: Run, action: Hover, index: int, timeout_ms: int) -> None:
-    await run.page.locator(action.selector).first.hover(timeout=timeout_ms)
+    await run.element(action.selector).hover(timeout=timeout_ms)
 
 
 @performs(WaitFor)
 async def _wait_for(run: Run, action: WaitFor, index: int, timeout_ms: int) -> None:
     # Validation allows only the states Playwright knows.
-    await run.page.locator(action.selector).first.wait_for(state=cast(_WaitState, action.state), timeout=timeout_ms)
+    await run.element(action.selector).wait_for(state=cast(_WaitState, action.state), timeout=timeout_ms)
 
 
 @performs(ExpectText)
 async def _expect_text(run: Run, action: ExpectText, index: int, timeout_ms: int) -> None:
-    locator = run.page.locator(action.selector).first
-    expected = f'expected "{action.selector}" to contain {action.text!r}'
+    locator = run.element(action.selector)
+    expected = f"expected {run.shown(action.selector)} to contain {action.text!r}"
     deadline = time.monotonic() + timeout_ms / 1000
     seen = False
     got: str | None = None
@@ -237,9 +259,9 @@ def _spaced(text: str) -> str:
 @performs(ExpectVisible)
 async def _expect_visible(run: Run, action: ExpectVisible, index: int, timeout_ms: int) -> None:
     try:
-        await run.page.locator(action.selector).first.wait_for(state="visible", timeout=timeout_ms)
+        await run.element(action.selector).wait_for(state="visible", timeout=timeout_ms)
     except PlaywrightTimeoutError:
-        raise AssertionFailure(f"expected {action.selector!r} to be visible within {timeout_ms} ms") from None
+        raise AssertionFailure(f"expected {run.shown(action.selector)} to be visible within {timeout_ms} ms") from None
 
 
 @performs(ExpectTitle)
@@ -302,7 +324,7 @@ async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms
         Its artifact name, or None when it could not be stored (the evidence notes why).
     """
     file = screenshots.file_of(name)
-    mask = [run.page.locator(selector) for selector in run.masked]
+    mask = [locate(run.page, frames, selector) for frames, selector in run.masked]
     await run.page.screenshot(path=run.evidence.path(file), full_page=full_page, timeout=timeout_ms, mask=mask)
     return await run.evidence.keep(file, content_type="image/png")
 

@@ -160,13 +160,22 @@ class Recording:
     async def failed(self, message: str) -> None:
         """Mark the current step failed in the trace: a group named `✗ <message>` inside it, the
         viewer's line for the failure (Sentinel's own expectations poll, so no call in the trace fails)."""
+        await self._mark(f"✗ {message}")
+
+    async def answered(self, status: int) -> None:
+        """Mark what the current request step's server answered: Playwright's trace records no
+        action and no network entry for a browser context's own API requests (`context.request`,
+        Playwright 1.65), so the step's group would otherwise say only what was asked."""
+        await self._mark(f"← HTTP {status}")
+
+    async def _mark(self, text: str) -> None:
         if not self._tracing or self._context is None:
             return
         try:
-            await self._context.tracing.group(f"✗ {message}"[:MAX_GROUP_CHARS])
+            await self._context.tracing.group(text[:MAX_GROUP_CHARS])
             await self._context.tracing.group_end()
         except PlaywrightError:
-            log.debug("could not mark the failure in the trace", exc_info=True)
+            log.debug("could not mark %r in the trace", text, exc_info=True)
 
     async def close(self, *, keep: bool) -> None:
         """Stop the trace, close the session (always, even if that fails), then keep the video;

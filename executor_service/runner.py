@@ -178,7 +178,8 @@ async def run_steps(
             if step.action is None:  # only an unvalidated definition has one; it runs nothing
                 raise ValidationError([FieldViolation(f"definition.steps[{i}]", "has no action")])
             timeout_ms = step.timeout_ms or step_timeout_ms
-            written = await perform(run, step.action, index=i, timeout_ms=timeout_ms)
+            in_frame = dataclasses.replace(run, frames=step.frames) if step.frames else run  # same lists
+            written = await perform(in_frame, step.action, index=i, timeout_ms=timeout_ms)
             _raise_refused(guard)
         except asyncio.CancelledError:
             # The job's timeout stopped this step: what the page shows is its evidence, as a failed
@@ -198,6 +199,8 @@ async def run_steps(
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
         if error is not None and decided is not None:
             decided(error)
+        if recording is not None and run.statuses and isinstance(step.action, Request):
+            await recording.answered(run.statuses[-1])
         if error is not None and recording is not None:
             await recording.failed(error.message)
         if error is not None and artifact_policy is not ArtifactPolicy.NEVER:

@@ -131,9 +131,10 @@ DELIVERY_STATE_DELIVERED: DeliveryState
 DELIVERY_STATE_FAILED: DeliveryState
 
 class Step(_message.Message):
-    __slots__ = ("name", "timeout_ms", "navigate", "click", "fill", "press", "select", "check", "hover", "wait_for", "expect_text", "expect_visible", "expect_title", "expect_url", "screenshot", "wait", "request")
+    __slots__ = ("name", "timeout_ms", "frames", "navigate", "click", "fill", "press", "select", "check", "hover", "wait_for", "expect_text", "expect_visible", "expect_title", "expect_url", "screenshot", "wait", "request")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
     NAVIGATE_FIELD_NUMBER: _ClassVar[int]
     CLICK_FIELD_NUMBER: _ClassVar[int]
     FILL_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +152,7 @@ class Step(_message.Message):
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     name: str
     timeout_ms: int
+    frames: _containers.RepeatedScalarFieldContainer[str]
     navigate: Navigate
     click: Click
     fill: Fill
@@ -166,7 +168,7 @@ class Step(_message.Message):
     screenshot: Screenshot
     wait: Wait
     request: HttpRequest
-    def __init__(self, name: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., navigate: _Optional[_Union[Navigate, _Mapping]] = ..., click: _Optional[_Union[Click, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ..., press: _Optional[_Union[Press, _Mapping]] = ..., select: _Optional[_Union[SelectOption, _Mapping]] = ..., check: _Optional[_Union[Check, _Mapping]] = ..., hover: _Optional[_Union[Hover, _Mapping]] = ..., wait_for: _Optional[_Union[WaitFor, _Mapping]] = ..., expect_text: _Optional[_Union[ExpectText, _Mapping]] = ..., expect_visible: _Optional[_Union[ExpectVisible, _Mapping]] = ..., expect_title: _Optional[_Union[ExpectTitle, _Mapping]] = ..., expect_url: _Optional[_Union[ExpectUrl, _Mapping]] = ..., screenshot: _Optional[_Union[Screenshot, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ..., request: _Optional[_Union[HttpRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., frames: _Optional[_Iterable[str]] = ..., navigate: _Optional[_Union[Navigate, _Mapping]] = ..., click: _Optional[_Union[Click, _Mapping]] = ..., fill: _Optional[_Union[Fill, _Mapping]] = ..., press: _Optional[_Union[Press, _Mapping]] = ..., select: _Optional[_Union[SelectOption, _Mapping]] = ..., check: _Optional[_Union[Check, _Mapping]] = ..., hover: _Optional[_Union[Hover, _Mapping]] = ..., wait_for: _Optional[_Union[WaitFor, _Mapping]] = ..., expect_text: _Optional[_Union[ExpectText, _Mapping]] = ..., expect_visible: _Optional[_Union[ExpectVisible, _Mapping]] = ..., expect_title: _Optional[_Union[ExpectTitle, _Mapping]] = ..., expect_url: _Optional[_Union[ExpectUrl, _Mapping]] = ..., screenshot: _Optional[_Union[Screenshot, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ..., request: _Optional[_Union[HttpRequest, _Mapping]] = ...) -> None: ...
 
 class Navigate(_message.Message):
     __slots__ = ("url", "expect_status")

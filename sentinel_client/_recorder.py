@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sentinel_client._recorder_steps import (
@@ -158,13 +158,19 @@ def _convert_steps(steps: list[RecordedStep], timeout_ms: int) -> tuple[_Convert
 def _convert_one(flow: Flow, step: RecordedStep) -> list[Out]:
     target = step.raw.get("target", "main")
     if target != "main":
-        raise Refused(f"it runs in another target ({target}: a popup or an iframe); Sentinel acts on the main page")
-    if step.raw.get("frame"):
-        raise Refused(f"it runs in an iframe (frame {step.raw['frame']}); Sentinel acts on the top frame")
+        # The Recorder names a cross-origin iframe as a target of its own, by its URL, not by where
+        # it is in the page: no selector can be said for it here.
+        why = "a popup, or an iframe from another site, which Sentinel can reach only by a selector of its <iframe>"
+        raise Refused(f"it runs in another target ({target}: {why})")
     converter = CONVERTERS.get(step.type)
     if converter is None:
         raise Refused(UNSUPPORTED.get(step.type, "Sentinel does not know this step type"))
-    return list(converter(flow, step))
+    outs = list(converter(flow, step))
+    frames = step.frames()
+    if not frames:
+        return outs
+    # An element's step acts in the frame; one on the page (a navigation's URL or title) stays there.
+    return [replace(out, frames=frames) if "selector" in out.fields else out for out in outs]
 
 
 def _expectations(step: RecordedStep) -> list[Out]:

@@ -20,6 +20,8 @@ The rules (the README's "Importing from Chrome's Recorder" says the same):
 - `waitForExpression` is refused, but for the Recorder's documented pause
   (`new Promise(resolve => setTimeout(() => resolve(true), 2000))`), which becomes `wait`.
 - `close` at the end of the recording is the end of the test; anywhere else it is refused.
+- A step in an iframe (`frame: [0, 2]`) acts in it (`RecordedStep.frames`); a step in another target
+  (a popup, or an iframe from another site, which the Recorder names by its URL) is refused.
 
 Never puts a typed (`change`) value into a name or a reason.
 """
@@ -85,16 +87,20 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Out:
-    """One Sentinel step: the action's proto3-JSON member name, its fields, and a name ("": none)."""
+    """One Sentinel step: the action's proto3-JSON member name, its fields, a name ("": none), and the
+    iframe it acts in (`Step.frames`)."""
 
     action: str
     fields: dict[str, Any]
     name: str = ""
+    frames: tuple[str, ...] = ()
 
     def to_json(self, timeout_ms: int) -> dict[str, Any]:
         step: dict[str, Any] = {"name": _cut(self.name)} if self.name else {}
         if timeout_ms:
             step["timeoutMs"] = timeout_ms
+        if self.frames:
+            step["frames"] = list(self.frames)
         step[self.action] = self.fields
         return step
 
@@ -148,6 +154,16 @@ class RecordedStep:
         if not isinstance(value, bool):
             raise self.malformed(key, "must be true or false")
         return value
+
+    def frames(self) -> tuple[str, ...]:
+        """The iframe the step acts in, as Sentinel selectors. The Recorder names a frame by its index
+        among its parent's child frames (`frame: [0, 2]`: the main frame's first child frame, then that
+        frame's third), which follow the document order of the elements that hold them: the n-th
+        `<iframe>` (or `<frame>`) of each document down the path."""
+        value = self.raw.get("frame", [])
+        if not isinstance(value, list) or not all(type(i) is int and 0 <= i < WHOLE_LIMIT for i in value):
+            raise self.malformed("frame", "must be a list of frame indexes")
+        return tuple(f"iframe, frame >> nth={i}" for i in value)
 
     def selectors(self) -> list[list[str]]:
         value = self.raw.get("selectors")

@@ -96,9 +96,16 @@ def definition_to_json(definition: TestDefinition) -> str:
             "name": definition.name,
             "base_url": definition.base_url,
             "viewport": definition.viewport,
-            "steps": [{"name": s.name, "timeout_ms": s.timeout_ms, "action": s.action} for s in definition.steps],
+            "steps": [_step_to_dict(s) for s in definition.steps],
         }
     )
+
+
+def _step_to_dict(step: Step) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": step.name, "timeout_ms": step.timeout_ms, "action": step.action}
+    if step.frames:  # absent otherwise: a definition without frames is stored as it always was
+        out["frames"] = step.frames
+    return out
 
 
 #: Decoded definitions kept per process, by their JSON (see `definition_from_json`), and the longest
@@ -135,6 +142,7 @@ def _decode_definition(raw: str) -> TestDefinition:
                     name=str(s.get("name", "")),
                     timeout_ms=int(s.get("timeout_ms", 0)),
                     action=action_from_dict(s["action"]) if s.get("action") else None,
+                    frames=tuple(str(f) for f in s.get("frames", ())),
                 )
                 for s in data["steps"]
             ),

@@ -74,14 +74,19 @@ class Step:
     action: Action | None
     name: str = ""
     timeout_ms: int = 0
+    #: The iframe the action's element is in: a selector of an <iframe> of the page, then of one in
+    #: that frame's document, and so on (empty: the page itself). Only actions with a selector.
+    frames: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
-        """The step's name, or a short description of its action."""
+        """The step's name, or a short description of its action (and of the frame it acts in)."""
         if self.name:
             return self.name
         if self.action is None:
             return "(no action)"
+        if self.frames:
+            return f"{self.action.describe()} in frame {' > '.join(self.frames)}"
         return self.action.describe()
 
 

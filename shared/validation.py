@@ -33,6 +33,8 @@ MAX_STEPS = 500
 MAX_STEP_NAME_CHARS = 200
 MAX_STEP_TIMEOUT_MS = 10 * 60 * 1000
 MAX_SELECTOR_CHARS = 1000
+#: The deepest iframe a step may act in (`Step.frames`): frames nested in frames, from the page down.
+MAX_FRAMES = 10
 MAX_FILL_VALUE_CHARS = 10_000
 #: A secret value as stored, sealed by the API (`shared.sealed`): longer than what was typed.
 MAX_SEALED_FILL_CHARS = 6 * MAX_FILL_VALUE_CHARS
@@ -193,7 +195,7 @@ def definition_chars(definition: TestDefinition) -> int:
     """The summed length of every string in a definition (the bound on its total size)."""
     total = len(definition.name) + len(definition.base_url)
     for step in definition.steps:
-        total += len(step.name)
+        total += len(step.name) + _chars(step.frames)
         if step.action is not None:
             total += _chars(step.action)
     return total
@@ -246,7 +248,23 @@ def _check_step(out: list[FieldViolation], at: str, step: Step, base_url: str) -
     if step.action is None:
         out.append(FieldViolation(at, f"a step needs an action: one of {_ACTION_KINDS}"))
         return
+    _check_frames(out, f"{at}.frames", step)
     _check_action(out, f"{at}.{step.action.kind}", step.action, base_url)
+
+
+def _check_frames(out: list[FieldViolation], at: str, step: Step) -> None:
+    """A step acts in an iframe only when its action acts on an element: a page-level action
+    (navigate, expectTitle, a request…) would silently ignore the frame it was given."""
+    if not step.frames or step.action is None:
+        return
+    if Is.SELECTOR not in holds(type(step.action)).values():
+        kind = json_path(step.action.kind)
+        out.append(FieldViolation(at, f"only a step that acts on an element has frames; {kind} acts on the page"))
+        return
+    if len(step.frames) > MAX_FRAMES:
+        out.append(FieldViolation(at, f"must be at most {MAX_FRAMES} frames deep, got {len(step.frames)}"))
+    for i, frame in enumerate(step.frames):
+        _check_field(out, f"{at}[{i}]", Is.SELECTOR, frame, step.action, "")
 
 
 def _check_action(out: list[FieldViolation], at: str, action: Action, base_url: str) -> None:

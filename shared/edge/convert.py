@@ -205,7 +205,7 @@ def definition_from_proto(definition: pb.TestDefinition) -> TestDefinition:
 
 def step_from_proto(step: pb.Step) -> Step:
     """One step; a step with no action set keeps `action=None` for validation to report."""
-    return Step(action=_action_from_proto(step), name=step.name, timeout_ms=step.timeout_ms)
+    return Step(action=_action_from_proto(step), name=step.name, timeout_ms=step.timeout_ms, frames=tuple(step.frames))
 
 
 def _action_from_proto(step: pb.Step) -> Action | None:

@@ -59,7 +59,7 @@ def definition_to_proto(definition: TestDefinition) -> pb.TestDefinition:
 
 def step_to_proto(step: Step) -> pb.Step:
     """One step as protobuf (no oneof member set when it has no action)."""
-    message = pb.Step(name=step.name, timeout_ms=step.timeout_ms)
+    message = pb.Step(name=step.name, timeout_ms=step.timeout_ms, frames=step.frames)
     if step.action is not None:
         member: Any = getattr(message, step.action.kind)
         # An action whose fields are all defaults (`Screenshot()`) must still be the one set; say

@@ -24,7 +24,7 @@ from executor_service.redact import secret_forms
 from executor_service.runner import RunOutcome, run_steps
 from shared.artifact_file import FileArtifactStore
 from shared.artifact_store import ArtifactStore
-from shared.model import ArtifactPolicy, Click, ExpectText, Fill, Navigate, Step, TestDefinition, Viewport
+from shared.model import ArtifactPolicy, Click, ExpectText, Fill, Navigate, Request, Step, TestDefinition, Viewport
 from shared.sealed import Sealer, new_secret_key
 from shared.settings import TraceMode
 from tests.support import CHROMIUM_ARGS, chromium_path, serve_directory
@@ -146,6 +146,34 @@ async def test_a_failed_run_keeps_its_trace_with_each_step_and_the_failure_scree
     assert "✗ expected \\\"h1\\\" to contain 'Not the title'".encode() in actions, actions[-2000:]
     assert any(name.endswith((".jpeg", ".jpg")) for name in entries), "screencast frames when no secret is typed"
     assert not list((tmp_path / "spool").iterdir()), "the executor's disk keeps no copy"
+
+
+async def test_a_request_steps_answer_is_in_the_trace_inside_its_step(
+    browser: BrowserManager, site: str, tmp_path: Path
+) -> None:
+    # Playwright 1.65 records no action or network entry for the context's own API requests (the
+    # same without Sentinel: context.request.fetch under context.tracing), so Sentinel marks the answer.
+    steps = [
+        Step(Navigate(site + "evidence.html")),
+        Step(Request(site + "data.json")),
+        Step(Request(site + "missing.json", expect_status=200)),
+    ]
+    ran = await run(browser, tmp_path, steps)
+
+    assert [s.http_status for s in ran.outcome.steps] == [200, 200, 404]
+    actions = b"".join(data for name, data in ran.trace_entries().items() if name.endswith(".trace"))
+    titles = [
+        json.loads(line)["title"]
+        for line in actions.splitlines()
+        if b'"method":"tracingGroup"' in line and b'"type":"before"' in line
+    ]
+    assert titles[1:] == [
+        f"2. GET {site}data.json",
+        "← HTTP 200",
+        f"3. GET {site}missing.json",
+        "← HTTP 404",
+        f"✗ {ran.outcome.steps[2].error}",
+    ], titles
 
 
 async def test_a_trace_without_screenshots_keeps_each_step_and_its_dom_snapshots_but_no_screencast(

@@ -231,7 +231,7 @@ async def test_a_failing_expectation_is_an_assertion_with_a_screenshot(
 @pytest.mark.parametrize(
     ("step", "expected"),
     [
-        (Step(ExpectVisible("#late")), "expected '#late' to be visible within 300 ms"),
+        (Step(ExpectVisible("#late")), 'expected "#late" to be visible within 300 ms'),
         (Step(ExpectText("#nothing", "x")), "expected \"#nothing\" to contain 'x', but no element matched"),
         (Step(ExpectTitle("Nope")), "expected the title to contain 'Nope', got 'Sentinel Form Page'"),
         (Step(ExpectUrl(r"/second")), "expected the url to match '/second', got 'http://127.0.0.1:"),

@@ -205,8 +205,8 @@ def test_what_sentinel_validation_refuses_is_named_by_the_recorded_step() -> Non
         ({"type": "customStep", "name": "x", "parameters": {}}, "a custom step runs code from a Recorder extension"),
         ({"type": "waitForExpression", "expression": "window.ready === true"}, "Sentinel cannot evaluate"),
         ({"type": "teleport"}, "Sentinel does not know this step type"),
-        (click(frame=[0, 1]), "it runs in an iframe (frame [0, 1]); Sentinel acts on the top frame"),
-        (click(target="https://popup.test/"), "it runs in another target (https://popup.test/: a popup or an"),
+        (click(target="https://popup.test/"), "it runs in another target (https://popup.test/: a popup, or an"),
+        (click(frame=[0], target="https://widgets.test/"), "it runs in another target (https://widgets.test/: a"),
         (key("keyDown", "Power"), "Playwright has no key 'Power'"),
         (key("keyDown", "é"), "Playwright has no key 'é'"),
         (click([["#main", "xpath//button"], ['aria/Hi[role="StaticText"]']]), "none of its selectors can be said"),
@@ -218,9 +218,30 @@ def test_each_step_sentinel_cannot_run_is_named_by_index_and_type(step: dict[str
 
 
 def test_a_refusal_never_shows_a_typed_value() -> None:
-    change = {"type": "change", "value": "hunter2", "selectors": [["#pin"]], "frame": [0]}
+    change = {"type": "change", "value": "hunter2", "selectors": [["#pin"]], "target": "https://pay.test/"}
     [message] = refusal(navigate(), change)
     assert "hunter2" not in message
+
+
+def test_a_step_in_an_iframe_acts_in_the_nth_frame_of_each_document_and_its_checks_on_the_page() -> None:
+    asserted = [{"type": "navigation", "url": f"{SITE}/next", "title": "Next"}]
+    assert steps_of(click(frame=[0, 2], assertedEvents=asserted), click()) == [
+        {
+            "name": 'click "Sign in"',
+            "frames": ["iframe, frame >> nth=0", "iframe, frame >> nth=2"],
+            "click": {"selector": "#login"},
+        },
+        {"name": f"navigated to {SITE}/next", "expectUrl": {"pattern": f"^{re.escape(SITE)}/next$"}},
+        {"expectTitle": {"text": "Next"}},
+        {"name": 'click "Sign in"', "click": {"selector": "#login"}},  # the next step is on the page again
+    ]
+    assert steps_of(click(frame=[])) == [{"name": 'click "Sign in"', "click": {"selector": "#login"}}]
+
+
+@pytest.mark.parametrize("frame", [0, "0", [-1], [1.5], [True]])
+def test_a_malformed_frame_path_names_the_field(frame: object) -> None:
+    [message] = refusal(navigate(), click(frame=frame))
+    assert message == "steps[1].frame: must be a list of frame indexes (a click step)"
 
 
 def test_every_refused_step_is_listed_in_order() -> None:

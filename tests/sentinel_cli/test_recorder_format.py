@@ -8,6 +8,7 @@
 - A recorded key is pressed where a keyboard would send it.
 - Every selector alternative of recordings/selectors.json that the converter can express finds, in
   Chromium, the element the recording's CSS finds on the page it was recorded on.
+- A recorded frame path reaches the frame Chromium lists at those indexes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, async_playwright
 
+from executor_service.actions import locate
+from sentinel_cli import recorder
 from sentinel_client._recorder_keys import playwright_knows
 from sentinel_client._recorder_selectors import Form, alternative, choose, form_of
 from sentinel_client._recorder_steps import FOCUSED
@@ -176,3 +179,22 @@ async def test_every_expressible_alternative_finds_the_recorded_element_in_chrom
                 assert same, f"steps[{index}]: {selector} finds another element than {chosen}"
                 checked += 1
     assert checked >= 25
+
+
+async def test_a_recorded_frame_path_reaches_the_frame_chrome_lists_at_those_indexes(page: Page) -> None:
+    """The Recorder's `frame: [i, j]` is `childFrames()[i].childFrames()[j]` (what @puppeteer/replay's
+    runner walks); the imported step's frames, the i-th then the j-th `<iframe>` in document order,
+    reach that frame in Chromium."""
+    inner = "<iframe name='{0}.0' srcdoc='<p>{0}.0</p>'></iframe><iframe name='{0}.1' srcdoc='<p>{0}.1</p>'></iframe>"
+    await page.set_content(
+        "<p>top</p>" + "".join(f'<div><iframe name="{i}" srcdoc="{inner.format(i)}"></iframe></div>' for i in range(3))
+    )
+    paths = [(i, j) for i, child in enumerate(page.main_frame.child_frames) for j in range(len(child.child_frames))]
+    assert len(paths) == 6
+    for i, j in paths:
+        listed = page.main_frame.child_frames[i].child_frames[j]
+        step = recorder.convert_recording(
+            {"title": "t", "steps": [{"type": "click", "selectors": [["p"]], "frame": [i, j]}]}
+        ).definition["steps"][0]
+        reached = locate(page, tuple(step["frames"]), step["click"]["selector"]).first
+        assert await reached.text_content() == listed.name == f"{i}.{j}"

@@ -54,6 +54,17 @@ def test_an_action_is_stored_with_every_field_and_its_kind(action: Action) -> No
     assert codec.definition_from_json(codec.definition_to_json(definition)) == definition
 
 
+def test_a_steps_frames_are_stored_when_it_has_some() -> None:
+    framed = Step(_example(ACTIONS["click"]), frames=("iframe#pay", "#inner"))
+    definition = TestDefinition(name="t", steps=(framed, Step(_example(ACTIONS["click"]))))
+
+    stored = json.loads(codec.definition_to_json(definition))
+
+    assert stored["steps"][0]["frames"] == ["iframe#pay", "#inner"]
+    assert "frames" not in stored["steps"][1]  # a definition without frames is stored as before
+    assert codec.definition_from_json(codec.definition_to_json(definition)) == definition
+
+
 def test_options_are_stored_with_every_field_and_enums_as_their_values() -> None:
     options = JobOptions(priority=Priority.HIGH, tags=("a", "b"), artifact_policy=ArtifactPolicy.NEVER, max_attempts=3)
 

@@ -9,6 +9,7 @@ import pytest
 from shared import validation as v
 from shared.actions import ACTIONS, JsonExpectation
 from shared.errors import FieldViolation, ValidationError
+from shared.field_paths import json_path
 from shared.model import (
     Action,
     Check,
@@ -181,6 +182,29 @@ def test_step_name_and_timeout() -> None:
     defn = definition(steps=(Step(Click("#a"), name="x" * 201, timeout_ms=v.MAX_STEP_TIMEOUT_MS + 1),))
     assert fields(defn) == ["definition.steps[0].name", "definition.steps[0].timeout_ms"]
     assert fields(definition(steps=(Step(Click("#a"), timeout_ms=-1),))) == ["definition.steps[0].timeout_ms"]
+
+
+def test_a_step_on_an_element_may_act_in_nested_frames() -> None:
+    frames = tuple(f"iframe#f{i}" for i in range(v.MAX_FRAMES))
+    assert violations(definition(steps=tuple(Step(make("#a"), frames=frames) for make in SELECTOR_ACTIONS))) == []
+
+
+@pytest.mark.parametrize(
+    "action", [Navigate("/"), ExpectTitle("t"), ExpectUrl("x"), Screenshot(), Wait(10), Request("/health")]
+)
+def test_a_step_on_the_page_refuses_frames_naming_its_action(action: Action) -> None:
+    found = only(definition(steps=(Step(action, frames=("#f",)),)))
+    assert found.field == "definition.steps[0].frames"
+    assert found.description.endswith(f"{json_path(action.kind)} acts on the page")
+
+
+def test_each_frame_is_a_selector_and_frames_nest_at_most_max_frames_deep() -> None:
+    bad = ("#ok", "", " ", "#" * (v.MAX_SELECTOR_CHARS + 1))
+    assert fields(definition(steps=(Step(Click("#a"), frames=bad),))) == [
+        f"definition.steps[0].frames[{i}]" for i in (1, 2, 3)
+    ]
+    deep = only(definition(steps=(Step(Click("#a"), frames=("#f",) * (v.MAX_FRAMES + 1)),)))
+    assert (deep.field, deep.description) == ("definition.steps[0].frames", "must be at most 10 frames deep, got 11")
 
 
 SELECTOR_ACTIONS: list[Callable[[str], Action]] = [
@@ -431,9 +455,9 @@ def test_definition_chars_counts_every_string() -> None:
     defn = TestDefinition(
         name="ab",
         base_url="cde",
-        steps=(Step(Fill("fg", "hij"), name="k"), Step(Screenshot("lm")), Step(None)),
+        steps=(Step(Fill("fg", "hij"), name="k", frames=("no", "pq")), Step(Screenshot("lm")), Step(None)),
     )
-    assert v.definition_chars(defn) == 2 + 3 + 2 + 3 + 1 + 2
+    assert v.definition_chars(defn) == 2 + 3 + 2 + 3 + 1 + 2 + 2 + 2
 
 
 def test_a_flood_of_violations_is_cut_short_and_says_so() -> None:

@@ -49,7 +49,7 @@ EVERY_ACTION_JSON = {
     "steps": [
         {"name": "open", "timeoutMs": 5000, "navigate": {"url": "/login"}},
         {"click": {"selector": "#go"}},
-        {"fill": {"selector": "#pw", "value": "hunter2", "secret": True}},
+        {"frames": ["iframe#pay", "#card-frame"], "fill": {"selector": "#pw", "value": "hunter2", "secret": True}},
         {"fill": {"selector": "#email", "value": "a@b.test"}},
         {"press": {"selector": "#pw", "key": "Enter"}},
         {"select": {"selector": "#country", "value": "fr"}},
@@ -96,6 +96,7 @@ def test_definition_round_trips_with_every_action() -> None:
     }
     assert definition_to_proto(domain) == original
     assert c.definition_from_proto(definition_to_proto(domain)) == domain
+    assert domain.steps[2].frames == ("iframe#pay", "#card-frame")
 
 
 def test_check_without_checked_checks_the_box() -> None:
