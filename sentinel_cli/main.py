@@ -230,8 +230,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         code = _run(args)
         sys.stdout.flush()  # here, where a reader that went away is seen, not in Python's exit
     except client.Interrupted as exc:
