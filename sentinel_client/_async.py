@@ -19,7 +19,7 @@ import grpc
 from sentinel_client import _alerts as alert_ops
 from sentinel_client import _ops as ops
 from sentinel_client import _schedules as schedule_ops
-from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
+from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting, warn_partial
 from sentinel_client._files import PartialFile
 from sentinel_client._loop_channel import LoopChannel
 from sentinel_client._requests import SubmitOptions, check_keywords, run_request, submit_request
@@ -452,8 +452,10 @@ class AsyncClient(ClientBase[LoopChannel]):
 
     async def _pages(self, page: Callable[[str], ops.Unary[Page[T]]]) -> AsyncGenerator[T, None]:
         token = ""
+        warned = False
         while True:
             got = await self._call(page(token))
+            warned = warn_partial(got, warned)
             for item in got.items:
                 yield item
             token = got.next_page_token

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 from sentinel_client._connection import DEFAULT_TIMEOUT, Connection, TLSConfig, check_target, options_from_env
 from sentinel_client._retry import RetryPolicy
 from sentinel_client.errors import ConfigError, WaitTimeout
-from sentinel_client.models import ProgressEvent, Run
+from sentinel_client.models import Page, PartialListingWarning, ProgressEvent, Run
 
 C = TypeVar("C")
 DEFAULT_RETRIES = RetryPolicy()
@@ -99,6 +100,15 @@ class ClientBase(Generic[Ch]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._conn.target!r})"
+
+
+def warn_partial(page: Page[Any], warned: bool) -> bool:
+    """Warn the first time an iterated listing comes back partial (`PartialListingWarning`, at the
+    caller's loop); whether the iteration has warned now."""
+    if page.partial and not warned:
+        warnings.warn(PartialListingWarning(page.partial), stacklevel=3)
+        return True
+    return warned
 
 
 class Unseen:

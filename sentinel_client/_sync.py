@@ -18,7 +18,7 @@ import grpc
 from sentinel_client import _alerts as alert_ops
 from sentinel_client import _ops as ops
 from sentinel_client import _schedules as schedule_ops
-from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting
+from sentinel_client._base import ClientBase, HandleBase, Unseen, Waiting, warn_partial
 from sentinel_client._files import PartialFile
 from sentinel_client._requests import SubmitOptions, check_keywords, run_request, submit_request
 from sentinel_client._retry import Retrying
@@ -436,8 +436,10 @@ class Client(ClientBase[grpc.Channel]):
 
     def _pages(self, page: Callable[[str], ops.Unary[Page[T]]]) -> Generator[T, None, None]:
         token = ""
+        warned = False
         while True:
             got = self._call(page(token))
+            warned = warn_partial(got, warned)
             yield from got.items
             token = got.next_page_token
             if not token:

@@ -196,6 +196,12 @@ class Page(Generic[T]):
     partial: str = ""  # not empty: why only part of what was asked for is listed (a hybrid API with Redis away)
 
 
+class PartialListingWarning(UserWarning):
+    """An iterated listing (`Client.jobs()`) is only part of what was asked for; the message says why
+    (a hybrid API whose Redis is away lists only the jobs it ran itself). Warned once per iteration;
+    `list_jobs` says the same in `Page.partial`."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A stored artifact of a job: a screenshot, the Playwright trace, a video."""

@@ -3,7 +3,7 @@
 // job that leaves the state the list is filtered by leaves the list, as a reload would show it.
 
 import { api, enc, query } from "./api.js";
-import { STATES, badge, h, progressBar, retryNotice, setProgress, table, when } from "./dom.js";
+import { STATES, badge, h, notice, progressBar, retryNotice, setProgress, table, when } from "./dom.js";
 import { filterForm, loadMore } from "./filters.js";
 import { liveIndicator, watchQueue } from "./live.js";
 
@@ -69,6 +69,7 @@ export function show(root, ctx) {
   // when the event stream connects: after an API restart or an outage, the stream being back is
   // the sign the list can be read again. `fresh` reads the list anew, in place of the rows shown.
   let failed = null; // { pageToken, fresh } of the load that failed
+  let partial = false; // the last page read was only part of the list (a hybrid API whose Redis is away)
   let loading = false;
   async function load(pageToken = "", { fresh = false } = {}) {
     if (loading) return;
@@ -77,7 +78,8 @@ export function show(root, ctx) {
     try {
       const page = await api(`/tests${query({ status, tag, pageSize: PAGE_SIZE, pageToken })}`);
       failed = null;
-      problem.replaceChildren();
+      partial = Boolean(page.partial);
+      problem.replaceChildren(...(partial ? [partialNotice(page.partial)] : []));
       if (fresh) {
         rows.clear();
         tbody.replaceChildren();
@@ -93,6 +95,9 @@ export function show(root, ctx) {
     }
   }
   const retry = () => failed && load(failed.pageToken, { fresh: failed.fresh });
+  const partialNotice = (why) =>
+    notice("info", h("span", {}, `Only part of the jobs is listed: ${why}.`), " ",
+      h("button", { type: "button", class: "notice-action", onclick: () => load("", { fresh: true }) }, "Reload"));
 
   // A job's row is redrawn from its status when its state changes; only progress is taken from
   // the event itself. One fetch per job at a time: events that arrive meanwhile ask for another.
@@ -142,8 +147,9 @@ export function show(root, ctx) {
     }
   }, live, {
     tag,
-    // Back without a cursor, the stream could not replay what happened meanwhile: read it all again.
-    onLive: ({ missed }) => (failed ? retry() : missed && load("", { fresh: true })),
+    // Back without a cursor, the stream could not replay what happened meanwhile: read it all again;
+    // so does a list that was partial, since the stream being back means Redis answers again.
+    onLive: ({ missed }) => (failed ? retry() : (missed || partial) && load("", { fresh: true })),
   });
   load();
   return stopEvents;

@@ -4,6 +4,7 @@ job's artifacts served while it is in the API's memory, then from Redis once wri
 
 from __future__ import annotations
 
+import asyncio
 import errno
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -19,7 +20,7 @@ from executor_service.server import ExecutorServer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli import admin_commands
-from sentinel_client import AsyncClient
+from sentinel_client import AsyncClient, Client, PartialListingWarning
 from shared.direct.backend import PARTIAL_LISTING
 from shared.keys import Keys
 from shared.settings import (
@@ -198,6 +199,16 @@ async def test_a_job_run_directly_because_redis_is_down_says_so_and_serves_its_a
     assert [j["id"] for j in page["jobs"]] == [direct] and page["partial"] == PARTIAL_LISTING
     async with AsyncClient(f"127.0.0.1:{hybrid.api.port}") as client:
         assert (await client.list_jobs()).partial == PARTIAL_LISTING
+        with pytest.warns(PartialListingWarning) as warned:
+            assert [job.id async for job in client.jobs()] == [direct]
+        assert [str(w.message) for w in warned] == [PARTIAL_LISTING]  # once, at the caller's loop
+        assert warned[0].filename == __file__
+
+    def iterate_sync() -> list[str]:
+        with Client(f"127.0.0.1:{hybrid.api.port}") as client, pytest.warns(PartialListingWarning, match="Redis"):
+            return [job.id for job in client.jobs()]
+
+    assert await asyncio.to_thread(iterate_sync) == [direct]
     assert (
         await admin_commands.list_jobs(f"127.0.0.1:{hybrid.api.port}", state=None, tag="", limit=10, page_token="") == 0
     )

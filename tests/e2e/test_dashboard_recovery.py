@@ -127,6 +127,46 @@ async def test_retry_reads_a_list_or_a_job_again(dashboard: Dashboard, open_page
     await expect(unread).to_have_count(0)
 
 
+async def test_a_partial_list_says_so_and_is_read_again_once_the_queue_answers(
+    dashboard: Dashboard, open_page: OpenPage
+) -> None:
+    """A hybrid API whose Redis is away lists only the jobs it ran itself and says so (`partial`, as
+    tests/api_service/test_hybrid.py sees it answered); here the list's answer is given that field."""
+    job_id = await dashboard.submit(QUICK, name="Listed in part")
+    page = await open_page()
+    await sign_in(page, dashboard, "admin")
+    why = "the queue (Redis) does not answer: only the jobs this API ran directly are listed"
+    dashboard.tolerated.append("503")  # the refused event stream
+
+    async def partly(route: Route) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        body["data"]["partial"] = why
+        await route.fulfill(response=response, json=body)
+
+    listing = re.compile(r"/api/v1/tests\?")
+    events = "**/api/v1/queue/events*"
+    await page.route(events, refuse)  # Redis away: the queue's event stream is down too
+    await page.route(listing, partly)
+    await go(page, "#/jobs")
+    note = page.get_by_role("status").filter(has_text="Only part of the jobs is listed")
+    await expect(note).to_contain_text(why, timeout=WAIT_MS)
+    await expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_be_visible()
+    # The stream connecting again is the sign Redis answers: the list is read again, whole.
+    await page.unroute(listing)
+    await page.unroute(events)
+    await expect(note).to_have_count(0, timeout=WAIT_MS)
+
+    await page.route(listing, partly)
+    await go(page, "#/")
+    await go(page, "#/jobs")
+    await expect(note).to_be_visible(timeout=WAIT_MS)
+    await page.unroute(listing)
+    await note.get_by_role("button", name="Reload").click()
+    await expect(note).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_be_visible()
+
+
 @pytest.mark.usefixtures("executor")
 async def test_a_list_filtered_by_state_lets_go_of_a_job_that_left_it(
     dashboard: Dashboard, open_page: OpenPage
