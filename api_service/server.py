@@ -58,7 +58,7 @@ from shared.errors import ConflictError
 from shared.metrics import MetricsEndpoint, QueueCollector
 from shared.progress import progress_doorbells
 from shared.queue import Queue, connect, connect_blocking
-from shared.redis_policy import EvictionWatch, watch_eviction
+from shared.redis_policy import EvictionWatch, until_stopped, watch_eviction
 from shared.retention import Cleaner, OrphanSweeper
 from shared.schedules.firing import Scheduler
 from shared.sealed import sealer_for
@@ -344,6 +344,8 @@ async def serve(
             execution=execution,
         )
         heap.settle()  # what the start made lives as long as the process: out of every later collection
-        await stop.wait()
+        refusal = await until_stopped(stop, server.queued.eviction if server.queued is not None else None)
         log.info("api stopping")
         await server.stop(api.shutdown_grace_ms / 1000)
+        if refusal is not None:
+            raise refusal  # as at start: the Redis that answered late may evict jobs

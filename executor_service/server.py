@@ -44,7 +44,7 @@ from shared.edge.serving import DIRECT_SERVICE, HealthReporter
 from shared.edge.status import Context, streaming
 from shared.model import RunEnd
 from shared.queue import Queue, connect, connect_blocking
-from shared.redis_policy import EvictionWatch, watch_eviction
+from shared.redis_policy import EvictionWatch, until_stopped, watch_eviction
 from shared.settings import (
     ExecutionMode,
     ExecutionSettings,
@@ -174,6 +174,7 @@ class ExecutorServer:
                 concurrency=queue_settings.concurrency,
                 secret_key=security.secret_key,
                 store=store,
+                gate=eviction.checked,  # nothing claimed before the policy is read (Redis may be late)
             )
         instrumentation = Instrumentation.install(worker, settings=executor, tracing=tracing)
         server = edge_server.build(registry=instrumentation.registry, tracing=tracing, security=security)
@@ -244,6 +245,8 @@ async def serve(
             execution=execution,
         )
         heap.settle()  # what the start made lives as long as the process: out of every later collection
-        await stop.wait()
+        refusal = await until_stopped(stop, server.eviction)
         log.info("executor stopping")
         await server.stop()
+        if refusal is not None:
+            raise refusal  # as at start: the Redis that answered late may evict jobs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
@@ -51,7 +52,10 @@ class Worker(Runs):
         store: ArtifactStore | None = None,
         block_ms: int = 2000,
         promote_interval_s: float = 0.5,
+        gate: asyncio.Event | None = None,
     ) -> None:
+        """`gate`: claiming (and promoting and reclaiming) waits until it is set: Redis's eviction
+        policy read and found acceptable (`shared.redis_policy.EvictionWatch.checked`)."""
         super().__init__(
             browser,
             settings=settings,
@@ -66,6 +70,7 @@ class Worker(Runs):
         self._blocking = blocking
         self._block_ms = block_ms
         self._promote_interval_s = promote_interval_s
+        self._gate = gate
         self._closed = False  # set once in-flight work is over: the supporting loops end
         self._claiming: list[asyncio.Task[None]] = []
         self._supporting: list[asyncio.Task[None]] = []
@@ -79,9 +84,9 @@ class Worker(Runs):
         # Claiming stops first on drain; the control channel and heartbeats go on until the
         # in-flight jobs are done, so they can still be cancelled and keep their leases.
         self._claiming = [
-            watched(self._claim_loop(), name="claim-loop"),
-            watched(self._promote_loop(), name="promote-loop"),
-            watched(self._reclaim_loop(), name="reclaim-loop"),
+            watched(self._gated(self._claim_loop), name="claim-loop"),
+            watched(self._gated(self._promote_loop), name="promote-loop"),
+            watched(self._gated(self._reclaim_loop), name="reclaim-loop"),
         ]
         self._supporting = [
             watched(self._control_loop(), name="control-loop"),
@@ -98,6 +103,11 @@ class Worker(Runs):
         await stop_tasks(self._supporting)
 
     # --- claiming ----------------------------------------------------------------------------
+
+    async def _gated(self, loop: Callable[[], Awaitable[None]]) -> None:
+        if self._gate is not None and not self._gate.is_set():
+            await self._gate.wait()
+        await loop()
 
     async def _claim_loop(self) -> None:
         delay = 0.1

@@ -7,13 +7,18 @@ idempotency keys, locks). A deleted job hash or lane stream is a job lost withou
 behaviour a queue can live with.
 
 So both services read the policy before they serve: one that evicts is logged as an error and
-stops the start unless `SENTINEL_ALLOW_EVICTION=true`. The policy is read again when Redis
-answers after an outage (it may be another instance now, after a failover) and whenever it
+stops the start unless `SENTINEL_ALLOW_EVICTION=true`. A service that started while Redis did not
+answer yet (Redis started after it, as in a Kubernetes rollout) reads it every `READ_RETRY_S` until
+it does, and that first read is the start's check, late: a refusal stops the service
+(`EvictionWatch.refused`; the executor claims nothing before that read). The policy is read again
+when Redis answers after an outage (it may be another instance now, after a failover) and whenever it
 changes — logged as an error, but a running service keeps running (stopping executors mid-job
 would do more harm than good) — and GetHealth reads it afresh: an evicting Redis makes the queue
-DEGRADED with the reason. `INFO memory` is asked first because managed Redis services that disable `CONFIG` still
-answer it; `CONFIG GET` is the fallback. When neither answers, a warning says that the policy
-could not be checked — never that it is fine.
+DEGRADED with the reason. A REDIS_CLUSTER=true service whose Redis turns out to be no cluster node,
+whenever that is seen, is refused the same way: nothing it asks such a Redis can work.
+`INFO memory` is asked first because managed Redis services that disable `CONFIG` still answer it;
+`CONFIG GET` is the fallback. When neither answers, a warning says that the policy could not be
+checked — never that it is fine.
 
 This module never changes the policy: that is the operator's call.
 """
@@ -41,6 +46,8 @@ ALLOW_VARIABLE = "SENTINEL_ALLOW_EVICTION"
 CHECK_INTERVAL_S = 15.0
 #: A read of the policy that takes longer counts as Redis not answering.
 READ_TIMEOUT_S = 5.0
+#: How often a service that started before Redis answered tries to read the policy until it does.
+READ_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,16 +118,35 @@ async def read_policy(client: aioredis.Redis) -> EvictionPolicy:
 
 class EvictionWatch:
     """Reads the policy at start (refusing an evicting Redis unless allowed) and every
-    `interval_s` after; logs it at start, after Redis comes back, and when it changes."""
+    `interval_s` after; logs it at start, after Redis comes back, and when it changes.
 
-    def __init__(self, client: aioredis.Redis, *, allow: bool, interval_s: float = CHECK_INTERVAL_S) -> None:
+    Attributes:
+        checked: Set once the policy has been read and found acceptable (or allowed): at start, or
+            when a Redis that did not answer at start first does.
+        refused: Set when the service must stop, with the reason in `refusal`: the late start check
+            found an evicting Redis, or a REDIS_CLUSTER=true service found no cluster node.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        allow: bool,
+        interval_s: float = CHECK_INTERVAL_S,
+        retry_s: float = READ_RETRY_S,
+    ) -> None:
         self._client = client
         self._allow = allow
+        self._retry_s = retry_s
         self.policy: EvictionPolicy | None = None  # the last one read; None: not read yet
+        self.checked = asyncio.Event()
+        self.refused = asyncio.Event()
+        self.refusal: ConfigError | None = None
         self._reachable = True
         self._loop = Periodic(
             "eviction-check", self._recheck, interval_s=interval_s, first_now=False, tolerated=REDIS_ERRORS
         )
+        self._late: Periodic | None = None  # the start's check, retried until Redis answers
 
     async def start(self) -> None:
         """Read the policy, then keep watching it.
@@ -128,16 +154,51 @@ class EvictionWatch:
         Raises:
             ConfigError: Redis evicts and `SENTINEL_ALLOW_EVICTION` is not set (nothing keeps running),
                 or REDIS_CLUSTER=true names a Redis that is no cluster node. Not raised when Redis
-                does not answer yet: the service starts unready, and the later checks only log.
+                does not answer yet: the service starts unready, the check is made when Redis first
+                answers, and a refusal then sets `refused`.
         """
         await self._check(starting=True)
+        if self.policy is None:
+            self._late = Periodic(
+                "eviction-first-check",
+                self._late_check,
+                interval_s=self._retry_s,
+                first_now=False,
+                tolerated=REDIS_ERRORS,
+            )
+            self._late.start()
+            return
+        self.checked.set()
         self._loop.start()
 
     async def stop(self) -> None:
+        if self._late is not None:
+            await self._late.stop()
         await self._loop.stop()
 
+    async def _late_check(self) -> None:
+        if self.policy is not None or self.refused.is_set():
+            return  # done: the loop is stopped with the watch
+        try:
+            await self._check(starting=True)
+        except ConfigError as exc:
+            self._refuse(exc)
+            return
+        if self.policy is not None:
+            self.checked.set()
+            self._loop.start()
+
     async def _recheck(self) -> None:
-        await self._check(starting=False)
+        try:
+            await self._check(starting=False)
+        except ConfigError as exc:
+            self._refuse(exc)
+
+    def _refuse(self, exc: ConfigError) -> None:
+        if not self.refused.is_set():
+            log.error("stopping: %s", exc)
+            self.refusal = exc
+            self.refused.set()
 
     async def _check(self, *, starting: bool) -> None:
         try:
@@ -180,6 +241,20 @@ class EvictionWatch:
             log.error("%s%s; %s", policy.refusal(), when, allowed)
         else:
             log.info("Redis maxmemory-policy is %s (from %s)%s", policy.policy, policy.source, when)
+
+
+async def until_stopped(stop: asyncio.Event, watch: EvictionWatch | None) -> ConfigError | None:
+    """Wait until `stop` is set or `watch` refuses the Redis it watches; the refusal, or None."""
+    waits = [asyncio.ensure_future(stop.wait())]
+    if watch is not None:
+        waits.append(asyncio.ensure_future(watch.refused.wait()))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    return watch.refusal if watch is not None else None
 
 
 async def watch_eviction(client: aioredis.Redis, *, allow: bool) -> EvictionWatch:

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -266,3 +267,31 @@ async def stored_text(redis: aioredis.Redis) -> str:
             value = await redis.get(key)
         found.append(repr((key, value)))
     return "\n".join(found)
+
+
+def ended_once_redis_answers(
+    args: list[str], env: dict[str, str], directory: Path, *, redis_port: int, options: tuple[str, ...] = ()
+) -> tuple[int, str]:
+    """Start a service (`args`) while nothing answers on `redis_port`, wait until it says it started
+    without Redis, then start a redis-server there (`options`); the service's exit code once it ends
+    (within 90 s), and everything it logged."""
+    log_path = directory / "service.log"
+    with log_path.open("wb") as out:
+        service = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_blocking(
+            lambda: "checked when it does" in log_path.read_text(),
+            within=90,
+            what=lambda: f"the service to start without Redis:\n{log_path.read_text()}",
+        )
+        (directory / "late-redis").mkdir()
+        late = start_redis(directory / "late-redis", port=redis_port, options=options)
+        try:
+            code = service.wait(timeout=90)
+        finally:
+            late.stop()
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait(timeout=30)
+    return code, log_path.read_text()

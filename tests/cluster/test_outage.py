@@ -19,7 +19,7 @@ from shared.redis_errors import REDIS_UNREACHABLE
 from tests.cluster.cluster import Cluster
 from tests.e2e.conftest import SENTINEL, Stack
 from tests.e2e.helpers import request
-from tests.support import RedisProcess, closed_port, free_port
+from tests.support import RedisProcess, closed_port, ended_once_redis_answers, free_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -87,6 +87,24 @@ def test_a_service_pointed_at_a_redis_that_is_no_cluster_node_says_so(
     done = subprocess.run([SENTINEL, "api"], env=env, capture_output=True, text=True, timeout=90)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
+        "sentinel: configuration error: REDIS_CLUSTER=true, but the Redis at REDIS_URL is no cluster node"
+        " (cluster mode is not enabled on it): unset REDIS_CLUSTER, or name a node of the cluster"
+    )
+
+
+def test_a_service_whose_redis_first_answers_as_no_cluster_node_stops_saying_so(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    """Started while nothing answers at REDIS_URL, it waits unready; the Redis that then answers is
+    no cluster node: the same configuration error as at start, and the service ends."""
+    port = free_port()
+    stack = Stack(redis=redis_server, directory=tmp_path, site="", seen=[])
+    env = stack.env(
+        API_GRPC_PORT=str(free_port()), API_GRPC_HOST="127.0.0.1", REDIS_URL=f"redis://127.0.0.1:{port}/0", **ENV
+    )
+    code, said = ended_once_redis_answers([SENTINEL, "api"], env, tmp_path, redis_port=port)
+    assert code == 2, said
+    assert said.strip().splitlines()[-1] == (
         "sentinel: configuration error: REDIS_CLUSTER=true, but the Redis at REDIS_URL is no cluster node"
         " (cluster mode is not enabled on it): unset REDIS_CLUSTER, or name a node of the cluster"
     )

@@ -25,7 +25,7 @@ from protos import sentinel_pb2_grpc as pb_grpc
 from shared.errors import ConfigError
 from shared.redis_policy import ALLOW_VARIABLE, EvictionWatch, read_policy
 from shared.settings import RedisSettings
-from tests.support import RedisProcess, free_port, start_redis, wait_for, wait_for_blocking
+from tests.support import RedisProcess, ended_once_redis_answers, free_port, start_redis, wait_for, wait_for_blocking
 
 SENTINEL = str(Path(sys.executable).with_name("sentinel"))
 EVICTING = ("--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru")
@@ -215,3 +215,39 @@ async def test_health_names_an_evicting_redis_when_the_api_is_allowed_to_run(evi
         code = api.stop()
         server.stop()
     assert code == 0, api.log.read_text()
+
+
+@pytest.mark.parametrize("evicting", [True, False], ids=["allkeys-lru", "noeviction"])
+async def test_a_redis_that_first_answers_after_the_start_gets_the_starts_check(tmp_path: Path, evicting: bool) -> None:
+    """Redis started after the service (a Kubernetes rollout): the first read of its policy is the
+    start's check, made late; an evicting Redis is refused then (`refused`), and only a Redis found
+    safe opens the gate the executor claims behind (`checked`)."""
+    port = free_port()
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True)
+    watch = EvictionWatch(client, allow=False, interval_s=0.1, retry_s=0.1)
+    try:
+        await watch.start()  # nothing answers yet: the service starts, unchecked
+        assert not watch.checked.is_set() and not watch.refused.is_set()
+        late = start_redis(directory(tmp_path), port=port, options=EVICTING if evicting else ())
+        try:
+            decided = watch.refused if evicting else watch.checked
+            await wait_for(decided.is_set, within=30, what="the late check of the policy")
+            assert watch.checked.is_set() is not evicting
+            if evicting:
+                assert watch.refusal is not None and "maxmemory-policy is 'allkeys-lru'" in str(watch.refusal)
+        finally:
+            late.stop()
+    finally:
+        await watch.stop()
+        await client.aclose()
+
+
+@pytest.mark.parametrize("kind", ["api", "executor"])
+def test_a_service_started_before_an_evicting_redis_stops_when_it_answers(kind: str, tmp_path: Path) -> None:
+    redis_port = free_port()
+    port_variable = "API_GRPC_PORT" if kind == "api" else "EXECUTOR_GRPC_PORT"
+    env = service_env(f"redis://127.0.0.1:{redis_port}/0", **{port_variable: str(free_port())})
+    code, said = ended_once_redis_answers([SENTINEL, kind], env, tmp_path, redis_port=redis_port, options=EVICTING)
+    assert code == 2, said
+    assert "sentinel: configuration error: Redis maxmemory-policy is 'allkeys-lru'" in said
+    assert f"{ALLOW_VARIABLE}=true" in said

@@ -103,6 +103,34 @@ async def test_a_claim_that_empties_the_lanes_is_followed_by_a_wait_not_another_
         assert claims == [0, 1, 1]
 
 
+async def test_nothing_is_claimed_before_the_gate_opens(
+    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate is the eviction watch's `checked`: set once Redis's policy was read and found safe."""
+    queue = Queue.open(redis_client, QueueSettings())
+    await queue.ensure_groups()
+    claims: list[int] = []  # one entry per claim begun
+    started: list[str] = []
+    real_claim = store.claim
+
+    async def counted(*args: Any, **kwargs: Any) -> ClaimBatch:
+        claims.append(len(claims))
+        return await real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "claim", counted)
+    monkeypatch.setattr(Worker, "_start", lambda self, c: started.append(c.job_id))  # claimed, not run
+    gate = asyncio.Event()
+    job = await submit(queue)
+    async with running_worker(redis_server, redis_client, tmp_path, monkeypatch, gate=gate) as worker:
+        # Started, with a job waiting: an ungated claim loop begins its first claim in its first
+        # turn, before anything it awaits; this one waits for the gate.
+        assert worker.free == 1
+        await asyncio.sleep(0)  # every loop task has had its first turn
+        assert claims == [] and started == []
+        gate.set()
+        await wait_for(lambda: started == [job], within=20, what="the waiting job, claimed once the gate opened")
+
+
 async def test_a_cancel_that_reaches_a_run_before_its_task_began_ends_the_job_cancelled_and_frees_the_slot(
     redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,6 +177,7 @@ async def running_worker(
     monkeypatch: pytest.MonkeyPatch,
     *,
     concurrency: int = 1,
+    gate: asyncio.Event | None = None,
 ) -> AsyncIterator[Worker]:
     """A started Worker on the test's Redis, without a browser (its claim loop is what is under test)."""
     browser = BrowserManager(executable_path="")
@@ -165,6 +194,7 @@ async def running_worker(
         blocking=blocking,
         worker_id="w-1",
         concurrency=concurrency,
+        gate=gate,
     )
     await worker.start()
     try:
