@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar, cast
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import FrameLocator, Locator, Page
+from playwright.async_api import Frame, FrameLocator, Locator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from executor_service.evidence import Evidence
@@ -69,6 +69,18 @@ _WaitState = Literal["attached", "detached", "hidden", "visible"]
 Artifacts: TypeAlias = tuple[str, ...]
 
 
+@dataclass
+class Mask:
+    """An element a secret was typed into, which every screenshot covers: the field's selector in the
+    frame the fill reached. The frame is pinned once the fill is done, so a page that adds or
+    replaces iframes later cannot move the mask to another frame; a mask whose frame is gone (its
+    iframe removed) covers nothing, as its field is gone too."""
+
+    frames: tuple[str, ...]
+    selector: str
+    frame: Frame | None = None  # None until pinned: a fill that failed may have typed part of it
+
+
 @dataclass(frozen=True)
 class Run:
     """What every step needs besides its own action.
@@ -77,7 +89,7 @@ class Run:
         opened: The test's page; None for a test of request steps only, which has no browser context.
         request: The HTTP client of request steps (the page's own when there is a page: shared cookies).
         guard: Checks every request step's URL and redirect hops (None: unguarded, tests only).
-        masked: The elements a secret value was typed into, as (frames, selector); every screenshot covers them.
+        masked: The elements a secret value was typed into; every screenshot covers them.
         statuses: The final status of each request or page load a step made (the runner reads and clears it
             per step).
         frames: The iframe the running step acts in (`Step.frames`; the runner sets it per step).
@@ -89,7 +101,7 @@ class Run:
     evidence: Evidence
     sealer: Sealer | None = None
     guard: Guard | None = None
-    masked: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+    masked: list[Mask] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     frames: tuple[str, ...] = ()
 
@@ -106,8 +118,41 @@ class Run:
 
     def shown(self, selector: str) -> str:
         """`selector` as messages quote it, with the frame it is looked for in."""
-        inside = f" in frame {' > '.join(self.frames)}" if self.frames else ""
-        return f'"{selector}"{inside}'
+        return f'"{selector}"{frames_shown(self.frames)}'
+
+    async def missing_frame(self) -> str | None:
+        """The first of the step's frames that matches no <iframe> now (None: all are there)."""
+        frame: Frame | None = self.page.main_frame
+        for selector in self.frames:
+            frame = await _child_frame(frame, selector) if frame is not None else None
+            if frame is None:
+                return selector
+        return None
+
+
+def frames_shown(frames: tuple[str, ...]) -> str:
+    """` in frame "#a" » "iframe"`, as messages and step names show a step's frames ("" for none):
+    quoted, and joined by what no selector holds."""
+    return f" in frame {' » '.join(f'{chr(34)}{f}{chr(34)}' for f in frames)}" if frames else ""
+
+
+async def frame_of(page: Page, frames: tuple[str, ...]) -> Frame | None:
+    """The frame `frames` leads to now, without waiting (None: one of them matches no <iframe>)."""
+    frame: Frame | None = page.main_frame
+    for selector in frames:
+        if frame is None:
+            return None
+        frame = await _child_frame(frame, selector)
+    return frame
+
+
+async def _child_frame(frame: Frame, selector: str) -> Frame | None:
+    handles = await frame.locator(selector).element_handles()
+    try:
+        return await handles[0].content_frame() if handles else None
+    finally:
+        for handle in handles:
+            await handle.dispose()
 
 
 def locate(page: Page, frames: tuple[str, ...], selector: str) -> Locator:
@@ -175,8 +220,9 @@ async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
         if action.secret
         else action.value
     )
-    if action.secret and (run.frames, action.selector) not in run.masked:
-        run.masked.append((run.frames, action.selector))  # before typing: a failure mid-fill is screenshotted too
+    mask = Mask(run.frames, action.selector, None if run.frames else run.page.main_frame) if action.secret else None
+    if mask is not None:
+        run.masked.append(mask)  # before typing: a failure mid-fill is screenshotted too
     locator = run.element(action.selector)
     try:
         await locator.fill(value, timeout=timeout_ms)
@@ -191,6 +237,8 @@ async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
             if _NOT_SELECT in not_select.message:
                 raise exc from None  # no <select> either: the fill's own error says what the element is not
             raise
+    if mask is not None and mask.frame is None:
+        mask.frame = await frame_of(run.page, run.frames)  # where the value was just typed
 
 
 @performs(Press)
@@ -216,8 +264,27 @@ async def _hover(run: Run, action: Hover, index: int, timeout_ms: int) -> None:
 
 @performs(WaitFor)
 async def _wait_for(run: Run, action: WaitFor, index: int, timeout_ms: int) -> None:
+    deadline = time.monotonic() + timeout_ms / 1000
+    left_ms = timeout_ms
+    if run.frames and action.state in ("hidden", "detached"):
+        # Playwright counts an element of a frame that is not there as hidden: a misspelt frame would
+        # make the wait pass without looking at anything. The frames must be there first.
+        scope: Page | FrameLocator = run.page
+        for frame in run.frames:
+            try:
+                await scope.locator(frame).first.wait_for(state="attached", timeout=_left_ms(deadline))
+            except PlaywrightTimeoutError:
+                why = f"no <iframe> matched {frame!r} within {timeout_ms} ms"
+                raise AssertionFailure(f"expected {run.shown(action.selector)} {action.state}, but {why}") from None
+            scope = scope.locator(frame).first.content_frame
+        left_ms = _left_ms(deadline)
     # Validation allows only the states Playwright knows.
-    await run.element(action.selector).wait_for(state=cast(_WaitState, action.state), timeout=timeout_ms)
+    await run.element(action.selector).wait_for(state=cast(_WaitState, action.state), timeout=left_ms)
+
+
+def _left_ms(deadline: float) -> int:
+    """What is left of a step's time until `deadline`, never 0 (Playwright's "no timeout")."""
+    return max(int((deadline - time.monotonic()) * 1000), 1)
 
 
 @performs(ExpectText)
@@ -324,9 +391,20 @@ async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms
         Its artifact name, or None when it could not be stored (the evidence notes why).
     """
     file = screenshots.file_of(name)
-    mask = [locate(run.page, frames, selector) for frames, selector in run.masked]
+    mask = await _mask_locators(run)
     await run.page.screenshot(path=run.evidence.path(file), full_page=full_page, timeout=timeout_ms, mask=mask)
     return await run.evidence.keep(file, content_type="image/png")
+
+
+async def _mask_locators(run: Run) -> list[Locator]:
+    covered: list[Locator] = []
+    for mask in run.masked:
+        # Unpinned: a fill that failed; cover its field where the frames lead now, if they lead anywhere
+        # (a frame that was not there took nothing typed).
+        frame = mask.frame or await frame_of(run.page, mask.frames)
+        if frame is not None and not frame.is_detached():
+            covered.append(frame.locator(mask.selector))
+    return covered
 
 
 async def unsettled_screenshot(run: Run, name: str, *, timeout_ms: float) -> str | None:

@@ -62,6 +62,7 @@ _ELEMENT_VERDICT = re.compile(
     r"|Error: Clicking the checkbox did not change its state"
     r"|Error: Cannot type text into "
     r"|Error: Input of type \"[^\"]*\" cannot be filled"
+    r"|Error: Selector \".*\" resolved to .*, <iframe> was expected"  # a step's frame that is no frame
     r")"
 )
 

@@ -174,11 +174,11 @@ async def run_steps(
         written: tuple[str, ...] = ()
         error: JobError | None = None
         run.statuses.clear()
+        in_frame = dataclasses.replace(run, frames=step.frames) if step.frames else run  # the same lists
         try:
             if step.action is None:  # only an unvalidated definition has one; it runs nothing
                 raise ValidationError([FieldViolation(f"definition.steps[{i}]", "has no action")])
             timeout_ms = step.timeout_ms or step_timeout_ms
-            in_frame = dataclasses.replace(run, frames=step.frames) if step.frames else run  # same lists
             written = await perform(in_frame, step.action, index=i, timeout_ms=timeout_ms)
             _raise_refused(guard)
         except asyncio.CancelledError:
@@ -195,6 +195,11 @@ async def run_steps(
         if error is not None and error.category is ErrorCategory.NETWORK and unreached:
             # Behind the egress proxy Chromium only says the request failed; the proxy knows why.
             error = dataclasses.replace(error, message=_masked(f"{error.message} ({unreached[-1]})", secrets))
+        if error is not None and step.frames and error.category in _ELEMENT_NOT_FOUND:
+            missing = await _missing_frame(in_frame)
+            if missing is not None:  # say which was not there: the frame, not the element in it
+                said = f"{error.message} (no <iframe> matched {missing!r})"
+                error = dataclasses.replace(error, message=_masked(said, secrets))
         duration_ms = _elapsed_ms(started)
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
         if error is not None and decided is not None:
@@ -229,6 +234,21 @@ async def run_steps(
     if artifact_policy is ArtifactPolicy.ALWAYS:
         artifacts.extend(await _try_screenshot(run, screenshots.FINAL))
     return RunOutcome(steps=tuple(results), error=None, artifacts=tuple(artifacts))
+
+
+#: The categories of a step that may have failed because its frame was not there.
+_ELEMENT_NOT_FOUND = (ErrorCategory.ASSERTION, ErrorCategory.TIMEOUT)
+#: How long the look for a failed step's missing frame may take (a page that no longer answers).
+_FRAME_LOOK_S = 2.0
+
+
+async def _missing_frame(run: Run) -> str | None:
+    """The first of the step's frames that matches no <iframe> now; None when all are there, or when
+    the page cannot say (a dead page must not turn into a second error)."""
+    try:
+        return await asyncio.wait_for(run.missing_frame(), _FRAME_LOOK_S)
+    except Exception:  # best effort: the step's own error stands
+        return None
 
 
 async def _try_screenshot(run: Run, name: str) -> tuple[str, ...]:

@@ -148,7 +148,9 @@ def _convert_steps(steps: list[RecordedStep], timeout_ms: int) -> tuple[_Convert
         except Refused as exc:
             skipped[step.index] = Skipped(step.index, step.type, exc.reason)
             continue
-        outs += _expectations(step)
+        checks = _expectations(step)
+        if not step.frames():  # a framed step's asserted navigation is its frame's: no page-level check says it
+            outs += checks
         step_timeout = step.whole("timeout", timeout_ms)
         converted.steps[step.index] = [out.to_json(step_timeout) for out in outs]
     converted.viewport, converted.viewport_index = flow.viewport, flow.viewport_index
@@ -165,8 +167,10 @@ def _convert_one(flow: Flow, step: RecordedStep) -> list[Out]:
     converter = CONVERTERS.get(step.type)
     if converter is None:
         raise Refused(UNSUPPORTED.get(step.type, "Sentinel does not know this step type"))
-    outs = list(converter(flow, step))
     frames = step.frames()
+    if frames and step.type == "navigate":
+        raise Refused(f"it navigates an iframe (frame {step.raw['frame']}); Sentinel's navigate opens the page")
+    outs = list(converter(flow, step))
     if not frames:
         return outs
     # An element's step acts in the frame; one on the page (a navigation's URL or title) stays there.

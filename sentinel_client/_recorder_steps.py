@@ -20,8 +20,10 @@ The rules (the README's "Importing from Chrome's Recorder" says the same):
 - `waitForExpression` is refused, but for the Recorder's documented pause
   (`new Promise(resolve => setTimeout(() => resolve(true), 2000))`), which becomes `wait`.
 - `close` at the end of the recording is the end of the test; anywhere else it is refused.
-- A step in an iframe (`frame: [0, 2]`) acts in it (`RecordedStep.frames`); a step in another target
-  (a popup, or an iframe from another site, which the Recorder names by its URL) is refused.
+- A step in an iframe (`frame: [0, 2]`) acts in it (`RecordedStep.frames`); its asserted navigation
+  is the frame's, which no page-level check says, so it is left out; a `navigate` of an iframe, and a
+  step in another target (a popup, or an iframe from another site, which the Recorder names by its
+  URL), are refused.
 
 Never puts a typed (`change`) value into a name or a reason.
 """

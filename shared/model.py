@@ -86,7 +86,7 @@ class Step:
         if self.action is None:
             return "(no action)"
         if self.frames:
-            return f"{self.action.describe()} in frame {' > '.join(self.frames)}"
+            return f"{self.action.describe()} in frame {' » '.join(self.frames)}"
         return self.action.describe()
 
 
