@@ -1,7 +1,9 @@
 """When a failed call is tried again, and after how long: one policy for both clients.
 
 Only UNAVAILABLE is retried (the API or its Redis could not be reached, or the API is restarting),
-and only for calls that are safe to repeat: reads, cancel, pause/resume, reopening a stream from
+unless the API says not to (`grpc-retry-pushback-ms` negative: its artifact store did not answer,
+which it has asked again itself; a non-negative value is the pause), and only for calls that are
+safe to repeat: reads, cancel, pause/resume, reopening a stream from
 its cursor, a download (started over), and submit, which always carries an idempotency key. An
 answer such as INVALID_ARGUMENT or NOT_FOUND would only come again, so it is raised at once.
 A stream is also reopened after CANCELLED: the SDK never cancels a stream it still reads, so that
@@ -125,11 +127,13 @@ class Retrying:
         """The pause before trying again after `exc`; raises the SDK's error when there is no next try."""
         error = from_rpc_error(exc) if isinstance(exc, grpc.RpcError) else exc
         self.failures += 1
-        if not self.safe or not isinstance(error, self.retried) or self.failures >= self.policy.attempts:
+        pushback = error.pushback_ms if isinstance(error, SentinelError) else None
+        last = self.failures >= self.policy.attempts or (pushback is not None and pushback < 0)
+        if not self.safe or not isinstance(error, self.retried) or last:
             if error is exc:
                 raise exc
             raise error from exc
-        pause = self.policy.backoff(self.failures)
+        pause = self.policy.backoff(self.failures) if pushback is None else pushback / 1000
         if self.deadline is not None:
             pause = max(0.0, min(pause, self.deadline - time.monotonic()))
         return pause

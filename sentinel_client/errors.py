@@ -51,10 +51,12 @@ class SentinelError(Exception):
     #: `.code` of an error raised on this side.
     default_code: ClassVar[grpc.StatusCode | None] = None
 
-    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+    def __init__(self, message: str, *, code: grpc.StatusCode | None = None, pushback_ms: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code if code is not None else self.default_code
+        #: The API's word on retrying (`grpc-retry-pushback-ms`): negative, do not; else wait so many ms.
+        self.pushback_ms = pushback_ms
 
     def __repr__(self) -> str:
         code = f", code={self.code.name}" if self.code else ""
@@ -175,8 +177,19 @@ def from_rpc_error(exc: grpc.RpcError) -> SentinelError:
     code: grpc.StatusCode = call.code() if hasattr(call, "code") else grpc.StatusCode.UNKNOWN
     message = str(call.details() if hasattr(call, "details") else exc) or code.name
     cls = _BY_CODE.get(code, SentinelError)
+    trailers = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
     if cls is InvalidArgumentError:
-        trailers = call.trailing_metadata() if hasattr(call, "trailing_metadata") else None
         violations = [FieldViolation(f, d) for f, d in field_violations(trailers)]
         return InvalidArgumentError(message, violations=violations, code=code)
-    return cls(message, code=code)
+    return cls(message, code=code, pushback_ms=_pushback_ms(trailers))
+
+
+def _pushback_ms(trailers: Any) -> int | None:
+    """The `grpc-retry-pushback-ms` trailer's value; None when absent or not a number."""
+    for key, value in trailers or ():
+        if key == "grpc-retry-pushback-ms":
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None

@@ -11,6 +11,7 @@ Nothing here imports grpc.
 from __future__ import annotations
 
 from shared.errors import (
+    ArtifactStoreUnavailable,
     ConflictError,
     LimitError,
     NotFoundError,
@@ -43,6 +44,18 @@ def code_name(exc: BaseException) -> str:
         if isinstance(exc, cls):
             return name
     return INTERNAL
+
+
+def retry_pushback_ms(exc: BaseException) -> int | None:
+    """How long a client should wait before it asks again after `exc` (gRPC's retry pushback,
+    `grpc-retry-pushback-ms`): -1 for "do not ask again", None for the client's own policy.
+
+    An artifact store that did not answer was already asked again by the API within its own
+    budget (`shared.artifact_s3`: connection retries, request timeouts), and a store that is not
+    configured never will be: a client that retries such an UNAVAILABLE only makes its user wait
+    several store timeouts for the same answer.
+    """
+    return -1 if isinstance(exc, ArtifactStoreUnavailable) else None
 
 
 def message_for(exc: BaseException) -> str:

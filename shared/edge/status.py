@@ -18,10 +18,13 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from shared.edge.codes import code_name, message_for
+from shared.edge.codes import code_name, message_for, retry_pushback_ms
 from shared.errors import ValidationError
 
 log = logging.getLogger(__name__)
+
+#: The trailer in which a server tells a client how long to wait before it retries (negative: never).
+PUSHBACK = "grpc-retry-pushback-ms"
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -57,7 +60,11 @@ def to_status(exc: BaseException) -> status_pb2.Status:
 async def abort(context: Context, exc: BaseException) -> NoReturn:
     if code_for(exc) is grpc.StatusCode.INTERNAL:
         log.exception("unexpected error", exc_info=exc)
-    await context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    status = rpc_status.to_status(to_status(exc))
+    pushback = retry_pushback_ms(exc)
+    if pushback is not None:  # gRPC's own way to tell a client not to retry (gRFC A6), read by the SDK
+        status = status._replace(trailing_metadata=(*status.trailing_metadata, (PUSHBACK, str(pushback))))
+    await context.abort_with_status(status)
     raise AssertionError("unreachable")  # abort_with_status always raises
 
 

@@ -6,6 +6,7 @@ store the API was started with (a directory, or a bucket on moto's S3 server).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -22,6 +23,7 @@ from grpc_status import rpc_status
 from api_service.server import ApiServer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
+from sentinel_client import AsyncClient, RetryPolicy, UnavailableError
 from shared.access import KeyEntry, Role, hash_key, new_key
 from shared.artifact_store import CHUNK_SIZE, ArtifactStore
 from shared.artifacts import artifact_key
@@ -235,8 +237,21 @@ async def test_without_a_store_the_artifact_calls_are_unavailable(
                 assert err.code() is Code.UNAVAILABLE, err.details()
                 assert ("127.0.0.1" if settings else "no artifact store") in str(err.details())
                 assert "s3cr3t" not in str(err.details())
+                # The API asked the store again itself: it tells clients not to (gRPC's retry pushback).
+                assert ("grpc-retry-pushback-ms", "-1") in tuple(err.trailing_metadata() or ())
                 request = pb.GetArtifactRequest(job_id=job_id, name="1/trace.zip")
-                assert (await failure_of(stub.GetArtifact(request, timeout=60))).code() is Code.UNAVAILABLE
+                streamed = await failure_of(stub.GetArtifact(request, timeout=60))
+                assert streamed.code() is Code.UNAVAILABLE
+                assert ("grpc-retry-pushback-ms", "-1") in tuple(streamed.trailing_metadata() or ())
+            # So the SDK raises after one try: with a retry it would wait out the 10-minute pause first.
+            patient = RetryPolicy(attempts=4, initial_backoff=600, max_backoff=600, jitter=0)
+            async with AsyncClient(f"127.0.0.1:{server.port}", retries=patient) as client:
+                async with asyncio.timeout(120):
+                    with pytest.raises(UnavailableError) as refused:
+                        await client.artifacts(job_id)
+                    with pytest.raises(UnavailableError):
+                        await client.download_artifact(job_id, "1/trace.zip", tmp_path)
+            assert refused.value.pushback_ms == -1
         finally:
             await server.stop(0)
 

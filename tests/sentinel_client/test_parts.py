@@ -186,6 +186,17 @@ def test_only_unavailable_is_retried_and_only_for_safe_calls() -> None:
         Retrying(RetryPolicy(), safe=False).failed(_rpc_error(grpc.StatusCode.UNAVAILABLE))
 
 
+def test_the_apis_retry_pushback_says_whether_and_when_to_try_again() -> None:
+    def unavailable(pushback: bytes) -> grpc.RpcError:
+        return _rpc_error(grpc.StatusCode.UNAVAILABLE, trailers=(("grpc-retry-pushback-ms", pushback),))
+
+    with pytest.raises(UnavailableError) as refused:  # negative: do not ask again, whatever the policy
+        Retrying(RetryPolicy(attempts=4), safe=True).failed(unavailable(b"-1"))
+    assert refused.value.pushback_ms == -1
+    assert Retrying(RetryPolicy(jitter=0), safe=True).failed(unavailable(b"250")) == 0.25  # its pause, not ours
+    assert Retrying(RetryPolicy(jitter=0), safe=True).failed(unavailable(b"soon")) == 0.5  # unreadable: ours
+
+
 def test_a_stream_is_reopened_after_cancelled_and_a_unary_call_is_not() -> None:
     # The SDK never cancels a stream it still reads: CANCELLED came from the server's gRPC or a proxy.
     stream = Retrying(RetryPolicy(attempts=2), safe=True, stream=True)
