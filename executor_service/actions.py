@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -56,6 +57,8 @@ from shared.validation import resolve_url
 
 __all__ = ["PERFORMERS", "Run", "open_secret", "perform", "performs", "screenshot"]
 
+#: How long pinning a secret's mask to its frame may take after the fill (a page that stops answering).
+_PIN_S = 5.0
 #: How often expect_* steps look again while they wait for their condition.
 POLL_INTERVAL_S = 0.1
 _MIN_PROBE_MS = 100.0
@@ -238,7 +241,10 @@ async def _fill(run: Run, action: Fill, index: int, timeout_ms: int) -> None:
                 raise exc from None  # no <select> either: the fill's own error says what the element is not
             raise
     if mask is not None and mask.frame is None:
-        mask.frame = await frame_of(run.page, run.frames)  # where the value was just typed
+        # Where the value was just typed. A page that stops answering now leaves the mask unpinned:
+        # each screenshot then looks the frame up again, within its own time.
+        with contextlib.suppress(TimeoutError):
+            mask.frame = await asyncio.wait_for(frame_of(run.page, run.frames), _PIN_S)
 
 
 @performs(Press)
@@ -391,17 +397,23 @@ async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms
         Its artifact name, or None when it could not be stored (the evidence notes why).
     """
     file = screenshots.file_of(name)
-    mask = await _mask_locators(run)
+    mask = await _mask_locators(run, timeout_ms)
     await run.page.screenshot(path=run.evidence.path(file), full_page=full_page, timeout=timeout_ms, mask=mask)
     return await run.evidence.keep(file, content_type="image/png")
 
 
-async def _mask_locators(run: Run) -> list[Locator]:
+async def _mask_locators(run: Run, timeout_ms: float) -> list[Locator]:
+    """What the screenshot covers.
+
+    Raises:
+        TimeoutError: an unpinned mask's frame could not be looked up within `timeout_ms` (a page
+            that no longer answers): no screenshot, since its field could not be covered.
+    """
     covered: list[Locator] = []
     for mask in run.masked:
         # Unpinned: a fill that failed; cover its field where the frames lead now, if they lead anywhere
         # (a frame that was not there took nothing typed).
-        frame = mask.frame or await frame_of(run.page, mask.frames)
+        frame = mask.frame or await asyncio.wait_for(frame_of(run.page, mask.frames), timeout_ms / 1000)
         if frame is not None and not frame.is_detached():
             covered.append(frame.locator(mask.selector))
     return covered

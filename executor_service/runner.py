@@ -195,15 +195,17 @@ async def run_steps(
         if error is not None and error.category is ErrorCategory.NETWORK and unreached:
             # Behind the egress proxy Chromium only says the request failed; the proxy knows why.
             error = dataclasses.replace(error, message=_masked(f"{error.message} ({unreached[-1]})", secrets))
+        duration_ms = _elapsed_ms(started)
+        if error is not None and decided is not None:
+            decided(error)  # before anything else is asked of the page: a timeout from here keeps it
         if error is not None and step.frames and error.category in _ELEMENT_NOT_FOUND:
             missing = await _missing_frame(in_frame)
             if missing is not None:  # say which was not there: the frame, not the element in it
                 said = f"{error.message} (no <iframe> matched {missing!r})"
                 error = dataclasses.replace(error, message=_masked(said, secrets))
-        duration_ms = _elapsed_ms(started)
+                if decided is not None:
+                    decided(error)
         record_step(i, step.display_name, duration_ms=duration_ms, error=error.message if error else "")
-        if error is not None and decided is not None:
-            decided(error)
         if recording is not None and run.statuses and isinstance(step.action, Request):
             await recording.answered(run.statuses[-1])
         if error is not None and recording is not None:
@@ -262,7 +264,7 @@ async def _try_screenshot(run: Run, name: str) -> tuple[str, ...]:
         return ()
     try:
         kept = await screenshot(run, name, timeout_ms=FAILURE_SCREENSHOT_TIMEOUT_MS)
-    except PlaywrightTimeoutError:
+    except (PlaywrightTimeoutError, TimeoutError):  # the page, or a masked field's frame, did not answer
         if run.masked:
             run.evidence.note(
                 f"{run.evidence.name(screenshots.file_of(name))} not taken: the page did not settle within "

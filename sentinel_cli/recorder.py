@@ -61,7 +61,12 @@ def load_test(path: str) -> str | dict[str, Any]:
         document = json.loads(text.removeprefix("\ufeff"))
     except (ValueError, RecursionError):
         return path  # the SDK says what is wrong with it
-    return convert_recording(document).definition if is_recording(document) else path
+    if not is_recording(document):
+        return path
+    conversion = convert_recording(document)
+    for note in conversion.notes:
+        print(f"sentinel: note: {path}: {note}", file=sys.stderr)
+    return conversion.definition
 
 
 def convert_recording(document: Mapping[str, Any], *, skip_unsupported: bool = False) -> Conversion:
@@ -107,6 +112,8 @@ def import_command(path: str, *, output: str | None, skip_unsupported: bool) -> 
     for skipped in conversion.skipped:
         left_out = skipped.violation()
         print(f"sentinel import: skipped {left_out.field}: {left_out.description}", file=sys.stderr)
+    for note in conversion.notes:
+        print(f"sentinel import: note: {note}", file=sys.stderr)
     rendered = json.dumps(conversion.definition, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(rendered)

@@ -59,10 +59,12 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Conversion:
-    """A converted recording: the proto3 JSON of a `TestDefinition`, and the steps left out of it."""
+    """A converted recording: the proto3 JSON of a `TestDefinition`, the steps left out of it, and
+    what its user should check in it (`notes`: steps whose iframe is named by its position)."""
 
     definition: dict[str, Any]
     skipped: tuple[Skipped, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def is_recording(document: object) -> bool:
@@ -108,7 +110,27 @@ def convert_recording(
     found = [FieldViolation(field, description) for field, description in check(definition)] if check else []
     if found:
         raise invalid(found)
-    return Conversion(definition, tuple(skipped[index] for index in sorted(skipped)))
+    return Conversion(definition, tuple(skipped[index] for index in sorted(skipped)), _frame_notes(steps, kept))
+
+
+def _frame_notes(steps: list[RecordedStep], kept: Mapping[int, object]) -> tuple[str, ...]:
+    """One note per frame path the kept steps act in. The Recorder names an iframe by its index among
+    its parent's child frames as Chrome listed them: in the order they were added, and without the
+    iframes of other sites, which are targets of their own. The import can only say "the n-th
+    iframe in the page": right for a page whose iframes are all of its own site and are there from
+    the start, wrong otherwise, and only its user can tell."""
+    by_path: dict[tuple[int, ...], list[int]] = {}
+    for step in steps:
+        path = tuple(step.raw.get("frame") or ())
+        if path and step.index in kept:
+            by_path.setdefault(path, []).append(step.index)
+    return tuple(
+        f"{', '.join(f'steps[{i}]' for i in indexes)} (frame {list(path)}): imported as the iframe at "
+        f"{' then '.join(f'position {i}' for i in path)} in document order; the Recorder counts only "
+        "iframes of the page's own site, in the order they were added: check it is the one, or give "
+        "`frames` a selector of the <iframe> itself (`iframe#checkout`)"
+        for path, indexes in by_path.items()
+    )
 
 
 # --- converting ------------------------------------------------------------------------------

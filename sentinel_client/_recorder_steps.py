@@ -160,8 +160,10 @@ class RecordedStep:
     def frames(self) -> tuple[str, ...]:
         """The iframe the step acts in, as Sentinel selectors. The Recorder names a frame by its index
         among its parent's child frames (`frame: [0, 2]`: the main frame's first child frame, then that
-        frame's third), which follow the document order of the elements that hold them: the n-th
-        `<iframe>` (or `<frame>`) of each document down the path."""
+        frame's third), as Chrome lists them: in the order they were added, leaving out iframes of
+        other sites. The nearest selector is the n-th `<iframe>` (or `<frame>`) of each document down
+        the path, in document order: the same frame on a page whose iframes are all of its own site and
+        there from the start; `Conversion.notes` asks the user to check it."""
         value = self.raw.get("frame", [])
         if not isinstance(value, list) or not all(type(i) is int and 0 <= i < WHOLE_LIMIT for i in value):
             raise self.malformed("frame", "must be a list of frame indexes")

@@ -198,8 +198,10 @@ class Page(Generic[T]):
 
 class PartialListingWarning(UserWarning):
     """An iterated listing (`Client.jobs()`) is only part of what was asked for; the message says why
-    (a hybrid API whose Redis is away lists only the jobs it ran itself). Warned once per iteration;
-    `list_jobs` says the same in `Page.partial`."""
+    (a hybrid API whose Redis is away lists only the jobs it ran itself). Warned at most once per
+    iteration, which Python's default filters show once per place in the caller's code (a
+    `warnings.simplefilter("always", PartialListingWarning)` shows every one); `list_jobs` says the
+    same in `Page.partial`."""
 
 
 @dataclass(frozen=True)

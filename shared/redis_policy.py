@@ -34,7 +34,7 @@ from redis.exceptions import RedisClusterException, ResponseError
 
 from shared.errors import ConfigError
 from shared.redis_errors import REDIS_ERRORS, REDIS_UNREACHABLE
-from shared.tasks import Periodic
+from shared.tasks import Periodic, stop_tasks, watched
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,8 @@ class EvictionWatch:
         self._loop = Periodic(
             "eviction-check", self._recheck, interval_s=interval_s, first_now=False, tolerated=REDIS_ERRORS
         )
-        self._late: Periodic | None = None  # the start's check, retried until Redis answers
+        self._late: asyncio.Task[None] | None = None  # the start's check, retried until Redis answers
+        self._answered = False  # Redis has answered this watch once: a later answer is a return
 
     async def start(self) -> None:
         """Read the policy, then keep watching it.
@@ -159,34 +160,28 @@ class EvictionWatch:
         """
         await self._check(starting=True)
         if self.policy is None:
-            self._late = Periodic(
-                "eviction-first-check",
-                self._late_check,
-                interval_s=self._retry_s,
-                first_now=False,
-                tolerated=REDIS_ERRORS,
-            )
-            self._late.start()
+            self._late = watched(self._until_read(), name="eviction-first-check")
             return
         self.checked.set()
         self._loop.start()
 
     async def stop(self) -> None:
-        if self._late is not None:
-            await self._late.stop()
+        await stop_tasks([self._late])
         await self._loop.stop()
 
-    async def _late_check(self) -> None:
-        if self.policy is not None or self.refused.is_set():
-            return  # done: the loop is stopped with the watch
-        try:
-            await self._check(starting=True)
-        except ConfigError as exc:
-            self._refuse(exc)
-            return
-        if self.policy is not None:
-            self.checked.set()
-            self._loop.start()
+    async def _until_read(self) -> None:
+        """The start's check, tried every `retry_s` until Redis answers it; then the usual watch."""
+        while self.policy is None:
+            await asyncio.sleep(self._retry_s)
+            try:
+                await self._check(starting=True)
+            except ConfigError as exc:
+                self._refuse(exc)
+                return
+            except REDIS_ERRORS as exc:  # an answer that is no policy: as the periodic check, again later
+                log.warning("eviction-first-check failed, trying again in %.1f s: %s", self._retry_s, exc)
+        self.checked.set()
+        self._loop.start()
 
     async def _recheck(self) -> None:
         try:
@@ -218,7 +213,8 @@ class EvictionWatch:
                     " enabled on it): unset REDIS_CLUSTER, or name a node of the cluster"
                 ) from None
             raise
-        came_back = not self._reachable
+        came_back = not self._reachable and self._answered
+        self._answered = True
         changed = policy != self.policy
         self._reachable = True
         self.policy = policy

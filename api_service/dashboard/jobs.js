@@ -71,8 +71,12 @@ export function show(root, ctx) {
   let failed = null; // { pageToken, fresh } of the load that failed
   let partial = false; // the last page read was only part of the list (a hybrid API whose Redis is away)
   let loading = false;
+  let freshWanted = false; // a fresh read asked for while another load was under way: made after it
   async function load(pageToken = "", { fresh = false } = {}) {
-    if (loading) return;
+    if (loading) {
+      freshWanted ||= fresh;
+      return;
+    }
     loading = true;
     more.replaceChildren();
     try {
@@ -92,6 +96,10 @@ export function show(root, ctx) {
       problem.replaceChildren(retryNotice(`Jobs could not be listed: ${error.message}`, retry));
     } finally {
       loading = false;
+      if (freshWanted) {
+        freshWanted = false;
+        load("", { fresh: true });
+      }
     }
   }
   const retry = () => failed && load(failed.pageToken, { fresh: failed.fresh });

@@ -218,7 +218,9 @@ async def test_health_names_an_evicting_redis_when_the_api_is_allowed_to_run(evi
 
 
 @pytest.mark.parametrize("evicting", [True, False], ids=["allkeys-lru", "noeviction"])
-async def test_a_redis_that_first_answers_after_the_start_gets_the_starts_check(tmp_path: Path, evicting: bool) -> None:
+async def test_a_redis_that_first_answers_after_the_start_gets_the_starts_check(
+    tmp_path: Path, evicting: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """Redis started after the service (a Kubernetes rollout): the first read of its policy is the
     start's check, made late; an evicting Redis is refused then (`refused`), and only a Redis found
     safe opens the gate the executor claims behind (`checked`)."""
@@ -231,10 +233,14 @@ async def test_a_redis_that_first_answers_after_the_start_gets_the_starts_check(
         late = start_redis(directory(tmp_path), port=port, options=EVICTING if evicting else ())
         try:
             decided = watch.refused if evicting else watch.checked
-            await wait_for(decided.is_set, within=30, what="the late check of the policy")
+            with caplog.at_level(logging.INFO, logger="shared.redis_policy"):
+                await wait_for(decided.is_set, within=30, what="the late check of the policy")
             assert watch.checked.is_set() is not evicting
             if evicting:
                 assert watch.refusal is not None and "maxmemory-policy is 'allkeys-lru'" in str(watch.refusal)
+            said = [r.getMessage() for r in caplog.records if "maxmemory-policy is" in r.getMessage()]
+            assert said and not any("answers again" in line for line in said), said  # it never answered before
+            await wait_for(lambda: watch._late is not None and watch._late.done(), within=10, what="the retries to end")
         finally:
             late.stop()
     finally:

@@ -23,7 +23,10 @@ def test_a_ctrl_c_while_loading_exits_130_with_one_line(
     monkeypatch.setitem(sys.modules, "sentinel_cli.main", loading)
 
     with pytest.raises(SystemExit) as exited:
-        entry.main(["status", "job-1"])
+        try:
+            entry.main(["status", "job-1"])
+        except KeyboardInterrupt:  # not caught: a failure of this test, not a Ctrl-C of the whole run
+            pytest.fail("the interrupt went through the entry point")
 
     assert exited.value.code == 130
     assert capsys.readouterr().err == "sentinel: interrupted\n"

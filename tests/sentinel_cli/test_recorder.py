@@ -241,6 +241,21 @@ def test_a_step_in_an_iframe_acts_in_the_nth_frame_of_each_document() -> None:
     assert steps_of(click(frame=[])) == [{"name": 'click "Sign in"', "click": {"selector": "#login"}}]
 
 
+def test_each_recorded_frame_path_is_noted_for_its_user_to_check() -> None:
+    conversion = recorder.convert_recording(
+        recording(navigate(), click(frame=[1]), click(frame=[0, 2]), click(), click(frame=[1]))
+    )
+    assert conversion.notes == (
+        "steps[1], steps[4] (frame [1]): imported as the iframe at position 1 in document order; the "
+        "Recorder counts only iframes of the page's own site, in the order they were added: check it is "
+        "the one, or give `frames` a selector of the <iframe> itself (`iframe#checkout`)",
+        "steps[2] (frame [0, 2]): imported as the iframe at position 0 then position 2 in document order; "
+        "the Recorder counts only iframes of the page's own site, in the order they were added: check it "
+        "is the one, or give `frames` a selector of the <iframe> itself (`iframe#checkout`)",
+    )
+    assert recorder.convert_recording(recording(navigate(), click())).notes == ()
+
+
 @pytest.mark.parametrize("frame", [0, "0", [-1], [1.5], [True]])
 def test_a_malformed_frame_path_names_the_field(frame: object) -> None:
     [message] = refusal(navigate(), click(frame=frame))
@@ -511,6 +526,16 @@ def test_import_writes_the_definition_to_stdout_or_a_file(tmp_path: Path, capsys
     assert sentinel("import", path, "-o", str(tmp_path / "out.json")) == 0
     assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8")) == printed
     assert capsys.readouterr() == ("", "")
+
+
+def test_import_and_the_loader_note_frames_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, recording(navigate(), click(frame=[0]), title="In a frame"))
+    assert sentinel("import", path) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["steps"][1]["frames"] == ["iframe, frame >> nth=0"]
+    assert printed.err.startswith("sentinel import: note: steps[1] (frame [0]): imported as the iframe at position 0")
+    assert recorder.load_test(path)["steps"][1]["frames"] == ["iframe, frame >> nth=0"]  # type: ignore[index]
+    assert capsys.readouterr().err.startswith(f"sentinel: note: {path}: steps[1] (frame [0]): imported as")
 
 
 def test_import_names_every_step_it_cannot_convert_and_exits_2(
