@@ -17,6 +17,7 @@ from shared.model import (
     PRIORITY_ORDER,
     JobOptions,
     JobResult,
+    JobSource,
     JobState,
     Navigate,
     Priority,
@@ -37,10 +38,13 @@ def command(
     tags: tuple[str, ...] = (),
     idempotency_key: str = "",
     delay_ms: int = 0,
+    schedule_id: str = "",
 ) -> SubmitCommand:
+    """A one-step submit; `schedule_id`: as the scheduler's fire of that schedule submits it."""
     definition = TestDefinition(name=name, steps=(Step(Navigate(url="http://example.test/")),))
     options = JobOptions(priority=priority, tags=tags, idempotency_key=idempotency_key, delay_ms=delay_ms)
-    return SubmitCommand(definition=definition, options=options)
+    source = JobSource.SCHEDULER if schedule_id else JobSource.API
+    return SubmitCommand(definition=definition, options=options, source=source, schedule_id=schedule_id)
 
 
 async def submit_jobs(queue: Queue, n: int, *, tenant: str = TENANT, **kwargs: object) -> list[str]:

@@ -113,8 +113,11 @@ async def owners_of(queue: Queue, job: Job, *, lookup: NotificationLookup) -> li
         except NotFoundError:  # the schedule was deleted since it fired the job: its outcome is still kept
             notifications = ()
         owners.append(Owner(f"schedule:{schedule_id}", notifications, schedule_id=schedule_id))
+    # Under a rule, each check keeps its own last outcome: a scheduled job's check is its schedule
+    # (a prod and a staging schedule of one test file share the test's name), any other's its test.
+    check = f"schedule:{schedule_id}" if schedule_id else job.definition.name
     for rule in await rules_for_tags(queue, tenant=tenant, tags=job.options.tags):
-        owners.append(Owner(f"rule:{rule.rule_id}:{job.definition.name}", rule.notifications, rule_id=rule.rule_id))
+        owners.append(Owner(f"rule:{rule.rule_id}:{check}", rule.notifications, rule_id=rule.rule_id))
     return owners
 
 
@@ -133,7 +136,7 @@ def delivery_body(job: Job, owner: Owner, *, event: str, delivery_id: str, occur
             "event": event,
             "delivery_id": delivery_id,
             "job_id": job.job_id,
-            "schedule_id": owner.schedule_id,
+            "schedule_id": job.metadata.schedule_id,  # a rule's alert too says which schedule's job it was
             "rule_id": owner.rule_id,
             "state": job.state.value,
             "test_name": job.definition.name,

@@ -51,10 +51,16 @@ class Alerting:
         )
 
     async def end_job(
-        self, state: JobState, *, tags: tuple[str, ...] = ("checkout",), name: str = "t", **kw: str
+        self,
+        state: JobState,
+        *,
+        tags: tuple[str, ...] = ("checkout",),
+        name: str = "t",
+        schedule_id: str = "",
+        **kw: str,
     ) -> str:
-        """Submit one job and end it in `state` as an executor would; its id."""
-        (job_id,) = await submit_jobs(self.queue, 1, tags=tags, name=name)
+        """Submit one job (fired by `schedule_id`, if any) and end it in `state` as an executor would; its id."""
+        (job_id,) = await submit_jobs(self.queue, 1, tags=tags, name=name, schedule_id=schedule_id)
         (ran,) = await run_jobs(self.queue, 1, state=state, **kw)  # type: ignore[arg-type]
         assert ran == job_id
         self.ended.append(job_id)

@@ -51,6 +51,21 @@ async def test_each_test_under_a_rule_has_its_own_last_outcome(alerting: Alertin
     ]
 
 
+async def test_under_a_rule_each_schedule_is_a_check_of_its_own_whatever_its_tests_name(alerting: Alerting) -> None:
+    """A prod and a staging schedule of one test file: prod failing while staging passes is one
+    incident of prod, not a failure and a recovery at every run."""
+    consumer = await alerting.consumer()
+    await alerting.rule("https://hooks.example.com/sentinel")
+    for prod, staging in ((FAILED, COMPLETED), (FAILED, COMPLETED), (COMPLETED, COMPLETED)):
+        await alerting.end_job(prod, name="Health API", schedule_id="prod")
+        await alerting.end_job(staging, name="Health API", schedule_id="staging")
+    await alerting.end_job(FAILED, name="Health API")  # not scheduled: its test is its check
+    await drain(consumer)
+    made = [json.loads(d.body) for d in await alerting.deliveries()]
+    assert [(b["schedule_id"], b["event"]) for b in made] == [("prod", "failed"), ("prod", "recovered"), ("", "failed")]
+    assert {b["test_name"] for b in made} == {"Health API"}
+
+
 async def test_completed_timeout_dead_letter_and_cancel_events_come_every_time_they_are_asked_for(
     alerting: Alerting,
 ) -> None:
