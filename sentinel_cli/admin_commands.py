@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shlex
 import sys
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
@@ -25,6 +26,8 @@ from sentinel_client import DeadLetter, Figures, HealthStatus, JobState, Priorit
 from shared.events import EVENT_KINDS
 
 COMMANDS = ("stats", "events", "pause", "resume", "dlq", "jobs")
+#: How many jobs `sentinel jobs` lists by default.
+_JOBS_LIMIT = 20
 STATES: dict[str, JobState] = {state.value: state for state in JobState}
 
 
@@ -56,7 +59,7 @@ def add_parsers(sub: Any) -> None:
     listing = sub.add_parser("jobs", help="list jobs, newest first")
     listing.add_argument("--state", choices=sorted(STATES))
     listing.add_argument("--tag", default="")
-    listing.add_argument("--limit", type=arguments.count, default=20)
+    listing.add_argument("--limit", type=arguments.count, default=_JOBS_LIMIT)
     listing.add_argument("--page-token", default="")
     listing.add_argument("--schedule", default="", metavar="ID", help="only the jobs this schedule fired")
 
@@ -228,7 +231,14 @@ async def list_jobs(
             f"{shown_time(job.created_at)}  {job.attempt}/{job.max_attempts}  {job.name}{tags}{ended}"
         )
     if page.next_page_token:
-        print(f"more: sentinel jobs --page-token '{page.next_page_token}'")
+        # The next page of this same listing: its filters and size, then the token.
+        argv = ["sentinel", "jobs"]
+        for flag, value in (("--state", state or ""), ("--tag", tag), ("--schedule", schedule_id)):
+            if value:
+                argv += [flag, value]
+        if limit != _JOBS_LIMIT:
+            argv += ["--limit", str(limit)]
+        print(f"more: {shlex.join([*argv, '--page-token', page.next_page_token])}")
     return 0
 
 

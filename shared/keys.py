@@ -252,6 +252,11 @@ class Keys:
         """hash of one webhook delivery and its answer (`shared.schema.DeliveryField`)."""
         return f"{self.alert_prefix}delivery:{delivery_id}"
 
+    def alert_lane(self, lane: str) -> str:
+        """zset of the deliveries of one owner to one receiver, in the order they were made: only the
+        oldest still pending is attempted (alert_lane.lua)."""
+        return f"{self.alert_prefix}lane:{lane}"
+
     @property
     def alert_due(self) -> str:
         """zset of pending delivery ids, score = when the next attempt is due (ms), a lease while one runs."""

@@ -205,6 +205,7 @@ class DeliveryField(StrEnum):
     LAST_AT = "last_at"
     NEXT_AT = "next_at"
     LEASE = "lease"  # the token of the attempt under way ('' = none)
+    LANE = "lane"  # the zset of its owner's deliveries to its receiver, in order ('' = none: made before lanes)
 
 
 #: Every field of a hash: the job hash, the run hashes, the schedule hashes, the figures hashes and the

@@ -7,8 +7,9 @@ first file that includes it, after the libraries it includes itself. The librari
 (the progress entry, the queue event, the lane entry and its ack, which every script writes the
 same way), `tally.lua` (the stats figures), `fair.lua` (fair share), `limit.lua` (rate limits),
 `run.lua` (a job's end told to its run), `claim_entry.lua` (claiming an entry, for the executor's
-claim and reclaim), `submit_job.lua` (submitting a job, for submit.lua and a schedule's fire) and
-`schedule_run.lua` (an entry of a schedule's runs list, for its save and its fire).
+claim and reclaim), `submit_job.lua` (submitting a job, for submit.lua and a schedule's fire),
+`schedule_run.lua` (an entry of a schedule's runs list, for its save and its fire) and
+`alert_lane.lua` (the order of an owner's alerts to one receiver, for their claim and record).
 
 Every script takes one argument, ARGV[1]: its context, a JSON object of named members (see
 `encode_context`) that the script decodes with `cjson.decode`.

@@ -215,6 +215,7 @@ async def record_answer(
         response=answer.body[:MAX_RESPONSE_BYTES],
         error=answer.error[:1000],
         next_at=str(next_at),
+        delivery_prefix=queue.keys.alert_delivery(""),
     )
     keys = queue.keys
     state = await script(queue, "alert_record")(

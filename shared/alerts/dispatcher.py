@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 
-from shared.alerts.deliveries import Answer, ClaimedDelivery, claim_due, record_answer
+from shared.alerts.deliveries import Answer, ClaimedDelivery, DeliveryState, claim_due, record_answer
 from shared.alerts.sender import send
 from shared.alerts.urls import mask_url, open_url
 from shared.errors import SentinelError
@@ -128,8 +128,10 @@ class Dispatcher:
         except REDIS_OR_OS_ERRORS as exc:  # the lease runs out and the delivery is tried again
             log.warning("alerts: recording delivery %s failed: %s", delivery.delivery_id, exc)
             return
-        # The URL's path and query may hold a receiver's token: only its masked form is logged.
-        log.info(
+        # The URL's path and query may hold a receiver's token: only its masked form is logged. An
+        # alert given up is lost to its receiver: a warning an operator's log alerts can catch.
+        log.log(
+            logging.WARNING if state is DeliveryState.FAILED else logging.INFO,
             "alerts: delivery %s (%s to %s) attempt %d: %s -> %s",
             delivery.delivery_id,
             delivery.event,

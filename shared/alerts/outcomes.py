@@ -184,6 +184,8 @@ def _candidates(
                 DeliveryField.SECRET: notification.secret,
                 DeliveryField.CREATED: str(now),
                 DeliveryField.NEXT_AT: str(now),
+                # One lane per owner and receiver (the notification's place in the owner's list).
+                DeliveryField.LANE: keys.alert_lane(str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{owner.key}|{index}"))),
             }
             found.append(
                 {"id": delivery_id, "when": "change" if on_change else "always", "fields": fields, "indexes": indexes}

@@ -7,14 +7,23 @@
 -- Atomic so that a delivery is taken by one replica: its score moves to the lease's end and its
 -- hash holds the lease token, which alert_record.lua checks. A replica that dies mid-attempt loses
 -- nothing: when the lease ends the delivery is due again and another replica takes it. A delivery
--- whose hash expired (retention) or that is no longer pending leaves the zset.
+-- whose hash expired (retention) or that is no longer pending leaves the zset. A delivery behind an
+-- older one of its lane (alert_lane.lua) is not taken: it is due again just after that one, and
+-- alert_record.lua makes it due at once when that one is done.
+--- @include alert_lane
 local ctx = cjson.decode(ARGV[1])
 local now = tonumber(ctx.now)
 local taken = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ctx.count))) do
   local key = ctx.delivery_prefix .. id
+  local lane = redis.call('HGET', key, 'lane')
+  local head = id
+  if lane and lane ~= '' then head = lane_head(ctx.delivery_prefix, lane) or id end
   if redis.call('HGET', key, 'state') ~= 'pending' then
     redis.call('ZREM', KEYS[1], id)
+  elseif head ~= id then
+    local head_due = tonumber(redis.call('ZSCORE', KEYS[1], head) or now)
+    redis.call('ZADD', KEYS[1], math.max(head_due, now) + 1, id)
   else
     redis.call('ZADD', KEYS[1], now + tonumber(ctx.lease_ms), id)
     redis.call('HSET', key, 'lease', ctx.token)

@@ -7,7 +7,8 @@
 --   deliveries: the candidates, each {id, when, fields, indexes}: `when` 'always' (made whatever the
 --   last outcome was) or 'change' (made only when this outcome changes the owner's: a failure after a
 --   pass or after nothing, a pass after a failure); `fields` the delivery hash (DeliveryField -> value,
---   strings); `indexes` the zsets ListDeliveries reads, by created ms.
+--   strings); `indexes` the zsets ListDeliveries reads, by created ms; `fields.lane` the delivery's
+--   lane (alert_lane.lua), which it joins in the order the candidates come.
 -- Returns the ids of the deliveries made: none when the entry is not newer than the last one the
 -- owner took (already applied, or overtaken by a newer one), nor for a delivery already there.
 --
@@ -46,12 +47,16 @@ redis.call('PEXPIRE', KEYS[1], ctx.owner_ttl_ms)
 
 local now, retention = tonumber(ctx.now), tonumber(ctx.retention_ms)
 local made = {}
-for _, d in ipairs(ctx.deliveries) do
+for i, d in ipairs(ctx.deliveries) do
   local key = ctx.delivery_prefix .. d.id
   if (d.when == 'always' or changed) and redis.call('EXISTS', key) == 0 then
     set_fields(key, d.fields)
     redis.call('PEXPIRE', key, retention)
     redis.call('ZADD', KEYS[2], now, d.id)
+    if d.fields.lane and d.fields.lane ~= '' then
+      redis.call('ZADD', d.fields.lane, now + i / 1000, d.id)
+      redis.call('PEXPIRE', d.fields.lane, retention)
+    end
     for _, index in ipairs(d.indexes) do
       redis.call('ZADD', index, now, d.id)
       redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention)

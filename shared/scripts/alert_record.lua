@@ -9,7 +9,9 @@
 -- (another replica took the delivery over): nothing changes then.
 --
 -- Atomic so that the answer, the state and the due entry agree, and a replica whose lease ran out
--- cannot overwrite the attempt that took its place.
+-- cannot overwrite the attempt that took its place. A delivery done (delivered or failed for good)
+-- leaves its lane, and the next one of the lane, which waited behind it, is due at once.
+--- @include alert_lane
 local ctx = cjson.decode(ARGV[1])
 if redis.call('HGET', KEYS[1], 'lease') ~= ctx.token then return '' end
 local state = 'pending'
@@ -26,5 +28,11 @@ if state == 'pending' then
 else
   redis.call('HSET', KEYS[1], 'next_at', '0')
   redis.call('ZREM', KEYS[2], ctx.id)
+  local lane = redis.call('HGET', KEYS[1], 'lane')
+  if lane and lane ~= '' then
+    redis.call('ZREM', lane, ctx.id)
+    local next_id = lane_head(ctx.delivery_prefix, lane)
+    if next_id then redis.call('ZADD', KEYS[2], tonumber(ctx.now), next_id) end
+  end
 end
 return state

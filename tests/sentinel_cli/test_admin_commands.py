@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -98,6 +99,21 @@ async def test_events_follow_pause_resume_and_jobs(
     assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d ", out), out  # a time says its zone's offset
     await admin_commands.list_jobs(address(api), state="completed", tag="", limit=10, page_token="")
     assert capsys.readouterr().out == "no jobs\n"
+
+
+async def test_the_next_page_line_keeps_the_listings_filters(
+    api: ApiServer, queue: Queue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await submit_jobs(queue, 3, tags=("smoke",))
+    await submit_jobs(queue, 2, tags=("other",))
+    assert await admin_commands.list_jobs(address(api), state="pending", tag="smoke", limit=2, page_token="") == 0
+    more = capsys.readouterr().out.splitlines()[-1]
+    assert more.startswith("more: sentinel jobs --state pending --tag smoke --limit 2 --page-token "), more
+    # The line, run as it is, lists the rest of the same listing: the third smoke job, no other.
+    argv = shlex.split(more.removeprefix("more: sentinel "))
+    assert await admin_commands.run(_parser().parse_args(argv), address(api)) == 0
+    rest = capsys.readouterr().out.splitlines()
+    assert len(rest) == 1 and "[smoke]" in rest[0], rest
 
 
 async def test_dlq_list_requeue_purge(api: ApiServer, queue: Queue, capsys: pytest.CaptureFixture[str]) -> None:

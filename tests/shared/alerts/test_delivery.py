@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+import pytest
 
 from shared.alerts import rules
 from shared.alerts.deliveries import Answer, Delivery, DeliveryState, claim_due, record_answer
@@ -73,14 +76,66 @@ async def test_a_500_is_tried_again_after_the_backoff_and_each_answer_is_recorde
     assert json.loads(second.body)["delivery_id"] == second.delivery_id
 
 
-async def test_a_delivery_is_given_up_after_the_last_attempt(alerting: Alerting) -> None:
+async def test_an_owners_alerts_reach_a_receiver_in_order_while_an_earlier_one_is_retried(alerting: Alerting) -> None:
+    """A receiver that was down while a check failed and then recovered gets `failed`, then
+    `recovered`: the later alert waits behind the one being retried, though it was due at once."""
+    settings = dataclasses.replace(alerting.settings, backoff_ms=1500)
+    async with run_receiver() as receiver, dispatching(alerting, settings):
+        receiver.answers = [500]
+        consumer = await alerting.consumer()
+        await alerting.rule(receiver.url)
+        await alerting.end_job(JobState.FAILED)
+        await drain(consumer)
+        await wait_for(lambda: _only(alerting, lambda d: d.response_status == 500), what="the failure's first answer")
+        await alerting.end_job(JobState.COMPLETED)  # the recovery, while the failure waits for its retry
+        await drain(consumer)
+
+        async def both_delivered() -> list[Delivery] | None:
+            made = await alerting.deliveries()
+            return made if len(made) == 2 and all(d.state is DeliveryState.DELIVERED for d in made) else None
+
+        failed, recovered = await wait_for(both_delivered, what="both alerts delivered")
+    assert [r.event for r in receiver.received] == ["failed", "failed", "recovered"]
+    assert (failed.event, failed.attempts, recovered.event, recovered.attempts) == ("failed", 2, "recovered", 1)
+    assert recovered.last_attempt_at_ms >= failed.last_attempt_at_ms
+
+
+async def test_a_delivery_given_up_lets_the_next_one_of_its_receiver_go(alerting: Alerting) -> None:
+    settings = dataclasses.replace(alerting.settings, max_attempts=2, backoff_ms=300)
+    async with run_receiver() as receiver, dispatching(alerting, settings):
+        receiver.answers = [503, 503]
+        consumer = await alerting.consumer()
+        await alerting.rule(receiver.url)
+        await alerting.end_job(JobState.FAILED)
+        await drain(consumer)
+        await wait_for(lambda: _only(alerting, lambda d: d.attempts == 1), what="the failure's first attempt")
+        await alerting.end_job(JobState.COMPLETED)
+        await drain(consumer)
+
+        async def settled() -> list[Delivery] | None:
+            made = await alerting.deliveries()
+            done = all(d.state is not DeliveryState.PENDING for d in made)
+            return made if len(made) == 2 and done else None
+
+        failed, recovered = await wait_for(settled, what="the failure given up and the recovery delivered")
+    assert (failed.state, recovered.state) == (DeliveryState.FAILED, DeliveryState.DELIVERED)
+    assert [r.event for r in receiver.received] == ["failed", "failed", "recovered"]  # 503, 503, then 200
+
+
+async def test_a_delivery_is_given_up_after_the_last_attempt(
+    alerting: Alerting, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = dataclasses.replace(alerting.settings, max_attempts=2, backoff_ms=50)
+    caplog.set_level(logging.INFO, logger="shared.alerts.dispatcher")
     async with run_receiver() as receiver, dispatching(alerting, settings):
         receiver.answers = [503, 503, 503]
         await failing_check(alerting, receiver)
         failed = await wait_for(lambda: _only(alerting, lambda d: d.state is DeliveryState.FAILED))
     assert (failed.attempts, failed.response_status, failed.next_attempt_at_ms) == (2, 503, 0)
     assert len(receiver.received) == 2
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "shared.alerts.dispatcher"]
+    assert [level for level, message in said if message.endswith("-> failed")] == [logging.WARNING]  # lost: said so
+    assert [level for level, message in said if message.endswith("-> pending")] == [logging.INFO]
 
 
 async def test_a_redirect_is_an_answer_not_followed(alerting: Alerting) -> None:
