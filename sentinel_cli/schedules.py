@@ -176,7 +176,9 @@ def render_schedule(schedule: Schedule, out: TextIO) -> None:
             out.write(f"  {at}  skipped  {run.reason}\n")
         else:
             what = "triggered" if run.triggered else "fired"
-            out.write(f"  {at}  {what}  {run.job_id}  {state_name(run.state)}\n")
+            # A job the schedule fired that is no longer there: retention (or a purge) removed it.
+            state = state_name(run.state) if run.state is not None else "removed"
+            out.write(f"  {at}  {what}  {run.job_id}  {state}\n")
 
 
 async def run(args: argparse.Namespace, address: str | None) -> int:
