@@ -15,12 +15,15 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from sentinel_cli import arguments
 from sentinel_client import ConfigError, Notification
 from shared.notifications import DEFAULT_EVENTS, EVENTS
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, url: str, event: str, secret: str, required: bool) -> None:
-    """Add the webhook options, spelled `url`, `event`, `<secret>-env` and `<secret>-prompt`."""
+def add_arguments(
+    parser: argparse.ArgumentParser, *, url: str, event: str, secret: str, after: str, required: bool
+) -> None:
+    """Add the webhook options, spelled `url`, `event`, `<secret>-env`, `<secret>-prompt` and `after`."""
     parser.add_argument(
         url,
         dest="webhook_urls",
@@ -38,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, url: str, event: str, secr
         choices=EVENTS,
         metavar="EVENT",
         help=f"an event to send (repeatable): {', '.join(EVENTS)} (default: {' and '.join(DEFAULT_EVENTS)})",
+    )
+    parser.add_argument(
+        after,
+        dest="webhook_after_failures",
+        type=arguments.positive,
+        default=1,
+        metavar="N",
+        help="send `failed` at the N-th failure in a row, and `recovered` only after such a run (default 1)",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -83,8 +94,13 @@ def notifications(args: argparse.Namespace, **source: Any) -> list[dict[str, Any
         ConfigError: events or a secret without a URL, or as `signing_secret` says.
     """
     if not args.webhook_urls:
-        if args.webhook_events or args.webhook_secret_env or args.webhook_secret_prompt:
-            raise ConfigError("webhook events and secrets need a receiver URL")
+        if (
+            args.webhook_events
+            or args.webhook_secret_env
+            or args.webhook_secret_prompt
+            or args.webhook_after_failures != 1
+        ):
+            raise ConfigError("webhook events, secrets and failure counts need a receiver URL")
         return []
     secret = signing_secret(args, **source)
     made: list[dict[str, Any]] = []
@@ -92,6 +108,8 @@ def notifications(args: argparse.Namespace, **source: Any) -> list[dict[str, Any
         notification: dict[str, Any] = {"url": url, "events": args.webhook_events or list(DEFAULT_EVENTS)}
         if secret:
             notification["secret"] = secret
+        if args.webhook_after_failures != 1:
+            notification["after_failures"] = args.webhook_after_failures
         made.append(notification)
     return made
 
@@ -99,4 +117,5 @@ def notifications(args: argparse.Namespace, **source: Any) -> list[dict[str, Any
 def describe(notification: Notification) -> str:
     """A notification on one line: its URL, its events, and whether deliveries are signed."""
     signed = "signed" if notification.secret_set else "unsigned"
-    return f"{notification.url}  {','.join(notification.events)}  {signed}"
+    after = f"  after {notification.after_failures} failures in a row" if notification.after_failures > 1 else ""
+    return f"{notification.url}  {','.join(notification.events)}  {signed}{after}"

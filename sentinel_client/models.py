@@ -382,6 +382,7 @@ class Notification:
     url: str = ""
     events: tuple[str, ...] = ()
     secret_set: bool = False
+    after_failures: int = 1  # `failed` at this many failures in a row, `recovered` only after such a run
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,15 @@ __all__ = [
 ]
 
 #: What a notification may ask for. `failed`: the first failure after a pass (or the first run
-#: failing); `recovered`: the first pass after failures; `dead_lettered`: a job out of attempts;
+#: failing; with `after_failures` N, the N-th failure in a row); `recovered`: the first pass after
+#: failures (after a run of N); `dead_lettered`: a job out of attempts;
 #: `timeout` and `cancelled`: a run that ended so; `completed`: every pass (not only a change).
 EVENTS = ("failed", "recovered", "dead_lettered", "timeout", "cancelled", "completed")
 #: What an empty `events` list means.
 DEFAULT_EVENTS = ("failed", "recovered")
 MAX_NOTIFICATIONS = 10
+#: The most failures in a row a notification may wait for before it sends `failed`.
+MAX_AFTER_FAILURES = 100
 MAX_URL_CHARS = 2048
 MAX_SECRET_CHARS = 512
 
@@ -42,6 +45,8 @@ class Notification:
     events: tuple[str, ...] = DEFAULT_EVENTS
     #: The signing secret: sealed once stored ("" = deliveries are not signed).
     secret: str = ""
+    #: `failed` at this many failures in a row (not the first), `recovered` only after such a run.
+    after_failures: int = 1
 
     def wants(self, event: str) -> bool:
         return event in self.events
@@ -75,4 +80,7 @@ def notification_violations(notifications: Sequence[Notification], *, prefix: st
             violations.append(FieldViolation(f"{at}.events", "at least one event"))
         if len(notification.secret) > MAX_SECRET_CHARS:
             violations.append(FieldViolation(f"{at}.secret", f"at most {MAX_SECRET_CHARS} characters"))
+        if not 1 <= notification.after_failures <= MAX_AFTER_FAILURES:
+            why = f"must be between 1 and {MAX_AFTER_FAILURES} failures in a row, got {notification.after_failures}"
+            violations.append(FieldViolation(f"{at}.after_failures", why))
     return violations

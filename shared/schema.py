@@ -182,6 +182,7 @@ class OwnerField(StrEnum):
     OUTCOME = "outcome"  # pass | fail
     EVENT = "event"  # the events-stream id of the last event applied (older ones are skipped)
     SINCE = "since"  # when the outcome last changed, ms
+    FAILS = "fails"  # failures in a row up to the last outcome (0 after a pass)
 
 
 class DeliveryField(StrEnum):

@@ -34,7 +34,14 @@ __all__ = [
 
 
 def notifications_to_json(notifications: Iterable[Notification]) -> str:
-    return codec.dumps([{"url": n.url, "events": list(n.events), "secret": n.secret} for n in notifications])
+    return codec.dumps([_stored(n) for n in notifications])
+
+
+def _stored(n: Notification) -> dict[str, object]:
+    row: dict[str, object] = {"url": n.url, "events": list(n.events), "secret": n.secret}
+    if n.after_failures != 1:  # absent otherwise: notifications stored before it read back the same
+        row["after_failures"] = n.after_failures
+    return row
 
 
 def notifications_from_json(raw: str) -> tuple[Notification, ...]:
@@ -42,7 +49,12 @@ def notifications_from_json(raw: str) -> tuple[Notification, ...]:
     try:
         rows = cast(list[dict[str, Any]], json.loads(raw or "[]"))
         return tuple(
-            Notification(url=str(r["url"]), events=tuple(str(e) for e in r["events"]), secret=str(r.get("secret", "")))
+            Notification(
+                url=str(r["url"]),
+                events=tuple(str(e) for e in r["events"]),
+                secret=str(r.get("secret", "")),
+                after_failures=int(r.get("after_failures", 1)),
+            )
             for r in rows
         )
     except (KeyError, TypeError, ValueError) as exc:

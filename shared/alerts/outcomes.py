@@ -187,8 +187,15 @@ def _candidates(
                 # One lane per owner and receiver (the notification's place in the owner's list).
                 DeliveryField.LANE: keys.alert_lane(str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{owner.key}|{index}"))),
             }
+            when = "change" if on_change else "always"
             found.append(
-                {"id": delivery_id, "when": "change" if on_change else "always", "fields": fields, "indexes": indexes}
+                {
+                    "id": delivery_id,
+                    "when": when,
+                    "after": notification.after_failures,
+                    "fields": fields,
+                    "indexes": indexes,
+                }
             )
     return found
 

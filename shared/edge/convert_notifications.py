@@ -17,7 +17,9 @@ __all__ = ["notification_from_proto", "notification_to_proto", "notifications_fr
 def notification_from_proto(message: pb.Notification) -> Notification:
     """An empty event list means the defaults (failed and recovered)."""
     events = tuple(dict.fromkeys(e.strip() for e in message.events)) or DEFAULT_EVENTS
-    return Notification(url=message.url.strip(), events=events, secret=message.secret)
+    return Notification(
+        url=message.url.strip(), events=events, secret=message.secret, after_failures=message.after_failures or 1
+    )
 
 
 def notifications_from_proto(messages: Iterable[pb.Notification]) -> tuple[Notification, ...]:
@@ -26,4 +28,9 @@ def notifications_from_proto(messages: Iterable[pb.Notification]) -> tuple[Notif
 
 def notification_to_proto(notification: Notification) -> pb.Notification:
     """Without the secret: only whether one is set."""
-    return pb.Notification(url=notification.url, events=notification.events, secret_set=bool(notification.secret))
+    return pb.Notification(
+        url=notification.url,
+        events=notification.events,
+        secret_set=bool(notification.secret),
+        after_failures=notification.after_failures,
+    )

@@ -4,9 +4,11 @@
 -- KEYS[1] the owner's hash (shared.schema.OwnerField)  KEYS[2] the due deliveries zset
 -- ARGV[1] context (JSON): now, event (the entry's id, "<ms>-<seq>"), outcome ('pass', 'fail' or ''
 --   for an event that is neither, e.g. cancelled), owner_ttl_ms, retention_ms, delivery_prefix, and
---   deliveries: the candidates, each {id, when, fields, indexes}: `when` 'always' (made whatever the
---   last outcome was) or 'change' (made only when this outcome changes the owner's: a failure after a
---   pass or after nothing, a pass after a failure); `fields` the delivery hash (DeliveryField -> value,
+--   deliveries: the candidates, each {id, when, after, fields, indexes}: `when` 'always' (made whatever
+--   the last outcome was) or 'change' (made only when this outcome changes the owner's: a failure after
+--   a pass or after nothing, a pass after a failure) — with `after` N (a notification's after_failures),
+--   a failure is a change at the N-th failure in a row, and a pass only after a run of N or more;
+--   `fields` the delivery hash (DeliveryField -> value,
 --   strings); `indexes` the zsets ListDeliveries reads, by created ms; `fields.lane` the delivery's
 --   lane (alert_lane.lua), which it joins in the order the candidates come.
 -- Returns the ids of the deliveries made: none when the entry is not newer than the last one the
@@ -30,16 +32,24 @@ local function after(a, b)
   return ams > bms or (ams == bms and aseq > bseq)
 end
 
-local cur = redis.call('HMGET', KEYS[1], 'outcome', 'event')
+local cur = redis.call('HMGET', KEYS[1], 'outcome', 'event', 'fails')
 if cur[2] and not after(ctx.event, cur[2]) then return {} end
 local last = cur[1] or ''
-local changed = false
+-- Failures in a row before this outcome (an owner kept before the count: one, if it was failing).
+local fails_before = tonumber(cur[3] or (last == 'fail' and '1' or '0'))
+local fails = fails_before
 if ctx.outcome == 'fail' then
-  changed = last ~= 'fail'
+  fails = fails_before + 1
 elseif ctx.outcome == 'pass' then
-  changed = last == 'fail'
+  fails = 0
 end
-redis.call('HSET', KEYS[1], 'event', ctx.event)
+-- Whether this outcome is a change for a notification that waits for `n` failures in a row.
+local function changed(n)
+  if ctx.outcome == 'fail' then return fails == n end
+  if ctx.outcome == 'pass' then return fails_before >= n end
+  return false
+end
+redis.call('HSET', KEYS[1], 'event', ctx.event, 'fails', fails)
 if ctx.outcome ~= '' and ctx.outcome ~= last then
   redis.call('HSET', KEYS[1], 'outcome', ctx.outcome, 'since', ctx.now)
 end
@@ -49,7 +59,7 @@ local now, retention = tonumber(ctx.now), tonumber(ctx.retention_ms)
 local made = {}
 for i, d in ipairs(ctx.deliveries) do
   local key = ctx.delivery_prefix .. d.id
-  if (d.when == 'always' or changed) and redis.call('EXISTS', key) == 0 then
+  if (d.when == 'always' or changed(tonumber(d.after or 1))) and redis.call('EXISTS', key) == 0 then
     set_fields(key, d.fields)
     redis.call('PEXPIRE', key, retention)
     redis.call('ZADD', KEYS[2], now, d.id)

@@ -101,9 +101,19 @@ async def test_rules_create_list_delete_and_their_deliveries(api: Api, monkeypat
     assert match and match.group(2) == masked, made
     rule_id = match.group(1)
     other = await api.run(
-        "alerts", "rules", "create", "--tag", "search", "--url", api.receiver.url, "--event", "failed"
+        "alerts",
+        "rules",
+        "create",
+        "--tag",
+        "search",
+        "--url",
+        api.receiver.url,
+        "--event",
+        "failed",
+        "--after-failures",
+        "3",
     )
-    assert other.endswith(f"  → {masked}  failed  unsigned\n")
+    assert other.endswith(f"  → {masked}  failed  unsigned  after 3 failures in a row\n")
     listed = await api.run("alerts", "rules", "list")
     assert listed.index("tag search") < listed.index("tag checkout")  # newest first
 

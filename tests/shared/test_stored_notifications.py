@@ -27,6 +27,20 @@ def test_with_a_key_url_and_secret_are_sealed_and_a_url_given_again_keeps_its_se
     assert sealer.open(again[0].secret, field="secret") == "s1" and again[1].secret == ""
 
 
+def test_a_notifications_failure_count_is_stored_shown_and_checked() -> None:
+    sealer = Sealer(new_secret_key())
+    stored = seal_notifications([Notification(HOOK, after_failures=3), Notification(OTHER)], sealer, prefix="rule.")
+    assert [n.after_failures for n in notifications_from_json(notifications_to_json(stored))] == [3, 1]
+    assert '"after_failures"' not in notifications_to_json(stored[1:])  # the default is stored as before it
+    assert [n.after_failures for n in shown_notifications(stored, sealer)] == [3, 1]
+    bad = [Notification(HOOK, after_failures=0), Notification(HOOK, after_failures=101)]
+    found = notification_violations(bad, prefix="rule.")
+    assert [(v.field, v.description) for v in found] == [
+        ("rule.notifications[0].after_failures", "must be between 1 and 100 failures in a row, got 0"),
+        ("rule.notifications[1].after_failures", "must be between 1 and 100 failures in a row, got 101"),
+    ]
+
+
 def test_without_a_key_a_url_stays_plain_and_is_still_shown_masked() -> None:
     stored = seal_notifications([Notification(HOOK)], None, prefix="rule.")
     assert stored[0].url == HOOK

@@ -41,11 +41,16 @@ class Alerting:
     ended: list[str]  # the ids of the jobs end_job ended, in order
 
     async def rule(
-        self, url: str, *, tag: str = "checkout", events: tuple[str, ...] = ("failed", "recovered"), secret: str = ""
+        self,
+        url: str,
+        *,
+        tag: str = "checkout",
+        events: tuple[str, ...] = ("failed", "recovered"),
+        secret: str = "",
+        after_failures: int = 1,
     ) -> rules.AlertRule:
-        wanted = rules.AlertRule(
-            rule_id="", tenant_id="", tag=tag, notifications=(Notification(url=url, events=events, secret=secret),)
-        )
+        notification = Notification(url=url, events=events, secret=secret, after_failures=after_failures)
+        wanted = rules.AlertRule(rule_id="", tenant_id="", tag=tag, notifications=(notification,))
         return await rules.create_rule(
             self.queue, wanted, tenant=TENANT, sealer=self.sealer, policy=webhook_policy(self.settings)
         )

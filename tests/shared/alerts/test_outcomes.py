@@ -6,6 +6,7 @@ import asyncio
 import json
 
 from shared import jobs
+from shared.alerts import rules
 from shared.alerts.outcomes import apply_entry, unowned_ends
 from shared.model import JobOptions, JobSource, JobState, Navigate, Step, SubmitCommand, TestDefinition
 from shared.notifications import Notification
@@ -48,6 +49,33 @@ async def test_each_test_under_a_rule_has_its_own_last_outcome(alerting: Alertin
         ("login", "failed"),
         ("search", "failed"),
         ("login", "recovered"),
+    ]
+
+
+async def test_a_notification_after_n_failures_alerts_at_the_nth_in_a_row_and_recovers_only_after_it(
+    alerting: Alerting,
+) -> None:
+    consumer = await alerting.consumer()
+    pager = await alerting.rule("https://hooks.example.com/pager", after_failures=3)
+    chat = await alerting.rule("https://hooks.example.com/chat")  # the same checks, alerted at once
+    ends = (FAILED, FAILED, COMPLETED, FAILED, FAILED, FAILED, FAILED, COMPLETED, FAILED, COMPLETED)
+    job_ids = [await alerting.end_job(state) for state in ends]
+    await drain(consumer)
+    made = await alerting.deliveries()
+
+    def alerts(rule: rules.AlertRule) -> list[tuple[int, str]]:
+        return [(job_ids.index(d.job_id), d.event) for d in made if d.rule_id == rule.rule_id]
+
+    # Two failures then a pass: a blip, no one paged. The third failure in a row pages; the pass after
+    # it recovers; a lone failure after that pages no one, so its pass recovers nothing.
+    assert alerts(pager) == [(5, "failed"), (7, "recovered")]
+    assert alerts(chat) == [
+        (0, "failed"),
+        (2, "recovered"),
+        (3, "failed"),
+        (7, "recovered"),
+        (8, "failed"),
+        (9, "recovered"),
     ]
 
 
