@@ -1126,20 +1126,24 @@ class Notification(_message.Message):
     def __init__(self, url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., secret: _Optional[str] = ..., secret_set: _Optional[bool] = ..., after_failures: _Optional[int] = ...) -> None: ...
 
 class ScheduleRun(_message.Message):
-    __slots__ = ("job_id", "fire_time", "state", "skipped", "reason", "triggered")
+    __slots__ = ("job_id", "fire_time", "state", "skipped", "reason", "triggered", "error", "job_removed")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     TRIGGERED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    JOB_REMOVED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     fire_time: _timestamp_pb2.Timestamp
     state: JobState
     skipped: bool
     reason: str
     triggered: bool
-    def __init__(self, job_id: _Optional[str] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., skipped: _Optional[bool] = ..., reason: _Optional[str] = ..., triggered: _Optional[bool] = ...) -> None: ...
+    error: str
+    job_removed: bool
+    def __init__(self, job_id: _Optional[str] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., skipped: _Optional[bool] = ..., reason: _Optional[str] = ..., triggered: _Optional[bool] = ..., error: _Optional[str] = ..., job_removed: _Optional[bool] = ...) -> None: ...
 
 class Schedule(_message.Message):
     __slots__ = ("schedule_id", "name", "cron", "interval_ms", "timezone", "jitter_ms", "overlap", "catchup_window_ms", "template", "paused", "next_fires", "notifications", "recent_runs", "created_at", "updated_at", "tenant_id", "note")

@@ -183,9 +183,12 @@ def render_schedule(schedule: Schedule, out: TextIO) -> None:
             out.write(f"  {at}  skipped  {run.reason}\n")
         else:
             what = "triggered" if run.triggered else "fired"
-            # A job the schedule fired that is no longer there: retention (or a purge) removed it.
-            state = state_name(run.state) if run.state is not None else "removed"
-            out.write(f"  {at}  {what}  {run.job_id}  {state}\n")
+            # A job the schedule fired that is no longer there: retention (or a purge) removed it; the
+            # schedule's history still says how it ended, for a job that ended after it was kept.
+            state = state_name(run.state) if run.state is not None else "-"
+            gone = "  (job removed)" if run.removed else ""
+            error = f"  {run.error}" if run.error else ""
+            out.write(f"  {at}  {what}  {run.job_id}  {state}{gone}{error}\n")
 
 
 async def run(args: argparse.Namespace, address: str | None) -> int:

@@ -132,6 +132,8 @@ def schedule(s: pb.Schedule) -> Schedule:
                 skipped=r.skipped,
                 reason=r.reason,
                 triggered=r.triggered,
+                error=r.error,
+                removed=r.job_removed,
             )
             for r in s.recent_runs
         ),

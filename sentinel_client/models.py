@@ -392,10 +392,12 @@ class ScheduleRun:
 
     job_id: str = ""
     fire_time: datetime | None = None  # a trigger: when it was triggered
-    state: JobState | None = None  # the job's state now (None: no job, or it is gone)
+    state: JobState | None = None  # the job's state now, or how it ended once gone (None: no job, or unknown)
     skipped: bool = False
     reason: str = ""  # why it was skipped, or "held: waits for the running fire to end"
     triggered: bool = False
+    error: str = ""  # how a failed job failed: its error's first line
+    removed: bool = False  # its job is gone (retention): `state` and `error` are the schedule's record
 
     @property
     def held(self) -> bool:

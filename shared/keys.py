@@ -181,6 +181,11 @@ class Keys:
         """list of a schedule's latest fires, newest first (JSON each: job, fire, skipped, reason, triggered)."""
         return f"{self.schedule(schedule_id)}:runs"
 
+    def schedule_ends(self, schedule_id: str) -> str:
+        """hash of how the jobs a schedule fired ended, by job id (JSON: state, error, at), kept after
+        retention removes the jobs (`shared.schedules.history`)."""
+        return f"{self.schedule(schedule_id)}:ends"
+
     def schedule_jobs(self, schedule_id: str) -> str:
         """zset of the job ids a schedule fired, score = created ms (ListJobs' schedule_id filter)."""
         return self.schedule_jobs_format % schedule_id

@@ -121,6 +121,7 @@ class Scripts:
     adopt: AsyncScript
     schedule_save: AsyncScript
     schedule_fire: AsyncScript
+    schedule_end: AsyncScript
     forget: AsyncScript
 
     @classmethod
@@ -141,6 +142,7 @@ class Scripts:
             "adopt",
             "schedule_save",
             "schedule_fire",
+            "schedule_end",
             "forget",
         )
         return cls(**{n: client.register_script(source(n)) for n in names})

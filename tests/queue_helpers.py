@@ -15,6 +15,7 @@ from shared.clock import now_ms
 from shared.keys import GROUP
 from shared.model import (
     PRIORITY_ORDER,
+    JobError,
     JobOptions,
     JobResult,
     JobSource,
@@ -60,14 +61,17 @@ async def run_jobs(
     execution_ms: int = 10,
     worker: str = "fake-1",
     dead_letter_reason: str = "",
+    error: JobError | None = None,
 ) -> list[str]:
-    """Claim up to `n` waiting jobs and end each in `state` at once; returns their ids."""
+    """Claim up to `n` waiting jobs and end each in `state` at once (with `error`, if given); returns their ids."""
     from executor_service.store import claim, finish
 
     batch = await claim(queue, consumer=worker, worker_id=worker, count=n)
     for c in batch.claims:
         now = now_ms()
-        result = JobResult(success=state is JobState.COMPLETED, execution_time_ms=execution_ms, completed_at_ms=now)
+        result = JobResult(
+            success=state is JobState.COMPLETED, execution_time_ms=execution_ms, completed_at_ms=now, error=error
+        )
         done = await finish(
             queue,
             c,
@@ -76,6 +80,7 @@ async def run_jobs(
             result=result,
             execution_ms=execution_ms,
             dead_letter_reason=dead_letter_reason,
+            error=error,
         )
         assert done
     return [c.job_id for c in batch.claims]

@@ -37,6 +37,7 @@ from shared.errors import NotFoundError
 from shared.model import Job, JobState
 from shared.notifications import Notification
 from shared.queue import Queue
+from shared.schedules import history
 from shared.schedules.store import schedule_notifications
 from shared.schema import DeliveryField, EventField, JobField
 from shared.settings import AlertSettings
@@ -245,6 +246,7 @@ async def apply_entry(
     if job is None:
         log.warning("alerts: job %s ended (%s) but is gone; no alert for it", job_id, fields.get(EventField.KIND))
         return []
+    await history.record_end(queue, job)  # its schedule's history, which outlives the job
     ts = fields.get(EventField.TS, "")
     occurred = int(ts) if ts.isdigit() else 0
     outcome_script = script(queue, "alert_outcome")

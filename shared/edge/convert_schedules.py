@@ -59,6 +59,8 @@ def _run_to_proto(run: ScheduleRun) -> pb.ScheduleRun:
         skipped=run.skipped,
         reason=run.reason,
         triggered=run.triggered,
+        error=run.error,
+        job_removed=run.removed,
     )
 
 

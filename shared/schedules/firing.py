@@ -29,8 +29,8 @@ from shared.model import Job, JobSource
 from shared.queue import Queue
 from shared.redis_errors import REDIS_OR_OS_ERRORS
 from shared.schedules import encoding
-from shared.schedules.model import Schedule
-from shared.schedules.store import RECENT_RUNS, due_after, load_schedule
+from shared.schedules.model import RECENT_RUNS, Schedule
+from shared.schedules.store import due_after, load_schedule
 from shared.schedules.timing import fires_after, jitter_of
 from shared.schema import ScheduleField
 from shared.tasks import Periodic

@@ -12,7 +12,10 @@ from shared.model import JobState, SubmitCommand
 from shared.notifications import Notification
 from shared.schedules.timing import Timing
 
-__all__ = ["OverlapPolicy", "Schedule", "ScheduleRun", "ScheduleSpec"]
+__all__ = ["RECENT_RUNS", "OverlapPolicy", "Schedule", "ScheduleRun", "ScheduleSpec"]
+
+#: The runs a schedule keeps to show (its runs list; the ends of their jobs, `shared.schedules.history`).
+RECENT_RUNS = 20
 
 
 class OverlapPolicy(enum.StrEnum):
@@ -44,7 +47,9 @@ class ScheduleRun:
 
     fire_time_ms: int
     job_id: str = ""
-    state: JobState | None = None  # the job's state now (None: no job, or it is gone)
+    state: JobState | None = None  # the job's state now, or how it ended once gone (None: no job, or unknown)
+    error: str = ""  # how a failed job failed: its error's first line
+    removed: bool = False  # its job is gone (retention); `state` and `error` are from the schedule's history
     skipped: bool = False
     reason: str = ""  # why it was skipped (or that it is held)
     triggered: bool = False  # a TriggerSchedule, not a fire time

@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import cast
 
+from shared import codec
 from shared.alerts.guard import PUBLIC_ONLY
 from shared.clock import now_ms
 from shared.errors import FieldViolation, LimitError, NotFoundError, ValidationError
@@ -24,7 +25,8 @@ from shared.notifications import Notification
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schedules import encoding
-from shared.schedules.model import Schedule, ScheduleRun, ScheduleSpec
+from shared.schedules.history import MAX_ERROR_CHARS, ended_from_json
+from shared.schedules.model import RECENT_RUNS, Schedule, ScheduleRun, ScheduleSpec
 from shared.schedules.rules import MAX_NOTE_CHARS, apply_mask, seal_spec, validate_spec
 from shared.schedules.timing import Timing, jitter_of, next_fire, next_fires
 from shared.schema import JobField
@@ -50,7 +52,6 @@ __all__ = [
 
 #: Fire times a schedule shows ahead, and runs it keeps to show.
 NEXT_FIRES = 5
-RECENT_RUNS = 20
 #: The reason of the fire BUFFER_ONE holds, shown first among the runs while it waits (no job, not skipped).
 HELD = "held: waits for the running fire to end"
 
@@ -143,6 +144,26 @@ async def load_schedule(queue: Queue, schedule_id: str, *, tenant: str | None) -
     return encoding.schedule_from_hash(raw)
 
 
+def _with_end(run: ScheduleRun, job: list[str | None], ended_raw: str | None) -> ScheduleRun:
+    """`run` with its job's state and error: as the job holds them, or, once retention removed the
+    job, as the schedule's history kept them."""
+    if not run.job_id:
+        return run
+    state, error = job
+    if state:
+        return dataclasses.replace(run, state=JobState(state), error=_error_line(error))
+    ended = ended_from_json(ended_raw)
+    if ended is None:
+        return dataclasses.replace(run, removed=True)
+    return dataclasses.replace(run, state=ended.state, error=ended.error, removed=True)
+
+
+def _error_line(raw: str | None) -> str:
+    """The first line of a job hash's error, as the history keeps it."""
+    error = codec.error_from_json(raw) if raw else None
+    return error.message.strip().splitlines()[0][:MAX_ERROR_CHARS] if error is not None and error.message else ""
+
+
 def _with_next_fires(schedule: Schedule, now: int) -> Schedule:
     if schedule.spec.paused:
         return schedule
@@ -160,11 +181,15 @@ async def get_schedule(queue: Queue, schedule_id: str, *, tenant: str | None) ->
     runs = [encoding.run_from_json(e) for e in entries]
     pipe = queue.redis.pipeline(transaction=False)
     for run in runs:
-        pipe.hget(queue.keys.job(run.job_id or "-"), JobField.STATE)
-    states = cast(list[str | None], await pipe.execute()) if runs else []
+        pipe.hmget(queue.keys.job(run.job_id or "-"), [JobField.STATE, JobField.ERROR])
+    ids = [run.job_id for run in runs if run.job_id]
+    if ids:
+        pipe.hmget(queue.keys.schedule_ends(schedule_id), ids)
+    read = await pipe.execute() if runs else []
+    ends = dict(zip(ids, cast(list[str | None], read[-1]), strict=True)) if ids else {}
     runs = [
-        dataclasses.replace(run, state=JobState(state) if state else None)
-        for run, state in zip(runs, states, strict=True)
+        _with_end(run, cast(list[str | None], now), ends.get(run.job_id))
+        for run, now in zip(runs, read[: len(runs)], strict=True)
     ]
     runs.sort(key=lambda run: run.fire_time_ms, reverse=True)  # a held fire is recorded when it runs, later
     if schedule.buffered_ms and not schedule.spec.paused:
@@ -269,7 +294,7 @@ async def delete_schedule(queue: Queue, schedule_id: str, *, tenant: str) -> boo
     queue = queue.for_job(schedule_id)
     keys = queue.keys
     pipe = queue.redis.pipeline(transaction=True)
-    pipe.delete(keys.schedule(schedule_id), keys.schedule_runs(schedule_id))
+    pipe.delete(keys.schedule(schedule_id), keys.schedule_runs(schedule_id), keys.schedule_ends(schedule_id))
     pipe.zrem(keys.tenant_schedules(tenant), schedule_id)
     pipe.zrem(keys.schedules_due, schedule_id)
     deleted, *_ = await pipe.execute()

@@ -94,7 +94,13 @@ def test_times_are_shown_in_the_schedules_zone_with_their_offset(monkeypatch: py
             recent_runs=(
                 ScheduleRun(fire_time=nine - timedelta(days=1), reason="held: waits for the running fire to end"),
                 ScheduleRun(fire_time=nine - timedelta(days=2), job_id="j1", state=JobState.COMPLETED),
-                ScheduleRun(fire_time=nine - timedelta(days=3), job_id="j0"),  # its job removed by retention
+                ScheduleRun(
+                    fire_time=nine - timedelta(days=3),
+                    job_id="j0",
+                    state=JobState.FAILED,
+                    error="expected status 200, got 503",
+                    removed=True,  # its job removed by retention: the state is the schedule's record
+                ),
             ),
         )
         out = io.StringIO()
@@ -104,7 +110,7 @@ def test_times_are_shown_in_the_schedules_zone_with_their_offset(monkeypatch: py
         assert "  next   2026-12-07 09:00:00-05:00" in lines
         assert "  2026-12-06 09:00:00-05:00  held: waits for the running fire to end" in lines
         assert "  2026-12-05 09:00:00-05:00  fired  j1  COMPLETED" in lines
-        assert "  2026-12-04 09:00:00-05:00  fired  j0  removed" in lines
+        assert "  2026-12-04 09:00:00-05:00  fired  j0  FAILED  (job removed)  expected status 200, got 503" in lines
         out = io.StringIO()
         schedules.render_line(Schedule(id="s2", name="i", interval_ms=60_000, next_fires=(nine,)), out)
         assert out.getvalue().endswith("next 2026-12-07 14:00:00+00:00\n")
