@@ -257,6 +257,11 @@ class Keys:
         """hash of one webhook delivery and its answer (`shared.schema.DeliveryField`)."""
         return f"{self.alert_prefix}delivery:{delivery_id}"
 
+    @property
+    def alert_figures(self) -> str:
+        """hash of how many deliveries ended `delivered` and `failed` (given up), ever (/metrics)."""
+        return f"{self.alert_prefix}figures"
+
     def alert_lane(self, lane: str) -> str:
         """zset of the deliveries of one owner to one receiver, in the order they were made: only the
         oldest still pending is attempted (alert_lane.lua)."""

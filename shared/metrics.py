@@ -82,13 +82,14 @@ class QueueCollector(Collector):
         up.add_metric([], 1 if read else 0)
         yield up
         if read is not None:
-            stats, due = read
+            stats, due, alerts = read
             yield from queue_metrics(stats, due=due)
+            yield from alert_metrics(stats.queue, alerts)
 
-    async def _figures(self) -> tuple[QueueStats, int]:
-        return await get_stats(self._queue), await due_delayed(self._queue)
+    async def _figures(self) -> tuple[QueueStats, int, AlertFigures]:
+        return await get_stats(self._queue), await due_delayed(self._queue), await alert_figures(self._queue)
 
-    def _read(self) -> tuple[QueueStats, int] | None:
+    def _read(self) -> tuple[QueueStats, int, AlertFigures] | None:
         try:
             if asyncio.get_running_loop() is self._loop:
                 return None  # a scrape from inside the loop would wait on itself
@@ -101,6 +102,47 @@ class QueueCollector(Collector):
             future.cancel()
             log.warning("metrics: queue figures unavailable: %s", exc)
             return None
+
+
+@dataclass(frozen=True)
+class AlertFigures:
+    """Webhook deliveries waiting to be made or retried, and those that ended, ever."""
+
+    pending: int
+    delivered: int
+    failed: int
+
+
+async def alert_figures(queue: Queue) -> AlertFigures:
+    """The alerts' figures, summed over every shard."""
+    pending = delivered = failed = 0
+    for shard in queue.shards:
+        pipe = shard.redis.pipeline(transaction=False)
+        pipe.zcard(shard.keys.alert_due)
+        pipe.hmget(shard.keys.alert_figures, ["delivered", "failed"])
+        due, (ok, lost) = await pipe.execute()
+        pending, delivered, failed = pending + int(due), delivered + int(ok or 0), failed + int(lost or 0)
+    return AlertFigures(pending=pending, delivered=delivered, failed=failed)
+
+
+def alert_metrics(queue: str, figures: AlertFigures) -> Iterable[Metric]:
+    """Alert deliveries: pending now, and ended delivered or failed (given up: an alert lost to its
+    receiver, which is what to alert on)."""
+    pending = GaugeMetricFamily(
+        "sentinel_alert_deliveries_pending",
+        "Webhook deliveries waiting for their first try or a retry",
+        labels=["queue"],
+    )
+    pending.add_metric([queue], figures.pending)
+    yield pending
+    ended = CounterMetricFamily(
+        "sentinel_alert_deliveries_finished",
+        "Webhook deliveries that ended, by outcome (failed: given up after the last attempt)",
+        labels=["queue", "outcome"],
+    )
+    ended.add_metric([queue, "delivered"], figures.delivered)
+    ended.add_metric([queue, "failed"], figures.failed)
+    yield ended
 
 
 def queue_metrics(stats: QueueStats, *, due: int) -> Iterable[Metric]:

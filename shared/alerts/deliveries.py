@@ -219,6 +219,6 @@ async def record_answer(
     )
     keys = queue.keys
     state = await script(queue, "alert_record")(
-        keys=[keys.alert_delivery(claimed.delivery.delivery_id), keys.alert_due], args=[context]
+        keys=[keys.alert_delivery(claimed.delivery.delivery_id), keys.alert_due, keys.alert_figures], args=[context]
     )
     return DeliveryState(state) if state else None

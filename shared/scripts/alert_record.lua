@@ -1,7 +1,8 @@
 -- alert_record: record one webhook attempt's answer, and what comes next: delivered, due again at
 -- `next_at`, or failed for good.
 --
--- KEYS[1] the delivery's hash  KEYS[2] the due deliveries zset
+-- KEYS[1] the delivery's hash  KEYS[2] the due deliveries zset  KEYS[3] the alert figures hash
+--   (delivered / failed: deliveries that ended so, for /metrics)
 -- ARGV[1] context (JSON): now, id, token (the lease alert_claim.lua gave), delivered ('1' = the
 --   receiver answered 2xx), status, response, error, next_at (ms of the next attempt; '0' = none:
 --   the delivery failed)
@@ -28,6 +29,7 @@ if state == 'pending' then
 else
   redis.call('HSET', KEYS[1], 'next_at', '0')
   redis.call('ZREM', KEYS[2], ctx.id)
+  redis.call('HINCRBY', KEYS[3], state, 1)
   local lane = redis.call('HGET', KEYS[1], 'lane')
   if lane and lane ~= '' then
     redis.call('ZREM', lane, ctx.id)

@@ -256,6 +256,8 @@ async def test_metrics_show_queue_depth_and_rpcs_by_code(admin: Admin) -> None:
     assert 'sentinel_queue_jobs{lane="high",queue="default",state="waiting"} 1.0' in text
     assert 'sentinel_queue_jobs_finished_total{outcome="failed",queue="default"} 1.0' in text
     assert "sentinel_queue_up 1.0" in text
+    assert 'sentinel_alert_deliveries_pending{queue="default"} 0.0' in text
+    assert 'sentinel_alert_deliveries_finished_total{outcome="failed",queue="default"} 0.0' in text
     assert 'sentinel_rpc_requests_total{code="OK",method="GetStats",service="sentinel.v1.QueueAdmin"} 1.0' in text
     assert 'sentinel_rpc_duration_seconds_count{method="Status",service="sentinel.v1.TestExecution"} 1.0' in text
 

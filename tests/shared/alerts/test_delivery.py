@@ -15,6 +15,7 @@ from shared.alerts.deliveries import Answer, Delivery, DeliveryState, claim_due,
 from shared.alerts.dispatcher import Dispatcher
 from shared.alerts.guard import webhook_policy
 from shared.alerts.signing import sign, signature_header
+from shared.metrics import AlertFigures, alert_figures
 from shared.model import JobState
 from shared.notifications import Notification
 from shared.settings import AlertSettings
@@ -119,6 +120,8 @@ async def test_a_delivery_given_up_lets_the_next_one_of_its_receiver_go(alerting
 
         failed, recovered = await wait_for(settled, what="the failure given up and the recovery delivered")
     assert (failed.state, recovered.state) == (DeliveryState.FAILED, DeliveryState.DELIVERED)
+    # /metrics counts both ends: a lost alert is what an operator alerts on.
+    assert await alert_figures(alerting.queue) == AlertFigures(pending=0, delivered=1, failed=1)
     assert [r.event for r in receiver.received] == ["failed", "failed", "recovered"]  # 503, 503, then 200
 
 
