@@ -235,9 +235,9 @@ async def list_jobs(
         argv = ["sentinel", "jobs"]
         for flag, value in (("--state", state or ""), ("--tag", tag), ("--schedule", schedule_id)):
             if value:
-                argv += [flag, value]
+                argv.append(f"{flag}={value}")  # one word: a tag may begin with '-'
         if limit != _JOBS_LIMIT:
-            argv += ["--limit", str(limit)]
+            argv.append(f"--limit={limit}")
         print(f"more: {shlex.join([*argv, '--page-token', page.next_page_token])}")
     return 0
 

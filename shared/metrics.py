@@ -111,18 +111,20 @@ class AlertFigures:
     pending: int
     delivered: int
     failed: int
+    expired: int = 0  # kept waiting behind their receiver's earlier alerts until retention removed them
 
 
 async def alert_figures(queue: Queue) -> AlertFigures:
     """The alerts' figures, summed over every shard."""
-    pending = delivered = failed = 0
+    pending = delivered = failed = expired = 0
     for shard in queue.shards:
         pipe = shard.redis.pipeline(transaction=False)
         pipe.zcard(shard.keys.alert_due)
-        pipe.hmget(shard.keys.alert_figures, ["delivered", "failed"])
-        due, (ok, lost) = await pipe.execute()
-        pending, delivered, failed = pending + int(due), delivered + int(ok or 0), failed + int(lost or 0)
-    return AlertFigures(pending=pending, delivered=delivered, failed=failed)
+        pipe.hmget(shard.keys.alert_figures, ["delivered", "failed", "expired"])
+        due, (ok, lost, old) = await pipe.execute()
+        pending, delivered = pending + int(due), delivered + int(ok or 0)
+        failed, expired = failed + int(lost or 0), expired + int(old or 0)
+    return AlertFigures(pending=pending, delivered=delivered, failed=failed, expired=expired)
 
 
 def alert_metrics(queue: str, figures: AlertFigures) -> Iterable[Metric]:
@@ -130,7 +132,7 @@ def alert_metrics(queue: str, figures: AlertFigures) -> Iterable[Metric]:
     receiver, which is what to alert on)."""
     pending = GaugeMetricFamily(
         "sentinel_alert_deliveries_pending",
-        "Webhook deliveries waiting for their first try or a retry",
+        "Webhook deliveries due for a first try or a retry (one per receiver: those behind it wait their turn)",
         labels=["queue"],
     )
     pending.add_metric([queue], figures.pending)
@@ -142,6 +144,7 @@ def alert_metrics(queue: str, figures: AlertFigures) -> Iterable[Metric]:
     )
     ended.add_metric([queue, "delivered"], figures.delivered)
     ended.add_metric([queue, "failed"], figures.failed)
+    ended.add_metric([queue, "expired"], figures.expired)
     yield ended
 
 

@@ -172,7 +172,8 @@ async def claim_due(queue: Queue, *, count: int, lease_ms: int) -> list[ClaimedD
     """Take up to `count` due deliveries for one attempt each, under a lease of `lease_ms`."""
     token = uuid.uuid4().hex
     context = queue.context(count=count, lease_ms=lease_ms, token=token, delivery_prefix=queue.keys.alert_delivery(""))
-    rows = cast(list[list[object]], await script(queue, "alert_claim")(keys=[queue.keys.alert_due], args=[context]))
+    keys = [queue.keys.alert_due, queue.keys.alert_figures]
+    rows = cast(list[list[object]], await script(queue, "alert_claim")(keys=keys, args=[context]))
     claimed = []
     for _, flat in rows:
         pairs = cast(list[str], flat)

@@ -185,8 +185,10 @@ def _candidates(
                 DeliveryField.SECRET: notification.secret,
                 DeliveryField.CREATED: str(now),
                 DeliveryField.NEXT_AT: str(now),
-                # One lane per owner and receiver (the notification's place in the owner's list).
-                DeliveryField.LANE: keys.alert_lane(str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{owner.key}|{index}"))),
+                # One lane per owner and receiver: a URL changed is another receiver, with a lane of its own.
+                DeliveryField.LANE: keys.alert_lane(
+                    str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{owner.key}|{notification.url}"))
+                ),
             }
             when = "change" if on_change else "always"
             found.append(
@@ -262,6 +264,7 @@ async def apply_entry(
             delivery_prefix=queue.keys.alert_delivery(""),
             deliveries=_candidates(queue, job, owner, effect, entry_id=entry_id, occurred_ms=occurred, now=now),
         )
-        ids = await outcome_script(keys=[queue.keys.alert_owner(owner.key), queue.keys.alert_due], args=[context])
+        keys = [queue.keys.alert_owner(owner.key), queue.keys.alert_due, queue.keys.alert_figures]
+        ids = await outcome_script(keys=keys, args=[context])
         made += [str(i) for i in ids]
     return made

@@ -5,7 +5,8 @@ so a check that fires every minute loses its jobs within minutes; its latest run
 how each ended, and why a failed one failed. When a scheduled job ends, the events-stream reader
 that judges ends for alerts (`shared.alerts.outcomes.apply_entry`) records it here: its final
 state, its error's first line and when, in a hash beside the schedule's runs list
-(schedule_end.lua), pruned to the jobs that list still names and gone with the schedule.
+(schedule_end.lua), pruned to the jobs that list still names and gone with the schedule (a job
+ending after its schedule was deleted is not recorded).
 `shared.schedules.store.get_schedule` reads it for the runs whose job is gone.
 """
 
@@ -20,10 +21,8 @@ from shared.model import Job, JobState
 from shared.queue import Queue
 from shared.schedules.model import RECENT_RUNS
 
-__all__ = ["MAX_ERROR_CHARS", "Ended", "ended_from_json", "record_end"]
+__all__ = ["MAX_ERROR_CHARS", "Ended", "ended_from_json", "first_line", "record_end"]
 
-#: How long a schedule's ends are kept after the last one (the hash expires with no job ending).
-ENDS_TTL_MS = 30 * 24 * 3600 * 1000
 #: The longest error line kept per run.
 MAX_ERROR_CHARS = 300
 
@@ -43,14 +42,20 @@ async def record_end(queue: Queue, job: Job) -> None:
     if not schedule_id or not job.state.terminal:
         return
     error = job.error or (job.result.error if job.result is not None else None)
-    line = error.message.strip().splitlines()[0][:MAX_ERROR_CHARS] if error is not None and error.message else ""
+    line = first_line(error.message if error is not None else "")
     ended = codec.dumps({"state": job.state.value, "error": line, "at": job.finished_at_ms})
     shard = queue.for_job(schedule_id)
     keys = shard.keys
-    context = shard.context(job=job.job_id, ended=ended, ttl_ms=ENDS_TTL_MS, runs_max=RECENT_RUNS)
+    context = shard.context(job=job.job_id, ended=ended, runs_max=RECENT_RUNS)
     await shard.scripts.schedule_end(
-        keys=[keys.schedule_ends(schedule_id), keys.schedule_runs(schedule_id)], args=[context]
+        keys=[keys.schedule_ends(schedule_id), keys.schedule_runs(schedule_id), keys.schedule(schedule_id)],
+        args=[context],
     )
+
+
+def first_line(message: str) -> str:
+    """An error message's first line that says something, cut to MAX_ERROR_CHARS ("" for none)."""
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")[:MAX_ERROR_CHARS]
 
 
 def ended_from_json(raw: str | None) -> Ended | None:

@@ -2,6 +2,7 @@
 -- a rule and a test name — and enqueue the webhook deliveries it causes.
 --
 -- KEYS[1] the owner's hash (shared.schema.OwnerField)  KEYS[2] the due deliveries zset
+-- KEYS[3] the alert figures hash (alert_lane.lua counts deliveries that expired untried)
 -- ARGV[1] context (JSON): now, event (the entry's id, "<ms>-<seq>"), outcome ('pass', 'fail' or ''
 --   for an event that is neither, e.g. cancelled), owner_ttl_ms, retention_ms, delivery_prefix, and
 --   deliveries: the candidates, each {id, when, after, fields, indexes}: `when` 'always' (made whatever
@@ -10,7 +11,8 @@
 --   a failure is a change at the N-th failure in a row, and a pass only after a run of N or more;
 --   `fields` the delivery hash (DeliveryField -> value,
 --   strings); `indexes` the zsets ListDeliveries reads, by created ms; `fields.lane` the delivery's
---   lane (alert_lane.lua), which it joins in the order the candidates come.
+--   lane (alert_lane.lua), which it joins in the order the candidates come; it is due only as its
+--   lane's head.
 -- Returns the ids of the deliveries made: none when the entry is not newer than the last one the
 -- owner took (already applied, or overtaken by a newer one), nor for a delivery already there.
 --
@@ -18,6 +20,7 @@
 -- together: two API replicas, or one replica reading the same entry again after a crash before its
 -- XACK, never both alert. Each delivery hash, and each index, expires after the retention.
 --- @include common
+--- @include alert_lane
 local ctx = cjson.decode(ARGV[1])
 
 local function parts(id)
@@ -57,15 +60,17 @@ redis.call('PEXPIRE', KEYS[1], ctx.owner_ttl_ms)
 
 local now, retention = tonumber(ctx.now), tonumber(ctx.retention_ms)
 local made = {}
-for i, d in ipairs(ctx.deliveries) do
+for _, d in ipairs(ctx.deliveries) do
   local key = ctx.delivery_prefix .. d.id
   if (d.when == 'always' or changed(tonumber(d.after or 1))) and redis.call('EXISTS', key) == 0 then
     set_fields(key, d.fields)
     redis.call('PEXPIRE', key, retention)
-    redis.call('ZADD', KEYS[2], now, d.id)
-    if d.fields.lane and d.fields.lane ~= '' then
-      redis.call('ZADD', d.fields.lane, now + i / 1000, d.id)
-      redis.call('PEXPIRE', d.fields.lane, retention)
+    local lane = d.fields.lane
+    if lane and lane ~= '' then
+      lane_push(lane, d.id, retention)
+      if lane_head(ctx.delivery_prefix, lane, KEYS[3]) == d.id then redis.call('ZADD', KEYS[2], now, d.id) end
+    else
+      redis.call('ZADD', KEYS[2], now, d.id)
     end
     for _, index in ipairs(d.indexes) do
       redis.call('ZADD', index, now, d.id)

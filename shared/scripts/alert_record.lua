@@ -33,7 +33,7 @@ else
   local lane = redis.call('HGET', KEYS[1], 'lane')
   if lane and lane ~= '' then
     redis.call('ZREM', lane, ctx.id)
-    local next_id = lane_head(ctx.delivery_prefix, lane)
+    local next_id = lane_head(ctx.delivery_prefix, lane, KEYS[3])
     if next_id then redis.call('ZADD', KEYS[2], tonumber(ctx.now), next_id) end
   end
 end

@@ -108,7 +108,7 @@ async def test_the_next_page_line_keeps_the_listings_filters(
     await submit_jobs(queue, 2, tags=("other",))
     assert await admin_commands.list_jobs(address(api), state="pending", tag="smoke", limit=2, page_token="") == 0
     more = capsys.readouterr().out.splitlines()[-1]
-    assert more.startswith("more: sentinel jobs --state pending --tag smoke --limit 2 --page-token "), more
+    assert more.startswith("more: sentinel jobs --state=pending --tag=smoke --limit=2 --page-token "), more
     # The line, run as it is, lists the rest of the same listing: the third smoke job, no other.
     argv = shlex.split(more.removeprefix("more: sentinel "))
     assert await admin_commands.run(_parser().parse_args(argv), address(api)) == 0

@@ -101,6 +101,31 @@ async def test_an_owners_alerts_reach_a_receiver_in_order_while_an_earlier_one_i
     assert recovered.last_attempt_at_ms >= failed.last_attempt_at_ms
 
 
+async def test_only_a_lanes_head_is_due_so_a_receiver_that_is_down_holds_up_no_other(alerting: Alerting) -> None:
+    """Alerts waiting behind a receiver's first one are not in the due set: the dispatcher never scans
+    them, and another receiver's alert goes at once."""
+    consumer = await alerting.consumer()
+    down = await alerting.rule(f"http://127.0.0.1:{closed_port()}/hook", tag="checkout")
+    async with run_receiver() as receiver:
+        other = await alerting.rule(receiver.url, tag="search")
+        for state in (JobState.FAILED, JobState.COMPLETED) * 3:  # six alerts for the dead receiver, in order
+            await alerting.end_job(state, tags=("checkout",))
+        await alerting.end_job(JobState.FAILED, tags=("search",))
+        await drain(consumer)
+        redis, keys = alerting.queue.redis, alerting.queue.keys
+        waiting = await alerting.deliveries(rule_id=down.rule_id)
+        assert [d.event for d in waiting] == ["failed", "recovered"] * 3
+        [lane] = {str(await redis.hget(keys.alert_delivery(d.delivery_id), "lane")) for d in waiting}
+        assert await redis.zrange(lane, 0, -1) == [d.delivery_id for d in waiting]  # in the order made
+        [sent] = await alerting.deliveries(rule_id=other.rule_id)
+        assert sorted(await redis.zrange(keys.alert_due, 0, -1)) == sorted([waiting[0].delivery_id, sent.delivery_id])
+        settings = dataclasses.replace(alerting.settings, backoff_ms=60_000)
+        async with dispatching(alerting, settings):
+            await wait_for(
+                lambda: [r.event for r in receiver.received] == ["failed"], what="the other receiver's alert"
+            )
+
+
 async def test_a_delivery_given_up_lets_the_next_one_of_its_receiver_go(alerting: Alerting) -> None:
     settings = dataclasses.replace(alerting.settings, max_attempts=2, backoff_ms=300)
     async with run_receiver() as receiver, dispatching(alerting, settings):

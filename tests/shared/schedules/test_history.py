@@ -89,3 +89,19 @@ async def test_the_history_keeps_only_the_jobs_its_runs_list_still_names(queue: 
     assert kept <= 2 * store.RECENT_RUNS
     runs = (await store.get_schedule(queue, sid, tenant=TENANT)).recent_runs
     assert len(runs) == store.RECENT_RUNS and all(r.state is JobState.COMPLETED for r in runs)
+
+
+async def test_an_error_of_blank_lines_keeps_no_line_and_a_deleted_schedule_keeps_no_history(queue: Queue) -> None:
+    schedule = await store.create_schedule(queue, spec(overlap=OverlapPolicy.ALLOW), tenant=TENANT, sealer=None)
+    sid, t = schedule.schedule_id, schedule.anchor_ms
+    await firing.fire_due(queue, sid, now=t + 1000)
+    await run_jobs(queue, 1, state=JobState.FAILED, error=JobError(category=ErrorCategory.BROWSER, message=" \n \n"))
+    await firing.fire_due(queue, sid, now=t + 2000)
+    await judge_ends(queue)
+    [_, failed] = (await store.get_schedule(queue, sid, tenant=TENANT)).recent_runs
+    assert (failed.state, failed.error) == (JobState.FAILED, "")
+
+    assert await store.delete_schedule(queue, sid, tenant=TENANT)
+    await run_jobs(queue, 1)  # the second run ends after its schedule was deleted
+    await judge_ends(queue)
+    assert await queue.redis.exists(queue.keys.schedule_ends(sid)) == 0
