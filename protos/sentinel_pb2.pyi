@@ -1112,18 +1112,20 @@ class RunJobUpdate(_message.Message):
     def __init__(self, progress: _Optional[_Union[Progress, _Mapping]] = ..., end: _Optional[_Union[RunJobEnd, _Mapping]] = ...) -> None: ...
 
 class Notification(_message.Message):
-    __slots__ = ("url", "events", "secret", "secret_set", "after_failures")
+    __slots__ = ("url", "events", "secret", "secret_set", "after_failures", "format")
     URL_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     SECRET_SET_FIELD_NUMBER: _ClassVar[int]
     AFTER_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     url: str
     events: _containers.RepeatedScalarFieldContainer[str]
     secret: str
     secret_set: bool
     after_failures: int
-    def __init__(self, url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., secret: _Optional[str] = ..., secret_set: _Optional[bool] = ..., after_failures: _Optional[int] = ...) -> None: ...
+    format: str
+    def __init__(self, url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., secret: _Optional[str] = ..., secret_set: _Optional[bool] = ..., after_failures: _Optional[int] = ..., format: _Optional[str] = ...) -> None: ...
 
 class ScheduleRun(_message.Message):
     __slots__ = ("job_id", "fire_time", "state", "skipped", "reason", "triggered", "error", "job_removed")

@@ -47,7 +47,13 @@ def add_parser(sub: Any) -> None:
     )
     create.add_argument("--tag", required=True, help="the jobs' tag")
     webhooks.add_arguments(
-        create, url="--url", event="--event", secret="--secret", after="--after-failures", required=True
+        create,
+        url="--url",
+        event="--event",
+        secret="--secret",
+        after="--after-failures",
+        fmt="--format",
+        required=True,
     )
     rule_actions.add_parser("list", help="the rules, newest first")
     rule_actions.add_parser("delete", help="delete a rule (deliveries made stay)").add_argument("rule_id")

@@ -131,6 +131,7 @@ def add_parser(sub: Any) -> None:
         event="--notify-event",
         secret="--notify-secret",
         after="--notify-after-failures",
+        fmt="--notify-format",
         required=False,
     )
     actions.add_parser("list", help="the schedules, newest first")

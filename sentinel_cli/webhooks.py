@@ -17,13 +17,13 @@ from typing import Any, TextIO
 
 from sentinel_cli import arguments
 from sentinel_client import ConfigError, Notification
-from shared.notifications import DEFAULT_EVENTS, EVENTS
+from shared.notifications import DEFAULT_EVENTS, EVENTS, FORMATS
 
 
 def add_arguments(
-    parser: argparse.ArgumentParser, *, url: str, event: str, secret: str, after: str, required: bool
+    parser: argparse.ArgumentParser, *, url: str, event: str, secret: str, after: str, fmt: str, required: bool
 ) -> None:
-    """Add the webhook options, spelled `url`, `event`, `<secret>-env`, `<secret>-prompt` and `after`."""
+    """Add the webhook options, spelled `url`, `event`, `<secret>-env`, `<secret>-prompt`, `after` and `fmt`."""
     parser.add_argument(
         url,
         dest="webhook_urls",
@@ -49,6 +49,13 @@ def add_arguments(
         default=1,
         metavar="N",
         help="send `failed` at the N-th failure in a row, and `recovered` only after such a run (default 1)",
+    )
+    parser.add_argument(
+        fmt,
+        dest="webhook_format",
+        choices=FORMATS,
+        default="sentinel",
+        help='the body: sentinel (its JSON) or text ({"text": ...}, as Slack, Mattermost and Teams webhooks take)',
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -110,6 +117,8 @@ def notifications(args: argparse.Namespace, **source: Any) -> list[dict[str, Any
             notification["secret"] = secret
         if args.webhook_after_failures != 1:
             notification["after_failures"] = args.webhook_after_failures
+        if args.webhook_format != "sentinel":
+            notification["format"] = args.webhook_format
         made.append(notification)
     return made
 
@@ -118,4 +127,5 @@ def describe(notification: Notification) -> str:
     """A notification on one line: its URL, its events, and whether deliveries are signed."""
     signed = "signed" if notification.secret_set else "unsigned"
     after = f"  after {notification.after_failures} failures in a row" if notification.after_failures > 1 else ""
-    return f"{notification.url}  {','.join(notification.events)}  {signed}{after}"
+    body = f"  {notification.format} body" if notification.format != "sentinel" else ""
+    return f"{notification.url}  {','.join(notification.events)}  {signed}{after}{body}"

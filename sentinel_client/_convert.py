@@ -317,7 +317,11 @@ def run_event(e: pb.RunEvent) -> ProgressEvent | Run:
 
 def notification(n: pb.Notification) -> Notification:
     return Notification(
-        url=n.url, events=tuple(n.events), secret_set=n.secret_set, after_failures=n.after_failures or 1
+        url=n.url,
+        events=tuple(n.events),
+        secret_set=n.secret_set,
+        after_failures=n.after_failures or 1,
+        format=n.format or "sentinel",
     )
 
 

@@ -383,6 +383,7 @@ class Notification:
     events: tuple[str, ...] = ()
     secret_set: bool = False
     after_failures: int = 1  # `failed` at this many failures in a row, `recovered` only after such a run
+    format: str = "sentinel"  # the body: Sentinel's JSON, or "text": {"text": ...} for chat incoming webhooks
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from shared.errors import FieldViolation
 __all__ = [
     "DEFAULT_EVENTS",
     "EVENTS",
+    "FORMATS",
     "MAX_NOTIFICATIONS",
     "Notification",
     "notification_violations",
@@ -33,6 +34,8 @@ EVENTS = ("failed", "recovered", "dead_lettered", "timeout", "cancelled", "compl
 #: What an empty `events` list means.
 DEFAULT_EVENTS = ("failed", "recovered")
 MAX_NOTIFICATIONS = 10
+#: The bodies a notification may send: Sentinel's JSON, or {"text": ...} for chat incoming webhooks.
+FORMATS = ("sentinel", "text")
 #: The most failures in a row a notification may wait for before it sends `failed`.
 MAX_AFTER_FAILURES = 100
 MAX_URL_CHARS = 2048
@@ -47,6 +50,8 @@ class Notification:
     secret: str = ""
     #: `failed` at this many failures in a row (not the first), `recovered` only after such a run.
     after_failures: int = 1
+    #: The body: "sentinel" (its JSON) or "text" ({"text": ...}, as chat incoming webhooks take it).
+    format: str = "sentinel"
 
     def wants(self, event: str) -> bool:
         return event in self.events
@@ -80,6 +85,9 @@ def notification_violations(notifications: Sequence[Notification], *, prefix: st
             violations.append(FieldViolation(f"{at}.events", "at least one event"))
         if len(notification.secret) > MAX_SECRET_CHARS:
             violations.append(FieldViolation(f"{at}.secret", f"at most {MAX_SECRET_CHARS} characters"))
+        if notification.format not in FORMATS:
+            why = f"must be one of {', '.join(FORMATS)}, got {notification.format!r}"
+            violations.append(FieldViolation(f"{at}.format", why))
         if not 1 <= notification.after_failures <= MAX_AFTER_FAILURES:
             why = f"must be between 1 and {MAX_AFTER_FAILURES} failures in a row, got {notification.after_failures}"
             violations.append(FieldViolation(f"{at}.after_failures", why))

@@ -41,6 +41,8 @@ def _stored(n: Notification) -> dict[str, object]:
     row: dict[str, object] = {"url": n.url, "events": list(n.events), "secret": n.secret}
     if n.after_failures != 1:  # absent otherwise: notifications stored before it read back the same
         row["after_failures"] = n.after_failures
+    if n.format != "sentinel":
+        row["format"] = n.format
     return row
 
 
@@ -54,6 +56,7 @@ def notifications_from_json(raw: str) -> tuple[Notification, ...]:
                 events=tuple(str(e) for e in r["events"]),
                 secret=str(r.get("secret", "")),
                 after_failures=int(r.get("after_failures", 1)),
+                format=str(r.get("format", "sentinel")),
             )
             for r in rows
         )

@@ -129,9 +129,28 @@ def _iso(ms: int) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def delivery_body(job: Job, owner: Owner, *, event: str, delivery_id: str, occurred_ms: int) -> str:
-    """The JSON a receiver gets: the event, the job's end and where the alert came from."""
+#: How a `text` body opens for each event (chat apps render the emoji codes).
+_TEXT_EVENTS = {
+    "failed": ":red_circle: {name} failed",
+    "recovered": ":large_green_circle: {name} recovered",
+    "completed": ":white_check_mark: {name} passed",
+    "timeout": ":hourglass: {name} timed out",
+    "dead_lettered": ":warning: {name} ran out of attempts",
+    "cancelled": ":heavy_minus_sign: {name} was cancelled",
+}
+
+
+def delivery_body(
+    job: Job, owner: Owner, *, event: str, delivery_id: str, occurred_ms: int, format: str = "sentinel"
+) -> str:
+    """What a receiver gets: Sentinel's JSON — the event, the job's end and where the alert came
+    from — or, for `format` "text", one line of it as `{"text": ...}` (chat incoming webhooks)."""
     error = job.error or (job.result.error if job.result is not None else None)
+    if format == "text":
+        said = _TEXT_EVENTS.get(event, "{name}: " + event).format(name=job.definition.name or job.job_id)
+        why = f": {error.message.strip().splitlines()[0][:300]}" if error is not None and error.message.strip() else ""
+        where = f"job {job.job_id}" + (f", schedule {job.metadata.schedule_id}" if job.metadata.schedule_id else "")
+        return codec.dumps({"text": f"{said}{why} ({where})"})
     return codec.dumps(
         {
             "event": event,
@@ -180,7 +199,12 @@ def _candidates(
                 DeliveryField.ATTEMPTS: "0",
                 DeliveryField.STATUS: "0",
                 DeliveryField.BODY: delivery_body(
-                    job, owner, event=event, delivery_id=delivery_id, occurred_ms=occurred_ms
+                    job,
+                    owner,
+                    event=event,
+                    delivery_id=delivery_id,
+                    occurred_ms=occurred_ms,
+                    format=notification.format,
                 ),
                 DeliveryField.SECRET: notification.secret,
                 DeliveryField.CREATED: str(now),

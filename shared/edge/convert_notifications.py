@@ -18,7 +18,11 @@ def notification_from_proto(message: pb.Notification) -> Notification:
     """An empty event list means the defaults (failed and recovered)."""
     events = tuple(dict.fromkeys(e.strip() for e in message.events)) or DEFAULT_EVENTS
     return Notification(
-        url=message.url.strip(), events=events, secret=message.secret, after_failures=message.after_failures or 1
+        url=message.url.strip(),
+        events=events,
+        secret=message.secret,
+        after_failures=message.after_failures or 1,
+        format=message.format.strip() or "sentinel",
     )
 
 
@@ -33,4 +37,5 @@ def notification_to_proto(notification: Notification) -> pb.Notification:
         events=notification.events,
         secret_set=bool(notification.secret),
         after_failures=notification.after_failures,
+        format=notification.format,
     )

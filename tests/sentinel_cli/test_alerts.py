@@ -112,8 +112,10 @@ async def test_rules_create_list_delete_and_their_deliveries(api: Api, monkeypat
         "failed",
         "--after-failures",
         "3",
+        "--format",
+        "text",
     )
-    assert other.endswith(f"  → {masked}  failed  unsigned  after 3 failures in a row\n")
+    assert other.endswith(f"  → {masked}  failed  unsigned  after 3 failures in a row  text body\n")
     listed = await api.run("alerts", "rules", "list")
     assert listed.index("tag search") < listed.index("tag checkout")  # newest first
 

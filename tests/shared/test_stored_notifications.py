@@ -33,12 +33,16 @@ def test_a_notifications_failure_count_is_stored_shown_and_checked() -> None:
     assert [n.after_failures for n in notifications_from_json(notifications_to_json(stored))] == [3, 1]
     assert '"after_failures"' not in notifications_to_json(stored[1:])  # the default is stored as before it
     assert [n.after_failures for n in shown_notifications(stored, sealer)] == [3, 1]
-    bad = [Notification(HOOK, after_failures=0), Notification(HOOK, after_failures=101)]
+    bad = [Notification(HOOK, after_failures=0), Notification(HOOK, after_failures=101), Notification(HOOK, format="x")]
     found = notification_violations(bad, prefix="rule.")
     assert [(v.field, v.description) for v in found] == [
         ("rule.notifications[0].after_failures", "must be between 1 and 100 failures in a row, got 0"),
         ("rule.notifications[1].after_failures", "must be between 1 and 100 failures in a row, got 101"),
+        ("rule.notifications[2].format", "must be one of sentinel, text, got 'x'"),
     ]
+    text = seal_notifications([Notification(HOOK, format="text")], sealer, prefix="rule.")
+    assert notifications_from_json(notifications_to_json(text))[0].format == "text"
+    assert '"format"' not in notifications_to_json(stored)  # the default is stored as before it
 
 
 def test_without_a_key_a_url_stays_plain_and_is_still_shown_masked() -> None:

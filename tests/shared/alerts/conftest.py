@@ -48,8 +48,9 @@ class Alerting:
         events: tuple[str, ...] = ("failed", "recovered"),
         secret: str = "",
         after_failures: int = 1,
+        format: str = "sentinel",
     ) -> rules.AlertRule:
-        notification = Notification(url=url, events=events, secret=secret, after_failures=after_failures)
+        notification = Notification(url=url, events=events, secret=secret, after_failures=after_failures, format=format)
         wanted = rules.AlertRule(rule_id="", tenant_id="", tag=tag, notifications=(notification,))
         return await rules.create_rule(
             self.queue, wanted, tenant=TENANT, sealer=self.sealer, policy=webhook_policy(self.settings)

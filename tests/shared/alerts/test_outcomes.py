@@ -79,6 +79,18 @@ async def test_a_notification_after_n_failures_alerts_at_the_nth_in_a_row_and_re
     ]
 
 
+async def test_a_text_notification_sends_one_line_as_chat_incoming_webhooks_take_it(alerting: Alerting) -> None:
+    consumer = await alerting.consumer()
+    await alerting.rule("https://hooks.slack.example/services/T0/B0/x", format="text")
+    failed_job = await alerting.end_job(FAILED, name="Health API", schedule_id="prod")
+    passed_job = await alerting.end_job(COMPLETED, name="Health API", schedule_id="prod")
+    await drain(consumer)
+    assert [json.loads(d.body) for d in await alerting.deliveries()] == [
+        {"text": f":red_circle: Health API failed (job {failed_job}, schedule prod)"},
+        {"text": f":large_green_circle: Health API recovered (job {passed_job}, schedule prod)"},
+    ]
+
+
 async def test_under_a_rule_each_schedule_is_a_check_of_its_own_whatever_its_tests_name(alerting: Alerting) -> None:
     """A prod and a staging schedule of one test file: prod failing while staging passes is one
     incident of prod, not a failure and a recovery at every run."""
