@@ -46,15 +46,7 @@ def add_parser(sub: Any) -> None:
         "(--secret-env) or asked for (--secret-prompt), never taken from the command line.",
     )
     create.add_argument("--tag", required=True, help="the jobs' tag")
-    webhooks.add_arguments(
-        create,
-        url="--url",
-        event="--event",
-        secret="--secret",
-        after="--after-failures",
-        fmt="--format",
-        required=True,
-    )
+    webhooks.add_arguments(create, required=True)
     rule_actions.add_parser("list", help="the rules, newest first")
     rule_actions.add_parser("delete", help="delete a rule (deliveries made stay)").add_argument("rule_id")
     deliveries = actions.add_parser("deliveries", help="webhook deliveries and their answers, newest first")

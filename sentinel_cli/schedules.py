@@ -125,15 +125,7 @@ def add_parser(sub: Any) -> None:
     create.add_argument("--paused", action="store_true", help="create it paused")
     create.add_argument("--priority", choices=sorted(PRIORITIES))
     create.add_argument("--tag", action="append", default=[], metavar="T", help="tag every run (repeatable)")
-    webhooks.add_arguments(
-        create,
-        url="--notify",
-        event="--notify-event",
-        secret="--notify-secret",
-        after="--notify-after-failures",
-        fmt="--notify-format",
-        required=False,
-    )
+    webhooks.add_arguments(create, prefix="--notify", required=False)
     actions.add_parser("list", help="the schedules, newest first")
     for name, text in (("get", "a schedule, its next fires and latest runs"), ("trigger", "run it once now")):
         actions.add_parser(name, help=text).add_argument("schedule_id")

@@ -20,10 +20,14 @@ from sentinel_client import ConfigError, Notification
 from shared.notifications import DEFAULT_EVENTS, EVENTS, FORMATS
 
 
-def add_arguments(
-    parser: argparse.ArgumentParser, *, url: str, event: str, secret: str, after: str, fmt: str, required: bool
-) -> None:
-    """Add the webhook options, spelled `url`, `event`, `<secret>-env`, `<secret>-prompt`, `after` and `fmt`."""
+def add_arguments(parser: argparse.ArgumentParser, *, prefix: str = "", required: bool) -> None:
+    """Add the webhook options: `--url`, `--event`, `--secret-env`, `--secret-prompt`,
+    `--after-failures` and `--format`; with a `prefix` (`--notify`), the URL is `<prefix>` and the
+    others `<prefix>-event` and so on."""
+    url = prefix or "--url"
+    event, secret, after, fmt = (
+        f"{prefix}-{part}" if prefix else f"--{part}" for part in ("event", "secret", "after-failures", "format")
+    )
     parser.add_argument(
         url,
         dest="webhook_urls",
