@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from shared.queue import Queue
+from shared.schema import AlertFigure
 from shared.stats import QueueStats, due_delayed, get_stats
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ async def alert_figures(queue: Queue) -> AlertFigures:
     for shard in queue.shards:
         pipe = shard.redis.pipeline(transaction=False)
         pipe.zcard(shard.keys.alert_due)
-        pipe.hmget(shard.keys.alert_figures, ["delivered", "failed", "expired"])
+        pipe.hmget(shard.keys.alert_figures, [AlertFigure.DELIVERED, AlertFigure.FAILED, AlertFigure.EXPIRED])
         due, (ok, lost, old) = await pipe.execute()
         pending, delivered = pending + int(due), delivered + int(ok or 0)
         failed, expired = failed + int(lost or 0), expired + int(old or 0)

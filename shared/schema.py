@@ -209,10 +209,28 @@ class DeliveryField(StrEnum):
     LANE = "lane"  # the zset of its owner's deliveries to its receiver, in order ('' = none: made before lanes)
 
 
+class AlertFigure(StrEnum):
+    """Fields of the alert figures hash (`Keys.alert_figures`): deliveries that ended so, ever."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up after the last attempt
+    EXPIRED = "expired"  # removed by retention while it waited behind its receiver's earlier alerts
+
+
 #: Every field of a hash: the job hash, the run hashes, the schedule hashes, the figures hashes and the
 #: alerts' hashes.
 HASH_FIELDS: frozenset[str] = frozenset(
-    {*JobField, *ProgressField, *Figure, *RunField, *ScheduleField, *AlertRuleField, *OwnerField, *DeliveryField}
+    {
+        *JobField,
+        *ProgressField,
+        *Figure,
+        *RunField,
+        *ScheduleField,
+        *AlertRuleField,
+        *OwnerField,
+        *DeliveryField,
+        *AlertFigure,
+    }
 )
 #: Every field of a stream entry: progress entries, events, lane entries.
 ENTRY_FIELDS: frozenset[str] = frozenset({*EntryField, *ProgressField, *EventField, *LaneField})

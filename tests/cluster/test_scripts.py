@@ -32,7 +32,7 @@ from shared.model import (
     RunTestSpec,
 )
 from shared.queue import Queue
-from shared.schedules import firing
+from shared.schedules import firing, history
 from shared.schedules import store as store_schedules
 from shared.scripts import Scripts
 from shared.settings import QueueSettings, RateLimit, RateLimitSettings
@@ -194,6 +194,10 @@ async def test_every_script_runs_on_a_cluster_with_its_keys_in_one_slot(cluster_
     assert fired.metadata.schedule_id == schedule.schedule_id
     c = await claim_one(queue, fired.job_id)
     assert await store.finish(queue, c, **done())
+    # The end kept in the schedule's history, beside its runs list on the schedule's shard.
+    await history.record_end(queue, await jobs.get_job(queue, fired.job_id, tenant="globex"))
+    [ran] = (await store_schedules.get_schedule(queue, schedule.schedule_id, tenant="globex")).recent_runs
+    assert ran.state is JobState.COMPLETED
     assert await firing.tick(queue) == 0  # every shard's due set read; nothing due for an hour
 
     # Hybrid mode writes a finished direct job back on its tenant's shard (adopt.lua).
