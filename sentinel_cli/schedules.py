@@ -126,6 +126,21 @@ def add_parser(sub: Any) -> None:
     create.add_argument("--priority", choices=sorted(PRIORITIES))
     create.add_argument("--tag", action="append", default=[], metavar="T", help="tag every run (repeatable)")
     webhooks.add_arguments(create, prefix="--notify", required=False)
+    update = actions.add_parser(
+        "update",
+        help="change what is given: test, timing, name, overlap (its id, runs and alert state stay)",
+    )
+    update._negative_number_matcher = re.compile(r"^-\d")
+    update.add_argument("schedule_id")
+    update.add_argument("--file", help="a new test definition (JSON) or recording")
+    new_when = update.add_mutually_exclusive_group()
+    new_when.add_argument("--every", type=interval_ms, metavar="DURATION", help="a new fixed interval (>= 1s)")
+    new_when.add_argument("--cron", help="a new cron expression")
+    update.add_argument("--name", help="a new name")
+    update.add_argument("--overlap", type=overlap, choices=OVERLAPS, help="a new overlap policy")
+    update.add_argument("--tz", help="a new IANA time zone for the cron")
+    update.add_argument("--jitter", type=duration_ms, metavar="DURATION", help="a new jitter")
+    update.add_argument("--catchup", type=duration_ms, metavar="DURATION", help="a new catch-up window")
     actions.add_parser("list", help="the schedules, newest first")
     for name, text in (("get", "a schedule, its next fires and latest runs"), ("trigger", "run it once now")):
         actions.add_parser(name, help=text).add_argument("schedule_id")
@@ -214,6 +229,25 @@ async def run(args: argparse.Namespace, address: str | None) -> int:
             except InvalidArgumentError as exc:
                 raise flag_errors(exc, _FLAGS) from exc
             render_line(made, sys.stdout)
+        elif action == "update":
+            changed: ScheduleFields = {}
+            for name, value in (
+                ("name", args.name),
+                ("cron", args.cron),
+                ("interval_ms", args.every),
+                ("overlap", args.overlap),
+                ("timezone", args.tz),
+                ("jitter_ms", args.jitter),
+                ("catchup_window_ms", args.catchup),
+            ):
+                if value is not None:
+                    changed[name] = value  # type: ignore[literal-required]
+            new_test = recorder.load_test(args.file) if args.file else None
+            try:
+                updated = await client.update_schedule(args.schedule_id, test=new_test, **changed)
+            except InvalidArgumentError as exc:
+                raise flag_errors(exc, {**_FLAGS, "update_mask": "schedules update"}) from exc
+            render_line(updated, sys.stdout)
         elif action == "list":
             async for schedule in client.schedules():
                 render_line(schedule, sys.stdout)

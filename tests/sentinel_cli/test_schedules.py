@@ -164,6 +164,15 @@ async def test_create_list_get_pause_resume_trigger_delete(
     assert listed.count("\n") == 2 and sid in listed
     shown = await run(api, capsys, "get", sid)
     assert shown.count("  next   ") == 5 and "jitter 2000 ms" in shown
+    # An update changes what it is given, and keeps the rest (the jitter) and the schedule's id.
+    updated = await run(api, capsys, "update", sid, "--every", "10m", "--name", "renamed", "--overlap", "allow")
+    assert updated.startswith(f"{sid}  renamed  every 600s  allow  next "), updated
+    assert "jitter 2000 ms" in await run(api, capsys, "get", sid)
+    with pytest.raises(InvalidArgumentError) as nothing:
+        await schedules.run(args("update", sid), f"127.0.0.1:{api.port}")
+    assert [(v.field, v.description) for v in nothing.value.violations] == [
+        ("schedules update", "name at least one field to change")
+    ]
 
     assert "  paused\n" in await run(api, capsys, "pause", sid, "--note", "deploy")
     assert "note: deploy" in await run(api, capsys, "get", sid)
