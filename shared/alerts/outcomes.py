@@ -39,7 +39,7 @@ from shared.notifications import Notification
 from shared.queue import Queue
 from shared.schedules import history
 from shared.schedules.store import schedule_notifications
-from shared.schema import DeliveryField, EventField, JobField
+from shared.schema import DeliveryField, EventField, JobField, OwnerField
 from shared.settings import AlertSettings
 
 __all__ = [
@@ -140,15 +140,48 @@ _TEXT_EVENTS = {
 }
 
 
+@dataclass(frozen=True)
+class Streak:
+    """A check's run of failures as a job's end leaves it: failures in a row up to and including the
+    job (for a pass, the run it ended; none, 0), and when that run began (0: none)."""
+
+    failures: int = 0
+    since_ms: int = 0
+
+
+async def streak_of(queue: Queue, owner: Owner, outcome: Outcome | None, *, now: int) -> Streak:
+    """The owner's run of failures once this outcome is applied, from its hash as it stands before."""
+    last, since, fails = await queue.redis.hmget(
+        queue.keys.alert_owner(owner.key), [OwnerField.OUTCOME, OwnerField.SINCE, OwnerField.FAILS]
+    )
+    before = int(fails) if fails else (1 if last == "fail" else 0)  # an owner kept before the count
+    began = int(since or 0) if last == "fail" else 0
+    if outcome is Outcome.FAIL:
+        return Streak(before + 1, began or now)
+    return Streak(before, began)  # a pass: the run it ended; neither: unchanged
+
+
 def delivery_body(
-    job: Job, owner: Owner, *, event: str, delivery_id: str, occurred_ms: int, format: str = "sentinel"
+    job: Job,
+    owner: Owner,
+    *,
+    event: str,
+    delivery_id: str,
+    occurred_ms: int,
+    format: str = "sentinel",
+    streak: Streak = Streak(),
 ) -> str:
-    """What a receiver gets: Sentinel's JSON — the event, the job's end and where the alert came
-    from — or, for `format` "text", one line of it as `{"text": ...}` (chat incoming webhooks)."""
+    """What a receiver gets: Sentinel's JSON — the event, the job's end, the check's run of failures
+    and where the alert came from — or, for `format` "text", one line of it as `{"text": ...}`
+    (chat incoming webhooks)."""
     error = job.error or (job.result.error if job.result is not None else None)
     if format == "text":
         said = _TEXT_EVENTS.get(event, "{name}: " + event).format(name=job.definition.name or job.job_id)
         why = f": {error.message.strip().splitlines()[0][:300]}" if error is not None and error.message.strip() else ""
+        if event == "failed" and streak.failures > 1:
+            why += f" ({streak.failures} failures in a row)"
+        elif event == "recovered" and streak.failures:
+            why = f" after {streak.failures} failure{'s' if streak.failures > 1 else ''} since {_iso(streak.since_ms)}"
         where = f"job {job.job_id}" + (f", schedule {job.metadata.schedule_id}" if job.metadata.schedule_id else "")
         return codec.dumps({"text": f"{said}{why} ({where})"})
     return codec.dumps(
@@ -167,12 +200,22 @@ def delivery_body(
             "attempt": job.attempt,
             "finished_at": _iso(job.finished_at_ms),
             "occurred_at": _iso(occurred_ms),
+            "failures": streak.failures,
+            "failing_since": _iso(streak.since_ms),
         }
     )
 
 
 def _candidates(
-    queue: Queue, job: Job, owner: Owner, effect: Effect, *, entry_id: str, occurred_ms: int, now: int
+    queue: Queue,
+    job: Job,
+    owner: Owner,
+    effect: Effect,
+    *,
+    entry_id: str,
+    occurred_ms: int,
+    now: int,
+    streak: Streak = Streak(),
 ) -> list[dict[str, object]]:
     keys = queue.keys
     tenant = job.metadata.tenant_id
@@ -205,6 +248,7 @@ def _candidates(
                     delivery_id=delivery_id,
                     occurred_ms=occurred_ms,
                     format=notification.format,
+                    streak=streak,
                 ),
                 DeliveryField.SECRET: notification.secret,
                 DeliveryField.CREATED: str(now),
@@ -279,6 +323,8 @@ async def apply_entry(
     made: list[str] = []
     for owner in await owners_of(queue, job, lookup=lookup):
         now = now_ms()
+        # Only alerts say the run of failures: an owner with no notification is not asked.
+        streak = await streak_of(queue, owner, effect.outcome, now=now) if owner.notifications else Streak()
         context = queue.context(
             now=now,
             event=entry_id,
@@ -286,7 +332,9 @@ async def apply_entry(
             owner_ttl_ms=OWNER_TTL_MS,
             retention_ms=settings.retention_ms,
             delivery_prefix=queue.keys.alert_delivery(""),
-            deliveries=_candidates(queue, job, owner, effect, entry_id=entry_id, occurred_ms=occurred, now=now),
+            deliveries=_candidates(
+                queue, job, owner, effect, entry_id=entry_id, occurred_ms=occurred, now=now, streak=streak
+            ),
         )
         keys = [queue.keys.alert_owner(owner.key), queue.keys.alert_due, queue.keys.alert_figures]
         ids = await outcome_script(keys=keys, args=[context])

@@ -34,6 +34,11 @@ async def test_a_failure_after_a_pass_and_the_pass_after_failures_alert_once_eac
     assert body["tags"] == ["checkout"] and body["tenant"] == "default" and body["schedule_id"] == ""
     assert body["job_id"] == made[1].job_id and body["finished_at"].endswith("Z")
     assert set(body) >= {"event", "job_id", "schedule_id", "rule_id", "state", "test_name", "error"}
+    # The check's run of failures: the first failure begins it; the recovery says how long it was.
+    first, recovered, again = (json.loads(d.body) for d in made)
+    assert (first["failures"], recovered["failures"], again["failures"]) == (1, 2, 1)
+    assert first["failing_since"].endswith("Z") and recovered["failing_since"] == first["failing_since"]
+    assert again["failing_since"] >= first["failing_since"]  # a new run, begun when it was judged
 
 
 async def test_each_test_under_a_rule_has_its_own_last_outcome(alerting: Alerting) -> None:
@@ -85,10 +90,10 @@ async def test_a_text_notification_sends_one_line_as_chat_incoming_webhooks_take
     failed_job = await alerting.end_job(FAILED, name="Health API", schedule_id="prod")
     passed_job = await alerting.end_job(COMPLETED, name="Health API", schedule_id="prod")
     await drain(consumer)
-    assert [json.loads(d.body) for d in await alerting.deliveries()] == [
-        {"text": f":red_circle: Health API failed (job {failed_job}, schedule prod)"},
-        {"text": f":large_green_circle: Health API recovered (job {passed_job}, schedule prod)"},
-    ]
+    failed, recovered = [json.loads(d.body)["text"] for d in await alerting.deliveries()]
+    assert failed == f":red_circle: Health API failed (job {failed_job}, schedule prod)"
+    assert recovered.startswith(":large_green_circle: Health API recovered after 1 failure since 20"), recovered
+    assert recovered.endswith(f"Z (job {passed_job}, schedule prod)"), recovered
 
 
 async def test_under_a_rule_each_schedule_is_a_check_of_its_own_whatever_its_tests_name(alerting: Alerting) -> None:
