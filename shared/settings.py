@@ -310,6 +310,8 @@ class AlertSettings:
     poll_ms: int = 500  # how often a replica looks for deliveries that are due
     concurrency: int = 10  # deliveries one replica makes at once
     claim_idle_ms: int = 60_000  # an event another replica read but never acknowledged is taken over after this
+    #: Where people reach the dashboard (SENTINEL_PUBLIC_URL): an alert links to its job's page there.
+    public_url: str = ""
 
     @property
     def retention_ms(self) -> int:
@@ -325,7 +327,18 @@ class AlertSettings:
             backoff_ms=_int(environ, "SENTINEL_WEBHOOK_BACKOFF_MS", 1000, minimum=1),
             timeout_ms=_int(environ, "SENTINEL_WEBHOOK_TIMEOUT_MS", 10_000, minimum=100),
             retention_days=_int(environ, "SENTINEL_WEBHOOK_RETENTION_DAYS", 7, minimum=1),
+            public_url=_public_url(environ),
         )
+
+
+def _public_url(environ: Environ) -> str:
+    """SENTINEL_PUBLIC_URL: the dashboard's address as people reach it ("" = none), without a trailing /."""
+    raw = environ.get("SENTINEL_PUBLIC_URL", "").strip()
+    if raw:
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"SENTINEL_PUBLIC_URL must be an absolute http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from shared import codec, jobs
 from shared.alerts.rules import rules_for_tags
@@ -170,11 +171,13 @@ def delivery_body(
     occurred_ms: int,
     format: str = "sentinel",
     streak: Streak = Streak(),
+    public_url: str = "",
 ) -> str:
     """What a receiver gets: Sentinel's JSON — the event, the job's end, the check's run of failures
     and where the alert came from — or, for `format` "text", one line of it as `{"text": ...}`
     (chat incoming webhooks)."""
     error = job.error or (job.result.error if job.result is not None else None)
+    link = f"{public_url}/#/jobs/{quote(job.job_id, safe='')}" if public_url else None
     if format == "text":
         said = _TEXT_EVENTS.get(event, "{name}: " + event).format(name=job.definition.name or job.job_id)
         why = f": {error.message.strip().splitlines()[0][:300]}" if error is not None and error.message.strip() else ""
@@ -183,7 +186,7 @@ def delivery_body(
         elif event == "recovered" and streak.failures:
             why = f" after {streak.failures} failure{'s' if streak.failures > 1 else ''} since {_iso(streak.since_ms)}"
         where = f"job {job.job_id}" + (f", schedule {job.metadata.schedule_id}" if job.metadata.schedule_id else "")
-        return codec.dumps({"text": f"{said}{why} ({where})"})
+        return codec.dumps({"text": f"{said}{why} ({where})" + (f" {link}" if link else "")})
     return codec.dumps(
         {
             "event": event,
@@ -202,6 +205,7 @@ def delivery_body(
             "occurred_at": _iso(occurred_ms),
             "failures": streak.failures,
             "failing_since": _iso(streak.since_ms),
+            "job_url": link,  # the job's page in the dashboard (SENTINEL_PUBLIC_URL), or null
         }
     )
 
@@ -216,6 +220,7 @@ def _candidates(
     occurred_ms: int,
     now: int,
     streak: Streak = Streak(),
+    public_url: str = "",
 ) -> list[dict[str, object]]:
     keys = queue.keys
     tenant = job.metadata.tenant_id
@@ -249,6 +254,7 @@ def _candidates(
                     occurred_ms=occurred_ms,
                     format=notification.format,
                     streak=streak,
+                    public_url=public_url,
                 ),
                 DeliveryField.SECRET: notification.secret,
                 DeliveryField.CREATED: str(now),
@@ -333,7 +339,15 @@ async def apply_entry(
             retention_ms=settings.retention_ms,
             delivery_prefix=queue.keys.alert_delivery(""),
             deliveries=_candidates(
-                queue, job, owner, effect, entry_id=entry_id, occurred_ms=occurred, now=now, streak=streak
+                queue,
+                job,
+                owner,
+                effect,
+                entry_id=entry_id,
+                occurred_ms=occurred,
+                now=now,
+                streak=streak,
+                public_url=settings.public_url,
             ),
         )
         keys = [queue.keys.alert_owner(owner.key), queue.keys.alert_due, queue.keys.alert_figures]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 from shared import jobs
@@ -39,6 +40,7 @@ async def test_a_failure_after_a_pass_and_the_pass_after_failures_alert_once_eac
     assert (first["failures"], recovered["failures"], again["failures"]) == (1, 2, 1)
     assert first["failing_since"].endswith("Z") and recovered["failing_since"] == first["failing_since"]
     assert again["failing_since"] >= first["failing_since"]  # a new run, begun when it was judged
+    assert first["job_url"] is None  # no SENTINEL_PUBLIC_URL: no link
 
 
 async def test_each_test_under_a_rule_has_its_own_last_outcome(alerting: Alerting) -> None:
@@ -85,15 +87,18 @@ async def test_a_notification_after_n_failures_alerts_at_the_nth_in_a_row_and_re
 
 
 async def test_a_text_notification_sends_one_line_as_chat_incoming_webhooks_take_it(alerting: Alerting) -> None:
-    consumer = await alerting.consumer()
+    consumer = await alerting.consumer(settings=dataclasses.replace(alerting.settings, public_url="https://s.example"))
     await alerting.rule("https://hooks.slack.example/services/T0/B0/x", format="text")
     failed_job = await alerting.end_job(FAILED, name="Health API", schedule_id="prod")
     passed_job = await alerting.end_job(COMPLETED, name="Health API", schedule_id="prod")
     await drain(consumer)
     failed, recovered = [json.loads(d.body)["text"] for d in await alerting.deliveries()]
-    assert failed == f":red_circle: Health API failed (job {failed_job}, schedule prod)"
+    assert (
+        failed
+        == f":red_circle: Health API failed (job {failed_job}, schedule prod) https://s.example/#/jobs/{failed_job}"
+    )
     assert recovered.startswith(":large_green_circle: Health API recovered after 1 failure since 20"), recovered
-    assert recovered.endswith(f"Z (job {passed_job}, schedule prod)"), recovered
+    assert recovered.endswith(f"Z (job {passed_job}, schedule prod) https://s.example/#/jobs/{passed_job}"), recovered
 
 
 async def test_under_a_rule_each_schedule_is_a_check_of_its_own_whatever_its_tests_name(alerting: Alerting) -> None:

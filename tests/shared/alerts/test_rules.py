@@ -51,8 +51,13 @@ def test_settings_come_from_their_variables_and_name_them_when_bad() -> None:
             "SENTINEL_WEBHOOK_BACKOFF_MS": "250",
             "SENTINEL_WEBHOOK_TIMEOUT_MS": "2000",
             "SENTINEL_WEBHOOK_RETENTION_DAYS": "2",
+            "SENTINEL_PUBLIC_URL": "https://sentinel.example.com/",
         }
     )
+    assert settings.public_url == "https://sentinel.example.com"
+    for bad in ("sentinel.example.com", "ftp://sentinel.example.com", "https://"):
+        with pytest.raises(ConfigError, match="SENTINEL_PUBLIC_URL must be an absolute http"):
+            AlertSettings.from_env({"SENTINEL_PUBLIC_URL": bad})
     assert settings.allow == ("alerts.internal", "10.0.0.0/8")
     assert (settings.max_attempts, settings.backoff_ms, settings.timeout_ms) == (3, 250, 2000)
     assert settings.retention_ms == 2 * 86_400_000
