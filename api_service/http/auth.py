@@ -30,6 +30,8 @@ ROUTE_ROLES: dict[str, Role] = {
     "jobs.cancel": Role.SUBMITTER,
     "jobs.retry": Role.SUBMITTER,
     "runs.get": Role.VIEWER,
+    "schedules.list": Role.VIEWER,
+    "schedules.get": Role.VIEWER,
     "queue.stats": Role.VIEWER,
     "queue.health": Role.VIEWER,
     "queue.events": Role.VIEWER,

@@ -181,6 +181,24 @@ def _paths() -> JSON:
             )
         },
         "/runs/{id}": {"get": operation("A run and its tests", data=ref("Run"), parameters=[ID], errors=(404,))},
+        "/schedules": {
+            "get": operation(
+                "The tenant's schedules, newest first, with their next fire times (create and change them over"
+                " gRPC, the CLI or the SDK)",
+                data=ref("SchedulePage"),
+                parameters=[*PAGE],
+                errors=(400,),
+            )
+        },
+        "/schedules/{id}": {
+            "get": operation(
+                "A schedule, its next fire times and its latest runs (each run's status and error kept after"
+                " retention removed its test)",
+                data=ref("Schedule"),
+                parameters=[ID],
+                errors=(404,),
+            )
+        },
         "/queue/stats": {"get": operation("The queue's figures (the caller's tenant's)", data=ref("QueueStats"))},
         "/queue/health": {
             "get": operation(

@@ -15,7 +15,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from protos import sentinel_pb2 as pb
 from shared.access import Role
 from shared.model import ArtifactPolicy, ErrorCategory, JobSource, JobState, Priority, RunState
+from shared.notifications import FORMATS
 from shared.queue_health import HealthStatus
+from shared.schedules.model import OverlapPolicy
 from shared.validation import (
     MAX_ATTEMPTS,
     MAX_DELAY_MS,
@@ -263,6 +265,58 @@ SCHEMAS: JSON = {
         {"deadLetters": {"type": "array", "items": ref("DeadLetter")}, "nextPageToken": {"type": ["string", "null"]}}
     ),
     "Purged": obj({"purged": INT}),
+    "Schedule": obj(
+        {
+            "id": STRING,
+            "name": STRING,
+            "testName": STRING,
+            "cron": {"type": ["string", "null"], "description": "null for an interval schedule"},
+            "intervalMs": {"type": ["integer", "null"], "minimum": 1000, "description": "null for a cron schedule"},
+            "timezone": STRING,
+            "jitterMs": INT,
+            "overlap": words(OverlapPolicy),
+            "catchupWindowMs": INT,
+            "paused": BOOL,
+            "note": STRING,
+            "tags": STRINGS,
+            "notifications": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "url": {**STRING, "description": "masked: a URL is write-only"},
+                        "events": STRINGS,
+                        "secretSet": BOOL,
+                        "afterFailures": {**INT, "minimum": 1},
+                        "format": {"type": "string", "enum": list(FORMATS)},
+                    }
+                ),
+            },
+            "nextFires": {"type": "array", "items": TIME},
+            "recentRuns": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "fireTime": TIME,
+                        "testId": {"type": ["string", "null"], "description": "null: the fire started no test"},
+                        "status": {"type": ["string", "null"], "enum": [*(s.value for s in JobState), None]},
+                        "error": {**STRING, "description": "a failed test's error, its first line"},
+                        "testRemoved": {**BOOL, "description": "retention removed the test; status is how it ended"},
+                        "skipped": BOOL,
+                        "reason": STRING,
+                        "triggered": BOOL,
+                    }
+                ),
+            },
+            "fired": INT,
+            "skipped": INT,
+            "missed": INT,
+            "createdAt": TIME,
+            "updatedAt": TIME,
+        }
+    ),
+    "SchedulePage": obj(
+        {"schedules": {"type": "array", "items": ref("Schedule")}, "nextPageToken": {"type": ["string", "null"]}}
+    ),
     "RunTest": _RUN_TEST,
     "Run": obj(
         {

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from api_service.http import openapi, routes_queue, routes_tests
+from api_service.http import openapi, routes_queue, routes_schedules, routes_tests
 from api_service.http.auth import make_auth_middleware
 from api_service.http.context import BACKEND, Backend
 from api_service.http.envelope import failure, failure_for, http_failure
@@ -95,6 +95,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/queue/jobs/{id}/cancel", routes_tests.cancel, "jobs.cancel"),
     Route("POST", "/queue/jobs/{id}/retry", routes_tests.retry, "jobs.retry"),
     Route("GET", "/runs/{id}", routes_tests.get_run, "runs.get"),
+    Route("GET", "/schedules", routes_schedules.list_schedules, "schedules.list", PAGE),
+    Route("GET", "/schedules/{id}", routes_schedules.get_schedule, "schedules.get"),
     Route("GET", "/queue/stats", routes_queue.stats, "queue.stats"),
     Route("GET", "/queue/health", routes_queue.health, "queue.health"),
     Route("GET", "/queue/events", routes_queue.events, "queue.events", ("kind", "status", "tag")),

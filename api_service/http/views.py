@@ -15,6 +15,7 @@ from shared.artifacts import Artifact
 from shared.events import QueueEvent
 from shared.model import Job, JobError, JobResult, JobState, Progress, ProgressEvent, Run, RunTestOutcome, StepResult
 from shared.queue_health import QueueHealth
+from shared.schedules.model import Schedule
 from shared.stats import Figures, QueueStats
 
 JSON = dict[str, Any]
@@ -224,3 +225,51 @@ def run_view(run: Run) -> JSON:
 
 def whoami_view(principal: Principal, *, auth_disabled: bool) -> JSON:
     return {"tenant": principal.tenant, "role": principal.role.label, "authDisabled": auth_disabled}
+
+
+def schedule_view(schedule: Schedule) -> JSON:
+    """A schedule as shown (its notifications' URLs masked already: `shared.schedules.rules.shown`)."""
+    spec, timing = schedule.spec, schedule.spec.timing
+    return {
+        "id": schedule.schedule_id,
+        "name": spec.name,
+        "testName": spec.template.definition.name,
+        "cron": timing.cron or None,
+        "intervalMs": timing.interval_ms or None,
+        "timezone": timing.timezone,
+        "jitterMs": timing.jitter_ms,
+        "overlap": spec.overlap.value,
+        "catchupWindowMs": spec.catchup_window_ms,
+        "paused": spec.paused,
+        "note": spec.note,
+        "tags": list(spec.template.options.tags),
+        "notifications": [
+            {
+                "url": n.url,
+                "events": list(n.events),
+                "secretSet": bool(n.secret),
+                "afterFailures": n.after_failures,
+                "format": n.format,
+            }
+            for n in spec.notifications
+        ],
+        "nextFires": [iso(ms) for ms in schedule.next_fires],
+        "recentRuns": [
+            {
+                "fireTime": iso(run.fire_time_ms),
+                "testId": run.job_id or None,
+                "status": run.state.value if run.state is not None else None,
+                "error": run.error,
+                "testRemoved": run.removed,
+                "skipped": run.skipped,
+                "reason": run.reason,
+                "triggered": run.triggered,
+            }
+            for run in schedule.recent_runs
+        ],
+        "fired": schedule.fired,
+        "skipped": schedule.skipped,
+        "missed": schedule.missed,
+        "createdAt": iso(schedule.created_at_ms),
+        "updatedAt": iso(schedule.updated_at_ms),
+    }
