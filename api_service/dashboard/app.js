@@ -7,6 +7,7 @@ import * as deadLetters from "./deadletters.js";
 import * as job from "./job.js";
 import * as jobs from "./jobs.js";
 import * as queue from "./queue.js";
+import * as schedules from "./schedules.js";
 import { showSignIn } from "./signin.js";
 
 const RANK = { viewer: 1, submitter: 2, admin: 3, operator: 4 };
@@ -26,6 +27,7 @@ const ROUTES = [
   { pattern: /^\/jobs$/, view: jobs, nav: "jobs" },
   { pattern: /^\/jobs\/([^/]+)$/, view: job, nav: "jobs" },
   { pattern: /^\/dead-letters$/, view: deadLetters, nav: "dead-letters" },
+  { pattern: /^\/schedules$/, view: schedules, nav: "schedules" },
 ];
 
 function route() {

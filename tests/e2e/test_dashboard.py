@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Locator, Page, Request, expect
 
+from sentinel_client import AsyncClient
 from tests.e2e.conftest import Stack
 from tests.e2e.dashboard_support import (
     WAIT_MS,
@@ -445,3 +446,26 @@ async def test_every_page_fits_a_phone(dashboard: Dashboard, open_page: OpenPage
     await page.get_by_role("link", name="Dead letters").click()
     await expect(page.locator(f'tr[data-job-id="{dead}"]')).to_be_visible(timeout=WAIT_MS)
     await snap(page, dashboard, "phone-dead-letters")
+
+
+async def test_schedules_are_listed_with_their_next_fire_and_open_on_their_latest_runs(
+    dashboard: Dashboard, open_page: OpenPage
+) -> None:
+    definition = {"name": "Shop home", "baseUrl": dashboard.site, "steps": QUICK}
+    async with AsyncClient(f"127.0.0.1:{dashboard.api.port}", api_key=dashboard.keys["admin"]) as client:
+        made = await client.create_schedule(definition, name="shop-home", interval_ms=3_600_000)
+        triggered = await client.trigger_schedule(made.id)  # no executor: its run stays pending
+    page = await open_page()
+    await sign_in(page, dashboard, "viewer")
+    await page.get_by_role("link", name="Schedules").click()
+    await expect(page.get_by_role("heading", name="Schedules", level=1)).to_be_visible()
+    card = page.locator(f'details[data-schedule-id="{made.id}"]')
+    await expect(card).to_contain_text("shop-home", timeout=WAIT_MS)
+    await expect(card).to_contain_text("every 3600 s · next ")
+    await expect(card.locator("summary time")).to_have_count(1)  # the next fire, a time the page formats
+    await expect(card).not_to_contain_text("[object")
+    await card.locator("summary").click()
+    run = card.get_by_role("row").filter(has=page.get_by_role("link", name="triggered"))
+    await expect(run).to_contain_text("pending", timeout=WAIT_MS)
+    await expect(run.get_by_role("link", name="triggered")).to_have_attribute("href", f"#/jobs/{triggered.id}")
+    await snap(page, dashboard, "schedules")
