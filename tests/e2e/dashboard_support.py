@@ -163,6 +163,12 @@ async def sign_in(page: Page, dashboard: Dashboard, role: str) -> None:
     await expect(page.locator(".topbar .who-text")).to_have_text(f"{TENANT} · {role}")
 
 
+async def open_view(page: Page, name: str) -> None:
+    """Follow the top bar's link to a view, and wait for its heading."""
+    await page.get_by_role("link", name=name).click()
+    await expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
+
+
 async def go(page: Page, route: str) -> None:
     """Move to a route the way a link does: a new hash, no reload."""
     await page.evaluate("route => { location.hash = route; }", route)

@@ -28,6 +28,7 @@ from tests.e2e.dashboard_support import (
     executor,
     go,
     open_page,
+    open_view,
     playwright,
     sign_in,
     snap,
@@ -281,8 +282,7 @@ async def test_a_dead_letter_is_requeued_from_its_page(dashboard: Dashboard, ope
     before = await dashboard.wait_job(job_id, "failed")
     page = await open_page()
     await sign_in(page, dashboard, "admin")
-    await page.get_by_role("link", name="Dead letters").click()
-    await expect(page.get_by_role("heading", name="Dead letters", level=1)).to_be_visible()
+    await open_view(page, "Dead letters")
     row = page.locator(f'tr[data-job-id="{job_id}"]')
     await expect(row).to_contain_text("Status page", timeout=WAIT_MS)
     await expect(row).to_contain_text("network")
@@ -457,8 +457,7 @@ async def test_schedules_are_listed_with_their_next_fire_and_open_on_their_lates
         triggered = await client.trigger_schedule(made.id)  # no executor: its run stays pending
     page = await open_page()
     await sign_in(page, dashboard, "viewer")
-    await page.get_by_role("link", name="Schedules").click()
-    await expect(page.get_by_role("heading", name="Schedules", level=1)).to_be_visible()
+    await open_view(page, "Schedules")
     card = page.locator(f'details[data-schedule-id="{made.id}"]')
     await expect(card).to_contain_text("shop-home", timeout=WAIT_MS)
     await expect(card).to_contain_text("every 3600 s · next ")
