@@ -397,25 +397,64 @@ async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms
         Its artifact name, or None when it could not be stored (the evidence notes why).
     """
     file = screenshots.file_of(name)
-    mask = await _mask_locators(run, timeout_ms)
-    await run.page.screenshot(path=run.evidence.path(file), full_page=full_page, timeout=timeout_ms, mask=mask)
+    covers = await _mask_locators(run, timeout_ms)
+    mask = [locator for _, locator in covers]
+    framed = [locator for frame, locator in covers if frame.parent_frame is not None]
+    try:
+        # Playwright draws its masks and captures at once. A frame from another site is drawn by a
+        # renderer of its own, which a busy machine may not have repainted by then (a secret field
+        # was seen unmasked so); such masks are drawn first and waited for, painted, here.
+        await asyncio.wait_for(_painted_masks(framed), timeout_ms / 1000)
+        await run.page.screenshot(path=run.evidence.path(file), full_page=full_page, timeout=timeout_ms, mask=mask)
+    finally:
+        await _remove_painted_masks(framed)
     return await run.evidence.keep(file, content_type="image/png")
 
 
-async def _mask_locators(run: Run, timeout_ms: float) -> list[Locator]:
+#: A frame's own masks, drawn over its secret fields, then two animation frames waited for: the
+#: renderer has painted them. Removed with `_UNPAINT`.
+_PAINT = """(elements, color) => {
+  for (const element of elements) {
+    const box = element.getBoundingClientRect();
+    const cover = document.createElement("div");
+    cover.setAttribute("data-sentinel-mask", "");
+    Object.assign(cover.style, {
+      position: "fixed", left: `${box.left}px`, top: `${box.top}px`, width: `${box.width}px`,
+      height: `${box.height}px`, background: color, zIndex: "2147483647", pointerEvents: "none",
+    });
+    document.documentElement.appendChild(cover);
+  }
+  return new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(elements.length))));
+}"""
+_UNPAINT = "() => { for (const cover of document.querySelectorAll('[data-sentinel-mask]')) cover.remove(); }"
+_MASK_COLOR = "#FF00FF"  # Playwright's own mask colour
+
+
+async def _painted_masks(framed: list[Locator]) -> None:
+    for locator in framed:
+        await locator.evaluate_all(_PAINT, _MASK_COLOR)
+
+
+async def _remove_painted_masks(framed: list[Locator]) -> None:
+    for locator in framed:
+        with contextlib.suppress(PlaywrightError, TimeoutError):  # a frame gone takes its covers with it
+            await asyncio.wait_for(locator.evaluate_all(_UNPAINT), 2.0)
+
+
+async def _mask_locators(run: Run, timeout_ms: float) -> list[tuple[Frame, Locator]]:
     """What the screenshot covers.
 
     Raises:
         TimeoutError: an unpinned mask's frame could not be looked up within `timeout_ms` (a page
             that no longer answers): no screenshot, since its field could not be covered.
     """
-    covered: list[Locator] = []
+    covered: list[tuple[Frame, Locator]] = []
     for mask in run.masked:
         # Unpinned: a fill that failed; cover its field where the frames lead now, if they lead anywhere
         # (a frame that was not there took nothing typed).
         frame = mask.frame or await asyncio.wait_for(frame_of(run.page, mask.frames), timeout_ms / 1000)
         if frame is not None and not frame.is_detached():
-            covered.append(frame.locator(mask.selector))
+            covered.append((frame, frame.locator(mask.selector)))
     return covered
 
 
