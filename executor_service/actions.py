@@ -125,12 +125,7 @@ class Run:
 
     async def missing_frame(self) -> str | None:
         """The first of the step's frames that matches no <iframe> now (None: all are there)."""
-        frame: Frame | None = self.page.main_frame
-        for selector in self.frames:
-            frame = await _child_frame(frame, selector) if frame is not None else None
-            if frame is None:
-                return selector
-        return None
+        return (await _walk_frames(self.page, self.frames))[1]
 
 
 def frames_shown(frames: tuple[str, ...]) -> str:
@@ -141,21 +136,24 @@ def frames_shown(frames: tuple[str, ...]) -> str:
 
 async def frame_of(page: Page, frames: tuple[str, ...]) -> Frame | None:
     """The frame `frames` leads to now, without waiting (None: one of them matches no <iframe>)."""
-    frame: Frame | None = page.main_frame
+    return (await _walk_frames(page, frames))[0]
+
+
+async def _walk_frames(page: Page, frames: tuple[str, ...]) -> tuple[Frame | None, str | None]:
+    """Follow `frames` from the page as they are now, without waiting: the frame they lead to, or
+    None and the first selector that matched no <iframe>."""
+    frame = page.main_frame
     for selector in frames:
-        if frame is None:
-            return None
-        frame = await _child_frame(frame, selector)
-    return frame
-
-
-async def _child_frame(frame: Frame, selector: str) -> Frame | None:
-    handles = await frame.locator(selector).element_handles()
-    try:
-        return await handles[0].content_frame() if handles else None
-    finally:
-        for handle in handles:
-            await handle.dispose()
+        handles = await frame.locator(selector).element_handles()
+        try:
+            inner = await handles[0].content_frame() if handles else None
+        finally:
+            for handle in handles:
+                await handle.dispose()
+        if inner is None:
+            return None, selector
+        frame = inner
+    return frame, None
 
 
 def locate(page: Page, frames: tuple[str, ...], selector: str) -> Locator:
@@ -399,7 +397,7 @@ async def screenshot(run: Run, name: str, *, full_page: bool = False, timeout_ms
     file = screenshots.file_of(name)
     covers = await _mask_locators(run, timeout_ms)
     mask = [locator for _, locator in covers]
-    framed = [locator for frame, locator in covers if frame.parent_frame is not None]
+    framed = [(frame, locator) for frame, locator in covers if frame.parent_frame is not None]
     try:
         # Playwright draws its masks and captures at once. A frame from another site is drawn by a
         # renderer of its own, which a busy machine may not have repainted by then (a secret field
@@ -430,15 +428,15 @@ _UNPAINT = "() => { for (const cover of document.querySelectorAll('[data-sentine
 _MASK_COLOR = "#FF00FF"  # Playwright's own mask colour
 
 
-async def _painted_masks(framed: list[Locator]) -> None:
-    for locator in framed:
+async def _painted_masks(framed: list[tuple[Frame, Locator]]) -> None:
+    for _, locator in framed:
         await locator.evaluate_all(_PAINT, _MASK_COLOR)
 
 
-async def _remove_painted_masks(framed: list[Locator]) -> None:
-    for locator in framed:
+async def _remove_painted_masks(framed: list[tuple[Frame, Locator]]) -> None:
+    for frame in dict.fromkeys(frame for frame, _ in framed):  # each frame's covers at once
         with contextlib.suppress(PlaywrightError, TimeoutError):  # a frame gone takes its covers with it
-            await asyncio.wait_for(locator.evaluate_all(_UNPAINT), 2.0)
+            await asyncio.wait_for(frame.evaluate(_UNPAINT), 2.0)
 
 
 async def _mask_locators(run: Run, timeout_ms: float) -> list[tuple[Frame, Locator]]:

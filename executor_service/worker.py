@@ -105,7 +105,7 @@ class Worker(Runs):
     # --- claiming ----------------------------------------------------------------------------
 
     async def _gated(self, loop: Callable[[], Awaitable[None]]) -> None:
-        if self._gate is not None and not self._gate.is_set():
+        if self._gate is not None:
             await self._gate.wait()
         await loop()
 

@@ -168,6 +168,12 @@ class JobError:
     step_index: int = -1
     retryable: bool = False
 
+    @property
+    def headline(self) -> str:
+        """The message's first line that says something, at most 300 characters ("" for none): what a
+        schedule's history keeps and a chat alert shows."""
+        return next((line.strip() for line in self.message.splitlines() if line.strip()), "")[:300]
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -223,6 +229,11 @@ class Job:
     worker_id: str = ""
     dead_letter_reason: str = ""
     dead_lettered_at_ms: int = 0
+
+    @property
+    def failure(self) -> JobError | None:
+        """Why the job failed: its own error, else its last run's."""
+        return self.error or (self.result.error if self.result is not None else None)
 
     @property
     def priority(self) -> Priority:

@@ -147,7 +147,6 @@ class EvictionWatch:
             "eviction-check", self._recheck, interval_s=interval_s, first_now=False, tolerated=REDIS_ERRORS
         )
         self._late: asyncio.Task[None] | None = None  # the start's check, retried until Redis answers
-        self._answered = False  # Redis has answered this watch once: a later answer is a return
 
     async def start(self) -> None:
         """Read the policy, then keep watching it.
@@ -213,8 +212,7 @@ class EvictionWatch:
                     " enabled on it): unset REDIS_CLUSTER, or name a node of the cluster"
                 ) from None
             raise
-        came_back = not self._reachable and self._answered
-        self._answered = True
+        came_back = not self._reachable and self.policy is not None  # it answered before: a return
         changed = policy != self.policy
         self._reachable = True
         self.policy = policy

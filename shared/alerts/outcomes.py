@@ -176,11 +176,12 @@ def delivery_body(
     """What a receiver gets: Sentinel's JSON — the event, the job's end, the check's run of failures
     and where the alert came from — or, for `format` "text", one line of it as `{"text": ...}`
     (chat incoming webhooks)."""
-    error = job.error or (job.result.error if job.result is not None else None)
+    error = job.failure
     link = f"{public_url}/#/jobs/{quote(job.job_id, safe='')}" if public_url else None
     if format == "text":
         said = _TEXT_EVENTS.get(event, "{name}: " + event).format(name=job.definition.name or job.job_id)
-        why = f": {error.message.strip().splitlines()[0][:300]}" if error is not None and error.message.strip() else ""
+        line = error.headline if error is not None else ""
+        why = f": {line}" if line else ""
         if event == "failed" and streak.failures > 1:
             why += f" ({streak.failures} failures in a row)"
         elif event == "recovered" and streak.failures:

@@ -21,10 +21,7 @@ from shared.model import Job, JobState
 from shared.queue import Queue
 from shared.schedules.model import RECENT_RUNS
 
-__all__ = ["MAX_ERROR_CHARS", "Ended", "ended_from_json", "first_line", "record_end"]
-
-#: The longest error line kept per run.
-MAX_ERROR_CHARS = 300
+__all__ = ["Ended", "ended_from_json", "record_end"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +38,8 @@ async def record_end(queue: Queue, job: Job) -> None:
     schedule_id = job.metadata.schedule_id
     if not schedule_id or not job.state.terminal:
         return
-    error = job.error or (job.result.error if job.result is not None else None)
-    line = first_line(error.message if error is not None else "")
+    error = job.failure
+    line = error.headline if error is not None else ""
     ended = codec.dumps({"state": job.state.value, "error": line, "at": job.finished_at_ms})
     shard = queue.for_job(schedule_id)
     keys = shard.keys
@@ -51,11 +48,6 @@ async def record_end(queue: Queue, job: Job) -> None:
         keys=[keys.schedule_ends(schedule_id), keys.schedule_runs(schedule_id), keys.schedule(schedule_id)],
         args=[context],
     )
-
-
-def first_line(message: str) -> str:
-    """An error message's first line that says something, cut to MAX_ERROR_CHARS ("" for none)."""
-    return next((line.strip() for line in message.splitlines() if line.strip()), "")[:MAX_ERROR_CHARS]
 
 
 def ended_from_json(raw: str | None) -> Ended | None:

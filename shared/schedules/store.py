@@ -25,7 +25,7 @@ from shared.notifications import Notification
 from shared.paging import Page, scan_index
 from shared.queue import Queue
 from shared.schedules import encoding
-from shared.schedules.history import ended_from_json, first_line
+from shared.schedules.history import ended_from_json
 from shared.schedules.model import RECENT_RUNS, Schedule, ScheduleRun, ScheduleSpec
 from shared.schedules.rules import MAX_NOTE_CHARS, apply_mask, seal_spec, validate_spec
 from shared.schedules.timing import Timing, jitter_of, next_fire, next_fires
@@ -161,7 +161,7 @@ def _with_end(run: ScheduleRun, job: list[str | None], ended_raw: str | None) ->
 def _error_line(raw: str | None) -> str:
     """The first line of a job hash's error, as the history keeps it."""
     error = codec.error_from_json(raw) if raw else None
-    return first_line(error.message) if error is not None else ""
+    return error.headline if error is not None else ""
 
 
 def _with_next_fires(schedule: Schedule, now: int) -> Schedule:
