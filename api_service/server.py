@@ -47,6 +47,7 @@ from api_service.servicers import TestExecutionServicer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from shared import heap
+from shared.alerts.guard import PUBLIC_ONLY
 from shared.alerts.service import Alerts
 from shared.artifact_store import ArtifactStore, open_checked_store
 from shared.direct.backend import HybridBackend, JobsBackend, QueueBackend
@@ -273,6 +274,7 @@ class ApiServer:
                         sealer=sealer,
                         store=store,
                         cors_origins=frozenset(api.http_cors_origins),
+                        webhook_policy=alerts.policy if alerts is not None else PUBLIC_ONLY,
                     ),
                     host=api.http_listen_host,
                     port=api.http_port,

@@ -16,9 +16,11 @@ from aiohttp import web
 
 from shared import access
 from shared.access import KeyRing, Principal
+from shared.alerts.guard import PUBLIC_ONLY
 from shared.artifact_store import ArtifactStore
 from shared.direct.backend import JobsBackend, QueueBackend
 from shared.errors import UnauthenticatedError
+from shared.navigation_policy import NavigationPolicy
 from shared.queue import Queue
 from shared.sealed import Sealer
 from shared.streams import StreamHub
@@ -42,6 +44,8 @@ class Backend:
     dashboard: Path = DASHBOARD_DIR
     #: Where submits, status, progress, cancels and lists go (None: the queue; see shared.direct.backend).
     jobs_backend: JobsBackend | None = None
+    #: What a schedule's notification may target (SENTINEL_WEBHOOK_ALLOW), as the gRPC servicers check it.
+    webhook_policy: NavigationPolicy = PUBLIC_ONLY
 
     @property
     def jobs(self) -> JobsBackend:

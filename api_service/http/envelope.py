@@ -80,10 +80,10 @@ def _dumps(body: Any) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-def ok(data: Any, *, message: str = "ok", status: int = 200) -> web.Response:
-    """A successful answer carrying `data`."""
+def ok(data: Any, *, message: str = "ok", status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A successful answer carrying `data` (`headers`: a 201's `Location`)."""
     body = {"success": True, "message": message, "timestamp": now_iso(), "data": data}
-    return web.json_response(body, status=status, dumps=_dumps)
+    return web.json_response(body, status=status, dumps=_dumps, headers=headers)
 
 
 def failure(

@@ -20,6 +20,7 @@ from shared.paging import MAX_PAGE_SIZE
 
 _REASONS = {
     200: "OK",
+    201: "Created (`Location` names it)",
     202: "Accepted: queued",
     400: "Invalid request: the violations name each field (JSON body, parameters, Last-Event-ID); a query "
     "parameter the route does not take is one too",
@@ -29,7 +30,8 @@ _REASONS = {
     409: "The job is in a state that does not allow this",
     413: "The body is over 1 MiB (any route that takes a body)",
     415: "The body is not JSON (its Content-Type is neither application/json nor application/*+json)",
-    429: "The tenant's queue limit is reached; Retry-After says when to try again",
+    429: "The tenant's queue limit (or, creating a schedule, its schedule limit) is reached; Retry-After says"
+    " when to try again",
     500: "Internal error (a generic message, never a stack trace)",
     503: "Redis (or the artifact store) is unreachable, or the server is shutting down; Retry-After says when "
     "to try again",
@@ -115,6 +117,18 @@ def operation(
     return found
 
 
+def _noted(summary: str) -> JSON:
+    """A change of a schedule's state, with an optional note saying why."""
+    return operation(
+        summary,
+        data=ref("Schedule"),
+        parameters=[ID],
+        body="NoteRequest",
+        body_required=False,
+        errors=(400, 404, *_BODY),
+    )
+
+
 def _paths() -> JSON:
     return {
         "/auth": {
@@ -183,12 +197,18 @@ def _paths() -> JSON:
         "/runs/{id}": {"get": operation("A run and its tests", data=ref("Run"), parameters=[ID], errors=(404,))},
         "/schedules": {
             "get": operation(
-                "The tenant's schedules, newest first, with their next fire times (create and change them over"
-                " gRPC, the CLI or the SDK)",
+                "The tenant's schedules, newest first, with their next fire times",
                 data=ref("SchedulePage"),
                 parameters=[*PAGE],
                 errors=(400,),
-            )
+            ),
+            "post": operation(
+                "Create a schedule (SUBMITTER): its timing, the test each fire runs, its notifications",
+                ok=201,
+                data=ref("Schedule"),
+                body="ScheduleRequest",
+                errors=(400, *_BODY, 429),
+            ),
         },
         "/schedules/{id}": {
             "get": operation(
@@ -197,6 +217,35 @@ def _paths() -> JSON:
                 data=ref("Schedule"),
                 parameters=[ID],
                 errors=(404,),
+            ),
+            "patch": operation(
+                "Change a schedule's fields (SUBMITTER), each replaced whole; a new timing counts from now",
+                description="The body holds the fields to change, named as GET shows them (JSON merge patch:"
+                " `null` sets a field back to its default). A notification sent back as GET showed it keeps its"
+                " stored URL and secret. Unpausing is a resume: what fell while paused does not run.",
+                data=ref("Schedule"),
+                parameters=[ID],
+                body="SchedulePatch",
+                errors=(400, 404, *_BODY),
+            ),
+            "delete": operation(
+                "Delete a schedule (SUBMITTER); the tests it ran stay",
+                data=ref("Deleted"),
+                parameters=[ID],
+                errors=(404, *_BODY),
+            ),
+        },
+        "/schedules/{id}/pause": {
+            "post": _noted("Pause a schedule (SUBMITTER): no fire runs until it is resumed (a trigger still does)")
+        },
+        "/schedules/{id}/resume": {"post": _noted("Resume a schedule (SUBMITTER): it fires again from now on")},
+        "/schedules/{id}/trigger": {
+            "post": operation(
+                "Run a schedule's test once now (SUBMITTER), whether or not it is paused",
+                ok=202,
+                data=ref("Job"),
+                parameters=[ID],
+                errors=(404, *_BODY, 429),
             )
         },
         "/queue/stats": {"get": operation("The queue's figures (the caller's tenant's)", data=ref("QueueStats"))},

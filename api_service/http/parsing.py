@@ -102,7 +102,7 @@ def _kind(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
-def _known(body: Mapping[str, Any], allowed: set[str], *, at: str = "") -> list[FieldViolation]:
+def unknown_fields(body: Mapping[str, Any], allowed: set[str], *, at: str = "") -> list[FieldViolation]:
     return [
         FieldViolation(f"{at}{key}", f"is not a known field; expected one of {', '.join(sorted(allowed))}")
         for key in body
@@ -110,7 +110,7 @@ def _known(body: Mapping[str, Any], allowed: set[str], *, at: str = "") -> list[
     ]
 
 
-def _int(found: list[FieldViolation], field: str, value: Any) -> int:
+def whole_field(found: list[FieldViolation], field: str, value: Any) -> int:
     """A whole number ≥ 0: a JSON integer, or a number whose fraction is zero (`1000.0`).
 
     JSON Schema, and so the OpenAPI document's `integer`, counts `1000.0` as an integer, and many
@@ -124,14 +124,14 @@ def _int(found: list[FieldViolation], field: str, value: Any) -> int:
     return whole
 
 
-def _str(found: list[FieldViolation], field: str, value: Any) -> str:
+def text_field(found: list[FieldViolation], field: str, value: Any) -> str:
     if not isinstance(value, str):
         found.append(FieldViolation(field, "must be a string"))
         return ""
     return value
 
 
-def _word(found: list[FieldViolation], field: str, value: Any, kind: type[E]) -> E | None:
+def word_field(found: list[FieldViolation], field: str, value: Any, kind: type[E]) -> E | None:
     words = [str(member.value) for member in kind]
     if isinstance(value, str) and value in words:
         return kind(value)
@@ -156,21 +156,21 @@ def options_from_json(value: Any) -> JobOptions:
     """A submit's `options` object as `JobOptions` (absent fields: the server's defaults)."""
     if not isinstance(value, dict):
         raise invalid("options", "must be a JSON object")
-    found = _known(value, OPTION_FIELDS, at="options.")
+    found = unknown_fields(value, OPTION_FIELDS, at="options.")
     given: dict[str, Any] = {}
     if "priority" in value:
-        given["priority"] = _word(found, "options.priority", value["priority"], Priority)
+        given["priority"] = word_field(found, "options.priority", value["priority"], Priority)
     if "artifactPolicy" in value:
-        given["artifact_policy"] = _word(found, "options.artifactPolicy", value["artifactPolicy"], ArtifactPolicy)
+        given["artifact_policy"] = word_field(found, "options.artifactPolicy", value["artifactPolicy"], ArtifactPolicy)
     for name, attribute in (("timeout", "timeout_ms"), ("maxAttempts", "max_attempts"), ("delayMs", "delay_ms")):
         if name in value:
-            given[attribute] = _int(found, f"options.{name}", value[name])
+            given[attribute] = whole_field(found, f"options.{name}", value[name])
     if "idempotencyKey" in value:
-        given["idempotency_key"] = _str(found, "options.idempotencyKey", value["idempotencyKey"])
+        given["idempotency_key"] = text_field(found, "options.idempotencyKey", value["idempotencyKey"])
     if "tags" in value:
         tags = value["tags"]
         if isinstance(tags, list):
-            given["tags"] = tuple(_str(found, f"options.tags[{i}]", tag) for i, tag in enumerate(tags))
+            given["tags"] = tuple(text_field(found, f"options.tags[{i}]", tag) for i, tag in enumerate(tags))
         else:
             found.append(FieldViolation("options.tags", "must be an array of strings"))
     if "recordVideo" in value:
@@ -198,7 +198,7 @@ def definition_from_json(value: Any) -> pb.TestDefinition:
 
 def submit_from_json(body: Mapping[str, Any]) -> SubmitCommand:
     """The body of POST /tests/execute as a `SubmitCommand`, not yet validated (`validate_submit`)."""
-    found = _known(body, {"testDefinition", "options"})
+    found = unknown_fields(body, {"testDefinition", "options"})
     if "testDefinition" not in body:
         found.append(FieldViolation("testDefinition", "is required"))
     if found:
@@ -210,8 +210,8 @@ def submit_from_json(body: Mapping[str, Any]) -> SubmitCommand:
 
 def older_than_from_json(body: Mapping[str, Any]) -> int:
     """The optional `olderThanMs` of a purge (0: every dead letter)."""
-    found = _known(body, {"olderThanMs"})
-    older = _int(found, "olderThanMs", body.get("olderThanMs", 0))
+    found = unknown_fields(body, {"olderThanMs"})
+    older = whole_field(found, "olderThanMs", body.get("olderThanMs", 0))
     if found:
         raise ValidationError(found)
     return older
@@ -243,7 +243,7 @@ def query_word(request: web.Request, name: str, kind: type[E]) -> E | None:
     if not raw:
         return None
     found: list[FieldViolation] = []
-    word = _word(found, name, raw, kind)
+    word = word_field(found, name, raw, kind)
     if found:
         raise ValidationError(found)
     return word

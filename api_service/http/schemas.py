@@ -15,9 +15,12 @@ from google.protobuf.descriptor import FieldDescriptor
 from protos import sentinel_pb2 as pb
 from shared.access import Role
 from shared.model import ArtifactPolicy, ErrorCategory, JobSource, JobState, Priority, RunState
-from shared.notifications import FORMATS
+from shared.notifications import EVENTS, FORMATS, MAX_AFTER_FAILURES, MAX_NOTIFICATIONS
 from shared.queue_health import HealthStatus
 from shared.schedules.model import OverlapPolicy
+from shared.schedules.rules import MAX_CATCHUP_MS, MAX_NOTE_CHARS
+from shared.schedules.rules import MAX_NAME_CHARS as MAX_SCHEDULE_NAME_CHARS
+from shared.schedules.timing import MAX_INTERVAL_MS, MAX_JITTER_MS, MIN_INTERVAL_MS
 from shared.validation import (
     MAX_ATTEMPTS,
     MAX_DELAY_MS,
@@ -396,6 +399,63 @@ SCHEMAS["TestDefinition"]["properties"]["name"] = {
 }
 SCHEMAS["TestDefinition"]["properties"]["steps"] |= {"minItems": 1, "maxItems": MAX_STEPS}
 SCHEMAS["TestDefinition"]["required"] = ["name", "steps"]
+
+
+def _or_null(schema: JSON) -> JSON:
+    """`schema`, or null (a PATCH's way to set a field back to its default)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+#: What a POST or PATCH of a schedule may set, by name (the fields `GET` shows, the test as
+#: POST /tests/execute takes it); `parsing_schedules` reads exactly these.
+_SCHEDULE_FIELDS: JSON = {
+    "name": {**STRING, "maxLength": MAX_SCHEDULE_NAME_CHARS, "pattern": r"\S"},
+    "cron": {**STRING, "description": "5 fields, or 6 with seconds first; exactly one of cron and intervalMs"},
+    "intervalMs": {"type": "integer", "minimum": MIN_INTERVAL_MS, "maximum": MAX_INTERVAL_MS},
+    "timezone": {**STRING, "description": "IANA (Europe/Berlin); empty or absent: UTC"},
+    "jitterMs": {**INT, "maximum": MAX_JITTER_MS},
+    "overlap": words(OverlapPolicy),
+    "catchupWindowMs": {**INT, "maximum": MAX_CATCHUP_MS},
+    "paused": BOOL,
+    "note": {**STRING, "maxLength": MAX_NOTE_CHARS},
+    "test": ref("SubmitRequest"),
+    "notifications": {
+        "type": "array",
+        "maxItems": MAX_NOTIFICATIONS,
+        "items": {
+            "type": "object",
+            "properties": {
+                "url": {**STRING, "description": "as GET showed it (masked): keeps the URL stored"},
+                "events": {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}},
+                "secret": {**STRING, "description": "signs each delivery; absent: keeps the secret stored"},
+                "afterFailures": {"type": "integer", "minimum": 0, "maximum": MAX_AFTER_FAILURES},
+                "format": {"type": "string", "enum": list(FORMATS)},
+                "secretSet": {**BOOL, "description": "as GET shows it; ignored"},
+            },
+            "required": ["url"],
+            "additionalProperties": False,
+        },
+    },
+}
+SCHEMAS["ScheduleRequest"] = {
+    "type": "object",
+    "properties": _SCHEDULE_FIELDS,
+    "required": ["name", "test"],
+    "additionalProperties": False,
+}
+SCHEMAS["SchedulePatch"] = {
+    "type": "object",
+    "description": "the fields to change, each replaced whole; null sets a field back to its default",
+    "properties": {name: _or_null(schema) for name, schema in _SCHEDULE_FIELDS.items()},
+    "minProperties": 1,
+    "additionalProperties": False,
+}
+SCHEMAS["NoteRequest"] = {
+    "type": "object",
+    "properties": {"note": {**STRING, "maxLength": MAX_NOTE_CHARS, "description": "why"}},
+    "additionalProperties": False,
+}
+SCHEMAS["Deleted"] = obj({"deleted": {"const": True}})
 
 
 def envelope(data: JSON) -> JSON:

@@ -60,7 +60,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-CORS_METHODS = "GET, POST, OPTIONS"
+CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,6 +97,12 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/runs/{id}", routes_tests.get_run, "runs.get"),
     Route("GET", "/schedules", routes_schedules.list_schedules, "schedules.list", PAGE),
     Route("GET", "/schedules/{id}", routes_schedules.get_schedule, "schedules.get"),
+    Route("POST", "/schedules", routes_schedules.create_schedule, "schedules.create"),
+    Route("PATCH", "/schedules/{id}", routes_schedules.update_schedule, "schedules.update"),
+    Route("DELETE", "/schedules/{id}", routes_schedules.delete_schedule, "schedules.delete"),
+    Route("POST", "/schedules/{id}/pause", routes_schedules.pause_schedule, "schedules.pause"),
+    Route("POST", "/schedules/{id}/resume", routes_schedules.resume_schedule, "schedules.resume"),
+    Route("POST", "/schedules/{id}/trigger", routes_schedules.trigger_schedule, "schedules.trigger"),
     Route("GET", "/queue/stats", routes_queue.stats, "queue.stats"),
     Route("GET", "/queue/health", routes_queue.health, "queue.health"),
     Route("GET", "/queue/events", routes_queue.events, "queue.events", ("kind", "status", "tag")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -467,4 +468,59 @@ async def test_schedules_are_listed_with_their_next_fire_and_open_on_their_lates
     run = card.get_by_role("row").filter(has=page.get_by_role("link", name="triggered"))
     await expect(run).to_contain_text("pending", timeout=WAIT_MS)
     await expect(run.get_by_role("link", name="triggered")).to_have_attribute("href", f"#/jobs/{triggered.id}")
+    await expect(page.get_by_role("button", name="New schedule")).to_have_count(0)  # a viewer changes nothing
+    await expect(card.get_by_role("button", name="Pause")).to_have_count(0)
     await snap(page, dashboard, "schedules")
+
+
+async def test_a_submitter_makes_pauses_runs_and_deletes_a_schedule_from_the_dashboard(
+    dashboard: Dashboard, open_page: OpenPage
+) -> None:
+    dashboard.tolerated.append("status of 400")  # the refused form, on purpose
+    page = await open_page()
+    await sign_in(page, dashboard, "submitter")
+    await open_view(page, "Schedules")
+    await page.get_by_role("button", name="New schedule").click()
+    form = page.get_by_role("form", name="New schedule")
+    await form.get_by_label("Name").fill("Shop home")
+    await form.get_by_label("Runs").select_option("cron")
+    await form.get_by_label("Minutes or cron").fill("every five minutes")
+    definition = {"name": "shop", "baseUrl": dashboard.site, "steps": QUICK}
+    await form.get_by_label("Test").fill(json.dumps({"definition": definition}))
+    await form.get_by_role("button", name="Create schedule").click()
+    # The server's violation is shown, naming the field, and its input is marked.
+    await expect(form.get_by_role("alert")).to_contain_text("cron", timeout=WAIT_MS)
+    await expect(form.get_by_label("Minutes or cron")).to_have_attribute("aria-invalid", "true")
+    await expect(form.get_by_label("Name")).not_to_have_attribute("aria-invalid", "true")
+    await snap(page, dashboard, "schedule-refused")
+
+    await form.get_by_label("Minutes or cron").fill("*/5 * * * *")
+    await form.get_by_label("Tags").fill("shop, smoke")
+    await form.get_by_role("button", name="Create schedule").click()
+    await expect(page.get_by_role("status").filter(has_text="created")).to_be_visible(timeout=WAIT_MS)
+    await expect(form).to_be_hidden()
+    status, listed = await dashboard.call("GET", "/schedules", role="viewer")
+    [made] = [s for s in listed["data"]["schedules"] if s["name"] == "Shop home"]
+    assert (status, made["cron"], made["tags"], made["testName"]) == (200, "*/5 * * * *", ["shop", "smoke"], "shop")
+
+    card = page.locator(f'details[data-schedule-id="{made["id"]}"]')
+    await expect(card).to_contain_text("cron */5 * * * * (UTC) · next ")
+    await card.locator("summary").click()
+    await card.get_by_role("button", name="Pause").click()
+    await expect(card.locator("summary")).to_contain_text("· paused", timeout=WAIT_MS)
+    assert (await dashboard.call("GET", f"/schedules/{made['id']}", role="viewer"))[1]["data"]["paused"] is True
+    await card.get_by_role("button", name="Run now").click()
+    job_link = card.get_by_role("link", name="open its job")
+    await expect(job_link).to_be_visible(timeout=WAIT_MS)
+    await expect(card.get_by_role("row").filter(has=page.get_by_role("link", name="triggered"))).to_have_count(1)
+    await card.get_by_role("button", name="Resume").click()
+    await expect(card.locator("summary")).to_contain_text("· next ", timeout=WAIT_MS)
+    await snap(page, dashboard, "schedule-actions")
+
+    await card.get_by_role("button", name="Delete…").click()
+    await card.get_by_role("button", name="Keep it").click()  # changed their mind: nothing deleted
+    await card.get_by_role("button", name="Delete…").click()
+    await card.get_by_role("button", name="Yes, delete").click()
+    await expect(card).to_have_count(0, timeout=WAIT_MS)
+    await expect(page.get_by_role("status").filter(has_text="deleted")).to_be_visible()
+    assert (await dashboard.call("GET", f"/schedules/{made['id']}", role="viewer"))[0] == 404
