@@ -248,6 +248,43 @@ def _paths() -> JSON:
                 errors=(404, *_BODY, 429),
             )
         },
+        "/alerts/rules": {
+            "get": operation(
+                "The tenant's alert rules, newest first (URLs masked)",
+                data=ref("AlertRulePage"),
+                parameters=[*PAGE],
+                errors=(400,),
+            ),
+            "post": operation(
+                "Create an alert rule (SUBMITTER): webhooks for the outcomes of every job with a tag",
+                ok=201,
+                data=ref("AlertRule"),
+                body="AlertRuleRequest",
+                errors=(400, *_BODY),
+            ),
+        },
+        "/alerts/rules/{id}": {
+            "get": operation("An alert rule (URLs masked)", data=ref("AlertRule"), parameters=[ID], errors=(404,)),
+            "delete": operation(
+                "Delete an alert rule (SUBMITTER); its deliveries already made are still sent",
+                data=ref("Deleted"),
+                parameters=[ID],
+                errors=(404, *_BODY),
+            ),
+        },
+        "/alerts/deliveries": {
+            "get": operation(
+                "The tenant's webhook deliveries, newest first, with the receivers' answers (URLs masked)",
+                data=ref("DeliveryPage"),
+                parameters=[
+                    query("scheduleId", STRING, "only a schedule's"),
+                    query("ruleId", STRING, "only an alert rule's"),
+                    query("testId", STRING, "only those about one test"),
+                    *PAGE,
+                ],
+                errors=(400,),
+            )
+        },
         "/queue/stats": {"get": operation("The queue's figures (the caller's tenant's)", data=ref("QueueStats"))},
         "/queue/health": {
             "get": operation(

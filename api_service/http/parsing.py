@@ -13,7 +13,8 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from protos.json_errors import PARSE_ERRORS, refused_field
 from shared.edge import convert
 from shared.errors import FieldViolation, ValidationError
 from shared.model import ArtifactPolicy, JobOptions, Priority, SubmitCommand
+from shared.notifications import DEFAULT_EVENTS, Notification
 from shared.paging import page_size
 from shared.validation import unicode_problem
 
@@ -206,6 +208,54 @@ def submit_from_json(body: Mapping[str, Any]) -> SubmitCommand:
     definition = convert.definition_from_proto(definition_from_json(body["testDefinition"]))
     options = options_from_json(body.get("options", {}))
     return SubmitCommand(definition=definition, options=options)
+
+
+#: What a notification may hold: what a request sets, and `secretSet` (as GET shows it; ignored), so
+#: that a notification sent back as it was shown is taken.
+NOTIFICATION_FIELDS = {"url", "events", "secret", "afterFailures", "format", "secretSet"}
+
+
+def notifications_from_json(
+    found: list[FieldViolation], value: Any, *, field: str = "notifications"
+) -> tuple[Notification, ...]:
+    """A schedule's or an alert rule's `notifications` (shape problems added to `found`)."""
+    if not isinstance(value, list):
+        found.append(FieldViolation(field, "must be an array of objects"))
+        return ()
+    made = []
+    for i, item in enumerate(value):
+        at = f"{field}[{i}]"
+        if not isinstance(item, dict):
+            found.append(FieldViolation(at, "must be a JSON object"))
+            continue
+        found += unknown_fields(item, NOTIFICATION_FIELDS, at=f"{at}.")
+        events = item.get("events") or []
+        if not isinstance(events, list):
+            found.append(FieldViolation(f"{at}.events", "must be an array of strings"))
+            events = []
+        words = [text_field(found, f"{at}.events[{j}]", e).strip() for j, e in enumerate(events)]
+        after = item.get("afterFailures")
+        after_failures = whole_field(found, f"{at}.afterFailures", after) if after is not None else 0
+        made.append(
+            Notification(
+                url=text_field(found, f"{at}.url", item.get("url", "")).strip(),
+                events=tuple(dict.fromkeys(words)) or DEFAULT_EVENTS,
+                secret=text_field(found, f"{at}.secret", item.get("secret") or ""),
+                after_failures=after_failures or 1,
+                format=text_field(found, f"{at}.format", item.get("format") or "").strip() or "sentinel",
+            )
+        )
+    return tuple(made)
+
+
+@contextmanager
+def fields_renamed(rename: Callable[[str], str]) -> Iterator[None]:
+    """Re-raise a `ValidationError` with each violation's field renamed: from the names the domain
+    gives fields (`schedule.interval_ms`, `rule.tag`) to the body's (`intervalMs`, `tag`)."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError([FieldViolation(rename(v.field), v.description) for v in exc.violations]) from None
 
 
 def older_than_from_json(body: Mapping[str, Any]) -> int:

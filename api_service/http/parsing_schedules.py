@@ -15,16 +15,22 @@ whole (`null`: the field's default); the rest stay. A notification sent back as 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from api_service.http.envelope import http_field
-from api_service.http.parsing import invalid, submit_from_json, text_field, unknown_fields, whole_field, word_field
+from api_service.http.parsing import (
+    fields_renamed,
+    invalid,
+    notifications_from_json,
+    submit_from_json,
+    text_field,
+    whole_field,
+    word_field,
+)
 from shared.errors import FieldViolation, ValidationError
 from shared.field_paths import json_path
 from shared.model import JobOptions, SubmitCommand, TestDefinition
-from shared.notifications import DEFAULT_EVENTS, Notification
 from shared.schedules.model import OverlapPolicy, ScheduleSpec
 from shared.schedules.rules import PREFIX
 from shared.schedules.timing import Timing
@@ -48,7 +54,6 @@ FIELDS: dict[str, str] = {
 READ_ONLY = frozenset(
     {"id", "testName", "tags", "nextFires", "recentRuns", "fired", "skipped", "missed", "createdAt", "updatedAt"}
 )
-NOTIFICATION_FIELDS = {"url", "events", "secret", "afterFailures", "format", "secretSet"}
 #: Stands in for the test of a PATCH that does not change it (never stored: its path is not in the mask).
 _UNCHANGED = SubmitCommand(definition=TestDefinition(name="", steps=()), options=JobOptions())
 
@@ -80,11 +85,12 @@ def schedule_from_json(body: Mapping[str, Any], *, patch: bool = False) -> tuple
     }
     overlap = word_field(found, "overlap", value["overlap"], OverlapPolicy) if "overlap" in value else None
     paused = _bool(found, "paused", value.get("paused", False))
-    notifications = _notifications(found, value.get("notifications", []))
+    notifications = notifications_from_json(found, value.get("notifications", []))
     template = _UNCHANGED
     if "test" in value:
         try:
-            template = _prefixed("test.", submit_from_json, _object(value["test"], "test"))
+            with fields_renamed(lambda field: f"test.{field}"):
+                template = submit_from_json(_object(value["test"], "test"))
         except ValidationError as exc:
             found += exc.violations
     if found:
@@ -120,45 +126,6 @@ def _bool(found: list[FieldViolation], field: str, value: Any) -> bool:
     return False
 
 
-def _prefixed(
-    prefix: str, parse: Callable[[Mapping[str, Any]], SubmitCommand], body: Mapping[str, Any]
-) -> SubmitCommand:
-    try:
-        return parse(body)
-    except ValidationError as exc:
-        raise ValidationError([FieldViolation(prefix + v.field, v.description) for v in exc.violations]) from None
-
-
-def _notifications(found: list[FieldViolation], value: Any) -> tuple[Notification, ...]:
-    if not isinstance(value, list):
-        found.append(FieldViolation("notifications", "must be an array of objects"))
-        return ()
-    made = []
-    for i, item in enumerate(value):
-        at = f"notifications[{i}]"
-        if not isinstance(item, dict):
-            found.append(FieldViolation(at, "must be a JSON object"))
-            continue
-        found += unknown_fields(item, NOTIFICATION_FIELDS, at=f"{at}.")
-        events = item.get("events") or []
-        if not isinstance(events, list):
-            found.append(FieldViolation(f"{at}.events", "must be an array of strings"))
-            events = []
-        words = [text_field(found, f"{at}.events[{j}]", e).strip() for j, e in enumerate(events)]
-        after = item.get("afterFailures")
-        after_failures = whole_field(found, f"{at}.afterFailures", after) if after is not None else 0
-        made.append(
-            Notification(
-                url=text_field(found, f"{at}.url", item.get("url", "")).strip(),
-                events=tuple(dict.fromkeys(words)) or DEFAULT_EVENTS,
-                secret=text_field(found, f"{at}.secret", item.get("secret") or ""),
-                after_failures=after_failures or 1,
-                format=text_field(found, f"{at}.format", item.get("format") or "").strip() or "sentinel",
-            )
-        )
-    return tuple(made)
-
-
 def schedule_field(path: str) -> str:
     """A schedule's field as `shared.schedules.rules` names it (`schedule.template.options.timeout_ms`)
     spelt as the HTTP body does (`test.options.timeout`)."""
@@ -167,14 +134,3 @@ def schedule_field(path: str) -> str:
         rest = path.removeprefix("template").removeprefix(".")
         return f"test.{http_field(rest)}" if rest else "test"
     return json_path(path)
-
-
-@contextmanager
-def http_names() -> Iterator[None]:
-    """Re-raise a schedule's `ValidationError` with its fields named as the HTTP body names them."""
-    try:
-        yield
-    except ValidationError as exc:
-        raise ValidationError(
-            [FieldViolation(schedule_field(v.field), v.description) for v in exc.violations]
-        ) from None

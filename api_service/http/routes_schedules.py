@@ -13,8 +13,8 @@ from aiohttp import web
 
 from api_service.http.context import backend, tenant
 from api_service.http.envelope import ok
-from api_service.http.parsing import invalid, query_page, read_json, text_field, unknown_fields
-from api_service.http.parsing_schedules import http_names, schedule_from_json
+from api_service.http.parsing import fields_renamed, invalid, query_page, read_json, text_field, unknown_fields
+from api_service.http.parsing_schedules import schedule_field, schedule_from_json
 from api_service.http.views import job_view, schedule_view
 from shared.errors import ValidationError
 from shared.schedules import firing, rules, store
@@ -44,7 +44,7 @@ async def get_schedule(request: web.Request) -> web.Response:
 async def create_schedule(request: web.Request) -> web.Response:
     app = backend(request)
     spec, _ = schedule_from_json(await read_json(request))
-    with http_names():
+    with fields_renamed(schedule_field):
         made = await store.create_schedule(
             app.queue, spec, tenant=tenant(request), sealer=app.sealer, policy=app.webhook_policy
         )
@@ -55,7 +55,7 @@ async def create_schedule(request: web.Request) -> web.Response:
 async def update_schedule(request: web.Request) -> web.Response:
     app = backend(request)
     spec, paths = schedule_from_json(await read_json(request), patch=True)
-    with http_names():
+    with fields_renamed(schedule_field):
         changed = await store.update_schedule(
             app.queue,
             request.match_info["id"],

@@ -14,6 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from protos import sentinel_pb2 as pb
 from shared.access import Role
+from shared.alerts.deliveries import DeliveryState
 from shared.model import ArtifactPolicy, ErrorCategory, JobSource, JobState, Priority, RunState
 from shared.notifications import EVENTS, FORMATS, MAX_AFTER_FAILURES, MAX_NOTIFICATIONS
 from shared.queue_health import HealthStatus
@@ -282,18 +283,7 @@ SCHEMAS: JSON = {
             "paused": BOOL,
             "note": STRING,
             "tags": STRINGS,
-            "notifications": {
-                "type": "array",
-                "items": obj(
-                    {
-                        "url": {**STRING, "description": "masked: a URL is write-only"},
-                        "events": STRINGS,
-                        "secretSet": BOOL,
-                        "afterFailures": {**INT, "minimum": 1},
-                        "format": {"type": "string", "enum": list(FORMATS)},
-                    }
-                ),
-            },
+            "notifications": {"type": "array", "items": ref("Notification")},
             "nextFires": {"type": "array", "items": TIME},
             "recentRuns": {
                 "type": "array",
@@ -450,6 +440,54 @@ SCHEMAS["SchedulePatch"] = {
     "minProperties": 1,
     "additionalProperties": False,
 }
+_NOTIFICATION_SHOWN = obj(
+    {
+        "url": {**STRING, "description": "masked: a URL is write-only"},
+        "events": STRINGS,
+        "secretSet": BOOL,
+        "afterFailures": {**INT, "minimum": 1},
+        "format": {"type": "string", "enum": list(FORMATS)},
+    }
+)
+SCHEMAS["Notification"] = _NOTIFICATION_SHOWN
+SCHEMAS["AlertRule"] = obj(
+    {"id": STRING, "tag": STRING, "notifications": {"type": "array", "items": ref("Notification")}, "createdAt": TIME}
+)
+SCHEMAS["AlertRulePage"] = obj(
+    {"rules": {"type": "array", "items": ref("AlertRule")}, "nextPageToken": {"type": ["string", "null"]}}
+)
+SCHEMAS["AlertRuleRequest"] = {
+    "type": "object",
+    "properties": {
+        "tag": {**STRING, "minLength": 1, "maxLength": MAX_TAG_CHARS, "description": "a job tag: every job with it"},
+        "notifications": {**_SCHEDULE_FIELDS["notifications"], "minItems": 1},
+    },
+    "required": ["tag", "notifications"],
+    "additionalProperties": False,
+}
+_NULL_OR_STRING: JSON = {"type": ["string", "null"]}
+SCHEMAS["Delivery"] = obj(
+    {
+        "id": STRING,
+        "event": {**STRING, "description": "failed, recovered, dead_lettered, timeout, cancelled or completed"},
+        "url": {**STRING, "description": "masked"},
+        "state": words(DeliveryState),
+        "testId": _NULL_OR_STRING,
+        "scheduleId": _NULL_OR_STRING,
+        "ruleId": _NULL_OR_STRING,
+        "attempts": INT,
+        "responseStatus": {"type": ["integer", "null"], "description": "the last answer's HTTP status"},
+        "responseBody": {**STRING, "description": "the last answer's body, at most 1 KiB"},
+        "error": {**STRING, "description": "why the last attempt failed"},
+        "body": {**STRING, "description": "the body sent (JSON text)"},
+        "createdAt": TIME,
+        "lastAttemptAt": TIME,
+        "nextAttemptAt": TIME,
+    }
+)
+SCHEMAS["DeliveryPage"] = obj(
+    {"deliveries": {"type": "array", "items": ref("Delivery")}, "nextPageToken": {"type": ["string", "null"]}}
+)
 SCHEMAS["NoteRequest"] = {
     "type": "object",
     "properties": {"note": {**STRING, "maxLength": MAX_NOTE_CHARS, "description": "why"}},

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from api_service.http import openapi, routes_queue, routes_schedules, routes_tests
+from api_service.http import openapi, routes_alerts, routes_queue, routes_schedules, routes_tests
 from api_service.http.auth import make_auth_middleware
 from api_service.http.context import BACKEND, Backend
 from api_service.http.envelope import failure, failure_for, http_failure
@@ -103,6 +103,17 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/schedules/{id}/pause", routes_schedules.pause_schedule, "schedules.pause"),
     Route("POST", "/schedules/{id}/resume", routes_schedules.resume_schedule, "schedules.resume"),
     Route("POST", "/schedules/{id}/trigger", routes_schedules.trigger_schedule, "schedules.trigger"),
+    Route("GET", "/alerts/rules", routes_alerts.list_rules, "alerts.rules.list", PAGE),
+    Route("POST", "/alerts/rules", routes_alerts.create_rule, "alerts.rules.create"),
+    Route("GET", "/alerts/rules/{id}", routes_alerts.get_rule, "alerts.rules.get"),
+    Route("DELETE", "/alerts/rules/{id}", routes_alerts.delete_rule, "alerts.rules.delete"),
+    Route(
+        "GET",
+        "/alerts/deliveries",
+        routes_alerts.list_deliveries,
+        "alerts.deliveries",
+        ("scheduleId", "ruleId", "testId", *PAGE),
+    ),
     Route("GET", "/queue/stats", routes_queue.stats, "queue.stats"),
     Route("GET", "/queue/health", routes_queue.health, "queue.health"),
     Route("GET", "/queue/events", routes_queue.events, "queue.events", ("kind", "status", "tag")),

@@ -11,9 +11,12 @@ import datetime
 from typing import Any
 
 from shared.access import Principal
+from shared.alerts.deliveries import Delivery
+from shared.alerts.rules import AlertRule
 from shared.artifacts import Artifact
 from shared.events import QueueEvent
 from shared.model import Job, JobError, JobResult, JobState, Progress, ProgressEvent, Run, RunTestOutcome, StepResult
+from shared.notifications import Notification
 from shared.queue_health import QueueHealth
 from shared.schedules.model import Schedule
 from shared.stats import Figures, QueueStats
@@ -227,6 +230,48 @@ def whoami_view(principal: Principal, *, auth_disabled: bool) -> JSON:
     return {"tenant": principal.tenant, "role": principal.role.label, "authDisabled": auth_disabled}
 
 
+def notification_view(notification: Notification) -> JSON:
+    """A schedule's or a rule's notification as shown (its URL masked already), without its secret."""
+    return {
+        "url": notification.url,
+        "events": list(notification.events),
+        "secretSet": bool(notification.secret),
+        "afterFailures": notification.after_failures,
+        "format": notification.format,
+    }
+
+
+def rule_view(rule: AlertRule) -> JSON:
+    """An alert rule as shown (`shared.alerts.rules.shown`: its URLs masked)."""
+    return {
+        "id": rule.rule_id,
+        "tag": rule.tag,
+        "notifications": [notification_view(n) for n in rule.notifications],
+        "createdAt": iso(rule.created_at_ms),
+    }
+
+
+def delivery_view(delivery: Delivery) -> JSON:
+    """A webhook delivery as shown (`shared.alerts.deliveries.shown`: its URL masked)."""
+    return {
+        "id": delivery.delivery_id,
+        "event": delivery.event,
+        "url": delivery.url,
+        "state": delivery.state.value,
+        "testId": delivery.job_id or None,
+        "scheduleId": delivery.schedule_id or None,
+        "ruleId": delivery.rule_id or None,
+        "attempts": delivery.attempts,
+        "responseStatus": delivery.response_status or None,
+        "responseBody": delivery.response_body,
+        "error": delivery.error,
+        "body": delivery.body,
+        "createdAt": iso(delivery.created_at_ms),
+        "lastAttemptAt": iso(delivery.last_attempt_at_ms),
+        "nextAttemptAt": iso(delivery.next_attempt_at_ms),
+    }
+
+
 def schedule_view(schedule: Schedule) -> JSON:
     """A schedule as shown (its notifications' URLs masked already: `shared.schedules.rules.shown`)."""
     spec, timing = schedule.spec, schedule.spec.timing
@@ -243,16 +288,7 @@ def schedule_view(schedule: Schedule) -> JSON:
         "paused": spec.paused,
         "note": spec.note,
         "tags": list(spec.template.options.tags),
-        "notifications": [
-            {
-                "url": n.url,
-                "events": list(n.events),
-                "secretSet": bool(n.secret),
-                "afterFailures": n.after_failures,
-                "format": n.format,
-            }
-            for n in spec.notifications
-        ],
+        "notifications": [notification_view(n) for n in spec.notifications],
         "nextFires": [iso(ms) for ms in schedule.next_fires],
         "recentRuns": [
             {

@@ -142,6 +142,23 @@ async def list_rules(
     return Page([shown(rule, sealer) for rule in page.items], page.next_token)
 
 
+async def _tenants_rule(queue: Queue, rule_id: str, *, tenant: str) -> AlertRule:
+    """The tenant's rule as stored; NotFoundError for an unknown one or another tenant's."""
+    found = (await _load(queue, [rule_id]))[0] if rule_id else None
+    if found is None or found.tenant_id != tenant:
+        raise NotFoundError(f"alert rule {rule_id!r} not found")
+    return found
+
+
+async def get_rule(queue: Queue, rule_id: str, *, tenant: str, sealer: Sealer | None) -> AlertRule:
+    """One of the tenant's rules as a caller sees it (`shown`).
+
+    Raises:
+        NotFoundError: no such rule for this tenant.
+    """
+    return shown(await _tenants_rule(queue.for_tenant(tenant), rule_id, tenant=tenant), sealer)
+
+
 async def delete_rule(queue: Queue, rule_id: str, *, tenant: str) -> None:
     """Delete one of the tenant's rules; its deliveries already made are kept (and still sent).
 
@@ -150,9 +167,7 @@ async def delete_rule(queue: Queue, rule_id: str, *, tenant: str) -> None:
     """
     queue = queue.for_tenant(tenant)
     keys = queue.keys
-    found = (await _load(queue, [rule_id]))[0] if rule_id else None
-    if found is None or found.tenant_id != tenant:
-        raise NotFoundError(f"alert rule {rule_id!r} not found")
+    found = await _tenants_rule(queue, rule_id, tenant=tenant)
     pipe = queue.redis.pipeline(transaction=True)
     pipe.delete(keys.alert_rule(rule_id))
     pipe.zrem(keys.alert_rules(tenant), rule_id)
