@@ -39,6 +39,7 @@ from shared import heap
 from shared.artifact_store import open_checked_store
 from shared.edge import convert
 from shared.edge import server as edge_server
+from shared.edge.auth import figures_scope
 from shared.edge.convert_direct import job_from_run_request, run_end_to_proto
 from shared.edge.serving import DIRECT_SERVICE, HealthReporter
 from shared.edge.status import Context, streaming
@@ -70,10 +71,16 @@ class ExecutorServicer(pb_grpc.ExecutorServicer):
         self._health = health
         self._grace_s = grace_s
 
-    def status(self) -> pb.WorkerStatus:
+    def status(self, context: Context) -> pb.WorkerStatus:
+        """The executor's state; of the jobs in flight only the caller's tenant's are listed (an
+        executor serves every tenant, and a job's step names and progress are its tenant's own).
+        With auth disabled there are no tenants to keep apart: every job is listed."""
         w = self._worker
+        scope = figures_scope(context)
         in_flight = []
         for _, state in list(w.in_flight.values()):
+            if scope is not None and state.claim.job.metadata.tenant_id != scope:
+                continue
             in_flight.append(
                 pb.InFlightJob(
                     job_id=state.claim.job_id,
@@ -91,15 +98,16 @@ class ExecutorServicer(pb_grpc.ExecutorServicer):
             uptime_ms=int((time.monotonic() - w.started_at) * 1000),
             draining=w.draining,
             jobs_processed=w.jobs_processed,
+            busy_slots=len(w.in_flight),
         )
 
     async def GetWorkerStatus(self, request: pb.GetWorkerStatusRequest, context: Context) -> pb.WorkerStatus:
-        return self.status()
+        return self.status(context)
 
     async def Drain(self, request: pb.DrainRequest, context: Context) -> pb.DrainResponse:
         await self._health.drain()
         await self._worker.drain(self._grace_s)
-        return pb.DrainResponse(status=self.status())
+        return pb.DrainResponse(status=self.status(context))
 
     @streaming
     async def Run(self, request: pb.RunJobRequest, context: Context) -> AsyncIterator[pb.RunJobUpdate]:

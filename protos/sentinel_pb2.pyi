@@ -1043,7 +1043,7 @@ class InFlightJob(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WorkerStatus(_message.Message):
-    __slots__ = ("worker_id", "concurrency", "in_flight", "browser_version", "browser_connected", "uptime_ms", "draining", "jobs_processed")
+    __slots__ = ("worker_id", "concurrency", "in_flight", "browser_version", "browser_connected", "uptime_ms", "draining", "jobs_processed", "busy_slots")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -1052,6 +1052,7 @@ class WorkerStatus(_message.Message):
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     JOBS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    BUSY_SLOTS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     concurrency: int
     in_flight: _containers.RepeatedCompositeFieldContainer[InFlightJob]
@@ -1060,7 +1061,8 @@ class WorkerStatus(_message.Message):
     uptime_ms: int
     draining: bool
     jobs_processed: int
-    def __init__(self, worker_id: _Optional[str] = ..., concurrency: _Optional[int] = ..., in_flight: _Optional[_Iterable[_Union[InFlightJob, _Mapping]]] = ..., browser_version: _Optional[str] = ..., browser_connected: _Optional[bool] = ..., uptime_ms: _Optional[int] = ..., draining: _Optional[bool] = ..., jobs_processed: _Optional[int] = ...) -> None: ...
+    busy_slots: int
+    def __init__(self, worker_id: _Optional[str] = ..., concurrency: _Optional[int] = ..., in_flight: _Optional[_Iterable[_Union[InFlightJob, _Mapping]]] = ..., browser_version: _Optional[str] = ..., browser_connected: _Optional[bool] = ..., uptime_ms: _Optional[int] = ..., draining: _Optional[bool] = ..., jobs_processed: _Optional[int] = ..., busy_slots: _Optional[int] = ...) -> None: ...
 
 class DrainRequest(_message.Message):
     __slots__ = ()

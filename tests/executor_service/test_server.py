@@ -25,9 +25,17 @@ from executor_service.server import ExecutorServer
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli.runtime import make_handler
-from shared.settings import ApiSettings, ArtifactSettings, ExecutorSettings, QueueSettings, RedisSettings
+from shared.sealed import new_secret_key
+from shared.settings import (
+    ApiSettings,
+    ArtifactSettings,
+    ExecutorSettings,
+    QueueSettings,
+    RedisSettings,
+    SecuritySettings,
+)
 from shared.telemetry import client_interceptors
-from tests.support import RedisProcess, chromium_path, free_port, wait_for
+from tests.support import RedisProcess, chromium_path, free_port, wait_for, write_keys
 
 
 @dataclass
@@ -201,3 +209,51 @@ async def test_the_hub_reader_never_retries_behind_the_hubs_back(stack: Stack) -
     # A silent reconnect would change the reader's CLIENT ID and break CLIENT UNBLOCK (shared.queue).
     retry = stack.api.reader.get_retry()
     assert retry is not None and retry.get_retries() == 0
+
+
+async def test_worker_status_lists_only_the_callers_tenants_jobs(redis_server: RedisProcess, tmp_path: Path) -> None:
+    """An executor serves every tenant: another tenant's viewer sees how busy it is, not what runs."""
+    keys_file = tmp_path / "keys.json"
+    keys = write_keys(keys_file)
+    security = SecuritySettings(auth_disabled=False, keys_file=str(keys_file), secret_key=new_secret_key())
+    redis = RedisSettings(url=redis_server.url, configured=True)
+    queue = QueueSettings(concurrency=2)
+    api = await ApiServer.start(
+        redis=redis, queue_settings=queue, api=ApiSettings(host="127.0.0.1", port=0), security=security
+    )
+    executor = await ExecutorServer.start(
+        redis=redis,
+        queue_settings=queue,
+        executor=ExecutorSettings(
+            host="127.0.0.1", port=0, chromium=chromium_path(), spool_dir=str(tmp_path / "spool")
+        ),
+        security=security,
+    )
+
+    def md(who: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {keys[who]}"),)
+
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as ch,
+            grpc.aio.insecure_channel(f"127.0.0.1:{executor.port}") as ech,
+        ):
+            worker = pb_grpc.ExecutorStub(ech)
+            secret_step = waits(100, 5000, name="payroll")
+            secret_step.definition.steps[1].name = "log in as cfo@acme.example"
+            reply = await pb_grpc.TestExecutionStub(ch).Submit(secret_step, metadata=md("acme-submitter"), timeout=5)
+
+            async def running() -> pb.WorkerStatus | None:
+                status = await worker.GetWorkerStatus(
+                    pb.GetWorkerStatusRequest(), metadata=md("acme-viewer"), timeout=5
+                )
+                return status if status.in_flight else None
+
+            own = await wait_for(running, within=20, what="acme's job to run")
+            assert [j.job_id for j in own.in_flight] == [reply.job_id] and own.busy_slots == 1
+            other = await worker.GetWorkerStatus(pb.GetWorkerStatusRequest(), metadata=md("globex-viewer"), timeout=5)
+            assert (list(other.in_flight), other.busy_slots, other.concurrency) == ([], 1, 2)
+            assert "cfo@acme" not in str(other)
+    finally:
+        await executor.stop()
+        await api.stop(0)
