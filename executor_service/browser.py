@@ -49,6 +49,9 @@ DEFAULT_ARGS: tuple[str, ...] = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    # WebRTC only through the context's proxy: its STUN and TURN over UDP would go around the egress
+    # proxy (no HTTP proxy carries UDP) to any address, loopback and private ones included.
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
 )
 
 _INSTALL_HINT = "set SENTINEL_CHROMIUM to a Chromium binary, or install one (apt-get install chromium)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import ssl
@@ -146,3 +147,60 @@ async def test_a_websocket_to_a_refused_address_is_refused(sockets: Sockets) -> 
 
     await wait_for(refused, within=10, what="the socket to be refused")
     assert not (await sockets.page.text_content("#m") or "").startswith("leaked")
+
+
+WEBRTC_PAGE = (
+    "<title>WebRTC</title><p id='state'>new</p><script>"
+    "const pc = new RTCPeerConnection({iceServers: [{urls: 'stun:127.0.0.1:%d'},"
+    " {urls: 'turn:127.0.0.1:%d?transport=udp', username: 'u', credential: 'p'}]});"
+    "pc.createDataChannel('d');"
+    "pc.onicegatheringstatechange = () => { document.getElementById('state').textContent = pc.iceGatheringState; };"
+    "pc.createOffer().then((offer) => pc.setLocalDescription(offer));"
+    "</script>"
+)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, object]] = []
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.received.append((data, addr))
+
+
+async def test_a_page_cannot_send_udp_around_the_egress_proxy_with_webrtc(guarded: Guarded) -> None:
+    """WebRTC's STUN and TURN go over UDP, which no HTTP proxy carries: a page on an allowed site
+    could otherwise probe any internal UDP service (a STUN request to it, a TURN one with a username
+    the page chose). Chromium is launched to send WebRTC only through the proxy (TCP, checked there)."""
+    loop = asyncio.get_running_loop()
+    udp, listener = await loop.create_datagram_endpoint(_Datagrams, local_addr=("127.0.0.1", 0))
+    udp_port = udp.get_extra_info("sockname")[1]
+    page_bytes = (WEBRTC_PAGE % (udp_port, udp_port)).encode()
+
+    async def site(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(page_bytes)
+            writer.write(head + page_bytes)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(site, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = await open_guarded_context(guarded.browser, POLICY, closing=guarded.closing)
+    try:
+        page = await session.context.new_page()
+        await page.goto(f"http://secure.test:{port}/", timeout=10_000)
+        # Gathering ends once every STUN/TURN server was asked, or could not be (at once, when only
+        # the proxy may be used): by then any request Chromium would send has been sent. Through
+        # UDP, gathering waits for the servers' answers, and the first request arrives at once.
+
+        async def settled() -> bool:
+            return bool(listener.received) or await page.text_content("#state") == "complete"
+
+        await wait_for(settled, within=20, what="ICE gathering to complete, or a UDP datagram")
+        assert listener.received == [], f"WebRTC reached a UDP port the page may not reach: {listener.received[:2]}"
+    finally:
+        await session.close()
+        server.close()
+        udp.close()
