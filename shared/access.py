@@ -20,9 +20,14 @@ import enum
 import hashlib
 import hmac
 import json
+import logging
+import os
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from shared.errors import ConfigError, PermissionDeniedError, UnauthenticatedError
 
@@ -31,6 +36,8 @@ DEFAULT_TENANT = "default"
 TENANT_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _KEY_PREFIX = "snt_"
+
+log = logging.getLogger(__name__)
 
 
 class Role(enum.IntEnum):
@@ -132,13 +139,66 @@ class KeyRing:
         return found
 
 
+class Keys(Protocol):
+    """Where callers' keys are looked up: a fixed `KeyRing`, or a `KeyFile` that follows its file."""
+
+    def identify(self, key: str) -> Principal | None: ...
+
+
+class KeyFile:
+    """The keys file, read again when it changes: a key removed from it is refused from then on, a key
+    added is admitted, without a restart (each process looks at the file at most once a second).
+
+    A file that cannot be read or parsed once it has changed leaves the keys last read in force, and
+    says so in the log, once per change: a half-written file must not lock everyone out, nor let
+    everyone in.
+    """
+
+    #: How often (seconds) the file's identity (inode, size, modification time) is looked at.
+    CHECK_S = 1.0
+
+    def __init__(self, path: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        """Raises ConfigError naming the file and what is wrong in it (at start, nothing is in force)."""
+        self.path = path
+        self._clock = clock
+        self._seen = self._identity()
+        self._ring = KeyRing.from_file(path)
+        self._checked = clock()
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+    @property
+    def ring(self) -> KeyRing:
+        """The keys in force, read again first when the file changed since it was last looked at."""
+        now = self._clock()
+        if now - self._checked >= self.CHECK_S:
+            self._checked = now
+            seen = self._identity()
+            if seen != self._seen:
+                self._seen = seen
+                try:
+                    self._ring = KeyRing.from_file(self.path)
+                    log.info("keys file %s read again: %d keys", self.path, len(self._ring.entries))
+                except ConfigError as exc:
+                    log.error("%s; the keys read before stay in force", exc)
+        return self._ring
+
+    def identify(self, key: str) -> Principal | None:
+        return self.ring.identify(key)
+
+
 def bearer_key(header: str) -> str:
     """The API key of an `Authorization: Bearer <key>` value ("" for anything else)."""
     scheme, _, key = header.strip().partition(" ")
     return key.strip() if scheme.lower() == "bearer" else ""
 
 
-def authorize(keys: KeyRing | None, key: str, *, needed: Role, action: str, how: str) -> Principal:
+def authorize(keys: Keys | None, key: str, *, needed: Role, action: str, how: str) -> Principal:
     """The caller holding `key`, if its role is at least `needed`.
 
     Args:

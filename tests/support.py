@@ -199,6 +199,16 @@ def write_keys(path: Path) -> dict[str, str]:
     return made
 
 
+def revoke(keys_file: Path, key: str) -> None:
+    """Take `key` out of the keys file, as an operator edits it (written whole, then moved in place)."""
+    entries = json.loads(keys_file.read_text())["keys"]
+    kept = [e for e in entries if e["sha256"] != hash_key(key)]
+    assert len(kept) == len(entries) - 1
+    staged = keys_file.with_suffix(".new")
+    staged.write_text(json.dumps({"keys": kept}))
+    staged.replace(keys_file)
+
+
 class Rebinding:
     """A resolver for a NavigationPolicy whose `name` answers `first`, then `then` ever after (a DNS
     rebinding attack); every other name resolves as usual. `answers` counts the lookups of `name`."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from api_service.http.context import CALLER
+from api_service.http.context import ADMIT, CALLER
 from shared import access
 from shared.access import Role
 
@@ -60,7 +60,7 @@ OPEN_ROUTES = frozenset({"openapi", "auth", "dashboard.index", "dashboard.files"
 HOW = "the header 'Authorization: Bearer <key>'"
 
 
-def make_auth_middleware(keys: access.KeyRing | None) -> Middleware:
+def make_auth_middleware(keys: access.Keys | None) -> Middleware:
     """The middleware admitting callers with `keys` (None: auth disabled, everyone is default/operator)."""
 
     @web.middleware
@@ -68,13 +68,14 @@ def make_auth_middleware(keys: access.KeyRing | None) -> Middleware:
         name = request.match_info.route.name
         if name is None or name in OPEN_ROUTES:
             return await handler(request)  # no such route (404/405) or an open one
-        request[CALLER] = access.authorize(
-            keys,
-            access.bearer_key(request.headers.get("Authorization", "")),
-            needed=ROUTE_ROLES.get(name, Role.ADMIN),
-            action=name,
-            how=HOW,
-        )
+        key = access.bearer_key(request.headers.get("Authorization", ""))
+        needed = ROUTE_ROLES.get(name, Role.ADMIN)
+
+        def admit() -> access.Principal:
+            return access.authorize(keys, key, needed=needed, action=name, how=HOW)
+
+        request[CALLER] = admit()
+        request[ADMIT] = admit  # an event stream checks its caller again before each event it sends
         return await handler(request)
 
     return authenticate

@@ -8,6 +8,7 @@ handler runs; a handler that finds none fails closed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from shared import access
-from shared.access import KeyRing, Principal
+from shared.access import Keys, Principal
 from shared.alerts.guard import PUBLIC_ONLY
 from shared.artifact_store import ArtifactStore
 from shared.direct.backend import JobsBackend, QueueBackend
@@ -36,7 +37,7 @@ DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"
 class Backend:
     queue: Queue
     hub: StreamHub
-    keys: KeyRing | None  # None: auth is disabled
+    keys: Keys | None  # None: auth is disabled
     sealer: Sealer | None = None
     store: ArtifactStore | None = None
     cors_origins: frozenset[str] = frozenset()
@@ -59,6 +60,8 @@ class Backend:
 
 BACKEND = web.AppKey("sentinel_backend", Backend)
 CALLER = web.RequestKey("sentinel_caller", Principal)
+#: Admits the request's caller again (its key as the keys file holds it now); raises when it no longer may.
+ADMIT: web.RequestKey[Callable[[], Principal]] = web.RequestKey("sentinel_admit")
 
 
 def backend(request: web.Request) -> Backend:

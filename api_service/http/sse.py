@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
 
+from api_service.http.context import ADMIT
 from api_service.http.envelope import error_body
 from shared.edge.codes import INTERNAL, code_name
 from shared.errors import ShuttingDown
@@ -106,8 +107,11 @@ async def stream(
             await events.aclose()
         return response
     ticks = ticking(events, keepalive_s)
+    admit = request.get(ADMIT)
     try:
         async for item in ticks:
+            if admit is not None:
+                admit()  # a key taken out of the keys file gets nothing more (an `error` event ends it)
             await response.write(b": keep-alive\n\n" if item is None else render(item))
     except ShuttingDown:
         await _try_write(response, b": the server is shutting down; reconnect with Last-Event-ID\n\n")

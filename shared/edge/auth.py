@@ -10,14 +10,15 @@ Nothing here may log or store a key in clear.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 import grpc
 
 from shared import access
-from shared.access import KeyRing, Principal, Role
+from shared.access import KeyFile, Keys, Principal, Role
 from shared.edge.status import Context, abort
 from shared.errors import SentinelError, UnauthenticatedError
 from shared.settings import SecuritySettings
@@ -128,7 +129,7 @@ def bearer_key(metadata: Sequence[tuple[str, Any]] | None) -> str:
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call but health and reflection, and checks its method's role."""
 
-    def __init__(self, keys: KeyRing | None) -> None:
+    def __init__(self, keys: Keys | None) -> None:
         """Args: keys: the key ring; None means auth is disabled (everyone is default/operator)."""
         self._keys = keys
 
@@ -162,7 +163,37 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return _denying(handler, exc) if handler is not None else None
         # The handler runs in this same task, so it sees the caller through `tenant_of`.
         _caller.set(principal)
-        return await continuation(details)
+        handler = await continuation(details)
+        if handler is None or not handler.response_streaming or self._keys is None:
+            return handler
+        return _rechecking(handler, lambda: self.authorize(method, details.invocation_metadata))
+
+
+def _rechecking(
+    handler: grpc.RpcMethodHandler[Any, Any], admit: Callable[[], Principal]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """`handler`, its stream ending with the caller's key: before each message its key is checked
+    again, so a key taken out of the keys file (or given a lower role) gets nothing more, and the
+    stream ends UNAUTHENTICATED (or PERMISSION_DENIED)."""
+    # Sentinel's streaming methods are async generators (`shared.edge.status.streaming`).
+    behavior: Callable[[Any, Context], AsyncGenerator[Any]] = handler.unary_stream or handler.stream_stream  # type: ignore[assignment]
+
+    async def streaming(request: Any, context: Context) -> Any:
+        async with contextlib.aclosing(behavior(request, context)) as messages:
+            async for message in messages:
+                try:
+                    admit()
+                except SentinelError as exc:
+                    await abort(context, exc)
+                yield message
+
+    options = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(streaming, **options)
+    return grpc.stream_stream_rpc_method_handler(streaming, **options)
 
 
 def _denying(handler: grpc.RpcMethodHandler[Any, Any], exc: SentinelError) -> grpc.RpcMethodHandler[Any, Any]:
@@ -188,9 +219,10 @@ def _denying(handler: grpc.RpcMethodHandler[Any, Any], exc: SentinelError) -> gr
     return grpc.stream_stream_rpc_method_handler(streaming, **options)
 
 
-def keyring_for(security: SecuritySettings) -> KeyRing | None:
-    """The key ring of these settings, loaded (and checked) from the keys file; None: auth is disabled."""
-    return None if security.auth_disabled else KeyRing.from_file(security.keys_file)
+def keyring_for(security: SecuritySettings) -> Keys | None:
+    """The keys of these settings, loaded (and checked) from the keys file, which is read again when
+    it changes (`shared.access.KeyFile`); None: auth is disabled."""
+    return None if security.auth_disabled else KeyFile(security.keys_file)
 
 
 def interceptor_for(security: SecuritySettings) -> AuthInterceptor:

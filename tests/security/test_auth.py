@@ -17,14 +17,14 @@ from executor_service.store import claim, finish
 from protos import sentinel_pb2 as pb
 from protos import sentinel_pb2_grpc as pb_grpc
 from sentinel_cli import keys as keys_cli
-from shared.access import KeyRing, Role, hash_key, new_key
+from shared.access import KeyFile, KeyRing, Principal, Role, hash_key, new_key
 from shared.edge.tls import open_channel
 from shared.errors import ConfigError
 from shared.model import ErrorCategory, JobError, JobState, Progress
 from shared.queue import Queue
 from shared.sealed import new_secret_key
 from shared.settings import ApiSettings, ClientSettings, QueueSettings, RedisSettings, SecuritySettings
-from tests.support import ROLES, RedisProcess, write_keys
+from tests.support import ROLES, RedisProcess, revoke, wait_for, write_keys
 
 Code = grpc.StatusCode
 
@@ -254,3 +254,56 @@ async def test_the_cli_channel_sends_the_api_key(api: Api) -> None:
         assert info.value.code() is Code.NOT_FOUND  # authenticated: the job is simply not there
     async with open_channel(ClientSettings(api=address)) as channel:
         assert await code_of(pb_grpc.TestExecutionStub(channel).ListJobs(pb.ListJobsRequest())) is Code.UNAUTHENTICATED
+
+
+async def test_a_key_taken_out_of_the_keys_file_is_refused_without_a_restart_even_on_an_open_stream(
+    api: Api, tmp_path: Path
+) -> None:
+    viewer, submitter = api.md("acme-viewer"), api.md("acme-submitter")
+    first = (await api.jobs.Submit(request("first"), metadata=submitter)).job_id
+    watch = api.admin.WatchEvents(pb.WatchEventsRequest(cursor="0-0"), metadata=viewer, timeout=30)
+    for _ in range(100):  # until the stream, open, reaches the first job's events
+        opened = await watch.read()
+        assert isinstance(opened, pb.QueueEvent), opened
+        if opened.job_id == first:
+            break
+
+    revoke(tmp_path / "keys.json", api.keys["acme-viewer"])
+
+    async def refused() -> bool:
+        try:
+            await api.jobs.ListJobs(pb.ListJobsRequest(), metadata=viewer, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() is Code.UNAUTHENTICATED
+        return False
+
+    await wait_for(refused, within=10, what="the revoked key to be refused")
+    # The stream opened before gets nothing more: the next event ends it.
+    await api.jobs.Submit(request("second"), metadata=submitter)
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        for _ in range(100):
+            event = await watch.read()
+            assert isinstance(event, pb.QueueEvent) and event.job_id == first, f"after the revocation: {event}"
+    assert ended.value.code() is Code.UNAUTHENTICATED
+    assert list((await api.jobs.ListJobs(pb.ListJobsRequest(), metadata=submitter, timeout=5)).jobs)  # untouched
+
+
+def test_a_keys_file_is_read_again_when_it_changes_and_a_broken_one_leaves_the_last_keys_in_force(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "keys.json"
+    made = write_keys(path)
+    now = [0.0]
+    keys = KeyFile(str(path), clock=lambda: now[0])
+    assert keys.identify(made["acme-viewer"]) is not None
+    revoke(path, made["acme-viewer"])
+    assert keys.identify(made["acme-viewer"]) is not None  # not looked at again within CHECK_S
+    now[0] += KeyFile.CHECK_S
+    assert keys.identify(made["acme-viewer"]) is None
+    path.write_text("{half written")
+    now[0] += KeyFile.CHECK_S
+    assert keys.identify(made["acme-submitter"]) == Principal("acme", Role.SUBMITTER)
+    assert "not valid JSON" in caplog.text and "the keys read before stay in force" in caplog.text
+    path.unlink()
+    now[0] += KeyFile.CHECK_S
+    assert keys.identify(made["acme-submitter"]) is not None

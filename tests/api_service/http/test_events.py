@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 
@@ -15,6 +16,7 @@ from shared.clock import now_ms
 from shared.model import JobState, Progress
 from tests.api_service.http.conftest import Http, submit, subscribers
 from tests.api_service.http.sse_client import Event, opening_position, rest, take
+from tests.support import revoke, wait_for
 
 
 def progress(pct: int) -> Progress:
@@ -169,3 +171,22 @@ async def test_keep_alive_ticks_while_nothing_happens() -> None:
             if seen.count(None) == 3:
                 release.set()
     assert seen == [None, None, None, 1]
+
+
+async def test_an_event_stream_whose_key_is_taken_out_of_the_keys_file_gets_nothing_more(
+    keyed: Http, tmp_path: Path
+) -> None:
+    first = await submit(keyed, who="acme-submitter")
+    headers = keyed.auth("acme-viewer") | {"Last-Event-ID": "0-0"}
+    async with keyed.session.get(f"{keyed.base}/api/v1/queue/events", headers=headers) as stream:
+        [queued] = await take(stream, 1)
+        assert queued.data["jobId"] == first
+        revoke(tmp_path / "keys.json", keyed.keys["acme-viewer"])
+
+        async def refused() -> bool:
+            return (await keyed.call("GET", "/whoami", who="acme-viewer")).status == 401
+
+        await wait_for(refused, within=10, what="the revoked key to be refused")
+        await submit(keyed, who="acme-submitter")  # an event the stream would have sent
+        after = await rest(stream)  # the stream ends
+    assert [(e.event, e.data["error"]["code"]) for e in after] == [("error", "UNAUTHENTICATED")], after
