@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -36,6 +38,34 @@ from shared.settings import ExecutorSettings
 from shared.tasks import stop_tasks, watched
 
 log = logging.getLogger(__name__)
+
+#: Seconds between heartbeats while they fail (a lease's third otherwise).
+HEARTBEAT_RETRY_S = 0.5
+
+
+class Outage:
+    """Whether this executor may take over other runs: not while it cannot reach Redis, nor for a
+    lease after Redis answers again. A lease counts only while its holder can renew it: after an
+    outage every lease looks run out, though the runs went on and their holders are about to renew
+    them (or record their ends). Redis itself refuses takeovers for a lease after it (re)starts
+    (reclaim.lua); this covers an outage of the network between."""
+
+    def __init__(self, lease_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lease_s = lease_s
+        self._clock = clock
+        self._down = False
+        self._back_at = -math.inf
+
+    def failed(self) -> None:
+        self._down = True
+
+    def answered(self) -> None:
+        if self._down:
+            self._down = False
+            self._back_at = self._clock()
+
+    def settled(self) -> bool:
+        return not self._down and self._clock() >= self._back_at + self._lease_s
 
 
 class Worker(Runs):
@@ -72,6 +102,7 @@ class Worker(Runs):
         self._promote_interval_s = promote_interval_s
         self._gate = gate
         self._closed = False  # set once in-flight work is over: the supporting loops end
+        self._outage = Outage(queue.settings.lease_ms / 1000)
         self._claiming: list[asyncio.Task[None]] = []
         self._supporting: list[asyncio.Task[None]] = []
 
@@ -133,6 +164,7 @@ class Worker(Runs):
             except Exception as exc:  # an executor whose claim loop ended would claim nothing, silently
                 if isinstance(exc, REDIS_ERRORS):
                     log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
+                    self._outage.failed()
                 else:
                     log.exception("claim failed unexpectedly, retrying in %.1f s", delay)
                 lanes_lost = "NOGROUP" in str(exc)
@@ -147,6 +179,7 @@ class Worker(Runs):
         """Claim up to `free` jobs and start them; when the lanes ran out first, wait for what lets
         another start (the claim read them to their end: claiming again would find nothing)."""
         batch = await claim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free, start=turn)
+        self._outage.answered()
         for c in batch.claims:
             self._start(c)
         if batch.claims and not batch.last_ids:
@@ -174,8 +207,10 @@ class Worker(Runs):
 
     async def _heartbeat_loop(self) -> None:
         interval = self.queue.settings.lease_ms / 3000
+        failing = False
         while not self._closed:
-            await asyncio.sleep(interval)
+            # After a failure, try again soon: the leases' holders must reach Redis first once it is back.
+            await asyncio.sleep(min(interval, HEARTBEAT_RETRY_S) if failing else interval)
             # Direct runs (a Run call's) hold no lease.
             running = {
                 state.claim.job_id: (task, state)
@@ -187,8 +222,15 @@ class Worker(Runs):
                     self.queue, consumer=self.worker_id, claims=[s.claim for _, s in running.values()]
                 )
             except REDIS_ERRORS as exc:
-                log.warning("heartbeat failed: %s", exc)
+                if not failing:
+                    log.warning("heartbeat failed: %s", exc)
+                failing = True
+                self._outage.failed()
                 continue
+            self._outage.answered()
+            if failing:
+                failing = False
+                log.info("heartbeats reach Redis again: %d leases renewed", len(running))
             for job_id in lost:
                 entry = running.get(job_id)
                 if entry is not None and not entry[0].done():
@@ -202,10 +244,13 @@ class Worker(Runs):
             free = self.free
             if free <= 0 or self._stopping.is_set():
                 continue
+            if not self._outage.settled():
+                continue  # Redis was away less than a lease ago: the runs' holders renew their leases first
             try:
                 found = await reclaim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free)
             except REDIS_ERRORS as exc:
                 log.warning("reclaiming stalled jobs failed: %s", exc)
+                self._outage.failed()
                 continue
             self.observer.reclaimed(claims=len(found.claims), stalled=len(found.stalled))
             if found.deleted:

@@ -53,6 +53,12 @@ local function stop(lane, entry_id, id, jk, from, verdict, count)
   if verdict == 'failed' then emit_event(ctx, KEYS[4], 'dead_lettered', jk) end
 end
 
+-- A lease counts only while Redis is up. Right after Redis (re)started, every entry looks idle since
+-- before it went down, though its executor may have run on and be about to record the run's end:
+-- until Redis has been up for a lease, nothing is taken over, and the holders heartbeat first.
+local uptime_s = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+if uptime_s and uptime_s * 1000 < tonumber(ctx.lease_ms) then left = 0 end
+
 for lane = 1, 3 do
   if left <= 0 then break end
   local reply = redis.call('XAUTOCLAIM', KEYS[lane], ctx.group, ctx.consumer, ctx.lease_ms, '0-0', 'COUNT', left)

@@ -18,7 +18,7 @@ from executor_service.browser import BrowserManager
 from executor_service.job import RunState
 from executor_service.ledger import QueueLedger
 from executor_service.store import ClaimBatch
-from executor_service.worker import Worker
+from executor_service.worker import Outage, Worker
 from shared import jobs
 from shared.model import JobOptions, Navigate, Step, SubmitCommand, TestDefinition
 from shared.queue import Queue
@@ -202,3 +202,20 @@ async def running_worker(
     finally:
         await worker.drain(1.0)
         await blocking.aclose()
+
+
+def test_no_run_is_taken_over_while_redis_is_away_nor_for_a_lease_after_it_answers_again() -> None:
+    now = [100.0]
+    outage = Outage(lease_s=15, clock=lambda: now[0])
+    assert outage.settled()
+    outage.answered()  # answering without an outage changes nothing
+    assert outage.settled()
+    outage.failed()
+    assert not outage.settled()
+    now[0] += 60
+    outage.answered()
+    assert not outage.settled()  # every lease looks run out: the holders renew them first
+    now[0] += 14.9
+    assert not outage.settled()
+    now[0] += 0.1
+    assert outage.settled()
