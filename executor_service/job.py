@@ -56,6 +56,9 @@ from shared.validation import validate_definition
 
 log = logging.getLogger(__name__)
 
+#: Why a run whose lease was lost stops, as far as the executor can tell.
+NOT_OURS = "the run is no longer this executor's (another executor took it over, or the job is gone from Redis)"
+
 
 @dataclass
 class RunState:
@@ -322,7 +325,7 @@ async def _run_and_record(
         outcome, ended = _cancelled(state, evidence)
     except asyncio.CancelledError:
         if state.lease_lost:
-            log.warning("job %s: lease lost, stopped; another executor owns it now", job.job_id)
+            log.warning("job %s: lease lost, stopped: %s", job.job_id, NOT_OURS)
             _uncancel()
             return None
         if not state.cancel_requested:
@@ -330,7 +333,7 @@ async def _run_and_record(
         _uncancel()
         outcome, ended = _cancelled(state, evidence)
     except LeaseLost:
-        log.warning("job %s: lease lost, another executor owns it now", job.job_id)
+        log.warning("job %s: lease lost: %s", job.job_id, NOT_OURS)
         return None
     except Exception as exc:  # an infrastructure failure outside any step: browser gone, ...
         log.exception("job %s: run failed outside a step", job.job_id)

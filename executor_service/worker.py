@@ -32,6 +32,7 @@ from executor_service.store import (
 )
 from shared.artifact_store import ArtifactStore
 from shared.clock import now_ms
+from shared.failures import Failures
 from shared.queue import Queue
 from shared.redis_errors import REDIS_ERRORS, REDIS_UNREACHABLE
 from shared.settings import ExecutorSettings
@@ -103,6 +104,8 @@ class Worker(Runs):
         self._gate = gate
         self._closed = False  # set once in-flight work is over: the supporting loops end
         self._outage = Outage(queue.settings.lease_ms / 1000)
+        self._claim_failures = Failures(log, "claim")
+        self._reclaim_failures = Failures(log, "reclaiming stalled jobs")
         self._claiming: list[asyncio.Task[None]] = []
         self._supporting: list[asyncio.Task[None]] = []
 
@@ -163,7 +166,7 @@ class Worker(Runs):
                 lanes_lost = False
             except Exception as exc:  # an executor whose claim loop ended would claim nothing, silently
                 if isinstance(exc, REDIS_ERRORS):
-                    log.warning("claim failed, retrying in %.1f s: %s", delay, exc)
+                    self._claim_failures.failed(exc, again_in_s=delay)
                     self._outage.failed()
                 else:
                     log.exception("claim failed unexpectedly, retrying in %.1f s", delay)
@@ -172,6 +175,11 @@ class Worker(Runs):
             delay = min(delay * 2, 5.0)
             if lanes_lost:
                 # Redis came back without its data (no persistence): make the lanes again.
+                log.error(
+                    "Redis holds no lanes: it came back without Sentinel's data (restarted without"
+                    " persistence, or flushed); every job queued or running before is gone. Making the"
+                    " lanes again. Check its persistence (AOF and its volume)"
+                )
                 with contextlib.suppress(*REDIS_ERRORS):
                     await self.queue.ensure_groups()
 
@@ -180,6 +188,7 @@ class Worker(Runs):
         another start (the claim read them to their end: claiming again would find nothing)."""
         batch = await claim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free, start=turn)
         self._outage.answered()
+        self._claim_failures.worked()
         for c in batch.claims:
             self._start(c)
         if batch.claims and not batch.last_ids:
@@ -249,9 +258,10 @@ class Worker(Runs):
             try:
                 found = await reclaim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free)
             except REDIS_ERRORS as exc:
-                log.warning("reclaiming stalled jobs failed: %s", exc)
+                self._reclaim_failures.failed(exc)
                 self._outage.failed()
                 continue
+            self._reclaim_failures.worked()
             self.observer.reclaimed(claims=len(found.claims), stalled=len(found.stalled))
             if found.deleted:
                 log.info("dropped %d pending entries whose stream entries were deleted", found.deleted)
@@ -270,6 +280,7 @@ class Worker(Runs):
     async def _promote_loop(self) -> None:
         # Sleep until the earliest delayed job is due (at most the poll interval), so retries
         # start on their backoff schedule rather than up to a poll interval late.
+        promote_failures = Failures(log, "promoting delayed jobs")
         while not self._stopping.is_set():
             wait_s = self._promote_interval_s
             try:
@@ -277,20 +288,23 @@ class Worker(Runs):
                 due = await next_due_ms(self.queue)
                 if due is not None:
                     wait_s = min(wait_s, max((due - now_ms()) / 1000, 0.005))
+                promote_failures.worked()
             except REDIS_ERRORS as exc:
-                log.warning("promoting delayed jobs failed: %s", exc)
+                promote_failures.failed(exc)
             await asyncio.sleep(wait_s)
 
     async def _control_loop(self) -> None:
+        control_failures = Failures(log, "control channel")
         while not self._closed:
             try:
                 async with self.queue.redis.pubsub() as pubsub:
                     await pubsub.subscribe(*(shard.keys.control for shard in self.queue.shards))
+                    control_failures.worked()
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self._on_control(str(message.get("data", "")))
             except REDIS_ERRORS as exc:
-                log.warning("control channel lost, resubscribing: %s", exc)
+                control_failures.failed(exc, again_in_s=0.5)
                 await asyncio.sleep(0.5)
 
     def _on_control(self, data: str) -> None:

@@ -146,10 +146,14 @@ def run_counts(run: Run) -> str:
 
 def attempt_text(job: Job) -> str:
     """`attempt 2 of 3`; a job that has ended before its last allowed attempt will not run again
-    (its failure is not one that is retried, or it was cancelled), so no "of 3" promises more."""
+    (its failure is not one that is retried, or it was cancelled), so no "of 3" promises more. A job
+    run more often than its attempt says — taken over after its executor died, or run again — adds
+    its run (`attempt 1 of 1 · run 2`), as the dashboard does: its evidence is named by run."""
     if job.ended and job.attempt < job.max_attempts and job.state is not JobState.COMPLETED:
-        return f"attempt {job.attempt}, not retried"
-    return f"attempt {job.attempt} of {job.max_attempts}"
+        text = f"attempt {job.attempt}, not retried"
+    else:
+        text = f"attempt {job.attempt} of {job.max_attempts}"
+    return f"{text} · run {job.runs}" if 0 < job.attempt < job.runs else text
 
 
 def shown_time(when: datetime | None, zone: tzinfo | None = None) -> str:

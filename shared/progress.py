@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 from shared import codec
-from shared.errors import FieldViolation, ValidationError
+from shared.errors import FieldViolation, NotFoundError, ValidationError
 from shared.jobs import job_of
 from shared.model import Job, ProgressEvent
 from shared.queue import Queue
@@ -103,8 +103,16 @@ async def follow_progress(
         return
     del job, entries, top  # a live follower may stay for hours: it keeps only its cursor
     sub = await hub.subscribe(key, last)
+
+    async def still_there() -> None:
+        # Redis was away: it may have come back without its data, and then no entry ever comes.
+        async with hub.opening:
+            found = await queue.redis.exists(queue.keys.job(job_id))
+        if not found:
+            raise NotFoundError(f"job {job_id!r} is gone: Redis came back without it (its data was lost)")
+
     try:
-        async for entry_id, fields in sub.entries():
+        async for entry_id, fields in sub.entries(reconnected=still_there):
             event = codec.progress_event_from_entry(job_id, entry_id, fields)
             yield event
             if event.terminal:

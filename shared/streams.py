@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from shared.errors import ShuttingDown
+from shared.failures import Failures
 from shared.redis_errors import REDIS_ERRORS
 from shared.tasks import stop_tasks, watched
 from shared.xread import RING_COUNT, PackedXread, Position
@@ -55,14 +56,30 @@ def parse_id(entry_id: str) -> tuple[int, int]:
 class Subscription:
     key: str
     last: tuple[int, int]
-    queue: asyncio.Queue[Entry | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Entry | _Reconnected | None] = field(default_factory=asyncio.Queue)
 
-    async def entries(self) -> AsyncIterator[Entry]:
+    async def entries(self, *, reconnected: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[Entry]:
+        """The stream's entries after `last`, as the hub reads them.
+
+        `reconnected`: awaited when the hub reads again after Redis was away — what the follower
+        follows may be gone (a Redis that came back without its data); it raises to end the follow.
+        """
         while True:
             item = await self.queue.get()
             if item is None:
                 raise ShuttingDown
+            if isinstance(item, _Reconnected):
+                if reconnected is not None:
+                    await reconnected()
+                continue
             yield item
+
+
+class _Reconnected:
+    """Put in every subscription when the hub reads again after failing to."""
+
+
+RECONNECTED = _Reconnected()
 
 
 def slot_group(key: str) -> str:
@@ -125,6 +142,8 @@ class StreamHub:
         self._rewound: set[str] = set()
         self._readers: dict[str, _Reader] = {}
         self._reader_id: int | None = None
+        self._away = False  # a read failed, and none has worked since
+        self._failures = Failures(log, "stream hub read")
         self._reading = False
         self._wake_wanted = asyncio.Event()
         self._waker: asyncio.Task[None] | None = None
@@ -267,6 +286,7 @@ class StreamHub:
                     fresh, self._rewound = self._rewound, set()
                     await self._poll_then_wait(fresh)
                     delay = 0.05
+                    self._back()
                     continue
                 streams = self._streams_of(group)
                 if not streams:  # the last subscriber left while we were getting the reader's id
@@ -274,10 +294,12 @@ class StreamHub:
                 self._rewound.difference_update(streams)
                 reply = await self._read(reader, streams)
                 delay = 0.05
+                self._back()
             except REDIS_ERRORS as exc:
                 self._reader_id = None
                 self._full_due = True  # what was read before the failure is unknown: read everything
-                log.warning("stream hub read failed, retrying in %.1f s: %s", delay, exc)
+                self._away = True
+                self._failures.failed(exc, again_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -337,6 +359,15 @@ class StreamHub:
             return self._pos.get(key) == parse_id(after)
         except ValueError:
             return False
+
+    def _back(self) -> None:
+        """After a read that worked: if Redis was away before it, tell every subscriber."""
+        if self._away:
+            self._away = False
+            self._failures.worked()
+            for subs in self._subs.values():
+                for sub in subs:
+                    sub.queue.put_nowait(RECONNECTED)
 
     def _dispatch(self, key: str, entries: list[Entry]) -> None:
         subs = self._subs.get(key)

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
+from shared.failures import Failures
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -78,6 +80,7 @@ class Periodic:
         self._tolerated = tolerated
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failures = Failures(log, name)
 
     def start(self) -> None:
         self._stopping.clear()
@@ -99,8 +102,9 @@ class Periodic:
         while not self._stopping.is_set():
             try:
                 await self._work()
+                self._failures.worked()
             except self._tolerated as exc:
-                log.warning("%s failed, trying again in %.1f s: %s", self.name, self._interval_s, exc)
+                self._failures.failed(exc, again_in_s=self._interval_s)
             if await self._stopped_within(self._interval_s):
                 return
 

@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 
 from shared.alerts.outcomes import NotificationLookup, apply_entry, unowned_ends
 from shared.errors import SentinelError
+from shared.failures import Failures
 from shared.keys import ALERTS_GROUP
 from shared.queue import Queue
 from shared.redis_errors import REDIS_OR_OS_ERRORS
@@ -81,6 +82,7 @@ class EventConsumer:
         self._read_pause_s = read_pause_s
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._failures = Failures(log, "alerts: reading the events stream")
         self._last_reclaim = 0.0
         self.applied = 0  # entries handled (read and acknowledged), for tests and logs
         self.reads = 0  # XREADGROUP calls made, for tests
@@ -108,10 +110,12 @@ class EventConsumer:
             try:
                 await self.ensure_group()
                 while not self._stopping.is_set():
-                    if await self.round() < BATCH:
+                    handled = await self.round()
+                    self._failures.worked()
+                    if handled < BATCH:
                         await self._stopped_within(self._read_pause_s)
             except REDIS_OR_OS_ERRORS as exc:
-                log.warning("alerts: reading the events stream failed, again in 1 s: %s", exc)
+                self._failures.failed(exc, again_in_s=1.0)
                 with contextlib.suppress(*REDIS_OR_OS_ERRORS):
                     await self._reader.aclose()  # the next read connects anew (a cluster: asks for its slots)
             except Exception:  # a bug must not end alerting: the entry stays pending, to be taken over

@@ -18,6 +18,7 @@ from shared.alerts.deliveries import Answer, ClaimedDelivery, DeliveryState, cla
 from shared.alerts.sender import send
 from shared.alerts.urls import mask_url, open_url
 from shared.errors import SentinelError
+from shared.failures import Failures
 from shared.navigation_policy import NavigationPolicy
 from shared.queue import Queue
 from shared.redis_errors import REDIS_OR_OS_ERRORS
@@ -40,6 +41,7 @@ class Dispatcher:
         self._policy = policy
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._failures = Failures(log, "alerts: claiming deliveries")
         self._task: asyncio.Task[None] | None = None
         self._attempts: set[asyncio.Task[None]] = set()
 
@@ -72,8 +74,9 @@ class Dispatcher:
                 return
             try:
                 await self.dispatch()
+                self._failures.worked()
             except REDIS_OR_OS_ERRORS as exc:
-                log.warning("alerts: claiming deliveries failed: %s", exc)
+                self._failures.failed(exc)
 
     async def dispatch(self) -> int:
         """Claim as many due deliveries as there is room for and start an attempt for each."""

@@ -930,6 +930,26 @@ async def test_health_follows_redis(api: Harness, redis_server: RedisProcess) ->
         revived.stop()
 
 
+async def test_a_follower_is_told_its_job_is_gone_when_redis_comes_back_without_its_data(
+    api: Harness, redis_server: RedisProcess
+) -> None:
+    job_id = await submit(api)
+    stream = api.stub.StreamProgress(pb.StreamProgressRequest(job_id=job_id), timeout=60)
+    first = await stream.read()
+    assert isinstance(first, pb.ProgressEvent) and first.state == pb.JOB_STATE_PENDING
+
+    redis_server.stop()  # no persistence: it comes back empty
+    revived = start_redis(redis_server.directory, port=redis_server.port)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            for _ in range(100):
+                await stream.read()
+        assert ended.value.code() == Code.NOT_FOUND
+        assert "Redis came back without it" in (ended.value.details() or "")
+    finally:
+        revived.stop()
+
+
 async def test_reflection_lists_the_services(api: Harness) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(api.channel)
     call = stub.ServerReflectionInfo()

@@ -4,6 +4,7 @@ services' /metrics, and job context on the executor's log lines."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import urllib.request
@@ -130,3 +131,32 @@ def test_a_service_whose_port_was_taken_meanwhile_starts_on_another(
         api = stack.start("api")
     assert api.port != taken
     assert [s.name for s in stack.services] == ["api"]
+
+
+async def test_with_json_logs_every_line_an_executor_writes_is_json_through_a_job(stack: Stack) -> None:
+    """Chromium, its driver and ffmpeg are started while gRPC's threads run; gRPC's fork handlers
+    wrote a raw C-core line to stderr each time, which a log shipper reading JSON lines rejects."""
+    api = stack.start("api")
+    port = free_port()
+    log = stack.directory / "executor-json.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            SENTINEL,
+            "--log-format",
+            "json",
+            "executor",
+            env=stack.env(EXECUTOR_GRPC_PORT=str(port), EXECUTOR_GRPC_HOST="127.0.0.1"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+            stub = pb_grpc.TestExecutionStub(channel)
+            reply = await stub.Submit(request(stack.site, STEPS), timeout=10)
+            await wait_state(stub, reply.job_id, pb.JOB_STATE_COMPLETED, within=60)
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert lines and not [line for line in lines if not line.startswith("{")], log.read_text()
+    assert all(json.loads(line) for line in lines)

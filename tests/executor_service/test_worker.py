@@ -54,13 +54,17 @@ async def test_the_claim_loop_goes_on_after_a_slot_not_covered_an_unexpected_err
     async with running_worker(redis_server, redis_client, tmp_path, monkeypatch):
         await wait_for(lambda: len(calls) >= 4, within=20, what="a fourth claim, after the three errors")
     messages = [r.getMessage() for r in caplog.records if r.name == "executor_service.worker"]
-    assert any(m.startswith("claim failed, retrying") and "not covered" in m for m in messages), messages
+    assert any(m.startswith("claim failed, trying again") and "not covered" in m for m in messages), messages
     assert any(m.startswith("claim failed unexpectedly") for m in messages), messages
     assert any(m.startswith("claim cut off by a cancellation") for m in messages), messages
 
 
 async def test_lanes_lost_with_redis_data_are_made_again_by_the_claim_loop(
-    redis_server: RedisProcess, redis_client: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis_server: RedisProcess,
+    redis_client: aioredis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     queue = Queue.open(redis_client, QueueSettings())
     async with running_worker(redis_server, redis_client, tmp_path, monkeypatch):
@@ -72,6 +76,8 @@ async def test_lanes_lost_with_redis_data_are_made_again_by_the_claim_loop(
             return bool(await redis_client.exists(lane)) and bool(await redis_client.xinfo_groups(lane))
 
         await wait_for(lanes_made_again, within=20, what="the claim loop to make the lanes and their group again")
+    lost = [r for r in caplog.records if r.levelname == "ERROR" and "came back without Sentinel's data" in r.message]
+    assert lost, "the loss of Redis's data was not reported"
 
 
 async def test_a_claim_that_empties_the_lanes_is_followed_by_a_wait_not_another_claim(

@@ -240,18 +240,21 @@ async def test_a_reader_that_goes_away_ends_the_output_quietly_with_141(api: str
 
 
 @pytest.mark.parametrize(
-    ("state", "attempt", "max_attempts", "said"),
+    ("state", "attempt", "max_attempts", "runs", "said"),
     [
-        (JobState.FAILED, 1, 3, "FAILED (attempt 1, not retried)"),  # an assertion: never retried by default
-        (JobState.FAILED, 3, 3, "FAILED (attempt 3 of 3)"),
-        (JobState.COMPLETED, 1, 3, "COMPLETED (attempt 1 of 3)"),
-        (JobState.CANCELLED, 1, 3, "CANCELLED (attempt 1, not retried)"),
+        (JobState.FAILED, 1, 3, 1, "FAILED (attempt 1, not retried)"),  # an assertion: never retried by default
+        (JobState.FAILED, 3, 3, 3, "FAILED (attempt 3 of 3)"),
+        (JobState.COMPLETED, 1, 3, 1, "COMPLETED (attempt 1 of 3)"),
+        (JobState.CANCELLED, 1, 3, 1, "CANCELLED (attempt 1, not retried)"),
+        # Taken over after its executor died: the same attempt, a second run (its evidence is "2/…").
+        (JobState.COMPLETED, 1, 1, 2, "COMPLETED (attempt 1 of 1 · run 2)"),
     ],
 )
 def test_a_job_that_ended_before_its_last_attempt_does_not_promise_more(
-    state: JobState, attempt: int, max_attempts: int, said: str
+    state: JobState, attempt: int, max_attempts: int, runs: int, said: str
 ) -> None:
     out = io.StringIO()
     error = JobError(message="expected 'Hi, Ada'", category=ErrorCategory.ASSERTION)
-    render_result(Job(id="j1", state=state, attempt=attempt, max_attempts=max_attempts, error=error), out)
+    job = Job(id="j1", state=state, attempt=attempt, max_attempts=max_attempts, runs=runs, error=error)
+    render_result(job, out)
     assert out.getvalue().splitlines()[1] == f"Job j1 — {said}"
