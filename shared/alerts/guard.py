@@ -11,6 +11,8 @@ a redirect.
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -32,11 +34,26 @@ def webhook_policy(settings: AlertSettings) -> NavigationPolicy:
 PUBLIC_ONLY = webhook_policy(AlertSettings())
 
 
+#: A host that is an IPv4 address to the system's resolver though not in dotted-quad form:
+#: `127.1`, `2130706433`, `0x7f000001`, `017700000001` (inet_aton's forms).
+_INET_ATON = re.compile(r"(?:0[xX][0-9a-fA-F]+|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]+|[0-9]+)){0,3}")
+
+
 def _literal_address(url: str) -> bool:
+    """Whether the URL's host names an address without DNS: an IP address in any form the
+    system's resolver reads as one, or `localhost` (which it answers from /etc/hosts)."""
+    host = (urlsplit(url).hostname or "").strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
     try:
-        ipaddress.ip_address((urlsplit(url).hostname or "").strip("[]"))
+        ipaddress.ip_address(host)
     except ValueError:
-        return False
+        if not _INET_ATON.fullmatch(host):
+            return False
+        try:
+            socket.inet_aton(host)
+        except OSError:
+            return False
     return True
 
 
