@@ -37,14 +37,38 @@ _IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".webp", ".gif", ".ico", ".avif")
 _JSON_LINES_SUFFIXES = (".trace", ".network", ".stacks")
 
 
+#: What JavaScript's `escape()` leaves as it is; and `encodeURI()`, besides letters and digits.
+_JS_ESCAPE_SAFE = frozenset("@*_+-./")
+_ENCODE_URI_SAFE = ";,/?:@&=+$-_.!~*'()#"
+
+
+def _js_escape(text: str) -> str:
+    """JavaScript's `escape(text)`: `%XX` for other Latin-1 characters, `%uXXXX` above them (per
+    UTF-16 code unit)."""
+    units = text.encode("utf-16-le")
+    out = []
+    for i in range(0, len(units), 2):
+        code = units[i] | units[i + 1] << 8
+        char = chr(code)
+        if char.isascii() and (char.isalnum() or char in _JS_ESCAPE_SAFE):
+            out.append(char)
+        else:
+            out.append(f"%{code:02X}" if code < 256 else f"%u{code:04X}")
+    return "".join(out)
+
+
 def secret_texts(secret: str) -> list[str]:
-    """The ways `secret` can appear in text — a trace, a server's answer, an error message: as given,
-    JSON-, Python-, HTML-escaped and URL-encoded, and base64-encoded whole (standard and URL-safe,
-    padded or not, the padding URL-encoded too: a page that sends `btoa(secret)` in a query) — longest
-    first (so no form is cut by another)."""
+    """The ways `secret` can appear in text — a trace, a server's answer, an error message, a page's
+    console: as given, upper- and lower-cased, JSON-, Python-, HTML-escaped, URL-encoded (Python's and
+    JavaScript's `encodeURIComponent`, `encodeURI`, `escape`), hex-encoded (either case), and
+    base64-encoded whole (standard and URL-safe, padded or not, the padding URL-encoded too: a page
+    that sends `btoa(secret)` in a query) — longest first (so no form is cut by another). A part of a
+    secret, or a form not listed, is not found: the README says so."""
     raw = secret.encode()
     forms = {
         secret,
+        secret.upper(),
+        secret.lower(),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
         repr(secret)[1:-1],
@@ -52,6 +76,10 @@ def secret_texts(secret: str) -> list[str]:
         html.escape(secret, quote=False),
         quote(secret, safe=""),
         quote_plus(secret, safe=""),
+        quote(secret, safe=_ENCODE_URI_SAFE),
+        _js_escape(secret),
+        raw.hex(),
+        raw.hex().upper(),
     }
     for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
         forms |= {encoded, encoded.rstrip("="), quote(encoded, safe="")}

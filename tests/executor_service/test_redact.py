@@ -8,6 +8,8 @@ import zipfile
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import pytest
+
 from executor_service.redact import MASK, masked, redact_trace, secret_forms
 
 SECRET = 'pa55 "w0rd"&<me>/+'
@@ -82,3 +84,24 @@ def test_a_short_secret_or_an_unreadable_trace_means_no_trace(tmp_path: Path) ->
     broken.write_bytes(b"not a zip")
     assert redact_trace(broken, [SECRET]) == "the trace could not be read for masking (BadZipFile)"
     assert redact_trace(trace, []) is None and read(trace) == {"trace.trace": b"{}\n"}
+
+
+@pytest.mark.parametrize(
+    ("secret", "seen"),
+    [
+        # What a page's script makes of the value it was given, as Node's JavaScript makes it.
+        ("p@ss w0rd/&é+Q", "escape(v)=p@ss%20w0rd/%26%E9+Q"),
+        ("p@ss w0rd/&é+Q", "encodeURI(v)=p@ss%20w0rd/&%C3%A9+Q"),
+        ("p@ss w0rd/&é+Q", "encodeURIComponent(v)=p%40ss%20w0rd%2F%26%C3%A9%2BQ"),
+        ("日本😀 x", "escape(v)=%u65E5%u672C%uD83D%uDE00%20x"),
+        ("hunter2 pässword", "login failed for password: hunter2%20p%E4ssword"),
+        ("p@ss w0rd/&é+Q", "hex=7040737320773072642f26c3a92b51"),
+        ("p@ss w0rd/&é+Q", "HEX=7040737320773072642F26C3A92B51"),
+        ("p@ss w0rd/&é+Q", "upper=P@SS W0RD/&É+Q"),
+        ("p@ss w0rd/&é+Q", "uncaught Error: boom p@ss w0rd/&é+q"),
+    ],
+)
+def test_a_secret_a_page_encoded_as_javascript_does_is_masked(secret: str, seen: str) -> None:
+    said = masked(seen, [secret])
+    assert said.endswith("***") and "***" in said, said
+    assert secret not in said and secret.lower() not in said
