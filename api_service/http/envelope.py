@@ -43,6 +43,7 @@ CODE_OF_STATUS: dict[int, str] = {
     404: "NOT_FOUND",
     405: "UNIMPLEMENTED",
     413: "RESOURCE_EXHAUSTED",
+    414: "INVALID_ARGUMENT",
 }
 
 #: `Retry-After` (seconds) by status. Nothing below the edge says how long a limit lasts: a tenant's

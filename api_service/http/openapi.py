@@ -29,6 +29,7 @@ _REASONS = {
     404: "No such resource (or another tenant's)",
     409: "The job is in a state that does not allow this",
     413: "The body is over 1 MiB (any route that takes a body)",
+    414: "The URL is over 8 KiB",
     415: "The body is not JSON (its Content-Type is neither application/json nor application/*+json)",
     429: "The tenant's queue limit (or, creating a schedule, its schedule limit) is reached; Retry-After says"
     " when to try again",
@@ -38,7 +39,7 @@ _REASONS = {
 }
 _ERROR = {"application/json": {"schema": ref("Error")}}
 _SSE = {"text/event-stream": {"schema": {"type": "string"}}}
-_ALWAYS = (400, 401, 403, 500, 503)
+_ALWAYS = (400, 401, 403, 414, 500, 503)
 #: What a route that takes a body (every POST: `check_request` checks them all) may answer about it.
 _BODY = (413, 415)
 _RETRY_AFTER = {
@@ -101,7 +102,7 @@ def operation(
     """One operation: its success answer (`data` in the envelope, or raw `content`) and error answers."""
     success = content if content is not None else {"application/json": {"schema": envelope(data or {})}}
     responses: JSON = {str(ok): {"description": _REASONS[ok], "content": success}}
-    for status in sorted(set(errors) | (set() if open_route else set(_ALWAYS))):
+    for status in sorted(set(errors) | ({414} if open_route else set(_ALWAYS))):
         responses[str(status)] = {"description": _REASONS[status], "content": copy.deepcopy(_ERROR)}
         if status in RETRY_AFTER_S:
             responses[str(status)]["headers"] = copy.deepcopy(_RETRY_AFTER)

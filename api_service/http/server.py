@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.typedefs import Handler
 
 from api_service.http import openapi, routes_alerts, routes_queue, routes_schedules, routes_tests
@@ -150,6 +151,34 @@ def _own_origin(request: web.Request, origin: str) -> bool:
     return authority in (request.host, forwarded, first.get("host"))
 
 
+#: The longest request line aiohttp reads (its default is 8190): a longer one is refused by the HTTP
+#: parser itself, in plain text; up to this, `limit_url` answers in the envelope.
+MAX_REQUEST_LINE = 64 * 1024
+#: The longest URL (path and query) a route is asked to read: a longer one is a 414.
+MAX_URL_CHARS = 8 * 1024
+
+
+@web.middleware
+async def limit_url(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No route takes a URL over MAX_URL_CHARS (page tokens and ids are short): 414, in the envelope."""
+    if len(request.raw_path) > MAX_URL_CHARS:
+        return failure(414, "INVALID_ARGUMENT", f"the URL is over {MAX_URL_CHARS} characters")
+    return await handler(request)
+
+
+class _QuietParseErrors(logging.Filter):
+    """A request the HTTP parser could not read (a line or header over its limits, not HTTP at all)
+    is the client's mistake: one line, without the traceback that would quote its start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BadHttpMessage):
+            record.msg, record.args = "refused a request that is not readable HTTP: %s", (type(exc).__name__,)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 @web.middleware
 async def guard_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin", "")
@@ -254,7 +283,7 @@ def build_app(backend: Backend, *, listen_host: str = "") -> web.Application:
     OpenAPI document and the dashboard; `listen_host` is API_HTTP_HOST (see `hosts.trusted_host`)."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[guard_origin, envelope_errors, make_auth_middleware(backend.keys), check_request],
+        middlewares=[limit_url, guard_origin, envelope_errors, make_auth_middleware(backend.keys), check_request],
     )
     app[BACKEND] = backend
     app[NAMED_HOSTS] = named_hosts(listen_host, backend.cors_origins)
@@ -295,11 +324,15 @@ class HttpApi:
         Raises:
             OSError: the port cannot be opened; the message names API_HTTP_PORT.
         """
+        server_log = logging.getLogger("aiohttp.server")
+        if not any(isinstance(f, _QuietParseErrors) for f in server_log.filters):
+            server_log.addFilter(_QuietParseErrors())
         runner = web.AppRunner(
             build_app(backend, listen_host=host),
             handler_cancellation=True,
             access_log=None,
             shutdown_timeout=shutdown_timeout,
+            max_line_size=MAX_REQUEST_LINE,
         )
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=server_ssl(tls))

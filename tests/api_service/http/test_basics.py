@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
+
 from tests.api_service.http.conftest import Http, submit, subscribers
 
 
@@ -88,3 +90,16 @@ async def test_every_get_route_answers_head_with_the_headers_alone(http: Http) -
     # A method a route does not have is still 405, naming the ones it has.
     reply = await http.call("GET", "/queue/pause")
     assert reply.status == 405 and reply.code == "UNIMPLEMENTED" and reply.headers["Allow"] == "POST"
+
+
+async def test_a_url_too_long_is_a_414_in_the_envelope_and_one_log_line_past_the_parsers_limit(
+    http: Http, caplog: pytest.LogCaptureFixture
+) -> None:
+    long = await http.call("GET", "/tests?pageToken=" + "a" * 10_000)
+    assert (long.status, long.code) == (414, "INVALID_ARGUMENT"), long.body
+    assert long.body["message"] == "the URL is over 8192 characters"
+    # Past what the HTTP parser reads at all: its own plain 400, and one log line without the URL.
+    async with http.session.get(f"{http.base}/api/v1/tests?pageToken=" + "b" * 70_000) as resp:
+        assert resp.status == 400
+    parser = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert parser and all(r.exc_info is None and "bbbb" not in r.getMessage() for r in parser), parser
