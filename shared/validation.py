@@ -126,6 +126,7 @@ def validate_definition(definition: TestDefinition, *, path: str = "definition")
     if not definition.name.strip():
         out.append(FieldViolation(f"{path}.name", "must not be empty"))
     _check_length(out, f"{path}.name", definition.name, MAX_NAME_CHARS)
+    _check_shown_text(out, f"{path}.name", definition.name)
     if definition.base_url:
         _check_url(out, f"{path}.base_url", definition.base_url)
     if definition.viewport is not None:
@@ -516,6 +517,28 @@ def _check_range(out: list[FieldViolation], at: str, value: int, low: int, high:
     if not low <= value <= high:
         suffix = f" {unit}" if unit else ""
         out.append(FieldViolation(at, f"must be between {low} and {high}{suffix}, got {value}"))
+
+
+#: Characters that change how the text around them is shown: bidirectional embeddings, overrides
+#: and isolates (U+202A–U+202E, U+2066–U+2069). In a name they let it pass for another in a terminal,
+#: a CI log or a chat message.
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def shown_text_problem(text: str) -> str:
+    """What keeps `text` from being shown as it is ("" when nothing): a control character (C0, DEL,
+    C1: a NUL, a newline, an escape sequence) or a bidirectional control, named with its position."""
+    for i, char in enumerate(text):
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F or char in _BIDI_CONTROLS:
+            return f"must not hold control characters (U+{code:04X} at character {i + 1})"
+    return ""
+
+
+def _check_shown_text(out: list[FieldViolation], at: str, text: str) -> None:
+    problem = shown_text_problem(text)
+    if problem:
+        out.append(FieldViolation(at, problem))
 
 
 def _has_control(text: str) -> bool:

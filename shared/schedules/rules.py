@@ -22,7 +22,7 @@ from shared.schedules.model import Schedule, ScheduleSpec
 from shared.schedules.timing import Timing, timing_violations
 from shared.sealed import Sealer, seal_command
 from shared.stored_notifications import seal_notifications, shown_notifications
-from shared.validation import validate_submit
+from shared.validation import shown_text_problem, validate_submit
 
 __all__ = ["MASK_PATHS", "apply_mask", "seal_spec", "shown", "validate_spec"]
 
@@ -63,6 +63,8 @@ async def validate_spec(
         found.append(FieldViolation(f"{prefix}name", "must not be empty"))
     elif len(spec.name) > MAX_NAME_CHARS:
         found.append(FieldViolation(f"{prefix}name", f"at most {MAX_NAME_CHARS} characters"))
+    elif shown_text_problem(spec.name):
+        found.append(FieldViolation(f"{prefix}name", shown_text_problem(spec.name)))
     if spec.timing != stored:
         found += timing_violations(spec.timing, prefix=prefix)
     if spec.catchup_window_ms > MAX_CATCHUP_MS:

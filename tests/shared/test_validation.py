@@ -158,9 +158,15 @@ def test_limits_at_their_boundaries_pass() -> None:
 # --- definition ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["", "   ", "n" * 201])
+@pytest.mark.parametrize("name", ["", "   ", "n" * 201, "a\x00b", "line\nbreak", "\x1b[31mred", "paid\u202etxt.exe"])
 def test_definition_name(name: str) -> None:
     assert only(definition(name=name)).field == "definition.name"
+
+
+def test_a_name_that_would_not_show_as_it_is_names_the_character() -> None:
+    said = only(definition(name="invoice \u202egnp.exe"))
+    assert said.description == "must not hold control characters (U+202E at character 9)"
+    assert violations(definition(name="Prüfung · 検査 · فحص")) == []  # any script, as it is
 
 
 def test_steps_count_boundaries() -> None:

@@ -215,3 +215,11 @@ async def test_a_bad_schedule_names_every_field_as_the_body_spells_it(http: Http
     assert (unknown.status, unknown.code) == (404, "NOT_FOUND")
     noted = await http.call("POST", f"/schedules/{sid}/pause", body={"why": "x"})
     assert [v["field"] for v in noted.body["error"]["violations"]] == ["why"]
+
+
+async def test_a_schedule_name_with_a_control_character_is_refused(http: Http) -> None:
+    refused = await http.call("POST", "/schedules", body=schedule_body(name="nightly\u202egnp.exe"))
+    assert refused.status == 400, refused.body
+    assert refused.body["error"]["violations"] == [
+        {"field": "name", "description": "must not hold control characters (U+202E at character 8)"}
+    ]
