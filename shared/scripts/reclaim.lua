@@ -56,7 +56,9 @@ end
 -- A lease counts only while Redis is up. Right after Redis (re)started, every entry looks idle since
 -- before it went down, though its executor may have run on and be about to record the run's end:
 -- until Redis has been up for a lease, nothing is taken over, and the holders heartbeat first.
-local uptime_s = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+-- (A Redis whose INFO is renamed away answers an error here: then there is no such guard.)
+local info = redis.pcall('INFO', 'server')
+local uptime_s = type(info) == 'string' and tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
 if uptime_s and uptime_s * 1000 < tonumber(ctx.lease_ms) then left = 0 end
 
 for lane = 1, 3 do

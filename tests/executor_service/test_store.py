@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import gc
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -59,7 +60,7 @@ from shared.model import (
 from shared.queue import Queue
 from shared.settings import QueueSettings
 from shared.streams import Entry
-from tests.support import wait_for
+from tests.support import start_redis, wait_for
 
 TENANT = "default"
 CONSUMER = "consumer-1"
@@ -824,3 +825,31 @@ async def test_a_progress_write_nobody_waits_for_any_more_leaves_no_unread_error
         loop.set_exception_handler(None)
     assert calls == [1]
     assert [c.get("message") for c in unread] == []
+
+
+async def test_a_restarted_redis_lets_no_lease_be_taken_over_until_it_has_been_up_for_a_lease(tmp_path: Path) -> None:
+    """After an outage every lease looks run out (Redis kept when each was last renewed): their
+    holders get a lease to renew them before any other executor may take a run over."""
+    first = start_redis(tmp_path / "redis", aof=True)
+    port = first.port
+    client = aioredis.Redis.from_url(first.url, decode_responses=True)
+    try:
+        queue = await short_lease_queue(client)
+        job_id = await submit(queue)
+        await claim_one(queue)
+        await asyncio.sleep(EXPIRED_S)  # its lease ran out while Redis was up: it could be taken over
+        first.stop()
+        again = start_redis(tmp_path / "redis", port=port, aof=True)
+        try:
+            assert (await reclaim(queue, consumer="other", worker_id="other", count=5)).claims == []
+
+            async def up_for_a_lease() -> bool:
+                return int((await client.info("server"))["uptime_in_seconds"]) * 1000 >= LEASE_MS
+
+            await wait_for(up_for_a_lease, within=10, what="Redis to be up for a lease")
+            found = await reclaim(queue, consumer="other", worker_id="other", count=5)
+            assert [c.job_id for c in found.claims] == [job_id]
+        finally:
+            again.stop()
+    finally:
+        await client.aclose()
