@@ -830,7 +830,9 @@ async def test_a_progress_write_nobody_waits_for_any_more_leaves_no_unread_error
 async def test_a_restarted_redis_lets_no_lease_be_taken_over_until_it_has_been_up_for_a_lease(tmp_path: Path) -> None:
     """After an outage every lease looks run out (Redis kept when each was last renewed): their
     holders get a lease to renew them before any other executor may take a run over."""
-    first = start_redis(tmp_path / "redis", aof=True)
+    data = tmp_path / "redis"
+    data.mkdir()
+    first = start_redis(data, aof=True)
     port = first.port
     client = aioredis.Redis.from_url(first.url, decode_responses=True)
     try:
@@ -839,8 +841,10 @@ async def test_a_restarted_redis_lets_no_lease_be_taken_over_until_it_has_been_u
         await claim_one(queue)
         await asyncio.sleep(EXPIRED_S)  # its lease ran out while Redis was up: it could be taken over
         first.stop()
-        again = start_redis(tmp_path / "redis", port=port, aof=True)
+        again = start_redis(data, port=port, aof=True)
         try:
+            # The client's connection went with the old server: the first command reconnects.
+            await wait_for(client.ping, within=10, ignoring=(RedisConnectionError,), what="Redis back")
             assert (await reclaim(queue, consumer="other", worker_id="other", count=5)).claims == []
 
             async def up_for_a_lease() -> bool:
