@@ -216,6 +216,8 @@ class ApiServer:
             port=api.port,
             security=security,
             variable="API_GRPC_PORT",
+            # An API alone (executors elsewhere) still says so when Redis comes back without its data.
+            redis_back=queue.lanes_back if queue is not None else None,
         )
         metrics = None
         if api.metrics_port:

@@ -16,9 +16,10 @@ from executor_service.observe import log_fields
 from executor_service.recorder import Recorder
 from executor_service.store import Claim, check_progress, end_write, progress_write, release
 from shared.errors import CancelRequested, LeaseLost
+from shared.failures import Failures
 from shared.model import Progress, RunEnd
 from shared.queue import Queue
-from shared.redis_errors import REDIS_ERRORS
+from shared.redis_errors import REDIS_ERRORS, REDIS_UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ def _check(claim: Claim, written: asyncio.Future[int], checked: asyncio.Future[N
         checked.set_result(None)
 
 
+#: The shortest time (s) an end Redis answers with errors is tried for (a lease, if longer).
+MIN_END_WINDOW_S = 5.0
+
+
 class QueueLedger:
     """Claimed runs' ledger: every write carries its run's fence; the writes runs make in the same
     loop turn share one script call (`Recorder`). One ledger serves all of an executor's runs."""
@@ -80,14 +85,19 @@ class QueueLedger:
         return checked
 
     async def finish(self, claim: Claim, end: RunEnd) -> bool:
-        """Record the end of a run, retrying through a Redis outage (for up to one lease).
+        """Record the end of a run, retrying through a Redis outage for as long as it lasts.
 
-        If Redis stays away longer, the lease runs out and another executor runs the job again:
-        at-least-once execution, and the fence makes sure only one run's end is recorded. The end
-        is then not this run's to record: False, as for a stale fence.
+        While Redis does not answer, the run's lease cannot run out: no executor takes a run over
+        while the shard is away, nor for a lease after it answers (`worker.Outage`, reclaim.lua), and
+        the run stays in flight, so its heartbeats renew the lease as soon as Redis is back. If only
+        this executor could not reach Redis (a partition), the others take the run over after its
+        lease, and the fence refuses this end once it gets through: False, as for a stale fence.
+        Redis answering with an error is retried for up to a lease, then given up (False).
         """
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + max(self.queue.settings.lease_ms / 1000, 5.0)
+        window = max(self.queue.settings.lease_ms / 1000, MIN_END_WINDOW_S)
+        give_up = loop.time() + window
+        failures = Failures(log, f"job {claim.job_id}: recording its end")
         write = end_write(
             claim,
             state=end.state,
@@ -101,11 +111,17 @@ class QueueLedger:
         delay = 0.1
         while True:
             try:
-                if await self._recorder.write(write):
+                recorded = await self._recorder.write(write)
+                failures.worked()
+                if recorded:
                     return True
-                log.warning("job %s: finish refused (stale fence); another executor owns it", claim.job_id)
+                log.warning(
+                    "job %s: its end was refused (stale fence): another executor took the run over", claim.job_id
+                )
                 return False
             except REDIS_ERRORS as exc:
+                if isinstance(exc, REDIS_UNREACHABLE):
+                    give_up = loop.time() + window  # a lease counts only while Redis answers
                 if loop.time() > give_up:
                     # What the lease is for, not a fault of this executor: no traceback.
                     log.warning(
@@ -115,7 +131,7 @@ class QueueLedger:
                         extra=log_fields(claim),
                     )
                     return False
-                log.warning("job %s: cannot record its end yet (%s); retrying in %.1f s", claim.job_id, exc, delay)
+                failures.failed(exc, again_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

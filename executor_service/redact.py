@@ -37,9 +37,17 @@ _IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".webp", ".gif", ".ico", ".avif")
 _JSON_LINES_SUFFIXES = (".trace", ".network", ".stacks")
 
 
-#: What JavaScript's `escape()` leaves as it is; and `encodeURI()`, besides letters and digits.
+#: What JavaScript's `escape()` leaves as it is; `encodeURI()` and `encodeURIComponent()`, besides
+#: letters and digits (Python's `quote` keeps `_.-~` always).
 _JS_ESCAPE_SAFE = frozenset("@*_+-./")
 _ENCODE_URI_SAFE = ";,/?:@&=+$-_.!~*'()#"
+_ENCODE_URI_COMPONENT_SAFE = "-_.!~*'()"
+
+
+def _form_encoded(text: str) -> str:
+    """`URLSearchParams` / an HTML form's encoding of `text` (WHATWG urlencoded): `*-._` and
+    letters and digits kept, a space as `+`, all else percent-encoded (`~` too)."""
+    return quote(text, safe="*").replace("~", "%7E").replace("%20", "+")
 
 
 def _js_escape(text: str) -> str:
@@ -77,6 +85,8 @@ def secret_texts(secret: str) -> list[str]:
         quote(secret, safe=""),
         quote_plus(secret, safe=""),
         quote(secret, safe=_ENCODE_URI_SAFE),
+        quote(secret, safe=_ENCODE_URI_COMPONENT_SAFE),
+        _form_encoded(secret),
         _js_escape(secret),
         raw.hex(),
         raw.hex().upper(),

@@ -45,28 +45,39 @@ HEARTBEAT_RETRY_S = 0.5
 
 
 class Outage:
-    """Whether this executor may take over other runs: not while it cannot reach Redis, nor for a
-    lease after Redis answers again. A lease counts only while its holder can renew it: after an
-    outage every lease looks run out, though the runs went on and their holders are about to renew
-    them (or record their ends). Redis itself refuses takeovers for a lease after it (re)starts
-    (reclaim.lua); this covers an outage of the network between."""
+    """Whether this executor may take over runs on a shard: not while it cannot reach the shard,
+    nor for a lease after it answers again, nor in its own first lease.
+
+    A lease counts only while its holder can renew it: after an outage every lease looks run out,
+    though the runs went on and their holders are about to renew them (or record their ends). An
+    executor that started meanwhile (a restart, a scale-up on the backlog the outage left) knows
+    nothing of it, so it waits a lease too. Redis itself refuses take-overs for a lease after it
+    (re)starts (reclaim.lua); this covers an outage of the network between. Only a shard that did
+    not answer counts (`REDIS_UNREACHABLE`), never one that refused a command, and each shard on its
+    own: a shard that stays away holds up no other shard's take-overs.
+    """
 
     def __init__(self, lease_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._lease_s = lease_s
         self._clock = clock
-        self._down = False
-        self._back_at = -math.inf
+        self._started = clock()
+        self._down: set[str] = set()
+        self._back_at: dict[str, float] = {}
 
-    def failed(self) -> None:
-        self._down = True
+    def failed(self, shard: str) -> None:
+        self._down.add(shard)
 
-    def answered(self) -> None:
-        if self._down:
-            self._down = False
-            self._back_at = self._clock()
+    def down(self, shard: str) -> bool:
+        return shard in self._down
 
-    def settled(self) -> bool:
-        return not self._down and self._clock() >= self._back_at + self._lease_s
+    def answered(self, shard: str) -> None:
+        if shard in self._down:
+            self._down.discard(shard)
+            self._back_at[shard] = self._clock()
+
+    def settled(self, shard: str) -> bool:
+        since = max(self._back_at.get(shard, -math.inf), self._started)
+        return shard not in self._down and self._clock() >= since + self._lease_s
 
 
 class Worker(Runs):
@@ -167,27 +178,19 @@ class Worker(Runs):
             except Exception as exc:  # an executor whose claim loop ended would claim nothing, silently
                 if isinstance(exc, REDIS_ERRORS):
                     self._claim_failures.failed(exc, again_in_s=delay)
-                    self._outage.failed()
                 else:
                     log.exception("claim failed unexpectedly, retrying in %.1f s", delay)
                 lanes_lost = "NOGROUP" in str(exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
             if lanes_lost:
-                # Redis came back without its data (no persistence): make the lanes again.
-                log.error(
-                    "Redis holds no lanes: it came back without Sentinel's data (restarted without"
-                    " persistence, or flushed); every job queued or running before is gone. Making the"
-                    " lanes again. Check its persistence (AOF and its volume)"
-                )
                 with contextlib.suppress(*REDIS_ERRORS):
-                    await self.queue.ensure_groups()
+                    await self.queue.lanes_back()
 
     async def _claim_round(self, free: int, turn: int) -> None:
         """Claim up to `free` jobs and start them; when the lanes ran out first, wait for what lets
         another start (the claim read them to their end: claiming again would find nothing)."""
         batch = await claim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free, start=turn)
-        self._outage.answered()
         self._claim_failures.worked()
         for c in batch.claims:
             self._start(c)
@@ -226,19 +229,23 @@ class Worker(Runs):
                 for task, state in self.in_flight.values()
                 if isinstance(state.ledger, QueueLedger)
             }
-            try:
-                lost = await heartbeat(
-                    self.queue, consumer=self.worker_id, claims=[s.claim for _, s in running.values()]
-                )
-            except REDIS_ERRORS as exc:
-                if not failing:
-                    log.warning("heartbeat failed: %s", exc)
-                failing = True
-                self._outage.failed()
-                continue
-            self._outage.answered()
-            if failing:
-                failing = False
+            by_shard: dict[str, list[Claim]] = {}
+            for _, state in running.values():
+                by_shard.setdefault(self.queue.for_job(state.claim.job_id).keys.tag, []).append(state.claim)
+            lost: list[str] = []
+            was_failing, failing = failing, False
+            for shard, claims in by_shard.items():  # one shard away holds up no other's heartbeats
+                try:
+                    lost += await heartbeat(self.queue, consumer=self.worker_id, claims=claims)
+                except REDIS_ERRORS as exc:
+                    if not was_failing:
+                        log.warning("heartbeat failed: %s", exc)
+                    failing = True
+                    if isinstance(exc, REDIS_UNREACHABLE):
+                        self._outage.failed(shard)
+                    continue
+                self._outage.answered(shard)
+            if was_failing and not failing:
                 log.info("heartbeats reach Redis again: %d leases renewed", len(running))
             for job_id in lost:
                 entry = running.get(job_id)
@@ -253,27 +260,42 @@ class Worker(Runs):
             free = self.free
             if free <= 0 or self._stopping.is_set():
                 continue
-            if not self._outage.settled():
-                continue  # Redis was away less than a lease ago: the runs' holders renew their leases first
-            try:
-                found = await reclaim(self.queue, consumer=self.worker_id, worker_id=self.worker_id, count=free)
-            except REDIS_ERRORS as exc:
-                self._reclaim_failures.failed(exc)
-                self._outage.failed()
-                continue
-            self._reclaim_failures.worked()
-            self.observer.reclaimed(claims=len(found.claims), stalled=len(found.stalled))
-            if found.deleted:
-                log.info("dropped %d pending entries whose stream entries were deleted", found.deleted)
-            for job_id in found.stalled:
-                log.warning("job %s failed: stalled too many times", job_id)
-            for c in found.claims:
-                log.warning(
-                    "job %s: its lease ran out (no heartbeat of its run reached Redis); running it again",
-                    c.job_id,
-                    extra=log_fields(c),
-                )
-                self._start(c)
+            for shard in self.queue.shards:
+                free = self.free
+                if free <= 0:
+                    break
+                await self._reclaim_shard(shard, free)
+
+    async def _reclaim_shard(self, shard: Queue, free: int) -> None:
+        """Take over up to `free` runs of `shard` whose leases ran out, unless the shard was away less
+        than a lease ago (`Outage`): then only look whether it answers again."""
+        tag = shard.keys.tag
+        try:
+            if self._outage.down(tag):
+                await shard.redis.exists(shard.keys.lanes[0])  # is it back (the shard's node)? No take-over yet
+                self._outage.answered(tag)
+                return
+            if not self._outage.settled(tag):
+                return  # the runs' holders renew their leases first
+            found = await reclaim(shard.alone(), consumer=self.worker_id, worker_id=self.worker_id, count=free)
+        except REDIS_ERRORS as exc:
+            self._reclaim_failures.failed(exc)
+            if isinstance(exc, REDIS_UNREACHABLE):
+                self._outage.failed(tag)
+            return
+        self._reclaim_failures.worked()
+        self.observer.reclaimed(claims=len(found.claims), stalled=len(found.stalled))
+        if found.deleted:
+            log.info("dropped %d pending entries whose stream entries were deleted", found.deleted)
+        for job_id in found.stalled:
+            log.warning("job %s failed: stalled too many times", job_id)
+        for c in found.claims:
+            log.warning(
+                "job %s: its lease ran out (no heartbeat of its run reached Redis); running it again",
+                c.job_id,
+                extra=log_fields(c),
+            )
+            self._start(c)
 
     # --- delayed jobs and control ------------------------------------------------------------
 

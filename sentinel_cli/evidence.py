@@ -1,10 +1,12 @@
-"""`sentinel run --artifacts DIR`: the failing tests' evidence, downloaded when the run ends.
+"""`sentinel run --artifacts DIR`: the failing tests' evidence, downloaded as each test ends.
 
 A job's screenshots and trace live in the artifact store only while the job is retained, and the
-queue keeps few failed jobs by default (`QUEUE_REMOVE_ON_FAIL`): a CI run's evidence can be gone
-minutes after the run. With `--artifacts DIR` the run's end downloads every artifact of every test
-that failed or erred (`reports.outcome`: not the passed, not the skipped), and of every flaky one,
-into `DIR/<job id>/<attempt>/<file>`,
+queue keeps few failed jobs by default (`QUEUE_REMOVE_ON_FAIL`, queue-wide): a run with many
+failures, or other pipelines failing meanwhile, could see its first failures' evidence removed before
+the run ended. So each test's files are downloaded the moment it ends failed or timed out, or passed
+on a later attempt (`Downloads.ended`); at the run's end whatever else the reports count as failed,
+erred (`reports.outcome`: not the passed, not the skipped) or flaky is downloaded too. Every artifact
+goes into `DIR/<job id>/<attempt>/<file>`,
 the layout `sentinel artifacts JOB --out DIR/JOB` makes, so a CI job can keep DIR as its own artifact.
 
 The JUnit report then names each file in its test's <system-out> as a `[[ATTACHMENT|path]]` line,
@@ -32,7 +34,7 @@ from typing import TextIO
 
 from sentinel_cli import artifacts, reports
 from sentinel_cli.client import described, printable
-from sentinel_client import Artifact, AsyncClient, SentinelError
+from sentinel_client import Artifact, AsyncClient, JobState, SentinelError
 from shared.screenshots import is_failure_shot
 
 #: Tests whose files are downloaded at once (each test's files one after another).
@@ -63,6 +65,52 @@ def attachment_order(artifact: Artifact) -> tuple[int, int, str]:
     return (-artifact.attempt, kind, artifact.name)
 
 
+class Downloads:
+    """Tests' artifacts, each test's into `folder/<job id>/<attempt>/<file>`; `into` maps each job to
+    its files, in `attachment_order`, as paths under `folder` as given, as each file is done (so an
+    interrupted download still says what it got). A test whose files could not all be downloaded is
+    named on `err` with the reason, and keeps the files that were. Each test is downloaded once."""
+
+    def __init__(
+        self, client: AsyncClient, folder: Path, into: dict[str, tuple[str, ...]], *, err: TextIO = sys.stderr
+    ) -> None:
+        self._client, self._folder, self._into, self._err = client, folder, into, err
+        self._gate = asyncio.Semaphore(PARALLEL_TESTS)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def ended(self, job_id: str, name: str, *, state: JobState, attempt: int) -> None:
+        """A test ended: its files are fetched now if it failed, timed out or passed on a later attempt
+        (what the reports will want), before retention may remove its job."""
+        if state in (JobState.FAILED, JobState.TIMEOUT) or (state is JobState.COMPLETED and attempt > 1):
+            self._start(job_id, name)
+
+    async def finish(self, tests: Iterable[reports.TestReport]) -> None:
+        """Every file of `tests` (those not fetched yet now), and of every test fetched as it ended."""
+        for test in tests:
+            self._start(test.job_id, test.name)
+        await asyncio.gather(*self._tasks.values())
+
+    def _start(self, job_id: str, name: str) -> None:
+        if job_id not in self._tasks:
+            self._into[job_id] = ()
+            self._tasks[job_id] = asyncio.create_task(self._one(job_id, name))
+
+    async def _one(self, job_id: str, name: str) -> None:
+        async with self._gate:
+            try:
+                listing = sorted(await self._client.artifacts(job_id), key=attachment_order)
+                for artifact in listing:
+                    path, _ = await artifacts.download(self._client, job_id, artifact, self._folder / job_id)
+                    self._into[job_id] += (str(path),)
+            except (SentinelError, OSError) as exc:
+                why = described(exc) if isinstance(exc, SentinelError) else str(exc)
+                print(
+                    f"sentinel: the artifacts of test {printable(name)} (job {job_id}) could not all be"
+                    f" downloaded: {why}",
+                    file=self._err,
+                )
+
+
 async def download(
     client: AsyncClient,
     tests: Iterable[reports.TestReport],
@@ -71,26 +119,5 @@ async def download(
     *,
     err: TextIO = sys.stderr,
 ) -> None:
-    """Every artifact of each test into `folder/<job id>/<attempt>/<file>`; `into` maps each job to its
-    files, in `attachment_order`, as paths under `folder` as given, as each file is done (so an
-    interrupted download still says what it got). A test whose files could not all be downloaded is
-    named on `err` with the reason, and keeps the files that were."""
-    gate = asyncio.Semaphore(PARALLEL_TESTS)
-
-    async def one(test: reports.TestReport) -> None:
-        into[test.job_id] = ()
-        async with gate:
-            try:
-                listing = sorted(await client.artifacts(test.job_id), key=attachment_order)
-                for artifact in listing:
-                    path, _ = await artifacts.download(client, test.job_id, artifact, folder / test.job_id)
-                    into[test.job_id] += (str(path),)
-            except (SentinelError, OSError) as exc:
-                why = described(exc) if isinstance(exc, SentinelError) else str(exc)
-                print(
-                    f"sentinel: the artifacts of test {printable(test.name)} (job {test.job_id}) could not all be"
-                    f" downloaded: {why}",
-                    file=err,
-                )
-
-    await asyncio.gather(*(one(test) for test in tests))
+    """Every artifact of each of `tests` (`Downloads`)."""
+    await Downloads(client, folder, into, err=err).finish(tests)

@@ -393,8 +393,11 @@ async def run_suite(
             await _interrupted(client, handle.id, wanted, out)
         out.write(f"run {handle.id}: {said}\n")
         out.flush()  # the run's id, for Ctrl-C's `sentinel cancel`, before any progress
+        downloaded: dict[str, tuple[str, ...]] = {}
+        # Each failing test's evidence as it ends, before retention may remove its job.
+        early = evidence.Downloads(client, folder, downloaded) if folder is not None else None
         try:
-            run = await _follow(client, handle, out)
+            run = await _follow(client, handle, out, early)
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command; the run goes on
             await _interrupted(client, handle.id, wanted, out)
         except BrokenPipeError:
@@ -402,10 +405,9 @@ async def run_suite(
                 raise
             # The output's reader went away (`| head`): the run is still followed to its end, without
             # a word, for the reports asked for; then the pipe's end is `main`'s to report (141).
-            run = await _follow(client, handle, io.StringIO())
-            got: dict[str, tuple[str, ...]] = {}
-            await wanted.download(client, run, got)
-            wanted.write_files(run, got)
+            run = await _follow(client, handle, io.StringIO(), early)
+            await wanted.download(run, early)
+            wanted.write_files(run, downloaded)
             raise
         except (UnavailableError, DeadlineExceededError) as exc:  # lost for longer than the SDK rides out
             rest = f"sentinel status {handle.id} shows it, sentinel cancel {handle.id} stops it"
@@ -416,9 +418,8 @@ async def run_suite(
                 file=sys.stderr,
             )
             return 2
-        downloaded: dict[str, tuple[str, ...]] = {}
         try:
-            await wanted.download(client, run, downloaded)
+            await wanted.download(run, early)
         except asyncio.CancelledError:  # Ctrl-C: the run has ended; the reports name what was downloaded
             wanted.write(run, out, downloaded)
             raise Interrupted(
@@ -436,14 +437,21 @@ async def run_suite(
     return 0 if all(t.state is JobState.COMPLETED for t in run.tests) else 1
 
 
-async def _follow(client: AsyncClient, handle: AsyncRunHandle, out: TextIO) -> Run:
-    """Show the run's progress until it ends (or its stream does); the run as it then stands."""
+async def _follow(
+    client: AsyncClient, handle: AsyncRunHandle, out: TextIO, downloads: evidence.Downloads | None = None
+) -> Run:
+    """Show the run's progress until it ends (or its stream does); the run as it then stands. Each
+    test that ends is told to `downloads`, which fetches a failing one's evidence at once."""
     run = await client.get_run(handle.id)
-    view = LiveView(out, row_labels(run.tests), tty=out.isatty())
+    labels = row_labels(run.tests)
+    view = LiveView(out, labels, tty=out.isatty())
     try:
         async for item in handle.events():
             if isinstance(item, ProgressEvent):
                 view.show(item)
+                if item.terminal and downloads is not None:
+                    label = labels.get(item.job_id, item.job_id)
+                    downloads.ended(item.job_id, label, state=item.state, attempt=item.attempt)
             else:
                 run = item
     finally:
@@ -462,11 +470,11 @@ class _Reports:
     started: datetime
     artifacts: Path | None = None  # `--artifacts`: where the failing tests' files go
 
-    async def download(self, client: AsyncClient, run: Run, into: dict[str, tuple[str, ...]]) -> None:
-        """The failing tests' artifacts, into `artifacts` when asked; `into` maps each job id to the
-        files' paths as they come."""
-        if self.artifacts is not None:
-            await evidence.download(client, evidence.wanted(to_report(run)), self.artifacts, into)
+    async def download(self, run: Run, downloads: evidence.Downloads | None) -> None:
+        """The failing and flaky tests' artifacts, when asked (`downloads`, which fetched those that
+        ended failing already): what it does not have yet, then all of it done."""
+        if downloads is not None:
+            await downloads.finish(evidence.wanted(to_report(run)))
 
     def write_files(self, run: Run, files: Mapping[str, tuple[str, ...]] | None = None) -> list[str]:
         """Write the reports asked for, naming the downloaded `files`; their paths."""

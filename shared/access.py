@@ -162,15 +162,16 @@ class KeyFile:
         self.path = path
         self._clock = clock
         self._seen = self._identity()
+        self._refused: tuple[int, int, int, int] | None = None  # the identity last refused, said once
         self._ring = KeyRing.from_file(path)
         self._checked = clock()
 
-    def _identity(self) -> tuple[int, int, int] | None:
+    def _identity(self) -> tuple[int, int, int, int] | None:
         try:
             found = os.stat(self.path)
         except OSError:
             return None
-        return (found.st_ino, found.st_size, found.st_mtime_ns)
+        return (found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
     @property
     def ring(self) -> KeyRing:
@@ -180,12 +181,17 @@ class KeyFile:
             self._checked = now
             seen = self._identity()
             if seen != self._seen:
-                self._seen = seen
                 try:
                     self._ring = KeyRing.from_file(self.path)
-                    log.info("keys file %s read again: %d keys", self.path, len(self._ring.entries))
                 except ConfigError as exc:
-                    log.error("%s; the keys read before stay in force", exc)
+                    # Tried again at each look until it is read (a permission fixed by chmod changes
+                    # no identity); said once per change.
+                    if seen != self._refused:
+                        self._refused = seen
+                        log.error("%s; the keys read before stay in force", exc)
+                else:
+                    self._seen = self._refused = seen
+                    log.info("keys file %s read again: %d keys", self.path, len(self._ring.entries))
         return self._ring
 
     def identify(self, key: str) -> Principal | None:
@@ -220,6 +226,17 @@ def authorize(keys: Keys | None, key: str, *, needed: Role, action: str, how: st
     if principal.role < needed:
         raise PermissionDeniedError(f"{action} needs the {needed.label} role; this key is a {principal.role.label}")
     return principal
+
+
+def still_admitted(first: Principal, now: Principal) -> None:
+    """An open stream's caller, admitted again (`now`), is still the one it opened for (`first`).
+
+    Raises:
+        UnauthenticatedError: the key now belongs to another tenant (or has another role): the
+            stream serves what its opening was allowed to see, and must be opened again.
+    """
+    if now != first:
+        raise UnauthenticatedError("this API key changed tenant or role since the stream opened: open it again")
 
 
 def figures_scope(principal: Principal) -> str | None:

@@ -16,6 +16,7 @@ from shared.errors import FieldViolation, NotFoundError, ValidationError
 from shared.jobs import job_of
 from shared.model import Job, ProgressEvent
 from shared.queue import Queue
+from shared.redis_errors import REDIS_ERRORS
 from shared.schema import EntryField, EventField
 from shared.streams import Announces, Entry, StreamHub, parse_id
 
@@ -106,8 +107,11 @@ async def follow_progress(
 
     async def still_there() -> None:
         # Redis was away: it may have come back without its data, and then no entry ever comes.
-        async with hub.opening:
-            found = await queue.redis.exists(queue.keys.job(job_id))
+        try:
+            async with hub.opening:
+                found = await queue.redis.exists(queue.keys.job(job_id))
+        except REDIS_ERRORS:
+            return  # Redis is away again: looked at at its next return
         if not found:
             raise NotFoundError(f"job {job_id!r} is gone: Redis came back without it (its data was lost)")
 

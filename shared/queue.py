@@ -12,6 +12,7 @@ lists them all (see `shared.shards` for where each operation goes). The client i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import cast
 
@@ -27,6 +28,8 @@ from shared.keys import GROUP, Keys
 from shared.scripts import Scripts, encode_context
 from shared.settings import QueueSettings, RedisSettings
 from shared.shards import new_id, shard_of
+
+log = logging.getLogger(__name__)
 
 
 def connect(settings: RedisSettings, **overrides: object) -> aioredis.Redis:
@@ -92,6 +95,10 @@ class Queue:
             return (self,)
         return tuple(self if keys == self.keys else replace(self, keys=keys) for keys in self.layouts)
 
+    def alone(self) -> Queue:
+        """This shard as a queue of its own: a call that visits every shard visits this one only."""
+        return self if len(self.layouts) <= 1 else replace(self, layouts=(self.keys,))
+
     def _shard(self, index: int) -> Queue:
         return self if len(self.layouts) <= 1 else self.shards[index]
 
@@ -108,15 +115,30 @@ class Queue:
         count = len(self.layouts)
         return new_id(self.layouts.index(self.keys) if count > 1 else 0, count)
 
-    async def ensure_groups(self) -> None:
-        """Create every shard's lane streams and their consumer group if they do not exist yet."""
+    async def ensure_groups(self) -> int:
+        """Create every shard's lane streams and their consumer group if they do not exist yet; how
+        many lanes had to be made."""
+        made = 0
         for shard in self.shards:
             for lane in shard.keys.lanes:
                 try:
                     await self.redis.xgroup_create(lane, GROUP, id="0", mkstream=True)
+                    made += 1
                 except aioredis.ResponseError as exc:
                     if "BUSYGROUP" not in str(exc):
                         raise
+        return made
+
+    async def lanes_back(self) -> None:
+        """After Redis was away: make the lanes again if it came back without them, and say so — it
+        came back without Sentinel's data (no persistence, a lost volume, a flush), and every job
+        queued or running before is gone. A service calls this when Redis answers again."""
+        if await self.ensure_groups():
+            log.error(
+                "Redis came back without Sentinel's data (restarted without persistence, its volume lost,"
+                " or flushed): every job queued or running before is gone. The lanes are made again;"
+                " check Redis's persistence (AOF and its volume)"
+            )
 
     def context(self, **members: object) -> str:
         """ARGV[1] of a script call: the queue's layout and limits, then `members` (which win).

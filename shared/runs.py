@@ -42,7 +42,13 @@ from shared.progress import follow_progress
 from shared.queue import Queue
 from shared.schema import JobField, RunField
 from shared.streams import StreamHub
-from shared.validation import MAX_ID_CHARS, validate_definition, validate_options, validate_own_options
+from shared.validation import (
+    MAX_ID_CHARS,
+    new_definition_violations,
+    validate_definition,
+    validate_options,
+    validate_own_options,
+)
 
 __all__ = ["MAX_PARALLEL", "MAX_TESTS", "RunSubmitted", "cancel_run", "follow_run", "get_run", "submit_run"]
 
@@ -79,6 +85,7 @@ def validate_run(command: RunCommand) -> None:
     found += validate_options(command.options, path="options")
     for i, test in enumerate(command.tests[:MAX_TESTS]):
         found += validate_definition(test.definition, path=f"tests[{i}].definition")
+        found += new_definition_violations(test.definition, path=f"tests[{i}].definition")
         found += _own_option_violations(command.options, test, path=f"tests[{i}].options")
     if found:
         raise ValidationError(found)

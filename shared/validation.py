@@ -107,6 +107,7 @@ def validate_submit(command: SubmitCommand, *, prefix: str = "") -> None:
             last of which then says how many more were found).
     """
     found = validate_definition(command.definition, path=f"{prefix}definition")
+    found += new_definition_violations(command.definition, path=f"{prefix}definition")
     found += validate_options(command.options, path=f"{prefix}options")
     _check_length(found, f"{prefix}user_id", command.user_id, MAX_ID_CHARS)
     _check_length(found, f"{prefix}request_id", command.request_id, MAX_ID_CHARS)
@@ -126,7 +127,6 @@ def validate_definition(definition: TestDefinition, *, path: str = "definition")
     if not definition.name.strip():
         out.append(FieldViolation(f"{path}.name", "must not be empty"))
     _check_length(out, f"{path}.name", definition.name, MAX_NAME_CHARS)
-    _check_shown_text(out, f"{path}.name", definition.name)
     if definition.base_url:
         _check_url(out, f"{path}.base_url", definition.base_url)
     if definition.viewport is not None:
@@ -520,9 +520,18 @@ def _check_range(out: list[FieldViolation], at: str, value: int, low: int, high:
 
 
 #: Characters that change how the text around them is shown: bidirectional embeddings, overrides
-#: and isolates (U+202A–U+202E, U+2066–U+2069). In a name they let it pass for another in a terminal,
-#: a CI log or a chat message.
-_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+#: and isolates (U+202A–U+202E, U+2066–U+2069), and the line and paragraph separators (U+2028,
+#: U+2029: a line break in many log viewers and chat clients). In a name they let it pass for another
+#: in a terminal, a CI log or a chat message.
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029))
+
+
+def new_definition_violations(definition: TestDefinition, *, path: str = "definition") -> list[FieldViolation]:
+    """What a definition submitted now may not hold, though one stored before may (the executor runs
+    it as `validate_definition` has it): a name that would not be shown as it is."""
+    out: list[FieldViolation] = []
+    _check_shown_text(out, f"{path}.name", definition.name)
+    return out
 
 
 def shown_text_problem(text: str) -> str:

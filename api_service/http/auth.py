@@ -74,8 +74,14 @@ def make_auth_middleware(keys: access.Keys | None) -> Middleware:
         def admit() -> access.Principal:
             return access.authorize(keys, key, needed=needed, action=name, how=HOW)
 
-        request[CALLER] = admit()
-        request[ADMIT] = admit  # an event stream checks its caller again before each event it sends
+        first = request[CALLER] = admit()
+
+        def admit_again() -> access.Principal:
+            again = admit()
+            access.still_admitted(first, again)
+            return again
+
+        request[ADMIT] = admit_again  # an event stream checks its caller again before each event it sends
         return await handler(request)
 
     return authenticate

@@ -54,6 +54,8 @@ FIELDS: dict[str, str] = {
 READ_ONLY = frozenset(
     {"id", "testName", "tags", "nextFires", "recentRuns", "fired", "skipped", "missed", "createdAt", "updatedAt"}
 )
+#: Fields a PATCH may not set to null: they have no default.
+NO_DEFAULT = ("name", "test")
 #: Stands in for the test of a PATCH that does not change it (never stored: its path is not in the mask).
 _UNCHANGED = SubmitCommand(definition=TestDefinition(name="", steps=()), options=JobOptions())
 
@@ -76,6 +78,11 @@ def schedule_from_json(body: Mapping[str, Any], *, patch: bool = False) -> tuple
         found.append(FieldViolation("test", "is required: the test each fire runs, as POST /tests/execute takes it"))
     if patch and not body:
         found.append(FieldViolation("body", f"give at least one field to change: {', '.join(sorted(FIELDS))}"))
+    found += [
+        FieldViolation(key, "has no default to set back to: give a value")
+        for key in NO_DEFAULT
+        if key in body and body[key] is None
+    ]
     value: dict[str, Any] = {key: body[key] for key in FIELDS if body.get(key) is not None}
     text = {key: text_field(found, key, value[key]) for key in ("name", "cron", "timezone", "note") if key in value}
     numbers = {

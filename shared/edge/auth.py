@@ -166,11 +166,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or not handler.response_streaming or self._keys is None:
             return handler
-        return _rechecking(handler, lambda: self.authorize(method, details.invocation_metadata))
+        return _rechecking(
+            handler, lambda: access.still_admitted(principal, self.authorize(method, details.invocation_metadata))
+        )
 
 
 def _rechecking(
-    handler: grpc.RpcMethodHandler[Any, Any], admit: Callable[[], Principal]
+    handler: grpc.RpcMethodHandler[Any, Any], admit: Callable[[], object]
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """`handler`, its stream ending with the caller's key: before each message its key is checked
     again, so a key taken out of the keys file (or given a lower role) gets nothing more, and the

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 import redis.asyncio as aioredis
@@ -60,6 +60,7 @@ def open_port(
     security: SecuritySettings,
     variable: str,
     without_redis: Sequence[str] = (),
+    redis_back: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[HealthReporter, int]:
     """Add health and reflection for `services` (and the health names `without_redis`, which
     follow draining only) and listen on `host:port`.
@@ -71,7 +72,7 @@ def open_port(
         OSError: the port cannot be opened; the message names `variable`, the setting to change.
         ConfigError: a TLS file is unreadable, holds no PEM, or its key is another's or encrypted.
     """
-    health = HealthReporter(server, services, redis, without_redis=without_redis)
+    health = HealthReporter(server, services, redis, without_redis=without_redis, redis_back=redis_back)
     enable_reflection(server, services)
     bound = listen(server, host, port, security.tls)
     if bound == 0:

@@ -13,8 +13,10 @@ Service asks for it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
@@ -52,6 +54,13 @@ SERVER_OPTIONS = [
 ]
 
 
+def _run_ids(server: Mapping[str, Any]) -> tuple[str, ...]:
+    """The run ids in an `INFO server` answer: one server's, or a cluster client's (by node)."""
+    if "run_id" in server:
+        return (str(server["run_id"]),)
+    return tuple(sorted(str(node.get("run_id", "")) for node in server.values() if isinstance(node, Mapping)))
+
+
 class HealthReporter:
     """Keeps grpc.health.v1 statuses in line with Redis reachability and draining."""
 
@@ -62,8 +71,11 @@ class HealthReporter:
         redis: aioredis.Redis | None,
         *,
         without_redis: Sequence[str] = (),
+        redis_back: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`services` follow Redis and draining; `without_redis` names follow draining only."""
+        """`services` follow Redis and draining; `without_redis` names follow draining only;
+        `redis_back` is awaited when Redis is another server than at the last check (it restarted, or
+        another took over), however briefly it was away."""
         self.servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
         self._services = ["", *services]
@@ -71,6 +83,8 @@ class HealthReporter:
         self._redis = redis
         self._draining = False
         self._redis_ok = False
+        self._run: tuple[str, ...] | None = None  # the Redis server(s) last seen: their run ids
+        self._redis_back = redis_back
         self._watch: Periodic | None = None
 
     async def start(self, interval_s: float = 1.0) -> None:
@@ -91,11 +105,21 @@ class HealthReporter:
             await self._publish()
             return
         try:
-            ok = bool(await asyncio.wait_for(self._redis.ping(), timeout=2))
+            server = await asyncio.wait_for(self._redis.info("server"), timeout=2)
+            ok = True
         except REDIS_OR_OS_ERRORS:
-            ok = False
+            server, ok = {}, False
         if ok != self._redis_ok:
             log.log(logging.INFO if ok else logging.WARNING, "redis %s", "reachable" if ok else "unreachable")
+        # Redis restarted (or another server took over) since the last check, however briefly it was
+        # away: what it came back with is to be looked at.
+        run = _run_ids(server)
+        back = ok and self._run is not None and run != self._run
+        if ok:
+            self._run = run
+        if back and self._redis_back is not None:
+            with contextlib.suppress(*REDIS_OR_OS_ERRORS):
+                await self._redis_back()
         self._redis_ok = ok
         await self._publish()
 

@@ -13,6 +13,7 @@ from typing import Any, TypeAlias, cast
 import grpc
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions as redis_exceptions
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -931,7 +932,7 @@ async def test_health_follows_redis(api: Harness, redis_server: RedisProcess) ->
 
 
 async def test_a_follower_is_told_its_job_is_gone_when_redis_comes_back_without_its_data(
-    api: Harness, redis_server: RedisProcess
+    api: Harness, redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     job_id = await submit(api)
     stream = api.stub.StreamProgress(pb.StreamProgressRequest(job_id=job_id), timeout=60)
@@ -946,6 +947,17 @@ async def test_a_follower_is_told_its_job_is_gone_when_redis_comes_back_without_
                 await stream.read()
         assert ended.value.code() == Code.NOT_FOUND
         assert "Redis came back without it" in (ended.value.details() or "")
+
+        # The API, with no executor beside it, says so and makes the lanes again.
+        async def lanes_made_again() -> bool:
+            try:
+                return bool(await api.redis.xinfo_groups(api.keys.lanes[0]))
+            except (redis_exceptions.ResponseError, redis_exceptions.ConnectionError):
+                return False
+
+        await wait_for(lanes_made_again, within=10, what="the API to make the lanes again")
+        lost = [r for r in caplog.records if r.levelname == "ERROR" and "without Sentinel's data" in r.getMessage()]
+        assert len(lost) == 1, lost
     finally:
         revived.stop()
 

@@ -134,3 +134,30 @@ async def test_exit_codes_every_test_passed_bad_usage_and_no_api(
 
     unreachable = await sentinel(stack, f"127.0.0.1:{free_port()}", "run", str(tests))
     assert unreachable.returncode == 2 and "UNAVAILABLE" in unreachable.stderr
+
+
+async def test_each_failing_tests_evidence_is_downloaded_as_it_ends_before_retention_removes_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The queue keeps few failed jobs (here 1, cleaned every 0.3 s: what other pipelines' failures
+    do to a run's first ones): waiting for the run's end to download would find the first gone."""
+    stack.start("executor")
+    api = stack.start("api", QUEUE_REMOVE_ON_FAIL="1", QUEUE_CLEAN_INTERVAL_MS="300")
+    root = tmp_path / "failing"
+    for n in range(3):
+        write(root / f"wrong-{n}.json", {"name": f"wrong {n}", "baseUrl": stack.site, "steps": FAILING})
+    report = tmp_path / "report.json"
+    args = ("run", str(root), "--parallel", "1", "--json", str(report), "--artifacts", "evidence")
+    done = await sentinel(stack, f"127.0.0.1:{api.port}", *args, cwd=tmp_path)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "could not all be downloaded" not in done.stderr, done.stderr
+    tests = json.loads(report.read_text(encoding="utf-8"))["tests"]
+    assert len(tests) == 3
+    for test in tests:
+        files = test["artifactFiles"]
+        assert [Path(f).name for f in files] == ["step-01-failure.png", "trace.zip"], test
+        assert all((tmp_path / f).stat().st_size > 0 for f in files)
+    asked = [await sentinel(stack, f"127.0.0.1:{api.port}", "status", t["jobId"]) for t in tests]
+    gone = [t["name"] for t, said in zip(tests, asked, strict=True) if "NOT_FOUND" in said.stderr]
+    assert len(gone) >= 2, gone  # retention removed them from the queue: their evidence is kept here

@@ -93,6 +93,9 @@ def test_a_short_secret_or_an_unreadable_trace_means_no_trace(tmp_path: Path) ->
         ("p@ss w0rd/&é+Q", "escape(v)=p@ss%20w0rd/%26%E9+Q"),
         ("p@ss w0rd/&é+Q", "encodeURI(v)=p@ss%20w0rd/&%C3%A9+Q"),
         ("p@ss w0rd/&é+Q", "encodeURIComponent(v)=p%40ss%20w0rd%2F%26%C3%A9%2BQ"),
+        ("p@ss!word", "encodeURIComponent(v)=p%40ss!word"),  # `!*'()` stay as they are
+        ("a b~c*d(e)", "encodeURIComponent(v)=a%20b~c*d(e)"),
+        ("a b~c*d(e)", "new URLSearchParams({v}).toString()=v=a+b%7Ec*d%28e%29"),
         ("日本😀 x", "escape(v)=%u65E5%u672C%uD83D%uDE00%20x"),
         ("hunter2 pässword", "login failed for password: hunter2%20p%E4ssword"),
         ("p@ss w0rd/&é+Q", "hex=7040737320773072642f26c3a92b51"),

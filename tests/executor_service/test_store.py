@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from executor_service import ledger as ledger_module
 from executor_service import recorder as recorder_module
 from executor_service import store as store_module
 from executor_service.ledger import QueueLedger
@@ -777,14 +778,16 @@ async def test_a_record_call_cut_off_by_a_cancellation_fails_its_writers_instead
 async def test_an_end_redis_refuses_for_a_whole_lease_is_left_to_the_take_over_with_one_warning(
     redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """What the lease is for: the run's end is not this run's to record any more (False, as for a
-    stale fence), said as a warning, with no traceback and no "unexpected error"."""
-    queue = await short_lease_queue(redis_client)  # tried for 5 s, the shortest it tries for
+    """What the lease is for: Redis answers, but with an error, for longer than the run's end is tried
+    for; the end is not this run's to record any more (False, as for a stale fence), said as a
+    warning, with no traceback and no "unexpected error"."""
+    queue = await short_lease_queue(redis_client)
     await submit(queue)
     run = await claim_one(queue)
+    monkeypatch.setattr(ledger_module, "MIN_END_WINDOW_S", 0.5)
 
     async def refused(*_: object) -> list[int]:
-        raise RedisConnectionError("Connection refused")
+        raise ResponseError("BUSY Redis is busy running a script")
 
     monkeypatch.setattr(recorder_module, "record", refused)
     end = RunEnd(state=JobState.COMPLETED, progress=progress(100))
@@ -793,6 +796,30 @@ async def test_an_end_redis_refuses_for_a_whole_lease_is_left_to_the_take_over_w
     last = caplog.records[-1]
     assert last.levelname == "WARNING" and "could not record its end within its lease" in last.getMessage()
     assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_an_end_is_tried_for_as_long_as_redis_cannot_be_reached_and_recorded_once_it_can(
+    redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While Redis does not answer no lease runs out (nothing is taken over while it is away, nor for
+    a lease after): a run that ended in an outage longer than the end's window still records it."""
+    queue = await short_lease_queue(redis_client)
+    await submit(queue)
+    run = await claim_one(queue)
+    monkeypatch.setattr(ledger_module, "MIN_END_WINDOW_S", 0.2)
+    real = recorder_module.record
+    loop = asyncio.get_running_loop()
+    away_until = loop.time() + 1.5  # Redis away for over seven of the end's windows
+
+    async def away_then_back(*args: Any, **kwargs: Any) -> Any:
+        if loop.time() < away_until:
+            raise RedisConnectionError("Connection refused")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(recorder_module, "record", away_then_back)
+    end = RunEnd(state=JobState.COMPLETED, progress=progress(100))
+    assert await asyncio.wait_for(QueueLedger(queue).finish(run, end), timeout=30) is True
+    assert (await job_hash(queue, run.job_id))["state"] == "completed"
 
 
 async def test_a_progress_write_nobody_waits_for_any_more_leaves_no_unread_error(

@@ -210,18 +210,21 @@ async def running_worker(
         await blocking.aclose()
 
 
-def test_no_run_is_taken_over_while_redis_is_away_nor_for_a_lease_after_it_answers_again() -> None:
+def test_no_run_is_taken_over_while_a_shard_is_away_nor_for_a_lease_after_it_answers_again() -> None:
     now = [100.0]
     outage = Outage(lease_s=15, clock=lambda: now[0])
-    assert outage.settled()
-    outage.answered()  # answering without an outage changes nothing
-    assert outage.settled()
-    outage.failed()
-    assert not outage.settled()
+    assert not outage.settled("a")  # an executor's own first lease: it knows nothing of what was
+    now[0] += 15
+    assert outage.settled("a") and outage.settled("b")
+    outage.answered("a")  # answering without an outage changes nothing
+    assert outage.settled("a")
+    outage.failed("a")
+    assert outage.down("a") and not outage.settled("a")
+    assert outage.settled("b")  # one shard away holds up no other's take-overs
     now[0] += 60
-    outage.answered()
-    assert not outage.settled()  # every lease looks run out: the holders renew them first
+    outage.answered("a")
+    assert not outage.down("a") and not outage.settled("a")  # every lease looks run out: holders renew first
     now[0] += 14.9
-    assert not outage.settled()
+    assert not outage.settled("a")
     now[0] += 0.1
-    assert outage.settled()
+    assert outage.settled("a")

@@ -289,7 +289,7 @@ async def test_a_key_taken_out_of_the_keys_file_is_refused_without_a_restart_eve
 
 
 def test_a_keys_file_is_read_again_when_it_changes_and_a_broken_one_leaves_the_last_keys_in_force(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "keys.json"
     made = write_keys(path)
@@ -307,3 +307,44 @@ def test_a_keys_file_is_read_again_when_it_changes_and_a_broken_one_leaves_the_l
     path.unlink()
     now[0] += KeyFile.CHECK_S
     assert keys.identify(made["acme-submitter"]) is not None
+    assert caplog.text.count("stay in force") == 2  # once per change, not at every look
+    # A file that could not be read at one look is read at the next, though nothing about it changed
+    # since (a mode fixed with chmod changes neither its size nor its modification time).
+    fresh = write_keys(path)
+    unreadable = ConfigError("SENTINEL_API_KEYS_FILE cannot be read: Permission denied")
+    with monkeypatch.context() as patched:
+        patched.setattr(KeyRing, "from_file", classmethod(lambda cls, p: (_ for _ in ()).throw(unreadable)))
+        now[0] += KeyFile.CHECK_S
+        assert keys.identify(made["acme-submitter"]) is not None  # the old keys, still
+    now[0] += KeyFile.CHECK_S
+    assert keys.identify(made["acme-submitter"]) is None and keys.identify(fresh["acme-submitter"]) is not None
+
+
+async def test_an_open_stream_ends_when_its_key_is_moved_to_another_tenant(api: Api, tmp_path: Path) -> None:
+    viewer = api.md("acme-viewer")
+    first = (await api.jobs.Submit(request("first"), metadata=api.md("acme-submitter"))).job_id
+    watch = api.admin.WatchEvents(pb.WatchEventsRequest(cursor="0-0"), metadata=viewer, timeout=30)
+    for _ in range(100):
+        opened = await watch.read()
+        assert isinstance(opened, pb.QueueEvent), opened
+        if opened.job_id == first:
+            break
+    keys_file = tmp_path / "keys.json"
+    entries = json.loads(keys_file.read_text())["keys"]
+    for entry in entries:
+        if entry["sha256"] == hash_key(api.keys["acme-viewer"]):
+            entry["tenant"] = "globex"
+    staged = keys_file.with_suffix(".new")
+    staged.write_text(json.dumps({"keys": entries}))
+    staged.replace(keys_file)
+
+    async def moved() -> bool:
+        return (await api.jobs.ListJobs(pb.ListJobsRequest(), metadata=viewer, timeout=5)).jobs == []
+
+    await wait_for(moved, within=10, what="the key to act for globex")
+    await api.jobs.Submit(request("second"), metadata=api.md("acme-submitter"))
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        for _ in range(100):
+            event = await watch.read()
+            assert isinstance(event, pb.QueueEvent) and event.job_id == first, f"after the move: {event}"
+    assert ended.value.code() is Code.UNAUTHENTICATED

@@ -163,10 +163,22 @@ def test_definition_name(name: str) -> None:
     assert only(definition(name=name)).field == "definition.name"
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029"])
+def test_a_line_or_paragraph_separator_in_a_name_is_refused(separator: str) -> None:
+    assert only(definition(name=f"login{separator}fake line")).field == "definition.name"
+
+
 def test_a_name_that_would_not_show_as_it_is_names_the_character() -> None:
     said = only(definition(name="invoice \u202egnp.exe"))
     assert said.description == "must not hold control characters (U+202E at character 9)"
     assert violations(definition(name="Prüfung · 検査 · فحص")) == []  # any script, as it is
+
+
+def test_a_definition_stored_before_the_name_rule_still_runs() -> None:
+    """The executor checks a job as `validate_definition` has it: a schedule stored before names had
+    to be shown as they are (a tab in its test's name) still fires and runs."""
+    assert v.validate_definition(definition(name="nightly\tcheck")) == []
+    assert only(definition(name="nightly\tcheck")).field == "definition.name"  # a new submit is refused
 
 
 def test_steps_count_boundaries() -> None:

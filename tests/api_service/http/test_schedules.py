@@ -209,6 +209,11 @@ async def test_a_bad_schedule_names_every_field_as_the_body_spells_it(http: Http
     sid = made.data["id"]
     empty = await http.call("PATCH", f"/schedules/{sid}", body={})
     assert [v["field"] for v in empty.body["error"]["violations"]] == ["body"]
+    unset = await http.call("PATCH", f"/schedules/{sid}", body={"test": None, "name": None})
+    assert unset.body["error"]["violations"] == [
+        {"field": "name", "description": "has no default to set back to: give a value"},
+        {"field": "test", "description": "has no default to set back to: give a value"},
+    ], unset.body
     both = await http.call("PATCH", f"/schedules/{sid}", body={"cron": "*/5 * * * *", "intervalMs": 60_000})
     assert both.status == 400 and both.body["error"]["violations"][0]["field"] == "cron", both.body
     unknown = await http.call("PATCH", "/schedules/no-such-schedule", body={"name": "x"})
