@@ -167,6 +167,12 @@ def state_name(state: JobState | None) -> str:
     return state.name if state else "-"
 
 
+def bar_text(done: float, width: int = 30) -> str:
+    """A progress bar of `width` cells, `done` (0..1) of them full: for a terminal only."""
+    filled = max(0, min(width, int(done * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
 class ProgressView:
     """Renders progress events: a live bar on a terminal, one line per change otherwise."""
 
@@ -178,10 +184,10 @@ class ProgressView:
 
     def show(self, event: ProgressEvent) -> None:
         p = event.progress
-        filled = p.percentage * 30 // 100
-        bar = "█" * filled + "░" * (30 - filled)
         steps = f" step {p.current_step}/{p.total_steps}" if p.total_steps else ""
-        line = f"{self._label}[{bar}] {p.percentage:3d}% {state_name(event.state):<9}{steps}  {p.message}"
+        # The bar on a terminal only: a CI log gets plain lines (in any encoding its agent has).
+        bar = f"[{bar_text(p.percentage / 100)}] " if self._tty else ""
+        line = f"{self._label}{bar}{p.percentage:3d}% {state_name(event.state):<9}{steps}  {p.message}"
         if self._tty:
             self._out.write("\r\x1b[2K" + line[:160])
             if event.terminal:

@@ -35,6 +35,7 @@ from sentinel_cli.arguments import file_problem, folder_problem
 from sentinel_cli.client import (
     LABEL_WIDTH,
     Interrupted,
+    bar_text,
     described,
     open_client,
     printable,
@@ -254,8 +255,9 @@ class LiveView:
     def _overall(self) -> str:
         total = len(self.names)
         done = self._done()
-        filled = done * _BAR // total if total else _BAR
-        return f"[{'█' * filled}{'░' * (_BAR - filled)}] {done}/{total} tests done"
+        said = f"{done}/{total} tests done"
+        # The bar on a terminal only: a CI log gets plain lines (in any encoding its agent has).
+        return f"[{bar_text(done / total if total else 1, _BAR)}] {said}" if self.tty else said
 
     def _line(self, event: ProgressEvent) -> str:
         name = self.names.get(event.job_id, event.job_id)[:LABEL_WIDTH]

@@ -161,3 +161,27 @@ async def test_each_failing_tests_evidence_is_downloaded_as_it_ends_before_reten
     asked = [await sentinel(stack, f"127.0.0.1:{api.port}", "status", t["jobId"]) for t in tests]
     gone = [t["name"] for t, said in zip(tests, asked, strict=True) if "NOT_FOUND" in said.stderr]
     assert len(gone) >= 2, gone  # retention removed them from the queue: their evidence is kept here
+
+
+async def test_an_output_that_is_not_utf8_gets_plain_lines_and_the_run_its_reports(
+    stack: Stack, api_stub: pb_grpc.TestExecutionStub, tmp_path: Path
+) -> None:
+    """A CI agent whose output is ASCII or cp1252 (Windows Jenkins agents): no bar (plain lines when
+    not a terminal), what cannot be encoded is escaped, and a passing run exits 0 with its report."""
+    stack.start("executor")
+    api = f"127.0.0.1:{stack.services[0].port}"
+    write(tmp_path / "suite" / "greet.json", {"name": "grüß · 検査", "baseUrl": stack.site, "steps": PASSING})
+    junit = tmp_path / "junit.xml"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [SENTINEL, "run", str(tmp_path / "suite"), "--junit", str(junit)],
+        env=stack.env(SENTINEL_API=api, PYTHONIOENCODING="ascii"),
+        capture_output=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr).decode("ascii", "replace")
+    out = done.stdout.decode("ascii")  # every byte is ASCII
+    assert "1/1 tests done" in out and "[" not in out.split("tests done")[0].splitlines()[-1]
+    assert "gr\\xfc\\xdf" in out  # the name, escaped
+    [testsuite] = list(JUnitXml.fromfile(str(junit)))
+    assert [case.name for case in testsuite] == ["grüß · 検査"]
