@@ -19,6 +19,7 @@ its tests show.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import socket
@@ -398,8 +399,9 @@ async def run_suite(
         downloaded: dict[str, tuple[str, ...]] = {}
         # Each failing test's evidence as it ends, before retention may remove its job.
         early = evidence.Downloads(client, folder, downloaded) if folder is not None else None
+        seen: list[Run] = []  # the run as it last stood, should the API be lost
         try:
-            run = await _follow(client, handle, out, early)
+            run = await _follow(client, handle, out, early, seen)
         except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the command; the run goes on
             await _interrupted(client, handle.id, wanted, out)
         except BrokenPipeError:
@@ -413,10 +415,21 @@ async def run_suite(
             raise
         except (UnavailableError, DeadlineExceededError) as exc:  # lost for longer than the SDK rides out
             rest = f"sentinel status {handle.id} shows it, sentinel cancel {handle.id} stops it"
-            unwritten = "; no report written" if wanted.junit or wanted.json else ""
+            said = ""
+            if (wanted.junit or wanted.json) and seen:
+                # What is known goes to the CI server: tests still running count as errors, those not
+                # started as skipped, each with what it had reached.
+                if early is not None:
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(INTERRUPT_GRACE):
+                            await early.finish(())
+                paths = wanted.write_files(seen[0], downloaded)
+                said = f"; reports written as the run stood then: {', '.join(paths)}"
+            elif wanted.junit or wanted.json:
+                said = "; no report written"
             print(
                 f"sentinel: lost the API while following run {handle.id} ({described(exc)}); it goes on: {rest}"
-                + unwritten,
+                + said,
                 file=sys.stderr,
             )
             return 2
@@ -440,11 +453,18 @@ async def run_suite(
 
 
 async def _follow(
-    client: AsyncClient, handle: AsyncRunHandle, out: TextIO, downloads: evidence.Downloads | None = None
+    client: AsyncClient,
+    handle: AsyncRunHandle,
+    out: TextIO,
+    downloads: evidence.Downloads | None = None,
+    seen: list[Run] | None = None,
 ) -> Run:
     """Show the run's progress until it ends (or its stream does); the run as it then stands. Each
-    test that ends is told to `downloads`, which fetches a failing one's evidence at once."""
+    test that ends is told to `downloads`, which fetches a failing one's evidence at once; `seen`
+    holds the run as it last stood, for a report should the API be lost."""
+    seen = seen if seen is not None else []
     run = await client.get_run(handle.id)
+    seen[:] = [run]
     labels = row_labels(run.tests)
     view = LiveView(out, labels, tty=out.isatty())
     try:
@@ -456,6 +476,7 @@ async def _follow(
                     downloads.ended(item.job_id, label, state=item.state, attempt=item.attempt)
             else:
                 run = item
+                seen[:] = [run]
     finally:
         view.close()
     if not run.ended:  # the stream ended early (the API shut down): the latest word on the run

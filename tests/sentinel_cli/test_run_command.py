@@ -24,7 +24,18 @@ from junitparser import JUnitXml, Skipped
 
 from sentinel_cli import run_command
 from sentinel_cli.client import Interrupted
-from sentinel_client import AsyncClient, ErrorCategory, JobError, JobState, Run, RunState, RunTest, RunTestSource
+from sentinel_client import (
+    AsyncClient,
+    ErrorCategory,
+    JobError,
+    JobState,
+    Run,
+    RunState,
+    RunTest,
+    RunTestSource,
+    UnavailableError,
+)
+from sentinel_client._async import AsyncRunHandle
 from sentinel_client._requests import run_request
 from shared.errors import ValidationError
 from tests.sentinel_cli.test_client import SENTINEL, WAITS, interrupted, sentinel, write
@@ -405,3 +416,26 @@ async def _proxy(target: str | None) -> AsyncIterator[tuple[str, asyncio.Event, 
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
         await server.wait_closed()
+
+
+async def test_an_api_lost_for_longer_than_the_sdk_rides_out_still_leaves_the_reports(
+    api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CI server gets a JUnit file as the run last stood (a test not started yet is skipped), and
+    the exit code says the infrastructure failed (2), not a test."""
+    test = write(tmp_path / "t.json", {"name": "t", "steps": WAITS})
+    junit = tmp_path / "junit.xml"
+
+    async def lost(self: AsyncRunHandle) -> AsyncIterator[Any]:
+        raise UnavailableError("the API did not answer")
+        yield  # pragma: no cover - an async generator
+
+    monkeypatch.setattr(AsyncRunHandle, "events", lost)
+    code = await run_command.run_suite(api, [test], junit=str(junit), out=io.StringIO())
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "lost the API while following run" in err and f"reports written as the run stood then: {junit}" in err
+    [suite] = list(JUnitXml.fromfile(str(junit)))
+    [case] = list(suite)
+    assert suite.tests == 1 and isinstance(case.result[0], Skipped)
