@@ -96,8 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--artifacts",
         metavar="DIR",
-        help="when the run ends, download the failing tests' screenshots and traces into DIR/<job id>/"
+        help="download the failing tests' screenshots and traces into DIR/<job id>/, each as it ends"
         " (the reports name them)",
+    )
+    run.add_argument(
+        "--cancel-on-interrupt",
+        action="store_true",
+        help="on Ctrl-C or SIGTERM (a CI job cancelled or timed out), cancel the run's tests before the"
+        " reports are written (default: the run goes on)",
     )
     run.add_argument("--tag", action="append", default=[], metavar="T", help="tag every test (repeatable)")
     run.add_argument("--parallel", type=arguments.count, default=0, metavar="N", help="at most N tests at once")
@@ -204,6 +210,7 @@ def _call_api(args: argparse.Namespace) -> int:
                 priority=args.priority,
                 name=args.name,
                 dry_run=args.dry_run,
+                cancel_on_interrupt=args.cancel_on_interrupt,
             )
         )
     if args.command == "status":

@@ -352,6 +352,7 @@ async def run_suite(
     priority: str | None = None,
     name: str = "",
     dry_run: bool = False,
+    cancel_on_interrupt: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """`sentinel run`: 0 when every test passed, 1 when any did not, 2 for invalid tests (every
@@ -372,7 +373,7 @@ async def run_suite(
         options["priority"] = priority
     run_name = name or " ".join(paths)[:200]
     folder = evidence.attachable(Path(artifacts)) if artifacts else None
-    wanted = _Reports(junit, json_report, datetime.now(UTC), folder)
+    wanted = _Reports(junit, json_report, datetime.now(UTC), folder, cancel_on_interrupt)
     began = time.monotonic()
     said = f"{len(files)} test(s){f', {parallel} at a time' if parallel else ''}"
     async with open_client(address) as client:
@@ -428,8 +429,7 @@ async def run_suite(
             elif wanted.junit or wanted.json:
                 said = "; no report written"
             print(
-                f"sentinel: lost the API while following run {handle.id} ({described(exc)}); it goes on: {rest}"
-                + said,
+                f"sentinel: lost the API while following run {handle.id} ({described(exc)}); it goes on: {rest}" + said,
                 file=sys.stderr,
             )
             return 2
@@ -492,6 +492,7 @@ class _Reports:
     json: str | None
     started: datetime
     artifacts: Path | None = None  # `--artifacts`: where the failing tests' files go
+    cancel: bool = False  # `--cancel-on-interrupt`: Ctrl-C and SIGTERM cancel the run first
 
     async def download(self, run: Run, downloads: evidence.Downloads | None) -> None:
         """The failing and flaky tests' artifacts, when asked (`downloads`, which fetched those that
@@ -547,9 +548,17 @@ _NO_WORD = (UnavailableError, DeadlineExceededError, CallCancelledError, Interna
 
 
 async def _interrupted(client: AsyncClient, run_id: str, wanted: _Reports, out: TextIO) -> NoReturn:
-    """After Ctrl-C: the reports as the run stands (tests still running are errors, those not started
-    skipped), then `Interrupted` naming the run and the command that cancels it."""
+    """After Ctrl-C: the run cancelled if asked (`--cancel-on-interrupt`), the reports as the run
+    stands (tests still running are errors, those not started skipped), then `Interrupted` naming
+    the run and, if it goes on, the command that cancels it."""
     said = f"interrupted; run {run_id} goes on (sentinel cancel {run_id} stops it)"
+    if wanted.cancel:
+        try:
+            async with asyncio.timeout(INTERRUPT_GRACE):
+                await client.cancel_run(run_id)
+            said = f"interrupted; run {run_id} cancelled"
+        except (TimeoutError, SentinelError) as exc:
+            said += f"; cancelling it failed ({exc or 'the API did not answer in time'})"
     if wanted.junit or wanted.json:
         try:
             async with asyncio.timeout(INTERRUPT_GRACE):

@@ -439,3 +439,20 @@ async def test_an_api_lost_for_longer_than_the_sdk_rides_out_still_leaves_the_re
     [suite] = list(JUnitXml.fromfile(str(junit)))
     [case] = list(suite)
     assert suite.tests == 1 and isinstance(case.result[0], Skipped)
+
+
+async def test_a_cancelled_ci_job_cancels_its_run_when_asked(api: str, tmp_path: Path) -> None:
+    """`--cancel-on-interrupt`: GitLab's cancel or Jenkins' abort (SIGTERM) stops the tests too, so a
+    cancelled pipeline leaves no executor busy with it."""
+    test = write(tmp_path / "t.json", {"name": "t", "steps": WAITS})
+    junit = tmp_path / "junit.xml"
+    code, out, err = await interrupted(
+        api, "run", test, "--junit", str(junit), "--cancel-on-interrupt", ready=r"run \S+: 1 test", sig=signal.SIGTERM
+    )
+    run_id = out.split()[1].rstrip(":")
+    assert code == 143
+    assert err == f"sentinel: terminated (SIGTERM); run {run_id} cancelled\n"
+    async with AsyncClient(api) as client:
+        assert (await client.get_run(run_id)).state is RunState.CANCELLED
+    [suite] = list(JUnitXml.fromfile(str(junit)))
+    assert suite.tests == 1 and isinstance(next(iter(suite)).result[0], Skipped)
