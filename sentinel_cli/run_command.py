@@ -42,7 +42,7 @@ from sentinel_cli.client import (
     printable,
     render_tests,
     row_labels,
-    run_counts,
+    run_tally,
     show_invalid,
     sigterm_as_interrupt,
 )
@@ -281,7 +281,7 @@ class LiveView:
 
 def render_summary(run: Run, out: TextIO) -> None:
     """A table of every test: state, time, and where a failing one failed."""
-    out.write(f"\nRun {run.id} — {run.state.name} ({run_counts(run)})\n")
+    out.write(f"\nRun {run.id} — {run.state.name} ({run_tally(run)})\n")
     render_tests(run, out)
 
 

@@ -456,3 +456,15 @@ async def test_a_cancelled_ci_job_cancels_its_run_when_asked(api: str, tmp_path:
         assert (await client.get_run(run_id)).state is RunState.CANCELLED
     [suite] = list(JUnitXml.fromfile(str(junit)))
     assert suite.tests == 1 and isinstance(next(iter(suite)).result[0], Skipped)
+
+
+def test_the_summary_counts_flaky_tests_as_the_readme_shows() -> None:
+    failed = JobError(message="expected 'Hi, Ada'", category=ErrorCategory.ASSERTION)
+    tests = (
+        RunTest(job_id="j1", name="flaky", state=JobState.COMPLETED, attempt=2, error=failed),
+        RunTest(job_id="j2", name="steady", state=JobState.COMPLETED, attempt=1),
+        RunTest(job_id="j3", name="broken", state=JobState.FAILED, attempt=1, error=failed),
+    )
+    out = io.StringIO()
+    run_command.render_summary(Run(id="r1", name="", state=RunState.FAILED, tests=tests), out)
+    assert out.getvalue().splitlines()[1] == "Run r1 — FAILED (2 passed (1 flaky), 1 failed)"
