@@ -127,6 +127,12 @@ class Connection:
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf
         ):
             raise ConfigError(f"timeout must be a number of seconds > 0 (or None), got {timeout!r}")
+        if api_key and (not api_key.isprintable() or any(c.isspace() for c in api_key)):
+            # A gRPC metadata value cannot hold it; said here, without the key, not as gRPC's traceback.
+            raise ConfigError(
+                "the API key (SENTINEL_API_KEY) holds a space, a line break or another control character:"
+                " a key is one word (one pasted with a line break?)"
+            )
         return cls(
             target=check_target(target or DEFAULT_TARGET),
             api_key=api_key or None,

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,14 @@ def test_a_job_that_ended_before_its_last_attempt_does_not_promise_more(
     job = Job(id="j1", state=state, attempt=attempt, max_attempts=max_attempts, runs=runs, error=error)
     render_result(job, out)
     assert out.getvalue().splitlines()[1] == f"Job j1 — {said}"
+
+
+async def test_an_api_key_pasted_with_a_line_break_is_a_configuration_error_naming_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
+    env |= {"SENTINEL_API": "127.0.0.1:9", "SENTINEL_API_KEY": "snt_first-half\nsecond-half"}
+    done = await asyncio.to_thread(
+        subprocess.run, [SENTINEL, "jobs"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("sentinel: configuration error: the API key (SENTINEL_API_KEY) holds")
+    assert "second-half" not in done.stderr and "Traceback" not in done.stderr
