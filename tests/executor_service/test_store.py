@@ -807,7 +807,7 @@ async def test_an_end_is_tried_for_as_long_as_redis_cannot_be_reached_and_record
     await submit(queue)
     run = await claim_one(queue)
     monkeypatch.setattr(ledger_module, "MIN_END_WINDOW_S", 0.2)
-    real = recorder_module.record
+    real = store_module.record
     loop = asyncio.get_running_loop()
     away_until = loop.time() + 1.5  # Redis away for over seven of the end's windows
 
