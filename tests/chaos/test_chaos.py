@@ -20,7 +20,7 @@ from shared.keys import Keys
 from tests.chaos.conftest import DurableStack
 from tests.e2e.conftest import Service
 from tests.e2e.helpers import request, wait_state
-from tests.support import closed_port, start_redis, wait_for
+from tests.support import closed_port, wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(360)]
 
@@ -136,38 +136,6 @@ async def test_a_job_running_five_leases_while_heartbeating_is_never_redelivered
     assert len(claims) == 1, "the job was claimed more than once"
     events = await entries(redis_of, KEYS.events)
     assert not [f for _, f in events if f.get("job") == reply.job_id and f.get("kind") == "stalled"]
-
-
-async def test_a_run_that_ends_while_redis_is_down_is_recorded_once_redis_is_back_not_run_again(
-    stack: DurableStack, api_stub: pb_grpc.TestExecutionStub, redis_of: aioredis.Redis
-) -> None:
-    """Redis (AOF) goes away while a job runs, and stays away for over two leases after the run ended.
-    Every lease looks run out when Redis returns, but the run's holder kept trying to record the end
-    all along, renews the lease and records it before any executor may take the run over: the job
-    completes once, from its one run."""
-    # A lease of 6 s (heartbeats every 2 s): once Redis answers, the holder has a lease to renew it,
-    # room enough on a loaded machine; its retries to record the end outlast any number of leases.
-    lease_ms = 6000
-    env = {"QUEUE_LEASE_MS": str(lease_ms), "QUEUE_STALLED_INTERVAL_MS": "100"}
-    executors = [stack.start("executor", **env) for _ in range(2)]
-    reply = await api_stub.Submit(quick(stack.site, ms=500), timeout=10)
-    await wait_state(api_stub, reply.job_id, pb.JOB_STATE_RUNNING, within=60)
-    port, directory = stack.redis.port, stack.redis.directory
-    stack.redis.stop(kill=True)
-    # The chaos itself, not a wait for a result: the run (0.5 s) ends soon after Redis went away, and
-    # Redis stays away for over two leases more (the holder gave up after one, before).
-    await asyncio.sleep(2 * lease_ms / 1000 + 1)
-    stack.redis = start_redis(directory, port=port, aof=True)
-    job = await wait_state(api_stub, reply.job_id, pb.JOB_STATE_COMPLETED, within=60)
-
-    assert (job.attempt, job.runs) == (1, 1), "the job was run again"
-    progress = await entries(redis_of, KEYS.progress(reply.job_id))
-    claims = [f for _, f in progress if f.get("msg", "").startswith("Claimed by")]
-    assert len(claims) == 1, f"the job was claimed more than once: {claims}"
-    events = await entries(redis_of, KEYS.events)
-    assert not [f for _, f in events if f.get("job") == reply.job_id and f.get("kind") == "stalled"]
-    for executor in executors:
-        assert executor.process.poll() is None
 
 
 async def test_a_poison_job_is_dead_lettered_after_exactly_its_attempts_on_schedule(
